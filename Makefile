@@ -1,0 +1,83 @@
+# jobq. `make run` builds and starts the server; `make test` builds and runs
+# every test. Both install the Debian packages they need when missing.
+
+CC      ?= cc
+VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.1.0-dev)
+PKGS    := libmicrohttpd libevent jansson sqlite3 libcurl
+WARN    := -Wall -Wextra -Wformat=2 -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+           -Wno-missing-field-initializers -Werror
+BASE_CFLAGS = -std=c17 -D_GNU_SOURCE -Isrc $(WARN) -DJOBQ_VERSION='"$(VERSION)"' \
+              $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LIBS     = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
+SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+SRC      := $(shell find src -name '*.c' | sort)
+LIB_SRC  := $(filter-out src/main.c,$(SRC))
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+
+# Release build (build/) and sanitizer build for tests (build/san/).
+REL_OBJ  := $(LIB_SRC:%.c=build/obj/%.o)
+SAN_OBJ  := $(LIB_SRC:%.c=build/san/obj/%.o)
+
+.PHONY: all run test unit integration bench deps clean format-check
+all: build/jobq
+
+# Debian packages; installed only when something is missing.
+DEB_PKGS := build-essential pkg-config libmicrohttpd-dev libevent-dev libjansson-dev \
+            libsqlite3-dev libcurl4-openssl-dev libcmocka-dev python3-pytest python3-requests
+deps:
+	@missing=""; for p in $(DEB_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+build/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "CC $<"; $(CC) $(BASE_CFLAGS) -O2 -g -MMD -MP -c $< -o $@
+
+build/san/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "CC(san) $<"; $(CC) $(BASE_CFLAGS) -O1 -g $(SAN) -MMD -MP -c $< -o $@
+
+build/jobq: $(REL_OBJ) build/obj/src/main.o
+	$(CC) -o $@ $^ $(LIBS)
+
+build/san/jobq: $(SAN_OBJ) build/san/obj/src/main.o
+	$(CC) $(SAN) -o $@ $^ $(LIBS)
+
+build/san/test_%: tests/unit/test_%.c $(SAN_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) -O1 -g $(SAN) -o $@ $^ $(LIBS) -lcmocka
+
+build/bench/loadgen: bench/loadgen.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) -O2 -g -o $@ $< $(LIBS)
+
+run: deps
+	$(MAKE) build/jobq
+	./build/jobq serve
+
+UNIT_BINS := $(UNIT_SRC:tests/unit/test_%.c=build/san/test_%)
+
+unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+
+integration: build/san/jobq build/jobq
+	JOBQ_BIN=$(CURDIR)/build/san/jobq /usr/bin/python3 -m pytest -q tests/integration
+
+test: deps
+	$(MAKE) unit
+	$(MAKE) integration
+
+bench: deps
+	$(MAKE) build/jobq build/bench/loadgen
+	bench/run.sh
+
+clean:
+	rm -rf build
+
+-include $(shell find build -name '*.d' 2>/dev/null)

@@ -1,0 +1,28 @@
+/*
+ * api: jobq's HTTP/JSON contract (docs/api.md), mapped onto the engine and
+ * the store. Each resource has its own file; router.c dispatches to them.
+ *
+ * Threads: the loop thread only. Ownership: the api borrows the engine and
+ * store from the server, which outlives every request.
+ */
+#ifndef JOBQ_API_H
+#define JOBQ_API_H
+
+#include <stdbool.h>
+
+#include "core/config.h"
+#include "engine/engine.h"
+#include "http/request.h"
+#include "store/store.h"
+
+typedef struct api {
+    engine_t *engine;
+    store_t *store;
+    const config_t *cfg;
+    bool draining; /* shutting down: no new work, finish the old */
+} api_t;
+
+/* The http_route_fn: ud is the api_t. */
+void api_route(void *ud, http_req_t *r);
+
+#endif

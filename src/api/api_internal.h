@@ -1,0 +1,74 @@
+/*
+ * api_internal: what the resource files share: handler signatures, the
+ * per-request call state, and the reply helpers that wait for durability.
+ */
+#ifndef JOBQ_API_INTERNAL_H
+#define JOBQ_API_INTERNAL_H
+
+#include "api/api.h"
+
+/* State a handler keeps across deferred steps; lives in the request. */
+typedef struct api_call {
+    http_req_t *r;
+    api_t *api;
+    json_t *body;         /* the parsed request body, owned */
+    store_waiter_t durable;
+    int status;           /* reply held back until durable */
+    json_t *reply;        /* owned until sent */
+    job_t *job;           /* a parsed job not yet handed to the engine */
+    json_t *jobs;         /* batch: parsed specs */
+    job_t **batch;        /* batch: parsed jobs, owned until enqueued */
+    size_t nbatch;
+    int outstanding;      /* store reads still in flight */
+    engine_waiter_t lease;
+    const char *queues[ENGINE_LEASE_MAX];
+    void (*cont)(struct api_call *c);
+} api_call_t;
+
+typedef void (*api_handler_fn)(api_call_t *c);
+
+/* The call state for r, created on first use. NULL if out of memory (the
+ * request has then been answered). */
+api_call_t *api_call(http_req_t *r, api_t *api);
+
+/* Sends body (stolen) once every write queued so far is durable. */
+void api_reply_durable(api_call_t *c, int status, json_t *body);
+void api_reply_problem(api_call_t *c, const problem_t *p);
+void api_reply_error(api_call_t *c, err_t type, const char *field, const char *detail);
+
+/* Runs c->cont once job `id` is in the engine if it exists at all: finished
+ * jobs may have been evicted from memory and are fetched from the store. */
+void api_with_job(api_call_t *c, const char *id, void (*cont)(api_call_t *c));
+
+/* Refuses a write while the store cannot commit or the server is draining. */
+bool api_refuse_writes(api_call_t *c, bool refuse_when_draining);
+
+/* The public JSON of a job; with_lease adds its lease_id (lease responses). */
+json_t *api_job_json(const job_t *j, bool with_lease);
+/* Turns a stored document into its public form, in place. */
+void api_doc_public(json_t *doc);
+
+/* Validates a path id; replies 400 and returns false if it is malformed. */
+bool api_valid_id(api_call_t *c, const char *id);
+
+/* Handlers, by resource. */
+void api_enqueue(api_call_t *c);
+void api_enqueue_batch(api_call_t *c);
+void api_get_job(api_call_t *c);
+void api_list_jobs(api_call_t *c);
+void api_cancel(api_call_t *c);
+void api_retry(api_call_t *c);
+void api_delete(api_call_t *c);
+void api_lease(api_call_t *c);
+void api_heartbeat(api_call_t *c);
+void api_complete(api_call_t *c);
+void api_fail(api_call_t *c);
+void api_ack(api_call_t *c);
+void api_queues(api_call_t *c);
+void api_pause(api_call_t *c);
+void api_resume(api_call_t *c);
+void api_stats(api_call_t *c);
+void api_health_live(api_call_t *c);
+void api_health_ready(api_call_t *c);
+
+#endif

@@ -1,0 +1,275 @@
+/* /v1/jobs: enqueue (one or a batch), read, list, cancel, retry, delete. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api_internal.h"
+#include "util/clock.h"
+
+#define BATCH_MAX 1000
+#define LIST_MAX 1000
+#define LIST_DEFAULT 100
+
+static int64_t now_ms(void) { return clock_now_ms(); }
+
+/* ---- POST /v1/jobs ---- */
+
+static void enqueue_parsed(api_call_t *c)
+{
+    bool created;
+    const job_t *out;
+    problem_t p;
+    job_t *job = c->job;
+    c->job = NULL; /* the engine owns it from here, whatever happens */
+    if (engine_enqueue(c->api->engine, job, &created, &out, &p) != ERR_OK) {
+        api_reply_problem(c, &p);
+        return;
+    }
+    api_reply_durable(c, created ? 201 : 200, api_job_json(out, false));
+}
+
+void api_enqueue(api_call_t *c)
+{
+    problem_t p;
+    if (api_refuse_writes(c, true))
+        return;
+    if (!(c->body = http_body_json(c->r, false, &p)) ||
+        job_parse_spec(c->body, &c->api->cfg->job, now_ms(), &c->job, &p) != ERR_OK) {
+        api_reply_problem(c, &p);
+        return;
+    }
+    if (json_object_get(c->body, "id"))
+        api_with_job(c, c->job->id, enqueue_parsed); /* it may exist, finished, in the store */
+    else
+        enqueue_parsed(c);
+}
+
+/* ---- POST /v1/jobs/batch ---- */
+
+static void batch_reply_problem(api_call_t *c, size_t i, problem_t *p)
+{
+    char prefix[32];
+    snprintf(prefix, sizeof prefix, "jobs[%zu]%s", i, p->field[0] ? "." : "");
+    problem_prefix_field(p, prefix);
+    api_reply_problem(c, p);
+}
+
+/* All-or-nothing: every job is checked before any is accepted. */
+static void batch_enqueue(api_call_t *c)
+{
+    problem_t p;
+    for (size_t i = 0; i < c->nbatch; i++) {
+        bool clash = false;
+        for (size_t k = 0; k < i && !clash; k++)
+            clash = strcmp(c->batch[k]->id, c->batch[i]->id) == 0 &&
+                    !job_same_spec(c->batch[k], c->batch[i]);
+        if (clash) {
+            problem_set(&p, ERR_CONFLICT, "id", "id %s appears twice with different content",
+                        c->batch[i]->id);
+            batch_reply_problem(c, i, &p);
+            return;
+        }
+        if (engine_enqueue_check(c->api->engine, c->batch[i], &p) != ERR_OK) {
+            batch_reply_problem(c, i, &p);
+            return;
+        }
+    }
+    json_t *out = json_array();
+    for (size_t i = 0; i < c->nbatch; i++) {
+        bool created;
+        const job_t *j;
+        job_t *job = c->batch[i];
+        c->batch[i] = NULL;
+        if (engine_enqueue(c->api->engine, job, &created, &j, &p) == ERR_OK)
+            json_array_append_new(out, api_job_json(j, false));
+    }
+    api_reply_durable(c, 201, json_pack("{s:o}", "jobs", out));
+}
+
+static void batch_loaded(api_call_t *c)
+{
+    if (--c->outstanding == 0)
+        batch_enqueue(c);
+}
+
+static int parse_batch(api_call_t *c, problem_t *p)
+{
+    json_t *jobs = json_object_get(c->body, "jobs");
+    const char *key;
+    json_t *v;
+    json_object_foreach(c->body, key, v) {
+        if (strcmp(key, "jobs") != 0)
+            return problem_set(p, ERR_VALIDATION, key, "unknown field %s", key), -1;
+    }
+    if (!json_is_array(jobs) || json_array_size(jobs) < 1 || json_array_size(jobs) > BATCH_MAX)
+        return problem_set(p, ERR_VALIDATION, "jobs", "jobs must be an array of 1-%d jobs",
+                           BATCH_MAX), -1;
+    c->nbatch = json_array_size(jobs);
+    if (!(c->batch = calloc(c->nbatch, sizeof *c->batch)))
+        return problem_set(p, ERR_UNAVAILABLE, "", "out of memory"), -1;
+    int64_t now = now_ms();
+    for (size_t i = 0; i < c->nbatch; i++) {
+        if (job_parse_spec(json_array_get(jobs, i), &c->api->cfg->job, now, &c->batch[i], p)) {
+            char prefix[32];
+            snprintf(prefix, sizeof prefix, "jobs[%zu]%s", i, p->field[0] ? "." : "");
+            problem_prefix_field(p, prefix);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void api_enqueue_batch(api_call_t *c)
+{
+    problem_t p;
+    if (api_refuse_writes(c, true))
+        return;
+    if (!(c->body = http_body_json(c->r, false, &p)) || parse_batch(c, &p) != 0) {
+        api_reply_problem(c, &p);
+        return;
+    }
+    /* Explicit ids may name finished jobs that live only in the store. */
+    json_t *specs = json_object_get(c->body, "jobs");
+    c->outstanding = 1;
+    for (size_t i = 0; i < c->nbatch; i++) {
+        if (json_object_get(json_array_get(specs, i), "id") &&
+            !engine_get(c->api->engine, c->batch[i]->id)) {
+            c->outstanding++;
+            api_with_job(c, c->batch[i]->id, batch_loaded);
+        }
+    }
+    batch_loaded(c);
+}
+
+/* ---- GET /v1/jobs/{id} ---- */
+
+static void on_stored_job(void *ud, json_t *doc, const char *error)
+{
+    api_call_t *c = ud;
+    if (error)
+        api_reply_error(c, ERR_UNAVAILABLE, "", "the store could not be read");
+    else if (!json_is_object(doc))
+        api_reply_error(c, ERR_NOT_FOUND, "id", "no job with that id");
+    else {
+        json_t *copy = json_deep_copy(doc);
+        api_doc_public(copy);
+        http_reply_json(c->r, 200, copy);
+    }
+}
+
+void api_get_job(api_call_t *c)
+{
+    const char *id = http_param(c->r, 0);
+    if (!api_valid_id(c, id))
+        return;
+    const job_t *j = engine_get(c->api->engine, id);
+    if (j) {
+        http_reply_json(c->r, 200, api_job_json(j, false));
+        return;
+    }
+    http_defer(c->r);
+    store_get_job(c->api->store, id, on_stored_job, c);
+}
+
+/* ---- GET /v1/jobs ---- */
+
+static void on_list(void *ud, json_t *result, const char *error)
+{
+    api_call_t *c = ud;
+    if (error) {
+        api_reply_error(c, ERR_UNAVAILABLE, "", "the store could not be read");
+        return;
+    }
+    json_t *copy = json_deep_copy(result);
+    size_t i;
+    json_t *doc;
+    json_array_foreach(json_object_get(copy, "jobs"), i, doc)
+        api_doc_public(doc);
+    http_reply_json(c->r, 200, copy);
+}
+
+static int parse_cursor(const char *s, store_query_t *q, problem_t *p)
+{
+    char *end;
+    long long t = strtoll(s, &end, 10);
+    if (end == s || *end != ':' || !job_name_valid(end + 1))
+        return problem_set(p, ERR_VALIDATION, "cursor", "cursor is not one this server gave"), -1;
+    q->has_cursor = true;
+    q->cursor_created_at = t;
+    q->cursor_id = end + 1;
+    return 0;
+}
+
+static int parse_list_query(api_call_t *c, store_query_t *q, problem_t *p)
+{
+    const char *queue = http_query(c->r, "queue"), *state = http_query(c->r, "state"),
+               *type = http_query(c->r, "type"), *limit = http_query(c->r, "limit"),
+               *cursor = http_query(c->r, "cursor");
+    job_state_t st;
+    *q = (store_query_t){ .queue = queue, .state = state, .type = type, .limit = LIST_DEFAULT };
+    if (queue && !job_name_valid(queue))
+        return problem_set(p, ERR_VALIDATION, "queue", "queue is not a valid name"), -1;
+    if (type && !job_name_valid(type))
+        return problem_set(p, ERR_VALIDATION, "type", "type is not a valid name"), -1;
+    if (state && job_state_parse(state, &st) != 0)
+        return problem_set(p, ERR_VALIDATION, "state",
+                           "state must be pending, queued, running, retrying, completed, "
+                           "failed or cancelled"), -1;
+    if (limit) {
+        char *end;
+        long n = strtol(limit, &end, 10);
+        if (end == limit || *end || n < 1 || n > LIST_MAX)
+            return problem_set(p, ERR_VALIDATION, "limit", "limit must be 1-%d", LIST_MAX), -1;
+        q->limit = (int)n;
+    }
+    return cursor ? parse_cursor(cursor, q, p) : 0;
+}
+
+void api_list_jobs(api_call_t *c)
+{
+    store_query_t q;
+    problem_t p;
+    if (parse_list_query(c, &q, &p) != 0) {
+        api_reply_problem(c, &p);
+        return;
+    }
+    http_defer(c->r);
+    store_list_jobs(c->api->store, &q, on_list, c); /* copies q's strings */
+}
+
+/* ---- cancel, retry, delete ---- */
+
+typedef err_t (*job_op_fn)(engine_t *e, const char *id, const job_t **out, problem_t *p);
+
+static void run_job_op(api_call_t *c, job_op_fn fn)
+{
+    const job_t *out;
+    problem_t p;
+    if (fn(c->api->engine, http_param(c->r, 0), &out, &p) != ERR_OK)
+        api_reply_problem(c, &p);
+    else
+        api_reply_durable(c, 200, api_job_json(out, false));
+}
+
+static void do_cancel(api_call_t *c) { run_job_op(c, engine_cancel); }
+static void do_retry(api_call_t *c) { run_job_op(c, engine_retry); }
+
+static void do_delete(api_call_t *c)
+{
+    problem_t p;
+    if (engine_delete(c->api->engine, http_param(c->r, 0), &p) != ERR_OK)
+        api_reply_problem(c, &p);
+    else
+        api_reply_durable(c, 204, NULL);
+}
+
+static void with_path_job(api_call_t *c, void (*cont)(api_call_t *c), bool when_draining)
+{
+    if (!api_valid_id(c, http_param(c->r, 0)) || api_refuse_writes(c, when_draining))
+        return;
+    api_with_job(c, http_param(c->r, 0), cont);
+}
+
+void api_cancel(api_call_t *c) { with_path_job(c, do_cancel, false); }
+void api_retry(api_call_t *c) { with_path_job(c, do_retry, true); }
+void api_delete(api_call_t *c) { with_path_job(c, do_delete, false); }

@@ -1,0 +1,296 @@
+/* Workers: lease, heartbeat, complete, fail and batched ack. */
+#include <stdio.h>
+#include <string.h>
+
+#include "api/api_internal.h"
+#include "util/clock.h"
+
+#define ACK_MAX 1000
+#define WAIT_MAX_MS 60000
+
+/* Rejects any key of obj not in the NULL-terminated list. */
+static int only_fields(json_t *obj, const char *const *allowed, const char *prefix, problem_t *p)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(obj, key, v) {
+        bool ok = false;
+        for (const char *const *a = allowed; *a && !ok; a++)
+            ok = strcmp(*a, key) == 0;
+        if (!ok) {
+            char field[160];
+            snprintf(field, sizeof field, "%s%s", prefix, key);
+            return problem_set(p, ERR_VALIDATION, field, "unknown field %s", field), -1;
+        }
+    }
+    return 0;
+}
+
+static int int_in(json_t *obj, const char *key, int64_t lo, int64_t hi, int64_t def,
+                  int64_t *out, problem_t *p)
+{
+    json_t *v = json_object_get(obj, key);
+    *out = def;
+    if (!v)
+        return 0;
+    if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
+        return problem_set(p, ERR_VALIDATION, key, "%s must be an integer from %lld to %lld",
+                           key, (long long)lo, (long long)hi), -1;
+    *out = json_integer_value(v);
+    return 0;
+}
+
+/* ---- POST /v1/lease ---- */
+
+static json_t *lease_reply(job_t **jobs, int n)
+{
+    json_t *arr = json_array();
+    for (int i = 0; i < n; i++)
+        json_array_append_new(arr, api_job_json(jobs[i], true));
+    return json_pack("{s:o}", "jobs", arr);
+}
+
+static void on_leased(engine_waiter_t *w, job_t **jobs, int n)
+{
+    api_call_t *c = w->ud;
+    api_reply_durable(c, 200, lease_reply(jobs, n));
+}
+
+static int parse_lease(api_call_t *c, int64_t *wait_ms, problem_t *p)
+{
+    static const char *const allowed[] = { "worker", "queues", "max", "wait_ms", NULL };
+    json_t *b = c->body, *worker = json_object_get(b, "worker"), *qs = json_object_get(b, "queues");
+    int64_t max;
+    if (only_fields(b, allowed, "", p) || int_in(b, "max", 1, ENGINE_LEASE_MAX, 1, &max, p) ||
+        int_in(b, "wait_ms", 0, WAIT_MAX_MS, 0, wait_ms, p))
+        return -1;
+    if (!json_is_string(worker) || !job_name_valid(json_string_value(worker)))
+        return problem_set(p, ERR_VALIDATION, "worker",
+                           "worker is required: 1-200 characters of [A-Za-z0-9._:-]"), -1;
+    c->lease = (engine_waiter_t){ .worker = json_string_value(worker), .queues = c->queues,
+                                  .max = (int)max, .cb = on_leased, .ud = c };
+    if (!qs) {
+        c->queues[c->lease.nqueues++] = "default";
+        return 0;
+    }
+    if (!json_is_array(qs) || json_array_size(qs) < 1 || json_array_size(qs) > ENGINE_LEASE_MAX)
+        return problem_set(p, ERR_VALIDATION, "queues", "queues must be an array of 1-%d names",
+                           ENGINE_LEASE_MAX), -1;
+    size_t i;
+    json_t *q;
+    json_array_foreach(qs, i, q) {
+        if (!json_is_string(q) || !job_name_valid(json_string_value(q)))
+            return problem_set(p, ERR_VALIDATION, "queues", "queues[%zu] is not a valid name",
+                               i), -1;
+        c->queues[c->lease.nqueues++] = json_string_value(q);
+    }
+    return 0;
+}
+
+void api_lease(api_call_t *c)
+{
+    problem_t p;
+    int64_t wait_ms;
+    if (api_refuse_writes(c, true))
+        return;
+    if (!(c->body = http_body_json(c->r, false, &p)) || parse_lease(c, &wait_ms, &p) != 0) {
+        api_reply_problem(c, &p);
+        return;
+    }
+    job_t *jobs[ENGINE_LEASE_MAX];
+    int n = engine_lease(c->api->engine, &c->lease, wait_ms, jobs);
+    if (n > 0)
+        api_reply_durable(c, 200, lease_reply(jobs, n));
+    else if (engine_waiter_waiting(&c->lease))
+        http_defer(c->r); /* on_leased answers */
+    else
+        http_reply_json(c->r, 200, lease_reply(NULL, 0));
+}
+
+/* ---- heartbeat / complete / fail on /v1/jobs/{id}/... ---- */
+
+static const char *lease_id_of(json_t *b, problem_t *p)
+{
+    const char *id = json_string_value(json_object_get(b, "lease_id"));
+    if (!id)
+        problem_set(p, ERR_VALIDATION, "lease_id", "lease_id is required");
+    return id;
+}
+
+static void do_heartbeat(api_call_t *c)
+{
+    static const char *const allowed[] = { "lease_id", "progress", "extend_ms", NULL };
+    problem_t p;
+    int64_t extend;
+    const char *lease_id;
+    const job_t *j;
+    if (only_fields(c->body, allowed, "", &p) || !(lease_id = lease_id_of(c->body, &p)) ||
+        int_in(c->body, "extend_ms", 1000, 86400000, 0, &extend, &p) ||
+        engine_heartbeat(c->api->engine, http_param(c->r, 0), lease_id,
+                         json_object_get(c->body, "progress"), extend, &j, &p) != ERR_OK) {
+        api_reply_problem(c, &p);
+        return;
+    }
+    char expires[32];
+    clock_format_rfc3339(j->lease_expires_at, expires, sizeof expires);
+    api_reply_durable(c, 200, json_pack("{s:b, s:s}", "cancel_requested", j->cancel_requested,
+                                        "expires_at", expires));
+}
+
+static void do_complete(api_call_t *c)
+{
+    static const char *const allowed[] = { "lease_id", "result", NULL };
+    problem_t p;
+    const char *lease_id;
+    const job_t *j;
+    if (only_fields(c->body, allowed, "", &p) || !(lease_id = lease_id_of(c->body, &p)) ||
+        engine_complete(c->api->engine, http_param(c->r, 0), lease_id,
+                        json_object_get(c->body, "result"), &j, &p) != ERR_OK) {
+        api_reply_problem(c, &p);
+        return;
+    }
+    api_reply_durable(c, 200, api_job_json(j, false));
+}
+
+/* Reads {"error":{"type","message","context"?},"retry"?} from a fail body. */
+static int parse_failure(json_t *b, const char *prefix, err_t *type, const char **msg,
+                         int *retry, problem_t *p)
+{
+    static const char *const efields[] = { "type", "message", "context", NULL };
+    char field[64];
+    json_t *err = json_object_get(b, "error"), *r = json_object_get(b, "retry");
+    snprintf(field, sizeof field, "%serror", prefix);
+    if (!json_is_object(err))
+        return problem_set(p, ERR_VALIDATION, field, "%s must be an object", field), -1;
+    snprintf(field, sizeof field, "%serror.", prefix);
+    if (only_fields(err, efields, field, p))
+        return -1;
+    const char *t = json_string_value(json_object_get(err, "type"));
+    json_t *m = json_object_get(err, "message");
+    snprintf(field, sizeof field, "%serror.type", prefix);
+    if (!t || err_parse(t, type) != 0)
+        return problem_set(p, ERR_VALIDATION, field,
+                           "%s must be one of validation, unauthorized, not_found, conflict, "
+                           "rate_limited, timeout, unavailable, internal", field), -1;
+    snprintf(field, sizeof field, "%serror.message", prefix);
+    if (m && !json_is_string(m))
+        return problem_set(p, ERR_VALIDATION, field, "%s must be a string", field), -1;
+    snprintf(field, sizeof field, "%sretry", prefix);
+    if (r && !json_is_boolean(r))
+        return problem_set(p, ERR_VALIDATION, field, "%s must be true or false", field), -1;
+    *msg = m ? json_string_value(m) : "";
+    *retry = r ? json_is_true(r) : -1;
+    return 0;
+}
+
+static void do_fail(api_call_t *c)
+{
+    static const char *const allowed[] = { "lease_id", "error", "retry", NULL };
+    problem_t p;
+    const char *lease_id, *msg;
+    err_t type;
+    int retry;
+    const job_t *j;
+    if (only_fields(c->body, allowed, "", &p) || !(lease_id = lease_id_of(c->body, &p)) ||
+        parse_failure(c->body, "", &type, &msg, &retry, &p) ||
+        engine_fail(c->api->engine, http_param(c->r, 0), lease_id, type, msg,
+                    json_object_get(json_object_get(c->body, "error"), "context"), retry, &j,
+                    &p) != ERR_OK) {
+        api_reply_problem(c, &p);
+        return;
+    }
+    api_reply_durable(c, 200, api_job_json(j, false));
+}
+
+static void lease_op(api_call_t *c, void (*cont)(api_call_t *c))
+{
+    problem_t p;
+    if (!api_valid_id(c, http_param(c->r, 0)) || api_refuse_writes(c, false))
+        return;
+    if (!(c->body = http_body_json(c->r, false, &p))) {
+        api_reply_problem(c, &p);
+        return;
+    }
+    api_with_job(c, http_param(c->r, 0), cont);
+}
+
+void api_heartbeat(api_call_t *c) { lease_op(c, do_heartbeat); }
+void api_complete(api_call_t *c) { lease_op(c, do_complete); }
+void api_fail(api_call_t *c) { lease_op(c, do_fail); }
+
+/* ---- POST /v1/ack ---- */
+
+static int check_ack_item(json_t *item, size_t i, problem_t *p)
+{
+    static const char *const allowed[] = { "id", "lease_id", "result", "error", "retry", NULL };
+    char prefix[40];
+    snprintf(prefix, sizeof prefix, "results[%zu].", i);
+    if (!json_is_object(item))
+        return problem_set(p, ERR_VALIDATION, prefix, "results[%zu] must be an object", i), -1;
+    if (only_fields(item, allowed, prefix, p))
+        return -1;
+    const char *id = json_string_value(json_object_get(item, "id"));
+    if (!id || !job_name_valid(id) || !json_is_string(json_object_get(item, "lease_id")))
+        return problem_set(p, ERR_VALIDATION, prefix, "results[%zu] needs id and lease_id", i),
+               -1;
+    err_t type;
+    const char *msg;
+    int retry;
+    if (json_object_get(item, "error"))
+        return parse_failure(item, prefix, &type, &msg, &retry, p);
+    return 0;
+}
+
+static json_t *ack_one(api_call_t *c, json_t *item)
+{
+    const char *id = json_string_value(json_object_get(item, "id"));
+    const char *lease_id = json_string_value(json_object_get(item, "lease_id"));
+    problem_t p;
+    const job_t *j;
+    err_t e;
+    if (json_object_get(item, "error")) {
+        err_t type;
+        const char *msg;
+        int retry;
+        parse_failure(item, "", &type, &msg, &retry, &p);
+        e = engine_fail(c->api->engine, id, lease_id, type, msg,
+                        json_object_get(json_object_get(item, "error"), "context"), retry, &j,
+                        &p);
+    } else {
+        e = engine_complete(c->api->engine, id, lease_id, json_object_get(item, "result"), &j,
+                            &p);
+    }
+    if (e != ERR_OK)
+        return json_pack("{s:s, s:b, s:{s:s, s:i, s:s}}", "id", id, "ok", 0, "error", "type",
+                         err_name(p.type), "status", err_status(p.type), "detail", p.detail);
+    return json_pack("{s:s, s:b, s:s}", "id", id, "ok", 1, "state", job_state_name(j->state));
+}
+
+void api_ack(api_call_t *c)
+{
+    problem_t p;
+    if (api_refuse_writes(c, false))
+        return;
+    if (!(c->body = http_body_json(c->r, false, &p))) {
+        api_reply_problem(c, &p);
+        return;
+    }
+    static const char *const allowed[] = { "results", NULL };
+    json_t *results = json_object_get(c->body, "results"), *item;
+    int bad = only_fields(c->body, allowed, "", &p);
+    if (!bad && (!json_is_array(results) || json_array_size(results) < 1 ||
+                 json_array_size(results) > ACK_MAX))
+        bad = problem_set(&p, ERR_VALIDATION, "results",
+                          "results must be an array of 1-%d items", ACK_MAX);
+    for (size_t k = 0; !bad && k < json_array_size(results); k++)
+        bad = check_ack_item(json_array_get(results, k), k, &p);
+    if (bad) {
+        api_reply_problem(c, &p);
+        return;
+    }
+    json_t *out = json_array();
+    size_t i;
+    json_array_foreach(results, i, item)
+        json_array_append_new(out, ack_one(c, item));
+    api_reply_durable(c, 200, json_pack("{s:o}", "results", out));
+}

@@ -1,0 +1,127 @@
+/* /v1/queues, /v1/stats and the health probes. */
+#include <stdio.h>
+#include <string.h>
+
+#include "api/api_internal.h"
+
+/* {"pending":0,...} with every state present. */
+static json_t *zero_counts(void)
+{
+    json_t *o = json_object();
+    for (int s = 0; s < JOB_STATE_COUNT; s++)
+        json_object_set_new(o, job_state_name((job_state_t)s), json_integer(0));
+    return o;
+}
+
+static void add_counts(json_t *into, json_t *from)
+{
+    const char *state;
+    json_t *n;
+    json_object_foreach(from, state, n) {
+        json_int_t have = json_integer_value(json_object_get(into, state));
+        json_object_set_new(into, state, json_integer(have + json_integer_value(n)));
+    }
+}
+
+static void note_queue(void *ud, const char *name, bool paused)
+{
+    json_t *queues = ud;
+    json_t *q = json_object_get(queues, name);
+    if (!q) {
+        q = json_pack("{s:s, s:o}", "name", name, "counts", zero_counts());
+        json_object_set_new(queues, name, q);
+    }
+    json_object_set_new(q, "paused", json_boolean(paused));
+}
+
+static void on_queue_counts(void *ud, json_t *stats, const char *error)
+{
+    api_call_t *c = ud;
+    if (error) {
+        api_reply_error(c, ERR_UNAVAILABLE, "", "the store could not be read");
+        return;
+    }
+    json_t *byname = json_object(), *counts;
+    const char *name;
+    json_object_foreach(json_object_get(stats, "queues"), name, counts) {
+        note_queue(byname, name, engine_queue_paused(c->api->engine, name));
+        add_counts(json_object_get(json_object_get(byname, name), "counts"), counts);
+    }
+    engine_queue_foreach(c->api->engine, note_queue, byname);
+    json_t *list = json_array(), *q;
+    json_object_foreach(byname, name, q)
+        json_array_append(list, q);
+    json_decref(byname);
+    http_reply_json(c->r, 200, json_pack("{s:o}", "queues", list));
+}
+
+void api_queues(api_call_t *c)
+{
+    http_defer(c->r);
+    store_stats(c->api->store, on_queue_counts, c);
+}
+
+static void set_paused(api_call_t *c, bool paused)
+{
+    const char *name = http_param(c->r, 0);
+    if (!job_name_valid(name)) {
+        api_reply_error(c, ERR_VALIDATION, "name", "queue names are 1-200 characters of [A-Za-z0-9._:-]");
+        return;
+    }
+    if (api_refuse_writes(c, false))
+        return;
+    engine_pause(c->api->engine, name, paused);
+    api_reply_durable(c, 200, json_pack("{s:s, s:b}", "name", name, "paused", paused));
+}
+
+void api_pause(api_call_t *c) { set_paused(c, true); }
+void api_resume(api_call_t *c) { set_paused(c, false); }
+
+static void on_stats(void *ud, json_t *stats, const char *error)
+{
+    api_call_t *c = ud;
+    if (error) {
+        api_reply_error(c, ERR_UNAVAILABLE, "", "the store could not be read");
+        return;
+    }
+    json_t *counts = zero_counts(), *qc;
+    const char *name;
+    json_object_foreach(json_object_get(stats, "queues"), name, qc)
+        add_counts(counts, qc);
+    json_t *totals = json_object(), *stored = json_object_get(stats, "totals");
+    static const char *const names[] = { "enqueued", "completed", "failed", "retried",
+                                         "cancelled", "requeued" };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        json_object_set_new(totals, names[i],
+                            json_integer(json_integer_value(json_object_get(stored, names[i]))));
+    http_reply_json(c->r, 200, json_pack("{s:o, s:o, s:O}", "counts", counts, "totals", totals,
+                                         "queues", json_object_get(stats, "queues")));
+}
+
+void api_stats(api_call_t *c)
+{
+    http_defer(c->r);
+    store_stats(c->api->store, on_stats, c);
+}
+
+void api_health_live(api_call_t *c)
+{
+    http_reply_json(c->r, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+void api_health_ready(api_call_t *c)
+{
+    char why[256];
+    if (c->api->draining) {
+        api_reply_error(c, ERR_UNAVAILABLE, "", "draining: jobq is shutting down");
+        return;
+    }
+    if (!store_healthy(c->api->store)) {
+        char detail[320];
+        store_last_error(c->api->store, why, sizeof why);
+        snprintf(detail, sizeof detail, "store: %s", why);
+        api_reply_error(c, ERR_UNAVAILABLE, "", detail);
+        return;
+    }
+    http_reply_json(c->r, 200, json_pack("{s:s}", "status", "ready"));
+}

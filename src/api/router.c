@@ -1,0 +1,85 @@
+/* The route table: method + path pattern -> handler. '*' captures a segment. */
+#include <stdio.h>
+#include <string.h>
+
+#include "api/api_internal.h"
+
+typedef struct route {
+    const char *method, *pattern;
+    api_handler_fn fn;
+} route_t;
+
+static const route_t routes[] = {
+    { "POST", "/v1/jobs", api_enqueue },
+    { "POST", "/v1/jobs/batch", api_enqueue_batch },
+    { "GET", "/v1/jobs", api_list_jobs },
+    { "GET", "/v1/jobs/*", api_get_job },
+    { "DELETE", "/v1/jobs/*", api_delete },
+    { "POST", "/v1/jobs/*/cancel", api_cancel },
+    { "POST", "/v1/jobs/*/retry", api_retry },
+    { "POST", "/v1/jobs/*/heartbeat", api_heartbeat },
+    { "POST", "/v1/jobs/*/complete", api_complete },
+    { "POST", "/v1/jobs/*/fail", api_fail },
+    { "POST", "/v1/lease", api_lease },
+    { "POST", "/v1/ack", api_ack },
+    { "GET", "/v1/queues", api_queues },
+    { "POST", "/v1/queues/*/pause", api_pause },
+    { "POST", "/v1/queues/*/resume", api_resume },
+    { "GET", "/v1/stats", api_stats },
+    { "GET", "/health/live", api_health_live },
+    { "GET", "/health/ready", api_health_ready },
+};
+
+/* Matches path against pattern, storing '*' segments as request params. */
+static bool match(const char *pattern, const char *path, http_req_t *r)
+{
+    int nparam = 0;
+    while (*pattern && *path) {
+        if (*pattern == '*') {
+            size_t n = strcspn(path, "/");
+            if (n == 0 || n > 512)
+                return false;
+            char seg[513];
+            memcpy(seg, path, n);
+            seg[n] = '\0';
+            if (r)
+                http_set_param(r, nparam, seg);
+            nparam++;
+            path += n;
+            pattern++;
+        } else if (*pattern++ != *path++) {
+            return false;
+        }
+    }
+    return *pattern == '\0' && *path == '\0';
+}
+
+void api_route(void *ud, http_req_t *r)
+{
+    api_call_t *c = api_call(r, ud);
+    if (!c)
+        return;
+    const char *method = http_method(r), *path = http_path(r);
+    char allow[128] = "";
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        if (!match(routes[i].pattern, path, NULL))
+            continue;
+        if (strcmp(routes[i].method, method) == 0) {
+            match(routes[i].pattern, path, r);
+            routes[i].fn(c);
+            return;
+        }
+        size_t n = strlen(allow);
+        snprintf(allow + n, sizeof allow - n, "%s%s", n ? ", " : "", routes[i].method);
+    }
+    if (allow[0]) {
+        problem_t p;
+        problem_set(&p, ERR_VALIDATION, "method", "%s is not allowed on %s (allowed: %s)",
+                    method, path, allow);
+        p.status = 405;
+        http_add_header(r, "Allow", allow);
+        api_reply_problem(c, &p);
+        return;
+    }
+    api_reply_error(c, ERR_NOT_FOUND, "path", "no such endpoint");
+}

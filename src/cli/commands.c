@@ -1,0 +1,308 @@
+/* The client subcommands over the HTTP API. */
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "cli/client.h"
+
+#define MAX_POS 4
+
+/* Options common to every subcommand, plus the ones a subcommand allows. */
+typedef struct opts {
+    const char *server;
+    bool json;
+    const char *pos[MAX_POS];
+    int npos;
+    const char *names[12], *values[12];
+    int n;
+} opts_t;
+
+static const char *opt(const opts_t *o, const char *name)
+{
+    for (int i = 0; i < o->n; i++)
+        if (strcmp(o->names[i], name) == 0)
+            return o->values[i];
+    return NULL;
+}
+
+static int usage_error(const char *cmd, const char *msg)
+{
+    fprintf(stderr, "jobq %s: %s (see jobq help)\n", cmd, msg);
+    return 2;
+}
+
+/* allowed: NULL-terminated list of value options, e.g. "--queue". */
+static int parse(const char *cmd, int argc, char **argv, const char *const *allowed, opts_t *o)
+{
+    memset(o, 0, sizeof *o);
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--json") == 0) {
+            o->json = true;
+            continue;
+        }
+        if (strncmp(a, "--", 2) != 0) {
+            if (o->npos == MAX_POS)
+                return usage_error(cmd, "too many arguments");
+            o->pos[o->npos++] = a;
+            continue;
+        }
+        bool known = strcmp(a, "--server") == 0;
+        for (const char *const *k = allowed; *k && !known; k++)
+            known = strcmp(*k, a) == 0;
+        if (!known || i + 1 >= argc || o->n == 12) {
+            char msg[128];
+            snprintf(msg, sizeof msg, known ? "%s needs a value" : "unknown option %s", a);
+            return usage_error(cmd, msg);
+        }
+        if (strcmp(a, "--server") == 0)
+            o->server = argv[++i];
+        else {
+            o->names[o->n] = a;
+            o->values[o->n++] = argv[++i];
+        }
+    }
+    return 0;
+}
+
+/* Prints a refusal from the server as one line; returns the exit code. */
+static int report(int status, json_t *body, const char *err)
+{
+    if (status < 0) {
+        fprintf(stderr, "jobq: %s\n", err);
+        return 1;
+    }
+    const char *detail = json_string_value(json_object_get(body, "detail"));
+    const char *type = json_string_value(json_object_get(body, "type"));
+    fprintf(stderr, "jobq: %s (%s, HTTP %d)\n", detail ? detail : "request failed",
+            type ? type : "error", status);
+    return 1;
+}
+
+static void print_json(json_t *v)
+{
+    char *s = json_dumps(v, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    if (s)
+        puts(s);
+    free(s);
+}
+
+static const char *str(json_t *o, const char *k)
+{
+    const char *s = json_string_value(json_object_get(o, k));
+    return s ? s : "-";
+}
+
+static void print_job(json_t *j)
+{
+    printf("id:          %s\nqueue:       %s\ntype:        %s\npriority:    %s\n"
+           "state:       %s\nattempts:    %lld of %lld\ncreated_at:  %s\nrun_at:      %s\n",
+           str(j, "id"), str(j, "queue"), str(j, "type"), str(j, "priority"), str(j, "state"),
+           json_integer_value(json_object_get(j, "attempts")),
+           json_integer_value(json_object_get(j, "max_retries")) + 1, str(j, "created_at"),
+           str(j, "run_at"));
+    json_t *errors = json_object_get(j, "errors"), *e;
+    size_t i;
+    json_array_foreach(errors, i, e)
+        printf("error:       attempt %lld %s: %s\n",
+               json_integer_value(json_object_get(e, "attempt")), str(e, "type"),
+               str(e, "message"));
+}
+
+/* Sends one request and prints its job or refusal. */
+static int job_call(const opts_t *o, const char *method, const char *path, json_t *body,
+                    const char *verb)
+{
+    client_t c;
+    client_init(&c, o->server);
+    json_t *out;
+    char err[512];
+    int status = client_request(&c, method, path, body, &out, err, sizeof err);
+    int rc = 0;
+    if (status < 200 || status > 299)
+        rc = report(status, out, err);
+    else if (o->json)
+        print_json(out);
+    else if (verb)
+        printf("%s %s (state %s)\n", verb, str(out, "id"), str(out, "state"));
+    else
+        print_job(out);
+    json_decref(out);
+    return rc;
+}
+
+static int set_int(json_t *job, const char *key, const char *v)
+{
+    char *end;
+    long long n = strtoll(v, &end, 10);
+    if (end == v || *end)
+        return -1;
+    json_object_set_new(job, key, json_integer(n));
+    return 0;
+}
+
+static int cmd_enqueue(int argc, char **argv)
+{
+    static const char *const allowed[] = { "--queue", "--args", "--priority", "--id",
+                                           "--max-retries", "--timeout-ms", "--delay-ms",
+                                           "--run-at", NULL };
+    opts_t o;
+    if (parse("enqueue", argc, argv, allowed, &o))
+        return 2;
+    if (o.npos != 1)
+        return usage_error("enqueue", "give exactly one job TYPE");
+    json_t *job = json_pack("{s:s}", "type", o.pos[0]);
+    const char *v;
+    int bad = 0;
+    if ((v = opt(&o, "--queue")))
+        json_object_set_new(job, "queue", json_string(v));
+    if ((v = opt(&o, "--id")))
+        json_object_set_new(job, "id", json_string(v));
+    if ((v = opt(&o, "--run-at")))
+        json_object_set_new(job, "run_at", json_string(v));
+    if ((v = opt(&o, "--priority")))
+        json_object_set_new(job, "priority", json_string(v));
+    if ((v = opt(&o, "--args"))) {
+        json_t *args = json_loads(v, JSON_DECODE_ANY, NULL);
+        bad |= !args;
+        json_object_set_new(job, "args", args ? args : json_null());
+    }
+    if ((v = opt(&o, "--max-retries")))
+        bad |= set_int(job, "max_retries", v);
+    if ((v = opt(&o, "--timeout-ms")))
+        bad |= set_int(job, "timeout_ms", v);
+    if ((v = opt(&o, "--delay-ms")))
+        bad |= set_int(job, "delay_ms", v);
+    int rc = bad ? usage_error("enqueue", "--args must be JSON; numbers must be integers")
+                 : job_call(&o, "POST", "/v1/jobs", job, "enqueued");
+    json_decref(job);
+    return rc;
+}
+
+static int id_command(const char *cmd, int argc, char **argv, const char *method,
+                      const char *suffix, const char *verb)
+{
+    static const char *const none[] = { NULL };
+    opts_t o;
+    if (parse(cmd, argc, argv, none, &o))
+        return 2;
+    if (o.npos != 1)
+        return usage_error(cmd, "give exactly one job ID");
+    char *id = curl_easy_escape(NULL, o.pos[0], 0);
+    char path[1024];
+    snprintf(path, sizeof path, "/v1/jobs/%s%s", id ? id : "", suffix);
+    curl_free(id);
+    return job_call(&o, method, path, NULL, verb);
+}
+
+static void append_query(char *path, size_t len, const char *key, const char *value)
+{
+    if (!value)
+        return;
+    char *esc = curl_easy_escape(NULL, value, 0);
+    size_t n = strlen(path);
+    snprintf(path + n, len - n, "%c%s=%s", strchr(path, '?') ? '&' : '?', key, esc ? esc : "");
+    curl_free(esc);
+}
+
+static void print_list(json_t *out)
+{
+    printf("%-34s %-10s %-14s %-20s %-10s %s\n", "ID", "STATE", "QUEUE", "TYPE", "PRIORITY",
+           "CREATED");
+    size_t i;
+    json_t *j;
+    json_array_foreach(json_object_get(out, "jobs"), i, j)
+        printf("%-34s %-10s %-14s %-20s %-10s %s\n", str(j, "id"), str(j, "state"),
+               str(j, "queue"), str(j, "type"), str(j, "priority"), str(j, "created_at"));
+    const char *next = json_string_value(json_object_get(out, "next_cursor"));
+    if (next)
+        printf("more: jobq list --cursor %s\n", next);
+}
+
+static int get_and_print(const opts_t *o, const char *path, void (*human)(json_t *))
+{
+    client_t c;
+    client_init(&c, o->server);
+    json_t *out;
+    char err[512];
+    int status = client_request(&c, "GET", path, NULL, &out, err, sizeof err);
+    int rc = 0;
+    if (status != 200)
+        rc = report(status, out, err);
+    else if (o->json)
+        print_json(out);
+    else
+        human(out);
+    json_decref(out);
+    return rc;
+}
+
+static int cmd_list(int argc, char **argv)
+{
+    static const char *const allowed[] = { "--queue", "--state", "--type", "--limit",
+                                           "--cursor", NULL };
+    opts_t o;
+    if (parse("list", argc, argv, allowed, &o))
+        return 2;
+    if (o.npos)
+        return usage_error("list", "unexpected argument");
+    char path[2048] = "/v1/jobs";
+    for (int i = 0; i < o.n; i++)
+        append_query(path, sizeof path, o.names[i] + 2, o.values[i]);
+    return get_and_print(&o, path, print_list);
+}
+
+static void print_stats(json_t *out)
+{
+    const char *k;
+    json_t *v;
+    printf("jobs by state:\n");
+    json_object_foreach(json_object_get(out, "counts"), k, v)
+        printf("  %-10s %lld\n", k, json_integer_value(v));
+    printf("lifetime totals:\n");
+    json_object_foreach(json_object_get(out, "totals"), k, v)
+        printf("  %-10s %lld\n", k, json_integer_value(v));
+}
+
+static int cmd_stats(int argc, char **argv)
+{
+    static const char *const none[] = { NULL };
+    opts_t o;
+    if (parse("stats", argc, argv, none, &o))
+        return 2;
+    if (o.npos)
+        return usage_error("stats", "unexpected argument");
+    return get_and_print(&o, "/v1/stats", print_stats);
+}
+
+static const char *const commands[] = { "enqueue", "get", "list", "cancel", "retry", "stats" };
+
+bool cli_is_command(const char *cmd)
+{
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(cmd, commands[i]) == 0)
+            return true;
+    return false;
+}
+
+int cli_main(const char *cmd, int argc, char **argv)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    int rc;
+    if (strcmp(cmd, "enqueue") == 0)
+        rc = cmd_enqueue(argc, argv);
+    else if (strcmp(cmd, "get") == 0)
+        rc = id_command(cmd, argc, argv, "GET", "", NULL);
+    else if (strcmp(cmd, "cancel") == 0)
+        rc = id_command(cmd, argc, argv, "POST", "/cancel", "cancel requested for");
+    else if (strcmp(cmd, "retry") == 0)
+        rc = id_command(cmd, argc, argv, "POST", "/retry", "requeued");
+    else if (strcmp(cmd, "list") == 0)
+        rc = cmd_list(argc, argv);
+    else
+        rc = cmd_stats(argc, argv);
+    curl_global_cleanup();
+    return rc;
+}

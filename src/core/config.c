@@ -1,0 +1,295 @@
+#include "core/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum { T_STR, T_INT, T_BOOL, T_DBL, T_DURABILITY, T_LOGLEVEL } ctype_t;
+
+/* One row per setting: parsing, validation, printing and help all read it. */
+typedef struct setting {
+    const char *key;
+    ctype_t type;
+    size_t off;
+    size_t size; /* for T_STR */
+    double lo, hi;
+    const char *def;
+    const char *help;
+} setting_t;
+
+#define F(m) offsetof(config_t, m)
+#define STR(m) F(m), sizeof(((config_t *)0)->m)
+static const setting_t settings[] = {
+    { "JOBQ_LISTEN", T_STR, STR(listen), 0, 0, "127.0.0.1:7420", "HTTP address host:port (port 0 picks one)" },
+    { "JOBQ_DATA_DIR", T_STR, STR(data_dir), 0, 0, "./data", "folder for the database" },
+    { "JOBQ_DATABASE_URL", T_STR, STR(database_url), 0, 0, "", "sqlite://PATH (default sqlite://<data dir>/jobq.db)" },
+    { "JOBQ_DURABILITY", T_DURABILITY, F(durability), 0, 0, 0, "fsync", "fsync | os | memory (tests only)" },
+    { "JOBQ_LOG_LEVEL", T_LOGLEVEL, F(log_level), 0, 0, 0, "info", "debug | info | warn | error" },
+    { "JOBQ_MAX_BODY_BYTES", T_INT, F(max_body_bytes), 0, 1024, 64 << 20, "1048576", "largest request body" },
+    { "JOBQ_AUTO_MIGRATE", T_BOOL, F(auto_migrate), 0, 0, 0, "true", "apply schema migrations at start" },
+    { "JOBQ_FINISHED_IN_MEMORY", T_INT, F(finished_in_memory), 0, 0, 10000000, "10000", "finished jobs kept in memory" },
+    { "JOBQ_DEFAULT_MAX_RETRIES", T_INT, F(job.max_retries), 0, 0, 1000, "3", "retries when a job names none" },
+    { "JOBQ_DEFAULT_TIMEOUT_MS", T_INT, F(job.timeout_ms), 0, 1000, 86400000, "60000", "lease length when a job names none" },
+    { "JOBQ_BACKOFF_INITIAL_MS", T_INT, F(job.backoff.initial_ms), 0, 0, 86400000, "1000", "first retry delay" },
+    { "JOBQ_BACKOFF_MAX_MS", T_INT, F(job.backoff.max_ms), 0, 0, 604800000, "3600000", "longest retry delay" },
+    { "JOBQ_BACKOFF_MULTIPLIER", T_DBL, F(job.backoff.multiplier), 0, 1, 100, "2.0", "growth per retry" },
+    { "JOBQ_BACKOFF_JITTER", T_DBL, F(job.backoff.jitter), 0, 0, 1, "0.2", "+/- fraction of randomness" },
+};
+#define NSETTINGS (sizeof settings / sizeof settings[0])
+
+const char *config_durability_name(durability_t d)
+{
+    return d == DURABILITY_FSYNC ? "fsync" : d == DURABILITY_OS ? "os" : "memory";
+}
+
+static const setting_t *find(const char *key)
+{
+    for (size_t i = 0; i < NSETTINGS; i++)
+        if (strcmp(settings[i].key, key) == 0)
+            return &settings[i];
+    return NULL;
+}
+
+static int fail(char *err, size_t len, const setting_t *s, const char *v, const char *allowed)
+{
+    snprintf(err, len, "%s=\"%s\" is not valid: expected %s", s->key, v, allowed);
+    return -1;
+}
+
+static int parse_int(const setting_t *s, const char *v, void *dst, char *err, size_t len)
+{
+    char allowed[96];
+    snprintf(allowed, sizeof allowed, "an integer from %.0f to %.0f", s->lo, s->hi);
+    char *end;
+    errno = 0;
+    long long n = strtoll(v, &end, 10);
+    if (errno || end == v || *end || n < (long long)s->lo || n > (long long)s->hi)
+        return fail(err, len, s, v, allowed);
+    if (s->off == F(job.max_retries))
+        *(int *)dst = (int)n;
+    else
+        *(int64_t *)dst = n;
+    return 0;
+}
+
+static int parse_value(const setting_t *s, const char *v, void *dst, char *err, size_t len)
+{
+    switch (s->type) {
+    case T_STR:
+        if (strlen(v) >= s->size)
+            return fail(err, len, s, v, "a shorter value");
+        memcpy(dst, v, strlen(v) + 1);
+        return 0;
+    case T_INT:
+        return parse_int(s, v, dst, err, len);
+    case T_DBL: {
+        char *end;
+        double d = strtod(v, &end);
+        char allowed[96];
+        snprintf(allowed, sizeof allowed, "a number from %g to %g", s->lo, s->hi);
+        if (end == v || *end || !isfinite(d) || d < s->lo || d > s->hi)
+            return fail(err, len, s, v, allowed);
+        *(double *)dst = d;
+        return 0;
+    }
+    case T_BOOL:
+        if (!strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "yes"))
+            *(bool *)dst = true;
+        else if (!strcmp(v, "false") || !strcmp(v, "0") || !strcmp(v, "no"))
+            *(bool *)dst = false;
+        else
+            return fail(err, len, s, v, "true or false");
+        return 0;
+    case T_DURABILITY:
+        if (!strcmp(v, "fsync"))
+            *(durability_t *)dst = DURABILITY_FSYNC;
+        else if (!strcmp(v, "os"))
+            *(durability_t *)dst = DURABILITY_OS;
+        else if (!strcmp(v, "memory"))
+            *(durability_t *)dst = DURABILITY_MEMORY;
+        else
+            return fail(err, len, s, v, "fsync, os or memory");
+        return 0;
+    case T_LOGLEVEL:
+        if (log_level_parse(v, (log_level_t *)dst) != 0)
+            return fail(err, len, s, v, "debug, info, warn or error");
+        return 0;
+    }
+    return -1;
+}
+
+int config_set(config_t *cfg, const char *key, const char *value, char *err, size_t len)
+{
+    const setting_t *s = find(key);
+    if (!s) {
+        snprintf(err, len, "unknown setting %s (see jobq help serve)", key);
+        return -1;
+    }
+    return parse_value(s, value, (char *)cfg + s->off, err, len);
+}
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    char *e = s + strlen(s);
+    while (e > s && isspace((unsigned char)e[-1]))
+        *--e = '\0';
+    return s;
+}
+
+/* KEY=VALUE lines; '#' comments, optional "export ", optional quotes. */
+static int load_env_file(config_t *cfg, const char *path, char *err, size_t len)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return errno == ENOENT ? 0 : (snprintf(err, len, "%s: %s", path, strerror(errno)), -1);
+    char line[4096];
+    int lineno = 0, rc = 0;
+    while (rc == 0 && fgets(line, sizeof line, f)) {
+        lineno++;
+        char *s = trim(line);
+        if (!*s || *s == '#')
+            continue;
+        if (!strncmp(s, "export ", 7))
+            s = trim(s + 7);
+        char *eq = strchr(s, '=');
+        if (!eq) {
+            snprintf(err, len, "%s:%d: expected KEY=VALUE", path, lineno);
+            rc = -1;
+            break;
+        }
+        *eq = '\0';
+        char *key = trim(s), *val = trim(eq + 1);
+        size_t vl = strlen(val);
+        if (vl >= 2 && (val[0] == '"' || val[0] == '\'') && val[vl - 1] == val[0]) {
+            val[vl - 1] = '\0';
+            val++;
+        }
+        if (strncmp(key, "JOBQ_", 5) != 0)
+            continue; /* the file may carry other tools' settings */
+        char inner[512];
+        if (config_set(cfg, key, val, inner, sizeof inner) != 0) {
+            snprintf(err, len, "%s:%d: %s", path, lineno, inner);
+            rc = -1;
+        }
+    }
+    fclose(f);
+    return rc;
+}
+
+static int load_environment(config_t *cfg, char *err, size_t len)
+{
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        const char *v = getenv(settings[i].key);
+        if (v && parse_value(&settings[i], v, (char *)cfg + settings[i].off, err, len) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* --log-level=debug or --log-level debug -> JOBQ_LOG_LEVEL */
+static int flag_key(const char *flag, char *key, size_t keylen)
+{
+    size_t n = strcspn(flag + 2, "=");
+    if (n == 0 || n + 6 > keylen)
+        return -1;
+    memcpy(key, "JOBQ_", 5);
+    for (size_t i = 0; i < n; i++)
+        key[5 + i] = flag[2 + i] == '-' ? '_' : (char)toupper((unsigned char)flag[2 + i]);
+    key[5 + n] = '\0';
+    return 0;
+}
+
+static int load_flags(config_t *cfg, int argc, char **argv, int *rest, char *err, size_t len)
+{
+    int i = 0;
+    for (; i < argc; i++) {
+        const char *a = argv[i];
+        if (strncmp(a, "--", 2) != 0 || a[2] == '\0')
+            break;
+        char key[128];
+        if (flag_key(a, key, sizeof key) != 0 || !find(key)) {
+            snprintf(err, len, "unknown option %s (see jobq help serve)", a);
+            return -1;
+        }
+        const char *eq = strchr(a, '=');
+        const char *v = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+        if (!v) {
+            snprintf(err, len, "option %s needs a value", a);
+            return -1;
+        }
+        if (config_set(cfg, key, v, err, len) != 0)
+            return -1;
+    }
+    if (rest)
+        *rest = i;
+    else if (i < argc) {
+        snprintf(err, len, "unexpected argument %s", argv[i]);
+        return -1;
+    }
+    return 0;
+}
+
+int config_load(config_t *cfg, int argc, char **argv, int *rest, char *err, size_t len)
+{
+    memset(cfg, 0, sizeof *cfg);
+    for (size_t i = 0; i < NSETTINGS; i++)
+        if (parse_value(&settings[i], settings[i].def, (char *)cfg + settings[i].off, err, len))
+            return -1;
+    const char *env_file = getenv("JOBQ_ENV_FILE");
+    snprintf(cfg->env_file, sizeof cfg->env_file, "%s", env_file ? env_file : ".env");
+    if (load_env_file(cfg, cfg->env_file, err, len) || load_environment(cfg, err, len) ||
+        load_flags(cfg, argc, argv, rest, err, len))
+        return -1;
+    if (!cfg->database_url[0])
+        snprintf(cfg->database_url, sizeof cfg->database_url, "sqlite://%s/jobq.db",
+                 cfg->data_dir);
+    if (cfg->job.backoff.max_ms < cfg->job.backoff.initial_ms) {
+        snprintf(err, len, "JOBQ_BACKOFF_MAX_MS=%lld is not valid: expected >= JOBQ_BACKOFF_INITIAL_MS",
+                 (long long)cfg->job.backoff.max_ms);
+        return -1;
+    }
+    return 0;
+}
+
+static void print_value(const setting_t *s, const config_t *cfg, FILE *out)
+{
+    const void *p = (const char *)cfg + s->off;
+    switch (s->type) {
+    case T_STR: fprintf(out, "%s", (const char *)p); break;
+    case T_INT:
+        fprintf(out, "%lld", s->off == F(job.max_retries) ? (long long)*(const int *)p
+                                                          : (long long)*(const int64_t *)p);
+        break;
+    case T_DBL: fprintf(out, "%g", *(const double *)p); break;
+    case T_BOOL: fprintf(out, "%s", *(const bool *)p ? "true" : "false"); break;
+    case T_DURABILITY: fprintf(out, "%s", config_durability_name(*(const durability_t *)p)); break;
+    case T_LOGLEVEL: fprintf(out, "%s", log_level_name(*(const log_level_t *)p)); break;
+    }
+}
+
+void config_print(const config_t *cfg, FILE *out)
+{
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        fprintf(out, "%s=", settings[i].key);
+        print_value(&settings[i], cfg, out);
+        fputc('\n', out);
+    }
+}
+
+void config_print_help(FILE *out)
+{
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        char flag[64];
+        size_t n = 0;
+        for (const char *k = settings[i].key + 5; *k && n + 1 < sizeof flag; k++)
+            flag[n++] = *k == '_' ? '-' : (char)tolower((unsigned char)*k);
+        flag[n] = '\0';
+        fprintf(out, "  --%-22s %-26s %s (default %s)\n", flag, settings[i].key, settings[i].help,
+                settings[i].def[0] ? settings[i].def : "see text");
+    }
+}

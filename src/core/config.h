@@ -1,0 +1,51 @@
+/*
+ * config: jobq's settings, from one table.
+ *
+ * Layers, lowest first: built-in defaults < the .env file < the process
+ * environment < command-line flags. Every key is JOBQ_*; its flag is the key
+ * in lower case without the prefix (JOBQ_LOG_LEVEL -> --log-level). Every
+ * value is validated when it is set, and an error names the key, the value
+ * and what is allowed. A config_t is a plain value owned by its caller.
+ */
+#ifndef JOBQ_CONFIG_H
+#define JOBQ_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "core/job.h"
+#include "util/log.h"
+
+typedef enum { DURABILITY_FSYNC, DURABILITY_OS, DURABILITY_MEMORY } durability_t;
+
+typedef struct config {
+    char listen[256];
+    char data_dir[1024];
+    char database_url[1100];
+    durability_t durability;
+    log_level_t log_level;
+    int64_t max_body_bytes;
+    bool auto_migrate;
+    int64_t finished_in_memory; /* finished jobs kept in memory for fast reads */
+    job_defaults_t job;
+    char env_file[1024];
+} config_t;
+
+/* Fills cfg from all layers. `argv` holds only flags (the subcommand already
+ * removed); `rest` receives the index of the first non-flag argument, or NULL
+ * to refuse positional arguments. Returns 0, or -1 with a message in err. */
+int config_load(config_t *cfg, int argc, char **argv, int *rest, char *err, size_t errlen);
+
+/* Sets one key from text ("JOBQ_LISTEN", "127.0.0.1:0"). 0 or -1 + err. */
+int config_set(config_t *cfg, const char *key, const char *value, char *err, size_t errlen);
+
+/* Writes KEY=value lines, one per setting, in table order. */
+void config_print(const config_t *cfg, FILE *out);
+
+/* Writes the flags with their help text, for --help. */
+void config_print_help(FILE *out);
+
+const char *config_durability_name(durability_t d);
+
+#endif

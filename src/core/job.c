@@ -1,0 +1,151 @@
+#include "core/job.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/clock.h"
+
+static const char *const state_names[JOB_STATE_COUNT] = {
+    "pending", "queued", "running", "retrying", "completed", "failed", "cancelled",
+};
+static const char *const priority_names[JOB_PRIORITIES] = {
+    "critical", "high", "normal", "low", "background",
+};
+
+const char *job_state_name(job_state_t s) { return s < JOB_STATE_COUNT ? state_names[s] : "?"; }
+
+int job_state_parse(const char *s, job_state_t *out)
+{
+    for (int i = 0; i < JOB_STATE_COUNT; i++) {
+        if (strcmp(s, state_names[i]) == 0) {
+            *out = (job_state_t)i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+bool job_state_terminal(job_state_t s)
+{
+    return s == JOB_COMPLETED || s == JOB_FAILED || s == JOB_CANCELLED;
+}
+
+const char *job_priority_name(int p)
+{
+    return (p >= 0 && p < JOB_PRIORITIES) ? priority_names[p] : "normal";
+}
+
+bool job_name_valid(const char *s)
+{
+    size_t n = 0;
+    for (; s[n]; n++) {
+        char c = s[n];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '.' || c == '_' || c == ':' || c == '-';
+        if (!ok || n >= JOB_NAME_MAX)
+            return false;
+    }
+    return n > 0;
+}
+
+job_t *job_new(void)
+{
+    job_t *j = calloc(1, sizeof *j);
+    if (!j)
+        return NULL;
+    j->args = json_null();
+    j->errors = json_array();
+    if (!j->errors) {
+        free(j);
+        return NULL;
+    }
+    return j;
+}
+
+void job_free(job_t *j)
+{
+    if (!j)
+        return;
+    free(j->id);
+    free(j->queue);
+    free(j->type);
+    free(j->breaker_key);
+    free(j->lease_worker);
+    json_decref(j->args);
+    json_decref(j->progress);
+    json_decref(j->result);
+    json_decref(j->errors);
+    free(j);
+}
+
+bool job_same_spec(const job_t *a, const job_t *b)
+{
+    bool same_breaker = (!a->breaker_key && !b->breaker_key) ||
+                        (a->breaker_key && b->breaker_key &&
+                         strcmp(a->breaker_key, b->breaker_key) == 0);
+    return strcmp(a->queue, b->queue) == 0 && strcmp(a->type, b->type) == 0 && same_breaker &&
+           a->priority == b->priority && a->max_retries == b->max_retries &&
+           a->timeout_ms == b->timeout_ms && a->backoff.initial_ms == b->backoff.initial_ms &&
+           a->backoff.max_ms == b->backoff.max_ms &&
+           a->backoff.multiplier == b->backoff.multiplier &&
+           a->backoff.jitter == b->backoff.jitter && json_equal(a->args, b->args);
+}
+
+static json_t *time_json(int64_t ms)
+{
+    char buf[32];
+    if (ms == 0 || clock_format_rfc3339(ms, buf, sizeof buf) != 0)
+        return json_null();
+    return json_string(buf);
+}
+
+static json_t *or_null(json_t *v) { return v ? json_incref(v) : json_null(); }
+
+static json_t *lease_json(const job_t *j, bool internal)
+{
+    if (j->state != JOB_RUNNING)
+        return json_null();
+    json_t *l = json_pack("{s:s?, s:o}", "worker", j->lease_worker, "expires_at",
+                          time_json(j->lease_expires_at));
+    if (l && internal)
+        json_object_set_new(l, "id", json_string(j->lease_id));
+    return l;
+}
+
+json_t *job_to_json(const job_t *j, bool internal)
+{
+    json_t *backoff = json_pack("{s:I, s:I, s:f, s:f}", "initial_ms", (json_int_t)j->backoff.initial_ms,
+                                "max_ms", (json_int_t)j->backoff.max_ms, "multiplier",
+                                j->backoff.multiplier, "jitter", j->backoff.jitter);
+    return json_pack(
+        "{s:s, s:s, s:s, s:O, s:s, s:i, s:I, s:o, s:s?, s:s, s:i, s:o, s:o, s:o, s:o, s:o,"
+        " s:o, s:o, s:o, s:O, s:b}",
+        "id", j->id, "queue", j->queue, "type", j->type, "args", j->args, "priority",
+        job_priority_name(j->priority), "max_retries", j->max_retries, "timeout_ms",
+        (json_int_t)j->timeout_ms, "backoff", backoff, "breaker_key", j->breaker_key, "state",
+        job_state_name(j->state), "attempts", j->attempts, "created_at", time_json(j->created_at),
+        "updated_at", time_json(j->updated_at), "started_at", time_json(j->started_at),
+        "finished_at", time_json(j->finished_at), "run_at", time_json(j->run_at), "lease",
+        lease_json(j, internal), "progress", or_null(j->progress), "result", or_null(j->result),
+        "errors", j->errors, "cancel_requested", j->cancel_requested);
+}
+
+void job_add_error(job_t *j, err_t type, const char *message, json_t *context,
+                   const char *worker, int64_t at_ms)
+{
+    json_t *e = json_pack("{s:i, s:s, s:s, s:O?, s:s?, s:o}", "attempt", j->attempts, "type",
+                          err_name(type), "message", message ? message : "", "context", context,
+                          "worker", worker, "at", time_json(at_ms));
+    if (e)
+        json_array_append_new(j->errors, e);
+}
+
+int64_t backoff_delay_ms(const backoff_t *b, int n, double unit_rand)
+{
+    double d = (double)b->initial_ms * pow(b->multiplier, n > 1 ? n - 1 : 0);
+    if (!(d <= (double)b->max_ms)) /* also catches inf and nan */
+        d = (double)b->max_ms;
+    d *= 1.0 + b->jitter * (2.0 * unit_rand - 1.0);
+    return d < 0 ? 0 : (int64_t)llround(d);
+}

@@ -1,0 +1,102 @@
+/*
+ * job: the job record, its states, and its JSON forms.
+ *
+ * A job_t owns every pointer in it (strings and jansson references); free it
+ * with job_free(). Two JSON forms exist: the public form returned by the API
+ * (job_to_json(j, false)) and the stored document (job_to_json(j, true)),
+ * which adds the lease token. job_from_doc() reads the stored form back.
+ * Client input is validated by job_parse_spec() in job_spec.c. No function
+ * here keeps global state; all are safe on any thread for distinct jobs.
+ */
+#ifndef JOBQ_JOB_H
+#define JOBQ_JOB_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/errors.h"
+
+#define JOB_NAME_MAX 200  /* ids, queues, types, breaker keys */
+#define JOB_PRIORITIES 5  /* 0 = critical ... 4 = background */
+#define JOB_LEASE_ID_LEN 32
+
+typedef enum {
+    JOB_PENDING,
+    JOB_QUEUED,
+    JOB_RUNNING,
+    JOB_RETRYING,
+    JOB_COMPLETED,
+    JOB_FAILED,
+    JOB_CANCELLED,
+    JOB_STATE_COUNT
+} job_state_t;
+
+typedef struct backoff {
+    int64_t initial_ms, max_ms;
+    double multiplier, jitter;
+} backoff_t;
+
+typedef struct job_defaults {
+    int max_retries;
+    int64_t timeout_ms;
+    backoff_t backoff;
+} job_defaults_t;
+
+typedef struct job {
+    char *id, *queue, *type, *breaker_key; /* breaker_key may be NULL */
+    json_t *args;                          /* never NULL (json null) */
+    int priority;
+    int max_retries;
+    int64_t timeout_ms;
+    backoff_t backoff;
+
+    job_state_t state;
+    int attempts;
+    bool cancel_requested;
+    /* Milliseconds since the epoch; 0 means "not yet" (null in JSON). */
+    int64_t created_at, updated_at, started_at, finished_at, run_at;
+    json_t *progress, *result; /* NULL until reported */
+    json_t *errors;            /* array of failure records, never NULL */
+
+    /* Lease, valid while running. */
+    char lease_id[JOB_LEASE_ID_LEN + 1];
+    char *lease_worker;
+    int64_t lease_expires_at;
+} job_t;
+
+const char *job_state_name(job_state_t s);
+int job_state_parse(const char *s, job_state_t *out);
+bool job_state_terminal(job_state_t s);
+const char *job_priority_name(int priority);
+
+/* Characters allowed in ids, queue names, types and breaker keys. */
+bool job_name_valid(const char *s);
+
+job_t *job_new(void);
+void job_free(job_t *j);
+
+/* Validates a client's enqueue object. On success *out is a new job in no
+ * state yet (the engine decides pending/queued). On error fills p. */
+err_t job_parse_spec(json_t *spec, const job_defaults_t *defaults, int64_t now_ms,
+                     job_t **out, problem_t *p);
+
+/* True when two jobs were enqueued from the same request, for idempotent
+ * replay: everything the client chose except when it runs. */
+bool job_same_spec(const job_t *a, const job_t *b);
+
+/* New reference. internal=true adds what only the store needs (lease id). */
+json_t *job_to_json(const job_t *j, bool internal);
+/* Reads a stored document; the inverse of job_to_json(j, true). */
+err_t job_from_doc(json_t *doc, job_t **out, problem_t *p);
+
+/* Appends a failure record {attempt,type,message,context,worker,at}.
+ * Borrows every argument. */
+void job_add_error(job_t *j, err_t type, const char *message, json_t *context,
+                   const char *worker, int64_t at_ms);
+
+/* Delay before retry n (n >= 1), given a uniform random number in [0, 1):
+ * min(max, initial * multiplier^(n-1)) scaled by 1 +/- jitter. */
+int64_t backoff_delay_ms(const backoff_t *b, int n, double unit_rand);
+
+#endif

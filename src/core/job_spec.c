@@ -1,0 +1,257 @@
+/* Validation of client-sent jobs and decoding of stored documents. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/job.h"
+#include "util/clock.h"
+#include "util/randid.h"
+
+#define DELAY_MAX_MS (10LL * 365 * 24 * 3600 * 1000) /* ten years */
+
+static err_t name_field(json_t *v, const char *field, char **out, problem_t *p)
+{
+    if (!json_is_string(v))
+        return problem_set(p, ERR_VALIDATION, field, "%s must be a string", field);
+    if (!job_name_valid(json_string_value(v)))
+        return problem_set(p, ERR_VALIDATION, field,
+                           "%s must be 1-%d characters of [A-Za-z0-9._:-]", field, JOB_NAME_MAX);
+    *out = strdup(json_string_value(v));
+    return *out ? ERR_OK : problem_set(p, ERR_INTERNAL, field, "out of memory");
+}
+
+static err_t int_field(json_t *v, const char *field, int64_t lo, int64_t hi, int64_t *out,
+                       problem_t *p)
+{
+    if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
+        return problem_set(p, ERR_VALIDATION, field, "%s must be an integer from %lld to %lld",
+                           field, (long long)lo, (long long)hi);
+    *out = json_integer_value(v);
+    return ERR_OK;
+}
+
+static err_t num_field(json_t *v, const char *field, double lo, double hi, double *out,
+                       problem_t *p)
+{
+    if (!json_is_number(v) || json_number_value(v) < lo || json_number_value(v) > hi)
+        return problem_set(p, ERR_VALIDATION, field, "%s must be a number from %g to %g", field,
+                           lo, hi);
+    *out = json_number_value(v);
+    return ERR_OK;
+}
+
+static err_t priority_field(json_t *v, int *out, problem_t *p)
+{
+    if (json_is_integer(v) && json_integer_value(v) >= 0 &&
+        json_integer_value(v) < JOB_PRIORITIES) {
+        *out = (int)json_integer_value(v);
+        return ERR_OK;
+    }
+    for (int i = 0; json_is_string(v) && i < JOB_PRIORITIES; i++) {
+        if (strcmp(json_string_value(v), job_priority_name(i)) == 0) {
+            *out = i;
+            return ERR_OK;
+        }
+    }
+    return problem_set(p, ERR_VALIDATION, "priority",
+                       "priority must be critical, high, normal, low, background or 0-4");
+}
+
+static err_t backoff_field(json_t *v, backoff_t *b, problem_t *p)
+{
+    if (!json_is_object(v))
+        return problem_set(p, ERR_VALIDATION, "backoff", "backoff must be an object");
+    const char *key;
+    json_t *val;
+    json_object_foreach(v, key, val) {
+        err_t e;
+        if (strcmp(key, "initial_ms") == 0)
+            e = int_field(val, "backoff.initial_ms", 0, 86400000, &b->initial_ms, p);
+        else if (strcmp(key, "max_ms") == 0)
+            e = int_field(val, "backoff.max_ms", 0, 7LL * 86400000, &b->max_ms, p);
+        else if (strcmp(key, "multiplier") == 0)
+            e = num_field(val, "backoff.multiplier", 1.0, 100.0, &b->multiplier, p);
+        else if (strcmp(key, "jitter") == 0)
+            e = num_field(val, "backoff.jitter", 0.0, 1.0, &b->jitter, p);
+        else
+            e = problem_set(p, ERR_VALIDATION, "backoff", "unknown field backoff.%s", key);
+        if (e)
+            return e;
+    }
+    if (b->max_ms < b->initial_ms)
+        return problem_set(p, ERR_VALIDATION, "backoff.max_ms",
+                           "backoff.max_ms must be >= backoff.initial_ms");
+    return ERR_OK;
+}
+
+static err_t run_at_field(json_t *v, int64_t *out, problem_t *p)
+{
+    if (!json_is_string(v) || clock_parse_rfc3339(json_string_value(v), out) != 0)
+        return problem_set(p, ERR_VALIDATION, "run_at",
+                           "run_at must be an RFC 3339 time such as 2026-01-02T03:04:05Z");
+    return ERR_OK;
+}
+
+/* One field of an enqueue object; run_at/delay_ms land in *run_at. */
+static err_t spec_field(job_t *j, const char *key, json_t *v, int64_t now, int64_t *run_at,
+                        problem_t *p)
+{
+    int64_t n;
+    err_t e = ERR_OK;
+    if (strcmp(key, "id") == 0) {
+        free(j->id);
+        j->id = NULL;
+        return name_field(v, "id", &j->id, p);
+    }
+    if (strcmp(key, "queue") == 0) {
+        free(j->queue);
+        j->queue = NULL;
+        return name_field(v, "queue", &j->queue, p);
+    }
+    if (strcmp(key, "type") == 0)
+        return name_field(v, "type", &j->type, p);
+    if (strcmp(key, "breaker_key") == 0)
+        return name_field(v, "breaker_key", &j->breaker_key, p);
+    if (strcmp(key, "args") == 0) {
+        json_decref(j->args);
+        j->args = json_incref(v);
+        return ERR_OK;
+    }
+    if (strcmp(key, "priority") == 0)
+        return priority_field(v, &j->priority, p);
+    if (strcmp(key, "max_retries") == 0) {
+        if (!(e = int_field(v, "max_retries", 0, 1000, &n, p)))
+            j->max_retries = (int)n;
+        return e;
+    }
+    if (strcmp(key, "timeout_ms") == 0)
+        return int_field(v, "timeout_ms", 1000, 86400000, &j->timeout_ms, p);
+    if (strcmp(key, "backoff") == 0)
+        return backoff_field(v, &j->backoff, p);
+    if (strcmp(key, "run_at") == 0)
+        return run_at_field(v, run_at, p);
+    if (strcmp(key, "delay_ms") == 0) {
+        if (!(e = int_field(v, "delay_ms", 0, DELAY_MAX_MS, &n, p)))
+            *run_at = now + n;
+        return e;
+    }
+    return problem_set(p, ERR_VALIDATION, key, "unknown field %s", key);
+}
+
+err_t job_parse_spec(json_t *spec, const job_defaults_t *d, int64_t now, job_t **out, problem_t *p)
+{
+    if (!json_is_object(spec))
+        return problem_set(p, ERR_VALIDATION, "", "a job must be a JSON object");
+    if (json_object_get(spec, "run_at") && json_object_get(spec, "delay_ms"))
+        return problem_set(p, ERR_VALIDATION, "delay_ms", "give run_at or delay_ms, not both");
+    job_t *j = job_new();
+    if (!j)
+        return problem_set(p, ERR_INTERNAL, "", "out of memory");
+    j->priority = 2;
+    j->max_retries = d->max_retries;
+    j->timeout_ms = d->timeout_ms;
+    j->backoff = d->backoff;
+    int64_t run_at = now;
+    const char *key;
+    json_t *v;
+    err_t e = ERR_OK;
+    json_object_foreach(spec, key, v) {
+        if ((e = spec_field(j, key, v, now, &run_at, p)))
+            break;
+    }
+    if (!e && !j->type)
+        e = problem_set(p, ERR_VALIDATION, "type", "type is required");
+    if (!e && !j->queue && !(j->queue = strdup("default")))
+        e = problem_set(p, ERR_INTERNAL, "", "out of memory");
+    if (!e && !j->id) {
+        char buf[33];
+        if (randid_hex(buf, 16) != 0 || !(j->id = strdup(buf)))
+            e = problem_set(p, ERR_INTERNAL, "id", "could not generate an id");
+    }
+    if (e) {
+        job_free(j);
+        return e;
+    }
+    j->created_at = j->updated_at = now;
+    j->run_at = run_at;
+    *out = j;
+    return ERR_OK;
+}
+
+/* ---- stored documents ---- */
+
+static int64_t doc_time(json_t *doc, const char *key)
+{
+    int64_t ms = 0;
+    json_t *v = json_object_get(doc, key);
+    if (json_is_string(v) && clock_parse_rfc3339(json_string_value(v), &ms) != 0)
+        ms = 0;
+    return ms;
+}
+
+static json_t *doc_ref(json_t *doc, const char *key)
+{
+    json_t *v = json_object_get(doc, key);
+    return (v && !json_is_null(v)) ? json_incref(v) : NULL;
+}
+
+static err_t doc_lease(job_t *j, json_t *lease, problem_t *p)
+{
+    if (j->state != JOB_RUNNING)
+        return ERR_OK;
+    const char *id = json_string_value(json_object_get(lease, "id"));
+    const char *worker = json_string_value(json_object_get(lease, "worker"));
+    if (!id || strlen(id) != JOB_LEASE_ID_LEN)
+        return problem_set(p, ERR_INTERNAL, "lease", "running job %s has no lease", j->id);
+    memcpy(j->lease_id, id, JOB_LEASE_ID_LEN + 1);
+    j->lease_worker = worker ? strdup(worker) : NULL;
+    j->lease_expires_at = doc_time(lease, "expires_at");
+    return ERR_OK;
+}
+
+err_t job_from_doc(json_t *doc, job_t **out, problem_t *p)
+{
+    static const job_defaults_t none = { 0, 60000, { 1000, 3600000, 2.0, 0.2 } };
+    json_t *spec = json_pack("{s:O, s:O, s:O, s:O, s:O, s:O, s:O}", "id",
+                             json_object_get(doc, "id"), "queue", json_object_get(doc, "queue"),
+                             "type", json_object_get(doc, "type"), "args",
+                             json_object_get(doc, "args"), "priority",
+                             json_object_get(doc, "priority"), "max_retries",
+                             json_object_get(doc, "max_retries"), "backoff",
+                             json_object_get(doc, "backoff"));
+    if (!spec)
+        return problem_set(p, ERR_INTERNAL, "", "stored job is missing fields");
+    json_t *bk = json_object_get(doc, "breaker_key");
+    if (json_is_string(bk))
+        json_object_set(spec, "breaker_key", bk);
+    json_object_set(spec, "timeout_ms", json_object_get(doc, "timeout_ms"));
+    job_t *j = NULL;
+    err_t e = job_parse_spec(spec, &none, 0, &j, p);
+    json_decref(spec);
+    if (e)
+        return e;
+    const char *state = json_string_value(json_object_get(doc, "state"));
+    if (!state || job_state_parse(state, &j->state) != 0) {
+        job_free(j);
+        return problem_set(p, ERR_INTERNAL, "state", "stored job has a bad state");
+    }
+    j->attempts = (int)json_integer_value(json_object_get(doc, "attempts"));
+    j->cancel_requested = json_is_true(json_object_get(doc, "cancel_requested"));
+    j->created_at = doc_time(doc, "created_at");
+    j->updated_at = doc_time(doc, "updated_at");
+    j->started_at = doc_time(doc, "started_at");
+    j->finished_at = doc_time(doc, "finished_at");
+    j->run_at = doc_time(doc, "run_at");
+    j->progress = doc_ref(doc, "progress");
+    j->result = doc_ref(doc, "result");
+    json_t *errors = json_object_get(doc, "errors");
+    if (json_is_array(errors)) {
+        json_decref(j->errors);
+        j->errors = json_incref(errors);
+    }
+    if ((e = doc_lease(j, json_object_get(doc, "lease"), p))) {
+        job_free(j);
+        return e;
+    }
+    *out = j;
+    return ERR_OK;
+}

@@ -1,0 +1,348 @@
+/* The job table and the transitions that do not involve a lessee. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/engine_internal.h"
+
+static const char *const event_names[ENGINE_EV_COUNT] = {
+    "enqueued", "updated", "completed", "failed", "retried", "cancelled", "requeued",
+};
+
+const char *engine_event_name(engine_event_t ev)
+{
+    return ev < ENGINE_EV_COUNT ? event_names[ev] : "?";
+}
+
+engine_t *engine_new(const engine_hooks_t *hooks, const engine_options_t *opt)
+{
+    engine_t *e = calloc(1, sizeof *e);
+    if (!e)
+        return NULL;
+    e->h = *hooks;
+    e->opt = *opt;
+    if (e->opt.finished_in_memory < 1)
+        e->opt.finished_in_memory = 1; /* the job just finished must outlive the call */
+    hmap_init(&e->jobs);
+    hmap_init(&e->queues);
+    heap_init(&e->timers);
+    heap_init(&e->waiter_deadlines);
+    list_init(&e->waiters);
+    list_init(&e->finished);
+    e->reported_deadline = INT64_MAX;
+    return e;
+}
+
+void engine_free(engine_t *e)
+{
+    if (!e)
+        return;
+    const char *k;
+    void *v;
+    for (size_t i = 0; hmap_next(&e->jobs, &i, &k, &v);) {
+        job_free(((ejob_t *)v)->job);
+        free(v);
+    }
+    for (size_t i = 0; hmap_next(&e->queues, &i, &k, &v);) {
+        free(((equeue_t *)v)->name);
+        free(v);
+    }
+    hmap_free(&e->jobs);
+    hmap_free(&e->queues);
+    heap_free(&e->timers);
+    heap_free(&e->waiter_deadlines);
+    free(e);
+}
+
+equeue_t *eng_queue(engine_t *e, const char *name)
+{
+    equeue_t *q = hmap_get(&e->queues, name);
+    if (q)
+        return q;
+    q = calloc(1, sizeof *q);
+    if (!q || !(q->name = strdup(name))) {
+        free(q);
+        return NULL;
+    }
+    for (int p = 0; p < JOB_PRIORITIES; p++)
+        list_init(&q->ready[p]);
+    if (hmap_put(&e->queues, q->name, q) != 0) {
+        free(q->name);
+        free(q);
+        return NULL;
+    }
+    return q;
+}
+
+void eng_persist(engine_t *e, ejob_t *ej, engine_event_t ev)
+{
+    e->h.persist(e->h.ud, ej->job, ev);
+}
+
+/* Takes a job out of whatever structure holds it for its state. */
+void eng_unlink(engine_t *e, ejob_t *ej)
+{
+    heap_remove(&e->timers, &ej->timer);
+    if (list_linked(&ej->link)) {
+        if (job_state_terminal(ej->job->state))
+            e->nfinished--;
+        list_remove(&ej->link);
+    }
+}
+
+void eng_make_ready(engine_t *e, ejob_t *ej)
+{
+    eng_unlink(e, ej);
+    ej->job->state = JOB_QUEUED;
+    list_push_back(&ej->queue->ready[ej->job->priority], &ej->link);
+    e->ready_added = true;
+}
+
+void eng_schedule(engine_t *e, ejob_t *ej, job_state_t state, int64_t at)
+{
+    eng_unlink(e, ej);
+    ej->job->state = state;
+    ej->job->run_at = at;
+    if (heap_push(&e->timers, &ej->timer, at) != 0) /* out of memory: run it now */
+        eng_make_ready(e, ej);
+}
+
+static void clear_lease(job_t *j)
+{
+    j->lease_id[0] = '\0';
+    free(j->lease_worker);
+    j->lease_worker = NULL;
+    j->lease_expires_at = 0;
+}
+
+void eng_finish(engine_t *e, ejob_t *ej, job_state_t state, engine_event_t ev)
+{
+    eng_unlink(e, ej);
+    job_t *j = ej->job;
+    j->state = state;
+    j->finished_at = j->updated_at = eng_now(e);
+    clear_lease(j);
+    list_push_back(&e->finished, &ej->link);
+    e->nfinished++;
+    eng_persist(e, ej, ev);
+}
+
+static ejob_t *adopt(engine_t *e, job_t *job)
+{
+    ejob_t *ej = calloc(1, sizeof *ej);
+    if (!ej)
+        return NULL;
+    ej->job = job;
+    list_init(&ej->link);
+    ej->queue = eng_queue(e, job->queue);
+    if (!ej->queue || hmap_put(&e->jobs, job->id, ej) != 0) {
+        free(ej);
+        return NULL;
+    }
+    return ej;
+}
+
+static void place_loaded(engine_t *e, ejob_t *ej)
+{
+    job_t *j = ej->job;
+    switch (j->state) {
+    case JOB_PENDING:
+    case JOB_RETRYING: eng_schedule(e, ej, j->state, j->run_at); break;
+    case JOB_QUEUED: eng_make_ready(e, ej); break;
+    case JOB_RUNNING:
+        if (heap_push(&e->timers, &ej->timer, j->lease_expires_at) != 0)
+            eng_expire_lease(e, ej);
+        break;
+    default:
+        list_push_back(&e->finished, &ej->link);
+        e->nfinished++;
+        break;
+    }
+}
+
+void engine_load(engine_t *e, job_t *job)
+{
+    ejob_t *ej = hmap_get(&e->jobs, job->id) ? NULL : adopt(e, job);
+    if (!ej) {
+        job_free(job);
+        return;
+    }
+    place_loaded(e, ej);
+    eng_settle(e);
+}
+
+void engine_load_queue(engine_t *e, const char *queue, bool paused)
+{
+    equeue_t *q = eng_queue(e, queue);
+    if (q)
+        q->paused = paused;
+}
+
+ejob_t *eng_find(engine_t *e, const char *id, problem_t *p)
+{
+    ejob_t *ej = hmap_get(&e->jobs, id);
+    if (!ej)
+        problem_set(p, ERR_NOT_FOUND, "id", "no job with id %s", id);
+    return ej;
+}
+
+const job_t *engine_get(engine_t *e, const char *id)
+{
+    ejob_t *ej = hmap_get(&e->jobs, id);
+    return ej ? ej->job : NULL;
+}
+
+size_t engine_job_count(const engine_t *e) { return hmap_len(&e->jobs); }
+
+err_t engine_enqueue_check(engine_t *e, const job_t *job, problem_t *p)
+{
+    ejob_t *ej = hmap_get(&e->jobs, job->id);
+    if (ej && !job_same_spec(ej->job, job))
+        return problem_set(p, ERR_CONFLICT, "id",
+                           "job %s already exists with different content", job->id);
+    return ERR_OK;
+}
+
+err_t engine_enqueue(engine_t *e, job_t *job, bool *created, const job_t **out, problem_t *p)
+{
+    err_t err = engine_enqueue_check(e, job, p);
+    ejob_t *existing = hmap_get(&e->jobs, job->id);
+    if (err || existing) {
+        *created = false;
+        *out = existing ? existing->job : NULL;
+        job_free(job);
+        return err;
+    }
+    ejob_t *ej = adopt(e, job);
+    if (!ej) {
+        job_free(job);
+        return problem_set(p, ERR_UNAVAILABLE, "", "out of memory");
+    }
+    if (job->run_at > eng_now(e))
+        eng_schedule(e, ej, JOB_PENDING, job->run_at);
+    else
+        eng_make_ready(e, ej);
+    eng_persist(e, ej, ENGINE_EV_ENQUEUED);
+    *created = true;
+    *out = job;
+    eng_settle(e);
+    return ERR_OK;
+}
+
+err_t engine_cancel(engine_t *e, const char *id, const job_t **out, problem_t *p)
+{
+    ejob_t *ej = eng_find(e, id, p);
+    if (!ej)
+        return p->type;
+    job_t *j = ej->job;
+    if (job_state_terminal(j->state))
+        return problem_set(p, ERR_CONFLICT, "state", "job %s is already %s", id,
+                           job_state_name(j->state));
+    if (j->state == JOB_RUNNING) {
+        /* The worker learns of it on its next heartbeat; its report settles it. */
+        j->cancel_requested = true;
+        j->updated_at = eng_now(e);
+        eng_persist(e, ej, ENGINE_EV_UPDATED);
+    } else {
+        eng_finish(e, ej, JOB_CANCELLED, ENGINE_EV_CANCELLED);
+    }
+    *out = j;
+    eng_settle(e);
+    return ERR_OK;
+}
+
+err_t engine_retry(engine_t *e, const char *id, const job_t **out, problem_t *p)
+{
+    ejob_t *ej = eng_find(e, id, p);
+    if (!ej)
+        return p->type;
+    job_t *j = ej->job;
+    if (j->state != JOB_FAILED && j->state != JOB_CANCELLED)
+        return problem_set(p, ERR_CONFLICT, "state",
+                           "only failed or cancelled jobs can be retried; job %s is %s", id,
+                           job_state_name(j->state));
+    /* A fresh budget of attempts; the error history stays. */
+    j->attempts = 0;
+    j->cancel_requested = false;
+    j->finished_at = 0;
+    json_decref(j->result);
+    j->result = NULL;
+    j->run_at = j->updated_at = eng_now(e);
+    eng_make_ready(e, ej);
+    eng_persist(e, ej, ENGINE_EV_REQUEUED);
+    *out = j;
+    eng_settle(e);
+    return ERR_OK;
+}
+
+err_t engine_delete(engine_t *e, const char *id, problem_t *p)
+{
+    ejob_t *ej = eng_find(e, id, p);
+    if (!ej)
+        return p->type;
+    if (!job_state_terminal(ej->job->state))
+        return problem_set(p, ERR_CONFLICT, "state",
+                           "only finished jobs can be deleted; job %s is %s (cancel it first)",
+                           id, job_state_name(ej->job->state));
+    eng_unlink(e, ej);
+    hmap_del(&e->jobs, ej->job->id);
+    e->h.persist_delete(e->h.ud, ej->job->id);
+    job_free(ej->job);
+    free(ej);
+    return ERR_OK;
+}
+
+static void fire_job_timer(engine_t *e, ejob_t *ej)
+{
+    job_t *j = ej->job;
+    heap_remove(&e->timers, &ej->timer);
+    if (j->state == JOB_RUNNING) {
+        eng_expire_lease(e, ej);
+        return;
+    }
+    j->updated_at = eng_now(e);
+    eng_make_ready(e, ej);
+    eng_persist(e, ej, ENGINE_EV_UPDATED);
+}
+
+void engine_tick(engine_t *e)
+{
+    int64_t now = eng_now(e);
+    heap_node_t *n;
+    while ((n = heap_peek(&e->timers)) && n->key <= now)
+        fire_job_timer(e, LIST_ENTRY(n, ejob_t, timer));
+    eng_dispatch(e); /* before expiring waiters: a job due now beats an empty answer */
+    while ((n = heap_peek(&e->waiter_deadlines)) && n->key <= now)
+        eng_expire_waiter(e, LIST_ENTRY(n, engine_waiter_t, deadline_));
+    eng_settle(e);
+}
+
+int64_t engine_next_deadline(const engine_t *e)
+{
+    heap_node_t *a = heap_peek(&e->timers), *b = heap_peek(&e->waiter_deadlines);
+    int64_t t = a ? a->key : INT64_MAX;
+    return (b && b->key < t) ? b->key : t;
+}
+
+static void evict_finished(engine_t *e)
+{
+    while (e->nfinished > (size_t)e->opt.finished_in_memory) {
+        ejob_t *ej = LIST_ENTRY(list_first(&e->finished), ejob_t, link);
+        list_remove(&ej->link);
+        e->nfinished--;
+        hmap_del(&e->jobs, ej->job->id);
+        job_free(ej->job);
+        free(ej);
+    }
+}
+
+void eng_settle(engine_t *e)
+{
+    eng_dispatch(e);
+    evict_finished(e);
+    int64_t d = engine_next_deadline(e);
+    if (d != e->reported_deadline) {
+        e->reported_deadline = d;
+        if (e->h.deadline_changed)
+            e->h.deadline_changed(e->h.ud, d);
+    }
+}

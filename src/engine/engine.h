@@ -1,0 +1,129 @@
+/*
+ * engine: jobq's in-memory dispatcher. Every front end (HTTP today, Faktory
+ * and built-in runners later) drives jobs through this API and nothing else.
+ *
+ * The engine owns the job table (id -> job), per-queue ready lists ordered by
+ * priority then FIFO, one timer heap for scheduled runs, retries and lease
+ * deadlines, and the long-poll lessees waiting for work. It never blocks,
+ * never does I/O and never touches SQL: every change it makes is reported
+ * through hooks->persist*, which the owner turns into durable writes, and the
+ * owner answers its client only once those writes are durable.
+ *
+ * Threads: single-threaded. Every call, and every hook and waiter callback it
+ * makes, happens on the thread that owns the engine (the event loop).
+ *
+ * Ownership: jobs handed to engine_enqueue()/engine_load() belong to the
+ * engine from then on, whatever the result. Pointers the engine returns are
+ * borrowed and valid only until the next engine call: serialize at once.
+ * Hooks and waiter callbacks must not call back into the engine.
+ */
+#ifndef JOBQ_ENGINE_H
+#define JOBQ_ENGINE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/errors.h"
+#include "core/job.h"
+#include "util/heap.h"
+#include "util/list.h"
+
+typedef struct engine engine_t;
+
+/* Why a job was persisted; the store keeps lifetime totals by event. */
+typedef enum {
+    ENGINE_EV_ENQUEUED,
+    ENGINE_EV_UPDATED, /* lease, heartbeat, timer: no total changes */
+    ENGINE_EV_COMPLETED,
+    ENGINE_EV_FAILED,
+    ENGINE_EV_RETRIED, /* an attempt failed and a retry is scheduled */
+    ENGINE_EV_CANCELLED,
+    ENGINE_EV_REQUEUED, /* an operator's retry of a failed/cancelled job */
+    ENGINE_EV_COUNT
+} engine_event_t;
+
+typedef struct engine_hooks {
+    void *ud;
+    int64_t (*now_ms)(void *ud);
+    double (*rand_unit)(void *ud); /* uniform [0,1), for backoff jitter */
+    void (*persist)(void *ud, const job_t *job, engine_event_t ev);
+    void (*persist_delete)(void *ud, const char *id);
+    void (*persist_queue)(void *ud, const char *queue, bool paused);
+    /* The earliest timer moved; call engine_tick() once the clock reaches it.
+     * INT64_MAX means no timer is set. */
+    void (*deadline_changed)(void *ud, int64_t deadline_ms);
+} engine_hooks_t;
+
+typedef struct engine_options {
+    int64_t finished_in_memory; /* finished jobs kept for reads; at least 1 */
+} engine_options_t;
+
+/* A lessee. The caller fills the public part and keeps the waiter alive
+ * until its callback has run or it has been cancelled. */
+typedef struct engine_waiter engine_waiter_t;
+typedef void (*engine_lease_cb)(engine_waiter_t *w, job_t **jobs, int n);
+struct engine_waiter {
+    const char *worker;
+    const char *const *queues;
+    int nqueues;
+    int max;            /* 1..ENGINE_LEASE_MAX */
+    engine_lease_cb cb; /* jobs leased, or n = 0 when wait_ms ran out */
+    void *ud;
+    list_node_t link_; /* engine-private */
+    heap_node_t deadline_;
+};
+#define ENGINE_LEASE_MAX 100
+
+engine_t *engine_new(const engine_hooks_t *hooks, const engine_options_t *opt);
+void engine_free(engine_t *e); /* frees every job; waiters are dropped silently */
+
+/* Recovery and reads from the store: takes a job in any state as stored,
+ * without persisting. A job already present is kept and the new one freed. */
+void engine_load(engine_t *e, job_t *job);
+/* Recovery: sets a queue's paused flag without persisting. */
+void engine_load_queue(engine_t *e, const char *queue, bool paused);
+
+/* ERR_OK if engine_enqueue(job) would succeed (new id or identical replay). */
+err_t engine_enqueue_check(engine_t *e, const job_t *job, problem_t *p);
+/* Accepts a parsed job: pending if its run_at is ahead, else queued.
+ * *created says whether it is new or a replay; *out is the job as stored. */
+err_t engine_enqueue(engine_t *e, job_t *job, bool *created, const job_t **out, problem_t *p);
+
+const job_t *engine_get(engine_t *e, const char *id);
+
+err_t engine_cancel(engine_t *e, const char *id, const job_t **out, problem_t *p);
+err_t engine_retry(engine_t *e, const char *id, const job_t **out, problem_t *p);
+err_t engine_delete(engine_t *e, const char *id, problem_t *p);
+
+/* Leases up to w->max ready jobs into out[] and returns how many. If none
+ * is ready and wait_ms > 0, registers w: its callback runs exactly once,
+ * with jobs as soon as some are ready, or with none after wait_ms. */
+int engine_lease(engine_t *e, engine_waiter_t *w, int64_t wait_ms, job_t **out);
+void engine_waiter_cancel(engine_t *e, engine_waiter_t *w);
+bool engine_waiter_waiting(const engine_waiter_t *w);
+/* Answers every waiting lessee with no jobs (shutdown). */
+void engine_release_waiters(engine_t *e);
+
+err_t engine_heartbeat(engine_t *e, const char *id, const char *lease_id, json_t *progress,
+                       int64_t extend_ms, const job_t **out, problem_t *p);
+err_t engine_complete(engine_t *e, const char *id, const char *lease_id, json_t *result,
+                      const job_t **out, problem_t *p);
+/* retry: -1 follows the error type, 0 never, 1 if attempts remain. */
+err_t engine_fail(engine_t *e, const char *id, const char *lease_id, err_t type,
+                  const char *message, json_t *context, int retry, const job_t **out,
+                  problem_t *p);
+
+void engine_pause(engine_t *e, const char *queue, bool paused);
+bool engine_queue_paused(engine_t *e, const char *queue);
+/* Calls fn for every queue the engine knows, in no particular order. */
+void engine_queue_foreach(engine_t *e, void (*fn)(void *ud, const char *queue, bool paused),
+                          void *ud);
+
+/* Fires every timer due at or before now (the hooks' clock). */
+void engine_tick(engine_t *e);
+int64_t engine_next_deadline(const engine_t *e);
+size_t engine_job_count(const engine_t *e);
+
+const char *engine_event_name(engine_event_t ev);
+
+#endif

@@ -1,0 +1,224 @@
+/* Lessees: leasing, long-poll waiters, and the outcomes a lease can have. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/engine_internal.h"
+#include "util/randid.h"
+
+static void start_lease(engine_t *e, ejob_t *ej, const char *worker)
+{
+    job_t *j = ej->job;
+    int64_t now = eng_now(e);
+    eng_unlink(e, ej);
+    j->state = JOB_RUNNING;
+    j->attempts++;
+    j->started_at = j->updated_at = now;
+    j->lease_expires_at = now + j->timeout_ms;
+    free(j->lease_worker);
+    j->lease_worker = worker ? strdup(worker) : NULL;
+    if (randid_hex(j->lease_id, JOB_LEASE_ID_LEN / 2) != 0)
+        abort(); /* no kernel randomness: fencing tokens would be guessable */
+    if (heap_push(&e->timers, &ej->timer, j->lease_expires_at) != 0)
+        abort(); /* cannot track the lease; losing it would strand the job */
+    eng_persist(e, ej, ENGINE_EV_UPDATED);
+}
+
+/* Strict priority across the asked queues; ties go to the queue listed first. */
+static ejob_t *next_ready(engine_t *e, const engine_waiter_t *w)
+{
+    for (int p = 0; p < JOB_PRIORITIES; p++) {
+        for (int i = 0; i < w->nqueues; i++) {
+            equeue_t *q = hmap_get(&e->queues, w->queues[i]);
+            if (q && !q->paused && !list_empty(&q->ready[p]))
+                return LIST_ENTRY(list_first(&q->ready[p]), ejob_t, link);
+        }
+    }
+    return NULL;
+}
+
+static int take(engine_t *e, engine_waiter_t *w, job_t **out)
+{
+    int n = 0;
+    ejob_t *ej;
+    while (n < w->max && (ej = next_ready(e, w))) {
+        start_lease(e, ej, w->worker);
+        out[n++] = ej->job;
+    }
+    return n;
+}
+
+int engine_lease(engine_t *e, engine_waiter_t *w, int64_t wait_ms, job_t **out)
+{
+    list_init(&w->link_);
+    w->deadline_.idx = 0;
+    int n = take(e, w, out);
+    if (n == 0 && wait_ms > 0) {
+        list_push_back(&e->waiters, &w->link_);
+        if (heap_push(&e->waiter_deadlines, &w->deadline_, eng_now(e) + wait_ms) != 0)
+            list_remove(&w->link_); /* out of memory: answer empty now */
+    }
+    eng_settle(e);
+    return n;
+}
+
+bool engine_waiter_waiting(const engine_waiter_t *w) { return list_linked(&w->link_); }
+
+void engine_waiter_cancel(engine_t *e, engine_waiter_t *w)
+{
+    if (list_linked(&w->link_))
+        list_remove(&w->link_);
+    heap_remove(&e->waiter_deadlines, &w->deadline_);
+}
+
+void eng_expire_waiter(engine_t *e, engine_waiter_t *w)
+{
+    engine_waiter_cancel(e, w);
+    w->cb(w, NULL, 0);
+}
+
+void engine_release_waiters(engine_t *e)
+{
+    while (!list_empty(&e->waiters))
+        eng_expire_waiter(e, LIST_ENTRY(list_first(&e->waiters), engine_waiter_t, link_));
+    eng_settle(e);
+}
+
+void eng_dispatch(engine_t *e)
+{
+    if (!e->ready_added)
+        return;
+    e->ready_added = false;
+    job_t *jobs[ENGINE_LEASE_MAX];
+    list_node_t *n = e->waiters.next;
+    while (n != &e->waiters) {
+        engine_waiter_t *w = LIST_ENTRY(n, engine_waiter_t, link_);
+        n = n->next;
+        int got = take(e, w, jobs);
+        if (got > 0) {
+            engine_waiter_cancel(e, w);
+            w->cb(w, jobs, got);
+        }
+    }
+}
+
+/* Finds a running job whose lease the caller holds. */
+static ejob_t *leased(engine_t *e, const char *id, const char *lease_id, problem_t *p)
+{
+    ejob_t *ej = eng_find(e, id, p);
+    if (!ej)
+        return NULL;
+    if (ej->job->state != JOB_RUNNING) {
+        problem_set(p, ERR_CONFLICT, "lease_id", "job %s is %s, not running", id,
+                    job_state_name(ej->job->state));
+        return NULL;
+    }
+    if (!lease_id || strcmp(ej->job->lease_id, lease_id) != 0) {
+        problem_set(p, ERR_CONFLICT, "lease_id", "lease_id does not hold job %s's current lease",
+                    id);
+        return NULL;
+    }
+    return ej;
+}
+
+err_t engine_heartbeat(engine_t *e, const char *id, const char *lease_id, json_t *progress,
+                       int64_t extend_ms, const job_t **out, problem_t *p)
+{
+    ejob_t *ej = leased(e, id, lease_id, p);
+    if (!ej)
+        return p->type;
+    job_t *j = ej->job;
+    int64_t now = eng_now(e);
+    if (progress) {
+        json_decref(j->progress);
+        j->progress = json_incref(progress);
+    }
+    j->lease_expires_at = now + (extend_ms > 0 ? extend_ms : j->timeout_ms);
+    j->updated_at = now;
+    if (heap_push(&e->timers, &ej->timer, j->lease_expires_at) != 0)
+        abort();
+    eng_persist(e, ej, ENGINE_EV_UPDATED);
+    *out = j;
+    eng_settle(e);
+    return ERR_OK;
+}
+
+err_t engine_complete(engine_t *e, const char *id, const char *lease_id, json_t *result,
+                      const job_t **out, problem_t *p)
+{
+    ejob_t *ej = leased(e, id, lease_id, p);
+    if (!ej)
+        return p->type;
+    json_decref(ej->job->result);
+    ej->job->result = result ? json_incref(result) : NULL;
+    /* Finished work is reported as done even if a cancel arrived meanwhile. */
+    eng_finish(e, ej, JOB_COMPLETED, ENGINE_EV_COMPLETED);
+    *out = ej->job;
+    eng_settle(e);
+    return ERR_OK;
+}
+
+/* Records a failed attempt and decides: cancelled, retrying or failed. */
+static void fail_attempt(engine_t *e, ejob_t *ej, err_t type, const char *message,
+                         json_t *context, int retry)
+{
+    job_t *j = ej->job;
+    int64_t now = eng_now(e);
+    job_add_error(j, type, message, context, j->lease_worker, now);
+    bool retryable = retry < 0 ? err_retried(type) : retry > 0;
+    if (j->cancel_requested) {
+        eng_finish(e, ej, JOB_CANCELLED, ENGINE_EV_CANCELLED);
+    } else if (retryable && j->attempts <= j->max_retries) {
+        int64_t delay = backoff_delay_ms(&j->backoff, j->attempts, e->h.rand_unit(e->h.ud));
+        j->lease_id[0] = '\0';
+        j->updated_at = now;
+        eng_schedule(e, ej, JOB_RETRYING, now + delay);
+        eng_persist(e, ej, ENGINE_EV_RETRIED);
+    } else {
+        eng_finish(e, ej, JOB_FAILED, ENGINE_EV_FAILED);
+    }
+}
+
+err_t engine_fail(engine_t *e, const char *id, const char *lease_id, err_t type,
+                  const char *message, json_t *context, int retry, const job_t **out,
+                  problem_t *p)
+{
+    ejob_t *ej = leased(e, id, lease_id, p);
+    if (!ej)
+        return p->type;
+    fail_attempt(e, ej, type, message, context, retry);
+    *out = ej->job;
+    eng_settle(e);
+    return ERR_OK;
+}
+
+void eng_expire_lease(engine_t *e, ejob_t *ej)
+{
+    fail_attempt(e, ej, ERR_TIMEOUT, "lease expired before the worker reported", NULL, -1);
+}
+
+void engine_pause(engine_t *e, const char *queue, bool paused)
+{
+    equeue_t *q = eng_queue(e, queue);
+    if (!q || q->paused == paused)
+        return;
+    q->paused = paused;
+    e->h.persist_queue(e->h.ud, queue, paused);
+    if (!paused)
+        e->ready_added = true;
+    eng_settle(e);
+}
+
+bool engine_queue_paused(engine_t *e, const char *queue)
+{
+    equeue_t *q = hmap_get(&e->queues, queue);
+    return q && q->paused;
+}
+
+void engine_queue_foreach(engine_t *e, void (*fn)(void *ud, const char *queue, bool paused),
+                          void *ud)
+{
+    const char *k;
+    void *v;
+    for (size_t i = 0; hmap_next(&e->queues, &i, &k, &v);)
+        fn(ud, k, ((equeue_t *)v)->paused);
+}

@@ -1,0 +1,132 @@
+/* Request accessors and replies; see request.h. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/request_internal.h"
+
+const char *http_method(const http_req_t *r) { return r->method; }
+const char *http_path(const http_req_t *r) { return r->url; }
+const char *http_request_id(const http_req_t *r) { return r->request_id; }
+
+const char *http_query(const http_req_t *r, const char *key)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
+}
+
+const char *http_body(const http_req_t *r, size_t *len)
+{
+    *len = r->body_len;
+    return r->body ? r->body : "";
+}
+
+json_t *http_body_json(http_req_t *r, bool allow_empty, problem_t *p)
+{
+    if (r->body_len == 0) {
+        if (allow_empty)
+            return json_object();
+        problem_set(p, ERR_VALIDATION, "body", "a JSON object body is required");
+        return NULL;
+    }
+    json_error_t e;
+    json_t *j = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &e);
+    if (!j) {
+        problem_set(p, ERR_VALIDATION, "body", "malformed JSON at line %d column %d: %s", e.line,
+                    e.column, e.text);
+        return NULL;
+    }
+    if (!json_is_object(j)) {
+        json_decref(j);
+        problem_set(p, ERR_VALIDATION, "body", "the body must be a JSON object");
+        return NULL;
+    }
+    return j;
+}
+
+void http_set_param(http_req_t *r, int i, const char *value)
+{
+    if (i < 0 || i >= HTTP_MAX_PARAMS)
+        return;
+    free(r->params[i]);
+    r->params[i] = strdup(value);
+}
+
+const char *http_param(const http_req_t *r, int i)
+{
+    return (i >= 0 && i < HTTP_MAX_PARAMS && r->params[i]) ? r->params[i] : "";
+}
+
+void *http_handler_data(http_req_t *r, size_t size, void (*dtor)(void *))
+{
+    if (!r->hdata) {
+        r->hdata = calloc(1, size);
+        r->hdata_dtor = dtor;
+    }
+    return r->hdata;
+}
+
+void http_req_free(http_req_t *r)
+{
+    free(r->body);
+    free(r->resp);
+    if (r->hdata && r->hdata_dtor)
+        r->hdata_dtor(r->hdata);
+    free(r->hdata);
+    for (int i = 0; i < HTTP_MAX_PARAMS; i++)
+        free(r->params[i]);
+    for (int i = 0; i < r->nheaders; i++) {
+        free(r->headers[i].name);
+        free(r->headers[i].value);
+    }
+    free(r);
+}
+
+void http_defer(http_req_t *r)
+{
+    if (r->phase == REQ_HANDLING)
+        r->phase = REQ_DEFERRED;
+}
+
+void http_add_header(http_req_t *r, const char *name, const char *value)
+{
+    if (r->nheaders == HTTP_MAX_HEADERS)
+        return;
+    r->headers[r->nheaders].name = strdup(name);
+    r->headers[r->nheaders].value = strdup(value);
+    r->nheaders++;
+}
+
+void http_reply_text(http_req_t *r, int status, const char *ctype, char *body)
+{
+    if (r->phase == REQ_REPLIED) { /* a second reply is a bug; keep the first */
+        free(body);
+        return;
+    }
+    r->status = status;
+    r->ctype = ctype;
+    r->resp = body;
+    r->phase = REQ_REPLIED;
+    http_req_resume(r);
+}
+
+void http_reply_json(http_req_t *r, int status, json_t *body)
+{
+    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
+    json_decref(body);
+    http_reply_text(r, status, text ? "application/json" : NULL, text);
+}
+
+void http_reply_problem(http_req_t *r, const problem_t *p)
+{
+    int status = p->status ? p->status : err_status(p->type);
+    json_t *detail = json_string(p->detail); /* NULL if truncation split a UTF-8 sequence */
+    json_t *body = json_pack("{s:s, s:s, s:i, s:o, s:s}", "type", err_name(p->type), "title",
+                             err_title(p->type), "status", status, "detail",
+                             detail ? detail : json_string(err_title(p->type)), "request_id",
+                             r->request_id);
+    if (body && p->field[0])
+        json_object_set_new(body, "field", json_string(p->field));
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    http_reply_text(r, status, "application/problem+json", text);
+}

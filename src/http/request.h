@@ -1,0 +1,50 @@
+/*
+ * request: one HTTP request as handlers see it, and the ways to answer it.
+ *
+ * A handler either replies before returning, or calls http_defer() and
+ * replies later from a callback on the loop thread; either way exactly one
+ * reply. Reply bodies are taken over by the request.
+ */
+#ifndef JOBQ_HTTP_REQUEST_H
+#define JOBQ_HTTP_REQUEST_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/errors.h"
+
+#define HTTP_REQUEST_ID_MAX 64
+#define HTTP_MAX_PARAMS 2
+
+typedef struct http_req http_req_t;
+
+const char *http_method(const http_req_t *r);
+const char *http_path(const http_req_t *r);
+const char *http_request_id(const http_req_t *r);
+/* Query-string argument, or NULL. */
+const char *http_query(const http_req_t *r, const char *key);
+/* The raw body (NUL-terminated) and its length. */
+const char *http_body(const http_req_t *r, size_t *len);
+
+/* Parses the body as a JSON object. On failure fills p (validation). An empty
+ * body is an empty object when allow_empty. New reference on success. */
+json_t *http_body_json(http_req_t *r, bool allow_empty, problem_t *p);
+
+/* Path parameters set by the router. */
+void http_set_param(http_req_t *r, int i, const char *value);
+const char *http_param(const http_req_t *r, int i);
+
+/* Handler-owned scratch space (zeroed) that lives as long as the request;
+ * dtor, if not NULL, runs on it just before it is freed. The first call
+ * allocates; later calls return the same block. NULL if out of memory. */
+void *http_handler_data(http_req_t *r, size_t size, void (*dtor)(void *));
+
+void http_reply_json(http_req_t *r, int status, json_t *body); /* steals body; NULL: no body */
+void http_reply_text(http_req_t *r, int status, const char *ctype, char *body); /* takes body */
+void http_reply_problem(http_req_t *r, const problem_t *p);
+void http_add_header(http_req_t *r, const char *name, const char *value);
+/* The reply will come later, from a callback. */
+void http_defer(http_req_t *r);
+
+#endif

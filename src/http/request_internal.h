@@ -1,0 +1,41 @@
+/* request_internal: the http_req_t layout, shared by server.c and request.c only. */
+#ifndef JOBQ_HTTP_REQUEST_INTERNAL_H
+#define JOBQ_HTTP_REQUEST_INTERNAL_H
+
+#include <microhttpd.h>
+#include <stdbool.h>
+
+#include "http/request.h"
+
+#define HTTP_MAX_HEADERS 4
+
+typedef enum { REQ_NEW, REQ_HANDLING, REQ_DEFERRED, REQ_REPLIED } req_phase_t;
+
+struct http_server;
+
+struct http_req {
+    struct MHD_Connection *conn;
+    struct http_server *srv;
+    const char *method, *url; /* owned by MHD, valid for the request */
+    char request_id[HTTP_REQUEST_ID_MAX + 1];
+    char *body;
+    size_t body_len, body_cap, max_body;
+    bool too_big, suspended;
+    req_phase_t phase;
+    char *params[HTTP_MAX_PARAMS];
+    void *hdata;
+    void (*hdata_dtor)(void *);
+
+    int status;
+    const char *ctype;
+    char *resp;
+    struct {
+        char *name, *value;
+    } headers[HTTP_MAX_HEADERS];
+    int nheaders;
+};
+
+void http_req_free(http_req_t *r);
+void http_req_resume(http_req_t *r);
+
+#endif

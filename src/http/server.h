@@ -1,0 +1,46 @@
+/*
+ * http server: libmicrohttpd driven from a libevent loop.
+ *
+ * libmicrohttpd runs in external-loop epoll mode: its epoll fd is one event
+ * in the caller's event_base, so HTTP, timers and store notifications share
+ * one thread and the engine needs no locks (docs/architecture.md has the
+ * measurements behind this). This module knows nothing of jobs: it reads
+ * bodies within a size limit, assigns request ids, hands each complete
+ * request to the route function, and sends whatever reply the handler
+ * gives, at once or later (suspend/resume).
+ *
+ * Threads: everything runs on the loop thread.
+ * Ownership: the server owns each http_req_t from the first byte until the
+ * connection's completion; handlers borrow it and must reply exactly once.
+ */
+#ifndef JOBQ_HTTP_SERVER_H
+#define JOBQ_HTTP_SERVER_H
+
+#include <event2/event.h>
+#include <stddef.h>
+
+#include "http/request.h"
+
+typedef struct http_server http_server_t;
+
+/* Called once per request, when its body is complete. */
+typedef void (*http_route_fn)(void *ud, http_req_t *r);
+
+typedef struct http_options {
+    const char *listen; /* "host:port", "[v6]:port"; port 0 picks a free port */
+    size_t max_body_bytes;
+    unsigned timeout_s; /* idle connection timeout */
+    unsigned max_connections;
+} http_options_t;
+
+http_server_t *http_server_start(struct event_base *base, const http_options_t *opt,
+                                 http_route_fn route, void *ud, char *err, size_t errlen);
+/* The bound port (useful with port 0). */
+unsigned http_server_port(const http_server_t *s);
+/* Stops accepting new connections; current ones finish. */
+void http_server_quiesce(http_server_t *s);
+/* Requests in flight (including suspended ones). */
+unsigned http_server_inflight(const http_server_t *s);
+void http_server_stop(http_server_t *s);
+
+#endif

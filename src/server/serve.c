@@ -1,0 +1,287 @@
+/* `jobq serve`: start-up, the loop, and shutdown. */
+#include "server/serve.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "api/api.h"
+#include "core/config.h"
+#include "engine/engine.h"
+#include "http/server.h"
+#include "store/store.h"
+#include "util/clock.h"
+#include "util/log.h"
+#include "util/randid.h"
+
+#define GRACE_MS 10000 /* in-flight requests get this long to finish at shutdown */
+
+typedef struct app {
+    config_t cfg;
+    struct event_base *base;
+    engine_t *engine;
+    store_t *store;
+    http_server_t *http;
+    api_t api;
+    struct event *engine_timer, *store_ev, *sigterm, *sigint, *drain_timer;
+    int64_t drain_deadline;
+    int signals;
+} app_t;
+
+/* ---- engine hooks: the engine's changes become store writes ---- */
+
+static int64_t hook_now(void *ud)
+{
+    (void)ud;
+    return clock_now_ms();
+}
+
+static double hook_rand(void *ud)
+{
+    (void)ud;
+    return randid_unit();
+}
+
+static void hook_persist(void *ud, const job_t *job, engine_event_t ev)
+{
+    app_t *a = ud;
+    store_put_job(a->store, job, ev);
+    if (ev != ENGINE_EV_UPDATED || log_enabled(LOG_DEBUG))
+        log_info("job", LOG_S("event", engine_event_name(ev)), LOG_S("job_id", job->id),
+                 LOG_S("queue", job->queue), LOG_S("type", job->type),
+                 LOG_S("state", job_state_name(job->state)), LOG_I("attempt", job->attempts));
+}
+
+static void hook_delete(void *ud, const char *id)
+{
+    app_t *a = ud;
+    store_delete_job(a->store, id);
+    log_info("job", LOG_S("event", "deleted"), LOG_S("job_id", id));
+}
+
+static void hook_queue(void *ud, const char *queue, bool paused)
+{
+    app_t *a = ud;
+    store_put_queue(a->store, queue, paused);
+    log_info(paused ? "queue paused" : "queue resumed", LOG_S("queue", queue));
+}
+
+static void arm_engine_timer(app_t *a, int64_t deadline)
+{
+    if (!a->engine_timer)
+        return;
+    if (deadline == INT64_MAX) {
+        evtimer_del(a->engine_timer);
+        return;
+    }
+    int64_t ms = deadline - clock_now_ms();
+    if (ms < 0)
+        ms = 0;
+    struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
+    evtimer_add(a->engine_timer, &tv);
+}
+
+static void hook_deadline(void *ud, int64_t deadline) { arm_engine_timer(ud, deadline); }
+
+static void on_engine_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    app_t *a = arg;
+    engine_tick(a->engine);
+    /* Re-arm even if the deadline did not move: the timer may fire a hair early. */
+    arm_engine_timer(a, engine_next_deadline(a->engine));
+}
+
+static void on_store(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    app_t *a = arg;
+    store_dispatch(a->store);
+}
+
+/* ---- shutdown ---- */
+
+static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    app_t *a = arg;
+    unsigned left = http_server_inflight(a->http);
+    if (left == 0 || clock_now_ms() >= a->drain_deadline) {
+        if (left)
+            log_warn("grace period over; closing open requests", LOG_I("requests", left));
+        event_base_loopbreak(a->base);
+        return;
+    }
+    struct timeval tv = { 0, 20000 };
+    evtimer_add(a->drain_timer, &tv);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    app_t *a = arg;
+    if (++a->signals > 1) {
+        /* Everything acknowledged is already committed; nothing is lost. */
+        log_warn("second signal: exiting now", LOG_I("signal", sig));
+        _exit(1);
+    }
+    log_info("shutting down", LOG_I("signal", sig), LOG_I("inflight", http_server_inflight(a->http)));
+    a->api.draining = true;
+    http_server_quiesce(a->http);
+    engine_release_waiters(a->engine);
+    a->drain_deadline = clock_now_ms() + GRACE_MS;
+    on_drain_tick(-1, 0, a);
+}
+
+/* ---- start-up ---- */
+
+static int open_store(app_t *a, char *err, size_t len)
+{
+    if (!(a->store = store_open(a->cfg.database_url, a->cfg.durability, err, len)))
+        return -1;
+    if (a->cfg.auto_migrate)
+        return store_migrate(a->store, err, len);
+    return store_check_schema(a->store, err, len);
+}
+
+static int start_engine(app_t *a, char *err, size_t len)
+{
+    engine_hooks_t hooks = { .ud = a, .now_ms = hook_now, .rand_unit = hook_rand,
+                             .persist = hook_persist, .persist_delete = hook_delete,
+                             .persist_queue = hook_queue, .deadline_changed = hook_deadline };
+    engine_options_t opt = { .finished_in_memory = a->cfg.finished_in_memory };
+    if (!(a->engine = engine_new(&hooks, &opt)))
+        return snprintf(err, len, "out of memory"), -1;
+    size_t n = 0;
+    int64_t t0 = clock_mono_ns();
+    if (store_load(a->store, a->engine, &n, err, len) != 0)
+        return -1;
+    log_info("recovered jobs", LOG_I("jobs", n), LOG_D("ms", (clock_mono_ns() - t0) / 1e6));
+    return 0;
+}
+
+static int start_loop(app_t *a, char *err, size_t len)
+{
+    if (!(a->base = event_base_new()))
+        return snprintf(err, len, "cannot create the event loop"), -1;
+    a->engine_timer = evtimer_new(a->base, on_engine_timer, a);
+    a->drain_timer = evtimer_new(a->base, on_drain_tick, a);
+    a->store_ev = event_new(a->base, store_notify_fd(a->store), EV_READ | EV_PERSIST, on_store, a);
+    a->sigterm = evsignal_new(a->base, SIGTERM, on_signal, a);
+    a->sigint = evsignal_new(a->base, SIGINT, on_signal, a);
+    event_add(a->store_ev, NULL);
+    event_add(a->sigterm, NULL);
+    event_add(a->sigint, NULL);
+    arm_engine_timer(a, engine_next_deadline(a->engine));
+    a->api = (api_t){ .engine = a->engine, .store = a->store, .cfg = &a->cfg };
+    http_options_t hopt = { .listen = a->cfg.listen, .max_body_bytes = (size_t)a->cfg.max_body_bytes,
+                            .timeout_s = 30, .max_connections = 4096 };
+    if (!(a->http = http_server_start(a->base, &hopt, api_route, &a->api, err, len)))
+        return -1;
+    return store_start(a->store, err, len);
+}
+
+static void app_free(app_t *a)
+{
+    http_server_stop(a->http);
+    if (a->store)
+        store_stop(a->store); /* commits whatever is still queued */
+    store_close(a->store);
+    engine_free(a->engine);
+    struct event *evs[] = { a->engine_timer, a->store_ev, a->sigterm, a->sigint, a->drain_timer };
+    for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
+        if (evs[i])
+            event_free(evs[i]);
+    if (a->base)
+        event_base_free(a->base);
+}
+
+static void log_started(const app_t *a)
+{
+    log_info("listening", LOG_S("listen", a->cfg.listen), LOG_I("port", http_server_port(a->http)),
+             LOG_S("database", a->cfg.database_url),
+             LOG_S("durability", config_durability_name(a->cfg.durability)),
+             LOG_I("pid", getpid()));
+    if (a->cfg.durability == DURABILITY_MEMORY)
+        log_warn("JOBQ_DURABILITY=memory: requests are answered BEFORE their jobs are on disk; "
+                 "a crash loses them. Use only for tests and benchmarks.");
+}
+
+static int parse_serve_args(config_t *cfg, int argc, char **argv, bool *print, char *err, size_t len)
+{
+    char **rest = calloc((size_t)argc + 1, sizeof *rest);
+    int n = 0;
+    *print = false;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--print-config") == 0)
+            *print = true;
+        else
+            rest[n++] = argv[i];
+    }
+    int rc = config_load(cfg, n, rest, NULL, err, len);
+    free(rest);
+    return rc;
+}
+
+int serve_main(int argc, char **argv)
+{
+    static app_t app; /* static: signal-safe lifetime for the whole process */
+    app_t *a = &app;
+    char err[1024];
+    bool print;
+    if (parse_serve_args(&a->cfg, argc, argv, &print, err, sizeof err) != 0) {
+        fprintf(stderr, "jobq: %s\n", err);
+        return 2;
+    }
+    if (print) {
+        config_print(&a->cfg, stdout);
+        return 0;
+    }
+    log_set_level(a->cfg.log_level);
+    signal(SIGPIPE, SIG_IGN);
+    int rc = 0;
+    if (open_store(a, err, sizeof err) || start_engine(a, err, sizeof err) ||
+        start_loop(a, err, sizeof err)) {
+        log_error("cannot start", LOG_S("error", err));
+        rc = 1;
+    } else {
+        log_started(a);
+        event_base_dispatch(a->base);
+        log_info("stopped", LOG_I("jobs_in_memory", engine_job_count(a->engine)));
+    }
+    app_free(a);
+    return rc;
+}
+
+int migrate_main(int argc, char **argv)
+{
+    config_t cfg;
+    char err[1024];
+    bool status = argc > 0 && strcmp(argv[0], "--status") == 0;
+    if (config_load(&cfg, argc - status, argv + status, NULL, err, sizeof err) != 0) {
+        fprintf(stderr, "jobq: %s\n", err);
+        return 2;
+    }
+    log_set_level(cfg.log_level);
+    store_t *s = store_open(cfg.database_url, cfg.durability, err, sizeof err);
+    int cur = 0, latest = 0, rc = 0;
+    if (!s || store_schema_status(s, &cur, &latest, err, sizeof err) != 0)
+        rc = 1;
+    else if (status)
+        printf("database: %s\ncurrent version: %d\nlatest version: %d\n%s\n", cfg.database_url,
+               cur, latest, cur == latest ? "up to date" : cur < latest ? "migrations pending"
+                                                                        : "database is NEWER than this jobq");
+    else if (store_migrate(s, err, sizeof err) != 0)
+        rc = 1;
+    else
+        printf("database %s is at schema version %d\n", cfg.database_url, latest);
+    if (rc)
+        fprintf(stderr, "jobq: %s\n", err);
+    store_close(s);
+    return rc ? 1 : (status && cur > latest ? 1 : 0);
+}

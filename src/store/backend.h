@@ -1,0 +1,72 @@
+/*
+ * backend: the interface a durable store implements (SQLite today,
+ * PostgreSQL later). store.c drives it; nothing else calls it.
+ *
+ * Threads: a connection is used by one thread at a time: the caller of
+ * store_open() until store_start(), the store thread after that.
+ * Every function returns 0 on success and -1 on error with a message in the
+ * connection (backend_ops.errmsg). A failed write leaves the transaction to
+ * be rolled back by the caller. Strings in rows are borrowed for the call.
+ */
+#ifndef JOBQ_STORE_BACKEND_H
+#define JOBQ_STORE_BACKEND_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct store_row {
+    const char *id, *queue, *type, *state;
+    int priority;
+    int64_t created_at, updated_at, run_at;
+    const char *doc; /* the job's stored JSON document */
+} store_row_t;
+
+typedef struct store_query {
+    const char *queue, *state, *type; /* NULL: any */
+    int limit;                        /* 1..1000 */
+    bool has_cursor;                  /* continue after (created_at, id) */
+    int64_t cursor_created_at;
+    const char *cursor_id;
+} store_query_t;
+
+typedef int (*backend_doc_cb)(void *ud, const char *doc, int64_t created_at, const char *id);
+typedef int (*backend_queue_cb)(void *ud, const char *name, bool paused);
+typedef int (*backend_count_cb)(void *ud, const char *queue, const char *state, int64_t n);
+typedef int (*backend_counter_cb)(void *ud, const char *name, int64_t value);
+
+typedef enum { BACKEND_SYNC_FULL, BACKEND_SYNC_OS, BACKEND_SYNC_OFF } backend_sync_t;
+
+typedef struct backend_ops {
+    const char *scheme; /* the URL scheme it serves, e.g. "sqlite" */
+    int (*open)(const char *url, backend_sync_t sync, void **conn, char *err, size_t errlen);
+    void (*close)(void *conn);
+    const char *(*errmsg)(void *conn);
+    /* A full disk is reported apart so callers can refuse new work. */
+    bool (*err_is_full)(void *conn);
+
+    int (*schema_version)(void *conn, int *current, int *latest);
+    int (*migrate)(void *conn); /* applies every missing migration, in order */
+
+    int (*begin)(void *conn);
+    int (*commit)(void *conn);
+    int (*rollback)(void *conn);
+
+    int (*put_job)(void *conn, const store_row_t *row);
+    int (*delete_job)(void *conn, const char *id);
+    int (*put_queue)(void *conn, const char *name, bool paused);
+    int (*add_counter)(void *conn, const char *name, int64_t delta);
+
+    /* Returns 0 and calls cb once if found, 0 without calling it if not. */
+    int (*get_job)(void *conn, const char *id, backend_doc_cb cb, void *ud);
+    int (*list_jobs)(void *conn, const store_query_t *q, backend_doc_cb cb, void *ud);
+    /* Every job not completed, failed or cancelled, oldest run_at first. */
+    int (*load_active)(void *conn, backend_doc_cb cb, void *ud);
+    int (*load_queues)(void *conn, backend_queue_cb cb, void *ud);
+    int (*count_states)(void *conn, backend_count_cb cb, void *ud);
+    int (*counters)(void *conn, backend_counter_cb cb, void *ud);
+} backend_ops_t;
+
+extern const backend_ops_t backend_sqlite;
+
+#endif

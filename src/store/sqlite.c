@@ -1,0 +1,394 @@
+/*
+ * The SQLite backend: WAL journal, one connection, prepared statements kept
+ * for the hot writes. Durability maps to synchronous=FULL / NORMAL / OFF.
+ */
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "store/backend.h"
+#include "store/sqlite_schema.h"
+#include "util/clock.h"
+
+enum { S_BEGIN, S_COMMIT, S_ROLLBACK, S_PUT, S_DELETE, S_QUEUE, S_COUNTER, S_GET, S_COUNT_ };
+
+static const char *const stmt_sql[S_COUNT_] = {
+    [S_BEGIN] = "BEGIN IMMEDIATE",
+    [S_COMMIT] = "COMMIT",
+    [S_ROLLBACK] = "ROLLBACK",
+    [S_PUT] = "INSERT INTO jobs(id,queue,type,state,priority,created_at,updated_at,run_at,doc)"
+              " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9) ON CONFLICT(id) DO UPDATE SET"
+              " state=excluded.state, priority=excluded.priority,"
+              " updated_at=excluded.updated_at, run_at=excluded.run_at, doc=excluded.doc",
+    [S_DELETE] = "DELETE FROM jobs WHERE id=?1",
+    [S_QUEUE] = "INSERT INTO queues(name,paused) VALUES(?1,?2)"
+                " ON CONFLICT(name) DO UPDATE SET paused=excluded.paused",
+    [S_COUNTER] = "INSERT INTO counters(name,value) VALUES(?1,?2)"
+                  " ON CONFLICT(name) DO UPDATE SET value=value+excluded.value",
+    [S_GET] = "SELECT doc, created_at, id FROM jobs WHERE id=?1",
+};
+
+typedef struct sq {
+    sqlite3 *db;
+    sqlite3_stmt *st[S_COUNT_];
+    int last_rc;
+    char err[512];
+} sq_t;
+
+static int fail(sq_t *c, const char *what)
+{
+    c->last_rc = sqlite3_extended_errcode(c->db);
+    snprintf(c->err, sizeof c->err, "%s: %s", what, sqlite3_errmsg(c->db));
+    return -1;
+}
+
+static int exec(sq_t *c, const char *sql)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(c->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        c->last_rc = sqlite3_extended_errcode(c->db);
+        snprintf(c->err, sizeof c->err, "%s", msg ? msg : sqlite3_errmsg(c->db));
+        sqlite3_free(msg);
+        return -1;
+    }
+    return 0;
+}
+
+/* Runs a prepared statement that returns no rows, then resets it. */
+static int step_done(sq_t *c, int which)
+{
+    sqlite3_stmt *s = c->st[which];
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return rc == SQLITE_DONE ? 0 : fail(c, stmt_sql[which]);
+}
+
+static int mkdir_for(const char *path, char *err, size_t len)
+{
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir)
+        return 0;
+    *slash = '\0';
+    for (char *p = dir + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+            break;
+        *p = '/';
+    }
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        snprintf(err, len, "cannot create data folder %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static const char *pragmas(backend_sync_t sync)
+{
+    switch (sync) {
+    case BACKEND_SYNC_FULL: return "PRAGMA synchronous=FULL;";
+    case BACKEND_SYNC_OS: return "PRAGMA synchronous=NORMAL;";
+    case BACKEND_SYNC_OFF: break;
+    }
+    return "PRAGMA synchronous=OFF;";
+}
+
+static void sq_close(void *conn)
+{
+    sq_t *c = conn;
+    if (!c)
+        return;
+    for (int i = 0; i < S_COUNT_; i++)
+        sqlite3_finalize(c->st[i]);
+    sqlite3_close(c->db);
+    free(c);
+}
+
+static int sq_open(const char *url, backend_sync_t sync, void **out, char *err, size_t len)
+{
+    const char *path = url + strlen("sqlite://");
+    if (!*path) {
+        snprintf(err, len, "JOBQ_DATABASE_URL=\"%s\" names no file", url);
+        return -1;
+    }
+    if (mkdir_for(path, err, len) != 0)
+        return -1;
+    sq_t *c = calloc(1, sizeof *c);
+    if (!c)
+        return snprintf(err, len, "out of memory"), -1;
+    if (sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK ||
+        exec(c, "PRAGMA journal_mode=WAL; PRAGMA busy_timeout=5000; PRAGMA foreign_keys=ON;") ||
+        exec(c, pragmas(sync))) {
+        snprintf(err, len, "cannot open %s: %s", path, c->db ? sqlite3_errmsg(c->db) : "?");
+        sq_close(c);
+        return -1;
+    }
+    *out = c;
+    return 0;
+}
+
+/* Statements are prepared lazily: before migration the tables do not exist. */
+static sqlite3_stmt *stmt(sq_t *c, int which)
+{
+    if (!c->st[which] &&
+        sqlite3_prepare_v3(c->db, stmt_sql[which], -1, SQLITE_PREPARE_PERSISTENT, &c->st[which],
+                           NULL) != SQLITE_OK) {
+        fail(c, stmt_sql[which]);
+        return NULL;
+    }
+    return c->st[which];
+}
+
+static const char *sq_errmsg(void *conn) { return ((sq_t *)conn)->err; }
+
+static bool sq_err_is_full(void *conn)
+{
+    int rc = ((sq_t *)conn)->last_rc & 0xff;
+    return rc == SQLITE_FULL || rc == SQLITE_IOERR;
+}
+
+static int sq_schema_version(void *conn, int *current, int *latest)
+{
+    sq_t *c = conn;
+    *latest = sqlite_schema_latest();
+    *current = 0;
+    if (exec(c, "CREATE TABLE IF NOT EXISTS schema_migrations("
+                "version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)"))
+        return -1;
+    sqlite3_stmt *s;
+    if (sqlite3_prepare_v2(c->db, "SELECT COALESCE(MAX(version),0) FROM schema_migrations", -1,
+                           &s, NULL) != SQLITE_OK)
+        return fail(c, "schema version");
+    if (sqlite3_step(s) == SQLITE_ROW)
+        *current = sqlite3_column_int(s, 0);
+    sqlite3_finalize(s);
+    return 0;
+}
+
+static int sq_migrate(void *conn)
+{
+    sq_t *c = conn;
+    int cur, latest;
+    if (sq_schema_version(c, &cur, &latest))
+        return -1;
+    for (int v = cur + 1; v <= latest; v++) {
+        char mark[128];
+        snprintf(mark, sizeof mark, "INSERT INTO schema_migrations VALUES(%d,%lld);", v,
+                 (long long)clock_now_ms());
+        if (exec(c, "BEGIN IMMEDIATE") || exec(c, sqlite_schema_migration(v)) || exec(c, mark) ||
+            exec(c, "COMMIT")) {
+            char why[sizeof c->err];
+            memcpy(why, c->err, sizeof why);
+            exec(c, "ROLLBACK");
+            snprintf(c->err, sizeof c->err, "migration %d failed: %s", v, why);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int run_simple(sq_t *c, int which)
+{
+    return stmt(c, which) ? step_done(c, which) : -1;
+}
+static int sq_begin(void *c) { return run_simple(c, S_BEGIN); }
+static int sq_commit(void *c) { return run_simple(c, S_COMMIT); }
+static int sq_rollback(void *conn)
+{
+    sq_t *c = conn;
+    return sqlite3_get_autocommit(c->db) ? 0 : run_simple(c, S_ROLLBACK);
+}
+
+static int sq_put_job(void *conn, const store_row_t *r)
+{
+    sq_t *c = conn;
+    sqlite3_stmt *s = stmt(c, S_PUT);
+    if (!s)
+        return -1;
+    sqlite3_bind_text(s, 1, r->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, r->queue, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, r->type, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 4, r->state, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 5, r->priority);
+    sqlite3_bind_int64(s, 6, r->created_at);
+    sqlite3_bind_int64(s, 7, r->updated_at);
+    sqlite3_bind_int64(s, 8, r->run_at);
+    sqlite3_bind_text(s, 9, r->doc, -1, SQLITE_STATIC);
+    return step_done(c, S_PUT);
+}
+
+static int sq_delete_job(void *conn, const char *id)
+{
+    sq_t *c = conn;
+    sqlite3_stmt *s = stmt(c, S_DELETE);
+    if (!s)
+        return -1;
+    sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+    return step_done(c, S_DELETE);
+}
+
+static int sq_put_queue(void *conn, const char *name, bool paused)
+{
+    sq_t *c = conn;
+    sqlite3_stmt *s = stmt(c, S_QUEUE);
+    if (!s)
+        return -1;
+    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 2, paused);
+    return step_done(c, S_QUEUE);
+}
+
+static int sq_add_counter(void *conn, const char *name, int64_t delta)
+{
+    sq_t *c = conn;
+    sqlite3_stmt *s = stmt(c, S_COUNTER);
+    if (!s)
+        return -1;
+    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, delta);
+    return step_done(c, S_COUNTER);
+}
+
+/* Steps a row-returning statement, handing each (doc, created_at, id) to cb. */
+static int each_doc(sq_t *c, sqlite3_stmt *s, backend_doc_cb cb, void *ud)
+{
+    int rc, r = 0;
+    while (r == 0 && (rc = sqlite3_step(s)) == SQLITE_ROW)
+        r = cb(ud, (const char *)sqlite3_column_text(s, 0), sqlite3_column_int64(s, 1),
+               (const char *)sqlite3_column_text(s, 2));
+    if (r == 0 && rc != SQLITE_DONE)
+        r = fail(c, "query");
+    return r;
+}
+
+static int sq_get_job(void *conn, const char *id, backend_doc_cb cb, void *ud)
+{
+    sq_t *c = conn;
+    sqlite3_stmt *s = stmt(c, S_GET);
+    if (!s)
+        return -1;
+    sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+    int r = each_doc(c, s, cb, ud);
+    sqlite3_reset(s);
+    return r;
+}
+
+static int sq_list_jobs(void *conn, const store_query_t *q, backend_doc_cb cb, void *ud)
+{
+    sq_t *c = conn;
+    char sql[512] = "SELECT doc, created_at, id FROM jobs WHERE 1=1";
+    if (q->queue)
+        strcat(sql, " AND queue=?1");
+    if (q->state)
+        strcat(sql, " AND state=?2");
+    if (q->type)
+        strcat(sql, " AND type=?3");
+    if (q->has_cursor)
+        strcat(sql, " AND (created_at<?4 OR (created_at=?4 AND id<?5))");
+    strcat(sql, " ORDER BY created_at DESC, id DESC LIMIT ?6");
+    sqlite3_stmt *s;
+    if (sqlite3_prepare_v2(c->db, sql, -1, &s, NULL) != SQLITE_OK)
+        return fail(c, "list jobs");
+    sqlite3_bind_text(s, 1, q->queue, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, q->state, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, q->type, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 4, q->cursor_created_at);
+    sqlite3_bind_text(s, 5, q->cursor_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 6, q->limit);
+    int r = each_doc(c, s, cb, ud);
+    sqlite3_finalize(s);
+    return r;
+}
+
+static int sq_load_active(void *conn, backend_doc_cb cb, void *ud)
+{
+    sq_t *c = conn;
+    sqlite3_stmt *s;
+    if (sqlite3_prepare_v2(c->db,
+                           "SELECT doc, created_at, id FROM jobs WHERE state IN"
+                           " ('pending','queued','running','retrying')"
+                           " ORDER BY run_at, created_at, id",
+                           -1, &s, NULL) != SQLITE_OK)
+        return fail(c, "load jobs");
+    int r = each_doc(c, s, cb, ud);
+    sqlite3_finalize(s);
+    return r;
+}
+
+static int sq_load_queues(void *conn, backend_queue_cb cb, void *ud)
+{
+    sq_t *c = conn;
+    sqlite3_stmt *s;
+    if (sqlite3_prepare_v2(c->db, "SELECT name, paused FROM queues", -1, &s, NULL) != SQLITE_OK)
+        return fail(c, "load queues");
+    int rc, r = 0;
+    while (r == 0 && (rc = sqlite3_step(s)) == SQLITE_ROW)
+        r = cb(ud, (const char *)sqlite3_column_text(s, 0), sqlite3_column_int(s, 1) != 0);
+    if (r == 0 && rc != SQLITE_DONE)
+        r = fail(c, "load queues");
+    sqlite3_finalize(s);
+    return r;
+}
+
+static int sq_count_states(void *conn, backend_count_cb cb, void *ud)
+{
+    sq_t *c = conn;
+    sqlite3_stmt *s;
+    if (sqlite3_prepare_v2(c->db, "SELECT queue, state, COUNT(*) FROM jobs GROUP BY queue, state",
+                           -1, &s, NULL) != SQLITE_OK)
+        return fail(c, "count jobs");
+    int rc, r = 0;
+    while (r == 0 && (rc = sqlite3_step(s)) == SQLITE_ROW)
+        r = cb(ud, (const char *)sqlite3_column_text(s, 0),
+               (const char *)sqlite3_column_text(s, 1), sqlite3_column_int64(s, 2));
+    if (r == 0 && rc != SQLITE_DONE)
+        r = fail(c, "count jobs");
+    sqlite3_finalize(s);
+    return r;
+}
+
+static int sq_counters(void *conn, backend_counter_cb cb, void *ud)
+{
+    sq_t *c = conn;
+    sqlite3_stmt *s;
+    if (sqlite3_prepare_v2(c->db, "SELECT name, value FROM counters", -1, &s, NULL) != SQLITE_OK)
+        return fail(c, "counters");
+    int rc, r = 0;
+    while (r == 0 && (rc = sqlite3_step(s)) == SQLITE_ROW)
+        r = cb(ud, (const char *)sqlite3_column_text(s, 0), sqlite3_column_int64(s, 1));
+    if (r == 0 && rc != SQLITE_DONE)
+        r = fail(c, "counters");
+    sqlite3_finalize(s);
+    return r;
+}
+
+const backend_ops_t backend_sqlite = {
+    .scheme = "sqlite",
+    .open = sq_open,
+    .close = sq_close,
+    .errmsg = sq_errmsg,
+    .err_is_full = sq_err_is_full,
+    .schema_version = sq_schema_version,
+    .migrate = sq_migrate,
+    .begin = sq_begin,
+    .commit = sq_commit,
+    .rollback = sq_rollback,
+    .put_job = sq_put_job,
+    .delete_job = sq_delete_job,
+    .put_queue = sq_put_queue,
+    .add_counter = sq_add_counter,
+    .get_job = sq_get_job,
+    .list_jobs = sq_list_jobs,
+    .load_active = sq_load_active,
+    .load_queues = sq_load_queues,
+    .count_states = sq_count_states,
+    .counters = sq_counters,
+};

@@ -1,0 +1,90 @@
+/*
+ * store: durable storage of jobs behind a group-committing writer thread.
+ *
+ * The loop thread queues writes (store_put_job, store_delete_job,
+ * store_put_queue) and reads; each write gets a sequence number. One store
+ * thread takes everything queued, applies it in order in ONE transaction,
+ * commits, and reports back through a file descriptor the loop watches
+ * (store_notify_fd -> store_dispatch). Reads run inside the same ordered
+ * stream, so a read sees every write queued before it.
+ *
+ * A request that changed a job answers only when store_when_durable() says
+ * its sequence number is committed (immediately in "memory" durability).
+ * A commit that fails (full disk, I/O error) is retried with backoff until
+ * it succeeds; meanwhile store_healthy() is false so that callers can refuse
+ * new work instead of piling it up.
+ *
+ * Threads: store_open/migrate/load before store_start on any one thread;
+ * after store_start every function except the thread itself belongs to the
+ * loop thread. Callbacks run on the loop thread inside store_dispatch().
+ * Ownership: the store copies what it is given; results handed to callbacks
+ * are borrowed for the duration of the callback.
+ */
+#ifndef JOBQ_STORE_H
+#define JOBQ_STORE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/config.h"
+#include "core/job.h"
+#include "engine/engine.h"
+#include "store/backend.h"
+#include "util/list.h"
+
+typedef struct store store_t;
+
+/* Opens the database named by url (sqlite://path). */
+store_t *store_open(const char *url, durability_t durability, char *err, size_t errlen);
+void store_close(store_t *s); /* stops the thread first if running */
+
+int store_schema_status(store_t *s, int *current, int *latest, char *err, size_t errlen);
+/* Applies missing migrations; refuses a database newer than this binary. */
+int store_migrate(store_t *s, char *err, size_t errlen);
+/* Refuses to run against an unmigrated or newer schema. */
+int store_check_schema(store_t *s, char *err, size_t errlen);
+
+/* Recovery: hands every active job and queue flag to the engine. */
+int store_load(store_t *s, engine_t *e, size_t *njobs, char *err, size_t errlen);
+
+int store_start(store_t *s, char *err, size_t errlen);
+/* Commits everything queued, then stops the thread. */
+void store_stop(store_t *s);
+
+/* Writes: return the write's sequence number. */
+uint64_t store_put_job(store_t *s, const job_t *job, engine_event_t ev);
+uint64_t store_delete_job(store_t *s, const char *id);
+uint64_t store_put_queue(store_t *s, const char *name, bool paused);
+/* The sequence number of the last write queued. */
+uint64_t store_last_seq(const store_t *s);
+
+/* Caller-owned; the store links it until seq is durable, then calls cb. */
+typedef struct store_waiter store_waiter_t;
+struct store_waiter {
+    list_node_t link;
+    uint64_t seq;
+    void (*cb)(store_waiter_t *w);
+};
+/* Calls w->cb once seq is durable: at once (before returning) if it is. */
+void store_when_durable(store_t *s, store_waiter_t *w, uint64_t seq);
+
+/* Reads. `result` is borrowed (json_incref it to keep it), or NULL with
+ * an error message. get: a stored document or json null. list: {"jobs":[docs],
+ * "next_cursor": cursor or null}. stats: {"queues":{q:{state:n}},
+ * "totals":{name:n}}. */
+typedef void (*store_read_cb)(void *ud, json_t *result, const char *error);
+void store_get_job(store_t *s, const char *id, store_read_cb cb, void *ud);
+void store_list_jobs(store_t *s, const store_query_t *q, store_read_cb cb, void *ud);
+void store_stats(store_t *s, store_read_cb cb, void *ud);
+
+int store_notify_fd(const store_t *s);
+/* Drains the notification fd and runs every due callback. */
+void store_dispatch(store_t *s);
+
+bool store_healthy(const store_t *s);
+/* Why the last commit failed; "" when healthy. Copies into buf. */
+void store_last_error(store_t *s, char *buf, size_t len);
+bool store_disk_full(const store_t *s);
+
+#endif

@@ -1,0 +1,115 @@
+#include "util/clock.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <time.h>
+
+int64_t clock_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t clock_mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int clock_format_rfc3339(int64_t ms, char *out, size_t len)
+{
+    time_t secs = (time_t)(ms / 1000);
+    int frac = (int)(ms % 1000);
+    if (frac < 0) {
+        frac += 1000;
+        secs -= 1;
+    }
+    struct tm tm;
+    if (!gmtime_r(&secs, &tm))
+        return -1;
+    int n = snprintf(out, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+    return (n > 0 && (size_t)n < len) ? 0 : -1;
+}
+
+/* Reads exactly `n` digits. */
+static int digits(const char **p, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (!isdigit((unsigned char)(*p)[i]))
+            return -1;
+        v = v * 10 + ((*p)[i] - '0');
+    }
+    *p += n;
+    *out = v;
+    return 0;
+}
+
+static int expect(const char **p, const char *oneof)
+{
+    for (const char *c = oneof; *c; c++) {
+        if (**p == *c) {
+            (*p)++;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static int days_in_month(int y, int m)
+{
+    static const int d[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    return m == 2 ? 28 + leap : d[m - 1];
+}
+
+static int parse_offset(const char **p, int *offset_min)
+{
+    if (expect(p, "Zz") == 0) {
+        *offset_min = 0;
+        return 0;
+    }
+    int sign = **p == '-' ? -1 : 1;
+    int oh, om;
+    if (expect(p, "+-") || digits(p, 2, &oh) || expect(p, ":") || digits(p, 2, &om) ||
+        oh > 23 || om > 59)
+        return -1;
+    *offset_min = sign * (oh * 60 + om);
+    return 0;
+}
+
+int clock_parse_rfc3339(const char *s, int64_t *ms_out)
+{
+    const char *p = s;
+    int y, mo, d, h, mi, sec, off;
+    if (digits(&p, 4, &y) || expect(&p, "-") || digits(&p, 2, &mo) || expect(&p, "-") ||
+        digits(&p, 2, &d) || expect(&p, "Tt ") || digits(&p, 2, &h) || expect(&p, ":") ||
+        digits(&p, 2, &mi) || expect(&p, ":") || digits(&p, 2, &sec))
+        return -1;
+    if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || sec > 60)
+        return -1;
+    int ms = 0;
+    if (*p == '.') {
+        p++;
+        int scale = 100, nd = 0;
+        while (isdigit((unsigned char)*p)) {
+            if (nd++ < 3) {
+                ms += (*p - '0') * scale;
+                scale /= 10;
+            }
+            p++;
+        }
+        if (nd == 0)
+            return -1;
+    }
+    if (parse_offset(&p, &off) || *p != '\0')
+        return -1;
+    struct tm tm = { .tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d,
+                     .tm_hour = h, .tm_min = mi, .tm_sec = sec > 59 ? 59 : sec };
+    time_t t = timegm(&tm);
+    *ms_out = ((int64_t)t - (int64_t)off * 60) * 1000 + ms;
+    return 0;
+}

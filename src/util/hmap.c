@@ -1,0 +1,109 @@
+#include "util/hmap.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* FNV-1a: short keys, no adversarial-input concern beyond what a linear
+ * probe tolerates, since ids are validated and bounded to 200 bytes. */
+static uint64_t hash_str(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 1099511628211ULL;
+    }
+    return h | 1; /* 0 never appears, so hash 0 can mean "empty" */
+}
+
+void hmap_init(hmap_t *m) { *m = (hmap_t){ 0 }; }
+
+void hmap_free(hmap_t *m)
+{
+    free(m->slots);
+    *m = (hmap_t){ 0 };
+}
+
+static size_t find(const hmap_t *m, const char *key, uint64_t h)
+{
+    size_t mask = m->cap - 1;
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
+        const hmap_slot_t *s = &m->slots[i];
+        if (!s->hash || (s->hash == h && strcmp(s->key, key) == 0))
+            return i;
+    }
+}
+
+static int grow(hmap_t *m)
+{
+    size_t cap = m->cap ? m->cap * 2 : 64;
+    hmap_slot_t *old = m->slots;
+    size_t old_cap = m->cap;
+    m->slots = calloc(cap, sizeof *m->slots);
+    if (!m->slots) {
+        m->slots = old;
+        return -1;
+    }
+    m->cap = cap;
+    for (size_t i = 0; i < old_cap; i++) {
+        if (old[i].hash)
+            m->slots[find(m, old[i].key, old[i].hash)] = old[i];
+    }
+    free(old);
+    return 0;
+}
+
+void *hmap_get(const hmap_t *m, const char *key)
+{
+    if (!m->len)
+        return NULL;
+    const hmap_slot_t *s = &m->slots[find(m, key, hash_str(key))];
+    return s->hash ? s->value : NULL;
+}
+
+int hmap_put(hmap_t *m, const char *key, void *value)
+{
+    if ((m->len + 1) * 4 > m->cap * 3 && grow(m) != 0)
+        return -1;
+    uint64_t h = hash_str(key);
+    hmap_slot_t *s = &m->slots[find(m, key, h)];
+    if (!s->hash)
+        m->len++;
+    *s = (hmap_slot_t){ .key = key, .hash = h, .value = value };
+    return 0;
+}
+
+void *hmap_del(hmap_t *m, const char *key)
+{
+    if (!m->len)
+        return NULL;
+    size_t mask = m->cap - 1;
+    size_t i = find(m, key, hash_str(key));
+    if (!m->slots[i].hash)
+        return NULL;
+    void *value = m->slots[i].value;
+    /* Backward shift: pull later members of the probe run into the hole. */
+    for (size_t j = (i + 1) & mask; m->slots[j].hash; j = (j + 1) & mask) {
+        size_t home = m->slots[j].hash & mask;
+        if (((j - home) & mask) >= ((j - i) & mask)) {
+            m->slots[i] = m->slots[j];
+            i = j;
+        }
+    }
+    m->slots[i] = (hmap_slot_t){ 0 };
+    m->len--;
+    return value;
+}
+
+int hmap_next(const hmap_t *m, size_t *iter, const char **key, void **value)
+{
+    for (; *iter < m->cap; (*iter)++) {
+        const hmap_slot_t *s = &m->slots[*iter];
+        if (s->hash) {
+            *key = s->key;
+            *value = s->value;
+            (*iter)++;
+            return 1;
+        }
+    }
+    return 0;
+}
