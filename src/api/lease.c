@@ -50,10 +50,13 @@ static json_t *lease_reply(job_t **jobs, int n)
     return json_pack("{s:o}", "jobs", arr);
 }
 
+/* A lease is answered without waiting for its write to be durable: if jobq
+ * dies first, the job is simply queued again (at-least-once), and the
+ * worker's complete/fail is what must be, and is, durable. */
 static void on_leased(engine_waiter_t *w, job_t **jobs, int n)
 {
     api_call_t *c = w->ud;
-    api_reply_durable(c, 200, lease_reply(jobs, n));
+    http_reply_json(c->r, 200, lease_reply(jobs, n));
 }
 
 static int parse_lease(api_call_t *c, int64_t *wait_ms, problem_t *p)
@@ -100,7 +103,7 @@ void api_lease(api_call_t *c)
     job_t *jobs[ENGINE_LEASE_MAX];
     int n = engine_lease(c->api->engine, &c->lease, wait_ms, jobs);
     if (n > 0)
-        api_reply_durable(c, 200, lease_reply(jobs, n));
+        http_reply_json(c->r, 200, lease_reply(jobs, n));
     else if (engine_waiter_waiting(&c->lease))
         http_defer(c->r); /* on_leased answers */
     else
