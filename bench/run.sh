@@ -22,6 +22,7 @@ run_scenario() {
   echo "== $name (durability=$durability)"
   "$here/build/bench/loadgen" --url "http://127.0.0.1:$port" --max-seconds 60 "$@"
   kill $pid; wait $pid 2>/dev/null || true
+  grep -h "store stopped" "$tmp/log" || true
 }
 
 run_scenario "one job per request, 4 producers + 4 consumers" --jobs "$jobs" --producers 4 --consumers 4 --batch 1

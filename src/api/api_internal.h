@@ -14,7 +14,7 @@ typedef struct api_call {
     json_t *body;         /* the parsed request body, owned */
     store_waiter_t durable;
     int status;           /* reply held back until durable */
-    json_t *reply;        /* owned until sent */
+    char *reply;          /* JSON text, owned until sent */
     job_t *job;           /* a parsed job not yet handed to the engine */
     json_t *jobs;         /* batch: parsed specs */
     job_t **batch;        /* batch: parsed jobs, owned until enqueued */
@@ -31,8 +31,13 @@ typedef void (*api_handler_fn)(api_call_t *c);
  * request has then been answered). */
 api_call_t *api_call(http_req_t *r, api_t *api);
 
-/* Sends body (stolen) once every write queued so far is durable. */
-void api_reply_durable(api_call_t *c, int status, json_t *body);
+/* Sends body (JSON text, taken; NULL for none) once every write queued so
+ * far is durable. */
+void api_reply_durable(api_call_t *c, int status, char *body);
+/* JSON text of v, which it steals. */
+char *api_dump(json_t *v);
+/* Sends JSON text (taken) now. */
+void api_reply_text(api_call_t *c, int status, char *body);
 void api_reply_problem(api_call_t *c, const problem_t *p);
 void api_reply_error(api_call_t *c, err_t type, const char *field, const char *detail);
 
@@ -43,8 +48,6 @@ void api_with_job(api_call_t *c, const char *id, void (*cont)(api_call_t *c));
 /* Refuses a write while the store cannot commit or the server is draining. */
 bool api_refuse_writes(api_call_t *c, bool refuse_when_draining);
 
-/* The public JSON of a job; with_lease adds its lease_id (lease responses). */
-json_t *api_job_json(const job_t *j, bool with_lease);
 /* Turns a stored document into its public form, in place. */
 void api_doc_public(json_t *doc);
 

@@ -8,7 +8,7 @@ static void call_free(void *p)
 {
     api_call_t *c = p;
     json_decref(c->body);
-    json_decref(c->reply);
+    free(c->reply);
     json_decref(c->jobs);
     job_free(c->job);
     for (size_t i = 0; c->batch && i < c->nbatch; i++)
@@ -33,15 +33,27 @@ api_call_t *api_call(http_req_t *r, api_t *api)
 static void on_durable(store_waiter_t *w)
 {
     api_call_t *c = LIST_ENTRY(w, api_call_t, durable);
-    json_t *reply = c->reply;
+    char *reply = c->reply;
     c->reply = NULL;
-    http_reply_json(c->r, c->status, reply);
+    api_reply_text(c, c->status, reply);
 }
 
-void api_reply_durable(api_call_t *c, int status, json_t *body)
+void api_reply_text(api_call_t *c, int status, char *body)
+{
+    http_reply_text(c->r, status, body ? "application/json" : NULL, body);
+}
+
+char *api_dump(json_t *v)
+{
+    char *text = v ? json_dumps(v, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
+    json_decref(v);
+    return text;
+}
+
+void api_reply_durable(api_call_t *c, int status, char *body)
 {
     c->status = status;
-    json_decref(c->reply);
+    free(c->reply);
     c->reply = body;
     http_defer(c->r);
     c->durable.cb = on_durable;
@@ -88,14 +100,6 @@ void api_doc_public(json_t *doc)
     json_t *lease = json_object_get(doc, "lease");
     if (json_is_object(lease))
         json_object_del(lease, "id");
-}
-
-json_t *api_job_json(const job_t *j, bool with_lease)
-{
-    json_t *o = job_to_json(j, false);
-    if (o && with_lease)
-        json_object_set_new(o, "lease_id", json_string(j->lease_id));
-    return o;
 }
 
 static void on_job_loaded(void *ud, json_t *doc, const char *error)

@@ -5,6 +5,7 @@
 
 #include "api/api_internal.h"
 #include "util/clock.h"
+#include "util/sbuf.h"
 
 #define BATCH_MAX 1000
 #define LIST_MAX 1000
@@ -25,7 +26,7 @@ static void enqueue_parsed(api_call_t *c)
         api_reply_problem(c, &p);
         return;
     }
-    api_reply_durable(c, created ? 201 : 200, api_job_json(out, false));
+    api_reply_durable(c, created ? 201 : 200, job_json(out, JOB_JSON_PUBLIC));
 }
 
 void api_enqueue(api_call_t *c)
@@ -74,16 +75,22 @@ static void batch_enqueue(api_call_t *c)
             return;
         }
     }
-    json_t *out = json_array();
+    sbuf_t out;
+    sbuf_init(&out, 1024 * c->nbatch);
+    sbuf_adds(&out, "{\"jobs\":[");
     for (size_t i = 0; i < c->nbatch; i++) {
         bool created;
         const job_t *j;
         job_t *job = c->batch[i];
         c->batch[i] = NULL;
-        if (engine_enqueue(c->api->engine, job, &created, &j, &p) == ERR_OK)
-            json_array_append_new(out, api_job_json(j, false));
+        if (engine_enqueue(c->api->engine, job, &created, &j, &p) != ERR_OK)
+            continue; /* checked above; only out of memory gets here */
+        if (out.p[out.len - 1] == '}')
+            sbuf_addc(&out, ',');
+        job_write_json(j, JOB_JSON_PUBLIC, &out);
     }
-    api_reply_durable(c, 201, json_pack("{s:o}", "jobs", out));
+    sbuf_adds(&out, "]}");
+    api_reply_durable(c, 201, sbuf_take(&out));
 }
 
 static void batch_loaded(api_call_t *c)
@@ -164,7 +171,7 @@ void api_get_job(api_call_t *c)
         return;
     const job_t *j = engine_get(c->api->engine, id);
     if (j) {
-        http_reply_json(c->r, 200, api_job_json(j, false));
+        api_reply_text(c, 200, job_json(j, JOB_JSON_PUBLIC));
         return;
     }
     http_defer(c->r);
@@ -248,7 +255,7 @@ static void run_job_op(api_call_t *c, job_op_fn fn)
     if (fn(c->api->engine, http_param(c->r, 0), &out, &p) != ERR_OK)
         api_reply_problem(c, &p);
     else
-        api_reply_durable(c, 200, api_job_json(out, false));
+        api_reply_durable(c, 200, job_json(out, JOB_JSON_PUBLIC));
 }
 
 static void do_cancel(api_call_t *c) { run_job_op(c, engine_cancel); }

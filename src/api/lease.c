@@ -4,6 +4,7 @@
 
 #include "api/api_internal.h"
 #include "util/clock.h"
+#include "util/sbuf.h"
 
 #define ACK_MAX 1000
 #define WAIT_MAX_MS 60000
@@ -42,12 +43,18 @@ static int int_in(json_t *obj, const char *key, int64_t lo, int64_t hi, int64_t 
 
 /* ---- POST /v1/lease ---- */
 
-static json_t *lease_reply(job_t **jobs, int n)
+static char *lease_reply(job_t **jobs, int n)
 {
-    json_t *arr = json_array();
-    for (int i = 0; i < n; i++)
-        json_array_append_new(arr, api_job_json(jobs[i], true));
-    return json_pack("{s:o}", "jobs", arr);
+    sbuf_t s;
+    sbuf_init(&s, 1024 * (size_t)(n + 1));
+    sbuf_adds(&s, "{\"jobs\":[");
+    for (int i = 0; i < n; i++) {
+        if (i)
+            sbuf_addc(&s, ',');
+        job_write_json(jobs[i], JOB_JSON_LEASED, &s);
+    }
+    sbuf_adds(&s, "]}");
+    return sbuf_take(&s);
 }
 
 /* A lease is answered without waiting for its write to be durable: if jobq
@@ -56,7 +63,7 @@ static json_t *lease_reply(job_t **jobs, int n)
 static void on_leased(engine_waiter_t *w, job_t **jobs, int n)
 {
     api_call_t *c = w->ud;
-    http_reply_json(c->r, 200, lease_reply(jobs, n));
+    api_reply_text(c, 200, lease_reply(jobs, n));
 }
 
 static int parse_lease(api_call_t *c, int64_t *wait_ms, problem_t *p)
@@ -103,11 +110,11 @@ void api_lease(api_call_t *c)
     job_t *jobs[ENGINE_LEASE_MAX];
     int n = engine_lease(c->api->engine, &c->lease, wait_ms, jobs);
     if (n > 0)
-        http_reply_json(c->r, 200, lease_reply(jobs, n));
+        api_reply_text(c, 200, lease_reply(jobs, n));
     else if (engine_waiter_waiting(&c->lease))
         http_defer(c->r); /* on_leased answers */
     else
-        http_reply_json(c->r, 200, lease_reply(NULL, 0));
+        api_reply_text(c, 200, lease_reply(NULL, 0));
 }
 
 /* ---- heartbeat / complete / fail on /v1/jobs/{id}/... ---- */
@@ -136,8 +143,8 @@ static void do_heartbeat(api_call_t *c)
     }
     char expires[32];
     clock_format_rfc3339(j->lease_expires_at, expires, sizeof expires);
-    api_reply_durable(c, 200, json_pack("{s:b, s:s}", "cancel_requested", j->cancel_requested,
-                                        "expires_at", expires));
+    api_reply_durable(c, 200, api_dump(json_pack("{s:b, s:s}", "cancel_requested",
+                                                 j->cancel_requested, "expires_at", expires)));
 }
 
 static void do_complete(api_call_t *c)
@@ -152,7 +159,7 @@ static void do_complete(api_call_t *c)
         api_reply_problem(c, &p);
         return;
     }
-    api_reply_durable(c, 200, api_job_json(j, false));
+    api_reply_durable(c, 200, job_json(j, JOB_JSON_PUBLIC));
 }
 
 /* Reads {"error":{"type","message","context"?},"retry"?} from a fail body. */
@@ -202,7 +209,7 @@ static void do_fail(api_call_t *c)
         api_reply_problem(c, &p);
         return;
     }
-    api_reply_durable(c, 200, api_job_json(j, false));
+    api_reply_durable(c, 200, job_json(j, JOB_JSON_PUBLIC));
 }
 
 static void lease_op(api_call_t *c, void (*cont)(api_call_t *c))
@@ -295,5 +302,5 @@ void api_ack(api_call_t *c)
     size_t i;
     json_array_foreach(results, i, item)
         json_array_append_new(out, ack_one(c, item));
-    api_reply_durable(c, 200, json_pack("{s:o}", "results", out));
+    api_reply_durable(c, 200, api_dump(json_pack("{s:o}", "results", out)));
 }

@@ -71,7 +71,7 @@ static void set_paused(api_call_t *c, bool paused)
     if (api_refuse_writes(c, false))
         return;
     engine_pause(c->api->engine, name, paused);
-    api_reply_durable(c, 200, json_pack("{s:s, s:b}", "name", name, "paused", paused));
+    api_reply_durable(c, 200, api_dump(json_pack("{s:s, s:b}", "name", name, "paused", paused)));
 }
 
 void api_pause(api_call_t *c) { set_paused(c, true); }

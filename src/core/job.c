@@ -76,6 +76,10 @@ void job_free(job_t *j)
     json_decref(j->progress);
     json_decref(j->result);
     json_decref(j->errors);
+    free(j->cache_spec);
+    free(j->cache_progress);
+    free(j->cache_result);
+    free(j->cache_errors);
     free(j);
 }
 
@@ -100,35 +104,24 @@ static json_t *time_json(int64_t ms)
     return json_string(buf);
 }
 
-static json_t *or_null(json_t *v) { return v ? json_incref(v) : json_null(); }
-
-static json_t *lease_json(const job_t *j, bool internal)
+static void drop(char **cache)
 {
-    if (j->state != JOB_RUNNING)
-        return json_null();
-    json_t *l = json_pack("{s:s?, s:o}", "worker", j->lease_worker, "expires_at",
-                          time_json(j->lease_expires_at));
-    if (l && internal)
-        json_object_set_new(l, "id", json_string(j->lease_id));
-    return l;
+    free(*cache);
+    *cache = NULL;
 }
 
-json_t *job_to_json(const job_t *j, bool internal)
+void job_set_result(job_t *j, json_t *v)
 {
-    json_t *backoff = json_pack("{s:I, s:I, s:f, s:f}", "initial_ms", (json_int_t)j->backoff.initial_ms,
-                                "max_ms", (json_int_t)j->backoff.max_ms, "multiplier",
-                                j->backoff.multiplier, "jitter", j->backoff.jitter);
-    return json_pack(
-        "{s:s, s:s, s:s, s:O, s:s, s:i, s:I, s:o, s:s?, s:s, s:i, s:o, s:o, s:o, s:o, s:o,"
-        " s:o, s:o, s:o, s:O, s:b}",
-        "id", j->id, "queue", j->queue, "type", j->type, "args", j->args, "priority",
-        job_priority_name(j->priority), "max_retries", j->max_retries, "timeout_ms",
-        (json_int_t)j->timeout_ms, "backoff", backoff, "breaker_key", j->breaker_key, "state",
-        job_state_name(j->state), "attempts", j->attempts, "created_at", time_json(j->created_at),
-        "updated_at", time_json(j->updated_at), "started_at", time_json(j->started_at),
-        "finished_at", time_json(j->finished_at), "run_at", time_json(j->run_at), "lease",
-        lease_json(j, internal), "progress", or_null(j->progress), "result", or_null(j->result),
-        "errors", j->errors, "cancel_requested", j->cancel_requested);
+    json_decref(j->result);
+    j->result = v ? json_incref(v) : NULL;
+    drop(&j->cache_result);
+}
+
+void job_set_progress(job_t *j, json_t *v)
+{
+    json_decref(j->progress);
+    j->progress = v ? json_incref(v) : NULL;
+    drop(&j->cache_progress);
 }
 
 void job_add_error(job_t *j, err_t type, const char *message, json_t *context,
@@ -139,6 +132,7 @@ void job_add_error(job_t *j, err_t type, const char *message, json_t *context,
                           "worker", worker, "at", time_json(at_ms));
     if (e)
         json_array_append_new(j->errors, e);
+    drop(&j->cache_errors);
 }
 
 int64_t backoff_delay_ms(const backoff_t *b, int n, double unit_rand)

@@ -2,9 +2,8 @@
  * job: the job record, its states, and its JSON forms.
  *
  * A job_t owns every pointer in it (strings and jansson references); free it
- * with job_free(). Two JSON forms exist: the public form returned by the API
- * (job_to_json(j, false)) and the stored document (job_to_json(j, true)),
- * which adds the lease token. job_from_doc() reads the stored form back.
+ * with job_free(). Its JSON forms (job_json_mode_t) are written by
+ * job_json.c; job_from_doc() reads the stored form back.
  * Client input is validated by job_parse_spec() in job_spec.c. No function
  * here keeps global state; all are safe on any thread for distinct jobs.
  */
@@ -16,6 +15,8 @@
 #include <stdint.h>
 
 #include "core/errors.h"
+
+struct sbuf;
 
 #define JOB_NAME_MAX 200  /* ids, queues, types, breaker keys */
 #define JOB_PRIORITIES 5  /* 0 = critical ... 4 = background */
@@ -63,7 +64,18 @@ typedef struct job {
     char lease_id[JOB_LEASE_ID_LEN + 1];
     char *lease_worker;
     int64_t lease_expires_at;
+
+    /* JSON text of parts that rarely change, filled by job_json.c on first
+     * use and dropped by the setters below: a job is written several times
+     * per life (store and replies) but its spec never changes. */
+    char *cache_spec, *cache_progress, *cache_result, *cache_errors;
 } job_t;
+
+typedef enum {
+    JOB_JSON_PUBLIC, /* the API's form */
+    JOB_JSON_STORED, /* adds lease.id, for the store */
+    JOB_JSON_LEASED, /* the API's form plus top-level lease_id, for lessees */
+} job_json_mode_t;
 
 const char *job_state_name(job_state_t s);
 int job_state_parse(const char *s, job_state_t *out);
@@ -85,9 +97,17 @@ err_t job_parse_spec(json_t *spec, const job_defaults_t *defaults, int64_t now_m
  * replay: everything the client chose except when it runs. */
 bool job_same_spec(const job_t *a, const job_t *b);
 
-/* New reference. internal=true adds what only the store needs (lease id). */
-json_t *job_to_json(const job_t *j, bool internal);
-/* Reads a stored document; the inverse of job_to_json(j, true). */
+/* Writes the job as one JSON object (job_json.c). The job is logically
+ * const: only its text caches are filled. */
+void job_write_json(const job_t *j, job_json_mode_t mode, struct sbuf *out);
+/* The same, as a new string the caller frees. */
+char *job_json(const job_t *j, job_json_mode_t mode);
+
+/* Setters for the parts with cached text (borrow v; NULL clears). */
+void job_set_result(job_t *j, json_t *v);
+void job_set_progress(job_t *j, json_t *v);
+
+/* Reads a stored document; the inverse of job_write_json(JOB_JSON_STORED). */
 err_t job_from_doc(json_t *doc, job_t **out, problem_t *p);
 
 /* Appends a failure record {attempt,type,message,context,worker,at}.

@@ -264,8 +264,7 @@ err_t engine_retry(engine_t *e, const char *id, const job_t **out, problem_t *p)
     j->attempts = 0;
     j->cancel_requested = false;
     j->finished_at = 0;
-    json_decref(j->result);
-    j->result = NULL;
+    job_set_result(j, NULL);
     j->run_at = j->updated_at = eng_now(e);
     eng_make_ready(e, ej);
     eng_persist(e, ej, ENGINE_EV_REQUEUED);

@@ -128,10 +128,8 @@ err_t engine_heartbeat(engine_t *e, const char *id, const char *lease_id, json_t
         return p->type;
     job_t *j = ej->job;
     int64_t now = eng_now(e);
-    if (progress) {
-        json_decref(j->progress);
-        j->progress = json_incref(progress);
-    }
+    if (progress)
+        job_set_progress(j, progress);
     j->lease_expires_at = now + (extend_ms > 0 ? extend_ms : j->timeout_ms);
     j->updated_at = now;
     if (heap_push(&e->timers, &ej->timer, j->lease_expires_at) != 0)
@@ -148,8 +146,7 @@ err_t engine_complete(engine_t *e, const char *id, const char *lease_id, json_t 
     ejob_t *ej = leased(e, id, lease_id, p);
     if (!ej)
         return p->type;
-    json_decref(ej->job->result);
-    ej->job->result = result ? json_incref(result) : NULL;
+    job_set_result(ej->job, result);
     /* Finished work is reported as done even if a cancel arrived meanwhile. */
     eng_finish(e, ej, JOB_COMPLETED, ENGINE_EV_COMPLETED);
     *out = ej->job;

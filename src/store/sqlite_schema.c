@@ -23,8 +23,7 @@ static const char *const migrations[] = {
     "  doc TEXT NOT NULL"
     ");"
     "CREATE INDEX jobs_by_created ON jobs(created_at, id);"
-    "CREATE INDEX jobs_by_state ON jobs(state, created_at, id);"
-    "CREATE INDEX jobs_by_queue ON jobs(queue, state, created_at, id);"
+    "CREATE INDEX jobs_by_queue ON jobs(queue, created_at, id);"
     "CREATE TABLE queues (name TEXT PRIMARY KEY, paused INTEGER NOT NULL DEFAULT 0);"
     "CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);",
 };

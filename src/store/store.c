@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/clock.h"
 #include "util/log.h"
 
 typedef enum { OP_PUT, OP_DELETE, OP_QUEUE, OP_GET, OP_LIST, OP_STATS } op_kind_t;
@@ -48,6 +49,9 @@ struct store {
     bool stopping;
     uint64_t committed;
     char last_error[512];
+
+    /* Group-commit figures, written by the store thread, logged at stop. */
+    uint64_t batches, nops, commit_ns, max_batch;
 
     _Atomic bool healthy;
     _Atomic bool disk_full;
@@ -351,7 +355,15 @@ static void *store_thread(void *arg)
         pthread_mutex_unlock(&s->mu);
         if (!batch)
             break; /* stopping, and everything is committed */
+        int64_t t0 = clock_mono_ns();
         apply_batch(s, batch);
+        uint64_t n = 0;
+        for (op_t *op = batch; op; op = op->next)
+            n++;
+        s->batches++;
+        s->nops += n;
+        s->max_batch = n > s->max_batch ? n : s->max_batch;
+        s->commit_ns += (uint64_t)(clock_mono_ns() - t0);
         pthread_mutex_lock(&s->mu);
         if (s->done_tail)
             s->done_tail->next = batch;
@@ -387,6 +399,10 @@ void store_stop(store_t *s)
     pthread_mutex_unlock(&s->mu);
     pthread_join(s->thread, NULL);
     s->running = false;
+    log_info("store stopped", LOG_I("batches", s->batches), LOG_I("ops", s->nops),
+             LOG_I("max_batch", s->max_batch),
+             LOG_D("mean_batch", s->batches ? (double)s->nops / (double)s->batches : 0),
+             LOG_D("mean_commit_ms", s->batches ? (double)s->commit_ns / 1e6 / (double)s->batches : 0));
     store_dispatch(s);
 }
 
@@ -450,11 +466,7 @@ uint64_t store_put_job(store_t *s, const job_t *job, engine_event_t ev)
 {
     const char *in[4] = { job->id, job->queue, job->type, job_state_name(job->state) }, *out[4];
     op_t *op = new_op(OP_PUT, in, out);
-    json_t *doc = job_to_json(job, true);
-    op->doc = doc ? json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
-    json_decref(doc);
-    if (!op->doc)
-        abort();
+    op->doc = job_json(job, JOB_JSON_STORED);
     op->ev = ev;
     op->row = (store_row_t){ .id = out[0], .queue = out[1], .type = out[2], .state = out[3],
                              .priority = job->priority, .created_at = job->created_at,

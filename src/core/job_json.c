@@ -1,0 +1,152 @@
+/* Writing a job as JSON text, fast: the hot path writes every job several
+ * times, and building a jansson tree per write cost most of the loop
+ * thread's time (bench/README.md). Arbitrary JSON values (args, result,
+ * progress, errors) are still dumped by jansson, once, and cached. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/job.h"
+#include "util/clock.h"
+#include "util/sbuf.h"
+
+#define DUMP_FLAGS (JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(17))
+
+/* Shortest text that reads back as the same double. */
+static void add_real(sbuf_t *s, double v)
+{
+    char buf[40];
+    snprintf(buf, sizeof buf, "%.15g", v);
+    if (strtod(buf, NULL) != v)
+        snprintf(buf, sizeof buf, "%.17g", v);
+    if (!strpbrk(buf, ".eEn")) /* keep it a JSON real: 2 -> 2.0 */
+        strcat(buf, ".0");
+    sbuf_adds(s, buf);
+}
+
+static char *dump(json_t *v)
+{
+    char *t = v ? json_dumps(v, DUMP_FLAGS) : NULL;
+    return t ? t : strdup("null");
+}
+
+/* A cached dump; the cache lives in the (logically const) job. */
+static void add_cached(sbuf_t *s, char **cache, json_t *v)
+{
+    if (!*cache)
+        *cache = dump(v);
+    sbuf_adds(s, *cache ? *cache : "null");
+}
+
+static void add_key(sbuf_t *s, const char *key)
+{
+    sbuf_addc(s, ',');
+    sbuf_addc(s, '"');
+    sbuf_adds(s, key);
+    sbuf_add(s, "\":", 2);
+}
+
+static void add_time(sbuf_t *s, const char *key, int64_t ms)
+{
+    char buf[32];
+    add_key(s, key);
+    if (ms && clock_format_rfc3339(ms, buf, sizeof buf) == 0) {
+        sbuf_addc(s, '"');
+        sbuf_adds(s, buf);
+        sbuf_addc(s, '"');
+    } else {
+        sbuf_add(s, "null", 4);
+    }
+}
+
+static char *spec_text(const job_t *j)
+{
+    sbuf_t s;
+    sbuf_init(&s, 256);
+    sbuf_adds(&s, "\"id\":");
+    sbuf_add_jstr(&s, j->id);
+    add_key(&s, "queue");
+    sbuf_add_jstr(&s, j->queue);
+    add_key(&s, "type");
+    sbuf_add_jstr(&s, j->type);
+    add_key(&s, "args");
+    char *args = dump(j->args);
+    sbuf_adds(&s, args);
+    free(args);
+    add_key(&s, "priority");
+    sbuf_add_jstr(&s, job_priority_name(j->priority));
+    add_key(&s, "max_retries");
+    sbuf_add_int(&s, j->max_retries);
+    add_key(&s, "timeout_ms");
+    sbuf_add_int(&s, j->timeout_ms);
+    sbuf_adds(&s, ",\"backoff\":{\"initial_ms\":");
+    sbuf_add_int(&s, j->backoff.initial_ms);
+    sbuf_adds(&s, ",\"max_ms\":");
+    sbuf_add_int(&s, j->backoff.max_ms);
+    sbuf_adds(&s, ",\"multiplier\":");
+    add_real(&s, j->backoff.multiplier);
+    sbuf_adds(&s, ",\"jitter\":");
+    add_real(&s, j->backoff.jitter);
+    sbuf_addc(&s, '}');
+    add_key(&s, "breaker_key");
+    sbuf_add_jstr(&s, j->breaker_key);
+    return sbuf_take(&s);
+}
+
+static void add_lease(sbuf_t *s, const job_t *j, job_json_mode_t mode)
+{
+    add_key(s, "lease");
+    if (j->state != JOB_RUNNING) {
+        sbuf_add(s, "null", 4);
+        return;
+    }
+    sbuf_adds(s, "{\"worker\":");
+    sbuf_add_jstr(s, j->lease_worker);
+    add_time(s, "expires_at", j->lease_expires_at);
+    if (mode == JOB_JSON_STORED) {
+        add_key(s, "id");
+        sbuf_add_jstr(s, j->lease_id);
+    }
+    sbuf_addc(s, '}');
+}
+
+void job_write_json(const job_t *cj, job_json_mode_t mode, sbuf_t *s)
+{
+    job_t *j = (job_t *)cj; /* only the caches change */
+    if (!j->cache_spec)
+        j->cache_spec = spec_text(j);
+    sbuf_addc(s, '{');
+    sbuf_adds(s, j->cache_spec);
+    add_key(s, "state");
+    sbuf_add_jstr(s, job_state_name(j->state));
+    add_key(s, "attempts");
+    sbuf_add_int(s, j->attempts);
+    add_time(s, "created_at", j->created_at);
+    add_time(s, "updated_at", j->updated_at);
+    add_time(s, "started_at", j->started_at);
+    add_time(s, "finished_at", j->finished_at);
+    add_time(s, "run_at", j->run_at);
+    add_lease(s, j, mode);
+    add_key(s, "progress");
+    add_cached(s, &j->cache_progress, j->progress);
+    add_key(s, "result");
+    add_cached(s, &j->cache_result, j->result);
+    add_key(s, "errors");
+    add_cached(s, &j->cache_errors, j->errors);
+    add_key(s, "cancel_requested");
+    sbuf_adds(s, j->cancel_requested ? "true" : "false");
+    if (mode == JOB_JSON_LEASED) {
+        add_key(s, "lease_id");
+        sbuf_add_jstr(s, j->lease_id);
+    }
+    sbuf_addc(s, '}');
+}
+
+char *job_json(const job_t *j, job_json_mode_t mode)
+{
+    sbuf_t s;
+    sbuf_init(&s, 1024);
+    job_write_json(j, mode, &s);
+    return sbuf_take(&s);
+}

@@ -1,0 +1,98 @@
+#include "util/sbuf.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void sbuf_init(sbuf_t *s, size_t cap)
+{
+    s->len = 0;
+    s->cap = cap ? cap : 64;
+    s->p = malloc(s->cap);
+    if (!s->p)
+        abort();
+    s->p[0] = '\0';
+}
+
+void sbuf_free(sbuf_t *s)
+{
+    free(s->p);
+    *s = (sbuf_t){ 0 };
+}
+
+char *sbuf_take(sbuf_t *s)
+{
+    char *p = s->p;
+    *s = (sbuf_t){ 0 };
+    return p;
+}
+
+static void reserve(sbuf_t *s, size_t n)
+{
+    if (s->len + n + 1 <= s->cap)
+        return;
+    size_t cap = s->cap ? s->cap : 64;
+    while (cap < s->len + n + 1)
+        cap *= 2;
+    char *p = realloc(s->p, cap);
+    if (!p)
+        abort();
+    s->p = p;
+    s->cap = cap;
+}
+
+void sbuf_add(sbuf_t *s, const char *data, size_t n)
+{
+    reserve(s, n);
+    memcpy(s->p + s->len, data, n);
+    s->len += n;
+    s->p[s->len] = '\0';
+}
+
+void sbuf_adds(sbuf_t *s, const char *str) { sbuf_add(s, str, strlen(str)); }
+
+void sbuf_addc(sbuf_t *s, char c) { sbuf_add(s, &c, 1); }
+
+void sbuf_add_int(sbuf_t *s, int64_t v)
+{
+    char tmp[24];
+    int i = sizeof tmp;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        tmp[--i] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        tmp[--i] = '-';
+    sbuf_add(s, tmp + i, sizeof tmp - (size_t)i);
+}
+
+void sbuf_add_jstr(sbuf_t *s, const char *str)
+{
+    static const char hex[] = "0123456789abcdef";
+    if (!str) {
+        sbuf_add(s, "null", 4);
+        return;
+    }
+    sbuf_addc(s, '"');
+    const char *run = str;
+    for (const char *c = str; *c; c++) {
+        unsigned char u = (unsigned char)*c;
+        if (u >= 0x20 && u != '"' && u != '\\')
+            continue;
+        sbuf_add(s, run, (size_t)(c - run));
+        run = c + 1;
+        switch (u) {
+        case '"': sbuf_add(s, "\\\"", 2); break;
+        case '\\': sbuf_add(s, "\\\\", 2); break;
+        case '\n': sbuf_add(s, "\\n", 2); break;
+        case '\r': sbuf_add(s, "\\r", 2); break;
+        case '\t': sbuf_add(s, "\\t", 2); break;
+        default: {
+            char esc[6] = { '\\', 'u', '0', '0', hex[u >> 4], hex[u & 15] };
+            sbuf_add(s, esc, 6);
+        }
+        }
+    }
+    sbuf_adds(s, run);
+    sbuf_addc(s, '"');
+}

@@ -1,0 +1,33 @@
+/*
+ * sbuf: a growable byte string, and the JSON text primitives jobq writes
+ * with it (strings with RFC 8259 escaping, integers). It writes JSON; it
+ * never parses it (jansson does).
+ *
+ * Ownership: the sbuf owns its bytes until sbuf_take() hands them over.
+ * Out of memory aborts: every caller would have to, and none can recover.
+ */
+#ifndef JOBQ_SBUF_H
+#define JOBQ_SBUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct sbuf {
+    char *p;
+    size_t len, cap;
+} sbuf_t;
+
+void sbuf_init(sbuf_t *s, size_t cap);
+void sbuf_free(sbuf_t *s);
+/* Returns the NUL-terminated text (never NULL) and leaves s empty. */
+char *sbuf_take(sbuf_t *s);
+void sbuf_add(sbuf_t *s, const char *data, size_t n);
+void sbuf_adds(sbuf_t *s, const char *str);
+void sbuf_addc(sbuf_t *s, char c);
+void sbuf_add_int(sbuf_t *s, int64_t v);
+/* Appends "str" as a JSON string, escaping quotes, backslashes and controls.
+ * str must be valid UTF-8 (all of jobq's strings come from jansson or are
+ * restricted to ASCII). NULL appends null. */
+void sbuf_add_jstr(sbuf_t *s, const char *str);
+
+#endif
