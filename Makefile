@@ -44,14 +44,14 @@ build/san/obj/%.o: %.c
 	@echo "CC(san) $<"; $(CC) $(BASE_CFLAGS) -O1 -g $(SAN) -MMD -MP -c $< -o $@
 
 build/jobq: $(REL_OBJ) build/obj/src/main.o
-	$(CC) -o $@ $^ $(LIBS)
+	@echo "LD $@"; $(CC) -o $@ $^ $(LIBS)
 
 build/san/jobq: $(SAN_OBJ) build/san/obj/src/main.o
-	$(CC) $(SAN) -o $@ $^ $(LIBS)
+	@echo "LD $@"; $(CC) $(SAN) -o $@ $^ $(LIBS)
 
 build/san/test_%: tests/unit/test_%.c $(SAN_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) -O1 -g $(SAN) -o $@ $^ $(LIBS) -lcmocka
+	@echo "LD $@"; $(CC) $(BASE_CFLAGS) -O1 -g $(SAN) -o $@ $^ $(LIBS) -lcmocka
 
 build/bench/loadgen: bench/loadgen.c
 	@mkdir -p $(dir $@)

@@ -185,8 +185,8 @@ static int sq_migrate(void *conn)
                  (long long)clock_now_ms());
         if (exec(c, "BEGIN IMMEDIATE") || exec(c, sqlite_schema_migration(v)) || exec(c, mark) ||
             exec(c, "COMMIT")) {
-            char why[sizeof c->err];
-            memcpy(why, c->err, sizeof why);
+            char why[sizeof c->err - 64];
+            snprintf(why, sizeof why, "%.400s", c->err);
             exec(c, "ROLLBACK");
             snprintf(c->err, sizeof c->err, "migration %d failed: %s", v, why);
             return -1;

@@ -1,0 +1,133 @@
+/* Configuration: precedence of the layers and refusal of bad values. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/config.h"
+
+static char envfile[] = "/tmp/jobq-test-env-XXXXXX";
+
+static int setup(void **state)
+{
+    (void)state;
+    strcpy(envfile, "/tmp/jobq-test-env-XXXXXX");
+    int fd = mkstemp(envfile);
+    if (fd < 0)
+        return -1;
+    close(fd);
+    setenv("JOBQ_ENV_FILE", envfile, 1);
+    unsetenv("JOBQ_LISTEN");
+    unsetenv("JOBQ_LOG_LEVEL");
+    unsetenv("JOBQ_DATA_DIR");
+    unsetenv("JOBQ_DATABASE_URL");
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    unlink(envfile);
+    unsetenv("JOBQ_ENV_FILE");
+    unsetenv("JOBQ_LISTEN");
+    unsetenv("JOBQ_LOG_LEVEL");
+    return 0;
+}
+
+static void write_env(const char *text)
+{
+    FILE *f = fopen(envfile, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void test_defaults(void **state)
+{
+    (void)state;
+    config_t c;
+    char err[256];
+    assert_int_equal(config_load(&c, 0, NULL, NULL, err, sizeof err), 0);
+    assert_string_equal(c.listen, "127.0.0.1:7420");
+    assert_string_equal(c.data_dir, "./data");
+    assert_string_equal(c.database_url, "sqlite://./data/jobq.db");
+    assert_int_equal(c.durability, DURABILITY_FSYNC);
+    assert_int_equal(c.max_body_bytes, 1048576);
+    assert_int_equal(c.job.max_retries, 3);
+    assert_int_equal(c.job.timeout_ms, 60000);
+    assert_true(c.auto_migrate);
+}
+
+static void test_precedence(void **state)
+{
+    (void)state;
+    write_env("# comment\nexport JOBQ_LISTEN=1.1.1.1:1\nJOBQ_LOG_LEVEL=\"debug\"\n"
+              "JOBQ_DATA_DIR=/envfile\nOTHER_TOOL=x\n");
+    config_t c;
+    char err[256];
+    assert_int_equal(config_load(&c, 0, NULL, NULL, err, sizeof err), 0);
+    assert_string_equal(c.listen, "1.1.1.1:1");
+    assert_int_equal(c.log_level, LOG_DEBUG);
+    assert_string_equal(c.database_url, "sqlite:///envfile/jobq.db");
+    setenv("JOBQ_LISTEN", "2.2.2.2:2", 1);
+    assert_int_equal(config_load(&c, 0, NULL, NULL, err, sizeof err), 0);
+    assert_string_equal(c.listen, "2.2.2.2:2");
+    char *argv[] = { "--listen", "3.3.3.3:3", "--log-level=error" };
+    assert_int_equal(config_load(&c, 3, argv, NULL, err, sizeof err), 0);
+    assert_string_equal(c.listen, "3.3.3.3:3");
+    assert_int_equal(c.log_level, LOG_ERROR);
+}
+
+static void test_bad_values(void **state)
+{
+    (void)state;
+    const char *bad[][3] = {
+        { "--durability", "sometimes", "JOBQ_DURABILITY" },
+        { "--log-level", "loud", "JOBQ_LOG_LEVEL" },
+        { "--max-body-bytes", "12", "JOBQ_MAX_BODY_BYTES" },
+        { "--max-body-bytes", "1k", "JOBQ_MAX_BODY_BYTES" },
+        { "--auto-migrate", "maybe", "JOBQ_AUTO_MIGRATE" },
+        { "--default-max-retries", "-1", "JOBQ_DEFAULT_MAX_RETRIES" },
+        { "--default-timeout-ms", "5", "JOBQ_DEFAULT_TIMEOUT_MS" },
+        { "--backoff-jitter", "1.5", "JOBQ_BACKOFF_JITTER" },
+        { "--backoff-multiplier", "nan", "JOBQ_BACKOFF_MULTIPLIER" },
+        { "--no-such-thing", "1", "unknown option" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        config_t c;
+        char err[256] = "";
+        char *argv[] = { (char *)bad[i][0], (char *)bad[i][1] };
+        assert_int_equal(config_load(&c, 2, argv, NULL, err, sizeof err), -1);
+        assert_non_null(strstr(err, bad[i][2]));
+        if (strcmp(bad[i][2], "unknown option") != 0)
+            assert_non_null(strstr(err, bad[i][1]));
+    }
+    setenv("JOBQ_LISTEN", "", 1);
+    write_env("JOBQ_DURABILITY=never\n");
+    config_t c;
+    char err[256];
+    assert_int_equal(config_load(&c, 0, NULL, NULL, err, sizeof err), -1);
+    assert_non_null(strstr(err, ":1:"));
+    write_env("JOBQ_TYPO=1\n");
+    assert_int_equal(config_load(&c, 0, NULL, NULL, err, sizeof err), -1);
+    assert_non_null(strstr(err, "JOBQ_TYPO"));
+    write_env("");
+    char *argv[] = { "--backoff-initial-ms", "5000", "--backoff-max-ms", "10" };
+    assert_int_equal(config_load(&c, 4, argv, NULL, err, sizeof err), -1);
+    assert_non_null(strstr(err, "JOBQ_BACKOFF_MAX_MS"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_precedence, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_values, setup, teardown),
+    };
+    return cmocka_run_group_tests_name("config", tests, NULL, NULL);
+}

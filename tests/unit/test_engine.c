@@ -1,0 +1,399 @@
+/* Engine: ordering, transitions (allowed and refused), backoff, leases. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/engine.h"
+
+static int64_t fake_now;
+static double fake_rand;
+static int persisted[ENGINE_EV_COUNT];
+static int deletes, queue_writes;
+
+static int64_t now_fn(void *ud) { (void)ud; return fake_now; }
+static double rand_fn(void *ud) { (void)ud; return fake_rand; }
+static void persist_fn(void *ud, const job_t *j, engine_event_t ev) { (void)ud; (void)j; persisted[ev]++; }
+static void delete_fn(void *ud, const char *id) { (void)ud; (void)id; deletes++; }
+static void queue_fn(void *ud, const char *q, bool p) { (void)ud; (void)q; (void)p; queue_writes++; }
+
+static const job_defaults_t defaults = { 3, 60000, { 1000, 3600000, 2.0, 0.2 } };
+
+static int setup(void **state)
+{
+    fake_now = 1700000000000;
+    fake_rand = 0.5;
+    memset(persisted, 0, sizeof persisted);
+    deletes = queue_writes = 0;
+    engine_hooks_t h = { .now_ms = now_fn, .rand_unit = rand_fn, .persist = persist_fn,
+                         .persist_delete = delete_fn, .persist_queue = queue_fn };
+    engine_options_t o = { .finished_in_memory = 100 };
+    *state = engine_new(&h, &o);
+    return *state ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    engine_free(*state);
+    return 0;
+}
+
+/* Enqueues {"id":id, "type":"t", ...extra}; asserts success. */
+static const job_t *put(engine_t *e, const char *id, const char *extra_json)
+{
+    char text[512];
+    snprintf(text, sizeof text, "{\"id\":\"%s\",\"type\":\"t\"%s%s}", id,
+             extra_json ? "," : "", extra_json ? extra_json : "");
+    json_t *spec = json_loads(text, 0, NULL);
+    assert_non_null(spec);
+    job_t *job;
+    problem_t p;
+    assert_int_equal(job_parse_spec(spec, &defaults, fake_now, &job, &p), ERR_OK);
+    json_decref(spec);
+    bool created;
+    const job_t *out;
+    assert_int_equal(engine_enqueue(e, job, &created, &out, &p), ERR_OK);
+    return out;
+}
+
+static const char *const default_queue[] = { "default" };
+
+static int lease(engine_t *e, int max, job_t **out)
+{
+    engine_waiter_t w = { .worker = "w", .queues = default_queue, .nqueues = 1, .max = max };
+    return engine_lease(e, &w, 0, out);
+}
+
+static void test_priority_then_fifo(void **state)
+{
+    engine_t *e = *state;
+    put(e, "low1", "\"priority\":\"low\"");
+    put(e, "n1", NULL);
+    put(e, "crit", "\"priority\":0");
+    put(e, "n2", NULL);
+    put(e, "bg", "\"priority\":\"background\"");
+    put(e, "high", "\"priority\":\"high\"");
+    job_t *out[10];
+    assert_int_equal(lease(e, 10, out), 6);
+    const char *want[] = { "crit", "high", "n1", "n2", "low1", "bg" };
+    for (int i = 0; i < 6; i++)
+        assert_string_equal(out[i]->id, want[i]);
+}
+
+static void test_scheduled_not_leased_early(void **state)
+{
+    engine_t *e = *state;
+    const job_t *j = put(e, "later", "\"delay_ms\":5000");
+    assert_int_equal(j->state, JOB_PENDING);
+    job_t *out[1];
+    assert_int_equal(lease(e, 1, out), 0);
+    fake_now += 4999;
+    engine_tick(e);
+    assert_int_equal(lease(e, 1, out), 0);
+    fake_now += 1;
+    engine_tick(e);
+    assert_int_equal(engine_get(e, "later")->state, JOB_QUEUED);
+    assert_int_equal(lease(e, 1, out), 1);
+}
+
+static void test_complete_and_fencing(void **state)
+{
+    engine_t *e = *state;
+    put(e, "a", NULL);
+    job_t *out[1];
+    assert_int_equal(lease(e, 1, out), 1);
+    char lease_id[64];
+    strcpy(lease_id, out[0]->lease_id);
+    assert_int_equal(strlen(lease_id), 32);
+    const job_t *j;
+    problem_t p;
+    assert_int_equal(engine_complete(e, "a", "0000", NULL, &j, &p), ERR_CONFLICT);
+    assert_string_equal(p.field, "lease_id");
+    assert_int_equal(engine_complete(e, "a", lease_id, NULL, &j, &p), ERR_OK);
+    assert_int_equal(j->state, JOB_COMPLETED);
+    assert_int_equal(engine_complete(e, "a", lease_id, NULL, &j, &p), ERR_CONFLICT);
+    assert_int_equal(engine_fail(e, "a", lease_id, ERR_INTERNAL, "x", NULL, -1, &j, &p),
+                     ERR_CONFLICT);
+    assert_int_equal(engine_complete(e, "nope", lease_id, NULL, &j, &p), ERR_NOT_FOUND);
+}
+
+static void test_retry_backoff_then_failed(void **state)
+{
+    engine_t *e = *state;
+    put(e, "f", "\"max_retries\":2,\"backoff\":{\"initial_ms\":1000,\"jitter\":0}");
+    const job_t *j;
+    problem_t p;
+    job_t *out[1];
+    int64_t expect_delay[] = { 1000, 2000 };
+    for (int attempt = 1; attempt <= 3; attempt++) {
+        assert_int_equal(lease(e, 1, out), 1);
+        assert_int_equal(out[0]->attempts, attempt);
+        char lid[64];
+        strcpy(lid, out[0]->lease_id);
+        assert_int_equal(engine_fail(e, "f", lid, ERR_UNAVAILABLE, "down", NULL, -1, &j, &p), ERR_OK);
+        if (attempt < 3) {
+            assert_int_equal(j->state, JOB_RETRYING);
+            assert_int_equal(j->run_at - fake_now, expect_delay[attempt - 1]);
+            assert_int_equal(lease(e, 1, out), 0);
+            fake_now = j->run_at;
+            engine_tick(e);
+        }
+    }
+    j = engine_get(e, "f");
+    assert_int_equal(j->state, JOB_FAILED);
+    assert_int_equal(json_array_size(j->errors), 3);
+    json_t *last = json_array_get(j->errors, 2);
+    assert_int_equal(json_integer_value(json_object_get(last, "attempt")), 3);
+    assert_string_equal(json_string_value(json_object_get(last, "type")), "unavailable");
+    assert_string_equal(json_string_value(json_object_get(last, "worker")), "w");
+    assert_int_equal(persisted[ENGINE_EV_RETRIED], 2);
+    assert_int_equal(persisted[ENGINE_EV_FAILED], 1);
+}
+
+static void test_non_retryable_and_forced(void **state)
+{
+    engine_t *e = *state;
+    const job_t *j;
+    problem_t p;
+    job_t *out[1];
+    put(e, "v", NULL);
+    lease(e, 1, out);
+    assert_int_equal(engine_fail(e, "v", out[0]->lease_id, ERR_VALIDATION, "bad", NULL, -1, &j, &p), ERR_OK);
+    assert_int_equal(j->state, JOB_FAILED);
+    put(e, "r", NULL);
+    lease(e, 1, out);
+    assert_int_equal(engine_fail(e, "r", out[0]->lease_id, ERR_INTERNAL, "x", NULL, 0, &j, &p), ERR_OK);
+    assert_int_equal(j->state, JOB_FAILED);
+}
+
+static void test_backoff_jitter_bounds(void **state)
+{
+    (void)state;
+    backoff_t b = { 1000, 10000, 2.0, 0.2 };
+    for (int n = 1; n <= 8; n++) {
+        double base = 1000.0 * (1 << (n - 1));
+        if (base > 10000)
+            base = 10000;
+        assert_true(backoff_delay_ms(&b, n, 0.0) >= (int64_t)(base * 0.8) - 1);
+        assert_true(backoff_delay_ms(&b, n, 0.999999) <= (int64_t)(base * 1.2) + 1);
+        assert_int_equal(backoff_delay_ms(&b, n, 0.5), (int64_t)base);
+    }
+    backoff_t huge = { 1000, 3600000, 100.0, 0 };
+    assert_int_equal(backoff_delay_ms(&huge, 1000, 0.5), 3600000);
+}
+
+static void test_lease_expiry_is_timeout(void **state)
+{
+    engine_t *e = *state;
+    put(e, "x", "\"timeout_ms\":1000,\"max_retries\":0");
+    job_t *out[1];
+    lease(e, 1, out);
+    char lid[64];
+    strcpy(lid, out[0]->lease_id);
+    fake_now += 999;
+    engine_tick(e);
+    assert_int_equal(engine_get(e, "x")->state, JOB_RUNNING);
+    fake_now += 1;
+    engine_tick(e);
+    const job_t *j = engine_get(e, "x");
+    assert_int_equal(j->state, JOB_FAILED);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(j->errors, 0), "type")), "timeout");
+    problem_t p;
+    assert_int_equal(engine_complete(e, "x", lid, NULL, &j, &p), ERR_CONFLICT);
+}
+
+static void test_heartbeat_extends(void **state)
+{
+    engine_t *e = *state;
+    put(e, "h", "\"timeout_ms\":1000");
+    job_t *out[1];
+    lease(e, 1, out);
+    char lid[64];
+    strcpy(lid, out[0]->lease_id);
+    const job_t *j;
+    problem_t p;
+    fake_now += 900;
+    assert_int_equal(engine_heartbeat(e, "h", lid, NULL, 5000, &j, &p), ERR_OK);
+    fake_now += 4000;
+    engine_tick(e);
+    assert_int_equal(engine_get(e, "h")->state, JOB_RUNNING);
+    fake_now += 1000;
+    engine_tick(e);
+    assert_int_equal(engine_get(e, "h")->state, JOB_RETRYING);
+}
+
+static void test_cancel_states(void **state)
+{
+    engine_t *e = *state;
+    const job_t *j;
+    problem_t p;
+    put(e, "q", NULL);
+    assert_int_equal(engine_cancel(e, "q", &j, &p), ERR_OK);
+    assert_int_equal(j->state, JOB_CANCELLED);
+    assert_int_equal(engine_cancel(e, "q", &j, &p), ERR_CONFLICT);
+    put(e, "p", "\"delay_ms\":100000");
+    assert_int_equal(engine_cancel(e, "p", &j, &p), ERR_OK);
+    assert_int_equal(j->state, JOB_CANCELLED);
+    put(e, "run", NULL);
+    job_t *out[1];
+    lease(e, 1, out);
+    char lid[64];
+    strcpy(lid, out[0]->lease_id);
+    assert_int_equal(engine_cancel(e, "run", &j, &p), ERR_OK);
+    assert_int_equal(j->state, JOB_RUNNING);
+    assert_true(j->cancel_requested);
+    assert_int_equal(engine_heartbeat(e, "run", lid, NULL, 0, &j, &p), ERR_OK);
+    assert_true(j->cancel_requested);
+    assert_int_equal(engine_fail(e, "run", lid, ERR_INTERNAL, "stopped", NULL, -1, &j, &p), ERR_OK);
+    assert_int_equal(j->state, JOB_CANCELLED);
+}
+
+static void test_retry_and_delete(void **state)
+{
+    engine_t *e = *state;
+    const job_t *j;
+    problem_t p;
+    put(e, "d", NULL);
+    assert_int_equal(engine_retry(e, "d", &j, &p), ERR_CONFLICT);
+    assert_int_equal(engine_delete(e, "d", &p), ERR_CONFLICT);
+    engine_cancel(e, "d", &j, &p);
+    assert_int_equal(engine_retry(e, "d", &j, &p), ERR_OK);
+    assert_int_equal(j->state, JOB_QUEUED);
+    engine_cancel(e, "d", &j, &p);
+    assert_int_equal(engine_delete(e, "d", &p), ERR_OK);
+    assert_null(engine_get(e, "d"));
+    assert_int_equal(deletes, 1);
+    assert_int_equal(engine_delete(e, "d", &p), ERR_NOT_FOUND);
+}
+
+static void test_idempotent_enqueue(void **state)
+{
+    engine_t *e = *state;
+    put(e, "same", "\"args\":{\"a\":1}");
+    job_t *job;
+    problem_t p;
+    json_t *spec = json_pack("{s:s, s:s, s:{s:i}}", "id", "same", "type", "t", "args", "a", 1);
+    assert_int_equal(job_parse_spec(spec, &defaults, fake_now, &job, &p), ERR_OK);
+    bool created = true;
+    const job_t *out;
+    assert_int_equal(engine_enqueue(e, job, &created, &out, &p), ERR_OK);
+    assert_false(created);
+    json_object_set_new(spec, "args", json_integer(2));
+    assert_int_equal(job_parse_spec(spec, &defaults, fake_now, &job, &p), ERR_OK);
+    assert_int_equal(engine_enqueue(e, job, &created, &out, &p), ERR_CONFLICT);
+    json_decref(spec);
+    assert_int_equal(persisted[ENGINE_EV_ENQUEUED], 1);
+}
+
+static int woken;
+static void on_wake(engine_waiter_t *w, job_t **jobs, int n)
+{
+    (void)w;
+    (void)jobs;
+    woken = n;
+}
+
+static void test_waiter_gets_new_job_and_times_out(void **state)
+{
+    engine_t *e = *state;
+    engine_waiter_t w = { .worker = "w", .queues = default_queue, .nqueues = 1, .max = 5, .cb = on_wake };
+    job_t *out[5];
+    woken = -1;
+    assert_int_equal(engine_lease(e, &w, 1000, out), 0);
+    assert_true(engine_waiter_waiting(&w));
+    put(e, "now", NULL);
+    assert_int_equal(woken, 1);
+    assert_false(engine_waiter_waiting(&w));
+    woken = -1;
+    assert_int_equal(engine_lease(e, &w, 1000, out), 0);
+    fake_now += 1000;
+    engine_tick(e);
+    assert_int_equal(woken, 0);
+}
+
+static void test_paused_queue(void **state)
+{
+    engine_t *e = *state;
+    put(e, "pq", NULL);
+    engine_pause(e, "default", true);
+    job_t *out[1];
+    assert_int_equal(lease(e, 1, out), 0);
+    engine_pause(e, "default", false);
+    assert_int_equal(lease(e, 1, out), 1);
+    assert_int_equal(queue_writes, 2);
+}
+
+static void test_parse_spec_refusals(void **state)
+{
+    (void)state;
+    const char *bad[][2] = {
+        { "{\"type\":\"t\",\"zzz\":1}", "zzz" },
+        { "{}", "type" },
+        { "{\"type\":\"a b\"}", "type" },
+        { "{\"type\":\"t\",\"id\":\"\"}", "id" },
+        { "{\"type\":\"t\",\"priority\":5}", "priority" },
+        { "{\"type\":\"t\",\"priority\":\"urgent\"}", "priority" },
+        { "{\"type\":\"t\",\"max_retries\":1001}", "max_retries" },
+        { "{\"type\":\"t\",\"timeout_ms\":999}", "timeout_ms" },
+        { "{\"type\":\"t\",\"run_at\":\"tomorrow\"}", "run_at" },
+        { "{\"type\":\"t\",\"run_at\":\"2026-01-01T00:00:00Z\",\"delay_ms\":1}", "delay_ms" },
+        { "{\"type\":\"t\",\"backoff\":{\"jitter\":2}}", "backoff.jitter" },
+        { "{\"type\":\"t\",\"backoff\":{\"initial_ms\":5000,\"max_ms\":10}}", "backoff.max_ms" },
+        { "{\"type\":\"t\",\"backoff\":{\"nope\":1}}", "backoff" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        json_t *spec = json_loads(bad[i][0], 0, NULL);
+        job_t *job = NULL;
+        problem_t p;
+        assert_int_equal(job_parse_spec(spec, &defaults, 0, &job, &p), ERR_VALIDATION);
+        assert_string_equal(p.field, bad[i][1]);
+        assert_null(job);
+        json_decref(spec);
+    }
+}
+
+static void test_doc_round_trip(void **state)
+{
+    engine_t *e = *state;
+    put(e, "rt", "\"args\":[1,\"x\"],\"breaker_key\":\"k\",\"backoff\":{\"multiplier\":1.7}");
+    job_t *out[1];
+    lease(e, 1, out);
+    char *text = job_json(out[0], JOB_JSON_STORED);
+    json_t *doc = json_loads(text, 0, NULL);
+    free(text);
+    job_t *back;
+    problem_t p;
+    assert_int_equal(job_from_doc(doc, &back, &p), ERR_OK);
+    json_decref(doc);
+    assert_true(job_same_spec(back, out[0]));
+    assert_string_equal(back->lease_id, out[0]->lease_id);
+    assert_int_equal(back->lease_expires_at, out[0]->lease_expires_at);
+    assert_int_equal(back->state, JOB_RUNNING);
+    assert_int_equal(back->attempts, 1);
+    job_free(back);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_priority_then_fifo, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scheduled_not_leased_early, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_complete_and_fencing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retry_backoff_then_failed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_non_retryable_and_forced, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_backoff_jitter_bounds, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lease_expiry_is_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_heartbeat_extends, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cancel_states, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retry_and_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_idempotent_enqueue, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_waiter_gets_new_job_and_times_out, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_paused_queue, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_parse_spec_refusals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_doc_round_trip, setup, teardown),
+    };
+    return cmocka_run_group_tests_name("engine", tests, NULL, NULL);
+}

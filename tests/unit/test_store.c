@@ -1,0 +1,153 @@
+/* Store: migration from an empty file, round trip, newer-schema refusal. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "store/store.h"
+
+static char dir[] = "/tmp/jobq-test-store-XXXXXX";
+static char url[320], path[256];
+
+static int64_t now_fn(void *ud) { (void)ud; return 1700000000000; }
+static double rand_fn(void *ud) { (void)ud; return 0.5; }
+static store_t *g_store;
+static void persist_fn(void *ud, const job_t *j, engine_event_t ev) { (void)ud; store_put_job(g_store, j, ev); }
+static void delete_fn(void *ud, const char *id) { (void)ud; store_delete_job(g_store, id); }
+static void queue_fn(void *ud, const char *q, bool p) { (void)ud; store_put_queue(g_store, q, p); }
+
+static engine_t *new_engine(void)
+{
+    engine_hooks_t h = { .now_ms = now_fn, .rand_unit = rand_fn, .persist = persist_fn,
+                         .persist_delete = delete_fn, .persist_queue = queue_fn };
+    engine_options_t o = { .finished_in_memory = 100 };
+    return engine_new(&h, &o);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    strcpy(dir, "/tmp/jobq-test-store-XXXXXX");
+    if (!mkdtemp(dir))
+        return -1;
+    snprintf(path, sizeof path, "%.200s/sub/jobq.db", dir);
+    snprintf(url, sizeof url, "sqlite://%s", path);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    return system(cmd);
+}
+
+static void test_migrates_empty_file(void **state)
+{
+    (void)state;
+    char err[512];
+    store_t *s = store_open(url, DURABILITY_FSYNC, err, sizeof err);
+    assert_non_null(s);
+    int cur, latest;
+    assert_int_equal(store_schema_status(s, &cur, &latest, err, sizeof err), 0);
+    assert_int_equal(cur, 0);
+    assert_true(latest >= 1);
+    assert_int_equal(store_check_schema(s, err, sizeof err), -1);
+    assert_non_null(strstr(err, "jobq migrate"));
+    assert_int_equal(store_migrate(s, err, sizeof err), 0);
+    assert_int_equal(store_schema_status(s, &cur, &latest, err, sizeof err), 0);
+    assert_int_equal(cur, latest);
+    assert_int_equal(store_check_schema(s, err, sizeof err), 0);
+    assert_int_equal(store_migrate(s, err, sizeof err), 0); /* idempotent */
+    store_close(s);
+}
+
+static void test_refuses_newer_schema(void **state)
+{
+    (void)state;
+    char err[512];
+    store_t *s = store_open(url, DURABILITY_FSYNC, err, sizeof err);
+    assert_int_equal(store_migrate(s, err, sizeof err), 0);
+    store_close(s);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "INSERT INTO schema_migrations VALUES(999, 0)", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    s = store_open(url, DURABILITY_FSYNC, err, sizeof err);
+    assert_int_equal(store_migrate(s, err, sizeof err), -1);
+    assert_non_null(strstr(err, "999"));
+    assert_int_equal(store_check_schema(s, err, sizeof err), -1);
+    store_close(s);
+}
+
+static void test_round_trip_through_recovery(void **state)
+{
+    (void)state;
+    char err[512];
+    g_store = store_open(url, DURABILITY_FSYNC, err, sizeof err);
+    assert_int_equal(store_migrate(g_store, err, sizeof err), 0);
+    assert_int_equal(store_start(g_store, err, sizeof err), 0);
+    engine_t *e = new_engine();
+    const job_defaults_t d = { 3, 60000, { 1000, 3600000, 2.0, 0.2 } };
+    const char *ids[] = { "queued", "running", "done", "later", "paused-q" };
+    for (int i = 0; i < 5; i++) {
+        json_t *spec = json_pack("{s:s, s:s, s:{s:i}}", "id", ids[i], "type", "t", "args", "n", i);
+        if (i == 3)
+            json_object_set_new(spec, "delay_ms", json_integer(60000));
+        if (i == 4)
+            json_object_set_new(spec, "queue", json_string("side"));
+        job_t *job;
+        problem_t p;
+        assert_int_equal(job_parse_spec(spec, &d, now_fn(NULL), &job, &p), ERR_OK);
+        json_decref(spec);
+        bool created;
+        const job_t *out;
+        assert_int_equal(engine_enqueue(e, job, &created, &out, &p), ERR_OK);
+    }
+    engine_pause(e, "side", true);
+    const char *q[] = { "default" };
+    engine_waiter_t w = { .worker = "w", .queues = q, .nqueues = 1, .max = 2 };
+    job_t *got[2];
+    assert_int_equal(engine_lease(e, &w, 0, got), 2);
+    char lid[64];
+    strcpy(lid, got[1]->lease_id);
+    const job_t *j;
+    problem_t p;
+    json_t *result = json_integer(7);
+    assert_int_equal(engine_complete(e, got[1]->id, lid, result, &j, &p), ERR_OK);
+    json_decref(result);
+    store_stop(g_store); /* commits everything */
+    engine_free(e);
+    store_close(g_store);
+
+    g_store = store_open(url, DURABILITY_FSYNC, err, sizeof err);
+    assert_int_equal(store_check_schema(g_store, err, sizeof err), 0);
+    e = new_engine();
+    size_t n;
+    assert_int_equal(store_load(g_store, e, &n, err, sizeof err), 0);
+    assert_int_equal(n, 4); /* the completed one stays in the store only */
+    assert_int_equal(engine_get(e, "queued")->state, JOB_RUNNING);
+    assert_null(engine_get(e, "running"));
+    assert_int_equal(engine_get(e, "later")->state, JOB_PENDING);
+    assert_true(engine_queue_paused(e, "side"));
+    assert_int_equal(json_integer_value(json_object_get(engine_get(e, "later")->args, "n")), 3);
+    engine_free(e);
+    store_close(g_store);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_migrates_empty_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refuses_newer_schema, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_round_trip_through_recovery, setup, teardown),
+    };
+    return cmocka_run_group_tests_name("store", tests, NULL, NULL);
+}

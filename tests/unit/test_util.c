@@ -1,0 +1,122 @@
+/* Generic pieces: heap, hash map, RFC 3339, JSON string writing. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/clock.h"
+#include "util/heap.h"
+#include "util/hmap.h"
+#include "util/sbuf.h"
+
+static void test_heap_orders_and_removes(void **state)
+{
+    (void)state;
+    heap_t h;
+    heap_init(&h);
+    heap_node_t n[100];
+    for (int i = 0; i < 100; i++) {
+        n[i] = (heap_node_t){ 0 };
+        assert_int_equal(heap_push(&h, &n[i], (i * 37) % 100), 0);
+    }
+    heap_remove(&h, &n[10]);
+    heap_remove(&h, &n[10]); /* twice is harmless */
+    assert_false(heap_contains(&n[10]));
+    int64_t last = -1;
+    while (heap_len(&h)) {
+        heap_node_t *top = heap_peek(&h);
+        assert_true(top->key >= last);
+        last = top->key;
+        heap_remove(&h, top);
+    }
+    heap_free(&h);
+}
+
+static void test_hmap_put_get_del(void **state)
+{
+    (void)state;
+    hmap_t m;
+    hmap_init(&m);
+    static char keys[5000][16];
+    for (int i = 0; i < 5000; i++) {
+        snprintf(keys[i], sizeof keys[i], "k%d", i);
+        assert_int_equal(hmap_put(&m, keys[i], keys[i]), 0);
+    }
+    assert_int_equal(hmap_len(&m), 5000);
+    for (int i = 0; i < 5000; i += 2)
+        assert_ptr_equal(hmap_del(&m, keys[i]), keys[i]);
+    for (int i = 0; i < 5000; i++)
+        assert_ptr_equal(hmap_get(&m, keys[i]), i % 2 ? keys[i] : NULL);
+    assert_null(hmap_del(&m, "absent"));
+    size_t it = 0, seen = 0;
+    const char *k;
+    void *v;
+    while (hmap_next(&m, &it, &k, &v))
+        seen++;
+    assert_int_equal(seen, 2500);
+    hmap_free(&m);
+}
+
+static void test_rfc3339(void **state)
+{
+    (void)state;
+    char buf[32];
+    assert_int_equal(clock_format_rfc3339(0, buf, sizeof buf), 0);
+    assert_string_equal(buf, "1970-01-01T00:00:00.000Z");
+    assert_int_equal(clock_format_rfc3339(951782400123, buf, sizeof buf), 0);
+    assert_string_equal(buf, "2000-02-29T00:00:00.123Z");
+    int64_t ms;
+    assert_int_equal(clock_parse_rfc3339("2000-02-29T00:00:00.123Z", &ms), 0);
+    assert_int_equal(ms, 951782400123);
+    assert_int_equal(clock_parse_rfc3339("2000-02-29T02:00:00+02:00", &ms), 0);
+    assert_int_equal(ms, 951782400000);
+    for (int64_t t = 1600000000000; t < 1900000000000; t += 7777777777) {
+        assert_int_equal(clock_format_rfc3339(t, buf, sizeof buf), 0);
+        assert_int_equal(clock_parse_rfc3339(buf, &ms), 0);
+        assert_int_equal(ms, t);
+    }
+    const char *bad[] = { "", "2000-02-30T00:00:00Z", "2001-02-29T00:00:00Z", "2000-01-01",
+                          "2000-01-01T00:00:00", "2000-01-01T24:00:00Z", "2000-01-01T00:00:00Zx",
+                          "2000-01-01T00:00:00.Z" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_int_equal(clock_parse_rfc3339(bad[i], &ms), -1);
+}
+
+static void test_sbuf_json_strings_parse_back(void **state)
+{
+    (void)state;
+    const char *cases[] = { "plain", "quote\" back\\slash", "ctl\x01\x1f\n\t\r", "utf-8 \xc3\xa9\xe2\x82\xac", "" };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        sbuf_t s;
+        sbuf_init(&s, 4);
+        sbuf_add_jstr(&s, cases[i]);
+        json_t *v = json_loads(s.p, JSON_DECODE_ANY, NULL);
+        assert_non_null(v);
+        assert_string_equal(json_string_value(v), cases[i]);
+        json_decref(v);
+        sbuf_free(&s);
+    }
+    sbuf_t s;
+    sbuf_init(&s, 1);
+    sbuf_add_int(&s, INT64_MIN + 1);
+    sbuf_addc(&s, ' ');
+    sbuf_add_int(&s, 0);
+    assert_string_equal(s.p, "-9223372036854775807 0");
+    sbuf_free(&s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_heap_orders_and_removes),
+        cmocka_unit_test(test_hmap_put_get_del),
+        cmocka_unit_test(test_rfc3339),
+        cmocka_unit_test(test_sbuf_json_strings_parse_back),
+    };
+    return cmocka_run_group_tests_name("util", tests, NULL, NULL);
+}
