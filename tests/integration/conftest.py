@@ -1,0 +1,161 @@
+"""Black-box harness: a real `jobq serve` process on a free loopback port,
+with its own data folder, spoken to over real sockets."""
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = os.environ.get("JOBQ_BIN", str(ROOT / "build" / "san" / "jobq"))
+
+
+def clean_env(extra=None):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JOBQ_")}
+    env["JOBQ_ENV_FILE"] = "/nonexistent/.env"
+    env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
+    env.update(extra or {})
+    return env
+
+
+class Server:
+    def __init__(self, workdir: Path, env=None, args=()):
+        self.dir = workdir
+        self.data = workdir / "data"
+        self.log_path = workdir / "server.log"
+        self.env = clean_env(env)
+        self.args = list(args)
+        self.proc = None
+        self.url = None
+        self.session = requests.Session()
+
+    def start(self, timeout=20):
+        self.log_path.touch()
+        offset = self.log_path.stat().st_size
+        self.log_file = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [BIN, "serve", "--listen", "127.0.0.1:0", "--data-dir", str(self.data), *self.args],
+            stdout=subprocess.DEVNULL, stderr=self.log_file, env=self.env, cwd=self.dir)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            text = self.log_path.read_bytes()[offset:].decode(errors="replace")
+            m = re.search(r'"msg":"listening".*?"port":(\d+)', text)
+            if m:
+                self.url = f"http://127.0.0.1:{m.group(1)}"
+                return self
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"jobq exited with {self.proc.returncode}:\n{text}")
+            time.sleep(0.02)
+        raise RuntimeError("jobq did not start:\n" + self.log_text())
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        """Stops the server and returns its exit code."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            code = self.proc.wait(timeout)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+            self.log_file.close()
+        self.proc = None
+        return code
+
+    def kill(self):
+        return self.stop(signal.SIGKILL)
+
+    def restart(self):
+        assert self.stop() == 0, self.log_text()
+        return self.start()
+
+    def log_text(self):
+        return self.log_path.read_text(errors="replace")
+
+    def log_lines(self):
+        out = []
+        for line in self.log_text().splitlines():
+            if line.startswith("{"):
+                out.append(json.loads(line))
+        return out
+
+    # HTTP helpers: every call has a timeout so a hung server fails the test.
+    def req(self, method, path, body=None, raw=None, timeout=10, **kw):
+        if raw is not None:
+            return self.session.request(method, self.url + path, data=raw, timeout=timeout, **kw)
+        return self.session.request(method, self.url + path, json=body, timeout=timeout, **kw)
+
+    def post(self, path, body=None, **kw):
+        return self.req("POST", path, body, **kw)
+
+    def get(self, path, **kw):
+        return self.req("GET", path, **kw)
+
+    def enqueue(self, **job):
+        job.setdefault("type", "t")
+        r = self.post("/v1/jobs", job)
+        assert r.status_code in (200, 201), r.text
+        return r.json()
+
+    def lease(self, worker="w1", queues=None, max=1, wait_ms=0):
+        body = {"worker": worker, "max": max, "wait_ms": wait_ms}
+        if queues is not None:
+            body["queues"] = queues
+        r = self.post("/v1/lease", body, timeout=wait_ms / 1000 + 10)
+        assert r.status_code == 200, r.text
+        return r.json()["jobs"]
+
+    def job(self, job_id):
+        r = self.get(f"/v1/jobs/{job_id}")
+        assert r.status_code == 200, r.text
+        return r.json()
+
+
+def assert_clean_log(server):
+    text = server.log_text()
+    assert "AddressSanitizer" not in text, text[-4000:]
+    assert "runtime error" not in text, text[-4000:]
+    assert "LeakSanitizer" not in text, text[-4000:]
+
+
+@pytest.fixture
+def make_server(tmp_path):
+    servers = []
+
+    def make(env=None, args=(), subdir="srv", start=True):
+        d = tmp_path / f"{subdir}{len(servers)}"
+        d.mkdir()
+        s = Server(d, env=env, args=args)
+        servers.append(s)
+        return s.start() if start else s
+
+    yield make
+    for s in servers:
+        if s.proc is not None:
+            code = s.stop()
+            assert code == 0, f"unclean shutdown ({code}):\n" + s.log_text()[-4000:]
+        assert_clean_log(s)
+
+
+@pytest.fixture
+def server(make_server):
+    return make_server()
+
+
+def assert_problem(r, status, type_, field=None):
+    assert r.status_code == status, r.text
+    assert r.headers["Content-Type"].startswith("application/problem+json"), r.headers
+    body = r.json()
+    assert body["type"] == type_, body
+    assert body["status"] == status
+    assert body["title"] and body["detail"] and body["request_id"]
+    if field is not None:
+        assert body.get("field") == field, body
+    return body

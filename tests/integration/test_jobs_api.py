@@ -1,0 +1,169 @@
+"""The /v1/jobs contract: enqueue, idempotency, batch, read, list, cancel,
+retry, delete."""
+import time
+
+from conftest import assert_problem
+
+
+def test_enqueue_defaults_and_read_back(server):
+    r = server.post("/v1/jobs", {"type": "email", "args": {"to": "a@b"}})
+    assert r.status_code == 201
+    assert r.headers["Content-Type"] == "application/json"
+    assert r.headers["X-Request-Id"]
+    job = r.json()
+    assert job["queue"] == "default" and job["priority"] == "normal"
+    assert job["state"] == "queued" and job["attempts"] == 0
+    assert job["max_retries"] == 3 and job["timeout_ms"] == 60000
+    assert job["backoff"] == {"initial_ms": 1000, "max_ms": 3600000, "multiplier": 2.0, "jitter": 0.2}
+    assert job["errors"] == [] and job["lease"] is None and job["cancel_requested"] is False
+    assert len(job["id"]) == 32
+    assert job["created_at"].endswith("Z")
+    got = server.job(job["id"])
+    assert got == job
+
+
+def test_idempotent_replay_and_conflict(server):
+    spec = {"id": "order-42", "type": "charge", "args": {"amount": 5}, "priority": "high"}
+    first = server.post("/v1/jobs", spec)
+    assert first.status_code == 201
+    again = server.post("/v1/jobs", spec)
+    assert again.status_code == 200
+    assert again.json() == first.json()
+    different = server.post("/v1/jobs", dict(spec, args={"amount": 6}))
+    assert_problem(different, 409, "conflict", "id")
+    assert server.job("order-42")["args"] == {"amount": 5}
+
+
+def test_replay_of_finished_job_after_restart(server):
+    job = server.enqueue(id="done-1")
+    leased = server.lease()[0]
+    server.post(f"/v1/jobs/{job['id']}/complete", {"lease_id": leased["lease_id"]})
+    server.restart()
+    r = server.post("/v1/jobs", {"id": "done-1", "type": "t"})
+    assert r.status_code == 200 and r.json()["state"] == "completed"
+    assert_problem(server.post("/v1/jobs", {"id": "done-1", "type": "other"}), 409, "conflict", "id")
+
+
+def test_priority_names_and_numbers(server):
+    for p, name in [(0, "critical"), (1, "high"), (2, "normal"), (3, "low"), (4, "background")]:
+        assert server.enqueue(priority=p)["priority"] == name
+        assert server.enqueue(priority=name)["priority"] == name
+
+
+def test_batch_is_all_or_nothing(server):
+    r = server.post("/v1/jobs/batch", {"jobs": [{"type": "a"}, {"type": "b", "priority": 9}]})
+    body = assert_problem(r, 400, "validation", "jobs[1].priority")
+    assert "priority" in body["detail"]
+    assert server.get("/v1/jobs").json()["jobs"] == []
+    r = server.post("/v1/jobs/batch", {"jobs": [{"type": "a", "id": "x1"}, {"type": "b"}]})
+    assert r.status_code == 201
+    jobs = r.json()["jobs"]
+    assert [j["type"] for j in jobs] == ["a", "b"]
+    # One conflicting id rejects the whole batch, naming its index.
+    r = server.post("/v1/jobs/batch", {"jobs": [{"type": "c"}, {"type": "zzz", "id": "x1"}]})
+    assert_problem(r, 409, "conflict", "jobs[1].id")
+    assert len(server.get("/v1/jobs").json()["jobs"]) == 2
+    assert_problem(server.post("/v1/jobs/batch", {"jobs": []}), 400, "validation", "jobs")
+    assert_problem(server.post("/v1/jobs/batch", {"jobs": [{"type": "a"}] * 1001}), 400, "validation", "jobs")
+
+
+def test_get_missing_and_bad_id(server):
+    assert_problem(server.get("/v1/jobs/nope"), 404, "not_found")
+    assert_problem(server.get("/v1/jobs/bad%20id"), 400, "validation", "id")
+
+
+def test_list_newest_first_with_filters_and_cursor(server):
+    ids = []
+    for i in range(7):
+        ids.append(server.enqueue(queue="qa" if i % 2 else "qb", type=f"t{i % 3}")["id"])
+        time.sleep(0.002)
+    page = server.get("/v1/jobs?limit=3").json()
+    assert [j["id"] for j in page["jobs"]] == ids[::-1][:3]
+    seen = [j["id"] for j in page["jobs"]]
+    while page["next_cursor"]:
+        page = server.get(f"/v1/jobs?limit=3&cursor={page['next_cursor']}").json()
+        seen += [j["id"] for j in page["jobs"]]
+    assert seen == ids[::-1]
+    qa = server.get("/v1/jobs?queue=qa").json()["jobs"]
+    assert {j["id"] for j in qa} == {ids[i] for i in (1, 3, 5)}
+    t0 = server.get("/v1/jobs?type=t0&state=queued").json()["jobs"]
+    assert {j["id"] for j in t0} == {ids[i] for i in (0, 3, 6)}
+    assert server.get("/v1/jobs?state=completed").json() == {"jobs": [], "next_cursor": None}
+    assert_problem(server.get("/v1/jobs?limit=0"), 400, "validation", "limit")
+    assert_problem(server.get("/v1/jobs?limit=1001"), 400, "validation", "limit")
+    assert_problem(server.get("/v1/jobs?state=lost"), 400, "validation", "state")
+    assert_problem(server.get("/v1/jobs?cursor=xyz"), 400, "validation", "cursor")
+
+
+def test_cancel_each_state(server):
+    queued = server.enqueue()
+    pending = server.enqueue(delay_ms=60000)
+    assert pending["state"] == "pending"
+    for j in (queued, pending):
+        r = server.post(f"/v1/jobs/{j['id']}/cancel")
+        assert r.status_code == 200 and r.json()["state"] == "cancelled"
+        assert r.json()["finished_at"] is not None
+        assert_problem(server.post(f"/v1/jobs/{j['id']}/cancel"), 409, "conflict")
+    running = server.enqueue()
+    lease = server.lease()[0]
+    r = server.post(f"/v1/jobs/{running['id']}/cancel")
+    assert r.json()["state"] == "running" and r.json()["cancel_requested"] is True
+    hb = server.post(f"/v1/jobs/{running['id']}/heartbeat", {"lease_id": lease["lease_id"]})
+    assert hb.json()["cancel_requested"] is True
+    r = server.post(f"/v1/jobs/{running['id']}/fail",
+                    {"lease_id": lease["lease_id"], "error": {"type": "internal", "message": "stopped"}})
+    assert r.json()["state"] == "cancelled"
+    assert_problem(server.post("/v1/jobs/ghost/cancel"), 404, "not_found")
+
+
+def test_retry_failed_and_cancelled_keeps_history(server):
+    j = server.enqueue(max_retries=0)
+    lease = server.lease()[0]
+    server.post(f"/v1/jobs/{j['id']}/fail",
+                {"lease_id": lease["lease_id"], "error": {"type": "internal", "message": "boom"}})
+    assert server.job(j["id"])["state"] == "failed"
+    r = server.post(f"/v1/jobs/{j['id']}/retry")
+    assert r.status_code == 200
+    assert r.json()["state"] == "queued" and r.json()["attempts"] == 0
+    assert r.json()["errors"][0]["message"] == "boom"
+    assert_problem(server.post(f"/v1/jobs/{j['id']}/retry"), 409, "conflict")
+    assert server.lease()[0]["id"] == j["id"]
+
+
+def test_delete_only_finished(server):
+    j = server.enqueue()
+    assert_problem(server.req("DELETE", f"/v1/jobs/{j['id']}"), 409, "conflict")
+    server.post(f"/v1/jobs/{j['id']}/cancel")
+    r = server.req("DELETE", f"/v1/jobs/{j['id']}")
+    assert r.status_code == 204 and r.text == ""
+    assert_problem(server.get(f"/v1/jobs/{j['id']}"), 404, "not_found")
+    assert_problem(server.req("DELETE", f"/v1/jobs/{j['id']}"), 404, "not_found")
+
+
+def test_queues_pause_resume_and_stats(server):
+    server.enqueue(queue="mail")
+    server.enqueue(queue="mail")
+    server.enqueue(queue="sms")
+    assert server.post("/v1/queues/mail/pause").json() == {"name": "mail", "paused": True}
+    assert server.lease(queues=["mail"]) == []
+    queues = {q["name"]: q for q in server.get("/v1/queues").json()["queues"]}
+    assert queues["mail"]["paused"] is True and queues["mail"]["counts"]["queued"] == 2
+    assert queues["sms"]["paused"] is False and queues["sms"]["counts"]["queued"] == 1
+    server.restart()
+    assert server.lease(queues=["mail"]) == []
+    server.post("/v1/queues/mail/resume")
+    assert len(server.lease(queues=["mail"], max=5)) == 2
+    stats = server.get("/v1/stats").json()
+    assert stats["counts"]["queued"] == 1 and stats["counts"]["running"] == 2
+    assert stats["totals"]["enqueued"] == 3
+
+
+def test_health(server):
+    assert server.get("/health/live").json() == {"status": "ok"}
+    assert server.get("/health/ready").json() == {"status": "ready"}
+
+
+def test_request_id_is_echoed(server):
+    r = server.get("/v1/jobs/none", headers={"X-Request-Id": "trace-123"})
+    assert r.headers["X-Request-Id"] == "trace-123"
+    assert r.json()["request_id"] == "trace-123"
