@@ -1,0 +1,73 @@
+"""Restart and recovery: every state survives; a running job keeps its lease
+and is requeued (its attempt counted) once the lease deadline passes."""
+import time
+
+import pytest
+
+
+def build_every_state(server):
+    ids = {}
+    ids["pending"] = server.enqueue(id="pending", delay_ms=600000)["id"]
+    ids["completed"] = server.enqueue(id="completed", priority="critical")["id"]
+    ids["failed"] = server.enqueue(id="failed", priority="critical", max_retries=0)["id"]
+    ids["retrying"] = server.enqueue(id="retrying", priority="critical",
+                                     backoff={"initial_ms": 600000, "jitter": 0})["id"]
+    ids["running"] = server.enqueue(id="running", priority="high", timeout_ms=3000,
+                                    backoff={"initial_ms": 0, "jitter": 0})["id"]
+    ids["cancelled"] = server.enqueue(id="cancelled")["id"]
+    ids["queued"] = server.enqueue(id="queued", priority="low", args={"keep": [1, 2]})["id"]
+    leased = {j["id"]: j for j in server.lease(max=4)}
+    assert set(leased) == {"completed", "failed", "retrying", "running"}
+    server.post("/v1/jobs/completed/complete", {"lease_id": leased["completed"]["lease_id"], "result": "r"})
+    server.post("/v1/jobs/failed/fail", {"lease_id": leased["failed"]["lease_id"], "error": {"type": "internal"}})
+    server.post("/v1/jobs/retrying/fail", {"lease_id": leased["retrying"]["lease_id"], "error": {"type": "timeout"}})
+    server.post("/v1/jobs/cancelled/cancel")
+    before = {k: server.job(k) for k in ids}
+    for state, job in before.items():
+        assert job["state"] == state
+    return before, leased["running"]["lease_id"]
+
+
+@pytest.mark.parametrize("how", ["graceful", "sigkill"])
+def test_every_state_survives_restart(make_server, how):
+    server = make_server()
+    before, lease_id = build_every_state(server)
+    if how == "graceful":
+        assert server.stop() == 0
+    else:
+        server.kill()
+    server.start()
+    after = {k: server.job(k) for k in before}
+    assert after == before
+    assert server.get("/v1/stats").json()["totals"]["enqueued"] == 7
+    # The lease survives: the worker that held it can still finish.
+    r = server.post("/v1/jobs/running/heartbeat", {"lease_id": lease_id})
+    assert r.status_code == 200
+    assert [j["id"] for j in server.lease(max=5)] == ["queued"]
+
+
+def test_running_job_requeued_after_its_lease_deadline(make_server):
+    server = make_server()
+    server.enqueue(id="r", timeout_ms=2000, backoff={"initial_ms": 0, "jitter": 0})
+    first = server.lease(worker="dies")[0]
+    server.kill()
+    server.start()
+    job = server.job("r")
+    assert job["state"] == "running" and job["lease"]["worker"] == "dies"
+    deadline = first["lease"]["expires_at"]
+    again = server.lease(worker="next", wait_ms=8000)
+    assert [j["id"] for j in again] == ["r"]
+    assert again[0]["attempts"] == 2
+    assert again[0]["started_at"] >= deadline
+    errors = server.job("r")["errors"]
+    assert len(errors) == 1 and errors[0]["type"] == "timeout" and errors[0]["worker"] == "dies"
+
+
+def test_scheduled_job_fires_after_restart(make_server):
+    server = make_server()
+    server.enqueue(id="soon", delay_ms=1500)
+    assert server.stop() == 0
+    time.sleep(0.2)
+    server.start()
+    assert server.lease() == []
+    assert [j["id"] for j in server.lease(wait_ms=5000)] == ["soon"]
