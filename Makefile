@@ -58,7 +58,7 @@ build/bench/loadgen: bench/loadgen.c
 	$(CC) $(BASE_CFLAGS) -O2 -g -o $@ $< $(LIBS)
 
 run: deps
-	$(MAKE) build/jobq
+	$(MAKE) -j$$(nproc) build/jobq
 	./build/jobq serve
 
 UNIT_BINS := $(UNIT_SRC:tests/unit/test_%.c=build/san/test_%)
@@ -70,7 +70,7 @@ integration: build/san/jobq build/jobq
 	JOBQ_BIN=$(CURDIR)/build/san/jobq /usr/bin/python3 -m pytest -q tests/integration
 
 test: deps
-	$(MAKE) unit
+	$(MAKE) -j$$(nproc) unit
 	$(MAKE) integration
 
 bench: deps

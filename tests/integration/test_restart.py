@@ -71,3 +71,40 @@ def test_scheduled_job_fires_after_restart(make_server):
     server.start()
     assert server.lease() == []
     assert [j["id"] for j in server.lease(wait_ms=5000)] == ["soon"]
+
+
+def test_sigterm_answers_long_polls_and_exits_cleanly(make_server):
+    import threading
+    server = make_server()
+    server.enqueue(id="kept")
+    server.lease()
+    out = {}
+
+    def poll():
+        out["jobs"] = server.lease(worker="lp", wait_ms=30000)
+
+    th = threading.Thread(target=poll)
+    th.start()
+    time.sleep(0.3)
+    t = time.monotonic()
+    assert server.stop() == 0
+    th.join(5)
+    assert out.get("jobs") == [] and time.monotonic() - t < 10
+    lines = server.log_lines()
+    assert any(l["msg"] == "shutting down" for l in lines)
+    assert any(l["msg"] == "stopped" for l in lines)
+    server.start()
+    assert server.job("kept")["state"] == "running"
+
+
+def test_logs_are_json_lines(make_server):
+    server = make_server()
+    server.get("/health/live")
+    assert server.stop() == 0
+    lines = server.log_text().splitlines()
+    assert lines
+    import json
+    for line in lines:
+        obj = json.loads(line)
+        assert obj["ts"].endswith("Z") and len(obj["ts"]) == 24
+        assert obj["level"] in ("debug", "info", "warn", "error") and obj["msg"]

@@ -1,0 +1,110 @@
+"""The jobq binary's client and admin subcommands, as a user runs them."""
+import json
+import sqlite3
+import subprocess
+
+from conftest import BIN, clean_env
+
+
+def jobq(*args, server=None, env=None, cwd=None):
+    e = clean_env(env)
+    if server is not None:
+        e["JOBQ_URL"] = server.url
+    return subprocess.run([BIN, *args], capture_output=True, text=True, env=e, cwd=cwd, timeout=30)
+
+
+def test_enqueue_get_list_cancel_retry_stats(server):
+    r = jobq("enqueue", "email", "--queue", "mail", "--args", '{"to":"x"}', "--priority", "high",
+             "--id", "cli-1", server=server)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("enqueued cli-1 (state queued)")
+    r = jobq("get", "cli-1", "--json", server=server)
+    job = json.loads(r.stdout)
+    assert job["args"] == {"to": "x"} and job["priority"] == "high" and job["queue"] == "mail"
+    r = jobq("get", "cli-1", server=server)
+    assert "state:       queued" in r.stdout and "queue:       mail" in r.stdout
+    r = jobq("list", "--queue", "mail", server=server)
+    assert r.returncode == 0 and "cli-1" in r.stdout and "STATE" in r.stdout
+    r = jobq("list", "--json", "--state", "queued", server=server)
+    assert [j["id"] for j in json.loads(r.stdout)["jobs"]] == ["cli-1"]
+    r = jobq("cancel", "cli-1", server=server)
+    assert r.returncode == 0 and "cli-1" in r.stdout and "cancelled" in r.stdout
+    r = jobq("retry", "cli-1", server=server)
+    assert r.returncode == 0 and "queued" in r.stdout
+    r = jobq("stats", server=server)
+    assert r.returncode == 0 and "queued" in r.stdout and "enqueued" in r.stdout
+    r = jobq("stats", "--json", server=server)
+    assert json.loads(r.stdout)["totals"]["enqueued"] == 1
+
+
+def test_errors_are_one_line_and_nonzero(server):
+    r = jobq("get", "missing", server=server)
+    assert r.returncode == 1
+    assert r.stderr.strip().count("\n") == 0 and "not_found" in r.stderr and "404" in r.stderr
+    r = jobq("cancel", "missing", server=server)
+    assert r.returncode == 1
+    r = jobq("enqueue", "t", "--args", "{not json", server=server)
+    assert r.returncode == 2 and "--args" in r.stderr
+    r = jobq("enqueue", "bad type!", server=server)
+    assert r.returncode == 1 and "validation" in r.stderr
+    r = jobq("list", "--bogus", "1", server=server)
+    assert r.returncode == 2 and "--bogus" in r.stderr
+    r = jobq("frobnicate")
+    assert r.returncode == 2 and "unknown command" in r.stderr
+
+
+def test_unreachable_server():
+    r = jobq("stats", "--server", "http://127.0.0.1:1")
+    assert r.returncode == 1 and "cannot reach" in r.stderr
+
+
+def test_version_and_help():
+    r = jobq("version")
+    assert r.returncode == 0 and r.stdout.startswith("jobq ")
+    r = jobq("help")
+    assert r.returncode == 0
+    for word in ["serve", "enqueue", "migrate", "JOBQ_LISTEN", "JOBQ_DURABILITY", "--json"]:
+        assert word in r.stdout
+
+
+def test_print_config_precedence(tmp_path):
+    (tmp_path / ".env").write_text("JOBQ_LISTEN=127.0.0.1:1111\nJOBQ_LOG_LEVEL=warn\nJOBQ_DEFAULT_MAX_RETRIES=7\n")
+    env = {"JOBQ_ENV_FILE": str(tmp_path / ".env"), "JOBQ_LOG_LEVEL": "error"}
+    r = jobq("serve", "--print-config", "--default-max-retries", "9", env=env, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    cfg = dict(line.split("=", 1) for line in r.stdout.splitlines())
+    assert cfg["JOBQ_LISTEN"] == "127.0.0.1:1111"      # .env over default
+    assert cfg["JOBQ_LOG_LEVEL"] == "error"            # environment over .env
+    assert cfg["JOBQ_DEFAULT_MAX_RETRIES"] == "9"      # flag over everything
+    assert cfg["JOBQ_DURABILITY"] == "fsync"
+    assert cfg["JOBQ_DATABASE_URL"] == "sqlite://./data/jobq.db"
+
+
+def test_bad_config_stops_startup_naming_key_and_value(tmp_path):
+    r = jobq("serve", "--durability", "sometimes", cwd=tmp_path)
+    assert r.returncode == 2
+    assert "JOBQ_DURABILITY" in r.stderr and "sometimes" in r.stderr and "fsync" in r.stderr
+    r = jobq("serve", env={"JOBQ_MAX_BODY_BYTES": "lots"}, cwd=tmp_path)
+    assert r.returncode == 2 and "JOBQ_MAX_BODY_BYTES" in r.stderr and "lots" in r.stderr
+    r = jobq("serve", "--listen", "nonsense", "--data-dir", str(tmp_path / "d"), cwd=tmp_path)
+    assert r.returncode == 1 and "JOBQ_LISTEN" in r.stderr
+
+
+def test_migrate_status_and_refusals(tmp_path):
+    data = str(tmp_path / "data")
+    r = jobq("migrate", "--status", "--data-dir", data)
+    assert r.returncode == 0 and "current version: 0" in r.stdout and "pending" in r.stdout
+    r = jobq("serve", "--data-dir", data, env={"JOBQ_AUTO_MIGRATE": "false"})
+    assert r.returncode == 1 and "jobq migrate" in r.stderr
+    r = jobq("migrate", "--data-dir", data)
+    assert r.returncode == 0 and "schema version 1" in r.stdout
+    r = jobq("migrate", "--status", "--data-dir", data)
+    assert "current version: 1" in r.stdout and "up to date" in r.stdout
+    db = sqlite3.connect(str(tmp_path / "data" / "jobq.db"))
+    db.execute("INSERT INTO schema_migrations VALUES (99, 0)")
+    db.commit()
+    db.close()
+    r = jobq("serve", "--data-dir", data, "--listen", "127.0.0.1:0")
+    assert r.returncode == 1 and "99" in r.stderr and "upgrade jobq" in r.stderr
+    r = jobq("migrate", "--status", "--data-dir", data)
+    assert r.returncode == 1 and "NEWER" in r.stdout
