@@ -212,8 +212,14 @@ static int parse_list_query(api_call_t *c, store_query_t *q, problem_t *p)
     const char *queue = http_query(c->r, "queue"), *state = http_query(c->r, "state"),
                *type = http_query(c->r, "type"), *limit = http_query(c->r, "limit"),
                *cursor = http_query(c->r, "cursor");
+    static const char *const known[] = { "queue", "state", "type", "limit", "cursor", NULL };
+    const char *unknown = http_query_unknown(c->r, known);
     job_state_t st;
     *q = (store_query_t){ .queue = queue, .state = state, .type = type, .limit = LIST_DEFAULT };
+    if (unknown)
+        return problem_set(p, ERR_VALIDATION, job_name_valid(unknown) ? unknown : "query",
+                           "unknown query parameter (allowed: queue, state, type, limit, "
+                           "cursor)"), -1;
     if (queue && !job_name_valid(queue))
         return problem_set(p, ERR_VALIDATION, "queue", "queue is not a valid name"), -1;
     if (type && !job_name_valid(type))

@@ -14,6 +14,31 @@ const char *http_query(const http_req_t *r, const char *key)
     return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
 }
 
+typedef struct unknown_ctx {
+    const char *const *allowed;
+    const char *found;
+} unknown_ctx_t;
+
+static enum MHD_Result check_key(void *cls, enum MHD_ValueKind kind, const char *key,
+                                 const char *value)
+{
+    (void)kind;
+    (void)value;
+    unknown_ctx_t *u = cls;
+    for (const char *const *a = u->allowed; *a; a++)
+        if (strcmp(*a, key) == 0)
+            return MHD_YES;
+    u->found = key;
+    return MHD_NO; /* stop at the first unknown key */
+}
+
+const char *http_query_unknown(const http_req_t *r, const char *const *allowed)
+{
+    unknown_ctx_t u = { allowed, NULL };
+    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, check_key, &u);
+    return u.found;
+}
+
 const char *http_body(const http_req_t *r, size_t *len)
 {
     *len = r->body_len;

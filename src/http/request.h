@@ -24,6 +24,8 @@ const char *http_path(const http_req_t *r);
 const char *http_request_id(const http_req_t *r);
 /* Query-string argument, or NULL. */
 const char *http_query(const http_req_t *r, const char *key);
+/* The first query-string key not in the NULL-terminated list, or NULL. */
+const char *http_query_unknown(const http_req_t *r, const char *const *allowed);
 /* The raw body (NUL-terminated) and its length. */
 const char *http_body(const http_req_t *r, size_t *len);
 

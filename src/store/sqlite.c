@@ -308,66 +308,70 @@ static int sq_list_jobs(void *conn, const store_query_t *q, backend_doc_cb cb, v
     return r;
 }
 
-static int sq_load_active(void *conn, backend_doc_cb cb, void *ud)
+/* A one-off statement: prepare, hand each row to row_fn, finalize. The
+ * caller's callback travels as a generic function pointer and is cast back
+ * to its own type by the matching row_fn. */
+typedef void (*any_fn)(void);
+typedef int (*row_fn)(sqlite3_stmt *s, any_fn cb, void *ud);
+
+static int query(sq_t *c, const char *sql, row_fn fn, any_fn cb, void *ud)
 {
-    sq_t *c = conn;
     sqlite3_stmt *s;
-    if (sqlite3_prepare_v2(c->db,
-                           "SELECT doc, created_at, id FROM jobs WHERE state IN"
-                           " ('pending','queued','running','retrying')"
-                           " ORDER BY run_at, created_at, id",
-                           -1, &s, NULL) != SQLITE_OK)
-        return fail(c, "load jobs");
-    int r = each_doc(c, s, cb, ud);
+    if (sqlite3_prepare_v2(c->db, sql, -1, &s, NULL) != SQLITE_OK)
+        return fail(c, sql);
+    int rc, r = 0;
+    while (r == 0 && (rc = sqlite3_step(s)) == SQLITE_ROW)
+        r = fn(s, cb, ud);
+    if (r == 0 && rc != SQLITE_DONE)
+        r = fail(c, sql);
     sqlite3_finalize(s);
     return r;
+}
+
+static const char *col(sqlite3_stmt *s, int i) { return (const char *)sqlite3_column_text(s, i); }
+
+static int doc_row(sqlite3_stmt *s, any_fn cb, void *ud)
+{
+    return ((backend_doc_cb)cb)(ud, col(s, 0), sqlite3_column_int64(s, 1), col(s, 2));
+}
+
+static int queue_row(sqlite3_stmt *s, any_fn cb, void *ud)
+{
+    return ((backend_queue_cb)cb)(ud, col(s, 0), sqlite3_column_int(s, 1) != 0);
+}
+
+static int count_row(sqlite3_stmt *s, any_fn cb, void *ud)
+{
+    return ((backend_count_cb)cb)(ud, col(s, 0), col(s, 1), sqlite3_column_int64(s, 2));
+}
+
+static int counter_row(sqlite3_stmt *s, any_fn cb, void *ud)
+{
+    return ((backend_counter_cb)cb)(ud, col(s, 0), sqlite3_column_int64(s, 1));
+}
+
+static int sq_load_active(void *conn, backend_doc_cb cb, void *ud)
+{
+    return query(conn,
+                 "SELECT doc, created_at, id FROM jobs WHERE state IN"
+                 " ('pending','queued','running','retrying') ORDER BY run_at, created_at, id",
+                 doc_row, (any_fn)cb, ud);
 }
 
 static int sq_load_queues(void *conn, backend_queue_cb cb, void *ud)
 {
-    sq_t *c = conn;
-    sqlite3_stmt *s;
-    if (sqlite3_prepare_v2(c->db, "SELECT name, paused FROM queues", -1, &s, NULL) != SQLITE_OK)
-        return fail(c, "load queues");
-    int rc, r = 0;
-    while (r == 0 && (rc = sqlite3_step(s)) == SQLITE_ROW)
-        r = cb(ud, (const char *)sqlite3_column_text(s, 0), sqlite3_column_int(s, 1) != 0);
-    if (r == 0 && rc != SQLITE_DONE)
-        r = fail(c, "load queues");
-    sqlite3_finalize(s);
-    return r;
+    return query(conn, "SELECT name, paused FROM queues", queue_row, (any_fn)cb, ud);
 }
 
 static int sq_count_states(void *conn, backend_count_cb cb, void *ud)
 {
-    sq_t *c = conn;
-    sqlite3_stmt *s;
-    if (sqlite3_prepare_v2(c->db, "SELECT queue, state, COUNT(*) FROM jobs GROUP BY queue, state",
-                           -1, &s, NULL) != SQLITE_OK)
-        return fail(c, "count jobs");
-    int rc, r = 0;
-    while (r == 0 && (rc = sqlite3_step(s)) == SQLITE_ROW)
-        r = cb(ud, (const char *)sqlite3_column_text(s, 0),
-               (const char *)sqlite3_column_text(s, 1), sqlite3_column_int64(s, 2));
-    if (r == 0 && rc != SQLITE_DONE)
-        r = fail(c, "count jobs");
-    sqlite3_finalize(s);
-    return r;
+    return query(conn, "SELECT queue, state, COUNT(*) FROM jobs GROUP BY queue, state",
+                 count_row, (any_fn)cb, ud);
 }
 
 static int sq_counters(void *conn, backend_counter_cb cb, void *ud)
 {
-    sq_t *c = conn;
-    sqlite3_stmt *s;
-    if (sqlite3_prepare_v2(c->db, "SELECT name, value FROM counters", -1, &s, NULL) != SQLITE_OK)
-        return fail(c, "counters");
-    int rc, r = 0;
-    while (r == 0 && (rc = sqlite3_step(s)) == SQLITE_ROW)
-        r = cb(ud, (const char *)sqlite3_column_text(s, 0), sqlite3_column_int64(s, 1));
-    if (r == 0 && rc != SQLITE_DONE)
-        r = fail(c, "counters");
-    sqlite3_finalize(s);
-    return r;
+    return query(conn, "SELECT name, value FROM counters", counter_row, (any_fn)cb, ud);
 }
 
 const backend_ops_t backend_sqlite = {

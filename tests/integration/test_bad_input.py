@@ -83,3 +83,9 @@ def test_query_values_are_validated(server):
     assert_problem(server.get("/v1/jobs?queue=a%20b"), 400, "validation", "queue")
     assert_problem(server.get("/v1/jobs?type=%00"), 400, "validation", "type")
     assert_problem(server.get("/v1/jobs?limit=abc"), 400, "validation", "limit")
+
+
+def test_unknown_query_parameters_are_refused(server):
+    server.enqueue()
+    assert_problem(server.get("/v1/jobs?stat=queued"), 400, "validation", "stat")
+    assert server.get("/v1/jobs?state=queued&limit=5").status_code == 200
