@@ -29,6 +29,7 @@ typedef struct config {
     bool auto_migrate;
     int64_t finished_in_memory; /* finished jobs kept in memory for fast reads */
     job_defaults_t job;
+    int64_t fault_commit_delay_ms; /* testing seam: slows every commit */
     char env_file[1024];
 } config_t;
 

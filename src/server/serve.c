@@ -145,6 +145,11 @@ static int open_store(app_t *a, char *err, size_t len)
 {
     if (!(a->store = store_open(a->cfg.database_url, a->cfg.durability, err, len)))
         return -1;
+    if (a->cfg.fault_commit_delay_ms > 0) {
+        log_warn("JOBQ_FAULT_COMMIT_DELAY_MS is set: every commit is slowed (testing only)",
+                 LOG_I("ms", a->cfg.fault_commit_delay_ms));
+        store_set_commit_delay(a->store, a->cfg.fault_commit_delay_ms);
+    }
     if (a->cfg.auto_migrate)
         return store_migrate(a->store, err, len);
     return store_check_schema(a->store, err, len);
@@ -202,8 +207,18 @@ static void app_free(app_t *a)
         event_base_free(a->base);
 }
 
+static bool loopback(const char *listen)
+{
+    return strncmp(listen, "127.", 4) == 0 || strncmp(listen, "localhost:", 10) == 0 ||
+           strncmp(listen, "[::1]:", 6) == 0;
+}
+
 static void log_started(const app_t *a)
 {
+    if (!loopback(a->cfg.listen))
+        log_warn("listening beyond loopback and this version has no API keys: anyone who can "
+                 "reach this address can enqueue, lease and delete jobs",
+                 LOG_S("listen", a->cfg.listen));
     log_info("listening", LOG_S("listen", a->cfg.listen), LOG_I("port", http_server_port(a->http)),
              LOG_S("database", a->cfg.database_url),
              LOG_S("durability", config_durability_name(a->cfg.durability)),

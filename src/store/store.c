@@ -52,6 +52,7 @@ struct store {
 
     /* Group-commit figures, written by the store thread, logged at stop. */
     uint64_t batches, nops, commit_ns, max_batch;
+    int64_t commit_delay_ms;
 
     _Atomic bool healthy;
     _Atomic bool disk_full;
@@ -310,6 +311,10 @@ static int run_batch(store_t *s, op_t *batch)
         if (ev != ENGINE_EV_UPDATED && totals[ev] &&
             s->ops->add_counter(s->conn, engine_event_name(ev), totals[ev]) != 0)
             return -1;
+    if (s->commit_delay_ms > 0) {
+        struct timespec ts = { s->commit_delay_ms / 1000, (s->commit_delay_ms % 1000) * 1000000 };
+        nanosleep(&ts, NULL);
+    }
     return s->ops->commit(s->conn);
 }
 
@@ -388,6 +393,8 @@ int store_start(store_t *s, char *err, size_t len)
     s->running = true;
     return 0;
 }
+
+void store_set_commit_delay(store_t *s, int64_t ms) { s->commit_delay_ms = ms; }
 
 void store_stop(store_t *s)
 {

@@ -49,6 +49,9 @@ int store_check_schema(store_t *s, char *err, size_t errlen);
 int store_load(store_t *s, engine_t *e, size_t *njobs, char *err, size_t errlen);
 
 int store_start(store_t *s, char *err, size_t errlen);
+/* Fault-injection seam for tests: sleep this long before every commit, to
+ * widen the window between a write and its durability. */
+void store_set_commit_delay(store_t *s, int64_t ms);
 /* Commits everything queued, then stops the thread. */
 void store_stop(store_t *s);
 

@@ -82,3 +82,60 @@ def test_sigkill_mid_load_loses_nothing_acknowledged(make_server, durability):
         while time.time() < end and not set(running) <= back:
             back |= {j["id"] for j in server.lease(worker="after", max=100, wait_ms=1000)}
         assert set(running) <= back
+
+
+def run_until_killed(server, seconds=3.0):
+    """Enqueues from 4 threads until SIGKILL; returns the acknowledged ids."""
+    acked, lock, stop = set(), threading.Lock(), threading.Event()
+
+    def producer(n):
+        s = requests.Session()
+        for i in range(100000):
+            if stop.is_set():
+                return
+            try:
+                r = s.post(server.url + "/v1/jobs", json={"id": f"k{n}-{i}", "type": "t"}, timeout=5)
+            except requests.RequestException:
+                return
+            if r.status_code == 201:
+                with lock:
+                    acked.add(f"k{n}-{i}")
+
+    threads = [threading.Thread(target=producer, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    time.sleep(seconds)
+    server.kill()
+    stop.set()
+    for t in threads:
+        t.join(10)
+    return acked
+
+
+def stored_ids(server):
+    ids, cursor = set(), None
+    while True:
+        page = server.get("/v1/jobs?limit=1000" + (f"&cursor={cursor}" if cursor else "")).json()
+        ids |= {j["id"] for j in page["jobs"]}
+        cursor = page["next_cursor"]
+        if not cursor:
+            return ids
+
+
+def test_the_crash_check_detects_loss(make_server):
+    """The check above must be able to fail: with `memory` durability (replies
+    before commits) and every commit slowed by the fault seam, a SIGKILL loses
+    acknowledged jobs, and this test sees it."""
+    server = make_server(env={"JOBQ_DURABILITY": "memory", "JOBQ_FAULT_COMMIT_DELAY_MS": "300"})
+    acked = run_until_killed(server)
+    server.start()
+    assert len(acked - stored_ids(server)) > 0
+
+
+@pytest.mark.parametrize("durability", ["fsync", "os"])
+def test_slow_commits_still_lose_nothing(make_server, durability):
+    server = make_server(env={"JOBQ_DURABILITY": durability, "JOBQ_FAULT_COMMIT_DELAY_MS": "100"})
+    acked = run_until_killed(server)
+    assert len(acked) > 20
+    server.start()
+    assert acked <= stored_ids(server)
