@@ -19,8 +19,8 @@ struct http_req {
     const char *method, *url; /* owned by MHD, valid for the request */
     char request_id[HTTP_REQUEST_ID_MAX + 1];
     char *body;
-    size_t body_len, body_cap, max_body;
-    bool too_big, suspended;
+    size_t body_len, body_cap, max_body, received;
+    bool too_big, suspended, sent;
     req_phase_t phase;
     char *params[HTTP_MAX_PARAMS];
     void *hdata;

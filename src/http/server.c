@@ -97,6 +97,7 @@ static enum MHD_Result send_reply(http_req_t *r)
     for (int i = 0; i < r->nheaders; i++)
         MHD_add_response_header(resp, r->headers[i].name, r->headers[i].value);
     enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)r->status, resp);
+    r->sent = true;
     MHD_destroy_response(resp);
     return ret;
 }
@@ -132,9 +133,33 @@ static void append_body(http_req_t *r, const char *data, size_t n)
     r->body[r->body_len] = '\0';
 }
 
+static enum MHD_Result dispatch(http_server_t *s, http_req_t *r)
+{
+    r->phase = REQ_HANDLING;
+    if (r->too_big)
+        too_big(r);
+    else
+        s->route(s->ud, r);
+    if (r->phase == REQ_HANDLING) {
+        problem_t p;
+        problem_set(&p, ERR_INTERNAL, "", "the handler gave no reply");
+        http_reply_problem(r, &p);
+    }
+    return MHD_YES;
+}
+
 /* libmicrohttpd calls this first with the headers only, then with each body
  * piece, then once more with none; replying only on that last call is what
- * keeps keep-alive (and throughput) intact. */
+ * keeps keep-alive (and throughput) intact.
+ *
+ * Too-big bodies: a Content-Length over the limit is refused on the first
+ * call, without reading the body (the connection then closes). A chunked
+ * body that grows past the limit cannot be answered mid-upload (MHD 0.9.75
+ * would drop the connection without a reply), so the rest is discarded and
+ * the 413 sent at the end, unless the sender keeps going past DISCARD_MAX,
+ * when the connection is simply closed. */
+#define DISCARD_MAX (64u << 20)
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *data,
                                   size_t *data_size, void **con_cls)
@@ -143,30 +168,26 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     http_server_t *s = cls;
     http_req_t *r = *con_cls;
     if (!r) {
-        *con_cls = r = new_request(s, c, url, method);
-        return r ? MHD_YES : MHD_NO;
-    }
-    if (*data_size) {
+        if (!(*con_cls = r = new_request(s, c, url, method)))
+            return MHD_NO;
+        if (!r->too_big)
+            return MHD_YES;
+    } else if (*data_size) {
+        if (r->sent)
+            return MHD_NO;
         append_body(r, data, *data_size);
+        r->received += *data_size;
         *data_size = 0;
-        return MHD_YES;
+        return r->received > r->max_body + DISCARD_MAX ? MHD_NO : MHD_YES;
     }
-    if (r->phase == REQ_NEW) {
-        r->phase = REQ_HANDLING;
-        if (r->too_big)
-            too_big(r);
-        else
-            s->route(s->ud, r);
-        if (r->phase == REQ_HANDLING) {
-            problem_t p;
-            problem_set(&p, ERR_INTERNAL, "", "the handler gave no reply");
-            http_reply_problem(r, &p);
-        }
-    }
-    if (r->phase == REQ_REPLIED)
+    if (r->phase == REQ_NEW)
+        dispatch(s, r);
+    if (r->phase == REQ_REPLIED && !r->sent)
         return send_reply(r);
-    MHD_suspend_connection(c); /* REQ_DEFERRED: http_reply_* resumes it */
-    r->suspended = true;
+    if (r->phase == REQ_DEFERRED && !r->suspended) {
+        MHD_suspend_connection(c); /* http_reply_* resumes it */
+        r->suspended = true;
+    }
     return MHD_YES;
 }
 

@@ -50,6 +50,10 @@ def test_running_job_requeued_after_its_lease_deadline(make_server):
     server = make_server()
     server.enqueue(id="r", timeout_ms=2000, backoff={"initial_ms": 0, "jitter": 0})
     first = server.lease(worker="dies")[0]
+    # A lease reply does not wait for its commit (a lost lease only requeues
+    # the job); a heartbeat does, and commits are ordered, so after it the
+    # lease is on disk.
+    assert server.post("/v1/jobs/r/heartbeat", {"lease_id": first["lease_id"], "extend_ms": 2000}).status_code == 200
     server.kill()
     server.start()
     job = server.job("r")
