@@ -19,6 +19,7 @@ typedef enum { OP_PUT, OP_DELETE, OP_QUEUE, OP_GET, OP_LIST, OP_STATS } op_kind_
 typedef struct op {
     struct op *next;
     op_kind_t kind;
+    int64_t queued_ns; /* when the loop queued it, for the round-trip figure */
     uint64_t seq; /* writes: their number; reads: the last write before them */
     engine_event_t ev;
     store_row_t row;   /* OP_PUT; strings point into str[] and doc */
@@ -52,11 +53,15 @@ struct store {
 
     /* Group-commit figures, written by the store thread, logged at stop. */
     uint64_t batches, nops, commit_ns, max_batch;
+    uint64_t roundtrip_ns, roundtrips; /* loop thread: queued -> handed back */
     int64_t commit_delay_ms;
 
     _Atomic bool healthy;
     _Atomic bool disk_full;
     uint64_t next_seq;        /* loop thread */
+    op_t *local, *local_tail; /* loop thread: not yet handed to the store thread */
+    void (*kick)(void *ud);
+    void *kick_ud;
     uint64_t committed_seen;  /* loop thread's copy */
     list_node_t waiters;      /* store_waiter_t, by seq */
 };
@@ -400,6 +405,7 @@ void store_stop(store_t *s)
 {
     if (!s->running)
         return;
+    store_flush(s);
     pthread_mutex_lock(&s->mu);
     s->stopping = true;
     pthread_cond_signal(&s->cv);
@@ -409,7 +415,9 @@ void store_stop(store_t *s)
     log_info("store stopped", LOG_I("batches", s->batches), LOG_I("ops", s->nops),
              LOG_I("max_batch", s->max_batch),
              LOG_D("mean_batch", s->batches ? (double)s->nops / (double)s->batches : 0),
-             LOG_D("mean_commit_ms", s->batches ? (double)s->commit_ns / 1e6 / (double)s->batches : 0));
+             LOG_D("mean_commit_ms", s->batches ? (double)s->commit_ns / 1e6 / (double)s->batches : 0),
+             LOG_D("mean_roundtrip_ms",
+                   s->roundtrips ? (double)s->roundtrip_ns / 1e6 / (double)s->roundtrips : 0));
     store_dispatch(s);
 }
 
@@ -418,6 +426,7 @@ void store_close(store_t *s)
     if (!s)
         return;
     store_stop(s);
+    store_flush(s); /* never started: free what was queued */
     for (op_t *op = s->head; op;) {
         op_t *next = op->next;
         free_op(op);
@@ -455,17 +464,41 @@ static op_t *new_op(op_kind_t kind, const char *in[4], const char *out[4])
     return op;
 }
 
-static uint64_t submit(store_t *s, op_t *op, bool is_write)
+void store_set_kick(store_t *s, void (*kick)(void *ud), void *ud)
 {
-    op->seq = is_write ? ++s->next_seq : s->next_seq;
+    s->kick = kick;
+    s->kick_ud = ud;
+}
+
+void store_flush(store_t *s)
+{
+    if (!s->local)
+        return;
     pthread_mutex_lock(&s->mu);
     if (s->tail)
-        s->tail->next = op;
+        s->tail->next = s->local;
     else
-        s->head = op;
-    s->tail = op;
+        s->head = s->local;
+    s->tail = s->local_tail;
     pthread_cond_signal(&s->cv);
     pthread_mutex_unlock(&s->mu);
+    s->local = s->local_tail = NULL;
+}
+
+static uint64_t submit(store_t *s, op_t *op, bool is_write)
+{
+    op->queued_ns = clock_mono_ns();
+    op->seq = is_write ? ++s->next_seq : s->next_seq;
+    bool first = !s->local;
+    if (s->local_tail)
+        s->local_tail->next = op;
+    else
+        s->local = op;
+    s->local_tail = op;
+    if (!s->kick)
+        store_flush(s);
+    else if (first)
+        s->kick(s->kick_ud);
     return op->seq;
 }
 
@@ -560,8 +593,11 @@ void store_dispatch(store_t *s)
     s->done = s->done_tail = NULL;
     s->committed_seen = s->committed;
     pthread_mutex_unlock(&s->mu);
+    int64_t now = clock_mono_ns();
     while (done) {
         op_t *next = done->next;
+        s->roundtrip_ns += (uint64_t)(now - done->queued_ns);
+        s->roundtrips++;
         if (done->cb)
             done->cb(done->ud, done->result, done->error);
         free_op(done);

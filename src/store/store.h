@@ -81,6 +81,14 @@ void store_get_job(store_t *s, const char *id, store_read_cb cb, void *ud);
 void store_list_jobs(store_t *s, const store_query_t *q, store_read_cb cb, void *ud);
 void store_stats(store_t *s, store_read_cb cb, void *ud);
 
+/* Hand-off coalescing. Without a kick, every operation is handed to the
+ * store thread at once (one lock, one wake-up each). With one, operations
+ * collect on the loop thread and the store calls kick(ud) when the first
+ * arrives; the owner then calls store_flush() once, later in the same loop
+ * iteration, so everything the iteration produced travels in one hand-off. */
+void store_set_kick(store_t *s, void (*kick)(void *ud), void *ud);
+void store_flush(store_t *s);
+
 int store_notify_fd(const store_t *s);
 /* Drains the notification fd and runs every due callback. */
 void store_dispatch(store_t *s);
