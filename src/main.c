@@ -46,6 +46,12 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *cmd = argv[1];
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            help(stdout);
+            return 0;
+        }
+    }
     if (strcmp(cmd, "serve") == 0)
         return serve_main(argc - 2, argv + 2);
     if (strcmp(cmd, "migrate") == 0)

@@ -162,8 +162,8 @@ static int cmd_enqueue(int argc, char **argv)
         json_object_set_new(job, "id", json_string(v));
     if ((v = opt(&o, "--run-at")))
         json_object_set_new(job, "run_at", json_string(v));
-    if ((v = opt(&o, "--priority")))
-        json_object_set_new(job, "priority", json_string(v));
+    if ((v = opt(&o, "--priority")) && set_int(job, "priority", v) != 0)
+        json_object_set_new(job, "priority", json_string(v)); /* a name, not 0-4 */
     if ((v = opt(&o, "--args"))) {
         json_t *args = json_loads(v, JSON_DECODE_ANY, NULL);
         bad |= !args;

@@ -247,14 +247,19 @@ static void log_started(const app_t *a)
                  "a crash loses them. Use only for tests and benchmarks.");
 }
 
-static int parse_serve_args(config_t *cfg, int argc, char **argv, bool *print, char *err, size_t len)
+/* Loads the configuration from argv less `own_flag`, which may stand
+ * anywhere; *has_own says whether it was there. */
+static int load_config(config_t *cfg, int argc, char **argv, const char *own_flag, bool *has_own,
+                       char *err, size_t len)
 {
     char **rest = calloc((size_t)argc + 1, sizeof *rest);
+    if (!rest)
+        return snprintf(err, len, "out of memory"), -1;
     int n = 0;
-    *print = false;
+    *has_own = false;
     for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--print-config") == 0)
-            *print = true;
+        if (strcmp(argv[i], own_flag) == 0)
+            *has_own = true;
         else
             rest[n++] = argv[i];
     }
@@ -269,7 +274,7 @@ int serve_main(int argc, char **argv)
     app_t *a = &app;
     char err[1024];
     bool print;
-    if (parse_serve_args(&a->cfg, argc, argv, &print, err, sizeof err) != 0) {
+    if (load_config(&a->cfg, argc, argv, "--print-config", &print, err, sizeof err) != 0) {
         fprintf(stderr, "jobq: %s\n", err);
         return 2;
     }
@@ -297,8 +302,8 @@ int migrate_main(int argc, char **argv)
 {
     config_t cfg;
     char err[1024];
-    bool status = argc > 0 && strcmp(argv[0], "--status") == 0;
-    if (config_load(&cfg, argc - status, argv + status, NULL, err, sizeof err) != 0) {
+    bool status;
+    if (load_config(&cfg, argc, argv, "--status", &status, err, sizeof err) != 0) {
         fprintf(stderr, "jobq: %s\n", err);
         return 2;
     }

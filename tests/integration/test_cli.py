@@ -108,3 +108,14 @@ def test_migrate_status_and_refusals(tmp_path):
     assert r.returncode == 1 and "99" in r.stderr and "upgrade jobq" in r.stderr
     r = jobq("migrate", "--status", "--data-dir", data)
     assert r.returncode == 1 and "NEWER" in r.stdout
+
+
+def test_numeric_priority_and_flag_positions(server, tmp_path):
+    r = jobq("enqueue", "t", "--priority", "0", "--json", server=server)
+    assert r.returncode == 0 and json.loads(r.stdout)["priority"] == "critical"
+    r = jobq("serve", "--log-level", "warn", "--print-config", cwd=tmp_path)
+    assert r.returncode == 0 and "JOBQ_LOG_LEVEL=warn" in r.stdout
+    r = jobq("migrate", "--data-dir", str(tmp_path / "d"), "--status")
+    assert r.returncode == 0 and "latest version" in r.stdout
+    r = jobq("serve", "--help")
+    assert r.returncode == 0 and "usage:" in r.stdout
