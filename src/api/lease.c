@@ -66,6 +66,12 @@ static void on_leased(engine_waiter_t *w, job_t **jobs, int n)
     api_reply_text(c, 200, lease_reply(jobs, n));
 }
 
+static bool lessee_alive(engine_waiter_t *w)
+{
+    api_call_t *c = w->ud;
+    return http_peer_alive(c->r);
+}
+
 static int parse_lease(api_call_t *c, int64_t *wait_ms, problem_t *p)
 {
     static const char *const allowed[] = { "worker", "queues", "max", "wait_ms", NULL };
@@ -78,7 +84,8 @@ static int parse_lease(api_call_t *c, int64_t *wait_ms, problem_t *p)
         return problem_set(p, ERR_VALIDATION, "worker",
                            "worker is required: 1-200 characters of [A-Za-z0-9._:-]"), -1;
     c->lease = (engine_waiter_t){ .worker = json_string_value(worker), .queues = c->queues,
-                                  .max = (int)max, .cb = on_leased, .ud = c };
+                                  .max = (int)max, .cb = on_leased, .alive = lessee_alive,
+                                  .ud = c };
     if (!qs) {
         c->queues[c->lease.nqueues++] = "default";
         return 0;

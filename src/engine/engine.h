@@ -68,6 +68,9 @@ struct engine_waiter {
     int nqueues;
     int max;            /* 1..ENGINE_LEASE_MAX */
     engine_lease_cb cb; /* jobs leased, or n = 0 when wait_ms ran out */
+    /* Optional: asked before jobs are handed to a waiting lessee; false drops
+     * the lessee (its cb runs with n = 0) so no job goes to a gone client. */
+    bool (*alive)(engine_waiter_t *w);
     void *ud;
     list_node_t link_; /* engine-private */
     heap_node_t deadline_;

@@ -93,6 +93,13 @@ void eng_dispatch(engine_t *e)
     while (n != &e->waiters) {
         engine_waiter_t *w = LIST_ENTRY(n, engine_waiter_t, link_);
         n = n->next;
+        if (!next_ready(e, w))
+            continue;
+        if (w->alive && !w->alive(w)) {
+            eng_expire_waiter(e, w);
+            n = e->waiters.next; /* the callback may have changed the list */
+            continue;
+        }
         int got = take(e, w, jobs);
         if (got > 0) {
             engine_waiter_cancel(e, w);

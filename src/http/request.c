@@ -1,5 +1,7 @@
 /* Request accessors and replies; see request.h. */
+#include <errno.h>
 #include <stdio.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -110,6 +112,19 @@ void http_defer(http_req_t *r)
 {
     if (r->phase == REQ_HANDLING)
         r->phase = REQ_DEFERRED;
+}
+
+bool http_peer_alive(const http_req_t *r)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!info)
+        return true;
+    char byte;
+    ssize_t n = recv(info->connect_fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0)
+        return true; /* the client already sent more: alive */
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR);
 }
 
 void http_add_header(http_req_t *r, const char *name, const char *value)

@@ -49,4 +49,8 @@ void http_add_header(http_req_t *r, const char *name, const char *value);
 /* The reply will come later, from a callback. */
 void http_defer(http_req_t *r);
 
+/* False once the client has closed its end. libmicrohttpd does not watch
+ * suspended connections, so a long poll checks before it is handed work. */
+bool http_peer_alive(const http_req_t *r);
+
 #endif

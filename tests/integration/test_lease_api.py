@@ -198,3 +198,21 @@ def test_fail_validation(server):
                    400, "validation", "error.x")
     assert_problem(server.post(path, {"error": {"type": "internal"}}), 400, "validation", "lease_id")
     assert server.job(j["id"])["state"] == "running"
+
+
+def test_gone_long_poll_gets_no_jobs(server):
+    """A worker that hangs up while long-polling must not swallow a job
+    (regression: its job used to wait out a whole lease)."""
+    import socket
+    host, port = server.url.replace("http://", "").split(":")
+    body = b'{"worker":"gone","wait_ms":30000}'
+    s = socket.create_connection((host, int(port)), timeout=5)
+    s.sendall(b"POST /v1/lease HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+              b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    time.sleep(0.3)
+    s.close()
+    time.sleep(0.2)
+    server.enqueue(id="for-the-living")
+    got = server.lease(worker="alive", wait_ms=2000)
+    assert [j["id"] for j in got] == ["for-the-living"]
+    assert got[0]["attempts"] == 1

@@ -314,6 +314,22 @@ static void test_waiter_gets_new_job_and_times_out(void **state)
     assert_int_equal(woken, 0);
 }
 
+static bool dead(engine_waiter_t *w) { (void)w; return false; }
+
+static void test_gone_waiter_is_skipped(void **state)
+{
+    engine_t *e = *state;
+    engine_waiter_t gone = { .worker = "gone", .queues = default_queue, .nqueues = 1, .max = 1,
+                             .cb = on_wake, .alive = dead };
+    job_t *out[1];
+    assert_int_equal(engine_lease(e, &gone, 5000, out), 0);
+    woken = -1;
+    put(e, "j", NULL);
+    assert_int_equal(woken, 0); /* answered empty, not handed the job */
+    assert_false(engine_waiter_waiting(&gone));
+    assert_int_equal(engine_get(e, "j")->state, JOB_QUEUED);
+}
+
 static void test_paused_queue(void **state)
 {
     engine_t *e = *state;
@@ -391,6 +407,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_retry_and_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idempotent_enqueue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_waiter_gets_new_job_and_times_out, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gone_waiter_is_skipped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_paused_queue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_parse_spec_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_doc_round_trip, setup, teardown),
