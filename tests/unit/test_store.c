@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include "store/store.h"
@@ -142,12 +143,67 @@ static void test_round_trip_through_recovery(void **state)
     store_close(g_store);
 }
 
+static int fired;
+static void on_durable(store_waiter_t *w) { (void)w; fired++; }
+
+static json_t *read_result;
+static void on_read(void *ud, json_t *result, const char *error)
+{
+    (void)ud;
+    assert_null(error);
+    read_result = json_incref(result);
+}
+
+/* Waits for the store thread's notification and runs the callbacks. */
+static void pump(store_t *s)
+{
+    struct pollfd p = { .fd = store_notify_fd(s), .events = POLLIN };
+    assert_int_equal(poll(&p, 1, 5000), 1);
+    store_dispatch(s);
+}
+
+static void test_group_commit_acknowledges_after_commit_in_order(void **state)
+{
+    (void)state;
+    char err[512];
+    g_store = store_open(url, DURABILITY_FSYNC, err, sizeof err);
+    assert_int_equal(store_migrate(g_store, err, sizeof err), 0);
+    store_set_commit_delay(g_store, 200); /* a wide window to look into */
+    assert_int_equal(store_start(g_store, err, sizeof err), 0);
+    engine_t *e = new_engine();
+    const job_defaults_t d = { 3, 60000, { 1000, 3600000, 2.0, 0.2 } };
+    json_t *spec = json_pack("{s:s, s:s}", "id", "g1", "type", "t");
+    job_t *job;
+    problem_t p;
+    assert_int_equal(job_parse_spec(spec, &d, now_fn(NULL), &job, &p), ERR_OK);
+    json_decref(spec);
+    bool created;
+    const job_t *out;
+    assert_int_equal(engine_enqueue(e, job, &created, &out, &p), ERR_OK);
+    store_waiter_t w = { .cb = on_durable };
+    fired = 0;
+    store_when_durable(g_store, &w, store_last_seq(g_store));
+    assert_int_equal(fired, 0); /* not before the commit */
+    store_get_job(g_store, "g1", on_read, NULL); /* queued after the write */
+    while (!read_result || !fired)
+        pump(g_store);
+    assert_int_equal(fired, 1);
+    assert_string_equal(json_string_value(json_object_get(read_result, "id")), "g1");
+    json_decref(read_result);
+    read_result = NULL;
+    store_when_durable(g_store, &w, store_last_seq(g_store)); /* already durable: at once */
+    assert_int_equal(fired, 2);
+    engine_free(e);
+    store_close(g_store);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_migrates_empty_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refuses_newer_schema, setup, teardown),
         cmocka_unit_test_setup_teardown(test_round_trip_through_recovery, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_group_commit_acknowledges_after_commit_in_order, setup, teardown),
     };
     return cmocka_run_group_tests_name("store", tests, NULL, NULL);
 }
