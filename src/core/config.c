@@ -38,6 +38,7 @@ static const setting_t settings[] = {
     { "JOBQ_BACKOFF_MULTIPLIER", T_DBL, F(job.backoff.multiplier), 0, 1, 100, "2.0", "growth per retry" },
     { "JOBQ_BACKOFF_JITTER", T_DBL, F(job.backoff.jitter), 0, 0, 1, "0.2", "+/- fraction of randomness" },
     { "JOBQ_FAULT_COMMIT_DELAY_MS", T_INT, F(fault_commit_delay_ms), 0, 0, 60000, "0", "TESTING ONLY: delay every commit" },
+    { "JOBQ_FAULT_COMMIT_FAIL_MS", T_INT, F(fault_commit_fail_ms), 0, 0, 600000, "0", "TESTING ONLY: refuse commits this long after the first" },
 };
 #define NSETTINGS (sizeof settings / sizeof settings[0])
 

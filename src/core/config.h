@@ -29,7 +29,8 @@ typedef struct config {
     bool auto_migrate;
     int64_t finished_in_memory; /* finished jobs kept in memory for fast reads */
     job_defaults_t job;
-    int64_t fault_commit_delay_ms; /* testing seam: slows every commit */
+    int64_t fault_commit_delay_ms; /* testing seams, see store_faults_t */
+    int64_t fault_commit_fail_ms;
     char env_file[1024];
 } config_t;
 

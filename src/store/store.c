@@ -54,7 +54,9 @@ struct store {
     /* Group-commit figures, written by the store thread, logged at stop. */
     uint64_t batches, nops, commit_ns, max_batch;
     uint64_t roundtrip_ns, roundtrips; /* loop thread: queued -> handed back */
-    int64_t commit_delay_ms;
+    store_faults_t faults;
+    int64_t fail_started_ns; /* store thread: first commit under commit_fail_ms */
+    bool injected;           /* store thread: the last failure was a fault seam's */
 
     _Atomic bool healthy;
     _Atomic bool disk_full;
@@ -304,9 +306,21 @@ static int run_write(store_t *s, op_t *op, int64_t *totals)
     }
 }
 
+static bool injected_failure(store_t *s)
+{
+    if (s->faults.commit_fail_ms <= 0)
+        return false;
+    int64_t now = clock_mono_ns();
+    if (!s->fail_started_ns)
+        s->fail_started_ns = now;
+    s->injected = now - s->fail_started_ns < s->faults.commit_fail_ms * 1000000;
+    return s->injected;
+}
+
 static int run_batch(store_t *s, op_t *batch)
 {
     int64_t totals[ENGINE_EV_COUNT] = { 0 };
+    s->injected = false;
     if (s->ops->begin(s->conn) != 0)
         return -1;
     for (op_t *op = batch; op; op = op->next)
@@ -316,19 +330,25 @@ static int run_batch(store_t *s, op_t *batch)
         if (ev != ENGINE_EV_UPDATED && totals[ev] &&
             s->ops->add_counter(s->conn, engine_event_name(ev), totals[ev]) != 0)
             return -1;
-    if (s->commit_delay_ms > 0) {
-        struct timespec ts = { s->commit_delay_ms / 1000, (s->commit_delay_ms % 1000) * 1000000 };
+    if (s->faults.commit_delay_ms > 0) {
+        int64_t ms = s->faults.commit_delay_ms;
+        struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
         nanosleep(&ts, NULL);
     }
+    if (injected_failure(s))
+        return -1;
     return s->ops->commit(s->conn);
 }
 
 static void set_health(store_t *s, bool ok)
 {
     atomic_store(&s->healthy, ok);
-    atomic_store(&s->disk_full, !ok && s->ops->err_is_full(s->conn));
+    atomic_store(&s->disk_full, !ok && !s->injected && s->ops->err_is_full(s->conn));
+    const char *why = ok           ? ""
+                      : s->injected ? "injected fault: commit refused (JOBQ_FAULT_COMMIT_FAIL_MS)"
+                                    : s->ops->errmsg(s->conn);
     pthread_mutex_lock(&s->mu);
-    snprintf(s->last_error, sizeof s->last_error, "%s", ok ? "" : s->ops->errmsg(s->conn));
+    snprintf(s->last_error, sizeof s->last_error, "%s", why);
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -344,7 +364,9 @@ static void apply_batch(store_t *s, op_t *batch)
             return;
         }
         set_health(s, false);
-        log_error("store commit failed; will retry", LOG_S("error", s->ops->errmsg(s->conn)),
+        char why[512];
+        store_last_error(s, why, sizeof why);
+        log_error("store commit failed; will retry", LOG_S("error", why),
                   LOG_I("attempt", attempt + 1));
         s->ops->rollback(s->conn);
         int64_t ms = attempt < 6 ? 50LL << attempt : 2000;
@@ -399,7 +421,7 @@ int store_start(store_t *s, char *err, size_t len)
     return 0;
 }
 
-void store_set_commit_delay(store_t *s, int64_t ms) { s->commit_delay_ms = ms; }
+void store_set_faults(store_t *s, const store_faults_t *f) { s->faults = *f; }
 
 void store_stop(store_t *s)
 {

@@ -49,9 +49,15 @@ int store_check_schema(store_t *s, char *err, size_t errlen);
 int store_load(store_t *s, engine_t *e, size_t *njobs, char *err, size_t errlen);
 
 int store_start(store_t *s, char *err, size_t errlen);
-/* Fault-injection seam for tests: sleep this long before every commit, to
- * widen the window between a write and its durability. */
-void store_set_commit_delay(store_t *s, int64_t ms);
+/* Fault-injection seams for tests (beanstalkd's falloc idea): sleep
+ * delay_ms before every commit, to widen the window between a write and its
+ * durability; refuse every commit for fail_ms after the first one, as a
+ * full or broken disk would. Call before store_start. */
+typedef struct store_faults {
+    int64_t commit_delay_ms;
+    int64_t commit_fail_ms;
+} store_faults_t;
+void store_set_faults(store_t *s, const store_faults_t *f);
 /* Commits everything queued, then stops the thread. */
 void store_stop(store_t *s);
 

@@ -112,3 +112,32 @@ def test_logs_are_json_lines(make_server):
         obj = json.loads(line)
         assert obj["ts"].endswith("Z") and len(obj["ts"]) == 24
         assert obj["level"] in ("debug", "info", "warn", "error") and obj["msg"]
+
+
+def test_store_failure_refuses_writes_then_recovers_losing_nothing(make_server):
+    """While commits fail (the fault seam stands in for a full or broken
+    disk), ready is 503 naming the store, new writes get 503, the request
+    already waiting is answered once the commit succeeds, and nothing is lost."""
+    import threading
+    server = make_server(env={"JOBQ_FAULT_COMMIT_FAIL_MS": "2500"})
+    out = {}
+
+    def first():
+        out["r"] = server.post("/v1/jobs", {"id": "waits", "type": "t"}, timeout=30)
+
+    th = threading.Thread(target=first)
+    th.start()
+    deadline = time.time() + 5
+    while time.time() < deadline and server.get("/health/ready").status_code == 200:
+        time.sleep(0.05)
+    ready = server.get("/health/ready")
+    assert ready.status_code == 503
+    assert ready.json()["type"] == "unavailable" and "store" in ready.json()["detail"]
+    refused = server.post("/v1/jobs", {"id": "refused", "type": "t"})
+    assert refused.status_code == 503 and refused.headers["Retry-After"]
+    assert th.is_alive()  # not answered before its write is durable
+    th.join(20)
+    assert out["r"].status_code == 201
+    assert server.get("/health/ready").status_code == 200
+    assert server.restart().job("waits")["state"] == "queued"
+    assert server.get("/v1/jobs/refused").status_code == 404

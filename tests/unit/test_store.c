@@ -168,7 +168,8 @@ static void test_group_commit_acknowledges_after_commit_in_order(void **state)
     char err[512];
     g_store = store_open(url, DURABILITY_FSYNC, err, sizeof err);
     assert_int_equal(store_migrate(g_store, err, sizeof err), 0);
-    store_set_commit_delay(g_store, 200); /* a wide window to look into */
+    store_faults_t faults = { .commit_delay_ms = 200 }; /* a wide window to look into */
+    store_set_faults(g_store, &faults);
     assert_int_equal(store_start(g_store, err, sizeof err), 0);
     engine_t *e = new_engine();
     const job_defaults_t d = { 3, 60000, { 1000, 3600000, 2.0, 0.2 } };
