@@ -266,10 +266,11 @@ static json_t *ack_one(api_call_t *c, json_t *item)
     const job_t *j;
     err_t e;
     if (json_object_get(item, "error")) {
-        err_t type;
-        const char *msg;
-        int retry;
-        parse_failure(item, "", &type, &msg, &retry, &p);
+        err_t type = ERR_INTERNAL;
+        const char *msg = "";
+        int retry = -1;
+        /* Validated with the rest of the batch in check_ack_item(). */
+        (void)parse_failure(item, "", &type, &msg, &retry, &p);
         e = engine_fail(c->api->engine, id, lease_id, type, msg,
                         json_object_get(json_object_get(item, "error"), "context"), retry, &j,
                         &p);

@@ -300,6 +300,15 @@ int serve_main(int argc, char **argv)
     return rc;
 }
 
+static void print_status(const char *url, int cur, int latest)
+{
+    const char *verdict = cur == latest  ? "up to date"
+                          : cur < latest ? "migrations pending"
+                                         : "database is NEWER than this jobq";
+    printf("database: %s\ncurrent version: %d\nlatest version: %d\n%s\n", url, cur, latest,
+           verdict);
+}
+
 int migrate_main(int argc, char **argv)
 {
     config_t cfg;
@@ -315,9 +324,7 @@ int migrate_main(int argc, char **argv)
     if (!s || store_schema_status(s, &cur, &latest, err, sizeof err) != 0)
         rc = 1;
     else if (status)
-        printf("database: %s\ncurrent version: %d\nlatest version: %d\n%s\n", cfg.database_url,
-               cur, latest, cur == latest ? "up to date" : cur < latest ? "migrations pending"
-                                                                        : "database is NEWER than this jobq");
+        print_status(cfg.database_url, cur, latest);
     else if (store_migrate(s, err, sizeof err) != 0)
         rc = 1;
     else
