@@ -24,7 +24,8 @@ all: build/jobq
 
 # Debian packages; installed only when something is missing.
 DEB_PKGS := build-essential pkg-config libmicrohttpd-dev libevent-dev libjansson-dev \
-            libsqlite3-dev libcurl4-openssl-dev libcmocka-dev python3-pytest python3-requests
+            libsqlite3-dev libcurl4-openssl-dev libcmocka-dev python3-pytest python3-requests \
+            python3-prometheus-client
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \

@@ -4,11 +4,8 @@
 
 #include "cli/cli.h"
 #include "core/config.h"
+#include "core/version.h"
 #include "server/serve.h"
-
-#ifndef JOBQ_VERSION
-#define JOBQ_VERSION "0.1.0-dev"
-#endif
 
 static void help(FILE *out)
 {

@@ -13,12 +13,14 @@
 #include "core/config.h"
 #include "engine/engine.h"
 #include "http/request.h"
+#include "metrics/metrics.h"
 #include "store/store.h"
 
 typedef struct api {
     engine_t *engine;
     store_t *store;
     const config_t *cfg;
+    metrics_t *metrics;
     bool draining; /* shutting down: no new work, finish the old */
 } api_t;
 

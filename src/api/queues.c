@@ -23,15 +23,19 @@ static void add_counts(json_t *into, json_t *from)
     }
 }
 
-static void note_queue(void *ud, const char *name, bool paused)
+static void note_queue(json_t *queues, const char *name, bool paused)
 {
-    json_t *queues = ud;
     json_t *q = json_object_get(queues, name);
     if (!q) {
         q = json_pack("{s:s, s:o}", "name", name, "counts", zero_counts());
         json_object_set_new(queues, name, q);
     }
     json_object_set_new(q, "paused", json_boolean(paused));
+}
+
+static void note_engine_queue(void *ud, const engine_queue_info_t *q)
+{
+    note_queue(ud, q->name, q->paused);
 }
 
 static void on_queue_counts(void *ud, json_t *stats, const char *error)
@@ -47,7 +51,7 @@ static void on_queue_counts(void *ud, json_t *stats, const char *error)
         note_queue(byname, name, engine_queue_paused(c->api->engine, name));
         add_counts(json_object_get(json_object_get(byname, name), "counts"), counts);
     }
-    engine_queue_foreach(c->api->engine, note_queue, byname);
+    engine_queue_foreach(c->api->engine, note_engine_queue, byname);
     json_t *list = json_array(), *q;
     json_object_foreach(byname, name, q)
         json_array_append(list, q);
@@ -102,6 +106,12 @@ void api_stats(api_call_t *c)
 {
     http_defer(c->r);
     store_stats(c->api->store, on_stats, c);
+}
+
+void api_metrics(api_call_t *c)
+{
+    char *text = metrics_render(c->api->metrics, c->api->engine, c->api->store);
+    http_reply_text(c->r, 200, "text/plain; version=0.0.4; charset=utf-8", text);
 }
 
 void api_health_live(api_call_t *c)

@@ -1,4 +1,5 @@
-/* The route table: method + path pattern -> handler. '*' captures a segment. */
+/* The route table: method + path pattern -> handler. A "{name}" segment
+ * captures that path segment; the pattern doubles as the metrics label. */
 #include <stdio.h>
 #include <string.h>
 
@@ -13,29 +14,30 @@ static const route_t routes[] = {
     { "POST", "/v1/jobs", api_enqueue },
     { "POST", "/v1/jobs/batch", api_enqueue_batch },
     { "GET", "/v1/jobs", api_list_jobs },
-    { "GET", "/v1/jobs/*", api_get_job },
-    { "DELETE", "/v1/jobs/*", api_delete },
-    { "POST", "/v1/jobs/*/cancel", api_cancel },
-    { "POST", "/v1/jobs/*/retry", api_retry },
-    { "POST", "/v1/jobs/*/heartbeat", api_heartbeat },
-    { "POST", "/v1/jobs/*/complete", api_complete },
-    { "POST", "/v1/jobs/*/fail", api_fail },
+    { "GET", "/v1/jobs/{id}", api_get_job },
+    { "DELETE", "/v1/jobs/{id}", api_delete },
+    { "POST", "/v1/jobs/{id}/cancel", api_cancel },
+    { "POST", "/v1/jobs/{id}/retry", api_retry },
+    { "POST", "/v1/jobs/{id}/heartbeat", api_heartbeat },
+    { "POST", "/v1/jobs/{id}/complete", api_complete },
+    { "POST", "/v1/jobs/{id}/fail", api_fail },
     { "POST", "/v1/lease", api_lease },
     { "POST", "/v1/ack", api_ack },
     { "GET", "/v1/queues", api_queues },
-    { "POST", "/v1/queues/*/pause", api_pause },
-    { "POST", "/v1/queues/*/resume", api_resume },
+    { "POST", "/v1/queues/{name}/pause", api_pause },
+    { "POST", "/v1/queues/{name}/resume", api_resume },
     { "GET", "/v1/stats", api_stats },
     { "GET", "/health/live", api_health_live },
     { "GET", "/health/ready", api_health_ready },
+    { "GET", "/metrics", api_metrics },
 };
 
-/* Matches path against pattern, storing '*' segments as request params. */
+/* Matches path against pattern, storing "{...}" segments as request params. */
 static bool match(const char *pattern, const char *path, http_req_t *r)
 {
     int nparam = 0;
     while (*pattern && *path) {
-        if (*pattern == '*') {
+        if (*pattern == '{') {
             size_t n = strcspn(path, "/");
             if (n == 0 || n > 512)
                 return false;
@@ -46,7 +48,9 @@ static bool match(const char *pattern, const char *path, http_req_t *r)
                 http_set_param(r, nparam, seg);
             nparam++;
             path += n;
-            pattern++;
+            pattern += strcspn(pattern, "}");
+            if (*pattern)
+                pattern++;
         } else if (*pattern++ != *path++) {
             return false;
         }
@@ -66,6 +70,7 @@ void api_route(void *ud, http_req_t *r)
             continue;
         if (strcmp(routes[i].method, method) == 0) {
             match(routes[i].pattern, path, r);
+            http_set_route(r, routes[i].pattern);
             routes[i].fn(c);
             return;
         }

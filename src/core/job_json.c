@@ -13,18 +13,6 @@
 
 #define DUMP_FLAGS (JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(17))
 
-/* Shortest text that reads back as the same double. */
-static void add_real(sbuf_t *s, double v)
-{
-    char buf[40];
-    snprintf(buf, sizeof buf, "%.15g", v);
-    if (strtod(buf, NULL) != v)
-        snprintf(buf, sizeof buf, "%.17g", v);
-    if (!strpbrk(buf, ".eEn")) /* keep it a JSON real: 2 -> 2.0 */
-        strcat(buf, ".0");
-    sbuf_adds(s, buf);
-}
-
 static char *dump(json_t *v)
 {
     char *t = v ? json_dumps(v, DUMP_FLAGS) : NULL;
@@ -85,9 +73,9 @@ static char *spec_text(const job_t *j)
     sbuf_adds(&s, ",\"max_ms\":");
     sbuf_add_int(&s, j->backoff.max_ms);
     sbuf_adds(&s, ",\"multiplier\":");
-    add_real(&s, j->backoff.multiplier);
+    sbuf_add_double(&s, j->backoff.multiplier, true);
     sbuf_adds(&s, ",\"jitter\":");
-    add_real(&s, j->backoff.jitter);
+    sbuf_add_double(&s, j->backoff.jitter, true);
     sbuf_addc(&s, '}');
     add_key(&s, "breaker_key");
     sbuf_add_jstr(&s, j->breaker_key);

@@ -5,7 +5,7 @@
 #include "engine/engine_internal.h"
 
 static const char *const event_names[ENGINE_EV_COUNT] = {
-    "enqueued", "updated", "completed", "failed", "retried", "cancelled", "requeued",
+    "enqueued", "updated", "leased", "completed", "failed", "retried", "cancelled", "requeued",
 };
 
 const char *engine_event_name(engine_event_t ev)
@@ -92,7 +92,7 @@ void eng_unlink(engine_t *e, ejob_t *ej)
 void eng_make_ready(engine_t *e, ejob_t *ej)
 {
     eng_unlink(e, ej);
-    ej->job->state = JOB_QUEUED;
+    eng_set_state(ej, JOB_QUEUED);
     list_push_back(&ej->queue->ready[ej->job->priority], &ej->link);
     e->ready_added = true;
 }
@@ -100,7 +100,7 @@ void eng_make_ready(engine_t *e, ejob_t *ej)
 void eng_schedule(engine_t *e, ejob_t *ej, job_state_t state, int64_t at)
 {
     eng_unlink(e, ej);
-    ej->job->state = state;
+    eng_set_state(ej, state);
     ej->job->run_at = at;
     if (heap_push(&e->timers, &ej->timer, at) != 0) /* out of memory: run it now */
         eng_make_ready(e, ej);
@@ -118,7 +118,7 @@ void eng_finish(engine_t *e, ejob_t *ej, job_state_t state, engine_event_t ev)
 {
     eng_unlink(e, ej);
     job_t *j = ej->job;
-    j->state = state;
+    eng_set_state(ej, state);
     j->finished_at = j->updated_at = eng_now(e);
     clear_lease(j);
     list_push_back(&e->finished, &ej->link);
@@ -138,6 +138,7 @@ static ejob_t *adopt(engine_t *e, job_t *job)
         free(ej);
         return NULL;
     }
+    ej->queue->count[job->state]++;
     return ej;
 }
 
@@ -284,6 +285,7 @@ err_t engine_delete(engine_t *e, const char *id, problem_t *p)
                            id, job_state_name(ej->job->state));
     eng_unlink(e, ej);
     hmap_del(&e->jobs, ej->job->id);
+    ej->queue->count[ej->job->state]--;
     e->h.persist_delete(e->h.ud, ej->job->id);
     job_free(ej->job);
     free(ej);
@@ -329,6 +331,7 @@ static void evict_finished(engine_t *e)
         list_remove(&ej->link);
         e->nfinished--;
         hmap_del(&e->jobs, ej->job->id);
+        ej->queue->count[ej->job->state]--;
         job_free(ej->job);
         free(ej);
     }

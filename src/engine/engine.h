@@ -33,7 +33,8 @@ typedef struct engine engine_t;
 /* Why a job was persisted; the store keeps lifetime totals by event. */
 typedef enum {
     ENGINE_EV_ENQUEUED,
-    ENGINE_EV_UPDATED, /* lease, heartbeat, timer: no total changes */
+    ENGINE_EV_UPDATED, /* heartbeat, timer, cancel request: no total changes */
+    ENGINE_EV_LEASED,  /* an attempt started */
     ENGINE_EV_COMPLETED,
     ENGINE_EV_FAILED,
     ENGINE_EV_RETRIED, /* an attempt failed and a retry is scheduled */
@@ -118,8 +119,17 @@ err_t engine_fail(engine_t *e, const char *id, const char *lease_id, err_t type,
 
 void engine_pause(engine_t *e, const char *queue, bool paused);
 bool engine_queue_paused(engine_t *e, const char *queue);
+
+typedef struct engine_queue_info {
+    const char *name;
+    bool paused;
+    /* Jobs in memory by state: exact for unfinished states; finished ones
+     * count only those still held in memory. */
+    size_t count[JOB_STATE_COUNT];
+    int64_t oldest_ready_at; /* run_at of the longest-waiting queued job; 0 if none */
+} engine_queue_info_t;
 /* Calls fn for every queue the engine knows, in no particular order. */
-void engine_queue_foreach(engine_t *e, void (*fn)(void *ud, const char *queue, bool paused),
+void engine_queue_foreach(engine_t *e, void (*fn)(void *ud, const engine_queue_info_t *q),
                           void *ud);
 
 /* Fires every timer due at or before now (the hooks' clock). */

@@ -21,6 +21,7 @@ typedef struct equeue {
     char *name; /* owned; the hmap key */
     bool paused;
     list_node_t ready[JOB_PRIORITIES];
+    size_t count[JOB_STATE_COUNT]; /* jobs in memory, by state */
 } equeue_t;
 
 struct engine {
@@ -40,6 +41,13 @@ struct engine {
 static inline int64_t eng_now(engine_t *e) { return e->h.now_ms(e->h.ud); }
 
 equeue_t *eng_queue(engine_t *e, const char *name); /* NULL only if out of memory */
+/* Every state change goes through here so per-queue counts stay exact. */
+static inline void eng_set_state(ejob_t *ej, job_state_t s)
+{
+    ej->queue->count[ej->job->state]--;
+    ej->job->state = s;
+    ej->queue->count[s]++;
+}
 void eng_make_ready(engine_t *e, ejob_t *ej);
 void eng_schedule(engine_t *e, ejob_t *ej, job_state_t state, int64_t at);
 void eng_finish(engine_t *e, ejob_t *ej, job_state_t state, engine_event_t ev);

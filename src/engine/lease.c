@@ -10,7 +10,7 @@ static void start_lease(engine_t *e, ejob_t *ej, const char *worker)
     job_t *j = ej->job;
     int64_t now = eng_now(e);
     eng_unlink(e, ej);
-    j->state = JOB_RUNNING;
+    eng_set_state(ej, JOB_RUNNING);
     j->attempts++;
     j->started_at = j->updated_at = now;
     j->lease_expires_at = now + j->timeout_ms;
@@ -20,7 +20,7 @@ static void start_lease(engine_t *e, ejob_t *ej, const char *worker)
         abort(); /* no kernel randomness: fencing tokens would be guessable */
     if (heap_push(&e->timers, &ej->timer, j->lease_expires_at) != 0)
         abort(); /* cannot track the lease; losing it would strand the job */
-    eng_persist(e, ej, ENGINE_EV_UPDATED);
+    eng_persist(e, ej, ENGINE_EV_LEASED);
 }
 
 /* Strict priority across the asked queues; ties go to the queue listed first. */
@@ -218,11 +218,21 @@ bool engine_queue_paused(engine_t *e, const char *queue)
     return q && q->paused;
 }
 
-void engine_queue_foreach(engine_t *e, void (*fn)(void *ud, const char *queue, bool paused),
+void engine_queue_foreach(engine_t *e, void (*fn)(void *ud, const engine_queue_info_t *q),
                           void *ud)
 {
     const char *k;
     void *v;
-    for (size_t i = 0; hmap_next(&e->queues, &i, &k, &v);)
-        fn(ud, k, ((equeue_t *)v)->paused);
+    for (size_t i = 0; hmap_next(&e->queues, &i, &k, &v);) {
+        equeue_t *q = v;
+        engine_queue_info_t info = { .name = q->name, .paused = q->paused };
+        memcpy(info.count, q->count, sizeof info.count);
+        for (int p = 0; p < JOB_PRIORITIES; p++) {
+            list_node_t *head = list_first(&q->ready[p]);
+            int64_t t = head ? LIST_ENTRY(head, ejob_t, link)->job->run_at : 0;
+            if (t && (!info.oldest_ready_at || t < info.oldest_ready_at))
+                info.oldest_ready_at = t;
+        }
+        fn(ud, &info);
+    }
 }

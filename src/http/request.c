@@ -70,6 +70,10 @@ json_t *http_body_json(http_req_t *r, bool allow_empty, problem_t *p)
     return j;
 }
 
+void http_set_route(http_req_t *r, const char *route) { r->route = route; }
+const char *http_route(const http_req_t *r) { return r->route ? r->route : "unmatched"; }
+int http_status(const http_req_t *r) { return r->status; }
+
 void http_set_param(http_req_t *r, int i, const char *value)
 {
     if (i < 0 || i >= HTTP_MAX_PARAMS)

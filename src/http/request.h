@@ -33,6 +33,13 @@ const char *http_body(const http_req_t *r, size_t *len);
  * body is an empty object when allow_empty. New reference on success. */
 json_t *http_body_json(http_req_t *r, bool allow_empty, problem_t *p);
 
+/* The route pattern that matched (such as "/v1/jobs/{id}"), static, for
+ * metrics and logs; "unmatched" until the router sets it. */
+void http_set_route(http_req_t *r, const char *route);
+const char *http_route(const http_req_t *r);
+/* The status of the reply given, 0 before one. */
+int http_status(const http_req_t *r);
+
 /* Path parameters set by the router. */
 void http_set_param(http_req_t *r, int i, const char *value);
 const char *http_param(const http_req_t *r, int i);

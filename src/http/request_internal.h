@@ -22,6 +22,8 @@ struct http_req {
     size_t body_len, body_cap, max_body, received;
     bool too_big, suspended, sent;
     req_phase_t phase;
+    const char *route;
+    int64_t started_ns;
     char *params[HTTP_MAX_PARAMS];
     void *hdata;
     void (*hdata_dtor)(void *);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "http/request_internal.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "util/randid.h"
 
@@ -18,6 +19,8 @@ struct http_server {
     struct MHD_Daemon *d;
     struct event *io, *timer;
     http_route_fn route;
+    http_done_fn done;
+    void *done_ud;
     void *ud;
     size_t max_body;
     unsigned inflight;
@@ -72,6 +75,7 @@ static http_req_t *new_request(http_server_t *s, struct MHD_Connection *c, const
         return NULL;
     r->conn = c;
     r->srv = s;
+    r->started_ns = clock_mono_ns();
     r->max_body = s->max_body;
     r->method = method;
     r->url = url;
@@ -201,6 +205,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     if (!r)
         return;
     s->inflight--;
+    if (s->done && r->sent)
+        s->done(s->done_ud, r, (double)(clock_mono_ns() - r->started_ns) / 1e9);
     http_req_free(r);
     *con_cls = NULL;
 }
@@ -242,6 +248,8 @@ http_server_t *http_server_start(struct event_base *base, const http_options_t *
     if (!s)
         return NULL;
     s->route = route;
+    s->done = opt->done;
+    s->done_ud = opt->done_ud;
     s->ud = ud;
     s->max_body = opt->max_body_bytes;
     unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO;

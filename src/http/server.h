@@ -25,12 +25,17 @@ typedef struct http_server http_server_t;
 
 /* Called once per request, when its body is complete. */
 typedef void (*http_route_fn)(void *ud, http_req_t *r);
+/* Called once per request that got a reply, when the connection is done
+ * with it, with the time from its first byte to the end of the reply. */
+typedef void (*http_done_fn)(void *ud, const http_req_t *r, double seconds);
 
 typedef struct http_options {
     const char *listen; /* "host:port", "[v6]:port"; port 0 picks a free port */
     size_t max_body_bytes;
     unsigned timeout_s; /* idle connection timeout */
     unsigned max_connections;
+    http_done_fn done; /* optional */
+    void *done_ud;
 } http_options_t;
 
 http_server_t *http_server_start(struct event_base *base, const http_options_t *opt,

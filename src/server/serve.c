@@ -9,8 +9,10 @@
 
 #include "api/api.h"
 #include "core/config.h"
+#include "core/version.h"
 #include "engine/engine.h"
 #include "http/server.h"
+#include "metrics/metrics.h"
 #include "store/store.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -23,6 +25,7 @@ typedef struct app {
     struct event_base *base;
     engine_t *engine;
     store_t *store;
+    metrics_t *metrics;
     http_server_t *http;
     api_t api;
     struct event *engine_timer, *store_ev, *store_flush, *sigterm, *sigint, *drain_timer;
@@ -48,6 +51,7 @@ static void hook_persist(void *ud, const job_t *job, engine_event_t ev)
 {
     app_t *a = ud;
     store_put_job(a->store, job, ev);
+    metrics_job(a->metrics, job, ev, clock_now_ms());
     /* Per-job lines are debug: at info they would cost a third of the throughput. */
     if (log_enabled(LOG_DEBUG))
         log_debug("job", LOG_S("event", engine_event_name(ev)), LOG_S("job_id", job->id),
@@ -94,6 +98,12 @@ static void on_engine_timer(evutil_socket_t fd, short what, void *arg)
     engine_tick(a->engine);
     /* Re-arm even if the deadline did not move: the timer may fire a hair early. */
     arm_engine_timer(a, engine_next_deadline(a->engine));
+}
+
+static void on_http_done(void *ud, const http_req_t *r, double seconds)
+{
+    app_t *a = ud;
+    metrics_http(a->metrics, http_route(r), http_method(r), http_status(r), seconds);
 }
 
 static void on_store(evutil_socket_t fd, short what, void *arg)
@@ -204,9 +214,13 @@ static int start_loop(app_t *a, char *err, size_t len)
     event_add(a->sigterm, NULL);
     event_add(a->sigint, NULL);
     arm_engine_timer(a, engine_next_deadline(a->engine));
-    a->api = (api_t){ .engine = a->engine, .store = a->store, .cfg = &a->cfg };
+    if (!(a->metrics = metrics_new(JOBQ_VERSION)))
+        return snprintf(err, len, "out of memory"), -1;
+    a->api = (api_t){ .engine = a->engine, .store = a->store, .cfg = &a->cfg,
+                      .metrics = a->metrics };
     http_options_t hopt = { .listen = a->cfg.listen, .max_body_bytes = (size_t)a->cfg.max_body_bytes,
-                            .timeout_s = 30, .max_connections = 4096 };
+                            .timeout_s = 30, .max_connections = 4096, .done = on_http_done,
+                            .done_ud = a };
     if (!(a->http = http_server_start(a->base, &hopt, api_route, &a->api, err, len)))
         return -1;
     return store_start(a->store, err, len);
@@ -219,6 +233,7 @@ static void app_free(app_t *a)
         store_stop(a->store); /* commits whatever is still queued */
     store_close(a->store);
     engine_free(a->engine);
+    metrics_free(a->metrics);
     struct event *evs[] = { a->engine_timer, a->store_ev, a->store_flush, a->sigterm, a->sigint,
                             a->drain_timer };
     for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)

@@ -51,9 +51,10 @@ struct store {
     uint64_t committed;
     char last_error[512];
 
-    /* Group-commit figures, written by the store thread, logged at stop. */
-    uint64_t batches, nops, commit_ns, max_batch;
-    uint64_t roundtrip_ns, roundtrips; /* loop thread: queued -> handed back */
+    /* Group-commit figures: written by the store thread under mu, except
+     * the round trip, which the loop thread owns. */
+    store_figures_t fig;
+    histogram_t roundtrip;
     store_faults_t faults;
     int64_t fail_started_ns; /* store thread: first commit under commit_fail_ms */
     bool injected;           /* store thread: the last failure was a fault seam's */
@@ -107,6 +108,9 @@ store_t *store_open(const char *url, durability_t durability, char *err, size_t 
     }
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
+    histogram_init(&s->fig.commit_seconds, histogram_seconds, histogram_seconds_n);
+    histogram_init(&s->fig.batch_size, histogram_sizes, histogram_sizes_n);
+    histogram_init(&s->roundtrip, histogram_seconds, histogram_seconds_n);
     list_init(&s->waiters);
     atomic_store(&s->healthy, true);
     return s;
@@ -364,6 +368,9 @@ static void apply_batch(store_t *s, op_t *batch)
             return;
         }
         set_health(s, false);
+        pthread_mutex_lock(&s->mu);
+        s->fig.failed_commits++;
+        pthread_mutex_unlock(&s->mu);
         char why[512];
         store_last_error(s, why, sizeof why);
         log_error("store commit failed; will retry", LOG_S("error", why),
@@ -389,14 +396,13 @@ static void *store_thread(void *arg)
             break; /* stopping, and everything is committed */
         int64_t t0 = clock_mono_ns();
         apply_batch(s, batch);
+        double secs = (double)(clock_mono_ns() - t0) / 1e9;
         uint64_t n = 0;
         for (op_t *op = batch; op; op = op->next)
             n++;
-        s->batches++;
-        s->nops += n;
-        s->max_batch = n > s->max_batch ? n : s->max_batch;
-        s->commit_ns += (uint64_t)(clock_mono_ns() - t0);
         pthread_mutex_lock(&s->mu);
+        histogram_observe(&s->fig.commit_seconds, secs);
+        histogram_observe(&s->fig.batch_size, (double)n);
         if (s->done_tail)
             s->done_tail->next = batch;
         else
@@ -434,12 +440,17 @@ void store_stop(store_t *s)
     pthread_mutex_unlock(&s->mu);
     pthread_join(s->thread, NULL);
     s->running = false;
-    log_info("store stopped", LOG_I("batches", s->batches), LOG_I("ops", s->nops),
-             LOG_I("max_batch", s->max_batch),
-             LOG_D("mean_batch", s->batches ? (double)s->nops / (double)s->batches : 0),
-             LOG_D("mean_commit_ms", s->batches ? (double)s->commit_ns / 1e6 / (double)s->batches : 0),
-             LOG_D("mean_roundtrip_ms",
-                   s->roundtrips ? (double)s->roundtrip_ns / 1e6 / (double)s->roundtrips : 0));
+    store_figures_t f;
+    store_figures(s, &f);
+    uint64_t batches = f.commit_seconds.count;
+    log_info("store stopped", LOG_I("batches", batches), LOG_D("ops", f.batch_size.sum),
+             LOG_D("max_batch", f.batch_size.max),
+             LOG_D("mean_batch", batches ? f.batch_size.sum / (double)batches : 0),
+             LOG_D("mean_commit_ms", batches ? f.commit_seconds.sum * 1e3 / (double)batches : 0),
+             LOG_D("mean_roundtrip_ms", f.roundtrip_seconds.count
+                                            ? f.roundtrip_seconds.sum * 1e3 /
+                                                  (double)f.roundtrip_seconds.count
+                                            : 0));
     store_dispatch(s);
 }
 
@@ -618,8 +629,7 @@ void store_dispatch(store_t *s)
     int64_t now = clock_mono_ns();
     while (done) {
         op_t *next = done->next;
-        s->roundtrip_ns += (uint64_t)(now - done->queued_ns);
-        s->roundtrips++;
+        histogram_observe(&s->roundtrip, (double)(now - done->queued_ns) / 1e9);
         if (done->cb)
             done->cb(done->ud, done->result, done->error);
         free_op(done);
@@ -632,6 +642,14 @@ void store_dispatch(store_t *s)
         list_remove(&w->link);
         w->cb(w);
     }
+}
+
+void store_figures(store_t *s, store_figures_t *out)
+{
+    pthread_mutex_lock(&s->mu);
+    *out = s->fig;
+    pthread_mutex_unlock(&s->mu);
+    out->roundtrip_seconds = s->roundtrip; /* the caller is the loop thread */
 }
 
 bool store_healthy(const store_t *s) { return atomic_load(&s->healthy); }

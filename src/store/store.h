@@ -31,6 +31,7 @@
 #include "core/job.h"
 #include "engine/engine.h"
 #include "store/backend.h"
+#include "util/histogram.h"
 #include "util/list.h"
 
 typedef struct store store_t;
@@ -98,6 +99,15 @@ void store_flush(store_t *s);
 int store_notify_fd(const store_t *s);
 /* Drains the notification fd and runs every due callback. */
 void store_dispatch(store_t *s);
+
+/* Group-commit figures since start, copied under the store's lock. */
+typedef struct store_figures {
+    histogram_t commit_seconds; /* one sample per committed batch */
+    histogram_t batch_size;     /* operations per batch */
+    histogram_t roundtrip_seconds; /* queued -> handed back, per operation */
+    uint64_t failed_commits;
+} store_figures_t;
+void store_figures(store_t *s, store_figures_t *out);
 
 bool store_healthy(const store_t *s);
 /* Why the last commit failed; "" when healthy. Copies into buf. */

@@ -1,5 +1,6 @@
 #include "util/sbuf.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -64,6 +65,17 @@ void sbuf_add_int(sbuf_t *s, int64_t v)
     if (v < 0)
         tmp[--i] = '-';
     sbuf_add(s, tmp + i, sizeof tmp - (size_t)i);
+}
+
+void sbuf_add_double(sbuf_t *s, double v, bool keep_real)
+{
+    char buf[40];
+    snprintf(buf, sizeof buf, "%.15g", v);
+    if (strtod(buf, NULL) != v)
+        snprintf(buf, sizeof buf, "%.17g", v);
+    if (keep_real && !strpbrk(buf, ".eEn"))
+        strcat(buf, ".0");
+    sbuf_adds(s, buf);
 }
 
 void sbuf_add_jstr(sbuf_t *s, const char *str)

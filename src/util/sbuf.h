@@ -9,6 +9,7 @@
 #ifndef JOBQ_SBUF_H
 #define JOBQ_SBUF_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -25,6 +26,9 @@ void sbuf_add(sbuf_t *s, const char *data, size_t n);
 void sbuf_adds(sbuf_t *s, const char *str);
 void sbuf_addc(sbuf_t *s, char c);
 void sbuf_add_int(sbuf_t *s, int64_t v);
+/* Appends the shortest text that reads back as the same double; with
+ * keep_real, a whole number gets ".0" so JSON keeps it a real. */
+void sbuf_add_double(sbuf_t *s, double v, bool keep_real);
 /* Appends "str" as a JSON string, escaping quotes, backslashes and controls.
  * str must be valid UTF-8 (all of jobq's strings come from jansson or are
  * restricted to ASCII). NULL appends null. */

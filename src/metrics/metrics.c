@@ -1,0 +1,89 @@
+/* Recording: per-queue job counters and histograms, per-route HTTP latency. */
+#include "metrics/metrics_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+metrics_t *metrics_new(const char *version)
+{
+    metrics_t *m = calloc(1, sizeof *m);
+    if (!m)
+        return NULL;
+    snprintf(m->version, sizeof m->version, "%s", version);
+    hmap_init(&m->queues);
+    hmap_init(&m->routes);
+    return m;
+}
+
+void metrics_free(metrics_t *m)
+{
+    if (!m)
+        return;
+    const char *k;
+    void *v;
+    for (size_t i = 0; hmap_next(&m->queues, &i, &k, &v);) {
+        free(((mqueue_t *)v)->name);
+        free(v);
+    }
+    for (size_t i = 0; hmap_next(&m->routes, &i, &k, &v);) {
+        free(((mroute_t *)v)->key);
+        free(v);
+    }
+    hmap_free(&m->queues);
+    hmap_free(&m->routes);
+    free(m);
+}
+
+static mqueue_t *queue_of(metrics_t *m, const char *name)
+{
+    mqueue_t *q = hmap_get(&m->queues, name);
+    if (q)
+        return q;
+    q = calloc(1, sizeof *q);
+    if (!q || !(q->name = strdup(name)) || hmap_put(&m->queues, q->name, q) != 0) {
+        if (q)
+            free(q->name);
+        free(q);
+        return NULL;
+    }
+    histogram_init(&q->exec, histogram_seconds, histogram_seconds_n);
+    histogram_init(&q->wait, histogram_seconds, histogram_seconds_n);
+    return q;
+}
+
+void metrics_job(metrics_t *m, const job_t *job, engine_event_t ev, int64_t now_ms)
+{
+    mqueue_t *q = queue_of(m, job->queue);
+    if (!q || ev >= ENGINE_EV_COUNT)
+        return;
+    q->events[ev]++;
+    if (ev == ENGINE_EV_LEASED)
+        histogram_observe(&q->wait, (double)(now_ms - job->run_at) / 1e3);
+    /* These end a running attempt; a cancellation may not, so it is left out. */
+    if ((ev == ENGINE_EV_COMPLETED || ev == ENGINE_EV_FAILED || ev == ENGINE_EV_RETRIED) &&
+        job->started_at)
+        histogram_observe(&q->exec, (double)(now_ms - job->started_at) / 1e3);
+}
+
+void metrics_http(metrics_t *m, const char *route, const char *method, int status,
+                  double seconds)
+{
+    char key[160];
+    snprintf(key, sizeof key, "%s %.10s %d", route, method, status);
+    mroute_t *r = hmap_get(&m->routes, key);
+    if (!r) {
+        r = calloc(1, sizeof *r);
+        if (!r || !(r->key = strdup(key)) || hmap_put(&m->routes, r->key, r) != 0) {
+            if (r)
+                free(r->key);
+            free(r);
+            return;
+        }
+        r->route = route; /* static strings from the router */
+        snprintf(r->method, sizeof r->method, "%.10s", method);
+        r->status = status;
+        histogram_init(&r->h, histogram_seconds, histogram_seconds_n);
+    }
+    histogram_observe(&r->h, seconds);
+}

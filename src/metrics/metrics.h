@@ -1,0 +1,33 @@
+/*
+ * metrics: what jobq counts about itself, and its Prometheus exposition.
+ *
+ * The loop thread records (HTTP requests as they finish, job events as the
+ * engine reports them) into fixed-size counters and histograms; a scrape
+ * renders them with the engine's gauges, the store's group-commit figures
+ * and the standard process_* metrics. Label sets are bounded: routes are the
+ * router's patterns, statuses are HTTP codes, queues are the user's queues.
+ *
+ * Threads: the loop thread only. Ownership: metrics_render() returns a
+ * string the caller frees; everything else is owned by the metrics_t.
+ */
+#ifndef JOBQ_METRICS_H
+#define JOBQ_METRICS_H
+
+#include "core/job.h"
+#include "engine/engine.h"
+#include "store/store.h"
+
+typedef struct metrics metrics_t;
+
+metrics_t *metrics_new(const char *version);
+void metrics_free(metrics_t *m);
+
+void metrics_http(metrics_t *m, const char *route, const char *method, int status,
+                  double seconds);
+/* A job changed (the engine's persist hook); now_ms is the engine's clock. */
+void metrics_job(metrics_t *m, const job_t *job, engine_event_t ev, int64_t now_ms);
+
+/* Prometheus text exposition format 0.0.4. */
+char *metrics_render(metrics_t *m, engine_t *e, store_t *s);
+
+#endif

@@ -1,0 +1,65 @@
+"""GET /metrics: valid Prometheus text (checked by the prometheus_client
+parser), with figures that match the work the test did."""
+from prometheus_client.parser import text_string_to_metric_families
+
+
+def scrape(server):
+    r = server.get("/metrics")
+    assert r.status_code == 200
+    assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    families = {f.name: f for f in text_string_to_metric_families(r.text)}
+    samples = {}
+    for f in families.values():
+        for s in f.samples:
+            samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return families, samples
+
+
+def value(samples, name, **labels):
+    return samples[(name, tuple(sorted(labels.items())))]
+
+
+def test_metrics_match_the_work_done(server):
+    for i in range(3):
+        server.enqueue(id=f"m{i}", queue="mq")
+    leased = server.lease(queues=["mq"], max=2)
+    a, b = leased
+    server.post(f"/v1/jobs/{a['id']}/complete", {"lease_id": a["lease_id"]})
+    server.post(f"/v1/jobs/{b['id']}/fail", {"lease_id": b["lease_id"], "error": {"type": "validation"}})
+    server.get("/v1/jobs/nope")
+    families, s = scrape(server)
+    # Counters carry _total in the sample name; the parser strips it from the family.
+    assert value(s, "jobq_jobs_enqueued_total", queue="mq") == 3
+    assert value(s, "jobq_jobs_leased_total", queue="mq") == 2
+    assert value(s, "jobq_jobs_completed_total", queue="mq") == 1
+    assert value(s, "jobq_jobs_failed_total", queue="mq") == 1
+    assert value(s, "jobq_jobs", queue="mq", state="queued") == 1
+    assert value(s, "jobq_jobs", queue="mq", state="running") == 0
+    assert value(s, "jobq_job_execution_seconds_count", queue="mq") == 2
+    assert value(s, "jobq_job_queue_wait_seconds_count", queue="mq") == 2
+    assert value(s, "jobq_queue_oldest_job_age_seconds", queue="mq") > 0
+    assert value(s, "jobq_http_request_duration_seconds_count", route="/v1/jobs", method="POST", status="201") == 3
+    assert value(s, "jobq_http_request_duration_seconds_count", route="/v1/jobs/{id}", method="GET", status="404") == 1
+    inf = value(s, "jobq_http_request_duration_seconds_bucket", route="/v1/jobs", method="POST", status="201", le="+Inf")
+    assert inf == 3
+    assert value(s, "jobq_store_commit_duration_seconds_count") >= 1
+    assert value(s, "jobq_store_healthy") == 1
+    assert families["jobq_jobs_enqueued"].type == "counter"
+    assert families["jobq_http_request_duration_seconds"].type == "histogram"
+    for name in ["process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds",
+                 "process_max_fds", "process_start_time_seconds"]:
+        assert value(s, name) > 0, name
+    assert any(k[0] == "jobq_build_info" for k in s)
+
+
+def test_histograms_move_and_counters_only_grow(server):
+    _, before = scrape(server)
+    for _ in range(5):
+        server.enqueue()
+    _, after = scrape(server)
+    key = ("jobq_http_request_duration_seconds_count",
+           tuple(sorted({"route": "/v1/jobs", "method": "POST", "status": "201"}.items())))
+    assert after[key] == before.get(key, 0) + 5
+    assert value(after, "jobq_jobs_enqueued_total", queue="default") == 5
+    # The first scrape itself is counted by the second.
+    assert value(after, "jobq_http_request_duration_seconds_count", route="/metrics", method="GET", status="200") >= 1
