@@ -73,6 +73,7 @@ void api_resume(api_call_t *c);
 void api_stats(api_call_t *c);
 void api_health_live(api_call_t *c);
 void api_health_ready(api_call_t *c);
+void api_health(api_call_t *c);
 void api_metrics(api_call_t *c);
 
 #endif

@@ -1,4 +1,4 @@
-/* /v1/queues, /v1/stats and the health probes. */
+/* /v1/queues, /v1/stats and /metrics. */
 #include <stdio.h>
 #include <string.h>
 
@@ -112,26 +112,4 @@ void api_metrics(api_call_t *c)
 {
     char *text = metrics_render(c->api->metrics, c->api->engine, c->api->store);
     http_reply_text(c->r, 200, "text/plain; version=0.0.4; charset=utf-8", text);
-}
-
-void api_health_live(api_call_t *c)
-{
-    http_reply_json(c->r, 200, json_pack("{s:s}", "status", "ok"));
-}
-
-void api_health_ready(api_call_t *c)
-{
-    char why[256];
-    if (c->api->draining) {
-        api_reply_error(c, ERR_UNAVAILABLE, "", "draining: jobq is shutting down");
-        return;
-    }
-    if (!store_healthy(c->api->store)) {
-        char detail[320];
-        store_last_error(c->api->store, why, sizeof why);
-        snprintf(detail, sizeof detail, "store: %s", why);
-        api_reply_error(c, ERR_UNAVAILABLE, "", detail);
-        return;
-    }
-    http_reply_json(c->r, 200, json_pack("{s:s}", "status", "ready"));
 }

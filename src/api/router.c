@@ -29,6 +29,7 @@ static const route_t routes[] = {
     { "GET", "/v1/stats", api_stats },
     { "GET", "/health/live", api_health_live },
     { "GET", "/health/ready", api_health_ready },
+    { "GET", "/health", api_health },
     { "GET", "/metrics", api_metrics },
 };
 

@@ -167,3 +167,23 @@ def test_request_id_is_echoed(server):
     r = server.get("/v1/jobs/none", headers={"X-Request-Id": "trace-123"})
     assert r.headers["X-Request-Id"] == "trace-123"
     assert r.json()["request_id"] == "trace-123"
+
+
+def test_health_detail_per_component(server):
+    r = server.get("/health")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["status"] == "ok"
+    assert {k: v["status"] for k, v in body["components"].items()} == \
+        {"store": "ok", "disk": "ok", "shutdown": "ok", "loop": "ok"}
+    assert body["components"]["disk"]["free_bytes"] > 0
+
+
+def test_low_disk_fails_readiness_naming_the_component(make_server):
+    server = make_server(env={"JOBQ_MIN_FREE_DISK_BYTES": str(10**15)})
+    ready = assert_problem(server.get("/health/ready"), 503, "unavailable", "disk")
+    assert "JOBQ_MIN_FREE_DISK_BYTES" in ready["detail"]
+    r = server.get("/health")
+    assert r.status_code == 503
+    assert r.json()["components"]["disk"]["status"] == "failing"
+    assert server.get("/health/live").status_code == 200
