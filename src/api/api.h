@@ -14,6 +14,7 @@
 #include "engine/engine.h"
 #include "http/request.h"
 #include "metrics/metrics.h"
+#include "metrics/workers.h"
 #include "store/store.h"
 
 typedef struct api {
@@ -21,6 +22,7 @@ typedef struct api {
     store_t *store;
     const config_t *cfg;
     metrics_t *metrics;
+    workers_t *workers;
     bool draining; /* shutting down: no new work, finish the old */
 } api_t;
 

@@ -114,6 +114,7 @@ void api_lease(api_call_t *c)
         api_reply_problem(c, &p);
         return;
     }
+    workers_seen(c->api->workers, c->lease.worker, clock_now_ms());
     job_t *jobs[ENGINE_LEASE_MAX];
     int n = engine_lease(c->api->engine, &c->lease, wait_ms, jobs);
     if (n > 0)
@@ -148,6 +149,7 @@ static void do_heartbeat(api_call_t *c)
         api_reply_problem(c, &p);
         return;
     }
+    workers_seen(c->api->workers, j->lease_worker, clock_now_ms());
     char expires[32];
     clock_format_rfc3339(j->lease_expires_at, expires, sizeof expires);
     api_reply_durable(c, 200, api_dump(json_pack("{s:b, s:s}", "cancel_requested",

@@ -29,6 +29,7 @@ typedef struct config {
     bool auto_migrate;
     int64_t finished_in_memory; /* finished jobs kept in memory for fast reads */
     int64_t min_free_disk_bytes; /* below this, /health/ready fails */
+    int64_t worker_gone_ms;      /* a worker silent this long is reported gone */
     job_defaults_t job;
     int64_t fault_commit_delay_ms; /* testing seams, see store_faults_t */
     int64_t fault_commit_fail_ms;

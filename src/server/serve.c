@@ -26,6 +26,7 @@ typedef struct app {
     engine_t *engine;
     store_t *store;
     metrics_t *metrics;
+    workers_t *workers;
     http_server_t *http;
     api_t api;
     struct event *engine_timer, *store_ev, *store_flush, *sigterm, *sigint, *drain_timer;
@@ -51,7 +52,9 @@ static void hook_persist(void *ud, const job_t *job, engine_event_t ev)
 {
     app_t *a = ud;
     store_put_job(a->store, job, ev);
-    metrics_job(a->metrics, job, ev, clock_now_ms());
+    int64_t now = clock_now_ms();
+    metrics_job(a->metrics, job, ev, now);
+    workers_job(a->workers, job, ev, now);
     /* Per-job lines are debug: at info they would cost a third of the throughput. */
     if (log_enabled(LOG_DEBUG))
         log_debug("job", LOG_S("event", engine_event_name(ev)), LOG_S("job_id", job->id),
@@ -189,6 +192,10 @@ static int start_engine(app_t *a, char *err, size_t len)
                              .persist = hook_persist, .persist_delete = hook_delete,
                              .persist_queue = hook_queue, .deadline_changed = hook_deadline };
     engine_options_t opt = { .finished_in_memory = a->cfg.finished_in_memory };
+    /* The hooks record into these from the first event on. */
+    if (!(a->metrics = metrics_new(JOBQ_VERSION)) ||
+        !(a->workers = workers_new(a->cfg.worker_gone_ms)))
+        return snprintf(err, len, "out of memory"), -1;
     if (!(a->engine = engine_new(&hooks, &opt)))
         return snprintf(err, len, "out of memory"), -1;
     size_t n = 0;
@@ -214,10 +221,8 @@ static int start_loop(app_t *a, char *err, size_t len)
     event_add(a->sigterm, NULL);
     event_add(a->sigint, NULL);
     arm_engine_timer(a, engine_next_deadline(a->engine));
-    if (!(a->metrics = metrics_new(JOBQ_VERSION)))
-        return snprintf(err, len, "out of memory"), -1;
     a->api = (api_t){ .engine = a->engine, .store = a->store, .cfg = &a->cfg,
-                      .metrics = a->metrics };
+                      .metrics = a->metrics, .workers = a->workers };
     http_options_t hopt = { .listen = a->cfg.listen, .max_body_bytes = (size_t)a->cfg.max_body_bytes,
                             .timeout_s = 30, .max_connections = 4096, .done = on_http_done,
                             .done_ud = a };
@@ -234,6 +239,7 @@ static void app_free(app_t *a)
     store_close(a->store);
     engine_free(a->engine);
     metrics_free(a->metrics);
+    workers_free(a->workers);
     struct event *evs[] = { a->engine_timer, a->store_ev, a->store_flush, a->sigterm, a->sigint,
                             a->drain_timer };
     for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)

@@ -63,3 +63,26 @@ def test_histograms_move_and_counters_only_grow(server):
     assert value(after, "jobq_jobs_enqueued_total", queue="default") == 5
     # The first scrape itself is counted by the second.
     assert value(after, "jobq_http_request_duration_seconds_count", route="/metrics", method="GET", status="200") >= 1
+
+
+def test_workers_are_tracked(make_server):
+    import time
+    server = make_server(env={"JOBQ_WORKER_GONE_MS": "1000"})
+    server.enqueue(id="a")
+    server.enqueue(id="b")
+    server.enqueue(id="c")
+    jobs = server.lease(worker="w1", max=3)
+    server.post("/v1/jobs/a/complete", {"lease_id": jobs[0]["lease_id"]})
+    server.post("/v1/jobs/b/fail", {"lease_id": jobs[1]["lease_id"], "error": {"type": "internal"}})
+    server.post("/v1/jobs/c/heartbeat", {"lease_id": jobs[2]["lease_id"]})
+    server.lease(worker="w2")
+    workers = {w["id"]: w for w in server.get("/v1/workers").json()["workers"]}
+    w1, w2 = workers["w1"], workers["w2"]
+    assert (w1["completed"], w1["failed"], w1["active_leases"]) == (1, 1, 1)
+    assert w1["success_rate"] == 0.5 and w1["avg_execution_ms"] >= 0
+    assert w1["first_seen"] <= w1["last_seen"] and w1["gone"] is False
+    assert (w2["completed"], w2["active_leases"], w2["success_rate"]) == (0, 0, None)
+    time.sleep(1.3)
+    server.lease(worker="w3")
+    workers = {w["id"]: w for w in server.get("/v1/workers").json()["workers"]}
+    assert workers["w2"]["gone"] is True and workers["w3"]["gone"] is False

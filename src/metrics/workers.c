@@ -1,0 +1,208 @@
+#include "metrics/workers.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/clock.h"
+#include "util/hmap.h"
+
+typedef struct worker {
+    char *id; /* owned; the hmap key */
+    int64_t first_seen, last_seen;
+    int64_t active, completed, failed;
+    double exec_ms_sum;
+    int64_t exec_count;
+} worker_t;
+
+/* A running attempt: which worker holds it and since when. */
+typedef struct lease_rec {
+    char *job_id; /* owned; the hmap key */
+    worker_t *worker;
+    int64_t since;
+} lease_rec_t;
+
+struct workers {
+    int64_t gone_ms;
+    hmap_t byid;   /* worker id -> worker_t */
+    hmap_t leases; /* job id -> lease_rec_t */
+};
+
+workers_t *workers_new(int64_t gone_ms)
+{
+    workers_t *w = calloc(1, sizeof *w);
+    if (!w)
+        return NULL;
+    w->gone_ms = gone_ms;
+    hmap_init(&w->byid);
+    hmap_init(&w->leases);
+    return w;
+}
+
+static void drop_lease(workers_t *w, lease_rec_t *l)
+{
+    hmap_del(&w->leases, l->job_id);
+    free(l->job_id);
+    free(l);
+}
+
+static void forget(workers_t *w, worker_t *k)
+{
+    const char *key;
+    void *v;
+    /* Leases that point at it lose their owner; they are few (running jobs). */
+    for (size_t i = 0; hmap_next(&w->leases, &i, &key, &v);)
+        if (((lease_rec_t *)v)->worker == k)
+            ((lease_rec_t *)v)->worker = NULL;
+    hmap_del(&w->byid, k->id);
+    free(k->id);
+    free(k);
+}
+
+void workers_free(workers_t *w)
+{
+    if (!w)
+        return;
+    const char *key;
+    void *v;
+    for (size_t i = 0; hmap_next(&w->byid, &i, &key, &v);) {
+        free(((worker_t *)v)->id);
+        free(v);
+    }
+    for (size_t i = 0; hmap_next(&w->leases, &i, &key, &v);) {
+        free(((lease_rec_t *)v)->job_id);
+        free(v);
+    }
+    hmap_free(&w->byid);
+    hmap_free(&w->leases);
+    free(w);
+}
+
+static worker_t *oldest(workers_t *w)
+{
+    worker_t *old = NULL;
+    const char *key;
+    void *v;
+    for (size_t i = 0; hmap_next(&w->byid, &i, &key, &v);)
+        if (!old || ((worker_t *)v)->last_seen < old->last_seen)
+            old = v;
+    return old;
+}
+
+static worker_t *get(workers_t *w, const char *id, int64_t now)
+{
+    worker_t *k = hmap_get(&w->byid, id);
+    if (k)
+        return k;
+    if (hmap_len(&w->byid) >= WORKERS_MAX)
+        forget(w, oldest(w));
+    k = calloc(1, sizeof *k);
+    if (!k || !(k->id = strdup(id)) || hmap_put(&w->byid, k->id, k) != 0) {
+        if (k)
+            free(k->id);
+        free(k);
+        return NULL;
+    }
+    k->first_seen = now;
+    return k;
+}
+
+void workers_seen(workers_t *w, const char *worker, int64_t now)
+{
+    worker_t *k = worker ? get(w, worker, now) : NULL;
+    if (k)
+        k->last_seen = now;
+}
+
+static void start(workers_t *w, const job_t *job, int64_t now)
+{
+    worker_t *k = job->lease_worker ? get(w, job->lease_worker, now) : NULL;
+    lease_rec_t *l = hmap_get(&w->leases, job->id);
+    if (l) { /* a lease that expired unseen: the new one replaces it */
+        if (l->worker)
+            l->worker->active--;
+        drop_lease(w, l);
+    }
+    if (!k || !(l = calloc(1, sizeof *l)) || !(l->job_id = strdup(job->id)) ||
+        hmap_put(&w->leases, l->job_id, l) != 0) {
+        if (l)
+            free(l->job_id);
+        free(l);
+        return;
+    }
+    l->worker = k;
+    l->since = now;
+    k->active++;
+    k->last_seen = now;
+}
+
+void workers_job(workers_t *w, const job_t *job, engine_event_t ev, int64_t now)
+{
+    if (ev == ENGINE_EV_LEASED) {
+        start(w, job, now);
+        return;
+    }
+    lease_rec_t *l = hmap_get(&w->leases, job->id);
+    if (!l || ev == ENGINE_EV_UPDATED || ev == ENGINE_EV_ENQUEUED)
+        return; /* not the end of an attempt we saw start */
+    worker_t *k = l->worker;
+    if (k) {
+        k->active--;
+        k->last_seen = now;
+        if (ev == ENGINE_EV_COMPLETED)
+            k->completed++;
+        else if (ev == ENGINE_EV_FAILED || ev == ENGINE_EV_RETRIED)
+            k->failed++;
+        k->exec_ms_sum += (double)(now - l->since);
+        k->exec_count++;
+    }
+    drop_lease(w, l);
+}
+
+static json_t *time_json(int64_t ms)
+{
+    char buf[32];
+    return clock_format_rfc3339(ms, buf, sizeof buf) == 0 ? json_string(buf) : json_null();
+}
+
+static json_t *one(const workers_t *w, const worker_t *k, int64_t now)
+{
+    int64_t done = k->completed + k->failed;
+    json_t *o = json_pack("{s:s, s:o, s:o, s:I, s:I, s:I, s:b}", "id", k->id, "first_seen",
+                          time_json(k->first_seen), "last_seen", time_json(k->last_seen),
+                          "active_leases", (json_int_t)k->active, "completed",
+                          (json_int_t)k->completed, "failed", (json_int_t)k->failed, "gone",
+                          now - k->last_seen > w->gone_ms);
+    json_object_set_new(o, "success_rate",
+                        done ? json_real((double)k->completed / (double)done) : json_null());
+    json_object_set_new(o, "avg_execution_ms",
+                        k->exec_count ? json_real(k->exec_ms_sum / (double)k->exec_count)
+                                      : json_null());
+    return o;
+}
+
+static int by_id(const void *a, const void *b)
+{
+    return strcmp((*(worker_t *const *)a)->id, (*(worker_t *const *)b)->id);
+}
+
+json_t *workers_json(workers_t *w, int64_t now)
+{
+    const char *key;
+    void *v;
+    worker_t *old;
+    while (hmap_len(&w->byid) && (old = oldest(w)) && old->active == 0 &&
+           now - old->last_seen > 10 * w->gone_ms)
+        forget(w, old);
+    size_t n = hmap_len(&w->byid), i = 0;
+    worker_t **all = calloc(n ? n : 1, sizeof *all);
+    json_t *arr = json_array();
+    if (!all)
+        return json_pack("{s:o}", "workers", arr);
+    for (size_t it = 0; hmap_next(&w->byid, &it, &key, &v);)
+        all[i++] = v;
+    qsort(all, n, sizeof *all, by_id);
+    for (i = 0; i < n; i++)
+        json_array_append_new(arr, one(w, all[i], now));
+    free(all);
+    return json_pack("{s:o}", "workers", arr);
+}
