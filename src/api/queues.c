@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "api/api_internal.h"
+#include "util/clock.h"
 
 /* {"pending":0,...} with every state present. */
 static json_t *zero_counts(void)
@@ -81,6 +82,49 @@ static void set_paused(api_call_t *c, bool paused)
 void api_pause(api_call_t *c) { set_paused(c, true); }
 void api_resume(api_call_t *c) { set_paused(c, false); }
 
+static json_t *rate(uint64_t good, uint64_t bad)
+{
+    return good + bad ? json_real((double)good / (double)(good + bad)) : json_null();
+}
+
+/* Windowed outcomes and execution time for one queue (or all: NULL). */
+static void add_live(json_t *o, metrics_t *m, const char *queue, int64_t now)
+{
+    metrics_window_t w1, w5;
+    metrics_window(m, queue, 60, now, &w1);
+    metrics_window(m, queue, 300, now, &w5);
+    json_object_set_new(o, "success_rate_5m", rate(w5.completed, w5.failed));
+    json_object_set_new(o, "throughput_1m", json_real((double)(w1.completed + w1.failed) / 60));
+    json_object_set_new(o, "throughput_5m", json_real((double)(w5.completed + w5.failed) / 300));
+    json_object_set_new(o, "execution_ms",
+                        w5.exec_count ? json_pack("{s:f, s:f}", "avg", w5.exec_avg_ms, "p95",
+                                                  w5.exec_p95_ms)
+                                      : json_null());
+}
+
+typedef struct stats_ctx {
+    json_t *queues;
+    int64_t now;
+    double oldest_s;
+} stats_ctx_t;
+
+static void engine_side(void *ud, const engine_queue_info_t *q)
+{
+    stats_ctx_t *x = ud;
+    json_t *o = json_object_get(x->queues, q->name);
+    if (!o) {
+        o = json_pack("{s:o}", "counts", zero_counts());
+        json_object_set_new(x->queues, q->name, o);
+    }
+    double age = q->oldest_ready_at && x->now > q->oldest_ready_at
+                     ? (double)(x->now - q->oldest_ready_at) / 1e3
+                     : 0;
+    if (age > x->oldest_s)
+        x->oldest_s = age;
+    json_object_set_new(o, "oldest_queued_age_s", json_real(age));
+    json_object_set_new(o, "paused", json_boolean(q->paused));
+}
+
 static void on_stats(void *ud, json_t *stats, const char *error)
 {
     api_call_t *c = ud;
@@ -88,18 +132,37 @@ static void on_stats(void *ud, json_t *stats, const char *error)
         api_reply_error(c, ERR_UNAVAILABLE, "", "the store could not be read");
         return;
     }
+    stats_ctx_t x = { .queues = json_object(), .now = clock_now_ms() };
     json_t *counts = zero_counts(), *qc;
     const char *name;
-    json_object_foreach(json_object_get(stats, "queues"), name, qc)
+    json_object_foreach(json_object_get(stats, "queues"), name, qc) {
+        json_t *qcounts = zero_counts();
+        add_counts(qcounts, qc);
         add_counts(counts, qc);
+        json_object_set_new(x.queues, name, json_pack("{s:o}", "counts", qcounts));
+    }
+    engine_queue_foreach(c->api->engine, engine_side, &x);
+    json_t *q;
+    json_object_foreach(x.queues, name, q) {
+        json_t *qcounts = json_object_get(q, "counts");
+        json_object_set_new(q, "success_rate",
+                            rate((uint64_t)json_integer_value(json_object_get(qcounts, "completed")),
+                                 (uint64_t)json_integer_value(json_object_get(qcounts, "failed"))));
+        add_live(q, c->api->metrics, name, x.now);
+    }
     json_t *totals = json_object(), *stored = json_object_get(stats, "totals");
     static const char *const names[] = { "enqueued", "completed", "failed", "retried",
                                          "cancelled", "requeued" };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         json_object_set_new(totals, names[i],
                             json_integer(json_integer_value(json_object_get(stored, names[i]))));
-    http_reply_json(c->r, 200, json_pack("{s:o, s:o, s:O}", "counts", counts, "totals", totals,
-                                         "queues", json_object_get(stats, "queues")));
+    json_t *out = json_pack("{s:o, s:o, s:o, s:f, s:o}", "counts", counts, "totals", totals,
+                            "success_rate",
+                            rate((uint64_t)json_integer_value(json_object_get(totals, "completed")),
+                                 (uint64_t)json_integer_value(json_object_get(totals, "failed"))),
+                            "oldest_queued_age_s", x.oldest_s, "queues", x.queues);
+    add_live(out, c->api->metrics, NULL, x.now);
+    api_reply_text(c, 200, api_dump(out));
 }
 
 void api_stats(api_call_t *c)

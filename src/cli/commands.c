@@ -254,6 +254,33 @@ static int cmd_list(int argc, char **argv)
     return get_and_print(&o, path, print_list);
 }
 
+/* "97.5%" or "-" */
+static const char *pct(json_t *v, char *buf, size_t len)
+{
+    if (!json_is_number(v))
+        return "-";
+    snprintf(buf, len, "%.1f%%", json_number_value(v) * 100);
+    return buf;
+}
+
+static void print_queue_line(const char *name, json_t *q)
+{
+    json_t *c = json_object_get(q, "counts"), *ex = json_object_get(q, "execution_ms");
+    char a[16], b[16];
+    printf("%-16s %7lld %7lld %7lld %9lld %7lld %8s %8s %9.2f %9.1f %9.1f %8.1f\n", name,
+           json_integer_value(json_object_get(c, "queued")),
+           json_integer_value(json_object_get(c, "running")),
+           json_integer_value(json_object_get(c, "retrying")) +
+               json_integer_value(json_object_get(c, "pending")),
+           json_integer_value(json_object_get(c, "completed")),
+           json_integer_value(json_object_get(c, "failed")),
+           pct(json_object_get(q, "success_rate"), a, sizeof a),
+           pct(json_object_get(q, "success_rate_5m"), b, sizeof b),
+           json_number_value(json_object_get(q, "throughput_1m")),
+           json_number_value(json_object_get(ex, "avg")), json_number_value(json_object_get(ex, "p95")),
+           json_number_value(json_object_get(q, "oldest_queued_age_s")));
+}
+
 static void print_stats(json_t *out)
 {
     const char *k;
@@ -264,6 +291,12 @@ static void print_stats(json_t *out)
     printf("lifetime totals:\n");
     json_object_foreach(json_object_get(out, "totals"), k, v)
         printf("  %-10s %lld\n", k, json_integer_value(v));
+    printf("\n%-16s %7s %7s %7s %9s %7s %8s %8s %9s %9s %9s %8s\n", "QUEUE", "QUEUED", "RUNNING",
+           "WAITING", "COMPLETED", "FAILED", "SUCCESS", "SUCC-5M", "FINISH/S", "EXEC-AVG", "EXEC-P95",
+           "OLDEST-S");
+    json_object_foreach(json_object_get(out, "queues"), k, v)
+        print_queue_line(k, v);
+    print_queue_line("(all)", out);
 }
 
 static int cmd_stats(int argc, char **argv)

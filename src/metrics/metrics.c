@@ -60,6 +60,16 @@ void metrics_job(metrics_t *m, const job_t *job, engine_event_t ev, int64_t now_
     q->events[ev]++;
     if (ev == ENGINE_EV_LEASED)
         histogram_observe(&q->wait, (double)(now_ms - job->run_at) / 1e3);
+    if (ev == ENGINE_EV_COMPLETED || ev == ENGINE_EV_FAILED) {
+        int64_t sec = now_ms / 1000;
+        msecond_t *slot = &q->ring[sec % WINDOW_SECONDS];
+        if (slot->second != sec)
+            *slot = (msecond_t){ .second = sec };
+        if (ev == ENGINE_EV_COMPLETED)
+            slot->completed++;
+        else
+            slot->failed++;
+    }
     /* These end a running attempt; a cancellation may not, so it is left out. */
     if ((ev == ENGINE_EV_COMPLETED || ev == ENGINE_EV_FAILED || ev == ENGINE_EV_RETRIED) &&
         job->started_at)
@@ -86,4 +96,46 @@ void metrics_http(metrics_t *m, const char *route, const char *method, int statu
         histogram_init(&r->h, histogram_seconds, histogram_seconds_n);
     }
     histogram_observe(&r->h, seconds);
+}
+
+static void add_queue(const mqueue_t *q, int window_s, int64_t now_ms, metrics_window_t *out,
+                      histogram_t *exec)
+{
+    int64_t now_s = now_ms / 1000;
+    for (int i = 0; i < WINDOW_SECONDS; i++) {
+        const msecond_t *slot = &q->ring[i];
+        if (slot->second > now_s - window_s && slot->second <= now_s) {
+            out->completed += slot->completed;
+            out->failed += slot->failed;
+        }
+    }
+    for (int i = 0; i <= q->exec.nbounds; i++)
+        exec->counts[i] += q->exec.counts[i];
+    exec->count += q->exec.count;
+    exec->sum += q->exec.sum;
+    if (q->exec.max > exec->max)
+        exec->max = q->exec.max;
+}
+
+void metrics_window(metrics_t *m, const char *queue, int window_s, int64_t now_ms,
+                    metrics_window_t *out)
+{
+    *out = (metrics_window_t){ 0 };
+    if (window_s > WINDOW_SECONDS)
+        window_s = WINDOW_SECONDS;
+    histogram_t exec;
+    histogram_init(&exec, histogram_seconds, histogram_seconds_n);
+    const char *k;
+    void *v;
+    if (queue) {
+        mqueue_t *q = hmap_get(&m->queues, queue);
+        if (q)
+            add_queue(q, window_s, now_ms, out, &exec);
+    } else {
+        for (size_t i = 0; hmap_next(&m->queues, &i, &k, &v);)
+            add_queue(v, window_s, now_ms, out, &exec);
+    }
+    out->exec_count = exec.count;
+    out->exec_avg_ms = exec.count ? exec.sum * 1e3 / (double)exec.count : 0;
+    out->exec_p95_ms = histogram_quantile(&exec, 0.95) * 1e3;
 }

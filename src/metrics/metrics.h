@@ -27,6 +27,16 @@ void metrics_http(metrics_t *m, const char *route, const char *method, int statu
 /* A job changed (the engine's persist hook); now_ms is the engine's clock. */
 void metrics_job(metrics_t *m, const job_t *job, engine_event_t ev, int64_t now_ms);
 
+/* Outcomes of one queue (NULL: all queues) since start and in the last
+ * window_s seconds (at most 300), and its execution time (ms). */
+typedef struct metrics_window {
+    uint64_t completed, failed;        /* in the window */
+    double exec_avg_ms, exec_p95_ms;   /* since start */
+    uint64_t exec_count;
+} metrics_window_t;
+void metrics_window(metrics_t *m, const char *queue, int window_s, int64_t now_ms,
+                    metrics_window_t *out);
+
 /* Prometheus text exposition format 0.0.4. */
 char *metrics_render(metrics_t *m, engine_t *e, store_t *s);
 

@@ -7,10 +7,19 @@
 #include "util/histogram.h"
 #include "util/hmap.h"
 
+#define WINDOW_SECONDS 300
+
+/* Outcomes in one second, in a ring of the last WINDOW_SECONDS. */
+typedef struct msecond {
+    int64_t second;
+    uint32_t completed, failed;
+} msecond_t;
+
 typedef struct mqueue {
     char *name; /* owned; the hmap key */
     uint64_t events[ENGINE_EV_COUNT];
     histogram_t exec, wait;
+    msecond_t ring[WINDOW_SECONDS];
 } mqueue_t;
 
 typedef struct mroute {

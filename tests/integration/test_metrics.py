@@ -86,3 +86,28 @@ def test_workers_are_tracked(make_server):
     server.lease(worker="w3")
     workers = {w["id"]: w for w in server.get("/v1/workers").json()["workers"]}
     assert workers["w2"]["gone"] is True and workers["w3"]["gone"] is False
+
+
+def test_stats_rates_and_ages_match_the_work(server):
+    import time
+    for i in range(4):
+        server.enqueue(id=f"s{i}", queue="sq")
+    server.enqueue(id="waiting", queue="idle")
+    jobs = server.lease(queues=["sq"], max=3)
+    for j in jobs[:2]:
+        server.post(f"/v1/jobs/{j['id']}/complete", {"lease_id": j["lease_id"]})
+    server.post(f"/v1/jobs/{jobs[2]['id']}/fail", {"lease_id": jobs[2]["lease_id"], "error": {"type": "validation"}})
+    time.sleep(0.2)
+    st = server.get("/v1/stats").json()
+    sq = st["queues"]["sq"]
+    assert sq["counts"]["completed"] == 2 and sq["counts"]["failed"] == 1 and sq["counts"]["queued"] == 1
+    assert abs(sq["success_rate"] - 2 / 3) < 1e-9
+    assert abs(sq["success_rate_5m"] - 2 / 3) < 1e-9
+    assert abs(sq["throughput_1m"] - 3 / 60) < 1e-9
+    assert abs(sq["throughput_5m"] - 3 / 300) < 1e-9
+    assert 0 <= sq["execution_ms"]["avg"] < 60000 and 0 <= sq["execution_ms"]["p95"] < 60000
+    assert st["queues"]["idle"]["oldest_queued_age_s"] >= 0.2
+    assert st["queues"]["idle"]["success_rate"] is None
+    assert st["oldest_queued_age_s"] >= 0.2
+    assert abs(st["success_rate"] - 2 / 3) < 1e-9
+    assert st["totals"]["completed"] == 2 and st["totals"]["failed"] == 1
