@@ -14,6 +14,7 @@
 #include "engine/engine.h"
 #include "http/request.h"
 #include "metrics/metrics.h"
+#include "metrics/perf.h"
 #include "metrics/workers.h"
 #include "store/store.h"
 
@@ -23,6 +24,7 @@ typedef struct api {
     const config_t *cfg;
     metrics_t *metrics;
     workers_t *workers;
+    perf_t *perf;
     bool draining; /* shutting down: no new work, finish the old */
 } api_t;
 

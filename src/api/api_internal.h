@@ -76,5 +76,6 @@ void api_health_ready(api_call_t *c);
 void api_health(api_call_t *c);
 void api_metrics(api_call_t *c);
 void api_workers(api_call_t *c);
+void api_perf(api_call_t *c);
 
 #endif

@@ -28,6 +28,7 @@ static const route_t routes[] = {
     { "POST", "/v1/queues/{name}/resume", api_resume },
     { "GET", "/v1/stats", api_stats },
     { "GET", "/v1/workers", api_workers },
+    { "GET", "/v1/perf", api_perf },
     { "GET", "/health/live", api_health_live },
     { "GET", "/health/ready", api_health_ready },
     { "GET", "/health", api_health },

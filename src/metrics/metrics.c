@@ -139,3 +139,51 @@ void metrics_window(metrics_t *m, const char *queue, int window_s, int64_t now_m
     out->exec_avg_ms = exec.count ? exec.sum * 1e3 / (double)exec.count : 0;
     out->exec_p95_ms = histogram_quantile(&exec, 0.95) * 1e3;
 }
+
+json_t *metrics_routes_json(metrics_t *m)
+{
+    /* Merge the per-status histograms of each route and method. */
+    hmap_t merged;
+    hmap_init(&merged);
+    const char *k;
+    void *v;
+    for (size_t i = 0; hmap_next(&m->routes, &i, &k, &v);) {
+        mroute_t *r = v;
+        char key[160];
+        snprintf(key, sizeof key, "%s %s", r->route, r->method);
+        mroute_t *agg = hmap_get(&merged, key);
+        if (!agg) {
+            agg = calloc(1, sizeof *agg);
+            if (!agg || !(agg->key = strdup(key)) || hmap_put(&merged, agg->key, agg) != 0) {
+                if (agg)
+                    free(agg->key);
+                free(agg);
+                continue;
+            }
+            agg->route = r->route;
+            memcpy(agg->method, r->method, sizeof agg->method);
+            histogram_init(&agg->h, r->h.bounds, r->h.nbounds);
+        }
+        for (int b = 0; b <= r->h.nbounds; b++)
+            agg->h.counts[b] += r->h.counts[b];
+        agg->h.count += r->h.count;
+        agg->h.sum += r->h.sum;
+        if (r->h.max > agg->h.max)
+            agg->h.max = r->h.max;
+    }
+    json_t *out = json_array();
+    for (size_t i = 0; hmap_next(&merged, &i, &k, &v);) {
+        mroute_t *a = v;
+        json_array_append_new(out, json_pack("{s:s, s:s, s:I, s:f, s:f, s:f, s:f}", "route",
+                                             a->route, "method", a->method, "count",
+                                             (json_int_t)a->h.count, "p50_ms",
+                                             histogram_quantile(&a->h, 0.5) * 1e3, "p95_ms",
+                                             histogram_quantile(&a->h, 0.95) * 1e3, "p99_ms",
+                                             histogram_quantile(&a->h, 0.99) * 1e3, "max_ms",
+                                             a->h.max * 1e3));
+        free(a->key);
+        free(a);
+    }
+    hmap_free(&merged);
+    return out;
+}

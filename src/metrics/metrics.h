@@ -37,6 +37,10 @@ typedef struct metrics_window {
 void metrics_window(metrics_t *m, const char *queue, int window_s, int64_t now_ms,
                     metrics_window_t *out);
 
+/* [{"route","method","count","p50_ms","p95_ms","p99_ms","max_ms"}] over
+ * every status, new reference. */
+json_t *metrics_routes_json(metrics_t *m);
+
 /* Prometheus text exposition format 0.0.4. */
 char *metrics_render(metrics_t *m, engine_t *e, store_t *s);
 

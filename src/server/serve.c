@@ -27,6 +27,9 @@ typedef struct app {
     store_t *store;
     metrics_t *metrics;
     workers_t *workers;
+    perf_t *perf;
+    struct event *perf_timer;
+    int64_t perf_due_ns;
     http_server_t *http;
     api_t api;
     struct event *engine_timer, *store_ev, *store_flush, *sigterm, *sigint, *drain_timer;
@@ -107,6 +110,24 @@ static void on_http_done(void *ud, const http_req_t *r, double seconds)
 {
     app_t *a = ud;
     metrics_http(a->metrics, http_route(r), http_method(r), http_status(r), seconds);
+    perf_request(a->perf, http_route(r), http_method(r), http_status(r), http_request_id(r),
+                 seconds, clock_now_ms());
+}
+
+#define PERF_TICK_MS 250
+
+/* Measures loop lag: how late a timer due every PERF_TICK_MS really fires. */
+static void on_perf_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    app_t *a = arg;
+    int64_t now = clock_mono_ns();
+    if (a->perf_due_ns)
+        perf_tick(a->perf, a->perf_due_ns, now);
+    a->perf_due_ns = now + PERF_TICK_MS * 1000000LL;
+    struct timeval tv = { 0, PERF_TICK_MS * 1000 };
+    evtimer_add(a->perf_timer, &tv);
 }
 
 static void on_store(evutil_socket_t fd, short what, void *arg)
@@ -194,7 +215,7 @@ static int start_engine(app_t *a, char *err, size_t len)
     engine_options_t opt = { .finished_in_memory = a->cfg.finished_in_memory };
     /* The hooks record into these from the first event on. */
     if (!(a->metrics = metrics_new(JOBQ_VERSION)) ||
-        !(a->workers = workers_new(a->cfg.worker_gone_ms)))
+        !(a->workers = workers_new(a->cfg.worker_gone_ms)) || !(a->perf = perf_new()))
         return snprintf(err, len, "out of memory"), -1;
     if (!(a->engine = engine_new(&hooks, &opt)))
         return snprintf(err, len, "out of memory"), -1;
@@ -208,12 +229,22 @@ static int start_engine(app_t *a, char *err, size_t len)
 
 static int start_loop(app_t *a, char *err, size_t len)
 {
-    if (!(a->base = event_base_new()))
+    /* Precise timers (timerfd): long-poll deadlines and scheduled runs are
+     * honoured to the millisecond, and loop-lag figures mean something. */
+    struct event_config *ec = event_config_new();
+    if (ec)
+        event_config_set_flag(ec, EVENT_BASE_FLAG_PRECISE_TIMER);
+    a->base = ec ? event_base_new_with_config(ec) : NULL;
+    if (ec)
+        event_config_free(ec);
+    if (!a->base)
         return snprintf(err, len, "cannot create the event loop"), -1;
     a->engine_timer = evtimer_new(a->base, on_engine_timer, a);
     a->drain_timer = evtimer_new(a->base, on_drain_tick, a);
     a->store_ev = event_new(a->base, store_notify_fd(a->store), EV_READ | EV_PERSIST, on_store, a);
     a->store_flush = evtimer_new(a->base, on_store_flush, a);
+    a->perf_timer = evtimer_new(a->base, on_perf_tick, a);
+    on_perf_tick(-1, 0, a);
     store_set_kick(a->store, kick_store, a);
     a->sigterm = evsignal_new(a->base, SIGTERM, on_signal, a);
     a->sigint = evsignal_new(a->base, SIGINT, on_signal, a);
@@ -222,7 +253,7 @@ static int start_loop(app_t *a, char *err, size_t len)
     event_add(a->sigint, NULL);
     arm_engine_timer(a, engine_next_deadline(a->engine));
     a->api = (api_t){ .engine = a->engine, .store = a->store, .cfg = &a->cfg,
-                      .metrics = a->metrics, .workers = a->workers };
+                      .metrics = a->metrics, .workers = a->workers, .perf = a->perf };
     http_options_t hopt = { .listen = a->cfg.listen, .max_body_bytes = (size_t)a->cfg.max_body_bytes,
                             .timeout_s = 30, .max_connections = 4096, .done = on_http_done,
                             .done_ud = a };
@@ -240,8 +271,9 @@ static void app_free(app_t *a)
     engine_free(a->engine);
     metrics_free(a->metrics);
     workers_free(a->workers);
+    perf_free(a->perf);
     struct event *evs[] = { a->engine_timer, a->store_ev, a->store_flush, a->sigterm, a->sigint,
-                            a->drain_timer };
+                            a->drain_timer, a->perf_timer };
     for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
         if (evs[i])
             event_free(evs[i]);

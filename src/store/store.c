@@ -14,6 +14,7 @@
 #include "util/clock.h"
 #include "util/log.h"
 
+/* Same order as store_statement_t, which times them. */
 typedef enum { OP_PUT, OP_DELETE, OP_QUEUE, OP_GET, OP_LIST, OP_STATS } op_kind_t;
 
 typedef struct op {
@@ -55,6 +56,7 @@ struct store {
      * the round trip, which the loop thread owns. */
     store_figures_t fig;
     histogram_t roundtrip;
+    histogram_t st_private[STORE_ST_COUNT]; /* store thread; copied into fig per batch */
     store_faults_t faults;
     int64_t fail_started_ns; /* store thread: first commit under commit_fail_ms */
     bool injected;           /* store thread: the last failure was a fault seam's */
@@ -111,6 +113,10 @@ store_t *store_open(const char *url, durability_t durability, char *err, size_t 
     histogram_init(&s->fig.commit_seconds, histogram_seconds, histogram_seconds_n);
     histogram_init(&s->fig.batch_size, histogram_sizes, histogram_sizes_n);
     histogram_init(&s->roundtrip, histogram_seconds, histogram_seconds_n);
+    for (int i = 0; i < STORE_ST_COUNT; i++) {
+        histogram_init(&s->st_private[i], histogram_seconds, histogram_seconds_n);
+        s->fig.statement_seconds[i] = s->st_private[i];
+    }
     list_init(&s->waiters);
     atomic_store(&s->healthy, true);
     return s;
@@ -298,6 +304,20 @@ static int run_read(store_t *s, op_t *op)
     return 0; /* a failed read fails only itself */
 }
 
+const char *store_statement_name(store_statement_t st)
+{
+    static const char *const names[STORE_ST_COUNT] = { "put_job", "delete_job", "put_queue",
+                                                       "get_job", "list_jobs", "stats",
+                                                       "commit" };
+    return st < STORE_ST_COUNT ? names[st] : "?";
+}
+
+/* op kinds and statement kinds share their order up to STORE_ST_COMMIT */
+static void timed(store_t *s, store_statement_t st, int64_t t0)
+{
+    histogram_observe(&s->st_private[st], (double)(clock_mono_ns() - t0) / 1e9);
+}
+
 static int run_write(store_t *s, op_t *op, int64_t *totals)
 {
     switch (op->kind) {
@@ -327,9 +347,12 @@ static int run_batch(store_t *s, op_t *batch)
     s->injected = false;
     if (s->ops->begin(s->conn) != 0)
         return -1;
-    for (op_t *op = batch; op; op = op->next)
+    for (op_t *op = batch; op; op = op->next) {
+        int64_t t0 = clock_mono_ns();
         if (run_write(s, op, totals) != 0)
             return -1;
+        timed(s, (store_statement_t)op->kind, t0);
+    }
     for (int ev = 0; ev < ENGINE_EV_COUNT; ev++)
         if (ev != ENGINE_EV_UPDATED && totals[ev] &&
             s->ops->add_counter(s->conn, engine_event_name(ev), totals[ev]) != 0)
@@ -341,7 +364,10 @@ static int run_batch(store_t *s, op_t *batch)
     }
     if (injected_failure(s))
         return -1;
-    return s->ops->commit(s->conn);
+    int64_t t0 = clock_mono_ns();
+    int rc = s->ops->commit(s->conn);
+    timed(s, STORE_ST_COMMIT, t0);
+    return rc;
 }
 
 static void set_health(store_t *s, bool ok)
@@ -403,6 +429,7 @@ static void *store_thread(void *arg)
         pthread_mutex_lock(&s->mu);
         histogram_observe(&s->fig.commit_seconds, secs);
         histogram_observe(&s->fig.batch_size, (double)n);
+        memcpy(s->fig.statement_seconds, s->st_private, sizeof s->st_private);
         if (s->done_tail)
             s->done_tail->next = batch;
         else

@@ -101,7 +101,15 @@ int store_notify_fd(const store_t *s);
 void store_dispatch(store_t *s);
 
 /* Group-commit figures since start, copied under the store's lock. */
+/* What the store thread times, per statement kind. */
+typedef enum {
+    STORE_ST_PUT, STORE_ST_DELETE, STORE_ST_QUEUE, STORE_ST_GET, STORE_ST_LIST, STORE_ST_STATS,
+    STORE_ST_COMMIT, STORE_ST_COUNT
+} store_statement_t;
+const char *store_statement_name(store_statement_t st);
+
 typedef struct store_figures {
+    histogram_t statement_seconds[STORE_ST_COUNT];
     histogram_t commit_seconds; /* one sample per committed batch */
     histogram_t batch_size;     /* operations per batch */
     histogram_t roundtrip_seconds; /* queued -> handed back, per operation */

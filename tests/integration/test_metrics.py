@@ -111,3 +111,27 @@ def test_stats_rates_and_ages_match_the_work(server):
     assert st["oldest_queued_age_s"] >= 0.2
     assert abs(st["success_rate"] - 2 / 3) < 1e-9
     assert st["totals"]["completed"] == 2 and st["totals"]["failed"] == 1
+
+
+def test_perf_reports_where_time_goes(server):
+    import time
+    for _ in range(5):
+        server.enqueue()
+    server.get("/v1/jobs/none", headers={"X-Request-Id": "perf-probe"})
+    time.sleep(1.2)  # at least one loop-lag and CPU sample
+    p = server.get("/v1/perf").json()
+    routes = {(r["route"], r["method"]): r for r in p["routes"]}
+    post = routes[("/v1/jobs", "POST")]
+    assert post["count"] == 5 and 0 < post["p50_ms"] <= post["p99_ms"] <= post["max_ms"] * 1.0001
+    assert routes[("/v1/jobs/{id}", "GET")]["count"] == 1
+    st = p["store"]
+    assert st["statements"]["put_job"]["count"] == 5
+    assert st["statements"]["commit"]["count"] >= 1
+    assert st["batches"]["count"] >= 1 and st["batches"]["max_size"] >= 1
+    assert st["batch_commit"]["count"] == st["batches"]["count"]
+    assert any(r["request_id"] == "perf-probe" for r in p["slowest_requests"]) or len(p["slowest_requests"]) == 10
+    assert p["loop_lag_ms"]["samples"] >= 3 and p["loop_lag_ms"]["max"] < 1000
+    assert p["cpu"]["cores"] >= 1 and p["cpu"]["process_pct"] >= 0
+    sysinfo = p["system"]
+    assert sysinfo["resident_bytes"] > 0 and sysinfo["threads"] >= 2 and sysinfo["open_fds"] > 0
+    assert sysinfo["disk"]["total_bytes"] >= sysinfo["disk"]["free_bytes"] > 0
