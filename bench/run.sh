@@ -12,12 +12,14 @@ trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$tmp"' EXIT
 run_scenario() {
   local name=$1; shift
   rm -rf "$tmp/data"
+  port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   JOBQ_DURABILITY=$durability "$here/build/jobq" serve \
-    --listen 127.0.0.1:0 --data-dir "$tmp/data" --log-level info 2>"$tmp/log" &
+    --listen "127.0.0.1:$port" --data-dir "$tmp/data" --log-level "${BENCH_LOG_LEVEL:-info}" \
+    2>"$tmp/log" >/dev/null &
   pid=$!
   for _ in $(seq 100); do
-    port=$(grep -o '"port":[0-9]*' "$tmp/log" 2>/dev/null | head -1 | cut -d: -f2 || true)
-    [ -n "$port" ] && break; sleep 0.05
+    "$here/build/jobq" stats --server "http://127.0.0.1:$port" >/dev/null 2>&1 && break
+    sleep 0.05
   done
   echo "== $name (durability=$durability)"
   "$here/build/bench/loadgen" --url "http://127.0.0.1:$port" --max-seconds 60 "$@"

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { T_STR, T_INT, T_BOOL, T_DBL, T_DURABILITY, T_LOGLEVEL } ctype_t;
+typedef enum { T_STR, T_INT, T_BOOL, T_DBL, T_DURABILITY, T_LOGLEVEL, T_LOGFORMAT } ctype_t;
 
 /* One row per setting: parsing, validation, printing and help all read it. */
 typedef struct setting {
@@ -28,6 +28,9 @@ static const setting_t settings[] = {
     { "JOBQ_DATABASE_URL", T_STR, STR(database_url), 0, 0, "", "sqlite://PATH (default sqlite://<data dir>/jobq.db)" },
     { "JOBQ_DURABILITY", T_DURABILITY, F(durability), 0, 0, 0, "fsync", "fsync | os | memory (tests only)" },
     { "JOBQ_LOG_LEVEL", T_LOGLEVEL, F(log_level), 0, 0, 0, "info", "debug | info | warn | error" },
+    { "JOBQ_LOG_FORMAT", T_LOGFORMAT, F(log_format), 0, 0, 0, "json", "json | text (for a terminal)" },
+    { "JOBQ_SLOW_REQUEST_MS", T_INT, F(slow_request_ms), 0, 1, 3600000, "1000", "requests slower than this are logged at warn" },
+    { "JOBQ_SLOW_COMMIT_MS", T_INT, F(slow_commit_ms), 0, 1, 3600000, "500", "group commits slower than this are logged at warn" },
     { "JOBQ_MAX_BODY_BYTES", T_INT, F(max_body_bytes), 0, 1024, 64 << 20, "1048576", "largest request body" },
     { "JOBQ_AUTO_MIGRATE", T_BOOL, F(auto_migrate), 0, 0, 0, "true", "apply schema migrations at start" },
     { "JOBQ_MIN_FREE_DISK_BYTES", T_INT, F(min_free_disk_bytes), 0, 0, 1e15, "67108864", "free space in the data folder below which ready fails" },
@@ -120,6 +123,10 @@ static int parse_value(const setting_t *s, const char *v, void *dst, char *err, 
     case T_LOGLEVEL:
         if (log_level_parse(v, (log_level_t *)dst) != 0)
             return fail(err, len, s, v, "debug, info, warn or error");
+        return 0;
+    case T_LOGFORMAT:
+        if (log_format_parse(v, (log_format_t *)dst) != 0)
+            return fail(err, len, s, v, "json or text");
         return 0;
     }
     return -1;
@@ -273,6 +280,7 @@ static void print_value(const setting_t *s, const config_t *cfg, FILE *out)
     case T_BOOL: fprintf(out, "%s", *(const bool *)p ? "true" : "false"); break;
     case T_DURABILITY: fprintf(out, "%s", config_durability_name(*(const durability_t *)p)); break;
     case T_LOGLEVEL: fprintf(out, "%s", log_level_name(*(const log_level_t *)p)); break;
+    case T_LOGFORMAT: fprintf(out, "%s", *(const log_format_t *)p == LOG_FORMAT_TEXT ? "text" : "json"); break;
     }
 }
 

@@ -25,6 +25,8 @@ typedef struct config {
     char database_url[1100];
     durability_t durability;
     log_level_t log_level;
+    log_format_t log_format;
+    int64_t slow_request_ms, slow_commit_ms; /* logged at warn above these */
     int64_t max_body_bytes;
     bool auto_migrate;
     int64_t finished_in_memory; /* finished jobs kept in memory for fast reads */

@@ -1,5 +1,7 @@
 /* Request accessors and replies; see request.h. */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <sys/socket.h>
 #include <stdlib.h>
@@ -73,6 +75,19 @@ json_t *http_body_json(http_req_t *r, bool allow_empty, problem_t *p)
 void http_set_route(http_req_t *r, const char *route) { r->route = route; }
 const char *http_route(const http_req_t *r) { return r->route ? r->route : "unmatched"; }
 int http_status(const http_req_t *r) { return r->status; }
+size_t http_reply_bytes(const http_req_t *r) { return r->reply_bytes; }
+
+void http_client(const http_req_t *r, char *buf, size_t len)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = info ? info->client_addr : NULL;
+    buf[0] = '\0';
+    if (sa && sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, buf, (socklen_t)len);
+    else if (sa && sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, buf, (socklen_t)len);
+}
 
 void http_set_param(http_req_t *r, int i, const char *value)
 {

@@ -37,8 +37,11 @@ json_t *http_body_json(http_req_t *r, bool allow_empty, problem_t *p);
  * metrics and logs; "unmatched" until the router sets it. */
 void http_set_route(http_req_t *r, const char *route);
 const char *http_route(const http_req_t *r);
-/* The status of the reply given, 0 before one. */
+/* The status of the reply given, 0 before one; its body size in bytes. */
 int http_status(const http_req_t *r);
+size_t http_reply_bytes(const http_req_t *r);
+/* The client's address as text ("127.0.0.1"), into buf. */
+void http_client(const http_req_t *r, char *buf, size_t len);
 
 /* Path parameters set by the router. */
 void http_set_param(http_req_t *r, int i, const char *value);

@@ -29,6 +29,7 @@ struct http_req {
     void (*hdata_dtor)(void *);
 
     int status;
+    size_t reply_bytes;
     const char *ctype;
     char *resp;
     struct {

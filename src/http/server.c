@@ -90,8 +90,9 @@ static http_req_t *new_request(http_server_t *s, struct MHD_Connection *c, const
 static enum MHD_Result send_reply(http_req_t *r)
 {
     const char *body = r->resp ? r->resp : "";
+    r->reply_bytes = strlen(body);
     struct MHD_Response *resp = MHD_create_response_from_buffer(
-        strlen(body), (void *)body, r->resp ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+        r->reply_bytes, (void *)body, r->resp ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
     if (!resp)
         return MHD_NO;
     r->resp = NULL; /* MHD frees it now */

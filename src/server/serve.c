@@ -28,7 +28,7 @@ typedef struct app {
     metrics_t *metrics;
     workers_t *workers;
     perf_t *perf;
-    struct event *perf_timer;
+    struct event *perf_timer, *log_flush_ev;
     int64_t perf_due_ns;
     http_server_t *http;
     api_t api;
@@ -51,6 +51,35 @@ static double hook_rand(void *ud)
     return randid_unit();
 }
 
+/* One line per lifecycle event. What goes wrong (failed, retried, lease
+ * expired, cancelled) is info; the routine path (enqueued, leased,
+ * completed, heartbeats) is debug: at info it cost 14% of the memory-mode
+ * benchmark, against a 5% budget (docs/performance.md). Failures carry
+ * their error; retries their next run time. */
+static void log_job(const job_t *job, engine_event_t ev)
+{
+    bool routine = ev == ENGINE_EV_UPDATED || ev == ENGINE_EV_ENQUEUED ||
+                   ev == ENGINE_EV_LEASED || ev == ENGINE_EV_COMPLETED;
+    log_level_t level = routine ? LOG_DEBUG : LOG_INFO;
+    if (!log_enabled(level))
+        return;
+    json_t *last = json_array_get(job->errors, json_array_size(job->errors) - 1);
+    bool failure = ev == ENGINE_EV_FAILED || ev == ENGINE_EV_RETRIED;
+    char next[32] = "";
+    if (ev == ENGINE_EV_RETRIED)
+        clock_format_rfc3339(job->run_at, next, sizeof next);
+    log_emit(level, "job",
+             (const log_field_t[]){
+                 LOG_S("event", engine_event_name(ev)), LOG_S("job_id", job->id),
+                 LOG_S("queue", job->queue), LOG_S("type", job->type),
+                 LOG_S("state", job_state_name(job->state)), LOG_I("attempt", job->attempts),
+                 LOG_S("worker", job->lease_worker),
+                 LOG_S("error_type",
+                       failure ? json_string_value(json_object_get(last, "type")) : NULL),
+                 LOG_S("error", failure ? json_string_value(json_object_get(last, "message")) : NULL),
+                 LOG_S("next_run_at", next[0] ? next : NULL), LOG_END_ });
+}
+
 static void hook_persist(void *ud, const job_t *job, engine_event_t ev)
 {
     app_t *a = ud;
@@ -58,18 +87,14 @@ static void hook_persist(void *ud, const job_t *job, engine_event_t ev)
     int64_t now = clock_now_ms();
     metrics_job(a->metrics, job, ev, now);
     workers_job(a->workers, job, ev, now);
-    /* Per-job lines are debug: at info they would cost a third of the throughput. */
-    if (log_enabled(LOG_DEBUG))
-        log_debug("job", LOG_S("event", engine_event_name(ev)), LOG_S("job_id", job->id),
-                 LOG_S("queue", job->queue), LOG_S("type", job->type),
-                 LOG_S("state", job_state_name(job->state)), LOG_I("attempt", job->attempts));
+    log_job(job, ev);
 }
 
 static void hook_delete(void *ud, const char *id)
 {
     app_t *a = ud;
     store_delete_job(a->store, id);
-    log_debug("job", LOG_S("event", "deleted"), LOG_S("job_id", id));
+    log_info("job", LOG_S("event", "deleted"), LOG_S("job_id", id));
 }
 
 static void hook_queue(void *ud, const char *queue, bool paused)
@@ -112,6 +137,19 @@ static void on_http_done(void *ud, const http_req_t *r, double seconds)
     metrics_http(a->metrics, http_route(r), http_method(r), http_status(r), seconds);
     perf_request(a->perf, http_route(r), http_method(r), http_status(r), http_request_id(r),
                  seconds, clock_now_ms());
+    bool slow = seconds * 1e3 > (double)a->cfg.slow_request_ms;
+    log_level_t level = slow ? LOG_WARN : LOG_INFO;
+    if (!log_enabled(level))
+        return;
+    char client[64];
+    http_client(r, client, sizeof client);
+    log_emit(level, slow ? "slow request" : "request",
+             (const log_field_t[]){ LOG_S("request_id", http_request_id(r)),
+                                    LOG_S("method", http_method(r)), LOG_S("route", http_route(r)),
+                                    LOG_S("path", http_path(r)), LOG_I("status", http_status(r)),
+                                    LOG_I("bytes", http_reply_bytes(r)),
+                                    LOG_D("duration_ms", seconds * 1e3), LOG_S("client", client),
+                                    LOG_END_ });
 }
 
 #define PERF_TICK_MS 250
@@ -128,6 +166,21 @@ static void on_perf_tick(evutil_socket_t fd, short what, void *arg)
     a->perf_due_ns = now + PERF_TICK_MS * 1000000LL;
     struct timeval tv = { 0, PERF_TICK_MS * 1000 };
     evtimer_add(a->perf_timer, &tv);
+}
+
+/* The loop thread's log lines go out once per loop iteration. */
+static void on_log_flush(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    log_flush();
+}
+
+static void kick_log(void *ud)
+{
+    app_t *a = ud;
+    event_active(a->log_flush_ev, EV_TIMEOUT, 0);
 }
 
 static void on_store(evutil_socket_t fd, short what, void *arg)
@@ -244,6 +297,9 @@ static int start_loop(app_t *a, char *err, size_t len)
     a->store_ev = event_new(a->base, store_notify_fd(a->store), EV_READ | EV_PERSIST, on_store, a);
     a->store_flush = evtimer_new(a->base, on_store_flush, a);
     a->perf_timer = evtimer_new(a->base, on_perf_tick, a);
+    a->log_flush_ev = evtimer_new(a->base, on_log_flush, a);
+    log_buffer_this_thread(kick_log, a);
+    store_set_slow_commit_ms(a->store, a->cfg.slow_commit_ms);
     on_perf_tick(-1, 0, a);
     store_set_kick(a->store, kick_store, a);
     a->sigterm = evsignal_new(a->base, SIGTERM, on_signal, a);
@@ -264,6 +320,7 @@ static int start_loop(app_t *a, char *err, size_t len)
 
 static void app_free(app_t *a)
 {
+    log_unbuffer_this_thread(); /* the loop is over: nothing will flush again */
     http_server_stop(a->http);
     if (a->store)
         store_stop(a->store); /* commits whatever is still queued */
@@ -273,7 +330,7 @@ static void app_free(app_t *a)
     workers_free(a->workers);
     perf_free(a->perf);
     struct event *evs[] = { a->engine_timer, a->store_ev, a->store_flush, a->sigterm, a->sigint,
-                            a->drain_timer, a->perf_timer };
+                            a->drain_timer, a->perf_timer, a->log_flush_ev };
     for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
         if (evs[i])
             event_free(evs[i]);
@@ -338,6 +395,7 @@ int serve_main(int argc, char **argv)
         return 0;
     }
     log_set_level(a->cfg.log_level);
+    log_set_format(a->cfg.log_format);
     signal(SIGPIPE, SIG_IGN);
     int rc = 0;
     if (open_store(a, err, sizeof err) || start_engine(a, err, sizeof err) ||
@@ -372,6 +430,7 @@ int migrate_main(int argc, char **argv)
         return 2;
     }
     log_set_level(cfg.log_level);
+    log_set_format(cfg.log_format);
     store_t *s = store_open(cfg.database_url, cfg.durability, err, sizeof err);
     int cur = 0, latest = 0, rc = 0;
     if (!s || store_schema_status(s, &cur, &latest, err, sizeof err) != 0)

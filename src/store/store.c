@@ -58,6 +58,8 @@ struct store {
     histogram_t roundtrip;
     histogram_t st_private[STORE_ST_COUNT]; /* store thread; copied into fig per batch */
     store_faults_t faults;
+    int64_t slow_commit_ms;
+    double last_commit_s; /* store thread: the COMMIT statement alone, last batch */
     int64_t fail_started_ns; /* store thread: first commit under commit_fail_ms */
     bool injected;           /* store thread: the last failure was a fault seam's */
 
@@ -367,6 +369,7 @@ static int run_batch(store_t *s, op_t *batch)
     int64_t t0 = clock_mono_ns();
     int rc = s->ops->commit(s->conn);
     timed(s, STORE_ST_COMMIT, t0);
+    s->last_commit_s = (double)(clock_mono_ns() - t0) / 1e9;
     return rc;
 }
 
@@ -426,6 +429,10 @@ static void *store_thread(void *arg)
         uint64_t n = 0;
         for (op_t *op = batch; op; op = op->next)
             n++;
+        if (s->slow_commit_ms && secs * 1e3 > (double)s->slow_commit_ms)
+            log_warn("slow commit", LOG_D("duration_ms", secs * 1e3), LOG_I("batch", n),
+                     LOG_D("commit_ms", s->st_private[STORE_ST_COMMIT].count
+                                            ? s->last_commit_s * 1e3 : 0));
         pthread_mutex_lock(&s->mu);
         histogram_observe(&s->fig.commit_seconds, secs);
         histogram_observe(&s->fig.batch_size, (double)n);
@@ -455,6 +462,7 @@ int store_start(store_t *s, char *err, size_t len)
 }
 
 void store_set_faults(store_t *s, const store_faults_t *f) { s->faults = *f; }
+void store_set_slow_commit_ms(store_t *s, int64_t ms) { s->slow_commit_ms = ms; }
 
 void store_stop(store_t *s)
 {

@@ -59,6 +59,8 @@ typedef struct store_faults {
     int64_t commit_fail_ms;
 } store_faults_t;
 void store_set_faults(store_t *s, const store_faults_t *f);
+/* Commits slower than this are logged at warn (0: never). Before start. */
+void store_set_slow_commit_ms(store_t *s, int64_t ms);
 /* Commits everything queued, then stops the thread. */
 void store_stop(store_t *s);
 

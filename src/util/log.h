@@ -7,9 +7,12 @@
  *
  *     log_info("job enqueued", LOG_S("job_id", id), LOG_I("attempt", n));
  *
- * Thread-safety: any thread may log; each line is written with one write(2),
- * so lines from different threads never interleave. Strings are borrowed for
- * the duration of the call only.
+ * Thread-safety: any thread may log. A line is written whole with one
+ * write(2), so lines from different threads never interleave. A thread may
+ * opt into buffering (log_buffer_this_thread): its lines then go out
+ * together once per loop iteration, warnings and errors at once. Strings are
+ * borrowed for the duration of the call only and must be UTF-8 (invalid
+ * bytes are written as U+FFFD).
  */
 #ifndef JOBQ_LOG_H
 #define JOBQ_LOG_H
@@ -18,6 +21,7 @@
 #include <stdint.h>
 
 typedef enum { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR } log_level_t;
+typedef enum { LOG_FORMAT_JSON, LOG_FORMAT_TEXT } log_format_t;
 
 typedef enum { LOG_F_END, LOG_F_STR, LOG_F_INT, LOG_F_DBL, LOG_F_BOOL } log_kind_t;
 
@@ -50,8 +54,20 @@ bool log_enabled(log_level_t level);
 int log_level_parse(const char *s, log_level_t *out);
 const char *log_level_name(log_level_t level);
 
+int log_format_parse(const char *s, log_format_t *out);
+void log_set_format(log_format_t f);
+
 /* Redirects output (tests); fd 2 by default. */
 void log_set_fd(int fd);
+
+/* The calling thread buffers its lines from now on; kick(ud) is called when
+ * the first line of a batch arrives, so the owner can call log_flush() at
+ * the end of the current loop iteration. */
+void log_buffer_this_thread(void (*kick)(void *ud), void *ud);
+/* Writes the calling thread's buffered lines. */
+void log_flush(void);
+/* Flushes and stops buffering the calling thread's lines. */
+void log_unbuffer_this_thread(void);
 
 /* The one entry point; `fields` ends with a LOG_F_END element. */
 void log_emit(log_level_t level, const char *msg, const log_field_t *fields);

@@ -78,6 +78,24 @@ void sbuf_add_double(sbuf_t *s, double v, bool keep_real)
     sbuf_adds(s, buf);
 }
 
+/* Length of the valid UTF-8 sequence at p, or 0 if it is not one. */
+static size_t utf8_len(const unsigned char *p)
+{
+    unsigned c = p[0];
+    size_t n = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3
+                            : (c & 0xf8) == 0xf0 ? 4 : 0;
+    if (n == 0 || (n == 2 && c < 0xc2) || (n == 4 && c > 0xf4))
+        return 0;
+    for (size_t i = 1; i < n; i++)
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+    if (n == 3 && ((c == 0xe0 && p[1] < 0xa0) || (c == 0xed && p[1] > 0x9f)))
+        return 0; /* overlong, or a UTF-16 surrogate */
+    if (n == 4 && ((c == 0xf0 && p[1] < 0x90) || (c == 0xf4 && p[1] > 0x8f)))
+        return 0;
+    return n;
+}
+
 void sbuf_add_jstr(sbuf_t *s, const char *str)
 {
     static const char hex[] = "0123456789abcdef";
@@ -87,12 +105,26 @@ void sbuf_add_jstr(sbuf_t *s, const char *str)
     }
     sbuf_addc(s, '"');
     const char *run = str;
-    for (const char *c = str; *c; c++) {
+    const char *c = str;
+    while (*c) {
         unsigned char u = (unsigned char)*c;
-        if (u >= 0x20 && u != '"' && u != '\\')
+        if (u >= 0x80) {
+            size_t n = utf8_len((const unsigned char *)c);
+            if (n) {
+                c += n;
+                continue;
+            }
+            sbuf_add(s, run, (size_t)(c - run));
+            sbuf_adds(s, "\\ufffd");
+            run = ++c;
             continue;
+        }
+        if (u >= 0x20 && u != '"' && u != '\\') {
+            c++;
+            continue;
+        }
         sbuf_add(s, run, (size_t)(c - run));
-        run = c + 1;
+        run = ++c;
         switch (u) {
         case '"': sbuf_add(s, "\\\"", 2); break;
         case '\\': sbuf_add(s, "\\\\", 2); break;

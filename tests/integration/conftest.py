@@ -141,7 +141,8 @@ def make_server(tmp_path):
         if s.proc is not None:
             code = s.stop()
             assert code == 0, f"unclean shutdown ({code}):\n" + s.log_text()[-4000:]
-        assert_clean_log(s)
+        if s.log_path.exists():
+            assert_clean_log(s)
 
 
 @pytest.fixture
