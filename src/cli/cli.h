@@ -1,5 +1,5 @@
 /*
- * cli: the client subcommands (enqueue, get, list, cancel, retry, stats).
+ * cli: the client subcommands (enqueue, get, list, cancel, retry, stats, top).
  * Human-readable output by default, --json for scripts; exit 0 on success,
  * 1 when the server refused or could not be reached, 2 on bad usage.
  */

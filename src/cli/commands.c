@@ -5,21 +5,12 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/cli_internal.h"
 #include "cli/client.h"
 
-#define MAX_POS 4
+typedef cli_opts_t opts_t;
 
-/* Options common to every subcommand, plus the ones a subcommand allows. */
-typedef struct opts {
-    const char *server;
-    bool json;
-    const char *pos[MAX_POS];
-    int npos;
-    const char *names[12], *values[12];
-    int n;
-} opts_t;
-
-static const char *opt(const opts_t *o, const char *name)
+const char *cli_opt(const opts_t *o, const char *name)
 {
     for (int i = 0; i < o->n; i++)
         if (strcmp(o->names[i], name) == 0)
@@ -27,14 +18,13 @@ static const char *opt(const opts_t *o, const char *name)
     return NULL;
 }
 
-static int usage_error(const char *cmd, const char *msg)
+int cli_usage_error(const char *cmd, const char *msg)
 {
     fprintf(stderr, "jobq %s: %s (see jobq help)\n", cmd, msg);
     return 2;
 }
 
-/* allowed: NULL-terminated list of value options, e.g. "--queue". */
-static int parse(const char *cmd, int argc, char **argv, const char *const *allowed, opts_t *o)
+int cli_parse(const char *cmd, int argc, char **argv, const char *const *allowed, opts_t *o)
 {
     memset(o, 0, sizeof *o);
     for (int i = 0; i < argc; i++) {
@@ -44,18 +34,18 @@ static int parse(const char *cmd, int argc, char **argv, const char *const *allo
             continue;
         }
         if (strncmp(a, "--", 2) != 0) {
-            if (o->npos == MAX_POS)
-                return usage_error(cmd, "too many arguments");
+            if (o->npos == CLI_MAX_POS)
+                return cli_usage_error(cmd, "too many arguments");
             o->pos[o->npos++] = a;
             continue;
         }
         bool known = strcmp(a, "--server") == 0;
         for (const char *const *k = allowed; *k && !known; k++)
             known = strcmp(*k, a) == 0;
-        if (!known || i + 1 >= argc || o->n == 12) {
+        if (!known || i + 1 >= argc || o->n == CLI_MAX_OPTS) {
             char msg[128];
             snprintf(msg, sizeof msg, known ? "%s needs a value" : "unknown option %s", a);
-            return usage_error(cmd, msg);
+            return cli_usage_error(cmd, msg);
         }
         if (strcmp(a, "--server") == 0)
             o->server = argv[++i];
@@ -149,33 +139,33 @@ static int cmd_enqueue(int argc, char **argv)
                                            "--max-retries", "--timeout-ms", "--delay-ms",
                                            "--run-at", NULL };
     opts_t o;
-    if (parse("enqueue", argc, argv, allowed, &o))
+    if (cli_parse("enqueue", argc, argv, allowed, &o))
         return 2;
     if (o.npos != 1)
-        return usage_error("enqueue", "give exactly one job TYPE");
+        return cli_usage_error("enqueue", "give exactly one job TYPE");
     json_t *job = json_pack("{s:s}", "type", o.pos[0]);
     const char *v;
     int bad = 0;
-    if ((v = opt(&o, "--queue")))
+    if ((v = cli_opt(&o, "--queue")))
         json_object_set_new(job, "queue", json_string(v));
-    if ((v = opt(&o, "--id")))
+    if ((v = cli_opt(&o, "--id")))
         json_object_set_new(job, "id", json_string(v));
-    if ((v = opt(&o, "--run-at")))
+    if ((v = cli_opt(&o, "--run-at")))
         json_object_set_new(job, "run_at", json_string(v));
-    if ((v = opt(&o, "--priority")) && set_int(job, "priority", v) != 0)
+    if ((v = cli_opt(&o, "--priority")) && set_int(job, "priority", v) != 0)
         json_object_set_new(job, "priority", json_string(v)); /* a name, not 0-4 */
-    if ((v = opt(&o, "--args"))) {
+    if ((v = cli_opt(&o, "--args"))) {
         json_t *args = json_loads(v, JSON_DECODE_ANY, NULL);
         bad |= !args;
         json_object_set_new(job, "args", args ? args : json_null());
     }
-    if ((v = opt(&o, "--max-retries")))
+    if ((v = cli_opt(&o, "--max-retries")))
         bad |= set_int(job, "max_retries", v);
-    if ((v = opt(&o, "--timeout-ms")))
+    if ((v = cli_opt(&o, "--timeout-ms")))
         bad |= set_int(job, "timeout_ms", v);
-    if ((v = opt(&o, "--delay-ms")))
+    if ((v = cli_opt(&o, "--delay-ms")))
         bad |= set_int(job, "delay_ms", v);
-    int rc = bad ? usage_error("enqueue", "--args must be JSON; numbers must be integers")
+    int rc = bad ? cli_usage_error("enqueue", "--args must be JSON; numbers must be integers")
                  : job_call(&o, "POST", "/v1/jobs", job, "enqueued");
     json_decref(job);
     return rc;
@@ -186,10 +176,10 @@ static int id_command(const char *cmd, int argc, char **argv, const char *method
 {
     static const char *const none[] = { NULL };
     opts_t o;
-    if (parse(cmd, argc, argv, none, &o))
+    if (cli_parse(cmd, argc, argv, none, &o))
         return 2;
     if (o.npos != 1)
-        return usage_error(cmd, "give exactly one job ID");
+        return cli_usage_error(cmd, "give exactly one job ID");
     char *id = curl_easy_escape(NULL, o.pos[0], 0);
     char path[1024];
     snprintf(path, sizeof path, "/v1/jobs/%s%s", id ? id : "", suffix);
@@ -244,10 +234,10 @@ static int cmd_list(int argc, char **argv)
     static const char *const allowed[] = { "--queue", "--state", "--type", "--limit",
                                            "--cursor", NULL };
     opts_t o;
-    if (parse("list", argc, argv, allowed, &o))
+    if (cli_parse("list", argc, argv, allowed, &o))
         return 2;
     if (o.npos)
-        return usage_error("list", "unexpected argument");
+        return cli_usage_error("list", "unexpected argument");
     char path[2048] = "/v1/jobs";
     for (int i = 0; i < o.n; i++)
         append_query(path, sizeof path, o.names[i] + 2, o.values[i]);
@@ -281,7 +271,7 @@ static void print_queue_line(const char *name, json_t *q)
            json_number_value(json_object_get(q, "oldest_queued_age_s")));
 }
 
-static void print_stats(json_t *out)
+void cli_print_stats(json_t *out)
 {
     const char *k;
     json_t *v;
@@ -303,14 +293,15 @@ static int cmd_stats(int argc, char **argv)
 {
     static const char *const none[] = { NULL };
     opts_t o;
-    if (parse("stats", argc, argv, none, &o))
+    if (cli_parse("stats", argc, argv, none, &o))
         return 2;
     if (o.npos)
-        return usage_error("stats", "unexpected argument");
-    return get_and_print(&o, "/v1/stats", print_stats);
+        return cli_usage_error("stats", "unexpected argument");
+    return get_and_print(&o, "/v1/stats", cli_print_stats);
 }
 
-static const char *const commands[] = { "enqueue", "get", "list", "cancel", "retry", "stats" };
+static const char *const commands[] = { "enqueue", "get", "list", "cancel", "retry", "stats",
+                                         "top" };
 
 bool cli_is_command(const char *cmd)
 {
@@ -334,6 +325,8 @@ int cli_main(const char *cmd, int argc, char **argv)
         rc = id_command(cmd, argc, argv, "POST", "/retry", "requeued");
     else if (strcmp(cmd, "list") == 0)
         rc = cmd_list(argc, argv);
+    else if (strcmp(cmd, "top") == 0)
+        rc = cli_top(argc, argv);
     else
         rc = cmd_stats(argc, argv);
     curl_global_cleanup();

@@ -119,3 +119,15 @@ def test_numeric_priority_and_flag_positions(server, tmp_path):
     assert r.returncode == 0 and "latest version" in r.stdout
     r = jobq("serve", "--help")
     assert r.returncode == 0 and "usage:" in r.stdout
+
+
+def test_top_shows_queues_and_workers(server):
+    server.enqueue(queue="topq")
+    server.lease(worker="top-worker", queues=["topq"])
+    r = jobq("top", "--iterations", "2", server=server)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("jobq top") == 2
+    assert "topq" in r.stdout and "top-worker" in r.stdout and "WORKER" in r.stdout
+    r = jobq("top", "--iterations", "1", "--server", "http://127.0.0.1:1")
+    assert r.returncode == 1 and "cannot reach" in r.stderr
+    assert jobq("top", "--iterations", "0", server=server).returncode == 2
