@@ -200,6 +200,15 @@ static void render_store(sbuf_t *s, store_t *st)
     store_figures(st, &f);
     family(s, "jobq_store_commit_duration_seconds", "histogram", "One group commit: begin, writes, commit (fsync).");
     hist(s, "jobq_store_commit_duration_seconds", "", &f.commit_seconds);
+    family(s, "jobq_store_statement_duration_seconds", "histogram",
+           "Store time per statement kind; statement=\"commit\" is the COMMIT (WAL write and fsync) alone.");
+    for (int i = 0; i < STORE_ST_COUNT; i++) {
+        sbuf_t lab;
+        sbuf_init(&lab, 48);
+        label(&lab, "statement", store_statement_name((store_statement_t)i), true);
+        hist(s, "jobq_store_statement_duration_seconds", lab.p, &f.statement_seconds[i]);
+        sbuf_free(&lab);
+    }
     family(s, "jobq_store_commit_batch_size", "histogram", "Operations per group commit.");
     hist(s, "jobq_store_commit_batch_size", "", &f.batch_size);
     family(s, "jobq_store_roundtrip_seconds", "histogram", "From a write being queued to the loop learning it is durable.");

@@ -43,6 +43,8 @@ def test_metrics_match_the_work_done(server):
     inf = value(s, "jobq_http_request_duration_seconds_bucket", route="/v1/jobs", method="POST", status="201", le="+Inf")
     assert inf == 3
     assert value(s, "jobq_store_commit_duration_seconds_count") >= 1
+    assert value(s, "jobq_store_statement_duration_seconds_count", statement="put_job") >= 7
+    assert value(s, "jobq_store_statement_duration_seconds_count", statement="commit") >= 1
     assert value(s, "jobq_store_healthy") == 1
     assert families["jobq_jobs_enqueued"].type == "counter"
     assert families["jobq_http_request_duration_seconds"].type == "histogram"
