@@ -1,5 +1,7 @@
-/* The group-commit writer in front of a backend; see store.h. */
-#include "store/store.h"
+/* The store: opening, schema and recovery, and the loop thread's side of
+ * the group-commit writer (queueing, durability waits, hand-back); the
+ * store thread itself is in writer.c. See store.h. */
+#include "store/store_internal.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -13,65 +15,6 @@
 
 #include "util/clock.h"
 #include "util/log.h"
-
-/* Same order as store_statement_t, which times them. */
-typedef enum { OP_PUT, OP_DELETE, OP_QUEUE, OP_GET, OP_LIST, OP_STATS } op_kind_t;
-
-typedef struct op {
-    struct op *next;
-    op_kind_t kind;
-    int64_t queued_ns; /* when the loop queued it, for the round-trip figure */
-    uint64_t seq; /* writes: their number; reads: the last write before them */
-    engine_event_t ev;
-    store_row_t row;   /* OP_PUT; strings point into str[] and doc */
-    store_query_t q;   /* OP_LIST; strings point into str[] */
-    const char *name;  /* OP_DELETE id, OP_QUEUE name, OP_GET id */
-    bool paused;
-    char *doc;         /* owned */
-    store_read_cb cb;
-    void *ud;
-    json_t *result;
-    char *error;
-    char str[];
-} op_t;
-
-struct store {
-    const backend_ops_t *ops;
-    void *conn;
-    durability_t durability;
-    int efd;
-    pthread_t thread;
-    bool running;
-
-    pthread_mutex_t mu; /* guards everything down to `committed` */
-    pthread_cond_t cv;
-    op_t *head, *tail;  /* queued for the thread */
-    op_t *done;         /* processed, for store_dispatch */
-    op_t *done_tail;
-    bool stopping;
-    uint64_t committed;
-    char last_error[512];
-
-    /* Group-commit figures: written by the store thread under mu, except
-     * the round trip, which the loop thread owns. */
-    store_figures_t fig;
-    histogram_t roundtrip;
-    histogram_t st_private[STORE_ST_COUNT]; /* store thread; copied into fig per batch */
-    store_faults_t faults;
-    int64_t slow_commit_ms;
-    double last_commit_s; /* store thread: the COMMIT statement alone, last batch */
-    int64_t fail_started_ns; /* store thread: first commit under commit_fail_ms */
-    bool injected;           /* store thread: the last failure was a fault seam's */
-
-    _Atomic bool healthy;
-    _Atomic bool disk_full;
-    uint64_t next_seq;        /* loop thread */
-    op_t *local, *local_tail; /* loop thread: not yet handed to the store thread */
-    void (*kick)(void *ud);
-    void *kick_ud;
-    uint64_t committed_seen;  /* loop thread's copy */
-    list_node_t waiters;      /* store_waiter_t, by seq */
-};
 
 /* ---- opening, schema, recovery (before the thread starts) ---- */
 
@@ -218,242 +161,9 @@ int store_load(store_t *s, engine_t *e, size_t *njobs, char *err, size_t len)
     return 0;
 }
 
-/* ---- the store thread ---- */
-
-static void free_op(op_t *op)
-{
-    free(op->doc);
-    free(op->error);
-    json_decref(op->result);
-    free(op);
-}
-
-typedef struct list_ctx {
-    json_t *jobs;
-    int limit;
-    int64_t last_created;
-    char last_id[JOB_NAME_MAX + 1];
-    bool more;
-} list_ctx_t;
-
-static int list_doc(void *ud, const char *text, int64_t created_at, const char *id)
-{
-    list_ctx_t *c = ud;
-    if ((int)json_array_size(c->jobs) == c->limit) {
-        c->more = true;
-        return 0;
-    }
-    json_t *doc = json_loads(text, 0, NULL);
-    json_array_append_new(c->jobs, doc ? doc : json_null());
-    c->last_created = created_at;
-    snprintf(c->last_id, sizeof c->last_id, "%s", id);
-    return 0;
-}
-
-static int get_doc(void *ud, const char *text, int64_t created_at, const char *id)
-{
-    (void)created_at;
-    (void)id;
-    json_t **out = ud;
-    *out = json_loads(text, 0, NULL);
-    return 0;
-}
-
-static int count_row(void *ud, const char *queue, const char *state, int64_t n)
-{
-    json_t *queues = ud, *q = json_object_get(queues, queue);
-    if (!q) {
-        q = json_object();
-        json_object_set_new(queues, queue, q);
-    }
-    json_object_set_new(q, state, json_integer(n));
-    return 0;
-}
-
-static int counter_row(void *ud, const char *name, int64_t value)
-{
-    json_object_set_new(ud, name, json_integer(value));
-    return 0;
-}
-
-static int run_read(store_t *s, op_t *op)
-{
-    json_decref(op->result);
-    op->result = NULL;
-    int rc = -1;
-    if (op->kind == OP_GET) {
-        json_t *doc = NULL;
-        rc = s->ops->get_job(s->conn, op->name, get_doc, &doc);
-        op->result = doc ? doc : json_null();
-    } else if (op->kind == OP_LIST) {
-        list_ctx_t c = { .jobs = json_array(), .limit = op->q.limit };
-        op->q.limit++; /* one extra row tells whether there is a next page */
-        rc = s->ops->list_jobs(s->conn, &op->q, list_doc, &c);
-        op->q.limit--;
-        char cursor[JOB_NAME_MAX + 32];
-        snprintf(cursor, sizeof cursor, "%lld:%s", (long long)c.last_created, c.last_id);
-        op->result = json_pack("{s:o, s:o}", "jobs", c.jobs, "next_cursor",
-                               c.more ? json_string(cursor) : json_null());
-    } else {
-        json_t *queues = json_object(), *totals = json_object();
-        rc = s->ops->count_states(s->conn, count_row, queues);
-        if (rc == 0)
-            rc = s->ops->counters(s->conn, counter_row, totals);
-        op->result = json_pack("{s:o, s:o}", "queues", queues, "totals", totals);
-    }
-    free(op->error);
-    op->error = rc == 0 ? NULL : strdup(s->ops->errmsg(s->conn));
-    return 0; /* a failed read fails only itself */
-}
-
-const char *store_statement_name(store_statement_t st)
-{
-    static const char *const names[STORE_ST_COUNT] = { "put_job", "delete_job", "put_queue",
-                                                       "get_job", "list_jobs", "stats",
-                                                       "commit" };
-    return st < STORE_ST_COUNT ? names[st] : "?";
-}
-
-/* op kinds and statement kinds share their order up to STORE_ST_COMMIT */
-static void timed(store_t *s, store_statement_t st, int64_t t0)
-{
-    histogram_observe(&s->st_private[st], (double)(clock_mono_ns() - t0) / 1e9);
-}
-
-static int run_write(store_t *s, op_t *op, int64_t *totals)
-{
-    switch (op->kind) {
-    case OP_PUT:
-        totals[op->ev]++;
-        return s->ops->put_job(s->conn, &op->row);
-    case OP_DELETE: return s->ops->delete_job(s->conn, op->name);
-    case OP_QUEUE: return s->ops->put_queue(s->conn, op->name, op->paused);
-    default: return run_read(s, op);
-    }
-}
-
-static bool injected_failure(store_t *s)
-{
-    if (s->faults.commit_fail_ms <= 0)
-        return false;
-    int64_t now = clock_mono_ns();
-    if (!s->fail_started_ns)
-        s->fail_started_ns = now;
-    s->injected = now - s->fail_started_ns < s->faults.commit_fail_ms * 1000000;
-    return s->injected;
-}
-
-static int run_batch(store_t *s, op_t *batch)
-{
-    int64_t totals[ENGINE_EV_COUNT] = { 0 };
-    s->injected = false;
-    if (s->ops->begin(s->conn) != 0)
-        return -1;
-    for (op_t *op = batch; op; op = op->next) {
-        int64_t t0 = clock_mono_ns();
-        if (run_write(s, op, totals) != 0)
-            return -1;
-        timed(s, (store_statement_t)op->kind, t0);
-    }
-    for (int ev = 0; ev < ENGINE_EV_COUNT; ev++)
-        if (ev != ENGINE_EV_UPDATED && totals[ev] &&
-            s->ops->add_counter(s->conn, engine_event_name(ev), totals[ev]) != 0)
-            return -1;
-    if (s->faults.commit_delay_ms > 0) {
-        int64_t ms = s->faults.commit_delay_ms;
-        struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
-        nanosleep(&ts, NULL);
-    }
-    if (injected_failure(s))
-        return -1;
-    int64_t t0 = clock_mono_ns();
-    int rc = s->ops->commit(s->conn);
-    timed(s, STORE_ST_COMMIT, t0);
-    s->last_commit_s = (double)(clock_mono_ns() - t0) / 1e9;
-    return rc;
-}
-
-static void set_health(store_t *s, bool ok)
-{
-    atomic_store(&s->healthy, ok);
-    atomic_store(&s->disk_full, !ok && !s->injected && s->ops->err_is_full(s->conn));
-    const char *why = ok           ? ""
-                      : s->injected ? "injected fault: commit refused (JOBQ_FAULT_COMMIT_FAIL_MS)"
-                                    : s->ops->errmsg(s->conn);
-    pthread_mutex_lock(&s->mu);
-    snprintf(s->last_error, sizeof s->last_error, "%s", why);
-    pthread_mutex_unlock(&s->mu);
-}
-
-/* Retries until the batch commits: an acknowledged job must never be lost,
- * and nothing in this batch has been acknowledged yet. */
-static void apply_batch(store_t *s, op_t *batch)
-{
-    for (int attempt = 0;; attempt++) {
-        if (run_batch(s, batch) == 0) {
-            if (!atomic_load(&s->healthy))
-                log_info("store recovered", LOG_I("attempts", attempt + 1));
-            set_health(s, true);
-            return;
-        }
-        set_health(s, false);
-        pthread_mutex_lock(&s->mu);
-        s->fig.failed_commits++;
-        pthread_mutex_unlock(&s->mu);
-        char why[512];
-        store_last_error(s, why, sizeof why);
-        log_error("store commit failed; will retry", LOG_S("error", why),
-                  LOG_I("attempt", attempt + 1));
-        s->ops->rollback(s->conn);
-        int64_t ms = attempt < 6 ? 50LL << attempt : 2000;
-        struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
-        nanosleep(&ts, NULL);
-    }
-}
-
-static void *store_thread(void *arg)
-{
-    store_t *s = arg;
-    for (;;) {
-        pthread_mutex_lock(&s->mu);
-        while (!s->head && !s->stopping)
-            pthread_cond_wait(&s->cv, &s->mu);
-        op_t *batch = s->head, *last = s->tail;
-        s->head = s->tail = NULL;
-        pthread_mutex_unlock(&s->mu);
-        if (!batch)
-            break; /* stopping, and everything is committed */
-        int64_t t0 = clock_mono_ns();
-        apply_batch(s, batch);
-        double secs = (double)(clock_mono_ns() - t0) / 1e9;
-        uint64_t n = 0;
-        for (op_t *op = batch; op; op = op->next)
-            n++;
-        if (s->slow_commit_ms && secs * 1e3 > (double)s->slow_commit_ms)
-            log_warn("slow commit", LOG_D("duration_ms", secs * 1e3), LOG_I("batch", n),
-                     LOG_D("commit_ms", s->st_private[STORE_ST_COMMIT].count
-                                            ? s->last_commit_s * 1e3 : 0));
-        pthread_mutex_lock(&s->mu);
-        histogram_observe(&s->fig.commit_seconds, secs);
-        histogram_observe(&s->fig.batch_size, (double)n);
-        memcpy(s->fig.statement_seconds, s->st_private, sizeof s->st_private);
-        if (s->done_tail)
-            s->done_tail->next = batch;
-        else
-            s->done = batch;
-        s->done_tail = last;
-        s->committed = last->seq;
-        pthread_mutex_unlock(&s->mu);
-        uint64_t one = 1;
-        if (write(s->efd, &one, sizeof one) < 0 && errno != EAGAIN)
-            log_error("store notify failed", LOG_S("error", strerror(errno)));
-    }
-    return NULL;
-}
-
 int store_start(store_t *s, char *err, size_t len)
 {
-    if (pthread_create(&s->thread, NULL, store_thread, s) != 0) {
+    if (pthread_create(&s->thread, NULL, store_writer_main, s) != 0) {
         snprintf(err, len, "cannot start the store thread");
         return -1;
     }
@@ -497,7 +207,7 @@ void store_close(store_t *s)
     store_flush(s); /* never started: free what was queued */
     for (op_t *op = s->head; op;) {
         op_t *next = op->next;
-        free_op(op);
+        store_free_op(op);
         op = next;
     }
     s->ops->close(s->conn);
@@ -667,7 +377,7 @@ void store_dispatch(store_t *s)
         histogram_observe(&s->roundtrip, (double)(now - done->queued_ns) / 1e9);
         if (done->cb)
             done->cb(done->ud, done->result, done->error);
-        free_op(done);
+        store_free_op(done);
         done = next;
     }
     while (!list_empty(&s->waiters)) {

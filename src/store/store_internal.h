@@ -1,0 +1,78 @@
+/*
+ * store_internal: the store's private state, shared by store.c (the loop
+ * thread's side, opening and recovery) and writer.c (the store thread).
+ * Nothing outside src/store/ includes this file.
+ */
+#ifndef JOBQ_STORE_INTERNAL_H
+#define JOBQ_STORE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "store/store.h"
+
+/* Same order as store_statement_t, which times them. */
+typedef enum { OP_PUT, OP_DELETE, OP_QUEUE, OP_GET, OP_LIST, OP_STATS } op_kind_t;
+
+typedef struct op {
+    struct op *next;
+    op_kind_t kind;
+    int64_t queued_ns; /* when the loop queued it, for the round-trip figure */
+    uint64_t seq; /* writes: their number; reads: the last write before them */
+    engine_event_t ev;
+    store_row_t row;   /* OP_PUT; strings point into str[] and doc */
+    store_query_t q;   /* OP_LIST; strings point into str[] */
+    const char *name;  /* OP_DELETE id, OP_QUEUE name, OP_GET id */
+    bool paused;
+    char *doc;         /* owned */
+    store_read_cb cb;
+    void *ud;
+    json_t *result;
+    char *error;
+    char str[];
+} op_t;
+
+struct store {
+    const backend_ops_t *ops;
+    void *conn;
+    durability_t durability;
+    int efd;
+    pthread_t thread;
+    bool running;
+
+    pthread_mutex_t mu; /* guards everything down to `committed` */
+    pthread_cond_t cv;
+    op_t *head, *tail;  /* queued for the thread */
+    op_t *done;         /* processed, for store_dispatch */
+    op_t *done_tail;
+    bool stopping;
+    uint64_t committed;
+    char last_error[512];
+
+    /* Group-commit figures: written by the store thread under mu, except
+     * the round trip, which the loop thread owns. */
+    store_figures_t fig;
+    histogram_t roundtrip;
+    histogram_t st_private[STORE_ST_COUNT]; /* store thread; copied into fig per batch */
+    store_faults_t faults;
+    int64_t slow_commit_ms;
+    double last_commit_s; /* store thread: the COMMIT statement alone, last batch */
+    int64_t fail_started_ns; /* store thread: first commit under commit_fail_ms */
+    bool injected;           /* store thread: the last failure was a fault seam's */
+
+    _Atomic bool healthy;
+    _Atomic bool disk_full;
+    uint64_t next_seq;        /* loop thread */
+    op_t *local, *local_tail; /* loop thread: not yet handed to the store thread */
+    void (*kick)(void *ud);
+    void *kick_ud;
+    uint64_t committed_seen;  /* loop thread's copy */
+    list_node_t waiters;      /* store_waiter_t, by seq */
+};
+
+void store_free_op(op_t *op);
+/* The store thread's body: takes, applies and hands back batches until
+ * stopping and drained. */
+void *store_writer_main(void *arg);
+
+#endif
