@@ -49,7 +49,7 @@ def test_slow_requests_are_warned(make_server):
     assert server.stop() == 0
     slow = [l for l in lines(server, "slow request") if l["route"] == "/v1/lease"]
     assert len(slow) == 1 and slow[0]["level"] == "warn" and slow[0]["duration_ms"] >= 400
-    # A quick request stays an ordinary access line (2.5 s of slack for a slow machine).
+    # A quick request stays an ordinary access line (250 ms of slack for a slow machine).
     assert [l["request_id"] for l in lines(server, "request")] == ["quick"]
 
 
