@@ -1,17 +1,39 @@
 #include "util/hmap.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* FNV-1a: short keys, no adversarial-input concern beyond what a linear
- * probe tolerates, since ids are validated and bounded to 200 bytes. */
+#include "util/randid.h"
+
+/* FNV-1a from a per-process random basis, then a 64-bit finaliser: keys
+ * are client-chosen job ids, and a fixed public hash would let a client
+ * pick ids that all collide and turn every probe into a scan. Not a keyed
+ * PRF, but the seed is unknown to clients and the finaliser spreads it. */
+static uint64_t seed(void)
+{
+    static _Atomic uint64_t s;
+    uint64_t v = atomic_load(&s);
+    if (!v) {
+        char hex[17];
+        uint64_t mine = (randid_hex(hex, 8) == 0 ? strtoull(hex, NULL, 16) : 0x9e3779b97f4a7c15ULL) | 1;
+        v = atomic_compare_exchange_strong(&s, &v, mine) ? mine : v; /* first one wins */
+    }
+    return v;
+}
+
 static uint64_t hash_str(const char *s)
 {
-    uint64_t h = 1469598103934665603ULL;
+    uint64_t h = seed() ^ 1469598103934665603ULL;
     for (; *s; s++) {
         h ^= (unsigned char)*s;
         h *= 1099511628211ULL;
     }
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 33;
     return h | 1; /* 0 never appears, so hash 0 can mean "empty" */
 }
 
