@@ -35,6 +35,7 @@ static const setting_t settings[] = {
     { "JOBQ_AUTO_MIGRATE", T_BOOL, F(auto_migrate), 0, 0, 0, "true", "apply schema migrations at start" },
     { "JOBQ_MIN_FREE_DISK_BYTES", T_INT, F(min_free_disk_bytes), 0, 0, 1e15, "67108864", "free space in the data folder below which ready fails" },
     { "JOBQ_WORKER_GONE_MS", T_INT, F(worker_gone_ms), 0, 1000, 86400000, "60000", "a worker silent this long is shown as gone (forgotten after 10x)" },
+    { "JOBQ_RUNNERS", T_STR, STR(runners), 0, 0, "", "built-in runners and their concurrency, e.g. webhook=16 (none by default)" },
     { "JOBQ_FINISHED_IN_MEMORY", T_INT, F(finished_in_memory), 0, 0, 10000000, "10000", "finished jobs kept in memory" },
     { "JOBQ_DEFAULT_MAX_RETRIES", T_INT, F(job.max_retries), 0, 0, 1000, "3", "retries when a job names none" },
     { "JOBQ_DEFAULT_TIMEOUT_MS", T_INT, F(job.timeout_ms), 0, 1000, 86400000, "60000", "lease length when a job names none" },

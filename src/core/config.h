@@ -35,6 +35,7 @@ typedef struct config {
     job_defaults_t job;
     int64_t fault_commit_delay_ms; /* testing seams, see store_faults_t */
     int64_t fault_commit_fail_ms;
+    char runners[256]; /* "webhook=16" */
     char env_file[1024];
 } config_t;
 

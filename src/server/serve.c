@@ -1,6 +1,7 @@
 /* `jobq serve`: start-up, the loop, and shutdown. */
 #include "server/serve.h"
 
+#include <curl/curl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include "engine/engine.h"
 #include "http/server.h"
 #include "metrics/metrics.h"
+#include "runners/runners.h"
 #include "store/store.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -28,6 +30,7 @@ typedef struct app {
     metrics_t *metrics;
     workers_t *workers;
     perf_t *perf;
+    runners_t *runners;
     struct event *perf_timer, *log_flush_ev;
     int64_t perf_due_ns;
     http_server_t *http;
@@ -236,6 +239,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     }
     log_info("shutting down", LOG_I("signal", sig), LOG_I("inflight", http_server_inflight(a->http)));
     a->api.draining = true;
+    runners_drain(a->runners);
     http_server_quiesce(a->http);
     engine_release_waiters(a->engine);
     a->drain_deadline = clock_now_ms() + GRACE_MS;
@@ -313,7 +317,8 @@ static int start_loop(app_t *a, char *err, size_t len)
     http_options_t hopt = { .listen = a->cfg.listen, .max_body_bytes = (size_t)a->cfg.max_body_bytes,
                             .timeout_s = 30, .max_connections = 4096, .done = on_http_done,
                             .done_ud = a };
-    if (!(a->http = http_server_start(a->base, &hopt, api_route, &a->api, err, len)))
+    if (!(a->http = http_server_start(a->base, &hopt, api_route, &a->api, err, len)) ||
+        !(a->runners = runners_start(a->base, a->engine, a->cfg.runners, err, len)))
         return -1;
     return store_start(a->store, err, len);
 }
@@ -321,6 +326,7 @@ static int start_loop(app_t *a, char *err, size_t len)
 static void app_free(app_t *a)
 {
     log_unbuffer_this_thread(); /* the loop is over: nothing will flush again */
+    runners_stop(a->runners); /* before the engine, which holds its lessees */
     http_server_stop(a->http);
     if (a->store)
         store_stop(a->store); /* commits whatever is still queued */
@@ -397,6 +403,7 @@ int serve_main(int argc, char **argv)
     log_set_level(a->cfg.log_level);
     log_set_format(a->cfg.log_format);
     signal(SIGPIPE, SIG_IGN);
+    curl_global_init(CURL_GLOBAL_DEFAULT); /* before any thread: it is not thread-safe */
     int rc = 0;
     if (open_store(a, err, sizeof err) || start_engine(a, err, sizeof err) ||
         start_loop(a, err, sizeof err)) {
@@ -408,6 +415,7 @@ int serve_main(int argc, char **argv)
         log_info("stopped", LOG_I("jobs_in_memory", engine_job_count(a->engine)));
     }
     app_free(a);
+    curl_global_cleanup();
     return rc;
 }
 

@@ -1,0 +1,33 @@
+/*
+ * runners: workers inside the server. Each enabled kind has a pool that
+ * leases from its queue through the same engine calls as an external
+ * worker (lease, complete, fail), so priorities, retries, fencing and
+ * metrics apply unchanged. Their I/O runs on the loop through libcurl's
+ * multi interface; nothing blocks and no thread touches the engine.
+ *
+ * Kinds today: `webhook` (queue "webhook", job type "http.request").
+ * JOBQ_RUNNERS enables them with their concurrency: "webhook=16".
+ *
+ * Threads: the loop thread only. Ownership: runners_start() borrows the
+ * base and the engine, which must outlive runners_stop().
+ */
+#ifndef JOBQ_RUNNERS_H
+#define JOBQ_RUNNERS_H
+
+#include <event2/event.h>
+#include <stddef.h>
+
+#include "engine/engine.h"
+
+typedef struct runners runners_t;
+
+/* spec is JOBQ_RUNNERS ("" for none). NULL with a message on a bad spec. */
+runners_t *runners_start(struct event_base *base, engine_t *e, const char *spec, char *err,
+                         size_t errlen);
+/* Shutdown has begun: lease nothing more; transfers in flight go on. */
+void runners_drain(runners_t *r);
+/* Stops leasing and aborts transfers in flight; their jobs keep their
+ * leases and run again after them. Safe with NULL. */
+void runners_stop(runners_t *r);
+
+#endif

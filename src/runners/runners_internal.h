@@ -1,0 +1,50 @@
+/* runners_internal: the pool and task layout shared by pool.c (leasing and
+ * reporting) and each kind's file (webhook.c). Nothing else includes it. */
+#ifndef JOBQ_RUNNERS_INTERNAL_H
+#define JOBQ_RUNNERS_INTERNAL_H
+
+#include <curl/curl.h>
+#include <stdbool.h>
+
+#include "core/errors.h"
+#include "runners/curl_loop.h"
+#include "runners/runners.h"
+#include "util/list.h"
+#include "util/sbuf.h"
+
+#define TASK_EXCERPT_MAX 4096
+
+typedef struct pool pool_t;
+
+/* One job being run: the lease, and the HTTP transfer doing it. */
+typedef struct task {
+    pool_t *pool;
+    list_node_t link; /* in pool.tasks */
+    char job_id[JOB_NAME_MAX + 1];
+    char lease_id[JOB_LEASE_ID_LEN + 1];
+    CURL *easy;
+    struct curl_slist *headers;
+    char *body;
+    sbuf_t excerpt;    /* the first TASK_EXCERPT_MAX bytes of the reply */
+    size_t body_bytes; /* all of them */
+    char errbuf[CURL_ERROR_SIZE];
+    /* Set when the job cannot even start (bad args): reported from the
+     * pool's next loop turn, never from inside an engine callback. */
+    bool refused;
+    problem_t problem;
+} task_t;
+
+/* What a kind does with a job; the pool does the leasing and reporting. */
+typedef struct runner_kind {
+    const char *name, *queue, *type;
+    /* Configures t->easy from the job; false with t->problem to refuse. */
+    bool (*prepare)(task_t *t, const job_t *job);
+    /* Decides the outcome once the transfer ends: 0 with *result (new
+     * reference) for success, else the failure's type/message/context. */
+    err_t (*outcome)(task_t *t, CURLcode rc, json_t **result, char *msg, size_t len,
+                     json_t **context);
+} runner_kind_t;
+
+extern const runner_kind_t runner_webhook;
+
+#endif

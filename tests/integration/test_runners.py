@@ -1,0 +1,148 @@
+"""Built-in webhook runner (job type http.request on queue "webhook") against
+a real HTTP server on loopback, started by the test."""
+import http.server
+import json
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import BIN, clean_env
+
+
+class Hook(http.server.BaseHTTPRequestHandler):
+    seen = []
+
+    def do_any(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(n).decode()
+        Hook.seen.append((self.command, self.path, body, self.headers.get("X-Token")))
+        if self.path == "/slow":
+            time.sleep(3)
+        code = {"/ok": 200, "/boom": 500, "/bad": 400, "/gone": 404, "/limit": 429}.get(self.path, 200)
+        reply = json.dumps({"path": self.path, "got": body}).encode()
+        try:
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(reply)))
+            self.end_headers()
+            self.wfile.write(reply)
+        except OSError:
+            pass  # the runner gave up first (timeout test)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_any
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def hook_server():
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    srv.daemon_threads = True
+    th = threading.Thread(target=srv.serve_forever, daemon=True)
+    th.start()
+    Hook.seen = []
+    yield f"http://127.0.0.1:{srv.server_address[1]}"
+    srv.shutdown()
+    srv.server_close()
+
+
+@pytest.fixture
+def runner_server(make_server):
+    return make_server(env={"JOBQ_RUNNERS": "webhook=4"})
+
+
+def hook_job(server, jid, args, **extra):
+    body = {"id": jid, "type": "http.request", "queue": "webhook", "args": args,
+            "backoff": {"initial_ms": 0, "jitter": 0}}
+    body.update(extra)
+    r = server.post("/v1/jobs", body)
+    assert r.status_code == 201, r.text
+
+
+def wait_done(server, jid, timeout=10):
+    end = time.time() + timeout
+    while time.time() < end:
+        j = server.job(jid)
+        if j["state"] in ("completed", "failed", "cancelled"):
+            return j
+        time.sleep(0.05)
+    raise AssertionError(f"{jid} still {j['state']}")
+
+
+def test_success_keeps_status_and_body(runner_server, hook_server):
+    hook_job(runner_server, "ok", {"url": hook_server + "/ok", "body": {"n": 1},
+                                   "headers": {"X-Token": "t0k"}})
+    j = wait_done(runner_server, "ok")
+    assert j["state"] == "completed" and j["attempts"] == 1
+    assert j["result"]["status"] == 200 and j["result"]["content_type"] == "application/json"
+    assert json.loads(j["result"]["body"])["got"] == '{"n":1}'
+    assert ("POST", "/ok", '{"n":1}', "t0k") in Hook.seen
+
+
+def test_failures_map_to_the_taxonomy(runner_server, hook_server):
+    hook_job(runner_server, "boom", {"url": hook_server + "/boom"}, max_retries=1)
+    hook_job(runner_server, "bad", {"url": hook_server + "/bad", "method": "PUT"}, max_retries=3)
+    hook_job(runner_server, "gone", {"url": hook_server + "/gone"}, max_retries=3)
+    hook_job(runner_server, "limit", {"url": hook_server + "/limit"}, max_retries=0)
+    boom = wait_done(runner_server, "boom")
+    assert boom["state"] == "failed" and boom["attempts"] == 2
+    assert [e["type"] for e in boom["errors"]] == ["unavailable", "unavailable"]
+    assert boom["errors"][0]["context"]["status"] == 500 and boom["errors"][0]["worker"] == "jobq:webhook"
+    bad = wait_done(runner_server, "bad")
+    assert bad["attempts"] == 1 and bad["errors"][0]["type"] == "validation"  # a 400 is not retried
+    gone = wait_done(runner_server, "gone")
+    assert gone["attempts"] == 1 and gone["errors"][0]["type"] == "not_found"
+    assert wait_done(runner_server, "limit")["errors"][0]["type"] == "rate_limited"
+
+
+def test_timeouts_and_dead_hosts_are_retryable_failures(runner_server, hook_server):
+    hook_job(runner_server, "slow", {"url": hook_server + "/slow", "timeout_ms": 400}, max_retries=0)
+    hook_job(runner_server, "dead", {"url": "http://127.0.0.1:1/"}, max_retries=0)
+    slow = wait_done(runner_server, "slow")
+    assert slow["errors"][0]["type"] == "timeout"
+    dead = wait_done(runner_server, "dead")
+    assert dead["errors"][0]["type"] == "unavailable"
+
+
+def test_bad_arguments_fail_without_a_request(runner_server, hook_server):
+    cases = {
+        "ftp": {"url": "ftp://127.0.0.1/x"},
+        "nourl": {"body": "x"},
+        "method": {"url": hook_server + "/ok", "method": "TRACE"},
+        "extra": {"url": hook_server + "/ok", "shell": "rm -rf /"},
+        "hdr": {"url": hook_server + "/ok", "headers": {"X-A": "1\r\nX-B: 2"}},
+    }
+    for jid, args in cases.items():
+        hook_job(runner_server, jid, args, max_retries=5)
+    r = runner_server.post("/v1/jobs", {"id": "wrongtype", "type": "other", "queue": "webhook"})
+    assert r.status_code == 201
+    for jid in list(cases) + ["wrongtype"]:
+        j = wait_done(runner_server, jid)
+        assert j["state"] == "failed" and j["attempts"] == 1, jid
+        assert j["errors"][0]["type"] == "validation", jid
+    assert Hook.seen == []
+
+
+def test_runners_are_off_by_default(make_server, hook_server):
+    server = make_server()
+    hook_job(server, "idle", {"url": hook_server + "/ok"})
+    time.sleep(0.5)
+    assert server.job("idle")["state"] == "queued" and Hook.seen == []
+
+
+def test_bad_runner_spec_stops_startup(tmp_path):
+    r = subprocess.run([BIN, "serve", "--listen", "127.0.0.1:0", "--data-dir", str(tmp_path / "d"),
+                        "--runners", "download=2"], env=clean_env(), capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 1 and "JOBQ_RUNNERS" in r.stderr and "download=2" in r.stderr
+
+
+def test_shutdown_with_a_webhook_in_flight(runner_server, hook_server):
+    hook_job(runner_server, "inflight", {"url": hook_server + "/slow"}, timeout_ms=2000)
+    time.sleep(0.5)
+    assert runner_server.stop() == 0
+    runner_server.start()
+    assert runner_server.job("inflight")["state"] == "running"  # its lease comes back later
