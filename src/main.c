@@ -27,6 +27,7 @@ static void help(FILE *out)
             "  retry ID          requeue a failed or cancelled job\n"
             "  stats             counts, rates and execution times, in total and per queue\n"
             "  top [--iterations N]  a live view of queues and workers, refreshed every second\n"
+            "  wait ID [--timeout-ms N]  follow a job until it finishes; exit 0 only if completed\n"
             "  Every client command takes --json for machine-readable output.\n"
             "\n"
             "  version           print the version\n"

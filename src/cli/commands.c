@@ -58,7 +58,7 @@ int cli_parse(const char *cmd, int argc, char **argv, const char *const *allowed
 }
 
 /* Prints a refusal from the server as one line; returns the exit code. */
-static int report(int status, json_t *body, const char *err)
+int cli_report(int status, json_t *body, const char *err)
 {
     if (status < 0) {
         fprintf(stderr, "jobq: %s\n", err);
@@ -71,7 +71,7 @@ static int report(int status, json_t *body, const char *err)
     return 1;
 }
 
-static void print_json(json_t *v)
+void cli_print_json(json_t *v)
 {
     char *s = json_dumps(v, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     if (s)
@@ -112,9 +112,9 @@ static int job_call(const opts_t *o, const char *method, const char *path, json_
     int status = client_request(&c, method, path, body, &out, err, sizeof err);
     int rc = 0;
     if (status < 200 || status > 299)
-        rc = report(status, out, err);
+        rc = cli_report(status, out, err);
     else if (o->json)
-        print_json(out);
+        cli_print_json(out);
     else if (verb)
         printf("%s %s (state %s)\n", verb, str(out, "id"), str(out, "state"));
     else
@@ -171,6 +171,14 @@ static int cmd_enqueue(int argc, char **argv)
     return rc;
 }
 
+char *cli_escape_id(const char *id)
+{
+    char *esc = curl_easy_escape(NULL, id, 0);
+    char *copy = strdup(esc ? esc : "");
+    curl_free(esc);
+    return copy;
+}
+
 static int id_command(const char *cmd, int argc, char **argv, const char *method,
                       const char *suffix, const char *verb)
 {
@@ -220,9 +228,9 @@ static int get_and_print(const opts_t *o, const char *path, void (*human)(json_t
     int status = client_request(&c, "GET", path, NULL, &out, err, sizeof err);
     int rc = 0;
     if (status != 200)
-        rc = report(status, out, err);
+        rc = cli_report(status, out, err);
     else if (o->json)
-        print_json(out);
+        cli_print_json(out);
     else
         human(out);
     json_decref(out);
@@ -301,7 +309,7 @@ static int cmd_stats(int argc, char **argv)
 }
 
 static const char *const commands[] = { "enqueue", "get", "list", "cancel", "retry", "stats",
-                                         "top" };
+                                         "top", "wait" };
 
 bool cli_is_command(const char *cmd)
 {
@@ -327,6 +335,8 @@ int cli_main(const char *cmd, int argc, char **argv)
         rc = cmd_list(argc, argv);
     else if (strcmp(cmd, "top") == 0)
         rc = cli_top(argc, argv);
+    else if (strcmp(cmd, "wait") == 0)
+        rc = cli_wait(argc, argv);
     else
         rc = cmd_stats(argc, argv);
     curl_global_cleanup();

@@ -131,3 +131,35 @@ def test_top_shows_queues_and_workers(server):
     r = jobq("top", "--iterations", "1", "--server", "http://127.0.0.1:1")
     assert r.returncode == 1 and "cannot reach" in r.stderr
     assert jobq("top", "--iterations", "0", server=server).returncode == 2
+
+
+def test_wait_follows_a_job_to_its_end(server):
+    import threading
+    import time
+    server.enqueue(id="w-ok")
+    server.enqueue(id="w-bad", max_retries=0)
+
+    def work():
+        time.sleep(0.5)
+        for j in server.lease(max=2):
+            if j["id"] == "w-ok":
+                server.post("/v1/jobs/w-ok/heartbeat", {"lease_id": j["lease_id"], "progress": {"pct": 50}})
+                time.sleep(0.5)
+                server.post("/v1/jobs/w-ok/complete", {"lease_id": j["lease_id"]})
+            else:
+                server.post("/v1/jobs/w-bad/fail", {"lease_id": j["lease_id"], "error": {"type": "internal"}})
+
+    th = threading.Thread(target=work)
+    th.start()
+    r = jobq("wait", "w-ok", server=server)
+    th.join(10)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.splitlines()
+    assert out[0] == "w-ok: queued, attempt 0" and out[-1].startswith("w-ok: completed, attempt 1")
+    assert any('progress {"pct":50}' in line for line in out)
+    r = jobq("wait", "w-bad", server=server)
+    assert r.returncode == 1 and r.stdout.strip().endswith("failed, attempt 1")
+    server.enqueue(id="w-stuck")
+    r = jobq("wait", "w-stuck", "--timeout-ms", "300", server=server)
+    assert r.returncode == 1 and "still queued" in r.stderr
+    assert jobq("wait", "nope", server=server).returncode == 1
