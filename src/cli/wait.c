@@ -78,12 +78,13 @@ int cli_wait(int argc, char **argv)
             json_decref(job);
             return rc;
         }
-        json_decref(job);
         if (timeout && waited >= timeout) {
             fprintf(stderr, "%sjobq: %s is still %s after %ld ms\n", tty ? "\n" : "", o.pos[0],
                     state ? state : "?", timeout);
+            json_decref(job);
             return 1;
         }
+        json_decref(job);
         sleep_ms(POLL_MS);
     }
 }
