@@ -20,6 +20,8 @@ typedef struct api_call {
     job_t **batch;        /* batch: parsed jobs, owned until enqueued */
     size_t nbatch;
     int outstanding;      /* store reads still in flight */
+    uint64_t deletes_seen; /* engine_deletes() when a store read began */
+    char *loading_id;     /* the id api_with_job is reading, owned */
     engine_waiter_t lease;
     const char *queues[ENGINE_LEASE_MAX];
     void (*cont)(struct api_call *c);

@@ -10,6 +10,7 @@ static void call_free(void *p)
     json_decref(c->body);
     free(c->reply);
     json_decref(c->jobs);
+    free(c->loading_id);
     job_free(c->job);
     for (size_t i = 0; c->batch && i < c->nbatch; i++)
         job_free(c->batch[i]);
@@ -109,6 +110,16 @@ static void on_job_loaded(void *ud, json_t *doc, const char *error)
         api_reply_error(c, ERR_UNAVAILABLE, "", "the store could not be read");
         return;
     }
+    /* A delete since the read began may have removed this very job: read it
+     * again, after the delete, rather than bring it back to life. (Batch
+     * reads skip this; they load several ids at once.) */
+    if (engine_deletes(c->api->engine) != c->deletes_seen && c->loading_id) {
+        char *id = c->loading_id;
+        c->loading_id = NULL;
+        api_with_job(c, id, c->cont);
+        free(id);
+        return;
+    }
     job_t *job;
     problem_t p;
     if (json_is_object(doc) && job_from_doc(doc, &job, &p) == ERR_OK)
@@ -124,5 +135,10 @@ void api_with_job(api_call_t *c, const char *id, void (*cont)(api_call_t *c))
         return;
     }
     http_defer(c->r);
+    c->deletes_seen = engine_deletes(c->api->engine);
+    if (c->outstanding == 0) { /* a single read: remember what to re-read */
+        free(c->loading_id);
+        c->loading_id = strdup(id);
+    }
     store_get_job(c->api->store, id, on_job_loaded, c);
 }

@@ -193,6 +193,7 @@ const job_t *engine_get(engine_t *e, const char *id)
 }
 
 size_t engine_job_count(const engine_t *e) { return hmap_len(&e->jobs); }
+uint64_t engine_deletes(const engine_t *e) { return e->deletes; }
 
 err_t engine_enqueue_check(engine_t *e, const job_t *job, problem_t *p)
 {
@@ -286,6 +287,7 @@ err_t engine_delete(engine_t *e, const char *id, problem_t *p)
     eng_unlink(e, ej);
     hmap_del(&e->jobs, ej->job->id);
     ej->queue->count[ej->job->state]--;
+    e->deletes++;
     e->h.persist_delete(e->h.ud, ej->job->id);
     job_free(ej->job);
     free(ej);

@@ -136,6 +136,9 @@ void engine_queue_foreach(engine_t *e, void (*fn)(void *ud, const engine_queue_i
 void engine_tick(engine_t *e);
 int64_t engine_next_deadline(const engine_t *e);
 size_t engine_job_count(const engine_t *e);
+/* How many jobs were ever deleted: a read from the store that started before
+ * a delete may return the deleted job, and must not bring it back. */
+uint64_t engine_deletes(const engine_t *e);
 
 const char *engine_event_name(engine_event_t ev);
 

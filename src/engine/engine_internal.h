@@ -35,6 +35,7 @@ struct engine {
     list_node_t finished; /* terminal ejobs, oldest first */
     size_t nfinished;
     bool ready_added; /* a job became ready since the last dispatch */
+    uint64_t deletes;
     int64_t reported_deadline;
 };
 
