@@ -3,7 +3,7 @@
 
 CC      ?= cc
 VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.1.0-dev)
-PKGS    := libmicrohttpd libevent jansson sqlite3 libcurl
+PKGS    := libmicrohttpd libevent jansson sqlite3 libcurl libcrypto
 WARN    := -Wall -Wextra -Wformat=2 -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wno-missing-field-initializers -Werror
 BASE_CFLAGS = -std=c17 -D_GNU_SOURCE -Isrc $(WARN) -DJOBQ_VERSION='"$(VERSION)"' \
@@ -24,7 +24,7 @@ all: build/jobq
 
 # Debian packages; installed only when something is missing.
 DEB_PKGS := build-essential pkg-config libmicrohttpd-dev libevent-dev libjansson-dev \
-            libsqlite3-dev libcurl4-openssl-dev libcmocka-dev python3-pytest python3-requests \
+            libsqlite3-dev libcurl4-openssl-dev libssl-dev libcmocka-dev python3-pytest python3-requests \
             python3-prometheus-client
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \

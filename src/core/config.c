@@ -36,6 +36,8 @@ static const setting_t settings[] = {
     { "JOBQ_MIN_FREE_DISK_BYTES", T_INT, F(min_free_disk_bytes), 0, 0, 1e15, "67108864", "free space in the data folder below which ready fails" },
     { "JOBQ_WORKER_GONE_MS", T_INT, F(worker_gone_ms), 0, 1000, 86400000, "60000", "a worker silent this long is shown as gone (forgotten after 10x)" },
     { "JOBQ_RUNNERS", T_STR, STR(runners), 0, 0, "", "built-in runners and their concurrency, e.g. webhook=16 (none by default)" },
+    { "JOBQ_DOWNLOAD_DIR", T_STR, STR(download_dir), 0, 0, "", "where download jobs write (default <data dir>/downloads)" },
+    { "JOBQ_DOWNLOAD_ALLOW_PRIVATE", T_BOOL, F(download_allow_private), 0, 0, 0, "false", "let downloads reach loopback and private addresses" },
     { "JOBQ_FINISHED_IN_MEMORY", T_INT, F(finished_in_memory), 0, 0, 10000000, "10000", "finished jobs kept in memory" },
     { "JOBQ_DEFAULT_MAX_RETRIES", T_INT, F(job.max_retries), 0, 0, 1000, "3", "retries when a job names none" },
     { "JOBQ_DEFAULT_TIMEOUT_MS", T_INT, F(job.timeout_ms), 0, 1000, 86400000, "60000", "lease length when a job names none" },
@@ -257,6 +259,8 @@ int config_load(config_t *cfg, int argc, char **argv, int *rest, char *err, size
     if (load_env_file(cfg, cfg->env_file, err, len) || load_environment(cfg, err, len) ||
         load_flags(cfg, argc, argv, rest, err, len))
         return -1;
+    if (!cfg->download_dir[0])
+        snprintf(cfg->download_dir, sizeof cfg->download_dir, "%.1000s/downloads", cfg->data_dir);
     if (!cfg->database_url[0])
         snprintf(cfg->database_url, sizeof cfg->database_url, "sqlite://%s/jobq.db",
                  cfg->data_dir);

@@ -36,6 +36,8 @@ typedef struct config {
     int64_t fault_commit_delay_ms; /* testing seams, see store_faults_t */
     int64_t fault_commit_fail_ms;
     char runners[256]; /* "webhook=16" */
+    char download_dir[1024];
+    bool download_allow_private;
     char env_file[1024];
 } config_t;
 

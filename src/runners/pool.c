@@ -6,14 +6,16 @@
 #include <string.h>
 
 #include "runners/runners_internal.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 #define LEASE_WAIT_MS 30000
 
-static const runner_kind_t *const kinds[] = { &runner_webhook };
+static const runner_kind_t *const kinds[] = { &runner_webhook, &runner_download };
 
 struct pool {
     const runner_kind_t *kind;
+    const runner_env_t *env;
     engine_t *engine;
     curl_loop_t *curl;
     struct event *kick;
@@ -27,6 +29,8 @@ struct pool {
 };
 
 struct runners {
+    runner_env_t env;
+    char download_dir[1024];
     curl_loop_t *curl;
     pool_t *pools[sizeof kinds / sizeof kinds[0]];
     int npools;
@@ -36,6 +40,8 @@ static void kick(pool_t *p) { event_active(p->kick, EV_TIMEOUT, 0); }
 
 static void task_free(task_t *t)
 {
+    if (t->pool->kind->cleanup)
+        t->pool->kind->cleanup(t);
     if (t->easy)
         curl_easy_cleanup(t->easy);
     curl_slist_free_all(t->headers);
@@ -137,8 +143,22 @@ static void on_kick(evutil_socket_t fd, short what, void *arg)
         kick(p);
 }
 
+const runner_env_t *runner_env(const task_t *t) { return t->pool->env; }
+
+void runner_progress(task_t *t, json_t *progress)
+{
+    int64_t now = clock_mono_ns();
+    if (now - t->last_progress_ns < 1000000000LL)
+        return;
+    t->last_progress_ns = now;
+    const job_t *j;
+    problem_t p;
+    /* Extending by the job's own timeout keeps a long transfer leased. */
+    engine_heartbeat(t->pool->engine, t->job_id, t->lease_id, progress, 0, &j, &p);
+}
+
 static pool_t *pool_new(struct event_base *base, engine_t *e, curl_loop_t *curl,
-                        const runner_kind_t *kind, int slots)
+                        const runner_kind_t *kind, int slots, const runner_env_t *env)
 {
     pool_t *p = calloc(1, sizeof *p);
     if (!p || !(p->kick = evtimer_new(base, on_kick, p))) {
@@ -146,6 +166,7 @@ static pool_t *pool_new(struct event_base *base, engine_t *e, curl_loop_t *curl,
         return NULL;
     }
     p->kind = kind;
+    p->env = env;
     p->engine = e;
     p->curl = curl;
     p->slots = slots;
@@ -192,11 +213,11 @@ static int parse_spec(runners_t *r, struct event_base *base, engine_t *e, const 
         if (!kind || n < 1 || n > 1000) {
             snprintf(err, len,
                      "JOBQ_RUNNERS=\"%s\" is not valid: expected KIND=N[,...] with KIND webhook "
-                     "and N 1-1000",
+                     "or download and N 1-1000",
                      spec);
             return -1;
         }
-        if (!(r->pools[r->npools++] = pool_new(base, e, r->curl, kind, n)))
+        if (!(r->pools[r->npools++] = pool_new(base, e, r->curl, kind, n, &r->env)))
             return snprintf(err, len, "out of memory"), -1;
         log_info("runner started", LOG_S("runner", kind->name), LOG_S("queue", kind->queue),
                  LOG_S("type", kind->type), LOG_I("concurrency", n));
@@ -206,15 +227,19 @@ static int parse_spec(runners_t *r, struct event_base *base, engine_t *e, const 
     return 0;
 }
 
-runners_t *runners_start(struct event_base *base, engine_t *e, const char *spec, char *err,
-                         size_t len)
+runners_t *runners_start(struct event_base *base, engine_t *e, const runners_options_t *opt,
+                         char *err, size_t len)
 {
+    const char *spec = opt->spec;
     runners_t *r = calloc(1, sizeof *r);
     if (!r || !(r->curl = curl_loop_new(base))) {
         free(r);
         snprintf(err, len, "cannot start the runners");
         return NULL;
     }
+    snprintf(r->download_dir, sizeof r->download_dir, "%s", opt->download_dir);
+    r->env = (runner_env_t){ .download_dir = r->download_dir,
+                             .allow_private = opt->download_allow_private };
     if (spec[0] && parse_spec(r, base, e, spec, err, len) != 0) {
         runners_stop(r);
         return NULL;

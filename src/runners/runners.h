@@ -5,8 +5,9 @@
  * metrics apply unchanged. Their I/O runs on the loop through libcurl's
  * multi interface; nothing blocks and no thread touches the engine.
  *
- * Kinds today: `webhook` (queue "webhook", job type "http.request").
- * JOBQ_RUNNERS enables them with their concurrency: "webhook=16".
+ * Kinds: `webhook` (queue "webhook", job type "http.request") and
+ * `download` (queue "download", job type "http.download"). JOBQ_RUNNERS
+ * enables them with their concurrency: "webhook=16,download=4".
  *
  * Threads: the loop thread only. Ownership: runners_start() borrows the
  * base and the engine, which must outlive runners_stop().
@@ -15,15 +16,22 @@
 #define JOBQ_RUNNERS_H
 
 #include <event2/event.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "engine/engine.h"
 
 typedef struct runners runners_t;
 
-/* spec is JOBQ_RUNNERS ("" for none). NULL with a message on a bad spec. */
-runners_t *runners_start(struct event_base *base, engine_t *e, const char *spec, char *err,
-                         size_t errlen);
+typedef struct runners_options {
+    const char *spec;         /* JOBQ_RUNNERS, "" for none */
+    const char *download_dir; /* JOBQ_DOWNLOAD_DIR */
+    bool download_allow_private;
+} runners_options_t;
+
+/* NULL with a message on a bad spec. */
+runners_t *runners_start(struct event_base *base, engine_t *e, const runners_options_t *opt,
+                         char *err, size_t errlen);
 /* Shutdown has begun: lease nothing more; transfers in flight go on. */
 void runners_drain(runners_t *r);
 /* Stops leasing and aborts transfers in flight; their jobs keep their

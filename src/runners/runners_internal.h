@@ -32,7 +32,15 @@ typedef struct task {
      * pool's next loop turn, never from inside an engine callback. */
     bool refused;
     problem_t problem;
+    void *kind_data; /* the kind's own state for this task */
+    int64_t last_progress_ns;
 } task_t;
+
+/* Runner-wide settings a kind may need. */
+typedef struct runner_env {
+    const char *download_dir;
+    bool allow_private;
+} runner_env_t;
 
 /* What a kind does with a job; the pool does the leasing and reporting. */
 typedef struct runner_kind {
@@ -43,8 +51,20 @@ typedef struct runner_kind {
      * reference) for success, else the failure's type/message/context. */
     err_t (*outcome)(task_t *t, CURLcode rc, json_t **result, char *msg, size_t len,
                      json_t **context);
+    void (*cleanup)(task_t *t); /* optional: frees kind_data */
 } runner_kind_t;
 
 extern const runner_kind_t runner_webhook;
+extern const runner_kind_t runner_download;
+
+/* HTTP status (non-2xx) and libcurl failures -> error type (http_errors.c). */
+err_t runner_err_for_status(long status);
+err_t runner_err_for_curl(CURLcode rc);
+
+/* The settings the pools were started with. */
+const runner_env_t *runner_env(const task_t *t);
+/* Reports progress (a heartbeat that also extends the lease), at most once
+ * a second per task; progress is borrowed. Call from transfer callbacks. */
+void runner_progress(task_t *t, json_t *progress);
 
 #endif

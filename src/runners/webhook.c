@@ -139,35 +139,6 @@ static json_t *excerpt(task_t *t)
     return s ? s : json_null();
 }
 
-static err_t by_status(long status)
-{
-    if (status == 404 || status == 410)
-        return ERR_NOT_FOUND;
-    if (status == 401 || status == 403)
-        return ERR_UNAUTHORIZED;
-    if (status == 429)
-        return ERR_RATE_LIMITED;
-    if (status == 408 || status == 504)
-        return ERR_TIMEOUT;
-    if (status == 409)
-        return ERR_CONFLICT;
-    if (status >= 500)
-        return ERR_UNAVAILABLE;
-    return ERR_VALIDATION; /* other 4xx, and anything else unexpected */
-}
-
-static err_t by_curl(CURLcode rc)
-{
-    switch (rc) {
-    case CURLE_OPERATION_TIMEDOUT: return ERR_TIMEOUT;
-    case CURLE_UNSUPPORTED_PROTOCOL:
-    case CURLE_URL_MALFORMAT:
-    case CURLE_TOO_MANY_REDIRECTS:
-    case CURLE_FILESIZE_EXCEEDED: return ERR_VALIDATION;
-    default: return ERR_UNAVAILABLE; /* resets, refused connections, DNS, TLS */
-    }
-}
-
 static err_t outcome(task_t *t, CURLcode rc, json_t **result, char *msg, size_t len,
                      json_t **context)
 {
@@ -175,7 +146,7 @@ static err_t outcome(task_t *t, CURLcode rc, json_t **result, char *msg, size_t 
     curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
     if (rc != CURLE_OK) {
         snprintf(msg, len, "%s%s%s", curl_easy_strerror(rc), t->errbuf[0] ? ": " : "", t->errbuf);
-        return by_curl(rc);
+        return runner_err_for_curl(rc);
     }
     const char *ctype = NULL;
     curl_easy_getinfo(t->easy, CURLINFO_CONTENT_TYPE, &ctype);
@@ -187,7 +158,7 @@ static err_t outcome(task_t *t, CURLcode rc, json_t **result, char *msg, size_t 
     }
     snprintf(msg, len, "HTTP %ld", status);
     *context = json_pack("{s:i, s:o}", "status", (int)status, "body", body);
-    return by_status(status);
+    return runner_err_for_status(status);
 }
 
 const runner_kind_t runner_webhook = {

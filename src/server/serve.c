@@ -318,7 +318,12 @@ static int start_loop(app_t *a, char *err, size_t len)
                             .timeout_s = 30, .max_connections = 4096, .done = on_http_done,
                             .done_ud = a };
     if (!(a->http = http_server_start(a->base, &hopt, api_route, &a->api, err, len)) ||
-        !(a->runners = runners_start(a->base, a->engine, a->cfg.runners, err, len)))
+        !(a->runners = runners_start(a->base, a->engine,
+                                     &(runners_options_t){
+                                         .spec = a->cfg.runners,
+                                         .download_dir = a->cfg.download_dir,
+                                         .download_allow_private = a->cfg.download_allow_private },
+                                     err, len)))
         return -1;
     return store_start(a->store, err, len);
 }

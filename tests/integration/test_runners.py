@@ -135,9 +135,9 @@ def test_runners_are_off_by_default(make_server, hook_server):
 
 def test_bad_runner_spec_stops_startup(tmp_path):
     r = subprocess.run([BIN, "serve", "--listen", "127.0.0.1:0", "--data-dir", str(tmp_path / "d"),
-                        "--runners", "download=2"], env=clean_env(), capture_output=True,
+                        "--runners", "ftp=2"], env=clean_env(), capture_output=True,
                        text=True, timeout=30)
-    assert r.returncode == 1 and "JOBQ_RUNNERS" in r.stderr and "download=2" in r.stderr
+    assert r.returncode == 1 and "JOBQ_RUNNERS" in r.stderr and "ftp=2" in r.stderr
 
 
 def test_shutdown_with_a_webhook_in_flight(runner_server, hook_server):

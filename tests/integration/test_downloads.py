@@ -1,0 +1,175 @@
+"""Built-in download runner (http.download on queue "download") against a
+local file server that supports Range and can cut a body short."""
+import hashlib
+import http.server
+import os
+import threading
+import time
+
+import pytest
+
+DATA = bytes((i * 7 + i // 251) % 256 for i in range(300_000))
+SHA = hashlib.sha256(DATA).hexdigest()
+
+
+class Files(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    requests = []
+    cut_once = set()
+
+    def do_GET(self):
+        rng = self.headers.get("Range")
+        Files.requests.append((self.path, rng))
+        if self.path == "/missing":
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        start = int(rng.split("=")[1].split("-")[0]) if rng else 0
+        body = DATA[start:]
+        self.send_response(206 if rng else 200)
+        if rng:
+            self.send_header("Content-Range", f"bytes {start}-{len(DATA) - 1}/{len(DATA)}")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.path == "/slow":
+            for i in range(0, len(body), 20_000):
+                self.wfile.write(body[i:i + 20_000])
+                self.wfile.flush()
+                time.sleep(0.25)
+            return
+        if self.path == "/cut" and self.path not in Files.cut_once:
+            Files.cut_once.add(self.path)
+            self.wfile.write(body[:100_000])  # then hang up mid-body
+            self.wfile.flush()
+            self.close_connection = True
+            self.connection.shutdown(2)
+            return
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def files():
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Files)
+    srv.daemon_threads = True
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    Files.requests, Files.cut_once = [], set()
+    yield f"http://127.0.0.1:{srv.server_address[1]}"
+    srv.shutdown()
+    srv.server_close()
+
+
+@pytest.fixture
+def dl_server(make_server, tmp_path):
+    root = tmp_path / "downloads"
+    s = make_server(env={"JOBQ_RUNNERS": "download=2", "JOBQ_DOWNLOAD_DIR": str(root),
+                         "JOBQ_DOWNLOAD_ALLOW_PRIVATE": "true"})
+    s.root = root
+    return s
+
+
+def dl(server, jid, args, **extra):
+    body = {"id": jid, "type": "http.download", "queue": "download", "args": args,
+            "backoff": {"initial_ms": 0, "jitter": 0}}
+    body.update(extra)
+    r = server.post("/v1/jobs", body)
+    assert r.status_code == 201, r.text
+
+
+def wait_done(server, jid, timeout=20):
+    end = time.time() + timeout
+    while time.time() < end:
+        j = server.job(jid)
+        if j["state"] in ("completed", "failed", "cancelled"):
+            return j
+        time.sleep(0.05)
+    raise AssertionError(f"{jid} is still {j['state']}")
+
+
+def test_download_verifies_and_lands_in_place(dl_server, files):
+    dl(dl_server, "a", {"url": files + "/f", "path": "sub/dir/file.bin", "sha256": SHA})
+    j = wait_done(dl_server, "a")
+    assert j["state"] == "completed", j["errors"]
+    assert j["result"] == {"path": "sub/dir/file.bin", "bytes": len(DATA), "sha256": SHA, "resumed_from": 0}
+    target = dl_server.root / "sub" / "dir" / "file.bin"
+    assert target.read_bytes() == DATA
+    assert sorted(os.listdir(target.parent)) == ["file.bin"]  # no .part left behind
+
+
+def test_checksum_mismatch_fails_for_good_and_leaves_nothing(dl_server, files):
+    dl(dl_server, "bad", {"url": files + "/f", "path": "x.bin", "sha256": "0" * 64}, max_retries=3)
+    j = wait_done(dl_server, "bad")
+    assert j["state"] == "failed" and j["attempts"] == 1
+    assert j["errors"][0]["type"] == "validation" and "checksum mismatch" in j["errors"][0]["message"]
+    assert os.listdir(dl_server.root) == []
+
+
+def test_interrupted_download_resumes_with_range(dl_server, files):
+    dl(dl_server, "cut", {"url": files + "/cut", "path": "cut.bin", "sha256": SHA}, max_retries=2)
+    j = wait_done(dl_server, "cut")
+    assert j["state"] == "completed", j["errors"]
+    assert j["attempts"] == 2 and j["errors"][0]["type"] == "unavailable"
+    assert j["result"]["resumed_from"] == 100_000
+    assert ("/cut", "bytes=100000-") in Files.requests
+    assert (dl_server.root / "cut.bin").read_bytes() == DATA
+
+
+def test_paths_cannot_escape_the_folder(dl_server, files, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    dl_server.root.mkdir(exist_ok=True)
+    os.symlink(outside, dl_server.root / "link")
+    for jid, path in [("abs", "/etc/x"), ("up", "../x"), ("mid", "a/../../x"), ("dot", "./x"),
+                      ("sym", "link/x")]:
+        dl(dl_server, jid, {"url": files + "/f", "path": path}, max_retries=3)
+    for jid in ["abs", "up", "mid", "dot", "sym"]:
+        j = wait_done(dl_server, jid)
+        assert j["state"] == "failed" and j["attempts"] == 1, jid
+        assert j["errors"][0]["type"] == "validation", jid
+    assert os.listdir(outside) == []
+    assert Files.requests == []
+
+
+def test_existing_file_needs_overwrite(dl_server, files):
+    dl(dl_server, "one", {"url": files + "/f", "path": "same.bin"})
+    assert wait_done(dl_server, "one")["state"] == "completed"
+    dl(dl_server, "two", {"url": files + "/f", "path": "same.bin"})
+    assert wait_done(dl_server, "two")["errors"][0]["type"] == "conflict"
+    dl(dl_server, "three", {"url": files + "/f", "path": "same.bin", "overwrite": True})
+    assert wait_done(dl_server, "three")["state"] == "completed"
+
+
+def test_404_is_not_retried_and_max_bytes_is_enforced(dl_server, files):
+    dl(dl_server, "nf", {"url": files + "/missing", "path": "nf.bin"}, max_retries=3)
+    dl(dl_server, "big", {"url": files + "/f", "path": "big.bin", "max_bytes": 1000}, max_retries=3)
+    nf = wait_done(dl_server, "nf")
+    assert nf["attempts"] == 1 and nf["errors"][0]["type"] == "not_found"
+    big = wait_done(dl_server, "big")
+    assert big["attempts"] == 1 and big["errors"][0]["type"] == "validation"
+    assert not (dl_server.root / "big.bin").exists()
+
+
+def test_progress_is_visible_while_running(dl_server, files):
+    dl(dl_server, "slow", {"url": files + "/slow", "path": "slow.bin"})
+    seen = None
+    end = time.time() + 10
+    while time.time() < end and seen is None:
+        j = dl_server.job("slow")
+        if j["state"] == "running" and j["progress"]:
+            seen = j["progress"]
+        time.sleep(0.1)
+    assert seen and 0 < seen["bytes"] < len(DATA) and seen["total"] == len(DATA)
+    assert 0 < seen["percent"] < 100 and seen["bytes_per_s"] > 0
+    assert wait_done(dl_server, "slow")["state"] == "completed"
+
+
+def test_private_addresses_are_refused_by_default(make_server, files, tmp_path):
+    server = make_server(env={"JOBQ_RUNNERS": "download=1", "JOBQ_DOWNLOAD_DIR": str(tmp_path / "d")})
+    dl(server, "priv", {"url": files + "/f", "path": "p.bin"}, max_retries=3)
+    j = wait_done(server, "priv")
+    assert j["attempts"] == 1 and j["errors"][0]["type"] == "validation"
+    assert "JOBQ_DOWNLOAD_ALLOW_PRIVATE" in j["errors"][0]["message"]
+    assert Files.requests == []
