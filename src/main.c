@@ -28,6 +28,8 @@ static void help(FILE *out)
             "  stats             counts, rates and execution times, in total and per queue\n"
             "  top [--iterations N]  a live view of queues and workers, refreshed every second\n"
             "  wait ID [--timeout-ms N]  follow a job until it finishes; exit 0 only if completed\n"
+            "  download URL [--to PATH] [--sha256 HEX] [--max-retries N] [--wait]\n"
+            "                    a download job for the built-in runner (JOBQ_RUNNERS=download=N)\n"
             "  Every client command takes --json for machine-readable output.\n"
             "\n"
             "  version           print the version\n"

@@ -179,6 +179,69 @@ char *cli_escape_id(const char *id)
     return copy;
 }
 
+/* `jobq download URL [--to PATH] [--sha256 HEX] [--wait]`: an http.download
+ * job for the built-in runner; with --wait, follows it like `jobq wait`. */
+static int cmd_download(int argc, char **argv)
+{
+    static const char *const allowed[] = { "--to", "--sha256", "--max-retries", NULL };
+    bool wait = false;
+    char *rest[64];
+    int n = 0;
+    for (int i = 0; i < argc && n < 63; i++) {
+        if (strcmp(argv[i], "--wait") == 0)
+            wait = true;
+        else
+            rest[n++] = argv[i];
+    }
+    opts_t o;
+    if (cli_parse("download", n, rest, allowed, &o))
+        return 2;
+    if (o.npos != 1)
+        return cli_usage_error("download", "give exactly one URL");
+    const char *url = o.pos[0], *to = cli_opt(&o, "--to"), *v;
+    if (!to) { /* default: the URL's last path segment */
+        const char *end = url + strcspn(url, "?#"), *slash = end;
+        while (slash > url && slash[-1] != '/')
+            slash--;
+        static char name[256];
+        snprintf(name, sizeof name, "%.*s", (int)(end - slash), slash);
+        to = name[0] ? name : "download";
+    }
+    json_t *job = json_pack("{s:s, s:s, s:{s:s, s:s}}", "type", "http.download", "queue",
+                            "download", "args", "url", url, "path", to);
+    if ((v = cli_opt(&o, "--sha256")))
+        json_object_set_new(json_object_get(job, "args"), "sha256", json_string(v));
+    if ((v = cli_opt(&o, "--max-retries")) && set_int(job, "max_retries", v) != 0) {
+        json_decref(job);
+        return cli_usage_error("download", "--max-retries must be an integer");
+    }
+    client_t c;
+    client_init(&c, o.server);
+    json_t *out;
+    char err[512];
+    int status = client_request(&c, "POST", "/v1/jobs", job, &out, err, sizeof err);
+    json_decref(job);
+    if (status != 201 && status != 200) {
+        int rc = cli_report(status, out, err);
+        json_decref(out);
+        return rc;
+    }
+    char id[256];
+    snprintf(id, sizeof id, "%s", json_string_value(json_object_get(out, "id")));
+    json_decref(out);
+    if (!wait) {
+        printf("enqueued %s (download of %s to %s)\n", id, url, to);
+        return 0;
+    }
+    char *wargv[4] = { id, NULL, NULL, NULL };
+    int wargc = 1;
+    if (o.server) {
+        wargv[wargc++] = "--server";
+        wargv[wargc++] = (char *)o.server;
+    }
+    return cli_wait(wargc, wargv);
+}
+
 static int id_command(const char *cmd, int argc, char **argv, const char *method,
                       const char *suffix, const char *verb)
 {
@@ -309,7 +372,7 @@ static int cmd_stats(int argc, char **argv)
 }
 
 static const char *const commands[] = { "enqueue", "get", "list", "cancel", "retry", "stats",
-                                         "top", "wait" };
+                                         "top", "wait", "download" };
 
 bool cli_is_command(const char *cmd)
 {
@@ -337,6 +400,8 @@ int cli_main(const char *cmd, int argc, char **argv)
         rc = cli_top(argc, argv);
     else if (strcmp(cmd, "wait") == 0)
         rc = cli_wait(argc, argv);
+    else if (strcmp(cmd, "download") == 0)
+        rc = cmd_download(argc, argv);
     else
         rc = cmd_stats(argc, argv);
     curl_global_cleanup();

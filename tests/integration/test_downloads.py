@@ -173,3 +173,16 @@ def test_private_addresses_are_refused_by_default(make_server, files, tmp_path):
     assert j["attempts"] == 1 and j["errors"][0]["type"] == "validation"
     assert "JOBQ_DOWNLOAD_ALLOW_PRIVATE" in j["errors"][0]["message"]
     assert Files.requests == []
+
+
+def test_cli_download_and_wait(dl_server, files):
+    from test_cli import jobq
+    r = jobq("download", files + "/f?x=1", "--sha256", SHA, "--wait", server=dl_server)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "completed" in r.stdout.splitlines()[-1]
+    assert (dl_server.root / "f").read_bytes() == DATA
+    r = jobq("download", files + "/missing", "--to", "m.bin", "--wait", "--max-retries", "0",
+             server=dl_server)
+    assert r.returncode == 1 and "failed" in r.stdout
+    r = jobq("download", files + "/f", "--to", "later.bin", server=dl_server)
+    assert r.returncode == 0 and r.stdout.startswith("enqueued ")
