@@ -135,8 +135,33 @@ static int parse_value(const setting_t *s, const char *v, void *dst, char *err, 
     return -1;
 }
 
+/* JOBQ_COMMAND_<type>: the type must be a job-type name, the template not empty. */
+static int set_command(config_t *cfg, const char *key, const char *value, char *err, size_t len)
+{
+    const char *type = key + strlen(CONFIG_COMMAND_PREFIX);
+    if (!job_name_valid(type) || !value[0] || strlen(value) >= sizeof cfg->commands[0].argv) {
+        snprintf(err, len, "%s=\"%s\" is not valid: expected a job type name after "
+                 CONFIG_COMMAND_PREFIX " and a program with arguments", key, value);
+        return -1;
+    }
+    int i = 0;
+    while (i < cfg->ncommands && strcmp(cfg->commands[i].type, type) != 0)
+        i++;
+    if (i == CONFIG_MAX_COMMANDS) {
+        snprintf(err, len, "%s: at most %d command types", key, CONFIG_MAX_COMMANDS);
+        return -1;
+    }
+    if (i == cfg->ncommands)
+        cfg->ncommands++;
+    snprintf(cfg->commands[i].type, sizeof cfg->commands[i].type, "%s", type);
+    snprintf(cfg->commands[i].argv, sizeof cfg->commands[i].argv, "%s", value);
+    return 0;
+}
+
 int config_set(config_t *cfg, const char *key, const char *value, char *err, size_t len)
 {
+    if (strncmp(key, CONFIG_COMMAND_PREFIX, strlen(CONFIG_COMMAND_PREFIX)) == 0)
+        return set_command(cfg, key, value, err, len);
     const setting_t *s = find(key);
     if (!s) {
         snprintf(err, len, "unknown setting %s (see jobq help serve)", key);
@@ -195,11 +220,25 @@ static int load_env_file(config_t *cfg, const char *path, char *err, size_t len)
     return rc;
 }
 
+extern char **environ;
+
 static int load_environment(config_t *cfg, char *err, size_t len)
 {
     for (size_t i = 0; i < NSETTINGS; i++) {
         const char *v = getenv(settings[i].key);
         if (v && parse_value(&settings[i], v, (char *)cfg + settings[i].off, err, len) != 0)
+            return -1;
+    }
+    for (char **e = environ; *e; e++) {
+        if (strncmp(*e, CONFIG_COMMAND_PREFIX, strlen(CONFIG_COMMAND_PREFIX)) != 0)
+            continue;
+        char key[256];
+        size_t n = strcspn(*e, "=");
+        if (n >= sizeof key || !(*e)[n])
+            continue;
+        memcpy(key, *e, n);
+        key[n] = '\0';
+        if (set_command(cfg, key, *e + n + 1, err, len) != 0)
             return -1;
     }
     return 0;
@@ -296,6 +335,8 @@ void config_print(const config_t *cfg, FILE *out)
         print_value(&settings[i], cfg, out);
         fputc('\n', out);
     }
+    for (int i = 0; i < cfg->ncommands; i++)
+        fprintf(out, CONFIG_COMMAND_PREFIX "%s=%s\n", cfg->commands[i].type, cfg->commands[i].argv);
 }
 
 void config_print_help(FILE *out)

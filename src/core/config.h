@@ -19,6 +19,9 @@
 
 typedef enum { DURABILITY_FSYNC, DURABILITY_OS, DURABILITY_MEMORY } durability_t;
 
+#define CONFIG_MAX_COMMANDS 32
+#define CONFIG_COMMAND_PREFIX "JOBQ_COMMAND_"
+
 typedef struct config {
     char listen[256];
     char data_dir[1024];
@@ -36,6 +39,12 @@ typedef struct config {
     int64_t fault_commit_delay_ms; /* testing seams, see store_faults_t */
     int64_t fault_commit_fail_ms;
     char runners[256]; /* "webhook=16" */
+    /* JOBQ_COMMAND_<type>="program {arg} ...": operator-declared command job types. */
+    struct {
+        char type[JOB_NAME_MAX + 1];
+        char argv[1024];
+    } commands[CONFIG_MAX_COMMANDS];
+    int ncommands;
     char download_dir[1024];
     bool download_allow_private;
     char env_file[1024];

@@ -11,7 +11,8 @@
 
 #define LEASE_WAIT_MS 30000
 
-static const runner_kind_t *const kinds[] = { &runner_webhook, &runner_download };
+static const runner_kind_t *const kinds[] = { &runner_webhook, &runner_download,
+                                               &runner_command };
 
 struct pool {
     const runner_kind_t *kind;
@@ -30,7 +31,7 @@ struct pool {
 
 struct runners {
     runner_env_t env;
-    char download_dir[1024];
+    char download_dir[1024], command_dir[1024];
     curl_loop_t *curl;
     pool_t *pools[sizeof kinds / sizeof kinds[0]];
     int npools;
@@ -63,10 +64,17 @@ static void task_start(pool_t *p, job_t *job)
     memcpy(t->lease_id, job->lease_id, sizeof t->lease_id);
     sbuf_init(&t->excerpt, 256);
     p->busy++;
-    bool ok = (t->easy = curl_easy_init()) != NULL && p->kind->prepare(t, job);
-    if (ok && curl_loop_add(p->curl, t->easy, on_transfer_done, t) == 0) {
+    if (p->kind->start) {
         list_push_back(&p->tasks, &t->link);
-        return;
+        if (p->kind->start(t, job))
+            return;
+        list_remove(&t->link);
+    } else {
+        bool ok = (t->easy = curl_easy_init()) != NULL && p->kind->prepare(t, job);
+        if (ok && curl_loop_add(p->curl, t->easy, on_transfer_done, t) == 0) {
+            list_push_back(&p->tasks, &t->link);
+            return;
+        }
     }
     if (!t->refused) {
         t->refused = true;
@@ -117,6 +125,13 @@ static void on_transfer_done(void *ud, CURL *easy, CURLcode rc)
     report(p, t, type, msg, result, context, -1);
     json_decref(result);
     json_decref(context);
+    finish(p, t);
+}
+
+void runner_finish(task_t *t, err_t type, const char *msg, json_t *result, json_t *context)
+{
+    pool_t *p = t->pool;
+    report(p, t, type, msg, result, context, -1);
     finish(p, t);
 }
 
@@ -212,8 +227,8 @@ static int parse_spec(runners_t *r, struct event_base *base, engine_t *e, const 
                     kind = kinds[k];
         if (!kind || n < 1 || n > 1000) {
             snprintf(err, len,
-                     "JOBQ_RUNNERS=\"%s\" is not valid: expected KIND=N[,...] with KIND webhook "
-                     "or download and N 1-1000",
+                     "JOBQ_RUNNERS=\"%s\" is not valid: expected KIND=N[,...] with KIND webhook, "
+                     "download or command, and N 1-1000",
                      spec);
             return -1;
         }
@@ -238,8 +253,11 @@ runners_t *runners_start(struct event_base *base, engine_t *e, const runners_opt
         return NULL;
     }
     snprintf(r->download_dir, sizeof r->download_dir, "%s", opt->download_dir);
-    r->env = (runner_env_t){ .download_dir = r->download_dir,
-                             .allow_private = opt->download_allow_private };
+    snprintf(r->command_dir, sizeof r->command_dir, "%s", opt->command_dir ? opt->command_dir : "");
+    r->env = (runner_env_t){ .base = base, .download_dir = r->download_dir,
+                             .allow_private = opt->download_allow_private,
+                             .command_dir = r->command_dir, .commands = opt->commands,
+                             .ncommands = opt->ncommands };
     if (spec[0] && parse_spec(r, base, e, spec, err, len) != 0) {
         runners_stop(r);
         return NULL;

@@ -5,9 +5,10 @@
  * metrics apply unchanged. Their I/O runs on the loop through libcurl's
  * multi interface; nothing blocks and no thread touches the engine.
  *
- * Kinds: `webhook` (queue "webhook", job type "http.request") and
- * `download` (queue "download", job type "http.download"). JOBQ_RUNNERS
- * enables them with their concurrency: "webhook=16,download=4".
+ * Kinds: `webhook` (queue "webhook", job type "http.request"), `download`
+ * (queue "download", job type "http.download") and `command` (queue
+ * "command", types declared by JOBQ_COMMAND_<type>). JOBQ_RUNNERS enables
+ * them with their concurrency: "webhook=16,download=4,command=2".
  *
  * Threads: the loop thread only. Ownership: runners_start() borrows the
  * base and the engine, which must outlive runners_stop().
@@ -23,8 +24,15 @@
 
 typedef struct runners runners_t;
 
+typedef struct runner_command {
+    const char *type, *argv; /* a job type and its argv template */
+} runner_command_t;
+
 typedef struct runners_options {
     const char *spec;         /* JOBQ_RUNNERS, "" for none */
+    const char *command_dir;  /* working folder for command jobs */
+    const runner_command_t *commands;
+    int ncommands;
     const char *download_dir; /* JOBQ_DOWNLOAD_DIR */
     bool download_allow_private;
 } runners_options_t;

@@ -38,8 +38,12 @@ typedef struct task {
 
 /* Runner-wide settings a kind may need. */
 typedef struct runner_env {
+    struct event_base *base;
     const char *download_dir;
     bool allow_private;
+    const char *command_dir;
+    const runner_command_t *commands;
+    int ncommands;
 } runner_env_t;
 
 /* What a kind does with a job; the pool does the leasing and reporting. */
@@ -52,10 +56,19 @@ typedef struct runner_kind {
     err_t (*outcome)(task_t *t, CURLcode rc, json_t **result, char *msg, size_t len,
                      json_t **context);
     void (*cleanup)(task_t *t); /* optional: frees kind_data */
+    /* Kinds that do not use libcurl set this instead of prepare/outcome:
+     * start the work (false with t->problem to refuse) and later call
+     * runner_finish() from a loop event. */
+    bool (*start)(task_t *t, const job_t *job);
 } runner_kind_t;
 
 extern const runner_kind_t runner_webhook;
 extern const runner_kind_t runner_download;
+extern const runner_kind_t runner_command;
+
+/* A non-curl kind's outcome (ERR_OK with result, else a failure); the pool
+ * reports it and frees the task. Borrowed arguments. */
+void runner_finish(task_t *t, err_t type, const char *msg, json_t *result, json_t *context);
 
 /* HTTP status (non-2xx) and libcurl failures -> error type (http_errors.c). */
 err_t runner_err_for_status(long status);

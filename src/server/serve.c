@@ -284,6 +284,23 @@ static int start_engine(app_t *a, char *err, size_t len)
     return 0;
 }
 
+static int start_runners(app_t *a, char *err, size_t len)
+{
+    static runner_command_t commands[CONFIG_MAX_COMMANDS];
+    static char command_dir[1100];
+    for (int i = 0; i < a->cfg.ncommands; i++)
+        commands[i] = (runner_command_t){ a->cfg.commands[i].type, a->cfg.commands[i].argv };
+    snprintf(command_dir, sizeof command_dir, "%s/commands", a->cfg.data_dir);
+    runners_options_t opt = { .spec = a->cfg.runners,
+                              .download_dir = a->cfg.download_dir,
+                              .download_allow_private = a->cfg.download_allow_private,
+                              .command_dir = command_dir,
+                              .commands = commands,
+                              .ncommands = a->cfg.ncommands };
+    a->runners = runners_start(a->base, a->engine, &opt, err, len);
+    return a->runners ? 0 : -1;
+}
+
 static int start_loop(app_t *a, char *err, size_t len)
 {
     /* Precise timers (timerfd): long-poll deadlines and scheduled runs are
@@ -318,12 +335,7 @@ static int start_loop(app_t *a, char *err, size_t len)
                             .timeout_s = 30, .max_connections = 4096, .done = on_http_done,
                             .done_ud = a };
     if (!(a->http = http_server_start(a->base, &hopt, api_route, &a->api, err, len)) ||
-        !(a->runners = runners_start(a->base, a->engine,
-                                     &(runners_options_t){
-                                         .spec = a->cfg.runners,
-                                         .download_dir = a->cfg.download_dir,
-                                         .download_allow_private = a->cfg.download_allow_private },
-                                     err, len)))
+        start_runners(a, err, len) != 0)
         return -1;
     return store_start(a->store, err, len);
 }

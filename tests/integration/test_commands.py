@@ -1,0 +1,93 @@
+"""Built-in command runner: operator-declared argv templates, no shell, one
+argv element per placeholder, cleared environment, killed on timeout."""
+import subprocess
+import time
+
+import pytest
+
+from conftest import BIN, clean_env
+
+COMMANDS = {
+    "JOBQ_COMMAND_show": r"printf [%s]\n {a} {b}",
+    "JOBQ_COMMAND_script": "sh -c {script}",
+    "JOBQ_COMMAND_nap": "sleep {secs}",
+    "JOBQ_COMMAND_envdump": "env",
+    "JOBQ_COMMAND_where": "pwd",
+    "JOBQ_COMMAND_sneaky": "{prog} -x",
+}
+
+
+@pytest.fixture
+def cmd_server(make_server):
+    return make_server(env=dict(COMMANDS, JOBQ_RUNNERS="command=4"))
+
+
+def run(server, jid, type_, args=None, **extra):
+    body = {"id": jid, "type": type_, "queue": "command", "args": args or {}}
+    body.update(extra)
+    assert server.post("/v1/jobs", body).status_code == 201
+
+
+def wait_done(server, jid, timeout=15):
+    end = time.time() + timeout
+    while time.time() < end:
+        j = server.job(jid)
+        if j["state"] in ("completed", "failed", "cancelled"):
+            return j
+        time.sleep(0.05)
+    raise AssertionError(f"{jid} is still {j['state']}")
+
+
+def test_placeholders_are_single_arguments(cmd_server):
+    run(cmd_server, "inj", "show", {"a": "x y; rm -rf / $(id)", "b": 42})
+    j = wait_done(cmd_server, "inj")
+    assert j["state"] == "completed", j["errors"]
+    assert j["result"]["stdout"] == "[x y; rm -rf / $(id)]\n[42]\n" and j["result"]["exit_code"] == 0
+
+
+def test_failure_keeps_exit_code_and_output(cmd_server):
+    run(cmd_server, "bad", "script", {"script": "echo out; echo err >&2; exit 3"}, max_retries=1,
+        backoff={"initial_ms": 0, "jitter": 0})
+    j = wait_done(cmd_server, "bad")
+    assert j["state"] == "failed" and j["attempts"] == 2
+    e = j["errors"][0]
+    assert e["type"] == "internal" and e["message"] == "exit code 3"
+    assert e["context"] == {"stdout": "out\n", "stderr": "err\n", "exit_code": 3}
+    assert e["worker"] == "jobq:command"
+
+
+def test_timeout_kills_the_process_group(cmd_server):
+    t = time.monotonic()
+    run(cmd_server, "long", "nap", {"secs": 30}, timeout_ms=1500, max_retries=0)
+    j = wait_done(cmd_server, "long")
+    assert j["errors"][0]["type"] == "timeout" and time.monotonic() - t < 8
+    assert subprocess.run(["pgrep", "-f", "sleep 30"], capture_output=True).returncode == 1
+
+
+def test_environment_and_folder(cmd_server):
+    run(cmd_server, "env", "envdump")
+    run(cmd_server, "pwd", "where")
+    env = wait_done(cmd_server, "env")["result"]["stdout"].split()
+    assert sorted(env) == ["LANG=C.UTF-8", "PATH=/usr/local/bin:/usr/bin:/bin"]
+    pwd = wait_done(cmd_server, "pwd")["result"]["stdout"].strip()
+    assert pwd == str(cmd_server.data / "commands")
+
+
+def test_refusals(cmd_server):
+    run(cmd_server, "unknown", "rm")
+    run(cmd_server, "missing", "show", {"a": "only a"})
+    run(cmd_server, "prog", "sneaky", {"prog": "/bin/rm"})
+    for jid in ["unknown", "missing", "prog"]:
+        j = wait_done(cmd_server, jid)
+        assert j["state"] == "failed" and j["attempts"] == 1 and j["errors"][0]["type"] == "validation", jid
+
+
+def test_bad_command_setting_stops_startup(tmp_path):
+    env = clean_env({"JOBQ_COMMAND_bad name": "echo"})
+    r = subprocess.run([BIN, "serve", "--print-config"], env=env, capture_output=True, text=True,
+                       timeout=30, cwd=tmp_path)
+    assert r.returncode == 2 and "JOBQ_COMMAND_bad name" in r.stderr
+    env = clean_env({"JOBQ_COMMAND_video": "yt-dlp -o {output} {url}"})
+    r = subprocess.run([BIN, "serve", "--print-config"], env=env, capture_output=True, text=True,
+                       timeout=30, cwd=tmp_path)
+    assert r.returncode == 0 and "JOBQ_COMMAND_video=yt-dlp -o {output} {url}" in r.stdout
