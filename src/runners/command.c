@@ -318,6 +318,13 @@ static bool start(task_t *t, const job_t *job)
     return true;
 }
 
+static void cancel(task_t *t)
+{
+    cmd_t *c = t->kind_data;
+    if (c && c->pid > 0)
+        kill(-c->pid, SIGTERM); /* its exit is reported, and the job becomes cancelled */
+}
+
 static void cleanup(task_t *t)
 {
     cmd_t *c = t->kind_data;
@@ -344,5 +351,6 @@ const runner_kind_t runner_command = {
     .queue = "command",
     .type = "(declared by JOBQ_COMMAND_<type>)",
     .start = start,
+    .cancel = cancel,
     .cleanup = cleanup,
 };

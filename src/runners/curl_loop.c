@@ -135,6 +135,18 @@ void curl_loop_free(curl_loop_t *l)
     free(l);
 }
 
+void curl_loop_remove(curl_loop_t *l, CURL *easy)
+{
+    transfer_t *t = NULL;
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&t);
+    curl_multi_remove_handle(l->multi, easy);
+    if (t) {
+        list_remove(&t->link);
+        free(t);
+        curl_easy_setopt(easy, CURLOPT_PRIVATE, NULL);
+    }
+}
+
 int curl_loop_add(curl_loop_t *l, CURL *easy, curl_loop_done_cb done, void *ud)
 {
     transfer_t *t = malloc(sizeof *t);

@@ -22,5 +22,7 @@ void curl_loop_free(curl_loop_t *l);
 
 /* Starts a transfer. Returns 0, or -1 (nothing started, no callback). */
 int curl_loop_add(curl_loop_t *l, CURL *easy, curl_loop_done_cb done, void *ud);
+/* Stops a running transfer; its callback will not run. */
+void curl_loop_remove(curl_loop_t *l, CURL *easy);
 
 #endif

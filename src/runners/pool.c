@@ -19,7 +19,7 @@ struct pool {
     const runner_env_t *env;
     engine_t *engine;
     curl_loop_t *curl;
-    struct event *kick;
+    struct event *kick, *watch;
     int slots, busy;
     engine_waiter_t waiter;
     const char *queues[1];
@@ -135,6 +135,31 @@ void runner_finish(task_t *t, err_t type, const char *msg, json_t *result, json_
     finish(p, t);
 }
 
+/* Cancellation reaches a running job as cancel_requested; look for it
+ * twice a second and stop the work, whose report then cancels the job. */
+static void on_watch(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    pool_t *p = arg;
+    list_node_t *n = p->tasks.next;
+    while (n != &p->tasks) {
+        task_t *t = LIST_ENTRY(n, task_t, link);
+        n = n->next;
+        const job_t *j = engine_get(p->engine, t->job_id);
+        if (t->cancelling || !j || !j->cancel_requested || strcmp(j->lease_id, t->lease_id) != 0)
+            continue;
+        t->cancelling = true;
+        if (p->kind->cancel) {
+            p->kind->cancel(t);
+            continue;
+        }
+        curl_loop_remove(p->curl, t->easy);
+        report(p, t, ERR_INTERNAL, "cancelled while running", NULL, NULL, 0);
+        finish(p, t);
+    }
+}
+
 static void on_kick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -176,10 +201,15 @@ static pool_t *pool_new(struct event_base *base, engine_t *e, curl_loop_t *curl,
                         const runner_kind_t *kind, int slots, const runner_env_t *env)
 {
     pool_t *p = calloc(1, sizeof *p);
-    if (!p || !(p->kick = evtimer_new(base, on_kick, p))) {
+    if (!p || !(p->kick = evtimer_new(base, on_kick, p)) ||
+        !(p->watch = event_new(base, -1, EV_PERSIST, on_watch, p))) {
+        if (p && p->kick)
+            event_free(p->kick);
         free(p);
         return NULL;
     }
+    struct timeval half = { 0, 500000 };
+    event_add(p->watch, &half);
     p->kind = kind;
     p->env = env;
     p->engine = e;
@@ -207,6 +237,7 @@ static void pool_free(pool_t *p)
             task_free(t);
         }
     event_free(p->kick);
+    event_free(p->watch);
     free(p);
 }
 

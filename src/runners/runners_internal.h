@@ -34,6 +34,7 @@ typedef struct task {
     problem_t problem;
     void *kind_data; /* the kind's own state for this task */
     int64_t last_progress_ns;
+    bool cancelling;
 } task_t;
 
 /* Runner-wide settings a kind may need. */
@@ -60,6 +61,8 @@ typedef struct runner_kind {
      * start the work (false with t->problem to refuse) and later call
      * runner_finish() from a loop event. */
     bool (*start)(task_t *t, const job_t *job);
+    /* Non-curl kinds: the job was cancelled; stop, then runner_finish(). */
+    void (*cancel)(task_t *t);
 } runner_kind_t;
 
 extern const runner_kind_t runner_webhook;

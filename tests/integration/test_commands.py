@@ -91,3 +91,16 @@ def test_bad_command_setting_stops_startup(tmp_path):
     r = subprocess.run([BIN, "serve", "--print-config"], env=env, capture_output=True, text=True,
                        timeout=30, cwd=tmp_path)
     assert r.returncode == 0 and "JOBQ_COMMAND_video=yt-dlp -o {output} {url}" in r.stdout
+
+
+def test_cancel_stops_a_running_command(cmd_server):
+    run(cmd_server, "napper", "nap", {"secs": 30}, timeout_ms=60000)
+    end = time.time() + 5
+    while time.time() < end and cmd_server.job("napper")["state"] != "running":
+        time.sleep(0.05)
+    time.sleep(0.3)
+    t = time.monotonic()
+    assert cmd_server.post("/v1/jobs/napper/cancel").json()["cancel_requested"] is True
+    j = wait_done(cmd_server, "napper")
+    assert j["state"] == "cancelled" and time.monotonic() - t < 5
+    assert subprocess.run(["pgrep", "-f", "sleep 30"], capture_output=True).returncode == 1

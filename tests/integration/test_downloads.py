@@ -186,3 +186,14 @@ def test_cli_download_and_wait(dl_server, files):
     assert r.returncode == 1 and "failed" in r.stdout
     r = jobq("download", files + "/f", "--to", "later.bin", server=dl_server)
     assert r.returncode == 0 and r.stdout.startswith("enqueued ")
+
+
+def test_cancel_stops_a_running_download(dl_server, files):
+    dl(dl_server, "stop-me", {"url": files + "/slow", "path": "stop.bin"})
+    end = time.time() + 5
+    while time.time() < end and dl_server.job("stop-me")["state"] != "running":
+        time.sleep(0.05)
+    dl_server.post("/v1/jobs/stop-me/cancel")
+    j = wait_done(dl_server, "stop-me", timeout=5)
+    assert j["state"] == "cancelled"
+    assert not (dl_server.root / "stop.bin").exists()
