@@ -135,11 +135,25 @@ static int parse_value(const setting_t *s, const char *v, void *dst, char *err, 
     return -1;
 }
 
-/* JOBQ_COMMAND_<type>: the type must be a job-type name, the template not empty. */
+/* JOBQ_COMMAND_<type> (argv template), JOBQ_COMMAND_PROGRESS_<type> (a
+ * regex whose first group is a percentage) and JOBQ_COMMAND_NORETRY_<type>
+ * (exit codes not worth retrying, "2,3"). */
 static int set_command(config_t *cfg, const char *key, const char *value, char *err, size_t len)
 {
     const char *type = key + strlen(CONFIG_COMMAND_PREFIX);
-    if (!job_name_valid(type) || !value[0] || strlen(value) >= sizeof cfg->commands[0].argv) {
+    int what = 0; /* 0 argv, 1 progress, 2 no-retry */
+    if (!strncmp(type, "PROGRESS_", 9))
+        what = 1, type += 9;
+    else if (!strncmp(type, "NORETRY_", 8))
+        what = 2, type += 8;
+    if (what == 2 && strspn(value, "0123456789,") != strlen(value)) {
+        snprintf(err, len, "%s=\"%s\" is not valid: expected exit codes like 2,3", key, value);
+        return -1;
+    }
+    size_t limit = what == 0   ? sizeof cfg->commands[0].argv
+                   : what == 1 ? sizeof cfg->commands[0].progress
+                               : sizeof cfg->commands[0].no_retry;
+    if (!job_name_valid(type) || !value[0] || strlen(value) >= limit) {
         snprintf(err, len, "%s=\"%s\" is not valid: expected a job type name after "
                  CONFIG_COMMAND_PREFIX " and a program with arguments", key, value);
         return -1;
@@ -154,7 +168,12 @@ static int set_command(config_t *cfg, const char *key, const char *value, char *
     if (i == cfg->ncommands)
         cfg->ncommands++;
     snprintf(cfg->commands[i].type, sizeof cfg->commands[i].type, "%s", type);
-    snprintf(cfg->commands[i].argv, sizeof cfg->commands[i].argv, "%s", value);
+    if (what == 0)
+        snprintf(cfg->commands[i].argv, sizeof cfg->commands[i].argv, "%s", value);
+    else if (what == 1)
+        snprintf(cfg->commands[i].progress, sizeof cfg->commands[i].progress, "%s", value);
+    else
+        snprintf(cfg->commands[i].no_retry, sizeof cfg->commands[i].no_retry, "%s", value);
     return 0;
 }
 
@@ -335,8 +354,15 @@ void config_print(const config_t *cfg, FILE *out)
         print_value(&settings[i], cfg, out);
         fputc('\n', out);
     }
-    for (int i = 0; i < cfg->ncommands; i++)
+    for (int i = 0; i < cfg->ncommands; i++) {
         fprintf(out, CONFIG_COMMAND_PREFIX "%s=%s\n", cfg->commands[i].type, cfg->commands[i].argv);
+        if (cfg->commands[i].progress[0])
+            fprintf(out, CONFIG_COMMAND_PREFIX "PROGRESS_%s=%s\n", cfg->commands[i].type,
+                    cfg->commands[i].progress);
+        if (cfg->commands[i].no_retry[0])
+            fprintf(out, CONFIG_COMMAND_PREFIX "NORETRY_%s=%s\n", cfg->commands[i].type,
+                    cfg->commands[i].no_retry);
+    }
 }
 
 void config_print_help(FILE *out)

@@ -43,6 +43,8 @@ typedef struct config {
     struct {
         char type[JOB_NAME_MAX + 1];
         char argv[1024];
+        char progress[256]; /* JOBQ_COMMAND_PROGRESS_<type>: regex, group 1 = percent */
+        char no_retry[128]; /* JOBQ_COMMAND_NORETRY_<type>: "2,3" */
     } commands[CONFIG_MAX_COMMANDS];
     int ncommands;
     char download_dir[1024];

@@ -13,6 +13,7 @@
 #include <event2/event.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <regex.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,7 @@
 #include <unistd.h>
 
 #include "runners/runners_internal.h"
+#include "util/clock.h"
 
 #define TAIL_MAX 2048
 #define MAX_ARGS 64
@@ -33,7 +35,16 @@ typedef struct tail {
     size_t len;
 } tail_t;
 
+typedef struct line {
+    char buf[1024];
+    size_t len;
+} line_t;
+
 typedef struct cmd {
+    const runner_command_t *spec;
+    regex_t progress;
+    bool has_progress;
+    line_t line_out, line_err;
     pid_t pid;
     int pidfd, out, err;
     struct event *ev_exit, *ev_out, *ev_err, *ev_timeout;
@@ -151,6 +162,45 @@ static bool resolve(const char *prog, char *out, size_t len)
     return false;
 }
 
+static bool no_retry(const runner_command_t *spec, int code)
+{
+    char list[160];
+    snprintf(list, sizeof list, ",%s,", spec->no_retry ? spec->no_retry : "");
+    char needle[16];
+    snprintf(needle, sizeof needle, ",%d,", code);
+    return strstr(list, needle) != NULL;
+}
+
+/* A whole line of output: if it matches the type's progress pattern, its
+ * first group is the percentage done. */
+static void progress_line(task_t *t, cmd_t *c, const char *line)
+{
+    regmatch_t m[2];
+    if (!c->has_progress || regexec(&c->progress, line, 2, m, 0) != 0 || m[1].rm_so < 0)
+        return;
+    if (clock_mono_ns() - t->last_progress_ns < 1000000000LL)
+        return;
+    json_t *line_json = json_string(line);
+    json_t *p = json_pack("{s:f, s:o}", "percent", strtod(line + m[1].rm_so, NULL), "line",
+                          line_json ? line_json : json_null());
+    runner_progress(t, p);
+    json_decref(p);
+}
+
+static void split_lines(task_t *t, cmd_t *c, line_t *l, const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] == '\n' || p[i] == '\r') {
+            l->buf[l->len] = '\0';
+            if (l->len)
+                progress_line(t, c, l->buf);
+            l->len = 0;
+        } else if (l->len + 1 < sizeof l->buf) {
+            l->buf[l->len++] = p[i];
+        }
+    }
+}
+
 static void on_output(evutil_socket_t fd, short what, void *arg)
 {
     (void)what;
@@ -160,6 +210,7 @@ static void on_output(evutil_socket_t fd, short what, void *arg)
     ssize_t n = read(fd, buf, sizeof buf);
     if (n > 0) {
         tail_add(fd == c->out ? &c->tail_out : &c->tail_err, buf, (size_t)n);
+        split_lines(t, c, fd == c->out ? &c->line_out : &c->line_err, buf, (size_t)n);
         return;
     }
     if (n == 0 || (errno != EAGAIN && errno != EINTR)) { /* closed: stop watching */
@@ -192,18 +243,19 @@ static void on_exit_ready(evutil_socket_t fd, short what, void *arg)
     char msg[128];
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
         json_object_set_new(detail, "exit_code", json_integer(0));
-        runner_finish(t, ERR_OK, NULL, detail, NULL);
+        runner_finish(t, ERR_OK, NULL, detail, NULL, -1);
     } else if (c->timed_out) {
         snprintf(msg, sizeof msg, "killed after the job's timeout");
-        runner_finish(t, ERR_TIMEOUT, msg, NULL, detail);
+        runner_finish(t, ERR_TIMEOUT, msg, NULL, detail, -1);
     } else if (WIFEXITED(status)) {
         json_object_set_new(detail, "exit_code", json_integer(WEXITSTATUS(status)));
         snprintf(msg, sizeof msg, "exit code %d", WEXITSTATUS(status));
-        runner_finish(t, ERR_INTERNAL, msg, NULL, detail);
+        runner_finish(t, ERR_INTERNAL, msg, NULL, detail,
+                      no_retry(c->spec, WEXITSTATUS(status)) ? 0 : -1);
     } else {
         json_object_set_new(detail, "signal", json_integer(WTERMSIG(status)));
         snprintf(msg, sizeof msg, "killed by signal %d", WTERMSIG(status));
-        runner_finish(t, ERR_INTERNAL, msg, NULL, detail);
+        runner_finish(t, ERR_INTERNAL, msg, NULL, detail, -1);
     }
     json_decref(detail);
 }
@@ -226,11 +278,11 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-static const char *template_for(const runner_env_t *env, const char *type)
+static const runner_command_t *spec_for(const runner_env_t *env, const char *type)
 {
     for (int i = 0; i < env->ncommands; i++)
-        if (strcmp(env->commands[i].type, type) == 0)
-            return env->commands[i].argv;
+        if (strcmp(env->commands[i].type, type) == 0 && env->commands[i].argv[0])
+            return &env->commands[i];
     return NULL;
 }
 
@@ -287,9 +339,14 @@ static bool start(task_t *t, const job_t *job)
     c->out = c->err = c->pidfd = -1;
     t->kind_data = c;
     const runner_env_t *env = runner_env(t);
-    const char *tmpl = template_for(env, job->type);
-    if (!tmpl)
+    if (!(c->spec = spec_for(env, job->type)))
         return refuse(t, "type", "no JOBQ_COMMAND_<type> declares this job type");
+    const char *tmpl = c->spec->argv;
+    if (c->spec->progress && c->spec->progress[0]) {
+        if (regcomp(&c->progress, c->spec->progress, REG_EXTENDED) != 0)
+            return refuse(t, "type", "JOBQ_COMMAND_PROGRESS_<type> is not a valid regular expression");
+        c->has_progress = true;
+    }
     if (job->args && !json_is_object(job->args) && !json_is_null(job->args))
         return refuse(t, "args", "args must be an object");
     char *argv[MAX_ARGS], store[8192], prog[1024];
@@ -342,6 +399,8 @@ static void cleanup(task_t *t)
     for (int i = 0; i < 3; i++)
         if (fds[i] >= 0)
             close(fds[i]);
+    if (c->has_progress)
+        regfree(&c->progress);
     free(c);
     t->kind_data = NULL;
 }

@@ -128,10 +128,11 @@ static void on_transfer_done(void *ud, CURL *easy, CURLcode rc)
     finish(p, t);
 }
 
-void runner_finish(task_t *t, err_t type, const char *msg, json_t *result, json_t *context)
+void runner_finish(task_t *t, err_t type, const char *msg, json_t *result, json_t *context,
+                   int retry)
 {
     pool_t *p = t->pool;
-    report(p, t, type, msg, result, context, -1);
+    report(p, t, type, msg, result, context, retry);
     finish(p, t);
 }
 

@@ -26,6 +26,8 @@ typedef struct runners runners_t;
 
 typedef struct runner_command {
     const char *type, *argv; /* a job type and its argv template */
+    const char *progress;    /* regex, group 1 = percent; "" for none */
+    const char *no_retry;    /* exit codes not retried, "2,3"; "" for none */
 } runner_command_t;
 
 typedef struct runners_options {

@@ -69,9 +69,11 @@ extern const runner_kind_t runner_webhook;
 extern const runner_kind_t runner_download;
 extern const runner_kind_t runner_command;
 
-/* A non-curl kind's outcome (ERR_OK with result, else a failure); the pool
- * reports it and frees the task. Borrowed arguments. */
-void runner_finish(task_t *t, err_t type, const char *msg, json_t *result, json_t *context);
+/* A non-curl kind's outcome (ERR_OK with result, else a failure; retry as
+ * for engine_fail: -1 by type, 0 never); the pool reports it and frees the
+ * task. Borrowed arguments. */
+void runner_finish(task_t *t, err_t type, const char *msg, json_t *result, json_t *context,
+                   int retry);
 
 /* HTTP status (non-2xx) and libcurl failures -> error type (http_errors.c). */
 err_t runner_err_for_status(long status);

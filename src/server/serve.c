@@ -289,7 +289,9 @@ static int start_runners(app_t *a, char *err, size_t len)
     static runner_command_t commands[CONFIG_MAX_COMMANDS];
     static char command_dir[1100];
     for (int i = 0; i < a->cfg.ncommands; i++)
-        commands[i] = (runner_command_t){ a->cfg.commands[i].type, a->cfg.commands[i].argv };
+        commands[i] = (runner_command_t){ a->cfg.commands[i].type, a->cfg.commands[i].argv,
+                                          a->cfg.commands[i].progress,
+                                          a->cfg.commands[i].no_retry };
     snprintf(command_dir, sizeof command_dir, "%s/commands", a->cfg.data_dir);
     runners_options_t opt = { .spec = a->cfg.runners,
                               .download_dir = a->cfg.download_dir,

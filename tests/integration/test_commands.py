@@ -14,6 +14,8 @@ COMMANDS = {
     "JOBQ_COMMAND_envdump": "env",
     "JOBQ_COMMAND_where": "pwd",
     "JOBQ_COMMAND_sneaky": "{prog} -x",
+    "JOBQ_COMMAND_PROGRESS_script": r"\[download\] +([0-9.]+)%",
+    "JOBQ_COMMAND_NORETRY_script": "7,9",
 }
 
 
@@ -104,3 +106,23 @@ def test_cancel_stops_a_running_command(cmd_server):
     j = wait_done(cmd_server, "napper")
     assert j["state"] == "cancelled" and time.monotonic() - t < 5
     assert subprocess.run(["pgrep", "-f", "sleep 30"], capture_output=True).returncode == 1
+
+
+def test_progress_pattern_and_non_retried_exit_codes(cmd_server):
+    script = ("echo '[download]  12.5%'; sleep 1.2; echo '[download]  55.0%'; sleep 1.5; "
+              "echo done")
+    run(cmd_server, "prog", "script", {"script": script})
+    seen = set()
+    end = time.time() + 8
+    while time.time() < end:
+        j = cmd_server.job("prog")
+        if j["progress"]:
+            seen.add(j["progress"]["percent"])
+            assert j["progress"]["line"].startswith("[download]")
+        if j["state"] == "completed":
+            break
+        time.sleep(0.05)
+    assert 55.0 in seen or 12.5 in seen
+    run(cmd_server, "seven", "script", {"script": "exit 7"}, max_retries=3)
+    j = wait_done(cmd_server, "seven")
+    assert j["state"] == "failed" and j["attempts"] == 1 and j["errors"][0]["message"] == "exit code 7"
