@@ -116,6 +116,11 @@ err_t engine_complete(engine_t *e, const char *id, const char *lease_id, json_t 
 err_t engine_fail(engine_t *e, const char *id, const char *lease_id, err_t type,
                   const char *message, json_t *context, int retry, const job_t **out,
                   problem_t *p);
+/* The same, with a least delay before the retry (a server's Retry-After):
+ * the retry waits for the longer of it and the job's backoff. */
+err_t engine_fail_after(engine_t *e, const char *id, const char *lease_id, err_t type,
+                        const char *message, json_t *context, int retry, int64_t retry_after_ms,
+                        const job_t **out, problem_t *p);
 
 void engine_pause(engine_t *e, const char *queue, bool paused);
 bool engine_queue_paused(engine_t *e, const char *queue);

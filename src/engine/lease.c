@@ -163,7 +163,7 @@ err_t engine_complete(engine_t *e, const char *id, const char *lease_id, json_t 
 
 /* Records a failed attempt and decides: cancelled, retrying or failed. */
 static void fail_attempt(engine_t *e, ejob_t *ej, err_t type, const char *message,
-                         json_t *context, int retry)
+                         json_t *context, int retry, int64_t retry_after_ms)
 {
     job_t *j = ej->job;
     int64_t now = eng_now(e);
@@ -173,6 +173,8 @@ static void fail_attempt(engine_t *e, ejob_t *ej, err_t type, const char *messag
         eng_finish(e, ej, JOB_CANCELLED, ENGINE_EV_CANCELLED);
     } else if (retryable && j->attempts <= j->max_retries) {
         int64_t delay = backoff_delay_ms(&j->backoff, j->attempts, e->h.rand_unit(e->h.ud));
+        if (retry_after_ms > delay)
+            delay = retry_after_ms;
         j->lease_id[0] = '\0';
         j->updated_at = now;
         eng_schedule(e, ej, JOB_RETRYING, now + delay);
@@ -186,10 +188,17 @@ err_t engine_fail(engine_t *e, const char *id, const char *lease_id, err_t type,
                   const char *message, json_t *context, int retry, const job_t **out,
                   problem_t *p)
 {
+    return engine_fail_after(e, id, lease_id, type, message, context, retry, 0, out, p);
+}
+
+err_t engine_fail_after(engine_t *e, const char *id, const char *lease_id, err_t type,
+                        const char *message, json_t *context, int retry, int64_t retry_after_ms,
+                        const job_t **out, problem_t *p)
+{
     ejob_t *ej = leased(e, id, lease_id, p);
     if (!ej)
         return p->type;
-    fail_attempt(e, ej, type, message, context, retry);
+    fail_attempt(e, ej, type, message, context, retry, retry_after_ms);
     *out = ej->job;
     eng_settle(e);
     return ERR_OK;
@@ -197,7 +206,7 @@ err_t engine_fail(engine_t *e, const char *id, const char *lease_id, err_t type,
 
 void eng_expire_lease(engine_t *e, ejob_t *ej)
 {
-    fail_attempt(e, ej, ERR_TIMEOUT, "lease expired before the worker reported", NULL, -1);
+    fail_attempt(e, ej, ERR_TIMEOUT, "lease expired before the worker reported", NULL, -1, 0);
 }
 
 void engine_pause(engine_t *e, const char *queue, bool paused)

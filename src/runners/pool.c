@@ -97,10 +97,14 @@ static void report(pool_t *p, task_t *t, err_t type, const char *msg, json_t *re
 {
     const job_t *j;
     problem_t prob;
+    /* A server that said when to come back is believed (429, 503). */
+    curl_off_t after_s = 0;
+    if (t->easy && type != ERR_OK)
+        curl_easy_getinfo(t->easy, CURLINFO_RETRY_AFTER, &after_s);
     err_t e = type == ERR_OK
                   ? engine_complete(p->engine, t->job_id, t->lease_id, result, &j, &prob)
-                  : engine_fail(p->engine, t->job_id, t->lease_id, type, msg, context, retry, &j,
-                                &prob);
+                  : engine_fail_after(p->engine, t->job_id, t->lease_id, type, msg, context,
+                                      retry, (int64_t)after_s * 1000, &j, &prob);
     if (e != ERR_OK) /* the lease ended meanwhile (expired, job deleted): nothing to report */
         log_info("runner result dropped", LOG_S("runner", p->kind->name),
                  LOG_S("job_id", t->job_id), LOG_S("reason", prob.detail));

@@ -20,10 +20,18 @@ class Hook(http.server.BaseHTTPRequestHandler):
         Hook.seen.append((self.command, self.path, body, self.headers.get("X-Token")))
         if self.path == "/slow":
             time.sleep(3)
+        if self.path == "/redir":
+            self.send_response(302)
+            self.send_header("Location", "/ok")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         code = {"/ok": 200, "/boom": 500, "/bad": 400, "/gone": 404, "/limit": 429}.get(self.path, 200)
         reply = json.dumps({"path": self.path, "got": body}).encode()
         try:
             self.send_response(code)
+            if code == 429:
+                self.send_header("Retry-After", "2")
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(reply)))
             self.end_headers()
@@ -146,3 +154,19 @@ def test_shutdown_with_a_webhook_in_flight(runner_server, hook_server):
     assert runner_server.stop() == 0
     runner_server.start()
     assert runner_server.job("inflight")["state"] == "running"  # its lease comes back later
+
+
+def test_redirects_are_followed_and_retry_after_is_honoured(runner_server, hook_server):
+    hook_job(runner_server, "redir", {"url": hook_server + "/redir"})
+    j = wait_done(runner_server, "redir")
+    assert j["state"] == "completed" and json.loads(j["result"]["body"])["path"] == "/ok"
+    hook_job(runner_server, "later", {"url": hook_server + "/limit"}, max_retries=1)
+    end = time.time() + 5
+    while time.time() < end and runner_server.job("later")["state"] != "retrying":
+        time.sleep(0.05)
+    j = runner_server.job("later")
+    assert j["state"] == "retrying" and j["errors"][0]["type"] == "rate_limited"
+    from datetime import datetime
+    at = datetime.fromisoformat(j["errors"][0]["at"].replace("Z", "+00:00"))
+    run_at = datetime.fromisoformat(j["run_at"].replace("Z", "+00:00"))
+    assert (run_at - at).total_seconds() >= 1.9  # backoff is 0: the wait is Retry-After's
