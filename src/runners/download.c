@@ -193,21 +193,8 @@ static bool check_args(task_t *t, dl_t *d, json_t *args, const char **url)
 {
     static const char *const known[] = { "url", "path", "sha256", "max_bytes", "headers",
                                          "overwrite", NULL };
-    if (!json_is_object(args))
-        return refuse(t, ERR_VALIDATION, "args", "args must be an object with url and path");
-    const char *key;
-    json_t *v;
-    json_object_foreach(args, key, v) {
-        bool ok = false;
-        for (const char *const *k = known; *k && !ok; k++)
-            ok = strcmp(*k, key) == 0;
-        if (!ok)
-            return refuse(t, ERR_VALIDATION, "args",
-                          "unknown field in args (url, path, sha256, max_bytes, headers, overwrite)");
-    }
-    *url = json_string_value(json_object_get(args, "url"));
-    if (!*url || (strncasecmp(*url, "http://", 7) && strncasecmp(*url, "https://", 8)))
-        return refuse(t, ERR_VALIDATION, "args.url", "args.url must be an http:// or https:// URL");
+    if (!runner_http_args(t, args, known, url))
+        return false;
     const char *rel = json_string_value(json_object_get(args, "path"));
     if (!rel || !valid_rel(rel))
         return refuse(t, ERR_VALIDATION, "args.path",
@@ -227,16 +214,6 @@ static bool check_args(task_t *t, dl_t *d, json_t *args, const char **url)
     if (ow && !json_is_boolean(ow))
         return refuse(t, ERR_VALIDATION, "args.overwrite", "args.overwrite must be true or false");
     d->overwrite = json_is_true(ow);
-    json_t *headers = json_object_get(args, "headers");
-    if (headers && !json_is_object(headers))
-        return refuse(t, ERR_VALIDATION, "args.headers", "args.headers must be an object of strings");
-    json_object_foreach(headers, key, v) {
-        if (!json_is_string(v) || strpbrk(key, ":\r\n") || strpbrk(json_string_value(v), "\r\n"))
-            return refuse(t, ERR_VALIDATION, "args.headers", "header names and values must be single-line strings");
-        char line[1024];
-        snprintf(line, sizeof line, "%s: %s", key, json_string_value(v));
-        t->headers = curl_slist_append(t->headers, line);
-    }
     return true;
 }
 

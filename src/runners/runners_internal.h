@@ -75,7 +75,11 @@ extern const runner_kind_t runner_command;
 void runner_finish(task_t *t, err_t type, const char *msg, json_t *result, json_t *context,
                    int retry);
 
-/* HTTP status (non-2xx) and libcurl failures -> error type (http_errors.c). */
+/* Checks an HTTP runner's args: only known fields, args.url http(s), and
+ * args.headers (appended to t->headers). False with t->problem if not. */
+bool runner_http_args(task_t *t, json_t *args, const char *const *known, const char **url);
+
+/* HTTP status (non-2xx) and libcurl failures -> error type (http_common.c). */
 err_t runner_err_for_status(long status);
 err_t runner_err_for_curl(CURLcode rc);
 

@@ -31,24 +31,6 @@ static bool refuse(task_t *t, const char *field, const char *detail)
     return false;
 }
 
-static bool set_headers(task_t *t, json_t *headers)
-{
-    if (!headers)
-        return true;
-    if (!json_is_object(headers))
-        return refuse(t, "args.headers", "args.headers must be an object of strings");
-    const char *name;
-    json_t *v;
-    json_object_foreach(headers, name, v) {
-        if (!json_is_string(v) || strpbrk(name, ":\r\n") || strpbrk(json_string_value(v), "\r\n"))
-            return refuse(t, "args.headers", "header names and values must be single-line strings");
-        char line[1024];
-        snprintf(line, sizeof line, "%s: %s", name, json_string_value(v));
-        t->headers = curl_slist_append(t->headers, line);
-    }
-    return true;
-}
-
 static bool set_body(task_t *t, json_t *body)
 {
     if (!body)
@@ -69,20 +51,8 @@ static bool check_args(task_t *t, json_t *args, const char **url, const char **m
 {
     static const char *const known[] = { "url", "method", "headers", "body", "timeout_ms", NULL };
     static const char *const methods[] = { "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", NULL };
-    if (!json_is_object(args))
-        return refuse(t, "args", "args must be an object with a url");
-    const char *key;
-    json_t *v;
-    json_object_foreach(args, key, v) {
-        bool ok = false;
-        for (const char *const *k = known; *k && !ok; k++)
-            ok = strcmp(*k, key) == 0;
-        if (!ok)
-            return refuse(t, "args", "unknown field in args (url, method, headers, body, timeout_ms)");
-    }
-    *url = json_string_value(json_object_get(args, "url"));
-    if (!*url || (strncasecmp(*url, "http://", 7) != 0 && strncasecmp(*url, "https://", 8) != 0))
-        return refuse(t, "args.url", "args.url must be an http:// or https:// URL");
+    if (!runner_http_args(t, args, known, url))
+        return false;
     *method = json_string_value(json_object_get(args, "method"));
     if (!*method)
         *method = json_object_get(args, "body") ? "POST" : "GET";
@@ -125,8 +95,7 @@ static bool prepare(task_t *t, const job_t *job)
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
-    if (!set_body(t, json_object_get(args, "body")) ||
-        !set_headers(t, json_object_get(args, "headers")))
+    if (!set_body(t, json_object_get(args, "body")))
         return false;
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
     return true;

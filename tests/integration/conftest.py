@@ -112,6 +112,17 @@ class Server:
         assert r.status_code == 200, r.text
         return r.json()["jobs"]
 
+    def wait_finished(self, job_id, timeout=15):
+        """Polls until the job is completed, failed or cancelled; returns it."""
+        end = time.time() + timeout
+        while True:
+            j = self.job(job_id)
+            if j["state"] in ("completed", "failed", "cancelled"):
+                return j
+            if time.time() > end:
+                raise AssertionError(f"{job_id} is still {j['state']}")
+            time.sleep(0.05)
+
     def job(self, job_id):
         r = self.get(f"/v1/jobs/{job_id}")
         assert r.status_code == 200, r.text

@@ -30,19 +30,11 @@ def run(server, jid, type_, args=None, **extra):
     assert server.post("/v1/jobs", body).status_code == 201
 
 
-def wait_done(server, jid, timeout=15):
-    end = time.time() + timeout
-    while time.time() < end:
-        j = server.job(jid)
-        if j["state"] in ("completed", "failed", "cancelled"):
-            return j
-        time.sleep(0.05)
-    raise AssertionError(f"{jid} is still {j['state']}")
 
 
 def test_placeholders_are_single_arguments(cmd_server):
     run(cmd_server, "inj", "show", {"a": "x y; rm -rf / $(id)", "b": 42})
-    j = wait_done(cmd_server, "inj")
+    j = cmd_server.wait_finished("inj")
     assert j["state"] == "completed", j["errors"]
     assert j["result"]["stdout"] == "[x y; rm -rf / $(id)]\n[42]\n" and j["result"]["exit_code"] == 0
 
@@ -50,7 +42,7 @@ def test_placeholders_are_single_arguments(cmd_server):
 def test_failure_keeps_exit_code_and_output(cmd_server):
     run(cmd_server, "bad", "script", {"script": "echo out; echo err >&2; exit 3"}, max_retries=1,
         backoff={"initial_ms": 0, "jitter": 0})
-    j = wait_done(cmd_server, "bad")
+    j = cmd_server.wait_finished("bad")
     assert j["state"] == "failed" and j["attempts"] == 2
     e = j["errors"][0]
     assert e["type"] == "internal" and e["message"] == "exit code 3"
@@ -61,7 +53,7 @@ def test_failure_keeps_exit_code_and_output(cmd_server):
 def test_timeout_kills_the_process_group(cmd_server):
     t = time.monotonic()
     run(cmd_server, "long", "nap", {"secs": 30}, timeout_ms=1500, max_retries=0)
-    j = wait_done(cmd_server, "long")
+    j = cmd_server.wait_finished("long")
     assert j["errors"][0]["type"] == "timeout" and time.monotonic() - t < 8
     assert subprocess.run(["pgrep", "-f", "sleep 30"], capture_output=True).returncode == 1
 
@@ -69,9 +61,9 @@ def test_timeout_kills_the_process_group(cmd_server):
 def test_environment_and_folder(cmd_server):
     run(cmd_server, "env", "envdump")
     run(cmd_server, "pwd", "where")
-    env = wait_done(cmd_server, "env")["result"]["stdout"].split()
+    env = cmd_server.wait_finished("env")["result"]["stdout"].split()
     assert sorted(env) == ["LANG=C.UTF-8", "PATH=/usr/local/bin:/usr/bin:/bin"]
-    pwd = wait_done(cmd_server, "pwd")["result"]["stdout"].strip()
+    pwd = cmd_server.wait_finished("pwd")["result"]["stdout"].strip()
     assert pwd == str(cmd_server.data / "commands")
 
 
@@ -80,7 +72,7 @@ def test_refusals(cmd_server):
     run(cmd_server, "missing", "show", {"a": "only a"})
     run(cmd_server, "prog", "sneaky", {"prog": "/bin/rm"})
     for jid in ["unknown", "missing", "prog"]:
-        j = wait_done(cmd_server, jid)
+        j = cmd_server.wait_finished(jid)
         assert j["state"] == "failed" and j["attempts"] == 1 and j["errors"][0]["type"] == "validation", jid
 
 
@@ -103,7 +95,7 @@ def test_cancel_stops_a_running_command(cmd_server):
     time.sleep(0.3)
     t = time.monotonic()
     assert cmd_server.post("/v1/jobs/napper/cancel").json()["cancel_requested"] is True
-    j = wait_done(cmd_server, "napper")
+    j = cmd_server.wait_finished("napper")
     assert j["state"] == "cancelled" and time.monotonic() - t < 5
     assert subprocess.run(["pgrep", "-f", "sleep 30"], capture_output=True).returncode == 1
 
@@ -124,5 +116,5 @@ def test_progress_pattern_and_non_retried_exit_codes(cmd_server):
         time.sleep(0.05)
     assert 55.0 in seen or 12.5 in seen
     run(cmd_server, "seven", "script", {"script": "exit 7"}, max_retries=3)
-    j = wait_done(cmd_server, "seven")
+    j = cmd_server.wait_finished("seven")
     assert j["state"] == "failed" and j["attempts"] == 1 and j["errors"][0]["message"] == "exit code 7"

@@ -79,19 +79,11 @@ def dl(server, jid, args, **extra):
     assert r.status_code == 201, r.text
 
 
-def wait_done(server, jid, timeout=20):
-    end = time.time() + timeout
-    while time.time() < end:
-        j = server.job(jid)
-        if j["state"] in ("completed", "failed", "cancelled"):
-            return j
-        time.sleep(0.05)
-    raise AssertionError(f"{jid} is still {j['state']}")
 
 
 def test_download_verifies_and_lands_in_place(dl_server, files):
     dl(dl_server, "a", {"url": files + "/f", "path": "sub/dir/file.bin", "sha256": SHA})
-    j = wait_done(dl_server, "a")
+    j = dl_server.wait_finished("a")
     assert j["state"] == "completed", j["errors"]
     assert j["result"] == {"path": "sub/dir/file.bin", "bytes": len(DATA), "sha256": SHA, "resumed_from": 0}
     target = dl_server.root / "sub" / "dir" / "file.bin"
@@ -101,7 +93,7 @@ def test_download_verifies_and_lands_in_place(dl_server, files):
 
 def test_checksum_mismatch_fails_for_good_and_leaves_nothing(dl_server, files):
     dl(dl_server, "bad", {"url": files + "/f", "path": "x.bin", "sha256": "0" * 64}, max_retries=3)
-    j = wait_done(dl_server, "bad")
+    j = dl_server.wait_finished("bad")
     assert j["state"] == "failed" and j["attempts"] == 1
     assert j["errors"][0]["type"] == "validation" and "checksum mismatch" in j["errors"][0]["message"]
     assert os.listdir(dl_server.root) == []
@@ -109,7 +101,7 @@ def test_checksum_mismatch_fails_for_good_and_leaves_nothing(dl_server, files):
 
 def test_interrupted_download_resumes_with_range(dl_server, files):
     dl(dl_server, "cut", {"url": files + "/cut", "path": "cut.bin", "sha256": SHA}, max_retries=2)
-    j = wait_done(dl_server, "cut")
+    j = dl_server.wait_finished("cut")
     assert j["state"] == "completed", j["errors"]
     assert j["attempts"] == 2 and j["errors"][0]["type"] == "unavailable"
     assert j["result"]["resumed_from"] == 100_000
@@ -126,7 +118,7 @@ def test_paths_cannot_escape_the_folder(dl_server, files, tmp_path):
                       ("sym", "link/x")]:
         dl(dl_server, jid, {"url": files + "/f", "path": path}, max_retries=3)
     for jid in ["abs", "up", "mid", "dot", "sym"]:
-        j = wait_done(dl_server, jid)
+        j = dl_server.wait_finished(jid)
         assert j["state"] == "failed" and j["attempts"] == 1, jid
         assert j["errors"][0]["type"] == "validation", jid
     assert os.listdir(outside) == []
@@ -135,19 +127,19 @@ def test_paths_cannot_escape_the_folder(dl_server, files, tmp_path):
 
 def test_existing_file_needs_overwrite(dl_server, files):
     dl(dl_server, "one", {"url": files + "/f", "path": "same.bin"})
-    assert wait_done(dl_server, "one")["state"] == "completed"
+    assert dl_server.wait_finished("one")["state"] == "completed"
     dl(dl_server, "two", {"url": files + "/f", "path": "same.bin"})
-    assert wait_done(dl_server, "two")["errors"][0]["type"] == "conflict"
+    assert dl_server.wait_finished("two")["errors"][0]["type"] == "conflict"
     dl(dl_server, "three", {"url": files + "/f", "path": "same.bin", "overwrite": True})
-    assert wait_done(dl_server, "three")["state"] == "completed"
+    assert dl_server.wait_finished("three")["state"] == "completed"
 
 
 def test_404_is_not_retried_and_max_bytes_is_enforced(dl_server, files):
     dl(dl_server, "nf", {"url": files + "/missing", "path": "nf.bin"}, max_retries=3)
     dl(dl_server, "big", {"url": files + "/f", "path": "big.bin", "max_bytes": 1000}, max_retries=3)
-    nf = wait_done(dl_server, "nf")
+    nf = dl_server.wait_finished("nf")
     assert nf["attempts"] == 1 and nf["errors"][0]["type"] == "not_found"
-    big = wait_done(dl_server, "big")
+    big = dl_server.wait_finished("big")
     assert big["attempts"] == 1 and big["errors"][0]["type"] == "validation"
     assert not (dl_server.root / "big.bin").exists()
 
@@ -163,13 +155,13 @@ def test_progress_is_visible_while_running(dl_server, files):
         time.sleep(0.1)
     assert seen and 0 < seen["bytes"] < len(DATA) and seen["total"] == len(DATA)
     assert 0 < seen["percent"] < 100 and seen["bytes_per_s"] > 0
-    assert wait_done(dl_server, "slow")["state"] == "completed"
+    assert dl_server.wait_finished("slow")["state"] == "completed"
 
 
 def test_private_addresses_are_refused_by_default(make_server, files, tmp_path):
     server = make_server(env={"JOBQ_RUNNERS": "download=1", "JOBQ_DOWNLOAD_DIR": str(tmp_path / "d")})
     dl(server, "priv", {"url": files + "/f", "path": "p.bin"}, max_retries=3)
-    j = wait_done(server, "priv")
+    j = server.wait_finished("priv")
     assert j["attempts"] == 1 and j["errors"][0]["type"] == "validation"
     assert "JOBQ_DOWNLOAD_ALLOW_PRIVATE" in j["errors"][0]["message"]
     assert Files.requests == []
@@ -194,6 +186,6 @@ def test_cancel_stops_a_running_download(dl_server, files):
     while time.time() < end and dl_server.job("stop-me")["state"] != "running":
         time.sleep(0.05)
     dl_server.post("/v1/jobs/stop-me/cancel")
-    j = wait_done(dl_server, "stop-me", timeout=5)
+    j = dl_server.wait_finished("stop-me", timeout=5)
     assert j["state"] == "cancelled"
     assert not (dl_server.root / "stop.bin").exists()

@@ -70,20 +70,12 @@ def hook_job(server, jid, args, **extra):
     assert r.status_code == 201, r.text
 
 
-def wait_done(server, jid, timeout=10):
-    end = time.time() + timeout
-    while time.time() < end:
-        j = server.job(jid)
-        if j["state"] in ("completed", "failed", "cancelled"):
-            return j
-        time.sleep(0.05)
-    raise AssertionError(f"{jid} still {j['state']}")
 
 
 def test_success_keeps_status_and_body(runner_server, hook_server):
     hook_job(runner_server, "ok", {"url": hook_server + "/ok", "body": {"n": 1},
                                    "headers": {"X-Token": "t0k"}})
-    j = wait_done(runner_server, "ok")
+    j = runner_server.wait_finished("ok")
     assert j["state"] == "completed" and j["attempts"] == 1
     assert j["result"]["status"] == 200 and j["result"]["content_type"] == "application/json"
     assert json.loads(j["result"]["body"])["got"] == '{"n":1}'
@@ -95,23 +87,23 @@ def test_failures_map_to_the_taxonomy(runner_server, hook_server):
     hook_job(runner_server, "bad", {"url": hook_server + "/bad", "method": "PUT"}, max_retries=3)
     hook_job(runner_server, "gone", {"url": hook_server + "/gone"}, max_retries=3)
     hook_job(runner_server, "limit", {"url": hook_server + "/limit"}, max_retries=0)
-    boom = wait_done(runner_server, "boom")
+    boom = runner_server.wait_finished("boom")
     assert boom["state"] == "failed" and boom["attempts"] == 2
     assert [e["type"] for e in boom["errors"]] == ["unavailable", "unavailable"]
     assert boom["errors"][0]["context"]["status"] == 500 and boom["errors"][0]["worker"] == "jobq:webhook"
-    bad = wait_done(runner_server, "bad")
+    bad = runner_server.wait_finished("bad")
     assert bad["attempts"] == 1 and bad["errors"][0]["type"] == "validation"  # a 400 is not retried
-    gone = wait_done(runner_server, "gone")
+    gone = runner_server.wait_finished("gone")
     assert gone["attempts"] == 1 and gone["errors"][0]["type"] == "not_found"
-    assert wait_done(runner_server, "limit")["errors"][0]["type"] == "rate_limited"
+    assert runner_server.wait_finished("limit")["errors"][0]["type"] == "rate_limited"
 
 
 def test_timeouts_and_dead_hosts_are_retryable_failures(runner_server, hook_server):
     hook_job(runner_server, "slow", {"url": hook_server + "/slow", "timeout_ms": 400}, max_retries=0)
     hook_job(runner_server, "dead", {"url": "http://127.0.0.1:1/"}, max_retries=0)
-    slow = wait_done(runner_server, "slow")
+    slow = runner_server.wait_finished("slow")
     assert slow["errors"][0]["type"] == "timeout"
-    dead = wait_done(runner_server, "dead")
+    dead = runner_server.wait_finished("dead")
     assert dead["errors"][0]["type"] == "unavailable"
 
 
@@ -128,7 +120,7 @@ def test_bad_arguments_fail_without_a_request(runner_server, hook_server):
     r = runner_server.post("/v1/jobs", {"id": "wrongtype", "type": "other", "queue": "webhook"})
     assert r.status_code == 201
     for jid in list(cases) + ["wrongtype"]:
-        j = wait_done(runner_server, jid)
+        j = runner_server.wait_finished(jid)
         assert j["state"] == "failed" and j["attempts"] == 1, jid
         assert j["errors"][0]["type"] == "validation", jid
     assert Hook.seen == []
@@ -158,7 +150,7 @@ def test_shutdown_with_a_webhook_in_flight(runner_server, hook_server):
 
 def test_redirects_are_followed_and_retry_after_is_honoured(runner_server, hook_server):
     hook_job(runner_server, "redir", {"url": hook_server + "/redir"})
-    j = wait_done(runner_server, "redir")
+    j = runner_server.wait_finished("redir")
     assert j["state"] == "completed" and json.loads(j["result"]["body"])["path"] == "/ok"
     hook_job(runner_server, "later", {"url": hook_server + "/limit"}, max_retries=1)
     end = time.time() + 5

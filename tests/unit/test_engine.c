@@ -153,6 +153,25 @@ static void test_retry_backoff_then_failed(void **state)
     assert_int_equal(persisted[ENGINE_EV_FAILED], 1);
 }
 
+static void test_retry_after_is_a_floor_on_the_delay(void **state)
+{
+    engine_t *e = *state;
+    put(e, "ra", "\"backoff\":{\"initial_ms\":1000,\"jitter\":0}");
+    job_t *out[1];
+    lease(e, 1, out);
+    const job_t *j;
+    problem_t p;
+    assert_int_equal(engine_fail_after(e, "ra", out[0]->lease_id, ERR_RATE_LIMITED, "slow down",
+                                       NULL, -1, 5000, &j, &p), ERR_OK);
+    assert_int_equal(j->run_at - fake_now, 5000);
+    fake_now = j->run_at;
+    engine_tick(e);
+    lease(e, 1, out);
+    assert_int_equal(engine_fail_after(e, "ra", out[0]->lease_id, ERR_RATE_LIMITED, "x", NULL, -1,
+                                       10, &j, &p), ERR_OK);
+    assert_int_equal(j->run_at - fake_now, 2000); /* the backoff is longer: it wins */
+}
+
 static void test_non_retryable_and_forced(void **state)
 {
     engine_t *e = *state;
@@ -400,6 +419,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_complete_and_fencing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_backoff_then_failed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_non_retryable_and_forced, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retry_after_is_a_floor_on_the_delay, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backoff_jitter_bounds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lease_expiry_is_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_heartbeat_extends, setup, teardown),

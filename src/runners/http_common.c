@@ -1,0 +1,76 @@
+/* What every HTTP runner shares: checking args (known fields, the URL,
+ * headers) and mapping HTTP outcomes onto jobq's error taxonomy. */
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "runners/runners_internal.h"
+
+static bool refuse(task_t *t, const char *field, const char *detail)
+{
+    t->refused = true;
+    problem_set(&t->problem, ERR_VALIDATION, field, "%s", detail);
+    return false;
+}
+
+bool runner_http_args(task_t *t, json_t *args, const char *const *known, const char **url)
+{
+    if (!json_is_object(args))
+        return refuse(t, "args", "args must be an object with a url");
+    const char *key;
+    json_t *v;
+    json_object_foreach(args, key, v) {
+        bool ok = false;
+        for (const char *const *k = known; *k && !ok; k++)
+            ok = strcmp(*k, key) == 0;
+        if (!ok) {
+            char detail[200];
+            snprintf(detail, sizeof detail, "unknown field args.%.100s", key);
+            return refuse(t, "args", detail);
+        }
+    }
+    *url = json_string_value(json_object_get(args, "url"));
+    if (!*url || (strncasecmp(*url, "http://", 7) != 0 && strncasecmp(*url, "https://", 8) != 0))
+        return refuse(t, "args.url", "args.url must be an http:// or https:// URL");
+    json_t *headers = json_object_get(args, "headers");
+    if (headers && !json_is_object(headers))
+        return refuse(t, "args.headers", "args.headers must be an object of strings");
+    json_object_foreach(headers, key, v) {
+        if (!json_is_string(v) || strpbrk(key, ":\r\n") || strpbrk(json_string_value(v), "\r\n"))
+            return refuse(t, "args.headers", "header names and values must be single-line strings");
+        char line[1024];
+        snprintf(line, sizeof line, "%s: %s", key, json_string_value(v));
+        t->headers = curl_slist_append(t->headers, line);
+    }
+    return true;
+}
+
+err_t runner_err_for_status(long status)
+{
+    if (status == 404 || status == 410)
+        return ERR_NOT_FOUND;
+    if (status == 401 || status == 403)
+        return ERR_UNAUTHORIZED;
+    if (status == 429)
+        return ERR_RATE_LIMITED;
+    if (status == 408 || status == 504)
+        return ERR_TIMEOUT;
+    if (status == 409)
+        return ERR_CONFLICT;
+    if (status >= 500)
+        return ERR_UNAVAILABLE;
+    return ERR_VALIDATION; /* other 4xx, and anything else unexpected */
+}
+
+err_t runner_err_for_curl(CURLcode rc)
+{
+    switch (rc) {
+    case CURLE_OPERATION_TIMEDOUT: return ERR_TIMEOUT;
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_URL_MALFORMAT:
+    case CURLE_TOO_MANY_REDIRECTS:
+    case CURLE_FILESIZE_EXCEEDED: return ERR_VALIDATION;
+    default: return ERR_UNAVAILABLE; /* resets, refused connections, DNS, TLS */
+    }
+}
+
