@@ -118,3 +118,15 @@ def test_progress_pattern_and_non_retried_exit_codes(cmd_server):
     run(cmd_server, "seven", "script", {"script": "exit 7"}, max_retries=3)
     j = cmd_server.wait_finished("seven")
     assert j["state"] == "failed" and j["attempts"] == 1 and j["errors"][0]["message"] == "exit code 7"
+
+
+def test_stopping_jobq_stops_running_commands(cmd_server):
+    run(cmd_server, "orphan", "nap", {"secs": 31}, timeout_ms=60000)
+    end = time.time() + 5
+    while time.time() < end and cmd_server.job("orphan")["state"] != "running":
+        time.sleep(0.05)
+    time.sleep(0.3)
+    assert cmd_server.stop() == 0
+    assert subprocess.run(["pgrep", "-f", "sleep 31"], capture_output=True).returncode == 1
+    cmd_server.start()
+    assert cmd_server.job("orphan")["state"] == "running"  # its lease will bring it back
