@@ -1,5 +1,6 @@
 """Built-in command runner: operator-declared argv templates, no shell, one
 argv element per placeholder, cleared environment, killed on timeout."""
+import os
 import subprocess
 import time
 
@@ -22,6 +23,20 @@ COMMANDS = {
 @pytest.fixture
 def cmd_server(make_server):
     return make_server(env=dict(COMMANDS, JOBQ_RUNNERS="command=4"))
+
+
+def running(cmdline):
+    """True if a process with exactly this command line exists (no pgrep needed)."""
+    want = cmdline.split()
+    for pid in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                args = f.read().split(b"\0")[:-1]
+        except OSError:
+            continue
+        if [a.decode(errors="replace") for a in args] == want:
+            return True
+    return False
 
 
 def run(server, jid, type_, args=None, **extra):
@@ -55,7 +70,7 @@ def test_timeout_kills_the_process_group(cmd_server):
     run(cmd_server, "long", "nap", {"secs": 30}, timeout_ms=1500, max_retries=0)
     j = cmd_server.wait_finished("long")
     assert j["errors"][0]["type"] == "timeout" and time.monotonic() - t < 8
-    assert subprocess.run(["pgrep", "-f", "sleep 30"], capture_output=True).returncode == 1
+    assert not running("sleep 30")
 
 
 def test_environment_and_folder(cmd_server):
@@ -97,7 +112,7 @@ def test_cancel_stops_a_running_command(cmd_server):
     assert cmd_server.post("/v1/jobs/napper/cancel").json()["cancel_requested"] is True
     j = cmd_server.wait_finished("napper")
     assert j["state"] == "cancelled" and time.monotonic() - t < 5
-    assert subprocess.run(["pgrep", "-f", "sleep 30"], capture_output=True).returncode == 1
+    assert not running("sleep 30")
 
 
 def test_progress_pattern_and_non_retried_exit_codes(cmd_server):
@@ -127,6 +142,6 @@ def test_stopping_jobq_stops_running_commands(cmd_server):
         time.sleep(0.05)
     time.sleep(0.3)
     assert cmd_server.stop() == 0
-    assert subprocess.run(["pgrep", "-f", "sleep 31"], capture_output=True).returncode == 1
+    assert not running("sleep 31")
     cmd_server.start()
     assert cmd_server.job("orphan")["state"] == "running"  # its lease will bring it back
