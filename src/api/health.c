@@ -17,7 +17,8 @@ static check_t check_store(api_t *api)
     if (!c.ok) {
         char why[256];
         store_last_error(api->store, why, sizeof why);
-        snprintf(c.detail, sizeof c.detail, "the store cannot commit: %s", why);
+        snprintf(c.detail, sizeof c.detail, "the store cannot commit%s: %s",
+                 store_disk_full(api->store) ? " (the disk is full)" : "", why);
     }
     return c;
 }

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "api/api_internal.h"
+#include "core/fields.h"
 #include "util/clock.h"
 #include "util/sbuf.h"
 
@@ -101,13 +102,10 @@ static void batch_loaded(api_call_t *c)
 
 static int parse_batch(api_call_t *c, problem_t *p)
 {
+    static const char *const allowed[] = { "jobs", NULL };
     json_t *jobs = json_object_get(c->body, "jobs");
-    const char *key;
-    json_t *v;
-    json_object_foreach(c->body, key, v) {
-        if (strcmp(key, "jobs") != 0)
-            return problem_set(p, ERR_VALIDATION, key, "unknown field %s", key), -1;
-    }
+    if (fields_only(c->body, allowed, "", p) != 0)
+        return -1;
     if (!json_is_array(jobs) || json_array_size(jobs) < 1 || json_array_size(jobs) > BATCH_MAX)
         return problem_set(p, ERR_VALIDATION, "jobs", "jobs must be an array of 1-%d jobs",
                            BATCH_MAX), -1;

@@ -3,29 +3,12 @@
 #include <string.h>
 
 #include "api/api_internal.h"
+#include "core/fields.h"
 #include "util/clock.h"
 #include "util/sbuf.h"
 
 #define ACK_MAX 1000
 #define WAIT_MAX_MS 60000
-
-/* Rejects any key of obj not in the NULL-terminated list. */
-static int only_fields(json_t *obj, const char *const *allowed, const char *prefix, problem_t *p)
-{
-    const char *key;
-    json_t *v;
-    json_object_foreach(obj, key, v) {
-        bool ok = false;
-        for (const char *const *a = allowed; *a && !ok; a++)
-            ok = strcmp(*a, key) == 0;
-        if (!ok) {
-            char field[160];
-            snprintf(field, sizeof field, "%s%s", prefix, key);
-            return problem_set(p, ERR_VALIDATION, field, "unknown field %s", field), -1;
-        }
-    }
-    return 0;
-}
 
 static int int_in(json_t *obj, const char *key, int64_t lo, int64_t hi, int64_t def,
                   int64_t *out, problem_t *p)
@@ -77,7 +60,7 @@ static int parse_lease(api_call_t *c, int64_t *wait_ms, problem_t *p)
     static const char *const allowed[] = { "worker", "queues", "max", "wait_ms", NULL };
     json_t *b = c->body, *worker = json_object_get(b, "worker"), *qs = json_object_get(b, "queues");
     int64_t max;
-    if (only_fields(b, allowed, "", p) || int_in(b, "max", 1, ENGINE_LEASE_MAX, 1, &max, p) ||
+    if (fields_only(b, allowed, "", p) || int_in(b, "max", 1, ENGINE_LEASE_MAX, 1, &max, p) ||
         int_in(b, "wait_ms", 0, WAIT_MAX_MS, 0, wait_ms, p))
         return -1;
     if (!json_is_string(worker) || !job_name_valid(json_string_value(worker)))
@@ -142,7 +125,7 @@ static void do_heartbeat(api_call_t *c)
     int64_t extend;
     const char *lease_id;
     const job_t *j;
-    if (only_fields(c->body, allowed, "", &p) || !(lease_id = lease_id_of(c->body, &p)) ||
+    if (fields_only(c->body, allowed, "", &p) || !(lease_id = lease_id_of(c->body, &p)) ||
         int_in(c->body, "extend_ms", 1000, 86400000, 0, &extend, &p) ||
         engine_heartbeat(c->api->engine, http_param(c->r, 0), lease_id,
                          json_object_get(c->body, "progress"), extend, &j, &p) != ERR_OK) {
@@ -162,7 +145,7 @@ static void do_complete(api_call_t *c)
     problem_t p;
     const char *lease_id;
     const job_t *j;
-    if (only_fields(c->body, allowed, "", &p) || !(lease_id = lease_id_of(c->body, &p)) ||
+    if (fields_only(c->body, allowed, "", &p) || !(lease_id = lease_id_of(c->body, &p)) ||
         engine_complete(c->api->engine, http_param(c->r, 0), lease_id,
                         json_object_get(c->body, "result"), &j, &p) != ERR_OK) {
         api_reply_problem(c, &p);
@@ -182,7 +165,7 @@ static int parse_failure(json_t *b, const char *prefix, err_t *type, const char 
     if (!json_is_object(err))
         return problem_set(p, ERR_VALIDATION, field, "%s must be an object", field), -1;
     snprintf(field, sizeof field, "%serror.", prefix);
-    if (only_fields(err, efields, field, p))
+    if (fields_only(err, efields, field, p))
         return -1;
     const char *t = json_string_value(json_object_get(err, "type"));
     json_t *m = json_object_get(err, "message");
@@ -210,7 +193,7 @@ static void do_fail(api_call_t *c)
     err_t type;
     int retry;
     const job_t *j;
-    if (only_fields(c->body, allowed, "", &p) || !(lease_id = lease_id_of(c->body, &p)) ||
+    if (fields_only(c->body, allowed, "", &p) || !(lease_id = lease_id_of(c->body, &p)) ||
         parse_failure(c->body, "", &type, &msg, &retry, &p) ||
         engine_fail(c->api->engine, http_param(c->r, 0), lease_id, type, msg,
                     json_object_get(json_object_get(c->body, "error"), "context"), retry, &j,
@@ -246,7 +229,7 @@ static int check_ack_item(json_t *item, size_t i, problem_t *p)
     snprintf(prefix, sizeof prefix, "results[%zu].", i);
     if (!json_is_object(item))
         return problem_set(p, ERR_VALIDATION, prefix, "results[%zu] must be an object", i), -1;
-    if (only_fields(item, allowed, prefix, p))
+    if (fields_only(item, allowed, prefix, p))
         return -1;
     const char *id = json_string_value(json_object_get(item, "id"));
     if (!id || !job_name_valid(id) || !json_is_string(json_object_get(item, "lease_id")))
@@ -297,7 +280,7 @@ void api_ack(api_call_t *c)
     }
     static const char *const allowed[] = { "results", NULL };
     json_t *results = json_object_get(c->body, "results"), *item;
-    int bad = only_fields(c->body, allowed, "", &p);
+    int bad = fields_only(c->body, allowed, "", &p);
     if (!bad && (!json_is_array(results) || json_array_size(results) < 1 ||
                  json_array_size(results) > ACK_MAX))
         bad = problem_set(&p, ERR_VALIDATION, "results",

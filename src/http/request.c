@@ -43,12 +43,6 @@ const char *http_query_unknown(const http_req_t *r, const char *const *allowed)
     return u.found;
 }
 
-const char *http_body(const http_req_t *r, size_t *len)
-{
-    *len = r->body_len;
-    return r->body ? r->body : "";
-}
-
 json_t *http_body_json(http_req_t *r, bool allow_empty, problem_t *p)
 {
     if (r->body_len == 0) {

@@ -26,8 +26,6 @@ const char *http_request_id(const http_req_t *r);
 const char *http_query(const http_req_t *r, const char *key);
 /* The first query-string key not in the NULL-terminated list, or NULL. */
 const char *http_query_unknown(const http_req_t *r, const char *const *allowed);
-/* The raw body (NUL-terminated) and its length. */
-const char *http_body(const http_req_t *r, size_t *len);
 
 /* Parses the body as a JSON object. On failure fills p (validation). An empty
  * body is an empty object when allow_empty. New reference on success. */

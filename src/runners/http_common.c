@@ -4,6 +4,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/fields.h"
 #include "runners/runners_internal.h"
 
 static bool refuse(task_t *t, const char *field, const char *detail)
@@ -17,18 +18,12 @@ bool runner_http_args(task_t *t, json_t *args, const char *const *known, const c
 {
     if (!json_is_object(args))
         return refuse(t, "args", "args must be an object with a url");
+    if (fields_only(args, known, "args.", &t->problem) != 0) {
+        t->refused = true;
+        return false;
+    }
     const char *key;
     json_t *v;
-    json_object_foreach(args, key, v) {
-        bool ok = false;
-        for (const char *const *k = known; *k && !ok; k++)
-            ok = strcmp(*k, key) == 0;
-        if (!ok) {
-            char detail[200];
-            snprintf(detail, sizeof detail, "unknown field args.%.100s", key);
-            return refuse(t, "args", detail);
-        }
-    }
     *url = json_string_value(json_object_get(args, "url"));
     if (!*url || (strncasecmp(*url, "http://", 7) != 0 && strncasecmp(*url, "https://", 8) != 0))
         return refuse(t, "args.url", "args.url must be an http:// or https:// URL");
