@@ -1,10 +1,13 @@
 """Black-box harness: a real `jobq serve` process on a free loopback port,
 with its own data folder, spoken to over real sockets."""
+import contextlib
+import http.server
 import json
 import os
 import re
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -127,6 +130,19 @@ class Server:
         r = self.get(f"/v1/jobs/{job_id}")
         assert r.status_code == 200, r.text
         return r.json()
+
+
+@contextlib.contextmanager
+def http_server(handler):
+    """A real HTTP server on a free loopback port, in a thread; yields its URL."""
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    srv.daemon_threads = True
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{srv.server_address[1]}"
+    finally:
+        srv.shutdown()
+        srv.server_close()
 
 
 def assert_clean_log(server):

@@ -3,10 +3,11 @@ local file server that supports Range and can cut a body short."""
 import hashlib
 import http.server
 import os
-import threading
 import time
 
 import pytest
+
+from conftest import http_server
 
 DATA = bytes((i * 7 + i // 251) % 256 for i in range(300_000))
 SHA = hashlib.sha256(DATA).hexdigest()
@@ -53,13 +54,9 @@ class Files(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def files():
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Files)
-    srv.daemon_threads = True
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
     Files.requests, Files.cut_once = [], set()
-    yield f"http://127.0.0.1:{srv.server_address[1]}"
-    srv.shutdown()
-    srv.server_close()
+    with http_server(Files) as url:
+        yield url
 
 
 @pytest.fixture

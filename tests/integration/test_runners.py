@@ -3,12 +3,11 @@ a real HTTP server on loopback, started by the test."""
 import http.server
 import json
 import subprocess
-import threading
 import time
 
 import pytest
 
-from conftest import BIN, clean_env
+from conftest import BIN, clean_env, http_server
 
 
 class Hook(http.server.BaseHTTPRequestHandler):
@@ -47,14 +46,9 @@ class Hook(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def hook_server():
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
-    srv.daemon_threads = True
-    th = threading.Thread(target=srv.serve_forever, daemon=True)
-    th.start()
     Hook.seen = []
-    yield f"http://127.0.0.1:{srv.server_address[1]}"
-    srv.shutdown()
-    srv.server_close()
+    with http_server(Hook) as url:
+        yield url
 
 
 @pytest.fixture

@@ -31,6 +31,19 @@ static engine_t *new_engine(void)
     return engine_new(&h, &o);
 }
 
+/* Enqueues a job from a spec (stolen); asserts it was accepted. */
+static void enqueue(engine_t *e, json_t *spec)
+{
+    static const job_defaults_t d = { 3, 60000, { 1000, 3600000, 2.0, 0.2 } };
+    job_t *job;
+    problem_t p;
+    assert_int_equal(job_parse_spec(spec, &d, now_fn(NULL), &job, &p), ERR_OK);
+    json_decref(spec);
+    bool created;
+    const job_t *out;
+    assert_int_equal(engine_enqueue(e, job, &created, &out, &p), ERR_OK);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -96,7 +109,6 @@ static void test_round_trip_through_recovery(void **state)
     assert_int_equal(store_migrate(g_store, err, sizeof err), 0);
     assert_int_equal(store_start(g_store, err, sizeof err), 0);
     engine_t *e = new_engine();
-    const job_defaults_t d = { 3, 60000, { 1000, 3600000, 2.0, 0.2 } };
     const char *ids[] = { "queued", "running", "done", "later", "paused-q" };
     for (int i = 0; i < 5; i++) {
         json_t *spec = json_pack("{s:s, s:s, s:{s:i}}", "id", ids[i], "type", "t", "args", "n", i);
@@ -104,13 +116,7 @@ static void test_round_trip_through_recovery(void **state)
             json_object_set_new(spec, "delay_ms", json_integer(60000));
         if (i == 4)
             json_object_set_new(spec, "queue", json_string("side"));
-        job_t *job;
-        problem_t p;
-        assert_int_equal(job_parse_spec(spec, &d, now_fn(NULL), &job, &p), ERR_OK);
-        json_decref(spec);
-        bool created;
-        const job_t *out;
-        assert_int_equal(engine_enqueue(e, job, &created, &out, &p), ERR_OK);
+        enqueue(e, spec);
     }
     engine_pause(e, "side", true);
     const char *q[] = { "default" };
@@ -172,15 +178,7 @@ static void test_group_commit_acknowledges_after_commit_in_order(void **state)
     store_set_faults(g_store, &faults);
     assert_int_equal(store_start(g_store, err, sizeof err), 0);
     engine_t *e = new_engine();
-    const job_defaults_t d = { 3, 60000, { 1000, 3600000, 2.0, 0.2 } };
-    json_t *spec = json_pack("{s:s, s:s}", "id", "g1", "type", "t");
-    job_t *job;
-    problem_t p;
-    assert_int_equal(job_parse_spec(spec, &d, now_fn(NULL), &job, &p), ERR_OK);
-    json_decref(spec);
-    bool created;
-    const job_t *out;
-    assert_int_equal(engine_enqueue(e, job, &created, &out, &p), ERR_OK);
+    enqueue(e, json_pack("{s:s, s:s}", "id", "g1", "type", "t"));
     store_waiter_t w = { .cb = on_durable };
     fired = 0;
     store_when_durable(g_store, &w, store_last_seq(g_store));
