@@ -35,7 +35,7 @@ static const setting_t settings[] = {
     { "JOBQ_AUTO_MIGRATE", T_BOOL, F(auto_migrate), 0, 0, 0, "true", "apply schema migrations at start" },
     { "JOBQ_MIN_FREE_DISK_BYTES", T_INT, F(min_free_disk_bytes), 0, 0, 1e15, "67108864", "free space in the data folder below which ready fails" },
     { "JOBQ_WORKER_GONE_MS", T_INT, F(worker_gone_ms), 0, 1000, 86400000, "60000", "a worker silent this long is shown as gone (forgotten after 10x)" },
-    { "JOBQ_RUNNERS", T_STR, STR(runners), 0, 0, "", "built-in runners and their concurrency, e.g. webhook=16 (none by default)" },
+    { "JOBQ_RUNNERS", T_STR, STR(runners), 0, 0, "", "built-in runners and their concurrency, e.g. webhook=16,download=4,command=2 (none by default)" },
     { "JOBQ_DOWNLOAD_DIR", T_STR, STR(download_dir), 0, 0, "", "where download jobs write (default <data dir>/downloads)" },
     { "JOBQ_DOWNLOAD_ALLOW_PRIVATE", T_BOOL, F(download_allow_private), 0, 0, 0, "false", "let downloads reach loopback and private addresses" },
     { "JOBQ_FINISHED_IN_MEMORY", T_INT, F(finished_in_memory), 0, 0, 10000000, "10000", "finished jobs kept in memory" },
@@ -373,7 +373,16 @@ void config_print_help(FILE *out)
         for (const char *k = settings[i].key + 5; *k && n + 1 < sizeof flag; k++)
             flag[n++] = *k == '_' ? '-' : (char)tolower((unsigned char)*k);
         flag[n] = '\0';
-        fprintf(out, "  --%-22s %-26s %s (default %s)\n", flag, settings[i].key, settings[i].help,
-                settings[i].def[0] ? settings[i].def : "see text");
+        if (settings[i].def[0])
+            fprintf(out, "  --%-22s %-26s %s (default %s)\n", flag, settings[i].key,
+                    settings[i].help, settings[i].def);
+        else
+            fprintf(out, "  --%-22s %-26s %s\n", flag, settings[i].key, settings[i].help);
     }
+    fprintf(out, "  %-24s %-26s %s\n", "(environment, .env only)", CONFIG_COMMAND_PREFIX "<type>",
+            "a command job type: \"program {arg} ...\"");
+    fprintf(out, "  %-24s %-26s %s\n", "", CONFIG_COMMAND_PREFIX "PROGRESS_<type>",
+            "regex over its output; group 1 = percent done");
+    fprintf(out, "  %-24s %-26s %s\n", "", CONFIG_COMMAND_PREFIX "NORETRY_<type>",
+            "exit codes not retried, e.g. 2,3");
 }
