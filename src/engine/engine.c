@@ -24,6 +24,9 @@ engine_t *engine_new(const engine_hooks_t *hooks, const engine_options_t *opt)
         e->opt.finished_in_memory = 1; /* the job just finished must outlive the call */
     hmap_init(&e->jobs);
     hmap_init(&e->queues);
+    hmap_init(&e->types);
+    hmap_init(&e->keys);
+    e->gate_wake = INT64_MAX;
     heap_init(&e->timers);
     heap_init(&e->waiter_deadlines);
     list_init(&e->waiters);
@@ -42,12 +45,11 @@ void engine_free(engine_t *e)
         job_free(((ejob_t *)v)->job);
         free(v);
     }
-    for (size_t i = 0; hmap_next(&e->queues, &i, &k, &v);) {
-        free(((equeue_t *)v)->name);
-        free(v);
-    }
+    for (size_t i = 0; hmap_next(&e->queues, &i, &k, &v);)
+        eng_queue_free(v);
     hmap_free(&e->jobs);
     hmap_free(&e->queues);
+    eng_gates_free(e);
     heap_free(&e->timers);
     heap_free(&e->waiter_deadlines);
     free(e);
@@ -63,14 +65,26 @@ equeue_t *eng_queue(engine_t *e, const char *name)
         free(q);
         return NULL;
     }
-    for (int p = 0; p < JOB_PRIORITIES; p++)
-        list_init(&q->ready[p]);
+    hmap_init(&q->lanes);
+    list_init(&q->active);
+    q->gate.name = q->name;
     if (hmap_put(&e->queues, q->name, q) != 0) {
-        free(q->name);
-        free(q);
+        eng_queue_free(q);
         return NULL;
     }
     return q;
+}
+
+void eng_set_state(engine_t *e, ejob_t *ej, job_state_t s)
+{
+    job_state_t was = ej->job->state;
+    ej->queue->count[was]--;
+    ej->job->state = s;
+    ej->queue->count[s]++;
+    if (was == JOB_RUNNING && s != JOB_RUNNING)
+        eng_gates_running(e, ej, -1);
+    else if (s == JOB_RUNNING && was != JOB_RUNNING)
+        eng_gates_running(e, ej, +1);
 }
 
 void eng_persist(engine_t *e, ejob_t *ej, engine_event_t ev)
@@ -82,25 +96,29 @@ void eng_persist(engine_t *e, ejob_t *ej, engine_event_t ev)
 void eng_unlink(engine_t *e, ejob_t *ej)
 {
     heap_remove(&e->timers, &ej->timer);
-    if (list_linked(&ej->link)) {
-        if (job_state_terminal(ej->job->state))
-            e->nfinished--;
-        list_remove(&ej->link);
+    if (!list_linked(&ej->link))
+        return;
+    if (ej->job->state == JOB_QUEUED) {
+        eng_lane_remove(ej);
+        return;
     }
+    if (job_state_terminal(ej->job->state))
+        e->nfinished--;
+    list_remove(&ej->link);
 }
 
 void eng_make_ready(engine_t *e, ejob_t *ej)
 {
     eng_unlink(e, ej);
-    eng_set_state(ej, JOB_QUEUED);
-    list_push_back(&ej->queue->ready[ej->job->priority], &ej->link);
+    eng_set_state(e, ej, JOB_QUEUED);
+    eng_lane_push(e, ej);
     e->ready_added = true;
 }
 
 void eng_schedule(engine_t *e, ejob_t *ej, job_state_t state, int64_t at)
 {
     eng_unlink(e, ej);
-    eng_set_state(ej, state);
+    eng_set_state(e, ej, state);
     ej->job->run_at = at;
     if (heap_push(&e->timers, &ej->timer, at) != 0) /* out of memory: run it now */
         eng_make_ready(e, ej);
@@ -118,7 +136,8 @@ void eng_finish(engine_t *e, ejob_t *ej, job_state_t state, engine_event_t ev)
 {
     eng_unlink(e, ej);
     job_t *j = ej->job;
-    eng_set_state(ej, state);
+    eng_set_state(e, ej, state);
+    eng_lane_detach(e, ej);
     j->finished_at = j->updated_at = eng_now(e);
     clear_lease(j);
     list_push_back(&e->finished, &ej->link);
@@ -134,11 +153,18 @@ static ejob_t *adopt(engine_t *e, job_t *job)
     ej->job = job;
     list_init(&ej->link);
     ej->queue = eng_queue(e, job->queue);
-    if (!ej->queue || hmap_put(&e->jobs, job->id, ej) != 0) {
+    if (!ej->queue || (!job_state_terminal(job->state) && eng_lane_attach(e, ej) != 0)) {
+        free(ej);
+        return NULL;
+    }
+    if (hmap_put(&e->jobs, job->id, ej) != 0) {
+        eng_lane_detach(e, ej);
         free(ej);
         return NULL;
     }
     ej->queue->count[job->state]++;
+    if (job->state == JOB_RUNNING)
+        eng_gates_running(e, ej, +1);
     return ej;
 }
 
@@ -262,6 +288,8 @@ err_t engine_retry(engine_t *e, const char *id, const job_t **out, problem_t *p)
         return problem_set(p, ERR_CONFLICT, "state",
                            "only failed or cancelled jobs can be retried; job %s is %s", id,
                            job_state_name(j->state));
+    if (eng_lane_attach(e, ej) != 0)
+        return problem_set(p, ERR_UNAVAILABLE, "", "out of memory");
     /* A fresh budget of attempts; the error history stays. */
     j->attempts = 0;
     j->cancel_requested = false;
@@ -313,6 +341,10 @@ void engine_tick(engine_t *e)
     heap_node_t *n;
     while ((n = heap_peek(&e->timers)) && n->key <= now)
         fire_job_timer(e, LIST_ENTRY(n, ejob_t, timer));
+    if (e->gate_wake <= now) { /* a held lane may have opened: look again */
+        e->gate_wake = INT64_MAX;
+        e->ready_added = true;
+    }
     eng_dispatch(e); /* before expiring waiters: a job due now beats an empty answer */
     while ((n = heap_peek(&e->waiter_deadlines)) && n->key <= now)
         eng_expire_waiter(e, LIST_ENTRY(n, engine_waiter_t, deadline_));
@@ -323,7 +355,10 @@ int64_t engine_next_deadline(const engine_t *e)
 {
     heap_node_t *a = heap_peek(&e->timers), *b = heap_peek(&e->waiter_deadlines);
     int64_t t = a ? a->key : INT64_MAX;
-    return (b && b->key < t) ? b->key : t;
+    if (b && b->key < t)
+        t = b->key;
+    /* Only worth waking for while someone waits for work. */
+    return (!list_empty(&e->waiters) && e->gate_wake < t) ? e->gate_wake : t;
 }
 
 static void evict_finished(engine_t *e)

@@ -43,6 +43,12 @@ typedef enum {
     ENGINE_EV_COUNT
 } engine_event_t;
 
+typedef enum {
+    ENGINE_BREAKER_CLOSED,
+    ENGINE_BREAKER_OPEN,
+    ENGINE_BREAKER_HALF_OPEN,
+} engine_breaker_state_t;
+
 typedef struct engine_hooks {
     void *ud;
     int64_t (*now_ms)(void *ud);
@@ -53,10 +59,36 @@ typedef struct engine_hooks {
     /* The earliest timer moved; call engine_tick() once the clock reaches it.
      * INT64_MAX means no timer is set. */
     void (*deadline_changed)(void *ud, int64_t deadline_ms);
+    /* Optional: a breaker changed state (for logs and metrics). */
+    void (*breaker_changed)(void *ud, const char *key, engine_breaker_state_t from,
+                            engine_breaker_state_t to);
 } engine_hooks_t;
+
+/* Circuit breakers, one per breaker key (a job's breaker_key, else its
+ * type). Only dependency failures count: timeout, unavailable, internal. */
+typedef struct engine_breaker_options {
+    int failures;         /* this many in a row open it; 0: rule off */
+    double ratio;         /* this failure ratio over the window opens it; 0: off */
+    int min_requests;     /* outcomes in the window before the ratio applies */
+    int64_t window_ms;
+    int64_t cooldown_ms;  /* open this long, doubling per re-open ... */
+    int64_t cooldown_max_ms; /* ... up to this */
+    int probes;           /* jobs leased at once while half-open */
+} engine_breaker_options_t;
+
+/* Execution limits for one queue or one job type; 0 means unlimited. */
+typedef struct engine_limit {
+    int concurrency; /* running jobs at once */
+    double rate;     /* leases per second ... */
+    double burst;    /* ... with a bucket this deep (0: max(1, rate)) */
+} engine_limit_t;
 
 typedef struct engine_options {
     int64_t finished_in_memory; /* finished jobs kept for reads; at least 1 */
+    engine_breaker_options_t breaker;
+    /* Priority aging: a queued job counts one priority level higher per
+     * aging_ms it has waited. 0: off (strict priority). */
+    int64_t aging_ms;
 } engine_options_t;
 
 /* A lessee. The caller fills the public part and keeps the waiter alive
@@ -146,5 +178,42 @@ size_t engine_job_count(const engine_t *e);
 uint64_t engine_deletes(const engine_t *e);
 
 const char *engine_event_name(engine_event_t ev);
+
+/* ---- Breakers and limits (gate.c) ---- */
+
+/* Replaces the breaker options and aging (SIGHUP); breakers keep state. */
+void engine_set_options(engine_t *e, const engine_breaker_options_t *b, int64_t aging_ms);
+typedef enum { ENGINE_LIMIT_QUEUE, ENGINE_LIMIT_TYPE } engine_limit_kind_t;
+/* Sets (or with a zero limit, clears) the limit of one queue or type.
+ * Returns 0, or -1 if out of memory. */
+int engine_set_limit(engine_t *e, engine_limit_kind_t kind, const char *name,
+                     const engine_limit_t *limit);
+/* Clears every limit (before a reload sets them again). */
+void engine_clear_limits(engine_t *e);
+
+/* Why a queued job is not being leased: writes e.g. "breaker:api.example.com",
+ * "paused:emails" or "concurrency:type:video" into buf and returns it, or
+ * returns NULL when nothing holds it back but jobs ahead of it. */
+const char *engine_blocked_by(engine_t *e, const job_t *job, char *buf, size_t len);
+
+typedef struct engine_breaker_info {
+    const char *key;
+    engine_breaker_state_t state;
+    int consecutive_failures;
+    uint32_t window_failures, window_total;
+    uint64_t failures, successes; /* lifetime, while the key is known */
+    int64_t opened_at;            /* 0: never */
+    int64_t next_probe_at;        /* open: when it turns half-open; else 0 */
+    int64_t cooldown_ms;          /* the cool-down it is in (or will use) */
+    int64_t held_until;           /* a worker's rate_limited hold; 0 if none */
+    int probes_in_flight;
+    size_t queued;                /* jobs of this key waiting to be leased */
+} engine_breaker_info_t;
+void engine_breaker_foreach(engine_t *e, void (*fn)(void *ud, const engine_breaker_info_t *b),
+                            void *ud);
+/* Closes a breaker by hand and lifts any hold. ERR_NOT_FOUND if no job has
+ * that key in memory and no breaker remembers it. */
+err_t engine_breaker_reset(engine_t *e, const char *key, problem_t *p);
+const char *engine_breaker_state_name(engine_breaker_state_t s);
 
 #endif

@@ -1,26 +1,61 @@
 /*
  * engine_internal: the engine's private state, shared by engine.c (job table
- * and transitions), lease.c (lessees and lease outcomes) and queue.c.
- * Nothing outside src/engine/ includes this file.
+ * and transitions), lease.c (lessees and lease outcomes) and gate.c (what
+ * may run now: lanes, limits, breakers). Nothing outside src/engine/
+ * includes this file.
+ *
+ * Ready jobs sit in lanes: one FIFO list per (queue, priority, type,
+ * breaker key). Everything that can hold a job back (a queue's or a type's
+ * limits, a key's breaker or hold) applies to a whole lane, so a lease skips
+ * a held lane in O(1) and other keys in the same queue keep flowing.
  */
 #ifndef JOBQ_ENGINE_INTERNAL_H
 #define JOBQ_ENGINE_INTERNAL_H
 
 #include "engine/engine.h"
+#include "engine/breaker.h"
 #include "util/hmap.h"
+
+/* What jobs sharing a queue, a type or a breaker key have in common. */
+typedef struct egate {
+    char *name;          /* owned; the hmap key (a queue's gate borrows its name) */
+    size_t refs;         /* lanes using it */
+    int running;         /* its jobs running now */
+    size_t queued;       /* its jobs in lanes */
+    engine_limit_t limit;
+    double tokens;       /* token bucket, while limit.rate > 0 */
+    int64_t refilled_at;
+    breaker_t breaker;   /* key gates */
+    int64_t held_until;  /* key gates: a worker reported rate_limited */
+} egate_t;
+
+typedef struct elane {
+    char *name; /* owned; the key in its queue's lanes map */
+    struct equeue *queue;
+    egate_t *type, *key; /* a reference each */
+    int priority;
+    list_node_t ready;  /* queued ejobs, oldest first */
+    list_node_t active; /* in queue->active while ready is not empty */
+    size_t refs;        /* unfinished ejobs of this lane */
+} elane_t;
 
 /* A job as the engine holds it: the record plus its scheduling links. */
 typedef struct ejob {
     job_t *job;            /* owned */
     heap_node_t timer;     /* run_at (pending/retrying) or lease deadline (running) */
-    list_node_t link;      /* in a ready list (queued) or the finished list */
+    list_node_t link;      /* in its lane (queued) or the finished list */
     struct equeue *queue;
+    elane_t *lane;         /* while unfinished */
+    uint64_t seq;          /* order of becoming ready, for FIFO across lanes */
+    bool probe;            /* leased while its breaker was half-open */
 } ejob_t;
 
 typedef struct equeue {
     char *name; /* owned; the hmap key */
     bool paused;
-    list_node_t ready[JOB_PRIORITIES];
+    hmap_t lanes;       /* name -> elane_t */
+    list_node_t active; /* lanes with ready jobs */
+    egate_t gate;       /* the queue's limits */
     size_t count[JOB_STATE_COUNT]; /* jobs in memory, by state */
 } equeue_t;
 
@@ -29,6 +64,10 @@ struct engine {
     engine_options_t opt;
     hmap_t jobs;   /* id -> ejob_t */
     hmap_t queues; /* name -> equeue_t */
+    hmap_t types;  /* type -> egate_t */
+    hmap_t keys;   /* breaker key -> egate_t */
+    uint64_t ready_seq;
+    int64_t gate_wake; /* a held lane may open by itself then; INT64_MAX: none */
     heap_t timers; /* ejob_t.timer */
     heap_t waiter_deadlines;
     list_node_t waiters;  /* engine_waiter_t.link_, oldest first */
@@ -42,13 +81,9 @@ struct engine {
 static inline int64_t eng_now(engine_t *e) { return e->h.now_ms(e->h.ud); }
 
 equeue_t *eng_queue(engine_t *e, const char *name); /* NULL only if out of memory */
-/* Every state change goes through here so per-queue counts stay exact. */
-static inline void eng_set_state(ejob_t *ej, job_state_t s)
-{
-    ej->queue->count[ej->job->state]--;
-    ej->job->state = s;
-    ej->queue->count[s]++;
-}
+/* Every state change goes through here so per-queue counts and running
+ * counts stay exact. */
+void eng_set_state(engine_t *e, ejob_t *ej, job_state_t s);
 void eng_make_ready(engine_t *e, ejob_t *ej);
 void eng_schedule(engine_t *e, ejob_t *ej, job_state_t state, int64_t at);
 void eng_finish(engine_t *e, ejob_t *ej, job_state_t state, engine_event_t ev);
@@ -61,5 +96,21 @@ void eng_dispatch(engine_t *e);
 void eng_expire_lease(engine_t *e, ejob_t *ej);
 void eng_expire_waiter(engine_t *e, engine_waiter_t *w);
 ejob_t *eng_find(engine_t *e, const char *id, problem_t *p);
+
+/* gate.c */
+int eng_lane_attach(engine_t *e, ejob_t *ej); /* -1 if out of memory */
+void eng_lane_detach(engine_t *e, ejob_t *ej);
+void eng_lane_push(engine_t *e, ejob_t *ej);
+void eng_lane_remove(ejob_t *ej);
+/* The ready job w should get next, honouring pauses, limits and breakers. */
+ejob_t *eng_next_ready(engine_t *e, const engine_waiter_t *w);
+void eng_gates_leased(engine_t *e, ejob_t *ej);
+void eng_gates_running(engine_t *e, ejob_t *ej, int delta);
+typedef enum { ENG_OUTCOME_NONE, ENG_OUTCOME_OK, ENG_OUTCOME_FAILED } eng_outcome_t;
+void eng_gates_outcome(engine_t *e, ejob_t *ej, eng_outcome_t o);
+/* A worker said the key's dependency is rate limiting: hold its lanes. */
+void eng_gates_hold(engine_t *e, ejob_t *ej, int64_t until);
+void eng_gates_free(engine_t *e);
+void eng_queue_free(equeue_t *q);
 
 #endif

@@ -10,7 +10,8 @@ static void start_lease(engine_t *e, ejob_t *ej, const char *worker)
     job_t *j = ej->job;
     int64_t now = eng_now(e);
     eng_unlink(e, ej);
-    eng_set_state(ej, JOB_RUNNING);
+    eng_set_state(e, ej, JOB_RUNNING);
+    eng_gates_leased(e, ej);
     j->attempts++;
     j->started_at = j->updated_at = now;
     j->lease_expires_at = now + j->timeout_ms;
@@ -23,24 +24,11 @@ static void start_lease(engine_t *e, ejob_t *ej, const char *worker)
     eng_persist(e, ej, ENGINE_EV_LEASED);
 }
 
-/* Strict priority across the asked queues; ties go to the queue listed first. */
-static ejob_t *next_ready(engine_t *e, const engine_waiter_t *w)
-{
-    for (int p = 0; p < JOB_PRIORITIES; p++) {
-        for (int i = 0; i < w->nqueues; i++) {
-            equeue_t *q = hmap_get(&e->queues, w->queues[i]);
-            if (q && !q->paused && !list_empty(&q->ready[p]))
-                return LIST_ENTRY(list_first(&q->ready[p]), ejob_t, link);
-        }
-    }
-    return NULL;
-}
-
 static int take(engine_t *e, engine_waiter_t *w, job_t **out)
 {
     int n = 0;
     ejob_t *ej;
-    while (n < w->max && (ej = next_ready(e, w))) {
+    while (n < w->max && (ej = eng_next_ready(e, w))) {
         start_lease(e, ej, w->worker);
         out[n++] = ej->job;
     }
@@ -93,7 +81,7 @@ void eng_dispatch(engine_t *e)
     while (n != &e->waiters) {
         engine_waiter_t *w = LIST_ENTRY(n, engine_waiter_t, link_);
         n = n->next;
-        if (!next_ready(e, w))
+        if (!eng_next_ready(e, w))
             continue;
         if (w->alive && !w->alive(w)) {
             eng_expire_waiter(e, w);
@@ -154,6 +142,7 @@ err_t engine_complete(engine_t *e, const char *id, const char *lease_id, json_t 
     if (!ej)
         return p->type;
     job_set_result(ej->job, result);
+    eng_gates_outcome(e, ej, ENG_OUTCOME_OK);
     /* Finished work is reported as done even if a cancel arrived meanwhile. */
     eng_finish(e, ej, JOB_COMPLETED, ENGINE_EV_COMPLETED);
     *out = ej->job;
@@ -161,15 +150,47 @@ err_t engine_complete(engine_t *e, const char *id, const char *lease_id, json_t 
     return ERR_OK;
 }
 
-/* Records a failed attempt and decides: cancelled, retrying or failed. */
+/* What an attempt's failure says about its dependency: timeouts, outages
+ * and internal errors count against the breaker; an answer that refuses
+ * the job (not found, invalid, unauthorized, conflict) proves it is up. */
+static eng_outcome_t dependency_outcome(err_t type, bool cancelled)
+{
+    if (cancelled || type == ERR_RATE_LIMITED)
+        return ENG_OUTCOME_NONE;
+    if (type == ERR_TIMEOUT || type == ERR_UNAVAILABLE || type == ERR_INTERNAL)
+        return ENG_OUTCOME_FAILED;
+    return ENG_OUTCOME_OK;
+}
+
+/* A rate-limited attempt holds its key's lanes and comes back later
+ * without spending an attempt: the dependency asked us to slow down. */
+static void hold_attempt(engine_t *e, ejob_t *ej, int64_t retry_after_ms)
+{
+    job_t *j = ej->job;
+    int64_t now = eng_now(e);
+    int64_t delay = retry_after_ms > 0
+                        ? retry_after_ms
+                        : backoff_delay_ms(&j->backoff, 1, e->h.rand_unit(e->h.ud));
+    j->attempts--;
+    j->lease_id[0] = '\0';
+    j->updated_at = now;
+    eng_gates_hold(e, ej, now + delay);
+    eng_schedule(e, ej, JOB_RETRYING, now + delay);
+    eng_persist(e, ej, ENGINE_EV_RETRIED);
+}
+
+/* Records a failed attempt and decides: cancelled, held, retrying or failed. */
 static void fail_attempt(engine_t *e, ejob_t *ej, err_t type, const char *message,
                          json_t *context, int retry, int64_t retry_after_ms)
 {
     job_t *j = ej->job;
     int64_t now = eng_now(e);
     job_add_error(j, type, message, context, j->lease_worker, now);
+    eng_gates_outcome(e, ej, dependency_outcome(type, j->cancel_requested));
     bool retryable = retry < 0 ? err_retried(type) : retry > 0;
-    if (j->cancel_requested) {
+    if (type == ERR_RATE_LIMITED && retry != 0 && !j->cancel_requested) {
+        hold_attempt(e, ej, retry_after_ms);
+    } else if (j->cancel_requested) {
         eng_finish(e, ej, JOB_CANCELLED, ENGINE_EV_CANCELLED);
     } else if (retryable && j->attempts <= j->max_retries) {
         int64_t delay = backoff_delay_ms(&j->backoff, j->attempts, e->h.rand_unit(e->h.ud));
@@ -236,9 +257,9 @@ void engine_queue_foreach(engine_t *e, void (*fn)(void *ud, const engine_queue_i
         equeue_t *q = v;
         engine_queue_info_t info = { .name = q->name, .paused = q->paused };
         memcpy(info.count, q->count, sizeof info.count);
-        for (int p = 0; p < JOB_PRIORITIES; p++) {
-            list_node_t *head = list_first(&q->ready[p]);
-            int64_t t = head ? LIST_ENTRY(head, ejob_t, link)->job->run_at : 0;
+        for (list_node_t *n = q->active.next; n != &q->active; n = n->next) {
+            elane_t *l = LIST_ENTRY(n, elane_t, active);
+            int64_t t = LIST_ENTRY(list_first(&l->ready), ejob_t, link)->job->run_at;
             if (t && (!info.oldest_ready_at || t < info.oldest_ready_at))
                 info.oldest_ready_at = t;
         }

@@ -1,0 +1,448 @@
+/* What may run now: lanes of ready jobs, the queue/type limits and the
+ * key breakers that hold them, and the choice of the next job to lease. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/engine_internal.h"
+
+#define KEY_SEP '\x1f' /* cannot occur in names (job_name_valid) */
+
+/* ---- gates ---- */
+
+static egate_t *gate_get(hmap_t *map, const char *name)
+{
+    egate_t *g = hmap_get(map, name);
+    if (g)
+        return g;
+    g = calloc(1, sizeof *g);
+    if (!g || !(g->name = strdup(name)) || hmap_put(map, g->name, g) != 0) {
+        if (g)
+            free(g->name);
+        free(g);
+        return NULL;
+    }
+    return g;
+}
+
+static bool gate_limited(const egate_t *g) { return g->limit.concurrency > 0 || g->limit.rate > 0; }
+
+/* Frees a gate nothing needs any more: no lanes, no limit, no breaker news. */
+static void gate_maybe_free(hmap_t *map, egate_t *g, int64_t now)
+{
+    if (g->refs || g->running || gate_limited(g) || !breaker_idle(&g->breaker) ||
+        g->held_until > now)
+        return;
+    hmap_del(map, g->name);
+    free(g->name);
+    free(g);
+}
+
+static double bucket_depth(const engine_limit_t *l)
+{
+    return l->burst >= 1 ? l->burst : (l->rate > 1 ? l->rate : 1);
+}
+
+static void refill(egate_t *g, int64_t now)
+{
+    if (now > g->refilled_at) {
+        g->tokens += (double)(now - g->refilled_at) * g->limit.rate / 1000.0;
+        double depth = bucket_depth(&g->limit);
+        if (g->tokens > depth)
+            g->tokens = depth;
+        g->refilled_at = now;
+    }
+}
+
+static void lower(int64_t *wake, int64_t t)
+{
+    if (t < *wake)
+        *wake = t;
+}
+
+typedef enum { HOLD_NONE, HOLD_CONCURRENCY, HOLD_RATE, HOLD_BREAKER, HOLD_KEY } hold_t;
+
+static hold_t gate_limits(egate_t *g, int64_t now, int64_t *wake)
+{
+    if (g->limit.concurrency > 0 && g->running >= g->limit.concurrency)
+        return HOLD_CONCURRENCY;
+    if (g->limit.rate > 0) {
+        refill(g, now);
+        if (g->tokens < 1.0) {
+            lower(wake, now + (int64_t)ceil((1.0 - g->tokens) * 1000.0 / g->limit.rate));
+            return HOLD_RATE;
+        }
+    }
+    return HOLD_NONE;
+}
+
+static void report(engine_t *e, egate_t *g, engine_breaker_state_t was)
+{
+    if (was != g->breaker.state && e->h.breaker_changed)
+        e->h.breaker_changed(e->h.ud, g->name, was, g->breaker.state);
+}
+
+static hold_t key_holds(engine_t *e, egate_t *g, int64_t now, int64_t *wake)
+{
+    if (g->held_until > now) {
+        lower(wake, g->held_until);
+        return HOLD_KEY;
+    }
+    engine_breaker_state_t was = g->breaker.state;
+    bool ok = breaker_allows(&g->breaker, &e->opt.breaker, now, wake);
+    report(e, g, was);
+    return ok ? HOLD_NONE : HOLD_BREAKER;
+}
+
+/* What holds a lane back, and which gate: type first, then key. */
+static hold_t lane_holds(engine_t *e, elane_t *l, int64_t now, int64_t *wake, egate_t **by)
+{
+    hold_t h = gate_limits(l->type, now, wake);
+    *by = l->type;
+    if (h == HOLD_NONE) {
+        h = key_holds(e, l->key, now, wake);
+        *by = l->key;
+    }
+    return h;
+}
+
+void eng_gates_running(engine_t *e, ejob_t *ej, int delta)
+{
+    elane_t *l = ej->lane;
+    egate_t *gates[3] = { &ej->queue->gate, l ? l->type : NULL, l ? l->key : NULL };
+    for (int i = 0; i < 3; i++) {
+        if (!gates[i])
+            continue;
+        gates[i]->running += delta;
+        /* A freed slot may let a held lane go. */
+        if (delta < 0 && (gates[i]->limit.concurrency > 0 ||
+                          gates[i]->breaker.state == ENGINE_BREAKER_HALF_OPEN))
+            e->ready_added = true;
+    }
+}
+
+void eng_gates_leased(engine_t *e, ejob_t *ej)
+{
+    (void)e;
+    egate_t *rated[2] = { &ej->queue->gate, ej->lane->type };
+    for (int i = 0; i < 2; i++)
+        if (rated[i]->limit.rate > 0)
+            rated[i]->tokens -= 1.0;
+    egate_t *k = ej->lane->key;
+    ej->probe = k->breaker.state == ENGINE_BREAKER_HALF_OPEN;
+    breaker_leased(&k->breaker);
+}
+
+void eng_gates_outcome(engine_t *e, ejob_t *ej, eng_outcome_t o)
+{
+    egate_t *k = ej->lane->key;
+    bool probe = ej->probe;
+    ej->probe = false;
+    if (o == ENG_OUTCOME_NONE) {
+        if (probe && k->breaker.probes_out > 0)
+            k->breaker.probes_out--;
+        e->ready_added = true;
+        return;
+    }
+    engine_breaker_state_t was = k->breaker.state;
+    breaker_record(&k->breaker, &e->opt.breaker, eng_now(e), o == ENG_OUTCOME_FAILED, probe);
+    report(e, k, was);
+    if (k->breaker.state == ENGINE_BREAKER_CLOSED && was != ENGINE_BREAKER_CLOSED)
+        e->ready_added = true;
+}
+
+void eng_gates_hold(engine_t *e, ejob_t *ej, int64_t until)
+{
+    egate_t *k = ej->lane->key;
+    if (until > k->held_until)
+        k->held_until = until;
+    lower(&e->gate_wake, until);
+}
+
+/* ---- lanes ---- */
+
+static const char *key_of(const job_t *j) { return j->breaker_key ? j->breaker_key : j->type; }
+
+static void lane_free(engine_t *e, elane_t *l)
+{
+    int64_t now = eng_now(e);
+    hmap_del(&l->queue->lanes, l->name);
+    l->type->refs--;
+    l->key->refs--;
+    gate_maybe_free(&e->types, l->type, now);
+    gate_maybe_free(&e->keys, l->key, now);
+    free(l->name);
+    free(l);
+}
+
+static elane_t *lane_new(engine_t *e, equeue_t *q, const job_t *j, char *name)
+{
+    elane_t *l = calloc(1, sizeof *l);
+    egate_t *t = gate_get(&e->types, j->type);
+    egate_t *k = t ? gate_get(&e->keys, key_of(j)) : NULL;
+    if (!l || !k || !(l->name = strdup(name)) || hmap_put(&q->lanes, l->name, l) != 0) {
+        if (l)
+            free(l->name);
+        free(l);
+        if (t)
+            gate_maybe_free(&e->types, t, eng_now(e));
+        if (k)
+            gate_maybe_free(&e->keys, k, eng_now(e));
+        return NULL;
+    }
+    l->queue = q;
+    l->type = t;
+    l->key = k;
+    t->refs++;
+    k->refs++;
+    l->priority = j->priority;
+    list_init(&l->ready);
+    list_init(&l->active);
+    return l;
+}
+
+int eng_lane_attach(engine_t *e, ejob_t *ej)
+{
+    const job_t *j = ej->job;
+    char name[3 * JOB_NAME_MAX + 8];
+    snprintf(name, sizeof name, "%d%c%s%c%s", j->priority, KEY_SEP, j->type, KEY_SEP,
+             key_of(j));
+    elane_t *l = hmap_get(&ej->queue->lanes, name);
+    if (!l && !(l = lane_new(e, ej->queue, j, name)))
+        return -1;
+    l->refs++;
+    ej->lane = l;
+    return 0;
+}
+
+void eng_lane_detach(engine_t *e, ejob_t *ej)
+{
+    elane_t *l = ej->lane;
+    if (!l)
+        return;
+    ej->lane = NULL;
+    if (--l->refs == 0)
+        lane_free(e, l);
+}
+
+void eng_lane_push(engine_t *e, ejob_t *ej)
+{
+    elane_t *l = ej->lane;
+    ej->seq = ++e->ready_seq;
+    list_push_back(&l->ready, &ej->link);
+    if (!list_linked(&l->active))
+        list_push_back(&l->queue->active, &l->active);
+    l->key->queued++;
+}
+
+void eng_lane_remove(ejob_t *ej)
+{
+    elane_t *l = ej->lane;
+    list_remove(&ej->link);
+    l->key->queued--;
+    if (list_empty(&l->ready))
+        list_remove(&l->active);
+}
+
+/* ---- choosing ---- */
+
+static int effective_priority(const engine_t *e, const ejob_t *ej, int64_t now)
+{
+    int p = ej->job->priority;
+    if (e->opt.aging_ms > 0 && now > ej->job->run_at) {
+        int64_t levels = (now - ej->job->run_at) / e->opt.aging_ms;
+        p = levels >= p ? 0 : p - (int)levels;
+    }
+    return p;
+}
+
+ejob_t *eng_next_ready(engine_t *e, const engine_waiter_t *w)
+{
+    int64_t now = eng_now(e);
+    ejob_t *best = NULL;
+    int best_p = JOB_PRIORITIES, best_q = 0;
+    for (int i = 0; i < w->nqueues; i++) {
+        equeue_t *q = hmap_get(&e->queues, w->queues[i]);
+        if (!q || q->paused || list_empty(&q->active) ||
+            gate_limits(&q->gate, now, &e->gate_wake) != HOLD_NONE)
+            continue;
+        for (list_node_t *n = q->active.next; n != &q->active; n = n->next) {
+            elane_t *l = LIST_ENTRY(n, elane_t, active);
+            egate_t *by;
+            if (lane_holds(e, l, now, &e->gate_wake, &by) != HOLD_NONE)
+                continue;
+            ejob_t *ej = LIST_ENTRY(list_first(&l->ready), ejob_t, link);
+            int p = effective_priority(e, ej, now);
+            /* Strict (effective) priority; ties to the queue listed first,
+             * then to the job that became ready first. */
+            if (!best || p < best_p || (p == best_p && i == best_q && ej->seq < best->seq))
+                best = ej, best_p = p, best_q = i;
+        }
+    }
+    return best;
+}
+
+const char *engine_blocked_by(engine_t *e, const job_t *job, char *buf, size_t len)
+{
+    ejob_t *ej = hmap_get(&e->jobs, job->id);
+    if (!ej || ej->job != job || job->state != JOB_QUEUED || !ej->lane)
+        return NULL;
+    int64_t now = eng_now(e), wake = INT64_MAX;
+    static const char *const what[] = { "", "concurrency", "rate", "breaker", "held" };
+    equeue_t *q = ej->queue;
+    hold_t h;
+    egate_t *by;
+    if (q->paused)
+        snprintf(buf, len, "paused:%s", q->name);
+    else if ((h = gate_limits(&q->gate, now, &wake)) != HOLD_NONE)
+        snprintf(buf, len, "%s:queue:%s", what[h], q->name);
+    else if ((h = lane_holds(e, ej->lane, now, &wake, &by)) == HOLD_NONE)
+        return NULL;
+    else if (h == HOLD_CONCURRENCY || h == HOLD_RATE)
+        snprintf(buf, len, "%s:type:%s", what[h], by->name);
+    else
+        snprintf(buf, len, "%s:%s", what[h], by->name);
+    return buf;
+}
+
+/* ---- settings and reports ---- */
+
+void engine_set_options(engine_t *e, const engine_breaker_options_t *b, int64_t aging_ms)
+{
+    e->opt.breaker = *b;
+    e->opt.aging_ms = aging_ms;
+    e->ready_added = true;
+    eng_settle(e);
+}
+
+static void apply_limit(egate_t *g, const engine_limit_t *l, int64_t now)
+{
+    bool was_rated = g->limit.rate > 0;
+    g->limit = *l;
+    if (l->rate > 0 && !was_rated) {
+        g->tokens = bucket_depth(l);
+        g->refilled_at = now;
+    } else if (l->rate > 0 && g->tokens > bucket_depth(l)) {
+        g->tokens = bucket_depth(l);
+    }
+}
+
+int engine_set_limit(engine_t *e, engine_limit_kind_t kind, const char *name,
+                     const engine_limit_t *limit)
+{
+    egate_t *g;
+    if (kind == ENGINE_LIMIT_QUEUE) {
+        equeue_t *q = eng_queue(e, name);
+        g = q ? &q->gate : NULL;
+    } else {
+        g = gate_get(&e->types, name);
+    }
+    if (!g)
+        return -1;
+    apply_limit(g, limit, eng_now(e));
+    if (kind == ENGINE_LIMIT_TYPE)
+        gate_maybe_free(&e->types, g, eng_now(e));
+    e->ready_added = true;
+    eng_settle(e);
+    return 0;
+}
+
+void engine_clear_limits(engine_t *e)
+{
+    static const engine_limit_t none;
+    int64_t now = eng_now(e);
+    const char *k;
+    void *v;
+    for (size_t i = 0; hmap_next(&e->queues, &i, &k, &v);)
+        apply_limit(&((equeue_t *)v)->gate, &none, now);
+    /* Freeing while iterating is not safe in hmap: collect first. */
+    size_t n = hmap_len(&e->types), m = 0;
+    egate_t **unused = n ? calloc(n, sizeof *unused) : NULL;
+    for (size_t i = 0; hmap_next(&e->types, &i, &k, &v);) {
+        apply_limit(v, &none, now);
+        if (unused)
+            unused[m++] = v;
+    }
+    for (size_t i = 0; i < m; i++)
+        gate_maybe_free(&e->types, unused[i], now);
+    free(unused);
+    e->ready_added = true;
+    eng_settle(e);
+}
+
+const char *engine_breaker_state_name(engine_breaker_state_t s)
+{
+    return s == ENGINE_BREAKER_OPEN ? "open" : s == ENGINE_BREAKER_HALF_OPEN ? "half_open"
+                                                                            : "closed";
+}
+
+void engine_breaker_foreach(engine_t *e, void (*fn)(void *ud, const engine_breaker_info_t *b),
+                            void *ud)
+{
+    int64_t now = eng_now(e), wake = INT64_MAX;
+    const char *k;
+    void *v;
+    for (size_t i = 0; hmap_next(&e->keys, &i, &k, &v);) {
+        egate_t *g = v;
+        engine_breaker_state_t was = g->breaker.state;
+        breaker_allows(&g->breaker, &e->opt.breaker, now, &wake); /* open -> half-open due? */
+        report(e, g, was);
+        breaker_t *b = &g->breaker;
+        engine_breaker_info_t info = {
+            .key = g->name, .state = b->state, .consecutive_failures = b->consecutive,
+            .failures = b->failures, .successes = b->successes, .opened_at = b->opened_at,
+            .next_probe_at = b->state == ENGINE_BREAKER_OPEN ? b->probe_at : 0,
+            .cooldown_ms = b->cooldown_ms ? b->cooldown_ms : e->opt.breaker.cooldown_ms,
+            .held_until = g->held_until > now ? g->held_until : 0,
+            .probes_in_flight = b->probes_out, .queued = g->queued,
+        };
+        breaker_window(b, &e->opt.breaker, now, &info.window_failures, &info.window_total);
+        fn(ud, &info);
+    }
+}
+
+err_t engine_breaker_reset(engine_t *e, const char *key, problem_t *p)
+{
+    egate_t *g = hmap_get(&e->keys, key);
+    if (!g)
+        return problem_set(p, ERR_NOT_FOUND, "key", "no breaker with key %s", key);
+    engine_breaker_state_t was = g->breaker.state;
+    breaker_reset(&g->breaker);
+    g->held_until = 0;
+    report(e, g, was);
+    gate_maybe_free(&e->keys, g, eng_now(e));
+    e->ready_added = true;
+    eng_settle(e);
+    return ERR_OK;
+}
+
+static void free_map(hmap_t *m)
+{
+    const char *k;
+    void *v;
+    for (size_t i = 0; hmap_next(m, &i, &k, &v);) {
+        free(((egate_t *)v)->name);
+        free(v);
+    }
+    hmap_free(m);
+}
+
+void eng_queue_free(equeue_t *q)
+{
+    const char *k;
+    void *v;
+    for (size_t i = 0; hmap_next(&q->lanes, &i, &k, &v);) {
+        free(((elane_t *)v)->name);
+        free(v);
+    }
+    hmap_free(&q->lanes);
+    free(q->name);
+    free(q);
+}
+
+void eng_gates_free(engine_t *e)
+{
+    free_map(&e->types);
+    free_map(&e->keys);
+}
