@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 
+#include "api/guard.h"
 #include "core/config.h"
 #include "engine/engine.h"
 #include "http/request.h"
@@ -25,6 +26,7 @@ typedef struct api {
     metrics_t *metrics;
     workers_t *workers;
     perf_t *perf;
+    guard_t *guard;
     bool draining; /* shutting down: no new work, finish the old */
 } api_t;
 

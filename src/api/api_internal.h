@@ -79,5 +79,7 @@ void api_health(api_call_t *c);
 void api_metrics(api_call_t *c);
 void api_workers(api_call_t *c);
 void api_perf(api_call_t *c);
+void api_breakers(api_call_t *c);
+void api_breaker_reset(api_call_t *c);
 
 #endif

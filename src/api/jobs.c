@@ -158,8 +158,23 @@ static void on_stored_job(void *ud, json_t *doc, const char *error)
     else {
         json_t *copy = json_deep_copy(doc);
         api_doc_public(copy);
+        json_object_set_new(copy, "blocked_by", json_null()); /* finished: nothing holds it */
         http_reply_json(c->r, 200, copy);
     }
+}
+
+/* The public form plus blocked_by: why a queued job is not being leased. */
+static char *job_text_with_hold(engine_t *e, const job_t *j)
+{
+    sbuf_t s;
+    sbuf_init(&s, 1024);
+    job_write_json(j, JOB_JSON_PUBLIC, &s);
+    char buf[2 * JOB_NAME_MAX + 32];
+    s.len--; /* reopen the object */
+    sbuf_adds(&s, ",\"blocked_by\":");
+    sbuf_add_jstr(&s, engine_blocked_by(e, j, buf, sizeof buf));
+    sbuf_addc(&s, '}');
+    return sbuf_take(&s);
 }
 
 void api_get_job(api_call_t *c)
@@ -169,7 +184,7 @@ void api_get_job(api_call_t *c)
         return;
     const job_t *j = engine_get(c->api->engine, id);
     if (j) {
-        api_reply_text(c, 200, job_json(j, JOB_JSON_PUBLIC));
+        api_reply_text(c, 200, job_text_with_hold(c->api->engine, j));
         return;
     }
     http_defer(c->r);

@@ -154,9 +154,9 @@ static void do_complete(api_call_t *c)
     api_reply_durable(c, 200, job_json(j, JOB_JSON_PUBLIC));
 }
 
-/* Reads {"error":{"type","message","context"?},"retry"?} from a fail body. */
+/* Reads {"error":{...},"retry"?,"retry_after_ms"?} from a fail body. */
 static int parse_failure(json_t *b, const char *prefix, err_t *type, const char **msg,
-                         int *retry, problem_t *p)
+                         int *retry, int64_t *retry_after_ms, problem_t *p)
 {
     static const char *const efields[] = { "type", "message", "context", NULL };
     char field[64];
@@ -180,6 +180,13 @@ static int parse_failure(json_t *b, const char *prefix, err_t *type, const char 
     snprintf(field, sizeof field, "%sretry", prefix);
     if (r && !json_is_boolean(r))
         return problem_set(p, ERR_VALIDATION, field, "%s must be true or false", field), -1;
+    json_t *ra = json_object_get(b, "retry_after_ms");
+    snprintf(field, sizeof field, "%sretry_after_ms", prefix);
+    if (ra && (!json_is_integer(ra) || json_integer_value(ra) < 0 ||
+               json_integer_value(ra) > 7 * 86400000LL))
+        return problem_set(p, ERR_VALIDATION, field,
+                           "%s must be an integer from 0 to 604800000", field), -1;
+    *retry_after_ms = ra ? json_integer_value(ra) : 0;
     *msg = m ? json_string_value(m) : "";
     *retry = r ? json_is_true(r) : -1;
     return 0;
@@ -187,17 +194,18 @@ static int parse_failure(json_t *b, const char *prefix, err_t *type, const char 
 
 static void do_fail(api_call_t *c)
 {
-    static const char *const allowed[] = { "lease_id", "error", "retry", NULL };
+    static const char *const allowed[] = { "lease_id", "error", "retry", "retry_after_ms", NULL };
     problem_t p;
     const char *lease_id, *msg;
     err_t type;
     int retry;
+    int64_t after;
     const job_t *j;
     if (fields_only(c->body, allowed, "", &p) || !(lease_id = lease_id_of(c->body, &p)) ||
-        parse_failure(c->body, "", &type, &msg, &retry, &p) ||
-        engine_fail(c->api->engine, http_param(c->r, 0), lease_id, type, msg,
-                    json_object_get(json_object_get(c->body, "error"), "context"), retry, &j,
-                    &p) != ERR_OK) {
+        parse_failure(c->body, "", &type, &msg, &retry, &after, &p) ||
+        engine_fail_after(c->api->engine, http_param(c->r, 0), lease_id, type, msg,
+                          json_object_get(json_object_get(c->body, "error"), "context"), retry,
+                          after, &j, &p) != ERR_OK) {
         api_reply_problem(c, &p);
         return;
     }
@@ -224,7 +232,8 @@ void api_fail(api_call_t *c) { lease_op(c, do_fail); }
 
 static int check_ack_item(json_t *item, size_t i, problem_t *p)
 {
-    static const char *const allowed[] = { "id", "lease_id", "result", "error", "retry", NULL };
+    static const char *const allowed[] = { "id",    "lease_id", "result", "error",
+                                           "retry", "retry_after_ms", NULL };
     char prefix[40];
     snprintf(prefix, sizeof prefix, "results[%zu].", i);
     if (!json_is_object(item))
@@ -238,8 +247,9 @@ static int check_ack_item(json_t *item, size_t i, problem_t *p)
     err_t type;
     const char *msg;
     int retry;
+    int64_t after;
     if (json_object_get(item, "error"))
-        return parse_failure(item, prefix, &type, &msg, &retry, p);
+        return parse_failure(item, prefix, &type, &msg, &retry, &after, p);
     return 0;
 }
 
@@ -254,11 +264,12 @@ static json_t *ack_one(api_call_t *c, json_t *item)
         err_t type = ERR_INTERNAL;
         const char *msg = "";
         int retry = -1;
+        int64_t after = 0;
         /* Validated with the rest of the batch in check_ack_item(). */
-        (void)parse_failure(item, "", &type, &msg, &retry, &p);
-        e = engine_fail(c->api->engine, id, lease_id, type, msg,
-                        json_object_get(json_object_get(item, "error"), "context"), retry, &j,
-                        &p);
+        (void)parse_failure(item, "", &type, &msg, &retry, &after, &p);
+        e = engine_fail_after(c->api->engine, id, lease_id, type, msg,
+                              json_object_get(json_object_get(item, "error"), "context"), retry,
+                              after, &j, &p);
     } else {
         e = engine_complete(c->api->engine, id, lease_id, json_object_get(item, "result"), &j,
                             &p);

@@ -4,36 +4,48 @@
 #include <string.h>
 
 #include "api/api_internal.h"
+#include "util/clock.h"
 
 typedef struct route {
     const char *method, *pattern;
     api_handler_fn fn;
+    guard_access_t access;
 } route_t;
 
+#define R ACCESS_READ
+#define P ACCESS_PRODUCE
+#define W ACCESS_WORK
+#define A ACCESS_ADMIN
 static const route_t routes[] = {
-    { "POST", "/v1/jobs", api_enqueue },
-    { "POST", "/v1/jobs/batch", api_enqueue_batch },
-    { "GET", "/v1/jobs", api_list_jobs },
-    { "GET", "/v1/jobs/{id}", api_get_job },
-    { "DELETE", "/v1/jobs/{id}", api_delete },
-    { "POST", "/v1/jobs/{id}/cancel", api_cancel },
-    { "POST", "/v1/jobs/{id}/retry", api_retry },
-    { "POST", "/v1/jobs/{id}/heartbeat", api_heartbeat },
-    { "POST", "/v1/jobs/{id}/complete", api_complete },
-    { "POST", "/v1/jobs/{id}/fail", api_fail },
-    { "POST", "/v1/lease", api_lease },
-    { "POST", "/v1/ack", api_ack },
-    { "GET", "/v1/queues", api_queues },
-    { "POST", "/v1/queues/{name}/pause", api_pause },
-    { "POST", "/v1/queues/{name}/resume", api_resume },
-    { "GET", "/v1/stats", api_stats },
-    { "GET", "/v1/workers", api_workers },
-    { "GET", "/v1/perf", api_perf },
-    { "GET", "/health/live", api_health_live },
-    { "GET", "/health/ready", api_health_ready },
-    { "GET", "/health", api_health },
-    { "GET", "/metrics", api_metrics },
+    { "POST", "/v1/jobs", api_enqueue, P },
+    { "POST", "/v1/jobs/batch", api_enqueue_batch, P },
+    { "GET", "/v1/jobs", api_list_jobs, R },
+    { "GET", "/v1/jobs/{id}", api_get_job, R },
+    { "DELETE", "/v1/jobs/{id}", api_delete, A },
+    { "POST", "/v1/jobs/{id}/cancel", api_cancel, P },
+    { "POST", "/v1/jobs/{id}/retry", api_retry, P },
+    { "POST", "/v1/jobs/{id}/heartbeat", api_heartbeat, W },
+    { "POST", "/v1/jobs/{id}/complete", api_complete, W },
+    { "POST", "/v1/jobs/{id}/fail", api_fail, W },
+    { "POST", "/v1/lease", api_lease, W },
+    { "POST", "/v1/ack", api_ack, W },
+    { "GET", "/v1/queues", api_queues, R },
+    { "POST", "/v1/queues/{name}/pause", api_pause, A },
+    { "POST", "/v1/queues/{name}/resume", api_resume, A },
+    { "GET", "/v1/breakers", api_breakers, R },
+    { "POST", "/v1/breakers/{key}/reset", api_breaker_reset, A },
+    { "GET", "/v1/stats", api_stats, R },
+    { "GET", "/v1/workers", api_workers, R },
+    { "GET", "/v1/perf", api_perf, R },
+    { "GET", "/health/live", api_health_live, ACCESS_PUBLIC },
+    { "GET", "/health/ready", api_health_ready, ACCESS_PUBLIC },
+    { "GET", "/health", api_health, ACCESS_PUBLIC },
+    { "GET", "/metrics", api_metrics, R },
 };
+#undef R
+#undef P
+#undef W
+#undef A
 
 /* Matches path against pattern, storing "{...}" segments as request params. */
 static bool match(const char *pattern, const char *path, http_req_t *r)
@@ -61,6 +73,16 @@ static bool match(const char *pattern, const char *path, http_req_t *r)
     return *pattern == '\0' && *path == '\0';
 }
 
+/* Keys, roles and rate limits; a refusal has been answered and counted. */
+static bool admitted(api_call_t *c, guard_access_t need)
+{
+    static const char *const reasons[] = { "", "unauthorized", "forbidden", "rate_limited" };
+    guard_verdict_t v = guard_admit(c->api->guard, c->r, need, clock_now_ms());
+    if (v != GUARD_OK)
+        metrics_rejected(c->api->metrics, reasons[v]);
+    return v == GUARD_OK;
+}
+
 void api_route(void *ud, http_req_t *r)
 {
     api_call_t *c = api_call(r, ud);
@@ -72,8 +94,10 @@ void api_route(void *ud, http_req_t *r)
         if (!match(routes[i].pattern, path, NULL))
             continue;
         if (strcmp(routes[i].method, method) == 0) {
-            match(routes[i].pattern, path, r);
             http_set_route(r, routes[i].pattern);
+            if (!admitted(c, routes[i].access))
+                return;
+            match(routes[i].pattern, path, r);
             routes[i].fn(c);
             return;
         }

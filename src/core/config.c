@@ -7,7 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { T_STR, T_INT, T_BOOL, T_DBL, T_DURABILITY, T_LOGLEVEL, T_LOGFORMAT } ctype_t;
+/* T_INT is an int64_t unless the row's size says int; T_MS is a duration in
+ * ms ("1500", "30s", "24h", "7d"); T_BYTES a size ("512M"); T_KEYS a string
+ * printed without its secrets. */
+typedef enum {
+    T_STR, T_INT, T_MS, T_BYTES, T_BOOL, T_DBL, T_DURABILITY, T_LOGLEVEL, T_LOGFORMAT, T_KEYS
+} ctype_t;
 
 /* One row per setting: parsing, validation, printing and help all read it. */
 typedef struct setting {
@@ -22,6 +27,7 @@ typedef struct setting {
 
 #define F(m) offsetof(config_t, m)
 #define STR(m) F(m), sizeof(((config_t *)0)->m)
+#define I32(m) F(m), sizeof(int)
 static const setting_t settings[] = {
     { "JOBQ_LISTEN", T_STR, STR(listen), 0, 0, "127.0.0.1:7420", "HTTP address host:port (port 0 picks one)" },
     { "JOBQ_DATA_DIR", T_STR, STR(data_dir), 0, 0, "./data", "folder for the database" },
@@ -39,12 +45,31 @@ static const setting_t settings[] = {
     { "JOBQ_DOWNLOAD_DIR", T_STR, STR(download_dir), 0, 0, "", "where download jobs write (default <data dir>/downloads)" },
     { "JOBQ_DOWNLOAD_ALLOW_PRIVATE", T_BOOL, F(download_allow_private), 0, 0, 0, "false", "let downloads reach loopback and private addresses" },
     { "JOBQ_FINISHED_IN_MEMORY", T_INT, F(finished_in_memory), 0, 0, 10000000, "10000", "finished jobs kept in memory" },
-    { "JOBQ_DEFAULT_MAX_RETRIES", T_INT, F(job.max_retries), 0, 0, 1000, "3", "retries when a job names none" },
+    { "JOBQ_DEFAULT_MAX_RETRIES", T_INT, I32(job.max_retries), 0, 1000, "3", "retries when a job names none" },
     { "JOBQ_DEFAULT_TIMEOUT_MS", T_INT, F(job.timeout_ms), 0, 1000, 86400000, "60000", "lease length when a job names none" },
     { "JOBQ_BACKOFF_INITIAL_MS", T_INT, F(job.backoff.initial_ms), 0, 0, 86400000, "1000", "first retry delay" },
     { "JOBQ_BACKOFF_MAX_MS", T_INT, F(job.backoff.max_ms), 0, 0, 604800000, "3600000", "longest retry delay" },
     { "JOBQ_BACKOFF_MULTIPLIER", T_DBL, F(job.backoff.multiplier), 0, 1, 100, "2.0", "growth per retry" },
     { "JOBQ_BACKOFF_JITTER", T_DBL, F(job.backoff.jitter), 0, 0, 1, "0.2", "+/- fraction of randomness" },
+    { "JOBQ_API_KEYS", T_KEYS, STR(api_keys_text), 0, 0, "", "name:role:secret[:rate[:burst]],... roles admin|producer|worker|reader (none: no auth, loopback only)" },
+    { "JOBQ_RATE_LIMIT", T_DBL, F(rate_limit), 0, 0, 1e6, "0", "API requests per second per client (key or address); 0 = off" },
+    { "JOBQ_RATE_BURST", T_DBL, F(rate_burst), 0, 0, 1e6, "0", "API burst per client (0 = max(1, rate))" },
+    { "JOBQ_LIMITS", T_STR, STR(limits_text), 0, 0, "", "execution limits: \"queue:NAME concurrency=N rate=R burst=B; type:NAME ...; key:HOST ...\"" },
+    { "JOBQ_BREAKER_FAILURES", T_INT, I32(breaker_failures), 0, 1000000, "5", "retryable failures in a row that open a breaker (0 = rule off)" },
+    { "JOBQ_BREAKER_RATIO", T_DBL, F(breaker_ratio), 0, 0, 1, "0.5", "failure ratio over the window that opens a breaker (0 = rule off)" },
+    { "JOBQ_BREAKER_MIN_REQUESTS", T_INT, I32(breaker_min_requests), 1, 1000000, "20", "outcomes in the window before the ratio applies" },
+    { "JOBQ_BREAKER_WINDOW", T_MS, F(breaker_window_ms), 0, 1000, 86400000, "60s", "rolling window for the failure ratio" },
+    { "JOBQ_BREAKER_COOLDOWN", T_MS, F(breaker_cooldown_ms), 0, 10, 86400000, "30s", "how long a breaker stays open before a probe" },
+    { "JOBQ_BREAKER_COOLDOWN_MAX", T_MS, F(breaker_cooldown_max_ms), 0, 10, 604800000, "10m", "cap of the cool-down, which doubles on each re-open" },
+    { "JOBQ_BREAKER_PROBES", T_INT, I32(breaker_probes), 1, 1000, "1", "jobs leased at once while half-open" },
+    { "JOBQ_PRIORITY_AGING", T_MS, F(priority_aging_ms), 0, 0, 604800000, "0", "a queued job gains one priority level per this much waiting (0 = off)" },
+    { "JOBQ_RETAIN_COMPLETED", T_MS, F(retain_completed_ms), 0, 0, 3650LL * 86400000, "24h", "completed and cancelled jobs are deleted after this (0 = keep)" },
+    { "JOBQ_RETAIN_FAILED", T_MS, F(retain_failed_ms), 0, 0, 3650LL * 86400000, "7d", "failed jobs are deleted after this (0 = keep)" },
+    { "JOBQ_MEMORY_LIMIT", T_BYTES, F(memory_limit), 0, 0, 1e15, "1G", "bytes of jobs and caches held; above 80% low priorities are shed (0 = no limit)" },
+    { "JOBQ_CACHE_TTL_MS", T_INT, F(cache_ttl_ms), 0, 0, 3600000, "1000", "list and stats query cache lifetime (0 = no cache)" },
+    { "JOBQ_MAX_CONNECTIONS", T_INT, F(max_connections), 0, 4, 100000, "1024", "open HTTP connections at most" },
+    { "JOBQ_MAX_WAITERS", T_INT, F(max_waiters), 0, 1, 100000, "512", "long-poll lease requests waiting at once at most" },
+    { "JOBQ_SHUTDOWN_GRACE", T_MS, F(shutdown_grace_ms), 0, 0, 3600000, "10s", "on SIGTERM, how long running jobs may finish" },
     { "JOBQ_FAULT_COMMIT_DELAY_MS", T_INT, F(fault_commit_delay_ms), 0, 0, 60000, "0", "TESTING ONLY: delay every commit" },
     { "JOBQ_FAULT_COMMIT_FAIL_MS", T_INT, F(fault_commit_fail_ms), 0, 0, 600000, "0", "TESTING ONLY: refuse commits this long after the first" },
 };
@@ -78,16 +103,48 @@ static int parse_int(const setting_t *s, const char *v, void *dst, char *err, si
     long long n = strtoll(v, &end, 10);
     if (errno || end == v || *end || n < (long long)s->lo || n > (long long)s->hi)
         return fail(err, len, s, v, allowed);
-    if (s->off == F(job.max_retries))
+    if (s->size == sizeof(int))
         *(int *)dst = (int)n;
     else
         *(int64_t *)dst = n;
     return 0;
 }
 
+/* "1500" or a number with a unit: ms, s, m, h, d (T_MS); K, M, G, T (T_BYTES). */
+static int parse_scaled(const setting_t *s, const char *v, void *dst, char *err, size_t len)
+{
+    static const struct { ctype_t t; const char *unit; double mul; } units[] = {
+        { T_MS, "ms", 1 }, { T_MS, "s", 1e3 }, { T_MS, "m", 6e4 }, { T_MS, "h", 3.6e6 },
+        { T_MS, "d", 8.64e7 }, { T_BYTES, "K", 1024.0 }, { T_BYTES, "M", 1048576.0 },
+        { T_BYTES, "G", 1073741824.0 }, { T_BYTES, "T", 1099511627776.0 },
+    };
+    char allowed[128];
+    snprintf(allowed, sizeof allowed, "%s from %.0f to %.0f", s->type == T_MS
+             ? "a duration (1500 = ms, or with ms, s, m, h, d)" : "a size in bytes (or with K, M, G, T)",
+             s->lo, s->hi);
+    char *end;
+    errno = 0;
+    double d = strtod(v, &end);
+    if (errno || end == v || !isfinite(d) || d < 0)
+        return fail(err, len, s, v, allowed);
+    double mul = *end ? 0 : 1;
+    for (size_t i = 0; i < sizeof units / sizeof units[0] && *end; i++)
+        if (units[i].t == s->type && !strcmp(end, units[i].unit))
+            mul = units[i].mul;
+    d *= mul;
+    if (mul == 0 || d < s->lo || d > s->hi)
+        return fail(err, len, s, v, allowed);
+    *(int64_t *)dst = (int64_t)d;
+    return 0;
+}
+
 static int parse_value(const setting_t *s, const char *v, void *dst, char *err, size_t len)
 {
     switch (s->type) {
+    case T_MS:
+    case T_BYTES:
+        return parse_scaled(s, v, dst, err, len);
+    case T_KEYS:
     case T_STR:
         if (strlen(v) >= s->size)
             return fail(err, len, s, v, "a shorter value");
@@ -322,6 +379,13 @@ int config_load(config_t *cfg, int argc, char **argv, int *rest, char *err, size
     if (!cfg->database_url[0])
         snprintf(cfg->database_url, sizeof cfg->database_url, "sqlite://%s/jobq.db",
                  cfg->data_dir);
+    if (config_parse_limits(cfg, err, len) || config_parse_keys(cfg, err, len))
+        return -1;
+    if (cfg->breaker_cooldown_max_ms < cfg->breaker_cooldown_ms) {
+        snprintf(err, len, "JOBQ_BREAKER_COOLDOWN_MAX=%lldms is not valid: expected >= "
+                 "JOBQ_BREAKER_COOLDOWN", (long long)cfg->breaker_cooldown_max_ms);
+        return -1;
+    }
     if (cfg->job.backoff.max_ms < cfg->job.backoff.initial_ms) {
         snprintf(err, len, "JOBQ_BACKOFF_MAX_MS=%lld is not valid: expected >= JOBQ_BACKOFF_INITIAL_MS",
                  (long long)cfg->job.backoff.max_ms);
@@ -335,10 +399,17 @@ static void print_value(const setting_t *s, const config_t *cfg, FILE *out)
     const void *p = (const char *)cfg + s->off;
     switch (s->type) {
     case T_STR: fprintf(out, "%s", (const char *)p); break;
-    case T_INT:
-        fprintf(out, "%lld", s->off == F(job.max_retries) ? (long long)*(const int *)p
-                                                          : (long long)*(const int64_t *)p);
+    case T_KEYS:
+        for (int i = 0; i < cfg->nkeys; i++) /* never the secrets */
+            fprintf(out, "%s%s:%s:***", i ? "," : "", cfg->keys[i].name,
+                    config_role_name(cfg->keys[i].role));
         break;
+    case T_INT:
+        fprintf(out, "%lld", s->size == sizeof(int) ? (long long)*(const int *)p
+                                                    : (long long)*(const int64_t *)p);
+        break;
+    case T_MS: fprintf(out, "%lldms", (long long)*(const int64_t *)p); break;
+    case T_BYTES: fprintf(out, "%lld", (long long)*(const int64_t *)p); break;
     case T_DBL: fprintf(out, "%g", *(const double *)p); break;
     case T_BOOL: fprintf(out, "%s", *(const bool *)p ? "true" : "false"); break;
     case T_DURABILITY: fprintf(out, "%s", config_durability_name(*(const durability_t *)p)); break;

@@ -21,6 +21,30 @@ typedef enum { DURABILITY_FSYNC, DURABILITY_OS, DURABILITY_MEMORY } durability_t
 
 #define CONFIG_MAX_COMMANDS 32
 #define CONFIG_COMMAND_PREFIX "JOBQ_COMMAND_"
+#define CONFIG_MAX_LIMITS 64
+#define CONFIG_MAX_KEYS 64
+
+/* One entry of JOBQ_LIMITS: "queue:NAME concurrency=4 rate=10 burst=20";
+ * the target may also be "type:NAME" or "key:BREAKER_KEY". */
+typedef enum { LIMIT_QUEUE, LIMIT_TYPE, LIMIT_KEY } config_limit_target_t;
+typedef struct config_limit {
+    config_limit_target_t target;
+    char name[JOB_NAME_MAX + 1];
+    int concurrency;   /* 0: unlimited */
+    double rate, burst;
+} config_limit_t;
+
+/* Roles, each allowing everything the ones before it do not... see
+ * docs/operations.md: reader < worker, producer < admin. */
+typedef enum { ROLE_READER, ROLE_WORKER, ROLE_PRODUCER, ROLE_ADMIN } config_role_t;
+
+/* One entry of JOBQ_API_KEYS: "name:role:secret[:rate[:burst]]". */
+typedef struct config_key {
+    char name[64];
+    config_role_t role;
+    char secret[256];
+    double rate, burst; /* < 0: the global JOBQ_RATE_LIMIT / _BURST */
+} config_key_t;
 
 typedef struct config {
     char listen[256];
@@ -50,6 +74,26 @@ typedef struct config {
     char download_dir[1024];
     bool download_allow_private;
     char env_file[1024];
+
+    /* Protection (docs/operations.md). */
+    char api_keys_text[4096];
+    config_key_t keys[CONFIG_MAX_KEYS];
+    int nkeys;
+    double rate_limit, rate_burst; /* API requests per second per client; 0: off */
+    char limits_text[4096];
+    config_limit_t limits[CONFIG_MAX_LIMITS];
+    int nlimits;
+    int breaker_failures;
+    double breaker_ratio;
+    int breaker_min_requests;
+    int64_t breaker_window_ms, breaker_cooldown_ms, breaker_cooldown_max_ms;
+    int breaker_probes;
+    int64_t priority_aging_ms;
+    int64_t retain_completed_ms, retain_failed_ms; /* 0: keep forever */
+    int64_t memory_limit;  /* bytes; 0: no limit */
+    int64_t cache_ttl_ms;  /* 0: no query cache */
+    int64_t max_connections, max_waiters;
+    int64_t shutdown_grace_ms;
 } config_t;
 
 /* Fills cfg from all layers. `argv` holds only flags (the subcommand already
@@ -67,5 +111,10 @@ void config_print(const config_t *cfg, FILE *out);
 void config_print_help(FILE *out);
 
 const char *config_durability_name(durability_t d);
+const char *config_role_name(config_role_t r);
+
+/* config_lists.c: the list-valued settings, parsed once every layer is in. */
+int config_parse_limits(config_t *cfg, char *err, size_t errlen);
+int config_parse_keys(config_t *cfg, char *err, size_t errlen);
 
 #endif

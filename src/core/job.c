@@ -96,14 +96,6 @@ bool job_same_spec(const job_t *a, const job_t *b)
            a->backoff.jitter == b->backoff.jitter && json_equal(a->args, b->args);
 }
 
-static json_t *time_json(int64_t ms)
-{
-    char buf[32];
-    if (ms == 0 || clock_format_rfc3339(ms, buf, sizeof buf) != 0)
-        return json_null();
-    return json_string(buf);
-}
-
 static void drop(char **cache)
 {
     free(*cache);
@@ -129,9 +121,12 @@ void job_add_error(job_t *j, err_t type, const char *message, json_t *context,
 {
     json_t *e = json_pack("{s:i, s:s, s:s, s:O?, s:s?, s:o}", "attempt", j->attempts, "type",
                           err_name(type), "message", message ? message : "", "context", context,
-                          "worker", worker, "at", time_json(at_ms));
+                          "worker", worker, "at", clock_json(at_ms));
     if (e)
         json_array_append_new(j->errors, e);
+    /* Bounded, or a job retried for days would grow without end. */
+    while (json_array_size(j->errors) > JOB_ERRORS_MAX)
+        json_array_remove(j->errors, 0);
     drop(&j->cache_errors);
 }
 

@@ -21,6 +21,7 @@ struct sbuf;
 #define JOB_NAME_MAX 200  /* ids, queues, types, breaker keys */
 #define JOB_PRIORITIES 5  /* 0 = critical ... 4 = background */
 #define JOB_LEASE_ID_LEN 32
+#define JOB_ERRORS_MAX 50 /* failure records kept per job, the latest */
 
 typedef enum {
     JOB_PENDING,
@@ -110,8 +111,8 @@ void job_set_progress(job_t *j, json_t *v);
 /* Reads a stored document; the inverse of job_write_json(JOB_JSON_STORED). */
 err_t job_from_doc(json_t *doc, job_t **out, problem_t *p);
 
-/* Appends a failure record {attempt,type,message,context,worker,at}.
- * Borrows every argument. */
+/* Appends a failure record {attempt,type,message,context,worker,at},
+ * dropping the oldest beyond JOB_ERRORS_MAX. Borrows every argument. */
 void job_add_error(job_t *j, err_t type, const char *message, json_t *context,
                    const char *worker, int64_t at_ms);
 

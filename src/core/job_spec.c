@@ -1,4 +1,5 @@
 /* Validation of client-sent jobs and decoding of stored documents. */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -150,6 +151,36 @@ static err_t spec_field(job_t *j, const char *key, json_t *v, int64_t now, int64
     return problem_set(p, ERR_VALIDATION, key, "unknown field %s", key);
 }
 
+/* The built-in HTTP runners' jobs break per host: one dead site must not
+ * hold back the others. "https://u@Files.Example.com:8443/x" gives
+ * "files.example.com:8443". An explicit breaker_key wins; a URL without a
+ * usable host gets none (the runner refuses it when it runs). */
+static void default_breaker_key(job_t *j)
+{
+    const char *url = json_string_value(json_object_get(j->args, "url"));
+    if (j->breaker_key || !url ||
+        (strcmp(j->type, "http.download") != 0 && strcmp(j->type, "http.request") != 0))
+        return;
+    const char *h = strstr(url, "://");
+    if (!h)
+        return;
+    h += 3;
+    size_t n = strcspn(h, "/?#");
+    const char *at = memchr(h, '@', n);
+    if (at) {
+        n -= (size_t)(at + 1 - h);
+        h = at + 1;
+    }
+    char host[JOB_NAME_MAX + 1];
+    size_t k = 0;
+    for (size_t i = 0; i < n && k < JOB_NAME_MAX; i++)
+        if (h[i] != '[' && h[i] != ']')
+            host[k++] = (char)tolower((unsigned char)h[i]);
+    host[k] = '\0';
+    if (job_name_valid(host))
+        j->breaker_key = strdup(host);
+}
+
 err_t job_parse_spec(json_t *spec, const job_defaults_t *d, int64_t now, job_t **out, problem_t *p)
 {
     if (!json_is_object(spec))
@@ -181,6 +212,7 @@ err_t job_parse_spec(json_t *spec, const job_defaults_t *d, int64_t now, job_t *
         job_free(j);
         return e;
     }
+    default_breaker_key(j);
     j->created_at = j->updated_at = now;
     j->run_at = run_at;
     *out = j;

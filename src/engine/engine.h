@@ -183,8 +183,9 @@ const char *engine_event_name(engine_event_t ev);
 
 /* Replaces the breaker options and aging (SIGHUP); breakers keep state. */
 void engine_set_options(engine_t *e, const engine_breaker_options_t *b, int64_t aging_ms);
-typedef enum { ENGINE_LIMIT_QUEUE, ENGINE_LIMIT_TYPE } engine_limit_kind_t;
-/* Sets (or with a zero limit, clears) the limit of one queue or type.
+typedef enum { ENGINE_LIMIT_QUEUE, ENGINE_LIMIT_TYPE, ENGINE_LIMIT_KEY } engine_limit_kind_t;
+/* Sets (or with a zero limit, clears) the limit of one queue, type or
+ * breaker key (a download host, say).
  * Returns 0, or -1 if out of memory. */
 int engine_set_limit(engine_t *e, engine_limit_kind_t kind, const char *name,
                      const engine_limit_t *limit);
@@ -192,7 +193,7 @@ int engine_set_limit(engine_t *e, engine_limit_kind_t kind, const char *name,
 void engine_clear_limits(engine_t *e);
 
 /* Why a queued job is not being leased: writes e.g. "breaker:api.example.com",
- * "paused:emails" or "concurrency:type:video" into buf and returns it, or
+ * "paused:emails", "concurrency:type:video" or "rate:key:example.com" into buf and returns it, or
  * returns NULL when nothing holds it back but jobs ahead of it. */
 const char *engine_blocked_by(engine_t *e, const job_t *job, char *buf, size_t len);
 

@@ -15,6 +15,7 @@
 #include "engine/engine.h"
 #include "engine/breaker.h"
 #include "util/hmap.h"
+#include "util/token_bucket.h"
 
 /* What jobs sharing a queue, a type or a breaker key have in common. */
 typedef struct egate {
@@ -23,8 +24,7 @@ typedef struct egate {
     int running;         /* its jobs running now */
     size_t queued;       /* its jobs in lanes */
     engine_limit_t limit;
-    double tokens;       /* token bucket, while limit.rate > 0 */
-    int64_t refilled_at;
+    token_bucket_t bucket; /* while limit.rate > 0 */
     breaker_t breaker;   /* key gates */
     int64_t held_until;  /* key gates: a worker reported rate_limited */
 } egate_t;

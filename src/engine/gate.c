@@ -1,6 +1,5 @@
 /* What may run now: lanes of ready jobs, the queue/type limits and the
  * key breakers that hold them, and the choice of the next job to lease. */
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,22 +38,6 @@ static void gate_maybe_free(hmap_t *map, egate_t *g, int64_t now)
     free(g);
 }
 
-static double bucket_depth(const engine_limit_t *l)
-{
-    return l->burst >= 1 ? l->burst : (l->rate > 1 ? l->rate : 1);
-}
-
-static void refill(egate_t *g, int64_t now)
-{
-    if (now > g->refilled_at) {
-        g->tokens += (double)(now - g->refilled_at) * g->limit.rate / 1000.0;
-        double depth = bucket_depth(&g->limit);
-        if (g->tokens > depth)
-            g->tokens = depth;
-        g->refilled_at = now;
-    }
-}
-
 static void lower(int64_t *wake, int64_t t)
 {
     if (t < *wake)
@@ -67,12 +50,10 @@ static hold_t gate_limits(egate_t *g, int64_t now, int64_t *wake)
 {
     if (g->limit.concurrency > 0 && g->running >= g->limit.concurrency)
         return HOLD_CONCURRENCY;
-    if (g->limit.rate > 0) {
-        refill(g, now);
-        if (g->tokens < 1.0) {
-            lower(wake, now + (int64_t)ceil((1.0 - g->tokens) * 1000.0 / g->limit.rate));
-            return HOLD_RATE;
-        }
+    const engine_limit_t *l = &g->limit;
+    if (l->rate > 0 && !tb_ready(&g->bucket, l->rate, tb_default_depth(l->rate, l->burst), now)) {
+        lower(wake, now + tb_wait_ms(&g->bucket, l->rate));
+        return HOLD_RATE;
     }
     return HOLD_NONE;
 }
@@ -92,7 +73,7 @@ static hold_t key_holds(engine_t *e, egate_t *g, int64_t now, int64_t *wake)
     engine_breaker_state_t was = g->breaker.state;
     bool ok = breaker_allows(&g->breaker, &e->opt.breaker, now, wake);
     report(e, g, was);
-    return ok ? HOLD_NONE : HOLD_BREAKER;
+    return ok ? gate_limits(g, now, wake) : HOLD_BREAKER;
 }
 
 /* What holds a lane back, and which gate: type first, then key. */
@@ -124,11 +105,13 @@ void eng_gates_running(engine_t *e, ejob_t *ej, int delta)
 
 void eng_gates_leased(engine_t *e, ejob_t *ej)
 {
-    (void)e;
     egate_t *rated[2] = { &ej->queue->gate, ej->lane->type };
-    for (int i = 0; i < 2; i++)
-        if (rated[i]->limit.rate > 0)
-            rated[i]->tokens -= 1.0;
+    for (int i = 0; i < 2; i++) {
+        const engine_limit_t *l = &rated[i]->limit;
+        if (l->rate > 0) /* checked by eng_next_ready just before */
+            (void)tb_take(&rated[i]->bucket, l->rate, tb_default_depth(l->rate, l->burst),
+                          eng_now(e));
+    }
     egate_t *k = ej->lane->key;
     ej->probe = k->breaker.state == ENGINE_BREAKER_HALF_OPEN;
     breaker_leased(&k->breaker);
@@ -300,7 +283,7 @@ const char *engine_blocked_by(engine_t *e, const job_t *job, char *buf, size_t l
     else if ((h = lane_holds(e, ej->lane, now, &wake, &by)) == HOLD_NONE)
         return NULL;
     else if (h == HOLD_CONCURRENCY || h == HOLD_RATE)
-        snprintf(buf, len, "%s:type:%s", what[h], by->name);
+        snprintf(buf, len, "%s:%s:%s", what[h], by == ej->lane->type ? "type" : "key", by->name);
     else
         snprintf(buf, len, "%s:%s", what[h], by->name);
     return buf;
@@ -320,12 +303,8 @@ static void apply_limit(egate_t *g, const engine_limit_t *l, int64_t now)
 {
     bool was_rated = g->limit.rate > 0;
     g->limit = *l;
-    if (l->rate > 0 && !was_rated) {
-        g->tokens = bucket_depth(l);
-        g->refilled_at = now;
-    } else if (l->rate > 0 && g->tokens > bucket_depth(l)) {
-        g->tokens = bucket_depth(l);
-    }
+    if (l->rate > 0 && !was_rated)
+        tb_init(&g->bucket, tb_default_depth(l->rate, l->burst), now);
 }
 
 int engine_set_limit(engine_t *e, engine_limit_kind_t kind, const char *name,
@@ -336,13 +315,13 @@ int engine_set_limit(engine_t *e, engine_limit_kind_t kind, const char *name,
         equeue_t *q = eng_queue(e, name);
         g = q ? &q->gate : NULL;
     } else {
-        g = gate_get(&e->types, name);
+        g = gate_get(kind == ENGINE_LIMIT_TYPE ? &e->types : &e->keys, name);
     }
     if (!g)
         return -1;
     apply_limit(g, limit, eng_now(e));
-    if (kind == ENGINE_LIMIT_TYPE)
-        gate_maybe_free(&e->types, g, eng_now(e));
+    if (kind != ENGINE_LIMIT_QUEUE)
+        gate_maybe_free(kind == ENGINE_LIMIT_TYPE ? &e->types : &e->keys, g, eng_now(e));
     e->ready_added = true;
     eng_settle(e);
     return 0;
@@ -356,17 +335,20 @@ void engine_clear_limits(engine_t *e)
     void *v;
     for (size_t i = 0; hmap_next(&e->queues, &i, &k, &v);)
         apply_limit(&((equeue_t *)v)->gate, &none, now);
-    /* Freeing while iterating is not safe in hmap: collect first. */
-    size_t n = hmap_len(&e->types), m = 0;
-    egate_t **unused = n ? calloc(n, sizeof *unused) : NULL;
-    for (size_t i = 0; hmap_next(&e->types, &i, &k, &v);) {
-        apply_limit(v, &none, now);
-        if (unused)
-            unused[m++] = v;
+    hmap_t *maps[2] = { &e->types, &e->keys };
+    for (int mi = 0; mi < 2; mi++) {
+        /* Freeing while iterating is not safe in hmap: collect first. */
+        size_t n = hmap_len(maps[mi]), m = 0;
+        egate_t **unused = n ? calloc(n, sizeof *unused) : NULL;
+        for (size_t i = 0; hmap_next(maps[mi], &i, &k, &v);) {
+            apply_limit(v, &none, now);
+            if (unused)
+                unused[m++] = v;
+        }
+        for (size_t i = 0; i < m; i++)
+            gate_maybe_free(maps[mi], unused[i], now);
+        free(unused);
     }
-    for (size_t i = 0; i < m; i++)
-        gate_maybe_free(&e->types, unused[i], now);
-    free(unused);
     e->ready_added = true;
     eng_settle(e);
 }

@@ -152,25 +152,24 @@ err_t engine_complete(engine_t *e, const char *id, const char *lease_id, json_t 
 
 /* What an attempt's failure says about its dependency: timeouts, outages
  * and internal errors count against the breaker; an answer that refuses
- * the job (not found, invalid, unauthorized, conflict) proves it is up. */
-static eng_outcome_t dependency_outcome(err_t type, bool cancelled)
+ * the job (not found, invalid, unauthorized, conflict) proves it is up.
+ * A lease that ran out says nothing: the worker may simply have died. */
+static eng_outcome_t dependency_outcome(err_t type, bool cancelled, bool reported)
 {
-    if (cancelled || type == ERR_RATE_LIMITED)
+    if (cancelled || !reported || type == ERR_RATE_LIMITED)
         return ENG_OUTCOME_NONE;
     if (type == ERR_TIMEOUT || type == ERR_UNAVAILABLE || type == ERR_INTERNAL)
         return ENG_OUTCOME_FAILED;
     return ENG_OUTCOME_OK;
 }
 
-/* A rate-limited attempt holds its key's lanes and comes back later
- * without spending an attempt: the dependency asked us to slow down. */
-static void hold_attempt(engine_t *e, ejob_t *ej, int64_t retry_after_ms)
+/* A rate-limited attempt that says when to come back holds its key's lanes
+ * until then and spends no attempt: the dependency asked us to slow down.
+ * (Without a retry-after it is an ordinary retryable failure.) */
+static void hold_attempt(engine_t *e, ejob_t *ej, int64_t delay)
 {
     job_t *j = ej->job;
     int64_t now = eng_now(e);
-    int64_t delay = retry_after_ms > 0
-                        ? retry_after_ms
-                        : backoff_delay_ms(&j->backoff, 1, e->h.rand_unit(e->h.ud));
     j->attempts--;
     j->lease_id[0] = '\0';
     j->updated_at = now;
@@ -181,14 +180,14 @@ static void hold_attempt(engine_t *e, ejob_t *ej, int64_t retry_after_ms)
 
 /* Records a failed attempt and decides: cancelled, held, retrying or failed. */
 static void fail_attempt(engine_t *e, ejob_t *ej, err_t type, const char *message,
-                         json_t *context, int retry, int64_t retry_after_ms)
+                         json_t *context, int retry, int64_t retry_after_ms, bool reported)
 {
     job_t *j = ej->job;
     int64_t now = eng_now(e);
     job_add_error(j, type, message, context, j->lease_worker, now);
-    eng_gates_outcome(e, ej, dependency_outcome(type, j->cancel_requested));
+    eng_gates_outcome(e, ej, dependency_outcome(type, j->cancel_requested, reported));
     bool retryable = retry < 0 ? err_retried(type) : retry > 0;
-    if (type == ERR_RATE_LIMITED && retry != 0 && !j->cancel_requested) {
+    if (type == ERR_RATE_LIMITED && retry_after_ms > 0 && retry != 0 && !j->cancel_requested) {
         hold_attempt(e, ej, retry_after_ms);
     } else if (j->cancel_requested) {
         eng_finish(e, ej, JOB_CANCELLED, ENGINE_EV_CANCELLED);
@@ -219,7 +218,7 @@ err_t engine_fail_after(engine_t *e, const char *id, const char *lease_id, err_t
     ejob_t *ej = leased(e, id, lease_id, p);
     if (!ej)
         return p->type;
-    fail_attempt(e, ej, type, message, context, retry, retry_after_ms);
+    fail_attempt(e, ej, type, message, context, retry, retry_after_ms, true);
     *out = ej->job;
     eng_settle(e);
     return ERR_OK;
@@ -227,7 +226,8 @@ err_t engine_fail_after(engine_t *e, const char *id, const char *lease_id, err_t
 
 void eng_expire_lease(engine_t *e, ejob_t *ej)
 {
-    fail_attempt(e, ej, ERR_TIMEOUT, "lease expired before the worker reported", NULL, -1, 0);
+    fail_attempt(e, ej, ERR_TIMEOUT, "lease expired before the worker reported", NULL, -1, 0,
+                 false);
 }
 
 void engine_pause(engine_t *e, const char *queue, bool paused)

@@ -13,6 +13,18 @@ const char *http_method(const http_req_t *r) { return r->method; }
 const char *http_path(const http_req_t *r) { return r->url; }
 const char *http_request_id(const http_req_t *r) { return r->request_id; }
 
+const char *http_header(const http_req_t *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+void http_set_principal(http_req_t *r, const char *name)
+{
+    snprintf(r->principal, sizeof r->principal, "%s", name ? name : "");
+}
+
+const char *http_principal(const http_req_t *r) { return r->principal; }
+
 const char *http_query(const http_req_t *r, const char *key)
 {
     return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);

@@ -27,6 +27,14 @@ const char *http_query(const http_req_t *r, const char *key);
 /* The first query-string key not in the NULL-terminated list, or NULL. */
 const char *http_query_unknown(const http_req_t *r, const char *const *allowed);
 
+/* A request header's value, or NULL. */
+const char *http_header(const http_req_t *r, const char *name);
+
+/* Who the request authenticated as (an API key's name), for logs; the
+ * request keeps a copy. "" until set. */
+void http_set_principal(http_req_t *r, const char *name);
+const char *http_principal(const http_req_t *r);
+
 /* Parses the body as a JSON object. On failure fills p (validation). An empty
  * body is an empty object when allow_empty. New reference on success. */
 json_t *http_body_json(http_req_t *r, bool allow_empty, problem_t *p);

@@ -7,7 +7,7 @@
 
 #include "http/request.h"
 
-#define HTTP_MAX_HEADERS 4
+#define HTTP_MAX_HEADERS 8
 
 typedef enum { REQ_NEW, REQ_HANDLING, REQ_DEFERRED, REQ_REPLIED } req_phase_t;
 
@@ -18,6 +18,7 @@ struct http_req {
     struct http_server *srv;
     const char *method, *url; /* owned by MHD, valid for the request */
     char request_id[HTTP_REQUEST_ID_MAX + 1];
+    char principal[64];
     char *body;
     size_t body_len, body_cap, max_body, received;
     bool too_big, suspended, sent;

@@ -8,7 +8,7 @@
 #include "util/clock.h"
 #include "util/sbuf.h"
 
-static void family(sbuf_t *s, const char *name, const char *type, const char *help)
+void metrics_family(sbuf_t *s, const char *name, const char *type, const char *help)
 {
     sbuf_adds(s, "# HELP ");
     sbuf_adds(s, name);
@@ -24,7 +24,7 @@ static void family(sbuf_t *s, const char *name, const char *type, const char *he
 static void num(sbuf_t *s, double v) { sbuf_add_double(s, v, false); }
 
 /* A label value: escape backslash, quote and newline. */
-static void label(sbuf_t *s, const char *key, const char *value, bool first)
+void metrics_label(sbuf_t *s, const char *key, const char *value, bool first)
 {
     if (!first)
         sbuf_addc(s, ',');
@@ -41,7 +41,7 @@ static void label(sbuf_t *s, const char *key, const char *value, bool first)
     sbuf_addc(s, '"');
 }
 
-static void sample(sbuf_t *s, const char *name, const char *labels, double v)
+void metrics_sample(sbuf_t *s, const char *name, const char *labels, double v)
 {
     sbuf_adds(s, name);
     if (labels && *labels) {
@@ -68,19 +68,19 @@ static void hist(sbuf_t *s, const char *name, const char *labels, const histogra
             snprintf(le, sizeof le, "+Inf");
         snprintf(lab, sizeof lab, "%s%sle=\"%s\"", labels, *labels ? "," : "", le);
         snprintf(key, sizeof key, "%s_bucket", name);
-        sample(s, key, lab, (double)cum);
+        metrics_sample(s, key, lab, (double)cum);
     }
     snprintf(key, sizeof key, "%s_sum", name);
-    sample(s, key, labels, h->sum);
+    metrics_sample(s, key, labels, h->sum);
     snprintf(key, sizeof key, "%s_count", name);
-    sample(s, key, labels, (double)h->count);
+    metrics_sample(s, key, labels, (double)h->count);
 }
 
 static char *queue_label(const char *queue)
 {
     sbuf_t s;
     sbuf_init(&s, 64);
-    label(&s, "queue", queue, true);
+    metrics_label(&s, "queue", queue, true);
     return sbuf_take(&s);
 }
 
@@ -102,20 +102,20 @@ static void render_jobs(sbuf_t *s, metrics_t *m)
     const char *k;
     void *v;
     for (size_t c = 0; c < sizeof job_counters / sizeof job_counters[0]; c++) {
-        family(s, job_counters[c].name, "counter", job_counters[c].help);
+        metrics_family(s, job_counters[c].name, "counter", job_counters[c].help);
         for (size_t i = 0; hmap_next(&m->queues, &i, &k, &v);) {
             char *lab = queue_label(k);
-            sample(s, job_counters[c].name, lab, (double)((mqueue_t *)v)->events[job_counters[c].ev]);
+            metrics_sample(s, job_counters[c].name, lab, (double)((mqueue_t *)v)->events[job_counters[c].ev]);
             free(lab);
         }
     }
-    family(s, "jobq_job_execution_seconds", "histogram", "Time from lease to the worker's report, per attempt.");
+    metrics_family(s, "jobq_job_execution_seconds", "histogram", "Time from lease to the worker's report, per attempt.");
     for (size_t i = 0; hmap_next(&m->queues, &i, &k, &v);) {
         char *lab = queue_label(k);
         hist(s, "jobq_job_execution_seconds", lab, &((mqueue_t *)v)->exec);
         free(lab);
     }
-    family(s, "jobq_job_queue_wait_seconds", "histogram", "Time from due (run_at) to lease.");
+    metrics_family(s, "jobq_job_queue_wait_seconds", "histogram", "Time from due (run_at) to lease.");
     for (size_t i = 0; hmap_next(&m->queues, &i, &k, &v);) {
         char *lab = queue_label(k);
         hist(s, "jobq_job_queue_wait_seconds", lab, &((mqueue_t *)v)->wait);
@@ -147,29 +147,29 @@ static void render_queues(sbuf_t *s, engine_t *e)
     qlist_t l = { 0 };
     engine_queue_foreach(e, collect, &l);
     static const job_state_t live[] = { JOB_PENDING, JOB_QUEUED, JOB_RUNNING, JOB_RETRYING };
-    family(s, "jobq_jobs", "gauge", "Unfinished jobs by queue and state.");
+    metrics_family(s, "jobq_jobs", "gauge", "Unfinished jobs by queue and state.");
     for (size_t i = 0; i < l.n; i++) {
         for (size_t k = 0; k < sizeof live / sizeof live[0]; k++) {
             sbuf_t lab;
             sbuf_init(&lab, 64);
-            label(&lab, "queue", l.q[i].name, true);
-            label(&lab, "state", job_state_name(live[k]), false);
-            sample(s, "jobq_jobs", lab.p, (double)l.q[i].count[live[k]]);
+            metrics_label(&lab, "queue", l.q[i].name, true);
+            metrics_label(&lab, "state", job_state_name(live[k]), false);
+            metrics_sample(s, "jobq_jobs", lab.p, (double)l.q[i].count[live[k]]);
             sbuf_free(&lab);
         }
     }
     int64_t now = clock_now_ms();
-    family(s, "jobq_queue_oldest_job_age_seconds", "gauge", "How long the longest-waiting queued job has been due (0 if none).");
+    metrics_family(s, "jobq_queue_oldest_job_age_seconds", "gauge", "How long the longest-waiting queued job has been due (0 if none).");
     for (size_t i = 0; i < l.n; i++) {
         char *lab = queue_label(l.q[i].name);
         int64_t t = l.q[i].oldest_ready_at;
-        sample(s, "jobq_queue_oldest_job_age_seconds", lab, t && now > t ? (double)(now - t) / 1e3 : 0);
+        metrics_sample(s, "jobq_queue_oldest_job_age_seconds", lab, t && now > t ? (double)(now - t) / 1e3 : 0);
         free(lab);
     }
-    family(s, "jobq_queue_paused", "gauge", "1 if the queue is paused.");
+    metrics_family(s, "jobq_queue_paused", "gauge", "1 if the queue is paused.");
     for (size_t i = 0; i < l.n; i++) {
         char *lab = queue_label(l.q[i].name);
-        sample(s, "jobq_queue_paused", lab, l.q[i].paused);
+        metrics_sample(s, "jobq_queue_paused", lab, l.q[i].paused);
         free(lab);
     }
     free(l.q);
@@ -177,7 +177,7 @@ static void render_queues(sbuf_t *s, engine_t *e)
 
 static void render_http(sbuf_t *s, metrics_t *m)
 {
-    family(s, "jobq_http_request_duration_seconds", "histogram", "HTTP requests by route, method and status.");
+    metrics_family(s, "jobq_http_request_duration_seconds", "histogram", "HTTP requests by route, method and status.");
     const char *k;
     void *v;
     for (size_t i = 0; hmap_next(&m->routes, &i, &k, &v);) {
@@ -186,9 +186,9 @@ static void render_http(sbuf_t *s, metrics_t *m)
         snprintf(status, sizeof status, "%d", r->status);
         sbuf_t lab;
         sbuf_init(&lab, 96);
-        label(&lab, "route", r->route, true);
-        label(&lab, "method", r->method, false);
-        label(&lab, "status", status, false);
+        metrics_label(&lab, "route", r->route, true);
+        metrics_label(&lab, "method", r->method, false);
+        metrics_label(&lab, "status", status, false);
         hist(s, "jobq_http_request_duration_seconds", lab.p, &r->h);
         sbuf_free(&lab);
     }
@@ -198,50 +198,50 @@ static void render_store(sbuf_t *s, store_t *st)
 {
     store_figures_t f;
     store_figures(st, &f);
-    family(s, "jobq_store_commit_duration_seconds", "histogram", "One group commit: begin, writes, commit (fsync).");
+    metrics_family(s, "jobq_store_commit_duration_seconds", "histogram", "One group commit: begin, writes, commit (fsync).");
     hist(s, "jobq_store_commit_duration_seconds", "", &f.commit_seconds);
-    family(s, "jobq_store_statement_duration_seconds", "histogram",
+    metrics_family(s, "jobq_store_statement_duration_seconds", "histogram",
            "Store time per statement kind; statement=\"commit\" is the COMMIT (WAL write and fsync) alone.");
     for (int i = 0; i < STORE_ST_COUNT; i++) {
         sbuf_t lab;
         sbuf_init(&lab, 48);
-        label(&lab, "statement", store_statement_name((store_statement_t)i), true);
+        metrics_label(&lab, "statement", store_statement_name((store_statement_t)i), true);
         hist(s, "jobq_store_statement_duration_seconds", lab.p, &f.statement_seconds[i]);
         sbuf_free(&lab);
     }
-    family(s, "jobq_store_commit_batch_size", "histogram", "Operations per group commit.");
+    metrics_family(s, "jobq_store_commit_batch_size", "histogram", "Operations per group commit.");
     hist(s, "jobq_store_commit_batch_size", "", &f.batch_size);
-    family(s, "jobq_store_roundtrip_seconds", "histogram", "From a write being queued to the loop learning it is durable.");
+    metrics_family(s, "jobq_store_roundtrip_seconds", "histogram", "From a write being queued to the loop learning it is durable.");
     hist(s, "jobq_store_roundtrip_seconds", "", &f.roundtrip_seconds);
-    family(s, "jobq_store_failed_commits_total", "counter", "Commits that failed and were retried.");
-    sample(s, "jobq_store_failed_commits_total", "", (double)f.failed_commits);
-    family(s, "jobq_store_healthy", "gauge", "1 while the store commits.");
-    sample(s, "jobq_store_healthy", "", store_healthy(st));
+    metrics_family(s, "jobq_store_failed_commits_total", "counter", "Commits that failed and were retried.");
+    metrics_sample(s, "jobq_store_failed_commits_total", "", (double)f.failed_commits);
+    metrics_family(s, "jobq_store_healthy", "gauge", "1 while the store commits.");
+    metrics_sample(s, "jobq_store_healthy", "", store_healthy(st));
 }
 
 static void render_process(sbuf_t *s, const char *version)
 {
     process_figures_t p;
     process_read(&p);
-    family(s, "process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.");
-    sample(s, "process_cpu_seconds_total", "", p.cpu_seconds);
-    family(s, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
-    sample(s, "process_resident_memory_bytes", "", (double)p.resident_bytes);
-    family(s, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.");
-    sample(s, "process_virtual_memory_bytes", "", (double)p.virtual_bytes);
-    family(s, "process_open_fds", "gauge", "Number of open file descriptors.");
-    sample(s, "process_open_fds", "", (double)p.open_fds);
-    family(s, "process_max_fds", "gauge", "Maximum number of open file descriptors.");
-    sample(s, "process_max_fds", "", (double)p.max_fds);
-    family(s, "process_start_time_seconds", "gauge", "Start time of the process since unix epoch in seconds.");
-    sample(s, "process_start_time_seconds", "", p.start_time);
-    family(s, "jobq_threads", "gauge", "Threads in the jobq process.");
-    sample(s, "jobq_threads", "", (double)p.threads);
-    family(s, "jobq_build_info", "gauge", "Always 1; the version is in the label.");
+    metrics_family(s, "process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.");
+    metrics_sample(s, "process_cpu_seconds_total", "", p.cpu_seconds);
+    metrics_family(s, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+    metrics_sample(s, "process_resident_memory_bytes", "", (double)p.resident_bytes);
+    metrics_family(s, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.");
+    metrics_sample(s, "process_virtual_memory_bytes", "", (double)p.virtual_bytes);
+    metrics_family(s, "process_open_fds", "gauge", "Number of open file descriptors.");
+    metrics_sample(s, "process_open_fds", "", (double)p.open_fds);
+    metrics_family(s, "process_max_fds", "gauge", "Maximum number of open file descriptors.");
+    metrics_sample(s, "process_max_fds", "", (double)p.max_fds);
+    metrics_family(s, "process_start_time_seconds", "gauge", "Start time of the process since unix epoch in seconds.");
+    metrics_sample(s, "process_start_time_seconds", "", p.start_time);
+    metrics_family(s, "jobq_threads", "gauge", "Threads in the jobq process.");
+    metrics_sample(s, "jobq_threads", "", (double)p.threads);
+    metrics_family(s, "jobq_build_info", "gauge", "Always 1; the version is in the label.");
     sbuf_t lab;
     sbuf_init(&lab, 64);
-    label(&lab, "version", version, true);
-    sample(s, "jobq_build_info", lab.p, 1);
+    metrics_label(&lab, "version", version, true);
+    metrics_sample(s, "jobq_build_info", lab.p, 1);
     sbuf_free(&lab);
 }
 
@@ -253,6 +253,7 @@ char *metrics_render(metrics_t *m, engine_t *e, store_t *st)
     render_queues(&s, e);
     render_http(&s, m);
     render_store(&s, st);
+    metrics_render_protection(&s, m, e);
     render_process(&s, m->version);
     return sbuf_take(&s);
 }

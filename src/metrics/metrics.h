@@ -27,6 +27,12 @@ void metrics_http(metrics_t *m, const char *route, const char *method, int statu
 /* A job changed (the engine's persist hook); now_ms is the engine's clock. */
 void metrics_job(metrics_t *m, const job_t *job, engine_event_t ev, int64_t now_ms);
 
+/* Protection (protection.c). A request refused before its handler ran:
+ * reason is one of METRICS_REJECT_REASONS. */
+#define METRICS_REJECT_REASONS "unauthorized", "forbidden", "rate_limited", "overloaded", "busy"
+void metrics_rejected(metrics_t *m, const char *reason);
+void metrics_breaker(metrics_t *m, engine_breaker_state_t to);
+
 /* Outcomes of one queue (NULL: all queues) since start and in the last
  * window_s seconds (at most 300), and its execution time (ms). */
 typedef struct metrics_window {

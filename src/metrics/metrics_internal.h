@@ -6,6 +6,7 @@
 #include "metrics/metrics.h"
 #include "util/histogram.h"
 #include "util/hmap.h"
+#include "util/sbuf.h"
 
 #define WINDOW_SECONDS 300
 
@@ -30,10 +31,22 @@ typedef struct mroute {
     histogram_t h;
 } mroute_t;
 
+#define METRICS_NREASONS 5
+
 struct metrics {
     char version[64];
+    uint64_t rejected[METRICS_NREASONS];
+    uint64_t breaker_to[3]; /* transitions, by the state entered */
     hmap_t queues; /* name -> mqueue_t */
     hmap_t routes; /* key -> mroute_t */
 };
+
+/* protection.c */
+void metrics_render_protection(sbuf_t *s, metrics_t *m, engine_t *e);
+
+/* exposition.c: text primitives shared by the renderers. */
+void metrics_family(sbuf_t *s, const char *name, const char *type, const char *help);
+void metrics_sample(sbuf_t *s, const char *name, const char *labels, double v);
+void metrics_label(sbuf_t *s, const char *key, const char *value, bool first);
 
 #endif

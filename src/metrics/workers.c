@@ -158,17 +158,11 @@ void workers_job(workers_t *w, const job_t *job, engine_event_t ev, int64_t now)
     drop_lease(w, l);
 }
 
-static json_t *time_json(int64_t ms)
-{
-    char buf[32];
-    return clock_format_rfc3339(ms, buf, sizeof buf) == 0 ? json_string(buf) : json_null();
-}
-
 static json_t *one(const workers_t *w, const worker_t *k, int64_t now)
 {
     int64_t done = k->completed + k->failed;
     json_t *o = json_pack("{s:s, s:o, s:o, s:I, s:I, s:I, s:b}", "id", k->id, "first_seen",
-                          time_json(k->first_seen), "last_seen", time_json(k->last_seen),
+                          clock_json(k->first_seen), "last_seen", clock_json(k->last_seen),
                           "active_leases", (json_int_t)k->active, "completed",
                           (json_int_t)k->completed, "failed", (json_int_t)k->failed, "gone",
                           now - k->last_seen > w->gone_ms);

@@ -1,5 +1,5 @@
 /* `jobq serve`: start-up, the loop, and shutdown. */
-#include "server/serve.h"
+#include "server/app.h"
 
 #include <curl/curl.h>
 #include <signal.h>
@@ -19,26 +19,6 @@
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/randid.h"
-
-#define GRACE_MS 10000 /* in-flight requests get this long to finish at shutdown */
-
-typedef struct app {
-    config_t cfg;
-    struct event_base *base;
-    engine_t *engine;
-    store_t *store;
-    metrics_t *metrics;
-    workers_t *workers;
-    perf_t *perf;
-    runners_t *runners;
-    struct event *perf_timer, *log_flush_ev;
-    int64_t perf_due_ns;
-    http_server_t *http;
-    api_t api;
-    struct event *engine_timer, *store_ev, *store_flush, *sigterm, *sigint, *drain_timer;
-    int64_t drain_deadline;
-    int signals;
-} app_t;
 
 /* ---- engine hooks: the engine's changes become store writes ---- */
 
@@ -107,6 +87,17 @@ static void hook_queue(void *ud, const char *queue, bool paused)
     log_info(paused ? "queue paused" : "queue resumed", LOG_S("queue", queue));
 }
 
+static void hook_breaker(void *ud, const char *key, engine_breaker_state_t from,
+                         engine_breaker_state_t to)
+{
+    app_t *a = ud;
+    metrics_breaker(a->metrics, to);
+    log_emit(to == ENGINE_BREAKER_OPEN ? LOG_WARN : LOG_INFO, "breaker",
+             (const log_field_t[]){ LOG_S("event", engine_breaker_state_name(to)),
+                                    LOG_S("breaker_key", key),
+                                    LOG_S("from", engine_breaker_state_name(from)), LOG_END_ });
+}
+
 static void arm_engine_timer(app_t *a, int64_t deadline)
 {
     if (!a->engine_timer)
@@ -152,6 +143,7 @@ static void on_http_done(void *ud, const http_req_t *r, double seconds)
                                     LOG_S("path", http_path(r)), LOG_I("status", http_status(r)),
                                     LOG_I("bytes", http_reply_bytes(r)),
                                     LOG_D("duration_ms", seconds * 1e3), LOG_S("client", client),
+                                    LOG_S("api_key", http_principal(r)[0] ? http_principal(r) : NULL),
                                     LOG_END_ });
 }
 
@@ -212,13 +204,32 @@ static void kick_store(void *ud)
 
 /* ---- shutdown ---- */
 
+#define REQUEST_GRACE_MS 10000 /* in-flight requests get this long at shutdown */
+
+static void add_running(void *ud, const engine_queue_info_t *q)
+{
+    *(size_t *)ud += q->count[JOB_RUNNING];
+}
+
+/* Draining: no new jobs or leases, but workers (and built-in runners) may
+ * still report the jobs they hold, for up to JOBQ_SHUTDOWN_GRACE. Jobs
+ * still running after it keep their lease in the store and are requeued
+ * when it runs out, after a restart or on another node. */
 static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     app_t *a = arg;
+    int64_t now = clock_now_ms();
+    size_t running = 0;
+    engine_queue_foreach(a->engine, add_running, &running);
     unsigned left = http_server_inflight(a->http);
-    if (left == 0 || clock_now_ms() >= a->drain_deadline) {
+    bool jobs_done = running == 0 || now >= a->drain_deadline;
+    bool requests_done = left == 0 || now >= a->drain_started + REQUEST_GRACE_MS;
+    if (jobs_done && requests_done) {
+        if (running)
+            log_warn("grace period over; running jobs keep their leases",
+                     LOG_I("running", running));
         if (left)
             log_warn("grace period over; closing open requests", LOG_I("requests", left));
         event_base_loopbreak(a->base);
@@ -237,13 +248,21 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
         log_warn("second signal: exiting now", LOG_I("signal", sig));
         _exit(1);
     }
-    log_info("shutting down", LOG_I("signal", sig), LOG_I("inflight", http_server_inflight(a->http)));
+    log_info("shutting down", LOG_I("signal", sig), LOG_I("inflight", http_server_inflight(a->http)),
+             LOG_I("grace_ms", a->cfg.shutdown_grace_ms));
     a->api.draining = true;
     runners_drain(a->runners);
-    http_server_quiesce(a->http);
     engine_release_waiters(a->engine);
-    a->drain_deadline = clock_now_ms() + GRACE_MS;
+    a->drain_started = clock_now_ms();
+    a->drain_deadline = a->drain_started + a->cfg.shutdown_grace_ms;
     on_drain_tick(-1, 0, a);
+}
+
+static void on_sighup(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    app_reload(arg);
 }
 
 /* ---- start-up ---- */
@@ -268,7 +287,8 @@ static int start_engine(app_t *a, char *err, size_t len)
 {
     engine_hooks_t hooks = { .ud = a, .now_ms = hook_now, .rand_unit = hook_rand,
                              .persist = hook_persist, .persist_delete = hook_delete,
-                             .persist_queue = hook_queue, .deadline_changed = hook_deadline };
+                             .persist_queue = hook_queue, .deadline_changed = hook_deadline,
+                             .breaker_changed = hook_breaker };
     engine_options_t opt = { .finished_in_memory = a->cfg.finished_in_memory };
     /* The hooks record into these from the first event on. */
     if (!(a->metrics = metrics_new(JOBQ_VERSION)) ||
@@ -327,14 +347,21 @@ static int start_loop(app_t *a, char *err, size_t len)
     store_set_kick(a->store, kick_store, a);
     a->sigterm = evsignal_new(a->base, SIGTERM, on_signal, a);
     a->sigint = evsignal_new(a->base, SIGINT, on_signal, a);
+    a->sighup = evsignal_new(a->base, SIGHUP, on_sighup, a);
+    event_add(a->sighup, NULL);
     event_add(a->store_ev, NULL);
     event_add(a->sigterm, NULL);
     event_add(a->sigint, NULL);
     arm_engine_timer(a, engine_next_deadline(a->engine));
+    if (!(a->guard = guard_new(&a->cfg)))
+        return snprintf(err, len, "out of memory"), -1;
+    app_apply_settings(a);
     a->api = (api_t){ .engine = a->engine, .store = a->store, .cfg = &a->cfg,
-                      .metrics = a->metrics, .workers = a->workers, .perf = a->perf };
+                      .metrics = a->metrics, .workers = a->workers, .perf = a->perf,
+                      .guard = a->guard };
     http_options_t hopt = { .listen = a->cfg.listen, .max_body_bytes = (size_t)a->cfg.max_body_bytes,
-                            .timeout_s = 30, .max_connections = 4096, .done = on_http_done,
+                            .timeout_s = 30,
+                            .max_connections = (unsigned)a->cfg.max_connections, .done = on_http_done,
                             .done_ud = a };
     if (!(a->http = http_server_start(a->base, &hopt, api_route, &a->api, err, len)) ||
         start_runners(a, err, len) != 0)
@@ -354,8 +381,9 @@ static void app_free(app_t *a)
     metrics_free(a->metrics);
     workers_free(a->workers);
     perf_free(a->perf);
+    guard_free(a->guard);
     struct event *evs[] = { a->engine_timer, a->store_ev, a->store_flush, a->sigterm, a->sigint,
-                            a->drain_timer, a->perf_timer, a->log_flush_ev };
+                            a->sighup, a->drain_timer, a->perf_timer, a->log_flush_ev };
     for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
         if (evs[i])
             event_free(evs[i]);
@@ -371,8 +399,8 @@ static bool loopback(const char *listen)
 
 static void log_started(const app_t *a)
 {
-    if (!loopback(a->cfg.listen))
-        log_warn("listening beyond loopback and this version has no API keys: anyone who can "
+    if (!loopback(a->cfg.listen) && a->cfg.nkeys == 0)
+        log_warn("listening beyond loopback without API keys (JOBQ_API_KEYS): anyone who can "
                  "reach this address can enqueue, lease and delete jobs",
                  LOG_S("listen", a->cfg.listen));
     log_info("listening", LOG_S("listen", a->cfg.listen), LOG_I("port", http_server_port(a->http)),
@@ -384,37 +412,18 @@ static void log_started(const app_t *a)
                  "a crash loses them. Use only for tests and benchmarks.");
 }
 
-/* Loads the configuration from argv less `own_flag`, which may stand
- * anywhere; *has_own says whether it was there. */
-static int load_config(config_t *cfg, int argc, char **argv, const char *own_flag, bool *has_own,
-                       char *err, size_t len)
-{
-    char **rest = calloc((size_t)argc + 1, sizeof *rest);
-    if (!rest)
-        return snprintf(err, len, "out of memory"), -1;
-    int n = 0;
-    *has_own = false;
-    for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], own_flag) == 0)
-            *has_own = true;
-        else
-            rest[n++] = argv[i];
-    }
-    int rc = config_load(cfg, n, rest, NULL, err, len);
-    free(rest);
-    return rc;
-}
-
 int serve_main(int argc, char **argv)
 {
     static app_t app; /* static: signal-safe lifetime for the whole process */
     app_t *a = &app;
     char err[1024];
     bool print;
-    if (load_config(&a->cfg, argc, argv, "--print-config", &print, err, sizeof err) != 0) {
+    if (app_load_config(&a->cfg, argc, argv, "--print-config", &print, err, sizeof err) != 0) {
         fprintf(stderr, "jobq: %s\n", err);
         return 2;
     }
+    a->argc = argc;
+    a->argv = argv;
     if (print) {
         config_print(&a->cfg, stdout);
         return 0;
@@ -452,7 +461,7 @@ int migrate_main(int argc, char **argv)
     config_t cfg;
     char err[1024];
     bool status;
-    if (load_config(&cfg, argc, argv, "--status", &status, err, sizeof err) != 0) {
+    if (app_load_config(&cfg, argc, argv, "--status", &status, err, sizeof err) != 0) {
         fprintf(stderr, "jobq: %s\n", err);
         return 2;
     }

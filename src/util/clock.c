@@ -145,3 +145,11 @@ int clock_parse_rfc3339(const char *s, int64_t *ms_out)
     *ms_out = ((int64_t)t - (int64_t)off * 60) * 1000 + ms;
     return 0;
 }
+
+json_t *clock_json(int64_t ms)
+{
+    char buf[32];
+    if (ms == 0 || clock_format_rfc3339(ms, buf, sizeof buf) != 0)
+        return json_null();
+    return json_string(buf);
+}

@@ -21,6 +21,8 @@ BIN = os.environ.get("JOBQ_BIN", str(ROOT / "build" / "san" / "jobq"))
 def clean_env(extra=None):
     env = {k: v for k, v in os.environ.items() if not k.startswith("JOBQ_")}
     env["JOBQ_ENV_FILE"] = "/nonexistent/.env"
+    # Most tests stop servers with jobs still leased; the shutdown tests set their own grace.
+    env["JOBQ_SHUTDOWN_GRACE"] = "0"
     env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
     env.update(extra or {})
     return env

@@ -89,7 +89,18 @@ def test_failures_map_to_the_taxonomy(runner_server, hook_server):
     assert bad["attempts"] == 1 and bad["errors"][0]["type"] == "validation"  # a 400 is not retried
     gone = runner_server.wait_finished("gone")
     assert gone["attempts"] == 1 and gone["errors"][0]["type"] == "not_found"
-    assert runner_server.wait_finished("limit")["errors"][0]["type"] == "rate_limited"
+    # A 429 with Retry-After holds the host and spends no attempt, even with max_retries 0.
+    end = time.time() + 10
+    while time.time() < end and not runner_server.job("limit")["errors"]:
+        time.sleep(0.05)
+    limit = runner_server.job("limit")
+    assert limit["state"] == "retrying" and limit["attempts"] == 0, limit
+    assert limit["errors"][0]["type"] == "rate_limited"
+    host = hook_server.split("//")[1]
+    assert limit["breaker_key"] == host
+    held = {b["key"]: b for b in runner_server.get("/v1/breakers").json()["breakers"]}[host]
+    assert held["held_until"] is not None and held["state"] == "closed"
+    assert runner_server.post("/v1/jobs/limit/cancel").status_code == 200
 
 
 def test_timeouts_and_dead_hosts_are_retryable_failures(runner_server, hook_server):

@@ -1,0 +1,54 @@
+/* Protection metrics: refused requests and circuit breakers. */
+#include <string.h>
+
+#include "metrics/metrics_internal.h"
+
+static const char *const reasons[METRICS_NREASONS] = { METRICS_REJECT_REASONS };
+
+void metrics_rejected(metrics_t *m, const char *reason)
+{
+    for (int i = 0; i < METRICS_NREASONS; i++)
+        if (strcmp(reasons[i], reason) == 0)
+            m->rejected[i]++;
+}
+
+void metrics_breaker(metrics_t *m, engine_breaker_state_t to)
+{
+    if ((unsigned)to < 3)
+        m->breaker_to[to]++;
+}
+
+static void count_state(void *ud, const engine_breaker_info_t *b)
+{
+    ((size_t *)ud)[b->state]++;
+}
+
+static void one_label(sbuf_t *s, const char *name, const char *key, const char *value, double v)
+{
+    sbuf_t lab;
+    sbuf_init(&lab, 64);
+    metrics_label(&lab, key, value, true);
+    metrics_sample(s, name, lab.p, v);
+    sbuf_free(&lab);
+}
+
+void metrics_render_protection(sbuf_t *s, metrics_t *m, engine_t *e)
+{
+    metrics_family(s, "jobq_rejected_requests_total", "counter",
+                   "Requests refused before their handler ran, by reason.");
+    for (int i = 0; i < METRICS_NREASONS; i++)
+        one_label(s, "jobq_rejected_requests_total", "reason", reasons[i], (double)m->rejected[i]);
+    size_t states[3] = { 0 };
+    engine_breaker_foreach(e, count_state, states);
+    metrics_family(s, "jobq_breakers", "gauge", "Circuit breakers by state (per key: GET /v1/breakers).");
+    for (int st = 0; st < 3; st++) {
+        const char *name = engine_breaker_state_name((engine_breaker_state_t)st);
+        one_label(s, "jobq_breakers", "state", name, (double)states[st]);
+    }
+    metrics_family(s, "jobq_breaker_transitions_total", "counter",
+                   "Circuit breaker state changes, by the state entered.");
+    for (int st = 0; st < 3; st++) {
+        const char *name = engine_breaker_state_name((engine_breaker_state_t)st);
+        one_label(s, "jobq_breaker_transitions_total", "to", name, (double)m->breaker_to[st]);
+    }
+}

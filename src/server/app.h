@@ -1,0 +1,54 @@
+/*
+ * app: the state `jobq serve` owns for the life of the process, shared by
+ * serve.c (start-up, loop, shutdown) and settings.c (applying and reloading
+ * configuration). Nothing outside src/server/ includes this file.
+ */
+#ifndef JOBQ_APP_H
+#define JOBQ_APP_H
+
+#include <event2/event.h>
+
+#include "api/api.h"
+#include "core/config.h"
+#include "engine/engine.h"
+#include "http/server.h"
+#include "metrics/metrics.h"
+#include "runners/runners.h"
+#include "server/serve.h"
+#include "store/store.h"
+
+typedef struct app {
+    config_t cfg;
+    struct event_base *base;
+    engine_t *engine;
+    store_t *store;
+    metrics_t *metrics;
+    workers_t *workers;
+    perf_t *perf;
+    runners_t *runners;
+    struct event *perf_timer, *log_flush_ev;
+    int64_t perf_due_ns;
+    http_server_t *http;
+    api_t api;
+    guard_t *guard;
+    struct event *engine_timer, *store_ev, *store_flush, *sigterm, *sigint, *drain_timer;
+    struct event *sighup;
+    int64_t drain_started, drain_deadline;
+    int signals;
+    int argc; /* the flags given, for a reload */
+    char **argv;
+} app_t;
+
+/* Loads the configuration from argv less `own_flag`, which may stand
+ * anywhere; *has_own says whether it was there. */
+int app_load_config(config_t *cfg, int argc, char **argv, const char *own_flag, bool *has_own,
+                    char *err, size_t len);
+
+/* Applies the settings that may change while running: breaker options,
+ * aging, execution limits, API keys and rates, log level (settings.c). */
+void app_apply_settings(app_t *a);
+/* SIGHUP: reads the configuration again and applies what may change;
+ * logs what changed and what needs a restart. */
+void app_reload(app_t *a);
+
+#endif

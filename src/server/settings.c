@@ -1,0 +1,96 @@
+/* Configuration at run time: applying the settings that may change, and
+ * reloading them on SIGHUP. */
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/app.h"
+#include "util/log.h"
+
+int app_load_config(config_t *cfg, int argc, char **argv, const char *own_flag, bool *has_own,
+                    char *err, size_t len)
+{
+    char **rest = calloc((size_t)argc + 1, sizeof *rest);
+    if (!rest)
+        return snprintf(err, len, "out of memory"), -1;
+    int n = 0;
+    *has_own = false;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], own_flag) == 0)
+            *has_own = true;
+        else
+            rest[n++] = argv[i];
+    }
+    int rc = config_load(cfg, n, rest, NULL, err, len);
+    free(rest);
+    return rc;
+}
+
+static void apply_limits(app_t *a)
+{
+    engine_clear_limits(a->engine);
+    for (int i = 0; i < a->cfg.nlimits; i++) {
+        const config_limit_t *l = &a->cfg.limits[i];
+        engine_limit_t el = { .concurrency = l->concurrency, .rate = l->rate, .burst = l->burst };
+        static const engine_limit_kind_t kinds[] = { ENGINE_LIMIT_QUEUE, ENGINE_LIMIT_TYPE,
+                                                     ENGINE_LIMIT_KEY };
+        if (engine_set_limit(a->engine, kinds[l->target], l->name, &el) != 0)
+            log_error("cannot set a limit: out of memory", LOG_S("name", l->name));
+    }
+}
+
+void app_apply_settings(app_t *a)
+{
+    const config_t *c = &a->cfg;
+    engine_breaker_options_t b = {
+        .failures = c->breaker_failures, .ratio = c->breaker_ratio,
+        .min_requests = c->breaker_min_requests, .window_ms = c->breaker_window_ms,
+        .cooldown_ms = c->breaker_cooldown_ms, .cooldown_max_ms = c->breaker_cooldown_max_ms,
+        .probes = c->breaker_probes,
+    };
+    engine_set_options(a->engine, &b, c->priority_aging_ms);
+    apply_limits(a);
+    guard_reload(a->guard, c);
+    log_set_level(c->log_level);
+}
+
+/* The settings a reload cannot change, by where they live in config_t:
+ * everything before the protection block except the log level. */
+static void keep_fixed(config_t *fresh, const config_t *old)
+{
+    log_level_t level = fresh->log_level;
+    size_t fixed = offsetof(config_t, api_keys_text);
+    memcpy(fresh, old, fixed);
+    fresh->log_level = level;
+    fresh->max_connections = old->max_connections;
+}
+
+void app_reload(app_t *a)
+{
+    config_t *fresh = malloc(sizeof *fresh);
+    char err[1024];
+    bool unused;
+    if (!fresh || app_load_config(fresh, a->argc, a->argv, "--print-config", &unused, err,
+                                  sizeof err) != 0) {
+        log_error("reload refused: the configuration is not valid; keeping the old one",
+                  LOG_S("error", fresh ? err : "out of memory"));
+        free(fresh);
+        return;
+    }
+    log_level_t level = fresh->log_level;
+    fresh->log_level = a->cfg.log_level;
+    bool restart_needed = memcmp(fresh, &a->cfg, offsetof(config_t, api_keys_text)) != 0 ||
+                          fresh->max_connections != a->cfg.max_connections;
+    fresh->log_level = level;
+    keep_fixed(fresh, &a->cfg);
+    a->cfg = *fresh;
+    free(fresh);
+    app_apply_settings(a);
+    log_info("configuration reloaded", LOG_I("limits", a->cfg.nlimits),
+             LOG_I("api_keys", a->cfg.nkeys), LOG_D("rate_limit", a->cfg.rate_limit),
+             LOG_S("log_level", log_level_name(a->cfg.log_level)));
+    if (restart_needed)
+        log_warn("some changed settings (listen address, data folder, durability, runners, "
+                 "commands, ...) take effect only after a restart");
+}
