@@ -167,3 +167,30 @@ def test_redirects_are_followed_and_retry_after_is_honoured(runner_server, hook_
     at = datetime.fromisoformat(j["errors"][0]["at"].replace("Z", "+00:00"))
     run_at = datetime.fromisoformat(j["run_at"].replace("Z", "+00:00"))
     assert (run_at - at).total_seconds() >= 1.9  # backoff is 0: the wait is Retry-After's
+
+
+def test_dead_host_opens_its_breaker_while_other_hosts_continue(make_server, hook_server):
+    srv = make_server(env={"JOBQ_RUNNERS": "webhook=2", "JOBQ_BREAKER_FAILURES": "3",
+                           "JOBQ_BREAKER_COOLDOWN": "60s"})
+    for i in range(8):
+        hook_job(srv, f"dead{i}", {"url": "http://127.0.0.1:1/"}, max_retries=0)
+    for i in range(4):
+        hook_job(srv, f"ok{i}", {"url": hook_server + "/ok"})
+    for i in range(4):
+        assert srv.wait_finished(f"ok{i}")["state"] == "completed"
+    end = time.time() + 10
+    while time.time() < end:
+        breakers = {b["key"]: b for b in srv.get("/v1/breakers").json()["breakers"]}
+        if breakers.get("127.0.0.1:1", {}).get("state") == "open":
+            break
+        time.sleep(0.05)
+    dead = breakers["127.0.0.1:1"]
+    assert dead["state"] == "open" and dead["failures"] >= 3, dead
+    # The live host's breaker is closed (or already forgotten: nothing to remember).
+    assert breakers.get(hook_server.split("//")[1], {"state": "closed"})["state"] == "closed"
+    jobs = [srv.job(f"dead{i}") for i in range(8)]
+    failed = [j for j in jobs if j["state"] == "failed"]
+    held = [j for j in jobs if j["state"] == "queued"]
+    assert len(failed) >= 3 and len(failed) + len(held) == 8
+    assert held and all(j["blocked_by"] == "breaker:127.0.0.1:1" for j in held)
+    assert all(j["attempts"] == 0 for j in held)

@@ -1,0 +1,244 @@
+"""Protection: API keys and roles, API rate limits, circuit breakers,
+execution limits, reload on SIGHUP and the graceful stop."""
+import signal
+import time
+
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from conftest import assert_problem
+
+KEYS = {
+    "ops": "admin-0123456789abcdef",
+    "app": "producer-0123456789abcdef",
+    "bot": "worker-0123456789abcdef",
+    "dash": "reader-0123456789abcdef",
+}
+KEYS_ENV = ",".join(f"{name}:{secret.split('-')[0]}:{secret}" for name, secret in KEYS.items())
+
+
+def auth(name):
+    return {"Authorization": f"Bearer {KEYS[name]}"}
+
+
+def metric(server, name, **labels):
+    r = server.get("/metrics", headers=auth("ops") if "JOBQ_API_KEYS" in server.env else {})
+    assert r.status_code == 200, r.text
+    text = r.text
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+                return s.value
+    raise AssertionError(f"no sample {name} {labels}")
+
+
+def test_api_keys_and_roles(make_server):
+    srv = make_server(env={"JOBQ_API_KEYS": KEYS_ENV})
+    body = assert_problem(srv.post("/v1/jobs", {"type": "t"}), 401, "unauthorized", "Authorization")
+    assert "API key is required" in body["detail"]
+    r = srv.post("/v1/jobs", {"type": "t"}, headers={"Authorization": "Bearer nope-nope-nope-nope"})
+    assert_problem(r, 401, "unauthorized")
+    assert r.headers["WWW-Authenticate"].startswith("Bearer")
+    assert_problem(srv.post("/v1/jobs", {"type": "t"}, headers=auth("dash")), 403, "unauthorized")
+    assert_problem(srv.post("/v1/jobs", {"type": "t"}, headers=auth("bot")), 403, "unauthorized")
+    r = srv.post("/v1/jobs", {"id": "k1", "type": "t"}, headers={"X-API-Key": KEYS["app"]})
+    assert r.status_code == 201, r.text
+    assert_problem(srv.post("/v1/lease", {"worker": "w"}, headers=auth("app")), 403, "unauthorized")
+    jobs = srv.post("/v1/lease", {"worker": "w"}, headers=auth("bot")).json()["jobs"]
+    assert [j["id"] for j in jobs] == ["k1"]
+    assert srv.get("/v1/jobs/k1", headers=auth("dash")).json()["state"] == "running"
+    assert_problem(srv.post("/v1/queues/default/pause", headers=auth("app")), 403, "unauthorized")
+    assert srv.post("/v1/queues/default/pause", headers=auth("ops")).status_code == 200
+    assert_problem(srv.get("/metrics"), 401, "unauthorized")
+    # Probes need no key.
+    assert srv.get("/health/live").status_code == 200
+    assert srv.get("/health/ready").status_code == 200
+    # The access log names the key, and no secret appears anywhere in the log.
+    time.sleep(0.2)
+    lines = [l for l in srv.log_lines() if l.get("msg") == "request" and l.get("route") == "/v1/lease"]
+    assert {l.get("api_key") for l in lines} == {"app", "bot"}
+    text = srv.log_text()
+    assert not any(secret in text for secret in KEYS.values())
+    assert metric(srv, "jobq_rejected_requests_total", reason="forbidden") == 4
+    assert metric(srv, "jobq_rejected_requests_total", reason="unauthorized") == 3
+
+
+def test_rate_limit_per_key_does_not_touch_others(make_server):
+    env = {"JOBQ_API_KEYS": KEYS_ENV, "JOBQ_RATE_LIMIT": "2", "JOBQ_RATE_BURST": "5"}
+    srv = make_server(env=env)
+    codes = []
+    for _ in range(20):
+        r = srv.get("/v1/queues", headers=auth("dash"))
+        codes.append(r.status_code)
+        assert r.headers["RateLimit-Limit"] == "5"
+        assert int(r.headers["RateLimit-Remaining"]) >= 0
+        assert int(r.headers["RateLimit-Reset"]) >= 0
+        if r.status_code == 429:
+            last = r
+    assert codes[:5] == [200] * 5 and codes.count(429) >= 10, codes
+    body = assert_problem(last, 429, "rate_limited")
+    assert "dash" in body["detail"]
+    assert int(last.headers["Retry-After"]) >= 1
+    # Another client is untouched; health is exempt and unlimited.
+    assert srv.post("/v1/jobs", {"type": "t"}, headers=auth("app")).status_code == 201
+    for _ in range(10):
+        r = srv.get("/health/live")
+        assert r.status_code == 200 and "RateLimit-Limit" not in r.headers
+    assert metric(srv, "jobq_rejected_requests_total", reason="rate_limited") == codes.count(429)
+    # Tokens come back at the configured rate.
+    time.sleep(1.1)
+    assert srv.get("/v1/queues", headers=auth("dash")).status_code == 200
+
+
+def test_rate_limit_by_address_without_keys(make_server):
+    srv = make_server(env={"JOBQ_RATE_LIMIT": "1", "JOBQ_RATE_BURST": "2"})
+    codes = [srv.get("/v1/queues").status_code for _ in range(6)]
+    assert codes[:2] == [200, 200] and codes[2:] == [429] * 4, codes
+
+
+def fail(srv, job, error_type="unavailable", **extra):
+    body = {"lease_id": job["lease_id"], "error": {"type": error_type, "message": "down"}}
+    body.update(extra)
+    r = srv.post(f"/v1/jobs/{job['id']}/fail", body)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_breaker_opens_holds_its_key_and_resets(make_server):
+    srv = make_server(env={"JOBQ_BREAKER_FAILURES": "3", "JOBQ_BREAKER_COOLDOWN": "60s"})
+    for i in range(3):
+        srv.enqueue(id=f"a{i}", breaker_key="payments", max_retries=5)
+        [job] = srv.lease()
+        fail(srv, job)
+    breakers = {b["key"]: b for b in srv.get("/v1/breakers").json()["breakers"]}
+    b = breakers["payments"]
+    assert b["state"] == "open" and b["consecutive_failures"] == 3 and b["failures"] == 3
+    assert b["opened_at"] and b["next_probe_at"] and b["cooldown_ms"] == 60000
+    srv.enqueue(id="held", breaker_key="payments")
+    srv.enqueue(id="free", breaker_key="search")
+    assert srv.job("held")["blocked_by"] == "breaker:payments"
+    assert srv.job("free")["blocked_by"] is None
+    time.sleep(1.2)  # the failed ones are due again (1 s backoff) but stay held
+    assert [j["id"] for j in srv.lease(max=10)] == ["free"]
+    assert srv.job("a0")["attempts"] == 1
+    assert metric(srv, "jobq_breakers", state="open") == 1
+    assert metric(srv, "jobq_breaker_transitions_total", to="open") == 1
+    opened = [l for l in srv.log_lines() if l.get("msg") == "breaker"]
+    assert opened and opened[-1]["event"] == "open" and opened[-1]["breaker_key"] == "payments"
+    assert opened[-1]["level"] == "warn"
+    assert_problem(srv.post("/v1/breakers/nope/reset"), 404, "not_found")
+    r = srv.post("/v1/breakers/payments/reset")
+    assert r.status_code == 200 and r.json()["state"] == "closed"
+    assert {j["id"] for j in srv.lease(max=10)} == {"a0", "a1", "a2", "held"}
+
+
+def test_worker_rate_limited_with_retry_after_spends_no_attempt(server):
+    server.enqueue(id="r1", breaker_key="api", max_retries=0)
+    server.enqueue(id="r2", breaker_key="api")
+    server.enqueue(id="o1", breaker_key="other")
+    [job] = server.lease()
+    assert job["id"] == "r1"
+    j = fail(server, job, "rate_limited", retry_after_ms=1500)
+    assert j["state"] == "retrying" and j["attempts"] == 0
+    assert server.job("r2")["blocked_by"] == "held:api"
+    assert [x["id"] for x in server.lease(max=10)] == ["o1"]
+    time.sleep(1.6)
+    assert {x["id"] for x in server.lease(max=10, wait_ms=1000)} == {"r1", "r2"}
+    r = server.post("/v1/jobs/r1/fail", {"lease_id": "x" * 32, "error": {"type": "rate_limited"},
+                                         "retry_after_ms": -1})
+    assert_problem(r, 400, "validation", "retry_after_ms")
+
+
+def test_execution_limits_from_config(make_server):
+    srv = make_server(env={"JOBQ_LIMITS": "type:video concurrency=1; queue:mail rate=2 burst=2"})
+    for i in range(3):
+        srv.enqueue(id=f"v{i}", type="video")
+    srv.enqueue(id="t1")
+    got = srv.lease(max=10)
+    assert sorted(j["id"] for j in got) == ["t1", "v0"]
+    assert srv.job("v1")["blocked_by"] == "concurrency:type:video"
+    for i in range(5):
+        srv.enqueue(id=f"m{i}", queue="mail")
+    assert len(srv.lease(queues=["mail"], max=10)) == 2
+    assert srv.job("m2")["blocked_by"] == "rate:queue:mail"
+    # A long poll is answered as soon as the bucket has a token again (0.5 s).
+    t0 = time.time()
+    got = srv.lease(queues=["mail"], max=10, wait_ms=3000)
+    assert len(got) == 1 and time.time() - t0 < 2.5
+
+
+def test_bad_protection_settings_refuse_to_start(make_server):
+    for env, words in [({"JOBQ_LIMITS": "queue:x speed=3"}, "JOBQ_LIMITS"),
+                       ({"JOBQ_API_KEYS": "a:boss:0123456789abcdef0"}, "JOBQ_API_KEYS"),
+                       ({"JOBQ_BREAKER_COOLDOWN": "5 minutes"}, "JOBQ_BREAKER_COOLDOWN"),
+                       ({"JOBQ_RETAIN_FAILED": "-1d"}, "JOBQ_RETAIN_FAILED")]:
+        srv = make_server(env=env, start=False)
+        try:
+            srv.start(timeout=5)
+            raise AssertionError(f"started with {env}")
+        except RuntimeError as e:
+            assert words in str(e) and "exited with 2" in str(e), str(e)
+        srv.proc = None
+        srv.log_file.close()
+
+
+def test_sighup_reloads_limits_and_keeps_jobs(make_server, tmp_path):
+    envfile = tmp_path / "jobq.env"
+    envfile.write_text('JOBQ_LIMITS="type:t concurrency=1"\n')
+    srv = make_server(env={"JOBQ_ENV_FILE": str(envfile)})
+    for i in range(3):
+        srv.enqueue(id=f"s{i}")
+    assert len(srv.lease(max=10)) == 1
+    envfile.write_text('JOBQ_LIMITS="type:t concurrency=3"\nJOBQ_LOG_LEVEL=debug\n')
+    srv.proc.send_signal(signal.SIGHUP)
+    end = time.time() + 5
+    while time.time() < end and "configuration reloaded" not in srv.log_text():
+        time.sleep(0.05)
+    assert len(srv.lease(max=10)) == 2
+    # A bad file is refused and the running configuration kept.
+    envfile.write_text('JOBQ_LIMITS="nonsense"\n')
+    srv.proc.send_signal(signal.SIGHUP)
+    end = time.time() + 5
+    while time.time() < end and "reload refused" not in srv.log_text():
+        time.sleep(0.05)
+    assert "reload refused" in srv.log_text()
+    assert srv.get("/health/live").status_code == 200
+
+
+def test_graceful_stop_lets_leased_jobs_finish(make_server):
+    srv = make_server(env={"JOBQ_SHUTDOWN_GRACE": "20s"})
+    srv.enqueue(id="busy")
+    srv.enqueue(id="waiting")
+    [job] = srv.lease()
+    srv.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    assert srv.proc.poll() is None  # still serving the job it leased out
+    assert_problem(srv.get("/health/ready"), 503, "unavailable")
+    assert_problem(srv.post("/v1/jobs", {"type": "t"}), 503, "unavailable")
+    assert_problem(srv.post("/v1/lease", {"worker": "w"}), 503, "unavailable")
+    t0 = time.time()
+    r = srv.post(f"/v1/jobs/busy/complete", {"lease_id": job["lease_id"]})
+    assert r.status_code == 200, r.text
+    assert srv.proc.wait(10) == 0
+    assert time.time() - t0 < 5  # it left as soon as nothing was running
+    srv.stop()
+    srv.start()
+    assert srv.job("busy")["state"] == "completed"
+    assert srv.job("waiting")["state"] == "queued"
+
+
+def test_second_signal_exits_at_once_losing_nothing(make_server):
+    srv = make_server(env={"JOBQ_SHUTDOWN_GRACE": "60s"})
+    srv.enqueue(id="kept")
+    [job] = srv.lease()
+    heartbeat = srv.post(f"/v1/jobs/{job['id']}/heartbeat", {"lease_id": job["lease_id"]})
+    assert heartbeat.status_code == 200
+    srv.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    t0 = time.time()
+    assert srv.stop(sig=signal.SIGINT, timeout=10) == 1
+    assert time.time() - t0 < 3
+    srv.env["JOBQ_SHUTDOWN_GRACE"] = "0"
+    srv.start()
+    assert srv.job("kept")["state"] == "running"  # its lease survives; it is requeued when it ends
+    assert requests.get(srv.url + "/health/ready", timeout=5).status_code == 200
