@@ -322,6 +322,19 @@ err_t engine_delete(engine_t *e, const char *id, problem_t *p)
     return ERR_OK;
 }
 
+void engine_forget(engine_t *e, const char *id)
+{
+    ejob_t *ej = hmap_get(&e->jobs, id);
+    if (!ej || !job_state_terminal(ej->job->state))
+        return;
+    eng_unlink(e, ej);
+    hmap_del(&e->jobs, ej->job->id);
+    ej->queue->count[ej->job->state]--;
+    e->deletes++;
+    job_free(ej->job);
+    free(ej);
+}
+
 static void fire_job_timer(engine_t *e, ejob_t *ej)
 {
     job_t *j = ej->job;

@@ -130,6 +130,9 @@ const job_t *engine_get(engine_t *e, const char *id);
 err_t engine_cancel(engine_t *e, const char *id, const job_t **out, problem_t *p);
 err_t engine_retry(engine_t *e, const char *id, const job_t **out, problem_t *p);
 err_t engine_delete(engine_t *e, const char *id, problem_t *p);
+/* Retention deleted a finished job from the store: drop it from memory too,
+ * without persisting anything. Jobs not finished (retried meanwhile) stay. */
+void engine_forget(engine_t *e, const char *id);
 
 /* Leases up to w->max ready jobs into out[] and returns how many. If none
  * is ready and wait_ms > 0, registers w: its callback runs exactly once,

@@ -32,6 +32,7 @@ void metrics_job(metrics_t *m, const job_t *job, engine_event_t ev, int64_t now_
 #define METRICS_REJECT_REASONS "unauthorized", "forbidden", "rate_limited", "overloaded", "busy"
 void metrics_rejected(metrics_t *m, const char *reason);
 void metrics_breaker(metrics_t *m, engine_breaker_state_t to);
+void metrics_retention(metrics_t *m, uint64_t deleted);
 
 /* Outcomes of one queue (NULL: all queues) since start and in the last
  * window_s seconds (at most 300), and its execution time (ms). */

@@ -37,6 +37,7 @@ struct metrics {
     char version[64];
     uint64_t rejected[METRICS_NREASONS];
     uint64_t breaker_to[3]; /* transitions, by the state entered */
+    uint64_t retention_deleted;
     hmap_t queues; /* name -> mqueue_t */
     hmap_t routes; /* key -> mroute_t */
 };

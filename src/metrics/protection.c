@@ -18,6 +18,8 @@ void metrics_breaker(metrics_t *m, engine_breaker_state_t to)
         m->breaker_to[to]++;
 }
 
+void metrics_retention(metrics_t *m, uint64_t deleted) { m->retention_deleted += deleted; }
+
 static void count_state(void *ud, const engine_breaker_info_t *b)
 {
     ((size_t *)ud)[b->state]++;
@@ -38,6 +40,9 @@ void metrics_render_protection(sbuf_t *s, metrics_t *m, engine_t *e)
                    "Requests refused before their handler ran, by reason.");
     for (int i = 0; i < METRICS_NREASONS; i++)
         one_label(s, "jobq_rejected_requests_total", "reason", reasons[i], (double)m->rejected[i]);
+    metrics_family(s, "jobq_retention_deleted_jobs_total", "counter",
+                   "Finished jobs deleted because they outlived JOBQ_RETAIN_*.");
+    metrics_sample(s, "jobq_retention_deleted_jobs_total", NULL, (double)m->retention_deleted);
     size_t states[3] = { 0 };
     engine_breaker_foreach(e, count_state, states);
     metrics_family(s, "jobq_breakers", "gauge", "Circuit breakers by state (per key: GET /v1/breakers).");

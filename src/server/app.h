@@ -17,6 +17,15 @@
 #include "server/serve.h"
 #include "store/store.h"
 
+/* Retention's sweep over the store (retention.c). */
+typedef struct retention {
+    struct event *timer;
+    bool busy;       /* a batch is in the store */
+    bool has_cursor; /* a sweep is under way, after this job */
+    int64_t cursor_created_at;
+    char cursor_id[JOB_NAME_MAX + 1];
+} retention_t;
+
 typedef struct app {
     config_t cfg;
     struct event_base *base;
@@ -31,6 +40,7 @@ typedef struct app {
     http_server_t *http;
     api_t api;
     guard_t *guard;
+    retention_t retention;
     struct event *engine_timer, *store_ev, *store_flush, *sigterm, *sigint, *drain_timer;
     struct event *sighup;
     int64_t drain_started, drain_deadline;
@@ -50,5 +60,9 @@ void app_apply_settings(app_t *a);
 /* SIGHUP: reads the configuration again and applies what may change;
  * logs what changed and what needs a restart. */
 void app_reload(app_t *a);
+
+/* Starts deleting finished jobs past JOBQ_RETAIN_COMPLETED/_FAILED. */
+int app_retention_start(app_t *a);
+void app_retention_stop(app_t *a);
 
 #endif

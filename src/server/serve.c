@@ -366,6 +366,8 @@ static int start_loop(app_t *a, char *err, size_t len)
     if (!(a->http = http_server_start(a->base, &hopt, api_route, &a->api, err, len)) ||
         start_runners(a, err, len) != 0)
         return -1;
+    if (app_retention_start(a) != 0)
+        return snprintf(err, len, "out of memory"), -1;
     return store_start(a->store, err, len);
 }
 
@@ -382,6 +384,7 @@ static void app_free(app_t *a)
     workers_free(a->workers);
     perf_free(a->perf);
     guard_free(a->guard);
+    app_retention_stop(a);
     struct event *evs[] = { a->engine_timer, a->store_ev, a->store_flush, a->sigterm, a->sigint,
                             a->sighup, a->drain_timer, a->perf_timer, a->log_flush_ev };
     for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)

@@ -30,6 +30,22 @@ typedef struct store_query {
     const char *cursor_id;
 } store_query_t;
 
+/* Retention: one batch of a sweep over every job, oldest first. */
+typedef struct store_purge {
+    int64_t completed_before; /* completed/cancelled jobs finished before this go; 0: keep */
+    int64_t failed_before;    /* failed jobs finished before this go; 0: keep */
+    bool has_cursor;          /* continue after (after_created_at, after_id) */
+    int64_t after_created_at;
+    const char *after_id;
+    int limit;
+} store_purge_t;
+typedef struct store_purged {
+    int scanned;         /* jobs looked at; < limit means the sweep is over */
+    int64_t last_created_at;
+    char last_id[201];   /* JOB_NAME_MAX + 1 */
+} store_purged_t;
+typedef int (*backend_id_cb)(void *ud, const char *id);
+
 typedef int (*backend_doc_cb)(void *ud, const char *doc, int64_t created_at, const char *id);
 typedef int (*backend_queue_cb)(void *ud, const char *name, bool paused);
 typedef int (*backend_count_cb)(void *ud, const char *queue, const char *state, int64_t n);
@@ -56,6 +72,10 @@ typedef struct backend_ops {
     int (*delete_job)(void *conn, const char *id);
     int (*put_queue)(void *conn, const char *name, bool paused);
     int (*add_counter)(void *conn, const char *name, int64_t delta);
+    /* Looks at up to p->limit jobs after the cursor and deletes those past
+     * retention, calling cb with each deleted id. */
+    int (*purge)(void *conn, const store_purge_t *p, backend_id_cb cb, void *ud,
+                 store_purged_t *out);
 
     /* Returns 0 and calls cb once if found, 0 without calling it if not. */
     int (*get_job)(void *conn, const char *id, backend_doc_cb cb, void *ud);

@@ -67,6 +67,8 @@ static int step_done(sq_t *c, int which)
     return rc == SQLITE_DONE ? 0 : fail(c, stmt_sql[which]);
 }
 
+static const char *col(sqlite3_stmt *s, int i) { return (const char *)sqlite3_column_text(s, i); }
+
 static int mkdir_for(const char *path, char *err, size_t len)
 {
     char dir[1024];
@@ -282,6 +284,61 @@ static int sq_get_job(void *conn, const char *id, backend_doc_cb cb, void *ud)
     return r;
 }
 
+static bool expired(const char *state, int64_t updated_at, const store_purge_t *p)
+{
+    if (!strcmp(state, "failed"))
+        return p->failed_before && updated_at < p->failed_before;
+    if (!strcmp(state, "completed") || !strcmp(state, "cancelled"))
+        return p->completed_before && updated_at < p->completed_before;
+    return false;
+}
+
+/* Collects first and deletes after: deleting under an open SELECT would
+ * make the scan's view of the index uncertain. */
+static int sq_purge(void *conn, const store_purge_t *p, backend_id_cb cb, void *ud,
+                    store_purged_t *out)
+{
+    sq_t *c = conn;
+    const char *sql = "SELECT id, state, updated_at, created_at FROM jobs"
+                      " WHERE created_at < ?1 AND (?2 = 0 OR created_at > ?3 OR"
+                      " (created_at = ?3 AND id > ?4)) ORDER BY created_at, id LIMIT ?5";
+    sqlite3_stmt *s;
+    if (sqlite3_prepare_v2(c->db, sql, -1, &s, NULL) != SQLITE_OK)
+        return fail(c, "purge scan");
+    int64_t horizon = p->completed_before > p->failed_before ? p->completed_before
+                                                               : p->failed_before;
+    sqlite3_bind_int64(s, 1, horizon); /* nothing created after it can be due */
+    sqlite3_bind_int(s, 2, p->has_cursor);
+    sqlite3_bind_int64(s, 3, p->after_created_at);
+    sqlite3_bind_text(s, 4, p->after_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 5, p->limit);
+    char (*doomed)[201] = calloc((size_t)p->limit, sizeof *doomed);
+    int n = 0, rc;
+    out->scanned = 0;
+    while (doomed && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        out->scanned++;
+        snprintf(out->last_id, sizeof out->last_id, "%s", col(s, 0));
+        out->last_created_at = sqlite3_column_int64(s, 3);
+        if (expired(col(s, 1), sqlite3_column_int64(s, 2), p))
+            snprintf(doomed[n++], sizeof doomed[0], "%s", col(s, 0));
+    }
+    int r = (!doomed || rc != SQLITE_DONE) ? fail(c, "purge scan") : 0;
+    sqlite3_finalize(s);
+    for (int i = 0; r == 0 && i < n; i++) {
+        sqlite3_stmt *d = stmt(c, S_DELETE);
+        if (!d)
+            r = -1;
+        else {
+            sqlite3_bind_text(d, 1, doomed[i], -1, SQLITE_STATIC);
+            r = step_done(c, S_DELETE);
+        }
+        if (r == 0)
+            r = cb(ud, doomed[i]);
+    }
+    free(doomed);
+    return r;
+}
+
 static int sq_list_jobs(void *conn, const store_query_t *q, backend_doc_cb cb, void *ud)
 {
     sq_t *c = conn;
@@ -329,7 +386,6 @@ static int query(sq_t *c, const char *sql, row_fn fn, any_fn cb, void *ud)
     return r;
 }
 
-static const char *col(sqlite3_stmt *s, int i) { return (const char *)sqlite3_column_text(s, i); }
 
 static int doc_row(sqlite3_stmt *s, any_fn cb, void *ud)
 {
@@ -390,6 +446,7 @@ const backend_ops_t backend_sqlite = {
     .delete_job = sq_delete_job,
     .put_queue = sq_put_queue,
     .add_counter = sq_add_counter,
+    .purge = sq_purge,
     .get_job = sq_get_job,
     .list_jobs = sq_list_jobs,
     .load_active = sq_load_active,

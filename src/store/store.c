@@ -359,6 +359,17 @@ void store_stats(store_t *s, store_read_cb cb, void *ud)
     submit(s, op, false);
 }
 
+void store_purge(store_t *s, const store_purge_t *p, store_read_cb cb, void *ud)
+{
+    const char *in[4] = { p->has_cursor ? p->after_id : NULL }, *out[4];
+    op_t *op = new_op(OP_PURGE, in, out);
+    op->purge = *p;
+    op->purge.after_id = out[0];
+    op->cb = cb;
+    op->ud = ud;
+    submit(s, op, true);
+}
+
 int store_notify_fd(const store_t *s) { return s->efd; }
 
 void store_dispatch(store_t *s)

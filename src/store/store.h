@@ -89,6 +89,9 @@ typedef void (*store_read_cb)(void *ud, json_t *result, const char *error);
 void store_get_job(store_t *s, const char *id, store_read_cb cb, void *ud);
 void store_list_jobs(store_t *s, const store_query_t *q, store_read_cb cb, void *ud);
 void store_stats(store_t *s, store_read_cb cb, void *ud);
+/* Retention, one batch: a write, ordered with the others. Result:
+ * {"deleted":[ids], "scanned":n, "cursor":{"created_at":ms,"id":id}}. */
+void store_purge(store_t *s, const store_purge_t *p, store_read_cb cb, void *ud);
 
 /* Hand-off coalescing. Without a kick, every operation is handed to the
  * store thread at once (one lock, one wake-up each). With one, operations
@@ -106,7 +109,7 @@ void store_dispatch(store_t *s);
 /* What the store thread times, per statement kind. */
 typedef enum {
     STORE_ST_PUT, STORE_ST_DELETE, STORE_ST_QUEUE, STORE_ST_GET, STORE_ST_LIST, STORE_ST_STATS,
-    STORE_ST_COMMIT, STORE_ST_COUNT
+    STORE_ST_PURGE, STORE_ST_COMMIT, STORE_ST_COUNT
 } store_statement_t;
 const char *store_statement_name(store_statement_t st);
 

@@ -12,7 +12,7 @@
 #include "store/store.h"
 
 /* Same order as store_statement_t, which times them. */
-typedef enum { OP_PUT, OP_DELETE, OP_QUEUE, OP_GET, OP_LIST, OP_STATS } op_kind_t;
+typedef enum { OP_PUT, OP_DELETE, OP_QUEUE, OP_GET, OP_LIST, OP_STATS, OP_PURGE } op_kind_t;
 
 typedef struct op {
     struct op *next;
@@ -22,6 +22,7 @@ typedef struct op {
     engine_event_t ev;
     store_row_t row;   /* OP_PUT; strings point into str[] and doc */
     store_query_t q;   /* OP_LIST; strings point into str[] */
+    store_purge_t purge; /* OP_PURGE; after_id points into str[] */
     const char *name;  /* OP_DELETE id, OP_QUEUE name, OP_GET id */
     bool paused;
     char *doc;         /* owned */

@@ -101,7 +101,7 @@ const char *store_statement_name(store_statement_t st)
 {
     static const char *const names[STORE_ST_COUNT] = { "put_job", "delete_job", "put_queue",
                                                        "get_job", "list_jobs", "stats",
-                                                       "commit" };
+                                                       "purge", "commit" };
     return st < STORE_ST_COUNT ? names[st] : "?";
 }
 
@@ -109,6 +109,25 @@ const char *store_statement_name(store_statement_t st)
 static void timed(store_t *s, store_statement_t st, int64_t t0)
 {
     histogram_observe(&s->st_private[st], (double)(clock_mono_ns() - t0) / 1e9);
+}
+
+static int purged_id(void *ud, const char *id)
+{
+    json_array_append_new(ud, json_string(id));
+    return 0;
+}
+
+/* A write with a result; a retried batch runs it again from scratch. */
+static int run_purge(store_t *s, op_t *op)
+{
+    json_decref(op->result);
+    store_purged_t out = { 0 };
+    json_t *ids = json_array();
+    int rc = s->ops->purge(s->conn, &op->purge, purged_id, ids, &out);
+    op->result = json_pack("{s:o, s:i, s:{s:I, s:s}}", "deleted", ids, "scanned", out.scanned,
+                           "cursor", "created_at", (json_int_t)out.last_created_at, "id",
+                           out.last_id);
+    return rc;
 }
 
 static int run_write(store_t *s, op_t *op, int64_t *totals)
@@ -119,6 +138,7 @@ static int run_write(store_t *s, op_t *op, int64_t *totals)
         return s->ops->put_job(s->conn, &op->row);
     case OP_DELETE: return s->ops->delete_job(s->conn, op->name);
     case OP_QUEUE: return s->ops->put_queue(s->conn, op->name, op->paused);
+    case OP_PURGE: return run_purge(s, op);
     default: return run_read(s, op);
     }
 }
