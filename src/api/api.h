@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 
+#include "api/cache.h"
 #include "api/guard.h"
 #include "core/config.h"
 #include "engine/engine.h"
@@ -27,6 +28,7 @@ typedef struct api {
     workers_t *workers;
     perf_t *perf;
     guard_t *guard;
+    cache_t *cache; /* list and stats answers */
     bool draining; /* shutting down: no new work, finish the old */
 } api_t;
 

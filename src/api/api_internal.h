@@ -25,6 +25,9 @@ typedef struct api_call {
     engine_waiter_t lease;
     const char *queues[ENGINE_LEASE_MAX];
     void (*cont)(struct api_call *c);
+    char *cache_key;      /* owned: the query cache entry this read fills */
+    char *cache_scope;    /* owned: its queue, NULL for all */
+    uint64_t cache_gen;   /* the cache generation the read started under */
 } api_call_t;
 
 typedef void (*api_handler_fn)(api_call_t *c);
@@ -46,6 +49,13 @@ void api_reply_error(api_call_t *c, err_t type, const char *field, const char *d
 /* Runs c->cont once job `id` is in the engine if it exists at all: finished
  * jobs may have been evicted from memory and are fetched from the store. */
 void api_with_job(api_call_t *c, const char *id, void (*cont)(api_call_t *c));
+
+/* Memory (overload.c): bytes held for jobs and caches; whether a new job of
+ * this priority must be refused (then replied 503 naming field); whether
+ * the hard limit is reached. */
+int64_t api_memory_used(const api_t *api);
+bool api_shed(api_call_t *c, int priority, const char *field);
+bool api_memory_full(const api_t *api);
 
 /* Refuses a write while the store cannot commit or the server is draining. */
 bool api_refuse_writes(api_call_t *c, bool refuse_when_draining);
@@ -80,6 +90,13 @@ void api_metrics(api_call_t *c);
 void api_workers(api_call_t *c);
 void api_perf(api_call_t *c);
 void api_breakers(api_call_t *c);
+void api_cache(api_call_t *c);
+
+/* Query cache helpers (cache_api.c): looks key up for scope (a queue or
+ * NULL); on a miss remembers key, scope and generation in c and returns
+ * NULL; api_cache_fill() then offers the answer. */
+const char *api_cache_lookup(api_call_t *c, const char *key, const char *scope);
+void api_cache_fill(api_call_t *c, const char *text);
 void api_breaker_reset(api_call_t *c);
 
 #endif

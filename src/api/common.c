@@ -11,6 +11,8 @@ static void call_free(void *p)
     free(c->reply);
     json_decref(c->jobs);
     free(c->loading_id);
+    free(c->cache_key);
+    free(c->cache_scope);
     job_free(c->job);
     for (size_t i = 0; c->batch && i < c->nbatch; i++)
         job_free(c->batch[i]);

@@ -41,6 +41,16 @@ static check_t check_disk(api_t *api, int64_t *free_bytes)
     return c;
 }
 
+static check_t check_memory(api_t *api)
+{
+    check_t c = { "memory", !api_memory_full(api), "" };
+    if (!c.ok)
+        snprintf(c.detail, sizeof c.detail, "%lld bytes held, at JOBQ_MEMORY_LIMIT=%lld: "
+                 "new jobs are refused", (long long)api_memory_used(api),
+                 (long long)api->cfg->memory_limit);
+    return c;
+}
+
 static check_t check_draining(api_t *api)
 {
     check_t c = { "shutdown", !api->draining, "" };
@@ -59,7 +69,7 @@ void api_health_ready(api_call_t *c)
 {
     int64_t free_bytes;
     check_t checks[] = { check_draining(c->api), check_store(c->api),
-                         check_disk(c->api, &free_bytes) };
+                         check_disk(c->api, &free_bytes), check_memory(c->api) };
     for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++) {
         if (!checks[i].ok) {
             api_reply_error(c, ERR_UNAVAILABLE, checks[i].component, checks[i].detail);
@@ -81,7 +91,7 @@ void api_health(api_call_t *c)
 {
     int64_t free_bytes;
     check_t checks[] = { check_draining(c->api), check_store(c->api),
-                         check_disk(c->api, &free_bytes) };
+                         check_disk(c->api, &free_bytes), check_memory(c->api) };
     json_t *components = json_object();
     bool ok = true;
     for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++) {
@@ -91,6 +101,9 @@ void api_health(api_call_t *c)
     json_t *disk = json_object_get(components, "disk");
     json_object_set_new(disk, "free_bytes", json_integer(free_bytes));
     json_object_set_new(disk, "min_free_bytes", json_integer(c->api->cfg->min_free_disk_bytes));
+    json_t *mem = json_object_get(components, "memory");
+    json_object_set_new(mem, "used_bytes", json_integer(api_memory_used(c->api)));
+    json_object_set_new(mem, "limit_bytes", json_integer(c->api->cfg->memory_limit));
     json_object_set_new(components, "loop", json_pack("{s:s}", "status", "ok"));
     api_reply_text(c, ok ? 200 : 503,
                    api_dump(json_pack("{s:s, s:o}", "status", ok ? "ok" : "unavailable",

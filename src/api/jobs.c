@@ -40,6 +40,8 @@ void api_enqueue(api_call_t *c)
         api_reply_problem(c, &p);
         return;
     }
+    if (api_shed(c, c->job->priority, "priority"))
+        return;
     if (json_object_get(c->body, "id"))
         api_with_job(c, c->job->id, enqueue_parsed); /* it may exist, finished, in the store */
     else
@@ -124,6 +126,18 @@ static int parse_batch(api_call_t *c, problem_t *p)
     return 0;
 }
 
+/* All or nothing here too: the batch goes only if its least urgent job may. */
+static bool shed_batch(api_call_t *c)
+{
+    size_t worst = 0;
+    for (size_t i = 1; i < c->nbatch; i++)
+        if (c->batch[i]->priority > c->batch[worst]->priority)
+            worst = i;
+    char field[48];
+    snprintf(field, sizeof field, "jobs[%zu].priority", worst);
+    return api_shed(c, c->batch[worst]->priority, field);
+}
+
 void api_enqueue_batch(api_call_t *c)
 {
     problem_t p;
@@ -133,6 +147,8 @@ void api_enqueue_batch(api_call_t *c)
         api_reply_problem(c, &p);
         return;
     }
+    if (shed_batch(c))
+        return;
     /* Explicit ids may name finished jobs that live only in the store. */
     json_t *specs = json_object_get(c->body, "jobs");
     c->outstanding = 1;
@@ -205,7 +221,10 @@ static void on_list(void *ud, json_t *result, const char *error)
     json_t *doc;
     json_array_foreach(json_object_get(copy, "jobs"), i, doc)
         api_doc_public(doc);
-    http_reply_json(c->r, 200, copy);
+    char *text = api_dump(copy);
+    if (text)
+        api_cache_fill(c, text);
+    api_reply_text(c, 200, text);
 }
 
 static int parse_cursor(const char *s, store_query_t *q, problem_t *p)
@@ -257,6 +276,15 @@ void api_list_jobs(api_call_t *c)
     problem_t p;
     if (parse_list_query(c, &q, &p) != 0) {
         api_reply_problem(c, &p);
+        return;
+    }
+    char key[4 * JOB_NAME_MAX + 128];
+    snprintf(key, sizeof key, "list|%s|%s|%s|%d|%lld:%s", q.queue ? q.queue : "",
+             q.state ? q.state : "", q.type ? q.type : "", q.limit,
+             (long long)q.cursor_created_at, q.has_cursor ? q.cursor_id : "");
+    const char *hit = api_cache_lookup(c, key, q.queue);
+    if (hit) {
+        api_reply_text(c, 200, strdup(hit));
         return;
     }
     http_defer(c->r);

@@ -45,8 +45,9 @@ static json_t *store_json(store_t *s)
                      (json_int_t)f.failed_commits);
 }
 
-static json_t *system_json(const config_t *cfg)
+static json_t *system_json(const api_t *api)
 {
+    const config_t *cfg = api->cfg;
     process_figures_t p;
     process_read(&p);
     json_t *disk = json_null();
@@ -55,8 +56,10 @@ static json_t *system_json(const config_t *cfg)
         disk = json_pack("{s:s, s:I, s:I}", "path", cfg->data_dir, "total_bytes",
                          (json_int_t)v.f_blocks * (json_int_t)v.f_frsize, "free_bytes",
                          (json_int_t)v.f_bavail * (json_int_t)v.f_frsize);
-    return json_pack("{s:I, s:n, s:o, s:I, s:I, s:I, s:f}", "resident_bytes",
-                     (json_int_t)p.resident_bytes, "memory_limit_bytes", "disk", disk,
+    return json_pack("{s:I, s:I, s:o, s:o, s:I, s:I, s:I, s:f}", "resident_bytes",
+                     (json_int_t)p.resident_bytes, "memory_accounted_bytes",
+                     (json_int_t)api_memory_used(api), "memory_limit_bytes",
+                     cfg->memory_limit ? json_integer(cfg->memory_limit) : json_null(), "disk", disk,
                      "open_fds", (json_int_t)p.open_fds, "max_fds", (json_int_t)p.max_fds,
                      "threads", (json_int_t)p.threads, "cpu_seconds", p.cpu_seconds);
 }
@@ -67,7 +70,17 @@ void api_perf(api_call_t *c)
     json_t *out = perf_json(c->api->perf, now);
     json_object_set_new(out, "routes", metrics_routes_json(c->api->metrics));
     json_object_set_new(out, "store", store_json(c->api->store));
-    json_object_set_new(out, "system", system_json(c->api->cfg));
-    json_object_set_new(out, "cache", json_null()); /* the query cache is not built yet */
+    json_object_set_new(out, "system", system_json(c->api));
+    cache_stats_t s = { 0 };
+    if (c->api->cache)
+        cache_stats(c->api->cache, &s);
+    uint64_t lookups = s.hits + s.misses;
+    json_object_set_new(out, "cache",
+                        json_pack("{s:I, s:I, s:o, s:I, s:I}", "hits", (json_int_t)s.hits,
+                                  "misses", (json_int_t)s.misses, "hit_rate",
+                                  lookups ? json_real((double)s.hits / (double)lookups)
+                                          : json_null(),
+                                  "entries", (json_int_t)s.entries, "bytes",
+                                  (json_int_t)s.bytes));
     api_reply_text(c, 200, api_dump(out));
 }

@@ -125,6 +125,8 @@ static void engine_side(void *ud, const engine_queue_info_t *q)
     json_object_set_new(o, "paused", json_boolean(q->paused));
 }
 
+static void stats_reply(api_call_t *c, json_t *stats);
+
 static void on_stats(void *ud, json_t *stats, const char *error)
 {
     api_call_t *c = ud;
@@ -132,6 +134,16 @@ static void on_stats(void *ud, json_t *stats, const char *error)
         api_reply_error(c, ERR_UNAVAILABLE, "", "the store could not be read");
         return;
     }
+    char *text = json_dumps(stats, JSON_COMPACT);
+    if (text)
+        api_cache_fill(c, text);
+    free(text);
+    stats_reply(c, stats);
+}
+
+/* Merges the stored counts (possibly cached) with the live figures. */
+static void stats_reply(api_call_t *c, json_t *stats)
+{
     stats_ctx_t x = { .queues = json_object(), .now = clock_now_ms() };
     json_t *counts = zero_counts(), *qc;
     const char *name;
@@ -167,12 +179,28 @@ static void on_stats(void *ud, json_t *stats, const char *error)
 
 void api_stats(api_call_t *c)
 {
+    const char *hit = api_cache_lookup(c, "stats", NULL);
+    json_t *stats = hit ? json_loads(hit, 0, NULL) : NULL;
+    if (stats) {
+        stats_reply(c, stats);
+        json_decref(stats);
+        return;
+    }
     http_defer(c->r);
     store_stats(c->api->store, on_stats, c);
 }
 
 void api_metrics(api_call_t *c)
 {
-    char *text = metrics_render(c->api->metrics, c->api->engine, c->api->store);
+    cache_stats_t cs = { 0 };
+    if (c->api->cache)
+        cache_stats(c->api->cache, &cs);
+    metrics_gauges_t g = {
+        .cache_hits = cs.hits, .cache_misses = cs.misses, .cache_evictions = cs.evictions,
+        .cache_invalidations = cs.invalidations, .cache_entries = (int64_t)cs.entries,
+        .cache_bytes = (int64_t)cs.bytes, .memory_used = api_memory_used(c->api),
+        .memory_limit = c->api->cfg->memory_limit,
+    };
+    char *text = metrics_render(c->api->metrics, c->api->engine, c->api->store, &g);
     http_reply_text(c->r, 200, "text/plain; version=0.0.4; charset=utf-8", text);
 }

@@ -130,6 +130,24 @@ void job_add_error(job_t *j, err_t type, const char *message, json_t *context,
     drop(&j->cache_errors);
 }
 
+static size_t text_or_tree(const char *cache, const json_t *v)
+{
+    if (cache)
+        return strlen(cache);
+    return v ? json_dumpb(v, NULL, 0, JSON_COMPACT) : 0;
+}
+
+size_t job_memory_estimate(const job_t *j)
+{
+    size_t n = sizeof *j + 256; /* the engine's record, hash entry, allocator slack */
+    n += strlen(j->id) + strlen(j->queue) + strlen(j->type) + 3;
+    n += j->breaker_key ? strlen(j->breaker_key) + 1 : 0;
+    n += j->lease_worker ? strlen(j->lease_worker) + 1 : 0;
+    size_t text = text_or_tree(j->cache_spec, j->args) + text_or_tree(j->cache_progress, j->progress) +
+                  text_or_tree(j->cache_result, j->result) + text_or_tree(j->cache_errors, j->errors);
+    return n + 2 * text;
+}
+
 int64_t backoff_delay_ms(const backoff_t *b, int n, double unit_rand)
 {
     double d = (double)b->initial_ms * pow(b->multiplier, n > 1 ? n - 1 : 0);

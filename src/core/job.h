@@ -116,6 +116,10 @@ err_t job_from_doc(json_t *doc, job_t **out, problem_t *p);
 void job_add_error(job_t *j, err_t type, const char *message, json_t *context,
                    const char *worker, int64_t at_ms);
 
+/* Bytes this job holds in memory, estimated: its structures plus twice its
+ * JSON text (the jansson trees and the cached text of each part). */
+size_t job_memory_estimate(const job_t *j);
+
 /* Delay before retry n (n >= 1), given a uniform random number in [0, 1):
  * min(max, initial * multiplier^(n-1)) scaled by 1 +/- jitter. */
 int64_t backoff_delay_ms(const backoff_t *b, int n, double unit_rand);

@@ -90,6 +90,32 @@ void eng_set_state(engine_t *e, ejob_t *ej, job_state_t s)
 void eng_persist(engine_t *e, ejob_t *ej, engine_event_t ev)
 {
     e->h.persist(e->h.ud, ej->job, ev);
+    eng_account(e, ej); /* after the hook: writing it filled the text caches */
+}
+
+void eng_account(engine_t *e, ejob_t *ej)
+{
+    size_t now = job_memory_estimate(ej->job);
+    e->bytes += (int64_t)now - (int64_t)ej->bytes;
+    ej->bytes = now;
+}
+
+void eng_drop(engine_t *e, ejob_t *ej)
+{
+    eng_unlink(e, ej);
+    hmap_del(&e->jobs, ej->job->id);
+    ej->queue->count[ej->job->state]--;
+    e->bytes -= (int64_t)ej->bytes;
+    job_free(ej->job);
+    free(ej);
+}
+
+int64_t engine_memory_bytes(const engine_t *e) { return e->bytes; }
+
+void engine_set_finished_budget(engine_t *e, int64_t bytes)
+{
+    e->opt.finished_budget_bytes = bytes;
+    eng_settle(e);
 }
 
 /* Takes a job out of whatever structure holds it for its state. */
@@ -194,6 +220,7 @@ void engine_load(engine_t *e, job_t *job)
         return;
     }
     place_loaded(e, ej);
+    eng_account(e, ej);
     eng_settle(e);
 }
 
@@ -215,6 +242,10 @@ ejob_t *eng_find(engine_t *e, const char *id, problem_t *p)
 const job_t *engine_get(engine_t *e, const char *id)
 {
     ejob_t *ej = hmap_get(&e->jobs, id);
+    if (ej && job_state_terminal(ej->job->state)) { /* recently read: evicted last */
+        list_remove(&ej->link);
+        list_push_back(&e->finished, &ej->link);
+    }
     return ej ? ej->job : NULL;
 }
 
@@ -312,13 +343,9 @@ err_t engine_delete(engine_t *e, const char *id, problem_t *p)
         return problem_set(p, ERR_CONFLICT, "state",
                            "only finished jobs can be deleted; job %s is %s (cancel it first)",
                            id, job_state_name(ej->job->state));
-    eng_unlink(e, ej);
-    hmap_del(&e->jobs, ej->job->id);
-    ej->queue->count[ej->job->state]--;
     e->deletes++;
     e->h.persist_delete(e->h.ud, ej->job->id);
-    job_free(ej->job);
-    free(ej);
+    eng_drop(e, ej);
     return ERR_OK;
 }
 
@@ -327,12 +354,8 @@ void engine_forget(engine_t *e, const char *id)
     ejob_t *ej = hmap_get(&e->jobs, id);
     if (!ej || !job_state_terminal(ej->job->state))
         return;
-    eng_unlink(e, ej);
-    hmap_del(&e->jobs, ej->job->id);
-    ej->queue->count[ej->job->state]--;
     e->deletes++;
-    job_free(ej->job);
-    free(ej);
+    eng_drop(e, ej);
 }
 
 static void fire_job_timer(engine_t *e, ejob_t *ej)
@@ -376,14 +399,10 @@ int64_t engine_next_deadline(const engine_t *e)
 
 static void evict_finished(engine_t *e)
 {
-    while (e->nfinished > (size_t)e->opt.finished_in_memory) {
-        ejob_t *ej = LIST_ENTRY(list_first(&e->finished), ejob_t, link);
-        list_remove(&ej->link);
-        e->nfinished--;
-        hmap_del(&e->jobs, ej->job->id);
-        ej->queue->count[ej->job->state]--;
-        job_free(ej->job);
-        free(ej);
+    int64_t budget = e->opt.finished_budget_bytes;
+    while (e->nfinished > (size_t)e->opt.finished_in_memory ||
+           (budget > 0 && e->bytes > budget && e->nfinished > 1)) {
+        eng_drop(e, LIST_ENTRY(list_first(&e->finished), ejob_t, link));
     }
 }
 

@@ -89,6 +89,10 @@ typedef struct engine_options {
     /* Priority aging: a queued job counts one priority level higher per
      * aging_ms it has waited. 0: off (strict priority). */
     int64_t aging_ms;
+    /* While the jobs held take more than this many bytes (estimated, see
+     * job_memory_estimate), finished jobs are dropped from memory, least
+     * recently read first; the store still has them. 0: no byte budget. */
+    int64_t finished_budget_bytes;
 } engine_options_t;
 
 /* A lessee. The caller fills the public part and keeps the waiter alive
@@ -176,6 +180,9 @@ void engine_queue_foreach(engine_t *e, void (*fn)(void *ud, const engine_queue_i
 void engine_tick(engine_t *e);
 int64_t engine_next_deadline(const engine_t *e);
 size_t engine_job_count(const engine_t *e);
+/* Estimated bytes of every job held, and the finished ones among them. */
+int64_t engine_memory_bytes(const engine_t *e);
+void engine_set_finished_budget(engine_t *e, int64_t bytes);
 /* How many jobs were ever deleted: a read from the store that started before
  * a delete may return the deleted job, and must not bring it back. */
 uint64_t engine_deletes(const engine_t *e);

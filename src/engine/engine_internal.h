@@ -48,6 +48,7 @@ typedef struct ejob {
     elane_t *lane;         /* while unfinished */
     uint64_t seq;          /* order of becoming ready, for FIFO across lanes */
     bool probe;            /* leased while its breaker was half-open */
+    size_t bytes;          /* accounted in engine.bytes */
 } ejob_t;
 
 typedef struct equeue {
@@ -73,6 +74,7 @@ struct engine {
     list_node_t waiters;  /* engine_waiter_t.link_, oldest first */
     list_node_t finished; /* terminal ejobs, oldest first */
     size_t nfinished;
+    int64_t bytes; /* job_memory_estimate() of every job held */
     bool ready_added; /* a job became ready since the last dispatch */
     uint64_t deletes;
     int64_t reported_deadline;
@@ -89,6 +91,10 @@ void eng_schedule(engine_t *e, ejob_t *ej, job_state_t state, int64_t at);
 void eng_finish(engine_t *e, ejob_t *ej, job_state_t state, engine_event_t ev);
 void eng_unlink(engine_t *e, ejob_t *ej);
 void eng_persist(engine_t *e, ejob_t *ej, engine_event_t ev);
+/* Brings the job's share of engine.bytes up to date. */
+void eng_account(engine_t *e, ejob_t *ej);
+/* Frees a finished job held only in memory (the store keeps it). */
+void eng_drop(engine_t *e, ejob_t *ej);
 /* Runs after every public operation: hands ready jobs to lessees, evicts
  * surplus finished jobs and reports a moved deadline. */
 void eng_settle(engine_t *e);

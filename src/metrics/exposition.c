@@ -245,7 +245,7 @@ static void render_process(sbuf_t *s, const char *version)
     sbuf_free(&lab);
 }
 
-char *metrics_render(metrics_t *m, engine_t *e, store_t *st)
+char *metrics_render(metrics_t *m, engine_t *e, store_t *st, const metrics_gauges_t *g)
 {
     sbuf_t s;
     sbuf_init(&s, 16384);
@@ -253,7 +253,7 @@ char *metrics_render(metrics_t *m, engine_t *e, store_t *st)
     render_queues(&s, e);
     render_http(&s, m);
     render_store(&s, st);
-    metrics_render_protection(&s, m, e);
+    metrics_render_protection(&s, m, e, g);
     render_process(&s, m->version);
     return sbuf_take(&s);
 }

@@ -48,7 +48,14 @@ void metrics_window(metrics_t *m, const char *queue, int window_s, int64_t now_m
  * every status, new reference. */
 json_t *metrics_routes_json(metrics_t *m);
 
+/* Figures other modules own, read at scrape time. */
+typedef struct metrics_gauges {
+    uint64_t cache_hits, cache_misses, cache_evictions, cache_invalidations;
+    int64_t cache_entries, cache_bytes;
+    int64_t memory_used, memory_limit; /* accounted bytes; limit 0: none */
+} metrics_gauges_t;
+
 /* Prometheus text exposition format 0.0.4. */
-char *metrics_render(metrics_t *m, engine_t *e, store_t *s);
+char *metrics_render(metrics_t *m, engine_t *e, store_t *s, const metrics_gauges_t *g);
 
 #endif

@@ -43,7 +43,7 @@ struct metrics {
 };
 
 /* protection.c */
-void metrics_render_protection(sbuf_t *s, metrics_t *m, engine_t *e);
+void metrics_render_protection(sbuf_t *s, metrics_t *m, engine_t *e, const metrics_gauges_t *g);
 
 /* exposition.c: text primitives shared by the renderers. */
 void metrics_family(sbuf_t *s, const char *name, const char *type, const char *help);

@@ -34,8 +34,34 @@ static void one_label(sbuf_t *s, const char *name, const char *key, const char *
     sbuf_free(&lab);
 }
 
-void metrics_render_protection(sbuf_t *s, metrics_t *m, engine_t *e)
+static void one(sbuf_t *s, const char *name, const char *type, const char *help, double v)
 {
+    metrics_family(s, name, type, help);
+    metrics_sample(s, name, NULL, v);
+}
+
+static void render_cache_memory(sbuf_t *s, const metrics_gauges_t *g)
+{
+    one(s, "jobq_cache_hits_total", "counter", "Query cache lookups answered from the cache.",
+        (double)g->cache_hits);
+    one(s, "jobq_cache_misses_total", "counter", "Query cache lookups that went to the store.",
+        (double)g->cache_misses);
+    one(s, "jobq_cache_evictions_total", "counter", "Query cache entries pushed out for room.",
+        (double)g->cache_evictions);
+    one(s, "jobq_cache_invalidations_total", "counter",
+        "Query cache entries dropped because a job change made them wrong.",
+        (double)g->cache_invalidations);
+    one(s, "jobq_cache_entries", "gauge", "Query cache entries held.", (double)g->cache_entries);
+    one(s, "jobq_cache_bytes", "gauge", "Query cache bytes held.", (double)g->cache_bytes);
+    one(s, "jobq_memory_accounted_bytes", "gauge",
+        "Bytes jobq accounts for jobs and caches (estimated).", (double)g->memory_used);
+    one(s, "jobq_memory_limit_bytes", "gauge", "JOBQ_MEMORY_LIMIT (0: none).",
+        (double)g->memory_limit);
+}
+
+void metrics_render_protection(sbuf_t *s, metrics_t *m, engine_t *e, const metrics_gauges_t *g)
+{
+    render_cache_memory(s, g);
     metrics_family(s, "jobq_rejected_requests_total", "counter",
                    "Requests refused before their handler ran, by reason.");
     for (int i = 0; i < METRICS_NREASONS; i++)

@@ -40,6 +40,7 @@ typedef struct app {
     http_server_t *http;
     api_t api;
     guard_t *guard;
+    cache_t *cache;
     retention_t retention;
     struct event *engine_timer, *store_ev, *store_flush, *sigterm, *sigint, *drain_timer;
     struct event *sighup;
@@ -60,6 +61,8 @@ void app_apply_settings(app_t *a);
 /* SIGHUP: reads the configuration again and applies what may change;
  * logs what changed and what needs a restart. */
 void app_reload(app_t *a);
+/* The query cache's share of JOBQ_MEMORY_LIMIT. */
+size_t app_cache_bytes(const config_t *c);
 
 /* Starts deleting finished jobs past JOBQ_RETAIN_COMPLETED/_FAILED. */
 int app_retention_start(app_t *a);

@@ -49,6 +49,8 @@ static void on_batch(void *ud, json_t *result, const char *error)
     json_array_foreach(ids, i, id)
         engine_forget(a->engine, json_string_value(id));
     metrics_retention(a->metrics, json_array_size(ids));
+    if (json_array_size(ids) && a->cache)
+        cache_touch(a->cache, NULL);
     int scanned = (int)json_integer_value(json_object_get(result, "scanned"));
     json_t *cur = json_object_get(result, "cursor");
     if (json_array_size(ids))
@@ -92,7 +94,7 @@ int app_retention_start(app_t *a)
 {
     if (!(a->retention.timer = evtimer_new(a->base, on_timer, a)))
         return -1;
-    arm(a, RETENTION_NEXT_MS);
+    arm(a, rest_ms(&a->cfg)); /* nothing is due in the first moments */
     return 0;
 }
 

@@ -67,6 +67,8 @@ static void hook_persist(void *ud, const job_t *job, engine_event_t ev)
 {
     app_t *a = ud;
     store_put_job(a->store, job, ev);
+    if (a->cache)
+        cache_touch(a->cache, job->queue);
     int64_t now = clock_now_ms();
     metrics_job(a->metrics, job, ev, now);
     workers_job(a->workers, job, ev, now);
@@ -77,6 +79,8 @@ static void hook_delete(void *ud, const char *id)
 {
     app_t *a = ud;
     store_delete_job(a->store, id);
+    if (a->cache)
+        cache_touch(a->cache, NULL);
     log_info("job", LOG_S("event", "deleted"), LOG_S("job_id", id));
 }
 
@@ -353,12 +357,13 @@ static int start_loop(app_t *a, char *err, size_t len)
     event_add(a->sigterm, NULL);
     event_add(a->sigint, NULL);
     arm_engine_timer(a, engine_next_deadline(a->engine));
-    if (!(a->guard = guard_new(&a->cfg)))
+    if (!(a->guard = guard_new(&a->cfg)) ||
+        !(a->cache = cache_new(a->cfg.cache_ttl_ms, app_cache_bytes(&a->cfg))))
         return snprintf(err, len, "out of memory"), -1;
     app_apply_settings(a);
     a->api = (api_t){ .engine = a->engine, .store = a->store, .cfg = &a->cfg,
                       .metrics = a->metrics, .workers = a->workers, .perf = a->perf,
-                      .guard = a->guard };
+                      .guard = a->guard, .cache = a->cache };
     http_options_t hopt = { .listen = a->cfg.listen, .max_body_bytes = (size_t)a->cfg.max_body_bytes,
                             .timeout_s = 30,
                             .max_connections = (unsigned)a->cfg.max_connections, .done = on_http_done,
@@ -384,6 +389,7 @@ static void app_free(app_t *a)
     workers_free(a->workers);
     perf_free(a->perf);
     guard_free(a->guard);
+    cache_free(a->cache);
     app_retention_stop(a);
     struct event *evs[] = { a->engine_timer, a->store_ev, a->store_flush, a->sigterm, a->sigint,
                             a->sighup, a->drain_timer, a->perf_timer, a->log_flush_ev };

@@ -27,6 +27,12 @@ int app_load_config(config_t *cfg, int argc, char **argv, const char *own_flag, 
     return rc;
 }
 
+size_t app_cache_bytes(const config_t *c)
+{
+    int64_t bytes = c->memory_limit > 0 ? c->memory_limit / 10 : 64LL << 20;
+    return (size_t)(bytes > (256LL << 20) ? 256LL << 20 : bytes);
+}
+
 static void apply_limits(app_t *a)
 {
     engine_clear_limits(a->engine);
@@ -52,6 +58,8 @@ void app_apply_settings(app_t *a)
     engine_set_options(a->engine, &b, c->priority_aging_ms);
     apply_limits(a);
     guard_reload(a->guard, c);
+    cache_configure(a->cache, c->cache_ttl_ms, app_cache_bytes(c));
+    engine_set_finished_budget(a->engine, c->memory_limit * 6 / 10);
     log_set_level(c->log_level);
 }
 

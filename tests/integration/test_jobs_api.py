@@ -176,7 +176,8 @@ def test_health_detail_per_component(server):
     body = r.json()
     assert body["status"] == "ok"
     assert {k: v["status"] for k, v in body["components"].items()} == \
-        {"store": "ok", "disk": "ok", "shutdown": "ok", "loop": "ok"}
+        {"store": "ok", "disk": "ok", "shutdown": "ok", "loop": "ok", "memory": "ok"}
+    assert 0 <= body["components"]["memory"]["used_bytes"] < body["components"]["memory"]["limit_bytes"]
     assert body["components"]["disk"]["free_bytes"] > 0
 
 
