@@ -133,7 +133,9 @@ void breaker_reset(breaker_t *b)
     b->successes = s;
 }
 
-bool breaker_idle(const breaker_t *b)
+bool breaker_idle(const breaker_t *b, const engine_breaker_options_t *o, int64_t now)
 {
-    return b->state == ENGINE_BREAKER_CLOSED && b->consecutive == 0 && b->probes_out == 0;
+    bool window_empty = !b->bucket_at || now >= b->bucket_at + bucket_ms(o) + o->window_ms;
+    return b->state == ENGINE_BREAKER_CLOSED && b->consecutive == 0 && b->probes_out == 0 &&
+           window_empty;
 }

@@ -48,7 +48,8 @@ void breaker_reset(breaker_t *b);
 /* Failures and outcomes in the rolling window ending now. */
 void breaker_window(breaker_t *b, const engine_breaker_options_t *o, int64_t now,
                     uint32_t *bad, uint32_t *total);
-/* Nothing worth remembering: closed, no failures in a row, none in flight. */
-bool breaker_idle(const breaker_t *b);
+/* Nothing worth remembering: closed, no failures in a row, none in flight,
+ * and no outcome left in the rolling window. */
+bool breaker_idle(const breaker_t *b, const engine_breaker_options_t *o, int64_t now);
 
 #endif

@@ -67,6 +67,7 @@ struct engine {
     hmap_t queues; /* name -> equeue_t */
     hmap_t types;  /* type -> egate_t */
     hmap_t keys;   /* breaker key -> egate_t */
+    size_t keys_swept; /* how many keys the last sweep left */
     uint64_t ready_seq;
     int64_t gate_wake; /* a held lane may open by itself then; INT64_MAX: none */
     heap_t timers; /* ejob_t.timer */

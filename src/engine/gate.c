@@ -27,15 +27,53 @@ static egate_t *gate_get(hmap_t *map, const char *name)
 
 static bool gate_limited(const egate_t *g) { return g->limit.concurrency > 0 || g->limit.rate > 0; }
 
-/* Frees a gate nothing needs any more: no lanes, no limit, no breaker news. */
-static void gate_maybe_free(hmap_t *map, egate_t *g, int64_t now)
+/* Whether a gate can go: no lanes, no limit, nothing its breaker must
+ * remember. The options are for the breaker's window. */
+static bool gate_unused(const egate_t *g, const engine_breaker_options_t *o, int64_t now)
 {
-    if (g->refs || g->running || gate_limited(g) || !breaker_idle(&g->breaker) ||
-        g->held_until > now)
-        return;
+    return !g->refs && !g->running && !gate_limited(g) && g->held_until <= now &&
+           breaker_idle(&g->breaker, o, now);
+}
+
+static void gate_free(hmap_t *map, egate_t *g)
+{
     hmap_del(map, g->name);
     free(g->name);
     free(g);
+}
+
+/* Frees the gates nothing needs, a map at a time (collect, then free:
+ * hmap cannot delete while iterating). */
+static void sweep(engine_t *e, hmap_t *map)
+{
+    int64_t now = eng_now(e);
+    size_t n = hmap_len(map), m = 0;
+    egate_t **unused = n ? calloc(n, sizeof *unused) : NULL;
+    const char *k;
+    void *v;
+    for (size_t i = 0; unused && hmap_next(map, &i, &k, &v);)
+        if (gate_unused(v, &e->opt.breaker, now))
+            unused[m++] = v;
+    for (size_t i = 0; i < m; i++)
+        gate_free(map, unused[i]);
+    free(unused);
+}
+
+static void gate_maybe_free(engine_t *e, hmap_t *map, egate_t *g)
+{
+    if (gate_unused(g, &e->opt.breaker, eng_now(e)))
+        gate_free(map, g);
+}
+
+/* A key whose breaker still remembers outcomes outlives its jobs; sweeping
+ * whenever the map has doubled keeps the cost per new key constant. */
+static egate_t *key_gate(engine_t *e, const char *name)
+{
+    if (!hmap_get(&e->keys, name) && hmap_len(&e->keys) >= 2 * e->keys_swept + 64) {
+        sweep(e, &e->keys);
+        e->keys_swept = hmap_len(&e->keys);
+    }
+    return gate_get(&e->keys, name);
 }
 
 static void lower(int64_t *wake, int64_t t)
@@ -149,12 +187,11 @@ static const char *key_of(const job_t *j) { return j->breaker_key ? j->breaker_k
 
 static void lane_free(engine_t *e, elane_t *l)
 {
-    int64_t now = eng_now(e);
     hmap_del(&l->queue->lanes, l->name);
     l->type->refs--;
     l->key->refs--;
-    gate_maybe_free(&e->types, l->type, now);
-    gate_maybe_free(&e->keys, l->key, now);
+    gate_maybe_free(e, &e->types, l->type);
+    gate_maybe_free(e, &e->keys, l->key);
     free(l->name);
     free(l);
 }
@@ -163,15 +200,15 @@ static elane_t *lane_new(engine_t *e, equeue_t *q, const job_t *j, char *name)
 {
     elane_t *l = calloc(1, sizeof *l);
     egate_t *t = gate_get(&e->types, j->type);
-    egate_t *k = t ? gate_get(&e->keys, key_of(j)) : NULL;
+    egate_t *k = t ? key_gate(e, key_of(j)) : NULL;
     if (!l || !k || !(l->name = strdup(name)) || hmap_put(&q->lanes, l->name, l) != 0) {
         if (l)
             free(l->name);
         free(l);
         if (t)
-            gate_maybe_free(&e->types, t, eng_now(e));
+            gate_maybe_free(e, &e->types, t);
         if (k)
-            gate_maybe_free(&e->keys, k, eng_now(e));
+            gate_maybe_free(e, &e->keys, k);
         return NULL;
     }
     l->queue = q;
@@ -321,7 +358,7 @@ int engine_set_limit(engine_t *e, engine_limit_kind_t kind, const char *name,
         return -1;
     apply_limit(g, limit, eng_now(e));
     if (kind != ENGINE_LIMIT_QUEUE)
-        gate_maybe_free(kind == ENGINE_LIMIT_TYPE ? &e->types : &e->keys, g, eng_now(e));
+        gate_maybe_free(e, kind == ENGINE_LIMIT_TYPE ? &e->types : &e->keys, g);
     e->ready_added = true;
     eng_settle(e);
     return 0;
@@ -337,17 +374,9 @@ void engine_clear_limits(engine_t *e)
         apply_limit(&((equeue_t *)v)->gate, &none, now);
     hmap_t *maps[2] = { &e->types, &e->keys };
     for (int mi = 0; mi < 2; mi++) {
-        /* Freeing while iterating is not safe in hmap: collect first. */
-        size_t n = hmap_len(maps[mi]), m = 0;
-        egate_t **unused = n ? calloc(n, sizeof *unused) : NULL;
-        for (size_t i = 0; hmap_next(maps[mi], &i, &k, &v);) {
+        for (size_t i = 0; hmap_next(maps[mi], &i, &k, &v);)
             apply_limit(v, &none, now);
-            if (unused)
-                unused[m++] = v;
-        }
-        for (size_t i = 0; i < m; i++)
-            gate_maybe_free(maps[mi], unused[i], now);
-        free(unused);
+        sweep(e, maps[mi]);
     }
     e->ready_added = true;
     eng_settle(e);
@@ -393,7 +422,7 @@ err_t engine_breaker_reset(engine_t *e, const char *key, problem_t *p)
     breaker_reset(&g->breaker);
     g->held_until = 0;
     report(e, g, was);
-    gate_maybe_free(&e->keys, g, eng_now(e));
+    gate_maybe_free(e, &e->keys, g);
     e->ready_added = true;
     eng_settle(e);
     return ERR_OK;

@@ -122,12 +122,62 @@ static void test_bad_values(void **state)
     assert_non_null(strstr(err, "JOBQ_BACKOFF_MAX_MS"));
 }
 
+static void test_protection_lists_and_units(void **state)
+{
+    (void)state;
+    config_t c;
+    char err[512];
+    char *argv[] = { "--limits", "queue:mail rate=2.5 burst=5; type:video concurrency=1;key:a.com concurrency=2",
+                     "--api-keys", "ops:admin:0123456789abcdef, ci:producer:fedcba9876543210:10:20",
+                     "--retain-completed", "90m", "--memory-limit", "512M", "--breaker-cooldown", "1500" };
+    assert_int_equal(config_load(&c, 10, argv, NULL, err, sizeof err), 0);
+    assert_int_equal(c.nlimits, 3);
+    assert_int_equal(c.limits[0].target, LIMIT_QUEUE);
+    assert_string_equal(c.limits[0].name, "mail");
+    assert_true(c.limits[0].rate == 2.5 && c.limits[0].burst == 5);
+    assert_int_equal(c.limits[1].target, LIMIT_TYPE);
+    assert_int_equal(c.limits[1].concurrency, 1);
+    assert_int_equal(c.limits[2].target, LIMIT_KEY);
+    assert_int_equal(c.nkeys, 2);
+    assert_int_equal(c.keys[0].role, ROLE_ADMIN);
+    assert_true(c.keys[0].rate < 0); /* the global limit */
+    assert_true(c.keys[1].rate == 10 && c.keys[1].burst == 20);
+    assert_int_equal(c.retain_completed_ms, 90 * 60000);
+    assert_int_equal(c.memory_limit, 512LL << 20);
+    assert_int_equal(c.breaker_cooldown_ms, 1500);
+    /* --print-config never shows a secret */
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    config_print(&c, f);
+    fclose(f);
+    assert_null(strstr(buf, "0123456789abcdef"));
+    assert_non_null(strstr(buf, "JOBQ_API_KEYS=ops:admin:***,ci:producer:***"));
+    free(buf);
+    const char *bad[][2] = {
+        { "--limits", "queue:x" },                        /* no attribute */
+        { "--limits", "pool:x concurrency=1" },           /* unknown target */
+        { "--limits", "type:x concurrency=1.5" },         /* not whole */
+        { "--api-keys", "a:admin:short" },                /* secret too short */
+        { "--api-keys", "a:root:0123456789abcdef" },      /* no such role */
+        { "--api-keys", "a:admin:0123456789abcdef,a:reader:0123456789abcdeX" }, /* name twice */
+        { "--retain-failed", "3 days" },
+        { "--memory-limit", "12Q" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *av[] = { (char *)bad[i][0], (char *)bad[i][1] };
+        assert_int_equal(config_load(&c, 2, av, NULL, err, sizeof err), -1);
+        assert_null(strstr(err, "0123456789abcdef")); /* errors never echo a secret */
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
         cmocka_unit_test_setup_teardown(test_precedence, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_values, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_protection_lists_and_units, setup, teardown),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }

@@ -20,6 +20,16 @@ static void lease_and_fail(engine_t *e, const char *id, err_t type)
                      ERR_OK);
 }
 
+static void lease_and_fail_leased(engine_t *e, job_t *j)
+{
+    const job_t *out;
+    problem_t p;
+    char id[JOB_NAME_MAX + 1];
+    snprintf(id, sizeof id, "%s", j->id);
+    assert_int_equal(engine_fail(e, id, j->lease_id, ERR_UNAVAILABLE, "x", NULL, -1, &out, &p),
+                     ERR_OK);
+}
+
 static void finish(engine_t *e, job_t *j)
 {
     const job_t *out;
@@ -211,6 +221,42 @@ static void test_aging_lifts_old_background_work(void **state)
     assert_string_equal(out[1]->id, "new");
 }
 
+static void test_failure_ratio_over_window(void **state)
+{
+    engine_t *e = *state;
+    engine_breaker_options_t o = { .ratio = 0.5, .min_requests = 4, .window_ms = 10000,
+                                   .cooldown_ms = 1000, .cooldown_max_ms = 1000, .probes = 1 };
+    engine_set_options(e, &o, 0);
+    job_t *out[1];
+    for (int i = 0; i < 3; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "w%d", i);
+        put(e, id, "\"max_retries\":0");
+        assert_int_equal(lease(e, 1, out), 1);
+        if (i == 1)
+            finish(e, out[0]);
+        else
+            lease_and_fail_leased(e, out[0]);
+    }
+    assert_int_equal(transitions, 0); /* 2 of 3: too few outcomes yet */
+    fake_now += 11000;                /* the window forgets them */
+    put(e, "w3", "\"max_retries\":0");
+    assert_int_equal(lease(e, 1, out), 1);
+    lease_and_fail_leased(e, out[0]);
+    assert_int_equal(transitions, 0); /* 1 of 1 in the window */
+    for (int i = 4; i < 7; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "w%d", i);
+        put(e, id, "\"max_retries\":0");
+        assert_int_equal(lease(e, 1, out), 1);
+        if (i == 4)
+            finish(e, out[0]);
+        else
+            lease_and_fail_leased(e, out[0]);
+    }
+    assert_int_equal(last_breaker_state, ENGINE_BREAKER_OPEN); /* 3 of 4 */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -223,6 +269,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rate_limited_holds_key_without_spending, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_aging_lifts_old_background_work, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failure_ratio_over_window, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

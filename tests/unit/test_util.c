@@ -13,6 +13,7 @@
 #include "util/heap.h"
 #include "util/hmap.h"
 #include "util/sbuf.h"
+#include "util/token_bucket.h"
 
 static void test_heap_orders_and_removes(void **state)
 {
@@ -110,6 +111,25 @@ static void test_sbuf_json_strings_parse_back(void **state)
     sbuf_free(&s);
 }
 
+static void test_token_bucket(void **state)
+{
+    (void)state;
+    token_bucket_t b;
+    double rate = 4, depth = tb_default_depth(rate, 2);
+    assert_true(depth == 2);
+    assert_true(tb_default_depth(0.5, 0) == 1 && tb_default_depth(10, 0) == 10);
+    tb_init(&b, depth, 1000);
+    assert_true(tb_take(&b, rate, depth, 1000));
+    assert_true(tb_take(&b, rate, depth, 1000));
+    assert_false(tb_take(&b, rate, depth, 1000)); /* burst spent */
+    assert_int_equal(tb_wait_ms(&b, rate), 250);
+    assert_false(tb_take(&b, rate, depth, 1249));
+    assert_true(tb_take(&b, rate, depth, 1250));
+    assert_true(tb_ready(&b, rate, depth, 1000000)); /* refills, but never past depth */
+    assert_true(b.tokens == depth);
+    assert_true(tb_ready(&b, rate, 1, 1000000) && b.tokens == 1); /* a shallower reload */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -117,6 +137,7 @@ int main(void)
         cmocka_unit_test(test_hmap_put_get_del),
         cmocka_unit_test(test_rfc3339),
         cmocka_unit_test(test_sbuf_json_strings_parse_back),
+        cmocka_unit_test(test_token_bucket),
     };
     return cmocka_run_group_tests_name("util", tests, NULL, NULL);
 }
