@@ -29,6 +29,7 @@ typedef struct api {
     perf_t *perf;
     guard_t *guard;
     cache_t *cache; /* list and stats answers */
+    int64_t waiting; /* long-poll leases waiting now, bounded by JOBQ_MAX_WAITERS */
     bool draining; /* shutting down: no new work, finish the old */
 } api_t;
 

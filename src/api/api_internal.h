@@ -28,6 +28,7 @@ typedef struct api_call {
     char *cache_key;      /* owned: the query cache entry this read fills */
     char *cache_scope;    /* owned: its queue, NULL for all */
     uint64_t cache_gen;   /* the cache generation the read started under */
+    bool counted_waiter;  /* counted in api->waiting */
 } api_call_t;
 
 typedef void (*api_handler_fn)(api_call_t *c);
@@ -56,6 +57,12 @@ void api_with_job(api_call_t *c, const char *id, void (*cont)(api_call_t *c));
 int64_t api_memory_used(const api_t *api);
 bool api_shed(api_call_t *c, int priority, const char *field);
 bool api_memory_full(const api_t *api);
+
+/* A long-poll lease stopped waiting (answered or gone). */
+void api_uncount_waiter(api_call_t *c);
+
+/* A store read failed (error from store_read_cb): 503 with Retry-After. */
+void api_reply_read_error(api_call_t *c, const char *error);
 
 /* Refuses a write while the store cannot commit or the server is draining. */
 bool api_refuse_writes(api_call_t *c, bool refuse_when_draining);

@@ -4,9 +4,17 @@
 
 #include "api/api_internal.h"
 
+void api_uncount_waiter(api_call_t *c)
+{
+    if (c->counted_waiter)
+        c->api->waiting--;
+    c->counted_waiter = false;
+}
+
 static void call_free(void *p)
 {
     api_call_t *c = p;
+    api_uncount_waiter(c);
     json_decref(c->body);
     free(c->reply);
     json_decref(c->jobs);
@@ -98,6 +106,17 @@ bool api_refuse_writes(api_call_t *c, bool refuse_when_draining)
     return false;
 }
 
+void api_reply_read_error(api_call_t *c, const char *error)
+{
+    bool busy = strcmp(error, STORE_BUSY) == 0;
+    char detail[300];
+    snprintf(detail, sizeof detail, "the store could not be read: %s", error);
+    http_add_header(c->r, "Retry-After", "1");
+    if (busy)
+        metrics_rejected(c->api->metrics, "busy");
+    api_reply_error(c, ERR_UNAVAILABLE, "", detail);
+}
+
 void api_doc_public(json_t *doc)
 {
     json_t *lease = json_object_get(doc, "lease");
@@ -109,7 +128,7 @@ static void on_job_loaded(void *ud, json_t *doc, const char *error)
 {
     api_call_t *c = ud;
     if (error) {
-        api_reply_error(c, ERR_UNAVAILABLE, "", "the store could not be read");
+        api_reply_read_error(c, error);
         return;
     }
     /* A delete since the read began may have removed this very job: read it

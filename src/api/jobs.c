@@ -168,7 +168,7 @@ static void on_stored_job(void *ud, json_t *doc, const char *error)
 {
     api_call_t *c = ud;
     if (error)
-        api_reply_error(c, ERR_UNAVAILABLE, "", "the store could not be read");
+        api_reply_read_error(c, error);
     else if (!json_is_object(doc))
         api_reply_error(c, ERR_NOT_FOUND, "id", "no job with that id");
     else {
@@ -213,7 +213,7 @@ static void on_list(void *ud, json_t *result, const char *error)
 {
     api_call_t *c = ud;
     if (error) {
-        api_reply_error(c, ERR_UNAVAILABLE, "", "the store could not be read");
+        api_reply_read_error(c, error);
         return;
     }
     json_t *copy = json_deep_copy(result);

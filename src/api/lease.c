@@ -46,6 +46,7 @@ static char *lease_reply(job_t **jobs, int n)
 static void on_leased(engine_waiter_t *w, job_t **jobs, int n)
 {
     api_call_t *c = w->ud;
+    api_uncount_waiter(c);
     api_reply_text(c, 200, lease_reply(jobs, n));
 }
 
@@ -99,13 +100,23 @@ void api_lease(api_call_t *c)
     }
     workers_seen(c->api->workers, c->lease.worker, clock_now_ms());
     job_t *jobs[ENGINE_LEASE_MAX];
-    int n = engine_lease(c->api->engine, &c->lease, wait_ms, jobs);
-    if (n > 0)
+    bool full = c->api->waiting >= c->api->cfg->max_waiters;
+    int n = engine_lease(c->api->engine, &c->lease, full ? 0 : wait_ms, jobs);
+    if (n > 0) {
         api_reply_text(c, 200, lease_reply(jobs, n));
-    else if (engine_waiter_waiting(&c->lease))
+    } else if (engine_waiter_waiting(&c->lease)) {
+        c->counted_waiter = true;
+        c->api->waiting++;
         http_defer(c->r); /* on_leased answers */
-    else
+    } else if (full && wait_ms > 0) {
+        /* Nothing to hand out and no room to wait: say so rather than hang. */
+        http_add_header(c->r, "Retry-After", "1");
+        metrics_rejected(c->api->metrics, "busy");
+        api_reply_error(c, ERR_UNAVAILABLE, "wait_ms", "too many lease requests are waiting "
+                        "(JOBQ_MAX_WAITERS); retry shortly or lease without wait_ms");
+    } else {
         api_reply_text(c, 200, lease_reply(NULL, 0));
+    }
 }
 
 /* ---- heartbeat / complete / fail on /v1/jobs/{id}/... ---- */

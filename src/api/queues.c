@@ -43,7 +43,7 @@ static void on_queue_counts(void *ud, json_t *stats, const char *error)
 {
     api_call_t *c = ud;
     if (error) {
-        api_reply_error(c, ERR_UNAVAILABLE, "", "the store could not be read");
+        api_reply_read_error(c, error);
         return;
     }
     json_t *byname = json_object(), *counts;
@@ -131,7 +131,7 @@ static void on_stats(void *ud, json_t *stats, const char *error)
 {
     api_call_t *c = ud;
     if (error) {
-        api_reply_error(c, ERR_UNAVAILABLE, "", "the store could not be read");
+        api_reply_read_error(c, error);
         return;
     }
     char *text = json_dumps(stats, JSON_COMPACT);

@@ -72,6 +72,7 @@ static const setting_t settings[] = {
     { "JOBQ_SHUTDOWN_GRACE", T_MS, F(shutdown_grace_ms), 0, 0, 3600000, "10s", "on SIGTERM, how long running jobs may finish" },
     { "JOBQ_FAULT_COMMIT_DELAY_MS", T_INT, F(fault_commit_delay_ms), 0, 0, 60000, "0", "TESTING ONLY: delay every commit" },
     { "JOBQ_FAULT_COMMIT_FAIL_MS", T_INT, F(fault_commit_fail_ms), 0, 0, 600000, "0", "TESTING ONLY: refuse commits this long after the first" },
+    { "JOBQ_FAULT_READ_DELAY_MS", T_INT, F(fault_read_delay_ms), 0, 0, 60000, "0", "TESTING ONLY: delay every list and stats read (a slow query)" },
 };
 #define NSETTINGS (sizeof settings / sizeof settings[0])
 

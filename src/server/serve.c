@@ -275,11 +275,13 @@ static int open_store(app_t *a, char *err, size_t len)
 {
     if (!(a->store = store_open(a->cfg.database_url, a->cfg.durability, err, len)))
         return -1;
-    store_faults_t f = { a->cfg.fault_commit_delay_ms, a->cfg.fault_commit_fail_ms };
-    if (f.commit_delay_ms > 0 || f.commit_fail_ms > 0) {
-        log_warn("JOBQ_FAULT_* is set: commits are slowed or refused on purpose (testing only)",
-                 LOG_I("commit_delay_ms", f.commit_delay_ms),
-                 LOG_I("commit_fail_ms", f.commit_fail_ms));
+    store_faults_t f = { a->cfg.fault_commit_delay_ms, a->cfg.fault_commit_fail_ms,
+                         a->cfg.fault_read_delay_ms };
+    if (f.commit_delay_ms > 0 || f.commit_fail_ms > 0 || f.read_delay_ms > 0) {
+        log_warn("JOBQ_FAULT_* is set: commits or reads are slowed or refused on purpose "
+                 "(testing only)", LOG_I("commit_delay_ms", f.commit_delay_ms),
+                 LOG_I("commit_fail_ms", f.commit_fail_ms),
+                 LOG_I("read_delay_ms", f.read_delay_ms));
         store_set_faults(a->store, &f);
     }
     if (a->cfg.auto_migrate)

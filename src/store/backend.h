@@ -56,6 +56,8 @@ typedef enum { BACKEND_SYNC_FULL, BACKEND_SYNC_OS, BACKEND_SYNC_OFF } backend_sy
 typedef struct backend_ops {
     const char *scheme; /* the URL scheme it serves, e.g. "sqlite" */
     int (*open)(const char *url, backend_sync_t sync, void **conn, char *err, size_t errlen);
+    /* A read-only connection to a database open() created and migrated. */
+    int (*open_reader)(const char *url, void **conn, char *err, size_t errlen);
     void (*close)(void *conn);
     const char *(*errmsg)(void *conn);
     /* A full disk is reported apart so callers can refuse new work. */

@@ -138,6 +138,23 @@ static int sq_open(const char *url, backend_sync_t sync, void **out, char *err, 
     return 0;
 }
 
+static int sq_open_reader(const char *url, void **out, char *err, size_t len)
+{
+    const char *path = url + strlen("sqlite://");
+    sq_t *c = calloc(1, sizeof *c);
+    if (!c)
+        return snprintf(err, len, "out of memory"), -1;
+    if (sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) !=
+            SQLITE_OK ||
+        exec(c, "PRAGMA busy_timeout=5000; PRAGMA query_only=ON; PRAGMA cache_size=-16384;")) {
+        snprintf(err, len, "cannot open %s to read: %s", path, c->db ? sqlite3_errmsg(c->db) : "?");
+        sq_close(c);
+        return -1;
+    }
+    *out = c;
+    return 0;
+}
+
 /* Statements are prepared lazily: before migration the tables do not exist. */
 static sqlite3_stmt *stmt(sq_t *c, int which)
 {
@@ -434,6 +451,7 @@ static int sq_counters(void *conn, backend_counter_cb cb, void *ud)
 const backend_ops_t backend_sqlite = {
     .scheme = "sqlite",
     .open = sq_open,
+    .open_reader = sq_open_reader,
     .close = sq_close,
     .errmsg = sq_errmsg,
     .err_is_full = sq_err_is_full,

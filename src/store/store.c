@@ -55,6 +55,8 @@ store_t *store_open(const char *url, durability_t durability, char *err, size_t 
     }
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
+    pthread_cond_init(&s->read_cv, NULL);
+    s->url = strdup(url);
     histogram_init(&s->fig.commit_seconds, histogram_seconds, histogram_seconds_n);
     histogram_init(&s->fig.batch_size, histogram_sizes, histogram_sizes_n);
     histogram_init(&s->roundtrip, histogram_seconds, histogram_seconds_n);
@@ -168,7 +170,7 @@ int store_start(store_t *s, char *err, size_t len)
         return -1;
     }
     s->running = true;
-    return 0;
+    return store_readers_start(s, err, len);
 }
 
 void store_set_faults(store_t *s, const store_faults_t *f) { s->faults = *f; }
@@ -184,6 +186,7 @@ void store_stop(store_t *s)
     pthread_cond_signal(&s->cv);
     pthread_mutex_unlock(&s->mu);
     pthread_join(s->thread, NULL);
+    store_readers_stop(s);
     s->running = false;
     store_figures_t f;
     store_figures(s, &f);
@@ -210,6 +213,13 @@ void store_close(store_t *s)
         store_free_op(op);
         op = next;
     }
+    for (op_t *op = s->rhead; op;) {
+        op_t *next = op->next;
+        store_free_op(op);
+        op = next;
+    }
+    free(s->url);
+    pthread_cond_destroy(&s->read_cv);
     s->ops->close(s->conn);
     close(s->efd);
     pthread_mutex_destroy(&s->mu);
@@ -263,10 +273,10 @@ void store_flush(store_t *s)
     s->local = s->local_tail = NULL;
 }
 
-static uint64_t submit(store_t *s, op_t *op, bool is_write)
+static uint64_t submit(store_t *s, op_t *op)
 {
     op->queued_ns = clock_mono_ns();
-    op->seq = is_write ? ++s->next_seq : s->next_seq;
+    op->seq = ++s->next_seq;
     bool first = !s->local;
     if (s->local_tail)
         s->local_tail->next = op;
@@ -280,6 +290,32 @@ static uint64_t submit(store_t *s, op_t *op, bool is_write)
     return op->seq;
 }
 
+/* Reads skip the write stream: straight to the readers' queue, or, past
+ * the bound, straight back with an error. */
+static void submit_read(store_t *s, op_t *op)
+{
+    op->queued_ns = clock_mono_ns();
+    op->seq = s->next_seq; /* it must see every write queued so far */
+    store_flush(s);        /* ... so those must be on their way */
+    pthread_mutex_lock(&s->mu);
+    bool busy = s->reads_queued >= STORE_READS_MAX;
+    op_t **head = busy ? &s->done : &s->rhead, **tail = busy ? &s->done_tail : &s->rtail;
+    if (busy)
+        op->error = strdup(STORE_BUSY);
+    else
+        s->reads_queued++;
+    if (*tail)
+        (*tail)->next = op;
+    else
+        *head = op;
+    *tail = op;
+    pthread_cond_broadcast(&s->read_cv);
+    pthread_mutex_unlock(&s->mu);
+    uint64_t one = 1;
+    if (busy && write(s->efd, &one, sizeof one) < 0 && errno != EAGAIN)
+        log_error("store notify failed", LOG_S("error", strerror(errno)));
+}
+
 uint64_t store_put_job(store_t *s, const job_t *job, engine_event_t ev)
 {
     const char *in[4] = { job->id, job->queue, job->type, job_state_name(job->state) }, *out[4];
@@ -290,7 +326,7 @@ uint64_t store_put_job(store_t *s, const job_t *job, engine_event_t ev)
                              .priority = job->priority, .created_at = job->created_at,
                              .updated_at = job->updated_at, .run_at = job->run_at,
                              .doc = op->doc };
-    return submit(s, op, true);
+    return submit(s, op);
 }
 
 uint64_t store_delete_job(store_t *s, const char *id)
@@ -298,7 +334,7 @@ uint64_t store_delete_job(store_t *s, const char *id)
     const char *in[4] = { id }, *out[4];
     op_t *op = new_op(OP_DELETE, in, out);
     op->name = out[0];
-    return submit(s, op, true);
+    return submit(s, op);
 }
 
 uint64_t store_put_queue(store_t *s, const char *name, bool paused)
@@ -307,7 +343,7 @@ uint64_t store_put_queue(store_t *s, const char *name, bool paused)
     op_t *op = new_op(OP_QUEUE, in, out);
     op->name = out[0];
     op->paused = paused;
-    return submit(s, op, true);
+    return submit(s, op);
 }
 
 uint64_t store_last_seq(const store_t *s) { return s->next_seq; }
@@ -333,7 +369,7 @@ void store_get_job(store_t *s, const char *id, store_read_cb cb, void *ud)
     op->name = out[0];
     op->cb = cb;
     op->ud = ud;
-    submit(s, op, false);
+    submit_read(s, op);
 }
 
 void store_list_jobs(store_t *s, const store_query_t *q, store_read_cb cb, void *ud)
@@ -347,7 +383,7 @@ void store_list_jobs(store_t *s, const store_query_t *q, store_read_cb cb, void 
     op->q.cursor_id = out[3];
     op->cb = cb;
     op->ud = ud;
-    submit(s, op, false);
+    submit_read(s, op);
 }
 
 void store_stats(store_t *s, store_read_cb cb, void *ud)
@@ -356,7 +392,7 @@ void store_stats(store_t *s, store_read_cb cb, void *ud)
     op_t *op = new_op(OP_STATS, in, out);
     op->cb = cb;
     op->ud = ud;
-    submit(s, op, false);
+    submit_read(s, op);
 }
 
 void store_purge(store_t *s, const store_purge_t *p, store_read_cb cb, void *ud)
@@ -367,7 +403,7 @@ void store_purge(store_t *s, const store_purge_t *p, store_read_cb cb, void *ud)
     op->purge.after_id = out[0];
     op->cb = cb;
     op->ud = ud;
-    submit(s, op, true);
+    submit(s, op);
 }
 
 int store_notify_fd(const store_t *s) { return s->efd; }

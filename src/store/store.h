@@ -57,6 +57,7 @@ int store_start(store_t *s, char *err, size_t errlen);
 typedef struct store_faults {
     int64_t commit_delay_ms;
     int64_t commit_fail_ms;
+    int64_t read_delay_ms; /* list and stats reads take this much longer: a slow query */
 } store_faults_t;
 void store_set_faults(store_t *s, const store_faults_t *f);
 /* Commits slower than this are logged at warn (0: never). Before start. */
@@ -81,10 +82,14 @@ struct store_waiter {
 /* Calls w->cb once seq is durable: at once (before returning) if it is. */
 void store_when_durable(store_t *s, store_waiter_t *w, uint64_t seq);
 
-/* Reads. `result` is borrowed (json_incref it to keep it), or NULL with
- * an error message. get: a stored document or json null. list: {"jobs":[docs],
- * "next_cursor": cursor or null}. stats: {"queues":{q:{state:n}},
- * "totals":{name:n}}. */
+/* Reads run on a pool of read-only connections (reader.c), each after every
+ * write queued before it is committed. `result` is borrowed (json_incref
+ * it to keep it), or NULL with an error message. get: a stored document or
+ * json null. list: {"jobs":[docs], "next_cursor": cursor or null}. stats:
+ * {"queues":{q:{state:n}}, "totals":{name:n}}. When STORE_READS_MAX reads
+ * are already waiting, cb gets the error STORE_BUSY (still from
+ * store_dispatch, never from inside the call). */
+#define STORE_BUSY "busy: too many reads are waiting"
 typedef void (*store_read_cb)(void *ud, json_t *result, const char *error);
 void store_get_job(store_t *s, const char *id, store_read_cb cb, void *ud);
 void store_list_jobs(store_t *s, const store_query_t *q, store_read_cb cb, void *ud);

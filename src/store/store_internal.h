@@ -33,6 +33,16 @@ typedef struct op {
     char str[];
 } op_t;
 
+#define STORE_READERS 2    /* read-only connections, one thread each */
+#define STORE_READS_MAX 256 /* reads queued or running at most; then "busy" */
+
+typedef struct store_reader {
+    struct store *store;
+    void *conn;
+    pthread_t thread;
+    bool running;
+} store_reader_t;
+
 struct store {
     const backend_ops_t *ops;
     void *conn;
@@ -49,6 +59,11 @@ struct store {
     bool stopping;
     uint64_t committed;
     char last_error[512];
+    op_t *rhead, *rtail;    /* reads waiting for a reader */
+    int reads_queued;       /* queued or running */
+    pthread_cond_t read_cv; /* a read arrived, or writes were committed */
+    store_reader_t readers[STORE_READERS];
+    char *url;
 
     /* Group-commit figures: written by the store thread under mu, except
      * the round trip, which the loop thread owns. */
@@ -75,5 +90,8 @@ void store_free_op(op_t *op);
 /* The store thread's body: takes, applies and hands back batches until
  * stopping and drained. */
 void *store_writer_main(void *arg);
+/* reader.c: the read pool, started after the writer, stopped after it. */
+int store_readers_start(store_t *s, char *err, size_t errlen);
+void store_readers_stop(store_t *s);
 
 #endif

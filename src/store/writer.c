@@ -19,84 +19,6 @@ void store_free_op(op_t *op)
     free(op);
 }
 
-typedef struct list_ctx {
-    json_t *jobs;
-    int limit;
-    int64_t last_created;
-    char last_id[JOB_NAME_MAX + 1];
-    bool more;
-} list_ctx_t;
-
-static int list_doc(void *ud, const char *text, int64_t created_at, const char *id)
-{
-    list_ctx_t *c = ud;
-    if ((int)json_array_size(c->jobs) == c->limit) {
-        c->more = true;
-        return 0;
-    }
-    json_t *doc = json_loads(text, 0, NULL);
-    json_array_append_new(c->jobs, doc ? doc : json_null());
-    c->last_created = created_at;
-    snprintf(c->last_id, sizeof c->last_id, "%s", id);
-    return 0;
-}
-
-static int get_doc(void *ud, const char *text, int64_t created_at, const char *id)
-{
-    (void)created_at;
-    (void)id;
-    json_t **out = ud;
-    *out = json_loads(text, 0, NULL);
-    return 0;
-}
-
-static int count_row(void *ud, const char *queue, const char *state, int64_t n)
-{
-    json_t *queues = ud, *q = json_object_get(queues, queue);
-    if (!q) {
-        q = json_object();
-        json_object_set_new(queues, queue, q);
-    }
-    json_object_set_new(q, state, json_integer(n));
-    return 0;
-}
-
-static int counter_row(void *ud, const char *name, int64_t value)
-{
-    json_object_set_new(ud, name, json_integer(value));
-    return 0;
-}
-
-static int run_read(store_t *s, op_t *op)
-{
-    json_decref(op->result);
-    op->result = NULL;
-    int rc = -1;
-    if (op->kind == OP_GET) {
-        json_t *doc = NULL;
-        rc = s->ops->get_job(s->conn, op->name, get_doc, &doc);
-        op->result = doc ? doc : json_null();
-    } else if (op->kind == OP_LIST) {
-        list_ctx_t c = { .jobs = json_array(), .limit = op->q.limit };
-        op->q.limit++; /* one extra row tells whether there is a next page */
-        rc = s->ops->list_jobs(s->conn, &op->q, list_doc, &c);
-        op->q.limit--;
-        char cursor[JOB_NAME_MAX + 32];
-        snprintf(cursor, sizeof cursor, "%lld:%s", (long long)c.last_created, c.last_id);
-        op->result = json_pack("{s:o, s:o}", "jobs", c.jobs, "next_cursor",
-                               c.more ? json_string(cursor) : json_null());
-    } else {
-        json_t *queues = json_object(), *totals = json_object();
-        rc = s->ops->count_states(s->conn, count_row, queues);
-        if (rc == 0)
-            rc = s->ops->counters(s->conn, counter_row, totals);
-        op->result = json_pack("{s:o, s:o}", "queues", queues, "totals", totals);
-    }
-    free(op->error);
-    op->error = rc == 0 ? NULL : strdup(s->ops->errmsg(s->conn));
-    return 0; /* a failed read fails only itself */
-}
-
 const char *store_statement_name(store_statement_t st)
 {
     static const char *const names[STORE_ST_COUNT] = { "put_job", "delete_job", "put_queue",
@@ -139,7 +61,7 @@ static int run_write(store_t *s, op_t *op, int64_t *totals)
     case OP_DELETE: return s->ops->delete_job(s->conn, op->name);
     case OP_QUEUE: return s->ops->put_queue(s->conn, op->name, op->paused);
     case OP_PURGE: return run_purge(s, op);
-    default: return run_read(s, op);
+    default: return 0; /* reads go to the readers (reader.c) */
     }
 }
 
@@ -247,13 +169,17 @@ void *store_writer_main(void *arg)
         pthread_mutex_lock(&s->mu);
         histogram_observe(&s->fig.commit_seconds, secs);
         histogram_observe(&s->fig.batch_size, (double)n);
-        memcpy(s->fig.statement_seconds, s->st_private, sizeof s->st_private);
+        static const store_statement_t writes[] = { STORE_ST_PUT, STORE_ST_DELETE, STORE_ST_QUEUE,
+                                                    STORE_ST_PURGE, STORE_ST_COMMIT };
+        for (size_t i = 0; i < sizeof writes / sizeof writes[0]; i++)
+            s->fig.statement_seconds[writes[i]] = s->st_private[writes[i]];
         if (s->done_tail)
             s->done_tail->next = batch;
         else
             s->done = batch;
         s->done_tail = last;
         s->committed = last->seq;
+        pthread_cond_broadcast(&s->read_cv); /* reads waiting for these writes */
         pthread_mutex_unlock(&s->mu);
         uint64_t one = 1;
         if (write(s->efd, &one, sizeof one) < 0 && errno != EAGAIN)

@@ -242,3 +242,46 @@ def test_second_signal_exits_at_once_losing_nothing(make_server):
     srv.start()
     assert srv.job("kept")["state"] == "running"  # its lease survives; it is requeued when it ends
     assert requests.get(srv.url + "/health/ready", timeout=5).status_code == 200
+
+
+def test_slow_queries_stall_neither_writes_nor_leases(make_server):
+    """Reads run on their own connections: with every read taking 1.5 s,
+    enqueue, lease and complete still answer at once, and past the read
+    bound a read is refused with 503 rather than queued forever."""
+    import concurrent.futures
+    srv = make_server(env={"JOBQ_FAULT_READ_DELAY_MS": "1500", "JOBQ_CACHE_TTL_MS": "0"})
+    pool = concurrent.futures.ThreadPoolExecutor(4)
+    slow = [pool.submit(requests.get, srv.url + "/v1/jobs", timeout=30) for _ in range(4)]
+    time.sleep(0.2)  # the readers are now busy
+    t0 = time.time()
+    srv.enqueue(id="fast")
+    [job] = srv.lease()
+    assert srv.post("/v1/jobs/fast/complete", {"lease_id": job["lease_id"]}).status_code == 200
+    assert srv.job("fast")["state"] == "completed"  # in memory: no store read
+    assert time.time() - t0 < 1.0
+    # The slow reads still see what was written before them.
+    for f in slow:
+        assert f.result().status_code == 200
+    listed = srv.get("/v1/jobs").json()
+    assert [j["id"] for j in listed["jobs"]] == ["fast"]
+    pool.shutdown()
+
+
+def test_long_poll_waiters_are_bounded(make_server):
+    import concurrent.futures
+    srv = make_server(env={"JOBQ_MAX_WAITERS": "2"})
+    pool = concurrent.futures.ThreadPoolExecutor(2)
+    waiting = [pool.submit(srv.lease, f"w{i}", None, 1, 5000) for i in range(2)]
+    time.sleep(0.3)
+    r = srv.post("/v1/lease", {"worker": "w3", "wait_ms": 5000})
+    body = assert_problem(r, 503, "unavailable", "wait_ms")
+    assert "JOBQ_MAX_WAITERS" in body["detail"] and r.headers["Retry-After"]
+    assert srv.post("/v1/lease", {"worker": "w3"}).json() == {"jobs": []}  # no wait: fine
+    srv.enqueue(id="one")
+    srv.enqueue(id="two")
+    got = sorted(j["id"] for f in waiting for j in f.result())
+    assert got == ["one", "two"]
+    # The slots are free again.
+    srv.enqueue(id="three")
+    assert [j["id"] for j in srv.lease("w4", None, 1, 1000)] == ["three"]
+    pool.shutdown()

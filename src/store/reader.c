@@ -1,0 +1,213 @@
+/*
+ * The readers: a small pool of threads, each with its own read-only
+ * connection, that run get/list/stats off the store thread, so a slow
+ * query delays neither commits nor the loop. A read waits until every
+ * write queued before it is committed, so it sees them all, exactly as if
+ * it had run in the writer's ordered stream.
+ *
+ * Reader 0 takes only point lookups (a job by id: idempotent enqueues and
+ * reads of finished jobs), so they never queue behind a slow list or stats
+ * scan; the others take anything, point lookups first.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "store/store_internal.h"
+#include "util/clock.h"
+#include "util/log.h"
+
+typedef struct list_ctx {
+    json_t *jobs;
+    int limit;
+    int64_t last_created;
+    char last_id[JOB_NAME_MAX + 1];
+    bool more;
+} list_ctx_t;
+
+static int list_doc(void *ud, const char *text, int64_t created_at, const char *id)
+{
+    list_ctx_t *c = ud;
+    if ((int)json_array_size(c->jobs) == c->limit) {
+        c->more = true;
+        return 0;
+    }
+    json_t *doc = json_loads(text, 0, NULL);
+    json_array_append_new(c->jobs, doc ? doc : json_null());
+    c->last_created = created_at;
+    snprintf(c->last_id, sizeof c->last_id, "%s", id);
+    return 0;
+}
+
+static int get_doc(void *ud, const char *text, int64_t created_at, const char *id)
+{
+    (void)created_at;
+    (void)id;
+    json_t **out = ud;
+    *out = json_loads(text, 0, NULL);
+    return 0;
+}
+
+static int count_row(void *ud, const char *queue, const char *state, int64_t n)
+{
+    json_t *queues = ud, *q = json_object_get(queues, queue);
+    if (!q) {
+        q = json_object();
+        json_object_set_new(queues, queue, q);
+    }
+    json_object_set_new(q, state, json_integer(n));
+    return 0;
+}
+
+static int counter_row(void *ud, const char *name, int64_t value)
+{
+    json_object_set_new(ud, name, json_integer(value));
+    return 0;
+}
+
+static void run_read(store_t *s, void *conn, op_t *op)
+{
+    json_decref(op->result);
+    op->result = NULL;
+    int rc = -1;
+    if (op->kind == OP_GET) {
+        json_t *doc = NULL;
+        rc = s->ops->get_job(conn, op->name, get_doc, &doc);
+        op->result = doc ? doc : json_null();
+    } else if (op->kind == OP_LIST) {
+        list_ctx_t c = { .jobs = json_array(), .limit = op->q.limit };
+        op->q.limit++; /* one extra row tells whether there is a next page */
+        rc = s->ops->list_jobs(conn, &op->q, list_doc, &c);
+        op->q.limit--;
+        char cursor[JOB_NAME_MAX + 32];
+        snprintf(cursor, sizeof cursor, "%lld:%s", (long long)c.last_created, c.last_id);
+        op->result = json_pack("{s:o, s:o}", "jobs", c.jobs, "next_cursor",
+                               c.more ? json_string(cursor) : json_null());
+    } else {
+        json_t *queues = json_object(), *totals = json_object();
+        rc = s->ops->count_states(conn, count_row, queues);
+        if (rc == 0)
+            rc = s->ops->counters(conn, counter_row, totals);
+        op->result = json_pack("{s:o, s:o}", "queues", queues, "totals", totals);
+    }
+    free(op->error);
+    op->error = rc == 0 ? NULL : strdup(s->ops->errmsg(conn));
+}
+
+
+/* The oldest read this reader may run whose writes are committed: a point
+ * lookup if there is one, else (unless points_only) any. */
+static op_t **eligible(store_t *s, bool points_only)
+{
+    op_t **any = NULL;
+    for (op_t **at = &s->rhead; *at; at = &(*at)->next) {
+        if ((*at)->seq > s->committed)
+            break; /* later ones wait for the same or later writes */
+        if ((*at)->kind == OP_GET)
+            return at;
+        if (!points_only && !any)
+            any = at;
+    }
+    return any;
+}
+
+/* Takes a read (see eligible); NULL when stopping and nothing is left.
+ * Called with s->mu held. */
+static op_t *next_read(store_t *s, bool points_only)
+{
+    for (;;) {
+        op_t **at = eligible(s, points_only);
+        if (at) {
+            op_t *op = *at;
+            *at = op->next;
+            if (s->rtail == op) {
+                s->rtail = NULL;
+                for (op_t *p = s->rhead; p; p = p->next)
+                    s->rtail = p;
+            }
+            op->next = NULL;
+            if (s->stopping && !s->rhead) /* the others may be waiting to leave */
+                pthread_cond_broadcast(&s->read_cv);
+            return op;
+        }
+        if (!s->rhead && s->stopping)
+            return NULL;
+        pthread_cond_wait(&s->read_cv, &s->mu);
+    }
+}
+
+static void hand_back(store_t *s, op_t *op, double secs)
+{
+    pthread_mutex_lock(&s->mu);
+    s->reads_queued--;
+    histogram_observe(&s->fig.statement_seconds[(store_statement_t)op->kind], secs);
+    if (s->done_tail)
+        s->done_tail->next = op;
+    else
+        s->done = op;
+    s->done_tail = op;
+    pthread_mutex_unlock(&s->mu);
+    uint64_t one = 1;
+    if (write(s->efd, &one, sizeof one) < 0)
+        log_error("store notify failed");
+}
+
+static void *reader_main(void *arg)
+{
+    store_reader_t *r = arg;
+    store_t *s = r->store;
+    pthread_mutex_lock(&s->mu);
+    op_t *op;
+    bool points_only = r == &s->readers[0];
+    while ((op = next_read(s, points_only))) {
+        pthread_mutex_unlock(&s->mu);
+        if (s->faults.read_delay_ms > 0 && op->kind != OP_GET) {
+            int64_t ms = s->faults.read_delay_ms;
+            struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
+            nanosleep(&ts, NULL);
+        }
+        int64_t t0 = clock_mono_ns();
+        run_read(s, r->conn, op);
+        hand_back(s, op, (double)(clock_mono_ns() - t0) / 1e9);
+        pthread_mutex_lock(&s->mu);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+int store_readers_start(store_t *s, char *err, size_t len)
+{
+    for (int i = 0; i < STORE_READERS; i++) {
+        store_reader_t *r = &s->readers[i];
+        r->store = s;
+        if (s->ops->open_reader(s->url, &r->conn, err, len) != 0)
+            return -1;
+        if (pthread_create(&r->thread, NULL, reader_main, r) != 0) {
+            s->ops->close(r->conn);
+            r->conn = NULL;
+            snprintf(err, len, "cannot start a reader thread");
+            return -1;
+        }
+        r->running = true;
+    }
+    return 0;
+}
+
+/* After the writer stopped: every read left can run, then the readers go. */
+void store_readers_stop(store_t *s)
+{
+    pthread_mutex_lock(&s->mu);
+    pthread_cond_broadcast(&s->read_cv);
+    pthread_mutex_unlock(&s->mu);
+    for (int i = 0; i < STORE_READERS; i++) {
+        store_reader_t *r = &s->readers[i];
+        if (r->running)
+            pthread_join(r->thread, NULL);
+        r->running = false;
+        if (r->conn)
+            s->ops->close(r->conn);
+        r->conn = NULL;
+    }
+}
