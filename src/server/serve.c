@@ -442,6 +442,9 @@ int serve_main(int argc, char **argv)
     log_set_level(a->cfg.log_level);
     log_set_format(a->cfg.log_format);
     signal(SIGPIPE, SIG_IGN);
+    /* A file size limit must fail a write (EFBIG: the store retries it, as
+     * for a full disk), not kill the process. */
+    signal(SIGXFSZ, SIG_IGN);
     curl_global_init(CURL_GLOBAL_DEFAULT); /* before any thread: it is not thread-safe */
     int rc = 0;
     if (open_store(a, err, sizeof err) || start_engine(a, err, sizeof err) ||
