@@ -22,6 +22,7 @@ typedef struct retention {
     struct event *timer;
     bool busy;       /* a batch is in the store */
     bool has_cursor; /* a sweep is under way, after this job */
+    int batch;       /* jobs per batch, adapting to how much is due */
     int64_t cursor_created_at;
     char cursor_id[JOB_NAME_MAX + 1];
 } retention_t;

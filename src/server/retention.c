@@ -2,11 +2,15 @@
  * Retention: deletes completed and cancelled jobs older than
  * JOBQ_RETAIN_COMPLETED and failed ones older than JOBQ_RETAIN_FAILED.
  *
- * A sweep walks the store's jobs oldest first, RETENTION_BATCH at a time.
- * Each batch is one ordered store write (so it never races a change queued
+ * A sweep walks the store's jobs oldest first, a batch at a time. Each
+ * batch is one ordered store write (so it never races a change queued
  * before it) and runs on the store thread; the loop only hands it over and
  * drops the deleted jobs from the engine's memory when it comes back. A
- * sweep that found a full batch continues at once; then it rests.
+ * sweep that found a full batch continues at once; then it rests. The
+ * batch starts small (RETENTION_BATCH) and doubles, up to RETENTION_BATCH_MAX,
+ * while most of what it sees is due: under steady load, deleting must keep
+ * up with finishing (bench/retention.sh), yet one batch never holds the
+ * store thread for long.
  */
 #include <string.h>
 
@@ -15,7 +19,7 @@
 #include "util/log.h"
 
 #define RETENTION_BATCH 256
-#define RETENTION_NEXT_MS 10     /* between the batches of one sweep */
+#define RETENTION_BATCH_MAX 4096
 #define RETENTION_REST_MS 5000   /* between sweeps, at most */
 
 /* Short retentions (tests, bursty queues) are swept more often. */
@@ -56,13 +60,18 @@ static void on_batch(void *ud, json_t *result, const char *error)
     if (json_array_size(ids))
         log_debug("retention deleted jobs", LOG_I("deleted", json_array_size(ids)),
                   LOG_I("scanned", scanned));
-    r->has_cursor = scanned == RETENTION_BATCH;
+    r->has_cursor = scanned == r->batch;
+    size_t deleted = json_array_size(ids);
+    if (r->has_cursor && deleted * 2 >= (size_t)scanned && r->batch < RETENTION_BATCH_MAX)
+        r->batch *= 2;
+    else if (!r->has_cursor || deleted * 4 < (size_t)scanned)
+        r->batch = RETENTION_BATCH;
     if (r->has_cursor) {
         r->cursor_created_at = json_integer_value(json_object_get(cur, "created_at"));
         snprintf(r->cursor_id, sizeof r->cursor_id, "%s",
                  json_string_value(json_object_get(cur, "id")));
     }
-    arm(a, r->has_cursor ? RETENTION_NEXT_MS : rest_ms(&a->cfg));
+    arm(a, r->has_cursor ? 0 : rest_ms(&a->cfg));
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
@@ -84,7 +93,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         .has_cursor = r->has_cursor,
         .after_created_at = r->cursor_created_at,
         .after_id = r->cursor_id,
-        .limit = RETENTION_BATCH,
+        .limit = r->batch,
     };
     r->busy = true;
     store_purge(a->store, &p, on_batch, a);
@@ -94,6 +103,7 @@ int app_retention_start(app_t *a)
 {
     if (!(a->retention.timer = evtimer_new(a->base, on_timer, a)))
         return -1;
+    a->retention.batch = RETENTION_BATCH;
     arm(a, rest_ms(&a->cfg)); /* nothing is due in the first moments */
     return 0;
 }
