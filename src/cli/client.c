@@ -37,6 +37,10 @@ void client_init(client_t *c, const char *server_flag)
     size_t n = strlen(c->base);
     if (n && c->base[n - 1] == '/')
         c->base[n - 1] = '\0';
+    const char *key = getenv("JOBQ_API_KEY");
+    c->auth[0] = '\0';
+    if (key && *key && strlen(key) < sizeof c->auth - 32)
+        snprintf(c->auth, sizeof c->auth, "Authorization: Bearer %s", key);
 }
 
 int client_request(const client_t *c, const char *method, const char *path, json_t *body,
@@ -50,6 +54,8 @@ int client_request(const client_t *c, const char *method, const char *path, json
     snprintf(url, sizeof url, "%s%s", c->base, path);
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
+    if (c->auth[0])
+        hdrs = curl_slist_append(hdrs, c->auth);
     buf_t resp = { 0 };
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);

@@ -10,9 +10,12 @@
 
 typedef struct client {
     char base[512]; /* "http://127.0.0.1:7420" */
+    char auth[300]; /* "Authorization: Bearer ..." from JOBQ_API_KEY, or "" */
 } client_t;
 
-/* Resolves the server address: --server, else JOBQ_URL, else JOBQ_LISTEN. */
+/* Resolves the server address: --server, else JOBQ_URL, else JOBQ_LISTEN;
+ * and the API key from JOBQ_API_KEY (an environment variable, never a flag:
+ * command lines are visible to every user of the machine). */
 void client_init(client_t *c, const char *server_flag);
 
 /* Sends body (may be NULL) and parses the JSON reply into *out (NULL when

@@ -163,3 +163,14 @@ def test_wait_follows_a_job_to_its_end(server):
     r = jobq("wait", "w-stuck", "--timeout-ms", "300", server=server)
     assert r.returncode == 1 and "still queued" in r.stderr
     assert jobq("wait", "nope", server=server).returncode == 1
+
+
+def test_cli_sends_the_api_key_from_the_environment(make_server):
+    secret = "cli-secret-0123456789"
+    srv = make_server(env={"JOBQ_API_KEYS": f"me:producer:{secret}"})
+    r = jobq("enqueue", "t", "--id", "k1", server=srv)
+    assert r.returncode != 0 and "API key" in r.stderr
+    r = jobq("enqueue", "t", "--id", "k1", server=srv, env={"JOBQ_API_KEY": secret})
+    assert r.returncode == 0, r.stderr
+    r = jobq("get", "k1", server=srv, env={"JOBQ_API_KEY": secret})
+    assert r.returncode == 0 and "queued" in r.stdout
