@@ -5,29 +5,25 @@ static const engine_breaker_options_t breaker3 = {
     .failures = 3, .window_ms = 60000, .cooldown_ms = 1000, .cooldown_max_ms = 3000, .probes = 1,
 };
 
-/* Leases one job and fails it with type. */
-static void lease_and_fail(engine_t *e, const char *id, err_t type)
-{
-    job_t *out[1];
-    engine_waiter_t w = { .worker = "w", .queues = default_queue, .nqueues = 1, .max = 1 };
-    (void)id;
-    assert_int_equal(engine_lease(e, &w, 0, out), 1);
-    if (id)
-        assert_string_equal(out[0]->id, id);
-    const job_t *j;
-    problem_t p;
-    assert_int_equal(engine_fail(e, out[0]->id, out[0]->lease_id, type, "down", NULL, -1, &j, &p),
-                     ERR_OK);
-}
-
-static void lease_and_fail_leased(engine_t *e, job_t *j)
+/* Fails a leased job (its id copied first: the engine lends pointers only
+ * until its next call). */
+static void fail_leased(engine_t *e, job_t *j, err_t type)
 {
     const job_t *out;
     problem_t p;
     char id[JOB_NAME_MAX + 1];
     snprintf(id, sizeof id, "%s", j->id);
-    assert_int_equal(engine_fail(e, id, j->lease_id, ERR_UNAVAILABLE, "x", NULL, -1, &out, &p),
-                     ERR_OK);
+    assert_int_equal(engine_fail(e, id, j->lease_id, type, "down", NULL, -1, &out, &p), ERR_OK);
+}
+
+/* Leases one job (id, if given, says which) and fails it with type. */
+static void lease_and_fail(engine_t *e, const char *id, err_t type)
+{
+    job_t *out[1];
+    assert_int_equal(lease(e, 1, out), 1);
+    if (id)
+        assert_string_equal(out[0]->id, id);
+    fail_leased(e, out[0], type);
 }
 
 static void finish(engine_t *e, job_t *j)
@@ -236,13 +232,13 @@ static void test_failure_ratio_over_window(void **state)
         if (i == 1)
             finish(e, out[0]);
         else
-            lease_and_fail_leased(e, out[0]);
+            fail_leased(e, out[0], ERR_UNAVAILABLE);
     }
     assert_int_equal(transitions, 0); /* 2 of 3: too few outcomes yet */
     fake_now += 11000;                /* the window forgets them */
     put(e, "w3", "\"max_retries\":0");
     assert_int_equal(lease(e, 1, out), 1);
-    lease_and_fail_leased(e, out[0]);
+    fail_leased(e, out[0], ERR_UNAVAILABLE);
     assert_int_equal(transitions, 0); /* 1 of 1 in the window */
     for (int i = 4; i < 7; i++) {
         char id[16];
@@ -252,7 +248,7 @@ static void test_failure_ratio_over_window(void **state)
         if (i == 4)
             finish(e, out[0]);
         else
-            lease_and_fail_leased(e, out[0]);
+            fail_leased(e, out[0], ERR_UNAVAILABLE);
     }
     assert_int_equal(last_breaker_state, ENGINE_BREAKER_OPEN); /* 3 of 4 */
 }
