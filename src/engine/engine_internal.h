@@ -1,8 +1,8 @@
 /*
  * engine_internal: the engine's private state, shared by engine.c (job table
- * and transitions), lease.c (lessees and lease outcomes) and gate.c (what
- * may run now: lanes, limits, breakers). Nothing outside src/engine/
- * includes this file.
+ * and transitions), lease.c (lessees and lease outcomes), gate.c (limits,
+ * breakers and holds) and lane.c (ready jobs and the choice of the next).
+ * Nothing outside src/engine/ includes this file.
  *
  * Ready jobs sit in lanes: one FIFO list per (queue, priority, type,
  * breaker key). Everything that can hold a job back (a queue's or a type's
@@ -105,12 +105,19 @@ void eng_expire_waiter(engine_t *e, engine_waiter_t *w);
 ejob_t *eng_find(engine_t *e, const char *id, problem_t *p);
 
 /* gate.c */
-int eng_lane_attach(engine_t *e, ejob_t *ej); /* -1 if out of memory */
-void eng_lane_detach(engine_t *e, ejob_t *ej);
-void eng_lane_push(engine_t *e, ejob_t *ej);
-void eng_lane_remove(ejob_t *ej);
-/* The ready job w should get next, honouring pauses, limits and breakers. */
-ejob_t *eng_next_ready(engine_t *e, const engine_waiter_t *w);
+typedef enum {
+    ENG_HOLD_NONE, ENG_HOLD_CONCURRENCY, ENG_HOLD_RATE, ENG_HOLD_BREAKER, ENG_HOLD_KEY
+} eng_hold_t;
+egate_t *eng_gate_get(hmap_t *map, const char *name); /* created on first use; NULL: no memory */
+egate_t *eng_key_gate(engine_t *e, const char *name);  /* the same, sweeping idle keys */
+void eng_gate_release(engine_t *e, hmap_t *map, egate_t *g); /* frees it if nothing needs it */
+/* Whether a gate's own limits hold its jobs now; *wake is lowered to when
+ * a held one may open by itself. */
+eng_hold_t eng_gate_limits(egate_t *g, int64_t now, int64_t *wake);
+/* What holds a lane back, and which gate (*by): its type's limits, then
+ * its key's hold, breaker and limits. */
+eng_hold_t eng_lane_holds(engine_t *e, elane_t *l, int64_t now, int64_t *wake, egate_t **by);
+
 void eng_gates_leased(engine_t *e, ejob_t *ej);
 void eng_gates_running(engine_t *e, ejob_t *ej, int delta);
 typedef enum { ENG_OUTCOME_NONE, ENG_OUTCOME_OK, ENG_OUTCOME_FAILED } eng_outcome_t;
@@ -118,6 +125,14 @@ void eng_gates_outcome(engine_t *e, ejob_t *ej, eng_outcome_t o);
 /* A worker said the key's dependency is rate limiting: hold its lanes. */
 void eng_gates_hold(engine_t *e, ejob_t *ej, int64_t until);
 void eng_gates_free(engine_t *e);
+
+/* lane.c */
+int eng_lane_attach(engine_t *e, ejob_t *ej); /* -1 if out of memory */
+void eng_lane_detach(engine_t *e, ejob_t *ej);
+void eng_lane_push(engine_t *e, ejob_t *ej);
+void eng_lane_remove(ejob_t *ej);
+/* The ready job w should get next, honouring pauses, limits and breakers. */
+ejob_t *eng_next_ready(engine_t *e, const engine_waiter_t *w);
 void eng_queue_free(equeue_t *q);
 
 #endif

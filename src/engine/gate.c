@@ -1,16 +1,16 @@
-/* What may run now: lanes of ready jobs, the queue/type limits and the
- * key breakers that hold them, and the choice of the next job to lease. */
+/* Gates: what jobs sharing a queue, a type or a breaker key have in common
+ * (limits, a breaker, a rate-limit hold), whether they hold a lane back,
+ * and the settings and reports about them. Lanes and the choice of the next
+ * job are in lane.c. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "engine/engine_internal.h"
 
-#define KEY_SEP '\x1f' /* cannot occur in names (job_name_valid) */
-
 /* ---- gates ---- */
 
-static egate_t *gate_get(hmap_t *map, const char *name)
+egate_t *eng_gate_get(hmap_t *map, const char *name)
 {
     egate_t *g = hmap_get(map, name);
     if (g)
@@ -59,7 +59,7 @@ static void sweep(engine_t *e, hmap_t *map)
     free(unused);
 }
 
-static void gate_maybe_free(engine_t *e, hmap_t *map, egate_t *g)
+void eng_gate_release(engine_t *e, hmap_t *map, egate_t *g)
 {
     if (gate_unused(g, &e->opt.breaker, eng_now(e)))
         gate_free(map, g);
@@ -67,13 +67,13 @@ static void gate_maybe_free(engine_t *e, hmap_t *map, egate_t *g)
 
 /* A key whose breaker still remembers outcomes outlives its jobs; sweeping
  * whenever the map has doubled keeps the cost per new key constant. */
-static egate_t *key_gate(engine_t *e, const char *name)
+egate_t *eng_key_gate(engine_t *e, const char *name)
 {
     if (!hmap_get(&e->keys, name) && hmap_len(&e->keys) >= 2 * e->keys_swept + 64) {
         sweep(e, &e->keys);
         e->keys_swept = hmap_len(&e->keys);
     }
-    return gate_get(&e->keys, name);
+    return eng_gate_get(&e->keys, name);
 }
 
 static void lower(int64_t *wake, int64_t t)
@@ -82,18 +82,16 @@ static void lower(int64_t *wake, int64_t t)
         *wake = t;
 }
 
-typedef enum { HOLD_NONE, HOLD_CONCURRENCY, HOLD_RATE, HOLD_BREAKER, HOLD_KEY } hold_t;
-
-static hold_t gate_limits(egate_t *g, int64_t now, int64_t *wake)
+eng_hold_t eng_gate_limits(egate_t *g, int64_t now, int64_t *wake)
 {
     if (g->limit.concurrency > 0 && g->running >= g->limit.concurrency)
-        return HOLD_CONCURRENCY;
+        return ENG_HOLD_CONCURRENCY;
     const engine_limit_t *l = &g->limit;
     if (l->rate > 0 && !tb_ready(&g->bucket, l->rate, tb_default_depth(l->rate, l->burst), now)) {
         lower(wake, now + tb_wait_ms(&g->bucket, l->rate));
-        return HOLD_RATE;
+        return ENG_HOLD_RATE;
     }
-    return HOLD_NONE;
+    return ENG_HOLD_NONE;
 }
 
 static void report(engine_t *e, egate_t *g, engine_breaker_state_t was)
@@ -102,24 +100,24 @@ static void report(engine_t *e, egate_t *g, engine_breaker_state_t was)
         e->h.breaker_changed(e->h.ud, g->name, was, g->breaker.state);
 }
 
-static hold_t key_holds(engine_t *e, egate_t *g, int64_t now, int64_t *wake)
+static eng_hold_t key_holds(engine_t *e, egate_t *g, int64_t now, int64_t *wake)
 {
     if (g->held_until > now) {
         lower(wake, g->held_until);
-        return HOLD_KEY;
+        return ENG_HOLD_KEY;
     }
     engine_breaker_state_t was = g->breaker.state;
     bool ok = breaker_allows(&g->breaker, &e->opt.breaker, now, wake);
     report(e, g, was);
-    return ok ? gate_limits(g, now, wake) : HOLD_BREAKER;
+    return ok ? eng_gate_limits(g, now, wake) : ENG_HOLD_BREAKER;
 }
 
 /* What holds a lane back, and which gate: type first, then key. */
-static hold_t lane_holds(engine_t *e, elane_t *l, int64_t now, int64_t *wake, egate_t **by)
+eng_hold_t eng_lane_holds(engine_t *e, elane_t *l, int64_t now, int64_t *wake, egate_t **by)
 {
-    hold_t h = gate_limits(l->type, now, wake);
+    eng_hold_t h = eng_gate_limits(l->type, now, wake);
     *by = l->type;
-    if (h == HOLD_NONE) {
+    if (h == ENG_HOLD_NONE) {
         h = key_holds(e, l->key, now, wake);
         *by = l->key;
     }
@@ -181,151 +179,6 @@ void eng_gates_hold(engine_t *e, ejob_t *ej, int64_t until)
     lower(&e->gate_wake, until);
 }
 
-/* ---- lanes ---- */
-
-static const char *key_of(const job_t *j) { return j->breaker_key ? j->breaker_key : j->type; }
-
-static void lane_free(engine_t *e, elane_t *l)
-{
-    hmap_del(&l->queue->lanes, l->name);
-    l->type->refs--;
-    l->key->refs--;
-    gate_maybe_free(e, &e->types, l->type);
-    gate_maybe_free(e, &e->keys, l->key);
-    free(l->name);
-    free(l);
-}
-
-static elane_t *lane_new(engine_t *e, equeue_t *q, const job_t *j, char *name)
-{
-    elane_t *l = calloc(1, sizeof *l);
-    egate_t *t = gate_get(&e->types, j->type);
-    egate_t *k = t ? key_gate(e, key_of(j)) : NULL;
-    if (!l || !k || !(l->name = strdup(name)) || hmap_put(&q->lanes, l->name, l) != 0) {
-        if (l)
-            free(l->name);
-        free(l);
-        if (t)
-            gate_maybe_free(e, &e->types, t);
-        if (k)
-            gate_maybe_free(e, &e->keys, k);
-        return NULL;
-    }
-    l->queue = q;
-    l->type = t;
-    l->key = k;
-    t->refs++;
-    k->refs++;
-    l->priority = j->priority;
-    list_init(&l->ready);
-    list_init(&l->active);
-    return l;
-}
-
-int eng_lane_attach(engine_t *e, ejob_t *ej)
-{
-    const job_t *j = ej->job;
-    char name[3 * JOB_NAME_MAX + 8];
-    snprintf(name, sizeof name, "%d%c%s%c%s", j->priority, KEY_SEP, j->type, KEY_SEP,
-             key_of(j));
-    elane_t *l = hmap_get(&ej->queue->lanes, name);
-    if (!l && !(l = lane_new(e, ej->queue, j, name)))
-        return -1;
-    l->refs++;
-    ej->lane = l;
-    return 0;
-}
-
-void eng_lane_detach(engine_t *e, ejob_t *ej)
-{
-    elane_t *l = ej->lane;
-    if (!l)
-        return;
-    ej->lane = NULL;
-    if (--l->refs == 0)
-        lane_free(e, l);
-}
-
-void eng_lane_push(engine_t *e, ejob_t *ej)
-{
-    elane_t *l = ej->lane;
-    ej->seq = ++e->ready_seq;
-    list_push_back(&l->ready, &ej->link);
-    if (!list_linked(&l->active))
-        list_push_back(&l->queue->active, &l->active);
-    l->key->queued++;
-}
-
-void eng_lane_remove(ejob_t *ej)
-{
-    elane_t *l = ej->lane;
-    list_remove(&ej->link);
-    l->key->queued--;
-    if (list_empty(&l->ready))
-        list_remove(&l->active);
-}
-
-/* ---- choosing ---- */
-
-static int effective_priority(const engine_t *e, const ejob_t *ej, int64_t now)
-{
-    int p = ej->job->priority;
-    if (e->opt.aging_ms > 0 && now > ej->job->run_at) {
-        int64_t levels = (now - ej->job->run_at) / e->opt.aging_ms;
-        p = levels >= p ? 0 : p - (int)levels;
-    }
-    return p;
-}
-
-ejob_t *eng_next_ready(engine_t *e, const engine_waiter_t *w)
-{
-    int64_t now = eng_now(e);
-    ejob_t *best = NULL;
-    int best_p = JOB_PRIORITIES, best_q = 0;
-    for (int i = 0; i < w->nqueues; i++) {
-        equeue_t *q = hmap_get(&e->queues, w->queues[i]);
-        if (!q || q->paused || list_empty(&q->active) ||
-            gate_limits(&q->gate, now, &e->gate_wake) != HOLD_NONE)
-            continue;
-        for (list_node_t *n = q->active.next; n != &q->active; n = n->next) {
-            elane_t *l = LIST_ENTRY(n, elane_t, active);
-            egate_t *by;
-            if (lane_holds(e, l, now, &e->gate_wake, &by) != HOLD_NONE)
-                continue;
-            ejob_t *ej = LIST_ENTRY(list_first(&l->ready), ejob_t, link);
-            int p = effective_priority(e, ej, now);
-            /* Strict (effective) priority; ties to the queue listed first,
-             * then to the job that became ready first. */
-            if (!best || p < best_p || (p == best_p && i == best_q && ej->seq < best->seq))
-                best = ej, best_p = p, best_q = i;
-        }
-    }
-    return best;
-}
-
-const char *engine_blocked_by(engine_t *e, const job_t *job, char *buf, size_t len)
-{
-    ejob_t *ej = hmap_get(&e->jobs, job->id);
-    if (!ej || ej->job != job || job->state != JOB_QUEUED || !ej->lane)
-        return NULL;
-    int64_t now = eng_now(e), wake = INT64_MAX;
-    static const char *const what[] = { "", "concurrency", "rate", "breaker", "held" };
-    equeue_t *q = ej->queue;
-    hold_t h;
-    egate_t *by;
-    if (q->paused)
-        snprintf(buf, len, "paused:%s", q->name);
-    else if ((h = gate_limits(&q->gate, now, &wake)) != HOLD_NONE)
-        snprintf(buf, len, "%s:queue:%s", what[h], q->name);
-    else if ((h = lane_holds(e, ej->lane, now, &wake, &by)) == HOLD_NONE)
-        return NULL;
-    else if (h == HOLD_CONCURRENCY || h == HOLD_RATE)
-        snprintf(buf, len, "%s:%s:%s", what[h], by == ej->lane->type ? "type" : "key", by->name);
-    else
-        snprintf(buf, len, "%s:%s", what[h], by->name);
-    return buf;
-}
-
 /* ---- settings and reports ---- */
 
 void engine_set_options(engine_t *e, const engine_breaker_options_t *b, int64_t aging_ms)
@@ -352,13 +205,13 @@ int engine_set_limit(engine_t *e, engine_limit_kind_t kind, const char *name,
         equeue_t *q = eng_queue(e, name);
         g = q ? &q->gate : NULL;
     } else {
-        g = gate_get(kind == ENGINE_LIMIT_TYPE ? &e->types : &e->keys, name);
+        g = eng_gate_get(kind == ENGINE_LIMIT_TYPE ? &e->types : &e->keys, name);
     }
     if (!g)
         return -1;
     apply_limit(g, limit, eng_now(e));
     if (kind != ENGINE_LIMIT_QUEUE)
-        gate_maybe_free(e, kind == ENGINE_LIMIT_TYPE ? &e->types : &e->keys, g);
+        eng_gate_release(e, kind == ENGINE_LIMIT_TYPE ? &e->types : &e->keys, g);
     e->ready_added = true;
     eng_settle(e);
     return 0;
@@ -422,7 +275,7 @@ err_t engine_breaker_reset(engine_t *e, const char *key, problem_t *p)
     breaker_reset(&g->breaker);
     g->held_until = 0;
     report(e, g, was);
-    gate_maybe_free(e, &e->keys, g);
+    eng_gate_release(e, &e->keys, g);
     e->ready_added = true;
     eng_settle(e);
     return ERR_OK;
@@ -437,19 +290,6 @@ static void free_map(hmap_t *m)
         free(v);
     }
     hmap_free(m);
-}
-
-void eng_queue_free(equeue_t *q)
-{
-    const char *k;
-    void *v;
-    for (size_t i = 0; hmap_next(&q->lanes, &i, &k, &v);) {
-        free(((elane_t *)v)->name);
-        free(v);
-    }
-    hmap_free(&q->lanes);
-    free(q->name);
-    free(q);
 }
 
 void eng_gates_free(engine_t *e)
