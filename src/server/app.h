@@ -1,7 +1,8 @@
 /*
  * app: the state `jobq serve` owns for the life of the process, shared by
- * serve.c (start-up, loop, shutdown) and settings.c (applying and reloading
- * configuration). Nothing outside src/server/ includes this file.
+ * serve.c (start-up, loop, shutdown), hooks.c (engine and access-log hooks),
+ * settings.c (applying and reloading configuration) and retention.c.
+ * Nothing outside src/server/ includes this file.
  */
 #ifndef JOBQ_APP_H
 #define JOBQ_APP_H
@@ -62,6 +63,13 @@ void app_apply_settings(app_t *a);
 /* SIGHUP: reads the configuration again and applies what may change;
  * logs what changed and what needs a restart. */
 void app_reload(app_t *a);
+/* hooks.c: the engine's hooks (ud = a), and the HTTP server's done hook,
+ * which writes the access log. */
+void app_engine_hooks(app_t *a, engine_hooks_t *hooks);
+void app_on_http_done(void *ud, const http_req_t *r, double seconds);
+/* serve.c: (re)arms the loop timer for the engine's next deadline. */
+void app_arm_engine_timer(app_t *a, int64_t deadline);
+
 /* The query cache's share of JOBQ_MEMORY_LIMIT. */
 size_t app_cache_bytes(const config_t *c);
 

@@ -18,91 +18,8 @@
 #include "store/store.h"
 #include "util/clock.h"
 #include "util/log.h"
-#include "util/randid.h"
 
-/* ---- engine hooks: the engine's changes become store writes ---- */
-
-static int64_t hook_now(void *ud)
-{
-    (void)ud;
-    return clock_now_ms();
-}
-
-static double hook_rand(void *ud)
-{
-    (void)ud;
-    return randid_unit();
-}
-
-/* One line per lifecycle event. What goes wrong (failed, retried, lease
- * expired, cancelled) is info; the routine path (enqueued, leased,
- * completed, heartbeats) is debug: at info it cost 14% of the memory-mode
- * benchmark, against a 5% budget (docs/performance.md). Failures carry
- * their error; retries their next run time. */
-static void log_job(const job_t *job, engine_event_t ev)
-{
-    bool routine = ev == ENGINE_EV_UPDATED || ev == ENGINE_EV_ENQUEUED ||
-                   ev == ENGINE_EV_LEASED || ev == ENGINE_EV_COMPLETED;
-    log_level_t level = routine ? LOG_DEBUG : LOG_INFO;
-    if (!log_enabled(level))
-        return;
-    json_t *last = json_array_get(job->errors, json_array_size(job->errors) - 1);
-    bool failure = ev == ENGINE_EV_FAILED || ev == ENGINE_EV_RETRIED;
-    char next[32] = "";
-    if (ev == ENGINE_EV_RETRIED)
-        clock_format_rfc3339(job->run_at, next, sizeof next);
-    log_emit(level, "job",
-             (const log_field_t[]){
-                 LOG_S("event", engine_event_name(ev)), LOG_S("job_id", job->id),
-                 LOG_S("queue", job->queue), LOG_S("type", job->type),
-                 LOG_S("state", job_state_name(job->state)), LOG_I("attempt", job->attempts),
-                 LOG_S("worker", job->lease_worker),
-                 LOG_S("error_type",
-                       failure ? json_string_value(json_object_get(last, "type")) : NULL),
-                 LOG_S("error", failure ? json_string_value(json_object_get(last, "message")) : NULL),
-                 LOG_S("next_run_at", next[0] ? next : NULL), LOG_END_ });
-}
-
-static void hook_persist(void *ud, const job_t *job, engine_event_t ev)
-{
-    app_t *a = ud;
-    store_put_job(a->store, job, ev);
-    if (a->cache)
-        cache_touch(a->cache, job->queue);
-    int64_t now = clock_now_ms();
-    metrics_job(a->metrics, job, ev, now);
-    workers_job(a->workers, job, ev, now);
-    log_job(job, ev);
-}
-
-static void hook_delete(void *ud, const char *id)
-{
-    app_t *a = ud;
-    store_delete_job(a->store, id);
-    if (a->cache)
-        cache_touch(a->cache, NULL);
-    log_info("job", LOG_S("event", "deleted"), LOG_S("job_id", id));
-}
-
-static void hook_queue(void *ud, const char *queue, bool paused)
-{
-    app_t *a = ud;
-    store_put_queue(a->store, queue, paused);
-    log_info(paused ? "queue paused" : "queue resumed", LOG_S("queue", queue));
-}
-
-static void hook_breaker(void *ud, const char *key, engine_breaker_state_t from,
-                         engine_breaker_state_t to)
-{
-    app_t *a = ud;
-    metrics_breaker(a->metrics, to);
-    log_emit(to == ENGINE_BREAKER_OPEN ? LOG_WARN : LOG_INFO, "breaker",
-             (const log_field_t[]){ LOG_S("event", engine_breaker_state_name(to)),
-                                    LOG_S("breaker_key", key),
-                                    LOG_S("from", engine_breaker_state_name(from)), LOG_END_ });
-}
-
-static void arm_engine_timer(app_t *a, int64_t deadline)
+void app_arm_engine_timer(app_t *a, int64_t deadline)
 {
     if (!a->engine_timer)
         return;
@@ -117,8 +34,6 @@ static void arm_engine_timer(app_t *a, int64_t deadline)
     evtimer_add(a->engine_timer, &tv);
 }
 
-static void hook_deadline(void *ud, int64_t deadline) { arm_engine_timer(ud, deadline); }
-
 static void on_engine_timer(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -126,29 +41,7 @@ static void on_engine_timer(evutil_socket_t fd, short what, void *arg)
     app_t *a = arg;
     engine_tick(a->engine);
     /* Re-arm even if the deadline did not move: the timer may fire a hair early. */
-    arm_engine_timer(a, engine_next_deadline(a->engine));
-}
-
-static void on_http_done(void *ud, const http_req_t *r, double seconds)
-{
-    app_t *a = ud;
-    metrics_http(a->metrics, http_route(r), http_method(r), http_status(r), seconds);
-    perf_request(a->perf, http_route(r), http_method(r), http_status(r), http_request_id(r),
-                 seconds, clock_now_ms());
-    bool slow = seconds * 1e3 > (double)a->cfg.slow_request_ms;
-    log_level_t level = slow ? LOG_WARN : LOG_INFO;
-    if (!log_enabled(level))
-        return;
-    char client[64];
-    http_client(r, client, sizeof client);
-    log_emit(level, slow ? "slow request" : "request",
-             (const log_field_t[]){ LOG_S("request_id", http_request_id(r)),
-                                    LOG_S("method", http_method(r)), LOG_S("route", http_route(r)),
-                                    LOG_S("path", http_path(r)), LOG_I("status", http_status(r)),
-                                    LOG_I("bytes", http_reply_bytes(r)),
-                                    LOG_D("duration_ms", seconds * 1e3), LOG_S("client", client),
-                                    LOG_S("api_key", http_principal(r)[0] ? http_principal(r) : NULL),
-                                    LOG_END_ });
+    app_arm_engine_timer(a, engine_next_deadline(a->engine));
 }
 
 #define PERF_TICK_MS 250
@@ -291,10 +184,8 @@ static int open_store(app_t *a, char *err, size_t len)
 
 static int start_engine(app_t *a, char *err, size_t len)
 {
-    engine_hooks_t hooks = { .ud = a, .now_ms = hook_now, .rand_unit = hook_rand,
-                             .persist = hook_persist, .persist_delete = hook_delete,
-                             .persist_queue = hook_queue, .deadline_changed = hook_deadline,
-                             .breaker_changed = hook_breaker };
+    engine_hooks_t hooks;
+    app_engine_hooks(a, &hooks);
     engine_options_t opt = { .finished_in_memory = a->cfg.finished_in_memory };
     /* The hooks record into these from the first event on. */
     if (!(a->metrics = metrics_new(JOBQ_VERSION)) ||
@@ -358,7 +249,7 @@ static int start_loop(app_t *a, char *err, size_t len)
     event_add(a->store_ev, NULL);
     event_add(a->sigterm, NULL);
     event_add(a->sigint, NULL);
-    arm_engine_timer(a, engine_next_deadline(a->engine));
+    app_arm_engine_timer(a, engine_next_deadline(a->engine));
     if (!(a->guard = guard_new(&a->cfg)) ||
         !(a->cache = cache_new(a->cfg.cache_ttl_ms, app_cache_bytes(&a->cfg))))
         return snprintf(err, len, "out of memory"), -1;
@@ -368,7 +259,7 @@ static int start_loop(app_t *a, char *err, size_t len)
                       .guard = a->guard, .cache = a->cache };
     http_options_t hopt = { .listen = a->cfg.listen, .max_body_bytes = (size_t)a->cfg.max_body_bytes,
                             .timeout_s = 30,
-                            .max_connections = (unsigned)a->cfg.max_connections, .done = on_http_done,
+                            .max_connections = (unsigned)a->cfg.max_connections, .done = app_on_http_done,
                             .done_ud = a };
     if (!(a->http = http_server_start(a->base, &hopt, api_route, &a->api, err, len)) ||
         start_runners(a, err, len) != 0)
