@@ -273,9 +273,11 @@ static void app_free(app_t *a)
 {
     log_unbuffer_this_thread(); /* the loop is over: nothing will flush again */
     runners_stop(a->runners); /* before the engine, which holds its lessees */
-    http_server_stop(a->http);
+    /* The store first: its last callbacks may answer requests still open
+     * (a read that outlived the grace), which must not be freed yet. */
     if (a->store)
         store_stop(a->store); /* commits whatever is still queued */
+    http_server_stop(a->http);
     store_close(a->store);
     engine_free(a->engine);
     metrics_free(a->metrics);
