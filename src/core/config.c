@@ -67,7 +67,7 @@ static const setting_t settings[] = {
     { "JOBQ_RETAIN_FAILED", T_MS, F(retain_failed_ms), 0, 0, 3650LL * 86400000, "7d", "failed jobs are deleted after this (0 = keep)" },
     { "JOBQ_MEMORY_LIMIT", T_BYTES, F(memory_limit), 0, 0, 1e15, "1G", "bytes of jobs and caches held; above 80% low priorities are shed (0 = no limit)" },
     { "JOBQ_CACHE_TTL_MS", T_INT, F(cache_ttl_ms), 0, 0, 3600000, "1000", "list and stats query cache lifetime (0 = no cache)" },
-    { "JOBQ_MAX_CONNECTIONS", T_INT, F(max_connections), 0, 4, 100000, "1024", "open HTTP connections at most" },
+    { "JOBQ_MAX_CONNECTIONS", T_INT, F(max_connections), 0, 4, 100000, "1024", "open HTTP connections at most (past it: 503 and close)" },
     { "JOBQ_MAX_WAITERS", T_INT, F(max_waiters), 0, 1, 100000, "512", "long-poll lease requests waiting at once at most" },
     { "JOBQ_SHUTDOWN_GRACE", T_MS, F(shutdown_grace_ms), 0, 0, 3600000, "10s", "on SIGTERM, how long running jobs may finish" },
     { "JOBQ_FAULT_COMMIT_DELAY_MS", T_INT, F(fault_commit_delay_ms), 0, 0, 60000, "0", "TESTING ONLY: delay every commit" },

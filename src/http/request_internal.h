@@ -21,7 +21,7 @@ struct http_req {
     char principal[64];
     char *body;
     size_t body_len, body_cap, max_body, received;
-    bool too_big, suspended, sent;
+    bool too_big, too_many, suspended, sent;
     req_phase_t phase;
     const char *route;
     int64_t started_ns;

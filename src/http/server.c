@@ -25,7 +25,12 @@ struct http_server {
     size_t max_body;
     unsigned inflight;
     unsigned port;
+    unsigned connections, max_connections; /* open now; past the max, 503 */
 };
+
+/* libmicrohttpd's own limit sits this far above ours, so that connections
+ * past ours can still be told why (503) before they are closed. */
+#define CONNECTION_SLACK 64
 
 static void schedule(http_server_t *s);
 
@@ -83,6 +88,7 @@ static http_req_t *new_request(http_server_t *s, struct MHD_Connection *c, const
     const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
     if (cl && strtoull(cl, NULL, 10) > s->max_body)
         r->too_big = true;
+    r->too_many = s->connections > s->max_connections;
     s->inflight++;
     return r;
 }
@@ -138,10 +144,22 @@ static void append_body(http_req_t *r, const char *data, size_t n)
     r->body[r->body_len] = '\0';
 }
 
+static void too_many(http_req_t *r)
+{
+    problem_t p;
+    problem_set(&p, ERR_UNAVAILABLE, "", "too many open connections (%u allowed); retry shortly",
+                r->srv->max_connections);
+    http_add_header(r, "Retry-After", "1");
+    http_add_header(r, "Connection", "close");
+    http_reply_problem(r, &p);
+}
+
 static enum MHD_Result dispatch(http_server_t *s, http_req_t *r)
 {
     r->phase = REQ_HANDLING;
-    if (r->too_big)
+    if (r->too_many)
+        too_many(r);
+    else if (r->too_big)
         too_big(r);
     else
         s->route(s->ud, r);
@@ -175,7 +193,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (!r) {
         if (!(*con_cls = r = new_request(s, c, url, method)))
             return MHD_NO;
-        if (!r->too_big)
+        if (!r->too_big && !r->too_many)
             return MHD_YES;
     } else if (*data_size) {
         if (r->sent)
@@ -194,6 +212,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         r->suspended = true;
     }
     return MHD_YES;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    (void)c;
+    (void)socket_context;
+    http_server_t *s = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED)
+        s->connections++;
+    else if (s->connections > 0)
+        s->connections--;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
@@ -253,13 +283,15 @@ http_server_t *http_server_start(struct event_base *base, const http_options_t *
     s->done_ud = opt->done_ud;
     s->ud = ud;
     s->max_body = opt->max_body_bytes;
+    s->max_connections = opt->max_connections;
     unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &ss,
                             MHD_OPTION_CONNECTION_TIMEOUT, opt->timeout_s,
-                            MHD_OPTION_CONNECTION_LIMIT, opt->max_connections,
+                            MHD_OPTION_CONNECTION_LIMIT, opt->max_connections + CONNECTION_SLACK,
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                            MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
                             MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_END);
     if (!s->d) {
         snprintf(err, len, "cannot listen on %s (address in use, or not allowed)", opt->listen);

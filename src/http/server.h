@@ -33,7 +33,7 @@ typedef struct http_options {
     const char *listen; /* "host:port", "[v6]:port"; port 0 picks a free port */
     size_t max_body_bytes;
     unsigned timeout_s; /* idle connection timeout */
-    unsigned max_connections;
+    unsigned max_connections; /* past it, requests get 503 and the connection closes */
     http_done_fn done; /* optional */
     void *done_ud;
 } http_options_t;

@@ -361,3 +361,22 @@ def test_stop_with_a_read_outliving_the_grace_exits_cleanly(make_server):
         pass  # closed at the end of the grace: allowed; a crash is not
     pool.shutdown()
     assert "grace period over; closing open requests" in srv.log_text()
+
+
+def test_connections_past_the_limit_get_503(make_server):
+    import socket
+    srv = make_server(env={"JOBQ_MAX_CONNECTIONS": "4"})
+    port = int(srv.url.rsplit(":", 1)[1])
+    srv.session.close()
+    hogs = [socket.create_connection(("127.0.0.1", port)) for _ in range(4)]
+    try:
+        time.sleep(0.2)
+        r = requests.get(srv.url + "/v1/queues", timeout=5)
+        body = assert_problem(r, 503, "unavailable")
+        assert "too many open connections" in body["detail"]
+        assert r.headers["Retry-After"] == "1" and r.headers["Connection"] == "close"
+    finally:
+        for h in hogs:
+            h.close()
+    time.sleep(0.2)
+    assert requests.get(srv.url + "/v1/queues", timeout=5).status_code == 200
