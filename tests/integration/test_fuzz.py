@@ -51,7 +51,8 @@ def rand_path(rng, known_ids):
         f"/v1/jobs/{jid}/retry", f"/v1/jobs/{jid}/heartbeat", f"/v1/jobs/{jid}/complete",
         f"/v1/jobs/{jid}/fail", "/v1/lease", "/v1/ack", "/v1/queues", f"/v1/queues/{jid}/pause",
         f"/v1/queues/{jid}/resume", "/v1/stats", "/health/ready", "/v1/jobs?limit=" + jid,
-        "/v1/jobs?state=" + jid + "&cursor=" + jid, "/" + jid,
+        "/v1/jobs?state=" + jid + "&cursor=" + jid, "/" + jid, "/v1/breakers",
+        f"/v1/breakers/{jid}/reset", "/v1/cache", "/v1/perf", "/v1/workers",
     ])
 
 
