@@ -1,5 +1,6 @@
 /* /v1/queues, /v1/stats and /metrics. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "api/api_internal.h"
@@ -39,13 +40,25 @@ static void note_engine_queue(void *ud, const engine_queue_info_t *q)
     note_queue(ud, q->name, q->paused);
 }
 
-static void on_queue_counts(void *ud, json_t *stats, const char *error)
+/* The store's counts answer /v1/queues and /v1/stats alike: one cache
+ * entry ("stats") serves both. */
+static const char *cached_counts(api_call_t *c, json_t **parsed)
 {
-    api_call_t *c = ud;
-    if (error) {
-        api_reply_read_error(c, error);
-        return;
-    }
+    const char *hit = api_cache_lookup(c, "stats", NULL);
+    *parsed = hit ? json_loads(hit, 0, NULL) : NULL;
+    return *parsed ? hit : NULL;
+}
+
+static void remember_counts(api_call_t *c, json_t *stats)
+{
+    char *text = json_dumps(stats, JSON_COMPACT);
+    if (text)
+        api_cache_fill(c, text);
+    free(text);
+}
+
+static void queues_reply(api_call_t *c, json_t *stats)
+{
     json_t *byname = json_object(), *counts;
     const char *name;
     json_object_foreach(json_object_get(stats, "queues"), name, counts) {
@@ -60,8 +73,25 @@ static void on_queue_counts(void *ud, json_t *stats, const char *error)
     http_reply_json(c->r, 200, json_pack("{s:o}", "queues", list));
 }
 
+static void on_queue_counts(void *ud, json_t *stats, const char *error)
+{
+    api_call_t *c = ud;
+    if (error) {
+        api_reply_read_error(c, error);
+        return;
+    }
+    remember_counts(c, stats);
+    queues_reply(c, stats);
+}
+
 void api_queues(api_call_t *c)
 {
+    json_t *stats;
+    if (cached_counts(c, &stats)) {
+        queues_reply(c, stats);
+        json_decref(stats);
+        return;
+    }
     http_defer(c->r);
     store_stats(c->api->store, on_queue_counts, c);
 }
@@ -134,10 +164,7 @@ static void on_stats(void *ud, json_t *stats, const char *error)
         api_reply_read_error(c, error);
         return;
     }
-    char *text = json_dumps(stats, JSON_COMPACT);
-    if (text)
-        api_cache_fill(c, text);
-    free(text);
+    remember_counts(c, stats);
     stats_reply(c, stats);
 }
 
@@ -179,9 +206,8 @@ static void stats_reply(api_call_t *c, json_t *stats)
 
 void api_stats(api_call_t *c)
 {
-    const char *hit = api_cache_lookup(c, "stats", NULL);
-    json_t *stats = hit ? json_loads(hit, 0, NULL) : NULL;
-    if (stats) {
+    json_t *stats;
+    if (cached_counts(c, &stats)) {
         stats_reply(c, stats);
         json_decref(stats);
         return;
