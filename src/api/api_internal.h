@@ -98,6 +98,7 @@ void api_workers(api_call_t *c);
 void api_perf(api_call_t *c);
 void api_breakers(api_call_t *c);
 void api_cache(api_call_t *c);
+void api_limits(api_call_t *c);
 
 /* Query cache helpers (cache_api.c): looks key up for scope (a queue or
  * NULL); on a miss remembers key, scope and generation in c and returns

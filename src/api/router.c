@@ -36,6 +36,7 @@ static const route_t routes[] = {
     { "POST", "/v1/breakers/{key}/reset", api_breaker_reset, A },
     { "GET", "/v1/stats", api_stats, R },
     { "GET", "/v1/cache", api_cache, R },
+    { "GET", "/v1/limits", api_limits, R },
     { "GET", "/v1/workers", api_workers, R },
     { "GET", "/v1/perf", api_perf, R },
     { "GET", "/health/live", api_health_live, ACCESS_PUBLIC },

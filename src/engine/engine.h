@@ -202,6 +202,18 @@ int engine_set_limit(engine_t *e, engine_limit_kind_t kind, const char *name,
 /* Clears every limit (before a reload sets them again). */
 void engine_clear_limits(engine_t *e);
 
+typedef struct engine_limit_info {
+    engine_limit_kind_t kind;
+    const char *name;
+    engine_limit_t limit;
+    int running;   /* its jobs running now */
+    size_t queued; /* its jobs waiting in lanes (keys only; queues: see queue counts) */
+    double tokens; /* in the bucket now, when rate-limited */
+} engine_limit_info_t;
+/* Calls fn for every queue, type and key that has a limit. */
+void engine_limit_foreach(engine_t *e, void (*fn)(void *ud, const engine_limit_info_t *l),
+                          void *ud);
+
 /* Why a queued job is not being leased: writes e.g. "breaker:api.example.com",
  * "paused:emails", "concurrency:type:video" or "rate:key:example.com" into buf and returns it, or
  * returns NULL when nothing holds it back but jobs ahead of it. */

@@ -235,6 +235,34 @@ void engine_clear_limits(engine_t *e)
     eng_settle(e);
 }
 
+static void report_limit(engine_limit_kind_t kind, egate_t *g, int64_t now,
+                         void (*fn)(void *ud, const engine_limit_info_t *l), void *ud)
+{
+    if (!gate_limited(g))
+        return;
+    const engine_limit_t *l = &g->limit;
+    if (l->rate > 0)
+        (void)tb_ready(&g->bucket, l->rate, tb_default_depth(l->rate, l->burst), now);
+    engine_limit_info_t info = { .kind = kind, .name = g->name, .limit = *l,
+                                 .running = g->running, .queued = g->queued,
+                                 .tokens = l->rate > 0 ? g->bucket.tokens : 0 };
+    fn(ud, &info);
+}
+
+void engine_limit_foreach(engine_t *e, void (*fn)(void *ud, const engine_limit_info_t *l),
+                          void *ud)
+{
+    int64_t now = eng_now(e);
+    const char *k;
+    void *v;
+    for (size_t i = 0; hmap_next(&e->queues, &i, &k, &v);)
+        report_limit(ENGINE_LIMIT_QUEUE, &((equeue_t *)v)->gate, now, fn, ud);
+    for (size_t i = 0; hmap_next(&e->types, &i, &k, &v);)
+        report_limit(ENGINE_LIMIT_TYPE, v, now, fn, ud);
+    for (size_t i = 0; hmap_next(&e->keys, &i, &k, &v);)
+        report_limit(ENGINE_LIMIT_KEY, v, now, fn, ud);
+}
+
 const char *engine_breaker_state_name(engine_breaker_state_t s)
 {
     return s == ENGINE_BREAKER_OPEN ? "open" : s == ENGINE_BREAKER_HALF_OPEN ? "half_open"

@@ -53,6 +53,7 @@ def rand_path(rng, known_ids):
         f"/v1/queues/{jid}/resume", "/v1/stats", "/health/ready", "/v1/jobs?limit=" + jid,
         "/v1/jobs?state=" + jid + "&cursor=" + jid, "/" + jid, "/v1/breakers",
         f"/v1/breakers/{jid}/reset", "/v1/cache", "/v1/perf", "/v1/workers",
+        "/v1/limits",
     ])
 
 

@@ -165,6 +165,13 @@ def test_execution_limits_from_config(make_server):
     t0 = time.time()
     got = srv.lease(queues=["mail"], max=10, wait_ms=3000)
     assert len(got) == 1 and time.time() - t0 < 2.5
+    # GET /v1/limits shows each limit with where it stands.
+    limits = srv.get("/v1/limits").json()
+    by = {(l["target"], l["name"]): l for l in limits["execution"]}
+    assert by[("type", "video")]["concurrency"] == 1 and by[("type", "video")]["running"] == 1
+    assert by[("queue", "mail")]["rate"] == 2 and by[("queue", "mail")]["tokens"] < 1
+    assert limits["api"]["keys"] is False and limits["breakers"]["failures"] == 5
+    assert limits["retention"]["completed_ms"] == 86400000
 
 
 def test_bad_protection_settings_refuse_to_start(make_server):
