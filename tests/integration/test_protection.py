@@ -91,7 +91,7 @@ def test_rate_limit_per_key_does_not_touch_others(make_server):
 
 
 def test_rate_limit_by_address_without_keys(make_server):
-    srv = make_server(env={"JOBQ_RATE_LIMIT": "1", "JOBQ_RATE_BURST": "2"})
+    srv = make_server(env={"JOBQ_RATE_LIMIT": "0.1", "JOBQ_RATE_BURST": "2"})  # a token per 10 s
     codes = [srv.get("/v1/queues").status_code for _ in range(6)]
     assert codes[:2] == [200, 200] and codes[2:] == [429] * 4, codes
 
@@ -138,11 +138,11 @@ def test_worker_rate_limited_with_retry_after_spends_no_attempt(server):
     server.enqueue(id="o1", breaker_key="other")
     [job] = server.lease()
     assert job["id"] == "r1"
-    j = fail(server, job, "rate_limited", retry_after_ms=1500)
+    j = fail(server, job, "rate_limited", retry_after_ms=3000)
     assert j["state"] == "retrying" and j["attempts"] == 0
     assert server.job("r2")["blocked_by"] == "held:api"
     assert [x["id"] for x in server.lease(max=10)] == ["o1"]
-    time.sleep(1.6)
+    time.sleep(3.1)
     assert {x["id"] for x in server.lease(max=10, wait_ms=1000)} == {"r1", "r2"}
     r = server.post("/v1/jobs/r1/fail", {"lease_id": "x" * 32, "error": {"type": "rate_limited"},
                                          "retry_after_ms": -1})
@@ -150,7 +150,8 @@ def test_worker_rate_limited_with_retry_after_spends_no_attempt(server):
 
 
 def test_execution_limits_from_config(make_server):
-    srv = make_server(env={"JOBQ_LIMITS": "type:video concurrency=1; queue:mail rate=2 burst=2"})
+    # A token every 2 s: slow enough that none refills between the checks.
+    srv = make_server(env={"JOBQ_LIMITS": "type:video concurrency=1; queue:mail rate=0.5 burst=2"})
     for i in range(3):
         srv.enqueue(id=f"v{i}", type="video")
     srv.enqueue(id="t1")
@@ -161,15 +162,15 @@ def test_execution_limits_from_config(make_server):
         srv.enqueue(id=f"m{i}", queue="mail")
     assert len(srv.lease(queues=["mail"], max=10)) == 2
     assert srv.job("m2")["blocked_by"] == "rate:queue:mail"
-    # A long poll is answered as soon as the bucket has a token again (0.5 s).
+    # A long poll is answered as soon as the bucket has a token again (<= 2 s).
     t0 = time.time()
-    got = srv.lease(queues=["mail"], max=10, wait_ms=3000)
-    assert len(got) == 1 and time.time() - t0 < 2.5
+    got = srv.lease(queues=["mail"], max=10, wait_ms=8000)
+    assert len(got) == 1 and time.time() - t0 < 6
     # GET /v1/limits shows each limit with where it stands.
     limits = srv.get("/v1/limits").json()
     by = {(l["target"], l["name"]): l for l in limits["execution"]}
     assert by[("type", "video")]["concurrency"] == 1 and by[("type", "video")]["running"] == 1
-    assert by[("queue", "mail")]["rate"] == 2 and by[("queue", "mail")]["tokens"] < 1
+    assert by[("queue", "mail")]["rate"] == 0.5 and by[("queue", "mail")]["tokens"] < 1
     assert limits["api"]["keys"] is False and limits["breakers"]["failures"] == 5
     assert limits["retention"]["completed_ms"] == 86400000
 
@@ -279,7 +280,9 @@ def test_long_poll_waiters_are_bounded(make_server):
     srv = make_server(env={"JOBQ_MAX_WAITERS": "2"})
     pool = concurrent.futures.ThreadPoolExecutor(2)
     waiting = [pool.submit(srv.lease, f"w{i}", None, 1, 5000) for i in range(2)]
-    time.sleep(0.3)
+    end = time.time() + 5
+    while time.time() < end and srv.get("/v1/limits").json()["waiters"]["waiting"] < 2:
+        time.sleep(0.02)
     r = srv.post("/v1/lease", {"worker": "w3", "wait_ms": 5000})
     body = assert_problem(r, 503, "unavailable", "wait_ms")
     assert "JOBQ_MAX_WAITERS" in body["detail"] and r.headers["Retry-After"]
