@@ -26,6 +26,25 @@ static const char *const migrations[] = {
     "CREATE INDEX jobs_by_queue ON jobs(queue, created_at, id);"
     "CREATE TABLE queues (name TEXT PRIMARY KEY, paused INTEGER NOT NULL DEFAULT 0);"
     "CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);",
+
+    /* 2: job counts by queue and state, kept by triggers in the same
+     * transaction as the change, so statistics need not scan every job */
+    "CREATE TABLE state_counts (queue TEXT NOT NULL, state TEXT NOT NULL,"
+    "  n INTEGER NOT NULL, PRIMARY KEY (queue, state)) WITHOUT ROWID;"
+    "INSERT INTO state_counts SELECT queue, state, COUNT(*) FROM jobs GROUP BY queue, state;"
+    "CREATE TRIGGER jobs_count_insert AFTER INSERT ON jobs BEGIN"
+    "  INSERT INTO state_counts VALUES (new.queue, new.state, 1)"
+    "    ON CONFLICT (queue, state) DO UPDATE SET n = n + 1;"
+    " END;"
+    "CREATE TRIGGER jobs_count_update AFTER UPDATE OF state ON jobs"
+    "  WHEN old.state <> new.state BEGIN"
+    "  UPDATE state_counts SET n = n - 1 WHERE queue = old.queue AND state = old.state;"
+    "  INSERT INTO state_counts VALUES (new.queue, new.state, 1)"
+    "    ON CONFLICT (queue, state) DO UPDATE SET n = n + 1;"
+    " END;"
+    "CREATE TRIGGER jobs_count_delete AFTER DELETE ON jobs BEGIN"
+    "  UPDATE state_counts SET n = n - 1 WHERE queue = old.queue AND state = old.state;"
+    " END;",
 };
 
 int sqlite_schema_latest(void) { return (int)(sizeof migrations / sizeof migrations[0]); }

@@ -97,9 +97,9 @@ def test_migrate_status_and_refusals(tmp_path):
     r = jobq("serve", "--data-dir", data, env={"JOBQ_AUTO_MIGRATE": "false"})
     assert r.returncode == 1 and "jobq migrate" in r.stderr
     r = jobq("migrate", "--data-dir", data)
-    assert r.returncode == 0 and "schema version 1" in r.stdout
+    assert r.returncode == 0 and "schema version 2" in r.stdout
     r = jobq("migrate", "--status", "--data-dir", data)
-    assert "current version: 1" in r.stdout and "up to date" in r.stdout
+    assert "current version: 2" in r.stdout and "up to date" in r.stdout
     db = sqlite3.connect(str(tmp_path / "data" / "jobq.db"))
     db.execute("INSERT INTO schema_migrations VALUES (99, 0)")
     db.commit()
@@ -174,3 +174,32 @@ def test_cli_sends_the_api_key_from_the_environment(make_server):
     assert r.returncode == 0, r.stderr
     r = jobq("get", "k1", server=srv, env={"JOBQ_API_KEY": secret})
     assert r.returncode == 0 and "queued" in r.stdout
+
+
+def test_migration_2_backfills_state_counts(make_server):
+    """A version-1 database with jobs in it: migration 2 counts them once,
+    and the triggers keep the counts right from then on."""
+    srv = make_server()
+    for i in range(5):
+        srv.enqueue(id=f"m{i}", queue="q1" if i < 3 else "q2")
+    [j] = srv.lease(queues=["q1"])
+    srv.post(f"/v1/jobs/{j['id']}/complete", {"lease_id": j["lease_id"]})
+    srv.post("/v1/jobs/m4/cancel")
+    assert srv.stop() == 0
+    db = sqlite3.connect(str(srv.data / "jobq.db"))
+    db.executescript("DROP TRIGGER jobs_count_insert; DROP TRIGGER jobs_count_update;"
+                     "DROP TRIGGER jobs_count_delete; DROP TABLE state_counts;"
+                     "DELETE FROM schema_migrations WHERE version = 2;")
+    db.close()
+    r = jobq("migrate", "--data-dir", str(srv.data))
+    assert r.returncode == 0 and "schema version 2" in r.stdout, r.stderr
+    srv.start()
+    q = {x["name"]: x["counts"] for x in srv.get("/v1/queues").json()["queues"]}
+    assert q["q1"]["queued"] == 2 and q["q1"]["completed"] == 1
+    assert q["q2"]["queued"] == 1 and q["q2"]["cancelled"] == 1
+    srv.post("/v1/jobs/m3/cancel")
+    assert srv.req("DELETE", "/v1/jobs/m4").status_code == 204
+    q = {x["name"]: x["counts"] for x in srv.get("/v1/queues").json()["queues"]}
+    assert q["q2"]["queued"] == 0 and q["q2"]["cancelled"] == 1
+    stats = srv.get("/v1/stats").json()
+    assert stats["counts"]["queued"] == 2 and stats["counts"]["completed"] == 1
