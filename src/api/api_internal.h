@@ -29,6 +29,7 @@ typedef struct api_call {
     char *cache_scope;    /* owned: its queue, NULL for all */
     uint64_t cache_gen;   /* the cache generation the read started under */
     bool counted_waiter;  /* counted in api->waiting */
+    void (*counts_cont)(struct api_call *c, json_t *stats); /* queues.c: after a store read */
 } api_call_t;
 
 typedef void (*api_handler_fn)(api_call_t *c);

@@ -41,20 +41,33 @@ static void note_engine_queue(void *ud, const engine_queue_info_t *q)
 }
 
 /* The store's counts answer /v1/queues and /v1/stats alike: one cache
- * entry ("stats") serves both. */
-static const char *cached_counts(api_call_t *c, json_t **parsed)
+ * entry ("stats") serves both; on a miss they are read, kept, then used. */
+static void on_counts(void *ud, json_t *stats, const char *error)
 {
-    const char *hit = api_cache_lookup(c, "stats", NULL);
-    *parsed = hit ? json_loads(hit, 0, NULL) : NULL;
-    return *parsed ? hit : NULL;
-}
-
-static void remember_counts(api_call_t *c, json_t *stats)
-{
+    api_call_t *c = ud;
+    if (error) {
+        api_reply_read_error(c, error);
+        return;
+    }
     char *text = json_dumps(stats, JSON_COMPACT);
     if (text)
         api_cache_fill(c, text);
     free(text);
+    c->counts_cont(c, stats);
+}
+
+static void with_counts(api_call_t *c, void (*cont)(api_call_t *c, json_t *stats))
+{
+    const char *hit = api_cache_lookup(c, "stats", NULL);
+    json_t *stats = hit ? json_loads(hit, 0, NULL) : NULL;
+    if (stats) {
+        cont(c, stats);
+        json_decref(stats);
+        return;
+    }
+    c->counts_cont = cont;
+    http_defer(c->r);
+    store_stats(c->api->store, on_counts, c);
 }
 
 static void queues_reply(api_call_t *c, json_t *stats)
@@ -73,28 +86,7 @@ static void queues_reply(api_call_t *c, json_t *stats)
     http_reply_json(c->r, 200, json_pack("{s:o}", "queues", list));
 }
 
-static void on_queue_counts(void *ud, json_t *stats, const char *error)
-{
-    api_call_t *c = ud;
-    if (error) {
-        api_reply_read_error(c, error);
-        return;
-    }
-    remember_counts(c, stats);
-    queues_reply(c, stats);
-}
-
-void api_queues(api_call_t *c)
-{
-    json_t *stats;
-    if (cached_counts(c, &stats)) {
-        queues_reply(c, stats);
-        json_decref(stats);
-        return;
-    }
-    http_defer(c->r);
-    store_stats(c->api->store, on_queue_counts, c);
-}
+void api_queues(api_call_t *c) { with_counts(c, queues_reply); }
 
 static void set_paused(api_call_t *c, bool paused)
 {
@@ -155,19 +147,6 @@ static void engine_side(void *ud, const engine_queue_info_t *q)
     json_object_set_new(o, "paused", json_boolean(q->paused));
 }
 
-static void stats_reply(api_call_t *c, json_t *stats);
-
-static void on_stats(void *ud, json_t *stats, const char *error)
-{
-    api_call_t *c = ud;
-    if (error) {
-        api_reply_read_error(c, error);
-        return;
-    }
-    remember_counts(c, stats);
-    stats_reply(c, stats);
-}
-
 /* Merges the stored counts (possibly cached) with the live figures. */
 static void stats_reply(api_call_t *c, json_t *stats)
 {
@@ -204,17 +183,7 @@ static void stats_reply(api_call_t *c, json_t *stats)
     api_reply_text(c, 200, api_dump(out));
 }
 
-void api_stats(api_call_t *c)
-{
-    json_t *stats;
-    if (cached_counts(c, &stats)) {
-        stats_reply(c, stats);
-        json_decref(stats);
-        return;
-    }
-    http_defer(c->r);
-    store_stats(c->api->store, on_stats, c);
-}
+void api_stats(api_call_t *c) { with_counts(c, stats_reply); }
 
 void api_metrics(api_call_t *c)
 {

@@ -34,8 +34,8 @@ typedef struct config_limit {
     double rate, burst;
 } config_limit_t;
 
-/* Roles, each allowing everything the ones before it do not... see
- * docs/operations.md: reader < worker, producer < admin. */
+/* What a key may do: reader reads; worker and producer read and each do
+ * their side of the work; admin does everything (docs/operations.md). */
 typedef enum { ROLE_READER, ROLE_WORKER, ROLE_PRODUCER, ROLE_ADMIN } config_role_t;
 
 /* One entry of JOBQ_API_KEYS: "name:role:secret[:rate[:burst]]". */

@@ -2,9 +2,10 @@
  * engine: jobq's in-memory dispatcher. Every front end (HTTP today, Faktory
  * and built-in runners later) drives jobs through this API and nothing else.
  *
- * The engine owns the job table (id -> job), per-queue ready lists ordered by
- * priority then FIFO, one timer heap for scheduled runs, retries and lease
- * deadlines, and the long-poll lessees waiting for work. It never blocks,
+ * The engine owns the job table (id -> job), the lanes of ready jobs (FIFO
+ * per queue, priority, type and breaker key), the limits and circuit
+ * breakers that hold lanes back, one timer heap for scheduled runs, retries
+ * and lease deadlines, and the long-poll lessees waiting for work. It never blocks,
  * never does I/O and never touches SQL: every change it makes is reported
  * through hooks->persist*, which the owner turns into durable writes, and the
  * owner answers its client only once those writes are durable.

@@ -311,13 +311,6 @@ http_server_t *http_server_start(struct event_base *base, const http_options_t *
 unsigned http_server_port(const http_server_t *s) { return s->port; }
 unsigned http_server_inflight(const http_server_t *s) { return s->inflight; }
 
-void http_server_quiesce(http_server_t *s)
-{
-    MHD_socket fd = MHD_quiesce_daemon(s->d);
-    if (fd != MHD_INVALID_SOCKET)
-        close(fd);
-}
-
 void http_server_stop(http_server_t *s)
 {
     if (!s)

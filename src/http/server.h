@@ -42,8 +42,6 @@ http_server_t *http_server_start(struct event_base *base, const http_options_t *
                                  http_route_fn route, void *ud, char *err, size_t errlen);
 /* The bound port (useful with port 0). */
 unsigned http_server_port(const http_server_t *s);
-/* Stops accepting new connections; current ones finish. */
-void http_server_quiesce(http_server_t *s);
 /* Requests in flight (including suspended ones). */
 unsigned http_server_inflight(const http_server_t *s);
 void http_server_stop(http_server_t *s);

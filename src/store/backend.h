@@ -3,7 +3,8 @@
  * PostgreSQL later). store.c drives it; nothing else calls it.
  *
  * Threads: a connection is used by one thread at a time: the caller of
- * store_open() until store_start(), the store thread after that.
+ * open() until store_start(), the store thread after that; each
+ * open_reader() connection by its reader thread only.
  * Every function returns 0 on success and -1 on error with a message in the
  * connection (backend_ops.errmsg). A failed write leaves the transaction to
  * be rolled back by the caller. Strings in rows are borrowed for the call.

@@ -3,7 +3,7 @@
  * connection, that run get/list/stats off the store thread, so a slow
  * query delays neither commits nor the loop. A read waits until every
  * write queued before it is committed, so it sees them all, exactly as if
- * it had run in the writer's ordered stream.
+ * it had run between the writer's operations.
  *
  * Reader 0 takes only point lookups (a job by id: idempotent enqueues and
  * reads of finished jobs), so they never queue behind a slow list or stats

@@ -2,11 +2,12 @@
  * store: durable storage of jobs behind a group-committing writer thread.
  *
  * The loop thread queues writes (store_put_job, store_delete_job,
- * store_put_queue) and reads; each write gets a sequence number. One store
- * thread takes everything queued, applies it in order in ONE transaction,
- * commits, and reports back through a file descriptor the loop watches
- * (store_notify_fd -> store_dispatch). Reads run inside the same ordered
- * stream, so a read sees every write queued before it.
+ * store_put_queue, store_purge) and reads; each write gets a sequence
+ * number. One store thread takes every write queued, applies them in order
+ * in ONE transaction, commits, and reports back through a file descriptor
+ * the loop watches (store_notify_fd -> store_dispatch). Reads go to a pool
+ * of read-only connections (reader.c); each waits until the writes queued
+ * before it are committed, so it sees every one of them.
  *
  * A request that changed a job answers only when store_when_durable() says
  * its sequence number is committed (immediately in "memory" durability).
@@ -15,8 +16,8 @@
  * new work instead of piling it up.
  *
  * Threads: store_open/migrate/load before store_start on any one thread;
- * after store_start every function except the thread itself belongs to the
- * loop thread. Callbacks run on the loop thread inside store_dispatch().
+ * after store_start every function except the store's own threads (writer
+ * and readers) belongs to the loop thread. Callbacks run on the loop thread inside store_dispatch().
  * Ownership: the store copies what it is given; results handed to callbacks
  * are borrowed for the duration of the callback.
  */

@@ -147,6 +147,39 @@ def http_server(handler):
         srv.server_close()
 
 
+class Producers:
+    """Threads that enqueue jobs {"id": f"{prefix}{n}-{i}", **extra} one at
+    a time until stopped (or max_each); `acked` holds every id answered 201."""
+
+    def __init__(self, url, n, prefix, max_each=100000, **extra):
+        self.url, self.prefix, self.max_each, self.extra = url, prefix, max_each, extra
+        self.acked, self.lock, self.stopping = set(), threading.Lock(), threading.Event()
+        self.threads = [threading.Thread(target=self._run, args=(k,)) for k in range(n)]
+        for t in self.threads:
+            t.start()
+
+    def _run(self, n):
+        s = requests.Session()
+        for i in range(self.max_each):
+            if self.stopping.is_set():
+                return
+            jid = f"{self.prefix}{n}-{i}"
+            body = {"type": "t", **self.extra, "id": jid}
+            try:
+                r = s.post(self.url + "/v1/jobs", json=body, timeout=5)
+            except requests.RequestException:
+                return
+            if r.status_code == 201:
+                with self.lock:
+                    self.acked.add(jid)
+
+    def stop(self):
+        self.stopping.set()
+        for t in self.threads:
+            t.join(10)
+        return self.acked
+
+
 def assert_clean_log(server):
     text = server.log_text()
     assert "AddressSanitizer" not in text, text[-4000:]

@@ -8,29 +8,16 @@ import time
 import pytest
 import requests
 
+from conftest import Producers
+
 
 @pytest.mark.parametrize("durability", ["fsync", "os"])
 def test_sigkill_mid_load_loses_nothing_acknowledged(make_server, durability):
     server = make_server(env={"JOBQ_DURABILITY": durability})
     url = server.url
-    acked_enqueue, acked_complete = set(), set()
+    acked_complete = set()
     lock = threading.Lock()
     stop = threading.Event()
-
-    def producer(n):
-        s = requests.Session()
-        i = 0
-        while not stop.is_set() and i < 5000:
-            jid = f"p{n}-{i}"
-            i += 1
-            try:
-                r = s.post(url + "/v1/jobs", json={"id": jid, "type": "crash", "timeout_ms": 2000,
-                                                   "backoff": {"initial_ms": 0, "jitter": 0}}, timeout=5)
-            except requests.RequestException:
-                return
-            if r.status_code in (200, 201):
-                with lock:
-                    acked_enqueue.add(jid)
 
     def consumer(n):
         s = requests.Session()
@@ -47,8 +34,9 @@ def test_sigkill_mid_load_loses_nothing_acknowledged(make_server, durability):
             except (requests.RequestException, ValueError):
                 return
 
-    threads = [threading.Thread(target=producer, args=(i,)) for i in range(3)]
-    threads += [threading.Thread(target=consumer, args=(i,)) for i in range(2)]
+    producers = Producers(url, 3, "p", max_each=5000, type="crash", timeout_ms=2000,
+                          backoff={"initial_ms": 0, "jitter": 0})
+    threads = [threading.Thread(target=consumer, args=(i,)) for i in range(2)]
     for t in threads:
         t.start()
     deadline = time.time() + 20
@@ -56,6 +44,7 @@ def test_sigkill_mid_load_loses_nothing_acknowledged(make_server, durability):
         time.sleep(0.05)
     server.kill()
     stop.set()
+    acked_enqueue = producers.stop()
     for t in threads:
         t.join(10)
     assert len(acked_enqueue) > 100 and len(acked_complete) > 50, (len(acked_enqueue), len(acked_complete))
@@ -86,30 +75,10 @@ def test_sigkill_mid_load_loses_nothing_acknowledged(make_server, durability):
 
 def run_until_killed(server, seconds=3.0):
     """Enqueues from 4 threads until SIGKILL; returns the acknowledged ids."""
-    acked, lock, stop = set(), threading.Lock(), threading.Event()
-
-    def producer(n):
-        s = requests.Session()
-        for i in range(100000):
-            if stop.is_set():
-                return
-            try:
-                r = s.post(server.url + "/v1/jobs", json={"id": f"k{n}-{i}", "type": "t"}, timeout=5)
-            except requests.RequestException:
-                return
-            if r.status_code == 201:
-                with lock:
-                    acked.add(f"k{n}-{i}")
-
-    threads = [threading.Thread(target=producer, args=(n,)) for n in range(4)]
-    for t in threads:
-        t.start()
+    producers = Producers(server.url, 4, "k")
     time.sleep(seconds)
     server.kill()
-    stop.set()
-    for t in threads:
-        t.join(10)
-    return acked
+    return producers.stop()
 
 
 def stored_ids(server):

@@ -6,7 +6,7 @@ import time
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import assert_problem
+from conftest import Producers, assert_problem
 
 KEYS = {
     "ops": "admin-0123456789abcdef",
@@ -303,20 +303,7 @@ def test_graceful_stop_under_load_loses_nothing(make_server):
     stuck, and jobq exits 0."""
     import threading
     srv = make_server(env={"JOBQ_SHUTDOWN_GRACE": "3s"})
-    acked, completed, lock, stop = set(), set(), threading.Lock(), threading.Event()
-
-    def producer(n):
-        s = requests.Session()
-        for i in range(100000):
-            if stop.is_set():
-                return
-            try:
-                r = s.post(srv.url + "/v1/jobs", json={"id": f"p{n}-{i}", "type": "t"}, timeout=5)
-            except requests.RequestException:
-                return
-            if r.status_code == 201:
-                with lock:
-                    acked.add(f"p{n}-{i}")
+    completed, lock, stop = set(), threading.Lock(), threading.Event()
 
     def worker():
         s = requests.Session()
@@ -333,16 +320,15 @@ def test_graceful_stop_under_load_loses_nothing(make_server):
             except requests.RequestException:
                 return
 
-    threads = [threading.Thread(target=producer, args=(n,)) for n in range(3)]
-    threads.append(threading.Thread(target=worker))
-    for t in threads:
-        t.start()
+    producers = Producers(srv.url, 3, "p")
+    consumer = threading.Thread(target=worker)
+    consumer.start()
     time.sleep(1.5)
     srv.proc.send_signal(signal.SIGTERM)
     code = srv.proc.wait(20)
     stop.set()
-    for t in threads:
-        t.join(10)
+    acked = producers.stop()
+    consumer.join(10)
     assert code == 0
     assert len(acked) > 50 and completed
     srv.stop()

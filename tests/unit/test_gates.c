@@ -217,39 +217,35 @@ static void test_aging_lifts_old_background_work(void **state)
     assert_string_equal(out[1]->id, "new");
 }
 
+/* Runs one job per letter of outcomes, each to its end before the next is
+ * enqueued: 'o' completes it, 'f' fails it as unavailable. */
+static void run_outcomes(engine_t *e, const char *prefix, const char *outcomes)
+{
+    job_t *out[1];
+    for (int i = 0; outcomes[i]; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "%s%d", prefix, i);
+        put(e, id, "\"max_retries\":0");
+        assert_int_equal(lease(e, 1, out), 1);
+        if (outcomes[i] == 'o')
+            finish(e, out[0]);
+        else
+            fail_leased(e, out[0], ERR_UNAVAILABLE);
+    }
+}
+
 static void test_failure_ratio_over_window(void **state)
 {
     engine_t *e = *state;
     engine_breaker_options_t o = { .ratio = 0.5, .min_requests = 4, .window_ms = 10000,
                                    .cooldown_ms = 1000, .cooldown_max_ms = 1000, .probes = 1 };
     engine_set_options(e, &o, 0);
-    job_t *out[1];
-    for (int i = 0; i < 3; i++) {
-        char id[16];
-        snprintf(id, sizeof id, "w%d", i);
-        put(e, id, "\"max_retries\":0");
-        assert_int_equal(lease(e, 1, out), 1);
-        if (i == 1)
-            finish(e, out[0]);
-        else
-            fail_leased(e, out[0], ERR_UNAVAILABLE);
-    }
+    run_outcomes(e, "a", "fof");
     assert_int_equal(transitions, 0); /* 2 of 3: too few outcomes yet */
     fake_now += 11000;                /* the window forgets them */
-    put(e, "w3", "\"max_retries\":0");
-    assert_int_equal(lease(e, 1, out), 1);
-    fail_leased(e, out[0], ERR_UNAVAILABLE);
+    run_outcomes(e, "b", "f");
     assert_int_equal(transitions, 0); /* 1 of 1 in the window */
-    for (int i = 4; i < 7; i++) {
-        char id[16];
-        snprintf(id, sizeof id, "w%d", i);
-        put(e, id, "\"max_retries\":0");
-        assert_int_equal(lease(e, 1, out), 1);
-        if (i == 4)
-            finish(e, out[0]);
-        else
-            fail_leased(e, out[0], ERR_UNAVAILABLE);
-    }
+    run_outcomes(e, "c", "off");
     assert_int_equal(last_breaker_state, ENGINE_BREAKER_OPEN); /* 3 of 4 */
 }
 
