@@ -16,18 +16,15 @@ Bounded: every wait has a deadline; the servers stop by themselves.
 """
 import http.server
 import json
-import os
 import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 
 import requests
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "build", "jobq")
+from jobq_server import Jobq
+
 
 
 class Live(http.server.BaseHTTPRequestHandler):
@@ -63,32 +60,12 @@ def dead_server():
     return s, held
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def run(breaker_on, doomed, healthy, timeout_ms, dead_url, live_url):
-    tmp = tempfile.mkdtemp()
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JOBQ_")}
-    env.update({"JOBQ_RUNNERS": "webhook=4", "JOBQ_DOWNLOAD_ALLOW_PRIVATE": "true",
-                "JOBQ_ENV_FILE": "/nonexistent", "JOBQ_LOG_LEVEL": "warn",
-                "JOBQ_BREAKER_FAILURES": "5" if breaker_on else "0",
-                "JOBQ_BREAKER_RATIO": "0", "JOBQ_BREAKER_COOLDOWN": "60s"})
-    proc = subprocess.Popen([BIN, "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", tmp],
-                            env=env, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
+    jobq = Jobq({"JOBQ_RUNNERS": "webhook=4",
+                 "JOBQ_BREAKER_FAILURES": "5" if breaker_on else "0",
+                 "JOBQ_BREAKER_RATIO": "0", "JOBQ_BREAKER_COOLDOWN": "60s"})
+    url = jobq.url
     try:
-        for _ in range(200):
-            try:
-                requests.get(url + "/health/live", timeout=1)
-                break
-            except requests.RequestException:
-                time.sleep(0.05)
         s = requests.Session()
         t0 = time.time()
         def job(i, target, kind):
@@ -111,11 +88,7 @@ def run(breaker_on, doomed, healthy, timeout_ms, dead_url, live_url):
                 "runner_seconds_burnt": attempts * timeout_ms / 1000,
                 "per_doomed_job_s": attempts * timeout_ms / 1000 / doomed}
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        jobq.stop()
 
 
 def main():

@@ -9,22 +9,14 @@ import http.server
 import json
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
 import time
 import urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from jobq_server import Jobq
 
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def serve(folder):
@@ -44,20 +36,10 @@ def api(url, path, body=None):
 
 
 def jobq_fetch(url, base, names, out, concurrency, deadline_s=300):
-    port = free_port()
-    env = dict(os.environ, JOBQ_RUNNERS=f"download={concurrency}", JOBQ_DOWNLOAD_DIR=out,
-               JOBQ_DOWNLOAD_ALLOW_PRIVATE="true", JOBQ_LOG_LEVEL="warn", JOBQ_ENV_FILE="/nonexistent")
-    data = tempfile.mkdtemp()
-    proc = subprocess.Popen([f"{ROOT}/build/jobq", "serve", "--listen", f"127.0.0.1:{port}",
-                             "--data-dir", data], env=env, stderr=subprocess.DEVNULL)
-    api_url = f"http://127.0.0.1:{port}"
+    jobq = Jobq({"JOBQ_RUNNERS": f"download={concurrency}", "JOBQ_DOWNLOAD_DIR": out,
+                 "JOBQ_DOWNLOAD_ALLOW_PRIVATE": "true"})
+    api_url = jobq.url
     try:
-        for _ in range(100):
-            try:
-                api(api_url, "/health/ready")
-                break
-            except OSError:
-                time.sleep(0.05)
         t0 = time.monotonic()
         for i in range(0, len(names), 1000):
             chunk = names[i:i + 1000]
@@ -72,9 +54,7 @@ def jobq_fetch(url, base, names, out, concurrency, deadline_s=300):
             time.sleep(0.02)
         raise SystemExit("jobq did not finish in time")
     finally:
-        proc.terminate()
-        proc.wait(30)
-        shutil.rmtree(data, ignore_errors=True)
+        jobq.stop()
 
 
 def curl_fetch(base, names, out, concurrency):

@@ -9,13 +9,10 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 tmp=$(mktemp -d)
 pid=
 trap '[ -n "$pid" ] && kill $pid 2>/dev/null; rm -rf "$tmp"' EXIT
+. "$here/bench/lib.sh"
 A=flooder-0123456789abcdef
 B=patient-0123456789abcdef
-port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-JOBQ_API_KEYS="a:reader:$A,b:reader:$B" JOBQ_RATE_LIMIT=100 JOBQ_RATE_BURST=100 JOBQ_LOG_LEVEL=warn \
-  "$here/build/jobq" serve --listen "127.0.0.1:$port" --data-dir "$tmp/data" 2>"$tmp/log" >/dev/null &
-pid=$!
-sleep 0.5
+JOBQ_API_KEYS="a:reader:$A,b:reader:$B" JOBQ_RATE_LIMIT=100 JOBQ_RATE_BURST=100 start_jobq --log-level warn
 probe() {
   /usr/bin/python3 - "$1" "$B" <<'PY'
 import statistics, sys, time, requests
@@ -33,11 +30,11 @@ print(f"B: p50 {lat[149]:.2f} ms  p99 {lat[296]:.2f} ms  max {lat[-1]:.2f} ms  s
 PY
 }
 echo "== B alone"
-probe "http://127.0.0.1:$port"
+probe "$url"
 echo "== B while A floods (wrk -t1 -c16 -d10s)"
-wrk -t1 -c16 -d10s -H "Authorization: Bearer $A" "http://127.0.0.1:$port/v1/queues" > "$tmp/wrk" &
+wrk -t1 -c16 -d10s -H "Authorization: Bearer $A" "$url/v1/queues" > "$tmp/wrk" &
 wrkpid=$!
 sleep 1
-probe "http://127.0.0.1:$port"
+probe "$url"
 wait $wrkpid
 grep -E "Requests/sec|Non-2xx" "$tmp/wrk" | sed 's/^/A: /'

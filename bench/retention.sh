@@ -11,6 +11,7 @@ seconds=${1:-60}
 tmp=$(mktemp -d)
 pid=
 trap '[ -n "$pid" ] && kill $pid 2>/dev/null; rm -rf "$tmp"' EXIT
+. "$here/bench/lib.sh"
 
 size() { du -cb "$tmp/data"/jobq.db* 2>/dev/null | tail -1 | cut -f1; }
 counts() {
@@ -19,27 +20,18 @@ counts() {
 
 run() {
   local retain=$1
-  rm -rf "$tmp/data"
-  port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-  JOBQ_DURABILITY=os JOBQ_RETAIN_COMPLETED=$retain JOBQ_LOG_LEVEL=warn "$here/build/jobq" serve \
-    --listen "127.0.0.1:$port" --data-dir "$tmp/data" 2>"$tmp/log" >/dev/null &
-  pid=$!
-  for _ in $(seq 100); do
-    "$here/build/jobq" stats --server "http://127.0.0.1:$port" >/dev/null 2>&1 && break
-    sleep 0.05
-  done
+  JOBQ_DURABILITY=os JOBQ_RETAIN_COMPLETED=$retain start_jobq --log-level warn
   echo "== JOBQ_RETAIN_COMPLETED=$retain"
-  "$here/build/bench/loadgen" --url "http://127.0.0.1:$port" --max-seconds "$seconds" \
+  "$here/build/bench/loadgen" --url "$url" --max-seconds "$seconds" \
     --jobs 100000000 --producers 1 --consumers 3 --batch 100 > "$tmp/load" &
   local load=$!
   for t in $(seq 5 5 "$seconds"); do
     sleep 5
-    echo "t=${t}s db+wal=$(( $(size) / 1024 )) KiB (wal $(( $(stat -c %s "$tmp/data/jobq.db-wal" 2>/dev/null || echo 0) / 1024 )) KiB) $(counts "http://127.0.0.1:$port")"
+    echo "t=${t}s db+wal=$(( $(size) / 1024 )) KiB (wal $(( $(stat -c %s "$tmp/data/jobq.db-wal" 2>/dev/null || echo 0) / 1024 )) KiB) $(counts "$url")"
   done
   wait $load || true
   grep full_cycle "$tmp/load" || true
-  kill $pid; wait $pid 2>/dev/null || true
-  pid=
+  stop_jobq
 }
 
 run 5s

@@ -7,23 +7,16 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 jobs=${1:-100000}
 durability=${JOBQ_DURABILITY:-fsync}
 tmp=$(mktemp -d)
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$tmp"' EXIT
+pid=
+trap '[ -n "$pid" ] && kill $pid 2>/dev/null; rm -rf "$tmp"' EXIT
+. "$here/bench/lib.sh"
 
 run_scenario() {
   local name=$1; shift
-  rm -rf "$tmp/data"
-  port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-  JOBQ_DURABILITY=$durability "$here/build/jobq" serve \
-    --listen "127.0.0.1:$port" --data-dir "$tmp/data" --log-level "${BENCH_LOG_LEVEL:-info}" \
-    2>"$tmp/log" >/dev/null &
-  pid=$!
-  for _ in $(seq 100); do
-    "$here/build/jobq" stats --server "http://127.0.0.1:$port" >/dev/null 2>&1 && break
-    sleep 0.05
-  done
+  JOBQ_DURABILITY=$durability start_jobq --log-level "${BENCH_LOG_LEVEL:-info}"
   echo "== $name (durability=$durability)"
-  "$here/build/bench/loadgen" --url "http://127.0.0.1:$port" --max-seconds 60 "$@"
-  kill $pid; wait $pid 2>/dev/null || true
+  "$here/build/bench/loadgen" --url "$url" --max-seconds 60 "$@"
+  stop_jobq
   grep -h "store stopped" "$tmp/log" || true
 }
 
