@@ -147,6 +147,14 @@ def http_server(handler):
         srv.server_close()
 
 
+def runner_job(server, jid, type_, queue, args, **extra):
+    """Enqueues a job for a built-in runner, retried at once if it fails."""
+    body = {"id": jid, "type": type_, "queue": queue, "args": args,
+            "backoff": {"initial_ms": 0, "jitter": 0}, **extra}
+    r = server.post("/v1/jobs", body)
+    assert r.status_code == 201, r.text
+
+
 class Producers:
     """Threads that enqueue jobs {"id": f"{prefix}{n}-{i}", **extra} one at
     a time until stopped (or max_each); `acked` holds every id answered 201."""

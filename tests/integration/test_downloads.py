@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import http_server
+from conftest import http_server, runner_job
 
 DATA = bytes((i * 7 + i // 251) % 256 for i in range(300_000))
 SHA = hashlib.sha256(DATA).hexdigest()
@@ -69,11 +69,7 @@ def dl_server(make_server, tmp_path):
 
 
 def dl(server, jid, args, **extra):
-    body = {"id": jid, "type": "http.download", "queue": "download", "args": args,
-            "backoff": {"initial_ms": 0, "jitter": 0}}
-    body.update(extra)
-    r = server.post("/v1/jobs", body)
-    assert r.status_code == 201, r.text
+    runner_job(server, jid, "http.download", "download", args, **extra)
 
 
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import BIN, clean_env, http_server
+from conftest import BIN, clean_env, http_server, runner_job
 
 
 class Hook(http.server.BaseHTTPRequestHandler):
@@ -57,11 +57,7 @@ def runner_server(make_server):
 
 
 def hook_job(server, jid, args, **extra):
-    body = {"id": jid, "type": "http.request", "queue": "webhook", "args": args,
-            "backoff": {"initial_ms": 0, "jitter": 0}}
-    body.update(extra)
-    r = server.post("/v1/jobs", body)
-    assert r.status_code == 201, r.text
+    runner_job(server, jid, "http.request", "webhook", args, **extra)
 
 
 
