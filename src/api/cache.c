@@ -29,7 +29,7 @@ struct cache {
     list_node_t lru;
     hmap_t queues;      /* name -> qgen_t */
     uint64_t global;    /* bumped by every change */
-    uint64_t never_read_changed; /* the generation of queues without one of their own */
+    uint64_t unseen_generation; /* of queues not yet tracked: last change to all */
     cache_stats_t st;
 };
 
@@ -92,7 +92,7 @@ void cache_configure(cache_t *c, int64_t ttl_ms, size_t max_bytes)
 static uint64_t queue_generation(cache_t *c, const char *queue)
 {
     qgen_t *g = hmap_get(&c->queues, queue);
-    return g ? g->generation : c->never_read_changed;
+    return g ? g->generation : c->unseen_generation;
 }
 
 uint64_t cache_generation(cache_t *c, const char *queue)
@@ -110,7 +110,7 @@ void cache_touch(cache_t *c, const char *queue)
         void *v;
         for (size_t i = 0; hmap_next(&c->queues, &i, &k, &v);)
             ((qgen_t *)v)->generation = c->global;
-        c->never_read_changed = c->global;
+        c->unseen_generation = c->global;
         return;
     }
     qgen_t *g = hmap_get(&c->queues, queue);

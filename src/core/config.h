@@ -76,7 +76,9 @@ typedef struct config {
     bool download_allow_private;
     char env_file[1024];
 
-    /* Protection (docs/operations.md). */
+    /* Protection (docs/operations.md). Everything from here down may change
+     * on SIGHUP, everything above only with a restart: settings.c's reload
+     * relies on this order (max_connections is the one exception). */
     char api_keys_text[4096];
     config_key_t keys[CONFIG_MAX_KEYS];
     int nkeys;

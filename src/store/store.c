@@ -295,8 +295,10 @@ static uint64_t submit(store_t *s, op_t *op)
 static void submit_read(store_t *s, op_t *op)
 {
     op->queued_ns = clock_mono_ns();
-    op->seq = s->next_seq; /* it must see every write queued so far */
-    store_flush(s);        /* ... so those must be on their way */
+    /* It must see every write queued so far. Those still collecting on the
+     * loop reach the writer at this iteration's flush; the reader waits for
+     * their commit, so no early hand-off is needed here. */
+    op->seq = s->next_seq;
     pthread_mutex_lock(&s->mu);
     bool busy = s->reads_queued >= STORE_READS_MAX;
     op_t **head = busy ? &s->done : &s->rhead, **tail = busy ? &s->done_tail : &s->rtail;
