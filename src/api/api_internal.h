@@ -7,8 +7,21 @@
 
 #include "api/api.h"
 
-/* State a handler keeps across deferred steps; lives in the request. */
-typedef struct api_call {
+/*
+ * State a handler keeps across deferred steps, one per request.
+ *
+ * Lifetime: api_call() attaches it to its request. When the request is
+ * freed (reply sent, client gone, server stopping) the call is detached:
+ * c->r becomes NULL, a long-poll lease and a durability wait are cancelled,
+ * and the call is freed, unless a store read is still in flight: reads
+ * cannot be cancelled, so the read's callback frees it instead, without
+ * running the handler's continuation. Hence: at most one store read per
+ * call at a time (checked), and every read goes through api_read_*.
+ * All on the loop thread.
+ */
+typedef struct api_call api_call_t;
+typedef void (*api_read_fn)(api_call_t *c, json_t *result, const char *error);
+struct api_call {
     http_req_t *r;
     api_t *api;
     json_t *body;         /* the parsed request body, owned */
@@ -19,7 +32,8 @@ typedef struct api_call {
     json_t *jobs;         /* batch: parsed specs */
     job_t **batch;        /* batch: parsed jobs, owned until enqueued */
     size_t nbatch;
-    int outstanding;      /* store reads still in flight */
+    bool reading;         /* a store read is in flight */
+    api_read_fn read_fn;  /* what runs when it lands, if the request is still open */
     uint64_t deletes_seen; /* engine_deletes() when a store read began */
     char *loading_id;     /* the id api_with_job is reading, owned */
     engine_waiter_t lease;
@@ -30,13 +44,20 @@ typedef struct api_call {
     uint64_t cache_gen;   /* the cache generation the read started under */
     bool counted_waiter;  /* counted in api->waiting */
     void (*counts_cont)(struct api_call *c, json_t *stats); /* queues.c: after a store read */
-} api_call_t;
+};
 
 typedef void (*api_handler_fn)(api_call_t *c);
 
-/* The call state for r, created on first use. NULL if out of memory (the
- * request has then been answered). */
+/* The call state for r, attached to it. NULL if out of memory (the request
+ * has then been answered). */
 api_call_t *api_call(http_req_t *r, api_t *api);
+
+/* Store reads on behalf of a call (see the lifetime rule above): fn runs
+ * with the request still open, or not at all. The caller defers the reply. */
+void api_read_job(api_call_t *c, const char *id, api_read_fn fn);
+void api_read_jobs(api_call_t *c, const char *const *ids, size_t n, api_read_fn fn);
+void api_read_list(api_call_t *c, const store_query_t *q, api_read_fn fn);
+void api_read_stats(api_call_t *c, api_read_fn fn);
 
 /* Sends body (JSON text, taken; NULL for none) once every write queued so
  * far is durable. */
@@ -58,6 +79,9 @@ void api_with_job(api_call_t *c, const char *id, void (*cont)(api_call_t *c));
 int64_t api_memory_used(const api_t *api);
 bool api_shed(api_call_t *c, int priority, const char *field);
 bool api_memory_full(const api_t *api);
+
+/* Hands a stored document (from a read) to the engine if it is a job. */
+void api_load_doc(api_call_t *c, json_t *doc);
 
 /* A long-poll lease stopped waiting (answered or gone). */
 void api_uncount_waiter(api_call_t *c);

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "api/api_internal.h"
+#include "util/check.h"
 
 void api_uncount_waiter(api_call_t *c)
 {
@@ -11,10 +12,9 @@ void api_uncount_waiter(api_call_t *c)
     c->counted_waiter = false;
 }
 
-static void call_free(void *p)
+static void call_free(api_call_t *c)
 {
-    api_call_t *c = p;
-    api_uncount_waiter(c);
+    CHECK(!c->reading && !c->r);
     json_decref(c->body);
     free(c->reply);
     json_decref(c->jobs);
@@ -25,11 +25,26 @@ static void call_free(void *p)
     for (size_t i = 0; c->batch && i < c->nbatch; i++)
         job_free(c->batch[i]);
     free(c->batch);
+    free(c);
+}
+
+/* The request is gone: nothing may answer it again. */
+static void call_detach(void *p)
+{
+    api_call_t *c = p;
+    CHECK_LOOP_THREAD();
+    c->r = NULL;
+    if (c->counted_waiter) /* a long poll still waiting (server stopping) */
+        engine_waiter_cancel(c->api->engine, &c->lease);
+    api_uncount_waiter(c);
+    store_waiter_cancel(&c->durable);
+    if (!c->reading)
+        call_free(c);
 }
 
 api_call_t *api_call(http_req_t *r, api_t *api)
 {
-    api_call_t *c = http_handler_data(r, sizeof *c, call_free);
+    api_call_t *c = calloc(1, sizeof *c);
     if (!c) {
         problem_t p;
         problem_set(&p, ERR_UNAVAILABLE, "", "out of memory");
@@ -38,7 +53,53 @@ api_call_t *api_call(http_req_t *r, api_t *api)
     }
     c->r = r;
     c->api = api;
+    list_init(&c->durable.link);
+    http_attach(r, c, call_detach);
     return c;
+}
+
+static void on_read(void *ud, json_t *result, const char *error)
+{
+    api_call_t *c = ud;
+    CHECK(c->reading);
+    c->reading = false;
+    if (!c->r) {
+        call_free(c);
+        return;
+    }
+    c->read_fn(c, result, error);
+}
+
+static void begin_read(api_call_t *c, api_read_fn fn)
+{
+    CHECK(!c->reading && c->r);
+    c->reading = true;
+    c->read_fn = fn;
+    http_defer(c->r);
+}
+
+void api_read_job(api_call_t *c, const char *id, api_read_fn fn)
+{
+    begin_read(c, fn);
+    store_get_job(c->api->store, id, on_read, c);
+}
+
+void api_read_jobs(api_call_t *c, const char *const *ids, size_t n, api_read_fn fn)
+{
+    begin_read(c, fn);
+    store_get_jobs(c->api->store, ids, n, on_read, c);
+}
+
+void api_read_list(api_call_t *c, const store_query_t *q, api_read_fn fn)
+{
+    begin_read(c, fn);
+    store_list_jobs(c->api->store, q, on_read, c);
+}
+
+void api_read_stats(api_call_t *c, api_read_fn fn)
+{
+    begin_read(c, fn);
+    store_stats(c->api->store, on_read, c);
 }
 
 static void on_durable(store_waiter_t *w)
@@ -124,27 +185,32 @@ void api_doc_public(json_t *doc)
         json_object_del(lease, "id");
 }
 
-static void on_job_loaded(void *ud, json_t *doc, const char *error)
+/* Loads a stored document into the engine; an unreadable one is skipped
+ * (the reader reports it; see quarantine in docs/operations.md). */
+void api_load_doc(api_call_t *c, json_t *doc)
 {
-    api_call_t *c = ud;
+    job_t *job;
+    problem_t p;
+    if (json_is_object(doc) && job_from_doc(doc, &job, &p) == ERR_OK)
+        engine_load(c->api->engine, job); /* keeps an already-present copy */
+}
+
+static void on_job_loaded(api_call_t *c, json_t *doc, const char *error)
+{
     if (error) {
         api_reply_read_error(c, error);
         return;
     }
     /* A delete since the read began may have removed this very job: read it
-     * again, after the delete, rather than bring it back to life. (Batch
-     * reads skip this; they load several ids at once.) */
-    if (engine_deletes(c->api->engine) != c->deletes_seen && c->loading_id) {
+     * again, after the delete, rather than bring it back to life. */
+    if (engine_deletes(c->api->engine) != c->deletes_seen) {
         char *id = c->loading_id;
         c->loading_id = NULL;
         api_with_job(c, id, c->cont);
         free(id);
         return;
     }
-    job_t *job;
-    problem_t p;
-    if (json_is_object(doc) && job_from_doc(doc, &job, &p) == ERR_OK)
-        engine_load(c->api->engine, job); /* keeps an already-present copy */
+    api_load_doc(c, doc);
     c->cont(c);
 }
 
@@ -155,11 +221,12 @@ void api_with_job(api_call_t *c, const char *id, void (*cont)(api_call_t *c))
         cont(c);
         return;
     }
-    http_defer(c->r);
     c->deletes_seen = engine_deletes(c->api->engine);
-    if (c->outstanding == 0) { /* a single read: remember what to re-read */
-        free(c->loading_id);
-        c->loading_id = strdup(id);
+    free(c->loading_id);
+    c->loading_id = strdup(id);
+    if (!c->loading_id) {
+        api_reply_error(c, ERR_UNAVAILABLE, "", "out of memory");
+        return;
     }
-    store_get_job(c->api->store, id, on_job_loaded, c);
+    api_read_job(c, c->loading_id, on_job_loaded);
 }

@@ -96,10 +96,48 @@ static void batch_enqueue(api_call_t *c)
     api_reply_durable(c, 201, sbuf_take(&out));
 }
 
-static void batch_loaded(api_call_t *c)
+/* Explicit ids may name finished jobs that live only in the store: one
+ * read fetches all of them (whatever the batch size, one read slot). */
+static void read_batch_ids(api_call_t *c);
+
+static void on_batch_loaded(api_call_t *c, json_t *docs, const char *error)
 {
-    if (--c->outstanding == 0)
+    if (error) {
+        api_reply_read_error(c, error);
+        return;
+    }
+    if (engine_deletes(c->api->engine) != c->deletes_seen) {
+        read_batch_ids(c); /* as api_with_job: never resurrect a deleted job */
+        return;
+    }
+    size_t i;
+    json_t *doc;
+    engine_hold_eviction(c->api->engine);
+    json_array_foreach(docs, i, doc)
+        api_load_doc(c, doc);
+    batch_enqueue(c);
+    engine_release_eviction(c->api->engine);
+}
+
+static void read_batch_ids(api_call_t *c)
+{
+    json_t *specs = json_object_get(c->body, "jobs");
+    const char **ids = malloc(c->nbatch * sizeof *ids);
+    if (!ids) {
+        api_reply_error(c, ERR_UNAVAILABLE, "", "out of memory");
+        return;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < c->nbatch; i++)
+        if (json_object_get(json_array_get(specs, i), "id") &&
+            !engine_get(c->api->engine, c->batch[i]->id))
+            ids[n++] = c->batch[i]->id;
+    c->deletes_seen = engine_deletes(c->api->engine);
+    if (n)
+        api_read_jobs(c, ids, n, on_batch_loaded); /* copies the ids */
+    else
         batch_enqueue(c);
+    free(ids);
 }
 
 static int parse_batch(api_call_t *c, problem_t *p)
@@ -149,24 +187,13 @@ void api_enqueue_batch(api_call_t *c)
     }
     if (shed_batch(c))
         return;
-    /* Explicit ids may name finished jobs that live only in the store. */
-    json_t *specs = json_object_get(c->body, "jobs");
-    c->outstanding = 1;
-    for (size_t i = 0; i < c->nbatch; i++) {
-        if (json_object_get(json_array_get(specs, i), "id") &&
-            !engine_get(c->api->engine, c->batch[i]->id)) {
-            c->outstanding++;
-            api_with_job(c, c->batch[i]->id, batch_loaded);
-        }
-    }
-    batch_loaded(c);
+    read_batch_ids(c);
 }
 
 /* ---- GET /v1/jobs/{id} ---- */
 
-static void on_stored_job(void *ud, json_t *doc, const char *error)
+static void on_stored_job(api_call_t *c, json_t *doc, const char *error)
 {
-    api_call_t *c = ud;
     if (error)
         api_reply_read_error(c, error);
     else if (!json_is_object(doc))
@@ -203,15 +230,13 @@ void api_get_job(api_call_t *c)
         api_reply_text(c, 200, job_text_with_hold(c->api->engine, j));
         return;
     }
-    http_defer(c->r);
-    store_get_job(c->api->store, id, on_stored_job, c);
+    api_read_job(c, id, on_stored_job);
 }
 
 /* ---- GET /v1/jobs ---- */
 
-static void on_list(void *ud, json_t *result, const char *error)
+static void on_list(api_call_t *c, json_t *result, const char *error)
 {
-    api_call_t *c = ud;
     if (error) {
         api_reply_read_error(c, error);
         return;
@@ -287,8 +312,7 @@ void api_list_jobs(api_call_t *c)
         api_reply_text(c, 200, strdup(hit));
         return;
     }
-    http_defer(c->r);
-    store_list_jobs(c->api->store, &q, on_list, c); /* copies q's strings */
+    api_read_list(c, &q, on_list); /* copies q's strings */
 }
 
 /* ---- cancel, retry, delete ---- */

@@ -42,9 +42,8 @@ static void note_engine_queue(void *ud, const engine_queue_info_t *q)
 
 /* The store's counts answer /v1/queues and /v1/stats alike: one cache
  * entry ("stats") serves both; on a miss they are read, kept, then used. */
-static void on_counts(void *ud, json_t *stats, const char *error)
+static void on_counts(api_call_t *c, json_t *stats, const char *error)
 {
-    api_call_t *c = ud;
     if (error) {
         api_reply_read_error(c, error);
         return;
@@ -66,8 +65,7 @@ static void with_counts(api_call_t *c, void (*cont)(api_call_t *c, json_t *stats
         return;
     }
     c->counts_cont = cont;
-    http_defer(c->r);
-    store_stats(c->api->store, on_counts, c);
+    api_read_stats(c, on_counts);
 }
 
 static void queues_reply(api_call_t *c, json_t *stats)

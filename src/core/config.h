@@ -55,6 +55,7 @@ typedef struct config {
     log_format_t log_format;
     int64_t slow_request_ms, slow_commit_ms; /* logged at warn above these */
     int64_t max_body_bytes;
+    int64_t idle_timeout_ms, header_timeout_ms, body_timeout_ms; /* http_options_t */
     bool auto_migrate;
     int64_t finished_in_memory; /* finished jobs kept in memory for fast reads */
     int64_t min_free_disk_bytes; /* below this, /health/ready fails */
@@ -78,7 +79,7 @@ typedef struct config {
 
     /* Protection (docs/operations.md). Everything from here down may change
      * on SIGHUP, everything above only with a restart: settings.c's reload
-     * relies on this order (max_connections is the one exception). */
+     * relies on this order. */
     char api_keys_text[4096];
     config_key_t keys[CONFIG_MAX_KEYS];
     int nkeys;
@@ -95,7 +96,7 @@ typedef struct config {
     int64_t retain_completed_ms, retain_failed_ms; /* 0: keep forever */
     int64_t memory_limit;  /* bytes; 0: no limit */
     int64_t cache_ttl_ms;  /* 0: no query cache */
-    int64_t max_connections, max_waiters;
+    int64_t max_connections, max_connections_per_client, max_waiters;
     int64_t shutdown_grace_ms;
 } config_t;
 

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "engine/engine_internal.h"
+#include "util/check.h"
 
 static const char *const event_names[ENGINE_EV_COUNT] = {
     "enqueued", "updated", "leased", "completed", "failed", "retried", "cancelled", "requeued",
@@ -37,6 +38,7 @@ engine_t *engine_new(const engine_hooks_t *hooks, const engine_options_t *opt)
 
 void engine_free(engine_t *e)
 {
+    ENG_ENTER(e);
     if (!e)
         return;
     const char *k;
@@ -89,7 +91,7 @@ void eng_set_state(engine_t *e, ejob_t *ej, job_state_t s)
 
 void eng_persist(engine_t *e, ejob_t *ej, engine_event_t ev)
 {
-    e->h.persist(e->h.ud, ej->job, ev);
+    ENG_HOOK(e, e->h.persist(e->h.ud, ej->job, ev));
     eng_account(e, ej); /* after the hook: writing it filled the text caches */
 }
 
@@ -114,6 +116,7 @@ int64_t engine_memory_bytes(const engine_t *e) { return e->bytes; }
 
 void engine_set_finished_budget(engine_t *e, int64_t bytes)
 {
+    ENG_ENTER(e);
     e->opt.finished_budget_bytes = bytes;
     eng_settle(e);
 }
@@ -214,6 +217,7 @@ static void place_loaded(engine_t *e, ejob_t *ej)
 
 void engine_load(engine_t *e, job_t *job)
 {
+    ENG_ENTER(e);
     ejob_t *ej = hmap_get(&e->jobs, job->id) ? NULL : adopt(e, job);
     if (!ej) {
         job_free(job);
@@ -226,6 +230,7 @@ void engine_load(engine_t *e, job_t *job)
 
 void engine_load_queue(engine_t *e, const char *queue, bool paused)
 {
+    ENG_ENTER(e);
     equeue_t *q = eng_queue(e, queue);
     if (q)
         q->paused = paused;
@@ -263,6 +268,7 @@ err_t engine_enqueue_check(engine_t *e, const job_t *job, problem_t *p)
 
 err_t engine_enqueue(engine_t *e, job_t *job, bool *created, const job_t **out, problem_t *p)
 {
+    ENG_ENTER(e);
     err_t err = engine_enqueue_check(e, job, p);
     ejob_t *existing = hmap_get(&e->jobs, job->id);
     if (err || existing) {
@@ -289,6 +295,7 @@ err_t engine_enqueue(engine_t *e, job_t *job, bool *created, const job_t **out, 
 
 err_t engine_cancel(engine_t *e, const char *id, const job_t **out, problem_t *p)
 {
+    ENG_ENTER(e);
     ejob_t *ej = eng_find(e, id, p);
     if (!ej)
         return p->type;
@@ -311,6 +318,7 @@ err_t engine_cancel(engine_t *e, const char *id, const job_t **out, problem_t *p
 
 err_t engine_retry(engine_t *e, const char *id, const job_t **out, problem_t *p)
 {
+    ENG_ENTER(e);
     ejob_t *ej = eng_find(e, id, p);
     if (!ej)
         return p->type;
@@ -336,6 +344,7 @@ err_t engine_retry(engine_t *e, const char *id, const job_t **out, problem_t *p)
 
 err_t engine_delete(engine_t *e, const char *id, problem_t *p)
 {
+    ENG_ENTER(e);
     ejob_t *ej = eng_find(e, id, p);
     if (!ej)
         return p->type;
@@ -344,13 +353,14 @@ err_t engine_delete(engine_t *e, const char *id, problem_t *p)
                            "only finished jobs can be deleted; job %s is %s (cancel it first)",
                            id, job_state_name(ej->job->state));
     e->deletes++;
-    e->h.persist_delete(e->h.ud, ej->job->id);
+    ENG_HOOK(e, e->h.persist_delete(e->h.ud, ej->job->id));
     eng_drop(e, ej);
     return ERR_OK;
 }
 
 void engine_forget(engine_t *e, const char *id)
 {
+    ENG_ENTER(e);
     ejob_t *ej = hmap_get(&e->jobs, id);
     if (!ej || !job_state_terminal(ej->job->state))
         return;
@@ -373,6 +383,7 @@ static void fire_job_timer(engine_t *e, ejob_t *ej)
 
 void engine_tick(engine_t *e)
 {
+    ENG_ENTER(e);
     int64_t now = eng_now(e);
     heap_node_t *n;
     while ((n = heap_peek(&e->timers)) && n->key <= now)
@@ -399,11 +410,22 @@ int64_t engine_next_deadline(const engine_t *e)
 
 static void evict_finished(engine_t *e)
 {
+    if (e->eviction_holds)
+        return;
     int64_t budget = e->opt.finished_budget_bytes;
     while (e->nfinished > (size_t)e->opt.finished_in_memory ||
            (budget > 0 && e->bytes > budget && e->nfinished > 1)) {
         eng_drop(e, LIST_ENTRY(list_first(&e->finished), ejob_t, link));
     }
+}
+
+void engine_hold_eviction(engine_t *e) { e->eviction_holds++; }
+
+void engine_release_eviction(engine_t *e)
+{
+    CHECK(e->eviction_holds > 0);
+    if (--e->eviction_holds == 0)
+        eng_settle(e);
 }
 
 void eng_settle(engine_t *e)
@@ -414,6 +436,6 @@ void eng_settle(engine_t *e)
     if (d != e->reported_deadline) {
         e->reported_deadline = d;
         if (e->h.deadline_changed)
-            e->h.deadline_changed(e->h.ud, d);
+            ENG_HOOK(e, e->h.deadline_changed(e->h.ud, d));
     }
 }

@@ -121,6 +121,11 @@ void engine_free(engine_t *e); /* frees every job; waiters are dropped silently 
 /* Recovery and reads from the store: takes a job in any state as stored,
  * without persisting. A job already present is kept and the new one freed. */
 void engine_load(engine_t *e, job_t *job);
+/* While held, no finished job is evicted from memory: a caller that loads
+ * several jobs from the store and then acts on all of them (a batch replay)
+ * finds them all. Holds nest; the last release evicts what is due. */
+void engine_hold_eviction(engine_t *e);
+void engine_release_eviction(engine_t *e);
 /* Recovery: sets a queue's paused flag without persisting. */
 void engine_load_queue(engine_t *e, const char *queue, bool paused);
 

@@ -14,6 +14,7 @@
 
 #include "engine/engine.h"
 #include "engine/breaker.h"
+#include "util/check.h"
 #include "util/hmap.h"
 #include "util/token_bucket.h"
 
@@ -73,6 +74,8 @@ struct engine {
     heap_t timers; /* ejob_t.timer */
     heap_t waiter_deadlines;
     list_node_t waiters;  /* engine_waiter_t.link_, oldest first */
+    int eviction_holds;   /* engine_hold_eviction() nesting */
+    int in_hook;          /* > 0 while a hook or lessee callback runs */
     list_node_t finished; /* terminal ejobs, oldest first */
     size_t nfinished;
     int64_t bytes; /* job_memory_estimate() of every job held */
@@ -134,5 +137,12 @@ void eng_lane_remove(ejob_t *ej);
 /* The ready job w should get next, honouring pauses, limits and breakers. */
 ejob_t *eng_next_ready(engine_t *e, const engine_waiter_t *w);
 void eng_queue_free(equeue_t *q);
+
+/* The engine's contract (engine.h): loop thread only, and never re-entered
+ * from its own hooks or lessee callbacks, which would see half-made
+ * changes. ENG_ENTER opens every public function that changes state;
+ * ENG_HOOK wraps every call out. Checked in the test build. */
+#define ENG_ENTER(e) (CHECK_LOOP_THREAD(), CHECK((e)->in_hook == 0))
+#define ENG_HOOK(e, call) do { (e)->in_hook++; call; (e)->in_hook--; } while (0)
 
 #endif

@@ -97,7 +97,7 @@ eng_hold_t eng_gate_limits(egate_t *g, int64_t now, int64_t *wake)
 static void report(engine_t *e, egate_t *g, engine_breaker_state_t was)
 {
     if (was != g->breaker.state && e->h.breaker_changed)
-        e->h.breaker_changed(e->h.ud, g->name, was, g->breaker.state);
+        ENG_HOOK(e, e->h.breaker_changed(e->h.ud, g->name, was, g->breaker.state));
 }
 
 static eng_hold_t key_holds(engine_t *e, egate_t *g, int64_t now, int64_t *wake)
@@ -183,6 +183,7 @@ void eng_gates_hold(engine_t *e, ejob_t *ej, int64_t until)
 
 void engine_set_options(engine_t *e, const engine_breaker_options_t *b, int64_t aging_ms)
 {
+    ENG_ENTER(e);
     e->opt.breaker = *b;
     e->opt.aging_ms = aging_ms;
     e->ready_added = true;
@@ -200,6 +201,7 @@ static void apply_limit(egate_t *g, const engine_limit_t *l, int64_t now)
 int engine_set_limit(engine_t *e, engine_limit_kind_t kind, const char *name,
                      const engine_limit_t *limit)
 {
+    ENG_ENTER(e);
     egate_t *g;
     if (kind == ENGINE_LIMIT_QUEUE) {
         equeue_t *q = eng_queue(e, name);
@@ -219,6 +221,7 @@ int engine_set_limit(engine_t *e, engine_limit_kind_t kind, const char *name,
 
 void engine_clear_limits(engine_t *e)
 {
+    ENG_ENTER(e);
     static const engine_limit_t none;
     int64_t now = eng_now(e);
     const char *k;
@@ -296,6 +299,7 @@ void engine_breaker_foreach(engine_t *e, void (*fn)(void *ud, const engine_break
 
 err_t engine_breaker_reset(engine_t *e, const char *key, problem_t *p)
 {
+    ENG_ENTER(e);
     egate_t *g = hmap_get(&e->keys, key);
     if (!g)
         return problem_set(p, ERR_NOT_FOUND, "key", "no breaker with key %s", key);

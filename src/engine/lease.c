@@ -37,6 +37,7 @@ static int take(engine_t *e, engine_waiter_t *w, job_t **out)
 
 int engine_lease(engine_t *e, engine_waiter_t *w, int64_t wait_ms, job_t **out)
 {
+    ENG_ENTER(e);
     list_init(&w->link_);
     w->deadline_.idx = 0;
     int n = take(e, w, out);
@@ -61,11 +62,12 @@ void engine_waiter_cancel(engine_t *e, engine_waiter_t *w)
 void eng_expire_waiter(engine_t *e, engine_waiter_t *w)
 {
     engine_waiter_cancel(e, w);
-    w->cb(w, NULL, 0);
+    ENG_HOOK(e, w->cb(w, NULL, 0));
 }
 
 void engine_release_waiters(engine_t *e)
 {
+    ENG_ENTER(e);
     while (!list_empty(&e->waiters))
         eng_expire_waiter(e, LIST_ENTRY(list_first(&e->waiters), engine_waiter_t, link_));
     eng_settle(e);
@@ -91,7 +93,7 @@ void eng_dispatch(engine_t *e)
         int got = take(e, w, jobs);
         if (got > 0) {
             engine_waiter_cancel(e, w);
-            w->cb(w, jobs, got);
+            ENG_HOOK(e, w->cb(w, jobs, got));
         }
     }
 }
@@ -118,6 +120,7 @@ static ejob_t *leased(engine_t *e, const char *id, const char *lease_id, problem
 err_t engine_heartbeat(engine_t *e, const char *id, const char *lease_id, json_t *progress,
                        int64_t extend_ms, const job_t **out, problem_t *p)
 {
+    ENG_ENTER(e);
     ejob_t *ej = leased(e, id, lease_id, p);
     if (!ej)
         return p->type;
@@ -138,6 +141,7 @@ err_t engine_heartbeat(engine_t *e, const char *id, const char *lease_id, json_t
 err_t engine_complete(engine_t *e, const char *id, const char *lease_id, json_t *result,
                       const job_t **out, problem_t *p)
 {
+    ENG_ENTER(e);
     ejob_t *ej = leased(e, id, lease_id, p);
     if (!ej)
         return p->type;
@@ -215,6 +219,7 @@ err_t engine_fail_after(engine_t *e, const char *id, const char *lease_id, err_t
                         const char *message, json_t *context, int retry, int64_t retry_after_ms,
                         const job_t **out, problem_t *p)
 {
+    ENG_ENTER(e);
     ejob_t *ej = leased(e, id, lease_id, p);
     if (!ej)
         return p->type;
@@ -232,11 +237,12 @@ void eng_expire_lease(engine_t *e, ejob_t *ej)
 
 void engine_pause(engine_t *e, const char *queue, bool paused)
 {
+    ENG_ENTER(e);
     equeue_t *q = eng_queue(e, queue);
     if (!q || q->paused == paused)
         return;
     q->paused = paused;
-    e->h.persist_queue(e->h.ud, queue, paused);
+    ENG_HOOK(e, e->h.persist_queue(e->h.ud, queue, paused));
     if (!paused)
         e->ready_added = true;
     eng_settle(e);

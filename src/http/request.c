@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "http/request_internal.h"
+#include "util/check.h"
 
 const char *http_method(const http_req_t *r) { return r->method; }
 const char *http_path(const http_req_t *r) { return r->url; }
@@ -108,22 +109,19 @@ const char *http_param(const http_req_t *r, int i)
     return (i >= 0 && i < HTTP_MAX_PARAMS && r->params[i]) ? r->params[i] : "";
 }
 
-void *http_handler_data(http_req_t *r, size_t size, void (*dtor)(void *))
+void http_attach(http_req_t *r, void *data, void (*detach)(void *data))
 {
-    if (!r->hdata) {
-        r->hdata = calloc(1, size);
-        r->hdata_dtor = dtor;
-    }
-    return r->hdata;
+    CHECK(!r->hdata);
+    r->hdata = data;
+    r->hdata_detach = detach;
 }
 
 void http_req_free(http_req_t *r)
 {
     free(r->body);
     free(r->resp);
-    if (r->hdata && r->hdata_dtor)
-        r->hdata_dtor(r->hdata);
-    free(r->hdata);
+    if (r->hdata)
+        r->hdata_detach(r->hdata);
     for (int i = 0; i < HTTP_MAX_PARAMS; i++)
         free(r->params[i]);
     for (int i = 0; i < r->nheaders; i++) {

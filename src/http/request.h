@@ -53,10 +53,12 @@ void http_client(const http_req_t *r, char *buf, size_t len);
 void http_set_param(http_req_t *r, int i, const char *value);
 const char *http_param(const http_req_t *r, int i);
 
-/* Handler-owned scratch space (zeroed) that lives as long as the request;
- * dtor, if not NULL, runs on it just before it is freed. The first call
- * allocates; later calls return the same block. NULL if out of memory. */
-void *http_handler_data(http_req_t *r, size_t size, void (*dtor)(void *));
+/* Ties a handler's state to the request: detach(data) runs exactly once,
+ * when the request is freed (reply sent, client gone, or server stopping),
+ * and r is invalid from then on. The state stays the handler's: detach
+ * frees it, or keeps it until whatever still refers to it (a store read in
+ * flight) has finished. One attachment per request. */
+void http_attach(http_req_t *r, void *data, void (*detach)(void *data));
 
 void http_reply_json(http_req_t *r, int status, json_t *body); /* steals body; NULL: no body */
 void http_reply_text(http_req_t *r, int status, const char *ctype, char *body); /* takes body */

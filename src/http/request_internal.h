@@ -12,10 +12,12 @@
 typedef enum { REQ_NEW, REQ_HANDLING, REQ_DEFERRED, REQ_REPLIED } req_phase_t;
 
 struct http_server;
+struct http_conn;
 
 struct http_req {
     struct MHD_Connection *conn;
     struct http_server *srv;
+    struct http_conn *hc; /* its connection's record in the server */
     const char *method, *url; /* owned by MHD, valid for the request */
     char request_id[HTTP_REQUEST_ID_MAX + 1];
     char principal[64];
@@ -27,7 +29,7 @@ struct http_req {
     int64_t started_ns;
     char *params[HTTP_MAX_PARAMS];
     void *hdata;
-    void (*hdata_dtor)(void *);
+    void (*hdata_detach)(void *);
 
     int status;
     size_t reply_bytes;

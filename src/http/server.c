@@ -10,14 +10,35 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <event2/listener.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+
 #include "http/request_internal.h"
+#include "util/check.h"
 #include "util/clock.h"
+#include "util/list.h"
 #include "util/log.h"
 #include "util/randid.h"
 
+/* One accepted connection. We accept ourselves (libmicrohttpd gets each
+ * socket through MHD_add_connection) so that admission, per-client limits
+ * and deadlines are ours, and libmicrohttpd never reaches a connection
+ * limit of its own: in external-loop mode it stops watching its listening
+ * socket at its limit and, with no connection left to time out, was never
+ * run again (the server stopped accepting for good). */
+typedef struct http_conn {
+    list_node_t link;    /* http_server.conns */
+    int fd;
+    admit_slot_t slot;
+    int64_t deadline_ns; /* close it if still here then; INT64_MAX: a handler holds it */
+    bool shut;
+} http_conn_t;
+
 struct http_server {
     struct MHD_Daemon *d;
-    struct event *io, *timer;
+    struct event *io, *timer, *sweep;
+    struct evconnlistener *listener;
     http_route_fn route;
     http_done_fn done;
     void *done_ud;
@@ -25,12 +46,14 @@ struct http_server {
     size_t max_body;
     unsigned inflight;
     unsigned port;
-    unsigned connections, max_connections; /* open now; past the max, 503 */
+    admit_t *admit;
+    int64_t idle_ns, header_ns, body_ns;
+    list_node_t conns;         /* http_conn_t, every connection libmicrohttpd holds */
+    http_conn_t *adding;       /* the one inside MHD_add_connection */
+    uint64_t refused, timed_out;
 };
 
-/* libmicrohttpd's own limit sits this far above ours, so that connections
- * past ours can still be told why (503) before they are closed. */
-#define CONNECTION_SLACK 64
+#define SWEEP_MS 250
 
 static void schedule(http_server_t *s);
 
@@ -85,10 +108,10 @@ static http_req_t *new_request(http_server_t *s, struct MHD_Connection *c, const
     r->method = method;
     r->url = url;
     request_id_for(c, r->request_id);
-    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
-    if (cl && strtoull(cl, NULL, 10) > s->max_body)
-        r->too_big = true;
-    r->too_many = s->connections > s->max_connections;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    r->hc = ci ? ci->socket_context : NULL;
+    r->too_many = r->hc && r->hc->slot.verdict != ADMIT_OK;
     s->inflight++;
     return r;
 }
@@ -111,6 +134,12 @@ static enum MHD_Result send_reply(http_req_t *r)
     r->sent = true;
     MHD_destroy_response(resp);
     return ret;
+}
+
+static void set_deadline(http_req_t *r, int64_t ns)
+{
+    if (r->hc)
+        r->hc->deadline_ns = ns == INT64_MAX ? ns : clock_mono_ns() + ns;
 }
 
 static void too_big(http_req_t *r)
@@ -147,19 +176,77 @@ static void append_body(http_req_t *r, const char *data, size_t n)
 static void too_many(http_req_t *r)
 {
     problem_t p;
-    problem_set(&p, ERR_UNAVAILABLE, "", "too many open connections (%u allowed); retry shortly",
-                r->srv->max_connections);
+    unsigned from = admit_open_from(r->srv->admit, r->hc->slot.addr);
+    if (admit_open(r->srv->admit) > admit_max(r->srv->admit))
+        problem_set(&p, ERR_UNAVAILABLE, "", "too many open connections (%u allowed); retry "
+                    "shortly", admit_max(r->srv->admit));
+    else
+        problem_set(&p, ERR_UNAVAILABLE, "", "too many open connections from %s (%u open, "
+                    "JOBQ_MAX_CONNECTIONS_PER_CLIENT); retry shortly", r->hc->slot.addr, from);
     http_add_header(r, "Retry-After", "1");
     http_add_header(r, "Connection", "close");
     http_reply_problem(r, &p);
 }
 
+/* A request whose framing a proxy in front could read differently (request
+ * smuggling) is refused and its connection closed; see framing_problem. */
+static void refuse_framing(http_req_t *r, int status, const char *field, const char *why)
+{
+    problem_t p;
+    problem_set(&p, ERR_VALIDATION, field, "%s", why);
+    p.status = status;
+    http_add_header(r, "Connection", "close");
+    http_reply_problem(r, &p);
+}
+
+typedef struct header_count {
+    const char *name;
+    int n;
+    const char *first;
+    bool differ;
+} header_count_t;
+
+static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
+{
+    (void)kind;
+    header_count_t *h = cls;
+    if (strcasecmp(key, h->name) != 0)
+        return MHD_YES;
+    if (h->n++ == 0)
+        h->first = value;
+    else if (strcmp(h->first, value ? value : "") != 0)
+        h->differ = true;
+    return MHD_YES;
+}
+
+/* RFC 9112 6.3: a message with both Transfer-Encoding and Content-Length,
+ * several Content-Lengths, or a transfer coding other than chunked cannot
+ * be framed safely. Returns true (and answers) if r is one. */
+static bool bad_framing(http_req_t *r)
+{
+    header_count_t cl = { "Content-Length" }, te = { "Transfer-Encoding" };
+    MHD_get_connection_values(r->conn, MHD_HEADER_KIND, count_header, &cl);
+    MHD_get_connection_values(r->conn, MHD_HEADER_KIND, count_header, &te);
+    if (cl.n > 1) {
+        refuse_framing(r, 400, "Content-Length", "Content-Length is given more than once");
+    } else if (te.n && cl.n) {
+        refuse_framing(r, 400, "Transfer-Encoding",
+                       "Transfer-Encoding and Content-Length are both given");
+    } else if (te.n > 1 || (te.n && strcasecmp(te.first ? te.first : "", "chunked") != 0)) {
+        refuse_framing(r, 501, "Transfer-Encoding",
+                       "only Transfer-Encoding: chunked is supported");
+    } else {
+        return false;
+    }
+    return true;
+}
+
 static enum MHD_Result dispatch(http_server_t *s, http_req_t *r)
 {
     r->phase = REQ_HANDLING;
-    if (r->too_many)
-        too_many(r);
-    else if (r->too_big)
+    set_deadline(r, INT64_MAX); /* the handler's now; its waits are bounded */
+    if (r->too_big)
         too_big(r);
     else
         s->route(s->ud, r);
@@ -175,13 +262,36 @@ static enum MHD_Result dispatch(http_server_t *s, http_req_t *r)
  * piece, then once more with none; replying only on that last call is what
  * keeps keep-alive (and throughput) intact.
  *
- * Too-big bodies: a Content-Length over the limit is refused on the first
- * call, without reading the body (the connection then closes). A chunked
- * body that grows past the limit cannot be answered mid-upload (MHD 0.9.75
- * would drop the connection without a reply), so the rest is discarded and
- * the 413 sent at the end, unless the sender keeps going past DISCARD_MAX,
- * when the connection is simply closed. */
-#define DISCARD_MAX (64u << 20)
+ * Too-big bodies are read and discarded up to DISCARD_MAX past the limit,
+ * and the 413 sent at the end: a client that writes its whole body before
+ * reading gets the answer instead of a reset (nginx's lingering close). A
+ * Content-Length beyond even that is refused on the first call, without
+ * reading (the connection then closes); a chunked body that keeps going
+ * past it is cut off. The body deadline bounds how long either may take. */
+#define DISCARD_MAX (8u << 20)
+
+/* The first call: headers are in. Reads the body from here on. */
+static bool begin_request(http_server_t *s, struct MHD_Connection *c, const char *url,
+                          const char *method, void **con_cls)
+{
+    http_req_t *r = new_request(s, c, url, method);
+    if (!(*con_cls = r))
+        return false;
+    set_deadline(r, s->body_ns);
+    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+    unsigned long long n = cl ? strtoull(cl, NULL, 10) : 0;
+    r->too_big = n > s->max_body;
+    r->phase = REQ_HANDLING;
+    if (r->too_many)
+        too_many(r);
+    else if (bad_framing(r))
+        ; /* answered */
+    else if (n > s->max_body + DISCARD_MAX)
+        too_big(r);
+    else
+        r->phase = REQ_NEW; /* read the body (or discard it), answer at the end */
+    return true;
+}
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *data,
@@ -191,9 +301,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     http_server_t *s = cls;
     http_req_t *r = *con_cls;
     if (!r) {
-        if (!(*con_cls = r = new_request(s, c, url, method)))
+        if (!begin_request(s, c, url, method, con_cls))
             return MHD_NO;
-        if (!r->too_big && !r->too_many)
+        r = *con_cls;
+        if (r->phase == REQ_NEW)
             return MHD_YES;
     } else if (*data_size) {
         if (r->sent)
@@ -205,8 +316,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     if (r->phase == REQ_NEW)
         dispatch(s, r);
-    if (r->phase == REQ_REPLIED && !r->sent)
+    if (r->phase == REQ_REPLIED && !r->sent) {
+        set_deadline(r, s->body_ns); /* the reply must be read in time too */
         return send_reply(r);
+    }
     if (r->phase == REQ_DEFERRED && !r->suspended) {
         MHD_suspend_connection(c); /* http_reply_* resumes it */
         r->suspended = true;
@@ -218,12 +331,53 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
                           enum MHD_ConnectionNotificationCode toe)
 {
     (void)c;
-    (void)socket_context;
     http_server_t *s = cls;
-    if (toe == MHD_CONNECTION_NOTIFY_STARTED)
-        s->connections++;
-    else if (s->connections > 0)
-        s->connections--;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        CHECK(s->adding); /* connections arrive only through on_accept */
+        *socket_context = s->adding;
+        if (s->adding)
+            list_push_back(&s->conns, &s->adding->link);
+        s->adding = NULL;
+        return;
+    }
+    http_conn_t *hc = *socket_context;
+    if (!hc)
+        return;
+    list_remove(&hc->link);
+    admit_leave(s->admit, &hc->slot);
+    free(hc);
+    *socket_context = NULL;
+}
+
+/* The request line is in (the URI log callback runs then): its headers
+ * get the header deadline from here, whatever idle time came before. */
+static void *on_request_line(void *cls, const char *uri, struct MHD_Connection *c)
+{
+    (void)uri;
+    http_server_t *s = cls;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    http_conn_t *hc = ci ? ci->socket_context : NULL;
+    if (hc) {
+        int64_t d = clock_mono_ns() + s->header_ns;
+        if (d < hc->deadline_ns)
+            hc->deadline_ns = d;
+    }
+    return NULL;
+}
+
+/* libmicrohttpd's own decoding, except that a NUL byte (%00) becomes DEL
+ * (0x7f): the rest of the server sees C strings, where "victim%00x" would
+ * have acted on "victim". DEL is valid in no id, name or number, so the
+ * request is refused by the validation of the very field that held it. */
+static size_t unescape(void *cls, struct MHD_Connection *c, char *str)
+{
+    (void)cls;
+    (void)c;
+    size_t n = MHD_http_unescape(str);
+    for (char *p = memchr(str, '\0', n); p; p = memchr(p, '\0', n - (size_t)(p - str)))
+        *p = 0x7f;
+    return n;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
@@ -236,6 +390,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     if (!r)
         return;
     s->inflight--;
+    if (r->hc) /* keep-alive: the next request has the idle time, then its deadline */
+        r->hc->deadline_ns = clock_mono_ns() + s->idle_ns + s->header_ns;
     if (s->done && r->sent)
         s->done(s->done_ud, r, (double)(clock_mono_ns() - r->started_ns) / 1e9);
     http_req_free(r);
@@ -269,6 +425,89 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, char *e
     return 0;
 }
 
+/* Past its deadline a connection is shut down; libmicrohttpd then sees the
+ * end of the stream and closes it as it would any other. A suspended one
+ * (a handler holds it) has no deadline. */
+static void on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    http_server_t *s = arg;
+    int64_t now = clock_mono_ns();
+    bool any = false;
+    for (list_node_t *n = s->conns.next; n != &s->conns; n = n->next) {
+        http_conn_t *hc = LIST_ENTRY(n, http_conn_t, link);
+        if (hc->shut || now < hc->deadline_ns)
+            continue;
+        hc->shut = any = true;
+        s->timed_out++;
+        shutdown(hc->fd, SHUT_RDWR);
+    }
+    if (any)
+        run(s);
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                      int salen, void *arg)
+{
+    (void)l;
+    http_server_t *s = arg;
+    http_conn_t *hc = calloc(1, sizeof *hc);
+    if (!hc || admit_enter(s->admit, sa, &hc->slot) == ADMIT_REFUSE) {
+        free(hc); /* far past the limits: no word, no memory */
+        s->refused++;
+        evutil_closesocket(fd);
+        return;
+    }
+    hc->fd = fd;
+    hc->deadline_ns = clock_mono_ns() + s->idle_ns + s->header_ns;
+    list_init(&hc->link);
+    s->adding = hc;
+    if (MHD_add_connection(s->d, fd, sa, (socklen_t)salen) != MHD_YES) {
+        /* libmicrohttpd closed the socket; it never saw it as started. */
+        if (s->adding == hc) {
+            admit_leave(s->admit, &hc->slot);
+            free(hc);
+        }
+        s->refused++;
+    }
+    s->adding = NULL;
+    run(s);
+}
+
+static void on_accept_error(struct evconnlistener *l, void *arg)
+{
+    (void)l;
+    (void)arg;
+    /* Out of descriptors (EMFILE) and the like: log and keep listening;
+     * libevent retries on the next readiness. */
+    log_warn("cannot accept a connection", LOG_S("error", strerror(errno)));
+}
+
+static int listen_on(http_server_t *s, struct event_base *base, const struct sockaddr_storage *ss,
+                     const char *listen, char *err, size_t len)
+{
+    socklen_t sl = ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                             : sizeof(struct sockaddr_in);
+    s->listener = evconnlistener_new_bind(base, on_accept, s,
+                                          LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC |
+                                              LEV_OPT_REUSEABLE,
+                                          1024, (const struct sockaddr *)ss, (int)sl);
+    if (!s->listener) {
+        snprintf(err, len, "cannot listen on %s (address in use, or not allowed)", listen);
+        return -1;
+    }
+    evconnlistener_set_error_cb(s->listener, on_accept_error);
+    struct sockaddr_storage bound;
+    socklen_t bl = sizeof bound;
+    evutil_socket_t lfd = evconnlistener_get_fd(s->listener);
+    if (getsockname(lfd, (struct sockaddr *)&bound, &bl) == 0)
+        s->port = ntohs(bound.ss_family == AF_INET6
+                            ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                            : ((struct sockaddr_in *)&bound)->sin_port);
+    return 0;
+}
+
 http_server_t *http_server_start(struct event_base *base, const http_options_t *opt,
                                  http_route_fn route, void *ud, char *err, size_t len)
 {
@@ -283,27 +522,37 @@ http_server_t *http_server_start(struct event_base *base, const http_options_t *
     s->done_ud = opt->done_ud;
     s->ud = ud;
     s->max_body = opt->max_body_bytes;
-    s->max_connections = opt->max_connections;
-    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO;
-    if (ss.ss_family == AF_INET6)
-        flags |= MHD_USE_IPv6;
-    s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &ss,
-                            MHD_OPTION_CONNECTION_TIMEOUT, opt->timeout_s,
-                            MHD_OPTION_CONNECTION_LIMIT, opt->max_connections + CONNECTION_SLACK,
+    s->admit = opt->admit;
+    s->idle_ns = (int64_t)opt->idle_timeout_s * 1000000000LL;
+    s->header_ns = opt->header_timeout_ms * 1000000LL;
+    s->body_ns = opt->body_timeout_ms * 1000000LL;
+    list_init(&s->conns);
+    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO |
+                     MHD_USE_NO_LISTEN_SOCKET;
+    /* Its connection limit is never the one that bites: admission is ours. */
+    s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
+                            MHD_OPTION_CONNECTION_TIMEOUT, opt->idle_timeout_s,
+                            MHD_OPTION_CONNECTION_LIMIT, 1u << 20,
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
                             MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
-                            MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_END);
+                            MHD_OPTION_URI_LOG_CALLBACK, on_request_line, s,
+                            MHD_OPTION_UNESCAPE_CALLBACK, unescape, s, MHD_OPTION_END);
     if (!s->d) {
-        snprintf(err, len, "cannot listen on %s (address in use, or not allowed)", opt->listen);
+        snprintf(err, len, "cannot start the HTTP server");
         free(s);
         return NULL;
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_EPOLL_FD);
-    const union MHD_DaemonInfo *port = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
-    s->port = port ? port->port : 0;
     s->io = event_new(base, info->epoll_fd, EV_READ | EV_PERSIST, on_io, s);
     s->timer = evtimer_new(base, on_io, s);
+    s->sweep = event_new(base, -1, EV_PERSIST, on_sweep, s);
+    if (!s->io || !s->timer || !s->sweep || listen_on(s, base, &ss, opt->listen, err, len)) {
+        http_server_stop(s);
+        return NULL;
+    }
     event_add(s->io, NULL);
+    struct timeval tv = { 0, SWEEP_MS * 1000 };
+    event_add(s->sweep, &tv);
     schedule(s);
     return s;
 }
@@ -311,13 +560,26 @@ http_server_t *http_server_start(struct event_base *base, const http_options_t *
 unsigned http_server_port(const http_server_t *s) { return s->port; }
 unsigned http_server_inflight(const http_server_t *s) { return s->inflight; }
 
+void http_server_figures(const http_server_t *s, http_server_figures_t *out)
+{
+    out->refused = s->refused;
+    out->timed_out = s->timed_out;
+}
+
 void http_server_stop(http_server_t *s)
 {
     if (!s)
         return;
-    event_free(s->io);
-    event_free(s->timer);
-    MHD_stop_daemon(s->d);
+    if (s->listener)
+        evconnlistener_free(s->listener);
+    if (s->io)
+        event_free(s->io);
+    if (s->timer)
+        event_free(s->timer);
+    if (s->sweep)
+        event_free(s->sweep);
+    MHD_stop_daemon(s->d); /* closes every connection: on_connection frees each */
+    CHECK(list_empty(&s->conns));
     free(s);
 }
 

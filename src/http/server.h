@@ -18,8 +18,10 @@
 
 #include <event2/event.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "http/request.h"
+#include "net/admit.h"
 
 typedef struct http_server http_server_t;
 
@@ -29,11 +31,20 @@ typedef void (*http_route_fn)(void *ud, http_req_t *r);
  * with it, with the time from its first byte to the end of the reply. */
 typedef void (*http_done_fn)(void *ud, const http_req_t *r, double seconds);
 
+/* Deadlines: a connection that is idle (between requests, or stalled
+ * mid-request) for idle_timeout_s is closed. Headers must be complete within
+ * header_timeout_ms of the request line (and the request line within the
+ * idle time plus that of connecting or the last reply), the body within
+ * body_timeout_ms of the headers, and the reply read within body_timeout_ms
+ * of being sent, however slowly bytes trickle in or out. A request held by
+ * its handler (a long poll, a store wait) has no deadline here: those are
+ * bounded where they wait. */
 typedef struct http_options {
     const char *listen; /* "host:port", "[v6]:port"; port 0 picks a free port */
     size_t max_body_bytes;
-    unsigned timeout_s; /* idle connection timeout */
-    unsigned max_connections; /* past it, requests get 503 and the connection closes */
+    unsigned idle_timeout_s;
+    int64_t header_timeout_ms, body_timeout_ms;
+    admit_t *admit; /* connection limits, shared with other listeners; borrowed */
     http_done_fn done; /* optional */
     void *done_ud;
 } http_options_t;
@@ -44,6 +55,11 @@ http_server_t *http_server_start(struct event_base *base, const http_options_t *
 unsigned http_server_port(const http_server_t *s);
 /* Requests in flight (including suspended ones). */
 unsigned http_server_inflight(const http_server_t *s);
+typedef struct http_server_figures {
+    uint64_t refused;   /* closed at accept: far past the connection limits */
+    uint64_t timed_out; /* closed for missing a header, body or reply deadline */
+} http_server_figures_t;
+void http_server_figures(const http_server_t *s, http_server_figures_t *out);
 void http_server_stop(http_server_t *s);
 
 #endif

@@ -40,6 +40,7 @@ typedef struct app {
     struct event *perf_timer, *log_flush_ev;
     int64_t perf_due_ns;
     http_server_t *http;
+    admit_t *admit; /* connection limits for every listener */
     api_t api;
     guard_t *guard;
     cache_t *cache;

@@ -16,6 +16,7 @@
 #include "metrics/metrics.h"
 #include "runners/runners.h"
 #include "store/store.h"
+#include "util/check.h"
 #include "util/clock.h"
 #include "util/log.h"
 
@@ -250,17 +251,21 @@ static int start_loop(app_t *a, char *err, size_t len)
     event_add(a->sigterm, NULL);
     event_add(a->sigint, NULL);
     app_arm_engine_timer(a, engine_next_deadline(a->engine));
-    if (!(a->guard = guard_new(&a->cfg)) ||
+    if (!(a->admit = admit_new((unsigned)a->cfg.max_connections,
+                               (unsigned)a->cfg.max_connections_per_client)) ||
+        !(a->guard = guard_new(&a->cfg)) ||
         !(a->cache = cache_new(a->cfg.cache_ttl_ms, app_cache_bytes(&a->cfg))))
         return snprintf(err, len, "out of memory"), -1;
     app_apply_settings(a);
     a->api = (api_t){ .engine = a->engine, .store = a->store, .cfg = &a->cfg,
                       .metrics = a->metrics, .workers = a->workers, .perf = a->perf,
                       .guard = a->guard, .cache = a->cache };
-    http_options_t hopt = { .listen = a->cfg.listen, .max_body_bytes = (size_t)a->cfg.max_body_bytes,
-                            .timeout_s = 30,
-                            .max_connections = (unsigned)a->cfg.max_connections, .done = app_on_http_done,
-                            .done_ud = a };
+    http_options_t hopt = { .listen = a->cfg.listen,
+                            .max_body_bytes = (size_t)a->cfg.max_body_bytes,
+                            .idle_timeout_s = (unsigned)((a->cfg.idle_timeout_ms + 999) / 1000),
+                            .header_timeout_ms = a->cfg.header_timeout_ms,
+                            .body_timeout_ms = a->cfg.body_timeout_ms,
+                            .admit = a->admit, .done = app_on_http_done, .done_ud = a };
     if (!(a->http = http_server_start(a->base, &hopt, api_route, &a->api, err, len)) ||
         start_runners(a, err, len) != 0)
         return -1;
@@ -278,6 +283,7 @@ static void app_free(app_t *a)
     if (a->store)
         store_stop(a->store); /* commits whatever is still queued */
     http_server_stop(a->http);
+    admit_free(a->admit);
     store_close(a->store);
     engine_free(a->engine);
     metrics_free(a->metrics);
@@ -334,6 +340,7 @@ int serve_main(int argc, char **argv)
     }
     log_set_level(a->cfg.log_level);
     log_set_format(a->cfg.log_format);
+    check_set_loop_thread(); /* this thread runs start-up, then the loop */
     signal(SIGPIPE, SIG_IGN);
     /* A file size limit must fail a write (EFBIG: the store retries it, as
      * for a full disk), not kill the process. */

@@ -61,6 +61,8 @@ void app_apply_settings(app_t *a)
     cache_configure(a->cache, c->cache_ttl_ms, app_cache_bytes(c));
     engine_set_finished_budget(a->engine, c->memory_limit * 6 / 10);
     log_set_level(c->log_level);
+    admit_set_limits(a->admit, (unsigned)c->max_connections,
+                     (unsigned)c->max_connections_per_client);
 }
 
 /* The settings a reload cannot change, by where they live in config_t:
@@ -71,7 +73,6 @@ static void keep_fixed(config_t *fresh, const config_t *old)
     size_t fixed = offsetof(config_t, api_keys_text);
     memcpy(fresh, old, fixed);
     fresh->log_level = level;
-    fresh->max_connections = old->max_connections;
 }
 
 void app_reload(app_t *a)
@@ -88,8 +89,7 @@ void app_reload(app_t *a)
     }
     log_level_t level = fresh->log_level;
     fresh->log_level = a->cfg.log_level;
-    bool restart_needed = memcmp(fresh, &a->cfg, offsetof(config_t, api_keys_text)) != 0 ||
-                          fresh->max_connections != a->cfg.max_connections;
+    bool restart_needed = memcmp(fresh, &a->cfg, offsetof(config_t, api_keys_text)) != 0;
     fresh->log_level = level;
     keep_fixed(fresh, &a->cfg);
     a->cfg = *fresh;

@@ -73,9 +73,17 @@ static void run_read(store_t *s, void *conn, op_t *op)
     op->result = NULL;
     int rc = -1;
     if (op->kind == OP_GET) {
-        json_t *doc = NULL;
-        rc = s->ops->get_job(conn, op->name, get_doc, &doc);
-        op->result = doc ? doc : json_null();
+        json_t *docs = json_array();
+        const char *id = op->name;
+        rc = 0;
+        for (size_t i = 0; i < op->nids && rc == 0; i++, id += strlen(id) + 1) {
+            json_t *doc = NULL;
+            rc = s->ops->get_job(conn, id, get_doc, &doc);
+            json_array_append_new(docs, doc ? doc : json_null());
+        }
+        op->result = op->many ? docs : json_incref(json_array_get(docs, 0));
+        if (!op->many)
+            json_decref(docs);
     } else if (op->kind == OP_LIST) {
         list_ctx_t c = { .jobs = json_array(), .limit = op->q.limit };
         op->q.limit++; /* one extra row tells whether there is a next page */

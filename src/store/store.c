@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/check.h"
 #include "util/clock.h"
 #include "util/log.h"
 
@@ -275,6 +276,7 @@ void store_flush(store_t *s)
 
 static uint64_t submit(store_t *s, op_t *op)
 {
+    CHECK_LOOP_THREAD();
     op->queued_ns = clock_mono_ns();
     op->seq = ++s->next_seq;
     bool first = !s->local;
@@ -294,6 +296,7 @@ static uint64_t submit(store_t *s, op_t *op)
  * the bound, straight back with an error. */
 static void submit_read(store_t *s, op_t *op)
 {
+    CHECK_LOOP_THREAD();
     op->queued_ns = clock_mono_ns();
     /* It must see every write queued so far. Those still collecting on the
      * loop reach the writer at this iteration's flush; the reader waits for
@@ -352,6 +355,7 @@ uint64_t store_last_seq(const store_t *s) { return s->next_seq; }
 
 void store_when_durable(store_t *s, store_waiter_t *w, uint64_t seq)
 {
+    CHECK_LOOP_THREAD();
     w->seq = seq;
     if (seq <= s->committed_seen || s->durability == DURABILITY_MEMORY) {
         list_init(&w->link);
@@ -364,14 +368,42 @@ void store_when_durable(store_t *s, store_waiter_t *w, uint64_t seq)
     list_push_back(at->next, &w->link);
 }
 
-void store_get_job(store_t *s, const char *id, store_read_cb cb, void *ud)
+/* One read for n ids: a batch of explicit ids costs one slot of the read
+ * bound, not n, and is answered all at once or not at all. */
+static void get_op(store_t *s, const char *const *ids, size_t n, bool many, store_read_cb cb,
+                   void *ud)
 {
-    const char *in[4] = { id }, *out[4];
-    op_t *op = new_op(OP_GET, in, out);
-    op->name = out[0];
+    CHECK_LOOP_THREAD();
+    CHECK(n > 0);
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++)
+        len += strlen(ids[i]) + 1;
+    op_t *op = calloc(1, sizeof *op + len);
+    if (!op)
+        abort(); /* as new_op */
+    op->kind = OP_GET;
+    char *p = op->str;
+    for (size_t i = 0; i < n; i++) {
+        size_t l = strlen(ids[i]) + 1;
+        memcpy(p, ids[i], l);
+        p += l;
+    }
+    op->name = op->str;
+    op->nids = n;
+    op->many = many;
     op->cb = cb;
     op->ud = ud;
     submit_read(s, op);
+}
+
+void store_get_job(store_t *s, const char *id, store_read_cb cb, void *ud)
+{
+    get_op(s, &id, 1, false, cb, ud);
+}
+
+void store_get_jobs(store_t *s, const char *const *ids, size_t n, store_read_cb cb, void *ud)
+{
+    get_op(s, ids, n, true, cb, ud);
 }
 
 void store_list_jobs(store_t *s, const store_query_t *q, store_read_cb cb, void *ud)
@@ -408,10 +440,18 @@ void store_purge(store_t *s, const store_purge_t *p, store_read_cb cb, void *ud)
     submit(s, op);
 }
 
+void store_waiter_cancel(store_waiter_t *w)
+{
+    CHECK_LOOP_THREAD();
+    if (w->link.next && list_linked(&w->link))
+        list_remove(&w->link);
+}
+
 int store_notify_fd(const store_t *s) { return s->efd; }
 
 void store_dispatch(store_t *s)
 {
+    CHECK_LOOP_THREAD();
     uint64_t n;
     while (read(s->efd, &n, sizeof n) > 0)
         ;

@@ -80,8 +80,12 @@ struct store_waiter {
     uint64_t seq;
     void (*cb)(store_waiter_t *w);
 };
-/* Calls w->cb once seq is durable: at once (before returning) if it is. */
+/* Calls w->cb once seq is durable: at once (before returning) if it is.
+ * The waiter must stay alive until then, or be cancelled. */
 void store_when_durable(store_t *s, store_waiter_t *w, uint64_t seq);
+/* Unlinks a waiter whose callback has not run (a no-op otherwise, and on a
+ * zeroed waiter): its owner may then free it. */
+void store_waiter_cancel(store_waiter_t *w);
 
 /* Reads run on a pool of read-only connections (reader.c), each after every
  * write queued before it is committed. `result` is borrowed (json_incref
@@ -89,10 +93,17 @@ void store_when_durable(store_t *s, store_waiter_t *w, uint64_t seq);
  * json null. list: {"jobs":[docs], "next_cursor": cursor or null}. stats:
  * {"queues":{q:{state:n}}, "totals":{name:n}}. When STORE_READS_MAX reads
  * are already waiting, cb gets the error STORE_BUSY (still from
- * store_dispatch, never from inside the call). */
+ * store_dispatch, never from inside the call).
+ *
+ * Lifetime: a read cannot be cancelled (a reader thread may be running it),
+ * so cb always runs exactly once, and ud must stay alive until it has; an
+ * owner that goes away first keeps ud alive and lets cb free it (the API's
+ * calls do: api_internal.h). */
 #define STORE_BUSY "busy: too many reads are waiting"
 typedef void (*store_read_cb)(void *ud, json_t *result, const char *error);
 void store_get_job(store_t *s, const char *id, store_read_cb cb, void *ud);
+/* n >= 1 ids in one read: result is an array, a document or null per id. */
+void store_get_jobs(store_t *s, const char *const *ids, size_t n, store_read_cb cb, void *ud);
 void store_list_jobs(store_t *s, const store_query_t *q, store_read_cb cb, void *ud);
 void store_stats(store_t *s, store_read_cb cb, void *ud);
 /* Retention, one batch: a write, ordered with the others. Result:

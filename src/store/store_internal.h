@@ -23,7 +23,9 @@ typedef struct op {
     store_row_t row;   /* OP_PUT; strings point into str[] and doc */
     store_query_t q;   /* OP_LIST; strings point into str[] */
     store_purge_t purge; /* OP_PURGE; after_id points into str[] */
-    const char *name;  /* OP_DELETE id, OP_QUEUE name, OP_GET id */
+    const char *name;  /* OP_DELETE id, OP_QUEUE name, OP_GET the first id */
+    size_t nids;       /* OP_GET: ids, NUL-separated from name on */
+    bool many;         /* OP_GET: answer an array (store_get_jobs) */
     bool paused;
     char *doc;         /* owned */
     store_read_cb cb;

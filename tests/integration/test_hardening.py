@@ -1,0 +1,242 @@
+"""Regression tests for the adversarial review (issue 9): each test is named
+after what a client, a flood or an operator could do to the server."""
+import socket
+import threading
+import time
+
+import requests
+
+from conftest import Producers, assert_clean_log, assert_problem
+
+
+def _batch(prefix, n):
+    return {"jobs": [{"id": f"{prefix}-{i}", "type": "t"} for i in range(n)]}
+
+
+def test_batch_of_explicit_ids_larger_than_the_read_bound_is_accepted(server):
+    """300 and then 1000 explicit ids, with 4 clients enqueueing beside them:
+    each batch needs a store lookup per id it does not hold; they used to take
+    one read slot each, overflow the bound of 256, answer 503 and free the
+    request while its other reads were pending (use-after-free)."""
+    producers = Producers(server.url, 4, "side")
+    try:
+        for round_, n in enumerate((300, 300, 300, 1000)):
+            r = server.post("/v1/jobs/batch", _batch(f"b{round_}", n), timeout=30)
+            assert r.status_code == 201, r.text
+            assert len(r.json()["jobs"]) == n
+    finally:
+        producers.stop()
+    # Replaying a batch whose jobs are all known again is idempotent.
+    r = server.post("/v1/jobs/batch", _batch("b3", 1000), timeout=30)
+    assert r.status_code == 201, r.text
+    assert server.get("/v1/stats").json()["totals"]["enqueued"] >= 1900
+    assert_clean_log(server)
+
+
+def test_batch_replay_after_restart_reads_finished_jobs_from_the_store(make_server):
+    """The ids of a batch are finished and out of memory: one read loads them."""
+    s = make_server(env={"JOBQ_FINISHED_IN_MEMORY": "0"})
+    assert s.post("/v1/jobs/batch", _batch("old", 500)).status_code == 201
+    for i in range(500):
+        assert s.post(f"/v1/jobs/old-{i}/cancel").status_code == 200
+    s.restart()
+    r = s.post("/v1/jobs/batch", _batch("old", 500), timeout=30)
+    assert r.status_code == 201, r.text
+    assert {j["state"] for j in r.json()["jobs"]} == {"cancelled"}
+
+
+def _host_port(server):
+    host, port = server.url.rsplit("//", 1)[1].split(":")
+    return host, int(port)
+
+
+def _connect(server, timeout=5):
+    s = socket.create_connection(_host_port(server), timeout=timeout)
+    return s
+
+
+def _exchange(server, raw, timeout=5):
+    """Sends raw bytes, returns everything the server says until it closes
+    or goes quiet for `timeout`."""
+    s = _connect(server, timeout)
+    try:
+        s.sendall(raw)
+        out = b""
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except socket.timeout:
+                break
+            if not chunk:
+                break
+            out += chunk
+        return out
+    finally:
+        s.close()
+
+
+def _status(reply):
+    return int(reply.split(b" ", 2)[1]) if reply.startswith(b"HTTP/1.1 ") else None
+
+
+def _accepts(server):
+    try:
+        return server.get("/health/live", timeout=3).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def test_server_keeps_accepting_after_idle_connections_past_the_limit_time_out(make_server):
+    """100 idle connections against JOBQ_MAX_CONNECTIONS=10: libmicrohttpd hit
+    its own limit, stopped watching its listening socket, and with nothing
+    left to time out was never run again: no connection was ever accepted."""
+    s = make_server(env={"JOBQ_MAX_CONNECTIONS": "10", "JOBQ_IDLE_TIMEOUT": "1s",
+                         "JOBQ_MAX_CONNECTIONS_PER_CLIENT": "0"})
+    idle = [_connect(s) for _ in range(100)]
+    try:
+        time.sleep(3)  # every one of them times out (idle 1 s + header 10 s is not reached)
+        deadline = time.time() + 10
+        while not _accepts(s) and time.time() < deadline:
+            time.sleep(0.2)
+        assert _accepts(s)
+    finally:
+        for c in idle:
+            c.close()
+    assert _accepts(s)
+
+
+def test_connections_past_the_limit_are_told_why_and_the_rest_closed(make_server):
+    s = make_server(env={"JOBQ_MAX_CONNECTIONS": "4", "JOBQ_MAX_CONNECTIONS_PER_CLIENT": "0"})
+    held = [_connect(s) for _ in range(4)]
+    try:
+        reply = _exchange(s, b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert _status(reply) == 503, reply
+        assert b"Retry-After: 1" in reply and b"too many open connections" in reply
+        # Far past the limit (ADMIT_SLACK = 64 more), a connection is closed at once.
+        extra = [_connect(s) for _ in range(80)]
+        time.sleep(0.5)
+        closed = 0
+        for c in extra:
+            c.settimeout(2)
+            try:
+                closed += c.recv(1) == b""
+            except (ConnectionResetError, socket.timeout):
+                closed += 1
+            c.close()
+        assert closed >= 16
+    finally:
+        for c in held:
+            c.close()
+    deadline = time.time() + 10
+    while not _accepts(s) and time.time() < deadline:
+        time.sleep(0.1)
+    assert _accepts(s)
+
+
+def test_connections_per_client_address_are_limited(make_server):
+    s = make_server(env={"JOBQ_MAX_CONNECTIONS_PER_CLIENT": "3"})
+    held = [_connect(s) for _ in range(3)]
+    try:
+        reply = _exchange(s, b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert _status(reply) == 503, reply
+        assert b"from 127.0.0.1" in reply
+    finally:
+        for c in held:
+            c.close()
+    time.sleep(0.3)
+    assert _accepts(s)
+
+
+def test_a_client_dripping_its_headers_is_cut_off_at_the_header_deadline(make_server):
+    """One byte a second kept libmicrohttpd's idle timer fresh for ever."""
+    s = make_server(env={"JOBQ_HEADER_TIMEOUT": "1s", "JOBQ_IDLE_TIMEOUT": "2s"})
+    c = _connect(s, timeout=1)
+    start = time.time()
+    closed_after = None
+    try:
+        c.sendall(b"GET /health/live HTTP/1.1\r\n")
+        while time.time() - start < 15:
+            try:
+                c.sendall(b"X")
+                if c.recv(1) == b"":
+                    closed_after = time.time() - start
+                    break
+            except socket.timeout:
+                continue
+            except (BrokenPipeError, ConnectionResetError):
+                closed_after = time.time() - start
+                break
+    finally:
+        c.close()
+    assert closed_after is not None and closed_after < 6, closed_after
+
+
+def test_a_client_dripping_its_body_is_cut_off_at_the_body_deadline(make_server):
+    s = make_server(env={"JOBQ_BODY_TIMEOUT": "1s", "JOBQ_IDLE_TIMEOUT": "2s"})
+    c = _connect(s, timeout=1)
+    start = time.time()
+    closed_after = None
+    try:
+        c.sendall(b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: 1000\r\n\r\n")
+        while time.time() - start < 15:
+            try:
+                c.sendall(b" ")
+                if c.recv(1) == b"":
+                    closed_after = time.time() - start
+                    break
+            except socket.timeout:
+                continue
+            except (BrokenPipeError, ConnectionResetError):
+                closed_after = time.time() - start
+                break
+    finally:
+        c.close()
+    assert closed_after is not None and closed_after < 6, closed_after
+    assert _accepts(s)
+
+
+def test_two_different_content_lengths_are_refused(server):
+    reply = _exchange(server, b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Length: 13\r\n"
+                              b"Content-Length: 2\r\n\r\n{\"type\":\"t\"}\n")
+    assert _status(reply) == 400, reply
+    assert b'"field":"Content-Length"' in reply
+    assert server.get("/v1/stats").json()["totals"].get("enqueued", 0) == 0
+
+
+def test_content_length_with_chunked_is_refused_and_nothing_smuggled(server):
+    smuggled = b"GET /v1/stats HTTP/1.1\r\nHost: x\r\n\r\n"
+    body = b"0\r\n\r\n" + smuggled
+    raw = (b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n"
+           b"Transfer-Encoding: chunked\r\n\r\n" % len(body)) + body
+    reply = _exchange(server, raw, timeout=3)
+    assert _status(reply) == 400, reply
+    assert reply.count(b"HTTP/1.1 ") == 1, reply  # the second request was not answered
+    assert b"Connection: close" in reply
+
+
+def test_unknown_transfer_encoding_is_501_not_a_hang(server):
+    raw = b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\nxxxx"
+    start = time.time()
+    reply = _exchange(server, raw, timeout=5)
+    assert _status(reply) == 501, reply
+    assert time.time() - start < 4
+
+
+def test_an_encoded_nul_in_the_path_does_not_truncate_it(server):
+    server.enqueue(id="victim")
+    r = server.req("DELETE", "/v1/jobs/victim%00x")
+    assert_problem(r, 400, "validation", "id")
+    assert server.job("victim")["state"] == "queued"
+
+
+def test_an_over_large_body_sent_before_reading_gets_its_413(make_server):
+    """The client writes all of a 2 MiB body, then reads: it gets the 413
+    (lingering close) rather than a connection reset."""
+    s = make_server(env={"JOBQ_MAX_BODY_BYTES": "65536"})
+    body = b"x" * (2 << 20)
+    raw = (b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+           b"Content-Length: %d\r\n\r\n" % len(body)) + body
+    reply = _exchange(s, raw, timeout=5)
+    assert _status(reply) == 413, reply[:200]
+    assert b'"field":"body"' in reply
