@@ -43,6 +43,7 @@ struct api_call {
     char *cache_scope;    /* owned: its queue, NULL for all */
     uint64_t cache_gen;   /* the cache generation the read started under */
     bool counted_waiter;  /* counted in api->waiting */
+    bool delete_unreadable; /* DELETE: a quarantined row may be removed */
     void (*counts_cont)(struct api_call *c, json_t *stats); /* queues.c: after a store read */
 };
 
@@ -79,6 +80,13 @@ void api_with_job(api_call_t *c, const char *id, void (*cont)(api_call_t *c));
 int64_t api_memory_used(const api_t *api);
 bool api_shed(api_call_t *c, int priority, const char *field);
 bool api_memory_full(const api_t *api);
+
+/* A read's stand-in for a stored job that cannot be read: its reason (and
+ * the job is noted in quarantine), else NULL. */
+const char *api_unreadable(api_call_t *c, json_t *doc);
+/* 409 naming field: the id belongs to a quarantined job. */
+void api_reply_unreadable(api_call_t *c, const char *field, const char *id, const char *why);
+void api_quarantine(api_call_t *c);
 
 /* Hands a stored document (from a read) to the engine if it is a job. */
 void api_load_doc(api_call_t *c, json_t *doc);

@@ -195,10 +195,42 @@ void api_load_doc(api_call_t *c, json_t *doc)
         engine_load(c->api->engine, job); /* keeps an already-present copy */
 }
 
+const char *api_unreadable(api_call_t *c, json_t *doc)
+{
+    const char *why = json_string_value(json_object_get(doc, "unreadable"));
+    if (why)
+        store_quarantine_note(c->api->store, json_string_value(json_object_get(doc, "id")), why);
+    return why;
+}
+
+void api_reply_unreadable(api_call_t *c, const char *field, const char *id, const char *why)
+{
+    problem_t p;
+    problem_set(&p, ERR_CONFLICT, field, "job %s is stored but cannot be read (%s): it is "
+                "quarantined; an admin may DELETE it to free the id", id, why);
+    api_reply_problem(c, &p);
+}
+
+/* An admin's DELETE of a quarantined job removes the row itself. */
+static void delete_unreadable(api_call_t *c, const char *id)
+{
+    store_delete_job(c->api->store, id);
+    store_quarantine_forget(c->api->store, id);
+    api_reply_durable(c, 204, NULL);
+}
+
 static void on_job_loaded(api_call_t *c, json_t *doc, const char *error)
 {
     if (error) {
         api_reply_read_error(c, error);
+        return;
+    }
+    const char *why = api_unreadable(c, doc);
+    if (why && engine_deletes(c->api->engine) == c->deletes_seen) {
+        if (c->delete_unreadable)
+            delete_unreadable(c, c->loading_id);
+        else
+            api_reply_unreadable(c, "id", c->loading_id, why);
         return;
     }
     /* A delete since the read began may have removed this very job: read it

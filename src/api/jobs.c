@@ -112,6 +112,19 @@ static void on_batch_loaded(api_call_t *c, json_t *docs, const char *error)
     }
     size_t i;
     json_t *doc;
+    json_array_foreach(docs, i, doc) {
+        const char *why = api_unreadable(c, doc);
+        if (why) {
+            const char *id = json_string_value(json_object_get(doc, "id"));
+            for (size_t k = 0; k < c->nbatch; k++)
+                if (strcmp(c->batch[k]->id, id) == 0) {
+                    char field[48];
+                    snprintf(field, sizeof field, "jobs[%zu].id", k);
+                    api_reply_unreadable(c, field, id, why);
+                    return;
+                }
+        }
+    }
     engine_hold_eviction(c->api->engine);
     json_array_foreach(docs, i, doc)
         api_load_doc(c, doc);
@@ -194,11 +207,17 @@ void api_enqueue_batch(api_call_t *c)
 
 static void on_stored_job(api_call_t *c, json_t *doc, const char *error)
 {
-    if (error)
+    const char *why;
+    if (error) {
         api_reply_read_error(c, error);
-    else if (!json_is_object(doc))
+    } else if (!json_is_object(doc)) {
         api_reply_error(c, ERR_NOT_FOUND, "id", "no job with that id");
-    else {
+    } else if ((why = api_unreadable(c, doc))) {
+        problem_t p;
+        problem_set(&p, ERR_INTERNAL, "id", "job %s is stored but cannot be read (%s): it is "
+                    "quarantined (GET /v1/quarantine)", http_param(c->r, 0), why);
+        api_reply_problem(c, &p);
+    } else {
         json_t *copy = json_deep_copy(doc);
         api_doc_public(copy);
         json_object_set_new(copy, "blocked_by", json_null()); /* finished: nothing holds it */
@@ -350,4 +369,25 @@ static void with_path_job(api_call_t *c, void (*cont)(api_call_t *c), bool when_
 
 void api_cancel(api_call_t *c) { with_path_job(c, do_cancel, false); }
 void api_retry(api_call_t *c) { with_path_job(c, do_retry, true); }
-void api_delete(api_call_t *c) { with_path_job(c, do_delete, false); }
+void api_delete(api_call_t *c)
+{
+    c->delete_unreadable = true;
+    with_path_job(c, do_delete, false);
+}
+
+/* ---- GET /v1/quarantine ---- */
+
+static void add_quarantined(void *ud, const char *id, const char *why, int64_t at_ms)
+{
+    char at[32];
+    clock_format_rfc3339(at_ms, at, sizeof at);
+    json_array_append_new(ud, json_pack("{s:s, s:s, s:s}", "id", id, "error", why, "found_at", at));
+}
+
+void api_quarantine(api_call_t *c)
+{
+    json_t *list = json_array();
+    store_quarantine_foreach(c->api->store, add_quarantined, list);
+    http_reply_json(c->r, 200, json_pack("{s:o, s:I}", "jobs", list, "count",
+                                         (json_int_t)store_quarantine_count(c->api->store)));
+}

@@ -9,6 +9,7 @@
 
 #define ACK_MAX 1000
 #define WAIT_MAX_MS 60000
+#define ERROR_MESSAGE_MAX 8192
 
 static int int_in(json_t *obj, const char *key, int64_t lo, int64_t hi, int64_t def,
                   int64_t *out, problem_t *p)
@@ -186,8 +187,9 @@ static int parse_failure(json_t *b, const char *prefix, err_t *type, const char 
                            "%s must be one of validation, unauthorized, not_found, conflict, "
                            "rate_limited, timeout, unavailable, internal", field), -1;
     snprintf(field, sizeof field, "%serror.message", prefix);
-    if (m && !json_is_string(m))
-        return problem_set(p, ERR_VALIDATION, field, "%s must be a string", field), -1;
+    if (m && (!json_is_string(m) || json_string_length(m) > ERROR_MESSAGE_MAX))
+        return problem_set(p, ERR_VALIDATION, field, "%s must be a string of at most %d bytes",
+                           field, ERROR_MESSAGE_MAX), -1;
     snprintf(field, sizeof field, "%sretry", prefix);
     if (r && !json_is_boolean(r))
         return problem_set(p, ERR_VALIDATION, field, "%s must be true or false", field), -1;

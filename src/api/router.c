@@ -39,6 +39,7 @@ static const route_t routes[] = {
     { "GET", "/v1/limits", api_limits, R },
     { "GET", "/v1/workers", api_workers, R },
     { "GET", "/v1/perf", api_perf, R },
+    { "GET", "/v1/quarantine", api_quarantine, A },
     { "GET", "/health/live", api_health_live, ACCESS_PUBLIC },
     { "GET", "/health/ready", api_health_ready, ACCESS_PUBLIC },
     { "GET", "/health", api_health, ACCESS_PUBLIC },

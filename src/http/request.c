@@ -9,6 +9,7 @@
 
 #include "http/request_internal.h"
 #include "util/check.h"
+#include "util/jsonb.h"
 
 const char *http_method(const http_req_t *r) { return r->method; }
 const char *http_path(const http_req_t *r) { return r->url; }
@@ -69,6 +70,13 @@ json_t *http_body_json(http_req_t *r, bool allow_empty, problem_t *p)
     if (!j) {
         problem_set(p, ERR_VALIDATION, "body", "malformed JSON at line %d column %d: %s", e.line,
                     e.column, e.text);
+        return NULL;
+    }
+    char path[sizeof p->field];
+    if (!jsonb_within(j, JSONB_INPUT_DEPTH, path, sizeof path)) {
+        json_decref(j);
+        problem_set(p, ERR_VALIDATION, path[0] ? path : "body",
+                    "the body nests deeper than %d levels", JSONB_INPUT_DEPTH);
         return NULL;
     }
     if (!json_is_object(j)) {

@@ -217,6 +217,8 @@ static void render_store(sbuf_t *s, store_t *st)
     metrics_sample(s, "jobq_store_failed_commits_total", "", (double)f.failed_commits);
     metrics_family(s, "jobq_store_healthy", "gauge", "1 while the store commits.");
     metrics_sample(s, "jobq_store_healthy", "", store_healthy(st));
+    metrics_family(s, "jobq_quarantined_jobs", "gauge", "Stored jobs that cannot be read, kept aside (GET /v1/quarantine).");
+    metrics_sample(s, "jobq_quarantined_jobs", "", (double)store_quarantine_count(st));
 }
 
 static void render_process(sbuf_t *s, const char *version)

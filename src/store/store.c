@@ -15,6 +15,7 @@
 
 #include "util/check.h"
 #include "util/clock.h"
+#include "util/jsonb.h"
 #include "util/log.h"
 
 /* ---- opening, schema, recovery (before the thread starts) ---- */
@@ -118,25 +119,29 @@ int store_migrate(store_t *s, char *err, size_t len)
 }
 
 typedef struct load_ctx {
+    store_t *s;
     engine_t *e;
     size_t n;
     char *err;
     size_t len;
 } load_ctx_t;
 
+/* One bad row never stops recovery: it is quarantined and reported. */
 static int load_doc(void *ud, const char *text, int64_t created_at, const char *id)
 {
     (void)created_at;
     load_ctx_t *c = ud;
     json_error_t jerr;
-    json_t *doc = json_loads(text, 0, &jerr);
+    json_t *doc = jsonb_loadb(text, strlen(text), 0, JSONB_STORED_DEPTH, &jerr);
     job_t *job = NULL;
     problem_t p;
     if (!doc || job_from_doc(doc, &job, &p) != ERR_OK) {
-        snprintf(c->err, c->len, "stored job %s is unreadable: %s", id,
-                 doc ? p.detail : jerr.text);
+        const char *why = doc ? p.detail : jerr.text;
+        log_error("stored job is unreadable: quarantined, not loaded", LOG_S("job_id", id),
+                  LOG_S("error", why));
+        store_quarantine_note(c->s, id, why);
         json_decref(doc);
-        return -1;
+        return 0;
     }
     json_decref(doc);
     engine_load(c->e, job);
@@ -152,7 +157,7 @@ static int load_queue(void *ud, const char *name, bool paused)
 
 int store_load(store_t *s, engine_t *e, size_t *njobs, char *err, size_t len)
 {
-    load_ctx_t c = { e, 0, err, len };
+    load_ctx_t c = { s, e, 0, err, len };
     err[0] = '\0';
     if (s->ops->load_queues(s->conn, load_queue, &c) != 0 ||
         s->ops->load_active(s->conn, load_doc, &c) != 0) {
@@ -220,6 +225,7 @@ void store_close(store_t *s)
         op = next;
     }
     free(s->url);
+    free(s->quarantine);
     pthread_cond_destroy(&s->read_cv);
     s->ops->close(s->conn);
     close(s->efd);
@@ -485,6 +491,46 @@ void store_figures(store_t *s, store_figures_t *out)
     pthread_mutex_unlock(&s->mu);
     out->roundtrip_seconds = s->roundtrip; /* the caller is the loop thread */
 }
+
+void store_quarantine_note(store_t *s, const char *id, const char *why)
+{
+    CHECK_LOOP_THREAD();
+    for (size_t i = 0; i < s->nquarantine; i++)
+        if (strcmp(s->quarantine[i].id, id) == 0)
+            return;
+    s->quarantine_seen++;
+    if (s->nquarantine == STORE_QUARANTINE_MAX)
+        return;
+    if (s->nquarantine % 16 == 0) {
+        struct quarantined *q = realloc(s->quarantine, (s->nquarantine + 16) * sizeof *q);
+        if (!q)
+            return;
+        s->quarantine = q;
+    }
+    struct quarantined *q = &s->quarantine[s->nquarantine++];
+    snprintf(q->id, sizeof q->id, "%s", id);
+    snprintf(q->why, sizeof q->why, "%.199s", why);
+    q->at_ms = clock_now_ms();
+}
+
+void store_quarantine_forget(store_t *s, const char *id)
+{
+    CHECK_LOOP_THREAD();
+    for (size_t i = 0; i < s->nquarantine; i++)
+        if (strcmp(s->quarantine[i].id, id) == 0) {
+            s->quarantine[i] = s->quarantine[--s->nquarantine];
+            s->quarantine_seen--;
+            return;
+        }
+}
+
+void store_quarantine_foreach(const store_t *s, store_quarantine_fn fn, void *ud)
+{
+    for (size_t i = 0; i < s->nquarantine; i++)
+        fn(ud, s->quarantine[i].id, s->quarantine[i].why, s->quarantine[i].at_ms);
+}
+
+size_t store_quarantine_count(const store_t *s) { return s->quarantine_seen; }
 
 bool store_healthy(const store_t *s) { return atomic_load(&s->healthy); }
 bool store_disk_full(const store_t *s) { return atomic_load(&s->disk_full); }

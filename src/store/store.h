@@ -139,6 +139,19 @@ typedef struct store_figures {
 } store_figures_t;
 void store_figures(store_t *s, store_figures_t *out);
 
+/* Quarantine: stored jobs that cannot be read (malformed, too deep, not a
+ * job), found by recovery or by a later read. They stay in the database
+ * untouched and are never loaded; their ids are refused to new jobs (the
+ * API answers 409) until an admin deletes them. At most
+ * STORE_QUARANTINE_MAX are listed (all are still counted). Loop thread (or
+ * before store_start). */
+#define STORE_QUARANTINE_MAX 1000
+void store_quarantine_note(store_t *s, const char *id, const char *why);
+typedef void (*store_quarantine_fn)(void *ud, const char *id, const char *why, int64_t at_ms);
+void store_quarantine_foreach(const store_t *s, store_quarantine_fn fn, void *ud);
+size_t store_quarantine_count(const store_t *s);
+void store_quarantine_forget(store_t *s, const char *id);
+
 bool store_healthy(const store_t *s);
 /* Why the last commit failed; "" when healthy. Copies into buf. */
 void store_last_error(store_t *s, char *buf, size_t len);

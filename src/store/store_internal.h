@@ -86,6 +86,12 @@ struct store {
     void *kick_ud;
     uint64_t committed_seen;  /* loop thread's copy */
     list_node_t waiters;      /* store_waiter_t, by seq */
+    struct quarantined {
+        char id[JOB_NAME_MAX + 1];
+        char why[200];
+        int64_t at_ms;
+    } *quarantine;            /* loop thread; up to STORE_QUARANTINE_MAX */
+    size_t nquarantine, quarantine_seen;
 };
 
 void store_free_op(op_t *op);

@@ -1,6 +1,8 @@
 """Regression tests for the adversarial review (issue 9): each test is named
 after what a client, a flood or an operator could do to the server."""
+import json
 import select
+import sqlite3
 import socket
 import threading
 import time
@@ -241,3 +243,60 @@ def test_an_over_large_body_sent_before_reading_gets_its_413(make_server):
     reply = _exchange(s, raw, timeout=5)
     assert _status(reply) == 413, reply[:200]
     assert b'"field":"body"' in reply
+
+
+def _deep(n):
+    v = 1
+    for _ in range(n):
+        v = {"a": v}
+    return v
+
+
+def test_a_worker_cannot_store_a_document_too_deep_to_read_back(make_server):
+    """error.context 2045 levels deep was accepted; the stored job was then
+    deeper than the parser reads, and the next start refused to run."""
+    s = make_server()
+    job = s.enqueue(id="deep", max_retries=3)
+    lease = s.lease()[0]
+    raw = ('{"lease_id": "%s", "error": {"type": "internal", "context": %s1%s}}'
+           % (lease["lease_id"], '{"a":' * 2045, "}" * 2045))
+    r = s.post(f"/v1/jobs/{job['id']}/fail", raw=raw, headers={"Content-Type": "application/json"})
+    p = assert_problem(r, 400, "validation")
+    assert p["field"].startswith("error.context"), p
+    assert s.job("deep")["state"] == "running"  # nothing changed
+    # Within the bound, a deep context is kept and survives a restart.
+    body = {"lease_id": lease["lease_id"], "error": {"type": "internal", "context": _deep(60)}}
+    assert s.post("/v1/jobs/deep/fail", body).status_code == 200
+    s.restart()
+    assert s.job("deep")["state"] == "retrying"
+    assert s.job("deep")["errors"][-1]["context"] == _deep(60)
+
+
+def test_an_unreadable_stored_job_is_quarantined_not_a_reason_to_refuse_to_start(make_server):
+    s = make_server()
+    s.enqueue(id="good")
+    s.enqueue(id="bad")
+    assert s.stop() == 0
+    db = sqlite3.connect(s.data / "jobq.db")
+    db.execute("UPDATE jobs SET doc = ? WHERE id = 'bad'", ("[" * 3000 + "]" * 3000,))
+    db.commit()
+    db.close()
+    s.start()
+    assert s.job("good")["state"] == "queued"
+    errors = [l for l in s.log_lines() if l.get("job_id") == "bad" and l["level"] == "error"]
+    assert errors and "quarantined" in errors[0]["msg"]
+    q = s.get("/v1/quarantine").json()
+    assert q["count"] == 1 and q["jobs"][0]["id"] == "bad", q
+    assert "jobq_quarantined_jobs 1" in s.get("/metrics").text
+    assert_problem(s.get("/v1/jobs/bad"), 500, "internal", "id")
+    listed = {j["id"]: j for j in s.get("/v1/jobs").json()["jobs"]}
+    assert "unreadable" in listed["bad"]
+    # Its id is not handed to a new job, one at a time or in a batch...
+    assert_problem(s.post("/v1/jobs", {"id": "bad", "type": "t"}), 409, "conflict", "id")
+    r = s.post("/v1/jobs/batch", {"jobs": [{"id": "x1", "type": "t"}, {"id": "bad", "type": "t"}]})
+    assert_problem(r, 409, "conflict", "jobs[1].id")
+    assert s.get("/v1/jobs/x1").status_code == 404
+    # ...until an admin deletes the row.
+    assert s.req("DELETE", "/v1/jobs/bad").status_code == 204
+    assert s.get("/v1/quarantine").json()["count"] == 0
+    assert s.post("/v1/jobs", {"id": "bad", "type": "t"}).status_code == 201
