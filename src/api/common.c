@@ -105,6 +105,14 @@ void api_read_stats(api_call_t *c, api_read_fn fn)
 static void on_durable(store_waiter_t *w)
 {
     api_call_t *c = LIST_ENTRY(w, api_call_t, durable);
+    if (w->failed) { /* never acknowledged: the client must not count on it */
+        char why[256], detail[320];
+        store_last_error(c->api->store, why, sizeof why);
+        snprintf(detail, sizeof detail, "the change was not stored: %s", why);
+        http_add_header(c->r, "Retry-After", "5");
+        api_reply_error(c, ERR_UNAVAILABLE, "", detail);
+        return;
+    }
     char *reply = c->reply;
     c->reply = NULL;
     api_reply_text(c, c->status, reply);

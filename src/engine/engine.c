@@ -38,9 +38,9 @@ engine_t *engine_new(const engine_hooks_t *hooks, const engine_options_t *opt)
 
 void engine_free(engine_t *e)
 {
-    ENG_ENTER(e);
     if (!e)
         return;
+    ENG_ENTER(e);
     const char *k;
     void *v;
     for (size_t i = 0; hmap_next(&e->jobs, &i, &k, &v);) {

@@ -128,8 +128,15 @@ static enum MHD_Result send_reply(http_req_t *r)
     if (r->ctype)
         MHD_add_response_header(resp, "Content-Type", r->ctype);
     MHD_add_response_header(resp, "X-Request-Id", r->request_id);
-    for (int i = 0; i < r->nheaders; i++)
+    bool retry_after = false;
+    for (int i = 0; i < r->nheaders; i++) {
         MHD_add_response_header(resp, r->headers[i].name, r->headers[i].value);
+        retry_after = retry_after || strcasecmp(r->headers[i].name, "Retry-After") == 0;
+    }
+    /* The API promises Retry-After on every 503 and 429 (docs/api.md);
+     * handlers that know better say so themselves. */
+    if (!retry_after && (r->status == 503 || r->status == 429))
+        MHD_add_response_header(resp, "Retry-After", "5");
     enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)r->status, resp);
     r->sent = true;
     MHD_destroy_response(resp);

@@ -60,6 +60,11 @@ typedef struct backend_ops {
     /* A read-only connection to a database open() created and migrated. */
     int (*open_reader)(const char *url, void **conn, char *err, size_t errlen);
     void (*close)(void *conn);
+    /* The writer's database is still the one it opened: 0, or -1 with why
+     * (deleted, replaced). rescue() writes all it holds back to where the
+     * database belongs (or beside it), saying where. */
+    int (*check_file)(void *conn, char *why, size_t len);
+    int (*rescue)(void *conn, char *where, size_t len);
     const char *(*errmsg)(void *conn);
     /* A full disk is reported apart so callers can refuse new work. */
     bool (*err_is_full)(void *conn);

@@ -123,7 +123,10 @@ static void run_read(store_t *s, void *conn, op_t *op)
 static op_t **eligible(store_t *s, bool points_only)
 {
     op_t **any = NULL;
+    bool failing = !atomic_load(&s->healthy);
     for (op_t **at = &s->rhead; *at; at = &(*at)->next) {
+        if ((*at)->seq > s->committed && failing)
+            return at; /* answered at once with the store's error (reader_main) */
         if ((*at)->seq > s->committed)
             break; /* later ones wait for the same or later writes */
         if ((*at)->kind == OP_GET)
@@ -159,6 +162,16 @@ static op_t *next_read(store_t *s, bool points_only)
     }
 }
 
+static void fail_read(store_t *s, op_t *op)
+{
+    char why[sizeof s->last_error + 32];
+    pthread_mutex_lock(&s->mu);
+    snprintf(why, sizeof why, "the store cannot commit: %s", s->last_error);
+    pthread_mutex_unlock(&s->mu);
+    free(op->error);
+    op->error = strdup(why);
+}
+
 static void hand_back(store_t *s, op_t *op, double secs)
 {
     pthread_mutex_lock(&s->mu);
@@ -190,7 +203,10 @@ static void *reader_main(void *arg)
             nanosleep(&ts, NULL);
         }
         int64_t t0 = clock_mono_ns();
-        run_read(s, r->conn, op);
+        if (op->seq > s->committed) /* see eligible(): the writes it must see are stuck */
+            fail_read(s, op);
+        else
+            run_read(s, r->conn, op);
         hand_back(s, op, (double)(clock_mono_ns() - t0) / 1e9);
         pthread_mutex_lock(&s->mu);
     }

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "store/backend.h"
+#include "store/sqlite_file.h"
 #include "store/sqlite_schema.h"
 #include "util/clock.h"
 
@@ -33,6 +34,7 @@ static const char *const stmt_sql[S_COUNT_] = {
 
 typedef struct sq {
     sqlite3 *db;
+    sqlite_file_t file; /* the writer's: lock and identity (lock_fd -1 for readers) */
     sqlite3_stmt *st[S_COUNT_];
     int last_rc;
     char err[512];
@@ -110,6 +112,7 @@ static void sq_close(void *conn)
     for (int i = 0; i < S_COUNT_; i++)
         sqlite3_finalize(c->st[i]);
     sqlite3_close(c->db);
+    sqlite_file_unlock(&c->file);
     free(c);
 }
 
@@ -125,6 +128,10 @@ static int sq_open(const char *url, backend_sync_t sync, void **out, char *err, 
     sq_t *c = calloc(1, sizeof *c);
     if (!c)
         return snprintf(err, len, "out of memory"), -1;
+    if (sqlite_file_lock(&c->file, path, err, len) != 0) {
+        free(c);
+        return -1;
+    }
     if (sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                         NULL) != SQLITE_OK ||
         exec(c, "PRAGMA journal_mode=WAL; PRAGMA busy_timeout=5000; PRAGMA foreign_keys=ON;"
@@ -134,8 +141,22 @@ static int sq_open(const char *url, backend_sync_t sync, void **out, char *err, 
         sq_close(c);
         return -1;
     }
+    char why[8];
+    sqlite_file_check(&c->file, why, sizeof why); /* learns what it opened */
     *out = c;
     return 0;
+}
+
+static int sq_check_file(void *conn, char *why, size_t len)
+{
+    sq_t *c = conn;
+    return sqlite_file_check(&c->file, why, len);
+}
+
+static int sq_rescue(void *conn, char *where, size_t len)
+{
+    sq_t *c = conn;
+    return sqlite_file_rescue(&c->file, c->db, where, len);
 }
 
 static int sq_open_reader(const char *url, void **out, char *err, size_t len)
@@ -144,6 +165,7 @@ static int sq_open_reader(const char *url, void **out, char *err, size_t len)
     sq_t *c = calloc(1, sizeof *c);
     if (!c)
         return snprintf(err, len, "out of memory"), -1;
+    c->file.lock_fd = -1;
     if (sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) !=
             SQLITE_OK ||
         exec(c, "PRAGMA busy_timeout=5000; PRAGMA query_only=ON; PRAGMA cache_size=-16384;")) {
@@ -459,6 +481,8 @@ const backend_ops_t backend_sqlite = {
     .open = sq_open,
     .open_reader = sq_open_reader,
     .close = sq_close,
+    .check_file = sq_check_file,
+    .rescue = sq_rescue,
     .errmsg = sq_errmsg,
     .err_is_full = sq_err_is_full,
     .schema_version = sq_schema_version,

@@ -56,7 +56,11 @@ store_t *store_open(const char *url, durability_t durability, char *err, size_t 
         return NULL;
     }
     pthread_mutex_init(&s->mu, NULL);
-    pthread_cond_init(&s->cv, NULL);
+    pthread_condattr_t ca; /* the writer's idle wait times out on the monotonic clock */
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->cv, &ca);
+    pthread_condattr_destroy(&ca);
     pthread_cond_init(&s->read_cv, NULL);
     s->url = strdup(url);
     histogram_init(&s->fig.commit_seconds, histogram_seconds, histogram_seconds_n);
@@ -363,6 +367,7 @@ void store_when_durable(store_t *s, store_waiter_t *w, uint64_t seq)
 {
     CHECK_LOOP_THREAD();
     w->seq = seq;
+    w->failed = false;
     if (seq <= s->committed_seen || s->durability == DURABILITY_MEMORY) {
         list_init(&w->link);
         w->cb(w);
@@ -475,11 +480,13 @@ void store_dispatch(store_t *s)
         store_free_op(done);
         done = next;
     }
+    bool dead = atomic_load(&s->dead);
     while (!list_empty(&s->waiters)) {
         store_waiter_t *w = LIST_ENTRY(list_first(&s->waiters), store_waiter_t, link);
-        if (w->seq > s->committed_seen)
+        if (w->seq > s->committed_seen && !dead)
             break;
         list_remove(&w->link);
+        w->failed = w->seq > s->committed_seen;
         w->cb(w);
     }
 }

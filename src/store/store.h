@@ -78,6 +78,7 @@ typedef struct store_waiter store_waiter_t;
 struct store_waiter {
     list_node_t link;
     uint64_t seq;
+    bool failed; /* set before cb: seq will never be durable (the database was lost) */
     void (*cb)(store_waiter_t *w);
 };
 /* Calls w->cb once seq is durable: at once (before returning) if it is.
@@ -94,6 +95,10 @@ void store_waiter_cancel(store_waiter_t *w);
  * {"queues":{q:{state:n}}, "totals":{name:n}}. When STORE_READS_MAX reads
  * are already waiting, cb gets the error STORE_BUSY (still from
  * store_dispatch, never from inside the call).
+ *
+ * While the store cannot commit (store_healthy() false), a read that would
+ * wait for an uncommitted write is answered at once with the store's error
+ * instead of waiting for the disk to come back.
  *
  * Lifetime: a read cannot be cancelled (a reader thread may be running it),
  * so cb always runs exactly once, and ud must stay alive until it has; an

@@ -77,8 +77,11 @@ struct store {
     double last_commit_s; /* store thread: the COMMIT statement alone, last batch */
     int64_t fail_started_ns; /* store thread: first commit under commit_fail_ms */
     bool injected;           /* store thread: the last failure was a fault seam's */
+    bool lost;               /* store thread: the file check before this commit failed */
+    char lost_why[400];
 
     _Atomic bool healthy;
+    _Atomic bool dead;        /* the database file was lost: nothing commits any more */
     _Atomic bool disk_full;
     uint64_t next_seq;        /* loop thread */
     op_t *local, *local_tail; /* loop thread: not yet handed to the store thread */

@@ -99,6 +99,9 @@ static int run_batch(store_t *s, op_t *batch)
     }
     if (injected_failure(s))
         return -1;
+    /* Checked before the commit, acted on after it: this batch is then in
+     * what file_lost() writes back, so it may still be acknowledged. */
+    s->lost = s->ops->check_file(s->conn, s->lost_why, sizeof s->lost_why) != 0;
     int64_t t0 = clock_mono_ns();
     int rc = s->ops->commit(s->conn);
     timed(s, STORE_ST_COMMIT, t0);
@@ -108,6 +111,8 @@ static int run_batch(store_t *s, op_t *batch)
 
 static void set_health(store_t *s, bool ok)
 {
+    if (atomic_load(&s->dead))
+        return;
     atomic_store(&s->healthy, ok);
     atomic_store(&s->disk_full, !ok && !s->injected && s->ops->err_is_full(s->conn));
     const char *why = ok           ? ""
@@ -115,6 +120,31 @@ static void set_health(store_t *s, bool ok)
                                     : s->ops->errmsg(s->conn);
     pthread_mutex_lock(&s->mu);
     snprintf(s->last_error, sizeof s->last_error, "%s", why);
+    pthread_cond_broadcast(&s->read_cv); /* reads waiting for a commit answer now (reader.c) */
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* The database file was deleted or replaced under the writer. Whatever is
+ * committed lives on only in this connection: write it back where it
+ * belongs, then refuse everything from here on, so that nothing more is
+ * acknowledged into a file no restart will read. */
+static void file_lost(store_t *s, const char *why)
+{
+    char where[600];
+    int rc = s->ops->rescue(s->conn, where, sizeof where);
+    if (rc == 0)
+        log_error("database file lost: everything committed was written back; writes are "
+                  "refused until jobq is restarted", LOG_S("error", why),
+                  LOG_S("written_to", where));
+    else
+        log_error("database file lost and could not be written back; writes are refused",
+                  LOG_S("error", why), LOG_S("rescue_error", where));
+    pthread_mutex_lock(&s->mu);
+    snprintf(s->last_error, sizeof s->last_error, "%.200s; %s %.250s; restart jobq", why,
+             rc == 0 ? "everything committed was written to" : "rescue failed:", where);
+    atomic_store(&s->healthy, false);
+    atomic_store(&s->dead, true);
+    pthread_cond_broadcast(&s->read_cv);
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -127,6 +157,8 @@ static void apply_batch(store_t *s, op_t *batch)
             if (!atomic_load(&s->healthy))
                 log_info("store recovered", LOG_I("attempts", attempt + 1));
             set_health(s, true);
+            if (s->lost)
+                file_lost(s, s->lost_why);
             return;
         }
         set_health(s, false);
@@ -144,19 +176,64 @@ static void apply_batch(store_t *s, op_t *batch)
     }
 }
 
+#define IDLE_CHECK_MS 1000
+
+/* Waits on s->cv for IDLE_CHECK_MS; nonzero on timeout. Called with mu. */
+static int idle_wait(store_t *s)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += IDLE_CHECK_MS / 1000;
+    return pthread_cond_timedwait(&s->cv, &s->mu, &ts) == ETIMEDOUT;
+}
+
+static void idle_check(store_t *s)
+{
+    char why[sizeof s->lost_why];
+    if (!atomic_load(&s->dead) && s->ops->check_file(s->conn, why, sizeof why) != 0)
+        file_lost(s, why);
+}
+
+/* A batch that cannot be committed (the store is dead): back to the loop,
+ * where store_dispatch fails its waiters; `committed` does not move. */
+static void hand_back_failed(store_t *s, op_t *batch, op_t *last)
+{
+    pthread_mutex_lock(&s->mu);
+    for (op_t *op = batch; op; op = op->next)
+        if (op->cb && !op->error) /* a purge: its callback learns why */
+            op->error = strdup(s->last_error);
+    if (s->done_tail)
+        s->done_tail->next = batch;
+    else
+        s->done = batch;
+    s->done_tail = last;
+    pthread_mutex_unlock(&s->mu);
+    uint64_t one = 1;
+    if (write(s->efd, &one, sizeof one) < 0 && errno != EAGAIN)
+        log_error("store notify failed", LOG_S("error", strerror(errno)));
+}
+
 void *store_writer_main(void *arg)
 {
     store_t *s = arg;
     for (;;) {
         pthread_mutex_lock(&s->mu);
         while (!s->head && !s->stopping)
-            pthread_cond_wait(&s->cv, &s->mu);
+            if (idle_wait(s) != 0) { /* a second with nothing to do: is the file still there? */
+                pthread_mutex_unlock(&s->mu);
+                idle_check(s);
+                pthread_mutex_lock(&s->mu);
+            }
         op_t *batch = s->head, *last = s->tail;
         s->head = s->tail = NULL;
         pthread_mutex_unlock(&s->mu);
         if (!batch)
             break; /* stopping, and everything is committed */
         int64_t t0 = clock_mono_ns();
+        if (atomic_load(&s->dead)) { /* handed back uncommitted: their waiters are failed */
+            hand_back_failed(s, batch, last);
+            continue;
+        }
         apply_batch(s, batch);
         double secs = (double)(clock_mono_ns() - t0) / 1e9;
         uint64_t n = 0;
