@@ -2,9 +2,10 @@
  *
  * args: {"url": http(s), "path": relative to JOBQ_DOWNLOAD_DIR, "sha256"?:
  * 64 hex, "max_bytes"?: integer, "headers"?: {name: string}, "overwrite"?:
- * bool}. The file is written to "<dir>/.<name>.part", verified, and renamed
- * into place only when complete; a later attempt resumes the .part with a
- * Range request. Paths are opened one component at a time with O_NOFOLLOW,
+ * bool}. The file is written to "<dir>/.<name>.<job hash>.part", verified,
+ * and renamed into place only when complete; a later attempt of the same
+ * job resumes its .part with a Range request, or starts over when the
+ * server ignores the Range. Paths are opened one component at a time with O_NOFOLLOW,
  * so neither "..", absolute paths nor symlinks can leave the folder. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -18,14 +19,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "runners/address.h"
 #include "runners/runners_internal.h"
 #include "util/clock.h"
 
 typedef struct dl {
     int dirfd, fd;
     char leaf[256], part[262], rel[1024];
-    bool overwrite, refused_private, too_big, restarted;
+    bool overwrite, refused_private, too_big, restarted, range_mismatch;
     int64_t max_bytes, resumed_from, written;
+    char range[32];
     char want_sha[65];
     EVP_MD_CTX *sha;
     int64_t started_ns;
@@ -80,7 +83,12 @@ static bool open_parent(task_t *t, dl_t *d, const char *root, const char *rel)
         }
     }
     d->dirfd = dfd;
-    snprintf(d->part, sizeof d->part, ".%.255s.part", d->leaf);
+    /* The .part belongs to this job: another job to the same path never
+     * resumes (or appends to) what an unrelated transfer left. */
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a of the job id */
+    for (const char *c = t->job_id; *c; c++)
+        h = (h ^ (unsigned char)*c) * 1099511628211ULL;
+    snprintf(d->part, sizeof d->part, ".%.200s.%016llx.part", d->leaf, (unsigned long long)h);
     return true;
 }
 
@@ -102,29 +110,12 @@ static bool resume_part(dl_t *d)
     return lseek(d->fd, 0, SEEK_END) >= 0;
 }
 
-static bool is_private(const struct sockaddr *sa)
-{
-    if (sa->sa_family == AF_INET) {
-        uint32_t a = ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr);
-        return (a >> 24) == 127 || (a >> 24) == 10 || (a >> 24) == 0 ||
-               (a & 0xfff00000) == 0xac100000 || (a & 0xffff0000) == 0xc0a80000 ||
-               (a & 0xffff0000) == 0xa9fe0000 || (a & 0xffc00000) == 0x64400000;
-    }
-    if (sa->sa_family == AF_INET6) {
-        const unsigned char *b = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
-        static const unsigned char loop[16] = { [15] = 1 };
-        bool v4mapped = !memcmp(b, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12);
-        return !memcmp(b, loop, 16) || (b[0] & 0xfe) == 0xfc || (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) ||
-               v4mapped;
-    }
-    return true;
-}
-
 static curl_socket_t open_socket(void *ud, curlsocktype purpose, struct curl_sockaddr *a)
 {
     task_t *t = ud;
     dl_t *d = t->kind_data;
-    if (purpose == CURLSOCKTYPE_IPCXN && !runner_env(t)->allow_private && is_private(&a->addr)) {
+    if (purpose == CURLSOCKTYPE_IPCXN && !runner_env(t)->allow_private &&
+        !runner_address_public(&a->addr)) {
         d->refused_private = true;
         return CURL_SOCKET_BAD;
     }
@@ -143,6 +134,8 @@ static size_t on_body(char *data, size_t size, size_t n, void *ud)
         sbuf_add(&t->excerpt, data, len < room ? len : room);
         return len;
     }
+    if (status == 206 && d->range_mismatch)
+        return 0; /* not the bytes we asked for: start over next attempt */
     if (status == 200 && d->resumed_from > 0 && !d->restarted) {
         /* The server ignored our Range: start the file over. */
         d->restarted = true;
@@ -165,6 +158,20 @@ static size_t on_body(char *data, size_t size, size_t n, void *ud)
     }
     EVP_DigestUpdate(d->sha, data, len);
     d->written += (int64_t)len;
+    return len;
+}
+
+/* A 206 must start where the .part ends. */
+static size_t on_header(char *data, size_t size, size_t n, void *ud)
+{
+    task_t *t = ud;
+    dl_t *d = t->kind_data;
+    size_t len = size * n;
+    if (len > 14 && strncasecmp(data, "Content-Range:", 14) == 0) {
+        long long start = -1;
+        if (sscanf(data + 14, " bytes %lld-", &start) != 1 || start != d->resumed_from)
+            d->range_mismatch = true;
+    }
     return len;
 }
 
@@ -217,6 +224,22 @@ static bool check_args(task_t *t, dl_t *d, json_t *args, const char **url)
     return true;
 }
 
+/* The .part of an earlier attempt is resumed only if it is a plain file
+ * with one link: a hard link planted to a file outside the folder (or
+ * anything else) is removed and a fresh file made in its place. */
+static int open_part(dl_t *d)
+{
+    int fd = openat(d->dirfd, d->part, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+    struct stat st;
+    if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1)
+        return fd;
+    if (fd >= 0)
+        close(fd);
+    if (fd >= 0 || errno == ELOOP)
+        unlinkat(d->dirfd, d->part, 0);
+    return openat(d->dirfd, d->part, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+}
+
 static bool open_files(task_t *t, dl_t *d)
 {
     if (!open_parent(t, d, runner_env(t)->download_dir, d->rel))
@@ -224,8 +247,7 @@ static bool open_files(task_t *t, dl_t *d)
     struct stat st;
     if (!d->overwrite && fstatat(d->dirfd, d->leaf, &st, AT_SYMLINK_NOFOLLOW) == 0)
         return refuse(t, ERR_CONFLICT, "args.path", "the file exists (set args.overwrite to replace it)");
-    d->fd = openat(d->dirfd, d->part, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
-    if (d->fd < 0)
+    if ((d->fd = open_part(d)) < 0)
         return refuse(t, ERR_VALIDATION, "args.path", "the file cannot be created there");
     if (!(d->sha = EVP_MD_CTX_new()) || !EVP_DigestInit_ex(d->sha, EVP_sha256(), NULL) ||
         !resume_part(d))
@@ -266,8 +288,14 @@ static bool prepare(task_t *t, const job_t *job)
     curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket);
     curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, t);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
-    if (d->resumed_from > 0)
-        curl_easy_setopt(e, CURLOPT_RESUME_FROM_LARGE, (curl_off_t)d->resumed_from);
+    /* A Range of our own, not CURLOPT_RESUME_FROM: with that, curl fails a
+     * 200 answer ("range was not delivered") before we could start over. */
+    snprintf(d->range, sizeof d->range, "%lld-", (long long)d->resumed_from);
+    if (d->resumed_from > 0) {
+        curl_easy_setopt(e, CURLOPT_RANGE, d->range);
+        curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+        curl_easy_setopt(e, CURLOPT_HEADERDATA, t);
+    }
     return true;
 }
 
@@ -319,6 +347,11 @@ static err_t outcome(task_t *t, CURLcode rc, json_t **result, char *msg, size_t 
     }
     if (rc == CURLE_OK && status >= 200 && status < 300)
         return finish_file(t, d, result, msg, len);
+    if (d->range_mismatch) {
+        unlinkat(d->dirfd, d->part, 0);
+        snprintf(msg, len, "the server sent a range other than the one asked for; starting over");
+        return ERR_UNAVAILABLE;
+    }
     if (rc != CURLE_OK && !(status >= 400)) {
         snprintf(msg, len, "%s%s%s", curl_easy_strerror(rc), t->errbuf[0] ? ": " : "", t->errbuf);
         return runner_err_for_curl(rc); /* the .part stays, for a Range resume */

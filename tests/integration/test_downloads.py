@@ -26,8 +26,10 @@ class Files(http.server.BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
+        if self.path in ("/norange-cut", "/other"):
+            rng = None
         start = int(rng.split("=")[1].split("-")[0]) if rng else 0
-        body = DATA[start:]
+        body = DATA[start:] if self.path != "/other" else DATA[::-1]
         self.send_response(206 if rng else 200)
         if rng:
             self.send_header("Content-Range", f"bytes {start}-{len(DATA) - 1}/{len(DATA)}")
@@ -39,7 +41,7 @@ class Files(http.server.BaseHTTPRequestHandler):
                 self.wfile.flush()
                 time.sleep(0.25)
             return
-        if self.path == "/cut" and self.path not in Files.cut_once:
+        if self.path in ("/cut", "/norange-cut") and self.path not in Files.cut_once:
             Files.cut_once.add(self.path)
             self.wfile.write(body[:100_000])  # then hang up mid-body
             self.wfile.flush()
@@ -182,3 +184,73 @@ def test_cancel_stops_a_running_download(dl_server, files):
     j = dl_server.wait_finished("stop-me", timeout=5)
     assert j["state"] == "cancelled"
     assert not (dl_server.root / "stop.bin").exists()
+
+
+def test_an_interrupted_download_without_range_support_starts_over(dl_server, files):
+    """curl failed a 200 answer to a Range request ("range was not delivered")
+    on every retry, and the job failed with its .part left behind."""
+    dl(dl_server, "nr", {"url": files + "/norange-cut", "path": "nr.bin", "sha256": SHA},
+       max_retries=2)
+    j = dl_server.wait_finished("nr")
+    assert j["state"] == "completed", j["errors"]
+    assert j["result"]["resumed_from"] == 0 and j["attempts"] == 2
+    assert (dl_server.root / "nr.bin").read_bytes() == DATA
+    assert os.listdir(dl_server.root) == ["nr.bin"]
+
+
+def test_a_new_job_never_resumes_another_jobs_part(dl_server, files):
+    """A .part left by an unrelated job to the same path was resumed: half
+    the bytes came from the other URL."""
+    dl(dl_server, "first", {"url": files + "/cut", "path": "same.bin"}, max_retries=0)
+    assert dl_server.wait_finished("first")["state"] == "failed"
+    assert any(n.endswith(".part") for n in os.listdir(dl_server.root))
+    dl(dl_server, "second", {"url": files + "/other", "path": "same.bin"})
+    j = dl_server.wait_finished("second")
+    assert j["state"] == "completed", j["errors"]
+    assert j["result"]["resumed_from"] == 0
+    assert (dl_server.root / "same.bin").read_bytes() == DATA[::-1]
+
+
+def test_a_part_planted_as_a_hard_link_is_not_written_through(dl_server, files, tmp_path):
+    dl(dl_server, "hl", {"url": files + "/cut", "path": "hl.bin"}, max_retries=0)
+    assert dl_server.wait_finished("hl")["state"] == "failed"
+    part = [n for n in os.listdir(dl_server.root) if n.endswith(".part")][0]
+    outside = tmp_path / "precious"
+    outside.write_bytes(b"keep me")
+    os.unlink(dl_server.root / part)
+    os.link(outside, dl_server.root / part)
+    assert dl_server.post("/v1/jobs/hl/retry").status_code == 200
+    j = dl_server.wait_finished("hl")
+    assert j["state"] == "completed", j["errors"]
+    assert j["result"]["resumed_from"] == 0
+    assert outside.read_bytes() == b"keep me"
+    assert (dl_server.root / "hl.bin").read_bytes() == DATA
+
+
+def test_unspecified_and_mapped_addresses_are_refused(make_server, tmp_path):
+    """http://[::]:PORT/ reached a server on ::1 though private targets are off."""
+    import http.server as hs
+    import socket as so
+    import threading as th
+
+    class V6(hs.ThreadingHTTPServer):
+        address_family = so.AF_INET6
+    Files.requests = []
+    srv = V6(("::1", 0), Files)
+    th.Thread(target=srv.serve_forever, daemon=True).start()
+    port = srv.server_address[1]
+    try:
+        s = make_server(env={"JOBQ_RUNNERS": "download=1", "JOBQ_DOWNLOAD_DIR": str(tmp_path / "d")})
+        urls = [f"http://[::]:{port}/f", f"http://[0:0:0:0:0:0:0:0]:{port}/f",
+                f"http://[::1]:{port}/f", f"http://[::ffff:127.0.0.1]:{port}/f",
+                f"http://0.0.0.0:{port}/f"]
+        for i, url in enumerate(urls):
+            dl(s, f"v6-{i}", {"url": url, "path": f"v6-{i}.bin"}, max_retries=0)
+        for i, url in enumerate(urls):
+            j = s.wait_finished(f"v6-{i}")
+            assert j["state"] == "failed", url
+            assert j["errors"][0]["type"] == "validation", (url, j["errors"])
+        assert Files.requests == []
+    finally:
+        srv.shutdown()
+        srv.server_close()
