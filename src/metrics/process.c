@@ -52,7 +52,11 @@ int process_read(process_figures_t *out)
                      &ut, &st, &threads, &start, &vsize, &rss) != 6)
         return -1;
     double tick = (double)sysconf(_SC_CLK_TCK);
-    out->cpu_seconds = (double)(ut + st) / tick;
+    struct rusage ru; /* microseconds, where /proc's ticks round a quiet process to 0 */
+    out->cpu_seconds = getrusage(RUSAGE_SELF, &ru) == 0
+                           ? (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+                                 (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6
+                           : (double)(ut + st) / tick;
     out->start_time = (double)boot_time() + (double)start / tick;
     out->virtual_bytes = (int64_t)vsize;
     out->resident_bytes = rss * sysconf(_SC_PAGESIZE);

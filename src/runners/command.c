@@ -128,6 +128,7 @@ static bool build_argv(task_t *t, const char *tmpl, json_t *args, char **argv, c
     snprintf(copy, sizeof copy, "%s", tmpl);
     int n = 0;
     size_t used = 0;
+    bool options_ended = false;
     for (char *save = NULL, *tok = strtok_r(copy, " \t", &save); tok;
          tok = strtok_r(NULL, " \t", &save)) {
         if (n == MAX_ARGS - 1)
@@ -137,6 +138,17 @@ static bool build_argv(task_t *t, const char *tmpl, json_t *args, char **argv, c
             return refuse(t, "type", "the program may not be a placeholder");
         if (!fill(t, tok, args, store + used, store_len - used))
             return false;
+        /* A value that would begin an argument with "-" would be read as an
+         * option ("--exec ..."): refused, unless the operator's template
+         * ends the options with "--" before it. */
+        if (tok[0] == '{' && store[used] == '-' && !options_ended) {
+            char detail[256];
+            snprintf(detail, sizeof detail, "args.%.*s may not start with \"-\" (it would be an "
+                     "option; the template may put -- before it)", (int)strcspn(tok + 1, "}"),
+                     tok + 1);
+            return refuse(t, "args", detail);
+        }
+        options_ended = options_ended || strcmp(tok, "--") == 0;
         argv[n++] = store + used;
         used += strlen(store + used) + 1;
     }

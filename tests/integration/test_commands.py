@@ -15,6 +15,8 @@ COMMANDS = {
     "JOBQ_COMMAND_envdump": "env",
     "JOBQ_COMMAND_where": "pwd",
     "JOBQ_COMMAND_sneaky": "{prog} -x",
+    "JOBQ_COMMAND_list": "ls {dir}",
+    "JOBQ_COMMAND_listsafe": "ls -d -- {dir}",
     "JOBQ_COMMAND_PROGRESS_script": r"\[download\] +([0-9.]+)%",
     "JOBQ_COMMAND_NORETRY_script": "7,9",
 }
@@ -89,6 +91,20 @@ def test_refusals(cmd_server):
     for jid in ["unknown", "missing", "prog"]:
         j = cmd_server.wait_finished(jid)
         assert j["state"] == "failed" and j["attempts"] == 1 and j["errors"][0]["type"] == "validation", jid
+
+
+def test_a_job_argument_cannot_become_an_option(cmd_server):
+    """`ls {dir}` with dir="--version" ran `ls --version`; with the documented
+    `yt-dlp ... {url}` a producer could have passed `--exec ...`."""
+    run(cmd_server, "opt", "list", {"dir": "--version"})
+    j = cmd_server.wait_finished("opt")
+    assert j["state"] == "failed" and j["errors"][0]["type"] == "validation", j
+    assert "args.dir" in j["errors"][0]["message"]
+    # After the operator's "--" the value is a path, whatever it looks like.
+    run(cmd_server, "safe", "listsafe", {"dir": "-nonexistent"}, max_retries=0)
+    j = cmd_server.wait_finished("safe")
+    assert j["errors"][0]["type"] != "validation", j
+    assert "-nonexistent" in j["errors"][0]["context"]["stderr"]
 
 
 def test_bad_command_setting_stops_startup(tmp_path):
