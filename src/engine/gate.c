@@ -124,11 +124,23 @@ eng_hold_t eng_lane_holds(engine_t *e, elane_t *l, int64_t now, int64_t *wake, e
     return h;
 }
 
-void eng_gates_running(engine_t *e, ejob_t *ej, int delta)
+/* Every gate a job passes: its queue's, its type's and its key's. One list,
+ * so that counting a running job and taking a rate token cannot disagree
+ * about which limits apply (the key's bucket was once left out). */
+#define JOB_GATES 3
+static void job_gates(ejob_t *ej, egate_t *gates[JOB_GATES])
 {
     elane_t *l = ej->lane;
-    egate_t *gates[3] = { &ej->queue->gate, l ? l->type : NULL, l ? l->key : NULL };
-    for (int i = 0; i < 3; i++) {
+    gates[0] = &ej->queue->gate;
+    gates[1] = l ? l->type : NULL;
+    gates[2] = l ? l->key : NULL;
+}
+
+void eng_gates_running(engine_t *e, ejob_t *ej, int delta)
+{
+    egate_t *gates[JOB_GATES];
+    job_gates(ej, gates);
+    for (int i = 0; i < JOB_GATES; i++) {
         if (!gates[i])
             continue;
         gates[i]->running += delta;
@@ -141,11 +153,12 @@ void eng_gates_running(engine_t *e, ejob_t *ej, int delta)
 
 void eng_gates_leased(engine_t *e, ejob_t *ej)
 {
-    egate_t *rated[2] = { &ej->queue->gate, ej->lane->type };
-    for (int i = 0; i < 2; i++) {
-        const engine_limit_t *l = &rated[i]->limit;
+    egate_t *gates[JOB_GATES];
+    job_gates(ej, gates);
+    for (int i = 0; i < JOB_GATES; i++) {
+        const engine_limit_t *l = &gates[i]->limit;
         if (l->rate > 0) /* checked by eng_next_ready just before */
-            (void)tb_take(&rated[i]->bucket, l->rate, tb_default_depth(l->rate, l->burst),
+            (void)tb_take(&gates[i]->bucket, l->rate, tb_default_depth(l->rate, l->burst),
                           eng_now(e));
     }
     egate_t *k = ej->lane->key;

@@ -179,6 +179,26 @@ static void test_queue_rate_limit_wakes_waiter(void **state)
     assert_int_equal(got, 1);
 }
 
+/* Issue 9: a key's rate limit took no token at lease, so it held nothing. */
+static void test_key_rate_limit_takes_tokens(void **state)
+{
+    engine_t *e = *state;
+    engine_limit_t rate = { .rate = 0.1, .burst = 2 };
+    assert_int_equal(engine_set_limit(e, ENGINE_LIMIT_KEY, "kr", &rate), 0);
+    for (int i = 0; i < 4; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "k%d", i);
+        put(e, id, "\"breaker_key\":\"kr\"");
+    }
+    put(e, "free", "\"breaker_key\":\"other\"");
+    job_t *out[10];
+    assert_int_equal(lease(e, 10, out), 3); /* the burst of kr, and the other key */
+    assert_string_equal(blocked(e, "k2"), "rate:key:kr");
+    fake_now += 10000; /* one token */
+    assert_int_equal(lease(e, 10, out), 1);
+    assert_int_equal(lease(e, 10, out), 0);
+}
+
 static void test_rate_limited_holds_key_without_spending(void **state)
 {
     engine_t *e = *state;
@@ -258,6 +278,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_breaker_reset_and_report, setup, teardown),
         cmocka_unit_test_setup_teardown(test_type_concurrency_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_rate_limit_wakes_waiter, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_key_rate_limit_takes_tokens, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rate_limited_holds_key_without_spending, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_aging_lifts_old_background_work, setup, teardown),
