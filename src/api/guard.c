@@ -3,6 +3,7 @@
 
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -175,7 +176,7 @@ static guard_verdict_t limit(guard_t *g, http_req_t *r, const char *id, double r
     double reset = (depth - c->bucket.tokens) / rate, wait = (double)tb_wait_ms(&c->bucket, rate);
     add_num_header(r, "RateLimit-Limit", depth);
     add_num_header(r, "RateLimit-Remaining", c->bucket.tokens < 0 ? 0 : (double)(int64_t)c->bucket.tokens);
-    add_num_header(r, "RateLimit-Reset", reset > 0 ? reset + 0.999 : 0);
+    add_num_header(r, "RateLimit-Reset", reset > 0 ? ceil(reset) : 0);
     if (ok)
         return GUARD_OK;
     add_num_header(r, "Retry-After", wait / 1000.0 + 0.999);

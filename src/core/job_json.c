@@ -35,17 +35,24 @@ static void add_key(sbuf_t *s, const char *key)
     sbuf_add(s, "\":", 2);
 }
 
-static void add_time(sbuf_t *s, const char *key, int64_t ms)
+/* 0 is "not yet" (started_at, finished_at...) unless the time is always
+ * set (run_at), where 0 is the epoch a client may well have asked for. */
+static void add_time_or_epoch(sbuf_t *s, const char *key, int64_t ms, bool zero_is_time)
 {
     char buf[32];
     add_key(s, key);
-    if (ms && clock_format_rfc3339(ms, buf, sizeof buf) == 0) {
+    if ((ms || zero_is_time) && clock_format_rfc3339(ms, buf, sizeof buf) == 0) {
         sbuf_addc(s, '"');
         sbuf_adds(s, buf);
         sbuf_addc(s, '"');
     } else {
         sbuf_add(s, "null", 4);
     }
+}
+
+static void add_time(sbuf_t *s, const char *key, int64_t ms)
+{
+    add_time_or_epoch(s, key, ms, false);
 }
 
 static char *spec_text(const job_t *j)
@@ -114,7 +121,7 @@ void job_write_json(const job_t *cj, job_json_mode_t mode, sbuf_t *s)
     add_time(s, "updated_at", j->updated_at);
     add_time(s, "started_at", j->started_at);
     add_time(s, "finished_at", j->finished_at);
-    add_time(s, "run_at", j->run_at);
+    add_time_or_epoch(s, "run_at", j->run_at, true);
     add_lease(s, j, mode);
     add_key(s, "progress");
     add_cached(s, &j->cache_progress, j->progress);

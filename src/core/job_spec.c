@@ -123,8 +123,8 @@ static err_t spec_field(job_t *j, const char *key, json_t *v, int64_t now, int64
     }
     if (strcmp(key, "type") == 0)
         return name_field(v, "type", &j->type, p);
-    if (strcmp(key, "breaker_key") == 0)
-        return name_field(v, "breaker_key", &j->breaker_key, p);
+    if (strcmp(key, "breaker_key") == 0) /* null is the default: none given */
+        return json_is_null(v) ? ERR_OK : name_field(v, "breaker_key", &j->breaker_key, p);
     if (strcmp(key, "args") == 0) {
         json_decref(j->args);
         j->args = json_incref(v);

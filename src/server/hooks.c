@@ -26,7 +26,8 @@ static double hook_rand(void *ud)
 static void log_job(const job_t *job, engine_event_t ev)
 {
     bool routine = ev == ENGINE_EV_UPDATED || ev == ENGINE_EV_ENQUEUED ||
-                   ev == ENGINE_EV_LEASED || ev == ENGINE_EV_COMPLETED;
+                   ev == ENGINE_EV_LEASED || ev == ENGINE_EV_COMPLETED ||
+                   ev == ENGINE_EV_REQUEUED;
     log_level_t level = routine ? LOG_DEBUG : LOG_INFO;
     if (!log_enabled(level))
         return;

@@ -23,6 +23,8 @@ void histogram_observe(histogram_t *h, double v)
     while (i < h->nbounds && v > h->bounds[i])
         i++;
     h->counts[i]++;
+    if (h->count == 0 || v < h->min)
+        h->min = v;
     h->count++;
     h->sum += v;
     if (v > h->max)
@@ -41,6 +43,8 @@ double histogram_quantile(const histogram_t *h, double q)
             continue;
         }
         double lo = i == 0 ? 0 : h->bounds[i - 1];
+        if (lo < h->min)
+            lo = h->min; /* nor below it */
         double hi = i < h->nbounds ? h->bounds[i] : h->max;
         if (hi > h->max)
             hi = h->max; /* never report beyond what was seen */

@@ -20,7 +20,7 @@ typedef struct histogram {
     int nbounds;
     uint64_t counts[HISTOGRAM_MAX_BUCKETS + 1]; /* per bucket, not cumulative */
     uint64_t count;
-    double sum, max;
+    double sum, min, max;
 } histogram_t;
 
 /* Latency buckets in seconds, 50 us .. 30 s. */

@@ -373,3 +373,25 @@ def test_reads_answer_within_a_bound_while_the_store_cannot_commit(make_server):
         assert r.headers.get("Retry-After")
     t.join(30)
     assert s.get("/v1/jobs").status_code == 200  # and back once the disk is
+
+
+def test_small_findings(make_server):
+    s = make_server(env={"JOBQ_RATE_LIMIT": "1", "JOBQ_RATE_BURST": "5"})
+    # RateLimit-Reset is the whole seconds until the bucket is full: 5, not 6.
+    for _ in range(5):
+        r = s.get("/v1/stats")
+    assert r.headers["RateLimit-Reset"] == "5", r.headers
+    time.sleep(5.2)
+    # An explicit "breaker_key": null is the default, not an error.
+    assert s.post("/v1/jobs", {"id": "bk", "type": "t", "breaker_key": None}).status_code == 201
+    # A run_at of the epoch comes back as the epoch.
+    j = s.post("/v1/jobs", {"id": "epoch", "type": "t", "run_at": "1970-01-01T00:00:00Z"}).json()
+    assert j["run_at"].startswith("1970-01-01T00:00:00"), j
+    time.sleep(1.1)
+    # A requeue is routine: logged at debug, like the docs say.
+    lease = s.lease()[0]
+    s.post(f"/v1/jobs/{lease['id']}/fail", {"lease_id": lease["lease_id"],
+                                            "error": {"type": "validation"}})
+    time.sleep(1.1)
+    assert s.post(f"/v1/jobs/{lease['id']}/retry").status_code == 200
+    assert not [l for l in s.log_lines() if l.get("event") == "requeued"]

@@ -11,6 +11,8 @@
 
 #include "util/clock.h"
 #include "util/heap.h"
+#include "util/histogram.h"
+#include "util/jsonb.h"
 #include "util/hmap.h"
 #include "util/sbuf.h"
 #include "util/token_bucket.h"
@@ -130,6 +132,41 @@ static void test_token_bucket(void **state)
     assert_true(tb_ready(&b, rate, 1, 1000000) && b.tokens == 1); /* a shallower reload */
 }
 
+/* Issue 9: p95 of samples that all sit high in one bucket came out below
+ * the smallest of them (interpolated from the bucket's lower bound). */
+static void test_histogram_quantile_stays_within_samples(void **state)
+{
+    (void)state;
+    histogram_t h;
+    histogram_init(&h, histogram_seconds, histogram_seconds_n);
+    for (int i = 0; i < 20; i++)
+        histogram_observe(&h, 0.7 + i * 0.001);
+    double p95 = histogram_quantile(&h, 0.95), p50 = histogram_quantile(&h, 0.5);
+    assert_true(p95 >= 0.7 && p95 <= 0.72);
+    assert_true(p50 >= 0.7 && p50 <= p95);
+}
+
+static void test_jsonb_bounds_depth(void **state)
+{
+    (void)state;
+    char deep[400] = "", path[128];
+    for (int i = 0; i < 70; i++)
+        strcat(deep, "[");
+    for (int i = 0; i < 70; i++)
+        strcat(deep, "]");
+    json_error_t e;
+    assert_null(jsonb_loadb(deep, strlen(deep), 0, 64, &e));
+    assert_non_null(strstr(e.text, "deeper than 64"));
+    json_t *v = jsonb_loadb(deep, strlen(deep), 0, 70, &e);
+    assert_non_null(v);
+    json_decref(v);
+    v = json_loads("{\"a\":{\"b\":[1,{\"c\":[]}]}}", 0, NULL);
+    assert_true(jsonb_within(v, 5, path, sizeof path));
+    assert_false(jsonb_within(v, 4, path, sizeof path));
+    assert_string_equal(path, "a.b[1].c");
+    json_decref(v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -138,6 +175,8 @@ int main(void)
         cmocka_unit_test(test_rfc3339),
         cmocka_unit_test(test_sbuf_json_strings_parse_back),
         cmocka_unit_test(test_token_bucket),
+        cmocka_unit_test(test_histogram_quantile_stays_within_samples),
+        cmocka_unit_test(test_jsonb_bounds_depth),
     };
     return cmocka_run_group_tests_name("util", tests, NULL, NULL);
 }
