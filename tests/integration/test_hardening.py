@@ -7,10 +7,10 @@ import socket
 import threading
 import time
 
+import subprocess
+
 import pytest
 import requests
-
-import subprocess
 
 from conftest import BIN, Producers, assert_clean_log, assert_problem
 
@@ -155,51 +155,40 @@ def test_connections_per_client_address_are_limited(make_server):
     assert _accepts(s)
 
 
-def test_a_client_dripping_its_headers_is_cut_off_at_the_header_deadline(make_server):
-    """One byte a second kept libmicrohttpd's idle timer fresh for ever."""
-    s = make_server(env={"JOBQ_HEADER_TIMEOUT": "1s", "JOBQ_IDLE_TIMEOUT": "2s"})
-    c = _connect(s, timeout=1)
+def _drip_until_closed(server, head, byte, limit_s=15):
+    """Sends head, then one byte at a time; returns how long until the server
+    closed the connection (None if it never did within limit_s)."""
+    c = _connect(server, timeout=1)
     start = time.time()
-    closed_after = None
     try:
-        c.sendall(b"GET /health/live HTTP/1.1\r\n")
-        while time.time() - start < 15:
+        c.sendall(head)
+        while time.time() - start < limit_s:
             try:
-                c.sendall(b"X")
+                c.sendall(byte)
                 if c.recv(1) == b"":
-                    closed_after = time.time() - start
-                    break
+                    return time.time() - start
             except socket.timeout:
                 continue
             except (BrokenPipeError, ConnectionResetError):
-                closed_after = time.time() - start
-                break
+                return time.time() - start
+        return None
     finally:
         c.close()
+
+
+def test_a_client_dripping_its_headers_is_cut_off_at_the_header_deadline(make_server):
+    """One byte a second kept libmicrohttpd's idle timer fresh for ever."""
+    s = make_server(env={"JOBQ_HEADER_TIMEOUT": "1s", "JOBQ_IDLE_TIMEOUT": "2s"})
+    closed_after = _drip_until_closed(s, b"GET /health/live HTTP/1.1\r\n", b"X")
     assert closed_after is not None and closed_after < 6, closed_after
+    assert _accepts(s)
 
 
 def test_a_client_dripping_its_body_is_cut_off_at_the_body_deadline(make_server):
     s = make_server(env={"JOBQ_BODY_TIMEOUT": "1s", "JOBQ_IDLE_TIMEOUT": "2s"})
-    c = _connect(s, timeout=1)
-    start = time.time()
-    closed_after = None
-    try:
-        c.sendall(b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                  b"Content-Length: 1000\r\n\r\n")
-        while time.time() - start < 15:
-            try:
-                c.sendall(b" ")
-                if c.recv(1) == b"":
-                    closed_after = time.time() - start
-                    break
-            except socket.timeout:
-                continue
-            except (BrokenPipeError, ConnectionResetError):
-                closed_after = time.time() - start
-                break
-    finally:
-        c.close()
+    head = (b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 1000\r\n\r\n")
+    closed_after = _drip_until_closed(s, head, b" ")
     assert closed_after is not None and closed_after < 6, closed_after
     assert _accepts(s)
 
