@@ -177,15 +177,9 @@ static void hand_back(store_t *s, op_t *op, double secs)
     pthread_mutex_lock(&s->mu);
     s->reads_queued--;
     histogram_observe(&s->fig.statement_seconds[(store_statement_t)op->kind], secs);
-    if (s->done_tail)
-        s->done_tail->next = op;
-    else
-        s->done = op;
-    s->done_tail = op;
+    store_done_append(s, op, op);
     pthread_mutex_unlock(&s->mu);
-    uint64_t one = 1;
-    if (write(s->efd, &one, sizeof one) < 0)
-        log_error("store notify failed");
+    store_notify(s);
 }
 
 static void *reader_main(void *arg)

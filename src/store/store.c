@@ -314,21 +314,21 @@ static void submit_read(store_t *s, op_t *op)
     op->seq = s->next_seq;
     pthread_mutex_lock(&s->mu);
     bool busy = s->reads_queued >= STORE_READS_MAX;
-    op_t **head = busy ? &s->done : &s->rhead, **tail = busy ? &s->done_tail : &s->rtail;
-    if (busy)
+    if (busy) { /* answered from store_dispatch, never from inside this call */
         op->error = strdup(STORE_BUSY);
-    else
+        store_done_append(s, op, op);
+    } else {
         s->reads_queued++;
-    if (*tail)
-        (*tail)->next = op;
-    else
-        *head = op;
-    *tail = op;
-    pthread_cond_broadcast(&s->read_cv);
+        if (s->rtail)
+            s->rtail->next = op;
+        else
+            s->rhead = op;
+        s->rtail = op;
+        pthread_cond_broadcast(&s->read_cv);
+    }
     pthread_mutex_unlock(&s->mu);
-    uint64_t one = 1;
-    if (busy && write(s->efd, &one, sizeof one) < 0 && errno != EAGAIN)
-        log_error("store notify failed", LOG_S("error", strerror(errno)));
+    if (busy)
+        store_notify(s);
 }
 
 uint64_t store_put_job(store_t *s, const job_t *job, engine_event_t ev)
@@ -456,6 +456,22 @@ void store_waiter_cancel(store_waiter_t *w)
     CHECK_LOOP_THREAD();
     if (w->link.next && list_linked(&w->link))
         list_remove(&w->link);
+}
+
+void store_done_append(store_t *s, op_t *first, op_t *last)
+{
+    if (s->done_tail)
+        s->done_tail->next = first;
+    else
+        s->done = first;
+    s->done_tail = last;
+}
+
+void store_notify(store_t *s)
+{
+    uint64_t one = 1;
+    if (write(s->efd, &one, sizeof one) < 0 && errno != EAGAIN)
+        log_error("store notify failed", LOG_S("error", strerror(errno)));
 }
 
 int store_notify_fd(const store_t *s) { return s->efd; }

@@ -98,6 +98,10 @@ struct store {
 };
 
 void store_free_op(op_t *op);
+/* Appends first..last to the done list (caller holds mu); store_notify()
+ * then wakes the loop (after unlocking) to run store_dispatch. */
+void store_done_append(store_t *s, op_t *first, op_t *last);
+void store_notify(store_t *s);
 /* The store thread's body: takes, applies and hands back batches until
  * stopping and drained. */
 void *store_writer_main(void *arg);

@@ -202,15 +202,9 @@ static void hand_back_failed(store_t *s, op_t *batch, op_t *last)
     for (op_t *op = batch; op; op = op->next)
         if (op->cb && !op->error) /* a purge: its callback learns why */
             op->error = strdup(s->last_error);
-    if (s->done_tail)
-        s->done_tail->next = batch;
-    else
-        s->done = batch;
-    s->done_tail = last;
+    store_done_append(s, batch, last);
     pthread_mutex_unlock(&s->mu);
-    uint64_t one = 1;
-    if (write(s->efd, &one, sizeof one) < 0 && errno != EAGAIN)
-        log_error("store notify failed", LOG_S("error", strerror(errno)));
+    store_notify(s);
 }
 
 void *store_writer_main(void *arg)
@@ -250,17 +244,11 @@ void *store_writer_main(void *arg)
                                                     STORE_ST_PURGE, STORE_ST_COMMIT };
         for (size_t i = 0; i < sizeof writes / sizeof writes[0]; i++)
             s->fig.statement_seconds[writes[i]] = s->st_private[writes[i]];
-        if (s->done_tail)
-            s->done_tail->next = batch;
-        else
-            s->done = batch;
-        s->done_tail = last;
+        store_done_append(s, batch, last);
         s->committed = last->seq;
         pthread_cond_broadcast(&s->read_cv); /* reads waiting for these writes */
         pthread_mutex_unlock(&s->mu);
-        uint64_t one = 1;
-        if (write(s->efd, &one, sizeof one) < 0 && errno != EAGAIN)
-            log_error("store notify failed", LOG_S("error", strerror(errno)));
+        store_notify(s);
     }
     return NULL;
 }
