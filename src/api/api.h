@@ -16,6 +16,7 @@
 #include "engine/engine.h"
 #include "http/request.h"
 #include "metrics/metrics.h"
+#include "net/admit.h"
 #include "metrics/perf.h"
 #include "metrics/workers.h"
 #include "store/store.h"
@@ -29,6 +30,7 @@ typedef struct api {
     perf_t *perf;
     guard_t *guard;
     cache_t *cache; /* list and stats answers */
+    admit_t *admit; /* connection figures, for /metrics */
     int64_t waiting; /* long-poll leases waiting now, bounded by JOBQ_MAX_WAITERS */
     bool draining; /* shutting down: no new work, finish the old */
 } api_t;

@@ -194,6 +194,8 @@ void api_metrics(api_call_t *c)
         .cache_bytes = (int64_t)cs.bytes, .memory_used = api_memory_used(c->api),
         .memory_limit = c->api->cfg->memory_limit,
     };
+    if (c->api->admit)
+        admit_figures(c->api->admit, &g.connections);
     char *text = metrics_render(c->api->metrics, c->api->engine, c->api->store, &g);
     http_reply_text(c->r, 200, "text/plain; version=0.0.4; charset=utf-8", text);
 }

@@ -11,7 +11,6 @@
 #include <unistd.h>
 
 #include <event2/listener.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 
 #include "http/request_internal.h"
@@ -50,7 +49,6 @@ struct http_server {
     int64_t idle_ns, header_ns, body_ns;
     list_node_t conns;         /* http_conn_t, every connection libmicrohttpd holds */
     http_conn_t *adding;       /* the one inside MHD_add_connection */
-    uint64_t refused, timed_out;
 };
 
 #define SWEEP_MS 250
@@ -196,7 +194,7 @@ static void too_many(http_req_t *r)
 }
 
 /* A request whose framing a proxy in front could read differently (request
- * smuggling) is refused and its connection closed; see framing_problem. */
+ * smuggling) is refused and its connection closed; see bad_framing. */
 static void refuse_framing(http_req_t *r, int status, const char *field, const char *why)
 {
     problem_t p;
@@ -210,7 +208,6 @@ typedef struct header_count {
     const char *name;
     int n;
     const char *first;
-    bool differ;
 } header_count_t;
 
 static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -222,8 +219,6 @@ static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const ch
         return MHD_YES;
     if (h->n++ == 0)
         h->first = value;
-    else if (strcmp(h->first, value ? value : "") != 0)
-        h->differ = true;
     return MHD_YES;
 }
 
@@ -447,7 +442,7 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
         if (hc->shut || now < hc->deadline_ns)
             continue;
         hc->shut = any = true;
-        s->timed_out++;
+        admit_timed_out(s->admit);
         shutdown(hc->fd, SHUT_RDWR);
     }
     if (any)
@@ -462,7 +457,6 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     http_conn_t *hc = calloc(1, sizeof *hc);
     if (!hc || admit_enter(s->admit, sa, &hc->slot) == ADMIT_REFUSE) {
         free(hc); /* far past the limits: no word, no memory */
-        s->refused++;
         evutil_closesocket(fd);
         return;
     }
@@ -476,7 +470,6 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
             admit_leave(s->admit, &hc->slot);
             free(hc);
         }
-        s->refused++;
     }
     s->adding = NULL;
     run(s);
@@ -566,12 +559,6 @@ http_server_t *http_server_start(struct event_base *base, const http_options_t *
 
 unsigned http_server_port(const http_server_t *s) { return s->port; }
 unsigned http_server_inflight(const http_server_t *s) { return s->inflight; }
-
-void http_server_figures(const http_server_t *s, http_server_figures_t *out)
-{
-    out->refused = s->refused;
-    out->timed_out = s->timed_out;
-}
 
 void http_server_stop(http_server_t *s)
 {

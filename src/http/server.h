@@ -55,11 +55,6 @@ http_server_t *http_server_start(struct event_base *base, const http_options_t *
 unsigned http_server_port(const http_server_t *s);
 /* Requests in flight (including suspended ones). */
 unsigned http_server_inflight(const http_server_t *s);
-typedef struct http_server_figures {
-    uint64_t refused;   /* closed at accept: far past the connection limits */
-    uint64_t timed_out; /* closed for missing a header, body or reply deadline */
-} http_server_figures_t;
-void http_server_figures(const http_server_t *s, http_server_figures_t *out);
 void http_server_stop(http_server_t *s);
 
 #endif

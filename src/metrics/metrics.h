@@ -13,6 +13,7 @@
 #ifndef JOBQ_METRICS_H
 #define JOBQ_METRICS_H
 
+#include "net/admit.h"
 #include "core/job.h"
 #include "engine/engine.h"
 #include "store/store.h"
@@ -53,6 +54,7 @@ typedef struct metrics_gauges {
     uint64_t cache_hits, cache_misses, cache_evictions, cache_invalidations;
     int64_t cache_entries, cache_bytes;
     int64_t memory_used, memory_limit; /* accounted bytes; limit 0: none */
+    admit_figures_t connections;
 } metrics_gauges_t;
 
 /* Prometheus text exposition format 0.0.4. */

@@ -59,9 +59,24 @@ static void render_cache_memory(sbuf_t *s, const metrics_gauges_t *g)
         (double)g->memory_limit);
 }
 
+static void render_connections(sbuf_t *s, const admit_figures_t *c)
+{
+    one(s, "jobq_connections_open", "gauge", "Open client connections, every listener.",
+        (double)c->open);
+    one(s, "jobq_connections_over_limit_total", "counter",
+        "Connections past JOBQ_MAX_CONNECTIONS or _PER_CLIENT, answered 503 and closed.",
+        (double)c->over);
+    one(s, "jobq_connections_refused_total", "counter",
+        "Connections closed at once, far past a connection limit.", (double)c->refused);
+    one(s, "jobq_connections_timed_out_total", "counter",
+        "Connections closed for missing a header, body or reply deadline.",
+        (double)c->timed_out);
+}
+
 void metrics_render_protection(sbuf_t *s, metrics_t *m, engine_t *e, const metrics_gauges_t *g)
 {
     render_cache_memory(s, g);
+    render_connections(s, &g->connections);
     metrics_family(s, "jobq_rejected_requests_total", "counter",
                    "Requests refused before their handler ran, by reason.");
     for (int i = 0; i < METRICS_NREASONS; i++)

@@ -16,6 +16,7 @@ typedef struct client {
 
 struct admit {
     unsigned open, max_total, per_client;
+    uint64_t refused, over, timed_out;
     hmap_t clients; /* addr -> client_t, present while it has a connection */
 };
 
@@ -72,20 +73,21 @@ admit_verdict_t admit_enter(admit_t *a, const struct sockaddr *sa, admit_slot_t 
     unsigned from = c ? c->open : 0;
     if (a->open >= a->max_total + ADMIT_SLACK ||
         (a->per_client && from >= a->per_client + ADMIT_SLACK))
-        return slot->verdict = ADMIT_REFUSE;
+        return a->refused++, slot->verdict = ADMIT_REFUSE;
     if (!c) {
         if (!(c = calloc(1, sizeof *c)))
-            return slot->verdict = ADMIT_REFUSE;
+            return a->refused++, slot->verdict = ADMIT_REFUSE;
         memcpy(c->addr, slot->addr, sizeof c->addr);
         if (hmap_put(&a->clients, c->addr, c) != 0) {
             free(c);
-            return slot->verdict = ADMIT_REFUSE;
+            return a->refused++, slot->verdict = ADMIT_REFUSE;
         }
     }
     c->open++;
     a->open++;
     slot->counted = true;
     bool over = a->open > a->max_total || (a->per_client && c->open > a->per_client);
+    a->over += over;
     return slot->verdict = over ? ADMIT_OVER : ADMIT_OK;
 }
 
@@ -102,6 +104,13 @@ void admit_leave(admit_t *a, admit_slot_t *slot)
     a->open--;
     if (--c->open == 0)
         free(hmap_del(&a->clients, slot->addr));
+}
+
+void admit_timed_out(admit_t *a) { a->timed_out++; }
+
+void admit_figures(const admit_t *a, admit_figures_t *out)
+{
+    *out = (admit_figures_t){ a->open, a->refused, a->over, a->timed_out };
 }
 
 unsigned admit_open(const admit_t *a) { return a->open; }

@@ -15,6 +15,7 @@
 #define JOBQ_NET_ADMIT_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 #define ADMIT_SLACK 64
@@ -40,6 +41,17 @@ void admit_set_limits(admit_t *a, unsigned max_total, unsigned per_client);
 /* Counts a new connection from sa into slot; ADMIT_REFUSE is not counted. */
 admit_verdict_t admit_enter(admit_t *a, const struct sockaddr *sa, admit_slot_t *slot);
 void admit_leave(admit_t *a, admit_slot_t *slot);
+
+/* Connections closed for missing a deadline (the listener reports them). */
+void admit_timed_out(admit_t *a);
+
+typedef struct admit_figures {
+    unsigned open;
+    uint64_t refused;   /* closed at once: far past a limit */
+    uint64_t over;      /* admitted past a limit, to be told "too many" and closed */
+    uint64_t timed_out; /* closed for missing a header, body or reply deadline */
+} admit_figures_t;
+void admit_figures(const admit_t *a, admit_figures_t *out);
 
 unsigned admit_open(const admit_t *a);
 unsigned admit_max(const admit_t *a);

@@ -259,7 +259,7 @@ static int start_loop(app_t *a, char *err, size_t len)
     app_apply_settings(a);
     a->api = (api_t){ .engine = a->engine, .store = a->store, .cfg = &a->cfg,
                       .metrics = a->metrics, .workers = a->workers, .perf = a->perf,
-                      .guard = a->guard, .cache = a->cache };
+                      .guard = a->guard, .cache = a->cache, .admit = a->admit };
     http_options_t hopt = { .listen = a->cfg.listen,
                             .max_body_bytes = (size_t)a->cfg.max_body_bytes,
                             .idle_timeout_s = (unsigned)((a->cfg.idle_timeout_ms + 999) / 1000),

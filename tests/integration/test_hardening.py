@@ -81,6 +81,13 @@ def _exchange(server, raw, timeout=5):
         s.close()
 
 
+def _metric(server, name):
+    for line in server.get("/metrics").text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"no {name}")
+
+
 def _status(reply):
     return int(reply.split(b" ", 2)[1]) if reply.startswith(b"HTTP/1.1 ") else None
 
@@ -139,6 +146,8 @@ def test_connections_past_the_limit_are_told_why_and_the_rest_closed(make_server
     while not _accepts(s) and time.time() < deadline:
         time.sleep(0.1)
     assert _accepts(s)
+    assert _metric(s, "jobq_connections_refused_total") >= 16
+    assert _metric(s, "jobq_connections_over_limit_total") >= 1
 
 
 def test_connections_per_client_address_are_limited(make_server):
@@ -182,6 +191,7 @@ def test_a_client_dripping_its_headers_is_cut_off_at_the_header_deadline(make_se
     closed_after = _drip_until_closed(s, b"GET /health/live HTTP/1.1\r\n", b"X")
     assert closed_after is not None and closed_after < 6, closed_after
     assert _accepts(s)
+    assert _metric(s, "jobq_connections_timed_out_total") == 1
 
 
 def test_a_client_dripping_its_body_is_cut_off_at_the_body_deadline(make_server):
