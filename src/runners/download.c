@@ -19,7 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "runners/address.h"
+#include "runners/policy.h"
 #include "runners/runners_internal.h"
 #include "util/clock.h"
 
@@ -39,22 +39,6 @@ static bool refuse(task_t *t, err_t type, const char *field, const char *detail)
     t->refused = true;
     problem_set(&t->problem, type, field, "%s", detail);
     return false;
-}
-
-static bool valid_rel(const char *rel)
-{
-    size_t n = strlen(rel);
-    if (n == 0 || n >= 1024 || rel[0] == '/' || rel[n - 1] == '/')
-        return false;
-    for (const char *c = rel; *c; c++)
-        if ((unsigned char)*c < 0x20)
-            return false;
-    char copy[1024];
-    memcpy(copy, rel, n + 1);
-    for (char *save = NULL, *seg = strtok_r(copy, "/", &save); seg; seg = strtok_r(NULL, "/", &save))
-        if (!strcmp(seg, ".") || !strcmp(seg, "..") || strlen(seg) > 200)
-            return false;
-    return strstr(rel, "//") == NULL;
 }
 
 /* Opens every folder of rel under root, creating them, never following a
@@ -203,7 +187,7 @@ static bool check_args(task_t *t, dl_t *d, json_t *args, const char **url)
     if (!runner_http_args(t, args, known, url))
         return false;
     const char *rel = json_string_value(json_object_get(args, "path"));
-    if (!rel || !valid_rel(rel))
+    if (!rel || !runner_path_valid(rel))
         return refuse(t, ERR_VALIDATION, "args.path",
                       "args.path must be a relative path without . or .. segments");
     snprintf(d->rel, sizeof d->rel, "%s", rel);

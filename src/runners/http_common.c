@@ -5,6 +5,7 @@
 #include <strings.h>
 
 #include "core/fields.h"
+#include "runners/policy.h"
 #include "runners/runners_internal.h"
 
 static bool refuse(task_t *t, const char *field, const char *detail)
@@ -25,15 +26,17 @@ bool runner_http_args(task_t *t, json_t *args, const char *const *known, const c
     const char *key;
     json_t *v;
     *url = json_string_value(json_object_get(args, "url"));
-    if (!*url || (strncasecmp(*url, "http://", 7) != 0 && strncasecmp(*url, "https://", 8) != 0))
-        return refuse(t, "args.url", "args.url must be an http:// or https:// URL");
+    if (!runner_url_valid(*url))
+        return refuse(t, "args.url", "args.url must be an http:// or https:// URL with a host");
     json_t *headers = json_object_get(args, "headers");
     if (headers && !json_is_object(headers))
         return refuse(t, "args.headers", "args.headers must be an object of strings");
     json_object_foreach(headers, key, v) {
-        if (!json_is_string(v) || strpbrk(key, ":\r\n") || strpbrk(json_string_value(v), "\r\n"))
-            return refuse(t, "args.headers", "header names and values must be single-line strings");
-        char line[1024];
+        if (!json_is_string(v) || !runner_header_valid(key, json_string_value(v)))
+            return refuse(t, "args.headers", "header names must be tokens other than Host, "
+                          "Content-Length and Transfer-Encoding, values single lines, each "
+                          "line at most 1000 bytes");
+        char line[RUNNER_HEADER_MAX + 1];
         snprintf(line, sizeof line, "%s: %s", key, json_string_value(v));
         t->headers = curl_slist_append(t->headers, line);
     }
