@@ -19,13 +19,13 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 REL_OBJ  := $(LIB_SRC:%.c=build/obj/%.o)
 SAN_OBJ  := $(LIB_SRC:%.c=build/san/obj/%.o)
 
-.PHONY: all run test unit integration bench deps clean format-check
+.PHONY: all run test unit integration bench deps clean format-check fuzz fuzz-replay
 all: build/jobq
 
 # Debian packages; installed only when something is missing.
 DEB_PKGS := build-essential pkg-config libmicrohttpd-dev libevent-dev libjansson-dev \
             libsqlite3-dev libcurl4-openssl-dev libssl-dev libcmocka-dev python3-pytest python3-requests \
-            python3-prometheus-client
+            python3-prometheus-client clang libclang-rt-14-dev
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
@@ -58,6 +58,41 @@ build/bench/loadgen: bench/loadgen.c
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) -O2 -g -o $@ $< $(LIBS)
 
+# libFuzzer harnesses (fuzz/), built with clang and the same sanitizers.
+# `make fuzz` explores for FUZZ_SECONDS each, keeping what it finds in
+# build/fuzz/corpus/; `make fuzz-replay` (part of `make test`) runs every
+# committed input of fuzz/corpus/ once.
+FUZZERS      := request stored_doc config policy
+FUZZ_SECONDS ?= 60
+FUZZ_CC      := clang
+FUZZ_SAN     := -DJOBQ_CHECKS -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_OBJ     := $(LIB_SRC:%.c=build/fuzz/obj/%.o)
+FUZZ_BINS    := $(FUZZERS:%=build/fuzz/fuzz_%)
+.SECONDARY: $(FUZZ_OBJ)
+
+build/fuzz/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "CC(fuzz) $<"; $(FUZZ_CC) $(BASE_CFLAGS) -O1 -g $(FUZZ_SAN) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+
+build/fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz.h $(FUZZ_OBJ)
+	@echo "LD $@"; $(FUZZ_CC) $(BASE_CFLAGS) -Ifuzz -O1 -g $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJ) $(LIBS)
+
+fuzz: deps
+	$(MAKE) -j$$(nproc) $(FUZZ_BINS)
+	@set -e; for f in $(FUZZERS); do mkdir -p build/fuzz/corpus/$$f; \
+	  echo "== fuzz_$$f for $(FUZZ_SECONDS) s"; \
+	  build/fuzz/fuzz_$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    -artifact_prefix=build/fuzz/ build/fuzz/corpus/$$f fuzz/corpus/$$f 2>&1 | \
+	    grep -E "^#[0-9]+ +DONE|stat::number_of_executed_units|stat::new_units_added|cov:|ERROR|SUMMARY" | tail -4; \
+	done
+
+fuzz-replay: $(FUZZ_BINS)
+	@set -e; for f in $(FUZZERS); do \
+	  n=$$(ls fuzz/corpus/$$f | wc -l); echo "== fuzz_$$f: replaying $$n inputs"; \
+	  build/fuzz/fuzz_$$f -runs=0 fuzz/corpus/$$f > build/fuzz/replay_$$f.log 2>&1 || \
+	    { tail -40 build/fuzz/replay_$$f.log; exit 1; }; \
+	done
+
 run: deps
 	$(MAKE) -j$$(nproc) build/jobq
 	./build/jobq serve
@@ -72,6 +107,7 @@ integration: build/san/jobq build/jobq
 
 test: deps
 	$(MAKE) -j$$(nproc) unit
+	$(MAKE) -j$$(nproc) fuzz-replay
 	$(MAKE) integration
 
 bench: deps

@@ -6,8 +6,10 @@
 #include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "http/request_internal.h"
+#include "http/synthetic.h"
 #include "util/check.h"
 #include "util/jsonb.h"
 
@@ -15,8 +17,18 @@ const char *http_method(const http_req_t *r) { return r->method; }
 const char *http_path(const http_req_t *r) { return r->url; }
 const char *http_request_id(const http_req_t *r) { return r->request_id; }
 
+static const char *pair(const http_pair_t *p, size_t n, const char *name, bool nocase)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((nocase ? strcasecmp(p[i].name, name) : strcmp(p[i].name, name)) == 0)
+            return p[i].value;
+    return NULL;
+}
+
 const char *http_header(const http_req_t *r, const char *name)
 {
+    if (r->syn)
+        return pair(r->syn->headers, r->syn->nheaders, name, true);
     return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
 }
 
@@ -29,6 +41,8 @@ const char *http_principal(const http_req_t *r) { return r->principal; }
 
 const char *http_query(const http_req_t *r, const char *key)
 {
+    if (r->syn)
+        return pair(r->syn->query, r->syn->nquery, key, false);
     return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
 }
 
@@ -53,7 +67,10 @@ static enum MHD_Result check_key(void *cls, enum MHD_ValueKind kind, const char 
 const char *http_query_unknown(const http_req_t *r, const char *const *allowed)
 {
     unknown_ctx_t u = { allowed, NULL };
-    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, check_key, &u);
+    for (size_t i = 0; r->syn && i < r->syn->nquery && !u.found; i++)
+        check_key(&u, MHD_GET_ARGUMENT_KIND, r->syn->query[i].name, r->syn->query[i].value);
+    if (!r->syn)
+        MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, check_key, &u);
     return u.found;
 }
 
@@ -87,6 +104,14 @@ json_t *http_body_json(http_req_t *r, bool allow_empty, problem_t *p)
     return j;
 }
 
+size_t http_unescape(char *str)
+{
+    size_t n = MHD_http_unescape(str);
+    for (char *p = memchr(str, '\0', n); p; p = memchr(p, '\0', n - (size_t)(p - str)))
+        *p = 0x7f;
+    return n;
+}
+
 void http_set_route(http_req_t *r, const char *route) { r->route = route; }
 const char *http_route(const http_req_t *r) { return r->route ? r->route : "unmatched"; }
 int http_status(const http_req_t *r) { return r->status; }
@@ -94,10 +119,14 @@ size_t http_reply_bytes(const http_req_t *r) { return r->reply_bytes; }
 
 void http_client(const http_req_t *r, char *buf, size_t len)
 {
+    buf[0] = '\0';
+    if (r->syn) {
+        snprintf(buf, len, "127.0.0.1");
+        return;
+    }
     const union MHD_ConnectionInfo *info =
         MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     const struct sockaddr *sa = info ? info->client_addr : NULL;
-    buf[0] = '\0';
     if (sa && sa->sa_family == AF_INET)
         inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, buf, (socklen_t)len);
     else if (sa && sa->sa_family == AF_INET6)
@@ -147,6 +176,8 @@ void http_defer(http_req_t *r)
 
 bool http_peer_alive(const http_req_t *r)
 {
+    if (r->syn)
+        return true;
     const union MHD_ConnectionInfo *info =
         MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     if (!info)

@@ -67,6 +67,13 @@ void http_add_header(http_req_t *r, const char *name, const char *value);
 /* The reply will come later, from a callback. */
 void http_defer(http_req_t *r);
 
+/* The server's %-decoding of paths and query strings (libmicrohttpd's),
+ * in place, except that a NUL byte becomes DEL (0x7f): the rest of the
+ * server sees C strings, where "victim%00x" would have acted on "victim".
+ * DEL is valid in no id, name or number, so such a request is refused by
+ * the validation of the very field that held it. Returns the new length. */
+size_t http_unescape(char *s);
+
 /* False once the client has closed its end. libmicrohttpd does not watch
  * suspended connections, so a long poll checks before it is handed work. */
 bool http_peer_alive(const http_req_t *r);

@@ -13,11 +13,13 @@ typedef enum { REQ_NEW, REQ_HANDLING, REQ_DEFERRED, REQ_REPLIED } req_phase_t;
 
 struct http_server;
 struct http_conn;
+struct http_synthetic;
 
 struct http_req {
     struct MHD_Connection *conn;
     struct http_server *srv;
     struct http_conn *hc; /* its connection's record in the server */
+    const struct http_synthetic *syn; /* set for a request without a socket (synthetic.h) */
     const char *method, *url; /* owned by MHD, valid for the request */
     char request_id[HTTP_REQUEST_ID_MAX + 1];
     char principal[64];

@@ -14,6 +14,7 @@
 #include <netinet/in.h>
 
 #include "http/request_internal.h"
+#include "http/synthetic.h"
 #include "util/check.h"
 #include "util/clock.h"
 #include "util/list.h"
@@ -368,18 +369,12 @@ static void *on_request_line(void *cls, const char *uri, struct MHD_Connection *
     return NULL;
 }
 
-/* libmicrohttpd's own decoding, except that a NUL byte (%00) becomes DEL
- * (0x7f): the rest of the server sees C strings, where "victim%00x" would
- * have acted on "victim". DEL is valid in no id, name or number, so the
- * request is refused by the validation of the very field that held it. */
+/* The server's %-decoding (http_unescape): no NUL byte survives it. */
 static size_t unescape(void *cls, struct MHD_Connection *c, char *str)
 {
     (void)cls;
     (void)c;
-    size_t n = MHD_http_unescape(str);
-    for (char *p = memchr(str, '\0', n); p; p = memchr(p, '\0', n - (size_t)(p - str)))
-        *p = 0x7f;
-    return n;
+    return http_unescape(str);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
