@@ -51,7 +51,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char err[1024] = "";
     int rc = config_set(&cfg, key, value, err, sizeof err);
     if (rc == 0)
-        rc = config_parse_limits(&cfg, err, sizeof err) || config_parse_keys(&cfg, err, sizeof err);
+        rc = config_parse_limits(&cfg, err, sizeof err) || config_parse_keys(&cfg, err, sizeof err) ||
+             config_check_commands(&cfg, err, sizeof err);
     if (rc != 0 && !err[0])
         abort(); /* a refusal says why */
     if (rc == 0) { /* printing and reading the printout back changes nothing */

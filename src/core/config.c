@@ -200,6 +200,19 @@ static int parse_value(const setting_t *s, const char *v, void *dst, char *err, 
 /* JOBQ_COMMAND_<type> (argv template), JOBQ_COMMAND_PROGRESS_<type> (a
  * regex whose first group is a percentage) and JOBQ_COMMAND_NORETRY_<type>
  * (exit codes not worth retrying, "2,3"). */
+int config_check_commands(const config_t *cfg, char *err, size_t len)
+{
+    for (int i = 0; i < cfg->ncommands; i++)
+        if (!cfg->commands[i].argv[0]) {
+            snprintf(err, len, CONFIG_COMMAND_PREFIX "%s_%s is set but " CONFIG_COMMAND_PREFIX
+                     "%s is not: there is no such command type",
+                     cfg->commands[i].progress[0] ? "PROGRESS" : "NORETRY",
+                     cfg->commands[i].type, cfg->commands[i].type);
+            return -1;
+        }
+    return 0;
+}
+
 static int set_command(config_t *cfg, const char *key, const char *value, char *err, size_t len)
 {
     const char *type = key + strlen(CONFIG_COMMAND_PREFIX);
@@ -384,7 +397,8 @@ int config_load(config_t *cfg, int argc, char **argv, int *rest, char *err, size
     if (!cfg->database_url[0])
         snprintf(cfg->database_url, sizeof cfg->database_url, "sqlite://%s/jobq.db",
                  cfg->data_dir);
-    if (config_parse_limits(cfg, err, len) || config_parse_keys(cfg, err, len))
+    if (config_parse_limits(cfg, err, len) || config_parse_keys(cfg, err, len) ||
+        config_check_commands(cfg, err, len))
         return -1;
     if (cfg->breaker_cooldown_max_ms < cfg->breaker_cooldown_ms) {
         snprintf(err, len, "JOBQ_BREAKER_COOLDOWN_MAX=%lldms is not valid: expected >= "

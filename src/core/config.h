@@ -120,5 +120,7 @@ const char *config_role_name(config_role_t r);
 /* config_lists.c: the list-valued settings, parsed once every layer is in. */
 int config_parse_limits(config_t *cfg, char *err, size_t errlen);
 int config_parse_keys(config_t *cfg, char *err, size_t errlen);
+/* A JOBQ_COMMAND_PROGRESS_/NORETRY_<type> needs its JOBQ_COMMAND_<type>. */
+int config_check_commands(const config_t *cfg, char *err, size_t errlen);
 
 #endif

@@ -171,6 +171,20 @@ static void test_protection_lists_and_units(void **state)
     }
 }
 
+/* Found by fuzz_config: a NORETRY (or PROGRESS) setting for a type with no
+ * command was accepted, and printed as an empty command. */
+static void test_command_options_need_their_command(void **state)
+{
+    (void)state;
+    config_t c;
+    char err[256];
+    write_env("JOBQ_COMMAND_NORETRY_mi=9\n");
+    assert_int_equal(config_load(&c, 0, NULL, NULL, err, sizeof err), -1);
+    assert_non_null(strstr(err, "JOBQ_COMMAND_NORETRY_mi is set but JOBQ_COMMAND_mi is not"));
+    write_env("JOBQ_COMMAND_NORETRY_mi=9\nJOBQ_COMMAND_mi=echo {a}\n");
+    assert_int_equal(config_load(&c, 0, NULL, NULL, err, sizeof err), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -178,6 +192,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_precedence, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_values, setup, teardown),
         cmocka_unit_test_setup_teardown(test_protection_lists_and_units, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_command_options_need_their_command, setup, teardown),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }
