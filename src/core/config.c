@@ -254,6 +254,13 @@ static int set_command(config_t *cfg, const char *key, const char *value, char *
 
 int config_set(config_t *cfg, const char *key, const char *value, char *err, size_t len)
 {
+    /* One line per setting, in .env files and --print-config alike: a
+     * newline (from the environment) would split one into two. */
+    for (const unsigned char *c = (const unsigned char *)value; *c; c++)
+        if ((*c < 0x20 && *c != '\t') || *c == 0x7f) {
+            snprintf(err, len, "%s is not valid: its value contains a control character", key);
+            return -1;
+        }
     if (strncmp(key, CONFIG_COMMAND_PREFIX, strlen(CONFIG_COMMAND_PREFIX)) == 0)
         return set_command(cfg, key, value, err, len);
     const setting_t *s = find(key);

@@ -183,6 +183,11 @@ static void test_command_options_need_their_command(void **state)
     assert_non_null(strstr(err, "JOBQ_COMMAND_NORETRY_mi is set but JOBQ_COMMAND_mi is not"));
     write_env("JOBQ_COMMAND_NORETRY_mi=9\nJOBQ_COMMAND_mi=echo {a}\n");
     assert_int_equal(config_load(&c, 0, NULL, NULL, err, sizeof err), 0);
+    /* Also found by fuzz_config: a newline in a value (from the
+     * environment) split the --print-config line in two. */
+    assert_int_equal(config_set(&c, "JOBQ_COMMAND_x", "echo a\nJOBQ_LISTEN=0.0.0.0:1", err,
+                                sizeof err), -1);
+    assert_non_null(strstr(err, "control character"));
 }
 
 int main(void)
