@@ -2,6 +2,8 @@
 
 #include <stdlib.h>
 
+#include "util/check.h"
+
 void heap_init(heap_t *h) { *h = (heap_t){ 0 }; }
 
 void heap_free(heap_t *h)
@@ -16,6 +18,16 @@ static void place(heap_t *h, size_t i, heap_node_t *n)
     n->idx = i + 1;
 }
 
+/* The heap property around position i, where a node just came to rest. */
+static bool settled(const heap_t *h, size_t i)
+{
+    const heap_node_t *n = h->items[i];
+    size_t c = 2 * i + 1;
+    return n->idx == i + 1 && (i == 0 || h->items[(i - 1) / 2]->key <= n->key) &&
+           (c >= h->len || n->key <= h->items[c]->key) &&
+           (c + 1 >= h->len || n->key <= h->items[c + 1]->key);
+}
+
 static void sift_up(heap_t *h, size_t i)
 {
     heap_node_t *n = h->items[i];
@@ -27,6 +39,7 @@ static void sift_up(heap_t *h, size_t i)
         i = parent;
     }
     place(h, i, n);
+    CHECK(settled(h, i));
 }
 
 static void sift_down(heap_t *h, size_t i)
@@ -44,6 +57,7 @@ static void sift_down(heap_t *h, size_t i)
         i = c;
     }
     place(h, i, n);
+    CHECK(settled(h, i));
 }
 
 int heap_push(heap_t *h, heap_node_t *n, int64_t key)
@@ -69,6 +83,7 @@ void heap_remove(heap_t *h, heap_node_t *n)
     if (!n->idx)
         return;
     size_t i = n->idx - 1;
+    CHECK(i < h->len && h->items[i] == n); /* this node, in this heap */
     n->idx = 0;
     h->len--;
     if (i == h->len)

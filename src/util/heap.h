@@ -3,7 +3,9 @@
  *
  * The node lives inside the caller's struct (a job's timer, a waiter's
  * deadline) so removal is O(log n) by the index the heap keeps in the node.
- * The heap owns no memory but its pointer array. Single-threaded.
+ * The heap owns no memory but its pointer array. Single-threaded. The test
+ * build checks the heap property wherever a node comes to rest, and that a
+ * node removed is the one the heap holds at its index.
  */
 #ifndef JOBQ_HEAP_H
 #define JOBQ_HEAP_H
