@@ -80,6 +80,12 @@ static void close_world(void)
     }
 }
 
+static void at_exit(void)
+{
+    close_world();
+    rmdir(F.dir);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
@@ -99,6 +105,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     F.api.perf = perf_new();
     F.api.guard = guard_new(&F.cfg);
     open_world();
+    atexit(at_exit);
     return 0;
 }
 
