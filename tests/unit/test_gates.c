@@ -156,16 +156,22 @@ static void on_jobs(engine_waiter_t *w, job_t **jobs, int n)
     got = n;
 }
 
+/* Jobs "<prefix>0" .. "<prefix>n-1", each with extra_json. */
+static void put_n(engine_t *e, const char *prefix, int n, const char *extra_json)
+{
+    for (int i = 0; i < n; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "%s%d", prefix, i);
+        put(e, id, extra_json);
+    }
+}
+
 static void test_queue_rate_limit_wakes_waiter(void **state)
 {
     engine_t *e = *state;
     engine_limit_t rate = { .rate = 2, .burst = 2 };
     assert_int_equal(engine_set_limit(e, ENGINE_LIMIT_QUEUE, "default", &rate), 0);
-    for (int i = 0; i < 5; i++) {
-        char id[16];
-        snprintf(id, sizeof id, "q%d", i);
-        put(e, id, NULL);
-    }
+    put_n(e, "q", 5, NULL);
     job_t *out[10];
     assert_int_equal(lease(e, 10, out), 2); /* the burst */
     assert_string_equal(blocked(e, "q2"), "rate:queue:default");
@@ -185,11 +191,7 @@ static void test_key_rate_limit_takes_tokens(void **state)
     engine_t *e = *state;
     engine_limit_t rate = { .rate = 0.1, .burst = 2 };
     assert_int_equal(engine_set_limit(e, ENGINE_LIMIT_KEY, "kr", &rate), 0);
-    for (int i = 0; i < 4; i++) {
-        char id[16];
-        snprintf(id, sizeof id, "k%d", i);
-        put(e, id, "\"breaker_key\":\"kr\"");
-    }
+    put_n(e, "k", 4, "\"breaker_key\":\"kr\"");
     put(e, "free", "\"breaker_key\":\"other\"");
     job_t *out[10];
     assert_int_equal(lease(e, 10, out), 3); /* the burst of kr, and the other key */
