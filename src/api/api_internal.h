@@ -128,6 +128,8 @@ void api_health_ready(api_call_t *c);
 void api_health(api_call_t *c);
 void api_metrics(api_call_t *c);
 void api_workers(api_call_t *c);
+void api_worker_quiet(api_call_t *c);
+void api_worker_terminate(api_call_t *c);
 void api_perf(api_call_t *c);
 void api_breakers(api_call_t *c);
 void api_cache(api_call_t *c);

@@ -15,16 +15,13 @@ int64_t api_memory_used(const api_t *api)
     return engine_memory_bytes(api->engine) + (api->cache ? cache_bytes(api->cache) : 0);
 }
 
-/* The fill level at which enqueues of this priority are refused. */
-static double shed_level(int priority) { return 1.0 - 0.05 * priority; }
-
 bool api_shed(api_call_t *c, int priority, const char *field)
 {
     int64_t limit = c->api->cfg->memory_limit;
     if (limit <= 0)
         return false;
     int64_t used = api_memory_used(c->api);
-    if ((double)used < shed_level(priority) * (double)limit)
+    if ((double)used < job_shed_level(priority) * (double)limit)
         return false;
     problem_t p;
     problem_set(&p, ERR_UNAVAILABLE, field, "jobq is short of memory (%lld of %lld bytes held): "

@@ -38,6 +38,8 @@ static const route_t routes[] = {
     { "GET", "/v1/cache", api_cache, R },
     { "GET", "/v1/limits", api_limits, R },
     { "GET", "/v1/workers", api_workers, R },
+    { "POST", "/v1/workers/{id}/quiet", api_worker_quiet, A },
+    { "POST", "/v1/workers/{id}/terminate", api_worker_terminate, A },
     { "GET", "/v1/perf", api_perf, R },
     { "GET", "/v1/quarantine", api_quarantine, A },
     { "GET", "/health/live", api_health_live, ACCESS_PUBLIC },

@@ -9,9 +9,10 @@
 
 /* T_INT is an int64_t unless the row's size says int; T_MS is a duration in
  * ms ("1500", "30s", "24h", "7d"); T_BYTES a size ("512M"); T_KEYS a string
- * printed without its secrets. */
+ * printed without its secrets; T_SECRET a string printed as *** when set. */
 typedef enum {
-    T_STR, T_INT, T_MS, T_BYTES, T_BOOL, T_DBL, T_DURABILITY, T_LOGLEVEL, T_LOGFORMAT, T_KEYS
+    T_STR, T_INT, T_MS, T_BYTES, T_BOOL, T_DBL, T_DURABILITY, T_LOGLEVEL, T_LOGFORMAT, T_KEYS,
+    T_SECRET
 } ctype_t;
 
 /* One row per setting: parsing, validation, printing and help all read it. */
@@ -41,6 +42,9 @@ static const setting_t settings[] = {
     { "JOBQ_IDLE_TIMEOUT", T_MS, F(idle_timeout_ms), 0, 1000, 3600000, "30s", "an HTTP connection with nothing to say this long is closed" },
     { "JOBQ_HEADER_TIMEOUT", T_MS, F(header_timeout_ms), 0, 100, 600000, "10s", "request headers must be complete this long after the request line" },
     { "JOBQ_BODY_TIMEOUT", T_MS, F(body_timeout_ms), 0, 100, 3600000, "30s", "a request body must arrive, and a reply be read, within this (however slowly bytes trickle)" },
+    { "JOBQ_FAKTORY_LISTEN", T_STR, STR(faktory_listen), 0, 0, "127.0.0.1:7419", "Faktory protocol address host:port (port 0 picks one; off: no Faktory listener)" },
+    { "JOBQ_FAKTORY_TLS_CERT", T_STR, STR(faktory_tls_cert), 0, 0, "", "PEM certificate (chain) file: the Faktory port speaks TLS 1.2+ only" },
+    { "JOBQ_FAKTORY_TLS_KEY", T_STR, STR(faktory_tls_key), 0, 0, "", "PEM private key file for JOBQ_FAKTORY_TLS_CERT" },
     { "JOBQ_AUTO_MIGRATE", T_BOOL, F(auto_migrate), 0, 0, 0, "true", "apply schema migrations at start" },
     { "JOBQ_MIN_FREE_DISK_BYTES", T_INT, F(min_free_disk_bytes), 0, 0, 1e15, "67108864", "free space in the data folder below which ready fails" },
     { "JOBQ_WORKER_GONE_MS", T_INT, F(worker_gone_ms), 0, 1000, 86400000, "60000", "a worker silent this long is shown as gone (forgotten after 10x)" },
@@ -55,6 +59,7 @@ static const setting_t settings[] = {
     { "JOBQ_BACKOFF_MULTIPLIER", T_DBL, F(job.backoff.multiplier), 0, 1, 100, "2.0", "growth per retry" },
     { "JOBQ_BACKOFF_JITTER", T_DBL, F(job.backoff.jitter), 0, 0, 1, "0.2", "+/- fraction of randomness" },
     { "JOBQ_API_KEYS", T_KEYS, STR(api_keys_text), 0, 0, "", "name:role:secret[:rate[:burst]],... roles admin|producer|worker|reader; set it in .env or the environment (flags show in ps); none: no authentication, keep jobq on loopback" },
+    { "JOBQ_FAKTORY_PASSWORD", T_SECRET, STR(faktory_password), 0, 0, "", "one admin password for the Faktory protocol, besides JOBQ_API_KEYS (whose secrets are passwords too); set it in .env or the environment" },
     { "JOBQ_RATE_LIMIT", T_DBL, F(rate_limit), 0, 0, 1e6, "0", "API requests per second per client (key or address); 0 = off" },
     { "JOBQ_RATE_BURST", T_DBL, F(rate_burst), 0, 0, 1e6, "0", "API burst per client (0 = max(1, rate))" },
     { "JOBQ_LIMITS", T_STR, STR(limits_text), 0, 0, "", "execution limits: \"queue:NAME concurrency=N rate=R burst=B; type:NAME ...; key:HOST ...\"" },
@@ -150,7 +155,11 @@ static int parse_value(const setting_t *s, const char *v, void *dst, char *err, 
     case T_BYTES:
         return parse_scaled(s, v, dst, err, len);
     case T_KEYS:
+    case T_SECRET:
     case T_STR:
+        if (strlen(v) >= s->size && s->type != T_STR) /* never echo a secret */
+            return snprintf(err, len, "%s is too long: at most %zu characters", s->key,
+                            s->size - 1), -1;
         if (strlen(v) >= s->size)
             return fail(err, len, s, v, "a shorter value");
         memcpy(dst, v, strlen(v) + 1);
@@ -425,6 +434,7 @@ static void print_value(const setting_t *s, const config_t *cfg, FILE *out)
     const void *p = (const char *)cfg + s->off;
     switch (s->type) {
     case T_STR: fprintf(out, "%s", (const char *)p); break;
+    case T_SECRET: fprintf(out, "%s", *(const char *)p ? "***" : ""); break;
     case T_KEYS:
         for (int i = 0; i < cfg->nkeys; i++) /* never the secrets */
             fprintf(out, "%s%s:%s:***", i ? "," : "", cfg->keys[i].name,

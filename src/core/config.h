@@ -48,6 +48,8 @@ typedef struct config_key {
 
 typedef struct config {
     char listen[256];
+    char faktory_listen[256]; /* "off": none */
+    char faktory_tls_cert[1024], faktory_tls_key[1024];
     char data_dir[1024];
     char database_url[1100];
     durability_t durability;
@@ -83,6 +85,7 @@ typedef struct config {
     char api_keys_text[4096];
     config_key_t keys[CONFIG_MAX_KEYS];
     int nkeys;
+    char faktory_password[256];
     double rate_limit, rate_burst; /* API requests per second per client; 0: off */
     char limits_text[4096];
     config_limit_t limits[CONFIG_MAX_LIMITS];

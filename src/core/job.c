@@ -76,6 +76,7 @@ void job_free(job_t *j)
     json_decref(j->progress);
     json_decref(j->result);
     json_decref(j->errors);
+    json_decref(j->faktory);
     free(j->cache_spec);
     free(j->cache_progress);
     free(j->cache_result);
@@ -93,7 +94,10 @@ bool job_same_spec(const job_t *a, const job_t *b)
            a->timeout_ms == b->timeout_ms && a->backoff.initial_ms == b->backoff.initial_ms &&
            a->backoff.max_ms == b->backoff.max_ms &&
            a->backoff.multiplier == b->backoff.multiplier &&
-           a->backoff.jitter == b->backoff.jitter && json_equal(a->args, b->args);
+           a->backoff.jitter == b->backoff.jitter && a->backoff.curve == b->backoff.curve &&
+           a->discard_failed == b->discard_failed && json_equal(a->args, b->args) &&
+           ((!a->faktory && !b->faktory) ||
+            (a->faktory && b->faktory && json_equal(a->faktory, b->faktory)));
 }
 
 static void drop(char **cache)
@@ -107,6 +111,13 @@ void job_set_result(job_t *j, json_t *v)
     json_decref(j->result);
     j->result = v ? json_incref(v) : NULL;
     drop(&j->cache_result);
+}
+
+void job_set_faktory(job_t *j, json_t *v)
+{
+    json_decref(j->faktory);
+    j->faktory = v ? json_incref(v) : NULL;
+    drop(&j->cache_spec);
 }
 
 void job_set_progress(job_t *j, json_t *v)
@@ -148,8 +159,19 @@ size_t job_memory_estimate(const job_t *j)
     return n + 2 * text;
 }
 
+/* Faktory's curve, n = retries so far (attempt - 1); bounded by the 1000
+ * retries a job may have, so it cannot overflow. */
+static int64_t faktory_delay_ms(int n, double unit_rand)
+{
+    int64_t r = n > 1 ? n - 1 : 0;
+    int64_t s = r * r * r * r + 15 + (int64_t)(unit_rand * 30) * (r + 1);
+    return s * 1000;
+}
+
 int64_t backoff_delay_ms(const backoff_t *b, int n, double unit_rand)
 {
+    if (b->curve == BACKOFF_FAKTORY)
+        return faktory_delay_ms(n, unit_rand);
     double d = (double)b->initial_ms * pow(b->multiplier, n > 1 ? n - 1 : 0);
     if (!(d <= (double)b->max_ms)) /* also catches inf and nan */
         d = (double)b->max_ms;

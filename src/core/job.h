@@ -34,9 +34,15 @@ typedef enum {
     JOB_STATE_COUNT
 } job_state_t;
 
+/* Exponential is jobq's own; the Faktory curve is that protocol's
+ * n^4 + 15 + rand(30) * (n + 1) seconds, n counting retries from 0, which
+ * its clients expect (the other fields are then unused). */
+typedef enum { BACKOFF_EXPONENTIAL, BACKOFF_FAKTORY } backoff_curve_t;
+
 typedef struct backoff {
     int64_t initial_ms, max_ms;
     double multiplier, jitter;
+    backoff_curve_t curve;
 } backoff_t;
 
 typedef struct job_defaults {
@@ -60,6 +66,14 @@ typedef struct job {
     int64_t created_at, updated_at, started_at, finished_at, run_at;
     json_t *progress, *result; /* NULL until reported */
     json_t *errors;            /* array of failure records, never NULL */
+
+    /* Pushed over the Faktory protocol: the fields of its job that jobq has
+     * no column for (custom, backtrace, retry, created_at as sent), kept
+     * and returned as given; NULL for other jobs. Part of the spec. */
+    json_t *faktory;
+    /* Deleted instead of kept as failed once its retries are spent
+     * (Faktory's retry: 0). Part of the spec. */
+    bool discard_failed;
 
     /* Lease, valid while running. */
     char lease_id[JOB_LEASE_ID_LEN + 1];
@@ -108,6 +122,9 @@ char *job_json(const job_t *j, job_json_mode_t mode);
 void job_set_result(job_t *j, json_t *v);
 void job_set_progress(job_t *j, json_t *v);
 
+/* Sets the Faktory extension (borrows v; NULL clears). */
+void job_set_faktory(job_t *j, json_t *v);
+
 /* Reads a stored document; the inverse of job_write_json(JOB_JSON_STORED). */
 err_t job_from_doc(json_t *doc, job_t **out, problem_t *p);
 
@@ -115,6 +132,11 @@ err_t job_from_doc(json_t *doc, job_t **out, problem_t *p);
  * dropping the oldest beyond JOB_ERRORS_MAX. Borrows every argument. */
 void job_add_error(job_t *j, err_t type, const char *message, json_t *context,
                    const char *worker, int64_t at_ms);
+
+/* The share of JOBQ_MEMORY_LIMIT past which new jobs of this priority are
+ * refused: background at 80%, low 85%, normal 90%, high 95%, critical 100%
+ * (every front end sheds the same way). */
+static inline double job_shed_level(int priority) { return 1.0 - 0.05 * priority; }
 
 /* Bytes this job holds in memory, estimated: its structures plus twice its
  * JSON text (the jansson trees and the cached text of each part). */

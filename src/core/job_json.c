@@ -83,9 +83,20 @@ static char *spec_text(const job_t *j)
     sbuf_add_double(&s, j->backoff.multiplier, true);
     sbuf_adds(&s, ",\"jitter\":");
     sbuf_add_double(&s, j->backoff.jitter, true);
+    if (j->backoff.curve == BACKOFF_FAKTORY)
+        sbuf_adds(&s, ",\"curve\":\"faktory\"");
     sbuf_addc(&s, '}');
     add_key(&s, "breaker_key");
     sbuf_add_jstr(&s, j->breaker_key);
+    /* Only where set, so that other jobs read exactly as before. */
+    if (j->faktory) {
+        add_key(&s, "faktory");
+        char *f = dump(j->faktory);
+        sbuf_adds(&s, f);
+        free(f);
+    }
+    if (j->discard_failed)
+        sbuf_adds(&s, ",\"discard_failed\":true");
     return sbuf_take(&s);
 }
 

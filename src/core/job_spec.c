@@ -70,6 +70,19 @@ static err_t priority_field(json_t *v, int *out, problem_t *p)
                        "priority must be critical, high, normal, low, background or 0-4");
 }
 
+static err_t curve_field(json_t *v, backoff_curve_t *out, problem_t *p)
+{
+    const char *s = json_string_value(v);
+    if (s && strcmp(s, "exponential") == 0)
+        *out = BACKOFF_EXPONENTIAL;
+    else if (s && strcmp(s, "faktory") == 0)
+        *out = BACKOFF_FAKTORY;
+    else
+        return problem_set(p, ERR_VALIDATION, "backoff.curve",
+                           "backoff.curve must be exponential or faktory");
+    return ERR_OK;
+}
+
 static err_t backoff_field(json_t *v, backoff_t *b, problem_t *p)
 {
     if (!json_is_object(v))
@@ -86,6 +99,8 @@ static err_t backoff_field(json_t *v, backoff_t *b, problem_t *p)
             e = num_field(val, "backoff.multiplier", 1.0, 100.0, &b->multiplier, p);
         else if (strcmp(key, "jitter") == 0)
             e = num_field(val, "backoff.jitter", 0.0, 1.0, &b->jitter, p);
+        else if (strcmp(key, "curve") == 0)
+            e = curve_field(val, &b->curve, p);
         else
             e = problem_set(p, ERR_VALIDATION, "backoff", "unknown field backoff.%s", key);
         if (e)
@@ -290,6 +305,10 @@ err_t job_from_doc(json_t *doc, job_t **out, problem_t *p)
         json_decref(j->errors);
         j->errors = json_incref(errors);
     }
+    json_t *fk = json_object_get(doc, "faktory");
+    if (json_is_object(fk))
+        job_set_faktory(j, fk);
+    j->discard_failed = json_is_true(json_object_get(doc, "discard_failed"));
     if ((e = doc_lease(j, json_object_get(doc, "lease"), p))) {
         job_free(j);
         return e;

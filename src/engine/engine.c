@@ -32,6 +32,7 @@ engine_t *engine_new(const engine_hooks_t *hooks, const engine_options_t *opt)
     heap_init(&e->waiter_deadlines);
     list_init(&e->waiters);
     list_init(&e->finished);
+    list_init(&e->graveyard);
     e->reported_deadline = INT64_MAX;
     return e;
 }
@@ -40,7 +41,7 @@ void engine_free(engine_t *e)
 {
     if (!e)
         return;
-    ENG_ENTER(e);
+    ENG_ENTER(e); /* reaps the graveyard */
     const char *k;
     void *v;
     for (size_t i = 0; hmap_next(&e->jobs, &i, &k, &v);) {

@@ -167,6 +167,21 @@ err_t engine_fail_after(engine_t *e, const char *id, const char *lease_id, err_t
                         const char *message, json_t *context, int retry, int64_t retry_after_ms,
                         const job_t **out, problem_t *p);
 
+/* The message of the error recorded when a lease runs out. */
+#define ENGINE_LEASE_EXPIRED "lease expired before the worker reported"
+
+/* ---- Operators (admin.c): on jobs that are not running ---- */
+
+/* Deletes a job in any state but running (ERR_CONFLICT then). */
+err_t engine_remove(engine_t *e, const char *id, problem_t *p);
+/* Moves a pending, retrying or queued job straight to failed. */
+err_t engine_kill(engine_t *e, const char *id, const job_t **out, problem_t *p);
+/* Makes a pending or retrying job ready now. */
+err_t engine_run_now(engine_t *e, const char *id, const job_t **out, problem_t *p);
+/* Calls fn for every job in memory (every unfinished one, and the finished
+ * ones still held) until it returns false. fn must not call the engine. */
+void engine_job_foreach(engine_t *e, bool (*fn)(void *ud, const job_t *job), void *ud);
+
 void engine_pause(engine_t *e, const char *queue, bool paused);
 bool engine_queue_paused(engine_t *e, const char *queue);
 

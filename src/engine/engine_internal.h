@@ -77,6 +77,7 @@ struct engine {
     int eviction_holds;   /* engine_hold_eviction() nesting */
     int in_hook;          /* > 0 while a hook or lessee callback runs */
     list_node_t finished; /* terminal ejobs, oldest first */
+    list_node_t graveyard; /* discarded ejobs, freed on the next call (admin.c) */
     size_t nfinished;
     int64_t bytes; /* job_memory_estimate() of every job held */
     bool ready_added; /* a job became ready since the last dispatch */
@@ -106,6 +107,10 @@ void eng_dispatch(engine_t *e);
 void eng_expire_lease(engine_t *e, ejob_t *ej);
 void eng_expire_waiter(engine_t *e, engine_waiter_t *w);
 ejob_t *eng_find(engine_t *e, const char *id, problem_t *p);
+/* admin.c: a failed job with discard_failed leaves at once; its record is
+ * freed by eng_reap() at the start of the next call. */
+void eng_discard(engine_t *e, ejob_t *ej);
+void eng_reap(engine_t *e);
 
 /* gate.c */
 typedef enum {
@@ -142,7 +147,7 @@ void eng_queue_free(equeue_t *q);
  * from its own hooks or lessee callbacks, which would see half-made
  * changes. ENG_ENTER opens every public function that changes state;
  * ENG_HOOK wraps every call out. Checked in the test build. */
-#define ENG_ENTER(e) (CHECK_LOOP_THREAD(), CHECK((e)->in_hook == 0))
+#define ENG_ENTER(e) (CHECK_LOOP_THREAD(), CHECK((e)->in_hook == 0), eng_reap(e))
 #define ENG_HOOK(e, call) do { (e)->in_hook++; call; (e)->in_hook--; } while (0)
 
 #endif

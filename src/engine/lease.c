@@ -205,6 +205,8 @@ static void fail_attempt(engine_t *e, ejob_t *ej, err_t type, const char *messag
         eng_persist(e, ej, ENGINE_EV_RETRIED);
     } else {
         eng_finish(e, ej, JOB_FAILED, ENGINE_EV_FAILED);
+        if (j->discard_failed)
+            eng_discard(e, ej);
     }
 }
 
@@ -231,8 +233,7 @@ err_t engine_fail_after(engine_t *e, const char *id, const char *lease_id, err_t
 
 void eng_expire_lease(engine_t *e, ejob_t *ej)
 {
-    fail_attempt(e, ej, ERR_TIMEOUT, "lease expired before the worker reported", NULL, -1, 0,
-                 false);
+    fail_attempt(e, ej, ERR_TIMEOUT, ENGINE_LEASE_EXPIRED, NULL, -1, 0, false);
 }
 
 void engine_pause(engine_t *e, const char *queue, bool paused)

@@ -15,6 +15,7 @@
 
 #include "http/request_internal.h"
 #include "http/synthetic.h"
+#include "net/listen.h"
 #include "util/check.h"
 #include "util/clock.h"
 #include "util/list.h"
@@ -38,14 +39,13 @@ typedef struct http_conn {
 struct http_server {
     struct MHD_Daemon *d;
     struct event *io, *timer, *sweep;
-    struct evconnlistener *listener;
+    net_listener_t listener;
     http_route_fn route;
     http_done_fn done;
     void *done_ud;
     void *ud;
     size_t max_body;
     unsigned inflight;
-    unsigned port;
     admit_t *admit;
     int64_t idle_ns, header_ns, body_ns;
     list_node_t conns;         /* http_conn_t, every connection libmicrohttpd holds */
@@ -395,33 +395,6 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     *con_cls = NULL;
 }
 
-static int parse_listen(const char *listen, struct sockaddr_storage *ss, char *err, size_t len)
-{
-    char host[256];
-    const char *colon = strrchr(listen, ':');
-    size_t hl = colon ? (size_t)(colon - listen) : 0;
-    if (!colon || hl == 0 || hl >= sizeof host || !colon[1]) {
-        snprintf(err, len, "JOBQ_LISTEN=\"%s\" is not valid: expected host:port", listen);
-        return -1;
-    }
-    memcpy(host, listen, hl);
-    host[hl] = '\0';
-    if (host[0] == '[' && host[hl - 1] == ']') {
-        memmove(host, host + 1, hl - 2);
-        host[hl - 2] = '\0';
-    }
-    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                              .ai_flags = AI_PASSIVE }, *ai;
-    int rc = getaddrinfo(host, colon + 1, &hints, &ai);
-    if (rc != 0) {
-        snprintf(err, len, "JOBQ_LISTEN=\"%s\" is not valid: %s", listen, gai_strerror(rc));
-        return -1;
-    }
-    memcpy(ss, ai->ai_addr, ai->ai_addrlen);
-    freeaddrinfo(ai);
-    return 0;
-}
-
 /* Past its deadline a connection is shut down; libmicrohttpd then sees the
  * end of the stream and closes it as it would any other. A suspended one
  * (a handler holds it) has no deadline. */
@@ -470,45 +443,9 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     run(s);
 }
 
-static void on_accept_error(struct evconnlistener *l, void *arg)
-{
-    (void)l;
-    (void)arg;
-    /* Out of descriptors (EMFILE) and the like: log and keep listening;
-     * libevent retries on the next readiness. */
-    log_warn("cannot accept a connection", LOG_S("error", strerror(errno)));
-}
-
-static int listen_on(http_server_t *s, struct event_base *base, const struct sockaddr_storage *ss,
-                     const char *listen, char *err, size_t len)
-{
-    socklen_t sl = ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                             : sizeof(struct sockaddr_in);
-    s->listener = evconnlistener_new_bind(base, on_accept, s,
-                                          LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC |
-                                              LEV_OPT_REUSEABLE,
-                                          1024, (const struct sockaddr *)ss, (int)sl);
-    if (!s->listener) {
-        snprintf(err, len, "cannot listen on %s (address in use, or not allowed)", listen);
-        return -1;
-    }
-    evconnlistener_set_error_cb(s->listener, on_accept_error);
-    struct sockaddr_storage bound;
-    socklen_t bl = sizeof bound;
-    evutil_socket_t lfd = evconnlistener_get_fd(s->listener);
-    if (getsockname(lfd, (struct sockaddr *)&bound, &bl) == 0)
-        s->port = ntohs(bound.ss_family == AF_INET6
-                            ? ((struct sockaddr_in6 *)&bound)->sin6_port
-                            : ((struct sockaddr_in *)&bound)->sin_port);
-    return 0;
-}
-
 http_server_t *http_server_start(struct event_base *base, const http_options_t *opt,
                                  http_route_fn route, void *ud, char *err, size_t len)
 {
-    struct sockaddr_storage ss;
-    if (parse_listen(opt->listen, &ss, err, len) != 0)
-        return NULL;
     http_server_t *s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
@@ -541,7 +478,7 @@ http_server_t *http_server_start(struct event_base *base, const http_options_t *
     s->io = event_new(base, info->epoll_fd, EV_READ | EV_PERSIST, on_io, s);
     s->timer = evtimer_new(base, on_io, s);
     s->sweep = event_new(base, -1, EV_PERSIST, on_sweep, s);
-    if (!s->io || !s->timer || !s->sweep || listen_on(s, base, &ss, opt->listen, err, len)) {
+    if (!s->io || !s->timer || !s->sweep || net_listen(&s->listener, base, opt->listen, "JOBQ_LISTEN", on_accept, s, err, len)) {
         http_server_stop(s);
         return NULL;
     }
@@ -552,15 +489,14 @@ http_server_t *http_server_start(struct event_base *base, const http_options_t *
     return s;
 }
 
-unsigned http_server_port(const http_server_t *s) { return s->port; }
+unsigned http_server_port(const http_server_t *s) { return s->listener.port; }
 unsigned http_server_inflight(const http_server_t *s) { return s->inflight; }
 
 void http_server_stop(http_server_t *s)
 {
     if (!s)
         return;
-    if (s->listener)
-        evconnlistener_free(s->listener);
+    net_listen_free(&s->listener);
     if (s->io)
         event_free(s->io);
     if (s->timer)

@@ -12,6 +12,11 @@ typedef struct worker {
     int64_t active, completed, failed;
     double exec_ms_sum;
     int64_t exec_count;
+    /* A registered process (workers_hello), else all NULL / 0. */
+    char *protocol, *hostname;
+    int64_t pid, last_beat;
+    json_t *labels;
+    workers_state_t state;
 } worker_t;
 
 /* A running attempt: which worker holds it and since when. */
@@ -45,6 +50,15 @@ static void drop_lease(workers_t *w, lease_rec_t *l)
     free(l);
 }
 
+static void free_worker(worker_t *k)
+{
+    free(k->id);
+    free(k->protocol);
+    free(k->hostname);
+    json_decref(k->labels);
+    free(k);
+}
+
 static void forget(workers_t *w, worker_t *k)
 {
     const char *key;
@@ -54,8 +68,7 @@ static void forget(workers_t *w, worker_t *k)
         if (((lease_rec_t *)v)->worker == k)
             ((lease_rec_t *)v)->worker = NULL;
     hmap_del(&w->byid, k->id);
-    free(k->id);
-    free(k);
+    free_worker(k);
 }
 
 void workers_free(workers_t *w)
@@ -64,10 +77,8 @@ void workers_free(workers_t *w)
         return;
     const char *key;
     void *v;
-    for (size_t i = 0; hmap_next(&w->byid, &i, &key, &v);) {
-        free(((worker_t *)v)->id);
-        free(v);
-    }
+    for (size_t i = 0; hmap_next(&w->byid, &i, &key, &v);)
+        free_worker(v);
     for (size_t i = 0; hmap_next(&w->leases, &i, &key, &v);) {
         free(((lease_rec_t *)v)->job_id);
         free(v);
@@ -158,6 +169,91 @@ void workers_job(workers_t *w, const job_t *job, engine_event_t ev, int64_t now)
     drop_lease(w, l);
 }
 
+const char *workers_state_name(workers_state_t s)
+{
+    return s == WORKERS_QUIET ? "quiet" : s == WORKERS_TERMINATE ? "terminate" : "active";
+}
+
+static int set_text(char **dst, const char *src)
+{
+    char *t = strdup(src ? src : "");
+    if (!t)
+        return -1;
+    free(*dst);
+    *dst = t;
+    return 0;
+}
+
+int workers_hello(workers_t *w, const char *wid, const char *protocol, const char *hostname,
+                  int64_t pid, json_t *labels, int64_t now)
+{
+    worker_t *k = get(w, wid, now);
+    if (!k || set_text(&k->protocol, protocol) != 0 || set_text(&k->hostname, hostname) != 0)
+        return -1;
+    json_decref(k->labels);
+    k->labels = json_is_array(labels) ? json_incref(labels) : json_array();
+    k->pid = pid;
+    k->last_beat = k->last_seen = now;
+    return 0;
+}
+
+int workers_beat(workers_t *w, const char *wid, int64_t now, workers_state_t *state)
+{
+    worker_t *k = hmap_get(&w->byid, wid);
+    if (!k || !k->protocol)
+        return -1;
+    k->last_beat = k->last_seen = now;
+    *state = k->state;
+    return 0;
+}
+
+workers_state_t workers_state(const workers_t *w, const char *wid)
+{
+    worker_t *k = hmap_get(&w->byid, wid);
+    return k ? k->state : WORKERS_ACTIVE;
+}
+
+int64_t workers_last_beat(const workers_t *w, const char *wid)
+{
+    worker_t *k = hmap_get(&w->byid, wid);
+    return k ? k->last_beat : 0;
+}
+
+err_t workers_signal(workers_t *w, const char *wid, workers_state_t to, problem_t *p)
+{
+    worker_t *k = hmap_get(&w->byid, wid);
+    if (!k || !k->protocol)
+        return problem_set(p, ERR_NOT_FOUND, "wid", "no worker process %s is connected (only "
+                           "Faktory protocol workers can be told to quiet or terminate)", wid);
+    if (k->state != WORKERS_TERMINATE) /* terminate is final */
+        k->state = to;
+    return ERR_OK;
+}
+
+size_t workers_processes(const workers_t *w, int64_t now)
+{
+    size_t n = 0;
+    const char *key;
+    void *v;
+    for (size_t i = 0; hmap_next(&w->byid, &i, &key, &v);) {
+        const worker_t *k = v;
+        n += k->protocol && now - k->last_beat <= w->gone_ms;
+    }
+    return n;
+}
+
+static void add_process(json_t *o, const worker_t *k)
+{
+    if (!k->protocol)
+        return;
+    json_object_set_new(o, "protocol", json_string(k->protocol));
+    json_object_set_new(o, "hostname", json_string(k->hostname));
+    json_object_set_new(o, "pid", json_integer(k->pid));
+    json_object_set(o, "labels", k->labels);
+    json_object_set_new(o, "state", json_string(workers_state_name(k->state)));
+    json_object_set_new(o, "last_beat", clock_json(k->last_beat));
+}
+
 static json_t *one(const workers_t *w, const worker_t *k, int64_t now)
 {
     int64_t done = k->completed + k->failed;
@@ -171,6 +267,7 @@ static json_t *one(const workers_t *w, const worker_t *k, int64_t now)
     json_object_set_new(o, "avg_execution_ms",
                         k->exec_count ? json_real(k->exec_ms_sum / (double)k->exec_count)
                                       : json_null());
+    add_process(o, k);
     return o;
 }
 

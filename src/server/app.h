@@ -12,6 +12,7 @@
 #include "api/api.h"
 #include "core/config.h"
 #include "engine/engine.h"
+#include "faktory/faktory.h"
 #include "http/server.h"
 #include "metrics/metrics.h"
 #include "runners/runners.h"
@@ -40,6 +41,7 @@ typedef struct app {
     struct event *perf_timer, *log_flush_ev;
     int64_t perf_due_ns;
     http_server_t *http;
+    fwp_server_t *fwp; /* NULL with JOBQ_FAKTORY_LISTEN=off */
     admit_t *admit; /* connection limits for every listener */
     api_t api;
     guard_t *guard;

@@ -14,6 +14,7 @@
 #include "engine/engine.h"
 #include "http/server.h"
 #include "metrics/metrics.h"
+#include "net/listen.h"
 #include "runners/runners.h"
 #include "store/store.h"
 #include "util/check.h"
@@ -121,7 +122,7 @@ static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
     int64_t now = clock_now_ms();
     size_t running = 0;
     engine_queue_foreach(a->engine, add_running, &running);
-    unsigned left = http_server_inflight(a->http);
+    unsigned left = http_server_inflight(a->http) + (a->fwp ? fwp_server_busy(a->fwp) : 0);
     bool jobs_done = running == 0 || now >= a->drain_deadline;
     bool requests_done = left == 0 || now >= a->drain_started + REQUEST_GRACE_MS;
     if (jobs_done && requests_done) {
@@ -149,6 +150,8 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     log_info("shutting down", LOG_I("signal", sig), LOG_I("inflight", http_server_inflight(a->http)),
              LOG_I("grace_ms", a->cfg.shutdown_grace_ms));
     a->api.draining = true;
+    if (a->fwp)
+        fwp_server_drain(a->fwp);
     runners_drain(a->runners);
     engine_release_waiters(a->engine);
     a->drain_started = clock_now_ms();
@@ -221,6 +224,16 @@ static int start_runners(app_t *a, char *err, size_t len)
     return a->runners ? 0 : -1;
 }
 
+static int start_faktory(app_t *a, char *err, size_t len)
+{
+    if (strcmp(a->cfg.faktory_listen, "off") == 0)
+        return 0;
+    fwp_deps_t d = { .engine = a->engine, .store = a->store, .cfg = &a->cfg,
+                     .workers = a->workers, .admit = a->admit };
+    a->fwp = fwp_server_start(a->base, &d, err, len);
+    return a->fwp ? 0 : -1;
+}
+
 static int start_loop(app_t *a, char *err, size_t len)
 {
     /* Precise timers (timerfd): long-poll deadlines and scheduled runs are
@@ -267,7 +280,7 @@ static int start_loop(app_t *a, char *err, size_t len)
                             .body_timeout_ms = a->cfg.body_timeout_ms,
                             .admit = a->admit, .done = app_on_http_done, .done_ud = a };
     if (!(a->http = http_server_start(a->base, &hopt, api_route, &a->api, err, len)) ||
-        start_runners(a, err, len) != 0)
+        start_faktory(a, err, len) != 0 || start_runners(a, err, len) != 0)
         return -1;
     if (app_retention_start(a) != 0)
         return snprintf(err, len, "out of memory"), -1;
@@ -283,6 +296,7 @@ static void app_free(app_t *a)
     if (a->store)
         store_stop(a->store); /* commits whatever is still queued */
     http_server_stop(a->http);
+    fwp_server_stop(a->fwp);
     admit_free(a->admit);
     store_close(a->store);
     engine_free(a->engine);
@@ -301,18 +315,21 @@ static void app_free(app_t *a)
         event_base_free(a->base);
 }
 
-static bool loopback(const char *listen)
-{
-    return strncmp(listen, "127.", 4) == 0 || strncmp(listen, "localhost:", 10) == 0 ||
-           strncmp(listen, "[::1]:", 6) == 0;
-}
-
 static void log_started(const app_t *a)
 {
-    if (!loopback(a->cfg.listen) && a->cfg.nkeys == 0)
+    if (!net_loopback(a->cfg.listen) && a->cfg.nkeys == 0)
         log_warn("listening beyond loopback without API keys (JOBQ_API_KEYS): anyone who can "
                  "reach this address can enqueue, lease and delete jobs",
                  LOG_S("listen", a->cfg.listen));
+    if (a->fwp && !net_loopback(a->cfg.faktory_listen) && a->cfg.nkeys == 0 &&
+        !a->cfg.faktory_password[0])
+        log_warn("the Faktory port listens beyond loopback without a password "
+                 "(JOBQ_API_KEYS or JOBQ_FAKTORY_PASSWORD): anyone who can reach it can push, "
+                 "fetch and flush jobs", LOG_S("faktory_listen", a->cfg.faktory_listen));
+    if (a->fwp)
+        log_info("faktory protocol listening", LOG_S("listen", a->cfg.faktory_listen),
+                 LOG_I("port", fwp_server_port(a->fwp)),
+                 LOG_S("tls", a->cfg.faktory_tls_cert[0] ? "on" : "off"));
     log_info("listening", LOG_S("listen", a->cfg.listen), LOG_I("port", http_server_port(a->http)),
              LOG_S("database", a->cfg.database_url),
              LOG_S("durability", config_durability_name(a->cfg.durability)),

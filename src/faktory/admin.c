@@ -1,0 +1,407 @@
+/* Admin commands: FLUSH, MUTATE and QUEUE. FLUSH and MUTATE page through
+ * the store (failed jobs may live only there), 1000 jobs per read. */
+#include <fnmatch.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "faktory/faktory_internal.h"
+#include "faktory/job.h"
+#include "util/clock.h"
+
+#define PAGE 1000
+
+typedef enum { OP_CLEAR, OP_KILL, OP_DISCARD, OP_REQUEUE } op_t;
+
+struct fwp_admin {
+    op_t op;
+    job_state_t state;
+    json_t *filter; /* owned; may be NULL */
+    bool has_cursor;
+    int64_t cursor_created_at;
+    char cursor_id[JOB_NAME_MAX + 1];
+};
+
+void fwp_admin_free(struct fwp_admin *a)
+{
+    if (!a)
+        return;
+    json_decref(a->filter);
+    free(a);
+}
+
+static void done(fwp_conn_t *c)
+{
+    fwp_admin_free(c->admin);
+    c->admin = NULL;
+    c->reply.len = 0;
+    fwp_reply_ok(&c->reply);
+    fwp_reply_durable(c);
+}
+
+/* ---- FLUSH ---- */
+
+typedef struct ids {
+    char **v;
+    size_t n, cap;
+} ids_t;
+
+static bool ids_push(ids_t *ids, const char *id)
+{
+    if (ids->n == ids->cap) {
+        size_t cap = ids->cap ? ids->cap * 2 : 64;
+        char **v = realloc(ids->v, cap * sizeof *v);
+        if (!v)
+            return false;
+        ids->v = v;
+        ids->cap = cap;
+    }
+    return (ids->v[ids->n] = strdup(id)) ? (ids->n++, true) : false;
+}
+
+typedef struct pick {
+    ids_t ids;
+    bool (*want)(const job_t *j, void *arg);
+    void *arg;
+} pick_t;
+
+static bool pick_one(void *ud, const job_t *j)
+{
+    pick_t *p = ud;
+    return !p->want(j, p->arg) || ids_push(&p->ids, j->id);
+}
+
+/* Removes every job in memory that want() picks (none running). */
+static void remove_picked(fwp_conn_t *c, bool (*want)(const job_t *j, void *arg), void *arg)
+{
+    pick_t p = { .want = want, .arg = arg };
+    engine_job_foreach(c->srv->d.engine, pick_one, &p);
+    problem_t pr;
+    for (size_t i = 0; i < p.ids.n; i++) {
+        (void)engine_remove(c->srv->d.engine, p.ids.v[i], &pr); /* running: kept */
+        free(p.ids.v[i]);
+    }
+    free(p.ids.v);
+}
+
+static bool not_running(const job_t *j, void *arg)
+{
+    (void)arg;
+    return j->state != JOB_RUNNING;
+}
+
+static void purge_next(fwp_conn_t *c);
+
+static void on_purged(fwp_conn_t *c, json_t *r, const char *error)
+{
+    if (error) {
+        fwp_send_err(c, "unavailable: the store could not be purged: %s", error);
+        return;
+    }
+    json_t *id;
+    size_t i;
+    json_array_foreach(json_object_get(r, "deleted"), i, id)
+        engine_forget(c->srv->d.engine, json_string_value(id));
+    json_t *cur = json_object_get(r, "cursor");
+    if (json_integer_value(json_object_get(r, "scanned")) < PAGE) {
+        done(c);
+        return;
+    }
+    c->admin->has_cursor = true;
+    c->admin->cursor_created_at = json_integer_value(json_object_get(cur, "created_at"));
+    snprintf(c->admin->cursor_id, sizeof c->admin->cursor_id, "%s",
+             json_string_value(json_object_get(cur, "id")));
+    purge_next(c);
+}
+
+static void purge_next(fwp_conn_t *c)
+{
+    struct fwp_admin *a = c->admin;
+    store_purge_t p = { .completed_before = INT64_MAX, .failed_before = INT64_MAX,
+                        .has_cursor = a->has_cursor, .after_created_at = a->cursor_created_at,
+                        .after_id = a->cursor_id, .limit = PAGE };
+    fwp_purge(c, &p, on_purged);
+}
+
+/* Every job goes but the running ones, which their workers still hold. */
+void fwp_flush(fwp_conn_t *c)
+{
+    fwp_admin_free(c->admin);
+    if (!(c->admin = calloc(1, sizeof *c->admin))) {
+        fwp_send_err(c, "unavailable: out of memory");
+        return;
+    }
+    remove_picked(c, not_running, NULL);
+    purge_next(c);
+}
+
+/* ---- MUTATE ---- */
+
+static bool matches(const job_t *j, json_t *filter)
+{
+    json_t *jids = json_object_get(filter, "jids"), *v;
+    const char *type = json_string_value(json_object_get(filter, "jobtype"));
+    const char *glob = json_string_value(json_object_get(filter, "regexp"));
+    if (type && strcmp(type, j->type) != 0)
+        return false;
+    if (json_is_array(jids)) {
+        bool found = false;
+        size_t i;
+        json_array_foreach(jids, i, v)
+            found = found || (json_is_string(v) && strcmp(json_string_value(v), j->id) == 0);
+        if (!found)
+            return false;
+    }
+    if (!glob)
+        return true;
+    /* Faktory's "regexp" is a glob over the job's JSON, as Redis matches. */
+    sbuf_t text;
+    sbuf_init(&text, 512);
+    fwp_job_write(j, &text);
+    sbuf_addc(&text, '\0');
+    bool ok = fnmatch(glob, text.p, 0) == 0;
+    sbuf_free(&text);
+    return ok;
+}
+
+static void apply(fwp_conn_t *c, const char *id)
+{
+    engine_t *e = c->srv->d.engine;
+    const job_t *j = engine_get(e, id), *out;
+    problem_t p;
+    if (!j || j->state != c->admin->state || !matches(j, c->admin->filter))
+        return; /* it moved on since the page was read */
+    switch (c->admin->op) {
+    case OP_CLEAR:
+    case OP_DISCARD: (void)engine_remove(e, id, &p); break;
+    case OP_KILL:
+        if (j->state != JOB_FAILED)
+            (void)engine_kill(e, id, &out, &p);
+        break;
+    case OP_REQUEUE:
+        if (j->state == JOB_FAILED)
+            (void)engine_retry(e, id, &out, &p);
+        else
+            (void)engine_run_now(e, id, &out, &p);
+        break;
+    }
+}
+
+static void mutate_next(fwp_conn_t *c);
+
+static void on_page(fwp_conn_t *c, json_t *r, const char *error)
+{
+    if (error) {
+        fwp_send_err(c, "unavailable: the store could not be read: %s", error);
+        return;
+    }
+    engine_t *e = c->srv->d.engine;
+    ids_t ids = { 0 };
+    json_t *doc;
+    size_t i;
+    engine_hold_eviction(e);
+    json_array_foreach(json_object_get(r, "jobs"), i, doc) {
+        job_t *job;
+        problem_t p;
+        const char *id = json_string_value(json_object_get(doc, "id"));
+        if (!id || json_object_get(doc, "unreadable") || !ids_push(&ids, id))
+            continue;
+        if (!engine_get(e, id) && job_from_doc(doc, &job, &p) == ERR_OK)
+            engine_load(e, job);
+    }
+    for (i = 0; i < ids.n; i++) {
+        apply(c, ids.v[i]);
+        free(ids.v[i]);
+    }
+    free(ids.v);
+    engine_release_eviction(e);
+    const char *next = json_string_value(json_object_get(r, "next_cursor"));
+    char *colon = next ? strchr(next, ':') : NULL;
+    if (!colon) {
+        done(c);
+        return;
+    }
+    c->admin->has_cursor = true;
+    c->admin->cursor_created_at = strtoll(next, NULL, 10);
+    snprintf(c->admin->cursor_id, sizeof c->admin->cursor_id, "%s", colon + 1);
+    mutate_next(c);
+}
+
+static void mutate_next(fwp_conn_t *c)
+{
+    struct fwp_admin *a = c->admin;
+    store_query_t q = { .state = job_state_name(a->state), .limit = PAGE,
+                        .has_cursor = a->has_cursor, .cursor_created_at = a->cursor_created_at,
+                        .cursor_id = a->cursor_id };
+    fwp_read_list(c, &q, on_page);
+}
+
+static int parse_filter(fwp_conn_t *c, json_t *f)
+{
+    json_t *jids = json_object_get(f, "jids"), *v, *t = json_object_get(f, "jobtype"),
+           *re = json_object_get(f, "regexp");
+    size_t i;
+    if (f && !json_is_object(f) && !json_is_null(f))
+        return fwp_send_err(c, "MUTATE filter must be an object"), -1;
+    if (jids && !json_is_null(jids) && !json_is_array(jids))
+        return fwp_send_err(c, "MUTATE filter.jids must be an array of strings"), -1;
+    json_array_foreach(jids, i, v)
+        if (!json_is_string(v))
+            return fwp_send_err(c, "MUTATE filter.jids[%zu] must be a string", i), -1;
+    if (t && !json_is_null(t) && !json_is_string(t))
+        return fwp_send_err(c, "MUTATE filter.jobtype must be a string"), -1;
+    if (re && !json_is_null(re) && !json_is_string(re))
+        return fwp_send_err(c, "MUTATE filter.regexp must be a string (a glob)"), -1;
+    return 0;
+}
+
+static int parse_mutate(fwp_conn_t *c, json_t *m, struct fwp_admin *a)
+{
+    static const char *const ops[] = { "clear", "kill", "discard", "requeue" };
+    static const struct { const char *name; job_state_t state; } targets[] = {
+        { "retries", JOB_RETRYING }, { "scheduled", JOB_PENDING }, { "dead", JOB_FAILED }
+    };
+    const char *cmd = json_string_value(json_object_get(m, "cmd"));
+    const char *target = json_string_value(json_object_get(m, "target"));
+    int op = -1, t = -1;
+    for (int i = 0; cmd && i < 4; i++)
+        op = strcmp(cmd, ops[i]) == 0 ? i : op;
+    for (int i = 0; target && i < 3; i++)
+        t = strcmp(target, targets[i].name) == 0 ? i : t;
+    if (!json_is_object(m))
+        return fwp_send_err(c, "MUTATE needs a JSON object"), -1;
+    if (op < 0)
+        return fwp_send_err(c, "MUTATE cmd must be clear, kill, discard or requeue"), -1;
+    if (t < 0)
+        return fwp_send_err(c, "MUTATE target must be retries, scheduled or dead"), -1;
+    json_t *f = json_object_get(m, "filter");
+    if (parse_filter(c, f) != 0)
+        return -1;
+    a->op = (op_t)op;
+    a->state = targets[t].state;
+    a->filter = json_is_object(f) ? json_incref(f) : NULL;
+    return 0;
+}
+
+void fwp_mutate(fwp_conn_t *c, const fwp_cmd_t *cmd)
+{
+    json_t *m = fwp_json_arg(c, cmd, "argument");
+    struct fwp_admin *a = m ? calloc(1, sizeof *a) : NULL;
+    if (m && !a)
+        fwp_send_err(c, "unavailable: out of memory");
+    if (a && parse_mutate(c, m, a) == 0) {
+        fwp_admin_free(c->admin);
+        c->admin = a;
+        mutate_next(c);
+    } else {
+        fwp_admin_free(a);
+    }
+    json_decref(m);
+}
+
+/* ---- QUEUE ---- */
+
+typedef struct names {
+    const char **v;
+    int n;
+    bool all; /* "*" */
+    json_t *latency;
+    int64_t now;
+} names_t;
+
+static bool named(const names_t *q, const char *name)
+{
+    for (int i = 0; i < q->n; i++)
+        if (strcmp(q->v[i], name) == 0)
+            return true;
+    return q->all;
+}
+
+static bool queued_in(const job_t *j, void *arg)
+{
+    return j->state == JOB_QUEUED && named(arg, j->queue);
+}
+
+typedef struct pause_ctx {
+    names_t *names;
+    ids_t queues;
+} pause_ctx_t;
+
+static void add_known(void *ud, const engine_queue_info_t *q)
+{
+    pause_ctx_t *p = ud;
+    if (named(p->names, q->name))
+        ids_push(&p->queues, q->name);
+}
+
+static void pause_all(fwp_conn_t *c, names_t *names, bool paused)
+{
+    pause_ctx_t p = { .names = names };
+    engine_t *e = c->srv->d.engine;
+    engine_queue_foreach(e, add_known, &p);
+    for (int i = 0; !names->all && i < names->n; i++) /* named: even if empty yet */
+        if (!engine_queue_paused(e, names->v[i]) == paused)
+            ids_push(&p.queues, names->v[i]);
+    for (size_t i = 0; i < p.queues.n; i++) {
+        engine_pause(e, p.queues.v[i], paused);
+        free(p.queues.v[i]);
+    }
+    free(p.queues.v);
+}
+
+static void add_latency(void *ud, const engine_queue_info_t *q)
+{
+    names_t *n = ud;
+    if (named(n, q->name))
+        json_object_set_new(n->latency, q->name,
+                            json_real(q->oldest_ready_at && q->oldest_ready_at < n->now
+                                          ? (double)(n->now - q->oldest_ready_at) / 1000.0
+                                          : 0.0));
+}
+
+static void latency(fwp_conn_t *c, names_t *names)
+{
+    names->latency = json_object();
+    names->now = clock_now_ms();
+    for (int i = 0; i < names->n; i++)
+        json_object_set_new(names->latency, names->v[i], json_real(0));
+    engine_queue_foreach(c->srv->d.engine, add_latency, names);
+    char *text = json_dumps(names->latency, JSON_COMPACT);
+    json_decref(names->latency);
+    sbuf_t out;
+    sbuf_init(&out, 64);
+    fwp_reply_bulk(&out, text ? text : "{}", text ? strlen(text) : 2);
+    fwp_send(c, &out);
+    sbuf_free(&out);
+    free(text);
+}
+
+void fwp_queue(fwp_conn_t *c, const fwp_cmd_t *cmd)
+{
+    const char *w[ENGINE_LEASE_MAX + 1];
+    char *buf = malloc(cmd->args_len + 1);
+    int n = buf ? fwp_words(cmd->args, cmd->args_len, buf, w, ENGINE_LEASE_MAX + 1) : -1;
+    names_t names = { .v = w + 1, .n = n - 1 };
+    for (int i = 1; i < n; i++) {
+        names.all = names.all || strcmp(w[i], "*") == 0;
+        if (strcmp(w[i], "*") != 0 && !job_name_valid(w[i])) {
+            fwp_send_err(c, "QUEUE %.64s is not a valid queue name", w[i]);
+            free(buf);
+            return;
+        }
+    }
+    if (n < 2)
+        fwp_send_err(c, "QUEUE needs PAUSE, RESUME, REMOVE or LATENCY and queue names "
+                     "(at most %d, or *)", ENGINE_LEASE_MAX);
+    else if (strcmp(w[0], "PAUSE") == 0 || strcmp(w[0], "RESUME") == 0) {
+        pause_all(c, &names, strcmp(w[0], "PAUSE") == 0);
+        done(c);
+    } else if (strcmp(w[0], "REMOVE") == 0) {
+        remove_picked(c, queued_in, &names);
+        done(c);
+    } else if (strcmp(w[0], "LATENCY") == 0)
+        latency(c, &names);
+    else
+        fwp_send_err(c, "QUEUE %.16s: expected PAUSE, RESUME, REMOVE or LATENCY", w[0]);
+    free(buf);
+}

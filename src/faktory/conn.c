@@ -1,0 +1,461 @@
+/* The Faktory listener: connections, their lines and deadlines, and the
+ * dispatch of commands (faktory_internal.h has the lifetime rules). */
+#include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "faktory/faktory_internal.h"
+#include "util/check.h"
+#include "util/clock.h"
+#include "util/jsonb.h"
+#include "util/log.h"
+
+#define SWEEP_MS 250
+#define CLOSE_GRACE_NS (2000LL * 1000000) /* a last reply gets this long to be read */
+
+static void process(fwp_conn_t *c);
+
+static size_t max_line(const fwp_conn_t *c) { return (size_t)c->srv->d.cfg->max_body_bytes; }
+
+static void free_conn(fwp_conn_t *c)
+{
+    sbuf_free(&c->reply);
+    free(c->fetch_buf);
+    for (size_t i = 0; i < c->nbatch; i++)
+        job_free(c->batch[i]);
+    free(c->batch);
+    json_decref(c->rejected);
+    fwp_admin_free(c->admin);
+    free(c->wid);
+    free(c);
+}
+
+/* Frees c now, or (a read in flight) leaves it to the read's callback. */
+static void fwp_close(fwp_conn_t *c)
+{
+    fwp_server_t *s = c->srv;
+    if (c->dead)
+        return;
+    fwp_cancel_fetch(c);
+    store_waiter_cancel(&c->durable);
+    if (c->busy)
+        s->busy--;
+    c->busy = false;
+    list_remove(&c->link);
+    admit_leave(s->d.admit, &c->slot);
+    bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
+    bufferevent_free(c->bev);
+    c->bev = NULL;
+    c->dead = true;
+    if (!c->reading)
+        free_conn(c);
+}
+
+void fwp_send(fwp_conn_t *c, sbuf_t *out)
+{
+    if (!c->bev || !out->len)
+        return;
+    bufferevent_write(c->bev, out->p, out->len);
+    out->len = 0;
+    if (!c->write_deadline)
+        c->write_deadline = clock_mono_ns() + c->srv->d.cfg->body_timeout_ms * 1000000LL;
+}
+
+void fwp_send_err(fwp_conn_t *c, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    sbuf_t out;
+    sbuf_init(&out, 64);
+    fwp_reply_err(&out, "%s", msg);
+    fwp_send(c, &out);
+    sbuf_free(&out);
+}
+
+void fwp_close_after_reply(fwp_conn_t *c)
+{
+    c->phase = FWP_CLOSING;
+    bufferevent_disable(c->bev, EV_READ);
+    int64_t by = clock_mono_ns() + CLOSE_GRACE_NS;
+    if (!c->write_deadline || c->write_deadline > by)
+        c->write_deadline = by;
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+        bufferevent_trigger(c->bev, EV_WRITE, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+}
+
+void fwp_finish(fwp_conn_t *c)
+{
+    CHECK(c->busy);
+    c->busy = false;
+    c->srv->busy--;
+    if (c->bev && c->phase != FWP_CLOSING) /* read on, from the loop, not from here */
+        bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+}
+
+static void on_durable(store_waiter_t *w)
+{
+    fwp_conn_t *c = (fwp_conn_t *)((char *)w - offsetof(fwp_conn_t, durable));
+    if (w->failed) {
+        c->reply.len = 0;
+        fwp_reply_err(&c->reply, "unavailable: the database was lost before this was durable");
+    }
+    fwp_send(c, &c->reply);
+    fwp_finish(c);
+}
+
+void fwp_reply_durable(fwp_conn_t *c)
+{
+    c->busy = true;
+    c->srv->busy++;
+    c->durable = (store_waiter_t){ .cb = on_durable };
+    store_when_durable(c->srv->d.store, &c->durable, store_last_seq(c->srv->d.store));
+}
+
+/* ---- store reads ---- */
+
+static void on_read(void *ud, json_t *result, const char *error)
+{
+    fwp_conn_t *c = ud;
+    CHECK(c->reading);
+    c->reading = false;
+    if (c->dead) {
+        free_conn(c);
+        return;
+    }
+    fwp_read_fn fn = c->read_fn;
+    c->read_fn = NULL;
+    c->busy = false;
+    c->srv->busy--;
+    fn(c, result, error); /* it replies, or waits again (marking busy) */
+    if (!c->busy && c->phase != FWP_CLOSING && c->bev)
+        bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+}
+
+static void start_read(fwp_conn_t *c, fwp_read_fn fn)
+{
+    CHECK(!c->reading); /* one read per connection at a time */
+    c->reading = true;
+    c->read_fn = fn;
+    c->busy = true;
+    c->srv->busy++;
+}
+
+void fwp_read_jobs(fwp_conn_t *c, const char *const *ids, size_t n, fwp_read_fn fn)
+{
+    start_read(c, fn);
+    c->deletes_seen = engine_deletes(c->srv->d.engine);
+    store_get_jobs(c->srv->d.store, ids, n, on_read, c);
+}
+
+void fwp_read_stats(fwp_conn_t *c, fwp_read_fn fn)
+{
+    start_read(c, fn);
+    store_stats(c->srv->d.store, on_read, c);
+}
+
+void fwp_read_list(fwp_conn_t *c, const store_query_t *q, fwp_read_fn fn)
+{
+    start_read(c, fn);
+    store_list_jobs(c->srv->d.store, q, on_read, c);
+}
+
+void fwp_purge(fwp_conn_t *c, const store_purge_t *p, fwp_read_fn fn)
+{
+    start_read(c, fn);
+    store_purge(c->srv->d.store, p, on_read, c);
+}
+
+json_t *fwp_json_arg(fwp_conn_t *c, const fwp_cmd_t *cmd, const char *what)
+{
+    json_error_t e;
+    json_t *v = jsonb_loadb(cmd->args, cmd->args_len, JSON_REJECT_DUPLICATES, JSONB_INPUT_DEPTH,
+                            &e);
+    if (!v)
+        fwp_send_err(c, "%s %s: malformed JSON at column %d: %s", cmd->name, what, e.column,
+                     e.text);
+    return v;
+}
+
+/* ---- commands ---- */
+
+/* Which roles may send a verb (docs/faktory.md): producers push, workers
+ * fetch and report, readers ask INFO, admins do everything. */
+static bool allowed(config_role_t role, fwp_verb_t v)
+{
+    if (role == ROLE_ADMIN)
+        return true;
+    switch (v) {
+    case FWP_PUSH: case FWP_PUSHB: return role == ROLE_PRODUCER;
+    case FWP_FETCH: case FWP_ACK: case FWP_FAIL: case FWP_BEAT: return role == ROLE_WORKER;
+    case FWP_FLUSH: case FWP_MUTATE: case FWP_QUEUE: return false;
+    default: return true;
+    }
+}
+
+static void dispatch(fwp_conn_t *c, const fwp_cmd_t *cmd)
+{
+    c->srv->commands++;
+    if (c->phase == FWP_GREETING) {
+        if (cmd->verb == FWP_HELLO)
+            fwp_hello(c, cmd);
+        else if (cmd->verb == FWP_END)
+            fwp_close_after_reply(c);
+        else {
+            fwp_send_err(c, "HELLO first: the handshake is not finished");
+            fwp_close_after_reply(c);
+        }
+        return;
+    }
+    if (!allowed(c->role, cmd->verb)) {
+        fwp_send_err(c, "forbidden: %s (role %s) may not send %s", c->principal,
+                     config_role_name(c->role), cmd->name);
+        return;
+    }
+    switch (cmd->verb) {
+    case FWP_HELLO: fwp_send_err(c, "HELLO was already said"); break;
+    case FWP_PUSH: fwp_push(c, cmd, false); break;
+    case FWP_PUSHB: fwp_push(c, cmd, true); break;
+    case FWP_FETCH: fwp_fetch(c, cmd); break;
+    case FWP_ACK: fwp_ack(c, cmd); break;
+    case FWP_FAIL: fwp_fail(c, cmd); break;
+    case FWP_BEAT: fwp_beat(c, cmd); break;
+    case FWP_INFO: fwp_info(c); break;
+    case FWP_FLUSH: fwp_flush(c); break;
+    case FWP_MUTATE: fwp_mutate(c, cmd); break;
+    case FWP_QUEUE: fwp_queue(c, cmd); break;
+    case FWP_END: fwp_close_after_reply(c); break;
+    case FWP_BATCH: case FWP_TRACK:
+        fwp_send_err(c, "%s is not supported by jobq (Faktory Enterprise feature)", cmd->name);
+        break;
+    default: fwp_send_err(c, "unknown command %s", cmd->name); break;
+    }
+}
+
+/* One line, if a whole one is there: runs it and returns true. */
+static bool one_line(fwp_conn_t *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    size_t have = evbuffer_get_length(in), limit = max_line(c);
+    struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF);
+    if (eol.pos < 0 || (size_t)eol.pos > limit + 1) {
+        if (eol.pos >= 0 || have > limit + 1) {
+            fwp_send_err(c, "line too long: at most %zu bytes (JOBQ_MAX_BODY_BYTES)", limit);
+            fwp_close_after_reply(c);
+        } else if (have && !c->read_deadline) {
+            c->read_deadline = clock_mono_ns() + c->srv->d.cfg->body_timeout_ms * 1000000LL;
+        }
+        return false;
+    }
+    c->read_deadline = 0;
+    size_t n = (size_t)eol.pos;
+    char *line = (char *)evbuffer_pullup(in, (ev_ssize_t)n + 1);
+    size_t len = n && line[n - 1] == '\r' ? n - 1 : n;
+    fwp_cmd_t cmd;
+    fwp_parse(line, len, &cmd);
+    dispatch(c, &cmd); /* copies what it keeps */
+    if (c->bev)
+        evbuffer_drain(in, n + 1);
+    return true;
+}
+
+static bool backed_up(fwp_conn_t *c)
+{
+    return evbuffer_get_length(bufferevent_get_output(c->bev)) > FWP_OUTPUT_MAX;
+}
+
+static void process(fwp_conn_t *c)
+{
+    if (c->processing)
+        return;
+    c->processing = true;
+    while (c->bev && !c->busy && c->phase != FWP_CLOSING && !backed_up(c) && one_line(c))
+        ;
+    c->processing = false;
+}
+
+static void on_readable(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    process(arg);
+}
+
+static void on_writable(struct bufferevent *bev, void *arg)
+{
+    fwp_conn_t *c = arg;
+    if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        c->write_deadline = 0;
+    if (c->phase == FWP_CLOSING) {
+        if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+            fwp_close(c);
+        return;
+    }
+    process(c); /* it may have waited for the client to read */
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
+        fwp_close(arg);
+}
+
+/* ---- accepting ---- */
+
+static struct bufferevent *new_bev(fwp_server_t *s, evutil_socket_t fd)
+{
+    int opts = BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS;
+    if (!s->tls)
+        return bufferevent_socket_new(s->base, fd, opts);
+    SSL *ssl = SSL_new(s->tls);
+    if (!ssl)
+        return NULL;
+    struct bufferevent *b =
+        bufferevent_openssl_socket_new(s->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, opts);
+    if (!b)
+        SSL_free(ssl);
+    return b;
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                      int salen, void *arg)
+{
+    (void)l;
+    (void)salen;
+    fwp_server_t *s = arg;
+    fwp_conn_t *c = calloc(1, sizeof *c);
+    if (!c || admit_enter(s->d.admit, sa, &c->slot) == ADMIT_REFUSE) {
+        free(c); /* far past the limits: no word, no memory */
+        evutil_closesocket(fd);
+        return;
+    }
+    c->srv = s;
+    sbuf_init(&c->reply, 64);
+    list_init(&c->link);
+    list_push_back(&s->conns, &c->link);
+    if (!(c->bev = new_bev(s, fd))) {
+        evutil_closesocket(fd);
+        list_remove(&c->link);
+        admit_leave(s->d.admit, &c->slot);
+        free_conn(c);
+        return;
+    }
+    bufferevent_setcb(c->bev, on_readable, on_writable, on_event, c);
+    bufferevent_setwatermark(c->bev, EV_READ, 0, max_line(c) + 2);
+    bufferevent_setwatermark(c->bev, EV_WRITE, FWP_OUTPUT_MAX / 2, 0);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    if (c->slot.verdict == ADMIT_OVER) {
+        fwp_send_err(c, "too many connections (JOBQ_MAX_CONNECTIONS)");
+        fwp_close_after_reply(c);
+        return;
+    }
+    c->handshake_deadline = clock_mono_ns() + FWP_HANDSHAKE_MS * 1000000LL;
+    fwp_greet(c);
+}
+
+/* ---- deadlines and reaping ---- */
+
+static bool overdue(const fwp_conn_t *c, int64_t now)
+{
+    return (c->handshake_deadline && now > c->handshake_deadline) ||
+           (c->read_deadline && now > c->read_deadline && !c->busy) ||
+           (c->write_deadline && now > c->write_deadline);
+}
+
+/* A worker process silent for FWP_BEAT_REAP_MS is gone: its connections
+ * are closed, so its leases run out as any other. */
+static bool reaped(const fwp_conn_t *c, int64_t now_ms)
+{
+    if (!c->wid || c->phase != FWP_READY)
+        return false;
+    int64_t last = workers_last_beat(c->srv->d.workers, c->wid);
+    return now_ms - last > FWP_BEAT_REAP_MS;
+}
+
+static void on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    fwp_server_t *s = arg;
+    int64_t now = clock_mono_ns(), now_ms = clock_now_ms();
+    list_node_t *n = s->conns.next;
+    while (n != &s->conns) {
+        fwp_conn_t *c = LIST_ENTRY(n, fwp_conn_t, link);
+        n = n->next;
+        if (overdue(c, now)) {
+            admit_timed_out(s->d.admit);
+            fwp_close(c);
+        } else if (reaped(c, now_ms)) {
+            log_info("faktory worker reaped: no heartbeat", LOG_S("wid", c->wid),
+                     LOG_I("silent_ms", FWP_BEAT_REAP_MS));
+            fwp_close(c);
+        }
+    }
+}
+
+/* ---- the server ---- */
+
+static int tls_setup(fwp_server_t *s, const config_t *cfg, char *err, size_t len)
+{
+    if (!cfg->faktory_tls_cert[0] && !cfg->faktory_tls_key[0])
+        return 0;
+    if (!cfg->faktory_tls_cert[0] || !cfg->faktory_tls_key[0])
+        return snprintf(err, len, "JOBQ_FAKTORY_TLS_CERT and JOBQ_FAKTORY_TLS_KEY go together"),
+               -1;
+    s->tls = SSL_CTX_new(TLS_server_method());
+    if (!s->tls || SSL_CTX_set_min_proto_version(s->tls, TLS1_2_VERSION) != 1)
+        return snprintf(err, len, "cannot set up TLS"), -1;
+    if (SSL_CTX_use_certificate_chain_file(s->tls, cfg->faktory_tls_cert) != 1)
+        return snprintf(err, len, "JOBQ_FAKTORY_TLS_CERT=%s: cannot read a PEM certificate",
+                        cfg->faktory_tls_cert), -1;
+    if (SSL_CTX_use_PrivateKey_file(s->tls, cfg->faktory_tls_key, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(s->tls) != 1)
+        return snprintf(err, len, "JOBQ_FAKTORY_TLS_KEY=%s: cannot read the certificate's "
+                        "private key", cfg->faktory_tls_key), -1;
+    return 0;
+}
+
+fwp_server_t *fwp_server_start(struct event_base *base, const fwp_deps_t *d, char *err,
+                               size_t len)
+{
+    fwp_server_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return snprintf(err, len, "out of memory"), NULL;
+    s->d = *d;
+    s->base = base;
+    s->started_ms = clock_now_ms();
+    list_init(&s->conns);
+    struct timeval tv = { 0, SWEEP_MS * 1000 };
+    if (tls_setup(s, d->cfg, err, len) != 0 ||
+        !(s->sweep = event_new(base, -1, EV_PERSIST, on_sweep, s)) ||
+        event_add(s->sweep, &tv) != 0 ||
+        net_listen(&s->listener, base, d->cfg->faktory_listen, "JOBQ_FAKTORY_LISTEN", on_accept,
+                   s, err, len) != 0) {
+        fwp_server_stop(s);
+        return NULL;
+    }
+    return s;
+}
+
+unsigned fwp_server_port(const fwp_server_t *s) { return s->listener.port; }
+unsigned fwp_server_busy(const fwp_server_t *s) { return s->busy; }
+void fwp_server_drain(fwp_server_t *s) { s->draining = true; }
+
+void fwp_server_stop(fwp_server_t *s)
+{
+    if (!s)
+        return;
+    net_listen_free(&s->listener);
+    while (!list_empty(&s->conns))
+        fwp_close(LIST_ENTRY(list_first(&s->conns), fwp_conn_t, link));
+    if (s->sweep)
+        event_free(s->sweep);
+    if (s->tls)
+        SSL_CTX_free(s->tls);
+    free(s);
+}

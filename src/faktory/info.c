@@ -1,0 +1,104 @@
+/* INFO: Faktory's server summary, from the engine's exact counts of what
+ * is unfinished and one store read for what only the store knows (failed
+ * jobs no longer held in memory, lifetime totals). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/version.h"
+#include "faktory/faktory_internal.h"
+#include "metrics/process.h"
+#include "util/clock.h"
+
+typedef struct counts {
+    json_t *queues;
+    size_t n[JOB_STATE_COUNT];
+} counts_t;
+
+static void add_queue(void *ud, const engine_queue_info_t *q)
+{
+    counts_t *k = ud;
+    json_object_set_new(k->queues, q->name, json_integer((json_int_t)q->count[JOB_QUEUED]));
+    for (int s = 0; s < JOB_STATE_COUNT; s++)
+        k->n[s] += q->count[s];
+}
+
+static json_int_t total(json_t *stats, const char *name)
+{
+    return json_integer_value(json_object_get(json_object_get(stats, "totals"), name));
+}
+
+static json_int_t stored_failed(json_t *stats)
+{
+    json_int_t n = 0;
+    const char *q;
+    json_t *states;
+    json_object_foreach(json_object_get(stats, "queues"), q, states)
+        n += json_integer_value(json_object_get(states, "failed"));
+    return n;
+}
+
+static json_t *server_part(fwp_conn_t *c)
+{
+    process_figures_t pf;
+    process_read(&pf);
+    fwp_server_t *s = c->srv;
+    return json_pack("{s:s, s:s, s:I, s:I, s:I, s:I}", "description",
+                     "jobq (Faktory Work Protocol v2)", "faktory_version", JOBQ_VERSION, "uptime",
+                     (json_int_t)((clock_now_ms() - s->started_ms) / 1000), "connections",
+                     (json_int_t)admit_open(s->d.admit), "command_count",
+                     (json_int_t)s->commands, "used_memory_mb",
+                     (json_int_t)(pf.resident_bytes >> 20));
+}
+
+static json_t *faktory_part(fwp_conn_t *c, json_t *stats)
+{
+    counts_t k = { .queues = json_object() };
+    engine_queue_foreach(c->srv->d.engine, add_queue, &k);
+    json_int_t dead = stored_failed(stats), workers = (json_int_t)workers_processes(
+                                                c->srv->d.workers, clock_now_ms());
+    json_int_t failures = total(stats, "failed") + total(stats, "retried");
+    return json_pack(
+        "{s:I, s:I, s:I, s:I, s:o, s:{s:I, s:I, s:I, s:I}, s:{s:{s:I}, s:{s:I}, s:{s:I}, "
+        "s:{s:I}, s:{s:I}}}",
+        "total_failures", failures, "total_processed", total(stats, "completed") + failures,
+        "total_enqueued", total(stats, "enqueued"), "total_queues",
+        (json_int_t)json_object_size(k.queues), "queues", k.queues, "sets", "dead", dead,
+        "retries", (json_int_t)k.n[JOB_RETRYING], "scheduled", (json_int_t)k.n[JOB_PENDING],
+        "working", (json_int_t)k.n[JOB_RUNNING], "tasks", "Busy", "size",
+        (json_int_t)k.n[JOB_RUNNING], "Dead", "size", dead, "Retries", "size",
+        (json_int_t)k.n[JOB_RETRYING], "Scheduled", "size", (json_int_t)k.n[JOB_PENDING],
+        "Workers", "size", workers);
+}
+
+static void on_stats(fwp_conn_t *c, json_t *stats, const char *error)
+{
+    if (error) {
+        fwp_send_err(c, "unavailable: the store could not be read: %s", error);
+        return;
+    }
+    char now[32], utc[32];
+    int64_t ms = clock_now_ms();
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(utc, sizeof utc, "%H:%M:%S UTC", &tm);
+    clock_format_rfc3339(ms, now, sizeof now);
+    json_t *info = json_pack("{s:s, s:s, s:o, s:o}", "now", now, "server_utc_time", utc,
+                             "faktory", faktory_part(c, stats), "server", server_part(c));
+    char *text = info ? json_dumps(info, JSON_COMPACT) : NULL;
+    json_decref(info);
+    if (!text) {
+        fwp_send_err(c, "unavailable: out of memory");
+        return;
+    }
+    sbuf_t out;
+    sbuf_init(&out, strlen(text) + 16);
+    fwp_reply_bulk(&out, text, strlen(text));
+    fwp_send(c, &out);
+    sbuf_free(&out);
+    free(text);
+}
+
+void fwp_info(fwp_conn_t *c) { fwp_read_stats(c, on_stats); }

@@ -1,0 +1,261 @@
+#include "faktory/job.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/engine.h"
+#include "util/clock.h"
+
+/* Faktory's 1-9 (higher is more urgent, 5 the default) onto jobq's five. */
+static int priority_from_faktory(json_int_t n)
+{
+    if (n >= 9)
+        return 0; /* critical */
+    if (n >= 7)
+        return 1; /* high */
+    if (n >= 4)
+        return 2; /* normal */
+    if (n >= 2)
+        return 3; /* low */
+    return 4;     /* background */
+}
+
+static err_t int_field(json_t *obj, const char *key, json_int_t lo, json_int_t hi,
+                       json_int_t def, json_int_t *out, problem_t *p)
+{
+    json_t *v = json_object_get(obj, key);
+    *out = def;
+    if (!v || json_is_null(v))
+        return ERR_OK;
+    if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
+        return problem_set(p, ERR_VALIDATION, key, "%s must be an integer from %lld to %lld",
+                           key, (long long)lo, (long long)hi);
+    *out = json_integer_value(v);
+    return ERR_OK;
+}
+
+static err_t name_field(json_t *obj, const char *key, size_t min, const char *def,
+                        const char **out, problem_t *p)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!v && def) {
+        *out = def;
+        return ERR_OK;
+    }
+    const char *s = json_string_value(v);
+    if (!s)
+        return problem_set(p, ERR_VALIDATION, key, "%s is required and must be a string", key);
+    if (strlen(s) < min || !job_name_valid(s))
+        return problem_set(p, ERR_VALIDATION, key, "%s must be %zu-%d characters of "
+                           "[A-Za-z0-9._:-]", key, min, JOB_NAME_MAX);
+    *out = s;
+    return ERR_OK;
+}
+
+/* "at": absent, null or "" means now. */
+static err_t at_field(json_t *obj, int64_t now, int64_t *run_at, problem_t *p)
+{
+    json_t *v = json_object_get(obj, "at");
+    *run_at = now;
+    if (!v || json_is_null(v) || (json_is_string(v) && !json_string_length(v)))
+        return ERR_OK;
+    if (!json_is_string(v) || clock_parse_rfc3339(json_string_value(v), run_at) != 0)
+        return problem_set(p, ERR_VALIDATION, "at",
+                           "at must be an RFC 3339 time such as 2026-01-02T03:04:05.000Z");
+    return ERR_OK;
+}
+
+/* What comes back unchanged: the fields jobq has no column for. */
+static json_t *extension(json_t *obj, json_int_t retry, problem_t *p)
+{
+    json_t *ext = json_pack("{s:I}", "retry", retry);
+    json_t *custom = json_object_get(obj, "custom"), *v;
+    if (custom && !json_is_null(custom)) {
+        if (!json_is_object(custom)) {
+            json_decref(ext);
+            return problem_set(p, ERR_VALIDATION, "custom", "custom must be an object"), NULL;
+        }
+        json_object_set(ext, "custom", custom);
+    }
+    if ((v = json_object_get(obj, "created_at")) && json_is_string(v))
+        json_object_set(ext, "created_at", v);
+    if ((v = json_object_get(obj, "backtrace")) && json_is_integer(v))
+        json_object_set(ext, "backtrace", v);
+    if ((v = json_object_get(obj, "priority")) && json_is_integer(v))
+        json_object_set(ext, "priority", v);
+    return ext;
+}
+
+/* jobq's spec from the checked Faktory fields; only custom.* can still be
+ * refused by job_parse_spec, so its errors are named under custom. */
+static json_t *jobq_spec(json_t *obj, const char *jid, const char *type, const char *queue,
+                         json_int_t retry, json_int_t reserve_s, json_int_t prio)
+{
+    json_t *custom = json_object_get(obj, "custom");
+    json_t *spec = json_pack("{s:s, s:s, s:s, s:O, s:I, s:I}", "id", jid, "type", type,
+                             "queue", queue, "args", json_object_get(obj, "args"),
+                             "max_retries", retry < 0 ? (json_int_t)0 : retry, "timeout_ms",
+                             reserve_s * 1000);
+    if (!spec)
+        return NULL;
+    json_t *cp = json_object_get(custom, "priority");
+    json_object_set_new(spec, "priority", cp ? json_incref(cp) : json_integer(prio));
+    static const char *const passed[] = { "breaker_key", "backoff" };
+    for (size_t i = 0; i < 2; i++) {
+        json_t *v = json_object_get(custom, passed[i]);
+        if (v)
+            json_object_set(spec, passed[i], v);
+    }
+    return spec;
+}
+
+err_t fwp_job_parse(json_t *obj, const job_defaults_t *d, int64_t now, job_t **out, problem_t *p)
+{
+    const char *jid, *type, *queue;
+    json_int_t retry, reserve, fprio;
+    int64_t run_at;
+    if (!json_is_object(obj))
+        return problem_set(p, ERR_VALIDATION, "", "a job must be a JSON object");
+    if (name_field(obj, "jid", 8, NULL, &jid, p) || name_field(obj, "jobtype", 1, NULL, &type, p) ||
+        name_field(obj, "queue", 1, "default", &queue, p) ||
+        int_field(obj, "retry", -1, 1000, FWP_RETRY_DEFAULT, &retry, p) ||
+        int_field(obj, "reserve_for", 60, 86400, FWP_RESERVE_DEFAULT_S, &reserve, p) ||
+        int_field(obj, "priority", 1, 9, 5, &fprio, p) ||
+        int_field(obj, "backtrace", 0, 1000, 0, &(json_int_t){ 0 }, p) || at_field(obj, now, &run_at, p))
+        return p->type;
+    if (!json_is_array(json_object_get(obj, "args")))
+        return problem_set(p, ERR_VALIDATION, "args", "args is required and must be an array");
+    json_t *ct = json_object_get(obj, "created_at");
+    if (ct && !json_is_null(ct) && !json_is_string(ct))
+        return problem_set(p, ERR_VALIDATION, "created_at", "created_at must be a string");
+    json_t *ext = extension(obj, retry, p);
+    if (!ext)
+        return p->type;
+    json_t *spec = jobq_spec(obj, jid, type, queue, retry, reserve, priority_from_faktory(fprio));
+    job_t *j = NULL;
+    err_t e = spec ? job_parse_spec(spec, d, now, &j, p)
+                   : problem_set(p, ERR_INTERNAL, "", "out of memory");
+    json_decref(spec);
+    if (e) {
+        json_decref(ext);
+        problem_prefix_field(p, "custom.");
+        return e;
+    }
+    if (!json_object_get(json_object_get(obj, "custom"), "backoff"))
+        j->backoff.curve = BACKOFF_FAKTORY;
+    j->discard_failed = retry == 0;
+    j->run_at = run_at;
+    job_set_faktory(j, ext);
+    json_decref(ext);
+    *out = j;
+    return ERR_OK;
+}
+
+err_t fwp_errtype(const char *errtype)
+{
+    err_t t;
+    return err_parse(errtype, &t) == 0 ? t : ERR_INTERNAL;
+}
+
+static json_t *time_or_null(int64_t ms) { return ms ? clock_json(ms) : json_null(); }
+
+json_t *fwp_job_failure(const job_t *j)
+{
+    json_t *last = json_array_get(j->errors, json_array_size(j->errors) - 1);
+    if (!last)
+        return NULL;
+    json_t *ctx = json_object_get(last, "context");
+    const char *msg = json_string_value(json_object_get(last, "message"));
+    const char *errtype = json_string_value(json_object_get(ctx, "errtype"));
+    if (!errtype)
+        errtype = msg && strcmp(msg, ENGINE_LEASE_EXPIRED) == 0
+                      ? "ReservationExpired"
+                      : json_string_value(json_object_get(last, "type"));
+    json_int_t count = json_integer_value(json_object_get(last, "attempt")) - 1;
+    if (count < 0)
+        count = 0;
+    json_int_t left = j->max_retries - count;
+    json_t *bt = json_object_get(ctx, "backtrace");
+    bool retried = j->state == JOB_RETRYING || j->state == JOB_RUNNING || j->state == JOB_QUEUED;
+    return json_pack("{s:I, s:I, s:O, s:o, s:s, s:s, s:o}", "retry_count", count, "remaining",
+                     left > 0 ? left : 0, "failed_at", json_object_get(last, "at"), "next_at",
+                     retried ? time_or_null(j->run_at) : json_null(), "message", msg ? msg : "",
+                     "errtype", errtype ? errtype : "unknown", "backtrace",
+                     json_is_array(bt) ? json_incref(bt) : json_array());
+}
+
+static void add_json(sbuf_t *s, const char *key, json_t *v)
+{
+    char *t = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    sbuf_addc(s, ',');
+    sbuf_add_jstr(s, key);
+    sbuf_addc(s, ':');
+    sbuf_adds(s, t ? t : "null");
+    free(t);
+}
+
+static void add_time(sbuf_t *s, const char *key, int64_t ms)
+{
+    char buf[32];
+    if (clock_format_rfc3339(ms, buf, sizeof buf) != 0)
+        return;
+    sbuf_addc(s, ',');
+    sbuf_add_jstr(s, key);
+    sbuf_addc(s, ':');
+    sbuf_add_jstr(s, buf);
+}
+
+/* A job enqueued over HTTP: what Faktory has no field for goes in custom. */
+static json_t *jobq_custom(const job_t *j, bool wrapped)
+{
+    json_t *c = json_pack("{s:{s:s, s:s?, s:s, s:i}}", "jobq", "priority",
+                          job_priority_name(j->priority), "breaker_key", j->breaker_key,
+                          "lease_id", j->lease_id, "attempt", j->attempts);
+    if (c && wrapped)
+        json_object_set_new(json_object_get(c, "jobq"), "args_wrapped", json_true());
+    return c;
+}
+
+void fwp_job_write(const job_t *j, sbuf_t *s)
+{
+    json_t *ext = j->faktory, *v;
+    bool wrap = !json_is_array(j->args);
+    sbuf_adds(s, "{\"jid\":");
+    sbuf_add_jstr(s, j->id);
+    sbuf_adds(s, ",\"jobtype\":");
+    sbuf_add_jstr(s, j->type);
+    sbuf_adds(s, ",\"queue\":");
+    sbuf_add_jstr(s, j->queue);
+    json_t *args = wrap ? json_pack("[O]", j->args) : json_incref(j->args);
+    add_json(s, "args", args);
+    json_decref(args);
+    if ((v = json_object_get(ext, "created_at")))
+        add_json(s, "created_at", v);
+    else
+        add_time(s, "created_at", j->created_at);
+    add_time(s, "enqueued_at", j->run_at > j->created_at ? j->run_at : j->created_at);
+    sbuf_adds(s, ",\"reserve_for\":");
+    sbuf_add_int(s, j->timeout_ms / 1000);
+    sbuf_adds(s, ",\"retry\":");
+    v = json_object_get(ext, "retry");
+    sbuf_add_int(s, v ? json_integer_value(v) : j->max_retries);
+    static const char *const kept[] = { "priority", "backtrace" };
+    for (size_t i = 0; i < 2; i++)
+        if ((v = json_object_get(ext, kept[i])))
+            add_json(s, kept[i], v);
+    if (ext) {
+        if ((v = json_object_get(ext, "custom")))
+            add_json(s, "custom", v);
+    } else {
+        json_t *c = jobq_custom(j, wrap);
+        add_json(s, "custom", c);
+        json_decref(c);
+    }
+    json_t *f = fwp_job_failure(j);
+    if (f) {
+        add_json(s, "failure", f);
+        json_decref(f);
+    }
+    sbuf_addc(s, '}');
+}

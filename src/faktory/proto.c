@@ -1,0 +1,76 @@
+#include "faktory/proto.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+static const struct {
+    const char *name;
+    fwp_verb_t verb;
+} verbs[] = {
+    { "HELLO", FWP_HELLO }, { "PUSH", FWP_PUSH },     { "PUSHB", FWP_PUSHB },
+    { "FETCH", FWP_FETCH }, { "ACK", FWP_ACK },       { "FAIL", FWP_FAIL },
+    { "BEAT", FWP_BEAT },   { "INFO", FWP_INFO },     { "FLUSH", FWP_FLUSH },
+    { "MUTATE", FWP_MUTATE }, { "QUEUE", FWP_QUEUE }, { "END", FWP_END },
+    { "BATCH", FWP_BATCH }, { "TRACK", FWP_TRACK },
+};
+
+void fwp_parse(const char *line, size_t len, fwp_cmd_t *out)
+{
+    const char *sp = memchr(line, ' ', len);
+    size_t vl = sp ? (size_t)(sp - line) : len;
+    size_t shown = vl < FWP_VERB_MAX ? vl : FWP_VERB_MAX;
+    for (size_t i = 0; i < shown; i++) {
+        unsigned char c = (unsigned char)line[i];
+        out->name[i] = (c > 32 && c < 127) ? (char)c : '?';
+    }
+    out->name[shown] = '\0';
+    out->args = sp ? sp + 1 : "";
+    out->args_len = sp ? len - vl - 1 : 0;
+    out->verb = FWP_UNKNOWN;
+    for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
+        if (strlen(verbs[i].name) == vl && memcmp(verbs[i].name, line, vl) == 0)
+            out->verb = verbs[i].verb;
+}
+
+int fwp_words(const char *args, size_t len, char *buf, const char **words, int max)
+{
+    memcpy(buf, args, len);
+    buf[len] = '\0';
+    int n = 0;
+    char *save = NULL;
+    for (char *w = strtok_r(buf, " \t", &save); w; w = strtok_r(NULL, " \t", &save)) {
+        if (n == max)
+            return -1;
+        words[n++] = w;
+    }
+    return n;
+}
+
+void fwp_reply_ok(sbuf_t *out) { sbuf_add(out, "+OK\r\n", 5); }
+
+void fwp_reply_err(sbuf_t *out, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    for (char *c = msg; *c; c++)
+        if ((unsigned char)*c < 32 || *c == 127)
+            *c = ' ';
+    sbuf_add(out, "-ERR ", 5);
+    sbuf_adds(out, msg);
+    sbuf_add(out, "\r\n", 2);
+}
+
+void fwp_reply_bulk(sbuf_t *out, const char *data, size_t len)
+{
+    sbuf_addc(out, '$');
+    sbuf_add_int(out, (int64_t)len);
+    sbuf_add(out, "\r\n", 2);
+    sbuf_add(out, data, len);
+    sbuf_add(out, "\r\n", 2);
+}
+
+void fwp_reply_null(sbuf_t *out) { sbuf_add(out, "$-1\r\n", 5); }
