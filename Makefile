@@ -30,6 +30,7 @@ deps:
 	@missing=""; for p in $(DEB_PKGS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
 	done; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing nodejs npm"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
@@ -102,8 +103,19 @@ UNIT_BINS := $(UNIT_SRC:tests/unit/test_%.c=build/san/test_%)
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
-integration: build/san/jobq build/jobq
-	JOBQ_BIN=$(CURDIR)/build/san/jobq /usr/bin/python3 -m pytest -q tests/integration
+# Test-only npm packages (the Faktory worker library the interop tests
+# drive), pinned by tests/integration/faktory/package-lock.json and
+# installed into build/node, never committed.
+NODE_DIR := build/node
+$(NODE_DIR)/.installed: tests/integration/faktory/package.json tests/integration/faktory/package-lock.json
+	@mkdir -p $(NODE_DIR)
+	cp $^ $(NODE_DIR)/
+	cd $(NODE_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+integration: build/san/jobq build/jobq $(NODE_DIR)/.installed
+	JOBQ_BIN=$(CURDIR)/build/san/jobq JOBQ_NODE_PATH=$(CURDIR)/$(NODE_DIR)/node_modules \
+	  /usr/bin/python3 -m pytest -q tests/integration
 
 test: deps
 	$(MAKE) -j$$(nproc) unit

@@ -23,6 +23,8 @@ def clean_env(extra=None):
     env["JOBQ_ENV_FILE"] = "/nonexistent/.env"
     # Most tests stop servers with jobs still leased; the shutdown tests set their own grace.
     env["JOBQ_SHUTDOWN_GRACE"] = "0"
+    # A free port for the Faktory protocol too: tests run servers side by side.
+    env["JOBQ_FAKTORY_LISTEN"] = "127.0.0.1:0"
     env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
     env.update(extra or {})
     return env
@@ -37,6 +39,7 @@ class Server:
         self.args = list(args)
         self.proc = None
         self.url = None
+        self.fwp_port = None
         self.session = requests.Session()
 
     def start(self, timeout=20):
@@ -52,6 +55,8 @@ class Server:
             m = re.search(r'"msg":"listening".*?"port":(\d+)', text)
             if m:
                 self.url = f"http://127.0.0.1:{m.group(1)}"
+                f = re.search(r'"msg":"faktory protocol listening".*?"port":(\d+)', text)
+                self.fwp_port = int(f.group(1)) if f else None
                 return self
             if self.proc.poll() is not None:
                 raise RuntimeError(f"jobq exited with {self.proc.returncode}:\n{text}")
