@@ -67,7 +67,9 @@ class Raw:
         """True if the server closed the connection (after any reply)."""
         try:
             return self.sock.recv(1) == b""
-        except (ConnectionResetError, socket.timeout):
+        except ConnectionResetError:  # closed with our input unread
+            return True
+        except socket.timeout:
             return False
 
     def cmd(self, line):

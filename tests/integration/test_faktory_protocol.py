@@ -1,0 +1,244 @@
+"""The Faktory protocol on raw sockets: every error reply, and malformed,
+oversized, binary, half-sent and pipelined input. The server must answer
+each with the protocol's own error, change nothing, and stay up."""
+import json
+import socket
+import time
+
+import pytest
+
+from fwp import Raw, connect, pwdhash
+
+
+def job(jid="abcdefgh", **kw):
+    return json.dumps({"jid": jid, "jobtype": "T", "args": [], **kw})
+
+
+def err(reply):
+    assert isinstance(reply, tuple) and reply[0] == "ERR", reply
+    return reply[1]
+
+
+def test_greeting_without_password_is_compact_v2(server):
+    c = Raw(server.fwp_port)
+    assert c._line() == b'+HI {"v":2}'
+
+
+def test_password_vectors():
+    assert pwdhash("foobar", "55104dc76695721d", 1545) == \
+        "6d877f8e5544b1f2598768f817413ab8a357afffa924dedae99eb91472d4ec30"
+    assert pwdhash("abcde123", "123", 3) == \
+        "ef646abadf4ffba660d9bbb8de8e45576970de917b4c9da8cad96b49e64636d9"
+
+
+def test_greeting_with_password_and_legacy_single_hash(make_server):
+    s = make_server(env={"JOBQ_FAKTORY_PASSWORD": "pw-of-the-test"})
+    c = Raw(s.fwp_port)
+    hi = c.hi()
+    assert hi["v"] == 2 and 4000 <= hi["i"] <= 8095 and len(hi["s"]) == 16
+    c2 = Raw(s.fwp_port)
+    assert c2.hi()["s"] != hi["s"]  # a fresh salt per connection
+    # v1 clients (and the Python library) hash once.
+    c3 = Raw(s.fwp_port)
+    assert c3.hello(password="pw-of-the-test", v=1) == "OK"
+    c4 = Raw(s.fwp_port)
+    assert err(c4.hello(password="wrong")) == "Invalid password"
+    assert c4.closed()
+    c5 = Raw(s.fwp_port)
+    c5.hi()
+    assert err(c5.cmd('HELLO {"v":2}')) == "Invalid password"  # no hash at all
+
+
+def test_commands_before_hello_are_refused_and_closed(server):
+    c = Raw(server.fwp_port)
+    c.hi()
+    assert "HELLO" in err(c.cmd(f"PUSH {job()}"))
+    assert c.closed()
+    assert server.get("/v1/jobs").json()["jobs"] == []
+
+
+@pytest.mark.parametrize("hello, field", [
+    ("not json", "malformed"), ("[1]", "object"), ('{"wid": "bad wid!"}', "wid"),
+    ('{"pid": "x"}', "pid"), ('{"labels": {}}', "labels"), ('{"hostname": 5}', "hostname"),
+])
+def test_bad_hello_is_refused_and_closed(server, hello, field):
+    c = Raw(server.fwp_port)
+    c.hi()
+    assert field in err(c.cmd("HELLO " + hello))
+    assert c.closed()
+
+
+@pytest.mark.parametrize("line, field", [
+    ("PUSH", "malformed"),
+    ("PUSH {", "malformed"),
+    ("PUSH []", "object"),
+    ('PUSH {"jobtype":"T","args":[]}', "jid"),
+    ('PUSH {"jid":"short","jobtype":"T","args":[]}', "jid"),
+    ('PUSH {"jid":"abcdefgh","args":[]}', "jobtype"),
+    ('PUSH {"jid":"abcdefgh","jobtype":"T"}', "args"),
+    ('PUSH {"jid":"abcdefgh","jobtype":"T","args":{}}', "args"),
+    ('PUSH {"jid":"abcdefgh","jobtype":"T","args":[],"queue":"a b"}', "queue"),
+    ('PUSH {"jid":"abcdefgh","jobtype":"T","args":[],"retry":"x"}', "retry"),
+    ('PUSH {"jid":"abcdefgh","jobtype":"T","args":[],"retry":-2}', "retry"),
+    ('PUSH {"jid":"abcdefgh","jobtype":"T","args":[],"reserve_for":5}', "reserve_for"),
+    ('PUSH {"jid":"abcdefgh","jobtype":"T","args":[],"at":"tomorrow"}', "at"),
+    ('PUSH {"jid":"abcdefgh","jobtype":"T","args":[],"priority":10}', "priority"),
+    ('PUSH {"jid":"abcdefgh","jobtype":"T","args":[],"custom":[]}', "custom"),
+    ('PUSH {"jid":"abcdefgh","jobtype":"T","args":[],"custom":{"priority":"urgent"}}', "priority"),
+    ('PUSH {"jid":"abcdefgh","jobtype":"T","args":[],"custom":{"backoff":{"x":1}}}', "backoff"),
+    ('PUSH {"jid":"abcdefgh","jobtype":"T","args":[],"custom":{"breaker_key":"a b"}}', "breaker_key"),
+    ('PUSH {"jid":"abcdefgh","jid":"abcdefgi","jobtype":"T","args":[]}', "malformed"),
+    ("PUSHB {}", "array"),
+    ("PUSHB []", "array"),
+    ("FETCH", "queue"),
+    ("FETCH bad!queue", "queue"),
+    ("ACK", "malformed"),
+    ("ACK {}", "jid"),
+    ('FAIL {"jid": 5}', "jid"),
+    ("BEAT {}", "wid"),
+    ('BEAT {"wid":"nobody"}', "unknown worker"),
+    ("MUTATE {}", "cmd"),
+    ('MUTATE {"cmd":"kill","target":"everything"}', "target"),
+    ('MUTATE {"cmd":"kill","target":"dead","filter":{"jids":[1]}}', "jids"),
+    ("QUEUE", "QUEUE"),
+    ("QUEUE EXPLODE q", "EXPLODE"),
+    ("QUEUE PAUSE bad!name", "queue name"),
+    ("BATCH NEW {}", "not supported"),
+    ("TRACK GET x", "not supported"),
+    ("NOPE", "unknown command NOPE"),
+    ("push " + job(), "unknown command push"),
+    ("", "unknown command"),
+])
+def test_every_error_reply_names_what_is_wrong_and_changes_nothing(server, line, field):
+    c = connect(server)
+    assert field in err(c.cmd(line)), line
+    assert c.cmd("INFO")  # still talking
+    assert server.get("/v1/jobs").json()["jobs"] == []
+
+
+def test_nested_json_is_bounded(server):
+    c = connect(server)
+    deep = "[" * 200 + "]" * 200
+    assert "malformed" in err(c.cmd('PUSH {"jid":"abcdefgh","jobtype":"T","args":%s}' % deep))
+
+
+def test_a_huge_line_is_refused_and_the_connection_closed(make_server):
+    s = make_server(env={"JOBQ_MAX_BODY_BYTES": "4096"})
+    c = connect(s)
+    c.send("PUSH " + "x" * 10000)
+    assert "line too long" in err(c.reply())
+    assert c.closed()
+    c = connect(s)  # the server goes on
+    assert c.cmd("PUSH " + job(args=["y" * 3000])) == "OK"
+
+
+def test_binary_garbage_gets_errors_not_a_crash(server):
+    c = connect(server)
+    c.send(bytes(range(256)).replace(b"\n", b"") + b"\r\n")
+    assert "unknown command" in err(c.reply())
+    c.send(b"\x00\xff\xfe PUSH \x00{}\r\n")
+    assert err(c.reply())
+    assert c.cmd("INFO")
+
+
+def test_half_sent_lines_and_pipelined_commands(server):
+    c = connect(server)
+    line = f"PUSH {job('halfsent1')}\r\n".encode()
+    for b in line:  # one byte at a time
+        c.send(bytes([b]))
+    assert c.reply() == "OK"
+    # Three commands in one write, answered in order.
+    c.send(f"PUSH {job('piped001')}\r\nPUSH {job('piped002')}\nFETCH default\r\n")
+    assert c.reply() == "OK" and c.reply() == "OK"
+    assert json.loads(c.reply())["jid"] == "halfsent1"
+    assert server.job("piped002")["state"] == "queued"
+
+
+def test_a_stalled_half_line_is_closed_after_the_body_timeout(make_server):
+    s = make_server(env={"JOBQ_BODY_TIMEOUT": "500"})
+    c = connect(s)
+    c.send("PUSH {")
+    time.sleep(1.2)
+    assert c.closed()
+
+
+def test_a_handshake_not_finished_in_2s_is_closed(server):
+    c = Raw(server.fwp_port)
+    c.hi()
+    t0 = time.time()
+    c.sock.settimeout(5)
+    assert c.closed()
+    assert 1.5 < time.time() - t0 < 4
+
+
+def test_connections_past_the_limit_are_told_and_closed(make_server):
+    s = make_server(env={"JOBQ_MAX_CONNECTIONS": "4"})
+    held = [Raw(s.fwp_port) for _ in range(4)]
+    extra = Raw(s.fwp_port)
+    assert "too many connections" in err(extra.reply())
+    assert extra.closed()
+    for h in held:
+        h.close()
+
+
+def test_end_closes_without_a_reply(server):
+    c = connect(server)
+    c.send("END\r\n")
+    assert c.closed()
+
+
+def test_hello_twice_is_an_error(server):
+    c = connect(server)
+    assert "already" in err(c.cmd('HELLO {"v":2}'))
+
+
+def test_same_job_again_is_idempotent_and_a_different_one_clashes(server):
+    c = connect(server)
+    assert c.cmd("PUSH " + job("idem0001", args=[1])) == "OK"
+    assert c.cmd("PUSH " + job("idem0001", args=[1])) == "OK"
+    assert "idem0001" in err(c.cmd("PUSH " + job("idem0001", args=[2])))
+    assert len(server.get("/v1/jobs").json()["jobs"]) == 1
+
+
+def test_ack_of_a_job_held_by_another_worker_is_refused(server):
+    a, b = connect(server, wid="wa"), connect(server, wid="wb")
+    assert a.cmd("PUSH " + job("held0001")) == "OK"
+    assert json.loads(a.cmd("FETCH default"))["jid"] == "held0001"
+    assert "another worker" in err(b.cmd('ACK {"jid":"held0001"}'))
+    assert b.cmd('ACK {"jid":"unknown-jid"}') == "OK"
+    assert a.cmd('ACK {"jid":"held0001"}') == "OK"
+    assert server.job("held0001")["state"] == "completed"
+
+
+def test_fail_caps_and_trims_what_the_worker_sends(server):
+    c = connect(server, wid="wf")
+    assert c.cmd("PUSH " + job("failcap1", retry=-1)) == "OK"
+    c.cmd("FETCH default")
+    body = {"jid": "failcap1", "errtype": "  " + "E" * 300 + " ", "message": "",
+            "backtrace": [f"line {i}" for i in range(500)]}
+    assert c.cmd("FAIL " + json.dumps(body)) == "OK"
+    e = server.job("failcap1")["errors"][-1]
+    assert e["message"] == "unknown" and len(e["context"]["errtype"]) == 100
+    assert len(e["context"]["backtrace"]) == 50
+
+
+def test_roles_limit_the_commands(make_server):
+    s = make_server(env={"JOBQ_API_KEYS": "rd:reader:reader-secret-0123456"})
+    c = Raw(s.fwp_port)
+    assert c.hello(password="reader-secret-0123456") == "OK"
+    assert c.cmd("INFO")
+    for line in (f"PUSH {job()}", "FETCH default", "FLUSH", "QUEUE PAUSE *"):
+        assert "forbidden" in err(c.cmd(line)), line
+
+
+def test_flush_deletes_every_job_but_the_running(server):
+    c = connect(server, wid="wfl")
+    for n in range(5):
+        assert c.cmd("PUSH " + job(f"flush00{n}")) == "OK"
+    assert json.loads(c.cmd("FETCH default"))["jid"] == "flush000"
+    server.enqueue(id="flushdone", type="t")
+    [l] = server.lease(queues=["default"])
+    server.post(f"/v1/jobs/{l['id']}/complete", {"lease_id": l["lease_id"]})
+    assert c.cmd("FLUSH") == "OK"
+    left = [j["id"] for j in server.get("/v1/jobs").json()["jobs"]]
+    assert left == ["flush000"], left
