@@ -63,7 +63,7 @@ build/bench/loadgen: bench/loadgen.c
 # `make fuzz` explores for FUZZ_SECONDS each, keeping what it finds in
 # build/fuzz/corpus/; `make fuzz-replay` (part of `make test`) runs every
 # committed input of fuzz/corpus/ once.
-FUZZERS      := request stored_doc config policy
+FUZZERS      := request stored_doc config policy fwp
 FUZZ_SECONDS ?= 60
 FUZZ_CC      := clang
 FUZZ_SAN     := -DJOBQ_CHECKS -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer

@@ -63,7 +63,7 @@ def test_text_format_for_people(make_server):
                             stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=server.env, text=True)
     try:
         line = proc.stderr.readline()
-        while "listening" not in line:
+        while "INFO  listening" not in line:
             line = proc.stderr.readline()
         assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z INFO  listening .*port=\d+", line), line
     finally:

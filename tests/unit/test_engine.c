@@ -345,6 +345,59 @@ static void test_doc_round_trip(void **state)
     job_free(back);
 }
 
+static void test_discard_failed_leaves_at_once(void **state)
+{
+    engine_t *e = *state;
+    const job_t *j = put(e, "d1", "\"timeout_ms\":1000,\"max_retries\":0");
+    ((job_t *)j)->discard_failed = true;
+    job_t *out[1];
+    lease(e, 1, out);
+    char lid[64];
+    strcpy(lid, out[0]->lease_id);
+    problem_t p;
+    const job_t *f;
+    assert_int_equal(engine_fail(e, "d1", lid, ERR_INTERNAL, "x", NULL, 1, &f, &p), ERR_OK);
+    assert_int_equal(f->state, JOB_FAILED); /* still readable until the next call */
+    assert_int_equal(persisted[ENGINE_EV_FAILED], 1);
+    assert_int_equal(deletes, 1);
+    assert_null(engine_get(e, "d1"));
+    /* the same on a lease that runs out */
+    j = put(e, "d2", "\"timeout_ms\":1000,\"max_retries\":0");
+    ((job_t *)j)->discard_failed = true;
+    lease(e, 1, out);
+    fake_now += 1000;
+    engine_tick(e);
+    assert_null(engine_get(e, "d2"));
+    assert_int_equal(deletes, 2);
+    assert_int_equal(engine_job_count(e), 0);
+}
+
+static void test_remove_kill_and_run_now(void **state)
+{
+    engine_t *e = *state;
+    put(e, "q", NULL);
+    put(e, "s", "\"delay_ms\":60000");
+    put(e, "r", NULL);
+    job_t *out[1];
+    problem_t p;
+    const job_t *j;
+    assert_int_equal(lease(e, 1, out), 1); /* q runs */
+    assert_int_equal(engine_remove(e, "q", &p), ERR_CONFLICT);
+    assert_int_equal(engine_run_now(e, "r", &j, &p), ERR_CONFLICT); /* queued, not scheduled */
+    assert_int_equal(engine_run_now(e, "s", &j, &p), ERR_OK);
+    assert_int_equal(j->state, JOB_QUEUED);
+    assert_int_equal(engine_kill(e, "s", &j, &p), ERR_OK);
+    assert_int_equal(j->state, JOB_FAILED);
+    assert_int_equal(engine_kill(e, "s", &j, &p), ERR_CONFLICT);
+    assert_int_equal(engine_remove(e, "r", &p), ERR_OK);
+    assert_int_equal(engine_remove(e, "s", &p), ERR_OK);
+    assert_null(engine_get(e, "r"));
+    assert_int_equal(deletes, 2);
+    assert_int_equal(engine_job_count(e), 1);
+    assert_int_equal(engine_lease(e, &(engine_waiter_t){ .worker = "w", .queues = default_queue,
+                                                          .nqueues = 1, .max = 1 }, 0, out), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -365,6 +418,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_paused_queue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_parse_spec_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_doc_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_discard_failed_leaves_at_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_remove_kill_and_run_now, setup, teardown),
     };
     return cmocka_run_group_tests_name("engine", tests, NULL, NULL);
 }
