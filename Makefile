@@ -25,7 +25,7 @@ all: build/jobq
 # Debian packages; installed only when something is missing.
 DEB_PKGS := build-essential pkg-config libmicrohttpd-dev libevent-dev libjansson-dev \
             libsqlite3-dev libcurl4-openssl-dev libssl-dev libcmocka-dev python3-pytest python3-requests \
-            python3-prometheus-client clang libclang-rt-14-dev
+            python3-prometheus-client clang libclang-rt-14-dev openssl
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
