@@ -59,6 +59,10 @@ build/bench/loadgen: bench/loadgen.c
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) -O2 -g -o $@ $< $(LIBS)
 
+build/bench/fwpgen: bench/fwpgen.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) -O2 -g -o $@ $< $(LIBS)
+
 # libFuzzer harnesses (fuzz/), built with clang and the same sanitizers.
 # `make fuzz` explores for FUZZ_SECONDS each, keeping what it finds in
 # build/fuzz/corpus/; `make fuzz-replay` (part of `make test`) runs every

@@ -242,3 +242,44 @@ def test_flush_deletes_every_job_but_the_running(server):
     assert c.cmd("FLUSH") == "OK"
     left = [j["id"] for j in server.get("/v1/jobs").json()["jobs"]]
     assert left == ["flush000"], left
+
+
+def test_a_client_gone_while_its_command_waits_is_cleaned_up(make_server):
+    """Closed while a PUSH waits to be durable, while INFO's store read is
+    in flight, and while a FETCH waits: the server frees each connection
+    once (the sanitizer build fails on a use after free or a leak) and
+    keeps serving."""
+    s = make_server(env={"JOBQ_FAULT_COMMIT_DELAY_MS": "300", "JOBQ_FAULT_READ_DELAY_MS": "300"})
+    for line in (f"PUSH {job('gone0001')}", "INFO", "FETCH nothing-here"):
+        c = connect(s)
+        c.send(line + "\r\n")
+        time.sleep(0.05)
+        c.close()
+    time.sleep(0.8)
+    c = connect(s)
+    assert c.cmd("INFO")
+    assert s.job("gone0001")["state"] == "queued"  # acknowledged or not, it was written
+
+
+def test_shutdown_answers_fetches_refuses_pushes_and_takes_acks(make_server):
+    import signal
+    import threading
+    s = make_server(env={"JOBQ_SHUTDOWN_GRACE": "5s"})
+    w = connect(s, wid="wd")
+    assert w.cmd("PUSH " + job("drain001")) == "OK"
+    assert json.loads(w.cmd("FETCH default"))["jid"] == "drain001"
+    waiting = connect(s, wid="wd")
+    waiting.send("FETCH default\r\n")
+    time.sleep(0.2)
+    p = connect(s)
+    s.proc.send_signal(signal.SIGTERM)
+    t0 = time.time()
+    assert waiting.reply() is None and time.time() - t0 < 1.5  # released at once
+    assert "shutting down" in err(p.cmd("PUSH " + job("drain002")))
+    assert w.cmd('ACK {"jid":"drain001"}') == "OK"  # running work may still report
+    assert s.proc.wait(10) == 0
+    s.proc = None
+    s.log_file.close()
+    s.start()
+    assert s.job("drain001")["state"] == "completed"
+    assert s.get("/v1/jobs/drain002").status_code == 404
