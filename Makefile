@@ -19,7 +19,7 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 REL_OBJ  := $(LIB_SRC:%.c=build/obj/%.o)
 SAN_OBJ  := $(LIB_SRC:%.c=build/san/obj/%.o)
 
-.PHONY: all run test unit integration bench deps clean format-check fuzz fuzz-replay
+.PHONY: all run test unit integration bench bench-faktory deps clean format-check fuzz fuzz-replay
 all: build/jobq
 
 # Debian packages; installed only when something is missing.
@@ -129,6 +129,11 @@ test: deps
 bench: deps
 	$(MAKE) build/jobq build/bench/loadgen
 	bench/run.sh
+
+# The Faktory protocol against HTTP, in one run (docs/performance.md).
+bench-faktory: deps
+	$(MAKE) build/jobq build/bench/loadgen build/bench/fwpgen
+	/usr/bin/python3 bench/faktory.py
 
 clean:
 	rm -rf build

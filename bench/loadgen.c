@@ -7,7 +7,7 @@
  * that the client spends as little of the shared CPU as it can.
  *
  * With --batch B > 1 producers use /v1/jobs/batch and consumers lease B at a
- * time and /v1/ack them. Bounded: stops after --jobs jobs are completed or
+ * time and /v1/ack them. --payload N pads each job's args with N bytes. Bounded: stops after --jobs jobs are completed or
  * --max-seconds have passed, whichever comes first. Prints jobs/s for the
  * full cycle and enqueue request latency percentiles.
  */
@@ -28,11 +28,13 @@ typedef struct cfg {
     char host[128];
     int port;
     int producers, consumers, batch, threads;
+    int payload; /* bytes of padding in each job's args (0: {"n":N} only) */
     long jobs;
     double max_seconds;
 } cfg_t;
 
 static cfg_t g;
+static char g_pad[300]; /* ,"pad":"xxx..." or "" */
 static atomic_long g_enqueued, g_completed, g_errors;
 static atomic_bool g_stop;
 static double g_t0;
@@ -139,16 +141,17 @@ static void produce(client_t *c)
         atomic_fetch_sub(&g_enqueued, g.batch);
         return; /* this producer is done */
     }
-    char body[100 * 48 + 32];
+    char body[100 * (48 + sizeof g_pad) + 32];
     if (g.batch == 1) {
-        snprintf(body, sizeof body, "{\"type\":\"bench\",\"args\":{\"n\":%ld}}", got);
+        snprintf(body, sizeof body, "{\"type\":\"bench\",\"args\":{\"n\":%ld%s}}", got, g_pad);
         post(c, "/v1/jobs", body, on_enqueued);
         return;
     }
     size_t n = (size_t)snprintf(body, sizeof body, "{\"jobs\":[");
     for (int i = 0; i < g.batch; i++)
-        n += (size_t)snprintf(body + n, sizeof body - n, "%s{\"type\":\"bench\",\"args\":{\"n\":%ld}}",
-                              i ? "," : "", got + i);
+        n += (size_t)snprintf(body + n, sizeof body - n,
+                              "%s{\"type\":\"bench\",\"args\":{\"n\":%ld%s}}", i ? "," : "",
+                              got + i, g_pad);
     snprintf(body + n, sizeof body - n, "]}");
     post(c, "/v1/jobs/batch", body, on_enqueued);
 }
@@ -287,7 +290,15 @@ static int parse_args(int argc, char **argv)
         else if (!strcmp(argv[i], "--threads")) g.threads = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--jobs")) g.jobs = atol(argv[i + 1]);
         else if (!strcmp(argv[i], "--max-seconds")) g.max_seconds = atof(argv[i + 1]);
+        else if (!strcmp(argv[i], "--payload")) g.payload = atoi(argv[i + 1]);
         else return fprintf(stderr, "unknown option %s\n", argv[i]), -1;
+    }
+    if (g.payload < 0 || g.payload > 256)
+        return fprintf(stderr, "--payload must be 0-256\n"), -1;
+    if (g.payload) {
+        int n = snprintf(g_pad, sizeof g_pad, ",\"pad\":\"");
+        memset(g_pad + n, 'x', (size_t)g.payload);
+        snprintf(g_pad + n + g.payload, sizeof g_pad - (size_t)(n + g.payload), "\"");
     }
     if (sscanf(url, "http://%127[^:]:%d", g.host, &g.port) != 2)
         return fprintf(stderr, "--url must be http://HOST:PORT\n"), -1;
