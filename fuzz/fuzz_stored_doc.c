@@ -24,12 +24,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    config_t cfg;
-    char err[256];
-    setenv("JOBQ_ENV_FILE", "/nonexistent/.env", 1);
-    if (config_load(&cfg, 0, NULL, NULL, err, sizeof err) != 0)
-        abort();
-    defaults = cfg.job;
+    defaults = fuzz_default_config().job;
     return 0;
 }
 

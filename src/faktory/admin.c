@@ -366,14 +366,7 @@ static void latency(fwp_conn_t *c, names_t *names)
     for (int i = 0; i < names->n; i++)
         json_object_set_new(names->latency, names->v[i], json_real(0));
     engine_queue_foreach(c->srv->d.engine, add_latency, names);
-    char *text = json_dumps(names->latency, JSON_COMPACT);
-    json_decref(names->latency);
-    sbuf_t out;
-    sbuf_init(&out, 64);
-    fwp_reply_bulk(&out, text ? text : "{}", text ? strlen(text) : 2);
-    fwp_send(c, &out);
-    sbuf_free(&out);
-    free(text);
+    fwp_send_json(c, names->latency);
 }
 
 void fwp_queue(fwp_conn_t *c, const fwp_cmd_t *cmd)

@@ -54,29 +54,55 @@ static void fwp_close(fwp_conn_t *c)
         free_conn(c);
 }
 
-void fwp_send(fwp_conn_t *c, sbuf_t *out)
+/* Every reply goes out here: the client has JOBQ_BODY_TIMEOUT to read it. */
+static void send_bytes(fwp_conn_t *c, const char *data, size_t len)
 {
-    if (!c->bev || !out->len)
+    if (!c->bev || !len)
         return;
-    bufferevent_write(c->bev, out->p, out->len);
-    out->len = 0;
+    bufferevent_write(c->bev, data, len);
     if (!c->write_deadline)
         c->write_deadline = clock_mono_ns() + c->srv->d.cfg->body_timeout_ms * 1000000LL;
 }
 
+void fwp_send(fwp_conn_t *c, sbuf_t *out)
+{
+    send_bytes(c, out->p, out->len);
+    out->len = 0;
+}
+
+void fwp_send_text(fwp_conn_t *c, const char *text) { send_bytes(c, text, strlen(text)); }
+
+void fwp_send_json(fwp_conn_t *c, json_t *v)
+{
+    char *text = v ? json_dumps(v, JSON_COMPACT) : NULL;
+    json_decref(v);
+    if (text)
+        fwp_send_bulk(c, text, strlen(text));
+    else
+        fwp_send_err(c, "unavailable: out of memory");
+    free(text);
+}
+
+void fwp_send_bulk(fwp_conn_t *c, const char *data, size_t len)
+{
+    char head[32];
+    send_bytes(c, head, (size_t)snprintf(head, sizeof head, "$%zu\r\n", len));
+    send_bytes(c, data, len);
+    send_bytes(c, "\r\n", 2);
+}
+
 void fwp_send_err(fwp_conn_t *c, const char *fmt, ...)
 {
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
     sbuf_t out;
     sbuf_init(&out, 64);
-    fwp_reply_err(&out, "%s", msg);
+    va_list ap;
+    va_start(ap, fmt);
+    fwp_reply_verr(&out, fmt, ap);
+    va_end(ap);
     fwp_send(c, &out);
     sbuf_free(&out);
 }
+
 
 void fwp_close_after_reply(fwp_conn_t *c)
 {

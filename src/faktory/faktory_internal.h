@@ -84,6 +84,9 @@ struct fwp_server {
 /* conn.c */
 void fwp_send(fwp_conn_t *c, sbuf_t *out);          /* writes and empties out */
 void fwp_send_err(fwp_conn_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void fwp_send_text(fwp_conn_t *c, const char *text); /* a whole reply: "+OK\r\n" */
+void fwp_send_bulk(fwp_conn_t *c, const char *data, size_t len);
+void fwp_send_json(fwp_conn_t *c, json_t *v); /* a bulk reply of v, which it steals */
 void fwp_close_after_reply(fwp_conn_t *c);
 /* A waiting command is over (its reply is written): read on. */
 void fwp_finish(fwp_conn_t *c);

@@ -130,9 +130,5 @@ void fwp_hello(fwp_conn_t *c, const fwp_cmd_t *cmd)
     json_decref(h);
     c->phase = FWP_READY;
     c->handshake_deadline = 0;
-    sbuf_t out;
-    sbuf_init(&out, 8);
-    fwp_reply_ok(&out);
-    fwp_send(c, &out);
-    sbuf_free(&out);
+    fwp_send_text(c, "+OK\r\n");
 }

@@ -87,18 +87,7 @@ static void on_stats(fwp_conn_t *c, json_t *stats, const char *error)
     clock_format_rfc3339(ms, now, sizeof now);
     json_t *info = json_pack("{s:s, s:s, s:o, s:o}", "now", now, "server_utc_time", utc,
                              "faktory", faktory_part(c, stats), "server", server_part(c));
-    char *text = info ? json_dumps(info, JSON_COMPACT) : NULL;
-    json_decref(info);
-    if (!text) {
-        fwp_send_err(c, "unavailable: out of memory");
-        return;
-    }
-    sbuf_t out;
-    sbuf_init(&out, strlen(text) + 16);
-    fwp_reply_bulk(&out, text, strlen(text));
-    fwp_send(c, &out);
-    sbuf_free(&out);
-    free(text);
+    fwp_send_json(c, info);
 }
 
 void fwp_info(fwp_conn_t *c) { fwp_read_stats(c, on_stats); }

@@ -51,11 +51,16 @@ void fwp_reply_ok(sbuf_t *out) { sbuf_add(out, "+OK\r\n", 5); }
 
 void fwp_reply_err(sbuf_t *out, const char *fmt, ...)
 {
-    char msg[1024];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    fwp_reply_verr(out, fmt, ap);
     va_end(ap);
+}
+
+void fwp_reply_verr(sbuf_t *out, const char *fmt, va_list ap)
+{
+    char msg[1024];
+    vsnprintf(msg, sizeof msg, fmt, ap);
     for (char *c = msg; *c; c++)
         if ((unsigned char)*c < 32 || *c == 127)
             *c = ' ';

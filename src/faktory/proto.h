@@ -11,6 +11,7 @@
 #ifndef JOBQ_FAKTORY_PROTO_H
 #define JOBQ_FAKTORY_PROTO_H
 
+#include <stdarg.h>
 #include <stddef.h>
 
 #include "util/sbuf.h"
@@ -41,6 +42,7 @@ int fwp_words(const char *args, size_t len, char *buf, const char **words, int m
 void fwp_reply_ok(sbuf_t *out);
 /* -ERR message: control characters become spaces (a reply is one line). */
 void fwp_reply_err(sbuf_t *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void fwp_reply_verr(sbuf_t *out, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 void fwp_reply_bulk(sbuf_t *out, const char *data, size_t len);
 void fwp_reply_null(sbuf_t *out);
 

@@ -12,24 +12,14 @@
 
 static void reply_job(fwp_conn_t *c, const job_t *j)
 {
-    sbuf_t body, out;
+    sbuf_t body;
     sbuf_init(&body, 512);
     fwp_job_write(j, &body);
-    sbuf_init(&out, body.len + 16);
-    fwp_reply_bulk(&out, body.p, body.len);
-    fwp_send(c, &out);
-    sbuf_free(&out);
+    fwp_send_bulk(c, body.p, body.len);
     sbuf_free(&body);
 }
 
-static void reply_null(fwp_conn_t *c)
-{
-    sbuf_t out;
-    sbuf_init(&out, 8);
-    fwp_reply_null(&out);
-    fwp_send(c, &out);
-    sbuf_free(&out);
-}
+static void reply_null(fwp_conn_t *c) { fwp_send_text(c, "$-1\r\n"); }
 
 /* counted_waiter is set exactly while the engine holds c->lease (the
  * waiter is zeroed until the first FETCH, which the engine cannot tell). */
@@ -157,14 +147,7 @@ static void settle(fwp_conn_t *c, err_t e, const problem_t *p)
     fwp_reply_durable(c);
 }
 
-static void reply_ok(fwp_conn_t *c)
-{
-    sbuf_t out;
-    sbuf_init(&out, 8);
-    fwp_reply_ok(&out);
-    fwp_send(c, &out);
-    sbuf_free(&out);
-}
+static void reply_ok(fwp_conn_t *c) { fwp_send_text(c, "+OK\r\n"); }
 
 void fwp_ack(fwp_conn_t *c, const fwp_cmd_t *cmd)
 {
@@ -268,11 +251,7 @@ void fwp_beat(fwp_conn_t *c, const fwp_cmd_t *cmd)
     } else {
         char body[40];
         int n = snprintf(body, sizeof body, "{\"state\":\"%s\"}", workers_state_name(st));
-        sbuf_t out;
-        sbuf_init(&out, 64);
-        fwp_reply_bulk(&out, body, (size_t)n);
-        fwp_send(c, &out);
-        sbuf_free(&out);
+        fwp_send_bulk(c, body, (size_t)n);
     }
     json_decref(arg);
 }
