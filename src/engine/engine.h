@@ -105,6 +105,10 @@ struct engine_waiter {
     const char *const *queues;
     int nqueues;
     int max;            /* 1..ENGINE_LEASE_MAX */
+    /* false: strict priority across the queues, ties to the one listed
+     * first (HTTP); true: the queues in the order listed, priority within
+     * each (the Faktory protocol's FETCH). */
+    bool queue_order;
     engine_lease_cb cb; /* jobs leased, or n = 0 when wait_ms ran out */
     /* Optional: asked before jobs are handed to a waiting lessee; false drops
      * the lessee (its cb runs with n = 0) so no job goes to a gone client. */

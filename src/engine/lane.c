@@ -126,6 +126,8 @@ ejob_t *eng_next_ready(engine_t *e, const engine_waiter_t *w)
             if (!best || p < best_p || (p == best_p && i == best_q && ej->seq < best->seq))
                 best = ej, best_p = p, best_q = i;
         }
+        if (best && w->queue_order)
+            break; /* the first listed queue with a ready job wins */
     }
     return best;
 }

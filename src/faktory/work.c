@@ -86,7 +86,8 @@ void fwp_fetch(fwp_conn_t *c, const fwp_cmd_t *cmd)
      * nothing: it must not spin, and must not be handed work. */
     bool quiet = c->wid && workers_state(s->d.workers, c->wid) != WORKERS_ACTIVE;
     c->lease = (engine_waiter_t){ .worker = c->worker, .queues = c->queues,
-                                  .nqueues = quiet ? 0 : n, .max = 1, .cb = on_leased,
+                                  .nqueues = quiet ? 0 : n, .max = 1, .queue_order = true,
+                                  .cb = on_leased,
                                   .alive = fetcher_alive, .ud = c };
     job_t *jobs[1];
     int got = engine_lease(s->d.engine, &c->lease, FWP_FETCH_WAIT_MS, jobs);

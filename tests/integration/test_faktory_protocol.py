@@ -283,3 +283,16 @@ def test_shutdown_answers_fetches_refuses_pushes_and_takes_acks(make_server):
     s.start()
     assert s.job("drain001")["state"] == "completed"
     assert s.get("/v1/jobs/drain002").status_code == 404
+
+
+def test_fetch_tries_queues_in_the_order_listed_then_priority(server):
+    c = connect(server, wid="wo")
+    assert c.cmd("PUSH " + job("order-b-crit", queue="b", priority=9)) == "OK"
+    assert c.cmd("PUSH " + job("order-a-low1", queue="a", priority=2)) == "OK"
+    assert c.cmd("PUSH " + job("order-a-high", queue="a", priority=8)) == "OK"
+    got = [json.loads(c.cmd("FETCH a b"))["jid"] for _ in range(3)]
+    assert got == ["order-a-high", "order-a-low1", "order-b-crit"], got
+    assert c.cmd("QUEUE PAUSE a") == "OK"
+    assert c.cmd("PUSH " + job("order-a-late", queue="a")) == "OK"
+    assert c.cmd("PUSH " + job("order-b-late", queue="b")) == "OK"
+    assert json.loads(c.cmd("FETCH a b"))["jid"] == "order-b-late"  # paused: skipped
