@@ -93,6 +93,7 @@ void fwp_send_bulk(fwp_conn_t *c, const char *data, size_t len)
 
 void fwp_send_err(fwp_conn_t *c, const char *fmt, ...)
 {
+    metrics_fwp_error(c->srv->d.metrics, c->verb);
     sbuf_t out;
     sbuf_init(&out, 64);
     va_list ap;
@@ -224,9 +225,19 @@ static bool allowed(config_role_t role, fwp_verb_t v)
     }
 }
 
+_Static_assert(FWP_UNKNOWN == METRICS_FWP_NVERBS - 1, "verbs and their metric labels agree");
+
+static const char *verb_name(fwp_verb_t v)
+{
+    static const char *const names[] = { METRICS_FWP_VERBS };
+    return (unsigned)v < sizeof names / sizeof names[0] ? names[v] : "other";
+}
+
 static void dispatch(fwp_conn_t *c, const fwp_cmd_t *cmd)
 {
     c->srv->commands++;
+    c->verb = verb_name(cmd->verb);
+    metrics_fwp_command(c->srv->d.metrics, c->verb);
     if (c->phase == FWP_GREETING) {
         if (cmd->verb == FWP_HELLO)
             fwp_hello(c, cmd);

@@ -24,6 +24,7 @@
 
 #include "core/config.h"
 #include "engine/engine.h"
+#include "metrics/metrics.h"
 #include "metrics/workers.h"
 #include "net/admit.h"
 #include "store/store.h"
@@ -36,6 +37,7 @@ typedef struct fwp_deps {
     const config_t *cfg;
     workers_t *workers;
     admit_t *admit;
+    metrics_t *metrics;
 } fwp_deps_t;
 
 /* Listens on cfg->faktory_listen (with TLS if cfg names a certificate). */

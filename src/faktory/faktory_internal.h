@@ -42,6 +42,7 @@ struct fwp_conn {
     struct bufferevent *bev;
     admit_slot_t slot;
     fwp_phase_t phase;
+    const char *verb;   /* the command being answered, for metrics (static text) */
     int64_t handshake_deadline, read_deadline, write_deadline; /* mono ns; 0: none */
     char salt[17];
     int iterations;

@@ -256,6 +256,7 @@ char *metrics_render(metrics_t *m, engine_t *e, store_t *st, const metrics_gauge
     render_http(&s, m);
     render_store(&s, st);
     metrics_render_protection(&s, m, e, g);
+    metrics_render_faktory(&s, m);
     render_process(&s, m->version);
     return sbuf_take(&s);
 }

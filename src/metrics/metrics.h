@@ -35,6 +35,14 @@ void metrics_rejected(metrics_t *m, const char *reason);
 void metrics_breaker(metrics_t *m, engine_breaker_state_t to);
 void metrics_retention(metrics_t *m, uint64_t deleted);
 
+/* The Faktory protocol (faktory.c): a command received, an -ERR sent for
+ * one. verb is one of METRICS_FWP_VERBS; anything else counts as "other". */
+#define METRICS_FWP_VERBS "HELLO", "PUSH", "PUSHB", "FETCH", "ACK", "FAIL", "BEAT", "INFO", \
+                          "FLUSH", "MUTATE", "QUEUE", "END", "BATCH", "TRACK", "other"
+#define METRICS_FWP_NVERBS 15
+void metrics_fwp_command(metrics_t *m, const char *verb);
+void metrics_fwp_error(metrics_t *m, const char *verb);
+
 /* Outcomes of one queue (NULL: all queues) since start and in the last
  * window_s seconds (at most 300), and its execution time (ms). */
 typedef struct metrics_window {

@@ -38,9 +38,13 @@ struct metrics {
     uint64_t rejected[METRICS_NREASONS];
     uint64_t breaker_to[3]; /* transitions, by the state entered */
     uint64_t retention_deleted;
+    uint64_t fwp_commands[METRICS_FWP_NVERBS], fwp_errors[METRICS_FWP_NVERBS];
     hmap_t queues; /* name -> mqueue_t */
     hmap_t routes; /* key -> mroute_t */
 };
+
+/* faktory.c */
+void metrics_render_faktory(sbuf_t *s, metrics_t *m);
 
 /* protection.c */
 void metrics_render_protection(sbuf_t *s, metrics_t *m, engine_t *e, const metrics_gauges_t *g);

@@ -229,7 +229,7 @@ static int start_faktory(app_t *a, char *err, size_t len)
     if (strcmp(a->cfg.faktory_listen, "off") == 0)
         return 0;
     fwp_deps_t d = { .engine = a->engine, .store = a->store, .cfg = &a->cfg,
-                     .workers = a->workers, .admit = a->admit };
+                     .workers = a->workers, .admit = a->admit, .metrics = a->metrics };
     a->fwp = fwp_server_start(a->base, &d, err, len);
     return a->fwp ? 0 : -1;
 }

@@ -296,3 +296,15 @@ def test_fetch_tries_queues_in_the_order_listed_then_priority(server):
     assert c.cmd("PUSH " + job("order-a-late", queue="a")) == "OK"
     assert c.cmd("PUSH " + job("order-b-late", queue="b")) == "OK"
     assert json.loads(c.cmd("FETCH a b"))["jid"] == "order-b-late"  # paused: skipped
+
+
+def test_commands_and_errors_are_counted_in_metrics(server):
+    c = connect(server)
+    assert c.cmd("PUSH " + job("metric01")) == "OK"
+    err(c.cmd("PUSH {"))
+    err(c.cmd("WHAT"))
+    text = server.get("/metrics").text
+    assert 'jobq_faktory_commands_total{command="PUSH"} 2' in text
+    assert 'jobq_faktory_errors_total{command="PUSH"} 1' in text
+    assert 'jobq_faktory_commands_total{command="other"} 1' in text
+    assert 'jobq_faktory_commands_total{command="HELLO"} 1' in text
