@@ -10,7 +10,7 @@
 static void help(FILE *out)
 {
     fprintf(out,
-            "jobq %s: a durable job server with an HTTP/JSON API\n"
+            "jobq %s: a durable job server with an HTTP/JSON API and the Faktory protocol\n"
             "\n"
             "usage: jobq COMMAND [options]\n"
             "\n"
@@ -32,6 +32,8 @@ static void help(FILE *out)
             "  wait ID [--timeout-ms N]  follow a job until it finishes; exit 0 only if completed\n"
             "  download URL [--to PATH] [--sha256 HEX] [--max-retries N] [--wait]\n"
             "                    a download job for the built-in runner (JOBQ_RUNNERS=download=N)\n"
+            "  quiet WID         tell a Faktory worker process to stop fetching (on its next BEAT)\n"
+            "  terminate WID     tell a Faktory worker process to exit (on its next BEAT)\n"
             "  Every client command takes --json for machine-readable output.\n"
             "\n"
             "  version           print the version\n"

@@ -1,5 +1,6 @@
 /*
- * cli: the client subcommands (enqueue, get, list, cancel, retry, stats, top).
+ * cli: the client subcommands (enqueue, get, list, cancel, retry, stats, top,
+ * quiet and terminate for Faktory worker processes).
  * Human-readable output by default, --json for scripts; exit 0 on success,
  * 1 when the server refused or could not be reached, 2 on bad usage.
  */

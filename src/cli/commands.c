@@ -242,18 +242,20 @@ static int cmd_download(int argc, char **argv)
     return cli_wait(wargc, wargv);
 }
 
+/* One call on /v1/jobs/ID... or /v1/workers/WID... (base), ID the only argument. */
 static int id_command(const char *cmd, int argc, char **argv, const char *method,
-                      const char *suffix, const char *verb)
+                      const char *base, const char *suffix, const char *verb)
 {
     static const char *const none[] = { NULL };
     opts_t o;
     if (cli_parse(cmd, argc, argv, none, &o))
         return 2;
     if (o.npos != 1)
-        return cli_usage_error(cmd, "give exactly one job ID");
+        return cli_usage_error(cmd, strcmp(base, "/v1/jobs/") == 0 ? "give exactly one job ID"
+                                                                 : "give exactly one worker ID");
     char *id = curl_easy_escape(NULL, o.pos[0], 0);
     char path[1024];
-    snprintf(path, sizeof path, "/v1/jobs/%s%s", id ? id : "", suffix);
+    snprintf(path, sizeof path, "%s%s%s", base, id ? id : "", suffix);
     curl_free(id);
     return job_call(&o, method, path, NULL, verb);
 }
@@ -372,7 +374,7 @@ static int cmd_stats(int argc, char **argv)
 }
 
 static const char *const commands[] = { "enqueue", "get", "list", "cancel", "retry", "stats",
-                                         "top", "wait", "download" };
+                                         "top", "wait", "download", "quiet", "terminate" };
 
 bool cli_is_command(const char *cmd)
 {
@@ -389,11 +391,15 @@ int cli_main(const char *cmd, int argc, char **argv)
     if (strcmp(cmd, "enqueue") == 0)
         rc = cmd_enqueue(argc, argv);
     else if (strcmp(cmd, "get") == 0)
-        rc = id_command(cmd, argc, argv, "GET", "", NULL);
+        rc = id_command(cmd, argc, argv, "GET", "/v1/jobs/", "", NULL);
     else if (strcmp(cmd, "cancel") == 0)
-        rc = id_command(cmd, argc, argv, "POST", "/cancel", "cancel requested for");
+        rc = id_command(cmd, argc, argv, "POST", "/v1/jobs/", "/cancel", "cancel requested for");
     else if (strcmp(cmd, "retry") == 0)
-        rc = id_command(cmd, argc, argv, "POST", "/retry", "requeued");
+        rc = id_command(cmd, argc, argv, "POST", "/v1/jobs/", "/retry", "requeued");
+    else if (strcmp(cmd, "quiet") == 0)
+        rc = id_command(cmd, argc, argv, "POST", "/v1/workers/", "/quiet", "told worker");
+    else if (strcmp(cmd, "terminate") == 0)
+        rc = id_command(cmd, argc, argv, "POST", "/v1/workers/", "/terminate", "told worker");
     else if (strcmp(cmd, "list") == 0)
         rc = cmd_list(argc, argv);
     else if (strcmp(cmd, "top") == 0)

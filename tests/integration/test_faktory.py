@@ -127,13 +127,21 @@ def test_beat_quiet_and_terminate_from_the_http_api(server):
     t = threading.Thread(target=run, args=("wt",), kwargs={"until": {"ms": 15000}})
     t.start()
     _wait_worker(server, "wt")
-    assert server.post("/v1/workers/wt/terminate").status_code == 200
+    # terminate from the CLI, which calls the same HTTP API
+    import subprocess
+    from conftest import BIN
+    cli = subprocess.run([BIN, "terminate", "wt", "--server", server.url], capture_output=True,
+                         text=True, timeout=10)
+    assert cli.returncode == 0 and "wt" in cli.stdout and "terminate" in cli.stdout, cli
     t.join(30)
     assert results["wt"]["terminated"] is True, results
     w = {x["id"]: x for x in server.get("/v1/workers").json()["workers"]}
     assert w["wq"]["protocol"] == "faktory" and w["wq"]["state"] == "quiet"
     assert w["wt"]["state"] == "terminate"
     assert server.post("/v1/workers/nobody/quiet").status_code == 404
+    cli = subprocess.run([BIN, "quiet", "nobody", "--server", server.url], capture_output=True,
+                         text=True, timeout=10)
+    assert cli.returncode != 0 and "nobody" in cli.stderr, cli
 
 
 def _wait_worker(server, wid, timeout=10):
