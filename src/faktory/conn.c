@@ -28,6 +28,7 @@ static void free_conn(fwp_conn_t *c)
         job_free(c->batch[i]);
     free(c->batch);
     json_decref(c->rejected);
+    json_decref(c->hello);
     fwp_admin_free(c->admin);
     free(c->wid);
     free(c);
@@ -50,7 +51,12 @@ static void fwp_close(fwp_conn_t *c)
     bufferevent_free(c->bev);
     c->bev = NULL;
     c->dead = true;
-    if (!c->reading)
+    fwp_release(c);
+}
+
+void fwp_release(fwp_conn_t *c)
+{
+    if (c->dead && !c->reading && !c->authing)
         free_conn(c);
 }
 
@@ -152,7 +158,7 @@ static void on_read(void *ud, json_t *result, const char *error)
     CHECK(c->reading);
     c->reading = false;
     if (c->dead) {
-        free_conn(c);
+        fwp_release(c);
         return;
     }
     fwp_read_fn fn = c->read_fn;
@@ -469,6 +475,7 @@ fwp_server_t *fwp_server_start(struct event_base *base, const fwp_deps_t *d, cha
     list_init(&s->conns);
     struct timeval tv = { 0, SWEEP_MS * 1000 };
     if (tls_setup(s, d->cfg, err, len) != 0 ||
+        !(s->auth = offload_new(base, FWP_AUTH_PENDING_MAX)) ||
         !(s->sweep = event_new(base, -1, EV_PERSIST, on_sweep, s)) ||
         event_add(s->sweep, &tv) != 0 ||
         net_listen(&s->listener, base, d->cfg->faktory_listen, "JOBQ_FAKTORY_LISTEN", on_accept,
@@ -490,6 +497,7 @@ void fwp_server_stop(fwp_server_t *s)
     net_listen_free(&s->listener);
     while (!list_empty(&s->conns))
         fwp_close(LIST_ENTRY(list_first(&s->conns), fwp_conn_t, link));
+    offload_free(s->auth); /* checks in flight end cancelled, freeing their connections */
     if (s->sweep)
         event_free(s->sweep);
     if (s->tls)

@@ -23,6 +23,7 @@
 #include "faktory/faktory.h"
 #include "faktory/proto.h"
 #include "net/listen.h"
+#include "net/offload.h"
 #include "util/list.h"
 
 #define FWP_HANDSHAKE_MS 2000
@@ -30,6 +31,7 @@
 #define FWP_BEAT_REAP_MS 60000
 #define FWP_OUTPUT_MAX (4u << 20) /* replies not yet read; past it, commands wait */
 #define FWP_BATCH_MAX 1000
+#define FWP_AUTH_PENDING_MAX 64 /* password checks queued; past it HELLO gets -ERR busy */
 
 typedef enum { FWP_GREETING, FWP_READY, FWP_CLOSING } fwp_phase_t;
 
@@ -53,7 +55,9 @@ struct fwp_conn {
     bool processing;    /* inside fwp_process(): no re-entry */
     bool busy;          /* a command is waiting */
     bool reading;       /* a store read is in flight */
-    bool dead;          /* closed while reading: the read's callback frees it */
+    bool authing;       /* a password check is on the offload thread */
+    bool dead;          /* closed while reading or authing: the callback frees it */
+    json_t *hello;      /* the HELLO being checked, owned */
     fwp_read_fn read_fn;
     uint64_t deletes_seen;
     store_waiter_t durable;
@@ -73,6 +77,7 @@ struct fwp_server {
     struct event_base *base;
     net_listener_t listener;
     SSL_CTX *tls; /* NULL: plain TCP */
+    offload_t *auth; /* password checks, off the loop thread */
     struct event *sweep;
     list_node_t conns;
     unsigned busy;
@@ -98,6 +103,9 @@ void fwp_read_jobs(fwp_conn_t *c, const char *const *ids, size_t n, fwp_read_fn 
 void fwp_read_stats(fwp_conn_t *c, fwp_read_fn fn);
 void fwp_read_list(fwp_conn_t *c, const store_query_t *q, fwp_read_fn fn);
 void fwp_purge(fwp_conn_t *c, const store_purge_t *p, fwp_read_fn fn);
+
+/* conn.c: frees a connection closed while a callback was due, once none is. */
+void fwp_release(fwp_conn_t *c);
 
 /* hello.c */
 void fwp_greet(fwp_conn_t *c);

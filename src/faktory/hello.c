@@ -9,6 +9,8 @@
 #include "util/log.h"
 #include "util/randid.h"
 
+#include <openssl/crypto.h>
+
 /* Passwords are wanted as soon as there is anything to check them with. */
 static bool passwords(const config_t *cfg)
 {
@@ -34,31 +36,69 @@ void fwp_greet(fwp_conn_t *c)
     sbuf_free(&out);
 }
 
-/* Finds the credential whose password hashes to pwdhash: JOBQ_FAKTORY_PASSWORD
- * (admin), then each API key's secret (its role). */
-static bool authenticate(fwp_conn_t *c, const char *pwdhash, int iterations)
+/* A password check, done on the offload thread: the HELLO's hash against
+ * JOBQ_FAKTORY_PASSWORD (admin), then each API key's secret (its role).
+ * It holds copies, so that it touches nothing the loop owns. */
+typedef struct cred {
+    char secret[256];
+    config_role_t role;
+    char name[72];
+} cred_t;
+
+typedef struct auth_task {
+    fwp_conn_t *c;
+    char salt[17];
+    int iterations;
+    char given[FWP_HASH_HEX + 1];
+    int ncred, match; /* match: index into cred, or -1 */
+    cred_t cred[];
+} auth_task_t;
+
+static void verify(void *arg)
+{
+    auth_task_t *t = arg;
+    char want[FWP_HASH_HEX + 1];
+    t->match = -1;
+    for (int i = 0; i < t->ncred && t->match < 0; i++) {
+        fwp_pwdhash(t->cred[i].secret, t->salt, t->iterations, want);
+        if (fwp_hash_equal(t->given, want))
+            t->match = i;
+    }
+}
+
+static void add_cred(auth_task_t *t, const char *secret, config_role_t role, const char *name)
+{
+    cred_t *c = &t->cred[t->ncred++];
+    c->role = role;
+    snprintf(c->secret, sizeof c->secret, "%s", secret);
+    snprintf(c->name, sizeof c->name, "%s", name);
+}
+
+static auth_task_t *new_task(fwp_conn_t *c, const char *given, int iterations)
 {
     const config_t *cfg = c->srv->d.cfg;
-    char want[FWP_HASH_HEX + 1];
-    if (!pwdhash)
-        return false;
-    if (cfg->faktory_password[0]) {
-        fwp_pwdhash(cfg->faktory_password, c->salt, iterations, want);
-        if (fwp_hash_equal(pwdhash, want)) {
-            c->role = ROLE_ADMIN;
-            snprintf(c->principal, sizeof c->principal, "password");
-            return true;
-        }
-    }
+    size_t n = (size_t)cfg->nkeys + 1;
+    auth_task_t *t = calloc(1, sizeof *t + n * sizeof(cred_t));
+    if (!t)
+        return NULL;
+    t->c = c;
+    t->iterations = iterations;
+    memcpy(t->salt, c->salt, sizeof t->salt);
+    snprintf(t->given, sizeof t->given, "%s", given ? given : "");
+    if (cfg->faktory_password[0])
+        add_cred(t, cfg->faktory_password, ROLE_ADMIN, "password");
     for (int i = 0; i < cfg->nkeys; i++) {
-        fwp_pwdhash(cfg->keys[i].secret, c->salt, iterations, want);
-        if (fwp_hash_equal(pwdhash, want)) {
-            c->role = cfg->keys[i].role;
-            snprintf(c->principal, sizeof c->principal, "key %s", cfg->keys[i].name);
-            return true;
-        }
+        char name[72];
+        snprintf(name, sizeof name, "key %.60s", cfg->keys[i].name);
+        add_cred(t, cfg->keys[i].secret, cfg->keys[i].role, name);
     }
-    return false;
+    return t;
+}
+
+static void free_task(auth_task_t *t)
+{
+    OPENSSL_cleanse(t->cred, (size_t)t->ncred * sizeof(cred_t));
+    free(t);
 }
 
 /* Who holds this connection's leases: its process's wid, else a name made
@@ -94,6 +134,59 @@ static int check_hello(fwp_conn_t *c, json_t *h)
     return 0;
 }
 
+static void refuse(fwp_conn_t *c, const char *msg)
+{
+    fwp_send_err(c, "%s", msg);
+    fwp_close_after_reply(c);
+}
+
+/* The handshake is over: register the process and say +OK. */
+static void welcome(fwp_conn_t *c)
+{
+    json_t *h = c->hello;
+    const char *wid = json_string_value(json_object_get(h, "wid"));
+    const char *host = json_string_value(json_object_get(h, "hostname"));
+    json_int_t pid = json_integer_value(json_object_get(h, "pid"));
+    if (wid && (!(c->wid = strdup(wid)) ||
+                workers_hello(c->srv->d.workers, wid, "faktory", host, pid,
+                              json_object_get(h, "labels"), clock_now_ms()) != 0)) {
+        refuse(c, "unavailable: out of memory");
+        return;
+    }
+    name_worker(c, host, pid);
+    json_decref(c->hello);
+    c->hello = NULL;
+    c->phase = FWP_READY;
+    c->handshake_deadline = 0;
+    fwp_send_text(c, "+OK\r\n");
+}
+
+static void on_verified(void *arg, bool cancelled)
+{
+    auth_task_t *t = arg;
+    fwp_conn_t *c = t->c;
+    int match = t->match;
+    if (match >= 0) {
+        c->role = t->cred[match].role;
+        snprintf(c->principal, sizeof c->principal, "%s", t->cred[match].name);
+    }
+    free_task(t);
+    c->authing = false;
+    if (c->dead) {
+        fwp_release(c);
+        return;
+    }
+    fwp_finish(c);
+    if (cancelled) {
+        refuse(c, "unavailable: jobq is shutting down");
+    } else if (match < 0) {
+        log_warn("faktory client refused: invalid password", LOG_S("client", c->slot.addr));
+        refuse(c, "Invalid password");
+    } else {
+        welcome(c);
+    }
+}
+
 void fwp_hello(fwp_conn_t *c, const fwp_cmd_t *cmd)
 {
     json_t *h = fwp_json_arg(c, cmd, "argument");
@@ -102,33 +195,23 @@ void fwp_hello(fwp_conn_t *c, const fwp_cmd_t *cmd)
         fwp_close_after_reply(c);
         return;
     }
+    c->hello = h;
     c->role = ROLE_ADMIN; /* without passwords, as HTTP without keys */
-    if (passwords(c->srv->d.cfg)) {
-        json_t *v = json_object_get(h, "v");
-        /* Version 1 clients (and the Python library) hash once. */
-        int n = json_is_integer(v) && json_integer_value(v) >= 2 ? c->iterations : 1;
-        if (!authenticate(c, json_string_value(json_object_get(h, "pwdhash")), n)) {
-            log_warn("faktory client refused: invalid password", LOG_S("client", c->slot.addr));
-            json_decref(h);
-            fwp_send_err(c, "Invalid password");
-            fwp_close_after_reply(c);
-            return;
-        }
-    }
-    const char *wid = json_string_value(json_object_get(h, "wid"));
-    const char *host = json_string_value(json_object_get(h, "hostname"));
-    json_int_t pid = json_integer_value(json_object_get(h, "pid"));
-    if (wid && (!(c->wid = strdup(wid)) ||
-                workers_hello(c->srv->d.workers, wid, "faktory", host, pid,
-                              json_object_get(h, "labels"), clock_now_ms()) != 0)) {
-        json_decref(h);
-        fwp_send_err(c, "unavailable: out of memory");
-        fwp_close_after_reply(c);
+    if (!passwords(c->srv->d.cfg)) {
+        welcome(c);
         return;
     }
-    name_worker(c, host, pid);
-    json_decref(h);
-    c->phase = FWP_READY;
-    c->handshake_deadline = 0;
-    fwp_send_text(c, "+OK\r\n");
+    json_t *v = json_object_get(h, "v");
+    /* Version 1 clients (and the Python library) hash once. */
+    int n = json_is_integer(v) && json_integer_value(v) >= 2 ? c->iterations : 1;
+    auth_task_t *t = new_task(c, json_string_value(json_object_get(h, "pwdhash")), n);
+    if (!t || offload_submit(c->srv->auth, verify, on_verified, t) != 0) {
+        if (t)
+            free_task(t);
+        refuse(c, "busy: too many handshakes are being checked; retry shortly");
+        return;
+    }
+    c->authing = true;
+    c->busy = true;
+    c->srv->busy++;
 }

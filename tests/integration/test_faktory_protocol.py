@@ -308,3 +308,34 @@ def test_commands_and_errors_are_counted_in_metrics(server):
     assert 'jobq_faktory_errors_total{command="PUSH"} 1' in text
     assert 'jobq_faktory_commands_total{command="other"} 1' in text
     assert 'jobq_faktory_commands_total{command="HELLO"} 1' in text
+
+
+def test_a_flood_of_bad_passwords_does_not_stall_the_server(make_server):
+    """Each check costs thousands of SHA-256 per key; with 64 keys, 30 bogus
+    HELLOs are seconds of hashing. They run off the loop thread: HTTP and
+    established connections keep answering meanwhile."""
+    keys = ",".join(f"k{i}:worker:secret-number-{i:04d}-xxxx" for i in range(64))
+    s = make_server(env={"JOBQ_API_KEYS": keys})
+    ok = Raw(s.fwp_port)
+    assert ok.hello(password="secret-number-0063-xxxx") == "OK"
+    flood = []
+    for _ in range(30):
+        c = Raw(s.fwp_port)
+        hi = c.hi()
+        c.send('HELLO {"v":2,"pwdhash":"%s"}\r\n' % ("0" * 64))
+        flood.append(c)
+    t0 = time.time()
+    assert s.get("/health/live", timeout=5).status_code == 200
+    assert ok.cmd("INFO")
+    assert time.time() - t0 < 1.5, time.time() - t0
+    outcomes = set()
+    for c in flood:  # refused, or closed by the 2 s handshake deadline while queued
+        c.sock.settimeout(30)
+        try:
+            r = c.reply()
+            assert r == ("ERR", "Invalid password") or "busy" in r[1], r
+            outcomes.add(r[1])
+        except EOFError:
+            outcomes.add("closed")
+    assert "Invalid password" in outcomes, outcomes
+    assert ok.cmd("INFO")
