@@ -41,11 +41,14 @@ static void fwp_close(fwp_conn_t *c)
     if (c->dead)
         return;
     fwp_cancel_fetch(c);
+    fwp_info_forget(c);
     store_waiter_cancel(&c->durable);
     if (c->busy)
         s->busy--;
     c->busy = false;
     list_remove(&c->link);
+    if (list_linked(&c->resume_link))
+        list_remove(&c->resume_link);
     admit_leave(s->d.admit, &c->slot);
     bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
     bufferevent_free(c->bev);
@@ -111,6 +114,18 @@ void fwp_send_err(fwp_conn_t *c, const char *fmt, ...)
 }
 
 
+/* The connection needs the loop's attention: it runs in on_resume(), a
+ * loop event of its own, never from inside whatever asked (an engine or
+ * store callback, a command, or a bufferevent callback that OpenSSL's
+ * bufferevent may call from within a write). */
+static void resume_later(fwp_conn_t *c)
+{
+    if (c->dead || list_linked(&c->resume_link))
+        return;
+    list_push_back(&c->srv->resume, &c->resume_link);
+    event_active(c->srv->resume_ev, EV_TIMEOUT, 0);
+}
+
 void fwp_close_after_reply(fwp_conn_t *c)
 {
     c->phase = FWP_CLOSING;
@@ -118,8 +133,7 @@ void fwp_close_after_reply(fwp_conn_t *c)
     int64_t by = clock_mono_ns() + CLOSE_GRACE_NS;
     if (!c->write_deadline || c->write_deadline > by)
         c->write_deadline = by;
-    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
-        bufferevent_trigger(c->bev, EV_WRITE, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+    resume_later(c); /* closes once the reply is out */
 }
 
 void fwp_finish(fwp_conn_t *c)
@@ -127,8 +141,7 @@ void fwp_finish(fwp_conn_t *c)
     CHECK(c->busy);
     c->busy = false;
     c->srv->busy--;
-    if (c->bev && c->phase != FWP_CLOSING) /* read on, from the loop, not from here */
-        bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+    resume_later(c); /* read on */
 }
 
 static void on_durable(store_waiter_t *w)
@@ -166,8 +179,7 @@ static void on_read(void *ud, json_t *result, const char *error)
     c->busy = false;
     c->srv->busy--;
     fn(c, result, error); /* it replies, or waits again (marking busy) */
-    if (!c->busy && c->phase != FWP_CLOSING && c->bev)
-        bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+    resume_later(c);
 }
 
 static void start_read(fwp_conn_t *c, fwp_read_fn fn)
@@ -184,12 +196,6 @@ void fwp_read_jobs(fwp_conn_t *c, const char *const *ids, size_t n, fwp_read_fn 
     start_read(c, fn);
     c->deletes_seen = engine_deletes(c->srv->d.engine);
     store_get_jobs(c->srv->d.store, ids, n, on_read, c);
-}
-
-void fwp_read_stats(fwp_conn_t *c, fwp_read_fn fn)
-{
-    start_read(c, fn);
-    store_stats(c->srv->d.store, on_read, c);
 }
 
 void fwp_read_list(fwp_conn_t *c, const store_query_t *q, fwp_read_fn fn)
@@ -322,37 +328,67 @@ static void process(fwp_conn_t *c)
     c->processing = false;
 }
 
+/* What the loop does for a connection that needs attention. */
+static void step(fwp_conn_t *c)
+{
+    bool drained = evbuffer_get_length(bufferevent_get_output(c->bev)) == 0;
+    if (drained)
+        c->write_deadline = 0;
+    if (c->broken || (c->phase == FWP_CLOSING && drained))
+        fwp_close(c);
+    else if (c->phase != FWP_CLOSING)
+        process(c); /* new lines, or room again for replies */
+}
+
+static void on_resume(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    fwp_server_t *s = arg;
+    list_node_t now; /* this round's; what they queue waits for the next */
+    list_init(&now);
+    while (!list_empty(&s->resume)) {
+        list_node_t *n = list_first(&s->resume);
+        list_remove(n);
+        list_push_back(&now, n);
+    }
+    while (!list_empty(&now)) {
+        fwp_conn_t *c = LIST_ENTRY(list_first(&now), fwp_conn_t, resume_link);
+        list_remove(&c->resume_link);
+        step(c);
+    }
+}
+
 static void on_readable(struct bufferevent *bev, void *arg)
 {
     (void)bev;
-    process(arg);
+    resume_later(arg);
 }
 
 static void on_writable(struct bufferevent *bev, void *arg)
 {
-    fwp_conn_t *c = arg;
-    if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-        c->write_deadline = 0;
-    if (c->phase == FWP_CLOSING) {
-        if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-            fwp_close(c);
-        return;
-    }
-    process(c); /* it may have waited for the client to read */
+    (void)bev;
+    resume_later(arg);
 }
 
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
     (void)bev;
-    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
-        fwp_close(arg);
+    fwp_conn_t *c = arg;
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
+        c->broken = true;
+        resume_later(c);
+    }
 }
 
 /* ---- accepting ---- */
 
 static struct bufferevent *new_bev(fwp_server_t *s, evutil_socket_t fd)
 {
-    int opts = BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS;
+    /* No BEV_OPT_DEFER_CALLBACKS: a deferred callback holds a reference that
+     * only a later loop iteration releases, so connections closed when the
+     * loop is over would never be freed. Callbacks only schedule on_resume. */
+    int opts = BEV_OPT_CLOSE_ON_FREE;
     if (!s->tls)
         return bufferevent_socket_new(s->base, fd, opts);
     SSL *ssl = SSL_new(s->tls);
@@ -380,6 +416,8 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     c->srv = s;
     sbuf_init(&c->reply, 64);
     list_init(&c->link);
+    list_init(&c->resume_link);
+    list_init(&c->info_link);
     list_push_back(&s->conns, &c->link);
     if (!(c->bev = new_bev(s, fd))) {
         evutil_closesocket(fd);
@@ -473,10 +511,13 @@ fwp_server_t *fwp_server_start(struct event_base *base, const fwp_deps_t *d, cha
     s->base = base;
     s->started_ms = clock_now_ms();
     list_init(&s->conns);
+    list_init(&s->resume);
+    list_init(&s->info_waiters);
     struct timeval tv = { 0, SWEEP_MS * 1000 };
     if (tls_setup(s, d->cfg, err, len) != 0 ||
         !(s->auth = offload_new(base, FWP_AUTH_PENDING_MAX)) ||
         !(s->sweep = event_new(base, -1, EV_PERSIST, on_sweep, s)) ||
+        !(s->resume_ev = event_new(base, -1, 0, on_resume, s)) ||
         event_add(s->sweep, &tv) != 0 ||
         net_listen(&s->listener, base, d->cfg->faktory_listen, "JOBQ_FAKTORY_LISTEN", on_accept,
                    s, err, len) != 0) {
@@ -500,6 +541,9 @@ void fwp_server_stop(fwp_server_t *s)
     offload_free(s->auth); /* checks in flight end cancelled, freeing their connections */
     if (s->sweep)
         event_free(s->sweep);
+    if (s->resume_ev)
+        event_free(s->resume_ev);
+    json_decref(s->stats);
     if (s->tls)
         SSL_CTX_free(s->tls);
     free(s);

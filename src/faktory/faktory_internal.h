@@ -6,8 +6,9 @@
  * A connection's life: accepted and counted (admit), greeted with +HI,
  * HELLO within FWP_HANDSHAKE_MS, then commands one at a time. A command
  * that waits (durability, a lease, a store read) leaves `busy` set and
- * finishes through fwp_finish(), which resumes reading on the next loop
- * iteration (never from inside the engine's or the store's callback).
+ * finishes through fwp_finish(), which resumes reading from a loop event of
+ * the server's own (never from inside the engine's or the store's
+ * callback). The bufferevent callbacks only schedule that event too.
  *
  * Lifetime: fwp_close() cancels a lease wait and a durability wait at once
  * and frees the connection, unless a store read is in flight (reads cannot
@@ -31,6 +32,7 @@
 #define FWP_BEAT_REAP_MS 60000
 #define FWP_OUTPUT_MAX (4u << 20) /* replies not yet read; past it, commands wait */
 #define FWP_BATCH_MAX 1000
+#define FWP_INFO_FRESH_MS 1000
 #define FWP_AUTH_PENDING_MAX 64 /* password checks queued; past it HELLO gets -ERR busy */
 
 typedef enum { FWP_GREETING, FWP_READY, FWP_CLOSING } fwp_phase_t;
@@ -40,6 +42,9 @@ typedef void (*fwp_read_fn)(fwp_conn_t *c, json_t *result, const char *error);
 
 struct fwp_conn {
     list_node_t link; /* fwp_server.conns */
+    list_node_t resume_link; /* fwp_server.resume while it needs the loop */
+    list_node_t info_link;   /* fwp_server.info_waiters while its INFO waits */
+    bool broken;        /* the peer closed, or the socket failed: close at the next step */
     fwp_server_t *srv;
     struct bufferevent *bev;
     admit_slot_t slot;
@@ -79,7 +84,15 @@ struct fwp_server {
     SSL_CTX *tls; /* NULL: plain TCP */
     offload_t *auth; /* password checks, off the loop thread */
     struct event *sweep;
+    struct event *resume_ev; /* runs the connections in resume */
     list_node_t conns;
+    list_node_t resume;
+    /* INFO's store figures: one read serves every INFO that waits for it,
+     * and its answer serves the next ones for FWP_INFO_FRESH_MS. */
+    json_t *stats;
+    int64_t stats_at; /* mono ms */
+    bool stats_reading;
+    list_node_t info_waiters;
     unsigned busy;
     unsigned waiters;
     bool draining;
@@ -100,7 +113,6 @@ void fwp_finish(fwp_conn_t *c);
 void fwp_reply_durable(fwp_conn_t *c);
 /* A store read for c (see the lifetime rule above). */
 void fwp_read_jobs(fwp_conn_t *c, const char *const *ids, size_t n, fwp_read_fn fn);
-void fwp_read_stats(fwp_conn_t *c, fwp_read_fn fn);
 void fwp_read_list(fwp_conn_t *c, const store_query_t *q, fwp_read_fn fn);
 void fwp_purge(fwp_conn_t *c, const store_purge_t *p, fwp_read_fn fn);
 
@@ -123,6 +135,7 @@ void fwp_cancel_fetch(fwp_conn_t *c);
 
 /* info.c */
 void fwp_info(fwp_conn_t *c);
+void fwp_info_forget(fwp_conn_t *c); /* c closes while its INFO waits */
 
 /* admin.c */
 void fwp_flush(fwp_conn_t *c);

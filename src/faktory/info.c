@@ -1,6 +1,8 @@
 /* INFO: Faktory's server summary, from the engine's exact counts of what
- * is unfinished and one store read for what only the store knows (failed
- * jobs no longer held in memory, lifetime totals). */
+ * is unfinished and the store's figures for what only it knows (failed jobs
+ * no longer held in memory, lifetime totals). Those come from one read that
+ * every INFO waiting at the time shares, and serve FWP_INFO_FRESH_MS: a
+ * crowd of clients asking at once costs one read, not a read each. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,12 +74,8 @@ static json_t *faktory_part(fwp_conn_t *c, json_t *stats)
         "Workers", "size", workers);
 }
 
-static void on_stats(fwp_conn_t *c, json_t *stats, const char *error)
+static void answer(fwp_conn_t *c, json_t *stats)
 {
-    if (error) {
-        fwp_send_err(c, "unavailable: the store could not be read: %s", error);
-        return;
-    }
     char now[32], utc[32];
     int64_t ms = clock_now_ms();
     time_t t = (time_t)(ms / 1000);
@@ -85,9 +83,50 @@ static void on_stats(fwp_conn_t *c, json_t *stats, const char *error)
     gmtime_r(&t, &tm);
     strftime(utc, sizeof utc, "%H:%M:%S UTC", &tm);
     clock_format_rfc3339(ms, now, sizeof now);
-    json_t *info = json_pack("{s:s, s:s, s:o, s:o}", "now", now, "server_utc_time", utc,
-                             "faktory", faktory_part(c, stats), "server", server_part(c));
-    fwp_send_json(c, info);
+    fwp_send_json(c, json_pack("{s:s, s:s, s:o, s:o}", "now", now, "server_utc_time", utc,
+                               "faktory", faktory_part(c, stats), "server", server_part(c)));
 }
 
-void fwp_info(fwp_conn_t *c) { fwp_read_stats(c, on_stats); }
+static int64_t mono_ms(void) { return clock_mono_ns() / 1000000; }
+
+static void on_stats(void *ud, json_t *stats, const char *error)
+{
+    fwp_server_t *s = ud;
+    s->stats_reading = false;
+    if (!error) {
+        json_decref(s->stats);
+        s->stats = json_incref(stats);
+        s->stats_at = mono_ms();
+    }
+    while (!list_empty(&s->info_waiters)) {
+        fwp_conn_t *c = LIST_ENTRY(list_first(&s->info_waiters), fwp_conn_t, info_link);
+        list_remove(&c->info_link);
+        if (error)
+            fwp_send_err(c, "unavailable: the store could not be read: %s", error);
+        else
+            answer(c, stats);
+        fwp_finish(c);
+    }
+}
+
+void fwp_info(fwp_conn_t *c)
+{
+    fwp_server_t *s = c->srv;
+    if (s->stats && mono_ms() - s->stats_at < FWP_INFO_FRESH_MS) {
+        answer(c, s->stats);
+        return;
+    }
+    c->busy = true;
+    s->busy++;
+    list_push_back(&s->info_waiters, &c->info_link);
+    if (!s->stats_reading) {
+        s->stats_reading = true;
+        store_stats(s->d.store, on_stats, s); /* the server outlives the store's reads */
+    }
+}
+
+void fwp_info_forget(fwp_conn_t *c)
+{
+    if (list_linked(&c->info_link))
+        list_remove(&c->info_link);
+}

@@ -339,3 +339,22 @@ def test_a_flood_of_bad_passwords_does_not_stall_the_server(make_server):
             outcomes.add("closed")
     assert "Invalid password" in outcomes, outcomes
     assert ok.cmd("INFO")
+
+
+def test_stopping_with_connections_open_frees_every_one(make_server):
+    """Stopped while 60 clients are connected, some waiting in FETCH (which
+    the shutdown answers) and some idle: every connection is freed (the
+    fixture fails on any leak the sanitizer sees) and the exit is clean."""
+    s = make_server()
+    conns = [connect(s, wid=f"stop{i}") for i in range(60)]
+    for c in conns[:40]:
+        c.send("FETCH default\r\n")
+    for c in conns[40:50]:
+        c.send("INFO\r\n")
+    time.sleep(0.3)
+    assert s.stop() == 0
+    for c in conns[:40]:
+        try:
+            assert c.reply() is None
+        except (EOFError, ConnectionResetError):
+            pass
