@@ -245,7 +245,12 @@ void fwp_beat(fwp_conn_t *c, const fwp_cmd_t *cmd)
     workers_state_t st;
     if (!json_is_object(arg) || !wid) {
         fwp_send_err(c, "BEAT needs {\"wid\": ...}");
-    } else if (workers_beat(c->srv->d.workers, wid, clock_now_ms(), &st) != 0) {
+    } else if (workers_beat(c->srv->d.workers, wid,
+                            json_string_value(json_object_get(arg, "current_state")),
+                            json_is_integer(json_object_get(arg, "rss_kb"))
+                                ? json_integer_value(json_object_get(arg, "rss_kb"))
+                                : -1,
+                            clock_now_ms(), &st) != 0) {
         fwp_send_err(c, "unknown worker %.64s: say HELLO with this wid first", wid);
     } else if (st == WORKERS_ACTIVE) {
         reply_ok(c);

@@ -17,6 +17,8 @@ typedef struct worker {
     int64_t pid, last_beat;
     json_t *labels;
     workers_state_t state;
+    char reported[16]; /* the state its last BEAT said it is in, "" if none */
+    int64_t rss_kb;    /* -1: not reported */
 } worker_t;
 
 /* A running attempt: which worker holds it and since when. */
@@ -193,16 +195,27 @@ int workers_hello(workers_t *w, const char *wid, const char *protocol, const cha
     json_decref(k->labels);
     k->labels = json_is_array(labels) ? json_incref(labels) : json_array();
     k->pid = pid;
+    k->rss_kb = -1;
     k->last_beat = k->last_seen = now;
     return 0;
 }
 
-int workers_beat(workers_t *w, const char *wid, int64_t now, workers_state_t *state)
+int workers_beat(workers_t *w, const char *wid, const char *current_state, int64_t rss_kb,
+                 int64_t now, workers_state_t *state)
 {
     worker_t *k = hmap_get(&w->byid, wid);
     if (!k || !k->protocol)
         return -1;
     k->last_beat = k->last_seen = now;
+    k->rss_kb = rss_kb;
+    k->reported[0] = '\0';
+    for (size_t i = 0; current_state && current_state[i] && i < sizeof k->reported - 1; i++) {
+        char ch = current_state[i]; /* shown to operators: letters only */
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == '_'))
+            break;
+        k->reported[i] = ch;
+        k->reported[i + 1] = '\0';
+    }
     *state = k->state;
     return 0;
 }
@@ -252,6 +265,8 @@ static void add_process(json_t *o, const worker_t *k)
     json_object_set(o, "labels", k->labels);
     json_object_set_new(o, "state", json_string(workers_state_name(k->state)));
     json_object_set_new(o, "last_beat", clock_json(k->last_beat));
+    json_object_set_new(o, "reported_state", k->reported[0] ? json_string(k->reported) : json_null());
+    json_object_set_new(o, "rss_kb", k->rss_kb >= 0 ? json_integer(k->rss_kb) : json_null());
 }
 
 static json_t *one(const workers_t *w, const worker_t *k, int64_t now)

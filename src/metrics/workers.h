@@ -41,9 +41,11 @@ const char *workers_state_name(workers_state_t s);
 /* Registers (or refreshes) a process; labels is borrowed. -1: no memory. */
 int workers_hello(workers_t *w, const char *wid, const char *protocol, const char *hostname,
                   int64_t pid, json_t *labels, int64_t now_ms);
-/* A heartbeat: *state is what the process was told. -1 if wid is not a
- * registered process. */
-int workers_beat(workers_t *w, const char *wid, int64_t now_ms, workers_state_t *state);
+/* A heartbeat, with what the process says of itself (current_state may be
+ * NULL, rss_kb < 0 if not sent): *state is what it was told. -1 if wid is
+ * not a registered process. */
+int workers_beat(workers_t *w, const char *wid, const char *current_state, int64_t rss_kb,
+                 int64_t now_ms, workers_state_t *state);
 /* What a process was told; WORKERS_ACTIVE if unknown. */
 workers_state_t workers_state(const workers_t *w, const char *wid);
 /* When the process last sent a heartbeat (or HELLO); 0 if unknown. */

@@ -358,3 +358,11 @@ def test_stopping_with_connections_open_frees_every_one(make_server):
             assert c.reply() is None
         except (EOFError, ConnectionResetError):
             pass
+
+
+def test_beat_reports_show_in_workers(server):
+    c = connect(server, wid="wbeat", labels=["blue"])
+    assert c.cmd('BEAT {"wid":"wbeat","current_state":"quiet","rss_kb":12345}') == "OK"
+    w = {x["id"]: x for x in server.get("/v1/workers").json()["workers"]}["wbeat"]
+    assert w["reported_state"] == "quiet" and w["rss_kb"] == 12345 and w["labels"] == ["blue"]
+    assert w["state"] == "active" and w["protocol"] == "faktory" and w["pid"] > 0
