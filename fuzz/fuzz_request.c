@@ -38,7 +38,7 @@ static struct {
 
 static int64_t now_ms(void *ud) { (void)ud; return clock_now_ms(); }
 static double rand_unit(void *ud) { (void)ud; return 0.5; }
-static void persist(void *ud, const job_t *j, engine_event_t ev) { (void)ud; store_put_job(F.api.store, j, ev); }
+static void persist(void *ud, const job_t *j, job_event_t ev) { (void)ud; store_put_job(F.api.store, j, ev); }
 static void persist_delete(void *ud, const char *id) { (void)ud; store_delete_job(F.api.store, id); }
 static void persist_queue(void *ud, const char *q, bool paused)
 {

@@ -182,20 +182,3 @@ static void stats_reply(api_call_t *c, json_t *stats)
 }
 
 void api_stats(api_call_t *c) { with_counts(c, stats_reply); }
-
-void api_metrics(api_call_t *c)
-{
-    cache_stats_t cs = { 0 };
-    if (c->api->cache)
-        cache_stats(c->api->cache, &cs);
-    metrics_gauges_t g = {
-        .cache_hits = cs.hits, .cache_misses = cs.misses, .cache_evictions = cs.evictions,
-        .cache_invalidations = cs.invalidations, .cache_entries = (int64_t)cs.entries,
-        .cache_bytes = (int64_t)cs.bytes, .memory_used = api_memory_used(c->api),
-        .memory_limit = c->api->cfg->memory_limit,
-    };
-    if (c->api->admit)
-        admit_figures(c->api->admit, &g.connections);
-    char *text = metrics_render(c->api->metrics, c->api->engine, c->api->store, &g);
-    http_reply_text(c->r, 200, "text/plain; version=0.0.4; charset=utf-8", text);
-}

@@ -13,6 +13,12 @@ static const char *const priority_names[JOB_PRIORITIES] = {
     "critical", "high", "normal", "low", "background",
 };
 
+static const char *const event_names[JOB_EV_COUNT] = {
+    "enqueued", "updated", "leased", "completed", "failed", "retried", "cancelled", "requeued",
+};
+
+const char *job_event_name(job_event_t ev) { return ev < JOB_EV_COUNT ? event_names[ev] : "?"; }
+
 const char *job_state_name(job_state_t s) { return s < JOB_STATE_COUNT ? state_names[s] : "?"; }
 
 int job_state_parse(const char *s, job_state_t *out)

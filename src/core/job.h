@@ -39,6 +39,22 @@ typedef enum {
  * its clients expect (the other fields are then unused). */
 typedef enum { BACKOFF_EXPONENTIAL, BACKOFF_FAKTORY } backoff_curve_t;
 
+/* Why a job changed (the engine reports each change with one; the store
+ * keeps lifetime totals by event; metrics and logs name them). */
+typedef enum {
+    JOB_EV_ENQUEUED,
+    JOB_EV_UPDATED, /* heartbeat, timer, cancel request: no total changes */
+    JOB_EV_LEASED,  /* an attempt started */
+    JOB_EV_COMPLETED,
+    JOB_EV_FAILED,
+    JOB_EV_RETRIED, /* an attempt failed and a retry is scheduled */
+    JOB_EV_CANCELLED,
+    JOB_EV_REQUEUED, /* an operator's retry of a failed/cancelled job */
+    JOB_EV_COUNT
+} job_event_t;
+
+const char *job_event_name(job_event_t ev);
+
 typedef struct backoff {
     int64_t initial_ms, max_ms;
     double multiplier, jitter;

@@ -64,7 +64,7 @@ err_t engine_kill(engine_t *e, const char *id, const job_t **out, problem_t *p)
     if (job_state_terminal(ej->job->state))
         return problem_set(p, ERR_CONFLICT, "state", "job %s is already %s", id,
                            job_state_name(ej->job->state));
-    eng_finish(e, ej, JOB_FAILED, ENGINE_EV_FAILED);
+    eng_finish(e, ej, JOB_FAILED, JOB_EV_FAILED);
     *out = ej->job;
     eng_settle(e);
     return ERR_OK;
@@ -82,7 +82,7 @@ err_t engine_run_now(engine_t *e, const char *id, const job_t **out, problem_t *
                            job_state_name(j->state));
     j->run_at = j->updated_at = eng_now(e);
     eng_make_ready(e, ej);
-    eng_persist(e, ej, ENGINE_EV_UPDATED);
+    eng_persist(e, ej, JOB_EV_UPDATED);
     *out = j;
     eng_settle(e);
     return ERR_OK;

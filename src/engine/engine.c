@@ -5,15 +5,6 @@
 #include "engine/engine_internal.h"
 #include "util/check.h"
 
-static const char *const event_names[ENGINE_EV_COUNT] = {
-    "enqueued", "updated", "leased", "completed", "failed", "retried", "cancelled", "requeued",
-};
-
-const char *engine_event_name(engine_event_t ev)
-{
-    return ev < ENGINE_EV_COUNT ? event_names[ev] : "?";
-}
-
 engine_t *engine_new(const engine_hooks_t *hooks, const engine_options_t *opt)
 {
     engine_t *e = calloc(1, sizeof *e);
@@ -90,7 +81,7 @@ void eng_set_state(engine_t *e, ejob_t *ej, job_state_t s)
         eng_gates_running(e, ej, +1);
 }
 
-void eng_persist(engine_t *e, ejob_t *ej, engine_event_t ev)
+void eng_persist(engine_t *e, ejob_t *ej, job_event_t ev)
 {
     ENG_HOOK(e, e->h.persist(e->h.ud, ej->job, ev));
     eng_account(e, ej); /* after the hook: writing it filled the text caches */
@@ -162,7 +153,7 @@ static void clear_lease(job_t *j)
     j->lease_expires_at = 0;
 }
 
-void eng_finish(engine_t *e, ejob_t *ej, job_state_t state, engine_event_t ev)
+void eng_finish(engine_t *e, ejob_t *ej, job_state_t state, job_event_t ev)
 {
     eng_unlink(e, ej);
     job_t *j = ej->job;
@@ -287,7 +278,7 @@ err_t engine_enqueue(engine_t *e, job_t *job, bool *created, const job_t **out, 
         eng_schedule(e, ej, JOB_PENDING, job->run_at);
     else
         eng_make_ready(e, ej);
-    eng_persist(e, ej, ENGINE_EV_ENQUEUED);
+    eng_persist(e, ej, JOB_EV_ENQUEUED);
     *created = true;
     *out = job;
     eng_settle(e);
@@ -308,9 +299,9 @@ err_t engine_cancel(engine_t *e, const char *id, const job_t **out, problem_t *p
         /* The worker learns of it on its next heartbeat; its report settles it. */
         j->cancel_requested = true;
         j->updated_at = eng_now(e);
-        eng_persist(e, ej, ENGINE_EV_UPDATED);
+        eng_persist(e, ej, JOB_EV_UPDATED);
     } else {
-        eng_finish(e, ej, JOB_CANCELLED, ENGINE_EV_CANCELLED);
+        eng_finish(e, ej, JOB_CANCELLED, JOB_EV_CANCELLED);
     }
     *out = j;
     eng_settle(e);
@@ -337,7 +328,7 @@ err_t engine_retry(engine_t *e, const char *id, const job_t **out, problem_t *p)
     job_set_result(j, NULL);
     j->run_at = j->updated_at = eng_now(e);
     eng_make_ready(e, ej);
-    eng_persist(e, ej, ENGINE_EV_REQUEUED);
+    eng_persist(e, ej, JOB_EV_REQUEUED);
     *out = j;
     eng_settle(e);
     return ERR_OK;
@@ -379,7 +370,7 @@ static void fire_job_timer(engine_t *e, ejob_t *ej)
     }
     j->updated_at = eng_now(e);
     eng_make_ready(e, ej);
-    eng_persist(e, ej, ENGINE_EV_UPDATED);
+    eng_persist(e, ej, JOB_EV_UPDATED);
 }
 
 void engine_tick(engine_t *e)

@@ -31,19 +31,6 @@
 
 typedef struct engine engine_t;
 
-/* Why a job was persisted; the store keeps lifetime totals by event. */
-typedef enum {
-    ENGINE_EV_ENQUEUED,
-    ENGINE_EV_UPDATED, /* heartbeat, timer, cancel request: no total changes */
-    ENGINE_EV_LEASED,  /* an attempt started */
-    ENGINE_EV_COMPLETED,
-    ENGINE_EV_FAILED,
-    ENGINE_EV_RETRIED, /* an attempt failed and a retry is scheduled */
-    ENGINE_EV_CANCELLED,
-    ENGINE_EV_REQUEUED, /* an operator's retry of a failed/cancelled job */
-    ENGINE_EV_COUNT
-} engine_event_t;
-
 typedef enum {
     ENGINE_BREAKER_CLOSED,
     ENGINE_BREAKER_OPEN,
@@ -54,7 +41,7 @@ typedef struct engine_hooks {
     void *ud;
     int64_t (*now_ms)(void *ud);
     double (*rand_unit)(void *ud); /* uniform [0,1), for backoff jitter */
-    void (*persist)(void *ud, const job_t *job, engine_event_t ev);
+    void (*persist)(void *ud, const job_t *job, job_event_t ev);
     void (*persist_delete)(void *ud, const char *id);
     void (*persist_queue)(void *ud, const char *queue, bool paused);
     /* The earliest timer moved; call engine_tick() once the clock reaches it.
@@ -212,7 +199,6 @@ void engine_set_finished_budget(engine_t *e, int64_t bytes);
  * a delete may return the deleted job, and must not bring it back. */
 uint64_t engine_deletes(const engine_t *e);
 
-const char *engine_event_name(engine_event_t ev);
 
 /* ---- Breakers and limits (gate.c) ---- */
 

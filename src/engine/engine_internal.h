@@ -93,9 +93,9 @@ equeue_t *eng_queue(engine_t *e, const char *name); /* NULL only if out of memor
 void eng_set_state(engine_t *e, ejob_t *ej, job_state_t s);
 void eng_make_ready(engine_t *e, ejob_t *ej);
 void eng_schedule(engine_t *e, ejob_t *ej, job_state_t state, int64_t at);
-void eng_finish(engine_t *e, ejob_t *ej, job_state_t state, engine_event_t ev);
+void eng_finish(engine_t *e, ejob_t *ej, job_state_t state, job_event_t ev);
 void eng_unlink(engine_t *e, ejob_t *ej);
-void eng_persist(engine_t *e, ejob_t *ej, engine_event_t ev);
+void eng_persist(engine_t *e, ejob_t *ej, job_event_t ev);
 /* Brings the job's share of engine.bytes up to date. */
 void eng_account(engine_t *e, ejob_t *ej);
 /* Frees a finished job held only in memory (the store keeps it). */

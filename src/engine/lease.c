@@ -21,7 +21,7 @@ static void start_lease(engine_t *e, ejob_t *ej, const char *worker)
         abort(); /* no kernel randomness: fencing tokens would be guessable */
     if (heap_push(&e->timers, &ej->timer, j->lease_expires_at) != 0)
         abort(); /* cannot track the lease; losing it would strand the job */
-    eng_persist(e, ej, ENGINE_EV_LEASED);
+    eng_persist(e, ej, JOB_EV_LEASED);
 }
 
 static int take(engine_t *e, engine_waiter_t *w, job_t **out)
@@ -132,7 +132,7 @@ err_t engine_heartbeat(engine_t *e, const char *id, const char *lease_id, json_t
     j->updated_at = now;
     if (heap_push(&e->timers, &ej->timer, j->lease_expires_at) != 0)
         abort();
-    eng_persist(e, ej, ENGINE_EV_UPDATED);
+    eng_persist(e, ej, JOB_EV_UPDATED);
     *out = j;
     eng_settle(e);
     return ERR_OK;
@@ -148,7 +148,7 @@ err_t engine_complete(engine_t *e, const char *id, const char *lease_id, json_t 
     job_set_result(ej->job, result);
     eng_gates_outcome(e, ej, ENG_OUTCOME_OK);
     /* Finished work is reported as done even if a cancel arrived meanwhile. */
-    eng_finish(e, ej, JOB_COMPLETED, ENGINE_EV_COMPLETED);
+    eng_finish(e, ej, JOB_COMPLETED, JOB_EV_COMPLETED);
     *out = ej->job;
     eng_settle(e);
     return ERR_OK;
@@ -179,7 +179,7 @@ static void hold_attempt(engine_t *e, ejob_t *ej, int64_t delay)
     j->updated_at = now;
     eng_gates_hold(e, ej, now + delay);
     eng_schedule(e, ej, JOB_RETRYING, now + delay);
-    eng_persist(e, ej, ENGINE_EV_RETRIED);
+    eng_persist(e, ej, JOB_EV_RETRIED);
 }
 
 /* Records a failed attempt and decides: cancelled, held, retrying or failed. */
@@ -194,7 +194,7 @@ static void fail_attempt(engine_t *e, ejob_t *ej, err_t type, const char *messag
     if (type == ERR_RATE_LIMITED && retry_after_ms > 0 && retry != 0 && !j->cancel_requested) {
         hold_attempt(e, ej, retry_after_ms);
     } else if (j->cancel_requested) {
-        eng_finish(e, ej, JOB_CANCELLED, ENGINE_EV_CANCELLED);
+        eng_finish(e, ej, JOB_CANCELLED, JOB_EV_CANCELLED);
     } else if (retryable && j->attempts <= j->max_retries) {
         int64_t delay = backoff_delay_ms(&j->backoff, j->attempts, e->h.rand_unit(e->h.ud));
         if (retry_after_ms > delay)
@@ -202,9 +202,9 @@ static void fail_attempt(engine_t *e, ejob_t *ej, err_t type, const char *messag
         j->lease_id[0] = '\0';
         j->updated_at = now;
         eng_schedule(e, ej, JOB_RETRYING, now + delay);
-        eng_persist(e, ej, ENGINE_EV_RETRIED);
+        eng_persist(e, ej, JOB_EV_RETRIED);
     } else {
-        eng_finish(e, ej, JOB_FAILED, ENGINE_EV_FAILED);
+        eng_finish(e, ej, JOB_FAILED, JOB_EV_FAILED);
         if (j->discard_failed)
             eng_discard(e, ej);
     }

@@ -85,16 +85,16 @@ static char *queue_label(const char *queue)
 }
 
 static const struct {
-    engine_event_t ev;
+    job_event_t ev;
     const char *name, *help;
 } job_counters[] = {
-    { ENGINE_EV_ENQUEUED, "jobq_jobs_enqueued_total", "Jobs accepted since start." },
-    { ENGINE_EV_LEASED, "jobq_jobs_leased_total", "Attempts started since start." },
-    { ENGINE_EV_COMPLETED, "jobq_jobs_completed_total", "Jobs completed since start." },
-    { ENGINE_EV_FAILED, "jobq_jobs_failed_total", "Jobs failed for good since start." },
-    { ENGINE_EV_RETRIED, "jobq_jobs_retried_total", "Failed attempts scheduled for retry since start." },
-    { ENGINE_EV_CANCELLED, "jobq_jobs_cancelled_total", "Jobs cancelled since start." },
-    { ENGINE_EV_REQUEUED, "jobq_jobs_requeued_total", "Finished jobs requeued by an operator since start." },
+    { JOB_EV_ENQUEUED, "jobq_jobs_enqueued_total", "Jobs accepted since start." },
+    { JOB_EV_LEASED, "jobq_jobs_leased_total", "Attempts started since start." },
+    { JOB_EV_COMPLETED, "jobq_jobs_completed_total", "Jobs completed since start." },
+    { JOB_EV_FAILED, "jobq_jobs_failed_total", "Jobs failed for good since start." },
+    { JOB_EV_RETRIED, "jobq_jobs_retried_total", "Failed attempts scheduled for retry since start." },
+    { JOB_EV_CANCELLED, "jobq_jobs_cancelled_total", "Jobs cancelled since start." },
+    { JOB_EV_REQUEUED, "jobq_jobs_requeued_total", "Finished jobs requeued by an operator since start." },
 };
 
 static void render_jobs(sbuf_t *s, metrics_t *m)
@@ -123,56 +123,36 @@ static void render_jobs(sbuf_t *s, metrics_t *m)
     }
 }
 
-typedef struct qlist {
-    engine_queue_info_t *q;
-    size_t n, cap;
-} qlist_t;
-
-static void collect(void *ud, const engine_queue_info_t *q)
+static void render_queues(sbuf_t *s, const metrics_gauges_t *g)
 {
-    qlist_t *l = ud;
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 16;
-        engine_queue_info_t *p = realloc(l->q, cap * sizeof *p);
-        if (!p)
-            return;
-        l->q = p;
-        l->cap = cap;
-    }
-    l->q[l->n++] = *q; /* the name stays valid: nothing changes the engine meanwhile */
-}
-
-static void render_queues(sbuf_t *s, engine_t *e)
-{
-    qlist_t l = { 0 };
-    engine_queue_foreach(e, collect, &l);
+    const metrics_queue_t *q = g->queues;
+    size_t n = g->nqueues;
     static const job_state_t live[] = { JOB_PENDING, JOB_QUEUED, JOB_RUNNING, JOB_RETRYING };
     metrics_family(s, "jobq_jobs", "gauge", "Unfinished jobs by queue and state.");
-    for (size_t i = 0; i < l.n; i++) {
+    for (size_t i = 0; i < n; i++) {
         for (size_t k = 0; k < sizeof live / sizeof live[0]; k++) {
             sbuf_t lab;
             sbuf_init(&lab, 64);
-            metrics_label(&lab, "queue", l.q[i].name, true);
+            metrics_label(&lab, "queue", q[i].name, true);
             metrics_label(&lab, "state", job_state_name(live[k]), false);
-            metrics_sample(s, "jobq_jobs", lab.p, (double)l.q[i].count[live[k]]);
+            metrics_sample(s, "jobq_jobs", lab.p, (double)q[i].count[live[k]]);
             sbuf_free(&lab);
         }
     }
     int64_t now = clock_now_ms();
     metrics_family(s, "jobq_queue_oldest_job_age_seconds", "gauge", "How long the longest-waiting queued job has been due (0 if none).");
-    for (size_t i = 0; i < l.n; i++) {
-        char *lab = queue_label(l.q[i].name);
-        int64_t t = l.q[i].oldest_ready_at;
+    for (size_t i = 0; i < n; i++) {
+        char *lab = queue_label(q[i].name);
+        int64_t t = q[i].oldest_ready_at;
         metrics_sample(s, "jobq_queue_oldest_job_age_seconds", lab, t && now > t ? (double)(now - t) / 1e3 : 0);
         free(lab);
     }
     metrics_family(s, "jobq_queue_paused", "gauge", "1 if the queue is paused.");
-    for (size_t i = 0; i < l.n; i++) {
-        char *lab = queue_label(l.q[i].name);
-        metrics_sample(s, "jobq_queue_paused", lab, l.q[i].paused);
+    for (size_t i = 0; i < n; i++) {
+        char *lab = queue_label(q[i].name);
+        metrics_sample(s, "jobq_queue_paused", lab, q[i].paused);
         free(lab);
     }
-    free(l.q);
 }
 
 static void render_http(sbuf_t *s, metrics_t *m)
@@ -194,31 +174,29 @@ static void render_http(sbuf_t *s, metrics_t *m)
     }
 }
 
-static void render_store(sbuf_t *s, store_t *st)
+static void render_store(sbuf_t *s, const metrics_store_t *f)
 {
-    store_figures_t f;
-    store_figures(st, &f);
     metrics_family(s, "jobq_store_commit_duration_seconds", "histogram", "One group commit: begin, writes, commit (fsync).");
-    hist(s, "jobq_store_commit_duration_seconds", "", &f.commit_seconds);
+    hist(s, "jobq_store_commit_duration_seconds", "", &f->commit_seconds);
     metrics_family(s, "jobq_store_statement_duration_seconds", "histogram",
            "Store time per statement kind; statement=\"commit\" is the COMMIT (WAL write and fsync) alone.");
-    for (int i = 0; i < STORE_ST_COUNT; i++) {
+    for (int i = 0; i < f->nstatements; i++) {
         sbuf_t lab;
         sbuf_init(&lab, 48);
-        metrics_label(&lab, "statement", store_statement_name((store_statement_t)i), true);
-        hist(s, "jobq_store_statement_duration_seconds", lab.p, &f.statement_seconds[i]);
+        metrics_label(&lab, "statement", f->statement_names[i], true);
+        hist(s, "jobq_store_statement_duration_seconds", lab.p, &f->statement_seconds[i]);
         sbuf_free(&lab);
     }
     metrics_family(s, "jobq_store_commit_batch_size", "histogram", "Operations per group commit.");
-    hist(s, "jobq_store_commit_batch_size", "", &f.batch_size);
+    hist(s, "jobq_store_commit_batch_size", "", &f->batch_size);
     metrics_family(s, "jobq_store_roundtrip_seconds", "histogram", "From a write being queued to the loop learning it is durable.");
-    hist(s, "jobq_store_roundtrip_seconds", "", &f.roundtrip_seconds);
+    hist(s, "jobq_store_roundtrip_seconds", "", &f->roundtrip_seconds);
     metrics_family(s, "jobq_store_failed_commits_total", "counter", "Commits that failed and were retried.");
-    metrics_sample(s, "jobq_store_failed_commits_total", "", (double)f.failed_commits);
+    metrics_sample(s, "jobq_store_failed_commits_total", "", (double)f->failed_commits);
     metrics_family(s, "jobq_store_healthy", "gauge", "1 while the store commits.");
-    metrics_sample(s, "jobq_store_healthy", "", store_healthy(st));
+    metrics_sample(s, "jobq_store_healthy", "", f->healthy);
     metrics_family(s, "jobq_quarantined_jobs", "gauge", "Stored jobs that cannot be read, kept aside (GET /v1/quarantine).");
-    metrics_sample(s, "jobq_quarantined_jobs", "", (double)store_quarantine_count(st));
+    metrics_sample(s, "jobq_quarantined_jobs", "", (double)f->quarantined);
 }
 
 static void render_process(sbuf_t *s, const char *version)
@@ -247,15 +225,15 @@ static void render_process(sbuf_t *s, const char *version)
     sbuf_free(&lab);
 }
 
-char *metrics_render(metrics_t *m, engine_t *e, store_t *st, const metrics_gauges_t *g)
+char *metrics_render(metrics_t *m, const metrics_gauges_t *g)
 {
     sbuf_t s;
     sbuf_init(&s, 16384);
     render_jobs(&s, m);
-    render_queues(&s, e);
+    render_queues(&s, g);
     render_http(&s, m);
-    render_store(&s, st);
-    metrics_render_protection(&s, m, e, g);
+    render_store(&s, &g->store);
+    metrics_render_protection(&s, m, g);
     metrics_render_faktory(&s, m);
     render_process(&s, m->version);
     return sbuf_take(&s);

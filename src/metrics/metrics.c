@@ -52,26 +52,26 @@ static mqueue_t *queue_of(metrics_t *m, const char *name)
     return q;
 }
 
-void metrics_job(metrics_t *m, const job_t *job, engine_event_t ev, int64_t now_ms)
+void metrics_job(metrics_t *m, const job_t *job, job_event_t ev, int64_t now_ms)
 {
     mqueue_t *q = queue_of(m, job->queue);
-    if (!q || ev >= ENGINE_EV_COUNT)
+    if (!q || ev >= JOB_EV_COUNT)
         return;
     q->events[ev]++;
-    if (ev == ENGINE_EV_LEASED)
+    if (ev == JOB_EV_LEASED)
         histogram_observe(&q->wait, (double)(now_ms - job->run_at) / 1e3);
-    if (ev == ENGINE_EV_COMPLETED || ev == ENGINE_EV_FAILED) {
+    if (ev == JOB_EV_COMPLETED || ev == JOB_EV_FAILED) {
         int64_t sec = now_ms / 1000;
         msecond_t *slot = &q->ring[sec % WINDOW_SECONDS];
         if (slot->second != sec)
             *slot = (msecond_t){ .second = sec };
-        if (ev == ENGINE_EV_COMPLETED)
+        if (ev == JOB_EV_COMPLETED)
             slot->completed++;
         else
             slot->failed++;
     }
     /* These end a running attempt; a cancellation may not, so it is left out. */
-    if ((ev == ENGINE_EV_COMPLETED || ev == ENGINE_EV_FAILED || ev == ENGINE_EV_RETRIED) &&
+    if ((ev == JOB_EV_COMPLETED || ev == JOB_EV_FAILED || ev == JOB_EV_RETRIED) &&
         job->started_at)
         histogram_observe(&q->exec, (double)(now_ms - job->started_at) / 1e3);
 }

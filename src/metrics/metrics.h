@@ -3,8 +3,10 @@
  *
  * The loop thread records (HTTP requests as they finish, job events as the
  * engine reports them) into fixed-size counters and histograms; a scrape
- * renders them with the engine's gauges, the store's group-commit figures
- * and the standard process_* metrics. Label sets are bounded: routes are the
+ * renders them with a snapshot of the figures other modules own (the
+ * engine's queues and breakers, the store's group commits, caches,
+ * connections: metrics_gauges_t, filled by the caller) and the standard
+ * process_* metrics. It knows neither the engine nor the store. Label sets are bounded: routes are the
  * router's patterns, statuses are HTTP codes, queues are the user's queues.
  *
  * Threads: the loop thread only. Ownership: metrics_render() returns a
@@ -13,10 +15,11 @@
 #ifndef JOBQ_METRICS_H
 #define JOBQ_METRICS_H
 
-#include "net/admit.h"
+#include <stdbool.h>
+
 #include "core/job.h"
-#include "engine/engine.h"
-#include "store/store.h"
+#include "net/admit.h"
+#include "util/histogram.h"
 
 typedef struct metrics metrics_t;
 
@@ -26,13 +29,14 @@ void metrics_free(metrics_t *m);
 void metrics_http(metrics_t *m, const char *route, const char *method, int status,
                   double seconds);
 /* A job changed (the engine's persist hook); now_ms is the engine's clock. */
-void metrics_job(metrics_t *m, const job_t *job, engine_event_t ev, int64_t now_ms);
+void metrics_job(metrics_t *m, const job_t *job, job_event_t ev, int64_t now_ms);
 
 /* Protection (protection.c). A request refused before its handler ran:
  * reason is one of METRICS_REJECT_REASONS. */
 #define METRICS_REJECT_REASONS "unauthorized", "forbidden", "rate_limited", "overloaded", "busy"
 void metrics_rejected(metrics_t *m, const char *reason);
-void metrics_breaker(metrics_t *m, engine_breaker_state_t to);
+#define METRICS_BREAKER_STATES 3 /* closed, open, half_open: the engine's order */
+void metrics_breaker(metrics_t *m, unsigned to);
 void metrics_retention(metrics_t *m, uint64_t deleted);
 
 /* The Faktory protocol (faktory.c): a command received, an -ERR sent for
@@ -57,15 +61,41 @@ void metrics_window(metrics_t *m, const char *queue, int window_s, int64_t now_m
  * every status, new reference. */
 json_t *metrics_routes_json(metrics_t *m);
 
-/* Figures other modules own, read at scrape time. */
+/* One queue as the engine holds it (the name is borrowed). */
+typedef struct metrics_queue {
+    const char *name;
+    bool paused;
+    size_t count[JOB_STATE_COUNT];
+    int64_t oldest_ready_at; /* 0: nothing queued */
+} metrics_queue_t;
+
+/* The store's group-commit figures; statement histograms and their names
+ * are borrowed arrays of nstatements. */
+typedef struct metrics_store {
+    histogram_t commit_seconds, batch_size, roundtrip_seconds;
+    const histogram_t *statement_seconds;
+    const char *const *statement_names;
+    int nstatements;
+    uint64_t failed_commits;
+    bool healthy;
+    size_t quarantined;
+} metrics_store_t;
+
+/* Figures other modules own, read at scrape time. Everything borrowed
+ * needs to live only for the metrics_render() call. */
 typedef struct metrics_gauges {
     uint64_t cache_hits, cache_misses, cache_evictions, cache_invalidations;
     int64_t cache_entries, cache_bytes;
     int64_t memory_used, memory_limit; /* accounted bytes; limit 0: none */
     admit_figures_t connections;
+    const metrics_queue_t *queues;
+    size_t nqueues;
+    size_t breakers[METRICS_BREAKER_STATES];   /* by state */
+    const char *const *breaker_state_names;    /* METRICS_BREAKER_STATES of them */
+    metrics_store_t store;
 } metrics_gauges_t;
 
 /* Prometheus text exposition format 0.0.4. */
-char *metrics_render(metrics_t *m, engine_t *e, store_t *s, const metrics_gauges_t *g);
+char *metrics_render(metrics_t *m, const metrics_gauges_t *g);
 
 #endif

@@ -18,7 +18,7 @@ typedef struct msecond {
 
 typedef struct mqueue {
     char *name; /* owned; the hmap key */
-    uint64_t events[ENGINE_EV_COUNT];
+    uint64_t events[JOB_EV_COUNT];
     histogram_t exec, wait;
     msecond_t ring[WINDOW_SECONDS];
 } mqueue_t;
@@ -47,7 +47,7 @@ struct metrics {
 void metrics_render_faktory(sbuf_t *s, metrics_t *m);
 
 /* protection.c */
-void metrics_render_protection(sbuf_t *s, metrics_t *m, engine_t *e, const metrics_gauges_t *g);
+void metrics_render_protection(sbuf_t *s, metrics_t *m, const metrics_gauges_t *g);
 
 /* exposition.c: text primitives shared by the renderers. */
 void metrics_family(sbuf_t *s, const char *name, const char *type, const char *help);

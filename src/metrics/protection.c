@@ -12,18 +12,13 @@ void metrics_rejected(metrics_t *m, const char *reason)
             m->rejected[i]++;
 }
 
-void metrics_breaker(metrics_t *m, engine_breaker_state_t to)
+void metrics_breaker(metrics_t *m, unsigned to)
 {
-    if ((unsigned)to < 3)
+    if (to < METRICS_BREAKER_STATES)
         m->breaker_to[to]++;
 }
 
 void metrics_retention(metrics_t *m, uint64_t deleted) { m->retention_deleted += deleted; }
-
-static void count_state(void *ud, const engine_breaker_info_t *b)
-{
-    ((size_t *)ud)[b->state]++;
-}
 
 static void one_label(sbuf_t *s, const char *name, const char *key, const char *value, double v)
 {
@@ -73,7 +68,7 @@ static void render_connections(sbuf_t *s, const admit_figures_t *c)
         (double)c->timed_out);
 }
 
-void metrics_render_protection(sbuf_t *s, metrics_t *m, engine_t *e, const metrics_gauges_t *g)
+void metrics_render_protection(sbuf_t *s, metrics_t *m, const metrics_gauges_t *g)
 {
     render_cache_memory(s, g);
     render_connections(s, &g->connections);
@@ -84,17 +79,14 @@ void metrics_render_protection(sbuf_t *s, metrics_t *m, engine_t *e, const metri
     metrics_family(s, "jobq_retention_deleted_jobs_total", "counter",
                    "Finished jobs deleted because they outlived JOBQ_RETAIN_*.");
     metrics_sample(s, "jobq_retention_deleted_jobs_total", NULL, (double)m->retention_deleted);
-    size_t states[3] = { 0 };
-    engine_breaker_foreach(e, count_state, states);
+    if (!g->breaker_state_names)
+        return;
     metrics_family(s, "jobq_breakers", "gauge", "Circuit breakers by state (per key: GET /v1/breakers).");
-    for (int st = 0; st < 3; st++) {
-        const char *name = engine_breaker_state_name((engine_breaker_state_t)st);
-        one_label(s, "jobq_breakers", "state", name, (double)states[st]);
-    }
+    for (int st = 0; st < METRICS_BREAKER_STATES; st++)
+        one_label(s, "jobq_breakers", "state", g->breaker_state_names[st], (double)g->breakers[st]);
     metrics_family(s, "jobq_breaker_transitions_total", "counter",
                    "Circuit breaker state changes, by the state entered.");
-    for (int st = 0; st < 3; st++) {
-        const char *name = engine_breaker_state_name((engine_breaker_state_t)st);
-        one_label(s, "jobq_breaker_transitions_total", "to", name, (double)m->breaker_to[st]);
-    }
+    for (int st = 0; st < METRICS_BREAKER_STATES; st++)
+        one_label(s, "jobq_breaker_transitions_total", "to", g->breaker_state_names[st],
+                  (double)m->breaker_to[st]);
 }

@@ -148,22 +148,22 @@ static void start(workers_t *w, const job_t *job, int64_t now)
     k->last_seen = now;
 }
 
-void workers_job(workers_t *w, const job_t *job, engine_event_t ev, int64_t now)
+void workers_job(workers_t *w, const job_t *job, job_event_t ev, int64_t now)
 {
-    if (ev == ENGINE_EV_LEASED) {
+    if (ev == JOB_EV_LEASED) {
         start(w, job, now);
         return;
     }
     lease_rec_t *l = hmap_get(&w->leases, job->id);
-    if (!l || ev == ENGINE_EV_UPDATED || ev == ENGINE_EV_ENQUEUED)
+    if (!l || ev == JOB_EV_UPDATED || ev == JOB_EV_ENQUEUED)
         return; /* not the end of an attempt we saw start */
     worker_t *k = l->worker;
     if (k) {
         k->active--;
         k->last_seen = now;
-        if (ev == ENGINE_EV_COMPLETED)
+        if (ev == JOB_EV_COMPLETED)
             k->completed++;
-        else if (ev == ENGINE_EV_FAILED || ev == ENGINE_EV_RETRIED)
+        else if (ev == JOB_EV_FAILED || ev == JOB_EV_RETRIED)
             k->failed++;
         k->exec_ms_sum += (double)(now - l->since);
         k->exec_count++;

@@ -18,7 +18,6 @@
 
 #include "core/job.h"
 #include "core/errors.h"
-#include "engine/engine.h"
 
 #define WORKERS_MAX 10000
 
@@ -30,7 +29,7 @@ void workers_free(workers_t *w);
 /* The worker asked for work or reported on it. */
 void workers_seen(workers_t *w, const char *worker, int64_t now_ms);
 /* A job event from the engine (its persist hook). */
-void workers_job(workers_t *w, const job_t *job, engine_event_t ev, int64_t now_ms);
+void workers_job(workers_t *w, const job_t *job, job_event_t ev, int64_t now_ms);
 
 /* Worker processes that said who they are (the Faktory protocol's HELLO
  * with a wid) and can be told to stop fetching (quiet) or to exit

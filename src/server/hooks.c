@@ -23,22 +23,22 @@ static double hook_rand(void *ud)
  * completed, heartbeats) is debug: at info it cost 14% of the memory-mode
  * benchmark, against a 5% budget (docs/performance.md). Failures carry
  * their error; retries their next run time. */
-static void log_job(const job_t *job, engine_event_t ev)
+static void log_job(const job_t *job, job_event_t ev)
 {
-    bool routine = ev == ENGINE_EV_UPDATED || ev == ENGINE_EV_ENQUEUED ||
-                   ev == ENGINE_EV_LEASED || ev == ENGINE_EV_COMPLETED ||
-                   ev == ENGINE_EV_REQUEUED;
+    bool routine = ev == JOB_EV_UPDATED || ev == JOB_EV_ENQUEUED ||
+                   ev == JOB_EV_LEASED || ev == JOB_EV_COMPLETED ||
+                   ev == JOB_EV_REQUEUED;
     log_level_t level = routine ? LOG_DEBUG : LOG_INFO;
     if (!log_enabled(level))
         return;
     json_t *last = json_array_get(job->errors, json_array_size(job->errors) - 1);
-    bool failure = ev == ENGINE_EV_FAILED || ev == ENGINE_EV_RETRIED;
+    bool failure = ev == JOB_EV_FAILED || ev == JOB_EV_RETRIED;
     char next[32] = "";
-    if (ev == ENGINE_EV_RETRIED)
+    if (ev == JOB_EV_RETRIED)
         clock_format_rfc3339(job->run_at, next, sizeof next);
     log_emit(level, "job",
              (const log_field_t[]){
-                 LOG_S("event", engine_event_name(ev)), LOG_S("job_id", job->id),
+                 LOG_S("event", job_event_name(ev)), LOG_S("job_id", job->id),
                  LOG_S("queue", job->queue), LOG_S("type", job->type),
                  LOG_S("state", job_state_name(job->state)), LOG_I("attempt", job->attempts),
                  LOG_S("worker", job->lease_worker),
@@ -48,7 +48,7 @@ static void log_job(const job_t *job, engine_event_t ev)
                  LOG_S("next_run_at", next[0] ? next : NULL), LOG_END_ });
 }
 
-static void hook_persist(void *ud, const job_t *job, engine_event_t ev)
+static void hook_persist(void *ud, const job_t *job, job_event_t ev)
 {
     app_t *a = ud;
     store_put_job(a->store, job, ev);

@@ -186,6 +186,12 @@ static int open_store(app_t *a, char *err, size_t len)
     return store_check_schema(a->store, err, len);
 }
 
+static void recover_job(void *ud, job_t *job) { engine_load(ud, job); }
+static void recover_queue(void *ud, const char *name, bool paused)
+{
+    engine_load_queue(ud, name, paused);
+}
+
 static int start_engine(app_t *a, char *err, size_t len)
 {
     engine_hooks_t hooks;
@@ -199,7 +205,8 @@ static int start_engine(app_t *a, char *err, size_t len)
         return snprintf(err, len, "out of memory"), -1;
     size_t n = 0;
     int64_t t0 = clock_mono_ns();
-    if (store_load(a->store, a->engine, &n, err, len) != 0)
+    store_recovery_t to = { .ud = a->engine, .job = recover_job, .queue = recover_queue };
+    if (store_load(a->store, &to, &n, err, len) != 0)
         return -1;
     log_info("recovered jobs", LOG_I("jobs", n), LOG_D("ms", (clock_mono_ns() - t0) / 1e6));
     return 0;

@@ -1,6 +1,7 @@
 /*
  * backend: the interface a durable store implements (SQLite today,
- * PostgreSQL later). store.c drives it; nothing else calls it.
+ * PostgreSQL later). Private to src/store/: store.c, writer.c and reader.c
+ * drive it; nothing outside the store includes it.
  *
  * Threads: a connection is used by one thread at a time: the caller of
  * open() until store_start(), the store thread after that; each
@@ -16,6 +17,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "store/store.h" /* store_query_t, store_purge_t */
+
 typedef struct store_row {
     const char *id, *queue, *type, *state;
     int priority;
@@ -23,23 +26,6 @@ typedef struct store_row {
     const char *doc; /* the job's stored JSON document */
 } store_row_t;
 
-typedef struct store_query {
-    const char *queue, *state, *type; /* NULL: any */
-    int limit;                        /* 1..1000 */
-    bool has_cursor;                  /* continue after (created_at, id) */
-    int64_t cursor_created_at;
-    const char *cursor_id;
-} store_query_t;
-
-/* Retention: one batch of a sweep over every job, oldest first. */
-typedef struct store_purge {
-    int64_t completed_before; /* completed/cancelled jobs finished before this go; 0: keep */
-    int64_t failed_before;    /* failed jobs finished before this go; 0: keep */
-    bool has_cursor;          /* continue after (after_created_at, after_id) */
-    int64_t after_created_at;
-    const char *after_id;
-    int limit;
-} store_purge_t;
 typedef struct store_purged {
     int scanned;         /* jobs looked at; < limit means the sweep is over */
     int64_t last_created_at;

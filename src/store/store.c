@@ -124,7 +124,7 @@ int store_migrate(store_t *s, char *err, size_t len)
 
 typedef struct load_ctx {
     store_t *s;
-    engine_t *e;
+    const store_recovery_t *to;
     size_t n;
     char *err;
     size_t len;
@@ -148,20 +148,21 @@ static int load_doc(void *ud, const char *text, int64_t created_at, const char *
         return 0;
     }
     json_decref(doc);
-    engine_load(c->e, job);
+    c->to->job(c->to->ud, job);
     c->n++;
     return 0;
 }
 
 static int load_queue(void *ud, const char *name, bool paused)
 {
-    engine_load_queue(((load_ctx_t *)ud)->e, name, paused);
+    load_ctx_t *c = ud;
+    c->to->queue(c->to->ud, name, paused);
     return 0;
 }
 
-int store_load(store_t *s, engine_t *e, size_t *njobs, char *err, size_t len)
+int store_load(store_t *s, const store_recovery_t *to, size_t *njobs, char *err, size_t len)
 {
-    load_ctx_t c = { s, e, 0, err, len };
+    load_ctx_t c = { s, to, 0, err, len };
     err[0] = '\0';
     if (s->ops->load_queues(s->conn, load_queue, &c) != 0 ||
         s->ops->load_active(s->conn, load_doc, &c) != 0) {
@@ -331,7 +332,7 @@ static void submit_read(store_t *s, op_t *op)
         store_notify(s);
 }
 
-uint64_t store_put_job(store_t *s, const job_t *job, engine_event_t ev)
+uint64_t store_put_job(store_t *s, const job_t *job, job_event_t ev)
 {
     const char *in[4] = { job->id, job->queue, job->type, job_state_name(job->state) }, *out[4];
     op_t *op = new_op(OP_PUT, in, out);

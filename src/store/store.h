@@ -30,12 +30,28 @@
 
 #include "core/config.h"
 #include "core/job.h"
-#include "engine/engine.h"
-#include "store/backend.h"
 #include "util/histogram.h"
 #include "util/list.h"
 
 typedef struct store store_t;
+
+typedef struct store_query {
+    const char *queue, *state, *type; /* NULL: any */
+    int limit;                        /* 1..1000 */
+    bool has_cursor;                  /* continue after (created_at, id) */
+    int64_t cursor_created_at;
+    const char *cursor_id;
+} store_query_t;
+
+/* Retention: one batch of a sweep over every job, oldest first. */
+typedef struct store_purge {
+    int64_t completed_before; /* completed/cancelled jobs finished before this go; 0: keep */
+    int64_t failed_before;    /* failed jobs finished before this go; 0: keep */
+    bool has_cursor;          /* continue after (after_created_at, after_id) */
+    int64_t after_created_at;
+    const char *after_id;
+    int limit;
+} store_purge_t;
 
 /* Opens the database named by url (sqlite://path). */
 store_t *store_open(const char *url, durability_t durability, char *err, size_t errlen);
@@ -47,8 +63,15 @@ int store_migrate(store_t *s, char *err, size_t errlen);
 /* Refuses to run against an unmigrated or newer schema. */
 int store_check_schema(store_t *s, char *err, size_t errlen);
 
-/* Recovery: hands every active job and queue flag to the engine. */
-int store_load(store_t *s, engine_t *e, size_t *njobs, char *err, size_t errlen);
+/* Recovery: hands every active job (to keep: ownership passes) and every
+ * queue's paused flag to the owner's callbacks. A stored job that cannot
+ * be read is quarantined and skipped, never handed over. */
+typedef struct store_recovery {
+    void *ud;
+    void (*job)(void *ud, job_t *job);
+    void (*queue)(void *ud, const char *name, bool paused);
+} store_recovery_t;
+int store_load(store_t *s, const store_recovery_t *to, size_t *njobs, char *err, size_t errlen);
 
 int store_start(store_t *s, char *err, size_t errlen);
 /* Fault-injection seams for tests (beanstalkd's falloc idea): sleep
@@ -67,7 +90,7 @@ void store_set_slow_commit_ms(store_t *s, int64_t ms);
 void store_stop(store_t *s);
 
 /* Writes: return the write's sequence number. */
-uint64_t store_put_job(store_t *s, const job_t *job, engine_event_t ev);
+uint64_t store_put_job(store_t *s, const job_t *job, job_event_t ev);
 uint64_t store_delete_job(store_t *s, const char *id);
 uint64_t store_put_queue(store_t *s, const char *name, bool paused);
 /* The sequence number of the last write queued. */

@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "store/backend.h"
 #include "store/store.h"
 
 /* Same order as store_statement_t, which times them. */
@@ -19,7 +20,7 @@ typedef struct op {
     op_kind_t kind;
     int64_t queued_ns; /* when the loop queued it, for the round-trip figure */
     uint64_t seq; /* writes: their number; reads: the last write before them */
-    engine_event_t ev;
+    job_event_t ev;
     store_row_t row;   /* OP_PUT; strings point into str[] and doc */
     store_query_t q;   /* OP_LIST; strings point into str[] */
     store_purge_t purge; /* OP_PURGE; after_id points into str[] */

@@ -78,7 +78,7 @@ static bool injected_failure(store_t *s)
 
 static int run_batch(store_t *s, op_t *batch)
 {
-    int64_t totals[ENGINE_EV_COUNT] = { 0 };
+    int64_t totals[JOB_EV_COUNT] = { 0 };
     s->injected = false;
     if (s->ops->begin(s->conn) != 0)
         return -1;
@@ -88,9 +88,9 @@ static int run_batch(store_t *s, op_t *batch)
             return -1;
         timed(s, (store_statement_t)op->kind, t0);
     }
-    for (int ev = 0; ev < ENGINE_EV_COUNT; ev++)
-        if (ev != ENGINE_EV_UPDATED && totals[ev] &&
-            s->ops->add_counter(s->conn, engine_event_name(ev), totals[ev]) != 0)
+    for (int ev = 0; ev < JOB_EV_COUNT; ev++)
+        if (ev != JOB_EV_UPDATED && totals[ev] &&
+            s->ops->add_counter(s->conn, job_event_name(ev), totals[ev]) != 0)
             return -1;
     if (s->faults.commit_delay_ms > 0) {
         int64_t ms = s->faults.commit_delay_ms;

@@ -18,14 +18,14 @@
 
 static int64_t fake_now;
 static double fake_rand;
-static int persisted[ENGINE_EV_COUNT];
+static int persisted[JOB_EV_COUNT];
 static int deletes, queue_writes;
 static int transitions; /* breaker state changes */
 static engine_breaker_state_t last_breaker_state;
 
 static int64_t now_fn(void *ud) { (void)ud; return fake_now; }
 static double rand_fn(void *ud) { (void)ud; return fake_rand; }
-static void persist_fn(void *ud, const job_t *j, engine_event_t ev) { (void)ud; (void)j; persisted[ev]++; }
+static void persist_fn(void *ud, const job_t *j, job_event_t ev) { (void)ud; (void)j; persisted[ev]++; }
 static void delete_fn(void *ud, const char *id) { (void)ud; (void)id; deletes++; }
 static void queue_fn(void *ud, const char *q, bool p) { (void)ud; (void)q; (void)p; queue_writes++; }
 

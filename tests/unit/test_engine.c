@@ -83,8 +83,8 @@ static void test_retry_backoff_then_failed(void **state)
     assert_int_equal(json_integer_value(json_object_get(last, "attempt")), 3);
     assert_string_equal(json_string_value(json_object_get(last, "type")), "unavailable");
     assert_string_equal(json_string_value(json_object_get(last, "worker")), "w");
-    assert_int_equal(persisted[ENGINE_EV_RETRIED], 2);
-    assert_int_equal(persisted[ENGINE_EV_FAILED], 1);
+    assert_int_equal(persisted[JOB_EV_RETRIED], 2);
+    assert_int_equal(persisted[JOB_EV_FAILED], 1);
 }
 
 static void test_retry_after_is_a_floor_on_the_delay(void **state)
@@ -238,7 +238,7 @@ static void test_idempotent_enqueue(void **state)
     assert_int_equal(job_parse_spec(spec, &defaults, fake_now, &job, &p), ERR_OK);
     assert_int_equal(engine_enqueue(e, job, &created, &out, &p), ERR_CONFLICT);
     json_decref(spec);
-    assert_int_equal(persisted[ENGINE_EV_ENQUEUED], 1);
+    assert_int_equal(persisted[JOB_EV_ENQUEUED], 1);
 }
 
 static int woken;
@@ -358,7 +358,7 @@ static void test_discard_failed_leaves_at_once(void **state)
     const job_t *f;
     assert_int_equal(engine_fail(e, "d1", lid, ERR_INTERNAL, "x", NULL, 1, &f, &p), ERR_OK);
     assert_int_equal(f->state, JOB_FAILED); /* still readable until the next call */
-    assert_int_equal(persisted[ENGINE_EV_FAILED], 1);
+    assert_int_equal(persisted[JOB_EV_FAILED], 1);
     assert_int_equal(deletes, 1);
     assert_null(engine_get(e, "d1"));
     /* the same on a lease that runs out */

@@ -11,6 +11,7 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include "engine/engine.h"
 #include "store/store.h"
 
 static char dir[] = "/tmp/jobq-test-store-XXXXXX";
@@ -19,7 +20,7 @@ static char url[320], path[256];
 static int64_t now_fn(void *ud) { (void)ud; return 1700000000000; }
 static double rand_fn(void *ud) { (void)ud; return 0.5; }
 static store_t *g_store;
-static void persist_fn(void *ud, const job_t *j, engine_event_t ev) { (void)ud; store_put_job(g_store, j, ev); }
+static void persist_fn(void *ud, const job_t *j, job_event_t ev) { (void)ud; store_put_job(g_store, j, ev); }
 static void delete_fn(void *ud, const char *id) { (void)ud; store_delete_job(g_store, id); }
 static void queue_fn(void *ud, const char *q, bool p) { (void)ud; store_put_queue(g_store, q, p); }
 
@@ -61,6 +62,13 @@ static int teardown(void **state)
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     return system(cmd);
+}
+
+/* Recovery into an engine, as `jobq serve` does. */
+static void recover_job(void *ud, job_t *job) { engine_load(ud, job); }
+static void recover_queue(void *ud, const char *name, bool paused)
+{
+    engine_load_queue(ud, name, paused);
 }
 
 static void test_migrates_empty_file(void **state)
@@ -138,7 +146,8 @@ static void test_round_trip_through_recovery(void **state)
     assert_int_equal(store_check_schema(g_store, err, sizeof err), 0);
     e = new_engine();
     size_t n;
-    assert_int_equal(store_load(g_store, e, &n, err, sizeof err), 0);
+    store_recovery_t to = { .ud = e, .job = recover_job, .queue = recover_queue };
+    assert_int_equal(store_load(g_store, &to, &n, err, sizeof err), 0);
     assert_int_equal(n, 4); /* the completed one stays in the store only */
     assert_int_equal(engine_get(e, "queued")->state, JOB_RUNNING);
     assert_null(engine_get(e, "running"));
