@@ -19,7 +19,7 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 REL_OBJ  := $(LIB_SRC:%.c=build/obj/%.o)
 SAN_OBJ  := $(LIB_SRC:%.c=build/san/obj/%.o)
 
-.PHONY: all run test unit integration bench bench-faktory deps clean format-check fuzz fuzz-replay
+.PHONY: all run test unit integration bench bench-faktory deps clean format-check fuzz fuzz-replay layers
 all: build/jobq
 
 # Debian packages; installed only when something is missing.
@@ -121,7 +121,12 @@ integration: build/san/jobq build/jobq $(NODE_DIR)/.installed
 	JOBQ_BIN=$(CURDIR)/build/san/jobq JOBQ_NODE_PATH=$(CURDIR)/$(NODE_DIR)/node_modules \
 	  /usr/bin/python3 -m pytest -q tests/integration
 
+# Which module may include which: the table in docs/architecture.md.
+layers:
+	/usr/bin/python3 tests/layers.py
+
 test: deps
+	$(MAKE) layers
 	$(MAKE) -j$$(nproc) unit
 	$(MAKE) -j$$(nproc) fuzz-replay
 	$(MAKE) integration
