@@ -24,7 +24,10 @@ typedef struct setting {
     double lo, hi;
     const char *def;
     const char *help;
+    bool reload; /* RELOAD: SIGHUP applies it; otherwise only a restart does */
 } setting_t;
+
+#define RELOAD true
 
 #define F(m) offsetof(config_t, m)
 #define STR(m) F(m), sizeof(((config_t *)0)->m)
@@ -34,7 +37,7 @@ static const setting_t settings[] = {
     { "JOBQ_DATA_DIR", T_STR, STR(data_dir), 0, 0, "./data", "folder for the database" },
     { "JOBQ_DATABASE_URL", T_STR, STR(database_url), 0, 0, "", "sqlite://PATH (default sqlite://<data dir>/jobq.db)" },
     { "JOBQ_DURABILITY", T_DURABILITY, F(durability), 0, 0, 0, "fsync", "fsync | os | memory (tests only)" },
-    { "JOBQ_LOG_LEVEL", T_LOGLEVEL, F(log_level), 0, 0, 0, "info", "debug | info | warn | error" },
+    { "JOBQ_LOG_LEVEL", T_LOGLEVEL, F(log_level), 0, 0, 0, "info", "debug | info | warn | error", RELOAD },
     { "JOBQ_LOG_FORMAT", T_LOGFORMAT, F(log_format), 0, 0, 0, "json", "json | text (for a terminal)" },
     { "JOBQ_SLOW_REQUEST_MS", T_INT, F(slow_request_ms), 0, 1, 3600000, "1000", "requests slower than this are logged at warn" },
     { "JOBQ_SLOW_COMMIT_MS", T_INT, F(slow_commit_ms), 0, 1, 3600000, "500", "group commits slower than this are logged at warn" },
@@ -58,32 +61,80 @@ static const setting_t settings[] = {
     { "JOBQ_BACKOFF_MAX_MS", T_INT, F(job.backoff.max_ms), 0, 0, 604800000, "3600000", "longest retry delay" },
     { "JOBQ_BACKOFF_MULTIPLIER", T_DBL, F(job.backoff.multiplier), 0, 1, 100, "2.0", "growth per retry" },
     { "JOBQ_BACKOFF_JITTER", T_DBL, F(job.backoff.jitter), 0, 0, 1, "0.2", "+/- fraction of randomness" },
-    { "JOBQ_API_KEYS", T_KEYS, STR(api_keys_text), 0, 0, "", "name:role:secret[:rate[:burst]],... roles admin|producer|worker|reader; set it in .env or the environment (flags show in ps); none: no authentication, keep jobq on loopback" },
-    { "JOBQ_FAKTORY_PASSWORD", T_SECRET, STR(faktory_password), 0, 0, "", "one admin password for the Faktory protocol, besides JOBQ_API_KEYS (whose secrets are passwords too); set it in .env or the environment" },
-    { "JOBQ_RATE_LIMIT", T_DBL, F(rate_limit), 0, 0, 1e6, "0", "API requests per second per client (key or address); 0 = off" },
-    { "JOBQ_RATE_BURST", T_DBL, F(rate_burst), 0, 0, 1e6, "0", "API burst per client (0 = max(1, rate))" },
-    { "JOBQ_LIMITS", T_STR, STR(limits_text), 0, 0, "", "execution limits: \"queue:NAME concurrency=N rate=R burst=B; type:NAME ...; key:HOST ...\"" },
-    { "JOBQ_BREAKER_FAILURES", T_INT, I32(breaker_failures), 0, 1000000, "5", "dependency failures (timeout, unavailable, internal) in a row that open a breaker (0 = rule off)" },
-    { "JOBQ_BREAKER_RATIO", T_DBL, F(breaker_ratio), 0, 0, 1, "0.5", "failure ratio over the window that opens a breaker (0 = rule off)" },
-    { "JOBQ_BREAKER_MIN_REQUESTS", T_INT, I32(breaker_min_requests), 1, 1000000, "20", "outcomes in the window before the ratio applies" },
-    { "JOBQ_BREAKER_WINDOW", T_MS, F(breaker_window_ms), 0, 1000, 86400000, "60s", "rolling window for the failure ratio" },
-    { "JOBQ_BREAKER_COOLDOWN", T_MS, F(breaker_cooldown_ms), 0, 10, 86400000, "30s", "how long a breaker stays open before a probe" },
-    { "JOBQ_BREAKER_COOLDOWN_MAX", T_MS, F(breaker_cooldown_max_ms), 0, 10, 604800000, "10m", "cap of the cool-down, which doubles on each re-open" },
-    { "JOBQ_BREAKER_PROBES", T_INT, I32(breaker_probes), 1, 1000, "1", "jobs leased at once while half-open" },
-    { "JOBQ_PRIORITY_AGING", T_MS, F(priority_aging_ms), 0, 0, 604800000, "0", "a queued job gains one priority level per this much waiting (0 = off)" },
-    { "JOBQ_RETAIN_COMPLETED", T_MS, F(retain_completed_ms), 0, 0, 3650LL * 86400000, "24h", "completed and cancelled jobs are deleted after this (0 = keep)" },
-    { "JOBQ_RETAIN_FAILED", T_MS, F(retain_failed_ms), 0, 0, 3650LL * 86400000, "7d", "failed jobs are deleted after this (0 = keep)" },
-    { "JOBQ_MEMORY_LIMIT", T_BYTES, F(memory_limit), 0, 0, 1e15, "1G", "bytes of jobs and caches held; above 80% low priorities are shed (0 = no limit)" },
-    { "JOBQ_CACHE_TTL_MS", T_INT, F(cache_ttl_ms), 0, 0, 3600000, "1000", "list and stats query cache lifetime (0 = no cache)" },
-    { "JOBQ_MAX_CONNECTIONS", T_INT, F(max_connections), 0, 4, 100000, "1024", "open connections at most (past it: 503 and close)" },
-    { "JOBQ_MAX_CONNECTIONS_PER_CLIENT", T_INT, F(max_connections_per_client), 0, 0, 100000, "256", "open connections from one address at most (0 = no limit)" },
-    { "JOBQ_MAX_WAITERS", T_INT, F(max_waiters), 0, 1, 100000, "512", "long-poll lease requests waiting at once at most" },
-    { "JOBQ_SHUTDOWN_GRACE", T_MS, F(shutdown_grace_ms), 0, 0, 3600000, "10s", "on SIGTERM, how long running jobs may finish" },
+    { "JOBQ_API_KEYS", T_KEYS, STR(api_keys_text), 0, 0, "", "name:role:secret[:rate[:burst]],... roles admin|producer|worker|reader; set it in .env or the environment (flags show in ps); none: no authentication, keep jobq on loopback", RELOAD },
+    { "JOBQ_FAKTORY_PASSWORD", T_SECRET, STR(faktory_password), 0, 0, "", "one admin password for the Faktory protocol, besides JOBQ_API_KEYS (whose secrets are passwords too); set it in .env or the environment", RELOAD },
+    { "JOBQ_RATE_LIMIT", T_DBL, F(rate_limit), 0, 0, 1e6, "0", "API requests per second per client (key or address); 0 = off", RELOAD },
+    { "JOBQ_RATE_BURST", T_DBL, F(rate_burst), 0, 0, 1e6, "0", "API burst per client (0 = max(1, rate))", RELOAD },
+    { "JOBQ_LIMITS", T_STR, STR(limits_text), 0, 0, "", "execution limits: \"queue:NAME concurrency=N rate=R burst=B; type:NAME ...; key:HOST ...\"", RELOAD },
+    { "JOBQ_BREAKER_FAILURES", T_INT, I32(breaker_failures), 0, 1000000, "5", "dependency failures (timeout, unavailable, internal) in a row that open a breaker (0 = rule off)", RELOAD },
+    { "JOBQ_BREAKER_RATIO", T_DBL, F(breaker_ratio), 0, 0, 1, "0.5", "failure ratio over the window that opens a breaker (0 = rule off)", RELOAD },
+    { "JOBQ_BREAKER_MIN_REQUESTS", T_INT, I32(breaker_min_requests), 1, 1000000, "20", "outcomes in the window before the ratio applies", RELOAD },
+    { "JOBQ_BREAKER_WINDOW", T_MS, F(breaker_window_ms), 0, 1000, 86400000, "60s", "rolling window for the failure ratio", RELOAD },
+    { "JOBQ_BREAKER_COOLDOWN", T_MS, F(breaker_cooldown_ms), 0, 10, 86400000, "30s", "how long a breaker stays open before a probe", RELOAD },
+    { "JOBQ_BREAKER_COOLDOWN_MAX", T_MS, F(breaker_cooldown_max_ms), 0, 10, 604800000, "10m", "cap of the cool-down, which doubles on each re-open", RELOAD },
+    { "JOBQ_BREAKER_PROBES", T_INT, I32(breaker_probes), 1, 1000, "1", "jobs leased at once while half-open", RELOAD },
+    { "JOBQ_PRIORITY_AGING", T_MS, F(priority_aging_ms), 0, 0, 604800000, "0", "a queued job gains one priority level per this much waiting (0 = off)", RELOAD },
+    { "JOBQ_RETAIN_COMPLETED", T_MS, F(retain_completed_ms), 0, 0, 3650LL * 86400000, "24h", "completed and cancelled jobs are deleted after this (0 = keep)", RELOAD },
+    { "JOBQ_RETAIN_FAILED", T_MS, F(retain_failed_ms), 0, 0, 3650LL * 86400000, "7d", "failed jobs are deleted after this (0 = keep)", RELOAD },
+    { "JOBQ_MEMORY_LIMIT", T_BYTES, F(memory_limit), 0, 0, 1e15, "1G", "bytes of jobs and caches held; above 80% low priorities are shed (0 = no limit)", RELOAD },
+    { "JOBQ_CACHE_TTL_MS", T_INT, F(cache_ttl_ms), 0, 0, 3600000, "1000", "list and stats query cache lifetime (0 = no cache)", RELOAD },
+    { "JOBQ_MAX_CONNECTIONS", T_INT, F(max_connections), 0, 4, 100000, "1024", "open connections at most (past it: 503 and close)", RELOAD },
+    { "JOBQ_MAX_CONNECTIONS_PER_CLIENT", T_INT, F(max_connections_per_client), 0, 0, 100000, "256", "open connections from one address at most (0 = no limit)", RELOAD },
+    { "JOBQ_MAX_WAITERS", T_INT, F(max_waiters), 0, 1, 100000, "512", "long-poll lease requests waiting at once at most", RELOAD },
+    { "JOBQ_SHUTDOWN_GRACE", T_MS, F(shutdown_grace_ms), 0, 0, 3600000, "10s", "on SIGTERM, how long running jobs may finish", RELOAD },
     { "JOBQ_FAULT_COMMIT_DELAY_MS", T_INT, F(fault_commit_delay_ms), 0, 0, 60000, "0", "TESTING ONLY: delay every commit" },
     { "JOBQ_FAULT_COMMIT_FAIL_MS", T_INT, F(fault_commit_fail_ms), 0, 0, 600000, "0", "TESTING ONLY: refuse commits this long after the first" },
     { "JOBQ_FAULT_READ_DELAY_MS", T_INT, F(fault_read_delay_ms), 0, 0, 60000, "0", "TESTING ONLY: delay every list and stats read (a slow query)" },
 };
 #define NSETTINGS (sizeof settings / sizeof settings[0])
+
+/* Bytes a setting's value takes in config_t. */
+static size_t value_size(const setting_t *s)
+{
+    switch (s->type) {
+    case T_STR: case T_KEYS: case T_SECRET: return s->size;
+    case T_INT: return s->size == sizeof(int) ? sizeof(int) : sizeof(int64_t);
+    case T_MS: case T_BYTES: return sizeof(int64_t);
+    case T_BOOL: return sizeof(bool);
+    case T_DBL: return sizeof(double);
+    case T_DURABILITY: return sizeof(durability_t);
+    case T_LOGLEVEL: return sizeof(log_level_t);
+    case T_LOGFORMAT: return sizeof(log_format_t);
+    }
+    return 0;
+}
+
+bool config_keep_fixed(config_t *fresh, const config_t *old, char *changed, size_t len)
+{
+    bool any = false;
+    if (len)
+        changed[0] = '\0';
+    for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++) {
+        const setting_t *s = &settings[i];
+        if (s->reload)
+            continue;
+        char *dst = (char *)fresh + s->off;
+        const char *src = (const char *)old + s->off;
+        bool differs = s->type == T_STR ? strcmp(dst, src) != 0
+                                         : memcmp(dst, src, value_size(s)) != 0;
+        if (differs && len) {
+            size_t n = strlen(changed);
+            snprintf(changed + n, len - n, "%s%s", any ? "," : "", s->key);
+        }
+        any = any || differs;
+        memcpy(dst, src, value_size(s));
+    }
+    /* JOBQ_COMMAND_* are restart-only too. */
+    bool commands = fresh->ncommands != old->ncommands ||
+                    memcmp(fresh->commands, old->commands, sizeof old->commands) != 0;
+    if (commands && len) {
+        size_t n = strlen(changed);
+        snprintf(changed + n, len - n, "%sJOBQ_COMMAND_*", any ? "," : "");
+    }
+    memcpy(fresh->commands, old->commands, sizeof old->commands);
+    fresh->ncommands = old->ncommands;
+    return any || commands;
+}
 
 const char *config_durability_name(durability_t d)
 {
@@ -480,11 +531,13 @@ void config_print_help(FILE *out)
         for (const char *k = settings[i].key + 5; *k && n + 1 < sizeof flag; k++)
             flag[n++] = *k == '_' ? '-' : (char)tolower((unsigned char)*k);
         flag[n] = '\0';
+        const char *hup = settings[i].reload ? "; SIGHUP reloads it" : "";
         if (settings[i].def[0])
-            fprintf(out, "  --%-22s %-26s %s (default %s)\n", flag, settings[i].key,
-                    settings[i].help, settings[i].def);
+            fprintf(out, "  --%-22s %-26s %s (default %s%s)\n", flag, settings[i].key,
+                    settings[i].help, settings[i].def, hup);
         else
-            fprintf(out, "  --%-22s %-26s %s\n", flag, settings[i].key, settings[i].help);
+            fprintf(out, "  --%-22s %-26s %s%s\n", flag, settings[i].key, settings[i].help,
+                    hup[0] ? " (SIGHUP reloads it)" : "");
     }
     fprintf(out, "  %-24s %-26s %s\n", "(environment, .env only)", CONFIG_COMMAND_PREFIX "<type>",
             "a command job type: \"program {arg} ...\"");

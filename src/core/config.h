@@ -79,9 +79,8 @@ typedef struct config {
     bool download_allow_private;
     char env_file[1024];
 
-    /* Protection (docs/operations.md). Everything from here down may change
-     * on SIGHUP, everything above only with a restart: settings.c's reload
-     * relies on this order. */
+    /* Protection (docs/operations.md). Which settings SIGHUP applies is
+     * marked in config.c's table (RELOAD), not by their place here. */
     char api_keys_text[4096];
     config_key_t keys[CONFIG_MAX_KEYS];
     int nkeys;
@@ -116,6 +115,12 @@ void config_print(const config_t *cfg, FILE *out);
 
 /* Writes the flags with their help text, for --help. */
 void config_print_help(FILE *out);
+
+/* A reload: copies every restart-only setting (the table's rows without
+ * RELOAD, and the JOBQ_COMMAND_* programs) from old into fresh. Returns
+ * whether any of them had changed, and writes their keys, comma-separated,
+ * into changed (never their values: some are secret). */
+bool config_keep_fixed(config_t *fresh, const config_t *old, char *changed, size_t len);
 
 const char *config_durability_name(durability_t d);
 const char *config_role_name(config_role_t r);

@@ -65,16 +65,6 @@ void app_apply_settings(app_t *a)
                      (unsigned)c->max_connections_per_client);
 }
 
-/* The settings a reload cannot change, by where they live in config_t:
- * everything before the protection block except the log level. */
-static void keep_fixed(config_t *fresh, const config_t *old)
-{
-    log_level_t level = fresh->log_level;
-    size_t fixed = offsetof(config_t, api_keys_text);
-    memcpy(fresh, old, fixed);
-    fresh->log_level = level;
-}
-
 void app_reload(app_t *a)
 {
     config_t *fresh = malloc(sizeof *fresh);
@@ -87,11 +77,8 @@ void app_reload(app_t *a)
         free(fresh);
         return;
     }
-    log_level_t level = fresh->log_level;
-    fresh->log_level = a->cfg.log_level;
-    bool restart_needed = memcmp(fresh, &a->cfg, offsetof(config_t, api_keys_text)) != 0;
-    fresh->log_level = level;
-    keep_fixed(fresh, &a->cfg);
+    char changed[512];
+    bool restart_needed = config_keep_fixed(fresh, &a->cfg, changed, sizeof changed);
     a->cfg = *fresh;
     free(fresh);
     app_apply_settings(a);
@@ -99,6 +86,6 @@ void app_reload(app_t *a)
              LOG_I("api_keys", a->cfg.nkeys), LOG_D("rate_limit", a->cfg.rate_limit),
              LOG_S("log_level", log_level_name(a->cfg.log_level)));
     if (restart_needed)
-        log_warn("some changed settings (listen address, data folder, durability, runners, "
-                 "commands, ...) take effect only after a restart");
+        log_warn("changed settings that take effect only after a restart",
+                 LOG_S("settings", changed));
 }

@@ -376,3 +376,22 @@ def test_connections_past_the_limit_get_503(make_server):
             h.close()
     time.sleep(0.2)
     assert requests.get(srv.url + "/v1/queues", timeout=5).status_code == 200
+
+
+def test_sighup_names_the_restart_only_settings_it_did_not_apply(make_server, tmp_path):
+    """Which settings a reload applies is marked per setting: a changed
+    restart-only one is named (never its value) and keeps its old value;
+    a reloadable one beside it takes effect."""
+    envfile = tmp_path / "jobq.env"
+    envfile.write_text("JOBQ_DEFAULT_MAX_RETRIES=3\n")
+    srv = make_server(env={"JOBQ_ENV_FILE": str(envfile)})
+    envfile.write_text("JOBQ_DEFAULT_MAX_RETRIES=7\nJOBQ_FAKTORY_PASSWORD=not-in-any-log\n"
+                       "JOBQ_MAX_WAITERS=3\nJOBQ_WORKER_GONE_MS=5000\n")
+    srv.proc.send_signal(signal.SIGHUP)
+    end = time.time() + 5
+    while time.time() < end and "configuration reloaded" not in srv.log_text():
+        time.sleep(0.05)
+    warn = [l for l in srv.log_lines() if l["msg"].startswith("changed settings")]
+    assert len(warn) == 1 and warn[0]["settings"] == "JOBQ_WORKER_GONE_MS,JOBQ_DEFAULT_MAX_RETRIES", warn
+    assert "not-in-any-log" not in srv.log_text()
+    assert srv.enqueue(id="r1")["max_retries"] == 3  # restart-only: the old value stays
