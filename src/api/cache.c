@@ -65,20 +65,20 @@ static void trim(cache_t *c, size_t room)
     }
 }
 
+static void free_qgen(void *v)
+{
+    free(((qgen_t *)v)->name);
+    free(v);
+}
+
 void cache_free(cache_t *c)
 {
     if (!c)
         return;
     c->max_bytes = 0;
     trim(c, 0);
-    const char *k;
-    void *v;
-    for (size_t i = 0; hmap_next(&c->queues, &i, &k, &v);) {
-        free(((qgen_t *)v)->name);
-        free(v);
-    }
     hmap_free(&c->entries);
-    hmap_free(&c->queues);
+    hmap_free_values(&c->queues, free_qgen);
     free(c);
 }
 

@@ -28,21 +28,19 @@ engine_t *engine_new(const engine_hooks_t *hooks, const engine_options_t *opt)
     return e;
 }
 
+static void free_ejob(void *v)
+{
+    job_free(((ejob_t *)v)->job);
+    free(v);
+}
+
 void engine_free(engine_t *e)
 {
     if (!e)
         return;
     ENG_ENTER(e); /* reaps the graveyard */
-    const char *k;
-    void *v;
-    for (size_t i = 0; hmap_next(&e->jobs, &i, &k, &v);) {
-        job_free(((ejob_t *)v)->job);
-        free(v);
-    }
-    for (size_t i = 0; hmap_next(&e->queues, &i, &k, &v);)
-        eng_queue_free(v);
-    hmap_free(&e->jobs);
-    hmap_free(&e->queues);
+    hmap_free_values(&e->jobs, free_ejob);
+    hmap_free_values(&e->queues, eng_queue_free);
     eng_gates_free(e);
     heap_free(&e->timers);
     heap_free(&e->waiter_deadlines);

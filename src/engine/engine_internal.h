@@ -141,7 +141,7 @@ void eng_lane_push(engine_t *e, ejob_t *ej);
 void eng_lane_remove(ejob_t *ej);
 /* The ready job w should get next, honouring pauses, limits and breakers. */
 ejob_t *eng_next_ready(engine_t *e, const engine_waiter_t *w);
-void eng_queue_free(equeue_t *q);
+void eng_queue_free(void *q); /* an equeue_t, as hmap_free_values takes it */
 
 /* The engine's contract (engine.h): loop thread only, and never re-entered
  * from its own hooks or lessee callbacks, which would see half-made

@@ -326,19 +326,14 @@ err_t engine_breaker_reset(engine_t *e, const char *key, problem_t *p)
     return ERR_OK;
 }
 
-static void free_map(hmap_t *m)
+static void free_gate(void *v)
 {
-    const char *k;
-    void *v;
-    for (size_t i = 0; hmap_next(m, &i, &k, &v);) {
-        free(((egate_t *)v)->name);
-        free(v);
-    }
-    hmap_free(m);
+    free(((egate_t *)v)->name);
+    free(v);
 }
 
 void eng_gates_free(engine_t *e)
 {
-    free_map(&e->types);
-    free_map(&e->keys);
+    hmap_free_values(&e->types, free_gate);
+    hmap_free_values(&e->keys, free_gate);
 }

@@ -155,15 +155,16 @@ const char *engine_blocked_by(engine_t *e, const job_t *job, char *buf, size_t l
     return buf;
 }
 
-void eng_queue_free(equeue_t *q)
+static void free_lane(void *v)
 {
-    const char *k;
-    void *v;
-    for (size_t i = 0; hmap_next(&q->lanes, &i, &k, &v);) {
-        free(((elane_t *)v)->name);
-        free(v);
-    }
-    hmap_free(&q->lanes);
+    free(((elane_t *)v)->name);
+    free(v);
+}
+
+void eng_queue_free(void *v)
+{
+    equeue_t *q = v;
+    hmap_free_values(&q->lanes, free_lane);
     free(q->name);
     free(q);
 }

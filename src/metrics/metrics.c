@@ -16,22 +16,24 @@ metrics_t *metrics_new(const char *version)
     return m;
 }
 
+static void free_queue(void *v)
+{
+    free(((mqueue_t *)v)->name);
+    free(v);
+}
+
+static void free_route(void *v)
+{
+    free(((mroute_t *)v)->key);
+    free(v);
+}
+
 void metrics_free(metrics_t *m)
 {
     if (!m)
         return;
-    const char *k;
-    void *v;
-    for (size_t i = 0; hmap_next(&m->queues, &i, &k, &v);) {
-        free(((mqueue_t *)v)->name);
-        free(v);
-    }
-    for (size_t i = 0; hmap_next(&m->routes, &i, &k, &v);) {
-        free(((mroute_t *)v)->key);
-        free(v);
-    }
-    hmap_free(&m->queues);
-    hmap_free(&m->routes);
+    hmap_free_values(&m->queues, free_queue);
+    hmap_free_values(&m->routes, free_route);
     free(m);
 }
 

@@ -52,8 +52,15 @@ static void drop_lease(workers_t *w, lease_rec_t *l)
     free(l);
 }
 
-static void free_worker(worker_t *k)
+static void free_lease(void *v)
 {
+    free(((lease_rec_t *)v)->job_id);
+    free(v);
+}
+
+static void free_worker(void *v)
+{
+    worker_t *k = v;
     free(k->id);
     free(k->protocol);
     free(k->hostname);
@@ -77,16 +84,8 @@ void workers_free(workers_t *w)
 {
     if (!w)
         return;
-    const char *key;
-    void *v;
-    for (size_t i = 0; hmap_next(&w->byid, &i, &key, &v);)
-        free_worker(v);
-    for (size_t i = 0; hmap_next(&w->leases, &i, &key, &v);) {
-        free(((lease_rec_t *)v)->job_id);
-        free(v);
-    }
-    hmap_free(&w->byid);
-    hmap_free(&w->leases);
+    hmap_free_values(&w->byid, free_worker);
+    hmap_free_values(&w->leases, free_lease);
     free(w);
 }
 

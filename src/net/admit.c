@@ -34,11 +34,7 @@ void admit_free(admit_t *a)
 {
     if (!a)
         return;
-    const char *k;
-    void *v;
-    for (size_t i = 0; hmap_next(&a->clients, &i, &k, &v);)
-        free(v);
-    hmap_free(&a->clients);
+    hmap_free_values(&a->clients, free);
     free(a);
 }
 

@@ -45,6 +45,14 @@ void hmap_free(hmap_t *m)
     *m = (hmap_t){ 0 };
 }
 
+void hmap_free_values(hmap_t *m, void (*free_value)(void *value))
+{
+    for (size_t i = 0; i < m->cap; i++)
+        if (m->slots[i].key)
+            free_value(m->slots[i].value);
+    hmap_free(m);
+}
+
 static size_t find(const hmap_t *m, const char *key, uint64_t h)
 {
     size_t mask = m->cap - 1;

@@ -25,6 +25,9 @@ typedef struct hmap {
 
 void hmap_init(hmap_t *m);
 void hmap_free(hmap_t *m);
+/* Calls free_value on every value (the map owns them after all), then
+ * frees the map. free_value must not touch the map. */
+void hmap_free_values(hmap_t *m, void (*free_value)(void *value));
 void *hmap_get(const hmap_t *m, const char *key);
 /* Inserts or replaces. Returns 0, or -1 when out of memory. */
 int hmap_put(hmap_t *m, const char *key, void *value);

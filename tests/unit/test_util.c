@@ -167,6 +167,28 @@ static void test_jsonb_bounds_depth(void **state)
     json_decref(v);
 }
 
+static int freed_values;
+static void count_free(void *v)
+{
+    freed_values++;
+    free(v);
+}
+
+static void test_hmap_free_values_frees_each_value_once(void **state)
+{
+    (void)state;
+    hmap_t m;
+    hmap_init(&m);
+    static const char *const keys[] = { "a", "b", "c", "d", "e" };
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(hmap_put(&m, keys[i], malloc(8)), 0);
+    free(hmap_del(&m, "c"));
+    freed_values = 0;
+    hmap_free_values(&m, count_free);
+    assert_int_equal(freed_values, 4);
+    assert_int_equal(hmap_len(&m), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -177,6 +199,7 @@ int main(void)
         cmocka_unit_test(test_token_bucket),
         cmocka_unit_test(test_histogram_quantile_stays_within_samples),
         cmocka_unit_test(test_jsonb_bounds_depth),
+        cmocka_unit_test(test_hmap_free_values_frees_each_value_once),
     };
     return cmocka_run_group_tests_name("util", tests, NULL, NULL);
 }
