@@ -20,6 +20,14 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "api/cache.h"
+#include "api/guard.h"
+#include "engine/engine.h"
+#include "metrics/metrics.h"
+#include "metrics/perf.h"
+#include "metrics/workers.h"
+#include "net/admit.h"
+#include "store/store.h"
 #include "core/config.h"
 #include "http/synthetic.h"
 #include "util/check.h"

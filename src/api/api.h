@@ -10,16 +10,21 @@
 
 #include <stdbool.h>
 
-#include "api/cache.h"
-#include "api/guard.h"
-#include "core/config.h"
-#include "engine/engine.h"
-#include "http/request.h"
-#include "metrics/metrics.h"
-#include "net/admit.h"
-#include "metrics/perf.h"
-#include "metrics/workers.h"
-#include "store/store.h"
+#include <stdbool.h>
+#include <stdint.h>
+
+/* What the api borrows from the server; each handler file includes the
+ * headers of what it calls. */
+typedef struct engine engine_t;
+typedef struct store store_t;
+typedef struct config config_t;
+typedef struct metrics metrics_t;
+typedef struct workers workers_t;
+typedef struct perf perf_t;
+typedef struct guard guard_t;
+typedef struct cache cache_t;
+typedef struct admit admit_t;
+typedef struct http_req http_req_t;
 
 typedef struct api {
     engine_t *engine;

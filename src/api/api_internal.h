@@ -6,6 +6,11 @@
 #define JOBQ_API_INTERNAL_H
 
 #include "api/api.h"
+#include "core/config.h"
+#include "core/errors.h"
+#include "core/job.h"
+#include "http/request.h"
+#include "store/store.h"
 
 /*
  * State a handler keeps across deferred steps, one per request.
@@ -29,25 +34,28 @@ struct api_call {
     int status;           /* reply held back until durable */
     char *reply;          /* JSON text, owned until sent */
     job_t *job;           /* a parsed job not yet handed to the engine */
-    json_t *jobs;         /* batch: parsed specs */
-    job_t **batch;        /* batch: parsed jobs, owned until enqueued */
-    size_t nbatch;
     bool reading;         /* a store read is in flight */
     api_read_fn read_fn;  /* what runs when it lands, if the request is still open */
     uint64_t deletes_seen; /* engine_deletes() when a store read began */
     char *loading_id;     /* the id api_with_job is reading, owned */
-    engine_waiter_t lease;
-    const char *queues[ENGINE_LEASE_MAX];
     void (*cont)(struct api_call *c);
     char *cache_key;      /* owned: the query cache entry this read fills */
     char *cache_scope;    /* owned: its queue, NULL for all */
     uint64_t cache_gen;   /* the cache generation the read started under */
-    bool counted_waiter;  /* counted in api->waiting */
     bool delete_unreadable; /* DELETE: a quarantined row may be removed */
     void (*counts_cont)(struct api_call *c, json_t *stats); /* queues.c: after a store read */
+    /* What one handler alone needs (a long poll's waiter and queue names, a
+     * batch's jobs), owned by the call: ctx_detach runs when the request
+     * goes (cancel what still waits), ctx_free when the call is freed. */
+    void *ctx;
+    void (*ctx_detach)(struct api_call *c);
+    void (*ctx_free)(void *ctx);
 };
 
 typedef void (*api_handler_fn)(api_call_t *c);
+
+/* Gives the call its handler's context (see api_call.ctx). */
+void api_set_ctx(api_call_t *c, void *ctx, void (*detach)(api_call_t *c), void (*free_ctx)(void *));
 
 /* The call state for r, attached to it. NULL if out of memory (the request
  * has then been answered). */
@@ -90,9 +98,6 @@ void api_quarantine(api_call_t *c);
 
 /* Hands a stored document (from a read) to the engine if it is a job. */
 void api_load_doc(api_call_t *c, json_t *doc);
-
-/* A long-poll lease stopped waiting (answered or gone). */
-void api_uncount_waiter(api_call_t *c);
 
 /* A store read failed (error from store_read_cb): 503 with Retry-After. */
 void api_reply_read_error(api_call_t *c, const char *error);

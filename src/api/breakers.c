@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "api/api_internal.h"
+#include "engine/engine.h"
 #include "util/clock.h"
 
 static json_t *breaker_json(const engine_breaker_info_t *b)

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "api/api_internal.h"
+#include "api/cache.h"
 #include "util/clock.h"
 
 const char *api_cache_lookup(api_call_t *c, const char *key, const char *scope)

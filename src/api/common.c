@@ -3,13 +3,16 @@
 #include <string.h>
 
 #include "api/api_internal.h"
+#include "engine/engine.h"
+#include "metrics/metrics.h"
 #include "util/check.h"
 
-void api_uncount_waiter(api_call_t *c)
+void api_set_ctx(api_call_t *c, void *ctx, void (*detach)(api_call_t *c), void (*free_ctx)(void *))
 {
-    if (c->counted_waiter)
-        c->api->waiting--;
-    c->counted_waiter = false;
+    CHECK(!c->ctx); /* one handler, one context */
+    c->ctx = ctx;
+    c->ctx_detach = detach;
+    c->ctx_free = free_ctx;
 }
 
 static void call_free(api_call_t *c)
@@ -17,14 +20,12 @@ static void call_free(api_call_t *c)
     CHECK(!c->reading && !c->r);
     json_decref(c->body);
     free(c->reply);
-    json_decref(c->jobs);
     free(c->loading_id);
     free(c->cache_key);
     free(c->cache_scope);
     job_free(c->job);
-    for (size_t i = 0; c->batch && i < c->nbatch; i++)
-        job_free(c->batch[i]);
-    free(c->batch);
+    if (c->ctx)
+        (c->ctx_free ? c->ctx_free : free)(c->ctx);
     free(c);
 }
 
@@ -34,9 +35,8 @@ static void call_detach(void *p)
     api_call_t *c = p;
     CHECK_LOOP_THREAD();
     c->r = NULL;
-    if (c->counted_waiter) /* a long poll still waiting (server stopping) */
-        engine_waiter_cancel(c->api->engine, &c->lease);
-    api_uncount_waiter(c);
+    if (c->ctx_detach)
+        c->ctx_detach(c);
     store_waiter_cancel(&c->durable);
     if (!c->reading)
         call_free(c);

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "api/api_internal.h"
+#include "engine/engine.h"
 #include "core/fields.h"
 #include "util/clock.h"
 #include "util/sbuf.h"
@@ -50,6 +51,24 @@ void api_enqueue(api_call_t *c)
 
 /* ---- POST /v1/jobs/batch ---- */
 
+/* The batch's own state (api_call.ctx): its parsed jobs, owned until each
+ * is handed to the engine. */
+typedef struct batch {
+    job_t **jobs;
+    size_t n;
+} batch_t;
+
+static batch_t *batch_of(api_call_t *c) { return c->ctx; }
+
+static void batch_free(void *p)
+{
+    batch_t *b = p;
+    for (size_t i = 0; i < b->n; i++)
+        job_free(b->jobs[i]);
+    free(b->jobs);
+    free(b);
+}
+
 static void batch_reply_problem(api_call_t *c, size_t i, problem_t *p)
 {
     char prefix[32];
@@ -62,30 +81,30 @@ static void batch_reply_problem(api_call_t *c, size_t i, problem_t *p)
 static void batch_enqueue(api_call_t *c)
 {
     problem_t p;
-    for (size_t i = 0; i < c->nbatch; i++) {
+    for (size_t i = 0; i < batch_of(c)->n; i++) {
         bool clash = false;
         for (size_t k = 0; k < i && !clash; k++)
-            clash = strcmp(c->batch[k]->id, c->batch[i]->id) == 0 &&
-                    !job_same_spec(c->batch[k], c->batch[i]);
+            clash = strcmp(batch_of(c)->jobs[k]->id, batch_of(c)->jobs[i]->id) == 0 &&
+                    !job_same_spec(batch_of(c)->jobs[k], batch_of(c)->jobs[i]);
         if (clash) {
             problem_set(&p, ERR_CONFLICT, "id", "id %s appears twice with different content",
-                        c->batch[i]->id);
+                        batch_of(c)->jobs[i]->id);
             batch_reply_problem(c, i, &p);
             return;
         }
-        if (engine_enqueue_check(c->api->engine, c->batch[i], &p) != ERR_OK) {
+        if (engine_enqueue_check(c->api->engine, batch_of(c)->jobs[i], &p) != ERR_OK) {
             batch_reply_problem(c, i, &p);
             return;
         }
     }
     sbuf_t out;
-    sbuf_init(&out, 1024 * c->nbatch);
+    sbuf_init(&out, 1024 * batch_of(c)->n);
     sbuf_adds(&out, "{\"jobs\":[");
-    for (size_t i = 0; i < c->nbatch; i++) {
+    for (size_t i = 0; i < batch_of(c)->n; i++) {
         bool created;
         const job_t *j;
-        job_t *job = c->batch[i];
-        c->batch[i] = NULL;
+        job_t *job = batch_of(c)->jobs[i];
+        batch_of(c)->jobs[i] = NULL;
         if (engine_enqueue(c->api->engine, job, &created, &j, &p) != ERR_OK)
             continue; /* checked above; only out of memory gets here */
         if (out.p[out.len - 1] == '}')
@@ -116,8 +135,8 @@ static void on_batch_loaded(api_call_t *c, json_t *docs, const char *error)
         const char *why = api_unreadable(c, doc);
         if (why) {
             const char *id = json_string_value(json_object_get(doc, "id"));
-            for (size_t k = 0; k < c->nbatch; k++)
-                if (strcmp(c->batch[k]->id, id) == 0) {
+            for (size_t k = 0; k < batch_of(c)->n; k++)
+                if (strcmp(batch_of(c)->jobs[k]->id, id) == 0) {
                     char field[48];
                     snprintf(field, sizeof field, "jobs[%zu].id", k);
                     api_reply_unreadable(c, field, id, why);
@@ -135,16 +154,16 @@ static void on_batch_loaded(api_call_t *c, json_t *docs, const char *error)
 static void read_batch_ids(api_call_t *c)
 {
     json_t *specs = json_object_get(c->body, "jobs");
-    const char **ids = malloc(c->nbatch * sizeof *ids);
+    const char **ids = malloc(batch_of(c)->n * sizeof *ids);
     if (!ids) {
         api_reply_error(c, ERR_UNAVAILABLE, "", "out of memory");
         return;
     }
     size_t n = 0;
-    for (size_t i = 0; i < c->nbatch; i++)
+    for (size_t i = 0; i < batch_of(c)->n; i++)
         if (json_object_get(json_array_get(specs, i), "id") &&
-            !engine_get(c->api->engine, c->batch[i]->id))
-            ids[n++] = c->batch[i]->id;
+            !engine_get(c->api->engine, batch_of(c)->jobs[i]->id))
+            ids[n++] = batch_of(c)->jobs[i]->id;
     c->deletes_seen = engine_deletes(c->api->engine);
     if (n)
         api_read_jobs(c, ids, n, on_batch_loaded); /* copies the ids */
@@ -162,12 +181,16 @@ static int parse_batch(api_call_t *c, problem_t *p)
     if (!json_is_array(jobs) || json_array_size(jobs) < 1 || json_array_size(jobs) > BATCH_MAX)
         return problem_set(p, ERR_VALIDATION, "jobs", "jobs must be an array of 1-%d jobs",
                            BATCH_MAX), -1;
-    c->nbatch = json_array_size(jobs);
-    if (!(c->batch = calloc(c->nbatch, sizeof *c->batch)))
+    batch_t *b = calloc(1, sizeof *b);
+    if (!b || !(b->jobs = calloc(json_array_size(jobs), sizeof *b->jobs))) {
+        free(b);
         return problem_set(p, ERR_UNAVAILABLE, "", "out of memory"), -1;
+    }
+    b->n = json_array_size(jobs);
+    api_set_ctx(c, b, NULL, batch_free);
     int64_t now = now_ms();
-    for (size_t i = 0; i < c->nbatch; i++) {
-        if (job_parse_spec(json_array_get(jobs, i), &c->api->cfg->job, now, &c->batch[i], p)) {
+    for (size_t i = 0; i < batch_of(c)->n; i++) {
+        if (job_parse_spec(json_array_get(jobs, i), &c->api->cfg->job, now, &batch_of(c)->jobs[i], p)) {
             char prefix[32];
             snprintf(prefix, sizeof prefix, "jobs[%zu]%s", i, p->field[0] ? "." : "");
             problem_prefix_field(p, prefix);
@@ -181,12 +204,12 @@ static int parse_batch(api_call_t *c, problem_t *p)
 static bool shed_batch(api_call_t *c)
 {
     size_t worst = 0;
-    for (size_t i = 1; i < c->nbatch; i++)
-        if (c->batch[i]->priority > c->batch[worst]->priority)
+    for (size_t i = 1; i < batch_of(c)->n; i++)
+        if (batch_of(c)->jobs[i]->priority > batch_of(c)->jobs[worst]->priority)
             worst = i;
     char field[48];
     snprintf(field, sizeof field, "jobs[%zu].priority", worst);
-    return api_shed(c, c->batch[worst]->priority, field);
+    return api_shed(c, batch_of(c)->jobs[worst]->priority, field);
 }
 
 void api_enqueue_batch(api_call_t *c)

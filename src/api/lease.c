@@ -1,8 +1,12 @@
 /* Workers: lease, heartbeat, complete, fail and batched ack. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "api/api_internal.h"
+#include "engine/engine.h"
+#include "metrics/metrics.h"
+#include "metrics/workers.h"
 #include "core/fields.h"
 #include "util/clock.h"
 #include "util/sbuf.h"
@@ -41,13 +45,37 @@ static char *lease_reply(job_t **jobs, int n)
     return sbuf_take(&s);
 }
 
+/* A lease request's own state (api_call.ctx): the engine's waiter and the
+ * queue names it points at (borrowed from the request body). */
+typedef struct lease_ctx {
+    engine_waiter_t w;
+    const char *queues[ENGINE_LEASE_MAX];
+    bool counted; /* waiting, counted in api->waiting */
+} lease_ctx_t;
+
+static void uncount(api_call_t *c, lease_ctx_t *l)
+{
+    if (l->counted)
+        c->api->waiting--;
+    l->counted = false;
+}
+
+/* The request is gone (a long poll still waiting: the server is stopping). */
+static void lease_detach(api_call_t *c)
+{
+    lease_ctx_t *l = c->ctx;
+    if (l->counted)
+        engine_waiter_cancel(c->api->engine, &l->w);
+    uncount(c, l);
+}
+
 /* A lease is answered without waiting for its write to be durable: if jobq
  * dies first, the job is simply queued again (at-least-once), and the
  * worker's complete/fail is what must be, and is, durable. */
 static void on_leased(engine_waiter_t *w, job_t **jobs, int n)
 {
     api_call_t *c = w->ud;
-    api_uncount_waiter(c);
+    uncount(c, c->ctx);
     api_reply_text(c, 200, lease_reply(jobs, n));
 }
 
@@ -57,7 +85,7 @@ static bool lessee_alive(engine_waiter_t *w)
     return http_peer_alive(c->r);
 }
 
-static int parse_lease(api_call_t *c, int64_t *wait_ms, problem_t *p)
+static int parse_lease(api_call_t *c, lease_ctx_t *l, int64_t *wait_ms, problem_t *p)
 {
     static const char *const allowed[] = { "worker", "queues", "max", "wait_ms", NULL };
     json_t *b = c->body, *worker = json_object_get(b, "worker"), *qs = json_object_get(b, "queues");
@@ -68,11 +96,10 @@ static int parse_lease(api_call_t *c, int64_t *wait_ms, problem_t *p)
     if (!json_is_string(worker) || !job_name_valid(json_string_value(worker)))
         return problem_set(p, ERR_VALIDATION, "worker",
                            "worker is required: 1-200 characters of [A-Za-z0-9._:-]"), -1;
-    c->lease = (engine_waiter_t){ .worker = json_string_value(worker), .queues = c->queues,
-                                  .max = (int)max, .cb = on_leased, .alive = lessee_alive,
-                                  .ud = c };
+    l->w = (engine_waiter_t){ .worker = json_string_value(worker), .queues = l->queues,
+                              .max = (int)max, .cb = on_leased, .alive = lessee_alive, .ud = c };
     if (!qs) {
-        c->queues[c->lease.nqueues++] = "default";
+        l->queues[l->w.nqueues++] = "default";
         return 0;
     }
     if (!json_is_array(qs) || json_array_size(qs) < 1 || json_array_size(qs) > ENGINE_LEASE_MAX)
@@ -84,7 +111,7 @@ static int parse_lease(api_call_t *c, int64_t *wait_ms, problem_t *p)
         if (!json_is_string(q) || !job_name_valid(json_string_value(q)))
             return problem_set(p, ERR_VALIDATION, "queues", "queues[%zu] is not a valid name",
                                i), -1;
-        c->queues[c->lease.nqueues++] = json_string_value(q);
+        l->queues[l->w.nqueues++] = json_string_value(q);
     }
     return 0;
 }
@@ -95,18 +122,24 @@ void api_lease(api_call_t *c)
     int64_t wait_ms;
     if (api_refuse_writes(c, true))
         return;
-    if (!(c->body = http_body_json(c->r, false, &p)) || parse_lease(c, &wait_ms, &p) != 0) {
+    lease_ctx_t *l = calloc(1, sizeof *l);
+    if (!l) {
+        api_reply_error(c, ERR_UNAVAILABLE, "", "out of memory");
+        return;
+    }
+    api_set_ctx(c, l, lease_detach, NULL);
+    if (!(c->body = http_body_json(c->r, false, &p)) || parse_lease(c, l, &wait_ms, &p) != 0) {
         api_reply_problem(c, &p);
         return;
     }
-    workers_seen(c->api->workers, c->lease.worker, clock_now_ms());
+    workers_seen(c->api->workers, l->w.worker, clock_now_ms());
     job_t *jobs[ENGINE_LEASE_MAX];
     bool full = c->api->waiting >= c->api->cfg->max_waiters;
-    int n = engine_lease(c->api->engine, &c->lease, full ? 0 : wait_ms, jobs);
+    int n = engine_lease(c->api->engine, &l->w, full ? 0 : wait_ms, jobs);
     if (n > 0) {
         api_reply_text(c, 200, lease_reply(jobs, n));
-    } else if (engine_waiter_waiting(&c->lease)) {
-        c->counted_waiter = true;
+    } else if (engine_waiter_waiting(&l->w)) {
+        l->counted = true;
         c->api->waiting++;
         http_defer(c->r); /* on_leased answers */
     } else if (full && wait_ms > 0) {

@@ -1,5 +1,6 @@
 /* GET /v1/limits: every protection setting in force and where it stands. */
 #include "api/api_internal.h"
+#include "engine/engine.h"
 #include "util/token_bucket.h"
 
 static const char *const kind_names[] = { "queue", "type", "key" };

@@ -4,6 +4,10 @@
 #include <stdlib.h>
 
 #include "api/api_internal.h"
+#include "api/cache.h"
+#include "engine/engine.h"
+#include "metrics/metrics.h"
+#include "net/admit.h"
 
 typedef struct queues {
     metrics_queue_t *v;

@@ -9,6 +9,9 @@
 #include <stdio.h>
 
 #include "api/api_internal.h"
+#include "api/cache.h"
+#include "engine/engine.h"
+#include "metrics/metrics.h"
 
 int64_t api_memory_used(const api_t *api)
 {

@@ -3,6 +3,9 @@
 #include <sys/statvfs.h>
 
 #include "api/api_internal.h"
+#include "api/cache.h"
+#include "metrics/metrics.h"
+#include "metrics/perf.h"
 #include "metrics/process.h"
 #include "util/clock.h"
 

@@ -4,6 +4,8 @@
 #include <string.h>
 
 #include "api/api_internal.h"
+#include "engine/engine.h"
+#include "metrics/metrics.h"
 #include "util/clock.h"
 
 /* {"pending":0,...} with every state present. */

@@ -4,6 +4,8 @@
 #include <string.h>
 
 #include "api/api_internal.h"
+#include "api/guard.h"
+#include "metrics/metrics.h"
 #include "util/clock.h"
 
 typedef struct route {

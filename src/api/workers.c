@@ -1,6 +1,7 @@
 /* /v1/workers: who is working, and how well (metrics/workers.h); worker
  * processes told to quiet or terminate. */
 #include "api/api_internal.h"
+#include "metrics/workers.h"
 #include "util/clock.h"
 
 void api_workers(api_call_t *c)

@@ -10,6 +10,11 @@
 #include <event2/event.h>
 
 #include "api/api.h"
+#include "api/cache.h"
+#include "api/guard.h"
+#include "metrics/perf.h"
+#include "metrics/workers.h"
+#include "net/admit.h"
 #include "core/config.h"
 #include "engine/engine.h"
 #include "faktory/faktory.h"
