@@ -28,6 +28,7 @@ typedef struct op {
     size_t nids;       /* OP_GET: ids, NUL-separated from name on */
     bool many;         /* OP_GET: answer an array (store_get_jobs) */
     bool paused;
+    bool superseded;   /* OP_PUT: a later put or delete of the job is in the same batch */
     char *doc;         /* owned */
     store_read_cb cb;
     void *ud;

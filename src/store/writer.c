@@ -9,6 +9,7 @@
 
 #include "store/store_internal.h"
 #include "util/clock.h"
+#include "util/hmap.h"
 #include "util/log.h"
 
 void store_free_op(op_t *op)
@@ -52,6 +53,36 @@ static int run_purge(store_t *s, op_t *op)
     return rc;
 }
 
+/* A job written several times in one batch (enqueued and leased in the
+ * same loop iteration, leased and completed before the commit) needs only
+ * its last row: the batch commits as one, so no reader and no recovery can
+ * see the ones before. A delete supersedes the puts before it too. A purge
+ * in the batch turns this off (it reads rows the earlier puts would write);
+ * so does running out of memory (every put then runs, as before). */
+static void mark_superseded(op_t *batch)
+{
+    bool purge = false;
+    for (op_t *op = batch; op; op = op->next) {
+        op->superseded = false;
+        purge = purge || op->kind == OP_PURGE;
+    }
+    if (purge)
+        return;
+    hmap_t last;
+    hmap_init(&last);
+    for (op_t *op = batch; op; op = op->next) {
+        const char *id = op->kind == OP_PUT ? op->row.id : op->kind == OP_DELETE ? op->name : NULL;
+        if (id && hmap_put(&last, id, op) != 0) {
+            hmap_free(&last);
+            return;
+        }
+    }
+    for (op_t *op = batch; op; op = op->next)
+        if (op->kind == OP_PUT && hmap_get(&last, op->row.id) != op)
+            op->superseded = true;
+    hmap_free(&last);
+}
+
 static int run_write(store_t *s, op_t *op, int64_t *totals)
 {
     switch (op->kind) {
@@ -82,7 +113,12 @@ static int run_batch(store_t *s, op_t *batch)
     s->injected = false;
     if (s->ops->begin(s->conn) != 0)
         return -1;
+    mark_superseded(batch);
     for (op_t *op = batch; op; op = op->next) {
+        if (op->superseded) {
+            totals[op->ev]++; /* every event counts, written or not */
+            continue;
+        }
         int64_t t0 = clock_mono_ns();
         if (run_write(s, op, totals) != 0)
             return -1;
