@@ -111,7 +111,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     F.api.metrics = metrics_new("fuzz");
     F.api.workers = workers_new(F.cfg.worker_gone_ms);
     F.api.perf = perf_new();
-    F.api.guard = guard_new(&F.cfg);
+    F.api.guard = guard_new(&F.cfg, ratelimit_new()); /* lives as long as the harness */
     open_world();
     atexit(at_exit);
     return 0;

@@ -8,10 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "util/hmap.h"
-#include "util/token_bucket.h"
 
-#define MAX_CLIENTS 65536 /* buckets kept; beyond, idle ones are dropped */
 
 typedef struct gkey {
     char name[64];
@@ -20,17 +17,11 @@ typedef struct gkey {
     double rate, burst;
 } gkey_t;
 
-typedef struct client {
-    char *id; /* owned; the hmap key */
-    token_bucket_t bucket;
-} client_t;
-
 struct guard {
     gkey_t keys[CONFIG_MAX_KEYS];
     int nkeys;
     double rate, burst;
-    hmap_t clients;
-    client_t overflow; /* shared by new clients while the map is full */
+    ratelimit_t *rl; /* borrowed: shared with the other front ends */
 };
 
 void guard_reload(guard_t *g, const config_t *cfg)
@@ -49,13 +40,12 @@ void guard_reload(guard_t *g, const config_t *cfg)
     g->burst = cfg->rate_burst;
 }
 
-guard_t *guard_new(const config_t *cfg)
+guard_t *guard_new(const config_t *cfg, ratelimit_t *rl)
 {
     guard_t *g = calloc(1, sizeof *g);
     if (!g)
         return NULL;
-    hmap_init(&g->clients);
-    g->overflow.id = "(overflow)";
+    g->rl = rl;
     guard_reload(g, cfg);
     return g;
 }
@@ -64,13 +54,6 @@ void guard_free(guard_t *g)
 {
     if (!g)
         return;
-    const char *k;
-    void *v;
-    for (size_t i = 0; hmap_next(&g->clients, &i, &k, &v);) {
-        free(((client_t *)v)->id);
-        free(v);
-    }
-    hmap_free(&g->clients);
     OPENSSL_cleanse(g->keys, sizeof g->keys);
     free(g);
 }
@@ -113,50 +96,6 @@ static bool role_allows(config_role_t role, guard_access_t need)
 
 static const char *const access_names[] = { "public", "read", "work", "produce", "admin" };
 
-/* Drops buckets that have refilled completely: they are as good as new. */
-static void prune(guard_t *g, int64_t now)
-{
-    size_t n = hmap_len(&g->clients), m = 0;
-    client_t **idle = calloc(n, sizeof *idle);
-    if (!idle)
-        return;
-    const char *k;
-    void *v;
-    double depth = tb_default_depth(g->rate, g->burst);
-    for (size_t i = 0; hmap_next(&g->clients, &i, &k, &v);) {
-        client_t *c = v;
-        tb_ready(&c->bucket, g->rate, depth, now);
-        if (c->bucket.tokens >= depth)
-            idle[m++] = c;
-    }
-    for (size_t i = 0; i < m; i++) {
-        hmap_del(&g->clients, idle[i]->id);
-        free(idle[i]->id);
-        free(idle[i]);
-    }
-    free(idle);
-}
-
-static client_t *client(guard_t *g, const char *id, double depth, int64_t now)
-{
-    client_t *c = hmap_get(&g->clients, id);
-    if (c)
-        return c;
-    if (hmap_len(&g->clients) >= MAX_CLIENTS)
-        prune(g, now);
-    if (hmap_len(&g->clients) >= MAX_CLIENTS)
-        return &g->overflow;
-    c = calloc(1, sizeof *c);
-    if (!c || !(c->id = strdup(id)) || hmap_put(&g->clients, c->id, c) != 0) {
-        if (c)
-            free(c->id);
-        free(c);
-        return &g->overflow;
-    }
-    tb_init(&c->bucket, depth, now);
-    return c;
-}
-
 static void add_num_header(http_req_t *r, const char *name, double v)
 {
     char text[32];
@@ -169,20 +108,18 @@ static guard_verdict_t limit(guard_t *g, http_req_t *r, const char *id, double r
 {
     if (rate <= 0)
         return GUARD_OK;
-    double depth = tb_default_depth(rate, burst);
-    client_t *c = client(g, id, depth, now);
-    bool ok = tb_take(&c->bucket, rate, depth, now);
-    /* Seconds until the bucket is full again, and until one more token. */
-    double reset = (depth - c->bucket.tokens) / rate, wait = (double)tb_wait_ms(&c->bucket, rate);
-    add_num_header(r, "RateLimit-Limit", depth);
-    add_num_header(r, "RateLimit-Remaining", c->bucket.tokens < 0 ? 0 : (double)(int64_t)c->bucket.tokens);
-    add_num_header(r, "RateLimit-Reset", reset > 0 ? ceil(reset) : 0);
-    if (ok)
+    ratelimit_verdict_t v;
+    ratelimit_take(g->rl, id, rate, burst, now, &v);
+    add_num_header(r, "RateLimit-Limit", v.depth);
+    add_num_header(r, "RateLimit-Remaining", v.remaining);
+    add_num_header(r, "RateLimit-Reset", v.reset_s > 0 ? ceil(v.reset_s) : 0);
+    if (v.ok)
         return GUARD_OK;
+    double wait = (double)v.wait_ms;
     add_num_header(r, "Retry-After", wait / 1000.0 + 0.999);
     problem_t p;
     problem_set(&p, ERR_RATE_LIMITED, "", "client %s is over its limit of %g requests per "
-                "second (burst %g); retry after %.0f ms", id, rate, depth, wait);
+                "second (burst %g); retry after %.0f ms", id, rate, v.depth, wait);
     http_reply_problem(r, &p);
     return GUARD_RATE_LIMITED;
 }

@@ -19,6 +19,7 @@
 
 #include "core/config.h"
 #include "http/request.h"
+#include "net/ratelimit.h"
 
 typedef enum {
     ACCESS_PUBLIC,  /* health probes: no key, no rate limit */
@@ -32,7 +33,8 @@ typedef enum { GUARD_OK, GUARD_UNAUTHORIZED, GUARD_FORBIDDEN, GUARD_RATE_LIMITED
 
 typedef struct guard guard_t;
 
-guard_t *guard_new(const config_t *cfg);
+/* rl: the per-client buckets, shared with every front end (borrowed). */
+guard_t *guard_new(const config_t *cfg, ratelimit_t *rl);
 void guard_free(guard_t *g);
 void guard_reload(guard_t *g, const config_t *cfg);
 bool guard_keys_enabled(const guard_t *g);

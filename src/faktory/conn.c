@@ -245,6 +245,30 @@ static const char *verb_name(fwp_verb_t v)
     return (unsigned)v < sizeof names / sizeof names[0] ? names[v] : "other";
 }
 
+/* JOBQ_RATE_LIMIT and the keys' own rates, as for HTTP and in the same
+ * buckets: a key's name, or the client's address for everyone else. */
+static bool over_rate(fwp_conn_t *c)
+{
+    const config_t *cfg = c->srv->d.cfg;
+    double rate = cfg->rate_limit, burst = cfg->rate_burst;
+    for (int i = 0; c->key[0] && i < cfg->nkeys; i++)
+        if (strcmp(cfg->keys[i].name, c->key) == 0) {
+            rate = cfg->keys[i].rate >= 0 ? cfg->keys[i].rate : rate;
+            burst = cfg->keys[i].burst >= 0 ? cfg->keys[i].burst : burst;
+        }
+    if (rate <= 0)
+        return false;
+    const char *who = c->key[0] ? c->key : c->slot.addr;
+    ratelimit_verdict_t v;
+    ratelimit_take(c->srv->d.ratelimit, who, rate, burst, clock_now_ms(), &v);
+    if (v.ok)
+        return false;
+    metrics_rejected(c->srv->d.metrics, "rate_limited");
+    fwp_send_err(c, "rate limited: client %s is over its limit of %g commands per second "
+                 "(burst %g); retry after %lld ms", who, rate, v.depth, (long long)v.wait_ms);
+    return true;
+}
+
 static void dispatch(fwp_conn_t *c, const fwp_cmd_t *cmd)
 {
     c->srv->commands++;
@@ -266,6 +290,8 @@ static void dispatch(fwp_conn_t *c, const fwp_cmd_t *cmd)
                      config_role_name(c->role), cmd->name);
         return;
     }
+    if (cmd->verb != FWP_END && over_rate(c))
+        return;
     switch (cmd->verb) {
     case FWP_HELLO: fwp_send_err(c, "HELLO was already said"); break;
     case FWP_PUSH: fwp_push(c, cmd, false); break;

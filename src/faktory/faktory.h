@@ -27,6 +27,7 @@
 #include "metrics/metrics.h"
 #include "metrics/workers.h"
 #include "net/admit.h"
+#include "net/ratelimit.h"
 #include "store/store.h"
 
 typedef struct fwp_server fwp_server_t;
@@ -38,6 +39,7 @@ typedef struct fwp_deps {
     workers_t *workers;
     admit_t *admit;
     metrics_t *metrics;
+    ratelimit_t *ratelimit; /* shared with HTTP: a key has one budget */
 } fwp_deps_t;
 
 /* Listens on cfg->faktory_listen (with TLS if cfg names a certificate). */

@@ -54,7 +54,8 @@ struct fwp_conn {
     char salt[17];
     int iterations;
     config_role_t role;
-    char principal[72]; /* the key's name, "password", or "" without keys */
+    char principal[72]; /* "key NAME", "password", or "" without passwords */
+    char key[64];       /* the API key's name when it authenticated with one */
     char *wid;          /* owned; NULL if HELLO named none */
     char worker[JOB_NAME_MAX + 1]; /* who holds its leases: the wid, else host-pid */
     bool processing;    /* inside fwp_process(): no re-entry */

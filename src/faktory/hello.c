@@ -42,7 +42,8 @@ void fwp_greet(fwp_conn_t *c)
 typedef struct cred {
     char secret[256];
     config_role_t role;
-    char name[72];
+    char name[72]; /* the principal */
+    char key[64];  /* the API key's name; "" for JOBQ_FAKTORY_PASSWORD */
 } cred_t;
 
 typedef struct auth_task {
@@ -66,12 +67,16 @@ static void verify(void *arg)
     }
 }
 
-static void add_cred(auth_task_t *t, const char *secret, config_role_t role, const char *name)
+static void add_cred(auth_task_t *t, const char *secret, config_role_t role, const char *key)
 {
     cred_t *c = &t->cred[t->ncred++];
     c->role = role;
     snprintf(c->secret, sizeof c->secret, "%s", secret);
-    snprintf(c->name, sizeof c->name, "%s", name);
+    snprintf(c->key, sizeof c->key, "%s", key);
+    if (key[0])
+        snprintf(c->name, sizeof c->name, "key %s", key);
+    else
+        snprintf(c->name, sizeof c->name, "password");
 }
 
 static auth_task_t *new_task(fwp_conn_t *c, const char *given, int iterations)
@@ -86,12 +91,9 @@ static auth_task_t *new_task(fwp_conn_t *c, const char *given, int iterations)
     memcpy(t->salt, c->salt, sizeof t->salt);
     snprintf(t->given, sizeof t->given, "%s", given ? given : "");
     if (cfg->faktory_password[0])
-        add_cred(t, cfg->faktory_password, ROLE_ADMIN, "password");
-    for (int i = 0; i < cfg->nkeys; i++) {
-        char name[72];
-        snprintf(name, sizeof name, "key %.60s", cfg->keys[i].name);
-        add_cred(t, cfg->keys[i].secret, cfg->keys[i].role, name);
-    }
+        add_cred(t, cfg->faktory_password, ROLE_ADMIN, "");
+    for (int i = 0; i < cfg->nkeys; i++)
+        add_cred(t, cfg->keys[i].secret, cfg->keys[i].role, cfg->keys[i].name);
     return t;
 }
 
@@ -169,6 +171,7 @@ static void on_verified(void *arg, bool cancelled)
     if (match >= 0) {
         c->role = t->cred[match].role;
         snprintf(c->principal, sizeof c->principal, "%s", t->cred[match].name);
+        snprintf(c->key, sizeof c->key, "%s", t->cred[match].key);
     }
     free_task(t);
     c->authing = false;

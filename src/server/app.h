@@ -15,6 +15,7 @@
 #include "metrics/perf.h"
 #include "metrics/workers.h"
 #include "net/admit.h"
+#include "net/ratelimit.h"
 #include "core/config.h"
 #include "engine/engine.h"
 #include "faktory/faktory.h"
@@ -48,6 +49,7 @@ typedef struct app {
     http_server_t *http;
     fwp_server_t *fwp; /* NULL with JOBQ_FAKTORY_LISTEN=off */
     admit_t *admit; /* connection limits for every listener */
+    ratelimit_t *ratelimit; /* per-client request budgets for every front end */
     api_t api;
     guard_t *guard;
     cache_t *cache;

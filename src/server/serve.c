@@ -236,7 +236,8 @@ static int start_faktory(app_t *a, char *err, size_t len)
     if (strcmp(a->cfg.faktory_listen, "off") == 0)
         return 0;
     fwp_deps_t d = { .engine = a->engine, .store = a->store, .cfg = &a->cfg,
-                     .workers = a->workers, .admit = a->admit, .metrics = a->metrics };
+                     .workers = a->workers, .admit = a->admit, .metrics = a->metrics,
+                     .ratelimit = a->ratelimit };
     a->fwp = fwp_server_start(a->base, &d, err, len);
     return a->fwp ? 0 : -1;
 }
@@ -273,7 +274,7 @@ static int start_loop(app_t *a, char *err, size_t len)
     app_arm_engine_timer(a, engine_next_deadline(a->engine));
     if (!(a->admit = admit_new((unsigned)a->cfg.max_connections,
                                (unsigned)a->cfg.max_connections_per_client)) ||
-        !(a->guard = guard_new(&a->cfg)) ||
+        !(a->ratelimit = ratelimit_new()) || !(a->guard = guard_new(&a->cfg, a->ratelimit)) ||
         !(a->cache = cache_new(a->cfg.cache_ttl_ms, app_cache_bytes(&a->cfg))))
         return snprintf(err, len, "out of memory"), -1;
     app_apply_settings(a);
@@ -311,6 +312,7 @@ static void app_free(app_t *a)
     workers_free(a->workers);
     perf_free(a->perf);
     guard_free(a->guard);
+    ratelimit_free(a->ratelimit);
     cache_free(a->cache);
     app_retention_stop(a);
     struct event *evs[] = { a->engine_timer, a->store_ev, a->store_flush, a->sigterm, a->sigint,

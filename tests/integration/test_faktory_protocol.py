@@ -366,3 +366,14 @@ def test_beat_reports_show_in_workers(server):
     w = {x["id"]: x for x in server.get("/v1/workers").json()["workers"]}["wbeat"]
     assert w["reported_state"] == "quiet" and w["rss_kb"] == 12345 and w["labels"] == ["blue"]
     assert w["state"] == "active" and w["protocol"] == "faktory" and w["pid"] > 0
+
+
+def test_rate_limits_apply_and_share_the_budget_with_http(make_server):
+    s = make_server(env={"JOBQ_RATE_LIMIT": "2", "JOBQ_RATE_BURST": "5"})
+    c = connect(s)
+    replies = [c.cmd("INFO") for _ in range(8)]
+    limited = [r for r in replies if isinstance(r, tuple)]
+    assert 1 <= len(limited) <= 4 and "rate limited" in limited[0][1], replies
+    # the same client (its address, without keys) over HTTP: the same bucket, empty now
+    r = s.get("/v1/stats")
+    assert r.status_code == 429, r.text
