@@ -339,10 +339,12 @@ def test_sigkill_during_load_loses_no_acknowledged_push_or_ack(make_server):
 
 
 def test_an_expired_reservation_fails_with_reservation_expired(server):
-    """reserve_for is at least 60 s (as in Faktory), so this test waits a minute."""
+    """reserve_for is at least 60 s (as in Faktory), so this test waits a
+    minute; a worker process that sends no BEAT meanwhile is reaped then."""
     j = jid()
     node(server, "push", jobs=[{"jid": j, "jobtype": "Slow", "args": [], "reserve_for": 60,
                                 "custom": FAST}])
+    silent = connect(server, wid="silent")
     c = connect(server, wid="holder")
     assert '"jid":"%s"' % j in c.cmd("FETCH default")
     deadline = time.time() + 75
@@ -351,6 +353,11 @@ def test_an_expired_reservation_fails_with_reservation_expired(server):
         c.cmd('BEAT {"wid":"holder"}')  # the process is alive; the job is not reported
         time.sleep(1)
     assert c.cmd('ACK {"jid":"%s"}' % j) == "OK"  # too late: nothing to settle
+    deadline = time.time() + 10  # reaped 60 s after its HELLO; the beating one stays
+    silent.sock.settimeout(1)
+    while not silent.closed():
+        assert time.time() < deadline, "a worker silent for 60 s was not reaped"
+    assert c.cmd('BEAT {"wid":"holder"}') == "OK"
     w = node(server, "work", behavior={"Slow": "ok"}, until={"count": 1})
     f = w["seen"][0]["failure"]
     assert f["errtype"] == "ReservationExpired" and f["retry_count"] == 0, f
