@@ -137,41 +137,50 @@ static const char *jid_arg(fwp_conn_t *c, const fwp_cmd_t *cmd, json_t *arg)
     return jid;
 }
 
-static void settle(fwp_conn_t *c, err_t e, const problem_t *p)
-{
-    if (e != ERR_OK) {
-        fwp_send_err(c, "%s", p->detail);
-        return;
-    }
-    c->reply.len = 0;
-    fwp_reply_ok(&c->reply);
-    fwp_reply_durable(c);
-}
+/* ACK and FAIL: settle the lease of arg's jid if this worker holds it. act
+ * makes the engine call with the lease; the reply waits for durability. A
+ * jid that is not running is +OK (nothing to settle), one another worker
+ * holds is refused. */
+typedef err_t (*settle_fn)(fwp_conn_t *c, json_t *arg, const char *jid, const char *lease,
+                           problem_t *p);
 
-static void reply_ok(fwp_conn_t *c) { fwp_send_text(c, "+OK\r\n"); }
-
-void fwp_ack(fwp_conn_t *c, const fwp_cmd_t *cmd)
+static void settle_lease(fwp_conn_t *c, const fwp_cmd_t *cmd, settle_fn act)
 {
     json_t *arg = fwp_json_arg(c, cmd, "argument");
     const char *jid = arg ? jid_arg(c, cmd, arg) : NULL;
     bool other;
     const job_t *j = jid ? held(c, jid, &other) : NULL;
-    if (jid && j) {
-        problem_t p;
-        const job_t *out;
+    problem_t p;
+    if (j) {
         char lease[JOB_LEASE_ID_LEN + 1];
-        memcpy(lease, j->lease_id, sizeof lease);
-        settle(c, engine_complete(c->srv->d.engine, jid, lease, NULL, &out, &p), &p);
+        memcpy(lease, j->lease_id, sizeof lease); /* j may change under the call */
+        if (act(c, arg, jid, lease, &p) != ERR_OK) {
+            fwp_send_err(c, "%s", p.detail);
+        } else {
+            c->reply.len = 0;
+            fwp_reply_ok(&c->reply);
+            fwp_reply_durable(c);
+        }
     } else if (jid && other) {
         fwp_send_err(c, "jid %s is reserved by another worker", jid);
     } else if (jid) {
-        reply_ok(c);
+        fwp_send_text(c, "+OK\r\n");
     }
     json_decref(arg);
 }
 
-/* s trimmed of white space and cut to at most max bytes (at a character
- * boundary), into a new JSON string; "unknown" when nothing is left. */
+static err_t complete(fwp_conn_t *c, json_t *arg, const char *jid, const char *lease,
+                      problem_t *p)
+{
+    (void)arg;
+    const job_t *out;
+    return engine_complete(c->srv->d.engine, jid, lease, NULL, &out, p);
+}
+
+void fwp_ack(fwp_conn_t *c, const fwp_cmd_t *cmd) { settle_lease(c, cmd, complete); }
+
+/* s trimmed of white space and cut to at most max characters (UTF-8 code
+ * points), into a new JSON string; "unknown" when nothing is left. */
 static json_t *trimmed(const char *s, size_t max)
 {
     if (!s)
@@ -181,12 +190,12 @@ static json_t *trimmed(const char *s, size_t max)
     size_t n = strlen(s);
     while (n && isspace((unsigned char)s[n - 1]))
         n--;
-    if (n > max) {
-        n = max;
-        while (n && ((unsigned char)s[n] & 0xC0) == 0x80) /* not inside a UTF-8 sequence */
-            n--;
-    }
-    return n ? json_stringn(s, n) : json_string("unknown");
+    size_t end = 0;
+    for (size_t chars = 0; end < n && chars < max; chars++)
+        do
+            end++;
+        while (end < n && ((unsigned char)s[end] & 0xC0) == 0x80); /* continuation bytes */
+    return end ? json_stringn(s, end) : json_string("unknown");
 }
 
 static json_t *backtrace_of(json_t *bt)
@@ -202,37 +211,23 @@ static json_t *backtrace_of(json_t *bt)
     return out;
 }
 
-void fwp_fail(fwp_conn_t *c, const fwp_cmd_t *cmd)
+/* The failure, with Faktory's errtype and backtrace kept in the error's context. */
+static err_t fail(fwp_conn_t *c, json_t *arg, const char *jid, const char *lease, problem_t *p)
 {
-    json_t *arg = fwp_json_arg(c, cmd, "argument");
-    const char *jid = arg ? jid_arg(c, cmd, arg) : NULL;
-    bool other;
-    const job_t *j = jid ? held(c, jid, &other) : NULL;
-    if (jid && j) {
-        json_t *type = trimmed(json_string_value(json_object_get(arg, "errtype")),
-                               FWP_ERRTYPE_MAX);
-        json_t *msg = trimmed(json_string_value(json_object_get(arg, "message")),
-                              FWP_MESSAGE_MAX);
-        json_t *ctx = json_pack("{s:O, s:o}", "errtype", type, "backtrace",
-                                backtrace_of(json_object_get(arg, "backtrace")));
-        problem_t p;
-        const job_t *out;
-        char lease[JOB_LEASE_ID_LEN + 1];
-        memcpy(lease, j->lease_id, sizeof lease);
-        err_t e = engine_fail_after(c->srv->d.engine, jid, lease,
-                                    fwp_errtype(json_string_value(type)), json_string_value(msg),
-                                    ctx, 1, 0, &out, &p);
-        json_decref(ctx);
-        json_decref(type);
-        json_decref(msg);
-        settle(c, e, &p);
-    } else if (jid && other) {
-        fwp_send_err(c, "jid %s is reserved by another worker", jid);
-    } else if (jid) {
-        reply_ok(c);
-    }
-    json_decref(arg);
+    json_t *type = trimmed(json_string_value(json_object_get(arg, "errtype")), FWP_ERRTYPE_MAX);
+    json_t *msg = trimmed(json_string_value(json_object_get(arg, "message")), FWP_MESSAGE_MAX);
+    json_t *ctx = json_pack("{s:O, s:o}", "errtype", type, "backtrace",
+                            backtrace_of(json_object_get(arg, "backtrace")));
+    const job_t *out;
+    err_t e = engine_fail_after(c->srv->d.engine, jid, lease, fwp_errtype(json_string_value(type)),
+                                json_string_value(msg), ctx, 1, 0, &out, p);
+    json_decref(ctx);
+    json_decref(type);
+    json_decref(msg);
+    return e;
 }
+
+void fwp_fail(fwp_conn_t *c, const fwp_cmd_t *cmd) { settle_lease(c, cmd, fail); }
 
 /* ---- BEAT ---- */
 
@@ -253,7 +248,7 @@ void fwp_beat(fwp_conn_t *c, const fwp_cmd_t *cmd)
                             clock_now_ms(), &st) != 0) {
         fwp_send_err(c, "unknown worker %.64s: say HELLO with this wid first", wid);
     } else if (st == WORKERS_ACTIVE) {
-        reply_ok(c);
+        fwp_send_text(c, "+OK\r\n");
     } else {
         char body[40];
         int n = snprintf(body, sizeof body, "{\"state\":\"%s\"}", workers_state_name(st));

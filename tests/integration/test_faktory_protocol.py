@@ -220,6 +220,13 @@ def test_fail_caps_and_trims_what_the_worker_sends(server):
     e = server.job("failcap1")["errors"][-1]
     assert e["message"] == "unknown" and len(e["context"]["errtype"]) == 100
     assert len(e["context"]["backtrace"]) == 50
+    # caps count characters, not bytes: 150 two-byte characters keep 100 whole ones
+    assert c.cmd("PUSH " + job("failcap2", retry=-1)) == "OK"
+    c.cmd("FETCH default")
+    assert c.cmd("FAIL " + json.dumps({"jid": "failcap2", "errtype": "\u00e9" * 150,
+                                       "message": "m" * 1500})) == "OK"
+    e = server.job("failcap2")["errors"][-1]
+    assert e["context"]["errtype"] == "\u00e9" * 100 and e["message"] == "m" * 1000
 
 
 def test_roles_limit_the_commands(make_server):
