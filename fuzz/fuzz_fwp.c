@@ -30,21 +30,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
-static void stored_round_trip(const job_t *job)
-{
-    char *text = job_json(job, JOB_JSON_STORED);
-    json_error_t e;
-    json_t *doc = jsonb_loadb(text, strlen(text), 0, JSONB_STORED_DEPTH, &e);
-    job_t *again = NULL;
-    problem_t p;
-    if (!doc || job_from_doc(doc, &again, &p) != ERR_OK || !job_same_spec(job, again) ||
-        again->backoff.curve != job->backoff.curve)
-        abort(); /* accepted, stored, and not the same job when read back */
-    job_free(again);
-    json_decref(doc);
-    free(text);
-}
-
 static void fetch_form(const job_t *job)
 {
     sbuf_t s;
@@ -69,7 +54,7 @@ static void push(const fwp_cmd_t *cmd)
     job_t *job = NULL;
     problem_t p;
     if (arg && fwp_job_parse(arg, &defaults, 1764547200000, &job, &p) == ERR_OK) {
-        stored_round_trip(job);
+        fuzz_stored_round_trip(job);
         fetch_form(job);
         job_free(job);
     }

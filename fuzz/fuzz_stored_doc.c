@@ -28,26 +28,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
-/* The stored text of a job must read back as the same job. */
-static void round_trip(const job_t *job)
-{
-    char *text = job_json(job, JOB_JSON_STORED);
-    json_error_t e;
-    json_t *doc = jsonb_loadb(text, strlen(text), 0, JSONB_STORED_DEPTH, &e);
-    job_t *again = NULL;
-    problem_t p;
-    if (!doc || job_from_doc(doc, &again, &p) != ERR_OK)
-        abort(); /* accepted, written, unreadable */
-    char *text2 = job_json(again, JOB_JSON_STORED);
-    if (strcmp(text, text2) != 0)
-        abort(); /* reading changed it */
-    free(job_json(again, JOB_JSON_PUBLIC));
-    free(text2);
-    job_free(again);
-    json_decref(doc);
-    free(text);
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
@@ -59,14 +39,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (data[0] % 2 == 0) {
         json_t *doc = jsonb_loadb(text, size - 1, 0, JSONB_STORED_DEPTH, &e);
         if (doc && job_from_doc(doc, &job, &p) == ERR_OK)
-            round_trip(job);
+            fuzz_stored_round_trip(job);
         job_free(job);
         json_decref(doc);
         return 0;
     }
     json_t *spec = jsonb_loadb(text, size - 1, JSON_REJECT_DUPLICATES, JSONB_INPUT_DEPTH, &e);
     if (json_is_object(spec) && job_parse_spec(spec, &defaults, 1700000000000LL, &job, &p) == ERR_OK)
-        round_trip(job);
+        fuzz_stored_round_trip(job);
     job_free(job);
     json_decref(spec);
     return 0;

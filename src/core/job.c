@@ -42,16 +42,18 @@ const char *job_priority_name(int p)
     return (p >= 0 && p < JOB_PRIORITIES) ? priority_names[p] : "normal";
 }
 
+bool job_name_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '.' || c == '_' || c == ':' || c == '-';
+}
+
 bool job_name_valid(const char *s)
 {
     size_t n = 0;
-    for (; s[n]; n++) {
-        char c = s[n];
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                  c == '.' || c == '_' || c == ':' || c == '-';
-        if (!ok || n >= JOB_NAME_MAX)
+    for (; s[n]; n++)
+        if (!job_name_char(s[n]) || n >= JOB_NAME_MAX)
             return false;
-    }
     return n > 0;
 }
 

@@ -115,6 +115,7 @@ const char *job_priority_name(int priority);
 
 /* Characters allowed in ids, queue names, types and breaker keys. */
 bool job_name_valid(const char *s);
+bool job_name_char(char c); /* one of [A-Za-z0-9._:-] */
 
 job_t *job_new(void);
 void job_free(job_t *j);

@@ -114,7 +114,7 @@ static void name_worker(fwp_conn_t *c, const char *hostname, json_int_t pid)
     snprintf(c->worker, sizeof c->worker, "fwp-%.150s-%lld", hostname ? hostname : "client",
              (long long)pid);
     for (char *p = c->worker; *p; p++)
-        if (!job_name_valid((char[]){ *p, '\0' }))
+        if (!job_name_char(*p))
             *p = '_';
 }
 
