@@ -322,31 +322,26 @@ static bool queued_in(const job_t *j, void *arg)
     return j->state == JOB_QUEUED && named(arg, j->queue);
 }
 
-typedef struct pause_ctx {
-    names_t *names;
-    ids_t queues;
-} pause_ctx_t;
+/* Names of every queue the engine knows (QUEUE PAUSE|RESUME *). */
+static void add_known(void *ud, const engine_queue_info_t *q) { ids_push(ud, q->name); }
 
-static void add_known(void *ud, const engine_queue_info_t *q)
-{
-    pause_ctx_t *p = ud;
-    if (named(p->names, q->name))
-        ids_push(&p->queues, q->name);
-}
-
+/* Named queues are paused even if the engine has none of their jobs yet,
+ * so jobs pushed later wait; "*" means every queue known now. The names are
+ * copied first: engine_pause must not run inside the engine's iteration. */
 static void pause_all(fwp_conn_t *c, names_t *names, bool paused)
 {
-    pause_ctx_t p = { .names = names };
     engine_t *e = c->srv->d.engine;
-    engine_queue_foreach(e, add_known, &p);
-    for (int i = 0; !names->all && i < names->n; i++) /* named: even if empty yet */
-        if (!engine_queue_paused(e, names->v[i]) == paused)
-            ids_push(&p.queues, names->v[i]);
-    for (size_t i = 0; i < p.queues.n; i++) {
-        engine_pause(e, p.queues.v[i], paused);
-        free(p.queues.v[i]);
+    ids_t q = { 0 };
+    if (names->all)
+        engine_queue_foreach(e, add_known, &q);
+    else
+        for (int i = 0; i < names->n; i++)
+            ids_push(&q, names->v[i]);
+    for (size_t i = 0; i < q.n; i++) {
+        engine_pause(e, q.v[i], paused);
+        free(q.v[i]);
     }
-    free(p.queues.v);
+    free(q.v);
 }
 
 static void add_latency(void *ud, const engine_queue_info_t *q)

@@ -1,7 +1,7 @@
 /*
  * admit: how many connections are open, in total and per client address,
- * and whether one more may come in. Shared by every listener (HTTP now, the
- * Faktory protocol next) so that JOBQ_MAX_CONNECTIONS bounds them together.
+ * and whether one more may come in. Shared by every listener (HTTP and the
+ * Faktory protocol) so that JOBQ_MAX_CONNECTIONS bounds them together.
  *
  * A connection is counted from admit_enter() to admit_leave(), whatever
  * the verdict, so a refused-but-answered connection still takes its slot
