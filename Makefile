@@ -59,6 +59,10 @@ build/bench/loadgen: bench/loadgen.c
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) -O2 -g -o $@ $< $(LIBS)
 
+build/bench/pwdhash_cost: bench/pwdhash_cost.c src/faktory/auth.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) -O2 -o $@ $^ $(LIBS)
+
 build/bench/fwpgen: bench/fwpgen.c
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) -O2 -g -o $@ $< $(LIBS)
