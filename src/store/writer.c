@@ -66,7 +66,7 @@ static void mark_superseded(op_t *batch)
         op->superseded = false;
         purge = purge || op->kind == OP_PURGE;
     }
-    if (purge)
+    if (purge || !batch || !batch->next) /* a batch of one has nothing to merge */
         return;
     hmap_t last;
     hmap_init(&last);
