@@ -56,6 +56,7 @@ typedef struct config {
     log_level_t log_level;
     log_format_t log_format;
     int64_t slow_request_ms, slow_commit_ms; /* logged at warn above these */
+    int64_t compact_interval_ms; /* journal -> database, store/writer.c */
     int64_t max_body_bytes;
     int64_t idle_timeout_ms, header_timeout_ms, body_timeout_ms; /* http_options_t */
     bool auto_migrate;

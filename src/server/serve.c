@@ -262,6 +262,7 @@ static int start_loop(app_t *a, char *err, size_t len)
     a->log_flush_ev = evtimer_new(a->base, on_log_flush, a);
     log_buffer_this_thread(kick_log, a);
     store_set_slow_commit_ms(a->store, a->cfg.slow_commit_ms);
+    store_set_compact_interval_ms(a->store, a->cfg.compact_interval_ms);
     on_perf_tick(-1, 0, a);
     store_set_kick(a->store, kick_store, a);
     a->sigterm = evsignal_new(a->base, SIGTERM, on_signal, a);

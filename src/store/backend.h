@@ -58,6 +58,13 @@ typedef struct backend_ops {
     int (*schema_version)(void *conn, int *current, int *latest);
     int (*migrate)(void *conn); /* applies every missing migration, in order */
 
+    /* The journal (store/journal.h) beside the database: its path (0), or
+     * -1 for a backend that takes every write directly. The generation
+     * applied is recorded in the same transaction as what it applied. */
+    int (*journal_path)(void *conn, char *buf, size_t len);
+    int (*journal_applied)(void *conn, uint64_t *gen);
+    int (*set_journal_applied)(void *conn, uint64_t gen);
+
     int (*begin)(void *conn);
     int (*commit)(void *conn);
     int (*rollback)(void *conn);

@@ -2,8 +2,9 @@
  * The readers: a small pool of threads, each with its own read-only
  * connection, that run get/list/stats off the store thread, so a slow
  * query delays neither commits nor the loop. A read waits until every
- * write queued before it is committed, so it sees them all, exactly as if
- * it had run between the writer's operations.
+ * write queued before it is in the database (journaled writes wait for a
+ * compaction, which a waiting read asks for: writer.c), so it sees them
+ * all, exactly as if it had run between the writer's operations.
  *
  * Reader 0 takes only point lookups (a job by id: idempotent enqueues and
  * reads of finished jobs), so they never queue behind a slow list or stats
@@ -85,13 +86,22 @@ static void run_read(store_t *s, void *conn, op_t *op)
     json_decref(op->result);
     op->result = NULL;
     int rc = -1;
+    bool oom = false;
     if (op->kind == OP_GET) {
         json_t *docs = json_array();
         const char *id = op->name;
         rc = 0;
         for (size_t i = 0; i < op->nids && rc == 0; i++, id += strlen(id) + 1) {
             json_t *doc = NULL;
-            rc = s->ops->get_job(conn, id, get_doc, &doc);
+            char *text = NULL;
+            int found = store_pending_doc(s, id, &text);
+            if (found > 0 && text)
+                doc = stored_doc(text, id);
+            else if (found == 0)
+                rc = s->ops->get_job(conn, id, get_doc, &doc);
+            oom = oom || found < 0;
+            rc = oom ? -1 : rc;
+            free(text);
             json_array_append_new(docs, doc ? doc : json_null());
         }
         op->result = op->many ? docs : json_incref(json_array_get(docs, 0));
@@ -114,22 +124,38 @@ static void run_read(store_t *s, void *conn, op_t *op)
         op->result = json_pack("{s:o, s:o}", "queues", queues, "totals", totals);
     }
     free(op->error);
-    op->error = rc == 0 ? NULL : strdup(s->ops->errmsg(conn));
+    op->error = rc == 0 ? NULL : strdup(oom ? "out of memory" : s->ops->errmsg(conn));
 }
 
 
-/* The oldest read this reader may run whose writes are committed: a point
- * lookup if there is one, else (unless points_only) any. */
+/* The last write a read must wait for before it runs. A point lookup sees
+ * journaled writes through the pending index (store_pending_doc), so it
+ * waits only for the journal; the others read the database alone. Called
+ * with mu. */
+static uint64_t ready_upto(const store_t *s, const op_t *op)
+{
+    return op->kind == OP_GET && !s->pending_index_broken ? s->committed : s->applied;
+}
+
+/* The oldest read this reader may run: a point lookup if there is one,
+ * else (unless points_only) any. A read that waits for the database makes
+ * the writer compact now (writer.c). Called with mu. */
 static op_t **eligible(store_t *s, bool points_only)
 {
     op_t **any = NULL;
     bool failing = !atomic_load(&s->healthy);
     for (op_t **at = &s->rhead; *at; at = &(*at)->next) {
-        if ((*at)->seq > s->committed && failing)
-            return at; /* answered at once with the store's error (reader_main) */
-        if ((*at)->seq > s->committed)
-            break; /* later ones wait for the same or later writes */
-        if ((*at)->kind == OP_GET)
+        op_t *op = *at;
+        if (op->seq > ready_upto(s, op)) {
+            if (failing)
+                return at; /* answered at once with the store's error (reader_main) */
+            if (op->seq > s->applied && s->read_wants < op->seq) {
+                s->read_wants = op->seq;
+                pthread_cond_signal(&s->cv);
+            }
+            continue;
+        }
+        if (op->kind == OP_GET)
             return at;
         if (!points_only && !any)
             any = at;
@@ -197,7 +223,10 @@ static void *reader_main(void *arg)
             nanosleep(&ts, NULL);
         }
         int64_t t0 = clock_mono_ns();
-        if (op->seq > s->committed) /* see eligible(): the writes it must see are stuck */
+        pthread_mutex_lock(&s->mu);
+        bool stuck = op->seq > ready_upto(s, op); /* see eligible() */
+        pthread_mutex_unlock(&s->mu);
+        if (stuck)
             fail_read(s, op);
         else
             run_read(s, r->conn, op);

@@ -14,7 +14,7 @@
 #include "store/sqlite_schema.h"
 #include "util/clock.h"
 
-enum { S_BEGIN, S_COMMIT, S_ROLLBACK, S_PUT, S_DELETE, S_QUEUE, S_COUNTER, S_GET, S_COUNT_ };
+enum { S_BEGIN, S_COMMIT, S_ROLLBACK, S_PUT, S_DELETE, S_QUEUE, S_COUNTER, S_GET, S_JOURNAL_GET, S_JOURNAL_SET, S_COUNT_ };
 
 static const char *const stmt_sql[S_COUNT_] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
@@ -30,6 +30,8 @@ static const char *const stmt_sql[S_COUNT_] = {
     [S_COUNTER] = "INSERT INTO counters(name,value) VALUES(?1,?2)"
                   " ON CONFLICT(name) DO UPDATE SET value=value+excluded.value",
     [S_GET] = "SELECT doc, created_at, id FROM jobs WHERE id=?1",
+    [S_JOURNAL_GET] = "SELECT applied_gen FROM journal_state WHERE id=1",
+    [S_JOURNAL_SET] = "UPDATE journal_state SET applied_gen=?1 WHERE id=1",
 };
 
 typedef struct sq {
@@ -247,6 +249,35 @@ static int sq_rollback(void *conn)
 {
     sq_t *c = conn;
     return sqlite3_get_autocommit(c->db) ? 0 : run_simple(c, S_ROLLBACK);
+}
+
+static int sq_journal_path(void *conn, char *buf, size_t len)
+{
+    sq_t *c = conn;
+    return snprintf(buf, len, "%s.jlog", c->file.path) < (int)len ? 0 : -1;
+}
+
+static int sq_journal_applied(void *conn, uint64_t *gen)
+{
+    sq_t *c = conn;
+    sqlite3_stmt *s = stmt(c, S_JOURNAL_GET);
+    if (!s)
+        return -1;
+    int rc = sqlite3_step(s);
+    *gen = rc == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(s, 0) : 0;
+    int out = rc == SQLITE_ROW ? 0 : fail(c, "journal state");
+    sqlite3_reset(s);
+    return out;
+}
+
+static int sq_set_journal_applied(void *conn, uint64_t gen)
+{
+    sq_t *c = conn;
+    sqlite3_stmt *s = stmt(c, S_JOURNAL_SET);
+    if (!s)
+        return -1;
+    sqlite3_bind_int64(s, 1, (sqlite3_int64)gen);
+    return step_done(c, S_JOURNAL_SET);
 }
 
 static int sq_put_job(void *conn, const store_row_t *r)
@@ -494,6 +525,9 @@ const backend_ops_t backend_sqlite = {
     .delete_job = sq_delete_job,
     .put_queue = sq_put_queue,
     .add_counter = sq_add_counter,
+    .journal_path = sq_journal_path,
+    .journal_applied = sq_journal_applied,
+    .set_journal_applied = sq_set_journal_applied,
     .purge = sq_purge,
     .get_job = sq_get_job,
     .list_jobs = sq_list_jobs,

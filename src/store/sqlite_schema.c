@@ -45,6 +45,11 @@ static const char *const migrations[] = {
     "CREATE TRIGGER jobs_count_delete AFTER DELETE ON jobs BEGIN"
     "  UPDATE state_counts SET n = n - 1 WHERE queue = old.queue AND state = old.state;"
     " END;",
+
+    /* 3: the journal generation last applied (store/journal.h) */
+    "CREATE TABLE journal_state (id INTEGER PRIMARY KEY CHECK (id = 1),"
+    "  applied_gen INTEGER NOT NULL);"
+    "INSERT INTO journal_state VALUES (1, 0);",
 };
 
 int sqlite_schema_latest(void) { return (int)(sizeof migrations / sizeof migrations[0]); }

@@ -71,7 +71,15 @@ store_t *store_open(const char *url, durability_t durability, char *err, size_t 
         s->fig.statement_seconds[i] = s->st_private[i];
     }
     list_init(&s->waiters);
+    hmap_init(&s->pending_ids);
+    s->compact_ms = 250;
     atomic_store(&s->healthy, true);
+    char path[1100];
+    if (ops->journal_path && ops->journal_path(s->conn, path, sizeof path) == 0 &&
+        !(s->journal = journal_open(path, durability == DURABILITY_FSYNC, err, len))) {
+        store_close(s);
+        return NULL;
+    }
     return s;
 }
 
@@ -160,10 +168,74 @@ static int load_queue(void *ud, const char *name, bool paused)
     return 0;
 }
 
+typedef struct replay_ctx {
+    op_t *head, *tail;
+    size_t n, bad;
+} replay_ctx_t;
+
+static int replay_record(void *ud, uint8_t kind, const uint8_t *p, size_t n)
+{
+    replay_ctx_t *c = ud;
+    op_t *op = store_record_read(kind, p, n);
+    if (!op) { /* its crc held, so this is no torn write: skip it, say so */
+        c->bad++;
+        return 0;
+    }
+    if (c->tail)
+        c->tail->next = op;
+    else
+        c->head = op;
+    c->tail = op;
+    c->n++;
+    return 0;
+}
+
+/* Writes the journal holds that the database lacks (a crash, kill -9)
+ * go into the database before anything is loaded; then a new generation
+ * starts. Runs once, before the store thread. */
+static int recover_journal(store_t *s, char *err, size_t len)
+{
+    if (!s->journal || s->journal_ready)
+        return 0;
+    uint64_t applied = 0, gen = 0;
+    replay_ctx_t c = { 0 };
+    if (s->ops->journal_applied(s->conn, &applied) != 0) {
+        snprintf(err, len, "cannot read the journal state: %s", s->ops->errmsg(s->conn));
+        return -1;
+    }
+    int64_t t0 = clock_mono_ns();
+    if (journal_replay(s->journal, applied, &gen, replay_record, &c, err, len) != 0) {
+        for (op_t *op = c.head, *next; op; op = next) {
+            next = op->next;
+            store_free_op(op);
+        }
+        return -1;
+    }
+    if (gen) {
+        journal_reset(s->journal, gen); /* store_apply marks this generation applied */
+        if (c.head)
+            store_apply(s, c.head);
+        for (op_t *op = c.head, *next; op; op = next) {
+            next = op->next;
+            store_free_op(op);
+        }
+        log_info("journal replayed", LOG_I("generation", gen), LOG_I("writes", c.n),
+                 LOG_I("unreadable", c.bad),
+                 LOG_D("ms", (double)(clock_mono_ns() - t0) / 1e6));
+        if (c.bad)
+            log_error("journal records that do not decode were skipped", LOG_I("count", c.bad));
+    }
+    journal_reset(s->journal, (gen > applied ? gen : applied) + 1);
+    s->journal_ready = true;
+    return 0;
+}
+
 int store_load(store_t *s, const store_recovery_t *to, size_t *njobs, char *err, size_t len)
 {
     load_ctx_t c = { s, to, 0, err, len };
     err[0] = '\0';
+    if (recover_journal(s, err, len) != 0)
+        return -1;
     if (s->ops->load_queues(s->conn, load_queue, &c) != 0 ||
         s->ops->load_active(s->conn, load_doc, &c) != 0) {
         if (!err[0])
@@ -176,6 +248,8 @@ int store_load(store_t *s, const store_recovery_t *to, size_t *njobs, char *err,
 
 int store_start(store_t *s, char *err, size_t len)
 {
+    if (recover_journal(s, err, len) != 0)
+        return -1;
     if (pthread_create(&s->thread, NULL, store_writer_main, s) != 0) {
         snprintf(err, len, "cannot start the store thread");
         return -1;
@@ -186,6 +260,7 @@ int store_start(store_t *s, char *err, size_t len)
 
 void store_set_faults(store_t *s, const store_faults_t *f) { s->faults = *f; }
 void store_set_slow_commit_ms(store_t *s, int64_t ms) { s->slow_commit_ms = ms; }
+void store_set_compact_interval_ms(store_t *s, int64_t ms) { s->compact_ms = ms > 0 ? ms : 250; }
 
 void store_stop(store_t *s)
 {
@@ -229,6 +304,13 @@ void store_close(store_t *s)
         store_free_op(op);
         op = next;
     }
+    for (op_t *op = s->pending; op;) { /* the database was lost: they stay journaled */
+        op_t *next = op->next;
+        store_free_op(op);
+        op = next;
+    }
+    journal_close(s->journal);
+    hmap_free(&s->pending_ids);
     free(s->url);
     free(s->quarantine);
     pthread_cond_destroy(&s->read_cv);
@@ -241,8 +323,7 @@ void store_close(store_t *s)
 
 /* ---- the loop thread's side ---- */
 
-/* Allocates an op with copies of up to four strings (NULL stays NULL). */
-static op_t *new_op(op_kind_t kind, const char *in[4], const char *out[4])
+op_t *store_new_op(op_kind_t kind, const char *in[4], const char *out[4])
 {
     size_t n = 0;
     for (int i = 0; i < 4; i++)
@@ -335,7 +416,7 @@ static void submit_read(store_t *s, op_t *op)
 uint64_t store_put_job(store_t *s, const job_t *job, job_event_t ev)
 {
     const char *in[4] = { job->id, job->queue, job->type, job_state_name(job->state) }, *out[4];
-    op_t *op = new_op(OP_PUT, in, out);
+    op_t *op = store_new_op(OP_PUT, in, out);
     op->doc = job_json(job, JOB_JSON_STORED);
     op->ev = ev;
     op->row = (store_row_t){ .id = out[0], .queue = out[1], .type = out[2], .state = out[3],
@@ -348,7 +429,7 @@ uint64_t store_put_job(store_t *s, const job_t *job, job_event_t ev)
 uint64_t store_delete_job(store_t *s, const char *id)
 {
     const char *in[4] = { id }, *out[4];
-    op_t *op = new_op(OP_DELETE, in, out);
+    op_t *op = store_new_op(OP_DELETE, in, out);
     op->name = out[0];
     return submit(s, op);
 }
@@ -356,7 +437,7 @@ uint64_t store_delete_job(store_t *s, const char *id)
 uint64_t store_put_queue(store_t *s, const char *name, bool paused)
 {
     const char *in[4] = { name }, *out[4];
-    op_t *op = new_op(OP_QUEUE, in, out);
+    op_t *op = store_new_op(OP_QUEUE, in, out);
     op->name = out[0];
     op->paused = paused;
     return submit(s, op);
@@ -421,7 +502,7 @@ void store_get_jobs(store_t *s, const char *const *ids, size_t n, store_read_cb 
 void store_list_jobs(store_t *s, const store_query_t *q, store_read_cb cb, void *ud)
 {
     const char *in[4] = { q->queue, q->state, q->type, q->cursor_id }, *out[4];
-    op_t *op = new_op(OP_LIST, in, out);
+    op_t *op = store_new_op(OP_LIST, in, out);
     op->q = *q;
     op->q.queue = out[0];
     op->q.state = out[1];
@@ -435,7 +516,7 @@ void store_list_jobs(store_t *s, const store_query_t *q, store_read_cb cb, void 
 void store_stats(store_t *s, store_read_cb cb, void *ud)
 {
     const char *in[4] = { 0 }, *out[4];
-    op_t *op = new_op(OP_STATS, in, out);
+    op_t *op = store_new_op(OP_STATS, in, out);
     op->cb = cb;
     op->ud = ud;
     submit_read(s, op);
@@ -444,7 +525,7 @@ void store_stats(store_t *s, store_read_cb cb, void *ud)
 void store_purge(store_t *s, const store_purge_t *p, store_read_cb cb, void *ud)
 {
     const char *in[4] = { p->has_cursor ? p->after_id : NULL }, *out[4];
-    op_t *op = new_op(OP_PURGE, in, out);
+    op_t *op = store_new_op(OP_PURGE, in, out);
     op->purge = *p;
     op->purge.after_id = out[0];
     op->cb = cb;

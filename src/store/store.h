@@ -86,6 +86,9 @@ typedef struct store_faults {
 void store_set_faults(store_t *s, const store_faults_t *f);
 /* Commits slower than this are logged at warn (0: never). Before start. */
 void store_set_slow_commit_ms(store_t *s, int64_t ms);
+/* How long acknowledged writes may wait in the journal before they are
+ * applied to the database (writer.c; default 250). Before start. */
+void store_set_compact_interval_ms(store_t *s, int64_t ms);
 /* Commits everything queued, then stops the thread. */
 void store_stop(store_t *s);
 

@@ -10,7 +10,9 @@
 #include <stdatomic.h>
 
 #include "store/backend.h"
+#include "store/journal.h"
 #include "store/store.h"
+#include "util/hmap.h"
 
 /* Same order as store_statement_t, which times them. */
 typedef enum { OP_PUT, OP_DELETE, OP_QUEUE, OP_GET, OP_LIST, OP_STATS, OP_PURGE } op_kind_t;
@@ -76,11 +78,25 @@ struct store {
     histogram_t st_private[STORE_ST_COUNT]; /* store thread; copied into fig per batch */
     store_faults_t faults;
     int64_t slow_commit_ms;
+    int64_t compact_ms;      /* pending writes this old are compacted (writer.c) */
     double last_commit_s; /* store thread: the COMMIT statement alone, last batch */
     int64_t fail_started_ns; /* store thread: first commit under commit_fail_ms */
     bool injected;           /* store thread: the last failure was a fault seam's */
     bool lost;               /* store thread: the file check before this commit failed */
     char lost_why[400];
+
+    /* The journal (journal.h), when the backend keeps one: writes are
+     * acknowledged once journaled and wait in `pending` (store thread) until
+     * a compaction applies them to the database. */
+    journal_t *journal;
+    bool journal_ready; /* replayed and a generation started (store.c) */
+    op_t *pending, *pending_tail;
+    size_t npending, pending_bytes;
+    int64_t pending_since_ns;
+    uint64_t applied;    /* guarded by mu: the last write in the database, which reads see */
+    uint64_t read_wants; /* guarded by mu: a reader waits for the database to reach this */
+    hmap_t pending_ids;  /* guarded by mu: id -> the last pending write of that job */
+    bool pending_index_broken; /* guarded by mu: an insert failed; lookups wait for the database */
 
     _Atomic bool healthy;
     _Atomic bool dead;        /* the database file was lost: nothing commits any more */
@@ -100,6 +116,30 @@ struct store {
 };
 
 void store_free_op(op_t *op);
+/* An op with copies of up to four strings (NULL stays NULL) in its str[]. */
+op_t *store_new_op(op_kind_t kind, const char *in[4], const char *out[4]);
+
+/* records.c: a write op as a journal record and back. _read returns NULL
+ * for a record that does not decode (damage, or a bug). */
+enum { REC_PUT = 1, REC_DELETE = 2, REC_QUEUE = 3 };
+int store_record_write(journal_t *j, const op_t *op);
+op_t *store_record_read(uint8_t kind, const unsigned char *p, size_t n);
+/* writer.c: a pending write of job id: 1 with a copy of its document in
+ * *doc (NULL if the write deletes it; the caller frees), 0 if none is
+ * pending (the database has its last write), -1 when out of memory. Any
+ * thread; takes mu. */
+int store_pending_doc(store_t *s, const char *id, char **doc);
+/* apply.c: applies ops (a compaction, or the journal's replay at start)
+ * to the database in one transaction, marking the journal generation
+ * applied; retries until it commits. The caller then owns ops again. */
+void store_apply(store_t *s, op_t *ops);
+/* apply.c, shared with the journal's commits in writer.c. why: the error,
+ * or NULL for the database's own. */
+void store_set_health(store_t *s, bool ok, const char *why);
+void store_file_lost(store_t *s, const char *why);
+bool store_injected_failure(store_t *s); /* the commit_fail_ms seam says fail */
+void store_fault_delay(const store_t *s); /* the commit_delay_ms seam */
+void store_backoff(int attempt);          /* sleeps before retry number attempt+1 */
 /* Appends first..last to the done list (caller holds mu); store_notify()
  * then wakes the loop (after unlocking) to run store_dispatch. */
 void store_done_append(store_t *s, op_t *first, op_t *last);

@@ -1,16 +1,31 @@
-/* The store thread: takes everything queued, applies it in order in one
- * transaction, commits, and hands the batch back to the loop (store.h). */
+/*
+ * The store thread: takes everything queued as one batch and makes it
+ * durable, then hands it back to the loop (store.h).
+ *
+ * With a journal (the SQLite backend), a batch is durable once journaled:
+ * one write (and in "fsync" durability one fdatasync) for the whole batch,
+ * whatever it holds. The batch then waits in `pending` until a compaction
+ * applies everything pending to the database in one transaction, where a
+ * job written several times (enqueued, leased, completed) costs one row.
+ * Compaction runs when pending grows past COMPACT_OPS or COMPACT_BYTES, is
+ * compact_ms old (JOBQ_COMPACT_INTERVAL), a read waits for it (reads see the database), a purge
+ * arrives (it reads rows), the journal file was lost, or the store stops.
+ *
+ * Without one, every batch is applied to the database directly.
+ */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "store/store_internal.h"
 #include "util/clock.h"
-#include "util/hmap.h"
 #include "util/log.h"
+
+#define IDLE_CHECK_MS 1000
+#define COMPACT_OPS 16384
+#define COMPACT_BYTES (32u << 20)
 
 void store_free_op(op_t *op)
 {
@@ -20,218 +35,207 @@ void store_free_op(op_t *op)
     free(op);
 }
 
-const char *store_statement_name(store_statement_t st)
+/* Called with mu. */
+static bool compaction_due(const store_t *s, int64_t now)
 {
-    static const char *const names[STORE_ST_COUNT] = { "put_job", "delete_job", "put_queue",
-                                                       "get_job", "list_jobs", "stats",
-                                                       "purge", "commit" };
-    return st < STORE_ST_COUNT ? names[st] : "?";
+    return s->pending &&
+           (s->stopping || s->read_wants > s->applied || s->npending >= COMPACT_OPS ||
+            s->pending_bytes >= COMPACT_BYTES ||
+            now - s->pending_since_ns >= s->compact_ms * 1000000);
 }
 
-/* op kinds and statement kinds share their order up to STORE_ST_COMMIT */
-static void timed(store_t *s, store_statement_t st, int64_t t0)
+/* Waits on s->cv until there is work, a compaction is due, or the idle
+ * check's second has passed (then nonzero). Called with mu. */
+static int wait_for_work(store_t *s)
 {
-    histogram_observe(&s->st_private[st], (double)(clock_mono_ns() - t0) / 1e9);
-}
-
-static int purged_id(void *ud, const char *id)
-{
-    json_array_append_new(ud, json_string(id));
+    int64_t now = clock_mono_ns(), until = now + (int64_t)IDLE_CHECK_MS * 1000000;
+    if (s->pending && s->pending_since_ns + s->compact_ms * 1000000 < until)
+        until = s->pending_since_ns + s->compact_ms * 1000000;
+    while (!s->head && !s->stopping && !compaction_due(s, now)) {
+        struct timespec ts = { (time_t)(until / 1000000000), (long)(until % 1000000000) };
+        if (pthread_cond_timedwait(&s->cv, &s->mu, &ts) == ETIMEDOUT)
+            return !s->pending;
+        now = clock_mono_ns();
+    }
     return 0;
-}
-
-/* A write with a result; a retried batch runs it again from scratch. */
-static int run_purge(store_t *s, op_t *op)
-{
-    json_decref(op->result);
-    store_purged_t out = { 0 };
-    json_t *ids = json_array();
-    int rc = s->ops->purge(s->conn, &op->purge, purged_id, ids, &out);
-    op->result = json_pack("{s:o, s:i, s:{s:I, s:s}}", "deleted", ids, "scanned", out.scanned,
-                           "cursor", "created_at", (json_int_t)out.last_created_at, "id",
-                           out.last_id);
-    return rc;
-}
-
-/* A job written several times in one batch (enqueued and leased in the
- * same loop iteration, leased and completed before the commit) needs only
- * its last row: the batch commits as one, so no reader and no recovery can
- * see the ones before. A delete supersedes the puts before it too. A purge
- * in the batch turns this off (it reads rows the earlier puts would write);
- * so does running out of memory (every put then runs, as before). */
-static void mark_superseded(op_t *batch)
-{
-    bool purge = false;
-    for (op_t *op = batch; op; op = op->next) {
-        op->superseded = false;
-        purge = purge || op->kind == OP_PURGE;
-    }
-    if (purge || !batch || !batch->next) /* a batch of one has nothing to merge */
-        return;
-    hmap_t last;
-    hmap_init(&last);
-    for (op_t *op = batch; op; op = op->next) {
-        const char *id = op->kind == OP_PUT ? op->row.id : op->kind == OP_DELETE ? op->name : NULL;
-        if (id && hmap_put(&last, id, op) != 0) {
-            hmap_free(&last);
-            return;
-        }
-    }
-    for (op_t *op = batch; op; op = op->next)
-        if (op->kind == OP_PUT && hmap_get(&last, op->row.id) != op)
-            op->superseded = true;
-    hmap_free(&last);
-}
-
-static int run_write(store_t *s, op_t *op, int64_t *totals)
-{
-    switch (op->kind) {
-    case OP_PUT:
-        totals[op->ev]++;
-        return s->ops->put_job(s->conn, &op->row);
-    case OP_DELETE: return s->ops->delete_job(s->conn, op->name);
-    case OP_QUEUE: return s->ops->put_queue(s->conn, op->name, op->paused);
-    case OP_PURGE: return run_purge(s, op);
-    default: return 0; /* reads go to the readers (reader.c) */
-    }
-}
-
-static bool injected_failure(store_t *s)
-{
-    if (s->faults.commit_fail_ms <= 0)
-        return false;
-    int64_t now = clock_mono_ns();
-    if (!s->fail_started_ns)
-        s->fail_started_ns = now;
-    s->injected = now - s->fail_started_ns < s->faults.commit_fail_ms * 1000000;
-    return s->injected;
-}
-
-static int run_batch(store_t *s, op_t *batch)
-{
-    int64_t totals[JOB_EV_COUNT] = { 0 };
-    s->injected = false;
-    if (s->ops->begin(s->conn) != 0)
-        return -1;
-    mark_superseded(batch);
-    for (op_t *op = batch; op; op = op->next) {
-        if (op->superseded) {
-            totals[op->ev]++; /* every event counts, written or not */
-            continue;
-        }
-        int64_t t0 = clock_mono_ns();
-        if (run_write(s, op, totals) != 0)
-            return -1;
-        timed(s, (store_statement_t)op->kind, t0);
-    }
-    for (int ev = 0; ev < JOB_EV_COUNT; ev++)
-        if (ev != JOB_EV_UPDATED && totals[ev] &&
-            s->ops->add_counter(s->conn, job_event_name(ev), totals[ev]) != 0)
-            return -1;
-    if (s->faults.commit_delay_ms > 0) {
-        int64_t ms = s->faults.commit_delay_ms;
-        struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
-        nanosleep(&ts, NULL);
-    }
-    if (injected_failure(s))
-        return -1;
-    /* Checked before the commit, acted on after it: this batch is then in
-     * what file_lost() writes back, so it may still be acknowledged. */
-    s->lost = s->ops->check_file(s->conn, s->lost_why, sizeof s->lost_why) != 0;
-    int64_t t0 = clock_mono_ns();
-    int rc = s->ops->commit(s->conn);
-    timed(s, STORE_ST_COMMIT, t0);
-    s->last_commit_s = (double)(clock_mono_ns() - t0) / 1e9;
-    return rc;
-}
-
-static void set_health(store_t *s, bool ok)
-{
-    if (atomic_load(&s->dead))
-        return;
-    atomic_store(&s->healthy, ok);
-    atomic_store(&s->disk_full, !ok && !s->injected && s->ops->err_is_full(s->conn));
-    const char *why = ok           ? ""
-                      : s->injected ? "injected fault: commit refused (JOBQ_FAULT_COMMIT_FAIL_MS)"
-                                    : s->ops->errmsg(s->conn);
-    pthread_mutex_lock(&s->mu);
-    snprintf(s->last_error, sizeof s->last_error, "%s", why);
-    pthread_cond_broadcast(&s->read_cv); /* reads waiting for a commit answer now (reader.c) */
-    pthread_mutex_unlock(&s->mu);
-}
-
-/* The database file was deleted or replaced under the writer. Whatever is
- * committed lives on only in this connection: write it back where it
- * belongs, then refuse everything from here on, so that nothing more is
- * acknowledged into a file no restart will read. */
-static void file_lost(store_t *s, const char *why)
-{
-    char where[600];
-    int rc = s->ops->rescue(s->conn, where, sizeof where);
-    if (rc == 0)
-        log_error("database file lost: everything committed was written back; writes are "
-                  "refused until jobq is restarted", LOG_S("error", why),
-                  LOG_S("written_to", where));
-    else
-        log_error("database file lost and could not be written back; writes are refused",
-                  LOG_S("error", why), LOG_S("rescue_error", where));
-    pthread_mutex_lock(&s->mu);
-    snprintf(s->last_error, sizeof s->last_error, "%.200s; %s %.250s; restart jobq", why,
-             rc == 0 ? "everything committed was written to" : "rescue failed:", where);
-    atomic_store(&s->healthy, false);
-    atomic_store(&s->dead, true);
-    pthread_cond_broadcast(&s->read_cv);
-    pthread_mutex_unlock(&s->mu);
-}
-
-/* Retries until the batch commits: an acknowledged job must never be lost,
- * and nothing in this batch has been acknowledged yet. */
-static void apply_batch(store_t *s, op_t *batch)
-{
-    for (int attempt = 0;; attempt++) {
-        if (run_batch(s, batch) == 0) {
-            if (!atomic_load(&s->healthy))
-                log_info("store recovered", LOG_I("attempts", attempt + 1));
-            set_health(s, true);
-            if (s->lost)
-                file_lost(s, s->lost_why);
-            return;
-        }
-        set_health(s, false);
-        pthread_mutex_lock(&s->mu);
-        s->fig.failed_commits++;
-        pthread_mutex_unlock(&s->mu);
-        char why[512];
-        store_last_error(s, why, sizeof why);
-        log_error("store commit failed; will retry", LOG_S("error", why),
-                  LOG_I("attempt", attempt + 1));
-        s->ops->rollback(s->conn);
-        int64_t ms = attempt < 6 ? 50LL << attempt : 2000;
-        struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
-        nanosleep(&ts, NULL);
-    }
-}
-
-#define IDLE_CHECK_MS 1000
-
-/* Waits on s->cv for IDLE_CHECK_MS; nonzero on timeout. Called with mu. */
-static int idle_wait(store_t *s)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += IDLE_CHECK_MS / 1000;
-    return pthread_cond_timedwait(&s->cv, &s->mu, &ts) == ETIMEDOUT;
 }
 
 static void idle_check(store_t *s)
 {
     char why[sizeof s->lost_why];
     if (!atomic_load(&s->dead) && s->ops->check_file(s->conn, why, sizeof why) != 0)
-        file_lost(s, why);
+        store_file_lost(s, why);
 }
 
-/* A batch that cannot be committed (the store is dead): back to the loop,
- * where store_dispatch fails its waiters; `committed` does not move. */
+/* Hands ops back to the loop, which frees them and answers any callback. */
+static void hand_back(store_t *s, op_t *first, op_t *last)
+{
+    pthread_mutex_lock(&s->mu);
+    store_done_append(s, first, last);
+    pthread_mutex_unlock(&s->mu);
+    store_notify(s);
+}
+
+/* The database statements' timings, for store_figures(). Called with mu. */
+static void publish_statements(store_t *s)
+{
+    static const store_statement_t writes[] = { STORE_ST_PUT, STORE_ST_DELETE, STORE_ST_QUEUE,
+                                                STORE_ST_PURGE, STORE_ST_COMMIT };
+    for (size_t i = 0; i < sizeof writes / sizeof writes[0]; i++)
+        s->fig.statement_seconds[writes[i]] = s->st_private[writes[i]];
+}
+
+/* Everything pending into the database; the journal starts over. */
+static void compact(store_t *s)
+{
+    if (!s->pending || atomic_load(&s->dead))
+        return;
+    op_t *first = s->pending, *last = s->pending_tail;
+    store_apply(s, first);
+    s->pending = s->pending_tail = NULL;
+    s->npending = s->pending_bytes = 0;
+    if (s->journal && !atomic_load(&s->dead)) /* a lost database keeps its journal to replay */
+        journal_reset(s->journal, journal_gen(s->journal) + 1);
+    pthread_mutex_lock(&s->mu);
+    s->applied = last->seq;
+    publish_statements(s);
+    hmap_free(&s->pending_ids); /* the database has them all now */
+    hmap_init(&s->pending_ids);
+    s->pending_index_broken = false;
+    pthread_cond_broadcast(&s->read_cv); /* reads waiting for these writes */
+    pthread_mutex_unlock(&s->mu);
+    hand_back(s, first, last);
+}
+
+static const char *write_id(const op_t *op)
+{
+    return op->kind == OP_PUT ? op->row.id : op->kind == OP_DELETE ? op->name : NULL;
+}
+
+int store_pending_doc(store_t *s, const char *id, char **doc)
+{
+    *doc = NULL;
+    pthread_mutex_lock(&s->mu);
+    const op_t *op = hmap_get(&s->pending_ids, id);
+    int rc = op ? 1 : 0;
+    if (op && op->kind == OP_PUT && !(*doc = strdup(op->doc)))
+        rc = -1;
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+static void add_pending(store_t *s, op_t *batch, op_t *last)
+{
+    if (!s->pending)
+        s->pending_since_ns = clock_mono_ns();
+    pthread_mutex_lock(&s->mu);
+    for (op_t *op = batch; op; op = op->next) {
+        s->npending++;
+        s->pending_bytes += sizeof *op + (op->doc ? strlen(op->doc) : 0);
+        const char *id = write_id(op);
+        if (id && hmap_put(&s->pending_ids, id, op) != 0)
+            s->pending_index_broken = true;
+    }
+    if (s->pending_tail)
+        s->pending_tail->next = batch;
+    else
+        s->pending = batch;
+    s->pending_tail = last;
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* The batch into the journal, retried until it is written: nothing in it
+ * has been acknowledged, and nothing after it may be. 0, or -1 when the
+ * journal cannot take it (out of memory): the caller applies it directly. */
+static int journal_batch(store_t *s, op_t *batch)
+{
+    for (op_t *op = batch; op; op = op->next)
+        if (store_record_write(s->journal, op) != 0) {
+            journal_discard(s->journal);
+            return -1;
+        }
+    for (int attempt = 0;; attempt++) {
+        char why[256];
+        s->injected = false;
+        store_fault_delay(s);
+        int rc = store_injected_failure(s) ? -1 : journal_commit(s->journal, why, sizeof why);
+        if (rc == 0) {
+            if (!atomic_load(&s->healthy))
+                log_info("store recovered", LOG_I("attempts", attempt + 1));
+            store_set_health(s, true, NULL);
+            return 0;
+        }
+        store_set_health(s, false, why);
+        pthread_mutex_lock(&s->mu);
+        s->fig.failed_commits++;
+        pthread_mutex_unlock(&s->mu);
+        log_error("journal commit failed; will retry", LOG_S("error", why),
+                  LOG_I("attempt", attempt + 1));
+        store_backoff(attempt);
+    }
+}
+
+static bool has_purge(const op_t *batch)
+{
+    for (; batch; batch = batch->next)
+        if (batch->kind == OP_PURGE)
+            return true;
+    return false;
+}
+
+/* The journal file was deleted or replaced: what it held is pending, so
+ * the database takes it all now, and a new journal begins. */
+static bool journal_lost(store_t *s)
+{
+    char why[1200];
+    if (journal_check(s->journal, why, sizeof why) == 0)
+        return false;
+    log_error("journal file lost: everything it held goes to the database now",
+              LOG_S("error", why));
+    return true;
+}
+
+static void recreate_journal(store_t *s)
+{
+    char err[1200];
+    if (journal_recreate(s->journal, err, sizeof err) != 0)
+        log_error("cannot recreate the journal; will try again", LOG_S("error", err));
+    else
+        journal_reset(s->journal, journal_gen(s->journal) + 1);
+}
+
+/* One batch made durable: journaled (then pending), or applied directly. */
+static void durable(store_t *s, op_t *batch, op_t *last)
+{
+    bool direct = !s->journal || has_purge(batch);
+    bool lost = !direct && journal_lost(s);
+    if (direct || lost || journal_batch(s, batch) != 0) {
+        compact(s); /* a purge reads the rows that pending writes would leave */
+        add_pending(s, batch, last);
+        compact(s);
+        if (lost)
+            recreate_journal(s);
+    } else {
+        add_pending(s, batch, last);
+    }
+}
+
+/* After durable(): the batch may be back with the loop by now, so only
+ * what was counted before. */
+static void record_figures(store_t *s, uint64_t n, uint64_t last_seq, double secs)
+{
+    if (s->slow_commit_ms && secs * 1e3 > (double)s->slow_commit_ms)
+        log_warn("slow commit", LOG_D("duration_ms", secs * 1e3), LOG_I("batch", n));
+    pthread_mutex_lock(&s->mu);
+    histogram_observe(&s->fig.commit_seconds, secs);
+    histogram_observe(&s->fig.batch_size, (double)n);
+    s->committed = last_seq;
+    pthread_mutex_unlock(&s->mu);
+    store_notify(s);
+}
+
+/* A batch that cannot be made durable (the store is dead): back to the
+ * loop, where store_dispatch fails its waiters; `committed` does not move. */
 static void hand_back_failed(store_t *s, op_t *batch, op_t *last)
 {
     pthread_mutex_lock(&s->mu);
@@ -248,43 +252,29 @@ void *store_writer_main(void *arg)
     store_t *s = arg;
     for (;;) {
         pthread_mutex_lock(&s->mu);
-        while (!s->head && !s->stopping)
-            if (idle_wait(s) != 0) { /* a second with nothing to do: is the file still there? */
-                pthread_mutex_unlock(&s->mu);
-                idle_check(s);
-                pthread_mutex_lock(&s->mu);
-            }
-        op_t *batch = s->head, *last = s->tail;
-        s->head = s->tail = NULL;
-        pthread_mutex_unlock(&s->mu);
-        if (!batch)
-            break; /* stopping, and everything is committed */
-        int64_t t0 = clock_mono_ns();
-        if (atomic_load(&s->dead)) { /* handed back uncommitted: their waiters are failed */
-            hand_back_failed(s, batch, last);
+        if (wait_for_work(s) != 0) { /* a quiet second: is the file still there? */
+            pthread_mutex_unlock(&s->mu);
+            idle_check(s);
             continue;
         }
-        apply_batch(s, batch);
-        double secs = (double)(clock_mono_ns() - t0) / 1e9;
-        uint64_t n = 0;
-        for (op_t *op = batch; op; op = op->next)
-            n++;
-        if (s->slow_commit_ms && secs * 1e3 > (double)s->slow_commit_ms)
-            log_warn("slow commit", LOG_D("duration_ms", secs * 1e3), LOG_I("batch", n),
-                     LOG_D("commit_ms", s->st_private[STORE_ST_COMMIT].count
-                                            ? s->last_commit_s * 1e3 : 0));
-        pthread_mutex_lock(&s->mu);
-        histogram_observe(&s->fig.commit_seconds, secs);
-        histogram_observe(&s->fig.batch_size, (double)n);
-        static const store_statement_t writes[] = { STORE_ST_PUT, STORE_ST_DELETE, STORE_ST_QUEUE,
-                                                    STORE_ST_PURGE, STORE_ST_COMMIT };
-        for (size_t i = 0; i < sizeof writes / sizeof writes[0]; i++)
-            s->fig.statement_seconds[writes[i]] = s->st_private[writes[i]];
-        store_done_append(s, batch, last);
-        s->committed = last->seq;
-        pthread_cond_broadcast(&s->read_cv); /* reads waiting for these writes */
+        op_t *batch = s->head, *last = s->tail;
+        s->head = s->tail = NULL;
+        bool stopping = s->stopping, due = compaction_due(s, clock_mono_ns());
         pthread_mutex_unlock(&s->mu);
-        store_notify(s);
+        if (batch && atomic_load(&s->dead)) {
+            hand_back_failed(s, batch, last);
+        } else if (batch) {
+            uint64_t n = 0, last_seq = last->seq;
+            for (op_t *op = batch; op; op = op->next)
+                n++;
+            int64_t t0 = clock_mono_ns();
+            durable(s, batch, last);
+            record_figures(s, n, last_seq, (double)(clock_mono_ns() - t0) / 1e9);
+        }
+        if (due || (stopping && !batch))
+            compact(s);
+        if (stopping && !batch && (!s->pending || atomic_load(&s->dead)))
+            break; /* stopping, and everything is in the database (or cannot be) */
     }
     return NULL;
 }

@@ -1,0 +1,224 @@
+/* Applying writes to the database: one transaction per call, writes of one
+ * job merged, lifetime counters, the journal generation they complete,
+ * the file check, and retries until it commits (store_internal.h). The
+ * store thread's loop and the journal are in writer.c. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "store/store_internal.h"
+#include "util/clock.h"
+#include "util/hmap.h"
+#include "util/log.h"
+
+const char *store_statement_name(store_statement_t st)
+{
+    static const char *const names[STORE_ST_COUNT] = { "put_job", "delete_job", "put_queue",
+                                                       "get_job", "list_jobs", "stats",
+                                                       "purge", "commit" };
+    return st < STORE_ST_COUNT ? names[st] : "?";
+}
+
+/* op kinds and statement kinds share their order up to STORE_ST_COMMIT */
+static void timed(store_t *s, store_statement_t st, int64_t t0)
+{
+    histogram_observe(&s->st_private[st], (double)(clock_mono_ns() - t0) / 1e9);
+}
+
+static int purged_id(void *ud, const char *id)
+{
+    json_array_append_new(ud, json_string(id));
+    return 0;
+}
+
+/* A write with a result; a retried batch runs it again from scratch. */
+static int run_purge(store_t *s, op_t *op)
+{
+    json_decref(op->result);
+    store_purged_t out = { 0 };
+    json_t *ids = json_array();
+    int rc = s->ops->purge(s->conn, &op->purge, purged_id, ids, &out);
+    op->result = json_pack("{s:o, s:i, s:{s:I, s:s}}", "deleted", ids, "scanned", out.scanned,
+                           "cursor", "created_at", (json_int_t)out.last_created_at, "id",
+                           out.last_id);
+    return rc;
+}
+
+/* A job written several times in one batch (enqueued and leased in the
+ * same loop iteration, leased and completed before the commit) needs only
+ * its last row: the batch commits as one, so no reader and no recovery can
+ * see the ones before. A delete supersedes the puts before it too. A purge
+ * in the batch turns this off (it reads rows the earlier puts would write);
+ * so does running out of memory (every put then runs, as before). */
+static void mark_superseded(op_t *batch)
+{
+    bool purge = false;
+    for (op_t *op = batch; op; op = op->next) {
+        op->superseded = false;
+        purge = purge || op->kind == OP_PURGE;
+    }
+    if (purge || !batch || !batch->next) /* a batch of one has nothing to merge */
+        return;
+    hmap_t last;
+    hmap_init(&last);
+    for (op_t *op = batch; op; op = op->next) {
+        const char *id = op->kind == OP_PUT ? op->row.id : op->kind == OP_DELETE ? op->name : NULL;
+        if (id && hmap_put(&last, id, op) != 0) {
+            hmap_free(&last);
+            return;
+        }
+    }
+    for (op_t *op = batch; op; op = op->next)
+        if (op->kind == OP_PUT && hmap_get(&last, op->row.id) != op)
+            op->superseded = true;
+    hmap_free(&last);
+}
+
+static int run_write(store_t *s, op_t *op, int64_t *totals)
+{
+    switch (op->kind) {
+    case OP_PUT:
+        totals[op->ev]++;
+        return s->ops->put_job(s->conn, &op->row);
+    case OP_DELETE: return s->ops->delete_job(s->conn, op->name);
+    case OP_QUEUE: return s->ops->put_queue(s->conn, op->name, op->paused);
+    case OP_PURGE: return run_purge(s, op);
+    default: return 0; /* reads go to the readers (reader.c) */
+    }
+}
+
+bool store_injected_failure(store_t *s)
+{
+    if (s->faults.commit_fail_ms <= 0)
+        return false;
+    int64_t now = clock_mono_ns();
+    if (!s->fail_started_ns)
+        s->fail_started_ns = now;
+    s->injected = now - s->fail_started_ns < s->faults.commit_fail_ms * 1000000;
+    return s->injected;
+}
+
+static int run_batch(store_t *s, op_t *batch)
+{
+    int64_t totals[JOB_EV_COUNT] = { 0 };
+    s->injected = false;
+    if (s->ops->begin(s->conn) != 0)
+        return -1;
+    mark_superseded(batch);
+    for (op_t *op = batch; op; op = op->next) {
+        if (op->superseded) {
+            totals[op->ev]++; /* every event counts, written or not */
+            continue;
+        }
+        int64_t t0 = clock_mono_ns();
+        if (run_write(s, op, totals) != 0)
+            return -1;
+        timed(s, (store_statement_t)op->kind, t0);
+    }
+    for (int ev = 0; ev < JOB_EV_COUNT; ev++)
+        if (ev != JOB_EV_UPDATED && totals[ev] &&
+            s->ops->add_counter(s->conn, job_event_name(ev), totals[ev]) != 0)
+            return -1;
+    if (s->journal && s->ops->set_journal_applied(s->conn, journal_gen(s->journal)) != 0)
+        return -1;
+    store_fault_delay(s);
+    if (store_injected_failure(s))
+        return -1;
+    /* Checked before the commit, acted on after it: this batch is then in
+     * what file_lost() writes back, so it may still be acknowledged. */
+    s->lost = s->ops->check_file(s->conn, s->lost_why, sizeof s->lost_why) != 0;
+    int64_t t0 = clock_mono_ns();
+    int rc = s->ops->commit(s->conn);
+    timed(s, STORE_ST_COMMIT, t0);
+    s->last_commit_s = (double)(clock_mono_ns() - t0) / 1e9;
+    return rc;
+}
+
+void store_fault_delay(const store_t *s)
+{
+    if (s->faults.commit_delay_ms > 0) {
+        int64_t ms = s->faults.commit_delay_ms;
+        struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
+        nanosleep(&ts, NULL);
+    }
+}
+
+void store_set_health(store_t *s, bool ok, const char *why)
+{
+    if (atomic_load(&s->dead))
+        return;
+    atomic_store(&s->healthy, ok);
+    bool full = why ? s->journal && journal_full(s->journal) : s->ops->err_is_full(s->conn);
+    atomic_store(&s->disk_full, !ok && !s->injected && full);
+    if (!why)
+        why = s->ops->errmsg(s->conn);
+    if (ok)
+        why = "";
+    else if (s->injected)
+        why = "injected fault: commit refused (JOBQ_FAULT_COMMIT_FAIL_MS)";
+    pthread_mutex_lock(&s->mu);
+    snprintf(s->last_error, sizeof s->last_error, "%s", why);
+    pthread_cond_broadcast(&s->read_cv); /* reads waiting for a commit answer now (reader.c) */
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* The database file was deleted or replaced under the writer. Whatever is
+ * committed lives on only in this connection: write it back where it
+ * belongs, then refuse everything from here on, so that nothing more is
+ * acknowledged into a file no restart will read. */
+void store_file_lost(store_t *s, const char *why)
+{
+    char where[600];
+    int rc = s->ops->rescue(s->conn, where, sizeof where);
+    if (rc == 0)
+        log_error("database file lost: everything committed was written back; writes are "
+                  "refused until jobq is restarted", LOG_S("error", why),
+                  LOG_S("written_to", where));
+    else
+        log_error("database file lost and could not be written back; writes are refused",
+                  LOG_S("error", why), LOG_S("rescue_error", where));
+    pthread_mutex_lock(&s->mu);
+    snprintf(s->last_error, sizeof s->last_error, "%.200s; %s %.250s; restart jobq", why,
+             rc == 0 ? "everything committed was written to" : "rescue failed:", where);
+    atomic_store(&s->healthy, false);
+    atomic_store(&s->dead, true);
+    pthread_cond_broadcast(&s->read_cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* Retries until the batch commits: nothing may be lost, whether it was
+ * acknowledged from the journal already or is waiting for this commit. */
+void store_apply(store_t *s, op_t *batch)
+{
+    for (int attempt = 0;; attempt++) {
+        if (run_batch(s, batch) == 0) {
+            if (!atomic_load(&s->healthy))
+                log_info("store recovered", LOG_I("attempts", attempt + 1));
+            store_set_health(s, true, NULL);
+            if (s->lost)
+                store_file_lost(s, s->lost_why);
+            return;
+        }
+        store_set_health(s, false, NULL);
+        pthread_mutex_lock(&s->mu);
+        s->fig.failed_commits++;
+        pthread_mutex_unlock(&s->mu);
+        char why[512];
+        store_last_error(s, why, sizeof why);
+        log_error("store commit failed; will retry", LOG_S("error", why),
+                  LOG_I("attempt", attempt + 1));
+        s->ops->rollback(s->conn);
+        store_backoff(attempt);
+    }
+}
+
+void store_backoff(int attempt)
+{
+    int64_t ms = attempt < 6 ? 50LL << attempt : 2000;
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
+    nanosleep(&ts, NULL);
+}
+
