@@ -3,7 +3,7 @@
 
 CC      ?= cc
 VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.1.0-dev)
-PKGS    := libmicrohttpd libevent libevent_openssl jansson sqlite3 libcurl libssl libcrypto zlib
+PKGS    := libmicrohttpd libevent libevent_openssl jansson sqlite3 libcurl libssl libcrypto
 WARN    := -Wall -Wextra -Wformat=2 -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wno-missing-field-initializers -Werror
 BASE_CFLAGS = -std=c17 -D_GNU_SOURCE -Isrc $(WARN) -DJOBQ_VERSION='"$(VERSION)"' \
@@ -19,12 +19,12 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 REL_OBJ  := $(LIB_SRC:%.c=build/obj/%.o)
 SAN_OBJ  := $(LIB_SRC:%.c=build/san/obj/%.o)
 
-.PHONY: all run test unit integration bench bench-faktory deps clean format-check fuzz fuzz-replay layers
+.PHONY: all run test unit integration bench bench-faktory bench-peers deps clean format-check fuzz fuzz-replay layers
 all: build/jobq
 
 # Debian packages; installed only when something is missing.
 DEB_PKGS := build-essential pkg-config libmicrohttpd-dev libevent-dev libjansson-dev \
-            libsqlite3-dev zlib1g-dev libcurl4-openssl-dev libssl-dev libcmocka-dev python3-pytest python3-requests \
+            libsqlite3-dev libcurl4-openssl-dev libssl-dev libcmocka-dev python3-pytest python3-requests \
             python3-prometheus-client clang libclang-rt-14-dev openssl
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
@@ -64,6 +64,10 @@ build/bench/pwdhash_cost: bench/pwdhash_cost.c src/faktory/auth.c
 	$(CC) $(BASE_CFLAGS) -O2 -o $@ $^ $(LIBS)
 
 build/bench/fwpgen: bench/fwpgen.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) -O2 -g -o $@ $< $(LIBS)
+
+build/bench/peergen: bench/peergen.c
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) -O2 -g -o $@ $< $(LIBS)
 
@@ -143,6 +147,15 @@ bench: deps
 bench-faktory: deps
 	$(MAKE) build/jobq build/bench/loadgen build/bench/fwpgen
 	/usr/bin/python3 bench/faktory.py
+
+# jobq against beanstalkd and Redis from Debian (installed when missing),
+# same client style, alternating, medians of 3 (docs/performance.md).
+bench-peers: deps
+	@command -v beanstalkd >/dev/null && command -v redis-server >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq beanstalkd redis-server; }
+	$(MAKE) build/jobq build/bench/loadgen build/bench/fwpgen build/bench/peergen
+	/usr/bin/python3 bench/peers.py
 
 clean:
 	rm -rf build

@@ -52,8 +52,10 @@ static int run_purge(store_t *s, op_t *op)
  * its last row: the batch commits as one, so no reader and no recovery can
  * see the ones before. A delete supersedes the puts before it too. A purge
  * in the batch turns this off (it reads rows the earlier puts would write);
- * so does running out of memory (every put then runs, as before). */
-static void mark_superseded(op_t *batch)
+ * so does running out of memory (every put then runs, as before). `known`,
+ * when not NULL, already maps each id to its last write in the batch (the
+ * writer's pending index). */
+static void mark_superseded(op_t *batch, const hmap_t *known)
 {
     bool purge = false;
     for (op_t *op = batch; op; op = op->next) {
@@ -62,19 +64,20 @@ static void mark_superseded(op_t *batch)
     }
     if (purge || !batch || !batch->next) /* a batch of one has nothing to merge */
         return;
-    hmap_t last;
-    hmap_init(&last);
-    for (op_t *op = batch; op; op = op->next) {
+    hmap_t built;
+    hmap_init(&built);
+    for (op_t *op = batch; op && !known; op = op->next) {
         const char *id = op->kind == OP_PUT ? op->row.id : op->kind == OP_DELETE ? op->name : NULL;
-        if (id && hmap_put(&last, id, op) != 0) {
-            hmap_free(&last);
+        if (id && hmap_put(&built, id, op) != 0) {
+            hmap_free(&built);
             return;
         }
     }
+    const hmap_t *last = known ? known : &built;
     for (op_t *op = batch; op; op = op->next)
-        if (op->kind == OP_PUT && hmap_get(&last, op->row.id) != op)
+        if (op->kind == OP_PUT && hmap_get(last, op->row.id) != op)
             op->superseded = true;
-    hmap_free(&last);
+    hmap_free(&built);
 }
 
 static int run_write(store_t *s, op_t *op, int64_t *totals)
@@ -101,13 +104,13 @@ bool store_injected_failure(store_t *s)
     return s->injected;
 }
 
-static int run_batch(store_t *s, op_t *batch)
+static int run_batch(store_t *s, op_t *batch, const hmap_t *last)
 {
     int64_t totals[JOB_EV_COUNT] = { 0 };
     s->injected = false;
     if (s->ops->begin(s->conn) != 0)
         return -1;
-    mark_superseded(batch);
+    mark_superseded(batch, last);
     for (op_t *op = batch; op; op = op->next) {
         if (op->superseded) {
             totals[op->ev]++; /* every event counts, written or not */
@@ -148,8 +151,8 @@ void store_fault_delay(const store_t *s)
 
 void store_set_health(store_t *s, bool ok, const char *why)
 {
-    if (atomic_load(&s->dead))
-        return;
+    if (atomic_load(&s->dead) || (ok && atomic_load(&s->healthy) && !s->last_error[0]))
+        return; /* healthy and staying so: every batch comes here */
     atomic_store(&s->healthy, ok);
     bool full = why ? s->journal && journal_full(s->journal) : s->ops->err_is_full(s->conn);
     atomic_store(&s->disk_full, !ok && !s->injected && full);
@@ -191,10 +194,10 @@ void store_file_lost(store_t *s, const char *why)
 
 /* Retries until the batch commits: nothing may be lost, whether it was
  * acknowledged from the journal already or is waiting for this commit. */
-void store_apply(store_t *s, op_t *batch)
+void store_apply(store_t *s, op_t *batch, const hmap_t *last)
 {
     for (int attempt = 0;; attempt++) {
-        if (run_batch(s, batch) == 0) {
+        if (run_batch(s, batch, last) == 0) {
             if (!atomic_load(&s->healthy))
                 log_info("store recovered", LOG_I("attempts", attempt + 1));
             store_set_health(s, true, NULL);

@@ -8,7 +8,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
+
+#include "util/crc32c.h"
 
 #define REC_HEAD 17 /* u32 len, u32 crc, u64 gen, u8 kind */
 static const char magic[] = "jobq-journal";
@@ -54,18 +55,10 @@ static uint64_t get64(const unsigned char *p)
     return v;
 }
 
-/* crc32 over gen | kind | payload, as the header stores them. */
+/* CRC-32C over gen | kind | payload, as the header stores them. */
 static uint32_t rec_crc(const unsigned char *gen_kind, const unsigned char *p, size_t n)
 {
-    uLong c = crc32(0L, Z_NULL, 0);
-    c = crc32(c, gen_kind, 9);
-    while (n > 0) { /* zlib takes uInt lengths */
-        uInt k = n > (1u << 30) ? (1u << 30) : (uInt)n;
-        c = crc32(c, p, k);
-        p += k;
-        n -= k;
-    }
-    return (uint32_t)c;
+    return crc32c(crc32c(0, gen_kind, 9), p, n);
 }
 
 static int open_fd(journal_t *j, char *err, size_t len)

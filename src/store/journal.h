@@ -9,7 +9,7 @@
  * together; an older jobq refuses a newer journal rather than guess):
  *
  *   record  = u32 len | u32 crc | u64 gen | u8 kind | payload[len]
- *             (little-endian; crc is zlib's crc32 of gen, kind and payload)
+ *             (little-endian; crc is the CRC-32C of gen, kind and payload)
  *   file    = header record (kind JOURNAL_HEADER, payload "jobq-journal" +
  *             u32 version) at offset 0, then records of the same gen
  *

@@ -214,7 +214,7 @@ static int recover_journal(store_t *s, char *err, size_t len)
     if (gen) {
         journal_reset(s->journal, gen); /* store_apply marks this generation applied */
         if (c.head)
-            store_apply(s, c.head);
+            store_apply(s, c.head, NULL);
         for (op_t *op = c.head, *next; op; op = next) {
             next = op->next;
             store_free_op(op);

@@ -131,8 +131,9 @@ op_t *store_record_read(uint8_t kind, const unsigned char *p, size_t n);
 int store_pending_doc(store_t *s, const char *id, char **doc);
 /* apply.c: applies ops (a compaction, or the journal's replay at start)
  * to the database in one transaction, marking the journal generation
- * applied; retries until it commits. The caller then owns ops again. */
-void store_apply(store_t *s, op_t *ops);
+ * applied; retries until it commits. The caller then owns ops again.
+ * last: NULL, or a map of each id to its last write among ops. */
+void store_apply(store_t *s, op_t *ops, const hmap_t *last);
 /* apply.c, shared with the journal's commits in writer.c. why: the error,
  * or NULL for the database's own. */
 void store_set_health(store_t *s, bool ok, const char *why);

@@ -91,7 +91,8 @@ static void compact(store_t *s)
     if (!s->pending || atomic_load(&s->dead))
         return;
     op_t *first = s->pending, *last = s->pending_tail;
-    store_apply(s, first);
+    /* the pending index is the writer's to change, so reading it needs no lock */
+    store_apply(s, first, s->pending_index_broken ? NULL : &s->pending_ids);
     s->pending = s->pending_tail = NULL;
     s->npending = s->pending_bytes = 0;
     if (s->journal && !atomic_load(&s->dead)) /* a lost database keeps its journal to replay */

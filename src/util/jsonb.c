@@ -53,7 +53,13 @@ bool jsonb_within(const json_t *v, int max_depth, char *path, size_t len)
 {
     if (path && len)
         path[0] = '\0';
-    return within(v, max_depth, path && len ? path : NULL, len);
+    /* Paths only for the answer that needs one: building them as it goes
+     * cost every parse a formatted print per key. */
+    if (within(v, max_depth, NULL, 0))
+        return true;
+    if (path && len)
+        within(v, max_depth, path, len);
+    return false;
 }
 
 json_t *jsonb_loadb(const char *text, size_t len, size_t flags, int max_depth,

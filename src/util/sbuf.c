@@ -1,5 +1,7 @@
 #include "util/sbuf.h"
 
+#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,9 +69,45 @@ void sbuf_add_int(sbuf_t *s, int64_t v)
     sbuf_add(s, tmp + i, sizeof tmp - (size_t)i);
 }
 
+/* Short decimals (0.2, 2, 1.5: backoff settings, most metrics) without a
+ * formatted print: v as a whole number of millionths, if that reads back
+ * as exactly v. 0 when it does not. */
+static size_t short_decimal(double v, char *buf)
+{
+    if (signbit(v) || !(v < 1e9)) /* -0, negatives, NaN, large: printf */
+        return 0;
+    uint64_t m = (uint64_t)(v * 1e6 + 0.5);
+    if ((double)m / 1e6 != v)
+        return 0;
+    char tmp[32];
+    int n = 0;
+    uint64_t whole = m / 1000000, frac = m % 1000000;
+    do
+        tmp[n++] = (char)('0' + whole % 10);
+    while ((whole /= 10));
+    size_t out = 0;
+    while (n)
+        buf[out++] = tmp[--n];
+    if (frac) {
+        buf[out++] = '.';
+        for (int d = 100000; d && frac; d /= 10) {
+            buf[out++] = (char)('0' + frac / (uint64_t)d);
+            frac %= (uint64_t)d;
+        }
+    }
+    buf[out] = '\0';
+    return out;
+}
+
 void sbuf_add_double(sbuf_t *s, double v, bool keep_real)
 {
     char buf[40];
+    if (short_decimal(v, buf)) {
+        sbuf_adds(s, buf);
+        if (keep_real && !strchr(buf, '.'))
+            sbuf_add(s, ".0", 2);
+        return;
+    }
     snprintf(buf, sizeof buf, "%.15g", v);
     if (strtod(buf, NULL) != v)
         snprintf(buf, sizeof buf, "%.17g", v);
