@@ -7,7 +7,9 @@
  * that the client spends as little of the shared CPU as it can.
  *
  * With --batch B > 1 producers use /v1/jobs/batch and consumers lease B at a
- * time and /v1/ack them. --payload N pads each job's args with N bytes. Bounded: stops after --jobs jobs are completed or
+ * time and /v1/ack them. --payload N pads each job's args with N bytes.
+ * --consumers 0 measures enqueues alone (a job counts once enqueued).
+ * Bounded: stops after --jobs jobs are completed or
  * --max-seconds have passed, whichever comes first. Prints jobs/s for the
  * full cycle and enqueue request latency percentiles.
  */
@@ -83,6 +85,7 @@ struct worker {
 };
 
 static void send_next(client_t *c);
+static void count_done(long n);
 
 static bool finished(void)
 {
@@ -131,6 +134,8 @@ static void on_enqueued(struct evhttp_request *req, void *arg)
     lat_add(&c->w->lat, now_s() - c->sent_at);
     if (status_of(req) != 201)
         atomic_fetch_add(&g_errors, 1);
+    else if (g.consumers == 0) /* enqueue only: an enqueue is the whole job */
+        count_done(g.batch);
     send_next(c);
 }
 
@@ -302,7 +307,7 @@ static int parse_args(int argc, char **argv)
     }
     if (sscanf(url, "http://%127[^:]:%d", g.host, &g.port) != 2)
         return fprintf(stderr, "--url must be http://HOST:PORT\n"), -1;
-    if (g.producers < 1 || g.consumers < 1 || g.batch < 1 || g.batch > 100 || g.jobs < 1 ||
+    if (g.producers < 1 || g.consumers < 0 || g.batch < 1 || g.batch > 100 || g.jobs < 1 ||
         g.threads < 1 || g.threads > 16 || g.max_seconds <= 0 || g.max_seconds > 600)
         return fprintf(stderr, "bad arguments\n"), -1;
     return 0;

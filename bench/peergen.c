@@ -8,7 +8,10 @@
  *   --proto redis      LPUSH -> BLMOVE q processing -> LREM processing, the
  *                      reliable-queue pattern (a job survives its consumer)
  *
- * Bounded: stops after --jobs jobs are finished or --max-seconds passed.
+ * --pipeline N sends N commands in one write and waits for their N
+ * replies: producers N puts, consumers N takes, then a delete for each job
+ * taken. --consumers 0 measures enqueues alone. Bounded: stops after --jobs jobs
+ * are finished (or enqueued) or --max-seconds passed.
  * Loopback only.
  */
 #include <event2/buffer.h>
@@ -29,14 +32,16 @@ typedef struct conn {
     struct bufferevent *bev;
     bool producer;
     state_t st;
-    char job[160]; /* redis: the body taken, to remove; beanstalk: its id */
+    int waiting;   /* replies still to come for what was sent */
+    int ntaken;
+    char (*taken)[160]; /* redis: the bodies taken, to remove; beanstalk: their ids */
 } conn_t;
 
 static struct event_base *base;
 static proto_t proto;
 static long want, pushed, done, errors;
 static double t0, t_end, max_seconds;
-static int open_conns;
+static int open_conns, consumers, pipeline = 1;
 static char body[101]; /* 100 bytes, unique per job in its first digits */
 
 static double now_s(void)
@@ -49,6 +54,7 @@ static double now_s(void)
 static void finish(conn_t *c)
 {
     bufferevent_free(c->bev);
+    free(c->taken);
     free(c);
     if (--open_conns == 0)
         event_base_loopbreak(base);
@@ -81,26 +87,32 @@ static void send_put(conn_t *c, long n)
     }
 }
 
-static void send_take(conn_t *c)
+/* The first take of a pipelined group waits up to 1 s for a job; the rest
+ * take what is there at once. */
+static void send_take(conn_t *c, bool wait)
 {
     struct evbuffer *out = bufferevent_get_output(c->bev);
     if (proto == P_BEANSTALK) {
-        evbuffer_add_printf(out, "reserve-with-timeout 1\r\n");
-    } else {
+        evbuffer_add_printf(out, "reserve-with-timeout %d\r\n", wait ? 1 : 0);
+    } else if (wait) {
         const char *a[] = { "BLMOVE", "q", "processing", "RIGHT", "LEFT", "1" };
         size_t l[] = { 6, 1, 10, 5, 4, 1 };
         resp(out, 6, a, l);
+    } else {
+        const char *a[] = { "LMOVE", "q", "processing", "RIGHT", "LEFT" };
+        size_t l[] = { 5, 1, 10, 5, 4 };
+        resp(out, 5, a, l);
     }
 }
 
-static void send_done(conn_t *c)
+static void send_done(conn_t *c, const char *job)
 {
     struct evbuffer *out = bufferevent_get_output(c->bev);
     if (proto == P_BEANSTALK) {
-        evbuffer_add_printf(out, "delete %s\r\n", c->job);
+        evbuffer_add_printf(out, "delete %s\r\n", job);
     } else {
-        const char *a[] = { "LREM", "processing", "1", c->job };
-        size_t l[] = { 4, 10, 1, strlen(c->job) };
+        const char *a[] = { "LREM", "processing", "1", job };
+        size_t l[] = { 4, 10, 1, strlen(job) };
         resp(out, 4, a, l);
     }
 }
@@ -115,10 +127,13 @@ static bool next(conn_t *c)
         return false;
     }
     c->st = c->producer ? S_PUT : S_TAKE;
-    if (c->producer)
-        send_put(c, pushed++);
-    else
-        send_take(c);
+    c->waiting = 0;
+    c->ntaken = 0;
+    for (int i = 0; i < pipeline && (!c->producer || pushed < want); i++, c->waiting++)
+        if (c->producer)
+            send_put(c, pushed++);
+        else
+            send_take(c, i == 0);
     return true;
 }
 
@@ -163,14 +178,25 @@ static bool on_reply(conn_t *c, const char *line, const char *data)
                strstr(line, "UNKNOWN") || strstr(line, "DRAINING") || strstr(line, "BURIED");
     if (bad && errors++ < 5)
         fprintf(stderr, "peergen: %s\n", line);
+    bool last = --c->waiting == 0;
     switch (c->st) {
-    case S_PUT: return next(c);
+    case S_PUT:
+        if (!consumers && ++done == want) { /* enqueue only */
+            t_end = now_s();
+            event_base_loopbreak(base);
+            return false;
+        }
+        return last ? next(c) : true;
     case S_TAKE:
-        if (!data[0]) /* timed out, nothing yet */
+        if (data[0]) /* else timed out or empty */
+            snprintf(c->taken[c->ntaken++], sizeof c->taken[0], "%s", data);
+        if (!last)
+            return true;
+        if (!c->ntaken)
             return next(c);
-        snprintf(c->job, sizeof c->job, "%s", data);
         c->st = S_DONE;
-        send_done(c);
+        for (c->waiting = 0; c->waiting < c->ntaken; c->waiting++)
+            send_done(c, c->taken[c->waiting]);
         return true;
     case S_DONE:
         if (++done == want) {
@@ -178,7 +204,7 @@ static bool on_reply(conn_t *c, const char *line, const char *data)
             event_base_loopbreak(base);
             return false;
         }
-        return next(c);
+        return last ? next(c) : true;
     }
     return true;
 }
@@ -210,7 +236,8 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 
 int main(int argc, char **argv)
 {
-    int port = 0, producers = 1, consumers = 1;
+    int port = 0, producers = 1;
+    consumers = 1;
     want = 10000;
     max_seconds = 60;
     for (int i = 1; i + 1 < argc; i += 2) {
@@ -220,8 +247,11 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--consumers")) consumers = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--jobs")) want = atol(argv[i + 1]);
         else if (!strcmp(argv[i], "--max-seconds")) max_seconds = atof(argv[i + 1]);
+        else if (!strcmp(argv[i], "--pipeline")) pipeline = atoi(argv[i + 1]);
         else return fprintf(stderr, "unknown option %s\n", argv[i]), 2;
     }
+    if (pipeline < 1 || pipeline > 1000)
+        return fprintf(stderr, "--pipeline must be 1-1000\n"), 2;
     if (!port)
         return fprintf(stderr, "usage: peergen --proto beanstalk|redis --port N ...\n"), 2;
     memset(body, 'x', 100);
@@ -232,6 +262,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < producers + consumers; i++) {
         conn_t *c = calloc(1, sizeof *c);
         c->producer = i < producers;
+        c->taken = calloc((size_t)pipeline, sizeof *c->taken);
         c->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
         bufferevent_setcb(c->bev, on_read, NULL, on_event, c);
         bufferevent_enable(c->bev, EV_READ | EV_WRITE);

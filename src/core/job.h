@@ -100,6 +100,7 @@ typedef struct job {
      * use and dropped by the setters below: a job is written several times
      * per life (store and replies) but its spec never changes. */
     char *cache_spec, *cache_progress, *cache_result, *cache_errors;
+    uint32_t cache_args_at, cache_args_len; /* the args' text inside cache_spec */
 } job_t;
 
 typedef enum {
@@ -134,6 +135,10 @@ bool job_same_spec(const job_t *a, const job_t *b);
 void job_write_json(const job_t *j, job_json_mode_t mode, struct sbuf *out);
 /* The same, as a new string the caller frees. */
 char *job_json(const job_t *j, job_json_mode_t mode);
+/* The args as compact JSON text, borrowed from the job's cached spec (not
+ * NUL-terminated: *len bytes), so a reply that carries them (a Faktory
+ * FETCH) need not dump them again. */
+const char *job_args_text(const job_t *j, size_t *len);
 
 /* Setters for the parts with cached text (borrow v; NULL clears). */
 void job_set_result(job_t *j, json_t *v);

@@ -67,7 +67,9 @@ static char *spec_text(const job_t *j)
     sbuf_add_jstr(&s, j->type);
     add_key(&s, "args");
     char *args = dump(j->args);
+    ((job_t *)j)->cache_args_at = (uint32_t)s.len; /* the cache's caller holds a mutable job */
     sbuf_adds(&s, args);
+    ((job_t *)j)->cache_args_len = (uint32_t)(s.len - j->cache_args_at);
     free(args);
     add_key(&s, "priority");
     sbuf_add_jstr(&s, job_priority_name(j->priority));
@@ -115,6 +117,15 @@ static void add_lease(sbuf_t *s, const job_t *j, job_json_mode_t mode)
         sbuf_add_jstr(s, j->lease_id);
     }
     sbuf_addc(s, '}');
+}
+
+const char *job_args_text(const job_t *cj, size_t *len)
+{
+    job_t *j = (job_t *)cj; /* only the caches change */
+    if (!j->cache_spec)
+        j->cache_spec = spec_text(j);
+    *len = j->cache_args_len;
+    return j->cache_spec + j->cache_args_at;
 }
 
 void job_write_json(const job_t *cj, job_json_mode_t mode, sbuf_t *s)

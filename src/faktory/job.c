@@ -227,9 +227,16 @@ void fwp_job_write(const job_t *j, sbuf_t *s)
     sbuf_add_jstr(s, j->type);
     sbuf_adds(s, ",\"queue\":");
     sbuf_add_jstr(s, j->queue);
-    json_t *args = wrap ? json_pack("[O]", j->args) : json_incref(j->args);
-    add_json(s, "args", args);
-    json_decref(args);
+    if (wrap) {
+        json_t *args = json_pack("[O]", j->args);
+        add_json(s, "args", args);
+        json_decref(args);
+    } else { /* the same text the spec holds: dumped once per job */
+        size_t n;
+        const char *text = job_args_text(j, &n);
+        sbuf_adds(s, ",\"args\":");
+        sbuf_add(s, text, n);
+    }
     if ((v = json_object_get(ext, "created_at")))
         add_json(s, "created_at", v);
     else

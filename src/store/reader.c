@@ -129,12 +129,13 @@ static void run_read(store_t *s, void *conn, op_t *op)
 
 
 /* The last write a read must wait for before it runs. A point lookup sees
- * journaled writes through the pending index (store_pending_doc), so it
- * waits only for the journal; the others read the database alone. Called
- * with mu. */
+ * every write handed to the writer through the index of unapplied writes
+ * (store_pending_doc), so it waits for nothing; the others read the
+ * database alone. Called with mu. */
 static uint64_t ready_upto(const store_t *s, const op_t *op)
 {
-    return op->kind == OP_GET && !s->pending_index_broken ? s->committed : s->applied;
+    bool indexed = op->kind == OP_GET && s->applied >= s->index_gap_seq;
+    return indexed ? op->seq : s->applied;
 }
 
 /* The oldest read this reader may run: a point lookup if there is one,

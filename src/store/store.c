@@ -356,6 +356,11 @@ void store_flush(store_t *s)
     if (!s->local)
         return;
     pthread_mutex_lock(&s->mu);
+    for (op_t *op = s->local; op; op = op->next) {
+        const char *id = store_op_id(op);
+        if (id && hmap_put(&s->pending_ids, id, op) != 0)
+            s->index_gap_seq = op->seq;
+    }
     if (s->tail)
         s->tail->next = s->local;
     else
@@ -391,8 +396,11 @@ static void submit_read(store_t *s, op_t *op)
     CHECK_LOOP_THREAD();
     op->queued_ns = clock_mono_ns();
     /* It must see every write queued so far. Those still collecting on the
-     * loop reach the writer at this iteration's flush; the reader waits for
-     * their commit, so no early hand-off is needed here. */
+     * loop reach the writer at this iteration's flush, and the reader waits
+     * for them to reach the database; but a point lookup waits for nothing
+     * (reader.c), so its writes are handed over, and indexed, first. */
+    if (op->kind == OP_GET)
+        store_flush(s);
     op->seq = s->next_seq;
     pthread_mutex_lock(&s->mu);
     bool busy = s->reads_queued >= STORE_READS_MAX;

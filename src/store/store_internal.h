@@ -95,8 +95,13 @@ struct store {
     int64_t pending_since_ns;
     uint64_t applied;    /* guarded by mu: the last write in the database, which reads see */
     uint64_t read_wants; /* guarded by mu: a reader waits for the database to reach this */
-    hmap_t pending_ids;  /* guarded by mu: id -> the last pending write of that job */
-    bool pending_index_broken; /* guarded by mu: an insert failed; lookups wait for the database */
+    /* Guarded by mu: id -> the last write of that job not yet in the
+     * database, from its hand-off to the writer (store_flush) until a
+     * compaction applies it, so a point lookup need wait for nothing. An
+     * insert that failed (memory) leaves a gap: lookups then wait for the
+     * database to reach index_gap_seq. */
+    hmap_t pending_ids;
+    uint64_t index_gap_seq;
 
     _Atomic bool healthy;
     _Atomic bool dead;        /* the database file was lost: nothing commits any more */
@@ -116,6 +121,11 @@ struct store {
 };
 
 void store_free_op(op_t *op);
+/* The job a write is about (puts and deletes), else NULL. */
+static inline const char *store_op_id(const op_t *op)
+{
+    return op->kind == OP_PUT ? op->row.id : op->kind == OP_DELETE ? op->name : NULL;
+}
 /* An op with copies of up to four strings (NULL stays NULL) in its str[]. */
 op_t *store_new_op(op_kind_t kind, const char *in[4], const char *out[4]);
 
@@ -124,10 +134,10 @@ op_t *store_new_op(op_kind_t kind, const char *in[4], const char *out[4]);
 enum { REC_PUT = 1, REC_DELETE = 2, REC_QUEUE = 3 };
 int store_record_write(journal_t *j, const op_t *op);
 op_t *store_record_read(uint8_t kind, const unsigned char *p, size_t n);
-/* writer.c: a pending write of job id: 1 with a copy of its document in
- * *doc (NULL if the write deletes it; the caller frees), 0 if none is
- * pending (the database has its last write), -1 when out of memory. Any
- * thread; takes mu. */
+/* writer.c: the last write of job id not yet in the database: 1 with a
+ * copy of its document in *doc (NULL if the write deletes it; the caller
+ * frees), 0 if there is none (the database has its last write), -1 when
+ * out of memory. Any thread; takes mu. */
 int store_pending_doc(store_t *s, const char *id, char **doc);
 /* apply.c: applies ops (a compaction, or the journal's replay at start)
  * to the database in one transaction, marking the journal generation

@@ -85,14 +85,25 @@ static void publish_statements(store_t *s)
         s->fig.statement_seconds[writes[i]] = s->st_private[writes[i]];
 }
 
+/* Ops leave the index of unapplied writes once the database has them (or
+ * never will: the store is dead), before the loop frees them. A later
+ * write of the same job, indexed since, stays. Called with mu. */
+static void unindex(store_t *s, op_t *ops)
+{
+    for (op_t *op = ops; op; op = op->next) {
+        const char *id = store_op_id(op);
+        if (id && hmap_get(&s->pending_ids, id) == op)
+            hmap_del(&s->pending_ids, id);
+    }
+}
+
 /* Everything pending into the database; the journal starts over. */
 static void compact(store_t *s)
 {
     if (!s->pending || atomic_load(&s->dead))
         return;
     op_t *first = s->pending, *last = s->pending_tail;
-    /* the pending index is the writer's to change, so reading it needs no lock */
-    store_apply(s, first, s->pending_index_broken ? NULL : &s->pending_ids);
+    store_apply(s, first, NULL);
     s->pending = s->pending_tail = NULL;
     s->npending = s->pending_bytes = 0;
     if (s->journal && !atomic_load(&s->dead)) /* a lost database keeps its journal to replay */
@@ -100,17 +111,10 @@ static void compact(store_t *s)
     pthread_mutex_lock(&s->mu);
     s->applied = last->seq;
     publish_statements(s);
-    hmap_free(&s->pending_ids); /* the database has them all now */
-    hmap_init(&s->pending_ids);
-    s->pending_index_broken = false;
+    unindex(s, first);
     pthread_cond_broadcast(&s->read_cv); /* reads waiting for these writes */
     pthread_mutex_unlock(&s->mu);
     hand_back(s, first, last);
-}
-
-static const char *write_id(const op_t *op)
-{
-    return op->kind == OP_PUT ? op->row.id : op->kind == OP_DELETE ? op->name : NULL;
 }
 
 int store_pending_doc(store_t *s, const char *id, char **doc)
@@ -129,20 +133,15 @@ static void add_pending(store_t *s, op_t *batch, op_t *last)
 {
     if (!s->pending)
         s->pending_since_ns = clock_mono_ns();
-    pthread_mutex_lock(&s->mu);
     for (op_t *op = batch; op; op = op->next) {
         s->npending++;
         s->pending_bytes += sizeof *op + (op->doc ? strlen(op->doc) : 0);
-        const char *id = write_id(op);
-        if (id && hmap_put(&s->pending_ids, id, op) != 0)
-            s->pending_index_broken = true;
     }
     if (s->pending_tail)
         s->pending_tail->next = batch;
     else
         s->pending = batch;
     s->pending_tail = last;
-    pthread_mutex_unlock(&s->mu);
 }
 
 /* The batch into the journal, retried until it is written: nothing in it
@@ -240,6 +239,7 @@ static void record_figures(store_t *s, uint64_t n, uint64_t last_seq, double sec
 static void hand_back_failed(store_t *s, op_t *batch, op_t *last)
 {
     pthread_mutex_lock(&s->mu);
+    unindex(s, batch);
     for (op_t *op = batch; op; op = op->next)
         if (op->cb && !op->error) /* a purge: its callback learns why */
             op->error = strdup(s->last_error);
