@@ -461,8 +461,13 @@ http_server_t *http_server_start(struct event_base *base, const http_options_t *
     list_init(&s->conns);
     unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO |
                      MHD_USE_NO_LISTEN_SOCKET;
-    /* Its connection limit is never the one that bites: admission is ours. */
+    /* Its connection limit is never the one that bites: admission is ours.
+     * Its per-connection pool holds the request line, the headers and the
+     * reply's headers (bodies have their own buffers), and libmicrohttpd
+     * zeroes all of it for every request: at its 32 KiB default that was a
+     * third of the server's instructions per job (docs/performance.md). */
     s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
+                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONN_POOL_BYTES,
                             MHD_OPTION_CONNECTION_TIMEOUT, opt->idle_timeout_s,
                             MHD_OPTION_CONNECTION_LIMIT, 1u << 20,
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,

@@ -25,6 +25,12 @@
 
 typedef struct http_server http_server_t;
 
+/* Bytes per connection for the request line, the headers and the reply's
+ * headers: a request whose head is larger gets 431 from libmicrohttpd. */
+#ifndef HTTP_CONN_POOL_BYTES
+#define HTTP_CONN_POOL_BYTES (8 * 1024)
+#endif
+
 /* Called once per request, when its body is complete. */
 typedef void (*http_route_fn)(void *ud, http_req_t *r);
 /* Called once per request that got a reply, when the connection is done

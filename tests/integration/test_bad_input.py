@@ -52,6 +52,17 @@ def test_body_over_the_limit_is_413(make_server):
     assert count_jobs(server) == 1
 
 
+def test_a_request_head_over_8_kib_is_431_and_changes_nothing(server):
+    """libmicrohttpd holds a request's line and headers in an 8 KiB pool per
+    connection (src/http/server.h): past it the answer is 431, and the
+    connection after it is served as usual."""
+    r = server.post("/v1/jobs", {"type": "t"}, headers={"X-Big": "a" * 9000})
+    assert r.status_code == 431
+    r = server.post("/v1/jobs", {"type": "t"}, headers={"X-Mid": "a" * 5000})
+    assert r.status_code == 201
+    assert count_jobs(server) == 1
+
+
 def test_unknown_routes_and_methods(server):
     assert_problem(server.get("/v2/jobs"), 404, "not_found", "path")
     assert_problem(server.get("/"), 404, "not_found")
