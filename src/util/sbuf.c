@@ -29,7 +29,7 @@ char *sbuf_take(sbuf_t *s)
     return p;
 }
 
-static void reserve(sbuf_t *s, size_t n)
+void sbuf_grow(sbuf_t *s, size_t n)
 {
     if (s->len + n + 1 <= s->cap)
         return;
@@ -43,17 +43,6 @@ static void reserve(sbuf_t *s, size_t n)
     s->cap = cap;
 }
 
-void sbuf_add(sbuf_t *s, const char *data, size_t n)
-{
-    reserve(s, n);
-    memcpy(s->p + s->len, data, n);
-    s->len += n;
-    s->p[s->len] = '\0';
-}
-
-void sbuf_adds(sbuf_t *s, const char *str) { sbuf_add(s, str, strlen(str)); }
-
-void sbuf_addc(sbuf_t *s, char c) { sbuf_add(s, &c, 1); }
 
 void sbuf_add_int(sbuf_t *s, int64_t v)
 {
