@@ -63,11 +63,6 @@ job_t *job_new(void)
     if (!j)
         return NULL;
     j->args = json_null();
-    j->errors = json_array();
-    if (!j->errors) {
-        free(j);
-        return NULL;
-    }
     return j;
 }
 
@@ -103,7 +98,7 @@ bool job_same_spec(const job_t *a, const job_t *b)
            a->backoff.max_ms == b->backoff.max_ms &&
            a->backoff.multiplier == b->backoff.multiplier &&
            a->backoff.jitter == b->backoff.jitter && a->backoff.curve == b->backoff.curve &&
-           a->discard_failed == b->discard_failed && json_equal(a->args, b->args) &&
+           a->discard_failed == b->discard_failed && json_equal(job_args(a), job_args(b)) &&
            ((!a->faktory && !b->faktory) ||
             (a->faktory && b->faktory && json_equal(a->faktory, b->faktory)));
 }
@@ -125,6 +120,7 @@ void job_set_faktory(job_t *j, json_t *v)
 {
     json_decref(j->faktory);
     j->faktory = v ? json_incref(v) : NULL;
+    job_args(j); /* the spec's text may hold the only copy of the args */
     drop(&j->cache_spec);
 }
 
@@ -141,8 +137,12 @@ void job_add_error(job_t *j, err_t type, const char *message, json_t *context,
     json_t *e = json_pack("{s:i, s:s, s:s, s:O?, s:s?, s:o}", "attempt", j->attempts, "type",
                           err_name(type), "message", message ? message : "", "context", context,
                           "worker", worker, "at", clock_json(at_ms));
-    if (e)
+    if (!j->errors)
+        j->errors = json_array();
+    if (e && j->errors)
         json_array_append_new(j->errors, e);
+    else
+        json_decref(e); /* out of memory: the attempt still counts */
     /* Bounded, or a job retried for days would grow without end. */
     while (json_array_size(j->errors) > JOB_ERRORS_MAX)
         json_array_remove(j->errors, 0);

@@ -69,7 +69,7 @@ typedef struct job_defaults {
 
 typedef struct job {
     char *id, *queue, *type, *breaker_key; /* breaker_key may be NULL */
-    json_t *args;                          /* never NULL (json null) */
+    json_t *args; /* NULL once the spec's text holds them: read through job_args() */
     int priority;
     int max_retries;
     int64_t timeout_ms;
@@ -81,7 +81,7 @@ typedef struct job {
     /* Milliseconds since the epoch; 0 means "not yet" (null in JSON). */
     int64_t created_at, updated_at, started_at, finished_at, run_at;
     json_t *progress, *result; /* NULL until reported */
-    json_t *errors;            /* array of failure records, never NULL */
+    json_t *errors;            /* array of failure records; NULL until the first */
 
     /* Pushed over the Faktory protocol: the fields of its job that jobq has
      * no column for (custom, backtrace, retry, created_at as sent), kept
@@ -135,6 +135,11 @@ bool job_same_spec(const job_t *a, const job_t *b);
 void job_write_json(const job_t *j, job_json_mode_t mode, struct sbuf *out);
 /* The same, as a new string the caller frees. */
 char *job_json(const job_t *j, job_json_mode_t mode);
+/* The args as a tree (borrowed; never NULL). A queued job keeps only
+ * their text, in its cached spec (the tree was a quarter of a queued job's
+ * memory); this parses it back, and keeps it, for whoever needs the values
+ * (runners, idempotent replays). Logically const, like the text caches. */
+json_t *job_args(const job_t *j);
 /* The args as compact JSON text, borrowed from the job's cached spec (not
  * NUL-terminated: *len bytes), so a reply that carries them (a Faktory
  * FETCH) need not dump them again. */

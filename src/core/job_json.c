@@ -22,6 +22,10 @@ static char *dump(json_t *v)
 /* A cached dump; the cache lives in the (logically const) job. */
 static void add_cached(sbuf_t *s, char **cache, json_t *v)
 {
+    if (!v) { /* not reported yet: nothing worth a cached copy per job */
+        sbuf_add(s, "null", 4);
+        return;
+    }
     if (!*cache)
         *cache = dump(v);
     sbuf_adds(s, *cache ? *cache : "null");
@@ -66,7 +70,7 @@ static char *spec_text(const job_t *j)
     add_key(&s, "type");
     sbuf_add_jstr(&s, j->type);
     add_key(&s, "args");
-    char *args = dump(j->args);
+    char *args = dump(job_args(j));
     ((job_t *)j)->cache_args_at = (uint32_t)s.len; /* the cache's caller holds a mutable job */
     sbuf_adds(&s, args);
     ((job_t *)j)->cache_args_len = (uint32_t)(s.len - j->cache_args_at);
@@ -99,7 +103,10 @@ static char *spec_text(const job_t *j)
     }
     if (j->discard_failed)
         sbuf_adds(&s, ",\"discard_failed\":true");
-    return sbuf_take(&s);
+    /* Kept for the job's life: no slack (it was a fifth of a queued job). */
+    size_t n = s.len + 1;
+    char *text = sbuf_take(&s), *fit = realloc(text, n);
+    return fit ? fit : text;
 }
 
 static void add_lease(sbuf_t *s, const job_t *j, job_json_mode_t mode)
@@ -119,11 +126,31 @@ static void add_lease(sbuf_t *s, const job_t *j, job_json_mode_t mode)
     sbuf_addc(s, '}');
 }
 
+/* The spec's text, built once; the args tree goes once their text is in it. */
+static void cache_spec(job_t *j)
+{
+    if (j->cache_spec)
+        return;
+    j->cache_spec = spec_text(j);
+    json_decref(j->args);
+    j->args = NULL;
+}
+
+json_t *job_args(const job_t *cj)
+{
+    job_t *j = (job_t *)cj; /* only the caches change */
+    if (j->args)
+        return j->args;
+    json_error_t e; /* our own compact dump: only memory can make this fail */
+    j->args = json_loadb(j->cache_spec + j->cache_args_at, j->cache_args_len,
+                         JSON_DECODE_ANY, &e);
+    return j->args ? j->args : json_null();
+}
+
 const char *job_args_text(const job_t *cj, size_t *len)
 {
     job_t *j = (job_t *)cj; /* only the caches change */
-    if (!j->cache_spec)
-        j->cache_spec = spec_text(j);
+    cache_spec(j);
     *len = j->cache_args_len;
     return j->cache_spec + j->cache_args_at;
 }
@@ -131,8 +158,7 @@ const char *job_args_text(const job_t *cj, size_t *len)
 void job_write_json(const job_t *cj, job_json_mode_t mode, sbuf_t *s)
 {
     job_t *j = (job_t *)cj; /* only the caches change */
-    if (!j->cache_spec)
-        j->cache_spec = spec_text(j);
+    cache_spec(j);
     sbuf_addc(s, '{');
     sbuf_adds(s, j->cache_spec);
     add_key(s, "state");
@@ -150,7 +176,10 @@ void job_write_json(const job_t *cj, job_json_mode_t mode, sbuf_t *s)
     add_key(s, "result");
     add_cached(s, &j->cache_result, j->result);
     add_key(s, "errors");
-    add_cached(s, &j->cache_errors, j->errors);
+    if (j->errors)
+        add_cached(s, &j->cache_errors, j->errors);
+    else
+        sbuf_add(s, "[]", 2);
     add_key(s, "cancel_requested");
     sbuf_adds(s, j->cancel_requested ? "true" : "false");
     if (mode == JOB_JSON_LEASED) {

@@ -301,7 +301,7 @@ err_t job_from_doc(json_t *doc, job_t **out, problem_t *p)
     j->progress = doc_ref(doc, "progress");
     j->result = doc_ref(doc, "result");
     json_t *errors = json_object_get(doc, "errors");
-    if (json_is_array(errors)) {
+    if (json_is_array(errors) && json_array_size(errors) > 0) {
         json_decref(j->errors);
         j->errors = json_incref(errors);
     }

@@ -220,7 +220,8 @@ static json_t *jobq_custom(const job_t *j, bool wrapped)
 void fwp_job_write(const job_t *j, sbuf_t *s)
 {
     json_t *ext = j->faktory, *v;
-    bool wrap = !json_is_array(j->args);
+    size_t alen;
+    bool wrap = *job_args_text(j, &alen) != '[';
     sbuf_adds(s, "{\"jid\":");
     sbuf_add_jstr(s, j->id);
     sbuf_adds(s, ",\"jobtype\":");
@@ -228,7 +229,7 @@ void fwp_job_write(const job_t *j, sbuf_t *s)
     sbuf_adds(s, ",\"queue\":");
     sbuf_add_jstr(s, j->queue);
     if (wrap) {
-        json_t *args = json_pack("[O]", j->args);
+        json_t *args = json_pack("[O]", job_args(j));
         add_json(s, "args", args);
         json_decref(args);
     } else { /* the same text the spec holds: dumped once per job */

@@ -359,10 +359,11 @@ static bool start(task_t *t, const job_t *job)
             return refuse(t, "type", "JOBQ_COMMAND_PROGRESS_<type> is not a valid regular expression");
         c->has_progress = true;
     }
-    if (job->args && !json_is_object(job->args) && !json_is_null(job->args))
+    json_t *args = job_args(job);
+    if (!json_is_object(args) && !json_is_null(args))
         return refuse(t, "args", "args must be an object");
     char *argv[MAX_ARGS], store[8192], prog[1024];
-    if (!build_argv(t, tmpl, job->args, argv, store, sizeof store))
+    if (!build_argv(t, tmpl, args, argv, store, sizeof store))
         return false;
     if (!resolve(argv[0], prog, sizeof prog))
         return refuse(t, "type", "the configured program is not found on " SAFE_PATH);

@@ -250,7 +250,7 @@ static bool prepare(task_t *t, const job_t *job)
     const char *url;
     if (strcmp(job->type, "http.download") != 0)
         return refuse(t, ERR_VALIDATION, "type", "the download queue runs only jobs of type http.download");
-    if (!check_args(t, d, job->args, &url) || !open_files(t, d))
+    if (!check_args(t, d, job_args(job), &url) || !open_files(t, d))
         return false;
     CURL *e = t->easy;
     curl_easy_setopt(e, CURLOPT_URL, url);

@@ -67,7 +67,7 @@ static bool prepare(task_t *t, const job_t *job)
     const char *url, *method;
     if (strcmp(job->type, "http.request") != 0)
         return refuse(t, "type", "the webhook queue runs only jobs of type http.request");
-    json_t *args = job->args;
+    json_t *args = job_args(job);
     if (!check_args(t, args, &url, &method))
         return false;
     /* Leave half a second of the lease to report the outcome. */
