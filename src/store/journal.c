@@ -227,7 +227,7 @@ static int reserve(journal_t *j, size_t more)
     return 0;
 }
 
-void *journal_reserve(journal_t *j, uint8_t kind, size_t n)
+static void *reserve_record(journal_t *j, uint8_t kind, size_t n)
 {
     if (n > JOURNAL_RECORD_MAX || reserve(j, REC_HEAD + n) != 0)
         return NULL;
@@ -238,6 +238,26 @@ void *journal_reserve(journal_t *j, uint8_t kind, size_t n)
     j->open = j->n;
     j->n += REC_HEAD + n;
     return h + REC_HEAD;
+}
+
+/* The header goes in front of a generation's first record, in the same
+ * buffer, so no commit can put records at offset 0 without one. */
+static int add_header(journal_t *j)
+{
+    unsigned char *p = reserve_record(j, JOURNAL_HEADER, MAGIC_LEN + 4);
+    if (!p)
+        return -1;
+    memcpy(p, magic, MAGIC_LEN);
+    put32(p + MAGIC_LEN, JOURNAL_VERSION);
+    journal_seal(j);
+    return 0;
+}
+
+void *journal_reserve(journal_t *j, uint8_t kind, size_t n)
+{
+    if (j->end == 0 && j->n == 0 && kind != JOURNAL_HEADER && add_header(j) != 0)
+        return NULL;
+    return reserve_record(j, kind, n);
 }
 
 void journal_seal(journal_t *j)
@@ -257,15 +277,11 @@ int journal_add(journal_t *j, uint8_t kind, const void *payload, size_t n)
     return 0;
 }
 
-int journal_reset(journal_t *j, uint64_t gen)
+void journal_reset(journal_t *j, uint64_t gen)
 {
     j->gen = gen;
     j->end = 0;
     j->n = 0;
-    unsigned char hp[MAGIC_LEN + 4];
-    memcpy(hp, magic, MAGIC_LEN);
-    put32(hp + MAGIC_LEN, JOURNAL_VERSION);
-    return journal_add(j, JOURNAL_HEADER, hp, sizeof hp);
 }
 
 uint64_t journal_gen(const journal_t *j) { return j->gen; }

@@ -53,8 +53,9 @@ typedef int (*journal_record_cb)(void *ud, uint8_t kind, const uint8_t *p, size_
 int journal_replay(journal_t *j, uint64_t applied, uint64_t *gen, journal_record_cb cb, void *ud,
                    char *err, size_t len);
 
-/* Starts generation gen: the next commit writes its header at offset 0. */
-int journal_reset(journal_t *j, uint64_t gen);
+/* Starts generation gen: its first record brings the header, and the
+ * commit that writes it starts at offset 0. */
+void journal_reset(journal_t *j, uint64_t gen);
 uint64_t journal_gen(const journal_t *j);
 /* Bytes of the current generation written so far. */
 uint64_t journal_size(const journal_t *j);

@@ -141,6 +141,26 @@ static void test_a_new_generation_hides_the_stale_tail(void **state)
     assert_string_equal(s.text[0], "four");
 }
 
+/* A batch dropped before its commit (it went to the database directly)
+ * takes the generation's header with it; the next record brings it back. */
+static void test_a_discarded_first_batch_still_leaves_a_header(void **state)
+{
+    (void)state;
+    char err[256];
+    journal_t *j = journal_open(path, false, err, sizeof err);
+    journal_reset(j, 3);
+    add(j, "dropped");
+    journal_discard(j);
+    add(j, "kept");
+    commit(j);
+    journal_close(j);
+    uint64_t gen;
+    seen_t s = replay(path, 0, &gen);
+    assert_int_equal(gen, 3);
+    assert_int_equal(s.n, 1);
+    assert_string_equal(s.text[0], "kept");
+}
+
 static void copy_prefix(size_t len)
 {
     int in = open(path, O_RDONLY), out = open(copy, O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -282,6 +302,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_new_generation_hides_the_stale_tail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_cut_at_any_byte_replays_the_whole_records_before_it, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_damaged_record_ends_the_replay, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_discarded_first_batch_still_leaves_a_header, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_newer_format_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_failed_commit_keeps_the_batch_for_the_next, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_lost_file_is_noticed_and_recreated, setup, teardown),
