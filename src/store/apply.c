@@ -152,7 +152,8 @@ void store_fault_delay(const store_t *s)
 void store_set_health(store_t *s, bool ok, const char *why)
 {
     if (atomic_load(&s->dead) || (ok && atomic_load(&s->healthy) && !s->last_error[0]))
-        return; /* healthy and staying so: every batch comes here */
+        return; /* healthy and staying so: every batch comes here (last_error is
+                 * written only by this thread, so reading it needs no lock) */
     atomic_store(&s->healthy, ok);
     bool full = why ? s->journal && journal_full(s->journal) : s->ops->err_is_full(s->conn);
     atomic_store(&s->disk_full, !ok && !s->injected && full);

@@ -205,20 +205,14 @@ static int recover_journal(store_t *s, char *err, size_t len)
     }
     int64_t t0 = clock_mono_ns();
     if (journal_replay(s->journal, applied, &gen, replay_record, &c, err, len) != 0) {
-        for (op_t *op = c.head, *next; op; op = next) {
-            next = op->next;
-            store_free_op(op);
-        }
+        store_free_ops(c.head);
         return -1;
     }
     if (gen) {
         journal_reset(s->journal, gen); /* store_apply marks this generation applied */
         if (c.head)
             store_apply(s, c.head, NULL);
-        for (op_t *op = c.head, *next; op; op = next) {
-            next = op->next;
-            store_free_op(op);
-        }
+        store_free_ops(c.head);
         log_info("journal replayed", LOG_I("generation", gen), LOG_I("writes", c.n),
                  LOG_I("unreadable", c.bad),
                  LOG_D("ms", (double)(clock_mono_ns() - t0) / 1e6));
@@ -294,21 +288,9 @@ void store_close(store_t *s)
         return;
     store_stop(s);
     store_flush(s); /* never started: free what was queued */
-    for (op_t *op = s->head; op;) {
-        op_t *next = op->next;
-        store_free_op(op);
-        op = next;
-    }
-    for (op_t *op = s->rhead; op;) {
-        op_t *next = op->next;
-        store_free_op(op);
-        op = next;
-    }
-    for (op_t *op = s->pending; op;) { /* the database was lost: they stay journaled */
-        op_t *next = op->next;
-        store_free_op(op);
-        op = next;
-    }
+    store_free_ops(s->head);
+    store_free_ops(s->rhead);
+    store_free_ops(s->pending); /* the database was lost: they stay journaled */
     journal_close(s->journal);
     hmap_free(&s->pending_ids);
     free(s->url);

@@ -121,6 +121,7 @@ struct store {
 };
 
 void store_free_op(op_t *op);
+void store_free_ops(op_t *list); /* every op linked from list */
 /* The job a write is about (puts and deletes), else NULL. */
 static inline const char *store_op_id(const op_t *op)
 {

@@ -35,6 +35,15 @@ void store_free_op(op_t *op)
     free(op);
 }
 
+void store_free_ops(op_t *list)
+{
+    while (list) {
+        op_t *next = list->next;
+        store_free_op(list);
+        list = next;
+    }
+}
+
 /* Called with mu. */
 static bool compaction_due(const store_t *s, int64_t now)
 {
@@ -67,15 +76,6 @@ static void idle_check(store_t *s)
         store_file_lost(s, why);
 }
 
-/* Hands ops back to the loop, which frees them and answers any callback. */
-static void hand_back(store_t *s, op_t *first, op_t *last)
-{
-    pthread_mutex_lock(&s->mu);
-    store_done_append(s, first, last);
-    pthread_mutex_unlock(&s->mu);
-    store_notify(s);
-}
-
 /* The database statements' timings, for store_figures(). Called with mu. */
 static void publish_statements(store_t *s)
 {
@@ -85,16 +85,19 @@ static void publish_statements(store_t *s)
         s->fig.statement_seconds[writes[i]] = s->st_private[writes[i]];
 }
 
-/* Ops leave the index of unapplied writes once the database has them (or
- * never will: the store is dead), before the loop frees them. A later
- * write of the same job, indexed since, stays. Called with mu. */
-static void unindex(store_t *s, op_t *ops)
+/* Hands ops back to the loop, which frees them and answers any callback
+ * (store_notify() after unlocking wakes it). They leave the index of
+ * unapplied writes first, since the database has them now (or never will:
+ * the store is dead); a later write of the same job, indexed since, stays.
+ * Called with mu. */
+static void hand_back(store_t *s, op_t *first, op_t *last)
 {
-    for (op_t *op = ops; op; op = op->next) {
+    for (op_t *op = first; op; op = op->next) {
         const char *id = store_op_id(op);
         if (id && hmap_get(&s->pending_ids, id) == op)
             hmap_del(&s->pending_ids, id);
     }
+    store_done_append(s, first, last);
 }
 
 /* Everything pending into the database; the journal starts over. */
@@ -111,10 +114,10 @@ static void compact(store_t *s)
     pthread_mutex_lock(&s->mu);
     s->applied = last->seq;
     publish_statements(s);
-    unindex(s, first);
+    hand_back(s, first, last);
     pthread_cond_broadcast(&s->read_cv); /* reads waiting for these writes */
     pthread_mutex_unlock(&s->mu);
-    hand_back(s, first, last);
+    store_notify(s);
 }
 
 int store_pending_doc(store_t *s, const char *id, char **doc)
@@ -239,11 +242,10 @@ static void record_figures(store_t *s, uint64_t n, uint64_t last_seq, double sec
 static void hand_back_failed(store_t *s, op_t *batch, op_t *last)
 {
     pthread_mutex_lock(&s->mu);
-    unindex(s, batch);
     for (op_t *op = batch; op; op = op->next)
         if (op->cb && !op->error) /* a purge: its callback learns why */
             op->error = strdup(s->last_error);
-    store_done_append(s, batch, last);
+    hand_back(s, batch, last);
     pthread_mutex_unlock(&s->mu);
     store_notify(s);
 }
