@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "util/crc32c.h"
+#include "util/le.h"
 
 #define REC_HEAD 17 /* u32 len, u32 crc, u64 gen, u8 kind */
 static const char magic[] = "jobq-journal";
@@ -29,31 +30,6 @@ struct journal {
     size_t open; /* offset in buf of the record journal_seal() finishes */
     journal_pwrite_fn pwrite_fn;
 };
-
-static void put32(unsigned char *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-static void put64(unsigned char *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-static uint32_t get32(const unsigned char *p)
-{
-    uint32_t v = 0;
-    for (int i = 3; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
-}
-static uint64_t get64(const unsigned char *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
-}
 
 /* CRC-32C over gen | kind | payload, as the header stores them. */
 static uint32_t rec_crc(const unsigned char *gen_kind, const unsigned char *p, size_t n)
@@ -140,7 +116,7 @@ static int read_rec(journal_t *j, uint64_t off, rec_t *r, unsigned char **buf, s
     int rc = read_at(j, h, REC_HEAD, off);
     if (rc <= 0)
         return rc;
-    uint32_t n = get32(h);
+    uint32_t n = le_get32(h);
     if (n > JOURNAL_RECORD_MAX)
         return 0;
     if (n > *cap) {
@@ -154,9 +130,9 @@ static int read_rec(journal_t *j, uint64_t off, rec_t *r, unsigned char **buf, s
     }
     if (n && (rc = read_at(j, *buf, n, off + REC_HEAD)) <= 0)
         return rc;
-    if (rec_crc(h + 8, *buf, n) != get32(h + 4))
+    if (rec_crc(h + 8, *buf, n) != le_get32(h + 4))
         return 0;
-    *r = (rec_t){ get64(h + 8), h[16], *buf, n };
+    *r = (rec_t){ le_get64(h + 8), h[16], *buf, n };
     return 1;
 }
 
@@ -164,7 +140,7 @@ static int check_header(const rec_t *r, char *err, size_t len)
 {
     if (r->kind != JOURNAL_HEADER || r->n != MAGIC_LEN + 4 || memcmp(r->p, magic, MAGIC_LEN))
         return 0; /* not a journal header: treated as empty */
-    uint32_t v = get32(r->p + MAGIC_LEN);
+    uint32_t v = le_get32(r->p + MAGIC_LEN);
     if (v > JOURNAL_VERSION) {
         snprintf(err, len, "the journal was written by a newer jobq (format %u, this one knows %d)",
                  v, JOURNAL_VERSION);
@@ -232,8 +208,8 @@ static void *reserve_record(journal_t *j, uint8_t kind, size_t n)
     if (n > JOURNAL_RECORD_MAX || reserve(j, REC_HEAD + n) != 0)
         return NULL;
     unsigned char *h = j->buf + j->n;
-    put32(h, (uint32_t)n);
-    put64(h + 8, j->gen);
+    le_put32(h, (uint32_t)n);
+    le_put64(h + 8, j->gen);
     h[16] = kind;
     j->open = j->n;
     j->n += REC_HEAD + n;
@@ -248,7 +224,7 @@ static int add_header(journal_t *j)
     if (!p)
         return -1;
     memcpy(p, magic, MAGIC_LEN);
-    put32(p + MAGIC_LEN, JOURNAL_VERSION);
+    le_put32(p + MAGIC_LEN, JOURNAL_VERSION);
     journal_seal(j);
     return 0;
 }
@@ -263,7 +239,7 @@ void *journal_reserve(journal_t *j, uint8_t kind, size_t n)
 void journal_seal(journal_t *j)
 {
     unsigned char *h = j->buf + j->open;
-    put32(h + 4, rec_crc(h + 8, h + REC_HEAD, get32(h)));
+    le_put32(h + 4, rec_crc(h + 8, h + REC_HEAD, le_get32(h)));
 }
 
 int journal_add(journal_t *j, uint8_t kind, const void *payload, size_t n)

@@ -16,6 +16,7 @@
 
 #include "store/journal.h"
 #include "store/store_internal.h"
+#include "util/le.h"
 
 typedef struct wbuf {
     unsigned char *p;
@@ -24,13 +25,13 @@ typedef struct wbuf {
 static void w_u8(wbuf_t *b, unsigned v) { *b->p++ = (unsigned char)v; }
 static void w_u64(wbuf_t *b, uint64_t v)
 {
-    for (int i = 0; i < 8; i++)
-        *b->p++ = (unsigned char)(v >> (8 * i));
+    le_put64(b->p, v);
+    b->p += 8;
 }
 static void w_u32(wbuf_t *b, uint32_t v)
 {
-    for (int i = 0; i < 4; i++)
-        *b->p++ = (unsigned char)(v >> (8 * i));
+    le_put32(b->p, v);
+    b->p += 4;
 }
 static void w_str(wbuf_t *b, const char *s, size_t n)
 {
@@ -90,15 +91,14 @@ typedef struct rbuf {
     bool bad;
 } rbuf_t;
 
+/* A field of 1, 4 or 8 bytes; past the end, 0 and the buffer is bad. */
 static uint64_t r_uint(rbuf_t *b, int bytes)
 {
     if (b->end - b->p < bytes) {
         b->bad = true;
         return 0;
     }
-    uint64_t v = 0;
-    for (int i = bytes - 1; i >= 0; i--)
-        v = v << 8 | b->p[i];
+    uint64_t v = bytes == 8 ? le_get64(b->p) : bytes == 4 ? le_get32(b->p) : b->p[0];
     b->p += bytes;
     return v;
 }
