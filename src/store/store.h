@@ -3,14 +3,16 @@
  *
  * The loop thread queues writes (store_put_job, store_delete_job,
  * store_put_queue, store_purge) and reads; each write gets a sequence
- * number. One store thread takes every write queued, applies them in order
- * in ONE transaction, commits, and reports back through a file descriptor
- * the loop watches (store_notify_fd -> store_dispatch). Reads go to a pool
- * of read-only connections (reader.c); each waits until the writes queued
- * before it are committed, so it sees every one of them.
+ * number. One store thread takes every write queued, makes them durable
+ * together in ONE journal write (writer.c; a later compaction applies
+ * them to the database in one transaction), and reports back through a
+ * file descriptor the loop watches (store_notify_fd -> store_dispatch).
+ * Reads go to a pool of read-only connections (reader.c); each waits until
+ * the writes queued before it are in the database, so it sees every one of
+ * them (a point lookup sees them through an index and waits for nothing).
  *
  * A request that changed a job answers only when store_when_durable() says
- * its sequence number is committed (immediately in "memory" durability).
+ * its sequence number is durable (immediately in "memory" durability).
  * A commit that fails (full disk, I/O error) is retried with backoff until
  * it succeeds; meanwhile store_healthy() is false so that callers can refuse
  * new work instead of piling it up.
@@ -114,16 +116,18 @@ void store_when_durable(store_t *s, store_waiter_t *w, uint64_t seq);
  * zeroed waiter): its owner may then free it. */
 void store_waiter_cancel(store_waiter_t *w);
 
-/* Reads run on a pool of read-only connections (reader.c), each after every
- * write queued before it is committed. `result` is borrowed (json_incref
+/* Reads run on a pool of read-only connections (reader.c), each once every
+ * write queued before it is in the database (get: at once, through the
+ * index of writes not yet applied). `result` is borrowed (json_incref
  * it to keep it), or NULL with an error message. get: a stored document or
  * json null. list: {"jobs":[docs], "next_cursor": cursor or null}. stats:
  * {"queues":{q:{state:n}}, "totals":{name:n}}. When STORE_READS_MAX reads
  * are already waiting, cb gets the error STORE_BUSY (still from
  * store_dispatch, never from inside the call).
  *
- * While the store cannot commit (store_healthy() false), a read that would
- * wait for an uncommitted write is answered at once with the store's error
+ * While the store cannot commit (store_healthy() false), a list or stats
+ * read that would wait for a write not yet applied is answered at once with
+ * the store's error
  * instead of waiting for the disk to come back.
  *
  * Lifetime: a read cannot be cancelled (a reader thread may be running it),
