@@ -3,6 +3,7 @@ own data folder, none of the caller's JOBQ_* settings, logging at warn.
 Shared by the Python benchmarks in bench/ (import jobq_server)."""
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -22,10 +23,11 @@ def free_port():
 
 
 class Jobq:
-    """Starts at once; `url` is its base URL. data: an existing data folder
-    to reuse (kept on stop), else a new one (removed on stop)."""
+    """Starts at once and waits until it is ready (`ready_s` says how long
+    that took); `url` is its base URL. data: an existing data folder to
+    reuse (kept on stop), else a new one (removed on stop)."""
 
-    def __init__(self, settings=None, data=None):
+    def __init__(self, settings=None, data=None, start_timeout=20):
         self.own_data = data is None
         self.data = data or tempfile.mkdtemp()
         env = {k: v for k, v in os.environ.items() if not k.startswith("JOBQ_")}
@@ -33,22 +35,32 @@ class Jobq:
         env.update(settings or {})
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
+        t0 = time.monotonic()
         self.proc = subprocess.Popen([BIN, "serve", "--listen", f"127.0.0.1:{port}",
                                       "--data-dir", self.data], env=env,
                                      stderr=subprocess.DEVNULL)
-        for _ in range(400):
+        while time.monotonic() - t0 < start_timeout:
             try:
-                urllib.request.urlopen(self.url + "/health/live", timeout=1).read()
+                urllib.request.urlopen(self.url + "/health/ready", timeout=5).read()
+                self.ready_s = time.monotonic() - t0
                 return
             except OSError:
                 if self.proc.poll() is not None:
                     break
-                time.sleep(0.05)
+                time.sleep(0.02)
         self.stop()
         raise RuntimeError("jobq did not start")
 
-    def stop(self):
-        self.proc.terminate()
+    def rss_bytes(self):
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        return 0
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
         try:
             self.proc.wait(60)
         except subprocess.TimeoutExpired:

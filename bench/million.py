@@ -13,56 +13,27 @@ import os
 import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from jobq_server import BIN, free_port  # noqa: E402
+from jobq_server import Jobq  # noqa: E402
 
 ARGS = "x" * 88  # with the surrounding JSON, ~100 bytes of args
 
 
-class Server:
-    def __init__(self, data, durability):
-        self.data, self.durability = data, durability
-        self.port = free_port()
-        self.proc = None
+def settings(durability):
+    return {"JOBQ_DURABILITY": durability, "JOBQ_MEMORY_LIMIT": "0",
+            "JOBQ_FAKTORY_LISTEN": "off", "JOBQ_RETAIN_COMPLETED": "0"}
 
-    def start(self):
-        env = {k: v for k, v in os.environ.items() if not k.startswith("JOBQ_")}
-        env.update({"JOBQ_ENV_FILE": "/nonexistent", "JOBQ_LOG_LEVEL": "warn",
-                    "JOBQ_DURABILITY": self.durability, "JOBQ_MEMORY_LIMIT": "0",
-                    "JOBQ_FAKTORY_LISTEN": "off", "JOBQ_RETAIN_COMPLETED": "0"})
-        t0 = time.monotonic()
-        self.proc = subprocess.Popen([BIN, "serve", "--listen", f"127.0.0.1:{self.port}",
-                                      "--data-dir", self.data], env=env, stderr=subprocess.DEVNULL)
-        while time.monotonic() - t0 < 600:
-            try:
-                r = urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health/ready", timeout=5)
-                if r.status == 200:
-                    return time.monotonic() - t0
-            except OSError:
-                if self.proc.poll() is not None:
-                    raise RuntimeError("jobq exited during start-up")
-            time.sleep(0.02)
-        raise RuntimeError("jobq not ready after 600 s")
 
-    def stop(self, sig=signal.SIGTERM):
-        self.proc.send_signal(sig)
-        self.proc.wait(300)
+def start(data, durability):
+    return Jobq(settings(durability), data=data, start_timeout=600)
 
-    def rss_bytes(self):
-        with open(f"/proc/{self.proc.pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-        return 0
 
-    def conn(self):
-        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+def conn(srv):
+    return http.client.HTTPConnection("127.0.0.1", int(srv.url.rsplit(":", 1)[1]), timeout=120)
 
 
 def post(c, path, body):
@@ -75,7 +46,7 @@ def post(c, path, body):
 
 
 def enqueue(srv, n, queue):
-    c = srv.conn()
+    c = conn(srv)
     for start in range(0, n, 1000):
         jobs = [{"type": "deep", "queue": queue, "args": {"n": start + i, "pad": ARGS}}
                 for i in range(min(1000, n - start))]
@@ -84,7 +55,7 @@ def enqueue(srv, n, queue):
 
 
 def lease_latency_ms(srv, queue, count=200):
-    c = srv.conn()
+    c = conn(srv)
     out = []
     for _ in range(count):
         t = time.perf_counter()
@@ -104,18 +75,15 @@ def disk_bytes(data):
 def main():
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 1000000
     durability = sys.argv[2] if len(sys.argv) > 2 else "os"
-    data = tempfile.mkdtemp()
-    shallow = tempfile.mkdtemp()
-    small = srv = None
+    data, shallow = tempfile.mkdtemp(), tempfile.mkdtemp()
+    srv = None
     try:
-        small = Server(shallow, durability)
-        small.start()
-        enqueue(small, 1000, "deep")
-        base = lease_latency_ms(small, "deep")
-        small.stop()
+        srv = start(shallow, durability)
+        enqueue(srv, 1000, "deep")
+        base = lease_latency_ms(srv, "deep")
+        srv.stop()
 
-        srv = Server(data, durability)
-        srv.start()
+        srv = start(data, durability)
         rss0 = srv.rss_bytes()
         t = time.monotonic()
         enqueue(srv, n, "deep")
@@ -130,17 +98,16 @@ def main():
         srv.stop(signal.SIGKILL)
         print(f"data folder after SIGKILL: {disk_bytes(data) / n:,.0f} bytes/job "
               f"({disk_bytes(data) / 2**20:,.0f} MiB)")
-        ready = srv.start()
-        print(f"ready {ready:.2f} s after SIGKILL")
+        srv = start(data, durability)
+        print(f"ready {srv.ready_s:.2f} s after SIGKILL")
         srv.stop()
         print(f"data folder after a graceful stop: {disk_bytes(data) / n:,.0f} bytes/job")
-        ready = srv.start()
-        print(f"ready {ready:.2f} s after a graceful stop; RSS then {srv.rss_bytes() / 2**20:,.0f} MiB")
+        srv = start(data, durability)
+        print(f"ready {srv.ready_s:.2f} s after a graceful stop; RSS then {srv.rss_bytes() / 2**20:,.0f} MiB")
         srv.stop()
     finally:
-        for x in (small, srv):
-            if x and x.proc and x.proc.poll() is None:
-                x.stop(signal.SIGKILL)
+        if srv and srv.proc.poll() is None:
+            srv.stop(signal.SIGKILL)
         shutil.rmtree(data, ignore_errors=True)
         shutil.rmtree(shallow, ignore_errors=True)
 
