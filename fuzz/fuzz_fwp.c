@@ -40,7 +40,7 @@ static void fetch_form(const job_t *job)
     if (!v || strcmp(json_string_value(json_object_get(v, "jid")), job->id) ||
         strcmp(json_string_value(json_object_get(v, "jobtype")), job->type) ||
         strcmp(json_string_value(json_object_get(v, "queue")), job->queue) ||
-        !json_equal(json_object_get(v, "args"), job->args))
+        !json_equal(json_object_get(v, "args"), job_args(job)))
         abort();
     json_decref(v);
     sbuf_free(&s);

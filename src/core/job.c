@@ -59,11 +59,7 @@ bool job_name_valid(const char *s)
 
 job_t *job_new(void)
 {
-    job_t *j = calloc(1, sizeof *j);
-    if (!j)
-        return NULL;
-    j->args = json_null();
-    return j;
+    return calloc(1, sizeof(job_t));
 }
 
 void job_free(job_t *j)
@@ -75,16 +71,25 @@ void job_free(job_t *j)
     free(j->type);
     free(j->breaker_key);
     free(j->lease_worker);
+    free(j->args_text);
     json_decref(j->args);
     json_decref(j->progress);
     json_decref(j->result);
     json_decref(j->errors);
     json_decref(j->faktory);
-    free(j->cache_spec);
     free(j->cache_progress);
     free(j->cache_result);
     free(j->cache_errors);
+    free(j->cache_faktory);
     free(j);
+}
+
+/* Same text is the common case; else the same values in another order. */
+static bool same_args(const job_t *a, const job_t *b)
+{
+    size_t na, nb;
+    const char *ta = job_args_text(a, &na), *tb = job_args_text(b, &nb);
+    return (na == nb && memcmp(ta, tb, na) == 0) || json_equal(job_args(a), job_args(b));
 }
 
 bool job_same_spec(const job_t *a, const job_t *b)
@@ -98,7 +103,7 @@ bool job_same_spec(const job_t *a, const job_t *b)
            a->backoff.max_ms == b->backoff.max_ms &&
            a->backoff.multiplier == b->backoff.multiplier &&
            a->backoff.jitter == b->backoff.jitter && a->backoff.curve == b->backoff.curve &&
-           a->discard_failed == b->discard_failed && json_equal(job_args(a), job_args(b)) &&
+           a->discard_failed == b->discard_failed && same_args(a, b) &&
            ((!a->faktory && !b->faktory) ||
             (a->faktory && b->faktory && json_equal(a->faktory, b->faktory)));
 }
@@ -120,8 +125,7 @@ void job_set_faktory(job_t *j, json_t *v)
 {
     json_decref(j->faktory);
     j->faktory = v ? json_incref(v) : NULL;
-    job_args(j); /* the spec's text may hold the only copy of the args */
-    drop(&j->cache_spec);
+    drop(&j->cache_faktory);
 }
 
 void job_set_progress(job_t *j, json_t *v)
@@ -162,8 +166,11 @@ size_t job_memory_estimate(const job_t *j)
     n += strlen(j->id) + strlen(j->queue) + strlen(j->type) + 3;
     n += j->breaker_key ? strlen(j->breaker_key) + 1 : 0;
     n += j->lease_worker ? strlen(j->lease_worker) + 1 : 0;
-    size_t text = text_or_tree(j->cache_spec, j->args) + text_or_tree(j->cache_progress, j->progress) +
-                  text_or_tree(j->cache_result, j->result) + text_or_tree(j->cache_errors, j->errors);
+    n += j->args_len + 1 + (j->args ? 2 * j->args_len : 0);
+    size_t text = text_or_tree(j->cache_progress, j->progress) +
+                  text_or_tree(j->cache_result, j->result) +
+                  text_or_tree(j->cache_errors, j->errors) +
+                  text_or_tree(j->cache_faktory, j->faktory);
     return n + 2 * text;
 }
 

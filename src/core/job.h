@@ -3,7 +3,8 @@
  *
  * A job_t owns every pointer in it (strings and jansson references); free it
  * with job_free(). Its JSON forms (job_json_mode_t) are written by
- * job_json.c; job_from_doc() reads the stored form back.
+ * job_json.c and job_from_doc() reads them back; job_pack.c writes and reads
+ * the compact binary form the store keeps.
  * Client input is validated by job_parse_spec() in job_spec.c. No function
  * here keeps global state; all are safe on any thread for distinct jobs.
  */
@@ -22,6 +23,13 @@ struct sbuf;
 #define JOB_PRIORITIES 5  /* 0 = critical ... 4 = background */
 #define JOB_LEASE_ID_LEN 32
 #define JOB_ERRORS_MAX 50 /* failure records kept per job, the latest */
+
+/* Bounds of the spec's numbers, checked on enqueue and on every read back. */
+#define JOB_RETRIES_MAX 1000
+#define JOB_TIMEOUT_MIN_MS 1000
+#define JOB_TIMEOUT_MAX_MS 86400000LL
+#define JOB_BACKOFF_INITIAL_MAX_MS 86400000LL
+#define JOB_BACKOFF_MAX_MAX_MS (7LL * 86400000)
 
 typedef enum {
     JOB_PENDING,
@@ -69,7 +77,12 @@ typedef struct job_defaults {
 
 typedef struct job {
     char *id, *queue, *type, *breaker_key; /* breaker_key may be NULL */
-    json_t *args; /* NULL once the spec's text holds them: read through job_args() */
+    /* The args as compact JSON text, always; the tree only once someone
+     * asked for the values (job_args()): a queued job needs just the text,
+     * and the tree was a quarter of its memory. */
+    char *args_text;
+    uint32_t args_len;
+    json_t *args;
     int priority;
     int max_retries;
     int64_t timeout_ms;
@@ -96,11 +109,10 @@ typedef struct job {
     char *lease_worker;
     int64_t lease_expires_at;
 
-    /* JSON text of parts that rarely change, filled by job_json.c on first
-     * use and dropped by the setters below: a job is written several times
-     * per life (store and replies) but its spec never changes. */
-    char *cache_spec, *cache_progress, *cache_result, *cache_errors;
-    uint32_t cache_args_at, cache_args_len; /* the args' text inside cache_spec */
+    /* JSON text of the arbitrary values, dumped on first use and dropped by
+     * the setters below: a job is written several times per life (store and
+     * replies) but these rarely change. */
+    char *cache_progress, *cache_result, *cache_errors, *cache_faktory;
 } job_t;
 
 typedef enum {
@@ -135,15 +147,16 @@ bool job_same_spec(const job_t *a, const job_t *b);
 void job_write_json(const job_t *j, job_json_mode_t mode, struct sbuf *out);
 /* The same, as a new string the caller frees. */
 char *job_json(const job_t *j, job_json_mode_t mode);
-/* The args as a tree (borrowed; never NULL). A queued job keeps only
- * their text, in its cached spec (the tree was a quarter of a queued job's
- * memory); this parses it back, and keeps it, for whoever needs the values
- * (runners, idempotent replays). Logically const, like the text caches. */
+/* The args as a tree (borrowed; never NULL): parsed from their text on
+ * first use and kept, for whoever needs the values (runners, idempotent
+ * replays). Text that does not parse (only a damaged store can hold such)
+ * reads as null. Logically const, like the text caches. */
 json_t *job_args(const job_t *j);
-/* The args as compact JSON text, borrowed from the job's cached spec (not
- * NUL-terminated: *len bytes), so a reply that carries them (a Faktory
- * FETCH) need not dump them again. */
+/* The args as compact JSON text (borrowed, *len bytes, NUL-terminated), so
+ * a reply that carries them (a Faktory FETCH) need not dump them again. */
 const char *job_args_text(const job_t *j, size_t *len);
+/* Sets the args (borrows v): keeps their compact text, not the tree. */
+err_t job_set_args(job_t *j, json_t *v);
 
 /* Setters for the parts with cached text (borrow v; NULL clears). */
 void job_set_result(job_t *j, json_t *v);
@@ -154,6 +167,23 @@ void job_set_faktory(job_t *j, json_t *v);
 
 /* Reads a stored document; the inverse of job_write_json(JOB_JSON_STORED). */
 err_t job_from_doc(json_t *doc, job_t **out, problem_t *p);
+
+/* The packed form (job_pack.c): the store's bytes for a job, a third the
+ * size of its JSON and read back without a JSON parser (a restart reads
+ * every live job). It holds everything but id, queue and type, which the
+ * store keeps beside it as columns and keys; it ends with a CRC-32C of the
+ * rest. Its first byte is JOB_PACK_VERSION, which no JSON document starts
+ * with, so a store may hold both forms. The format is in job_pack.c. */
+#define JOB_PACK_VERSION 0x01
+void job_pack(const job_t *j, struct sbuf *out);
+static inline bool job_is_packed(const void *p, size_t n)
+{
+    return n > 0 && *(const unsigned char *)p == JOB_PACK_VERSION;
+}
+/* Checks every field (the bytes come from the disk: hostile) and builds the
+ * job; on error fills p, naming the field. */
+err_t job_unpack(const void *bytes, size_t n, const char *id, const char *queue,
+                 const char *type, job_t **out, problem_t *p);
 
 /* Appends a failure record {attempt,type,message,context,worker,at},
  * dropping the oldest beyond JOB_ERRORS_MAX. Borrows every argument. */

@@ -9,6 +9,7 @@
 
 #include "core/job.h"
 #include "util/clock.h"
+#include "util/jsonb.h"
 #include "util/sbuf.h"
 
 #define DUMP_FLAGS (JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(17))
@@ -59,54 +60,45 @@ static void add_time(sbuf_t *s, const char *key, int64_t ms)
     add_time_or_epoch(s, key, ms, false);
 }
 
-static char *spec_text(const job_t *j)
+/* The fields the client chose; the args as kept, not dumped again. */
+static void add_spec(sbuf_t *s, job_t *j)
 {
-    sbuf_t s;
-    sbuf_init(&s, 256);
-    sbuf_adds(&s, "\"id\":");
-    sbuf_add_jstr(&s, j->id);
-    add_key(&s, "queue");
-    sbuf_add_jstr(&s, j->queue);
-    add_key(&s, "type");
-    sbuf_add_jstr(&s, j->type);
-    add_key(&s, "args");
-    char *args = dump(job_args(j));
-    ((job_t *)j)->cache_args_at = (uint32_t)s.len; /* the cache's caller holds a mutable job */
-    sbuf_adds(&s, args);
-    ((job_t *)j)->cache_args_len = (uint32_t)(s.len - j->cache_args_at);
-    free(args);
-    add_key(&s, "priority");
-    sbuf_add_jstr(&s, job_priority_name(j->priority));
-    add_key(&s, "max_retries");
-    sbuf_add_int(&s, j->max_retries);
-    add_key(&s, "timeout_ms");
-    sbuf_add_int(&s, j->timeout_ms);
-    sbuf_adds(&s, ",\"backoff\":{\"initial_ms\":");
-    sbuf_add_int(&s, j->backoff.initial_ms);
-    sbuf_adds(&s, ",\"max_ms\":");
-    sbuf_add_int(&s, j->backoff.max_ms);
-    sbuf_adds(&s, ",\"multiplier\":");
-    sbuf_add_double(&s, j->backoff.multiplier, true);
-    sbuf_adds(&s, ",\"jitter\":");
-    sbuf_add_double(&s, j->backoff.jitter, true);
+    size_t alen;
+    const char *args = job_args_text(j, &alen);
+    sbuf_adds(s, "\"id\":");
+    sbuf_add_jstr(s, j->id);
+    add_key(s, "queue");
+    sbuf_add_jstr(s, j->queue);
+    add_key(s, "type");
+    sbuf_add_jstr(s, j->type);
+    add_key(s, "args");
+    sbuf_add(s, args, alen);
+    add_key(s, "priority");
+    sbuf_add_jstr(s, job_priority_name(j->priority));
+    add_key(s, "max_retries");
+    sbuf_add_int(s, j->max_retries);
+    add_key(s, "timeout_ms");
+    sbuf_add_int(s, j->timeout_ms);
+    sbuf_adds(s, ",\"backoff\":{\"initial_ms\":");
+    sbuf_add_int(s, j->backoff.initial_ms);
+    sbuf_adds(s, ",\"max_ms\":");
+    sbuf_add_int(s, j->backoff.max_ms);
+    sbuf_adds(s, ",\"multiplier\":");
+    sbuf_add_double(s, j->backoff.multiplier, true);
+    sbuf_adds(s, ",\"jitter\":");
+    sbuf_add_double(s, j->backoff.jitter, true);
     if (j->backoff.curve == BACKOFF_FAKTORY)
-        sbuf_adds(&s, ",\"curve\":\"faktory\"");
-    sbuf_addc(&s, '}');
-    add_key(&s, "breaker_key");
-    sbuf_add_jstr(&s, j->breaker_key);
+        sbuf_adds(s, ",\"curve\":\"faktory\"");
+    sbuf_addc(s, '}');
+    add_key(s, "breaker_key");
+    sbuf_add_jstr(s, j->breaker_key);
     /* Only where set, so that other jobs read exactly as before. */
     if (j->faktory) {
-        add_key(&s, "faktory");
-        char *f = dump(j->faktory);
-        sbuf_adds(&s, f);
-        free(f);
+        add_key(s, "faktory");
+        add_cached(s, &j->cache_faktory, j->faktory);
     }
     if (j->discard_failed)
-        sbuf_adds(&s, ",\"discard_failed\":true");
-    /* Kept for the job's life: no slack (it was a fifth of a queued job). */
-    size_t n = s.len + 1;
-    char *text = sbuf_take(&s), *fit = realloc(text, n);
-    return fit ? fit : text;
+        sbuf_adds(s, ",\"discard_failed\":true");
 }
 
 static void add_lease(sbuf_t *s, const job_t *j, job_json_mode_t mode)
@@ -126,41 +118,40 @@ static void add_lease(sbuf_t *s, const job_t *j, job_json_mode_t mode)
     sbuf_addc(s, '}');
 }
 
-/* The spec's text, built once; the args tree goes once their text is in it. */
-static void cache_spec(job_t *j)
+err_t job_set_args(job_t *j, json_t *v)
 {
-    if (j->cache_spec)
-        return;
-    j->cache_spec = spec_text(j);
+    char *text = dump(v);
+    if (!text)
+        return ERR_INTERNAL;
+    free(j->args_text);
     json_decref(j->args);
     j->args = NULL;
+    j->args_text = text;
+    j->args_len = (uint32_t)strlen(text);
+    return ERR_OK;
 }
 
 json_t *job_args(const job_t *cj)
 {
     job_t *j = (job_t *)cj; /* only the caches change */
-    if (j->args)
-        return j->args;
-    json_error_t e; /* our own compact dump: only memory can make this fail */
-    j->args = json_loadb(j->cache_spec + j->cache_args_at, j->cache_args_len,
-                         JSON_DECODE_ANY, &e);
+    if (j->args || !j->args_text)
+        return j->args ? j->args : json_null();
+    json_error_t e;
+    j->args = jsonb_loadb(j->args_text, j->args_len, JSON_DECODE_ANY, JSONB_STORED_DEPTH, &e);
     return j->args ? j->args : json_null();
 }
 
-const char *job_args_text(const job_t *cj, size_t *len)
+const char *job_args_text(const job_t *j, size_t *len)
 {
-    job_t *j = (job_t *)cj; /* only the caches change */
-    cache_spec(j);
-    *len = j->cache_args_len;
-    return j->cache_spec + j->cache_args_at;
+    *len = j->args_text ? j->args_len : 4;
+    return j->args_text ? j->args_text : "null";
 }
 
 void job_write_json(const job_t *cj, job_json_mode_t mode, sbuf_t *s)
 {
     job_t *j = (job_t *)cj; /* only the caches change */
-    cache_spec(j);
     sbuf_addc(s, '{');
-    sbuf_adds(s, j->cache_spec);
+    add_spec(s, j);
     add_key(s, "state");
     sbuf_add_jstr(s, job_state_name(j->state));
     add_key(s, "attempts");

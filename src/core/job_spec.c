@@ -92,9 +92,9 @@ static err_t backoff_field(json_t *v, backoff_t *b, problem_t *p)
     json_object_foreach(v, key, val) {
         err_t e;
         if (strcmp(key, "initial_ms") == 0)
-            e = int_field(val, "backoff.initial_ms", 0, 86400000, &b->initial_ms, p);
+            e = int_field(val, "backoff.initial_ms", 0, JOB_BACKOFF_INITIAL_MAX_MS, &b->initial_ms, p);
         else if (strcmp(key, "max_ms") == 0)
-            e = int_field(val, "backoff.max_ms", 0, 7LL * 86400000, &b->max_ms, p);
+            e = int_field(val, "backoff.max_ms", 0, JOB_BACKOFF_MAX_MAX_MS, &b->max_ms, p);
         else if (strcmp(key, "multiplier") == 0)
             e = num_field(val, "backoff.multiplier", 1.0, 100.0, &b->multiplier, p);
         else if (strcmp(key, "jitter") == 0)
@@ -140,20 +140,17 @@ static err_t spec_field(job_t *j, const char *key, json_t *v, int64_t now, int64
         return name_field(v, "type", &j->type, p);
     if (strcmp(key, "breaker_key") == 0) /* null is the default: none given */
         return json_is_null(v) ? ERR_OK : name_field(v, "breaker_key", &j->breaker_key, p);
-    if (strcmp(key, "args") == 0) {
-        json_decref(j->args);
-        j->args = json_incref(v);
-        return ERR_OK;
-    }
+    if (strcmp(key, "args") == 0)
+        return job_set_args(j, v) ? problem_set(p, ERR_INTERNAL, "args", "out of memory") : ERR_OK;
     if (strcmp(key, "priority") == 0)
         return priority_field(v, &j->priority, p);
     if (strcmp(key, "max_retries") == 0) {
-        if (!(e = int_field(v, "max_retries", 0, 1000, &n, p)))
+        if (!(e = int_field(v, "max_retries", 0, JOB_RETRIES_MAX, &n, p)))
             j->max_retries = (int)n;
         return e;
     }
     if (strcmp(key, "timeout_ms") == 0)
-        return int_field(v, "timeout_ms", 1000, 86400000, &j->timeout_ms, p);
+        return int_field(v, "timeout_ms", JOB_TIMEOUT_MIN_MS, JOB_TIMEOUT_MAX_MS, &j->timeout_ms, p);
     if (strcmp(key, "backoff") == 0)
         return backoff_field(v, &j->backoff, p);
     if (strcmp(key, "run_at") == 0)
@@ -172,9 +169,11 @@ static err_t spec_field(job_t *j, const char *key, json_t *v, int64_t now, int64
  * usable host gets none (the runner refuses it when it runs). */
 static void default_breaker_key(job_t *j)
 {
-    const char *url = json_string_value(json_object_get(j->args, "url"));
-    if (j->breaker_key || !url ||
+    if (j->breaker_key ||
         (strcmp(j->type, "http.download") != 0 && strcmp(j->type, "http.request") != 0))
+        return;
+    const char *url = json_string_value(json_object_get(job_args(j), "url"));
+    if (!url)
         return;
     const char *h = strstr(url, "://");
     if (!h)

@@ -23,8 +23,18 @@ typedef struct store_row {
     const char *id, *queue, *type, *state;
     int priority;
     int64_t created_at, updated_at, run_at;
-    const char *doc; /* the job's stored JSON document */
+    const void *doc; /* the job's packed form (job_pack()), doc_len bytes */
+    size_t doc_len;
 } store_row_t;
+
+/* A job as a backend hands it back: its bytes (packed, or the JSON document
+ * a store written before packing holds) and the columns beside them. */
+typedef struct store_doc {
+    const void *doc;
+    size_t len;
+    const char *id, *queue, *type;
+    int64_t created_at;
+} store_doc_t;
 
 typedef struct store_purged {
     int scanned;         /* jobs looked at; < limit means the sweep is over */
@@ -33,7 +43,7 @@ typedef struct store_purged {
 } store_purged_t;
 typedef int (*backend_id_cb)(void *ud, const char *id);
 
-typedef int (*backend_doc_cb)(void *ud, const char *doc, int64_t created_at, const char *id);
+typedef int (*backend_doc_cb)(void *ud, const store_doc_t *d);
 typedef int (*backend_queue_cb)(void *ud, const char *name, bool paused);
 typedef int (*backend_count_cb)(void *ud, const char *queue, const char *state, int64_t n);
 typedef int (*backend_counter_cb)(void *ud, const char *name, int64_t value);

@@ -29,38 +29,24 @@ typedef struct list_ctx {
     bool more;
 } list_ctx_t;
 
-/* A stored document, or, if it cannot be read, a stand-in that says so:
- * {"id":..., "unreadable": why}. Readers never drop a row silently: the
- * API answers for it (quarantine, docs/operations.md). */
-static json_t *stored_doc(const char *text, const char *id)
-{
-    json_error_t e;
-    json_t *doc = jsonb_loadb(text, strlen(text), 0, JSONB_STORED_DEPTH, &e);
-    if (json_is_object(doc))
-        return doc;
-    json_decref(doc);
-    return json_pack("{s:s, s:s}", "id", id, "unreadable", doc ? "not a JSON object" : e.text);
-}
-
-static int list_doc(void *ud, const char *text, int64_t created_at, const char *id)
+static int list_doc(void *ud, const store_doc_t *d)
 {
     list_ctx_t *c = ud;
     if ((int)json_array_size(c->jobs) == c->limit) {
         c->more = true;
         return 0;
     }
-    json_t *doc = stored_doc(text, id);
+    json_t *doc = store_doc_json(d);
     json_array_append_new(c->jobs, doc ? doc : json_null());
-    c->last_created = created_at;
-    snprintf(c->last_id, sizeof c->last_id, "%s", id);
+    c->last_created = d->created_at;
+    snprintf(c->last_id, sizeof c->last_id, "%s", d->id);
     return 0;
 }
 
-static int get_doc(void *ud, const char *text, int64_t created_at, const char *id)
+static int get_doc(void *ud, const store_doc_t *d)
 {
-    (void)created_at;
     json_t **out = ud;
-    *out = stored_doc(text, id);
+    *out = store_doc_json(d);
     return 0;
 }
 
@@ -93,15 +79,11 @@ static void run_read(store_t *s, void *conn, op_t *op)
         rc = 0;
         for (size_t i = 0; i < op->nids && rc == 0; i++, id += strlen(id) + 1) {
             json_t *doc = NULL;
-            char *text = NULL;
-            int found = store_pending_doc(s, id, &text);
-            if (found > 0 && text)
-                doc = stored_doc(text, id);
-            else if (found == 0)
+            int found = store_pending_doc(s, id, &doc);
+            if (found == 0)
                 rc = s->ops->get_job(conn, id, get_doc, &doc);
             oom = oom || found < 0;
             rc = oom ? -1 : rc;
-            free(text);
             json_array_append_new(docs, doc ? doc : json_null());
         }
         op->result = op->many ? docs : json_incref(json_array_get(docs, 0));

@@ -3,11 +3,13 @@
  * Payloads, little-endian, version 1 of the journal format:
  *
  *   REC_PUT     u8 ev | i32 priority | i64 created_at | i64 updated_at |
- *               i64 run_at | str id | str queue | str type | str state | str doc
+ *               i64 run_at | str id | str queue | str type | str state | bytes doc
  *   REC_DELETE  str id
  *   REC_QUEUE   u8 paused | str name
  *
- * where str = u32 length | bytes (no NUL inside, none at the end). A record
+ * where str = u32 length | bytes (no NUL inside, none at the end), and
+ * bytes the same with any byte inside (doc: job_pack()'s form, or a JSON
+ * document in a journal written before jobs were packed). A record
  * read back is checked field by field: bytes from the disk are hostile.
  */
 #include <stdio.h>
@@ -45,8 +47,9 @@ static int put_record(journal_t *j, const op_t *op)
     const store_row_t *r = &op->row;
     const char *str[5] = { r->id, r->queue, r->type, r->state, r->doc };
     size_t len[5], n = 1 + 4 + 3 * 8;
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < 4; i++)
         n += 4 + (len[i] = strlen(str[i]));
+    n += 4 + (len[4] = r->doc_len);
     wbuf_t b = { journal_reserve(j, REC_PUT, n) };
     if (!b.p)
         return -1;
@@ -108,11 +111,11 @@ typedef struct rstr {
     size_t n;
 } rstr_t;
 
-static rstr_t r_str(rbuf_t *b)
+static rstr_t r_bytes(rbuf_t *b, bool text)
 {
     size_t n = (size_t)r_uint(b, 4);
     rstr_t out = { NULL, 0 };
-    if (b->bad || (size_t)(b->end - b->p) < n || memchr(b->p, '\0', n)) {
+    if (b->bad || (size_t)(b->end - b->p) < n || (text && memchr(b->p, '\0', n))) {
         b->bad = true;
         return out;
     }
@@ -120,6 +123,8 @@ static rstr_t r_str(rbuf_t *b)
     b->p += n;
     return out;
 }
+
+static rstr_t r_str(rbuf_t *b) { return r_bytes(b, true); }
 
 /* An op holding copies of k strings, NUL-terminated, in its str[]. */
 static op_t *op_with(op_kind_t kind, const rstr_t *in, int k, const char **out)
@@ -150,19 +155,20 @@ static op_t *read_put(rbuf_t *b)
     rstr_t s[4];
     for (int i = 0; i < 4; i++)
         s[i] = r_str(b);
-    rstr_t doc = r_str(b);
-    if (b->bad || b->p != b->end || ev >= JOB_EV_COUNT)
+    rstr_t doc = r_bytes(b, false);
+    if (b->bad || b->p != b->end || ev >= JOB_EV_COUNT || doc.n == 0)
         return NULL;
     const char *out[4];
     op_t *op = op_with(OP_PUT, s, 4, out);
-    if (!op || !(op->doc = strndup(doc.s, doc.n))) {
+    if (!op || !(op->doc = malloc(doc.n))) {
         free(op);
         return NULL;
     }
+    memcpy(op->doc, doc.s, doc.n);
     op->ev = (job_event_t)ev;
     op->row = (store_row_t){ .id = out[0], .queue = out[1], .type = out[2], .state = out[3],
                              .priority = priority, .created_at = created, .updated_at = updated,
-                             .run_at = run_at, .doc = op->doc };
+                             .run_at = run_at, .doc = op->doc, .doc_len = doc.n };
     return op;
 }
 

@@ -29,7 +29,7 @@ static const char *const stmt_sql[S_COUNT_] = {
                 " ON CONFLICT(name) DO UPDATE SET paused=excluded.paused",
     [S_COUNTER] = "INSERT INTO counters(name,value) VALUES(?1,?2)"
                   " ON CONFLICT(name) DO UPDATE SET value=value+excluded.value",
-    [S_GET] = "SELECT doc, created_at, id FROM jobs WHERE id=?1",
+    [S_GET] = "SELECT doc, created_at, id, queue, type FROM jobs WHERE id=?1",
     [S_JOURNAL_GET] = "SELECT applied_gen FROM journal_state WHERE id=1",
     [S_JOURNAL_SET] = "UPDATE journal_state SET applied_gen=?1 WHERE id=1",
 };
@@ -294,7 +294,7 @@ static int sq_put_job(void *conn, const store_row_t *r)
     sqlite3_bind_int64(s, 6, r->created_at);
     sqlite3_bind_int64(s, 7, r->updated_at);
     sqlite3_bind_int64(s, 8, r->run_at);
-    sqlite3_bind_text(s, 9, r->doc, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 9, r->doc, (int)r->doc_len, SQLITE_STATIC);
     return step_done(c, S_PUT);
 }
 
@@ -330,13 +330,25 @@ static int sq_add_counter(void *conn, const char *name, int64_t delta)
     return step_done(c, S_COUNTER);
 }
 
-/* Steps a row-returning statement, handing each (doc, created_at, id) to cb. */
+/* The row of a statement selecting doc, created_at, id, queue, type. */
+static int doc_row(sqlite3_stmt *s, backend_doc_cb cb, void *ud)
+{
+    const char *id = (const char *)sqlite3_column_text(s, 2);
+    const char *queue = (const char *)sqlite3_column_text(s, 3);
+    const char *type = (const char *)sqlite3_column_text(s, 4);
+    const void *doc = sqlite3_column_blob(s, 0); /* before its length: SQLite's rule */
+    store_doc_t d = { .doc = doc, .len = (size_t)sqlite3_column_bytes(s, 0),
+                      .id = id ? id : "", .queue = queue ? queue : "", .type = type ? type : "",
+                      .created_at = sqlite3_column_int64(s, 1) };
+    return cb(ud, &d);
+}
+
+/* Steps a row-returning statement, handing each job to cb. */
 static int each_doc(sq_t *c, sqlite3_stmt *s, backend_doc_cb cb, void *ud)
 {
     int rc, r = 0;
     while (r == 0 && (rc = sqlite3_step(s)) == SQLITE_ROW)
-        r = cb(ud, (const char *)sqlite3_column_text(s, 0), sqlite3_column_int64(s, 1),
-               (const char *)sqlite3_column_text(s, 2));
+        r = doc_row(s, cb, ud);
     if (r == 0 && rc != SQLITE_DONE)
         r = fail(c, "query");
     return r;
@@ -417,7 +429,7 @@ static int sq_purge(void *conn, const store_purge_t *p, backend_id_cb cb, void *
 static int sq_list_jobs(void *conn, const store_query_t *q, backend_doc_cb cb, void *ud)
 {
     sq_t *c = conn;
-    char sql[512] = "SELECT doc, created_at, id FROM jobs WHERE 1=1";
+    char sql[512] = "SELECT doc, created_at, id, queue, type FROM jobs WHERE 1=1";
     if (q->queue)
         strcat(sql, " AND queue=?1");
     if (q->state)
@@ -462,9 +474,9 @@ static int query(sq_t *c, const char *sql, row_fn fn, any_fn cb, void *ud)
 }
 
 
-static int doc_row(sqlite3_stmt *s, any_fn cb, void *ud)
+static int load_row(sqlite3_stmt *s, any_fn cb, void *ud)
 {
-    return ((backend_doc_cb)cb)(ud, col(s, 0), sqlite3_column_int64(s, 1), col(s, 2));
+    return doc_row(s, (backend_doc_cb)cb, ud);
 }
 
 static int queue_row(sqlite3_stmt *s, any_fn cb, void *ud)
@@ -485,9 +497,9 @@ static int counter_row(sqlite3_stmt *s, any_fn cb, void *ud)
 static int sq_load_active(void *conn, backend_doc_cb cb, void *ud)
 {
     return query(conn,
-                 "SELECT doc, created_at, id FROM jobs WHERE state IN"
+                 "SELECT doc, created_at, id, queue, type FROM jobs WHERE state IN"
                  " ('pending','queued','running','retrying') ORDER BY run_at, created_at, id",
-                 doc_row, (any_fn)cb, ud);
+                 load_row, (any_fn)cb, ud);
 }
 
 static int sq_load_queues(void *conn, backend_queue_cb cb, void *ud)

@@ -17,6 +17,7 @@
 #include "util/clock.h"
 #include "util/jsonb.h"
 #include "util/log.h"
+#include "util/sbuf.h"
 
 /* ---- opening, schema, recovery (before the thread starts) ---- */
 
@@ -139,23 +140,17 @@ typedef struct load_ctx {
 } load_ctx_t;
 
 /* One bad row never stops recovery: it is quarantined and reported. */
-static int load_doc(void *ud, const char *text, int64_t created_at, const char *id)
+static int load_doc(void *ud, const store_doc_t *d)
 {
-    (void)created_at;
     load_ctx_t *c = ud;
-    json_error_t jerr;
-    json_t *doc = jsonb_loadb(text, strlen(text), 0, JSONB_STORED_DEPTH, &jerr);
     job_t *job = NULL;
     problem_t p;
-    if (!doc || job_from_doc(doc, &job, &p) != ERR_OK) {
-        const char *why = doc ? p.detail : jerr.text;
-        log_error("stored job is unreadable: quarantined, not loaded", LOG_S("job_id", id),
-                  LOG_S("error", why));
-        store_quarantine_note(c->s, id, why);
-        json_decref(doc);
+    if (store_doc_job(d, &job, &p) != ERR_OK) {
+        log_error("stored job is unreadable: quarantined, not loaded", LOG_S("job_id", d->id),
+                  LOG_S("error", p.detail));
+        store_quarantine_note(c->s, d->id, p.detail);
         return 0;
     }
-    json_decref(doc);
     c->to->job(c->to->ud, job);
     c->n++;
     return 0;
@@ -407,12 +402,16 @@ uint64_t store_put_job(store_t *s, const job_t *job, job_event_t ev)
 {
     const char *in[4] = { job->id, job->queue, job->type, job_state_name(job->state) }, *out[4];
     op_t *op = store_new_op(OP_PUT, in, out);
-    op->doc = job_json(job, JOB_JSON_STORED);
+    sbuf_t packed;
+    sbuf_init(&packed, 192);
+    job_pack(job, &packed);
+    size_t len = packed.len;
+    op->doc = sbuf_take(&packed);
     op->ev = ev;
     op->row = (store_row_t){ .id = out[0], .queue = out[1], .type = out[2], .state = out[3],
                              .priority = job->priority, .created_at = job->created_at,
                              .updated_at = job->updated_at, .run_at = job->run_at,
-                             .doc = op->doc };
+                             .doc = op->doc, .doc_len = len };
     return submit(s, op);
 }
 

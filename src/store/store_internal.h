@@ -135,11 +135,18 @@ op_t *store_new_op(op_kind_t kind, const char *in[4], const char *out[4]);
 enum { REC_PUT = 1, REC_DELETE = 2, REC_QUEUE = 3 };
 int store_record_write(journal_t *j, const op_t *op);
 op_t *store_record_read(uint8_t kind, const unsigned char *p, size_t n);
-/* writer.c: the last write of job id not yet in the database: 1 with a
- * copy of its document in *doc (NULL if the write deletes it; the caller
- * frees), 0 if there is none (the database has its last write), -1 when
- * out of memory. Any thread; takes mu. */
-int store_pending_doc(store_t *s, const char *id, char **doc);
+/* writer.c: the last write of job id not yet in the database: 1 with its
+ * document in *doc (a new reference; NULL if the write deletes it), 0 if
+ * there is none (the database has its last write), -1 when out of memory.
+ * Any thread; takes mu. */
+int store_pending_doc(store_t *s, const char *id, json_t **doc);
+/* docs.c: a stored job's bytes, packed or JSON, as a job (fills p if they
+ * do not read), or as its stored JSON document: for bytes that do not read,
+ * a stand-in {"id":..., "unreadable": why}, so that readers never drop a
+ * row silently (quarantine, docs/operations.md). NULL when out of memory.
+ * Any thread. */
+err_t store_doc_job(const store_doc_t *d, job_t **out, problem_t *p);
+json_t *store_doc_json(const store_doc_t *d);
 /* apply.c: applies ops (a compaction, or the journal's replay at start)
  * to the database in one transaction, marking the journal generation
  * applied; retries until it commits. The caller then owns ops again.

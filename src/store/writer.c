@@ -120,15 +120,34 @@ static void compact(store_t *s)
     store_notify(s);
 }
 
-int store_pending_doc(store_t *s, const char *id, char **doc)
+/* The bytes are copied under the lock and read outside it: the writer
+ * may free the op as soon as the lock is let go. */
+int store_pending_doc(store_t *s, const char *id, json_t **doc)
 {
     *doc = NULL;
     pthread_mutex_lock(&s->mu);
     const op_t *op = hmap_get(&s->pending_ids, id);
     int rc = op ? 1 : 0;
-    if (op && op->kind == OP_PUT && !(*doc = strdup(op->doc)))
-        rc = -1;
+    char *copy = NULL;
+    store_doc_t d = { 0 };
+    if (op && op->kind == OP_PUT) {
+        const store_row_t *r = &op->row;
+        size_t nq = strlen(r->queue) + 1, nt = strlen(r->type) + 1;
+        if ((copy = malloc(r->doc_len + nq + nt))) {
+            memcpy(copy, r->doc, r->doc_len);
+            memcpy(copy + r->doc_len, r->queue, nq);
+            memcpy(copy + r->doc_len + nq, r->type, nt);
+            d = (store_doc_t){ .doc = copy, .len = r->doc_len, .id = id,
+                               .queue = copy + r->doc_len, .type = copy + r->doc_len + nq,
+                               .created_at = r->created_at };
+        } else {
+            rc = -1;
+        }
+    }
     pthread_mutex_unlock(&s->mu);
+    if (copy && !(*doc = store_doc_json(&d)))
+        rc = -1;
+    free(copy);
     return rc;
 }
 
@@ -138,7 +157,7 @@ static void add_pending(store_t *s, op_t *batch, op_t *last)
         s->pending_since_ns = clock_mono_ns();
     for (op_t *op = batch; op; op = op->next) {
         s->npending++;
-        s->pending_bytes += sizeof *op + (op->doc ? strlen(op->doc) : 0);
+        s->pending_bytes += sizeof *op + (op->doc ? op->row.doc_len : 0);
     }
     if (s->pending_tail)
         s->pending_tail->next = batch;

@@ -154,7 +154,7 @@ static void test_round_trip_through_recovery(void **state)
     assert_null(engine_get(e, "running"));
     assert_int_equal(engine_get(e, "later")->state, JOB_PENDING);
     assert_true(engine_queue_paused(e, "side"));
-    assert_int_equal(json_integer_value(json_object_get(engine_get(e, "later")->args, "n")), 3);
+    assert_int_equal(json_integer_value(json_object_get(job_args(engine_get(e, "later")), "n")), 3);
     engine_free(e);
     store_close(g_store);
 }
