@@ -9,6 +9,23 @@
 
 #include <stddef.h>
 
+/* Job counts by queue and state, kept in the same transaction as the
+ * change (migration 2; made again by 4 with the table they belong to). */
+#define COUNT_TRIGGERS \
+    "CREATE TRIGGER jobs_count_insert AFTER INSERT ON jobs BEGIN" \
+    "  INSERT INTO state_counts VALUES (new.queue, new.state, 1)" \
+    "    ON CONFLICT (queue, state) DO UPDATE SET n = n + 1;" \
+    " END;" \
+    "CREATE TRIGGER jobs_count_update AFTER UPDATE OF state ON jobs" \
+    "  WHEN old.state <> new.state BEGIN" \
+    "  UPDATE state_counts SET n = n - 1 WHERE queue = old.queue AND state = old.state;" \
+    "  INSERT INTO state_counts VALUES (new.queue, new.state, 1)" \
+    "    ON CONFLICT (queue, state) DO UPDATE SET n = n + 1;" \
+    " END;" \
+    "CREATE TRIGGER jobs_count_delete AFTER DELETE ON jobs BEGIN" \
+    "  UPDATE state_counts SET n = n - 1 WHERE queue = old.queue AND state = old.state;" \
+    " END;"
+
 static const char *const migrations[] = {
     /* 1: jobs, queues, lifetime counters */
     "CREATE TABLE jobs ("
@@ -32,24 +49,37 @@ static const char *const migrations[] = {
     "CREATE TABLE state_counts (queue TEXT NOT NULL, state TEXT NOT NULL,"
     "  n INTEGER NOT NULL, PRIMARY KEY (queue, state)) WITHOUT ROWID;"
     "INSERT INTO state_counts SELECT queue, state, COUNT(*) FROM jobs GROUP BY queue, state;"
-    "CREATE TRIGGER jobs_count_insert AFTER INSERT ON jobs BEGIN"
-    "  INSERT INTO state_counts VALUES (new.queue, new.state, 1)"
-    "    ON CONFLICT (queue, state) DO UPDATE SET n = n + 1;"
-    " END;"
-    "CREATE TRIGGER jobs_count_update AFTER UPDATE OF state ON jobs"
-    "  WHEN old.state <> new.state BEGIN"
-    "  UPDATE state_counts SET n = n - 1 WHERE queue = old.queue AND state = old.state;"
-    "  INSERT INTO state_counts VALUES (new.queue, new.state, 1)"
-    "    ON CONFLICT (queue, state) DO UPDATE SET n = n + 1;"
-    " END;"
-    "CREATE TRIGGER jobs_count_delete AFTER DELETE ON jobs BEGIN"
-    "  UPDATE state_counts SET n = n - 1 WHERE queue = old.queue AND state = old.state;"
-    " END;",
+    COUNT_TRIGGERS,
 
     /* 3: the journal generation last applied (store/journal.h) */
     "CREATE TABLE journal_state (id INTEGER PRIMARY KEY CHECK (id = 1),"
     "  applied_gen INTEGER NOT NULL);"
     "INSERT INTO journal_state VALUES (1, 0);",
+
+    /* 4: jobs keyed by id itself (WITHOUT ROWID): a rowid table kept the
+     * id twice, in the row and in the index behind its primary key, ~45
+     * bytes a job; doc is a BLOB, the packed form (core/job.h), which
+     * rows written before keep as JSON text (both are read). The
+     * indexes and the counting triggers go with the old table and are
+     * made again, the same. */
+    "CREATE TABLE jobs_v4 ("
+    "  id TEXT PRIMARY KEY,"
+    "  queue TEXT NOT NULL,"
+    "  type TEXT NOT NULL,"
+    "  state TEXT NOT NULL,"
+    "  priority INTEGER NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL,"
+    "  run_at INTEGER,"
+    "  doc BLOB NOT NULL"
+    ") WITHOUT ROWID;"
+    "INSERT INTO jobs_v4 SELECT id, queue, type, state, priority, created_at, updated_at,"
+    "  run_at, doc FROM jobs;"
+    "DROP TABLE jobs;"
+    "ALTER TABLE jobs_v4 RENAME TO jobs;"
+    "CREATE INDEX jobs_by_created ON jobs(created_at, id);"
+    "CREATE INDEX jobs_by_queue ON jobs(queue, created_at, id);"
+    COUNT_TRIGGERS,
 };
 
 int sqlite_schema_latest(void) { return (int)(sizeof migrations / sizeof migrations[0]); }

@@ -97,9 +97,9 @@ def test_migrate_status_and_refusals(tmp_path):
     r = jobq("serve", "--data-dir", data, env={"JOBQ_AUTO_MIGRATE": "false"})
     assert r.returncode == 1 and "jobq migrate" in r.stderr
     r = jobq("migrate", "--data-dir", data)
-    assert r.returncode == 0 and "schema version 3" in r.stdout
+    assert r.returncode == 0 and "schema version 4" in r.stdout
     r = jobq("migrate", "--status", "--data-dir", data)
-    assert "current version: 3" in r.stdout and "up to date" in r.stdout
+    assert "current version: 4" in r.stdout and "up to date" in r.stdout
     db = sqlite3.connect(str(tmp_path / "data" / "jobq.db"))
     db.execute("INSERT INTO schema_migrations VALUES (99, 0)")
     db.commit()
@@ -193,7 +193,7 @@ def test_migration_2_backfills_state_counts(make_server):
                      "DELETE FROM schema_migrations WHERE version >= 2;")
     db.close()
     r = jobq("migrate", "--data-dir", str(srv.data))
-    assert r.returncode == 0 and "schema version 3" in r.stdout, r.stderr
+    assert r.returncode == 0 and "schema version 4" in r.stdout, r.stderr
     srv.start()
     q = {x["name"]: x["counts"] for x in srv.get("/v1/queues").json()["queues"]}
     assert q["q1"]["queued"] == 2 and q["q1"]["completed"] == 1
