@@ -156,7 +156,7 @@ json_t *job_args(const job_t *j);
  * a reply that carries them (a Faktory FETCH) need not dump them again. */
 const char *job_args_text(const job_t *j, size_t *len);
 /* Sets the args (borrows v): keeps their compact text, not the tree. */
-err_t job_set_args(job_t *j, json_t *v);
+void job_set_args(job_t *j, json_t *v);
 
 /* Setters for the parts with cached text (borrow v; NULL clears). */
 void job_set_result(job_t *j, json_t *v);

@@ -1,7 +1,8 @@
 /* Writing a job as JSON text, fast: the hot path writes every job several
  * times, and building a jansson tree per write cost most of the loop
  * thread's time (bench/README.md). Arbitrary JSON values (args, result,
- * progress, errors) are still dumped by jansson, once, and cached. */
+ * progress, errors) are written from their trees once (jsonb_write) and
+ * cached. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,13 +13,8 @@
 #include "util/jsonb.h"
 #include "util/sbuf.h"
 
-#define DUMP_FLAGS (JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(17))
-
-static char *dump(json_t *v)
-{
-    char *t = v ? json_dumps(v, DUMP_FLAGS) : NULL;
-    return t ? t : strdup("null");
-}
+/* Never NULL: out of memory aborts in sbuf. */
+static char *dump(json_t *v) { return jsonb_text(v); }
 
 /* A cached dump; the cache lives in the (logically const) job. */
 static void add_cached(sbuf_t *s, char **cache, json_t *v)
@@ -118,17 +114,14 @@ static void add_lease(sbuf_t *s, const job_t *j, job_json_mode_t mode)
     sbuf_addc(s, '}');
 }
 
-err_t job_set_args(job_t *j, json_t *v)
+void job_set_args(job_t *j, json_t *v)
 {
     char *text = dump(v);
-    if (!text)
-        return ERR_INTERNAL;
     free(j->args_text);
     json_decref(j->args);
     j->args = NULL;
     j->args_text = text;
     j->args_len = (uint32_t)strlen(text);
-    return ERR_OK;
 }
 
 json_t *job_args(const job_t *cj)

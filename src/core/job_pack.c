@@ -111,9 +111,8 @@ static void put_str(sbuf_t *s, const char *p, size_t n)
 static void put_cached(sbuf_t *s, char **cache, json_t *v)
 {
     if (!*cache)
-        *cache = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(17));
-    const char *t = *cache ? *cache : "null";
-    put_str(s, t, strlen(t));
+        *cache = jsonb_text(v);
+    put_str(s, *cache, strlen(*cache));
 }
 
 static unsigned flags_of(const job_t *j)

@@ -140,8 +140,10 @@ static err_t spec_field(job_t *j, const char *key, json_t *v, int64_t now, int64
         return name_field(v, "type", &j->type, p);
     if (strcmp(key, "breaker_key") == 0) /* null is the default: none given */
         return json_is_null(v) ? ERR_OK : name_field(v, "breaker_key", &j->breaker_key, p);
-    if (strcmp(key, "args") == 0)
-        return job_set_args(j, v) ? problem_set(p, ERR_INTERNAL, "args", "out of memory") : ERR_OK;
+    if (strcmp(key, "args") == 0) {
+        job_set_args(j, v);
+        return ERR_OK;
+    }
     if (strcmp(key, "priority") == 0)
         return priority_field(v, &j->priority, p);
     if (strcmp(key, "max_retries") == 0) {

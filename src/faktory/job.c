@@ -6,6 +6,7 @@
 
 #include "engine/engine.h"
 #include "util/clock.h"
+#include "util/jsonb.h"
 
 /* Faktory's 1-9 (higher is more urgent, 5 the default) onto jobq's five. */
 static int priority_from_faktory(json_int_t n)
@@ -187,12 +188,10 @@ json_t *fwp_job_failure(const job_t *j)
 
 static void add_json(sbuf_t *s, const char *key, json_t *v)
 {
-    char *t = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
     sbuf_addc(s, ',');
     sbuf_add_jstr(s, key);
     sbuf_addc(s, ':');
-    sbuf_adds(s, t ? t : "null");
-    free(t);
+    jsonb_write(s, v);
 }
 
 static void add_time(sbuf_t *s, const char *key, int64_t ms)

@@ -2,7 +2,10 @@
 #include "util/jsonb.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "util/sbuf.h"
 
 static void path_add(char *path, size_t len, const char *key, size_t index, bool is_key)
 {
@@ -78,4 +81,57 @@ json_t *jsonb_loadb(const char *text, size_t len, size_t flags, int max_depth,
         return NULL;
     }
     return v;
+}
+
+/* Recursion is bounded as in within(): jansson builds at most 2048 levels. */
+void jsonb_write(sbuf_t *s, const json_t *v)
+{
+    if (!v) {
+        sbuf_add(s, "null", 4);
+        return;
+    }
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+        const char *k;
+        size_t klen;
+        json_t *child;
+        char sep = '{';
+        json_object_keylen_foreach((json_t *)v, k, klen, child) {
+            sbuf_addc(s, sep);
+            sep = ',';
+            sbuf_add_jstrn(s, k, klen);
+            sbuf_addc(s, ':');
+            jsonb_write(s, child);
+        }
+        sbuf_adds(s, sep == '{' ? "{}" : "}");
+        return;
+    }
+    case JSON_ARRAY: {
+        size_t n = json_array_size(v);
+        sbuf_addc(s, '[');
+        for (size_t i = 0; i < n; i++) {
+            if (i)
+                sbuf_addc(s, ',');
+            jsonb_write(s, json_array_get(v, i));
+        }
+        sbuf_addc(s, ']');
+        return;
+    }
+    case JSON_STRING: sbuf_add_jstrn(s, json_string_value(v), json_string_length(v)); return;
+    case JSON_INTEGER: sbuf_add_int(s, json_integer_value(v)); return;
+    case JSON_REAL: sbuf_add_double(s, json_real_value(v), true); return;
+    case JSON_TRUE: sbuf_add(s, "true", 4); return;
+    case JSON_FALSE: sbuf_add(s, "false", 5); return;
+    default: sbuf_add(s, "null", 4); return;
+    }
+}
+
+char *jsonb_text(const json_t *v)
+{
+    sbuf_t s;
+    sbuf_init(&s, 64);
+    jsonb_write(&s, v);
+    size_t n = s.len + 1;
+    char *text = sbuf_take(&s), *fit = realloc(text, n);
+    return fit ? fit : text;
 }

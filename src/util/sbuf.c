@@ -105,13 +105,14 @@ void sbuf_add_double(sbuf_t *s, double v, bool keep_real)
     sbuf_adds(s, buf);
 }
 
-/* Length of the valid UTF-8 sequence at p, or 0 if it is not one. */
-static size_t utf8_len(const unsigned char *p)
+/* Length of the valid UTF-8 sequence at p (avail bytes there), or 0 if it
+ * is not one. */
+static size_t utf8_len(const unsigned char *p, size_t avail)
 {
     unsigned c = p[0];
     size_t n = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3
                             : (c & 0xf8) == 0xf0 ? 4 : 0;
-    if (n == 0 || (n == 2 && c < 0xc2) || (n == 4 && c > 0xf4))
+    if (n == 0 || n > avail || (n == 2 && c < 0xc2) || (n == 4 && c > 0xf4))
         return 0;
     for (size_t i = 1; i < n; i++)
         if ((p[i] & 0xc0) != 0x80)
@@ -125,18 +126,21 @@ static size_t utf8_len(const unsigned char *p)
 
 void sbuf_add_jstr(sbuf_t *s, const char *str)
 {
-    static const char hex[] = "0123456789abcdef";
-    if (!str) {
+    if (!str)
         sbuf_add(s, "null", 4);
-        return;
-    }
+    else
+        sbuf_add_jstrn(s, str, strlen(str));
+}
+
+void sbuf_add_jstrn(sbuf_t *s, const char *str, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
     sbuf_addc(s, '"');
-    const char *run = str;
-    const char *c = str;
-    while (*c) {
+    const char *run = str, *c = str, *end = str + len;
+    while (c < end) {
         unsigned char u = (unsigned char)*c;
         if (u >= 0x80) {
-            size_t n = utf8_len((const unsigned char *)c);
+            size_t n = utf8_len((const unsigned char *)c, (size_t)(end - c));
             if (n) {
                 c += n;
                 continue;
@@ -164,6 +168,6 @@ void sbuf_add_jstr(sbuf_t *s, const char *str)
         }
         }
     }
-    sbuf_adds(s, run);
+    sbuf_add(s, run, (size_t)(end - run));
     sbuf_addc(s, '"');
 }

@@ -51,5 +51,7 @@ void sbuf_add_double(sbuf_t *s, double v, bool keep_real);
  * str must be valid UTF-8 (all of jobq's strings come from jansson or are
  * restricted to ASCII). NULL appends null. */
 void sbuf_add_jstr(sbuf_t *s, const char *str);
+/* The same for len bytes, which may include NUL (written as \u0000). */
+void sbuf_add_jstrn(sbuf_t *s, const char *str, size_t len);
 
 #endif

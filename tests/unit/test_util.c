@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "util/clock.h"
 #include "util/crc32c.h"
@@ -147,6 +148,45 @@ static void test_histogram_quantile_stays_within_samples(void **state)
     assert_true(p50 >= 0.7 && p50 <= p95);
 }
 
+/* jsonb_write says what jansson's compact dump says, reals aside (the
+ * shortest text of the same double) and the case of \u escapes' hex, and
+ * always reads back equal. */
+static void test_jsonb_write_reads_back_as_jansson_writes(void **state)
+{
+    (void)state;
+    static const char *const docs[] = {
+        "{}", "[]", "null", "true", "-9223372036854775808", "\"\"",
+        "{\"a\":[1,2,{\"b\":null}],\"c\":\"\\u0000x\\n\\\"\\\\\\u001f\\u00e9\\ud83d\\ude00\"}",
+        "{\"key\":false,\"\":[[]],\"z\":{}}", "[\"/\",\"\\u007f\"]",
+    };
+    for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++) {
+        json_error_t e;
+        json_t *v = json_loads(docs[i], JSON_DECODE_ANY | JSON_ALLOW_NUL, &e);
+        assert_non_null(v);
+        char *ours = jsonb_text(v), *theirs = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        assert_int_equal(strcasecmp(ours, theirs), 0);
+        json_t *back = json_loads(ours, JSON_DECODE_ANY | JSON_ALLOW_NUL, &e);
+        assert_true(json_equal(back, v));
+        json_decref(back);
+        free(ours);
+        free(theirs);
+        json_decref(v);
+    }
+    static const double reals[] = { 0.1, 1.0, -0.0, 1e300, 2.5e-308, 123456789.125, 1.0 / 3 };
+    for (size_t i = 0; i < sizeof reals / sizeof reals[0]; i++) {
+        json_t *v = json_pack("[f]", reals[i]);
+        char *text = jsonb_text(v);
+        json_error_t e;
+        json_t *back = json_loads(text, 0, &e);
+        assert_non_null(back);
+        assert_true(json_is_real(json_array_get(back, 0)));
+        assert_true(json_real_value(json_array_get(back, 0)) == reals[i]);
+        free(text);
+        json_decref(back);
+        json_decref(v);
+    }
+}
+
 static void test_jsonb_bounds_depth(void **state)
 {
     (void)state;
@@ -236,6 +276,7 @@ int main(void)
         cmocka_unit_test(test_token_bucket),
         cmocka_unit_test(test_histogram_quantile_stays_within_samples),
         cmocka_unit_test(test_jsonb_bounds_depth),
+        cmocka_unit_test(test_jsonb_write_reads_back_as_jansson_writes),
         cmocka_unit_test(test_hmap_free_values_frees_each_value_once),
         cmocka_unit_test(test_sbuf_doubles_read_back_exactly),
         cmocka_unit_test(test_crc32c),
