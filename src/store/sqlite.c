@@ -10,11 +10,13 @@
 #include <sys/stat.h>
 
 #include "store/backend.h"
+#include "store/sqlite_counts.h"
 #include "store/sqlite_file.h"
 #include "store/sqlite_schema.h"
 #include "util/clock.h"
 
-enum { S_BEGIN, S_COMMIT, S_ROLLBACK, S_PUT, S_DELETE, S_QUEUE, S_COUNTER, S_GET, S_JOURNAL_GET, S_JOURNAL_SET, S_COUNT_ };
+enum { S_BEGIN, S_COMMIT, S_ROLLBACK, S_PUT, S_DELETE, S_QUEUE, S_COUNTER, S_GET, S_JOURNAL_GET,
+       S_JOURNAL_SET, S_OLD_STATE, S_STATE_COUNT, S_COUNT_ };
 
 static const char *const stmt_sql[S_COUNT_] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
@@ -32,12 +34,16 @@ static const char *const stmt_sql[S_COUNT_] = {
     [S_GET] = "SELECT doc, created_at, id, queue, type FROM jobs WHERE id=?1",
     [S_JOURNAL_GET] = "SELECT applied_gen FROM journal_state WHERE id=1",
     [S_JOURNAL_SET] = "UPDATE journal_state SET applied_gen=?1 WHERE id=1",
+    [S_OLD_STATE] = "SELECT queue, state FROM jobs WHERE id=?1",
+    [S_STATE_COUNT] = "INSERT INTO state_counts(queue,state,n) VALUES(?1,?2,?3)"
+                      " ON CONFLICT(queue,state) DO UPDATE SET n=n+excluded.n",
 };
 
 typedef struct sq {
     sqlite3 *db;
     sqlite_file_t file; /* the writer's: lock and identity (lock_fd -1 for readers) */
     sqlite3_stmt *st[S_COUNT_];
+    sqlite_counts_t counts; /* the writer's, for the open transaction */
     int last_rc;
     char err[512];
 } sq_t;
@@ -115,6 +121,7 @@ static void sq_close(void *conn)
         sqlite3_finalize(c->st[i]);
     sqlite3_close(c->db);
     sqlite_file_unlock(&c->file);
+    sqlite_counts_free(&c->counts);
     free(c);
 }
 
@@ -130,6 +137,7 @@ static int sq_open(const char *url, backend_sync_t sync, void **out, char *err, 
     sq_t *c = calloc(1, sizeof *c);
     if (!c)
         return snprintf(err, len, "out of memory"), -1;
+    sqlite_counts_init(&c->counts);
     if (sqlite_file_lock(&c->file, path, err, len) != 0) {
         free(c);
         return -1;
@@ -167,6 +175,7 @@ static int sq_open_reader(const char *url, void **out, char *err, size_t len)
     sq_t *c = calloc(1, sizeof *c);
     if (!c)
         return snprintf(err, len, "out of memory"), -1;
+    sqlite_counts_init(&c->counts);
     c->file.lock_fd = -1;
     if (sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) !=
             SQLITE_OK ||
@@ -244,10 +253,25 @@ static int run_simple(sq_t *c, int which)
     return stmt(c, which) ? step_done(c, which) : -1;
 }
 static int sq_begin(void *c) { return run_simple(c, S_BEGIN); }
-static int sq_commit(void *c) { return run_simple(c, S_COMMIT); }
+
+/* The transaction's count changes go in with it. */
+static int sq_commit(void *conn)
+{
+    sq_t *c = conn;
+    sqlite3_stmt *s = stmt(c, S_STATE_COUNT);
+    if (!s) {
+        sqlite_counts_clear(&c->counts);
+        return -1;
+    }
+    if (sqlite_counts_flush(&c->counts, s) != 0)
+        return fail(c, "state counts");
+    return run_simple(c, S_COMMIT);
+}
+
 static int sq_rollback(void *conn)
 {
     sq_t *c = conn;
+    sqlite_counts_clear(&c->counts);
     return sqlite3_get_autocommit(c->db) ? 0 : run_simple(c, S_ROLLBACK);
 }
 
@@ -280,12 +304,37 @@ static int sq_set_journal_applied(void *conn, uint64_t gen)
     return step_done(c, S_JOURNAL_SET);
 }
 
+/* The row's count leaves (queue, state) before the row changes or goes;
+ * a row that is not there counts nowhere. */
+static int uncount_row(sq_t *c, const char *id)
+{
+    sqlite3_stmt *s = stmt(c, S_OLD_STATE);
+    if (!s)
+        return -1;
+    sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s), r = 0;
+    if (rc == SQLITE_ROW && col(s, 0) && col(s, 1) &&
+        sqlite_counts_add(&c->counts, col(s, 0), col(s, 1), -1) != 0) {
+        snprintf(c->err, sizeof c->err, "state counts: out of memory");
+        r = -1;
+    } else if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        r = fail(c, stmt_sql[S_OLD_STATE]);
+    }
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return r;
+}
+
 static int sq_put_job(void *conn, const store_row_t *r)
 {
     sq_t *c = conn;
     sqlite3_stmt *s = stmt(c, S_PUT);
-    if (!s)
+    if (!s || uncount_row(c, r->id) != 0)
         return -1;
+    if (sqlite_counts_add(&c->counts, r->queue, r->state, 1) != 0) {
+        snprintf(c->err, sizeof c->err, "state counts: out of memory");
+        return -1;
+    }
     sqlite3_bind_text(s, 1, r->id, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, r->queue, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 3, r->type, -1, SQLITE_STATIC);
@@ -302,7 +351,7 @@ static int sq_delete_job(void *conn, const char *id)
 {
     sq_t *c = conn;
     sqlite3_stmt *s = stmt(c, S_DELETE);
-    if (!s)
+    if (!s || uncount_row(c, id) != 0)
         return -1;
     sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
     return step_done(c, S_DELETE);
@@ -412,13 +461,7 @@ static int sq_purge(void *conn, const store_purge_t *p, backend_id_cb cb, void *
     int r = (!doomed || rc != SQLITE_DONE) ? fail(c, "purge scan") : 0;
     sqlite3_finalize(s);
     for (int i = 0; r == 0 && i < n; i++) {
-        sqlite3_stmt *d = stmt(c, S_DELETE);
-        if (!d)
-            r = -1;
-        else {
-            sqlite3_bind_text(d, 1, doomed[i], -1, SQLITE_STATIC);
-            r = step_done(c, S_DELETE);
-        }
+        r = sq_delete_job(c, doomed[i]);
         if (r == 0)
             r = cb(ud, doomed[i]);
     }

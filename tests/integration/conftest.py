@@ -225,6 +225,14 @@ def server(make_server):
     return make_server()
 
 
+def assert_counts_match_rows(db):
+    """The job counts statistics read (state_counts, kept by the writer)
+    are those of the rows themselves."""
+    kept = {(q, st): n for q, st, n in db.execute("SELECT queue, state, n FROM state_counts WHERE n <> 0")}
+    rows = {(q, st): n for q, st, n in db.execute("SELECT queue, state, COUNT(*) FROM jobs GROUP BY 1, 2")}
+    assert kept == rows
+
+
 def assert_problem(r, status, type_, field=None):
     assert r.status_code == status, r.text
     assert r.headers["Content-Type"].startswith("application/problem+json"), r.headers

@@ -4,6 +4,8 @@ import time
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from conftest import assert_counts_match_rows
+
 
 def finish_some(srv, n, prefix="c"):
     for i in range(n):
@@ -51,6 +53,7 @@ def test_finished_jobs_go_after_their_retention(make_server):
     db = sqlite3.connect(srv.data / "jobq.db")
     ids = {r[0] for r in db.execute("SELECT id FROM jobs")}
     assert ids == {"waiting", "later"}
+    assert_counts_match_rows(db)
 
 
 def test_retention_zero_keeps_everything(make_server):
