@@ -47,37 +47,54 @@ static int run_purge(store_t *s, op_t *op)
     return rc;
 }
 
+static const char *op_job_id(const op_t *op)
+{
+    return op->kind == OP_PUT ? op->row.id : op->kind == OP_DELETE ? op->name : NULL;
+}
+
+static bool is_enqueue(const op_t *op) { return op->kind == OP_PUT && op->ev == JOB_EV_ENQUEUED; }
+
 /* A job written several times in one batch (enqueued and leased in the
  * same loop iteration, leased and completed before the commit) needs only
  * its last row: the batch commits as one, so no reader and no recovery can
  * see the ones before. A delete supersedes the puts before it too. A purge
  * in the batch turns this off (it reads rows the earlier puts would write);
- * so does running out of memory (every put then runs, as before). `known`,
- * when not NULL, already maps each id to its last write in the batch (the
- * writer's pending index). */
-static void mark_superseded(op_t *batch, const hmap_t *known)
+ * so does running out of memory (every put then runs, as before). The
+ * last put of a job whose first write in the batch is its enqueue is
+ * marked fresh when the batch is live: no older row can exist. */
+static void mark_superseded(op_t *batch, bool live)
 {
     bool purge = false;
     for (op_t *op = batch; op; op = op->next) {
-        op->superseded = false;
+        op->superseded = op->first_seen = op->row.fresh = false;
         purge = purge || op->kind == OP_PURGE;
     }
-    if (purge || !batch || !batch->next) /* a batch of one has nothing to merge */
+    if (batch && !batch->next)
+        batch->row.fresh = live && is_enqueue(batch); /* a batch of one has nothing to merge */
+    if (purge || !batch || !batch->next)
         return;
-    hmap_t built;
-    hmap_init(&built);
-    for (op_t *op = batch; op && !known; op = op->next) {
-        const char *id = op->kind == OP_PUT ? op->row.id : op->kind == OP_DELETE ? op->name : NULL;
-        if (id && hmap_put(&built, id, op) != 0) {
-            hmap_free(&built);
+    hmap_t last; /* each id's last write in the batch */
+    hmap_init(&last);
+    for (op_t *op = batch; op; op = op->next) {
+        const char *id = op_job_id(op);
+        if (id && hmap_put(&last, id, op) != 0) {
+            hmap_free(&last);
             return;
         }
     }
-    const hmap_t *last = known ? known : &built;
-    for (op_t *op = batch; op; op = op->next)
-        if (op->kind == OP_PUT && hmap_get(last, op->row.id) != op)
+    for (op_t *op = batch; op; op = op->next) {
+        const char *id = op_job_id(op);
+        op_t *final = id ? hmap_get(&last, id) : NULL;
+        if (!final)
+            continue;
+        if (!final->first_seen) {
+            final->first_seen = true;
+            final->row.fresh = live && is_enqueue(op);
+        }
+        if (op->kind == OP_PUT && final != op)
             op->superseded = true;
-    hmap_free(&built);
+    }
+    hmap_free(&last);
 }
 
 static int run_write(store_t *s, op_t *op, int64_t *totals)
@@ -104,13 +121,13 @@ bool store_injected_failure(store_t *s)
     return s->injected;
 }
 
-static int run_batch(store_t *s, op_t *batch, const hmap_t *last)
+static int run_batch(store_t *s, op_t *batch, bool live)
 {
     int64_t totals[JOB_EV_COUNT] = { 0 };
     s->injected = false;
     if (s->ops->begin(s->conn) != 0)
         return -1;
-    mark_superseded(batch, last);
+    mark_superseded(batch, live);
     for (op_t *op = batch; op; op = op->next) {
         if (op->superseded) {
             totals[op->ev]++; /* every event counts, written or not */
@@ -195,10 +212,10 @@ void store_file_lost(store_t *s, const char *why)
 
 /* Retries until the batch commits: nothing may be lost, whether it was
  * acknowledged from the journal already or is waiting for this commit. */
-void store_apply(store_t *s, op_t *batch, const hmap_t *last)
+void store_apply(store_t *s, op_t *batch, bool live)
 {
     for (int attempt = 0;; attempt++) {
-        if (run_batch(s, batch, last) == 0) {
+        if (run_batch(s, batch, live) == 0) {
             if (!atomic_load(&s->healthy))
                 log_info("store recovered", LOG_I("attempts", attempt + 1));
             store_set_health(s, true, NULL);

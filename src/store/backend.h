@@ -25,6 +25,10 @@ typedef struct store_row {
     int64_t created_at, updated_at, run_at;
     const void *doc; /* the job's packed form (job_pack()), doc_len bytes */
     size_t doc_len;
+    /* No row with this id can exist yet: the job's enqueue is the first
+     * write of it in this transaction, so the backend need not look for
+     * an old row (to uncount its state). False whenever unsure. */
+    bool fresh;
 } store_row_t;
 
 /* A job as a backend hands it back: its bytes (packed, or the JSON document

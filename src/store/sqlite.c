@@ -13,6 +13,7 @@
 #include "store/sqlite_counts.h"
 #include "store/sqlite_file.h"
 #include "store/sqlite_schema.h"
+#include "util/check.h"
 #include "util/clock.h"
 
 enum { S_BEGIN, S_COMMIT, S_ROLLBACK, S_PUT, S_DELETE, S_QUEUE, S_COUNTER, S_GET, S_JOURNAL_GET,
@@ -325,12 +326,27 @@ static int uncount_row(sq_t *c, const char *id)
     return r;
 }
 
+#ifdef JOBQ_CHECKS
+static bool row_exists(sq_t *c, const char *id)
+{
+    sqlite3_stmt *s = stmt(c, S_OLD_STATE);
+    sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+    bool found = sqlite3_step(s) == SQLITE_ROW;
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return found;
+}
+#endif
+
 static int sq_put_job(void *conn, const store_row_t *r)
 {
     sq_t *c = conn;
     sqlite3_stmt *s = stmt(c, S_PUT);
-    if (!s || uncount_row(c, r->id) != 0)
+    if (!s || (!r->fresh && uncount_row(c, r->id) != 0))
         return -1;
+#ifdef JOBQ_CHECKS
+    CHECK(!r->fresh || !row_exists(c, r->id));
+#endif
     if (sqlite_counts_add(&c->counts, r->queue, r->state, 1) != 0) {
         snprintf(c->err, sizeof c->err, "state counts: out of memory");
         return -1;

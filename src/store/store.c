@@ -206,7 +206,7 @@ static int recover_journal(store_t *s, char *err, size_t len)
     if (gen) {
         journal_reset(s->journal, gen); /* store_apply marks this generation applied */
         if (c.head)
-            store_apply(s, c.head, NULL);
+            store_apply(s, c.head, false);
         store_free_ops(c.head);
         log_info("journal replayed", LOG_I("generation", gen), LOG_I("writes", c.n),
                  LOG_I("unreadable", c.bad),

@@ -31,6 +31,7 @@ typedef struct op {
     bool many;         /* OP_GET: answer an array (store_get_jobs) */
     bool paused;
     bool superseded;   /* OP_PUT: a later put or delete of the job is in the same batch */
+    bool first_seen;   /* the job's first write in the batch was looked at (apply.c) */
     char *doc;         /* owned */
     store_read_cb cb;
     void *ud;
@@ -150,8 +151,10 @@ json_t *store_doc_json(const store_doc_t *d);
 /* apply.c: applies ops (a compaction, or the journal's replay at start)
  * to the database in one transaction, marking the journal generation
  * applied; retries until it commits. The caller then owns ops again.
- * last: NULL, or a map of each id to its last write among ops. */
-void store_apply(store_t *s, op_t *ops, const hmap_t *last);
+ * live: the ops come from this process, so a job's enqueue is its first
+ * write ever (row.fresh may be set); not for a replay, whose database may
+ * already hold some of them (an operator's restore, a reset journal_state). */
+void store_apply(store_t *s, op_t *ops, bool live);
 /* apply.c, shared with the journal's commits in writer.c. why: the error,
  * or NULL for the database's own. */
 void store_set_health(store_t *s, bool ok, const char *why);

@@ -106,7 +106,7 @@ static void compact(store_t *s)
     if (!s->pending || atomic_load(&s->dead))
         return;
     op_t *first = s->pending, *last = s->pending_tail;
-    store_apply(s, first, NULL);
+    store_apply(s, first, true);
     s->pending = s->pending_tail = NULL;
     s->npending = s->pending_bytes = 0;
     if (s->journal && !atomic_load(&s->dead)) /* a lost database keeps its journal to replay */
