@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/names.h"
 #include "util/clock.h"
 
 static const char *const state_names[JOB_STATE_COUNT] = {
@@ -67,8 +68,10 @@ void job_free(job_t *j)
     if (!j)
         return;
     free(j->id);
-    free(j->queue);
-    free(j->type);
+    if (j->own_queue)
+        free((char *)j->queue);
+    if (j->own_type)
+        free((char *)j->type);
     free(j->breaker_key);
     free(j->lease_worker);
     free(j->args_text);
@@ -107,6 +110,22 @@ bool job_same_spec(const job_t *a, const job_t *b)
            ((!a->faktory && !b->faktory) ||
             (a->faktory && b->faktory && json_equal(a->faktory, b->faktory)));
 }
+
+static int set_name(const char **field, bool *own, const char *name)
+{
+    const char *shared = names_intern(name);
+    char *copy = shared ? NULL : strdup(name);
+    if (!shared && !copy)
+        return -1;
+    if (*own)
+        free((char *)*field);
+    *field = shared ? shared : copy;
+    *own = !shared;
+    return 0;
+}
+
+int job_set_queue(job_t *j, const char *name) { return set_name(&j->queue, &j->own_queue, name); }
+int job_set_type(job_t *j, const char *name) { return set_name(&j->type, &j->own_type, name); }
 
 static void drop(char **cache)
 {
@@ -163,7 +182,9 @@ static size_t text_or_tree(const char *cache, const json_t *v)
 size_t job_memory_estimate(const job_t *j)
 {
     size_t n = sizeof *j + 256; /* the engine's record, hash entry, allocator slack */
-    n += strlen(j->id) + strlen(j->queue) + strlen(j->type) + 3;
+    n += strlen(j->id) + 1;
+    n += j->own_queue ? strlen(j->queue) + 1 : 0;
+    n += j->own_type ? strlen(j->type) + 1 : 0;
     n += j->breaker_key ? strlen(j->breaker_key) + 1 : 0;
     n += j->lease_worker ? strlen(j->lease_worker) + 1 : 0;
     n += j->args_len + 1 + (j->args ? 2 * j->args_len : 0);

@@ -76,7 +76,11 @@ typedef struct job_defaults {
 } job_defaults_t;
 
 typedef struct job {
-    char *id, *queue, *type, *breaker_key; /* breaker_key may be NULL */
+    char *id, *breaker_key; /* breaker_key may be NULL */
+    /* Shared (core/names.h) unless the flag says the job owns its copy:
+     * set them with job_set_queue() and job_set_type() only. */
+    const char *queue, *type;
+    bool own_queue, own_type;
     /* The args as compact JSON text, always; the tree only once someone
      * asked for the values (job_args()): a queued job needs just the text,
      * and the tree was a quarter of its memory. */
@@ -155,6 +159,10 @@ json_t *job_args(const job_t *j);
 /* The args as compact JSON text (borrowed, *len bytes, NUL-terminated), so
  * a reply that carries them (a Faktory FETCH) need not dump them again. */
 const char *job_args_text(const job_t *j, size_t *len);
+/* Sets the queue or the type name (copied or shared): 0, or -1 when out
+ * of memory. */
+int job_set_queue(job_t *j, const char *name);
+int job_set_type(job_t *j, const char *name);
 /* Sets the args (borrows v): keeps their compact text, not the tree. */
 void job_set_args(job_t *j, json_t *v);
 

@@ -405,7 +405,7 @@ err_t job_unpack(const void *bytes, size_t n, const char *id, const char *queue,
     if (!names_valid(id, queue, type, p))
         return ERR_INTERNAL;
     job_t *j = job_new();
-    if (!j || !(j->id = strdup(id)) || !(j->queue = strdup(queue)) || !(j->type = strdup(type))) {
+    if (!j || !(j->id = strdup(id)) || job_set_queue(j, queue) != 0 || job_set_type(j, type) != 0) {
         job_free(j);
         return problem_set(p, ERR_INTERNAL, "", "out of memory");
     }

@@ -33,6 +33,15 @@ static err_t name_field(json_t *v, const char *field, char **out, problem_t *p)
     return *out ? ERR_OK : problem_set(p, ERR_INTERNAL, field, "out of memory");
 }
 
+static err_t shared_name_field(json_t *v, const char *field, job_t *j,
+                               int (*set)(job_t *, const char *), problem_t *p)
+{
+    if (!json_is_string(v) || !job_name_valid(json_string_value(v)))
+        return name_field(v, field, &(char *){ NULL }, p); /* its refusal */
+    return set(j, json_string_value(v)) == 0 ? ERR_OK
+                                              : problem_set(p, ERR_INTERNAL, field, "out of memory");
+}
+
 static err_t int_field(json_t *v, const char *field, int64_t lo, int64_t hi, int64_t *out,
                        problem_t *p)
 {
@@ -131,13 +140,10 @@ static err_t spec_field(job_t *j, const char *key, json_t *v, int64_t now, int64
         j->id = NULL;
         return name_field(v, "id", &j->id, p);
     }
-    if (strcmp(key, "queue") == 0) {
-        free(j->queue);
-        j->queue = NULL;
-        return name_field(v, "queue", &j->queue, p);
-    }
+    if (strcmp(key, "queue") == 0)
+        return shared_name_field(v, "queue", j, job_set_queue, p);
     if (strcmp(key, "type") == 0)
-        return name_field(v, "type", &j->type, p);
+        return shared_name_field(v, "type", j, job_set_type, p);
     if (strcmp(key, "breaker_key") == 0) /* null is the default: none given */
         return json_is_null(v) ? ERR_OK : name_field(v, "breaker_key", &j->breaker_key, p);
     if (strcmp(key, "args") == 0) {
@@ -220,7 +226,7 @@ err_t job_parse_spec(json_t *spec, const job_defaults_t *d, int64_t now, job_t *
     }
     if (!e && !j->type)
         e = problem_set(p, ERR_VALIDATION, "type", "type is required");
-    if (!e && !j->queue && !(j->queue = strdup("default")))
+    if (!e && !j->queue && job_set_queue(j, "default") != 0)
         e = problem_set(p, ERR_INTERNAL, "", "out of memory");
     if (!e && !j->id && !(j->id = new_id(now)))
         e = problem_set(p, ERR_INTERNAL, "id", "could not generate an id");
