@@ -2,7 +2,8 @@
 # Instructions the whole server process executes for a 1+1 full cycle,
 # counted by callgrind (repeatable to the instruction, whatever else the
 # machine does). durability os, ~100-byte args, fixed loopback ports.
-# usage: bench/callgrind_cycle.sh NAME idle|fwp|http JOBS
+# usage: bench/callgrind_cycle.sh NAME idle|fwp|http|http100 JOBS
+#   http100: HTTP in batches of 100 (loadgen --batch 100)
 #   per job = (summary of the run - summary of an idle run) / JOBS
 # Needs build/jobq, build/bench/fwpgen, build/bench/loadgen and valgrind.
 set -u
@@ -14,7 +15,7 @@ pid=$!
 for i in $(seq 300); do (exec 3<>/dev/tcp/127.0.0.1/18719) 2>/dev/null && break; sleep 0.1; done
 case $mode in
   fwp) $(dirname "$0")/../build/bench/fwpgen --port 18719 --producers 1 --consumers 1 --jobs $jobs --max-seconds 300 ;;
-  http) $(dirname "$0")/../build/bench/loadgen --url http://127.0.0.1:18720 --producers 1 --consumers 1 --jobs $jobs --payload 90 --max-seconds 300 | head -2 ;;
+  http|http100) $(dirname "$0")/../build/bench/loadgen --url http://127.0.0.1:18720 --producers 1 --consumers 1 --jobs $jobs --payload 90 --max-seconds 300 --batch $([ $mode = http ] && echo 1 || echo 100) | head -2 ;;
 esac
 kill -TERM $pid; wait $pid
 grep -E "^summary|^totals" $d/cg.out

@@ -6,6 +6,7 @@
 #include "engine/engine.h"
 #include "metrics/metrics.h"
 #include "util/check.h"
+#include "util/jsonb.h"
 
 void api_set_ctx(api_call_t *c, void *ctx, void (*detach)(api_call_t *c), void (*free_ctx)(void *))
 {
@@ -123,12 +124,7 @@ void api_reply_text(api_call_t *c, int status, char *body)
     http_reply_text(c->r, status, body ? "application/json" : NULL, body);
 }
 
-char *api_dump(json_t *v)
-{
-    char *text = v ? json_dumps(v, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
-    json_decref(v);
-    return text;
-}
+char *api_dump(json_t *v) { return v ? jsonb_reply_text(v, 15) : NULL; }
 
 void api_reply_durable(api_call_t *c, int status, char *body)
 {

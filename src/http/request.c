@@ -213,8 +213,7 @@ void http_reply_text(http_req_t *r, int status, const char *ctype, char *body)
 
 void http_reply_json(http_req_t *r, int status, json_t *body)
 {
-    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
-    json_decref(body);
+    char *text = body ? jsonb_reply_text(body, 15) : NULL;
     http_reply_text(r, status, text ? "application/json" : NULL, text);
 }
 

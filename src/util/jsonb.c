@@ -83,8 +83,21 @@ json_t *jsonb_loadb(const char *text, size_t len, size_t flags, int max_depth,
     return v;
 }
 
+static void write_real(sbuf_t *s, double v, int digits)
+{
+    if (!digits) {
+        sbuf_add_double(s, v, true);
+        return;
+    }
+    char buf[40];
+    snprintf(buf, sizeof buf, "%.*g", digits, v);
+    sbuf_adds(s, buf);
+    if (!strpbrk(buf, ".eE"))
+        sbuf_add(s, ".0", 2);
+}
+
 /* Recursion is bounded as in within(): jansson builds at most 2048 levels. */
-void jsonb_write(sbuf_t *s, const json_t *v)
+static void write_value(sbuf_t *s, const json_t *v, int digits)
 {
     if (!v) {
         sbuf_add(s, "null", 4);
@@ -101,7 +114,7 @@ void jsonb_write(sbuf_t *s, const json_t *v)
             sep = ',';
             sbuf_add_jstrn(s, k, klen);
             sbuf_addc(s, ':');
-            jsonb_write(s, child);
+            write_value(s, child, digits);
         }
         sbuf_adds(s, sep == '{' ? "{}" : "}");
         return;
@@ -112,26 +125,37 @@ void jsonb_write(sbuf_t *s, const json_t *v)
         for (size_t i = 0; i < n; i++) {
             if (i)
                 sbuf_addc(s, ',');
-            jsonb_write(s, json_array_get(v, i));
+            write_value(s, json_array_get(v, i), digits);
         }
         sbuf_addc(s, ']');
         return;
     }
     case JSON_STRING: sbuf_add_jstrn(s, json_string_value(v), json_string_length(v)); return;
     case JSON_INTEGER: sbuf_add_int(s, json_integer_value(v)); return;
-    case JSON_REAL: sbuf_add_double(s, json_real_value(v), true); return;
+    case JSON_REAL: write_real(s, json_real_value(v), digits); return;
     case JSON_TRUE: sbuf_add(s, "true", 4); return;
     case JSON_FALSE: sbuf_add(s, "false", 5); return;
     default: sbuf_add(s, "null", 4); return;
     }
 }
 
-char *jsonb_text(const json_t *v)
+void jsonb_write(sbuf_t *s, const json_t *v) { write_value(s, v, 0); }
+
+static char *text_of(const json_t *v, int digits)
 {
     sbuf_t s;
     sbuf_init(&s, 64);
-    jsonb_write(&s, v);
+    write_value(&s, v, digits);
     size_t n = s.len + 1;
     char *text = sbuf_take(&s), *fit = realloc(text, n);
     return fit ? fit : text;
+}
+
+char *jsonb_text(const json_t *v) { return text_of(v, 0); }
+
+char *jsonb_reply_text(json_t *v, int real_digits)
+{
+    char *text = text_of(v, real_digits);
+    json_decref(v);
+    return text;
 }

@@ -37,5 +37,9 @@ struct sbuf;
 void jsonb_write(struct sbuf *s, const json_t *v);
 /* The same as a new string of exactly its size (the caller frees). */
 char *jsonb_text(const json_t *v);
+/* The same with reals in real_digits significant digits (as jansson's
+ * JSON_REAL_PRECISION: replies show 0.3, not 0.30000000000000004), and v
+ * given up (decref'd): what a reply does with its tree. */
+char *jsonb_reply_text(json_t *v, int real_digits);
 
 #endif

@@ -187,6 +187,17 @@ static void test_jsonb_write_reads_back_as_jansson_writes(void **state)
     }
 }
 
+/* Replies keep jansson's JSON_REAL_PRECISION(15): computed figures read
+ * as people write them; reals stay reals. */
+static void test_jsonb_reply_text_rounds_reals_to_15_digits(void **state)
+{
+    (void)state;
+    char *t = jsonb_reply_text(json_pack("{s:f, s:f, s:f, s:i}", "a", 0.1 + 0.2, "b", 2.0, "c",
+                                         1e300, "d", 7), 15);
+    assert_string_equal(t, "{\"a\":0.3,\"b\":2.0,\"c\":1e+300,\"d\":7}");
+    free(t);
+}
+
 static void test_jsonb_bounds_depth(void **state)
 {
     (void)state;
@@ -277,6 +288,7 @@ int main(void)
         cmocka_unit_test(test_histogram_quantile_stays_within_samples),
         cmocka_unit_test(test_jsonb_bounds_depth),
         cmocka_unit_test(test_jsonb_write_reads_back_as_jansson_writes),
+        cmocka_unit_test(test_jsonb_reply_text_rounds_reals_to_15_digits),
         cmocka_unit_test(test_hmap_free_values_frees_each_value_once),
         cmocka_unit_test(test_sbuf_doubles_read_back_exactly),
         cmocka_unit_test(test_crc32c),
