@@ -142,6 +142,20 @@ void job_free(job_t *j);
 err_t job_parse_spec(json_t *spec, const job_defaults_t *defaults, int64_t now_ms,
                      job_t **out, problem_t *p);
 
+/* For a front end that checks its own fields (the Faktory protocol): a job
+ * from parts already held to job_parse_spec's bounds (id, queue and type
+ * valid names), plus those of extra's priority, breaker_key and backoff
+ * that are present (extra may be NULL), checked as job_parse_spec checks
+ * them; on error p names the field as in a spec. Borrows everything. */
+typedef struct job_parts {
+    const char *id, *queue, *type;
+    json_t *args;
+    int priority, max_retries;
+    int64_t timeout_ms, run_at;
+} job_parts_t;
+err_t job_build(const job_parts_t *in, json_t *extra, const job_defaults_t *d, int64_t now,
+                job_t **out, problem_t *p);
+
 /* True when two jobs were enqueued from the same request, for idempotent
  * replay: everything the client chose except when it runs. */
 bool job_same_spec(const job_t *a, const job_t *b);

@@ -203,19 +203,62 @@ static void default_breaker_key(job_t *j)
         j->breaker_key = strdup(host);
 }
 
+static job_t *with_defaults(const job_defaults_t *d)
+{
+    job_t *j = job_new();
+    if (j) {
+        j->priority = 2;
+        j->max_retries = d->max_retries;
+        j->timeout_ms = d->timeout_ms;
+        j->backoff = d->backoff;
+    }
+    return j;
+}
+
+static void finish(job_t *j, int64_t now, int64_t run_at)
+{
+    default_breaker_key(j);
+    j->created_at = j->updated_at = now;
+    j->run_at = run_at;
+}
+
+err_t job_build(const job_parts_t *in, json_t *extra, const job_defaults_t *d, int64_t now,
+                job_t **out, problem_t *p)
+{
+    static const char *const passed[] = { "priority", "breaker_key", "backoff" };
+    job_t *j = with_defaults(d);
+    if (!j || !(j->id = strdup(in->id)) || job_set_queue(j, in->queue) != 0 ||
+        job_set_type(j, in->type) != 0) {
+        job_free(j);
+        return problem_set(p, ERR_INTERNAL, "", "out of memory");
+    }
+    job_set_args(j, in->args);
+    j->priority = in->priority;
+    j->max_retries = in->max_retries;
+    j->timeout_ms = in->timeout_ms;
+    int64_t run_at = in->run_at;
+    for (size_t i = 0; i < sizeof passed / sizeof passed[0]; i++) {
+        json_t *v = json_object_get(extra, passed[i]);
+        err_t e = v ? spec_field(j, passed[i], v, now, &run_at, p) : ERR_OK;
+        if (e) {
+            job_free(j);
+            return e;
+        }
+    }
+    finish(j, now, run_at);
+    *out = j;
+    return ERR_OK;
+}
+
 err_t job_parse_spec(json_t *spec, const job_defaults_t *d, int64_t now, job_t **out, problem_t *p)
 {
     if (!json_is_object(spec))
         return problem_set(p, ERR_VALIDATION, "", "a job must be a JSON object");
     if (json_object_get(spec, "run_at") && json_object_get(spec, "delay_ms"))
         return problem_set(p, ERR_VALIDATION, "delay_ms", "give run_at or delay_ms, not both");
-    job_t *j = job_new();
+    job_t *j = with_defaults(d);
     if (!j)
         return problem_set(p, ERR_INTERNAL, "", "out of memory");
-    j->priority = 2;
-    j->max_retries = d->max_retries;
-    j->timeout_ms = d->timeout_ms;
-    j->backoff = d->backoff;
     int64_t run_at = now;
     const char *key;
     json_t *v;
@@ -234,9 +277,7 @@ err_t job_parse_spec(json_t *spec, const job_defaults_t *d, int64_t now, job_t *
         job_free(j);
         return e;
     }
-    default_breaker_key(j);
-    j->created_at = j->updated_at = now;
-    j->run_at = run_at;
+    finish(j, now, run_at);
     *out = j;
     return ERR_OK;
 }

@@ -88,29 +88,6 @@ static json_t *extension(json_t *obj, json_int_t retry, problem_t *p)
     return ext;
 }
 
-/* jobq's spec from the checked Faktory fields; only custom.* can still be
- * refused by job_parse_spec, so its errors are named under custom. */
-static json_t *jobq_spec(json_t *obj, const char *jid, const char *type, const char *queue,
-                         json_int_t retry, json_int_t reserve_s, json_int_t prio)
-{
-    json_t *custom = json_object_get(obj, "custom");
-    json_t *spec = json_pack("{s:s, s:s, s:s, s:O, s:I, s:I}", "id", jid, "type", type,
-                             "queue", queue, "args", json_object_get(obj, "args"),
-                             "max_retries", retry < 0 ? (json_int_t)0 : retry, "timeout_ms",
-                             reserve_s * 1000);
-    if (!spec)
-        return NULL;
-    json_t *cp = json_object_get(custom, "priority");
-    json_object_set_new(spec, "priority", cp ? json_incref(cp) : json_integer(prio));
-    static const char *const passed[] = { "breaker_key", "backoff" };
-    for (size_t i = 0; i < 2; i++) {
-        json_t *v = json_object_get(custom, passed[i]);
-        if (v)
-            json_object_set(spec, passed[i], v);
-    }
-    return spec;
-}
-
 err_t fwp_job_parse(json_t *obj, const job_defaults_t *d, int64_t now, job_t **out, problem_t *p)
 {
     const char *jid, *type, *queue;
@@ -133,11 +110,15 @@ err_t fwp_job_parse(json_t *obj, const job_defaults_t *d, int64_t now, job_t **o
     json_t *ext = extension(obj, retry, p);
     if (!ext)
         return p->type;
-    json_t *spec = jobq_spec(obj, jid, type, queue, retry, reserve, priority_from_faktory(fprio));
+    /* Only custom.* can still be refused (job_build), so its errors are
+     * named under custom. */
+    job_parts_t parts = { .id = jid, .queue = queue, .type = type,
+                          .args = json_object_get(obj, "args"),
+                          .priority = priority_from_faktory(fprio),
+                          .max_retries = retry < 0 ? 0 : (int)retry,
+                          .timeout_ms = reserve * 1000, .run_at = run_at };
     job_t *j = NULL;
-    err_t e = spec ? job_parse_spec(spec, d, now, &j, p)
-                   : problem_set(p, ERR_INTERNAL, "", "out of memory");
-    json_decref(spec);
+    err_t e = job_build(&parts, json_object_get(obj, "custom"), d, now, &j, p);
     if (e) {
         json_decref(ext);
         problem_prefix_field(p, "custom.");
@@ -146,7 +127,6 @@ err_t fwp_job_parse(json_t *obj, const job_defaults_t *d, int64_t now, job_t **o
     if (!json_object_get(json_object_get(obj, "custom"), "backoff"))
         j->backoff.curve = BACKOFF_FAKTORY;
     j->discard_failed = retry == 0;
-    j->run_at = run_at;
     job_set_faktory(j, ext);
     json_decref(ext);
     *out = j;
