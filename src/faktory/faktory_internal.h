@@ -68,6 +68,8 @@ struct fwp_conn {
     uint64_t deletes_seen;
     store_waiter_t durable;
     sbuf_t reply;       /* held back until durable */
+    sbuf_t out;         /* replies of this round, not yet handed to the socket (conn.c) */
+    bool stepping;      /* inside step(), which flushes out as it ends */
     engine_waiter_t lease;
     bool counted_waiter;
     char *fetch_buf;    /* owned: the FETCH's queue names */
