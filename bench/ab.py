@@ -11,41 +11,18 @@ Usage: bench/ab.py BINARY_A BINARY_B [fwp|http] [P] [JOBS]
 Loopback only; every run is bounded by --max-seconds and its server is
 stopped by its own pid."""
 import os
-import re
 import statistics
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import jobq_server  # noqa: E402
-from jobq_server import ROOT, Jobq, free_port  # noqa: E402
-
-GEN = os.path.join(ROOT, "build", "bench")
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+import peers  # noqa: E402
 
 
 def run(binary, proto, p, jobs):
+    """One run of peers.py's jobq system for proto, on this binary."""
     jobq_server.BIN = binary
-    port = free_port()
-    srv = Jobq({"JOBQ_DURABILITY": "os", "JOBQ_FAKTORY_LISTEN": f"127.0.0.1:{port}"})
-    if proto == "fwp":
-        cmd = [os.path.join(GEN, "fwpgen"), "--port", str(port)]
-    else:
-        cmd = [os.path.join(GEN, "loadgen"), "--url", srv.url, "--payload", "90"]
-    cmd += ["--producers", str(p), "--consumers", str(p), "--jobs", str(jobs), "--max-seconds", "120"]
-    try:
-        before = cpu_seconds(srv.proc.pid)
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=180).stdout
-        used = cpu_seconds(srv.proc.pid) - before
-    finally:
-        srv.stop()
-    m = re.search(r"= ([0-9.]+) jobs/s", out) or re.search(r"full_cycle_jobs_per_s=([0-9.]+)", out)
-    return float(m.group(1)), used / jobs * 1e6
+    return peers.run(f"jobq {proto.upper()} os", p, p, jobs)
 
 
 def main():

@@ -12,6 +12,9 @@
  *   round-trips from there, unless its args are not JSON: unpacking takes
  *   the args' text on the strength of the CRC (job_pack.c), and only a
  *   hostile writer can make a CRC match.
+ * mode 'Q': the same, with a matching CRC appended to the bytes, so that
+ *   every field's checks meet hostile bytes (a damaged file fails the CRC
+ *   first; this is the hostile writer).
  */
 #include "fuzz.h"
 
@@ -21,7 +24,9 @@
 
 #include "core/config.h"
 #include "core/job.h"
+#include "util/crc32c.h"
 #include "util/jsonb.h"
+#include "util/le.h"
 
 static job_defaults_t defaults;
 
@@ -66,6 +71,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (job_unpack(data + 1, size - 1, "fuzz-id", "q", "t", &job, &p) == ERR_OK)
             packed_reads_back(job);
         job_free(job);
+        return 0;
+    }
+    if (data[0] == 'Q') {
+        unsigned char *b = malloc(size + 4);
+        if (!b)
+            return 0;
+        memcpy(b, data + 1, size - 1);
+        le_put32(b + size - 1, crc32c(0, b, size - 1));
+        if (job_unpack(b, size + 3, "fuzz-id", "q", "t", &job, &p) == ERR_OK)
+            packed_reads_back(job);
+        job_free(job);
+        free(b);
         return 0;
     }
     if (data[0] % 2 == 0) {

@@ -49,6 +49,14 @@ bool job_name_char(char c)
            c == '.' || c == '_' || c == ':' || c == '-';
 }
 
+bool job_lease_id_valid(const char *s)
+{
+    for (int i = 0; i < JOB_LEASE_ID_LEN; i++)
+        if (s[i] < 0x21 || s[i] > 0x7e)
+            return false;
+    return true;
+}
+
 bool job_name_valid(const char *s)
 {
     size_t n = 0;

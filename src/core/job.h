@@ -130,6 +130,10 @@ int job_state_parse(const char *s, job_state_t *out);
 bool job_state_terminal(job_state_t s);
 const char *job_priority_name(int priority);
 
+/* A lease id as jobq makes them: JOB_LEASE_ID_LEN printable ASCII
+ * characters (checked on every read of a stored job; s need not end). */
+bool job_lease_id_valid(const char *s);
+
 /* Characters allowed in ids, queue names, types and breaker keys. */
 bool job_name_valid(const char *s);
 bool job_name_char(char c); /* one of [A-Za-z0-9._:-] */

@@ -56,7 +56,7 @@ enum {
 #define TIME_MIN (-62167219200000LL)
 #define TIME_MAX 253402300799999LL
 #define TEXT_MAX (64u << 20) /* no part of a job comes near this */
-#define WORKER_MAX 1024
+
 
 /* ---- writing ---- */
 
@@ -273,14 +273,6 @@ static char *get_dup(rd_t *r, const char *field, size_t max)
     return d;
 }
 
-static bool printable(const char *s)
-{
-    for (; *s; s++)
-        if (*s < 0x20 || *s > 0x7e)
-            return false;
-    return true;
-}
-
 /* A JSON part: parsed (bounded), and its text kept as the job's cache. */
 static json_t *get_json(rd_t *r, const char *field, char **cache)
 {
@@ -338,23 +330,21 @@ static void get_lease(rd_t *r, job_t *j, unsigned flags)
     }
     if (!(flags & F_LEASE))
         return;
-    if (r->end - r->p < JOB_LEASE_ID_LEN || memchr(r->p, '\0', JOB_LEASE_ID_LEN)) {
+    if (r->end - r->p < JOB_LEASE_ID_LEN || !job_lease_id_valid((const char *)r->p)) {
         fail(r, "lease.id");
         return;
     }
     memcpy(j->lease_id, r->p, JOB_LEASE_ID_LEN);
     j->lease_id[JOB_LEASE_ID_LEN] = '\0';
     r->p += JOB_LEASE_ID_LEN;
-    j->lease_worker = get_dup(r, "lease.worker", WORKER_MAX);
+    /* Any bytes but NUL, as a stored document allowed: the JSON writer
+     * escapes what needs it, and a job must read back whatever it held. */
+    j->lease_worker = get_dup(r, "lease.worker", TEXT_MAX);
     if (j->lease_worker && !*j->lease_worker) {
         free(j->lease_worker);
         j->lease_worker = NULL;
-    } else if (j->lease_worker && !printable(j->lease_worker)) {
-        fail(r, "lease.worker");
     }
     j->lease_expires_at = get_time(r, "lease.expires_at", j->created_at);
-    if (!printable(j->lease_id))
-        fail(r, "lease.id");
 }
 
 static void get_body(rd_t *r, job_t *j, unsigned flags, bool faktory)

@@ -305,7 +305,7 @@ static err_t doc_lease(job_t *j, json_t *lease, problem_t *p)
         return ERR_OK;
     const char *id = json_string_value(json_object_get(lease, "id"));
     const char *worker = json_string_value(json_object_get(lease, "worker"));
-    if (!id || strlen(id) != JOB_LEASE_ID_LEN)
+    if (!id || strlen(id) != JOB_LEASE_ID_LEN || !job_lease_id_valid(id))
         return problem_set(p, ERR_INTERNAL, "lease", "running job %s has no lease", j->id);
     memcpy(j->lease_id, id, JOB_LEASE_ID_LEN + 1);
     j->lease_worker = worker ? strdup(worker) : NULL;

@@ -9,6 +9,17 @@
 
 #include <stddef.h>
 
+/* The columns of jobs but doc (migration 1; made again by 4). */
+#define JOBS_COLUMNS \
+    "  id TEXT PRIMARY KEY," \
+    "  queue TEXT NOT NULL," \
+    "  type TEXT NOT NULL," \
+    "  state TEXT NOT NULL," \
+    "  priority INTEGER NOT NULL," \
+    "  created_at INTEGER NOT NULL," \
+    "  updated_at INTEGER NOT NULL," \
+    "  run_at INTEGER,"
+
 /* Job counts by queue and state, kept in the same transaction as the
  * change (migration 2; made again by 4 with the table they belong to). */
 #define COUNT_TRIGGERS \
@@ -29,14 +40,7 @@
 static const char *const migrations[] = {
     /* 1: jobs, queues, lifetime counters */
     "CREATE TABLE jobs ("
-    "  id TEXT PRIMARY KEY,"
-    "  queue TEXT NOT NULL,"
-    "  type TEXT NOT NULL,"
-    "  state TEXT NOT NULL,"
-    "  priority INTEGER NOT NULL,"
-    "  created_at INTEGER NOT NULL,"
-    "  updated_at INTEGER NOT NULL,"
-    "  run_at INTEGER,"
+    JOBS_COLUMNS
     "  doc TEXT NOT NULL"
     ");"
     "CREATE INDEX jobs_by_created ON jobs(created_at, id);"
@@ -63,14 +67,7 @@ static const char *const migrations[] = {
      * indexes and the counting triggers go with the old table and are
      * made again, the same. */
     "CREATE TABLE jobs_v4 ("
-    "  id TEXT PRIMARY KEY,"
-    "  queue TEXT NOT NULL,"
-    "  type TEXT NOT NULL,"
-    "  state TEXT NOT NULL,"
-    "  priority INTEGER NOT NULL,"
-    "  created_at INTEGER NOT NULL,"
-    "  updated_at INTEGER NOT NULL,"
-    "  run_at INTEGER,"
+    JOBS_COLUMNS
     "  doc BLOB NOT NULL"
     ") WITHOUT ROWID;"
     "INSERT INTO jobs_v4 SELECT id, queue, type, state, priority, created_at, updated_at,"
