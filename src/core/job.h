@@ -75,26 +75,31 @@ typedef struct job_defaults {
     backoff_t backoff;
 } job_defaults_t;
 
+/* Fields are ordered so that the small ones share words: a million queued
+ * jobs each hold one (its size is asserted in job.c). */
 typedef struct job {
     char *id, *breaker_key; /* breaker_key may be NULL */
-    /* Shared (core/names.h) unless the flag says the job owns its copy:
-     * set them with job_set_queue() and job_set_type() only. */
+    /* Shared (core/names.h) unless own_queue / own_type says the job owns
+     * its copy: set them with job_set_queue() and job_set_type() only. */
     const char *queue, *type;
-    bool own_queue, own_type;
     /* The args as compact JSON text, always; the tree only once someone
      * asked for the values (job_args()): a queued job needs just the text,
      * and the tree was a quarter of its memory. */
     char *args_text;
-    uint32_t args_len;
     json_t *args;
+    uint32_t args_len;
+    job_state_t state;
     int priority;
     int max_retries;
+    int attempts;
+    bool own_queue, own_type;
+    bool cancel_requested;
+    /* Deleted instead of kept as failed once its retries are spent
+     * (Faktory's retry: 0). Part of the spec. */
+    bool discard_failed;
     int64_t timeout_ms;
     backoff_t backoff;
 
-    job_state_t state;
-    int attempts;
-    bool cancel_requested;
     /* Milliseconds since the epoch; 0 means "not yet" (null in JSON). */
     int64_t created_at, updated_at, started_at, finished_at, run_at;
     json_t *progress, *result; /* NULL until reported */
@@ -104,14 +109,11 @@ typedef struct job {
      * no column for (custom, backtrace, retry, created_at as sent), kept
      * and returned as given; NULL for other jobs. Part of the spec. */
     json_t *faktory;
-    /* Deleted instead of kept as failed once its retries are spent
-     * (Faktory's retry: 0). Part of the spec. */
-    bool discard_failed;
 
     /* Lease, valid while running. */
-    char lease_id[JOB_LEASE_ID_LEN + 1];
     char *lease_worker;
     int64_t lease_expires_at;
+    char lease_id[JOB_LEASE_ID_LEN + 1];
 
     /* JSON text of the arbitrary values, dumped on first use and dropped by
      * the setters below: a job is written several times per life (store and

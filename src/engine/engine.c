@@ -87,7 +87,8 @@ void eng_persist(engine_t *e, ejob_t *ej, job_event_t ev)
 
 void eng_account(engine_t *e, ejob_t *ej)
 {
-    size_t now = job_memory_estimate(ej->job);
+    size_t est = job_memory_estimate(ej->job);
+    uint32_t now = est > UINT32_MAX ? UINT32_MAX : (uint32_t)est;
     e->bytes += (int64_t)now - (int64_t)ej->bytes;
     ej->bytes = now;
 }

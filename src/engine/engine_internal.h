@@ -48,8 +48,8 @@ typedef struct ejob {
     struct equeue *queue;
     elane_t *lane;         /* while unfinished */
     uint64_t seq;          /* order of becoming ready, for FIFO across lanes */
+    uint32_t bytes;        /* accounted in engine.bytes (a job is far below 4 GiB) */
     bool probe;            /* leased while its breaker was half-open */
-    size_t bytes;          /* accounted in engine.bytes */
 } ejob_t;
 
 typedef struct equeue {

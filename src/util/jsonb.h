@@ -32,8 +32,9 @@ bool jsonb_within(const json_t *v, int max_depth, char *path, size_t len);
 struct sbuf;
 /* Appends v as compact JSON text (NULL as null): what json_dumps(v,
  * JSON_COMPACT | JSON_ENCODE_ANY) says, but reals in the shortest form
- * that reads back the same double. A tenth of jansson's instructions: the
- * hot path writes every job's args once (bench: docs/performance.md). */
+ * that reads back the same double. About a quarter of jansson's
+ * instructions: the hot path writes every job's args once (callgrind:
+ * docs/performance.md). */
 void jsonb_write(struct sbuf *s, const json_t *v);
 /* The same as a new string of exactly its size (the caller frees). */
 char *jsonb_text(const json_t *v);
