@@ -19,8 +19,8 @@
  * str = length | bytes; args, progress, result, errors and faktory are
  * compact JSON text. t = 0 for "not yet" (0 ms), else z(t - created_at) + 1:
  * a job's times are close together, so each takes a byte or three.
- * num = 2k for a value that is exactly k millionths, else 1 and the eight
- * bytes of the double.
+ * num = 2k for a value that is exactly k millionths (and not -0.0), else 1
+ * and the eight bytes of the double.
  *
  * Reading trusts nothing: every field is bounded as job_parse_spec bounds
  * it, the CRC must match, and the JSON parts other than args are parsed.
@@ -89,7 +89,7 @@ static void put_time(sbuf_t *s, int64_t t, int64_t base)
 static void put_num(sbuf_t *s, double v)
 {
     double k = round(v * 1e6);
-    if (k >= 0 && k < 9007199254740992.0 && k / 1e6 == v) {
+    if (!signbit(v) && k < 9007199254740992.0 && k / 1e6 == v) { /* -0.0 goes raw */
         put_uv(s, (uint64_t)k << 1);
         return;
     }

@@ -107,6 +107,22 @@ static void test_every_optional_part_reads_back(void **state)
     job_free(j);
 }
 
+/* Numbers a client may send that the short form cannot hold go raw. */
+static void test_odd_numbers_read_back_exactly(void **state)
+{
+    (void)state;
+    static const char *const specs[] = {
+        "{\"type\":\"t\",\"backoff\":{\"jitter\":-0.0}}",
+        "{\"type\":\"t\",\"backoff\":{\"jitter\":1e-7,\"multiplier\":99.9999999}}",
+        "{\"type\":\"t\",\"run_at\":\"0000-01-01T00:00:00Z\",\"args\":-1.5e300}",
+    };
+    for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
+        job_t *j = parse(specs[i]);
+        assert_round_trip(j);
+        job_free(j);
+    }
+}
+
 /* Flipping any bit, or cutting at any byte, is caught: by the CRC or by a
  * field's bounds, never by a crash (the sanitizer build runs this). */
 static void test_damage_anywhere_is_refused(void **state)
@@ -182,6 +198,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_a_queued_job_reads_back_whole_and_small),
         cmocka_unit_test(test_every_optional_part_reads_back),
+        cmocka_unit_test(test_odd_numbers_read_back_exactly),
         cmocka_unit_test(test_damage_anywhere_is_refused),
         cmocka_unit_test(test_bad_fields_with_a_good_crc_are_named),
     };
