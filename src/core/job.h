@@ -186,6 +186,11 @@ int job_set_type(job_t *j, const char *name);
 /* Sets the args (borrows v): keeps their compact text, not the tree. */
 void job_set_args(job_t *j, json_t *v);
 
+/* The compact JSON text of v, one of j's values (progress, result,
+ * errors, faktory), from *cache, its cache in the job, which is filled if
+ * empty: the JSON writer and the packer share it. v is not NULL. */
+const char *job_value_text(char **cache, json_t *v);
+
 /* Setters for the parts with cached text (borrow v; NULL clears). */
 void job_set_result(job_t *j, json_t *v);
 void job_set_progress(job_t *j, json_t *v);

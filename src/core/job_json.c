@@ -13,19 +13,17 @@
 #include "util/jsonb.h"
 #include "util/sbuf.h"
 
-/* Never NULL: out of memory aborts in sbuf. */
-static char *dump(json_t *v) { return jsonb_text(v); }
+const char *job_value_text(char **cache, json_t *v)
+{
+    if (!*cache)
+        *cache = jsonb_text(v); /* never NULL: out of memory aborts in sbuf */
+    return *cache;
+}
 
-/* A cached dump; the cache lives in the (logically const) job. */
+/* A value not reported yet writes null and caches nothing. */
 static void add_cached(sbuf_t *s, char **cache, json_t *v)
 {
-    if (!v) { /* not reported yet: nothing worth a cached copy per job */
-        sbuf_add(s, "null", 4);
-        return;
-    }
-    if (!*cache)
-        *cache = dump(v);
-    sbuf_adds(s, *cache ? *cache : "null");
+    sbuf_adds(s, v ? job_value_text(cache, v) : "null");
 }
 
 static void add_key(sbuf_t *s, const char *key)
@@ -116,7 +114,7 @@ static void add_lease(sbuf_t *s, const job_t *j, job_json_mode_t mode)
 
 void job_set_args(job_t *j, json_t *v)
 {
-    char *text = dump(v);
+    char *text = jsonb_text(v);
     free(j->args_text);
     json_decref(j->args);
     j->args = NULL;

@@ -107,12 +107,11 @@ static void put_str(sbuf_t *s, const char *p, size_t n)
     sbuf_add(s, p, n);
 }
 
-/* A cached dump, made now if missing (the same cache job_json.c fills). */
+/* The value's cached text (the one its JSON form writes), made if missing. */
 static void put_cached(sbuf_t *s, char **cache, json_t *v)
 {
-    if (!*cache)
-        *cache = jsonb_text(v);
-    put_str(s, *cache, strlen(*cache));
+    const char *t = job_value_text(cache, v);
+    put_str(s, t, strlen(t));
 }
 
 static unsigned flags_of(const job_t *j)

@@ -200,7 +200,8 @@ void fwp_job_write(const job_t *j, sbuf_t *s)
 {
     json_t *ext = j->faktory, *v;
     size_t alen;
-    bool wrap = *job_args_text(j, &alen) != '[';
+    const char *text = job_args_text(j, &alen);
+    bool wrap = *text != '[';
     sbuf_adds(s, "{\"jid\":");
     sbuf_add_jstr(s, j->id);
     sbuf_adds(s, ",\"jobtype\":");
@@ -211,11 +212,9 @@ void fwp_job_write(const job_t *j, sbuf_t *s)
         json_t *args = json_pack("[O]", job_args(j));
         add_json(s, "args", args);
         json_decref(args);
-    } else { /* the same text the spec holds: dumped once per job */
-        size_t n;
-        const char *text = job_args_text(j, &n);
+    } else { /* the text the job keeps: no dump */
         sbuf_adds(s, ",\"args\":");
-        sbuf_add(s, text, n);
+        sbuf_add(s, text, alen);
     }
     if ((v = json_object_get(ext, "created_at")))
         add_json(s, "created_at", v);

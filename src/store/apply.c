@@ -47,11 +47,6 @@ static int run_purge(store_t *s, op_t *op)
     return rc;
 }
 
-static const char *op_job_id(const op_t *op)
-{
-    return op->kind == OP_PUT ? op->row.id : op->kind == OP_DELETE ? op->name : NULL;
-}
-
 static bool is_enqueue(const op_t *op) { return op->kind == OP_PUT && op->ev == JOB_EV_ENQUEUED; }
 
 /* A job written several times in one batch (enqueued and leased in the
@@ -76,14 +71,14 @@ static void mark_superseded(op_t *batch, bool live)
     hmap_t last; /* each id's last write in the batch */
     hmap_init(&last);
     for (op_t *op = batch; op; op = op->next) {
-        const char *id = op_job_id(op);
+        const char *id = store_op_id(op);
         if (id && hmap_put(&last, id, op) != 0) {
             hmap_free(&last);
             return;
         }
     }
     for (op_t *op = batch; op; op = op->next) {
-        const char *id = op_job_id(op);
+        const char *id = store_op_id(op);
         op_t *final = id ? hmap_get(&last, id) : NULL;
         if (!final)
             continue;
