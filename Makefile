@@ -51,9 +51,9 @@ build/jobq: $(REL_OBJ) build/obj/src/main.o
 build/san/jobq: $(SAN_OBJ) build/san/obj/src/main.o
 	@echo "LD $@"; $(CC) $(SAN) -o $@ $^ $(LIBS)
 
-build/san/test_%: tests/unit/test_%.c $(SAN_OBJ)
+build/san/test_%: tests/unit/test_%.c $(SAN_OBJ) $(wildcard tests/unit/*.h)
 	@mkdir -p $(dir $@)
-	@echo "LD $@"; $(CC) $(BASE_CFLAGS) -O1 -g $(SAN) -o $@ $^ $(LIBS) -lcmocka
+	@echo "LD $@"; $(CC) $(BASE_CFLAGS) -O1 -g $(SAN) -o $@ $(filter-out %.h,$^) $(LIBS) -lcmocka
 
 build/bench/loadgen: bench/loadgen.c
 	@mkdir -p $(dir $@)
@@ -63,11 +63,11 @@ build/bench/pwdhash_cost: bench/pwdhash_cost.c src/faktory/auth.c
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) -O2 -o $@ $^ $(LIBS)
 
-build/bench/fwpgen: bench/fwpgen.c
+build/bench/fwpgen: bench/fwpgen.c bench/gen.h
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) -O2 -g -o $@ $< $(LIBS)
 
-build/bench/peergen: bench/peergen.c
+build/bench/peergen: bench/peergen.c bench/gen.h
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) -O2 -g -o $@ $< $(LIBS)
 

@@ -20,6 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "gen.h"
+
 typedef enum { S_HI, S_HELLO, S_PUSH, S_FETCH, S_ACK } state_t;
 
 typedef struct conn {
@@ -40,13 +42,6 @@ static int run_id; /* jids differ from run to run against one server */
 static const char pad[] = "0123456789012345678901234567890123456789012345678901234567890123456789"
                           "012345678901234567";
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void finish(conn_t *c)
 {
     bufferevent_free(c->bev);
@@ -55,7 +50,7 @@ static void finish(conn_t *c)
         event_base_loopbreak(base);
 }
 
-static bool over(void) { return acked >= want || now_s() - t0 > max_seconds; }
+static bool over(void) { return acked >= want || gen_now_s() - t0 > max_seconds; }
 
 /* Sends the connection's next command; false if it is done (and freed). */
 static bool next(conn_t *c)
@@ -67,7 +62,7 @@ static bool next(conn_t *c)
     if (c->producer) {
         long n = pushed++;
         c->st = S_PUSH;
-        c->sent_at = now_s();
+        c->sent_at = gen_now_s();
         evbuffer_add_printf(bufferevent_get_output(c->bev),
                             "PUSH {\"jid\":\"bench-%d-%08ld\",\"jobtype\":\"bench\",\"args\":[%ld,\"%s\"]}"
                             "\r\n", run_id, n, n, pad);
@@ -117,7 +112,7 @@ static bool on_reply(conn_t *c, char *r)
         return true;
     case S_PUSH:
         if (nlat < want)
-            lat[nlat++] = now_s() - c->sent_at;
+            lat[nlat++] = gen_now_s() - c->sent_at;
         /* fall through */
     case S_HELLO:
         errors += strcmp(r, "+OK") != 0;
@@ -134,7 +129,7 @@ static bool on_reply(conn_t *c, char *r)
     case S_ACK:
         errors += strcmp(r, "+OK") != 0;
         if (++acked == want) { /* done: the others may sit in a FETCH for 2 s */
-            t_end = now_s();
+            t_end = gen_now_s();
             event_base_loopbreak(base);
             return false;
         }
@@ -173,35 +168,26 @@ static int cmp(const void *a, const void *b)
 
 int main(int argc, char **argv)
 {
-    int port = 7419, producers = 1, consumers = 1;
-    want = 10000;
-    max_seconds = 60;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--port")) port = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--producers")) producers = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--consumers")) consumers = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--jobs")) want = atol(argv[i + 1]);
-        else if (!strcmp(argv[i], "--max-seconds")) max_seconds = atof(argv[i + 1]);
-        else return fprintf(stderr, "unknown option %s\n", argv[i]), 2;
-    }
+    gen_opts_t o = { .port = 7419, .producers = 1, .consumers = 1, .jobs = 10000,
+                     .max_seconds = 60 };
+    int rc = gen_parse(argc, argv, &o, NULL);
+    if (rc)
+        return rc;
+    want = o.jobs;
+    max_seconds = o.max_seconds;
     run_id = (int)getpid();
     base = event_base_new();
     lat = calloc((size_t)want, sizeof *lat);
-    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    t0 = now_s();
-    for (int i = 0; i < producers + consumers; i++) {
+    t0 = gen_now_s();
+    for (int i = 0; i < o.producers + o.consumers; i++) {
         conn_t *c = calloc(1, sizeof *c);
-        c->producer = i < producers;
-        c->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-        bufferevent_setcb(c->bev, on_read, NULL, on_event, c);
-        bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-        if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&sa, sizeof sa) != 0)
-            return fprintf(stderr, "cannot connect to 127.0.0.1:%d\n", port), 1;
+        c->producer = i < o.producers;
+        if (!(c->bev = gen_connect(base, o.port, on_read, on_event, c)))
+            return 1;
         open_conns++;
     }
     event_base_dispatch(base);
-    double secs = (t_end ? t_end : now_s()) - t0;
+    double secs = (t_end ? t_end : gen_now_s()) - t0;
     qsort(lat, (size_t)nlat, sizeof *lat, cmp);
     printf("full cycle over FWP: %ld jobs in %.2f s = %.0f jobs/s; push p50 %.2f ms p99 %.2f ms; "
            "errors %ld\n", acked, secs, (double)acked / secs,

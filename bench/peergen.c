@@ -25,6 +25,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "gen.h"
+
 typedef enum { P_BEANSTALK, P_REDIS } proto_t;
 typedef enum { S_PUT, S_TAKE, S_DONE } state_t;
 
@@ -43,13 +45,6 @@ static long want, pushed, done, errors;
 static double t0, t_end, max_seconds;
 static int open_conns, consumers, pipeline = 1;
 static char body[101]; /* 100 bytes, unique per job in its first digits */
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void finish(conn_t *c)
 {
@@ -117,7 +112,7 @@ static void send_done(conn_t *c, const char *job)
     }
 }
 
-static bool over(void) { return done >= want || now_s() - t0 > max_seconds; }
+static bool over(void) { return done >= want || gen_now_s() - t0 > max_seconds; }
 
 /* Sends the connection's next command; false if it is done (and freed). */
 static bool next(conn_t *c)
@@ -182,7 +177,7 @@ static bool on_reply(conn_t *c, const char *line, const char *data)
     switch (c->st) {
     case S_PUT:
         if (!consumers && ++done == want) { /* enqueue only */
-            t_end = now_s();
+            t_end = gen_now_s();
             event_base_loopbreak(base);
             return false;
         }
@@ -200,7 +195,7 @@ static bool on_reply(conn_t *c, const char *line, const char *data)
         return true;
     case S_DONE:
         if (++done == want) {
-            t_end = now_s();
+            t_end = gen_now_s();
             event_base_loopbreak(base);
             return false;
         }
@@ -234,44 +229,44 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     }
 }
 
+/* peergen's own options beside gen's. */
+static int own_option(const char *name, const char *value)
+{
+    if (!strcmp(name, "--proto"))
+        proto = strcmp(value, "redis") ? P_BEANSTALK : P_REDIS;
+    else if (!strcmp(name, "--pipeline"))
+        pipeline = atoi(value);
+    else
+        return -1;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
-    int port = 0, producers = 1;
-    consumers = 1;
-    want = 10000;
-    max_seconds = 60;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--port")) port = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--proto")) proto = strcmp(argv[i + 1], "redis") ? P_BEANSTALK : P_REDIS;
-        else if (!strcmp(argv[i], "--producers")) producers = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--consumers")) consumers = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--jobs")) want = atol(argv[i + 1]);
-        else if (!strcmp(argv[i], "--max-seconds")) max_seconds = atof(argv[i + 1]);
-        else if (!strcmp(argv[i], "--pipeline")) pipeline = atoi(argv[i + 1]);
-        else return fprintf(stderr, "unknown option %s\n", argv[i]), 2;
-    }
+    gen_opts_t o = { .producers = 1, .consumers = 1, .jobs = 10000, .max_seconds = 60 };
+    int rc = gen_parse(argc, argv, &o, own_option);
+    if (rc)
+        return rc;
     if (pipeline < 1 || pipeline > 1000)
         return fprintf(stderr, "--pipeline must be 1-1000\n"), 2;
-    if (!port)
+    if (!o.port)
         return fprintf(stderr, "usage: peergen --proto beanstalk|redis --port N ...\n"), 2;
+    consumers = o.consumers;
+    want = o.jobs;
+    max_seconds = o.max_seconds;
     memset(body, 'x', 100);
     base = event_base_new();
-    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    t0 = now_s();
-    for (int i = 0; i < producers + consumers; i++) {
+    t0 = gen_now_s();
+    for (int i = 0; i < o.producers + o.consumers; i++) {
         conn_t *c = calloc(1, sizeof *c);
-        c->producer = i < producers;
+        c->producer = i < o.producers;
         c->taken = calloc((size_t)pipeline, sizeof *c->taken);
-        c->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-        bufferevent_setcb(c->bev, on_read, NULL, on_event, c);
-        bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-        if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&sa, sizeof sa) != 0)
-            return fprintf(stderr, "cannot connect to 127.0.0.1:%d\n", port), 1;
+        if (!(c->bev = gen_connect(base, o.port, on_read, on_event, c)))
+            return 1;
         open_conns++;
     }
     event_base_dispatch(base);
-    double secs = (t_end ? t_end : now_s()) - t0;
+    double secs = (t_end ? t_end : gen_now_s()) - t0;
     printf("full cycle over %s: %ld jobs in %.2f s = %.0f jobs/s; errors %ld\n",
            proto == P_REDIS ? "redis" : "beanstalk", done, secs, (double)done / secs, errors);
     return errors ? 1 : 0;

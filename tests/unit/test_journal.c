@@ -13,15 +13,15 @@
 #include <unistd.h>
 
 #include "store/journal.h"
+#include "tmpdir_fixture.h"
 
-static char dir[] = "/tmp/jobq-test-journal-XXXXXX";
+static char dir[64];
 static char path[256], copy[256];
 
 static int setup(void **state)
 {
     (void)state;
-    strcpy(dir, "/tmp/jobq-test-journal-XXXXXX");
-    if (!mkdtemp(dir))
+    if (tmpdir_make(dir, "journal") != 0)
         return -1;
     snprintf(path, sizeof path, "%.200s/j.jlog", dir);
     snprintf(copy, sizeof copy, "%.200s/copy.jlog", dir);
@@ -31,9 +31,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    return system(cmd);
+    return tmpdir_remove(dir);
 }
 
 typedef struct seen {

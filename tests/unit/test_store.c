@@ -14,8 +14,9 @@
 
 #include "engine/engine.h"
 #include "store/store.h"
+#include "tmpdir_fixture.h"
 
-static char dir[] = "/tmp/jobq-test-store-XXXXXX";
+static char dir[64];
 static char url[320], path[256];
 
 static int64_t now_fn(void *ud) { (void)ud; return 1700000000000; }
@@ -49,8 +50,7 @@ static void enqueue(engine_t *e, json_t *spec)
 static int setup(void **state)
 {
     (void)state;
-    strcpy(dir, "/tmp/jobq-test-store-XXXXXX");
-    if (!mkdtemp(dir))
+    if (tmpdir_make(dir, "store") != 0)
         return -1;
     snprintf(path, sizeof path, "%.200s/sub/jobq.db", dir);
     snprintf(url, sizeof url, "sqlite://%s", path);
@@ -60,9 +60,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    return system(cmd);
+    return tmpdir_remove(dir);
 }
 
 /* Recovery into an engine, as `jobq serve` does. */
