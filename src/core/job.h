@@ -217,6 +217,11 @@ static inline bool job_is_packed(const void *p, size_t n)
  * job; on error fills p, naming the field. */
 err_t job_unpack(const void *bytes, size_t n, const char *id, const char *queue,
                  const char *type, job_t **out, problem_t *p);
+/* Two fields of bytes job_pack() wrote in this process (the engine keeps
+ * waiting jobs packed and orders them without unpacking): nothing is
+ * checked, so never call these on bytes from the disk. */
+job_state_t job_packed_state(const void *bytes);
+int64_t job_packed_run_at(const void *bytes, size_t n);
 
 /* Appends a failure record {attempt,type,message,context,worker,at},
  * dropping the oldest beyond JOB_ERRORS_MAX. Borrows every argument. */

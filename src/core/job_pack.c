@@ -321,6 +321,21 @@ static void get_head(rd_t *r, job_t *j, unsigned *flags, bool *faktory)
     j->run_at = get_time(r, "run_at", j->created_at);
 }
 
+job_state_t job_packed_state(const void *bytes)
+{
+    return (job_state_t)(((const unsigned char *)bytes)[1] & ~STATE_FAKTORY);
+}
+
+int64_t job_packed_run_at(const void *bytes, size_t n)
+{
+    rd_t r = { bytes, (const unsigned char *)bytes + n, NULL };
+    job_t head = { 0 };
+    unsigned flags;
+    bool faktory;
+    get_head(&r, &head, &flags, &faktory);
+    return head.run_at;
+}
+
 static void get_lease(rd_t *r, job_t *j, unsigned flags)
 {
     if (!(flags & F_LEASE) != (j->state != JOB_RUNNING)) {

@@ -9,7 +9,7 @@ void eng_reap(engine_t *e)
     while (!list_empty(&e->graveyard)) {
         ejob_t *ej = LIST_ENTRY(list_first(&e->graveyard), ejob_t, link);
         list_remove(&ej->link);
-        job_free(ej->job);
+        eng_free_rec(ej);
         free(ej);
     }
 }
@@ -20,18 +20,20 @@ void eng_reap(engine_t *e)
 void eng_discard(engine_t *e, ejob_t *ej)
 {
     e->deletes++;
-    ENG_HOOK(e, e->h.persist_delete(e->h.ud, ej->job->id));
+    ENG_HOOK(e, e->h.persist_delete(e->h.ud, eng_id(ej)));
     eng_unlink(e, ej);
-    hmap_del(&e->jobs, ej->job->id);
-    ej->queue->count[ej->job->state]--;
+    pset_del(&e->jobs, eng_id(ej));
+    ej->queue->count[eng_state(ej)]--;
     e->bytes -= (int64_t)ej->bytes;
+    if (e->lent == ej)
+        e->lent = NULL;
     list_push_back(&e->graveyard, &ej->link);
 }
 
 static ejob_t *not_running(engine_t *e, const char *id, problem_t *p)
 {
     ejob_t *ej = eng_find(e, id, p);
-    if (ej && ej->job->state == JOB_RUNNING) {
+    if (ej && eng_thawed(ej)->state == JOB_RUNNING) { /* eng_find thawed it */
         problem_set(p, ERR_CONFLICT, "state", "job %s is running", id);
         return NULL;
     }
@@ -44,12 +46,12 @@ err_t engine_remove(engine_t *e, const char *id, problem_t *p)
     ejob_t *ej = not_running(e, id, p);
     if (!ej)
         return p->type;
-    if (!job_state_terminal(ej->job->state)) {
+    if (!job_state_terminal(eng_state(ej))) {
         eng_unlink(e, ej);
         eng_lane_detach(e, ej);
     }
     e->deletes++;
-    ENG_HOOK(e, e->h.persist_delete(e->h.ud, ej->job->id));
+    ENG_HOOK(e, e->h.persist_delete(e->h.ud, eng_id(ej)));
     eng_drop(e, ej);
     eng_settle(e);
     return ERR_OK;
@@ -61,11 +63,12 @@ err_t engine_kill(engine_t *e, const char *id, const job_t **out, problem_t *p)
     ejob_t *ej = not_running(e, id, p);
     if (!ej)
         return p->type;
-    if (job_state_terminal(ej->job->state))
+    job_state_t s = eng_state(ej);
+    if (job_state_terminal(s))
         return problem_set(p, ERR_CONFLICT, "state", "job %s is already %s", id,
-                           job_state_name(ej->job->state));
+                           job_state_name(s));
     eng_finish(e, ej, JOB_FAILED, JOB_EV_FAILED);
-    *out = ej->job;
+    *out = eng_thawed(ej);
     eng_settle(e);
     return ERR_OK;
 }
@@ -76,7 +79,7 @@ err_t engine_run_now(engine_t *e, const char *id, const job_t **out, problem_t *
     ejob_t *ej = not_running(e, id, p);
     if (!ej)
         return p->type;
-    job_t *j = ej->job;
+    job_t *j = eng_thawed(ej);
     if (j->state != JOB_PENDING && j->state != JOB_RETRYING)
         return problem_set(p, ERR_CONFLICT, "state", "job %s is %s, not scheduled", id,
                            job_state_name(j->state));
@@ -90,9 +93,15 @@ err_t engine_run_now(engine_t *e, const char *id, const job_t **out, problem_t *
 
 void engine_job_foreach(engine_t *e, bool (*fn)(void *ud, const job_t *job), void *ud)
 {
-    const char *k;
-    void *v;
-    for (size_t i = 0; hmap_next(&e->jobs, &i, &k, &v);)
-        if (!fn(ud, ((ejob_t *)v)->job))
+    ejob_t *ej;
+    for (size_t i = 0; (ej = pset_next(&e->jobs, &i));) {
+        /* A copy, not a thaw: fn may keep going over a million jobs. */
+        job_t *copy = eng_frozen(ej) ? eng_unpack(ej) : NULL;
+        if (eng_frozen(ej) && !copy)
+            continue; /* out of memory */
+        bool more = fn(ud, copy ? copy : ej->rec.job);
+        job_free(copy);
+        if (!more)
             return;
+    }
 }

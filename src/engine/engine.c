@@ -5,6 +5,8 @@
 #include "engine/engine_internal.h"
 #include "util/check.h"
 
+static const char *job_key(const void *ej) { return eng_id(ej); }
+
 engine_t *engine_new(const engine_hooks_t *hooks, const engine_options_t *opt)
 {
     engine_t *e = calloc(1, sizeof *e);
@@ -14,7 +16,7 @@ engine_t *engine_new(const engine_hooks_t *hooks, const engine_options_t *opt)
     e->opt = *opt;
     if (e->opt.finished_in_memory < 1)
         e->opt.finished_in_memory = 1; /* the job just finished must outlive the call */
-    hmap_init(&e->jobs);
+    pset_init(&e->jobs, job_key);
     hmap_init(&e->queues);
     hmap_init(&e->types);
     hmap_init(&e->keys);
@@ -25,25 +27,27 @@ engine_t *engine_new(const engine_hooks_t *hooks, const engine_options_t *opt)
     list_init(&e->finished);
     list_init(&e->graveyard);
     e->reported_deadline = INT64_MAX;
+    sbuf_init(&e->pack, 256);
     return e;
 }
 
-static void free_ejob(void *v)
-{
-    job_free(((ejob_t *)v)->job);
-    free(v);
-}
 
 void engine_free(engine_t *e)
 {
     if (!e)
         return;
     ENG_ENTER(e); /* reaps the graveyard */
-    hmap_free_values(&e->jobs, free_ejob);
+    ejob_t *ej;
+    for (size_t i = 0; (ej = pset_next(&e->jobs, &i));) {
+        eng_free_rec(ej);
+        free(ej);
+    }
+    pset_free(&e->jobs);
     hmap_free_values(&e->queues, eng_queue_free);
     eng_gates_free(e);
     heap_free(&e->timers);
     heap_free(&e->waiter_deadlines);
+    sbuf_free(&e->pack);
     free(e);
 }
 
@@ -69,9 +73,10 @@ equeue_t *eng_queue(engine_t *e, const char *name)
 
 void eng_set_state(engine_t *e, ejob_t *ej, job_state_t s)
 {
-    job_state_t was = ej->job->state;
+    job_t *j = eng_thawed(ej);
+    job_state_t was = j->state;
     ej->queue->count[was]--;
-    ej->job->state = s;
+    j->state = s;
     ej->queue->count[s]++;
     if (was == JOB_RUNNING && s != JOB_RUNNING)
         eng_gates_running(e, ej, -1);
@@ -81,14 +86,17 @@ void eng_set_state(engine_t *e, ejob_t *ej, job_state_t s)
 
 void eng_persist(engine_t *e, ejob_t *ej, job_event_t ev)
 {
-    ENG_HOOK(e, e->h.persist(e->h.ud, ej->job, ev));
+    ENG_HOOK(e, e->h.persist(e->h.ud, eng_thawed(ej), ev));
     eng_account(e, ej); /* after the hook: writing it filled the text caches */
 }
 
 void eng_account(engine_t *e, ejob_t *ej)
 {
-    size_t est = job_memory_estimate(ej->job);
-    uint32_t now = est > UINT32_MAX ? UINT32_MAX : (uint32_t)est;
+    /* A frozen job: its record, bytes and id, its table slot and malloc's
+     * headers. */
+    size_t est = eng_frozen(ej) ? sizeof *ej + 48 + strlen(ej->rec.frozen) + 1 + ej->frozen_len
+                                : job_memory_estimate(ej->rec.job);
+    uint32_t now = est > INT32_MAX ? INT32_MAX : (uint32_t)est;
     e->bytes += (int64_t)now - (int64_t)ej->bytes;
     ej->bytes = now;
 }
@@ -96,10 +104,12 @@ void eng_account(engine_t *e, ejob_t *ej)
 void eng_drop(engine_t *e, ejob_t *ej)
 {
     eng_unlink(e, ej);
-    hmap_del(&e->jobs, ej->job->id);
-    ej->queue->count[ej->job->state]--;
+    pset_del(&e->jobs, eng_id(ej));
+    ej->queue->count[eng_state(ej)]--;
     e->bytes -= (int64_t)ej->bytes;
-    job_free(ej->job);
+    if (e->lent == ej)
+        e->lent = NULL;
+    eng_free_rec(ej);
     free(ej);
 }
 
@@ -118,11 +128,12 @@ void eng_unlink(engine_t *e, ejob_t *ej)
     heap_remove(&e->timers, &ej->timer);
     if (!list_linked(&ej->link))
         return;
-    if (ej->job->state == JOB_QUEUED) {
+    job_state_t s = eng_state(ej);
+    if (s == JOB_QUEUED) {
         eng_lane_remove(ej);
         return;
     }
-    if (job_state_terminal(ej->job->state))
+    if (job_state_terminal(s))
         e->nfinished--;
     list_remove(&ej->link);
 }
@@ -139,7 +150,7 @@ void eng_schedule(engine_t *e, ejob_t *ej, job_state_t state, int64_t at)
 {
     eng_unlink(e, ej);
     eng_set_state(e, ej, state);
-    ej->job->run_at = at;
+    eng_thawed(ej)->run_at = at;
     if (heap_push(&e->timers, &ej->timer, at) != 0) /* out of memory: run it now */
         eng_make_ready(e, ej);
 }
@@ -155,7 +166,7 @@ static void clear_lease(job_t *j)
 void eng_finish(engine_t *e, ejob_t *ej, job_state_t state, job_event_t ev)
 {
     eng_unlink(e, ej);
-    job_t *j = ej->job;
+    job_t *j = eng_thawed(ej);
     eng_set_state(e, ej, state);
     eng_lane_detach(e, ej);
     j->finished_at = j->updated_at = eng_now(e);
@@ -170,14 +181,14 @@ static ejob_t *adopt(engine_t *e, job_t *job)
     ejob_t *ej = calloc(1, sizeof *ej);
     if (!ej)
         return NULL;
-    ej->job = job;
+    ej->rec.job = job;
     list_init(&ej->link);
     ej->queue = eng_queue(e, job->queue);
     if (!ej->queue || (!job_state_terminal(job->state) && eng_lane_attach(e, ej) != 0)) {
         free(ej);
         return NULL;
     }
-    if (hmap_put(&e->jobs, job->id, ej) != 0) {
+    if (pset_add(&e->jobs, ej) != 0) {
         eng_lane_detach(e, ej);
         free(ej);
         return NULL;
@@ -190,7 +201,7 @@ static ejob_t *adopt(engine_t *e, job_t *job)
 
 static void place_loaded(engine_t *e, ejob_t *ej)
 {
-    job_t *j = ej->job;
+    job_t *j = eng_thawed(ej);
     switch (j->state) {
     case JOB_PENDING:
     case JOB_RETRYING: eng_schedule(e, ej, j->state, j->run_at); break;
@@ -209,13 +220,14 @@ static void place_loaded(engine_t *e, ejob_t *ej)
 void engine_load(engine_t *e, job_t *job)
 {
     ENG_ENTER(e);
-    ejob_t *ej = hmap_get(&e->jobs, job->id) ? NULL : adopt(e, job);
+    ejob_t *ej = pset_get(&e->jobs, job->id) ? NULL : adopt(e, job);
     if (!ej) {
         job_free(job);
         return;
     }
     place_loaded(e, ej);
     eng_account(e, ej);
+    eng_freeze(e, ej); /* no caller holds a loaded job */
     eng_settle(e);
 }
 
@@ -229,29 +241,45 @@ void engine_load_queue(engine_t *e, const char *queue, bool paused)
 
 ejob_t *eng_find(engine_t *e, const char *id, problem_t *p)
 {
-    ejob_t *ej = hmap_get(&e->jobs, id);
-    if (!ej)
+    ejob_t *ej = pset_get(&e->jobs, id);
+    if (!ej) {
         problem_set(p, ERR_NOT_FOUND, "id", "no job with id %s", id);
+        return NULL;
+    }
+    if (!eng_job(e, ej)) {
+        problem_set(p, ERR_UNAVAILABLE, "", "out of memory");
+        return NULL;
+    }
+    eng_lend(e, ej); /* whatever the call does with it, it freezes on the next */
     return ej;
 }
 
 const job_t *engine_get(engine_t *e, const char *id)
 {
-    ejob_t *ej = hmap_get(&e->jobs, id);
-    if (ej && job_state_terminal(ej->job->state)) { /* recently read: evicted last */
+    ejob_t *ej = pset_get(&e->jobs, id);
+    if (!ej || !eng_job(e, ej))
+        return NULL;
+    eng_lend(e, ej);
+    if (job_state_terminal(ej->rec.job->state)) { /* recently read: evicted last */
         list_remove(&ej->link);
         list_push_back(&e->finished, &ej->link);
     }
-    return ej ? ej->job : NULL;
+    return ej->rec.job;
 }
 
-size_t engine_job_count(const engine_t *e) { return hmap_len(&e->jobs); }
+size_t engine_job_count(const engine_t *e) { return pset_len(&e->jobs); }
 uint64_t engine_deletes(const engine_t *e) { return e->deletes; }
 
 err_t engine_enqueue_check(engine_t *e, const job_t *job, problem_t *p)
 {
-    ejob_t *ej = hmap_get(&e->jobs, job->id);
-    if (ej && !job_same_spec(ej->job, job))
+    ejob_t *ej = pset_get(&e->jobs, job->id);
+    if (!ej)
+        return ERR_OK;
+    const job_t *had = eng_job(e, ej);
+    if (!had)
+        return problem_set(p, ERR_UNAVAILABLE, "", "out of memory");
+    eng_lend(e, ej);
+    if (!job_same_spec(had, job))
         return problem_set(p, ERR_CONFLICT, "id",
                            "job %s already exists with different content", job->id);
     return ERR_OK;
@@ -261,10 +289,10 @@ err_t engine_enqueue(engine_t *e, job_t *job, bool *created, const job_t **out, 
 {
     ENG_ENTER(e);
     err_t err = engine_enqueue_check(e, job, p);
-    ejob_t *existing = hmap_get(&e->jobs, job->id);
+    ejob_t *existing = pset_get(&e->jobs, job->id);
     if (err || existing) {
         *created = false;
-        *out = existing ? existing->job : NULL;
+        *out = existing && !eng_frozen(existing) ? existing->rec.job : NULL; /* the check thawed it */
         job_free(job);
         return err;
     }
@@ -280,6 +308,7 @@ err_t engine_enqueue(engine_t *e, job_t *job, bool *created, const job_t **out, 
     eng_persist(e, ej, JOB_EV_ENQUEUED);
     *created = true;
     *out = job;
+    eng_lend(e, ej);
     eng_settle(e);
     return ERR_OK;
 }
@@ -290,7 +319,7 @@ err_t engine_cancel(engine_t *e, const char *id, const job_t **out, problem_t *p
     ejob_t *ej = eng_find(e, id, p);
     if (!ej)
         return p->type;
-    job_t *j = ej->job;
+    job_t *j = eng_thawed(ej);
     if (job_state_terminal(j->state))
         return problem_set(p, ERR_CONFLICT, "state", "job %s is already %s", id,
                            job_state_name(j->state));
@@ -313,7 +342,7 @@ err_t engine_retry(engine_t *e, const char *id, const job_t **out, problem_t *p)
     ejob_t *ej = eng_find(e, id, p);
     if (!ej)
         return p->type;
-    job_t *j = ej->job;
+    job_t *j = eng_thawed(ej);
     if (j->state != JOB_FAILED && j->state != JOB_CANCELLED)
         return problem_set(p, ERR_CONFLICT, "state",
                            "only failed or cancelled jobs can be retried; job %s is %s", id,
@@ -339,12 +368,13 @@ err_t engine_delete(engine_t *e, const char *id, problem_t *p)
     ejob_t *ej = eng_find(e, id, p);
     if (!ej)
         return p->type;
-    if (!job_state_terminal(ej->job->state))
+    job_state_t s = eng_thawed(ej)->state;
+    if (!job_state_terminal(s))
         return problem_set(p, ERR_CONFLICT, "state",
                            "only finished jobs can be deleted; job %s is %s (cancel it first)",
-                           id, job_state_name(ej->job->state));
+                           id, job_state_name(s));
     e->deletes++;
-    ENG_HOOK(e, e->h.persist_delete(e->h.ud, ej->job->id));
+    ENG_HOOK(e, e->h.persist_delete(e->h.ud, eng_id(ej)));
     eng_drop(e, ej);
     return ERR_OK;
 }
@@ -352,8 +382,8 @@ err_t engine_delete(engine_t *e, const char *id, problem_t *p)
 void engine_forget(engine_t *e, const char *id)
 {
     ENG_ENTER(e);
-    ejob_t *ej = hmap_get(&e->jobs, id);
-    if (!ej || !job_state_terminal(ej->job->state))
+    ejob_t *ej = pset_get(&e->jobs, id);
+    if (!ej || !job_state_terminal(eng_state(ej)))
         return;
     e->deletes++;
     eng_drop(e, ej);
@@ -361,7 +391,11 @@ void engine_forget(engine_t *e, const char *id)
 
 static void fire_job_timer(engine_t *e, ejob_t *ej)
 {
-    job_t *j = ej->job;
+    job_t *j = eng_job(e, ej);
+    if (!j) { /* out of memory: look again in a second (a re-key allocates nothing) */
+        (void)heap_push(&e->timers, &ej->timer, eng_now(e) + 1000);
+        return;
+    }
     heap_remove(&e->timers, &ej->timer);
     if (j->state == JOB_RUNNING) {
         eng_expire_lease(e, ej);
@@ -370,6 +404,7 @@ static void fire_job_timer(engine_t *e, ejob_t *ej)
     j->updated_at = eng_now(e);
     eng_make_ready(e, ej);
     eng_persist(e, ej, JOB_EV_UPDATED);
+    eng_freeze(e, ej); /* the dispatch thaws it again if a lessee waits */
 }
 
 void engine_tick(engine_t *e)

@@ -16,6 +16,8 @@
 #include "engine/breaker.h"
 #include "util/check.h"
 #include "util/hmap.h"
+#include "util/pset.h"
+#include "util/sbuf.h"
 #include "util/token_bucket.h"
 
 /* What jobs sharing a queue, a type or a breaker key have in common. */
@@ -40,16 +42,24 @@ typedef struct elane {
     size_t refs;        /* unfinished ejobs of this lane */
 } elane_t;
 
-/* A job as the engine holds it: the record plus its scheduling links. */
+/* A job as the engine holds it: the record plus its scheduling links.
+ * A waiting job (pending, queued, retrying) that no caller holds is frozen
+ * (freeze.c): rec.frozen holds its id, a NUL and its job_pack() bytes, a
+ * third of a job_t's memory. Read rec only through eng_job() and the
+ * accessors below, which know which member is live. */
 typedef struct ejob {
-    job_t *job;            /* owned */
+    union {
+        job_t *job;   /* owned, while thawed (frozen_len == 0) */
+        char *frozen; /* owned, while frozen */
+    } rec;
     heap_node_t timer;     /* run_at (pending/retrying) or lease deadline (running) */
     list_node_t link;      /* in its lane (queued) or the finished list */
     struct equeue *queue;
     elane_t *lane;         /* while unfinished */
     uint64_t seq;          /* order of becoming ready, for FIFO across lanes */
-    uint32_t bytes;        /* accounted in engine.bytes (a job is far below 4 GiB) */
-    bool probe;            /* leased while its breaker was half-open */
+    uint32_t bytes : 31;   /* accounted in engine.bytes (a job is far below 2 GiB) */
+    uint32_t probe : 1;    /* leased while its breaker was half-open */
+    uint32_t frozen_len;   /* bytes of job_pack() form while frozen; 0 while thawed */
 } ejob_t;
 
 typedef struct equeue {
@@ -64,7 +74,7 @@ typedef struct equeue {
 struct engine {
     engine_hooks_t h;
     engine_options_t opt;
-    hmap_t jobs;   /* id -> ejob_t */
+    pset_t jobs;   /* ejob_t by eng_id() */
     hmap_t queues; /* name -> equeue_t */
     hmap_t types;  /* type -> egate_t */
     hmap_t keys;   /* breaker key -> egate_t */
@@ -83,9 +93,41 @@ struct engine {
     bool ready_added; /* a job became ready since the last dispatch */
     uint64_t deletes;
     int64_t reported_deadline;
+    ejob_t *lent;  /* the waiting job the last call handed out thawed (freeze.c) */
+    struct sbuf pack; /* scratch for freezing */
 };
 
 static inline int64_t eng_now(engine_t *e) { return e->h.now_ms(e->h.ud); }
+
+/* ---- freeze.c: the two forms of a job ---- */
+static inline bool eng_frozen(const ejob_t *ej) { return ej->frozen_len != 0; }
+static inline const char *eng_id(const ejob_t *ej)
+{
+    return eng_frozen(ej) ? ej->rec.frozen : ej->rec.job->id;
+}
+job_state_t eng_state(const ejob_t *ej);
+int64_t eng_run_at(const ejob_t *ej);
+/* The job record, thawing a frozen job; NULL only when out of memory. */
+job_t *eng_job(engine_t *e, ejob_t *ej);
+/* A frozen job's record as a new job_t the caller frees, leaving ej as it
+ * is; NULL only when out of memory. */
+job_t *eng_unpack(const ejob_t *ej);
+/* The record of a job that cannot be frozen (running or finished). */
+static inline job_t *eng_thawed(const ejob_t *ej)
+{
+    CHECK(!eng_frozen(ej));
+    return ej->rec.job;
+}
+/* Freezes a waiting job now; jobs in other states, and a job that cannot
+ * be packed for lack of memory, stay as they are. */
+void eng_freeze(engine_t *e, ejob_t *ej);
+/* ej's record is about to be handed to the caller: it stays thawed until
+ * the next engine call (engine.h: pointers live until then), when
+ * eng_unlend() freezes it. A second loan freezes the first. */
+void eng_lend(engine_t *e, ejob_t *ej);
+void eng_unlend(engine_t *e);
+/* Frees the record in whichever form it is. */
+void eng_free_rec(ejob_t *ej);
 
 equeue_t *eng_queue(engine_t *e, const char *name); /* NULL only if out of memory */
 /* Every state change goes through here so per-queue counts and running
@@ -147,7 +189,7 @@ void eng_queue_free(void *q); /* an equeue_t, as hmap_free_values takes it */
  * from its own hooks or lessee callbacks, which would see half-made
  * changes. ENG_ENTER opens every public function that changes state;
  * ENG_HOOK wraps every call out. Checked in the test build. */
-#define ENG_ENTER(e) (CHECK_LOOP_THREAD(), CHECK((e)->in_hook == 0), eng_reap(e))
+#define ENG_ENTER(e) (CHECK_LOOP_THREAD(), CHECK((e)->in_hook == 0), eng_reap(e), eng_unlend(e))
 #define ENG_HOOK(e, call) do { (e)->in_hook++; call; (e)->in_hook--; } while (0)
 
 #endif

@@ -51,7 +51,7 @@ static elane_t *lane_new(engine_t *e, equeue_t *q, const job_t *j, char *name)
 
 int eng_lane_attach(engine_t *e, ejob_t *ej)
 {
-    const job_t *j = ej->job;
+    const job_t *j = eng_thawed(ej);
     char name[3 * JOB_NAME_MAX + 8];
     snprintf(name, sizeof name, "%d%c%s%c%s", j->priority, KEY_SEP, j->type, KEY_SEP,
              key_of(j));
@@ -96,9 +96,10 @@ void eng_lane_remove(ejob_t *ej)
 
 static int effective_priority(const engine_t *e, const ejob_t *ej, int64_t now)
 {
-    int p = ej->job->priority;
-    if (e->opt.aging_ms > 0 && now > ej->job->run_at) {
-        int64_t levels = (now - ej->job->run_at) / e->opt.aging_ms;
+    int p = ej->lane->priority;
+    int64_t run_at = e->opt.aging_ms > 0 ? eng_run_at(ej) : 0;
+    if (e->opt.aging_ms > 0 && now > run_at) {
+        int64_t levels = (now - run_at) / e->opt.aging_ms;
         p = levels >= p ? 0 : p - (int)levels;
     }
     return p;
@@ -134,8 +135,8 @@ ejob_t *eng_next_ready(engine_t *e, const engine_waiter_t *w)
 
 const char *engine_blocked_by(engine_t *e, const job_t *job, char *buf, size_t len)
 {
-    ejob_t *ej = hmap_get(&e->jobs, job->id);
-    if (!ej || ej->job != job || job->state != JOB_QUEUED || !ej->lane)
+    ejob_t *ej = pset_get(&e->jobs, job->id);
+    if (!ej || eng_frozen(ej) || ej->rec.job != job || job->state != JOB_QUEUED || !ej->lane)
         return NULL;
     int64_t now = eng_now(e), wake = INT64_MAX;
     static const char *const what[] = { "", "concurrency", "rate", "breaker", "held" };

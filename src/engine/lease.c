@@ -7,7 +7,7 @@
 
 static void start_lease(engine_t *e, ejob_t *ej, const char *worker)
 {
-    job_t *j = ej->job;
+    job_t *j = eng_thawed(ej);
     int64_t now = eng_now(e);
     eng_unlink(e, ej);
     eng_set_state(e, ej, JOB_RUNNING);
@@ -29,8 +29,10 @@ static int take(engine_t *e, engine_waiter_t *w, job_t **out)
     int n = 0;
     ejob_t *ej;
     while (n < w->max && (ej = eng_next_ready(e, w))) {
+        if (!eng_job(e, ej))
+            break; /* out of memory: it stays first in line */
         start_lease(e, ej, w->worker);
-        out[n++] = ej->job;
+        out[n++] = ej->rec.job;
     }
     return n;
 }
@@ -104,12 +106,13 @@ static ejob_t *leased(engine_t *e, const char *id, const char *lease_id, problem
     ejob_t *ej = eng_find(e, id, p);
     if (!ej)
         return NULL;
-    if (ej->job->state != JOB_RUNNING) {
+    const job_t *j = eng_thawed(ej); /* eng_find thawed it */
+    if (j->state != JOB_RUNNING) {
         problem_set(p, ERR_CONFLICT, "lease_id", "job %s is %s, not running", id,
-                    job_state_name(ej->job->state));
+                    job_state_name(j->state));
         return NULL;
     }
-    if (!lease_id || strcmp(ej->job->lease_id, lease_id) != 0) {
+    if (!lease_id || strcmp(j->lease_id, lease_id) != 0) {
         problem_set(p, ERR_CONFLICT, "lease_id", "lease_id does not hold job %s's current lease",
                     id);
         return NULL;
@@ -124,7 +127,7 @@ err_t engine_heartbeat(engine_t *e, const char *id, const char *lease_id, json_t
     ejob_t *ej = leased(e, id, lease_id, p);
     if (!ej)
         return p->type;
-    job_t *j = ej->job;
+    job_t *j = eng_thawed(ej);
     int64_t now = eng_now(e);
     if (progress)
         job_set_progress(j, progress);
@@ -145,11 +148,11 @@ err_t engine_complete(engine_t *e, const char *id, const char *lease_id, json_t 
     ejob_t *ej = leased(e, id, lease_id, p);
     if (!ej)
         return p->type;
-    job_set_result(ej->job, result);
+    job_set_result(eng_thawed(ej), result);
     eng_gates_outcome(e, ej, ENG_OUTCOME_OK);
     /* Finished work is reported as done even if a cancel arrived meanwhile. */
     eng_finish(e, ej, JOB_COMPLETED, JOB_EV_COMPLETED);
-    *out = ej->job;
+    *out = eng_thawed(ej);
     eng_settle(e);
     return ERR_OK;
 }
@@ -172,7 +175,7 @@ static eng_outcome_t dependency_outcome(err_t type, bool cancelled, bool reporte
  * (Without a retry-after it is an ordinary retryable failure.) */
 static void hold_attempt(engine_t *e, ejob_t *ej, int64_t delay)
 {
-    job_t *j = ej->job;
+    job_t *j = eng_thawed(ej);
     int64_t now = eng_now(e);
     j->attempts--;
     j->lease_id[0] = '\0';
@@ -186,7 +189,7 @@ static void hold_attempt(engine_t *e, ejob_t *ej, int64_t delay)
 static void fail_attempt(engine_t *e, ejob_t *ej, err_t type, const char *message,
                          json_t *context, int retry, int64_t retry_after_ms, bool reported)
 {
-    job_t *j = ej->job;
+    job_t *j = eng_thawed(ej);
     int64_t now = eng_now(e);
     job_add_error(j, type, message, context, j->lease_worker, now);
     eng_gates_outcome(e, ej, dependency_outcome(type, j->cancel_requested, reported));
@@ -226,7 +229,7 @@ err_t engine_fail_after(engine_t *e, const char *id, const char *lease_id, err_t
     if (!ej)
         return p->type;
     fail_attempt(e, ej, type, message, context, retry, retry_after_ms, true);
-    *out = ej->job;
+    *out = eng_thawed(ej); /* lent by eng_find if it waits for a retry */
     eng_settle(e);
     return ERR_OK;
 }
@@ -234,6 +237,7 @@ err_t engine_fail_after(engine_t *e, const char *id, const char *lease_id, err_t
 void eng_expire_lease(engine_t *e, ejob_t *ej)
 {
     fail_attempt(e, ej, ERR_TIMEOUT, ENGINE_LEASE_EXPIRED, NULL, -1, 0, false);
+    eng_freeze(e, ej); /* a retry waits; no caller holds it */
 }
 
 void engine_pause(engine_t *e, const char *queue, bool paused)
@@ -266,7 +270,7 @@ void engine_queue_foreach(engine_t *e, void (*fn)(void *ud, const engine_queue_i
         memcpy(info.count, q->count, sizeof info.count);
         for (list_node_t *n = q->active.next; n != &q->active; n = n->next) {
             elane_t *l = LIST_ENTRY(n, elane_t, active);
-            int64_t t = LIST_ENTRY(list_first(&l->ready), ejob_t, link)->job->run_at;
+            int64_t t = eng_run_at(LIST_ENTRY(list_first(&l->ready), ejob_t, link));
             if (t && (!info.oldest_ready_at || t < info.oldest_ready_at))
                 info.oldest_ready_at = t;
         }

@@ -146,7 +146,7 @@ static int sq_open(const char *url, backend_sync_t sync, void **out, char *err, 
     if (sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                         NULL) != SQLITE_OK ||
         exec(c, "PRAGMA journal_mode=WAL; PRAGMA busy_timeout=5000; PRAGMA foreign_keys=ON;"
-                "PRAGMA cache_size=-65536;") ||
+                "PRAGMA cache_size=-8192;") ||
         exec(c, pragmas(sync))) {
         snprintf(err, len, "cannot open %s: %s", path, c->db ? sqlite3_errmsg(c->db) : "?");
         sq_close(c);

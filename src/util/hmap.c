@@ -22,7 +22,7 @@ static uint64_t seed(void)
     return v;
 }
 
-static uint64_t hash_str(const char *s)
+uint64_t hmap_hash(const char *s)
 {
     uint64_t h = seed() ^ 1469598103934665603ULL;
     for (; *s; s++) {
@@ -86,7 +86,7 @@ void *hmap_get(const hmap_t *m, const char *key)
 {
     if (!m->len)
         return NULL;
-    const hmap_slot_t *s = &m->slots[find(m, key, hash_str(key))];
+    const hmap_slot_t *s = &m->slots[find(m, key, hmap_hash(key))];
     return s->hash ? s->value : NULL;
 }
 
@@ -94,7 +94,7 @@ int hmap_put(hmap_t *m, const char *key, void *value)
 {
     if ((m->len + 1) * 4 > m->cap * 3 && grow(m) != 0)
         return -1;
-    uint64_t h = hash_str(key);
+    uint64_t h = hmap_hash(key);
     hmap_slot_t *s = &m->slots[find(m, key, h)];
     if (!s->hash)
         m->len++;
@@ -107,7 +107,7 @@ void *hmap_del(hmap_t *m, const char *key)
     if (!m->len)
         return NULL;
     size_t mask = m->cap - 1;
-    size_t i = find(m, key, hash_str(key));
+    size_t i = find(m, key, hmap_hash(key));
     if (!m->slots[i].hash)
         return NULL;
     void *value = m->slots[i].value;

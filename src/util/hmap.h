@@ -35,6 +35,9 @@ int hmap_put(hmap_t *m, const char *key, void *value);
 void *hmap_del(hmap_t *m, const char *key);
 static inline size_t hmap_len(const hmap_t *m) { return m->len; }
 
+/* The map's hash of a string (never 0), for pset, which shares it. */
+uint64_t hmap_hash(const char *s);
+
 /* Iteration: for (size_t i = 0; hmap_next(m, &i, &k, &v);) ... ; no mutation meanwhile. */
 int hmap_next(const hmap_t *m, size_t *iter, const char **key, void **value);
 

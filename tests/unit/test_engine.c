@@ -71,8 +71,9 @@ static void test_retry_backoff_then_failed(void **state)
         if (attempt < 3) {
             assert_int_equal(j->state, JOB_RETRYING);
             assert_int_equal(j->run_at - fake_now, expect_delay[attempt - 1]);
+            int64_t run_at = j->run_at; /* j lives until the next engine call */
             assert_int_equal(lease(e, 1, out), 0);
-            fake_now = j->run_at;
+            fake_now = run_at;
             engine_tick(e);
         }
     }
@@ -398,10 +399,65 @@ static void test_remove_kill_and_run_now(void **state)
                                                           .nqueues = 1, .max = 1 }, 0, out), 0);
 }
 
+/* A waiting job freezes once no caller can hold it (the next engine call)
+ * and reads back the same: every field of a retrying job with its errors,
+ * a pending one, and a queued one, in the order they were due. Memory
+ * drops while they are frozen. */
+static void test_frozen_jobs_read_back_the_same(void **state)
+{
+    engine_t *e = *state;
+    put(e, "r", "\"priority\":\"high\",\"breaker_key\":\"api.example\",\"args\":{\"a\":[1,2.5,\"x\"]},"
+                "\"max_retries\":5,\"backoff\":{\"initial_ms\":2000,\"jitter\":0}");
+    job_t *out[1];
+    const job_t *j;
+    problem_t p;
+    assert_int_equal(lease(e, 1, out), 1);
+    char lid[64];
+    strcpy(lid, out[0]->lease_id);
+    json_t *ctx = json_pack("{s:i}", "code", 503);
+    assert_int_equal(engine_fail(e, "r", lid, ERR_UNAVAILABLE, "down", ctx, -1, &j, &p), ERR_OK);
+    json_decref(ctx);
+    char *before = job_json(j, JOB_JSON_STORED);
+    put(e, "later", "\"run_at\":\"2099-01-01T00:00:00Z\"");
+    put(e, "q1", NULL);
+    put(e, "q2", "\"args\":[true]");
+    int64_t thawed = engine_memory_bytes(e);
+    assert_int_equal(lease(e, 0, out), 0); /* max 0: an engine call that changes nothing */
+    assert_true(engine_memory_bytes(e) < thawed);
+
+    j = engine_get(e, "r");
+    char *after = job_json(j, JOB_JSON_STORED);
+    assert_string_equal(after, before);
+    assert_int_equal(j->state, JOB_RETRYING);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(j->errors, 0), "message")),
+                        "down");
+    free(before);
+    free(after);
+    j = engine_get(e, "later");
+    assert_int_equal(j->state, JOB_PENDING);
+    assert_string_equal(j->type, "t");
+    j = engine_get(e, "q2");
+    char *args = json_dumps(job_args(j), JSON_COMPACT);
+    assert_string_equal(args, "[true]");
+    free(args);
+
+    assert_int_equal(lease(e, 1, out), 1); /* FIFO among the frozen */
+    assert_string_equal(out[0]->id, "q1");
+    assert_int_equal(lease(e, 1, out), 1);
+    assert_string_equal(out[0]->id, "q2");
+    fake_now += 2000;
+    engine_tick(e); /* the retry comes due while frozen */
+    assert_int_equal(lease(e, 1, out), 1);
+    assert_string_equal(out[0]->id, "r");
+    assert_int_equal(out[0]->attempts, 2);
+    assert_string_equal(out[0]->breaker_key, "api.example");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_priority_then_fifo, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_frozen_jobs_read_back_the_same, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scheduled_not_leased_early, setup, teardown),
         cmocka_unit_test_setup_teardown(test_complete_and_fencing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_backoff_then_failed, setup, teardown),

@@ -16,6 +16,7 @@
 #include "util/histogram.h"
 #include "util/jsonb.h"
 #include "util/hmap.h"
+#include "util/pset.h"
 #include "util/sbuf.h"
 #include "util/token_bucket.h"
 
@@ -65,6 +66,62 @@ static void test_hmap_put_get_del(void **state)
         seen++;
     assert_int_equal(seen, 2500);
     hmap_free(&m);
+}
+
+/* An item whose key text moves (as a job's id does when it freezes). */
+typedef struct item {
+    char *key;
+} item_t;
+static const char *item_key(const void *v) { return ((const item_t *)v)->key; }
+
+/* Random adds and deletes against a plain array as the reference: every
+ * item added and not deleted is found, every deleted one is not, and the
+ * backward shift never loses a member of a probe run. */
+static void test_pset_matches_a_reference(void **state)
+{
+    (void)state;
+    enum { N = 6000 };
+    static item_t items[N];
+    static bool in[N];
+    pset_t s;
+    pset_init(&s, item_key);
+    unsigned r = 12345;
+    size_t live = 0;
+    for (int i = 0; i < N; i++) {
+        items[i].key = malloc(24);
+        snprintf(items[i].key, 24, "job-%d", i);
+    }
+    for (int step = 0; step < 40000; step++) {
+        r = r * 1103515245u + 12345u;
+        int i = (int)((r >> 8) % N);
+        if (in[i]) {
+            assert_ptr_equal(pset_del(&s, items[i].key), &items[i]);
+            in[i] = false;
+            live--;
+        } else {
+            assert_null(pset_get(&s, items[i].key));
+            assert_int_equal(pset_add(&s, &items[i]), 0);
+            in[i] = true;
+            live++;
+        }
+        if (step % 997 == 0) { /* move one key's bytes, keeping its text */
+            char *moved = strdup(items[i].key);
+            free(items[i].key);
+            items[i].key = moved;
+        }
+    }
+    assert_int_equal(pset_len(&s), live);
+    size_t seen = 0;
+    void *v;
+    for (size_t it = 0; (v = pset_next(&s, &it));)
+        seen++;
+    assert_int_equal(seen, live);
+    for (int i = 0; i < N; i++)
+        assert_ptr_equal(pset_get(&s, items[i].key), in[i] ? &items[i] : NULL);
+    assert_null(pset_del(&s, "absent"));
+    pset_free(&s);
+    for (int i = 0; i < N; i++)
+        free(items[i].key);
 }
 
 static void test_rfc3339(void **state)
@@ -282,6 +339,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_heap_orders_and_removes),
         cmocka_unit_test(test_hmap_put_get_del),
+        cmocka_unit_test(test_pset_matches_a_reference),
         cmocka_unit_test(test_rfc3339),
         cmocka_unit_test(test_sbuf_json_strings_parse_back),
         cmocka_unit_test(test_token_bucket),
