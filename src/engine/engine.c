@@ -1,4 +1,5 @@
 /* The job table and the transitions that do not involve a lessee. */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -122,20 +123,33 @@ void engine_set_finished_budget(engine_t *e, int64_t bytes)
     eng_settle(e);
 }
 
+/* "In no heap and no list", as both views of the shared bytes read it:
+ * heap idx 0 (it overlays the list's prev) and a list node pointing at
+ * itself. */
+_Static_assert(offsetof(heap_node_t, idx) == offsetof(list_node_t, prev),
+               "a job's timer idx must overlay its link's prev");
+_Static_assert(sizeof(ejob_t) <= 56, "ejob_t grew past malloc's 64-byte chunk");
+static void rest(ejob_t *ej)
+{
+    ej->link.prev = NULL;
+    ej->link.next = &ej->link;
+}
+
 /* Takes a job out of whatever structure holds it for its state. */
 void eng_unlink(engine_t *e, ejob_t *ej)
 {
-    heap_remove(&e->timers, &ej->timer);
-    if (!list_linked(&ej->link))
-        return;
     job_state_t s = eng_state(ej);
-    if (s == JOB_QUEUED) {
-        eng_lane_remove(ej);
-        return;
+    if (s == JOB_PENDING || s == JOB_RETRYING || s == JOB_RUNNING) {
+        heap_remove(&e->timers, &ej->timer);
+    } else if (list_linked(&ej->link)) {
+        if (s == JOB_QUEUED) {
+            eng_lane_remove(ej);
+        } else {
+            e->nfinished--;
+            list_remove(&ej->link);
+        }
     }
-    if (job_state_terminal(s))
-        e->nfinished--;
-    list_remove(&ej->link);
+    rest(ej);
 }
 
 void eng_make_ready(engine_t *e, ejob_t *ej)
@@ -182,7 +196,7 @@ static ejob_t *adopt(engine_t *e, job_t *job)
     if (!ej)
         return NULL;
     ej->rec.job = job;
-    list_init(&ej->link);
+    rest(ej);
     ej->queue = eng_queue(e, job->queue);
     if (!ej->queue || (!job_state_terminal(job->state) && eng_lane_attach(e, ej) != 0)) {
         free(ej);

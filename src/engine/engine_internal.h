@@ -52,8 +52,14 @@ typedef struct ejob {
         job_t *job;   /* owned, while thawed (frozen_len == 0) */
         char *frozen; /* owned, while frozen */
     } rec;
-    heap_node_t timer;     /* run_at (pending/retrying) or lease deadline (running) */
-    list_node_t link;      /* in its lane (queued) or the finished list */
+    /* A job is in the timer heap or in a list, never both, so the two
+     * share their bytes (16 a job): the state says which is live (pending,
+     * retrying, running: timer; queued, finished: link), and between the
+     * two both read as "in none" (eng_unlink()). */
+    union {
+        heap_node_t timer; /* run_at (pending/retrying) or lease deadline (running) */
+        list_node_t link;  /* in its lane (queued) or the finished list */
+    };
     struct equeue *queue;
     elane_t *lane;         /* while unfinished */
     uint64_t seq;          /* order of becoming ready, for FIFO across lanes */

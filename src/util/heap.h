@@ -15,8 +15,10 @@
 #include <stdint.h>
 
 typedef struct heap_node {
-    int64_t key;
+    /* First: the engine overlays a node on a list_node_t, and "in no heap,
+     * in no list" is then idx == list prev == 0 (engine_internal.h). */
     size_t idx; /* position + 1 while in a heap, 0 when not */
+    int64_t key;
 } heap_node_t;
 
 typedef struct heap {
