@@ -3,6 +3,7 @@
 #include <sys/statvfs.h>
 
 #include "api/api_internal.h"
+#include "engine/engine.h"
 #include "api/cache.h"
 #include "metrics/metrics.h"
 #include "metrics/perf.h"
@@ -59,12 +60,13 @@ static json_t *system_json(const api_t *api)
         disk = json_pack("{s:s, s:I, s:I}", "path", cfg->data_dir, "total_bytes",
                          (json_int_t)v.f_blocks * (json_int_t)v.f_frsize, "free_bytes",
                          (json_int_t)v.f_bavail * (json_int_t)v.f_frsize);
-    return json_pack("{s:I, s:I, s:o, s:o, s:I, s:I, s:I, s:f}", "resident_bytes",
+    return json_pack("{s:I, s:I, s:o, s:o, s:I, s:I, s:I, s:f, s:I}", "resident_bytes",
                      (json_int_t)p.resident_bytes, "memory_accounted_bytes",
                      (json_int_t)api_memory_used(api), "memory_limit_bytes",
                      cfg->memory_limit ? json_integer(cfg->memory_limit) : json_null(), "disk", disk,
                      "open_fds", (json_int_t)p.open_fds, "max_fds", (json_int_t)p.max_fds,
-                     "threads", (json_int_t)p.threads, "cpu_seconds", p.cpu_seconds);
+                     "threads", (json_int_t)p.threads, "cpu_seconds", p.cpu_seconds,
+                     "jobs_spilled", (json_int_t)engine_spilled_count(api->engine));
 }
 
 void api_perf(api_call_t *c)

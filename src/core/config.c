@@ -56,6 +56,7 @@ static const setting_t settings[] = {
     { "JOBQ_DOWNLOAD_DIR", T_STR, STR(download_dir), 0, 0, "", "where download jobs write (default <data dir>/downloads)" },
     { "JOBQ_DOWNLOAD_ALLOW_PRIVATE", T_BOOL, F(download_allow_private), 0, 0, 0, "false", "let downloads reach loopback and private addresses" },
     { "JOBQ_FINISHED_IN_MEMORY", T_INT, F(finished_in_memory), 0, 0, 10000000, "10000", "finished jobs kept in memory" },
+    { "JOBQ_QUEUED_IN_MEMORY", T_BYTES, F(queued_in_memory), 0, 0, 1e15, "64M", "bytes of queued jobs kept in memory; past it they wait in a spill file in the data folder (0 = all in memory)", RELOAD },
     { "JOBQ_DEFAULT_MAX_RETRIES", T_INT, I32(job.max_retries), 0, 1000, "3", "retries when a job names none" },
     { "JOBQ_DEFAULT_TIMEOUT_MS", T_INT, F(job.timeout_ms), 0, 1000, 86400000, "60000", "lease length when a job names none" },
     { "JOBQ_BACKOFF_INITIAL_MS", T_INT, F(job.backoff.initial_ms), 0, 0, 86400000, "1000", "first retry delay" },

@@ -61,6 +61,7 @@ typedef struct config {
     int64_t idle_timeout_ms, header_timeout_ms, body_timeout_ms; /* http_options_t */
     bool auto_migrate;
     int64_t finished_in_memory; /* finished jobs kept in memory for fast reads */
+    int64_t queued_in_memory;   /* bytes of packed waiting jobs before the spill file */
     int64_t min_free_disk_bytes; /* below this, /health/ready fails */
     int64_t worker_gone_ms;      /* a worker silent this long is reported gone */
     job_defaults_t job;

@@ -9,7 +9,7 @@ void eng_reap(engine_t *e)
     while (!list_empty(&e->graveyard)) {
         ejob_t *ej = LIST_ENTRY(list_first(&e->graveyard), ejob_t, link);
         list_remove(&ej->link);
-        eng_free_rec(ej);
+        eng_free_rec(e, ej);
         free(ej);
     }
 }
@@ -96,7 +96,7 @@ void engine_job_foreach(engine_t *e, bool (*fn)(void *ud, const job_t *job), voi
     ejob_t *ej;
     for (size_t i = 0; (ej = pset_next(&e->jobs, &i));) {
         /* A copy, not a thaw: fn may keep going over a million jobs. */
-        job_t *copy = eng_frozen(ej) ? eng_unpack(ej) : NULL;
+        job_t *copy = eng_frozen(ej) ? eng_unpack(e, ej) : NULL;
         if (eng_frozen(ej) && !copy)
             continue; /* out of memory */
         bool more = fn(ud, copy ? copy : ej->rec.job);

@@ -40,7 +40,7 @@ void engine_free(engine_t *e)
     ENG_ENTER(e); /* reaps the graveyard */
     ejob_t *ej;
     for (size_t i = 0; (ej = pset_next(&e->jobs, &i));) {
-        eng_free_rec(ej);
+        eng_free_rec(e, ej);
         free(ej);
     }
     pset_free(&e->jobs);
@@ -95,9 +95,10 @@ void eng_account(engine_t *e, ejob_t *ej)
 {
     /* A frozen job: its record, bytes and id, its table slot and malloc's
      * headers. */
-    size_t est = eng_frozen(ej) ? sizeof *ej + 48 + strlen(ej->rec.frozen) + 1 + ej->frozen_len
-                                : job_memory_estimate(ej->rec.job);
-    uint32_t now = est > INT32_MAX ? INT32_MAX : (uint32_t)est;
+    size_t est = !eng_frozen(ej) ? job_memory_estimate(ej->rec.job)
+                 : sizeof *ej + 48 + strlen(eng_id(ej)) + 1 +
+                       (ej->spilled ? ENG_SPILL_HEAD : ej->frozen_len);
+    uint32_t cap = (1u << 30) - 1, now = est > cap ? cap : (uint32_t)est;
     e->bytes += (int64_t)now - (int64_t)ej->bytes;
     ej->bytes = now;
 }
@@ -110,7 +111,7 @@ void eng_drop(engine_t *e, ejob_t *ej)
     e->bytes -= (int64_t)ej->bytes;
     if (e->lent == ej)
         e->lent = NULL;
-    eng_free_rec(ej);
+    eng_free_rec(e, ej);
     free(ej);
 }
 
@@ -261,7 +262,7 @@ ejob_t *eng_find(engine_t *e, const char *id, problem_t *p)
         return NULL;
     }
     if (!eng_job(e, ej)) {
-        problem_set(p, ERR_UNAVAILABLE, "", "out of memory");
+        problem_set(p, ERR_UNAVAILABLE, "", "job %s cannot be read back into memory now", id);
         return NULL;
     }
     eng_lend(e, ej); /* whatever the call does with it, it freezes on the next */

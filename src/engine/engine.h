@@ -22,6 +22,7 @@
 #define JOBQ_ENGINE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/errors.h"
@@ -50,6 +51,16 @@ typedef struct engine_hooks {
     /* Optional: a breaker changed state (for logs and metrics). */
     void (*breaker_changed)(void *ud, const char *key, engine_breaker_state_t from,
                             engine_breaker_state_t to);
+    /* Optional: a cold tier for queued jobs (the server's spill file). Once
+     * the waiting jobs kept in memory pass engine_options_t.resident_budget_bytes,
+     * a queued job is frozen into it instead: spill_write returns where
+     * the bytes went, or -1 to keep them in memory; spill_read reads them
+     * back (0, or -1 on failure); spill_free says they are no longer
+     * needed. The store still holds every such job durably: the tier is a
+     * cache of it. */
+    int64_t (*spill_write)(void *ud, const void *bytes, size_t n);
+    int (*spill_read)(void *ud, int64_t off, void *buf, size_t n);
+    void (*spill_free)(void *ud, int64_t off, size_t n);
 } engine_hooks_t;
 
 /* Circuit breakers, one per breaker key (a job's breaker_key, else its
@@ -81,6 +92,9 @@ typedef struct engine_options {
      * job_memory_estimate), finished jobs are dropped from memory, least
      * recently read first; the store still has them. 0: no byte budget. */
     int64_t finished_budget_bytes;
+    /* Bytes of packed waiting jobs kept in memory before queued ones go to
+     * the spill hooks; 0: all stay in memory. */
+    int64_t resident_budget_bytes;
 } engine_options_t;
 
 /* A lessee. The caller fills the public part and keeps the waiter alive
@@ -195,6 +209,9 @@ size_t engine_job_count(const engine_t *e);
 /* Estimated bytes of every job held, and the finished ones among them. */
 int64_t engine_memory_bytes(const engine_t *e);
 void engine_set_finished_budget(engine_t *e, int64_t bytes);
+void engine_set_resident_budget(engine_t *e, int64_t bytes);
+/* Jobs whose bytes are in the spill tier now. */
+size_t engine_spilled_count(const engine_t *e);
 /* How many jobs were ever deleted: a read from the store that started before
  * a delete may return the deleted job, and must not bring it back. */
 uint64_t engine_deletes(const engine_t *e);

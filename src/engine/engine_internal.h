@@ -63,8 +63,11 @@ typedef struct ejob {
     struct equeue *queue;
     elane_t *lane;         /* while unfinished */
     uint64_t seq;          /* order of becoming ready, for FIFO across lanes */
-    uint32_t bytes : 31;   /* accounted in engine.bytes (a job is far below 2 GiB) */
+    uint32_t bytes : 30;   /* accounted in engine.bytes (a job is far below 1 GiB) */
     uint32_t probe : 1;    /* leased while its breaker was half-open */
+    /* Frozen into the spill hooks: rec.frozen then holds the int64 offset
+     * they returned and the id; only queued jobs spill. */
+    uint32_t spilled : 1;
     uint32_t frozen_len;   /* bytes of job_pack() form while frozen; 0 while thawed */
 } ejob_t;
 
@@ -100,6 +103,8 @@ struct engine {
     uint64_t deletes;
     int64_t reported_deadline;
     ejob_t *lent;  /* the waiting job the last call handed out thawed (freeze.c) */
+    int64_t resident_bytes; /* packed bytes of frozen jobs kept in memory */
+    size_t nspilled;
     struct sbuf pack; /* scratch for freezing */
 };
 
@@ -107,17 +112,21 @@ static inline int64_t eng_now(engine_t *e) { return e->h.now_ms(e->h.ud); }
 
 /* ---- freeze.c: the two forms of a job ---- */
 static inline bool eng_frozen(const ejob_t *ej) { return ej->frozen_len != 0; }
+#define ENG_SPILL_HEAD sizeof(int64_t) /* the offset before a spilled job's id */
 static inline const char *eng_id(const ejob_t *ej)
 {
-    return eng_frozen(ej) ? ej->rec.frozen : ej->rec.job->id;
+    if (!eng_frozen(ej))
+        return ej->rec.job->id;
+    return ej->spilled ? ej->rec.frozen + ENG_SPILL_HEAD : ej->rec.frozen;
 }
 job_state_t eng_state(const ejob_t *ej);
-int64_t eng_run_at(const ejob_t *ej);
+/* 0 if a spilled job's bytes cannot be read. */
+int64_t eng_run_at(engine_t *e, const ejob_t *ej);
 /* The job record, thawing a frozen job; NULL only when out of memory. */
 job_t *eng_job(engine_t *e, ejob_t *ej);
 /* A frozen job's record as a new job_t the caller frees, leaving ej as it
  * is; NULL only when out of memory. */
-job_t *eng_unpack(const ejob_t *ej);
+job_t *eng_unpack(engine_t *e, const ejob_t *ej);
 /* The record of a job that cannot be frozen (running or finished). */
 static inline job_t *eng_thawed(const ejob_t *ej)
 {
@@ -133,7 +142,7 @@ void eng_freeze(engine_t *e, ejob_t *ej);
 void eng_lend(engine_t *e, ejob_t *ej);
 void eng_unlend(engine_t *e);
 /* Frees the record in whichever form it is. */
-void eng_free_rec(ejob_t *ej);
+void eng_free_rec(engine_t *e, ejob_t *ej);
 
 equeue_t *eng_queue(engine_t *e, const char *name); /* NULL only if out of memory */
 /* Every state change goes through here so per-queue counts and running

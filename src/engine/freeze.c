@@ -9,7 +9,14 @@
  * engine changed on its own (a timer, a load) freezes before the call
  * returns; the one job a call hands back is lent (eng_lend()) and freezes
  * at the start of the next call. Jobs that are running or finished never
- * freeze: they are few and are read and changed all the time. */
+ * freeze: they are few and are read and changed all the time.
+ *
+ * Past the resident budget a queued job freezes into the spill hooks
+ * instead (the server's spill file): its record keeps only the offset and
+ * the id, ~130 bytes a job with the table. Reading it back is one read of
+ * a page the kernel most likely still caches; the CRC that job_unpack()
+ * checks covers the trip. A read that fails is handled as a lack of
+ * memory is: the job stays where it is, frozen. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,30 +27,85 @@ static bool waiting(job_state_t s)
     return s == JOB_PENDING || s == JOB_QUEUED || s == JOB_RETRYING;
 }
 
+static int64_t spill_off(const ejob_t *ej)
+{
+    int64_t off;
+    memcpy(&off, ej->rec.frozen, sizeof off);
+    return off;
+}
+
+/* A frozen job's packed bytes: in its record, or read from the spill tier
+ * into e->pack. NULL if that read fails. */
+static const char *packed(engine_t *e, const ejob_t *ej)
+{
+    if (!ej->spilled)
+        return ej->rec.frozen + strlen(ej->rec.frozen) + 1;
+    e->pack.len = 0;
+    if (e->pack.cap < ej->frozen_len + 1)
+        sbuf_grow(&e->pack, ej->frozen_len);
+    if (e->h.spill_read(e->h.ud, spill_off(ej), e->pack.p, ej->frozen_len) != 0)
+        return NULL;
+    return e->pack.p;
+}
+
 job_state_t eng_state(const ejob_t *ej)
 {
     if (!eng_frozen(ej))
         return ej->rec.job->state;
-    const char *id = ej->rec.frozen;
-    return job_packed_state(id + strlen(id) + 1);
+    if (ej->spilled)
+        return JOB_QUEUED;
+    return job_packed_state(ej->rec.frozen + strlen(ej->rec.frozen) + 1);
 }
 
-int64_t eng_run_at(const ejob_t *ej)
+int64_t eng_run_at(engine_t *e, const ejob_t *ej)
 {
     if (!eng_frozen(ej))
         return ej->rec.job->run_at;
-    const char *id = ej->rec.frozen;
-    return job_packed_run_at(id + strlen(id) + 1, ej->frozen_len);
+    const char *b = packed(e, ej);
+    return b ? job_packed_run_at(b, ej->frozen_len) : 0;
 }
 
-void eng_free_rec(ejob_t *ej)
+/* Forgets a frozen record's bytes, wherever they are. */
+static void drop_frozen(engine_t *e, ejob_t *ej)
+{
+    if (ej->spilled) {
+        e->h.spill_free(e->h.ud, spill_off(ej), ej->frozen_len);
+        e->nspilled--;
+    } else {
+        e->resident_bytes -= (int64_t)(strlen(ej->rec.frozen) + 1 + ej->frozen_len);
+    }
+    free(ej->rec.frozen);
+    ej->spilled = 0;
+    ej->frozen_len = 0;
+}
+
+void eng_free_rec(engine_t *e, ejob_t *ej)
 {
     if (eng_frozen(ej))
-        free(ej->rec.frozen);
+        drop_frozen(e, ej);
     else
         job_free(ej->rec.job);
     ej->rec.job = NULL;
-    ej->frozen_len = 0;
+}
+
+/* Spills the packed bytes in e->pack if the budget says so: the record
+ * then keeps the offset and the id. NULL: keep them in memory. */
+static char *try_spill(engine_t *e, const job_t *j, size_t idn)
+{
+    if (!e->h.spill_write || e->opt.resident_budget_bytes <= 0 || j->state != JOB_QUEUED ||
+        e->resident_bytes + (int64_t)(idn + e->pack.len) <= e->opt.resident_budget_bytes)
+        return NULL;
+    char *b = malloc(ENG_SPILL_HEAD + idn);
+    if (!b)
+        return NULL;
+    int64_t off = e->h.spill_write(e->h.ud, e->pack.p, e->pack.len);
+    if (off < 0) {
+        free(b);
+        return NULL;
+    }
+    memcpy(b, &off, sizeof off);
+    memcpy(b + ENG_SPILL_HEAD, j->id, idn);
+    return b;
 }
 
 void eng_freeze(engine_t *e, ejob_t *ej)
@@ -54,26 +116,32 @@ void eng_freeze(engine_t *e, ejob_t *ej)
     e->pack.len = 0;
     job_pack(j, &e->pack);
     size_t idn = strlen(j->id) + 1;
-    char *b = malloc(idn + e->pack.len);
-    if (!b)
+    char *b = try_spill(e, j, idn);
+    if (b) {
+        ej->spilled = 1;
+        e->nspilled++;
+    } else if ((b = malloc(idn + e->pack.len))) {
+        memcpy(b, j->id, idn);
+        memcpy(b + idn, e->pack.p, e->pack.len);
+        e->resident_bytes += (int64_t)(idn + e->pack.len);
+    } else {
         return; /* it stays thawed: bigger, but right */
-    memcpy(b, j->id, idn);
-    memcpy(b + idn, e->pack.p, e->pack.len);
+    }
     ej->rec.frozen = b;
     ej->frozen_len = (uint32_t)e->pack.len;
     job_free(j);
     eng_account(e, ej);
 }
 
-job_t *eng_unpack(const ejob_t *ej)
+job_t *eng_unpack(engine_t *e, const ejob_t *ej)
 {
-    const char *id = ej->rec.frozen;
+    const char *b = packed(e, ej);
     job_t *j;
     problem_t p;
-    /* Our own bytes, from this process's memory: only a lack of memory
-     * can make them fail. */
-    if (job_unpack(id + strlen(id) + 1, ej->frozen_len, id, ej->queue->name,
-                   ej->lane->type->name, &j, &p) != ERR_OK)
+    /* Our own bytes, from memory or our own spill file: only a lack of
+     * memory or a failed read can make them fail. */
+    if (!b || job_unpack(b, ej->frozen_len, eng_id(ej), ej->queue->name, ej->lane->type->name,
+                         &j, &p) != ERR_OK)
         return NULL;
     return j;
 }
@@ -82,12 +150,11 @@ job_t *eng_job(engine_t *e, ejob_t *ej)
 {
     if (!eng_frozen(ej))
         return ej->rec.job;
-    job_t *j = eng_unpack(ej);
+    job_t *j = eng_unpack(e, ej);
     if (!j)
         return NULL;
-    free(ej->rec.frozen);
+    drop_frozen(e, ej);
     ej->rec.job = j;
-    ej->frozen_len = 0;
     eng_account(e, ej);
     return j;
 }
@@ -106,3 +173,11 @@ void eng_unlend(engine_t *e)
     if (ej)
         eng_freeze(e, ej);
 }
+
+void engine_set_resident_budget(engine_t *e, int64_t bytes)
+{
+    ENG_ENTER(e);
+    e->opt.resident_budget_bytes = bytes;
+}
+
+size_t engine_spilled_count(const engine_t *e) { return e->nspilled; }

@@ -94,10 +94,10 @@ void eng_lane_remove(ejob_t *ej)
 
 /* ---- choosing ---- */
 
-static int effective_priority(const engine_t *e, const ejob_t *ej, int64_t now)
+static int effective_priority(engine_t *e, const ejob_t *ej, int64_t now)
 {
     int p = ej->lane->priority;
-    int64_t run_at = e->opt.aging_ms > 0 ? eng_run_at(ej) : 0;
+    int64_t run_at = e->opt.aging_ms > 0 ? eng_run_at(e, ej) : 0;
     if (e->opt.aging_ms > 0 && now > run_at) {
         int64_t levels = (now - run_at) / e->opt.aging_ms;
         p = levels >= p ? 0 : p - (int)levels;

@@ -270,7 +270,7 @@ void engine_queue_foreach(engine_t *e, void (*fn)(void *ud, const engine_queue_i
         memcpy(info.count, q->count, sizeof info.count);
         for (list_node_t *n = q->active.next; n != &q->active; n = n->next) {
             elane_t *l = LIST_ENTRY(n, elane_t, active);
-            int64_t t = eng_run_at(LIST_ENTRY(list_first(&l->ready), ejob_t, link));
+            int64_t t = eng_run_at(e, LIST_ENTRY(list_first(&l->ready), ejob_t, link));
             if (t && (!info.oldest_ready_at || t < info.oldest_ready_at))
                 info.oldest_ready_at = t;
         }

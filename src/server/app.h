@@ -40,6 +40,7 @@ typedef struct app {
     struct event_base *base;
     engine_t *engine;
     store_t *store;
+    struct spill *spill; /* the engine's cold tier; NULL if the data folder cannot hold it */
     metrics_t *metrics;
     workers_t *workers;
     perf_t *perf;

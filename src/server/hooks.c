@@ -2,6 +2,7 @@
  * something: engine changes become store writes, cache invalidations,
  * metrics and log lines; finished requests become the access log. */
 #include "server/app.h"
+#include "server/spill.h"
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/randid.h"
@@ -89,12 +90,34 @@ static void hook_breaker(void *ud, const char *key, engine_breaker_state_t from,
 
 static void hook_deadline(void *ud, int64_t deadline) { app_arm_engine_timer(ud, deadline); }
 
+static int64_t hook_spill_write(void *ud, const void *bytes, size_t n)
+{
+    app_t *a = ud;
+    return a->spill ? spill_write(a->spill, bytes, n) : -1;
+}
+
+static int hook_spill_read(void *ud, int64_t off, void *buf, size_t n)
+{
+    app_t *a = ud;
+    if (spill_read(a->spill, off, buf, n) == 0)
+        return 0;
+    log_error("cannot read a job back from the spill file", LOG_I("offset", off));
+    return -1;
+}
+
+static void hook_spill_free(void *ud, int64_t off, size_t n)
+{
+    app_t *a = ud;
+    spill_free(a->spill, off, n);
+}
+
 void app_engine_hooks(app_t *a, engine_hooks_t *h)
 {
     *h = (engine_hooks_t){ .ud = a, .now_ms = hook_now, .rand_unit = hook_rand,
                            .persist = hook_persist, .persist_delete = hook_delete,
                            .persist_queue = hook_queue, .deadline_changed = hook_deadline,
-                           .breaker_changed = hook_breaker };
+                           .breaker_changed = hook_breaker, .spill_write = hook_spill_write,
+                           .spill_read = hook_spill_read, .spill_free = hook_spill_free };
 }
 
 void app_on_http_done(void *ud, const http_req_t *r, double seconds)

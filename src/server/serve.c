@@ -16,6 +16,7 @@
 #include "metrics/metrics.h"
 #include "net/listen.h"
 #include "runners/runners.h"
+#include "server/spill.h"
 #include "store/store.h"
 #include "util/check.h"
 #include "util/clock.h"
@@ -196,7 +197,11 @@ static int start_engine(app_t *a, char *err, size_t len)
 {
     engine_hooks_t hooks;
     app_engine_hooks(a, &hooks);
-    engine_options_t opt = { .finished_in_memory = a->cfg.finished_in_memory };
+    engine_options_t opt = { .finished_in_memory = a->cfg.finished_in_memory,
+                             .resident_budget_bytes = a->cfg.queued_in_memory };
+    char why[512];
+    if (!(a->spill = spill_open(a->cfg.data_dir, why, sizeof why)))
+        log_warn("queued jobs all stay in memory", LOG_S("reason", why));
     /* The hooks record into these from the first event on. */
     if (!(a->metrics = metrics_new(JOBQ_VERSION)) ||
         !(a->workers = workers_new(a->cfg.worker_gone_ms)) || !(a->perf = perf_new()))
@@ -308,7 +313,8 @@ static void app_free(app_t *a)
     fwp_server_stop(a->fwp);
     admit_free(a->admit);
     store_close(a->store);
-    engine_free(a->engine);
+    engine_free(a->engine); /* before the spill file its jobs point into */
+    spill_close(a->spill);
     metrics_free(a->metrics);
     workers_free(a->workers);
     perf_free(a->perf);

@@ -60,6 +60,7 @@ void app_apply_settings(app_t *a)
     guard_reload(a->guard, c);
     cache_configure(a->cache, c->cache_ttl_ms, app_cache_bytes(c));
     engine_set_finished_budget(a->engine, c->memory_limit * 6 / 10);
+    engine_set_resident_budget(a->engine, c->queued_in_memory);
     log_set_level(c->log_level);
     admit_set_limits(a->admit, (unsigned)c->max_connections,
                      (unsigned)c->max_connections_per_client);

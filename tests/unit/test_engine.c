@@ -453,11 +453,142 @@ static void test_frozen_jobs_read_back_the_same(void **state)
     assert_string_equal(out[0]->breaker_key, "api.example");
 }
 
+/* ---- the spill tier, faked in memory ---- */
+
+static struct {
+    char *bytes[64];
+    size_t len[64];
+    int live, writes;
+    bool fail_reads;
+} tier;
+
+static int64_t tier_write(void *ud, const void *b, size_t n)
+{
+    (void)ud;
+    for (int i = 0; i < 64; i++) {
+        if (!tier.bytes[i]) {
+            tier.bytes[i] = malloc(n);
+            memcpy(tier.bytes[i], b, n);
+            tier.len[i] = n;
+            tier.live++, tier.writes++;
+            return i * 1000; /* offsets are the tier's business */
+        }
+    }
+    return -1;
+}
+
+static int tier_read(void *ud, int64_t off, void *buf, size_t n)
+{
+    (void)ud;
+    char *b = tier.bytes[off / 1000];
+    if (tier.fail_reads || !b || tier.len[off / 1000] != n)
+        return -1;
+    memcpy(buf, b, n);
+    return 0;
+}
+
+static void tier_free(void *ud, int64_t off, size_t n)
+{
+    (void)ud;
+    assert_int_equal(tier.len[off / 1000], n);
+    free(tier.bytes[off / 1000]);
+    tier.bytes[off / 1000] = NULL;
+    tier.live--;
+}
+
+static int setup_spill(void **state)
+{
+    memset(&tier, 0, sizeof tier);
+    fake_now = 1700000000000;
+    fake_rand = 0.5;
+    memset(persisted, 0, sizeof persisted);
+    engine_hooks_t h = { .now_ms = now_fn, .rand_unit = rand_fn, .persist = persist_fn,
+                         .persist_delete = delete_fn, .persist_queue = queue_fn,
+                         .spill_write = tier_write, .spill_read = tier_read,
+                         .spill_free = tier_free };
+    /* Room for about two queued jobs in memory; the rest spill. */
+    engine_options_t o = { .finished_in_memory = 100, .resident_budget_bytes = 300 };
+    *state = engine_new(&h, &o);
+    return *state ? 0 : -1;
+}
+
+static int teardown_spill(void **state)
+{
+    engine_free(*state);
+    assert_int_equal(tier.live, 0); /* every spilled slot was given back */
+    return 0;
+}
+
+/* Past the budget, queued jobs go to the tier and come back the same, in
+ * FIFO order; a failed read leaves the job queued, not lost. */
+static void test_spilled_jobs_come_back_in_order(void **state)
+{
+    engine_t *e = *state;
+    char id[16], extra[96];
+    for (int i = 0; i < 10; i++) {
+        snprintf(id, sizeof id, "s%d", i);
+        snprintf(extra, sizeof extra, "\"args\":{\"n\":%d,\"pad\":\"%040d\"}", i, i);
+        put(e, id, extra);
+    }
+    job_t *out[1];
+    assert_int_equal(lease(e, 0, out), 0); /* freezes the last one too */
+    assert_true(engine_spilled_count(e) >= 7);
+    assert_int_equal((int)engine_spilled_count(e), tier.live);
+
+    const job_t *j = engine_get(e, "s8"); /* read back from the tier */
+    assert_non_null(j);
+    assert_int_equal(json_integer_value(json_object_get(job_args(j), "n")), 8);
+    assert_int_equal(j->state, JOB_QUEUED);
+
+    tier.fail_reads = true; /* a spilled head that cannot be read is not leased, not lost */
+    int leased = 0;
+    while (lease(e, 1, out) == 1)
+        leased++;
+    assert_true(leased < 10);
+    assert_null(engine_get(e, "s9"));
+    tier.fail_reads = false;
+    for (int i = leased; i < 10; i++) {
+        assert_int_equal(lease(e, 1, out), 1);
+        snprintf(id, sizeof id, "s%d", i);
+        assert_string_equal(out[0]->id, id);
+        assert_int_equal(json_integer_value(json_object_get(job_args(out[0]), "n")), i);
+    }
+    assert_int_equal(engine_spilled_count(e), 0);
+    assert_int_equal(tier.live, 0);
+}
+
+/* Only queued jobs spill: a scheduled one stays in memory. Spilled jobs
+ * are gone from the tier once removed, and engine_free gives back the
+ * rest (teardown_spill checks). */
+static void test_only_queued_jobs_spill(void **state)
+{
+    engine_t *e = *state;
+    put(e, "a", "\"args\":{\"pad\":\"0123456789012345678901234567890123456789\"}");
+    put(e, "b", "\"args\":{\"pad\":\"0123456789012345678901234567890123456789\"}");
+    put(e, "c", NULL);
+    put(e, "d", NULL);
+    put(e, "e", NULL);
+    put(e, "f", NULL);
+    job_t *out[1];
+    assert_int_equal(lease(e, 0, out), 0);
+    size_t spilled = engine_spilled_count(e);
+    assert_true(spilled >= 1); /* the budget is spent */
+    put(e, "later", "\"run_at\":\"2099-01-01T00:00:00Z\"");
+    assert_int_equal(lease(e, 0, out), 0);
+    assert_int_equal(engine_spilled_count(e), spilled); /* frozen, but in memory */
+    problem_t p;
+    assert_int_equal(engine_remove(e, "d", &p), ERR_OK);
+    assert_int_equal(engine_get(e, "later")->state, JOB_PENDING);
+    assert_int_equal(tier.live, (int)engine_spilled_count(e));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_priority_then_fifo, setup, teardown),
         cmocka_unit_test_setup_teardown(test_frozen_jobs_read_back_the_same, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_spilled_jobs_come_back_in_order, setup_spill, teardown_spill),
+        cmocka_unit_test_setup_teardown(test_only_queued_jobs_spill, setup_spill, teardown_spill),
         cmocka_unit_test_setup_teardown(test_scheduled_not_leased_early, setup, teardown),
         cmocka_unit_test_setup_teardown(test_complete_and_fencing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_backoff_then_failed, setup, teardown),
