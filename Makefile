@@ -3,7 +3,7 @@
 
 CC      ?= cc
 VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.1.0-dev)
-PKGS    := libmicrohttpd libevent libevent_openssl jansson sqlite3 libcurl libssl libcrypto
+PKGS    := libmicrohttpd libevent libevent_openssl jansson yajl sqlite3 libcurl libssl libcrypto
 WARN    := -Wall -Wextra -Wformat=2 -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wno-missing-field-initializers -Werror
 BASE_CFLAGS = -std=c17 -D_GNU_SOURCE -Isrc $(WARN) -DJOBQ_VERSION='"$(VERSION)"' \
@@ -23,7 +23,7 @@ SAN_OBJ  := $(LIB_SRC:%.c=build/san/obj/%.o)
 all: build/jobq
 
 # Debian packages; installed only when something is missing.
-DEB_PKGS := build-essential pkg-config libmicrohttpd-dev libevent-dev libjansson-dev \
+DEB_PKGS := build-essential pkg-config libmicrohttpd-dev libevent-dev libjansson-dev libyajl-dev \
             libsqlite3-dev libcurl4-openssl-dev libssl-dev libcmocka-dev python3-pytest python3-requests \
             python3-prometheus-client clang libclang-rt-14-dev openssl
 deps:
@@ -75,7 +75,7 @@ build/bench/peergen: bench/peergen.c bench/gen.h
 # `make fuzz` explores for FUZZ_SECONDS each, keeping what it finds in
 # build/fuzz/corpus/; `make fuzz-replay` (part of `make test`) runs every
 # committed input of fuzz/corpus/ once.
-FUZZERS      := request stored_doc config policy fwp journal
+FUZZERS      := request stored_doc config policy fwp journal json
 FUZZ_SECONDS ?= 60
 FUZZ_CC      := clang
 FUZZ_SAN     := -DJOBQ_CHECKS -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer

@@ -25,8 +25,7 @@ void eng_discard(engine_t *e, ejob_t *ej)
     pset_del(&e->jobs, eng_id(ej));
     ej->queue->count[eng_state(ej)]--;
     e->bytes -= (int64_t)ej->bytes;
-    if (e->lent == ej)
-        e->lent = NULL;
+    eng_unpark(e, ej);
     list_push_back(&e->graveyard, &ej->link);
 }
 

@@ -29,6 +29,12 @@ engine_t *engine_new(const engine_hooks_t *hooks, const engine_options_t *opt)
     list_init(&e->graveyard);
     e->reported_deadline = INT64_MAX;
     sbuf_init(&e->pack, 256);
+    e->parked.cap = e->opt.thawed_max > 0 ? (size_t)e->opt.thawed_max : 256;
+    if (!(e->parked.v = calloc(e->parked.cap, sizeof *e->parked.v))) {
+        sbuf_free(&e->pack);
+        free(e);
+        return NULL;
+    }
     return e;
 }
 
@@ -49,6 +55,7 @@ void engine_free(engine_t *e)
     heap_free(&e->timers);
     heap_free(&e->waiter_deadlines);
     sbuf_free(&e->pack);
+    free(e->parked.v);
     free(e);
 }
 
@@ -109,8 +116,7 @@ void eng_drop(engine_t *e, ejob_t *ej)
     pset_del(&e->jobs, eng_id(ej));
     ej->queue->count[eng_state(ej)]--;
     e->bytes -= (int64_t)ej->bytes;
-    if (e->lent == ej)
-        e->lent = NULL;
+    eng_unpark(e, ej);
     eng_free_rec(e, ej);
     free(ej);
 }
@@ -242,7 +248,7 @@ void engine_load(engine_t *e, job_t *job)
     }
     place_loaded(e, ej);
     eng_account(e, ej);
-    eng_freeze(e, ej); /* no caller holds a loaded job */
+    eng_park(e, ej);
     eng_settle(e);
 }
 
@@ -265,7 +271,7 @@ ejob_t *eng_find(engine_t *e, const char *id, problem_t *p)
         problem_set(p, ERR_UNAVAILABLE, "", "job %s cannot be read back into memory now", id);
         return NULL;
     }
-    eng_lend(e, ej); /* whatever the call does with it, it freezes on the next */
+    eng_park(e, ej); /* whatever the call does with it */
     return ej;
 }
 
@@ -274,7 +280,7 @@ const job_t *engine_get(engine_t *e, const char *id)
     ejob_t *ej = pset_get(&e->jobs, id);
     if (!ej || !eng_job(e, ej))
         return NULL;
-    eng_lend(e, ej);
+    eng_park(e, ej);
     if (job_state_terminal(ej->rec.job->state)) { /* recently read: evicted last */
         list_remove(&ej->link);
         list_push_back(&e->finished, &ej->link);
@@ -293,7 +299,7 @@ err_t engine_enqueue_check(engine_t *e, const job_t *job, problem_t *p)
     const job_t *had = eng_job(e, ej);
     if (!had)
         return problem_set(p, ERR_UNAVAILABLE, "", "out of memory");
-    eng_lend(e, ej);
+    eng_park(e, ej);
     if (!job_same_spec(had, job))
         return problem_set(p, ERR_CONFLICT, "id",
                            "job %s already exists with different content", job->id);
@@ -323,7 +329,7 @@ err_t engine_enqueue(engine_t *e, job_t *job, bool *created, const job_t **out, 
     eng_persist(e, ej, JOB_EV_ENQUEUED);
     *created = true;
     *out = job;
-    eng_lend(e, ej);
+    eng_park(e, ej);
     eng_settle(e);
     return ERR_OK;
 }
@@ -419,7 +425,7 @@ static void fire_job_timer(engine_t *e, ejob_t *ej)
     j->updated_at = eng_now(e);
     eng_make_ready(e, ej);
     eng_persist(e, ej, JOB_EV_UPDATED);
-    eng_freeze(e, ej); /* the dispatch thaws it again if a lessee waits */
+    eng_park(e, ej); /* a lessee may be waiting for it */
 }
 
 void engine_tick(engine_t *e)

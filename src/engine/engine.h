@@ -95,6 +95,10 @@ typedef struct engine_options {
     /* Bytes of packed waiting jobs kept in memory before queued ones go to
      * the spill hooks; 0: all stay in memory. */
     int64_t resident_budget_bytes;
+    /* Waiting jobs used lately (enqueued, read, retried) stay thawed, up
+     * to this many, before the oldest is frozen: most are leased or read
+     * again soon, and freezing costs a pack and an unpack. 0: 256. */
+    int thawed_max;
 } engine_options_t;
 
 /* A lessee. The caller fills the public part and keeps the waiter alive
@@ -210,6 +214,9 @@ size_t engine_job_count(const engine_t *e);
 int64_t engine_memory_bytes(const engine_t *e);
 void engine_set_finished_budget(engine_t *e, int64_t bytes);
 void engine_set_resident_budget(engine_t *e, int64_t bytes);
+/* Freezes every waiting job kept thawed for having been used lately (the
+ * server calls it when a second passes, so a quiet server holds none). */
+void engine_freeze_idle(engine_t *e);
 /* Jobs whose bytes are in the spill tier now. */
 size_t engine_spilled_count(const engine_t *e);
 /* How many jobs were ever deleted: a read from the store that started before

@@ -63,8 +63,9 @@ typedef struct ejob {
     struct equeue *queue;
     elane_t *lane;         /* while unfinished */
     uint64_t seq;          /* order of becoming ready, for FIFO across lanes */
-    uint32_t bytes : 30;   /* accounted in engine.bytes (a job is far below 1 GiB) */
+    uint32_t bytes : 29;   /* accounted in engine.bytes (a job is far below 512 MiB) */
     uint32_t probe : 1;    /* leased while its breaker was half-open */
+    uint32_t parked : 1;   /* in engine.parked (freeze.c) */
     /* Frozen into the spill hooks: rec.frozen then holds the int64 offset
      * they returned and the id; only queued jobs spill. */
     uint32_t spilled : 1;
@@ -102,7 +103,11 @@ struct engine {
     bool ready_added; /* a job became ready since the last dispatch */
     uint64_t deletes;
     int64_t reported_deadline;
-    ejob_t *lent;  /* the waiting job the last call handed out thawed (freeze.c) */
+    /* Jobs used lately, kept thawed, oldest first (freeze.c): a ring. */
+    struct {
+        ejob_t **v;
+        size_t cap, head, n;
+    } parked;
     int64_t resident_bytes; /* packed bytes of frozen jobs kept in memory */
     size_t nspilled;
     struct sbuf pack; /* scratch for freezing */
@@ -136,11 +141,13 @@ static inline job_t *eng_thawed(const ejob_t *ej)
 /* Freezes a waiting job now; jobs in other states, and a job that cannot
  * be packed for lack of memory, stay as they are. */
 void eng_freeze(engine_t *e, ejob_t *ej);
-/* ej's record is about to be handed to the caller: it stays thawed until
- * the next engine call (engine.h: pointers live until then), when
- * eng_unlend() freezes it. A second loan freezes the first. */
-void eng_lend(engine_t *e, ejob_t *ej);
-void eng_unlend(engine_t *e);
+/* ej was just used (thawed, changed or handed to a caller): it stays
+ * thawed until thawed_max later ones push it out of the ring, which is
+ * never within the call that handed it out (engine.h: pointers live until
+ * the next call). */
+void eng_park(engine_t *e, ejob_t *ej);
+/* Before ej is freed. */
+void eng_unpark(engine_t *e, ejob_t *ej);
 /* Frees the record in whichever form it is. */
 void eng_free_rec(engine_t *e, ejob_t *ej);
 
@@ -204,7 +211,7 @@ void eng_queue_free(void *q); /* an equeue_t, as hmap_free_values takes it */
  * from its own hooks or lessee callbacks, which would see half-made
  * changes. ENG_ENTER opens every public function that changes state;
  * ENG_HOOK wraps every call out. Checked in the test build. */
-#define ENG_ENTER(e) (CHECK_LOOP_THREAD(), CHECK((e)->in_hook == 0), eng_reap(e), eng_unlend(e))
+#define ENG_ENTER(e) (CHECK_LOOP_THREAD(), CHECK((e)->in_hook == 0), eng_reap(e))
 #define ENG_HOOK(e, call) do { (e)->in_hook++; call; (e)->in_hook--; } while (0)
 
 #endif

@@ -4,12 +4,15 @@
  * the bytes: the lane holds queue, type, key and priority, and seq the
  * FIFO order. Whatever reads or changes a job thaws it first (eng_job()).
  *
- * When a job freezes again is what keeps the engine's pointer rule
- * (engine.h: a returned job lives until the next engine call): a job the
- * engine changed on its own (a timer, a load) freezes before the call
- * returns; the one job a call hands back is lent (eng_lend()) and freezes
- * at the start of the next call. Jobs that are running or finished never
- * freeze: they are few and are read and changed all the time.
+ * A job just used (enqueued, read, retried, loaded) is parked instead of
+ * frozen at once: the ring of the last thawed_max such jobs freezes its
+ * oldest to make room. Most jobs are leased within a few calls of their
+ * enqueue, and never pay for a pack and an unpack; a deep queue freezes
+ * all but the last few hundred. A parked job freezes only in a later call
+ * than the one that handed it out, which keeps the engine's pointer rule
+ * (engine.h: a returned job lives until the next engine call). Jobs that
+ * are running or finished never freeze: they are few and are read and
+ * changed all the time.
  *
  * Past the resident budget a queued job freezes into the spill hooks
  * instead (the server's spill file): its record keeps only the offset and
@@ -159,19 +162,45 @@ job_t *eng_job(engine_t *e, ejob_t *ej)
     return j;
 }
 
-void eng_lend(engine_t *e, ejob_t *ej)
+/* Freezes the job parked longest (or skips its slot, if it was dropped). */
+static void freeze_oldest(engine_t *e)
 {
-    if (e->lent != ej)
-        eng_unlend(e);
-    e->lent = ej;
+    ejob_t *old = e->parked.v[e->parked.head];
+    e->parked.head = (e->parked.head + 1) % e->parked.cap;
+    e->parked.n--;
+    if (old) {
+        old->parked = 0;
+        eng_freeze(e, old);
+    }
 }
 
-void eng_unlend(engine_t *e)
+void eng_park(engine_t *e, ejob_t *ej)
 {
-    ejob_t *ej = e->lent;
-    e->lent = NULL;
-    if (ej)
-        eng_freeze(e, ej);
+    if (ej->parked || !e->parked.cap)
+        return;
+    if (e->parked.n == e->parked.cap)
+        freeze_oldest(e);
+    e->parked.v[(e->parked.head + e->parked.n++) % e->parked.cap] = ej;
+    ej->parked = 1;
+}
+
+void eng_unpark(engine_t *e, ejob_t *ej)
+{
+    if (!ej->parked)
+        return;
+    ej->parked = 0;
+    for (size_t i = 0; i < e->parked.n; i++) { /* rare: a job dropped soon after its use */
+        size_t at = (e->parked.head + i) % e->parked.cap;
+        if (e->parked.v[at] == ej)
+            e->parked.v[at] = NULL;
+    }
+}
+
+void engine_freeze_idle(engine_t *e)
+{
+    ENG_ENTER(e);
+    while (e->parked.n)
+        freeze_oldest(e);
 }
 
 void engine_set_resident_budget(engine_t *e, int64_t bytes)

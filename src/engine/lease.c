@@ -229,7 +229,7 @@ err_t engine_fail_after(engine_t *e, const char *id, const char *lease_id, err_t
     if (!ej)
         return p->type;
     fail_attempt(e, ej, type, message, context, retry, retry_after_ms, true);
-    *out = eng_thawed(ej); /* lent by eng_find if it waits for a retry */
+    *out = eng_thawed(ej); /* parked by eng_find */
     eng_settle(e);
     return ERR_OK;
 }
@@ -237,7 +237,7 @@ err_t engine_fail_after(engine_t *e, const char *id, const char *lease_id, err_t
 void eng_expire_lease(engine_t *e, ejob_t *ej)
 {
     fail_attempt(e, ej, ERR_TIMEOUT, ENGINE_LEASE_EXPIRED, NULL, -1, 0, false);
-    eng_freeze(e, ej); /* a retry waits; no caller holds it */
+    eng_park(e, ej);
 }
 
 void engine_pause(engine_t *e, const char *queue, bool paused)

@@ -83,7 +83,7 @@ json_t *http_body_json(http_req_t *r, bool allow_empty, problem_t *p)
         return NULL;
     }
     json_error_t e;
-    json_t *j = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &e);
+    json_t *j = jsonb_parse(r->body, r->body_len, JSON_REJECT_DUPLICATES, &e);
     if (!j) {
         problem_set(p, ERR_VALIDATION, "body", "malformed JSON at line %d column %d: %s", e.line,
                     e.column, e.text);

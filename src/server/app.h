@@ -47,6 +47,7 @@ typedef struct app {
     runners_t *runners;
     struct event *perf_timer, *log_flush_ev;
     int64_t perf_due_ns;
+    unsigned perf_ticks;
     http_server_t *http;
     fwp_server_t *fwp; /* NULL with JOBQ_FAKTORY_LISTEN=off */
     admit_t *admit; /* connection limits for every listener */

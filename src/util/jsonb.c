@@ -68,7 +68,7 @@ bool jsonb_within(const json_t *v, int max_depth, char *path, size_t len)
 json_t *jsonb_loadb(const char *text, size_t len, size_t flags, int max_depth,
                     json_error_t *err)
 {
-    json_t *v = json_loadb(text, len, flags, err);
+    json_t *v = jsonb_parse(text, len, flags, err);
     if (!v)
         return NULL;
     char path[128];

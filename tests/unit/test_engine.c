@@ -422,7 +422,7 @@ static void test_frozen_jobs_read_back_the_same(void **state)
     put(e, "q1", NULL);
     put(e, "q2", "\"args\":[true]");
     int64_t thawed = engine_memory_bytes(e);
-    assert_int_equal(lease(e, 0, out), 0); /* max 0: an engine call that changes nothing */
+    engine_freeze_idle(e);
     assert_true(engine_memory_bytes(e) < thawed);
 
     j = engine_get(e, "r");
@@ -531,7 +531,8 @@ static void test_spilled_jobs_come_back_in_order(void **state)
         put(e, id, extra);
     }
     job_t *out[1];
-    assert_int_equal(lease(e, 0, out), 0); /* freezes the last one too */
+    assert_int_equal(engine_spilled_count(e), 0); /* used lately: parked, thawed */
+    engine_freeze_idle(e);
     assert_true(engine_spilled_count(e) >= 7);
     assert_int_equal((int)engine_spilled_count(e), tier.live);
 
@@ -569,12 +570,11 @@ static void test_only_queued_jobs_spill(void **state)
     put(e, "d", NULL);
     put(e, "e", NULL);
     put(e, "f", NULL);
-    job_t *out[1];
-    assert_int_equal(lease(e, 0, out), 0);
+    engine_freeze_idle(e);
     size_t spilled = engine_spilled_count(e);
     assert_true(spilled >= 1); /* the budget is spent */
     put(e, "later", "\"run_at\":\"2099-01-01T00:00:00Z\"");
-    assert_int_equal(lease(e, 0, out), 0);
+    engine_freeze_idle(e);
     assert_int_equal(engine_spilled_count(e), spilled); /* frozen, but in memory */
     problem_t p;
     assert_int_equal(engine_remove(e, "d", &p), ERR_OK);
