@@ -115,7 +115,10 @@ def canceller(url, ledger, stop, rng):
 
 def test_chaos_kills_and_a_commit_outage_lose_nothing(make_server):
     rng = random.Random(SEED)
-    srv = make_server(env={"JOBQ_DURABILITY": "os", "JOBQ_CACHE_TTL_MS": "0"})
+    # A queued-job budget of 4 KiB: most waiting jobs are in the spill file
+    # when a kill comes, which must cost nothing (it is a cache of the store).
+    srv = make_server(env={"JOBQ_DURABILITY": "os", "JOBQ_CACHE_TTL_MS": "0",
+                           "JOBQ_QUEUED_IN_MEMORY": "4K"})
     ledger, stop, epoch = Ledger(), threading.Event(), [0]
     url = lambda: srv.url  # noqa: E731 (the port changes on every restart)
     threads = [threading.Thread(target=producer, args=(url, ledger, stop, n, random.Random(rng.random())))
@@ -125,7 +128,7 @@ def test_chaos_kills_and_a_commit_outage_lose_nothing(make_server):
     threads.append(threading.Thread(target=canceller, args=(url, ledger, stop, random.Random(rng.random()))))
     for t in threads:
         t.start()
-    kills, outage_done, end = 0, False, time.monotonic() + DURATION_S
+    kills, outage_done, end, spilled = 0, False, time.monotonic() + DURATION_S, 0
     try:
         while time.monotonic() < end:
             time.sleep(rng.uniform(1.0, 4.0))
@@ -137,6 +140,10 @@ def test_chaos_kills_and_a_commit_outage_lose_nothing(make_server):
                 time.sleep(2)
                 resource.prlimit(srv.proc.pid, resource.RLIMIT_FSIZE,
                                  (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+            try:
+                spilled = max(spilled, srv.get("/v1/perf", timeout=2).json()["system"]["jobs_spilled"])
+            except Exception:  # noqa: BLE001 (mid-outage: the sample is optional)
+                pass
             srv.kill()
             kills += 1
             epoch[0] += 1
@@ -146,6 +153,7 @@ def test_chaos_kills_and_a_commit_outage_lose_nothing(make_server):
         for t in threads:
             t.join(15)
     assert kills >= 5 and outage_done
+    assert spilled > 0  # the kills did meet jobs in the spill file
     assert srv.stop() == 0, srv.log_text()[-3000:]
     db = sqlite3.connect(srv.data / "jobq.db")
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
