@@ -1,7 +1,9 @@
 /* The cost of parsing one Faktory PUSH argument (what fwpgen sends, a
  * Ruby client's typical job) with each JSON library Debian offers, to
  * choose the hot path's parser by measurement (docs/performance.md).
- * usage: parse LIB N   (LIB: jansson | yajl-tree | yajl-sax | json-c | cjson)
+ * usage: parse LIB N   (LIB: jansson | yajl-tree | yajl-sax | json-c | cjson | jobq)
+ * jobq is what jobq uses: jsonb_parse (src/util/jsonb_parse.c), yajl's
+ * events building a jansson tree.
  * Run under valgrind --tool=callgrind with N and with 0; the difference
  * over N is the instructions per parse, tree freed included (run.sh). */
 #include <cjson/cJSON.h>
@@ -11,6 +13,8 @@
 #include <string.h>
 #include <yajl/yajl_parse.h>
 #include <yajl/yajl_tree.h>
+
+#include "util/jsonb.h"
 
 int jsonc_one(const char *text);
 
@@ -51,6 +55,13 @@ static int one(const char *lib)
         int ok = yajl_parse(h, (const unsigned char *)push, n) == yajl_status_ok &&
                  yajl_complete_parse(h) == yajl_status_ok;
         yajl_free(h);
+        return ok;
+    }
+    if (!strcmp(lib, "jobq")) {
+        json_error_t e;
+        json_t *v = jsonb_parse(push, n, JSON_REJECT_DUPLICATES, &e);
+        int ok = v != NULL;
+        json_decref(v);
         return ok;
     }
     if (!strcmp(lib, "json-c"))
