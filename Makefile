@@ -23,7 +23,7 @@ SAN_OBJ  := $(LIB_SRC:%.c=build/san/obj/%.o)
 all: build/jobq
 
 # Debian packages; installed only when something is missing.
-DEB_PKGS := build-essential pkg-config libmicrohttpd-dev libevent-dev libjansson-dev libyajl-dev \
+DEB_PKGS := build-essential pkg-config libmicrohttpd-dev libevent-dev libjansson-dev libyajl-dev libjemalloc-dev \
             libsqlite3-dev libcurl4-openssl-dev libssl-dev libcmocka-dev python3-pytest python3-requests \
             python3-prometheus-client clang libclang-rt-14-dev openssl
 deps:
@@ -45,7 +45,14 @@ build/san/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo "CC(san) $<"; $(CC) $(BASE_CFLAGS) -O1 -g $(SAN) -MMD -MP -c $< -o $@
 
+# The release build allocates with jemalloc (docs/architecture.md, "Why
+# jemalloc"); the sanitizer build keeps glibc's, which ASan replaces.
 build/jobq: $(REL_OBJ) build/obj/src/main.o
+	@echo "LD $@"; $(CC) -o $@ $^ $(LIBS) -ljemalloc
+
+# The same with glibc's malloc, for bench/alloc_choice.sh.
+build/bench/jobq-glibc: $(REL_OBJ) build/obj/src/main.o
+	@mkdir -p $(dir $@)
 	@echo "LD $@"; $(CC) -o $@ $^ $(LIBS)
 
 build/san/jobq: $(SAN_OBJ) build/san/obj/src/main.o

@@ -4,8 +4,7 @@ HTTP in batches of 1000. Reports the server's resident memory, the bytes per
 job its data folder holds, the time to ready after a SIGKILL and after a
 graceful restart, and lease latency at that depth against a queue of 1000.
 
-Usage: bench/million.py [N] [DURABILITY]   (default 1000000 os)
-Needs build/jobq. Loopback only; bounded by N; every server it starts is
+Usage: bench/million.py [N] [DURABILITY] [BINARY]   (default 1000000 os build/jobq) Loopback only; bounded by N; every server it starts is
 stopped by its own pid, and its data folder removed."""
 import http.client
 import json
@@ -18,6 +17,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import jobq_server  # noqa: E402
 from jobq_server import Jobq  # noqa: E402
 
 ARGS = "x" * 88  # with the surrounding JSON, ~100 bytes of args
@@ -75,6 +75,8 @@ def disk_bytes(data):
 def main():
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 1000000
     durability = sys.argv[2] if len(sys.argv) > 2 else "os"
+    if len(sys.argv) > 3:
+        jobq_server.BIN = sys.argv[3]
     data, shallow = tempfile.mkdtemp(), tempfile.mkdtemp()
     srv = None
     try:
