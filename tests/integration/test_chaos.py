@@ -115,10 +115,11 @@ def canceller(url, ledger, stop, rng):
 
 def test_chaos_kills_and_a_commit_outage_lose_nothing(make_server):
     rng = random.Random(SEED)
-    # A queued-job budget of 4 KiB: most waiting jobs are in the spill file
-    # when a kill comes, which must cost nothing (it is a cache of the store).
+    # A queued-job budget of one byte: every queued job that freezes goes to
+    # the spill file, and a kill with jobs there must cost nothing (it is a
+    # cache of the store).
     srv = make_server(env={"JOBQ_DURABILITY": "os", "JOBQ_CACHE_TTL_MS": "0",
-                           "JOBQ_QUEUED_IN_MEMORY": "4K"})
+                           "JOBQ_QUEUED_IN_MEMORY": "1"})
     ledger, stop, epoch = Ledger(), threading.Event(), [0]
     url = lambda: srv.url  # noqa: E731 (the port changes on every restart)
     threads = [threading.Thread(target=producer, args=(url, ledger, stop, n, random.Random(rng.random())))
