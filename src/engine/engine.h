@@ -8,7 +8,9 @@
  * and lease deadlines, and the long-poll lessees waiting for work. It never blocks,
  * never does I/O and never touches SQL: every change it makes is reported
  * through hooks->persist*, which the owner turns into durable writes, and the
- * owner answers its client only once those writes are durable.
+ * owner answers its client only once those writes are durable. (The one
+ * exception is the owner's choice: the optional spill hooks, which it calls
+ * synchronously to keep deep queues out of memory.)
  *
  * Threads: single-threaded. Every call, and every hook and waiter callback it
  * makes, happens on the thread that owns the engine (the event loop).
