@@ -7,8 +7,9 @@
  * its events, with jansson's rules where they are stricter than yajl's:
  * no duplicate keys (with JSON_REJECT_DUPLICATES), no NUL in strings, no
  * integer beyond 64 bits, no real that overflows, at most 2048 levels, a
- * container at the top unless JSON_DECODE_ANY, nothing but space after it
- * and no vertical tab or form feed for space. yajl turns an unpaired
+ * container at the top unless JSON_DECODE_ANY, nothing but space after it,
+ * no vertical tab or form feed for space, and strict UTF-8 (yajl lets
+ * overlong forms such as C1 9E pass; fuzz_stored_doc found one). yajl turns an unpaired
  * UTF-16 surrogate escape into a replacement where jansson refuses it, so
  * text with a surrogate escape goes to jansson itself (rare: emoji sent
  * escaped). fuzz/fuzz_json.c holds both to the same answers, but for one
@@ -23,6 +24,7 @@
 #include <yajl/yajl_parse.h>
 
 #include "util/jsonb.h"
+#include "util/utf8.h"
 
 #define MAX_DEPTH 2048 /* jansson's JSON_PARSER_MAX_DEPTH */
 
@@ -124,6 +126,8 @@ static int on_string(void *ctx, const unsigned char *s, size_t n)
 {
     if (memchr(s, '\0', n))
         return refuse(ctx, "\\u0000 is not allowed without JSON_ALLOW_NUL");
+    if (!utf8_valid((const char *)s, n)) /* yajl lets overlong forms pass */
+        return refuse(ctx, "invalid UTF-8 in string");
     return add(ctx, json_stringn_nocheck((const char *)s, n));
 }
 
@@ -132,6 +136,8 @@ static int on_key(void *ctx, const unsigned char *s, size_t n)
     build_t *b = ctx;
     if (memchr(s, '\0', n))
         return refuse(b, "NUL byte in object key not supported");
+    if (!utf8_valid((const char *)s, n))
+        return refuse(b, "invalid UTF-8 in object key");
     free(b->long_key);
     b->long_key = NULL;
     char *to = b->key;

@@ -1,4 +1,5 @@
 #include "util/sbuf.h"
+#include "util/utf8.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -105,25 +106,6 @@ void sbuf_add_double(sbuf_t *s, double v, bool keep_real)
     sbuf_adds(s, buf);
 }
 
-/* Length of the valid UTF-8 sequence at p (avail bytes there), or 0 if it
- * is not one. */
-static size_t utf8_len(const unsigned char *p, size_t avail)
-{
-    unsigned c = p[0];
-    size_t n = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3
-                            : (c & 0xf8) == 0xf0 ? 4 : 0;
-    if (n == 0 || n > avail || (n == 2 && c < 0xc2) || (n == 4 && c > 0xf4))
-        return 0;
-    for (size_t i = 1; i < n; i++)
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-    if (n == 3 && ((c == 0xe0 && p[1] < 0xa0) || (c == 0xed && p[1] > 0x9f)))
-        return 0; /* overlong, or a UTF-16 surrogate */
-    if (n == 4 && ((c == 0xf0 && p[1] < 0x90) || (c == 0xf4 && p[1] > 0x8f)))
-        return 0;
-    return n;
-}
-
 void sbuf_add_jstr(sbuf_t *s, const char *str)
 {
     if (!str)
@@ -140,7 +122,7 @@ void sbuf_add_jstrn(sbuf_t *s, const char *str, size_t len)
     while (c < end) {
         unsigned char u = (unsigned char)*c;
         if (u >= 0x80) {
-            size_t n = utf8_len((const unsigned char *)c, (size_t)(end - c));
+            size_t n = utf8_seq_len((const unsigned char *)c, (size_t)(end - c));
             if (n) {
                 c += n;
                 continue;
