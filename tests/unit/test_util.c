@@ -172,6 +172,37 @@ static void test_sbuf_json_strings_parse_back(void **state)
     sbuf_free(&s);
 }
 
+/* The string writer reads 8 bytes at a time where it can: every special
+ * byte must be found at every offset, in every word position, and the
+ * text must read back as the string (jansson's own reader). */
+static void test_sbuf_json_strings_at_every_offset(void **state)
+{
+    (void)state;
+    const char *specials[] = { "\"", "\\", "\x01", "\x1f", "\n", "\xc3\xa9", "\xe2\x82\xac",
+                               "\xf0\x9f\x98\x80", " ", "~", "\x7f" };
+    char text[64];
+    for (size_t k = 0; k < sizeof specials / sizeof specials[0]; k++) {
+        size_t sl = strlen(specials[k]);
+        for (size_t len = 0; len < 24; len++) {
+            for (size_t at = 0; at <= len; at++) {
+                memset(text, 'a', len);
+                memcpy(text + at, specials[k], sl);
+                text[len + sl] = '\0';
+                memset(text + at + sl, 'b', len - at);
+                text[len + sl] = '\0';
+                sbuf_t s;
+                sbuf_init(&s, 4);
+                sbuf_add_jstr(&s, text);
+                json_t *v = json_loads(s.p, JSON_DECODE_ANY, NULL);
+                assert_non_null(v);
+                assert_string_equal(json_string_value(v), text);
+                json_decref(v);
+                sbuf_free(&s);
+            }
+        }
+    }
+}
+
 static void test_token_bucket(void **state)
 {
     (void)state;
@@ -342,6 +373,7 @@ int main(void)
         cmocka_unit_test(test_pset_matches_a_reference),
         cmocka_unit_test(test_rfc3339),
         cmocka_unit_test(test_sbuf_json_strings_parse_back),
+        cmocka_unit_test(test_sbuf_json_strings_at_every_offset),
         cmocka_unit_test(test_token_bucket),
         cmocka_unit_test(test_histogram_quantile_stays_within_samples),
         cmocka_unit_test(test_jsonb_bounds_depth),
