@@ -233,9 +233,10 @@ json_t *jsonb_parse(const char *text, size_t len, size_t flags, json_error_t *er
     b->len = len;
     b->end = len;
     yajl_status st = yajl_parse(h, (const unsigned char *)text, len);
-    b->finishing = true;
-    if (st == yajl_status_ok)
+    if (st == yajl_status_ok) {
+        b->finishing = true;
         st = yajl_complete_parse(h);
+    }
     if (st == yajl_status_ok && !only_space(text + b->end, len - b->end)) {
         b->fail = "end of file expected";
         st = yajl_status_error;
@@ -243,7 +244,9 @@ json_t *jsonb_parse(const char *text, size_t len, size_t flags, json_error_t *er
     json_t *out = b->root;
     if (st != yajl_status_ok) {
         unsigned char *why = b->fail ? NULL : yajl_get_error(h, 0, NULL, 0);
-        set_error(err, text, len, yajl_get_bytes_consumed(h),
+        /* A text that stops short fails in the finish, whose offsets are
+         * not into the text: the error is at its end. */
+        set_error(err, text, len, b->finishing ? len : yajl_get_bytes_consumed(h),
                   b->fail ? b->fail : why ? (const char *)why : "malformed JSON");
         if (why)
             yajl_free_error(h, why);
