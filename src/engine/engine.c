@@ -268,7 +268,7 @@ ejob_t *eng_find(engine_t *e, const char *id, problem_t *p)
         return NULL;
     }
     if (!eng_job(e, ej)) {
-        problem_set(p, ERR_UNAVAILABLE, "", "job %s cannot be read back into memory now", id);
+        eng_thaw_problem(p, id);
         return NULL;
     }
     eng_park(e, ej); /* whatever the call does with it */
@@ -298,7 +298,7 @@ err_t engine_enqueue_check(engine_t *e, const job_t *job, problem_t *p)
         return ERR_OK;
     const job_t *had = eng_job(e, ej);
     if (!had)
-        return problem_set(p, ERR_UNAVAILABLE, "", "out of memory");
+        return eng_thaw_problem(p, job->id);
     eng_park(e, ej);
     if (!job_same_spec(had, job))
         return problem_set(p, ERR_CONFLICT, "id",

@@ -127,8 +127,10 @@ static inline const char *eng_id(const ejob_t *ej)
 job_state_t eng_state(const ejob_t *ej);
 /* 0 if a spilled job's bytes cannot be read. */
 int64_t eng_run_at(engine_t *e, const ejob_t *ej);
-/* The job record, thawing a frozen job; NULL only when out of memory. */
+/* The job record, thawing a frozen job; NULL only when out of memory or
+ * the spill tier cannot read it back (eng_thaw_problem() says so). */
 job_t *eng_job(engine_t *e, ejob_t *ej);
+err_t eng_thaw_problem(problem_t *p, const char *id);
 /* A frozen job's record as a new job_t the caller frees, leaving ej as it
  * is; NULL only when out of memory. */
 job_t *eng_unpack(engine_t *e, const ejob_t *ej);

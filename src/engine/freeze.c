@@ -149,6 +149,11 @@ job_t *eng_unpack(engine_t *e, const ejob_t *ej)
     return j;
 }
 
+err_t eng_thaw_problem(problem_t *p, const char *id)
+{
+    return problem_set(p, ERR_UNAVAILABLE, "", "job %s cannot be read back into memory now", id);
+}
+
 job_t *eng_job(engine_t *e, ejob_t *ej)
 {
     if (!eng_frozen(ej))

@@ -104,22 +104,20 @@ static int on_number(void *ctx, const char *s, size_t n)
         return refuse(b, "out of memory");
     memcpy(text, s, n);
     text[n] = '\0';
-    json_t *v;
+    const char *why = NULL;
+    double d = 0;
+    long long i = 0;
+    bool real = strpbrk(text, ".eE");
     errno = 0;
-    if (strpbrk(text, ".eE")) {
-        double d = strtod(text, NULL);
-        v = isinf(d) ? NULL : json_real(d);
-        if (!v && isinf(d))
-            b->fail = "real number overflow";
-    } else {
-        long long i = strtoll(text, NULL, 10);
-        v = errno == ERANGE ? NULL : json_integer(i);
-        if (errno == ERANGE)
-            b->fail = text[0] == '-' ? "too big negative integer" : "too big integer";
-    }
+    if (real && isinf(d = strtod(text, NULL)))
+        why = "real number overflow";
+    else if (!real && (i = strtoll(text, NULL, 10), errno == ERANGE))
+        why = text[0] == '-' ? "too big negative integer" : "too big integer";
     if (text != buf)
         free(text);
-    return b->fail ? 0 : add(b, v);
+    if (why)
+        return refuse(b, why);
+    return add(b, real ? json_real(d) : json_integer(i));
 }
 
 static int on_string(void *ctx, const unsigned char *s, size_t n)
