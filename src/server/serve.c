@@ -88,8 +88,9 @@ static void on_store(evutil_socket_t fd, short what, void *arg)
     store_dispatch(a->store);
 }
 
-/* Writes produced anywhere in one loop iteration reach the store thread in
- * one hand-off: one lock and one wake-up instead of one per write. */
+/* Writes produced anywhere in one loop iteration reach the journal in one
+ * write, or the store thread in one hand-off: one lock and one wake-up
+ * instead of one per write. */
 static void on_store_flush(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;

@@ -116,7 +116,7 @@ bool store_injected_failure(store_t *s)
     return s->injected;
 }
 
-static int run_batch(store_t *s, op_t *batch, bool live)
+static int run_batch(store_t *s, op_t *batch, bool live, uint64_t gen)
 {
     int64_t totals[JOB_EV_COUNT] = { 0 };
     s->injected = false;
@@ -137,7 +137,7 @@ static int run_batch(store_t *s, op_t *batch, bool live)
         if (ev != JOB_EV_UPDATED && totals[ev] &&
             s->ops->add_counter(s->conn, job_event_name(ev), totals[ev]) != 0)
             return -1;
-    if (s->journal && s->ops->set_journal_applied(s->conn, journal_gen(s->journal)) != 0)
+    if (gen && s->ops->set_journal_applied(s->conn, gen) != 0)
         return -1;
     store_fault_delay(s);
     if (store_injected_failure(s))
@@ -207,10 +207,10 @@ void store_file_lost(store_t *s, const char *why)
 
 /* Retries until the batch commits: nothing may be lost, whether it was
  * acknowledged from the journal already or is waiting for this commit. */
-void store_apply(store_t *s, op_t *batch, bool live)
+void store_apply(store_t *s, op_t *batch, bool live, uint64_t gen)
 {
     for (int attempt = 0;; attempt++) {
-        if (run_batch(s, batch, live) == 0) {
+        if (run_batch(s, batch, live, gen) == 0) {
             if (!atomic_load(&s->healthy))
                 log_info("store recovered", LOG_I("attempts", attempt + 1));
             store_set_health(s, true, NULL);

@@ -199,16 +199,16 @@ static int recover_journal(store_t *s, char *err, size_t len)
         return -1;
     }
     int64_t t0 = clock_mono_ns();
-    if (journal_replay(s->journal, applied, &gen, replay_record, &c, err, len) != 0) {
+    int gens = journal_replay(s->journal, applied, &gen, replay_record, &c, err, len);
+    if (gens < 0) {
         store_free_ops(c.head);
         return -1;
     }
     if (gen) {
-        journal_reset(s->journal, gen); /* store_apply marks this generation applied */
-        if (c.head)
-            store_apply(s, c.head, false);
+        store_apply(s, c.head, false, gen);
         store_free_ops(c.head);
-        log_info("journal replayed", LOG_I("generation", gen), LOG_I("writes", c.n),
+        log_info("journal replayed", LOG_I("generation", gen), LOG_I("generations", gens),
+                 LOG_I("writes", c.n),
                  LOG_I("unreadable", c.bad),
                  LOG_D("ms", (double)(clock_mono_ns() - t0) / 1e6));
         if (c.bad)
@@ -300,6 +300,26 @@ void store_close(store_t *s)
 
 /* ---- the loop thread's side ---- */
 
+/* Answers every waiter whose write is durable now (or never will be: the
+ * store is dead). A waiter's callback may write, and a write may flush
+ * (with no kick set) and come back here: the outer call goes on instead. */
+static void run_waiters(store_t *s)
+{
+    if (s->dispatching)
+        return;
+    s->dispatching = true;
+    bool dead = atomic_load(&s->dead);
+    while (!list_empty(&s->waiters)) {
+        store_waiter_t *w = LIST_ENTRY(list_first(&s->waiters), store_waiter_t, link);
+        if (w->seq > s->committed_seen && !dead)
+            break;
+        list_remove(&w->link);
+        w->failed = w->seq > s->committed_seen;
+        w->cb(w);
+    }
+    s->dispatching = false;
+}
+
 op_t *store_new_op(op_kind_t kind, const char *in[4], const char *out[4])
 {
     size_t n = 0;
@@ -328,24 +348,70 @@ void store_set_kick(store_t *s, void (*kick)(void *ud), void *ud)
     s->kick_ud = ud;
 }
 
+/* In `os` durability a batch is durable once write() has it, which costs
+ * less than handing it to the store thread and waiting for it to say so
+ * (two thread switches and an eventfd a batch): the loop journals it here,
+ * while the store thread has nothing queued or in hand, so that order
+ * holds, and compactions run beside it (journal_rotate). Anything unusual
+ * (a purge, the failure seam, an unhealthy store, a failed or lost write)
+ * goes to the store thread, which knows how to retry and say why. Called
+ * with mu; false leaves the batch to the caller. */
+static bool journal_here(store_t *s, op_t *batch, op_t *last)
+{
+    if (s->durability != DURABILITY_OS || !s->journal || !s->journal_ready || !s->running ||
+        s->head || s->writer_owns || s->stopping || !atomic_load(&s->healthy) ||
+        s->faults.commit_fail_ms > 0 || store_has_purge(batch))
+        return false;
+    int64_t t0 = clock_mono_ns();
+    size_t n = 0;
+    char why[1200];
+    for (op_t *op = batch; op; op = op->next, n++)
+        if (store_record_write(s->journal, op) != 0) {
+            journal_discard(s->journal);
+            return false;
+        }
+    if (journal_check(s->journal, why, sizeof why) != 0 ||
+        journal_commit(s->journal, why, sizeof why) != 0) {
+        journal_discard(s->journal);
+        return false;
+    }
+    bool first = !s->pending;
+    store_add_pending(s, batch, last);
+    int64_t now = clock_mono_ns();
+    if (first || store_compaction_due(s, now))
+        pthread_cond_signal(&s->cv); /* the writer's deadline starts now */
+    histogram_observe(&s->fig.commit_seconds, (double)(now - t0) / 1e9);
+    histogram_observe(&s->fig.batch_size, (double)n);
+    s->committed = last->seq;
+    return true;
+}
+
 void store_flush(store_t *s)
 {
     if (!s->local)
         return;
+    op_t *batch = s->local, *last = s->local_tail;
+    s->local = s->local_tail = NULL;
     pthread_mutex_lock(&s->mu);
-    for (op_t *op = s->local; op; op = op->next) {
+    for (op_t *op = batch; op; op = op->next) {
         const char *id = store_op_id(op);
         if (id && hmap_put(&s->pending_ids, id, op) != 0)
             s->index_gap_seq = op->seq;
     }
-    if (s->tail)
-        s->tail->next = s->local;
-    else
-        s->head = s->local;
-    s->tail = s->local_tail;
-    pthread_cond_signal(&s->cv);
+    bool here = journal_here(s, batch, last);
+    if (!here) {
+        if (s->tail)
+            s->tail->next = batch;
+        else
+            s->head = batch;
+        s->tail = last;
+        pthread_cond_signal(&s->cv);
+    }
     pthread_mutex_unlock(&s->mu);
-    s->local = s->local_tail = NULL;
+    if (here) {
+        s->committed_seen = last->seq;
+        run_waiters(s);
+    }
 }
 
 static uint64_t submit(store_t *s, op_t *op)
@@ -567,15 +633,7 @@ void store_dispatch(store_t *s)
         store_free_op(done);
         done = next;
     }
-    bool dead = atomic_load(&s->dead);
-    while (!list_empty(&s->waiters)) {
-        store_waiter_t *w = LIST_ENTRY(list_first(&s->waiters), store_waiter_t, link);
-        if (w->seq > s->committed_seen && !dead)
-            break;
-        list_remove(&w->link);
-        w->failed = w->seq > s->committed_seen;
-        w->cb(w);
-    }
+    run_waiters(s);
 }
 
 void store_figures(store_t *s, store_figures_t *out)

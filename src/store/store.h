@@ -3,9 +3,11 @@
  *
  * The loop thread queues writes (store_put_job, store_delete_job,
  * store_put_queue, store_purge) and reads; each write gets a sequence
- * number. One store thread takes every write queued, makes them durable
- * together in ONE journal write (writer.c; a later compaction applies
- * them to the database in one transaction), and reports back through a
+ * number. The writes of one loop iteration are made durable together in ONE
+ * journal write (a later compaction applies them to the database in one
+ * transaction): in "os" durability by the loop itself at store_flush, which
+ * then answers their waiters at once; otherwise, or when anything is
+ * unusual, by the store thread (writer.c), which reports back through a
  * file descriptor the loop watches (store_notify_fd -> store_dispatch).
  * Reads go to a pool of read-only connections (reader.c); each waits until
  * the writes queued before it are in the database, so it sees every one of
@@ -19,7 +21,8 @@
  *
  * Threads: store_open/migrate/load before store_start on any one thread;
  * after store_start every function except the store's own threads (writer
- * and readers) belongs to the loop thread. Callbacks run on the loop thread inside store_dispatch().
+ * and readers) belongs to the loop thread. Callbacks run on the loop thread,
+ * inside store_dispatch() or, for durability waiters, store_flush().
  * Ownership: the store copies what it is given; results handed to callbacks
  * are borrowed for the duration of the callback.
  */
@@ -78,7 +81,9 @@ int store_load(store_t *s, const store_recovery_t *to, size_t *njobs, char *err,
 int store_start(store_t *s, char *err, size_t errlen);
 /* Fault-injection seams for tests (beanstalkd's falloc idea): sleep
  * delay_ms before every commit, to widen the window between a write and its
- * durability; refuse every commit for fail_ms after the first one, as a
+ * durability (in `os` durability, where the loop thread journals, only the
+ * database's commits: the window between an acknowledgement and the
+ * database); refuse every commit for fail_ms after the first one, as a
  * full or broken disk would. Call before store_start. */
 typedef struct store_faults {
     int64_t commit_delay_ms;
@@ -149,7 +154,10 @@ void store_purge(store_t *s, const store_purge_t *p, store_read_cb cb, void *ud)
  * store thread at once (one lock, one wake-up each). With one, operations
  * collect on the loop thread and the store calls kick(ud) when the first
  * arrives; the owner then calls store_flush() once, later in the same loop
- * iteration, so everything the iteration produced travels in one hand-off. */
+ * iteration, so everything the iteration produced travels in one hand-off
+ * (or, in "os" durability, one journal write). store_flush() may run
+ * durability waiters, so call it where their callbacks may run, never
+ * from inside one. */
 void store_set_kick(store_t *s, void (*kick)(void *ud), void *ud);
 void store_flush(store_t *s);
 

@@ -61,6 +61,7 @@ struct store {
     pthread_mutex_t mu; /* guards everything down to `committed` */
     pthread_cond_t cv;
     op_t *head, *tail;  /* queued for the thread */
+    bool writer_owns;   /* the thread has taken a batch and owns the journal until done */
     op_t *done;         /* processed, for store_dispatch */
     op_t *done_tail;
     bool stopping;
@@ -87,8 +88,11 @@ struct store {
     char lost_why[400];
 
     /* The journal (journal.h), when the backend keeps one: writes are
-     * acknowledged once journaled and wait in `pending` (store thread) until
-     * a compaction applies them to the database. */
+     * acknowledged once journaled and wait in `pending` until a compaction
+     * applies them to the database. Journal and pending are guarded by mu:
+     * in `os` durability the loop thread journals its batches itself while
+     * the store thread has nothing queued (store_flush); otherwise, and
+     * whenever anything is unusual, the store thread does. */
     journal_t *journal;
     bool journal_ready; /* replayed and a generation started (store.c) */
     op_t *pending, *pending_tail;
@@ -112,6 +116,7 @@ struct store {
     void (*kick)(void *ud);
     void *kick_ud;
     uint64_t committed_seen;  /* loop thread's copy */
+    bool dispatching;         /* loop thread: running waiters (no re-entry) */
     list_node_t waiters;      /* store_waiter_t, by seq */
     struct quarantined {
         char id[JOB_NAME_MAX + 1];
@@ -149,12 +154,12 @@ int store_pending_doc(store_t *s, const char *id, json_t **doc);
 err_t store_doc_job(const store_doc_t *d, job_t **out, problem_t *p);
 json_t *store_doc_json(const store_doc_t *d);
 /* apply.c: applies ops (a compaction, or the journal's replay at start)
- * to the database in one transaction, marking the journal generation
- * applied; retries until it commits. The caller then owns ops again.
+ * to the database in one transaction, marking journal generation gen
+ * applied (0: none); retries until it commits. The caller then owns ops again.
  * live: the ops come from this process, so a job's enqueue is its first
  * write ever (row.fresh may be set); not for a replay, whose database may
  * already hold some of them (an operator's restore, a reset journal_state). */
-void store_apply(store_t *s, op_t *ops, bool live);
+void store_apply(store_t *s, op_t *ops, bool live, uint64_t gen);
 /* apply.c, shared with the journal's commits in writer.c. why: the error,
  * or NULL for the database's own. */
 void store_set_health(store_t *s, bool ok, const char *why);
@@ -166,6 +171,11 @@ void store_backoff(int attempt);          /* sleeps before retry number attempt+
  * then wakes the loop (after unlocking) to run store_dispatch. */
 void store_done_append(store_t *s, op_t *first, op_t *last);
 void store_notify(store_t *s);
+/* writer.c: batch..last join the pending writes (caller holds mu). */
+void store_add_pending(store_t *s, op_t *batch, op_t *last);
+/* writer.c: pending writes should be compacted now (caller holds mu). */
+bool store_compaction_due(const store_t *s, int64_t now);
+bool store_has_purge(const op_t *batch); /* it never goes to the journal */
 /* The store thread's body: takes, applies and hands back batches until
  * stopping and drained. */
 void *store_writer_main(void *arg);

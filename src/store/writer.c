@@ -1,6 +1,8 @@
 /*
  * The store thread: takes everything queued as one batch and makes it
- * durable, then hands it back to the loop (store.h).
+ * durable, then hands it back to the loop (store.h); and compacts what is
+ * pending, including what the loop journaled itself (store_flush, in
+ * "os" durability).
  *
  * With a journal (the SQLite backend), a batch is durable once journaled:
  * one write (and in "fsync" durability one fdatasync) for the whole batch,
@@ -44,8 +46,7 @@ void store_free_ops(op_t *list)
     }
 }
 
-/* Called with mu. */
-static bool compaction_due(const store_t *s, int64_t now)
+bool store_compaction_due(const store_t *s, int64_t now)
 {
     return s->pending &&
            (s->stopping || s->read_wants > s->applied || s->npending >= COMPACT_OPS ||
@@ -54,15 +55,18 @@ static bool compaction_due(const store_t *s, int64_t now)
 }
 
 /* Waits on s->cv until there is work, a compaction is due, or the idle
- * check's second has passed (then nonzero). Called with mu. */
+ * check's second has passed (then nonzero). The deadline is computed again
+ * after each wake-up: the loop signals when it journals the first pending
+ * write itself (store.c). Called with mu. */
 static int wait_for_work(store_t *s)
 {
-    int64_t now = clock_mono_ns(), until = now + (int64_t)IDLE_CHECK_MS * 1000000;
-    if (s->pending && s->pending_since_ns + s->compact_ms * 1000000 < until)
-        until = s->pending_since_ns + s->compact_ms * 1000000;
-    while (!s->head && !s->stopping && !compaction_due(s, now)) {
+    int64_t now = clock_mono_ns(), idle = now + (int64_t)IDLE_CHECK_MS * 1000000;
+    while (!s->head && !s->stopping && !store_compaction_due(s, now)) {
+        int64_t until = idle;
+        if (s->pending && s->pending_since_ns + s->compact_ms * 1000000 < until)
+            until = s->pending_since_ns + s->compact_ms * 1000000;
         struct timespec ts = { (time_t)(until / 1000000000), (long)(until % 1000000000) };
-        if (pthread_cond_timedwait(&s->cv, &s->mu, &ts) == ETIMEDOUT)
+        if (pthread_cond_timedwait(&s->cv, &s->mu, &ts) == ETIMEDOUT && until == idle)
             return !s->pending;
         now = clock_mono_ns();
     }
@@ -100,17 +104,24 @@ static void hand_back(store_t *s, op_t *first, op_t *last)
     store_done_append(s, first, last);
 }
 
-/* Everything pending into the database; the journal starts over. */
+/* Everything pending into the database. New writes go to the journal's
+ * other file from here on (journal.h), so the loop may go on journaling
+ * while this transaction runs; once it commits, the generation it closed
+ * is applied and its file free. A lost database stops compactions, which
+ * leaves that generation on disk to be replayed. */
 static void compact(store_t *s)
 {
-    if (!s->pending || atomic_load(&s->dead))
+    if (atomic_load(&s->dead))
         return;
+    pthread_mutex_lock(&s->mu);
     op_t *first = s->pending, *last = s->pending_tail;
-    store_apply(s, first, true);
     s->pending = s->pending_tail = NULL;
     s->npending = s->pending_bytes = 0;
-    if (s->journal && !atomic_load(&s->dead)) /* a lost database keeps its journal to replay */
-        journal_reset(s->journal, journal_gen(s->journal) + 1);
+    uint64_t gen = first && s->journal ? journal_rotate(s->journal) : 0;
+    pthread_mutex_unlock(&s->mu);
+    if (!first)
+        return;
+    store_apply(s, first, true, gen);
     pthread_mutex_lock(&s->mu);
     s->applied = last->seq;
     publish_statements(s);
@@ -151,7 +162,7 @@ int store_pending_doc(store_t *s, const char *id, json_t **doc)
     return rc;
 }
 
-static void add_pending(store_t *s, op_t *batch, op_t *last)
+void store_add_pending(store_t *s, op_t *batch, op_t *last)
 {
     if (!s->pending)
         s->pending_since_ns = clock_mono_ns();
@@ -197,7 +208,14 @@ static int journal_batch(store_t *s, op_t *batch)
     }
 }
 
-static bool has_purge(const op_t *batch)
+static void pending_locked(store_t *s, op_t *batch, op_t *last)
+{
+    pthread_mutex_lock(&s->mu);
+    store_add_pending(s, batch, last);
+    pthread_mutex_unlock(&s->mu);
+}
+
+bool store_has_purge(const op_t *batch)
 {
     for (; batch; batch = batch->next)
         if (batch->kind == OP_PURGE)
@@ -220,26 +238,34 @@ static bool journal_lost(store_t *s)
 static void recreate_journal(store_t *s)
 {
     char err[1200];
-    if (journal_recreate(s->journal, err, sizeof err) != 0)
+    pthread_mutex_lock(&s->mu);
+    int rc = journal_recreate(s->journal, err, sizeof err);
+    pthread_mutex_unlock(&s->mu);
+    if (rc != 0)
         log_error("cannot recreate the journal; will try again", LOG_S("error", err));
-    else
-        journal_reset(s->journal, journal_gen(s->journal) + 1);
 }
 
-/* One batch made durable: journaled (then pending), or applied directly. */
-static void durable(store_t *s, op_t *batch, op_t *last)
+/* One batch made durable: journaled (then pending), or applied directly.
+ * false: it could not be (applying what was pending found the database
+ * lost, so nothing commits any more) and the batch is still the caller's.
+ * A loss found by the batch's own commit is found after it: the rescue
+ * that writes the database back then holds it (apply.c). */
+static bool durable(store_t *s, op_t *batch, op_t *last)
 {
-    bool direct = !s->journal || has_purge(batch);
+    bool direct = !s->journal || store_has_purge(batch);
     bool lost = !direct && journal_lost(s);
     if (direct || lost || journal_batch(s, batch) != 0) {
         compact(s); /* a purge reads the rows that pending writes would leave */
-        add_pending(s, batch, last);
+        if (atomic_load(&s->dead))
+            return false;
+        pending_locked(s, batch, last);
         compact(s);
         if (lost)
             recreate_journal(s);
     } else {
-        add_pending(s, batch, last);
+        pending_locked(s, batch, last);
     }
+    return true;
 }
 
 /* After durable(): the batch may be back with the loop by now, so only
@@ -252,6 +278,7 @@ static void record_figures(store_t *s, uint64_t n, uint64_t last_seq, double sec
     histogram_observe(&s->fig.commit_seconds, secs);
     histogram_observe(&s->fig.batch_size, (double)n);
     s->committed = last_seq;
+    s->writer_owns = false;
     pthread_mutex_unlock(&s->mu);
     store_notify(s);
 }
@@ -265,6 +292,7 @@ static void hand_back_failed(store_t *s, op_t *batch, op_t *last)
         if (op->cb && !op->error) /* a purge: its callback learns why */
             op->error = strdup(s->last_error);
     hand_back(s, batch, last);
+    s->writer_owns = false;
     pthread_mutex_unlock(&s->mu);
     store_notify(s);
 }
@@ -281,7 +309,8 @@ void *store_writer_main(void *arg)
         }
         op_t *batch = s->head, *last = s->tail;
         s->head = s->tail = NULL;
-        bool stopping = s->stopping, due = compaction_due(s, clock_mono_ns());
+        s->writer_owns = batch != NULL; /* the loop journals nothing until it is done */
+        bool stopping = s->stopping, due = store_compaction_due(s, clock_mono_ns());
         pthread_mutex_unlock(&s->mu);
         if (batch && atomic_load(&s->dead)) {
             hand_back_failed(s, batch, last);
@@ -290,8 +319,10 @@ void *store_writer_main(void *arg)
             for (op_t *op = batch; op; op = op->next)
                 n++;
             int64_t t0 = clock_mono_ns();
-            durable(s, batch, last);
-            record_figures(s, n, last_seq, (double)(clock_mono_ns() - t0) / 1e9);
+            if (durable(s, batch, last))
+                record_figures(s, n, last_seq, (double)(clock_mono_ns() - t0) / 1e9);
+            else
+                hand_back_failed(s, batch, last);
         }
         if (due || (stopping && !batch))
             compact(s);

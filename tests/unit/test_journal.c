@@ -56,7 +56,9 @@ static seen_t replay(const char *file, uint64_t applied, uint64_t *gen)
     seen_t s = { 0 };
     journal_t *j = journal_open(file, false, err, sizeof err);
     assert_non_null(j);
-    assert_int_equal(journal_replay(j, applied, gen, record, &s, err, sizeof err), 0);
+    int gens = journal_replay(j, applied, gen, record, &s, err, sizeof err);
+    assert_true(gens >= 0 && gens <= 2);
+    assert_int_equal(gens > 0, *gen > 0);
     journal_close(j);
     return s;
 }
@@ -137,6 +139,58 @@ static void test_a_new_generation_hides_the_stale_tail(void **state)
     assert_int_equal(gen, 6);
     assert_int_equal(s.n, 1);
     assert_string_equal(s.text[0], "four");
+}
+
+/* A compaction moves new records to the second file while it applies the
+ * first: replay takes both, the older generation first, whichever file
+ * holds it; and once a generation is applied, only the newer is read. */
+static void test_rotation_keeps_both_generations_in_order(void **state)
+{
+    (void)state;
+    journal_t *j = three(false);
+    assert_int_equal(journal_rotate(j), 5);
+    assert_int_equal(journal_gen(j), 6);
+    add(j, "four");
+    commit(j);
+    uint64_t gen;
+    seen_t s = replay(path, 4, &gen);
+    assert_int_equal(gen, 6);
+    assert_int_equal(s.n, 4);
+    assert_string_equal(s.text[0], "one");
+    assert_string_equal(s.text[3], "four");
+    s = replay(path, 5, &gen);
+    assert_int_equal(s.n, 1);
+    assert_string_equal(s.text[0], "four");
+    /* Generation 7 goes back to the first file, over 5's records, and
+     * is read after 6 although its file is the first. */
+    assert_int_equal(journal_rotate(j), 6);
+    add(j, "five");
+    commit(j);
+    journal_close(j);
+    s = replay(path, 5, &gen);
+    assert_int_equal(gen, 7);
+    assert_int_equal(s.n, 2);
+    assert_string_equal(s.text[0], "four");
+    assert_string_equal(s.text[1], "five");
+    s = replay(path, 6, &gen);
+    assert_int_equal(s.n, 1);
+    assert_string_equal(s.text[0], "five");
+}
+
+/* A journal of version 1 was one file: it replays as before, with the
+ * second file created empty beside it. */
+static void test_a_single_file_journal_still_replays(void **state)
+{
+    (void)state;
+    journal_close(three(false));
+    char second[300];
+    snprintf(second, sizeof second, "%s%s", path, JOURNAL_SECOND_SUFFIX);
+    assert_int_equal(unlink(second), 0);
+    uint64_t gen;
+    seen_t s = replay(path, 0, &gen);
+    assert_int_equal(gen, 5);
+    assert_int_equal(s.n, 3);
+    assert_int_equal(access(second, F_OK), 0);
 }
 
 /* A batch dropped before its commit (it went to the database directly)
@@ -288,6 +342,13 @@ static void test_a_lost_file_is_noticed_and_recreated(void **state)
     assert_int_equal(journal_recreate(j, err, sizeof err), 0);
     snprintf(aside, sizeof aside, "%s.foreign", path);
     assert_int_equal(access(aside, F_OK), 0);
+    char second[300];
+    snprintf(second, sizeof second, "%s%s", path, JOURNAL_SECOND_SUFFIX);
+    unlink(second);
+    assert_int_equal(journal_check(j, why, sizeof why), -1);
+    assert_non_null(strstr(why, second));
+    assert_int_equal(journal_recreate(j, err, sizeof err), 0);
+    assert_int_equal(journal_check(j, why, sizeof why), 0);
     journal_close(j);
 }
 
@@ -298,6 +359,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_an_applied_generation_is_not_replayed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_an_empty_or_foreign_file_is_an_empty_journal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_new_generation_hides_the_stale_tail, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rotation_keeps_both_generations_in_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_single_file_journal_still_replays, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_cut_at_any_byte_replays_the_whole_records_before_it, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_damaged_record_ends_the_replay, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_discarded_first_batch_still_leaves_a_header, setup, teardown),
