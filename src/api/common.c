@@ -253,8 +253,8 @@ static void on_job_loaded(api_call_t *c, json_t *doc, const char *error)
 void api_with_job(api_call_t *c, const char *id, void (*cont)(api_call_t *c))
 {
     c->cont = cont;
-    if (engine_get(c->api->engine, id)) {
-        cont(c);
+    if (engine_get(c->api->engine, id) || !store_may_hold(c->api->store, id)) {
+        cont(c); /* in memory, or nowhere */
         return;
     }
     c->deletes_seen = engine_deletes(c->api->engine);

@@ -162,7 +162,8 @@ static void read_batch_ids(api_call_t *c)
     size_t n = 0;
     for (size_t i = 0; i < batch_of(c)->n; i++)
         if (json_object_get(json_array_get(specs, i), "id") &&
-            !engine_get(c->api->engine, batch_of(c)->jobs[i]->id))
+            !engine_get(c->api->engine, batch_of(c)->jobs[i]->id) &&
+            store_may_hold(c->api->store, batch_of(c)->jobs[i]->id))
             ids[n++] = batch_of(c)->jobs[i]->id;
     c->deletes_seen = engine_deletes(c->api->engine);
     if (n)
@@ -268,11 +269,12 @@ void api_get_job(api_call_t *c)
     if (!api_valid_id(c, id))
         return;
     const job_t *j = engine_get(c->api->engine, id);
-    if (j) {
+    if (j)
         api_reply_text(c, 200, job_text_with_hold(c->api->engine, j));
-        return;
-    }
-    api_read_job(c, id, on_stored_job);
+    else if (!store_may_hold(c->api->store, id))
+        on_stored_job(c, NULL, NULL);
+    else
+        api_read_job(c, id, on_stored_job);
 }
 
 /* ---- GET /v1/jobs ---- */

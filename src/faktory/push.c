@@ -133,7 +133,8 @@ static void read_ids(fwp_conn_t *c)
         return;
     }
     for (size_t i = 0; i < c->nbatch; i++)
-        if (c->batch[i] && !engine_get(c->srv->d.engine, c->batch[i]->id))
+        if (c->batch[i] && !engine_get(c->srv->d.engine, c->batch[i]->id) &&
+            store_may_hold(c->srv->d.store, c->batch[i]->id))
             ids[n++] = c->batch[i]->id;
     if (n)
         fwp_read_jobs(c, ids, n, on_loaded); /* copies the ids */

@@ -100,6 +100,11 @@ typedef struct backend_ops {
     int (*load_queues)(void *conn, backend_queue_cb cb, void *ud);
     int (*count_states)(void *conn, backend_count_cb cb, void *ud);
     int (*counters)(void *conn, backend_counter_cb cb, void *ud);
+    /* Every job id stored, in any order, for the store's filter of ids
+     * (store_may_hold). NULL for a backend that other processes write to:
+     * ids it did not see written may appear at any time, so it has no
+     * filter and every lookup asks the database. */
+    int (*scan_ids)(void *conn, backend_id_cb cb, void *ud);
 } backend_ops_t;
 
 extern const backend_ops_t backend_sqlite;

@@ -67,6 +67,27 @@ static int counter_row(void *ud, const char *name, int64_t value)
     return 0;
 }
 
+static int add_id(void *ud, const char *id)
+{
+    bloom_add(ud, id);
+    return 0;
+}
+
+/* The ids the database holds, for store_may_hold. */
+static int scan_ids(store_t *s, void *conn, op_t *op)
+{
+    if (!(op->ids = malloc(sizeof *op->ids)))
+        return -1;
+    bloom_init(op->ids, 1u << 16);
+    int rc = s->ops->scan_ids(conn, add_id, op->ids);
+    if (rc != 0 || op->ids->saturated) {
+        bloom_free(op->ids);
+        free(op->ids);
+        op->ids = NULL;
+    }
+    return rc;
+}
+
 static void run_read(store_t *s, void *conn, op_t *op)
 {
     json_decref(op->result);
@@ -89,6 +110,8 @@ static void run_read(store_t *s, void *conn, op_t *op)
         op->result = op->many ? docs : json_incref(json_array_get(docs, 0));
         if (!op->many)
             json_decref(docs);
+    } else if (op->kind == OP_IDS) {
+        rc = scan_ids(s, conn, op);
     } else if (op->kind == OP_LIST) {
         list_ctx_t c = { .jobs = json_array(), .limit = op->q.limit };
         op->q.limit++; /* one extra row tells whether there is a next page */
@@ -185,7 +208,8 @@ static void hand_back(store_t *s, op_t *op, double secs)
 {
     pthread_mutex_lock(&s->mu);
     s->reads_queued--;
-    histogram_observe(&s->fig.statement_seconds[(store_statement_t)op->kind], secs);
+    if (op->kind < OP_IDS)
+        histogram_observe(&s->fig.statement_seconds[(store_statement_t)op->kind], secs);
     store_done_append(s, op, op);
     pthread_mutex_unlock(&s->mu);
     store_notify(s);

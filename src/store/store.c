@@ -74,6 +74,7 @@ store_t *store_open(const char *url, durability_t durability, char *err, size_t 
     list_init(&s->waiters);
     hmap_init(&s->pending_ids);
     s->compact_ms = 250;
+    bloom_init(&s->ids_written, 1u << 16);
     atomic_store(&s->healthy, true);
     char path[1100];
     if (ops->journal_path && ops->journal_path(s->conn, path, sizeof path) == 0 &&
@@ -235,6 +236,43 @@ int store_load(store_t *s, const store_recovery_t *to, size_t *njobs, char *err,
     return 0;
 }
 
+/* Called with mu. */
+static void queue_read(store_t *s, op_t *op)
+{
+    s->reads_queued++;
+    if (s->rtail)
+        s->rtail->next = op;
+    else
+        s->rhead = op;
+    s->rtail = op;
+    pthread_cond_broadcast(&s->read_cv);
+}
+
+/* The filter of stored ids starts with a scan of the database by a
+ * reader; until it lands, store_may_hold says "maybe" to everything. */
+static void scan_ids(store_t *s)
+{
+    if (!s->ops->scan_ids)
+        return;
+    const char *in[4] = { 0 }, *out[4];
+    op_t *op = store_new_op(OP_IDS, in, out);
+    op->queued_ns = clock_mono_ns();
+    pthread_mutex_lock(&s->mu);
+    queue_read(s, op);
+    pthread_mutex_unlock(&s->mu);
+}
+
+bool store_may_hold(const store_t *s, const char *id)
+{
+    CHECK_LOOP_THREAD();
+    return !s->ids_stored || bloom_maybe(s->ids_stored, id) || bloom_maybe(&s->ids_written, id);
+}
+
+size_t store_id_filter_bytes(const store_t *s)
+{
+    return bloom_bytes(&s->ids_written) + (s->ids_stored ? bloom_bytes(s->ids_stored) : 0);
+}
+
 int store_start(store_t *s, char *err, size_t len)
 {
     if (recover_journal(s, err, len) != 0)
@@ -244,7 +282,10 @@ int store_start(store_t *s, char *err, size_t len)
         return -1;
     }
     s->running = true;
-    return store_readers_start(s, err, len);
+    if (store_readers_start(s, err, len) != 0)
+        return -1;
+    scan_ids(s);
+    return 0;
 }
 
 void store_set_faults(store_t *s, const store_faults_t *f) { s->faults = *f; }
@@ -288,6 +329,11 @@ void store_close(store_t *s)
     store_free_ops(s->pending); /* the database was lost: they stay journaled */
     journal_close(s->journal);
     hmap_free(&s->pending_ids);
+    bloom_free(&s->ids_written);
+    if (s->ids_stored) {
+        bloom_free(s->ids_stored);
+        free(s->ids_stored);
+    }
     free(s->url);
     free(s->quarantine);
     pthread_cond_destroy(&s->read_cv);
@@ -386,7 +432,10 @@ static bool journal_here(store_t *s, op_t *batch, op_t *last)
     return true;
 }
 
-void store_flush(store_t *s)
+/* answer: run the waiters the journal write made durable now; else leave
+ * them to store_dispatch (the caller is inside something they may call
+ * back into). */
+static void flush(store_t *s, bool answer)
 {
     if (!s->local)
         return;
@@ -408,11 +457,15 @@ void store_flush(store_t *s)
         pthread_cond_signal(&s->cv);
     }
     pthread_mutex_unlock(&s->mu);
-    if (here) {
+    if (here && answer) {
         s->committed_seen = last->seq;
         run_waiters(s);
+    } else if (here) {
+        store_notify(s);
     }
 }
+
+void store_flush(store_t *s) { flush(s, true); }
 
 static uint64_t submit(store_t *s, op_t *op)
 {
@@ -443,7 +496,7 @@ static void submit_read(store_t *s, op_t *op)
      * for them to reach the database; but a point lookup waits for nothing
      * (reader.c), so its writes are handed over, and indexed, first. */
     if (op->kind == OP_GET)
-        store_flush(s);
+        flush(s, false);
     op->seq = s->next_seq;
     pthread_mutex_lock(&s->mu);
     bool busy = s->reads_queued >= STORE_READS_MAX;
@@ -451,13 +504,7 @@ static void submit_read(store_t *s, op_t *op)
         op->error = strdup(STORE_BUSY);
         store_done_append(s, op, op);
     } else {
-        s->reads_queued++;
-        if (s->rtail)
-            s->rtail->next = op;
-        else
-            s->rhead = op;
-        s->rtail = op;
-        pthread_cond_broadcast(&s->read_cv);
+        queue_read(s, op);
     }
     pthread_mutex_unlock(&s->mu);
     if (busy)
@@ -474,6 +521,7 @@ uint64_t store_put_job(store_t *s, const job_t *job, job_event_t ev)
     size_t len = packed.len;
     op->doc = sbuf_take(&packed);
     op->ev = ev;
+    bloom_add(&s->ids_written, job->id);
     op->row = (store_row_t){ .id = out[0], .queue = out[1], .type = out[2], .state = out[3],
                              .priority = job->priority, .created_at = job->created_at,
                              .updated_at = job->updated_at, .run_at = job->run_at,
@@ -613,6 +661,19 @@ void store_notify(store_t *s)
 
 int store_notify_fd(const store_t *s) { return s->efd; }
 
+static void ids_scanned(store_t *s, op_t *op)
+{
+    if (!op->ids) {
+        log_warn("the filter of stored ids could not be built: every lookup of an id not "
+                 "in memory asks the database", LOG_S("error", op->error ? op->error : "memory"));
+        return;
+    }
+    s->ids_stored = op->ids;
+    op->ids = NULL;
+    log_info("filter of stored ids ready", LOG_I("bytes", (int64_t)store_id_filter_bytes(s)),
+             LOG_D("ms", (double)(clock_mono_ns() - op->queued_ns) / 1e6));
+}
+
 void store_dispatch(store_t *s)
 {
     CHECK_LOOP_THREAD();
@@ -628,6 +689,8 @@ void store_dispatch(store_t *s)
     while (done) {
         op_t *next = done->next;
         histogram_observe(&s->roundtrip, (double)(now - done->queued_ns) / 1e9);
+        if (done->kind == OP_IDS)
+            ids_scanned(s, done);
         if (done->cb)
             done->cb(done->ud, done->result, done->error);
         store_free_op(done);

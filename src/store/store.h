@@ -142,6 +142,14 @@ void store_waiter_cancel(store_waiter_t *w);
 #define STORE_BUSY "busy: too many reads are waiting"
 typedef void (*store_read_cb)(void *ud, json_t *result, const char *error);
 void store_get_job(store_t *s, const char *id, store_read_cb cb, void *ud);
+/* false: the store certainly holds no job with this id (nor a write of
+ * one on its way), so a lookup would find nothing; true: it may. A filter
+ * of every id written since start and every id the database held then
+ * (scanned by a reader at start; until that lands, always true). Callers
+ * skip store_get_job on false: an idempotent enqueue of a new id, or a
+ * request for a job that never was, needs no read. */
+bool store_may_hold(const store_t *s, const char *id);
+size_t store_id_filter_bytes(const store_t *s);
 /* n >= 1 ids in one read: result is an array, a document or null per id. */
 void store_get_jobs(store_t *s, const char *const *ids, size_t n, store_read_cb cb, void *ud);
 void store_list_jobs(store_t *s, const store_query_t *q, store_read_cb cb, void *ud);

@@ -12,10 +12,11 @@
 #include "store/backend.h"
 #include "store/journal.h"
 #include "store/store.h"
+#include "util/bloom.h"
 #include "util/hmap.h"
 
 /* Same order as store_statement_t, which times them. */
-typedef enum { OP_PUT, OP_DELETE, OP_QUEUE, OP_GET, OP_LIST, OP_STATS, OP_PURGE } op_kind_t;
+typedef enum { OP_PUT, OP_DELETE, OP_QUEUE, OP_GET, OP_LIST, OP_STATS, OP_PURGE, OP_IDS } op_kind_t;
 
 typedef struct op {
     struct op *next;
@@ -37,6 +38,7 @@ typedef struct op {
     void *ud;
     json_t *result;
     char *error;
+    bloom_t *ids;      /* OP_IDS: what the scan found, owned */
     char str[];
 } op_t;
 
@@ -116,6 +118,12 @@ struct store {
     void (*kick)(void *ud);
     void *kick_ud;
     uint64_t committed_seen;  /* loop thread's copy */
+    /* Loop thread: the filter of ids stored (store_may_hold), as two
+     * filters so that neither is shared between threads: every id written
+     * since start, and every id the database held then (ids_stored, from
+     * a reader's scan at start; NULL until it lands). */
+    bloom_t ids_written;
+    bloom_t *ids_stored;
     bool dispatching;         /* loop thread: running waiters (no re-entry) */
     list_node_t waiters;      /* store_waiter_t, by seq */
     struct quarantined {

@@ -31,6 +31,10 @@
 
 void store_free_op(op_t *op)
 {
+    if (op->ids) {
+        bloom_free(op->ids);
+        free(op->ids);
+    }
     free(op->doc);
     free(op->error);
     json_decref(op->result);

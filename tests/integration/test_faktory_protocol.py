@@ -200,6 +200,29 @@ def test_same_job_again_is_idempotent_and_a_different_one_clashes(server):
     assert len(server.get("/v1/jobs").json()["jobs"]) == 1
 
 
+def test_a_finished_job_pushed_again_after_a_restart_is_not_enqueued_twice(make_server):
+    """Its jid is only in the database then, behind the filter of stored
+    ids, which must say "maybe" for it (a "no" skips the lookup)."""
+    server = make_server(env={"JOBQ_FINISHED_IN_MEMORY": "0"})
+    c = connect(server, wid="wr")
+    for i in range(20):
+        assert c.cmd("PUSH " + job(f"again{i:03d}", args=[i])) == "OK"
+        assert json.loads(c.cmd("FETCH default"))["jid"] == f"again{i:03d}"
+        assert c.cmd('ACK {"jid":"again%03d"}' % i) == "OK"
+    server.restart()
+    deadline = time.time() + 10
+    while not any(l.get("msg") == "filter of stored ids ready" for l in server.log_lines()):
+        assert time.time() < deadline, "the filter of stored ids never became ready"
+        time.sleep(0.05)
+    c = connect(server, wid="wr")
+    for i in range(20):
+        assert c.cmd("PUSH " + job(f"again{i:03d}", args=[i])) == "OK"
+    assert c.cmd("PUSH " + job("fresh001")) == "OK"
+    states = {j["id"]: j["state"] for j in server.get("/v1/jobs?limit=100").json()["jobs"]}
+    assert len(states) == 21 and states["fresh001"] == "queued"
+    assert all(states[f"again{i:03d}"] == "completed" for i in range(20))
+
+
 def test_ack_of_a_job_held_by_another_worker_is_refused(server):
     a, b = connect(server, wid="wa"), connect(server, wid="wb")
     assert a.cmd("PUSH " + job("held0001")) == "OK"

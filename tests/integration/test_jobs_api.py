@@ -45,6 +45,43 @@ def test_replay_of_finished_job_after_restart(server):
     assert_problem(server.post("/v1/jobs", {"id": "done-1", "type": "other"}), 409, "conflict", "id")
 
 
+def wait_for_id_filter(server):
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        if any(l.get("msg") == "filter of stored ids ready" for l in server.log_lines()):
+            return
+        time.sleep(0.05)
+    raise AssertionError("the filter of stored ids never became ready")
+
+
+def test_the_id_filter_never_hides_a_stored_job(make_server):
+    """An enqueue or read of an id the filter of stored ids says was never
+    stored asks nothing of the database: every id it holds, from before the
+    restart (its scan) and since (its writes), must still be found, with
+    finished jobs kept out of memory so that only the store has them."""
+    server = make_server(env={"JOBQ_FINISHED_IN_MEMORY": "0"})
+
+    def finish(n, prefix):
+        for i in range(n):
+            server.enqueue(id=f"{prefix}-{i}", queue=prefix)
+            [j] = server.lease(queues=[prefix])
+            assert server.post(f"/v1/jobs/{j['id']}/complete",
+                               {"lease_id": j["lease_id"]}).status_code == 200
+
+    finish(30, "before")
+    server.restart()
+    wait_for_id_filter(server)
+    finish(30, "after")
+    for prefix in ("before", "after"):
+        for i in range(30):
+            r = server.post("/v1/jobs", {"id": f"{prefix}-{i}", "type": "t", "queue": prefix})
+            assert r.status_code == 200 and r.json()["state"] == "completed", (prefix, i, r.text)
+            assert server.get(f"/v1/jobs/{prefix}-{i}").status_code == 200
+    assert_problem(server.get("/v1/jobs/never-stored"), 404, "not_found", "id")
+    assert_problem(server.post("/v1/jobs/never-stored/cancel"), 404, "not_found", "id")
+    assert server.post("/v1/jobs", {"id": "never-stored", "type": "t"}).status_code == 201
+
+
 def test_priority_names_and_numbers(server):
     for p, name in [(0, "critical"), (1, "high"), (2, "normal"), (3, "low"), (4, "background")]:
         assert server.enqueue(priority=p)["priority"] == name

@@ -204,6 +204,50 @@ static void test_group_commit_acknowledges_after_commit_in_order(void **state)
     store_close(g_store);
 }
 
+/* The filter of stored ids: "maybe" for everything until the scan at
+ * start lands, then "maybe" for every id the database held and every id
+ * written since, and "no" for (nearly) every other. */
+static void test_the_id_filter_knows_what_was_stored(void **state)
+{
+    (void)state;
+    char err[512], id[32];
+    g_store = store_open(url, DURABILITY_OS, err, sizeof err);
+    assert_int_equal(store_migrate(g_store, err, sizeof err), 0);
+    assert_int_equal(store_start(g_store, err, sizeof err), 0);
+    engine_t *e = new_engine();
+    for (int i = 0; i < 500; i++) {
+        snprintf(id, sizeof id, "old-%d", i);
+        enqueue(e, json_pack("{s:s, s:s}", "id", id, "type", "t"));
+    }
+    store_stop(g_store);
+    engine_free(e);
+    store_close(g_store);
+
+    g_store = store_open(url, DURABILITY_OS, err, sizeof err);
+    e = new_engine();
+    size_t n;
+    store_recovery_t to = { .ud = e, .job = recover_job, .queue = recover_queue };
+    assert_int_equal(store_load(g_store, &to, &n, err, sizeof err), 0);
+    assert_true(store_may_hold(g_store, "never-written")); /* no scan yet */
+    assert_int_equal(store_start(g_store, err, sizeof err), 0);
+    for (int i = 0; i < 50 && store_may_hold(g_store, "never-written"); i++)
+        pump(g_store);
+    assert_false(store_may_hold(g_store, "never-written"));
+    int wrong = 0;
+    for (int i = 0; i < 500; i++) {
+        snprintf(id, sizeof id, "old-%d", i);
+        assert_true(store_may_hold(g_store, id));
+        snprintf(id, sizeof id, "new-%d", i);
+        wrong += store_may_hold(g_store, id);
+    }
+    assert_true(wrong < 5);
+    enqueue(e, json_pack("{s:s, s:s}", "id", "new-x", "type", "t"));
+    assert_true(store_may_hold(g_store, "new-x"));
+    assert_true(store_id_filter_bytes(g_store) > 0);
+    engine_free(e);
+    store_close(g_store);
+}
+
 /* Three writes of one job queued while a slow commit runs land in one
  * batch: only the last row is written, every event is still counted. */
 static void test_writes_of_one_job_in_one_batch_write_one_row(void **state)
@@ -263,6 +307,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_round_trip_through_recovery, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_commit_acknowledges_after_commit_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_writes_of_one_job_in_one_batch_write_one_row, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_the_id_filter_knows_what_was_stored, setup, teardown),
     };
     return cmocka_run_group_tests_name("store", tests, NULL, NULL);
 }

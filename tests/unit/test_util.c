@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "util/bloom.h"
 #include "util/clock.h"
 #include "util/crc32c.h"
 #include "util/heap.h"
@@ -77,6 +78,34 @@ static const char *item_key(const void *v) { return ((const item_t *)v)->key; }
 /* Random adds and deletes against a plain array as the reference: every
  * item added and not deleted is found, every deleted one is not, and the
  * backward shift never loses a member of a probe run. */
+/* Never a false "no", across stage growth; false "maybe"s stay rare. */
+static void test_bloom_never_forgets_and_rarely_guesses(void **state)
+{
+    (void)state;
+    bloom_t b;
+    bloom_init(&b, 1000);
+    char key[32];
+    assert_false(bloom_maybe(&b, "anything"));
+    for (int i = 0; i < 300000; i++) {
+        snprintf(key, sizeof key, "job-%d", i);
+        bloom_add(&b, key);
+    }
+    for (int i = 0; i < 300000; i++) {
+        snprintf(key, sizeof key, "job-%d", i);
+        assert_true(bloom_maybe(&b, key));
+    }
+    int wrong = 0;
+    for (int i = 0; i < 100000; i++) {
+        snprintf(key, sizeof key, "other-%d", i);
+        wrong += bloom_maybe(&b, key);
+    }
+    assert_true(wrong < 1000); /* 1%, with 9 stages */
+    assert_true(bloom_bytes(&b) < 300000 * 4);
+    bloom_free(&b);
+    assert_false(bloom_maybe(&b, "job-1"));
+    assert_int_equal(bloom_bytes(&b), 0);
+}
+
 static void test_pset_matches_a_reference(void **state)
 {
     (void)state;
@@ -371,6 +400,7 @@ int main(void)
         cmocka_unit_test(test_heap_orders_and_removes),
         cmocka_unit_test(test_hmap_put_get_del),
         cmocka_unit_test(test_pset_matches_a_reference),
+        cmocka_unit_test(test_bloom_never_forgets_and_rarely_guesses),
         cmocka_unit_test(test_rfc3339),
         cmocka_unit_test(test_sbuf_json_strings_parse_back),
         cmocka_unit_test(test_sbuf_json_strings_at_every_offset),
