@@ -9,6 +9,7 @@
  * With --batch B > 1 producers use /v1/jobs/batch and consumers lease B at a
  * time and /v1/ack them. --payload N pads each job's args with N bytes.
  * --consumers 0 measures enqueues alone (a job counts once enqueued).
+ * --prefer minimal sends Prefer: return=minimal, for the short replies.
  * Bounded: stops after --jobs jobs are completed or
  * --max-seconds have passed, whichever comes first. Prints jobs/s for the
  * full cycle and enqueue request latency percentiles.
@@ -33,6 +34,7 @@ typedef struct cfg {
     int payload; /* bytes of padding in each job's args (0: {"n":N} only) */
     long jobs;
     double max_seconds;
+    bool minimal; /* Prefer: return=minimal */
 } cfg_t;
 
 static cfg_t g;
@@ -99,6 +101,8 @@ static void post(client_t *c, const char *path, const char *body,
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);
     evhttp_add_header(h, "Host", g.host);
     evhttp_add_header(h, "Content-Type", "application/json");
+    if (g.minimal)
+        evhttp_add_header(h, "Prefer", "return=minimal");
     evbuffer_add(evhttp_request_get_output_buffer(req), body, strlen(body));
     c->sent_at = now_s();
     if (evhttp_make_request(c->conn, req, EVHTTP_REQ_POST, path) != 0) {
@@ -296,6 +300,7 @@ static int parse_args(int argc, char **argv)
         else if (!strcmp(argv[i], "--jobs")) g.jobs = atol(argv[i + 1]);
         else if (!strcmp(argv[i], "--max-seconds")) g.max_seconds = atof(argv[i + 1]);
         else if (!strcmp(argv[i], "--payload")) g.payload = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--prefer")) g.minimal = !strcmp(argv[i + 1], "minimal");
         else return fprintf(stderr, "unknown option %s\n", argv[i]), -1;
     }
     if (g.payload < 0 || g.payload > 256)

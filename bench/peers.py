@@ -76,6 +76,9 @@ JOBQ = {
     "jobq FWP fsync": ("jobq", "fwp", "fsync"),
     "jobq HTTP os": ("jobq", "http", "os"),
     "jobq HTTP fsync": ("jobq", "http", "fsync"),
+    # the same, with Prefer: return=minimal (ids and state back, not whole jobs)
+    "jobq HTTP os minimal": ("jobq", "http", "os"),
+    "jobq HTTP fsync minimal": ("jobq", "http", "fsync"),
 }
 PEERS = {
     "beanstalkd -b": ("peer", "beanstalk", beanstalkd([])),
@@ -84,6 +87,7 @@ PEERS = {
     "redis AOF always": ("peer", "redis", redis("always")),
 }
 SYSTEMS = {**JOBQ, **PEERS}
+FULL = [n for n in SYSTEMS if not n.endswith(" minimal")]  # the cycles: replies in full
 
 
 def run(name, producers, consumers, jobs, batch=1):
@@ -98,6 +102,8 @@ def run(name, producers, consumers, jobs, batch=1):
         else:
             cmd = [os.path.join(GEN, "loadgen"), "--url", srv.url, "--payload", "90",
                    "--batch", str(batch)]
+            if name.endswith(" minimal"):
+                cmd += ["--prefer", "minimal"]
     else:
         srv = Peer(how)
         cmd = [os.path.join(GEN, "peergen"), "--proto", proto, "--port", str(srv.port),
@@ -119,14 +125,16 @@ def run(name, producers, consumers, jobs, batch=1):
 
 # (title, systems, producers, consumers, batch)
 SUITES = {
-    "cycle1": ("full cycle, 1 + 1", list(SYSTEMS), 1, 1, 1),
-    "cycle4": ("full cycle, 4 + 4", list(SYSTEMS), 4, 4, 1),
+    "cycle1": ("full cycle, 1 + 1", list(FULL), 1, 1, 1),
+    "cycle4": ("full cycle, 4 + 4", list(FULL), 4, 4, 1),
     "enqueue32": ("enqueue only, 32 producers",
-                  ["jobq HTTP fsync", "jobq HTTP os", "redis AOF always", "redis AOF everysec",
+                  ["jobq HTTP fsync", "jobq HTTP fsync minimal", "jobq HTTP os",
+                   "jobq HTTP os minimal", "redis AOF always", "redis AOF everysec",
                    "beanstalkd -b -f0", "beanstalkd -b"], 32, 0, 1),
     "batch100": ("full cycle in batches of 100 (jobq: /v1/jobs/batch and lease max 100 + "
                  "/v1/ack; peers: 100 commands pipelined per write), 1 + 1",
-                 ["jobq HTTP fsync", "jobq HTTP os", "beanstalkd -b", "beanstalkd -b -f0",
+                 ["jobq HTTP fsync", "jobq HTTP fsync minimal", "jobq HTTP os",
+                  "jobq HTTP os minimal", "beanstalkd -b", "beanstalkd -b -f0",
                   "redis AOF always"], 1, 1, 100),
 }
 

@@ -110,6 +110,9 @@ void api_doc_public(json_t *doc);
 
 /* Validates a path id; replies 400 and returns false if it is malformed. */
 bool api_valid_id(api_call_t *c, const char *id);
+/* The client sent Prefer: return=minimal (RFC 7240): the reply then says
+ * Preference-Applied, and jobs in it take their short forms. */
+bool api_minimal(api_call_t *c);
 
 /* Handlers, by resource. */
 void api_enqueue(api_call_t *c);

@@ -1,6 +1,7 @@
 /* What every resource shares: call state, durable replies, job loading. */
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "api/api_internal.h"
 #include "engine/engine.h"
@@ -143,6 +144,25 @@ void api_reply_error(api_call_t *c, err_t type, const char *field, const char *d
     problem_t p;
     problem_set(&p, type, field, "%s", detail);
     http_reply_problem(c->r, &p);
+}
+
+/* Looks for the return=minimal preference among Prefer's comma-separated
+ * ones (each may carry ;parameters, which are ignored). */
+bool api_minimal(api_call_t *c)
+{
+    const char *v = http_header(c->r, "Prefer");
+    while (v && *v) {
+        v += strspn(v, " \t,");
+        size_t n = strcspn(v, ",;");
+        while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+            n--;
+        if (n == 14 && strncasecmp(v, "return=minimal", 14) == 0) {
+            http_add_header(c->r, "Preference-Applied", "return=minimal");
+            return true;
+        }
+        v = strchr(v, ',');
+    }
+    return false;
 }
 
 bool api_valid_id(api_call_t *c, const char *id)

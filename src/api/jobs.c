@@ -28,7 +28,8 @@ static void enqueue_parsed(api_call_t *c)
         api_reply_problem(c, &p);
         return;
     }
-    api_reply_durable(c, created ? 201 : 200, job_json(out, JOB_JSON_PUBLIC));
+    api_reply_durable(c, created ? 201 : 200,
+                      job_json(out, api_minimal(c) ? JOB_JSON_MINIMAL : JOB_JSON_PUBLIC));
 }
 
 void api_enqueue(api_call_t *c)
@@ -97,8 +98,9 @@ static void batch_enqueue(api_call_t *c)
             return;
         }
     }
+    job_json_mode_t mode = api_minimal(c) ? JOB_JSON_MINIMAL : JOB_JSON_PUBLIC;
     sbuf_t out;
-    sbuf_init(&out, 1024 * batch_of(c)->n);
+    sbuf_init(&out, (mode == JOB_JSON_MINIMAL ? 64 : 1024) * batch_of(c)->n);
     sbuf_adds(&out, "{\"jobs\":[");
     for (size_t i = 0; i < batch_of(c)->n; i++) {
         bool created;
@@ -109,7 +111,7 @@ static void batch_enqueue(api_call_t *c)
             continue; /* checked above; only out of memory gets here */
         if (out.p[out.len - 1] == '}')
             sbuf_addc(&out, ',');
-        job_write_json(j, JOB_JSON_PUBLIC, &out);
+        job_write_json(j, mode, &out);
     }
     sbuf_adds(&out, "]}");
     api_reply_durable(c, 201, sbuf_take(&out));

@@ -31,15 +31,16 @@ static int int_in(json_t *obj, const char *key, int64_t lo, int64_t hi, int64_t 
 
 /* ---- POST /v1/lease ---- */
 
-static char *lease_reply(job_t **jobs, int n)
+static char *lease_reply(api_call_t *c, job_t **jobs, int n)
 {
+    job_json_mode_t mode = api_minimal(c) ? JOB_JSON_LEASED_MINIMAL : JOB_JSON_LEASED;
     sbuf_t s;
-    sbuf_init(&s, 1024 * (size_t)(n + 1));
+    sbuf_init(&s, (mode == JOB_JSON_LEASED ? 1024 : 384) * (size_t)(n + 1));
     sbuf_adds(&s, "{\"jobs\":[");
     for (int i = 0; i < n; i++) {
         if (i)
             sbuf_addc(&s, ',');
-        job_write_json(jobs[i], JOB_JSON_LEASED, &s);
+        job_write_json(jobs[i], mode, &s);
     }
     sbuf_adds(&s, "]}");
     return sbuf_take(&s);
@@ -76,7 +77,7 @@ static void on_leased(engine_waiter_t *w, job_t **jobs, int n)
 {
     api_call_t *c = w->ud;
     uncount(c, c->ctx);
-    api_reply_text(c, 200, lease_reply(jobs, n));
+    api_reply_text(c, 200, lease_reply(c, jobs, n));
 }
 
 static bool lessee_alive(engine_waiter_t *w)
@@ -137,7 +138,7 @@ void api_lease(api_call_t *c)
     bool full = c->api->waiting >= c->api->cfg->max_waiters;
     int n = engine_lease(c->api->engine, &l->w, full ? 0 : wait_ms, jobs);
     if (n > 0) {
-        api_reply_text(c, 200, lease_reply(jobs, n));
+        api_reply_text(c, 200, lease_reply(c, jobs, n));
     } else if (engine_waiter_waiting(&l->w)) {
         l->counted = true;
         c->api->waiting++;
@@ -149,7 +150,7 @@ void api_lease(api_call_t *c)
         api_reply_error(c, ERR_UNAVAILABLE, "wait_ms", "too many lease requests are waiting "
                         "(JOBQ_MAX_WAITERS); retry shortly or lease without wait_ms");
     } else {
-        api_reply_text(c, 200, lease_reply(NULL, 0));
+        api_reply_text(c, 200, lease_reply(c, NULL, 0));
     }
 }
 

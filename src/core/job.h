@@ -125,6 +125,8 @@ typedef enum {
     JOB_JSON_PUBLIC, /* the API's form */
     JOB_JSON_STORED, /* adds lease.id, for the store */
     JOB_JSON_LEASED, /* the API's form plus top-level lease_id, for lessees */
+    JOB_JSON_MINIMAL, /* id and state: an enqueue's reply under Prefer: return=minimal */
+    JOB_JSON_LEASED_MINIMAL, /* what a worker needs to run it and report (the same) */
 } job_json_mode_t;
 
 const char *job_state_name(job_state_t s);

@@ -54,8 +54,8 @@ static void add_time(sbuf_t *s, const char *key, int64_t ms)
     add_time_or_epoch(s, key, ms, false);
 }
 
-/* The fields the client chose; the args as kept, not dumped again. */
-static void add_spec(sbuf_t *s, job_t *j)
+/* What a job is: id, queue, type and args (as kept, not dumped again). */
+static void add_identity(sbuf_t *s, job_t *j)
 {
     size_t alen;
     const char *args = job_args_text(j, &alen);
@@ -67,6 +67,12 @@ static void add_spec(sbuf_t *s, job_t *j)
     sbuf_add_jstr(s, j->type);
     add_key(s, "args");
     sbuf_add(s, args, alen);
+}
+
+/* The fields the client chose. */
+static void add_spec(sbuf_t *s, job_t *j)
+{
+    add_identity(s, j);
     add_key(s, "priority");
     sbuf_add_jstr(s, job_priority_name(j->priority));
     add_key(s, "max_retries");
@@ -138,9 +144,36 @@ const char *job_args_text(const job_t *j, size_t *len)
     return j->args_text ? j->args_text : "null";
 }
 
+/* The short forms (RFC 7240's return=minimal): an enqueue's reply needs
+ * the id and state; a worker, what to run and how to report it. */
+static void write_minimal(job_t *j, job_json_mode_t mode, sbuf_t *s)
+{
+    sbuf_addc(s, '{');
+    if (mode == JOB_JSON_LEASED_MINIMAL) {
+        add_identity(s, j);
+    } else {
+        sbuf_adds(s, "\"id\":");
+        sbuf_add_jstr(s, j->id);
+    }
+    add_key(s, "state");
+    sbuf_add_jstr(s, job_state_name(j->state));
+    if (mode == JOB_JSON_LEASED_MINIMAL) {
+        add_key(s, "attempts");
+        sbuf_add_int(s, j->attempts);
+        add_time(s, "lease_expires_at", j->lease_expires_at);
+        add_key(s, "lease_id");
+        sbuf_add_jstr(s, j->lease_id);
+    }
+    sbuf_addc(s, '}');
+}
+
 void job_write_json(const job_t *cj, job_json_mode_t mode, sbuf_t *s)
 {
     job_t *j = (job_t *)cj; /* only the caches change */
+    if (mode == JOB_JSON_MINIMAL || mode == JOB_JSON_LEASED_MINIMAL) {
+        write_minimal(j, mode, s);
+        return;
+    }
     sbuf_addc(s, '{');
     add_spec(s, j);
     add_key(s, "state");

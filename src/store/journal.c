@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util/check.h"
 #include "util/crc32c.h"
 #include "util/le.h"
 
@@ -295,6 +296,7 @@ void journal_reset(journal_t *j, uint64_t gen)
 
 uint64_t journal_rotate(journal_t *j)
 {
+    CHECK(j->n == 0); /* a batch half written would land in the wrong file */
     uint64_t closed = j->slot[j->cur].gen;
     j->cur ^= 1;
     journal_reset(j, closed + 1);

@@ -216,3 +216,35 @@ def test_gone_long_poll_gets_no_jobs(server):
     got = server.lease(worker="alive", wait_ms=2000)
     assert [j["id"] for j in got] == ["for-the-living"]
     assert got[0]["attempts"] == 1
+
+
+MINIMAL = {"Prefer": "return=minimal"}
+
+
+def test_prefer_return_minimal_gives_the_short_forms(server):
+    """RFC 7240: with Prefer: return=minimal, an enqueue answers id and state
+    and a lease what a worker needs; the jobs themselves are whole."""
+    r = server.post("/v1/jobs", {"type": "t", "args": {"n": 1}, "priority": "high"},
+                    headers=MINIMAL)
+    assert r.status_code == 201 and r.headers["Preference-Applied"] == "return=minimal"
+    one = r.json()
+    assert set(one) == {"id", "state"} and one["state"] == "queued"
+    r = server.post("/v1/jobs/batch", {"jobs": [{"type": "u", "args": [2]}, {"type": "v"}]},
+                    headers={"Prefer": "respond-async; wait=5, return=minimal"})
+    assert r.status_code == 201 and r.headers["Preference-Applied"] == "return=minimal"
+    assert [set(j) for j in r.json()["jobs"]] == [{"id", "state"}] * 2
+    assert server.job(one["id"])["priority"] == "high"  # stored whole
+    r = server.post("/v1/lease", {"worker": "w", "max": 3}, headers=MINIMAL)
+    assert r.headers["Preference-Applied"] == "return=minimal"
+    jobs = r.json()["jobs"]
+    assert [set(j) for j in jobs] == [{"id", "state", "queue", "type", "args", "attempts",
+                                       "lease_expires_at", "lease_id"}] * 3
+    assert jobs[0]["id"] == one["id"] and jobs[0]["args"] == {"n": 1}
+    assert jobs[0]["attempts"] == 1 and jobs[0]["state"] == "running"
+    for j in jobs:
+        assert server.post(f"/v1/jobs/{j['id']}/complete",
+                           {"lease_id": j["lease_id"]}).status_code == 200
+    # Any other preference, or none, gets the full form and no Preference-Applied.
+    for h in ({"Prefer": "return=representation"}, {"Prefer": "return=minimalist"}, {}):
+        r = server.post("/v1/jobs", {"type": "t"}, headers=h)
+        assert "Preference-Applied" not in r.headers and "created_at" in r.json()
