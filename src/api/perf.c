@@ -60,13 +60,15 @@ static json_t *system_json(const api_t *api)
         disk = json_pack("{s:s, s:I, s:I}", "path", cfg->data_dir, "total_bytes",
                          (json_int_t)v.f_blocks * (json_int_t)v.f_frsize, "free_bytes",
                          (json_int_t)v.f_bavail * (json_int_t)v.f_frsize);
-    return json_pack("{s:I, s:I, s:o, s:o, s:I, s:I, s:I, s:f, s:I}", "resident_bytes",
+    return json_pack("{s:I, s:I, s:o, s:o, s:I, s:I, s:I, s:f, s:I, s:b, s:I}", "resident_bytes",
                      (json_int_t)p.resident_bytes, "memory_accounted_bytes",
                      (json_int_t)api_memory_used(api), "memory_limit_bytes",
                      cfg->memory_limit ? json_integer(cfg->memory_limit) : json_null(), "disk", disk,
                      "open_fds", (json_int_t)p.open_fds, "max_fds", (json_int_t)p.max_fds,
                      "threads", (json_int_t)p.threads, "cpu_seconds", p.cpu_seconds,
-                     "jobs_spilled", (json_int_t)engine_spilled_count(api->engine));
+                     "jobs_spilled", (json_int_t)engine_spilled_count(api->engine),
+                     "id_filter_ready", store_id_filter_ready(api->store),
+                     "id_filter_bytes", (json_int_t)store_id_filter_bytes(api->store));
 }
 
 void api_perf(api_call_t *c)

@@ -268,6 +268,8 @@ bool store_may_hold(const store_t *s, const char *id)
     return !s->ids_stored || bloom_maybe(s->ids_stored, id) || bloom_maybe(&s->ids_written, id);
 }
 
+bool store_id_filter_ready(const store_t *s) { return s->ids_stored != NULL; }
+
 size_t store_id_filter_bytes(const store_t *s)
 {
     return bloom_bytes(&s->ids_written) + (s->ids_stored ? bloom_bytes(s->ids_stored) : 0);

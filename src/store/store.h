@@ -149,6 +149,9 @@ void store_get_job(store_t *s, const char *id, store_read_cb cb, void *ud);
  * skip store_get_job on false: an idempotent enqueue of a new id, or a
  * request for a job that never was, needs no read. */
 bool store_may_hold(const store_t *s, const char *id);
+/* The scan has landed (until then store_may_hold is always true), and the
+ * filter's memory. */
+bool store_id_filter_ready(const store_t *s);
 size_t store_id_filter_bytes(const store_t *s);
 /* n >= 1 ids in one read: result is an array, a document or null per id. */
 void store_get_jobs(store_t *s, const char *const *ids, size_t n, store_read_cb cb, void *ud);

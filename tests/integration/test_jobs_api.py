@@ -71,6 +71,8 @@ def test_the_id_filter_never_hides_a_stored_job(make_server):
     finish(30, "before")
     server.restart()
     wait_for_id_filter(server)
+    system = server.get("/v1/perf").json()["system"]
+    assert system["id_filter_ready"] is True and system["id_filter_bytes"] > 0
     finish(30, "after")
     for prefix in ("before", "after"):
         for i in range(30):
