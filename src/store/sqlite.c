@@ -17,7 +17,7 @@
 #include "util/clock.h"
 
 enum { S_BEGIN, S_COMMIT, S_ROLLBACK, S_PUT, S_DELETE, S_QUEUE, S_COUNTER, S_GET, S_JOURNAL_GET,
-       S_JOURNAL_SET, S_OLD_STATE, S_STATE_COUNT, S_COUNT_ };
+       S_JOURNAL_SET, S_OLD_STATE, S_STATE_COUNT, S_UPDATE, S_COUNT_ };
 
 static const char *const stmt_sql[S_COUNT_] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
@@ -38,6 +38,10 @@ static const char *const stmt_sql[S_COUNT_] = {
     [S_OLD_STATE] = "SELECT queue, state FROM jobs WHERE id=?1",
     [S_STATE_COUNT] = "INSERT INTO state_counts(queue,state,n) VALUES(?1,?2,?3)"
                       " ON CONFLICT(queue,state) DO UPDATE SET n=n+excluded.n",
+    /* S_PUT's update half, for a row known to be there: no insert attempt
+     * that builds the row and its index entries only to conflict. */
+    [S_UPDATE] = "UPDATE jobs SET state=?2, priority=?3, updated_at=?4, run_at=?5, doc=?6"
+                 " WHERE id=?1",
 };
 
 typedef struct sq {
@@ -306,14 +310,15 @@ static int sq_set_journal_applied(void *conn, uint64_t gen)
 }
 
 /* The row's count leaves (queue, state) before the row changes or goes;
- * a row that is not there counts nowhere. */
-static int uncount_row(sq_t *c, const char *id)
+ * a row that is not there counts nowhere. *found: it was there. */
+static int uncount_row(sq_t *c, const char *id, bool *found)
 {
     sqlite3_stmt *s = stmt(c, S_OLD_STATE);
     if (!s)
         return -1;
     sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
     int rc = sqlite3_step(s), r = 0;
+    *found = rc == SQLITE_ROW;
     if (rc == SQLITE_ROW && col(s, 0) && col(s, 1) &&
         sqlite_counts_add(&c->counts, col(s, 0), col(s, 1), -1) != 0) {
         snprintf(c->err, sizeof c->err, "state counts: out of memory");
@@ -338,11 +343,28 @@ static bool row_exists(sq_t *c, const char *id)
 }
 #endif
 
+/* A job's later writes update the row they found (queue, type and
+ * created_at never change); only a first write inserts. */
+static int update_job(sq_t *c, const store_row_t *r)
+{
+    sqlite3_stmt *s = stmt(c, S_UPDATE);
+    if (!s)
+        return -1;
+    sqlite3_bind_text(s, 1, r->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, r->state, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 3, r->priority);
+    sqlite3_bind_int64(s, 4, r->updated_at);
+    sqlite3_bind_int64(s, 5, r->run_at);
+    sqlite3_bind_blob(s, 6, r->doc, (int)r->doc_len, SQLITE_STATIC);
+    return step_done(c, S_UPDATE);
+}
+
 static int sq_put_job(void *conn, const store_row_t *r)
 {
     sq_t *c = conn;
     sqlite3_stmt *s = stmt(c, S_PUT);
-    if (!s || (!r->fresh && uncount_row(c, r->id) != 0))
+    bool found = false;
+    if (!s || (!r->fresh && uncount_row(c, r->id, &found) != 0))
         return -1;
 #ifdef JOBQ_CHECKS
     CHECK(!r->fresh || !row_exists(c, r->id));
@@ -351,6 +373,8 @@ static int sq_put_job(void *conn, const store_row_t *r)
         snprintf(c->err, sizeof c->err, "state counts: out of memory");
         return -1;
     }
+    if (found)
+        return update_job(c, r);
     sqlite3_bind_text(s, 1, r->id, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, r->queue, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 3, r->type, -1, SQLITE_STATIC);
@@ -367,7 +391,8 @@ static int sq_delete_job(void *conn, const char *id)
 {
     sq_t *c = conn;
     sqlite3_stmt *s = stmt(c, S_DELETE);
-    if (!s || uncount_row(c, id) != 0)
+    bool found;
+    if (!s || uncount_row(c, id, &found) != 0)
         return -1;
     sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
     return step_done(c, S_DELETE);
