@@ -134,7 +134,8 @@ void api_reply_durable(api_call_t *c, int status, char *body)
     c->reply = body;
     http_defer(c->r);
     c->durable.cb = on_durable;
-    store_when_durable(c->api->store, &c->durable, store_last_seq(c->api->store));
+    /* Usually answered before this returns, in "os" durability: no suspend. */
+    store_when_durable_now(c->api->store, &c->durable, store_last_seq(c->api->store));
 }
 
 void api_reply_problem(api_call_t *c, const problem_t *p) { http_reply_problem(c->r, p); }

@@ -459,12 +459,14 @@ static void flush(store_t *s, bool answer)
         pthread_cond_signal(&s->cv);
     }
     pthread_mutex_unlock(&s->mu);
-    if (here && answer) {
-        s->committed_seen = last->seq;
+    if (!here)
+        return;
+    s->committed_seen = last->seq;
+    if (answer)
         run_waiters(s);
-    } else if (here) {
-        store_notify(s);
-    }
+    else if (!list_empty(&s->waiters) &&
+             LIST_ENTRY(list_first(&s->waiters), store_waiter_t, link)->seq <= s->committed_seen)
+        store_notify(s); /* they run from store_dispatch */
 }
 
 void store_flush(store_t *s) { flush(s, true); }
@@ -564,6 +566,13 @@ void store_when_durable(store_t *s, store_waiter_t *w, uint64_t seq)
     while (at != &s->waiters && LIST_ENTRY(at, store_waiter_t, link)->seq > seq)
         at = at->prev;
     list_push_back(at->next, &w->link);
+}
+
+void store_when_durable_now(store_t *s, store_waiter_t *w, uint64_t seq)
+{
+    if (s->durability == DURABILITY_OS && seq > s->committed_seen)
+        flush(s, false);
+    store_when_durable(s, w, seq);
 }
 
 /* One read for n ids: a batch of explicit ids costs one slot of the read

@@ -117,6 +117,12 @@ struct store_waiter {
 /* Calls w->cb once seq is durable: at once (before returning) if it is.
  * The waiter must stay alive until then, or be cancelled. */
 void store_when_durable(store_t *s, store_waiter_t *w, uint64_t seq);
+/* The same, but where the loop journals itself ("os" durability) it first
+ * journals everything queued, so that w->cb runs before this returns
+ * (when nothing unusual holds the write back): a request answered inside
+ * its handler is spared a suspend and a resume. Other waiters made durable
+ * meanwhile run later, from store_dispatch, never from inside this call. */
+void store_when_durable_now(store_t *s, store_waiter_t *w, uint64_t seq);
 /* Unlinks a waiter whose callback has not run (a no-op otherwise, and on a
  * zeroed waiter): its owner may then free it. */
 void store_waiter_cancel(store_waiter_t *w);
