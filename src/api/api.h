@@ -42,5 +42,8 @@ typedef struct api {
 
 /* The http_route_fn: ud is the api_t. */
 void api_route(void *ud, http_req_t *r);
+/* Once a second: a point of chart history from the engine's queues
+ * (GET /v1/history). Loop thread. */
+void api_history_tick(api_t *a, int64_t now_ms);
 
 #endif

@@ -52,6 +52,14 @@ static void store_part(store_t *st, store_figures_t *f, const char **names, metr
                               .quarantined = store_quarantine_count(st) };
 }
 
+void api_history_tick(api_t *a, int64_t now_ms)
+{
+    queues_t q = { 0 };
+    engine_queue_foreach(a->engine, add_queue, &q);
+    metrics_history_tick(a->metrics, now_ms, q.v, q.n);
+    free(q.v);
+}
+
 void api_metrics(api_call_t *c)
 {
     api_t *a = c->api;

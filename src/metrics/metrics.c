@@ -18,6 +18,7 @@ metrics_t *metrics_new(const char *version)
 
 static void free_queue(void *v)
 {
+    history_free(((mqueue_t *)v)->history);
     free(((mqueue_t *)v)->name);
     free(v);
 }
@@ -34,10 +35,11 @@ void metrics_free(metrics_t *m)
         return;
     hmap_free_values(&m->queues, free_queue);
     hmap_free_values(&m->routes, free_route);
+    history_free(m->all);
     free(m);
 }
 
-static mqueue_t *queue_of(metrics_t *m, const char *name)
+mqueue_t *metrics_queue_of(metrics_t *m, const char *name)
 {
     mqueue_t *q = hmap_get(&m->queues, name);
     if (q)
@@ -56,7 +58,7 @@ static mqueue_t *queue_of(metrics_t *m, const char *name)
 
 void metrics_job(metrics_t *m, const job_t *job, job_event_t ev, int64_t now_ms)
 {
-    mqueue_t *q = queue_of(m, job->queue);
+    mqueue_t *q = metrics_queue_of(m, job->queue);
     if (!q || ev >= JOB_EV_COUNT)
         return;
     q->events[ev]++;

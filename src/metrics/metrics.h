@@ -95,6 +95,16 @@ typedef struct metrics_gauges {
     metrics_store_t store;
 } metrics_gauges_t;
 
+/* Chart history (history.h, series.c): once a second, with the engine's
+ * queues as they are now. Queues past METRICS_HISTORY_QUEUES count only
+ * in the series of all queues. */
+#define METRICS_HISTORY_QUEUES 64
+void metrics_history_tick(metrics_t *m, int64_t now_ms, const metrics_queue_t *queues, size_t n);
+/* The series of queue (NULL: all queues) as history_json() gives it;
+ * NULL if that queue has none (never seen, or past the bound) or out of
+ * memory. */
+json_t *metrics_history_json(metrics_t *m, const char *queue, int resolution_s, int64_t since_ms);
+
 /* Prometheus text exposition format 0.0.4. */
 char *metrics_render(metrics_t *m, const metrics_gauges_t *g);
 

@@ -3,6 +3,7 @@
 #ifndef JOBQ_METRICS_INTERNAL_H
 #define JOBQ_METRICS_INTERNAL_H
 
+#include "metrics/history.h"
 #include "metrics/metrics.h"
 #include "util/histogram.h"
 #include "util/hmap.h"
@@ -21,6 +22,7 @@ typedef struct mqueue {
     uint64_t events[JOB_EV_COUNT];
     histogram_t exec, wait;
     msecond_t ring[WINDOW_SECONDS];
+    history_t *history; /* owned; NULL past METRICS_HISTORY_QUEUES (series.c) */
 } mqueue_t;
 
 typedef struct mroute {
@@ -41,7 +43,12 @@ struct metrics {
     uint64_t fwp_commands[METRICS_FWP_NVERBS], fwp_errors[METRICS_FWP_NVERBS];
     hmap_t queues; /* name -> mqueue_t */
     hmap_t routes; /* key -> mroute_t */
+    history_t *all; /* every queue together (series.c) */
+    size_t nhistory; /* queues with a series of their own */
 };
+
+/* metrics.c: the queue's registry entry, made if new (NULL: no memory). */
+mqueue_t *metrics_queue_of(metrics_t *m, const char *name);
 
 /* faktory.c */
 void metrics_render_faktory(sbuf_t *s, metrics_t *m);

@@ -58,8 +58,10 @@ static void on_perf_tick(evutil_socket_t fd, short what, void *arg)
     int64_t now = clock_mono_ns();
     if (a->perf_due_ns)
         perf_tick(a->perf, a->perf_due_ns, now);
-    if (++a->perf_ticks % (1000 / PERF_TICK_MS) == 0)
+    if (++a->perf_ticks % (1000 / PERF_TICK_MS) == 0) {
         engine_freeze_idle(a->engine); /* a quiet second: nothing stays thawed */
+        api_history_tick(&a->api, clock_now_ms());
+    }
     a->perf_due_ns = now + PERF_TICK_MS * 1000000LL;
     struct timeval tv = { 0, PERF_TICK_MS * 1000 };
     evtimer_add(a->perf_timer, &tv);

@@ -1,6 +1,10 @@
 """GET /metrics: valid Prometheus text (checked by the prometheus_client
 parser), with figures that match the work the test did."""
+import time
+
 from prometheus_client.parser import text_string_to_metric_families
+
+from conftest import assert_problem
 
 
 def scrape(server):
@@ -139,3 +143,43 @@ def test_perf_reports_where_time_goes(server):
     sysinfo = p["system"]
     assert sysinfo["resident_bytes"] > 0 and sysinfo["threads"] >= 2 and sysinfo["open_fds"] > 0
     assert sysinfo["disk"]["total_bytes"] >= sysinfo["disk"]["free_bytes"] > 0
+
+
+def test_history_keeps_a_point_a_second_per_queue(server):
+    """GET /v1/history: the chart points come from the registry's rings, a
+    point a second with the depth at its end and what happened in it."""
+    for i in range(6):
+        server.enqueue(id=f"h{i}", queue="hist")
+    jobs = server.lease(queues=["hist"], max=4)
+    for j in jobs[:3]:
+        assert server.post(f"/v1/jobs/{j['id']}/complete",
+                           {"lease_id": j["lease_id"]}).status_code == 200
+    assert server.post("/v1/jobs/h5/cancel").status_code == 200
+    deadline = time.time() + 10
+    done = 0
+    while time.time() < deadline:
+        r = server.get("/v1/history?queue=hist")
+        if r.status_code == 404:  # its series starts at the next tick
+            time.sleep(0.2)
+            continue
+        h = r.json()
+        done = sum(p["completed"] for p in h["points"])
+        if done == 3 and h["points"][-1]["running"] == 1:
+            break
+        time.sleep(0.2)
+    assert h["queue"] == "hist" and h["resolution_s"] == 1
+    last = h["points"][-1]
+    assert (done, last["queued"], last["running"]) == (3, 1, 1), h
+    assert sum(p["cancelled"] for p in h["points"]) == 1
+    assert any(p["run_ms"] for p in h["points"])
+    times = [p["t"] for p in h["points"]]
+    assert times == sorted(times) and len(set(times)) == len(times)
+    everything = server.get("/v1/history").json()
+    assert everything["queue"] is None and everything["points"]
+    later = server.get("/v1/history?queue=hist&since=" + times[-1]).json()["points"]
+    assert later[0]["t"] == times[-1]  # since includes its own second; newer ones may follow
+    assert server.get("/v1/history?queue=hist&resolution=1m").json()["resolution_s"] == 60
+    assert_problem(server.get("/v1/history?queue=never-seen"), 404, "not_found", "queue")
+    assert_problem(server.get("/v1/history?resolution=5s"), 400, "validation", "resolution")
+    assert_problem(server.get("/v1/history?since=yesterday"), 400, "validation", "since")
+    assert_problem(server.get("/v1/history?limit=3"), 400, "validation", "limit")
