@@ -35,8 +35,6 @@ struct history {
     point_t store[HISTORY_SECONDS + HISTORY_MINUTES];
 };
 
-size_t history_bytes(void) { return sizeof(history_t); }
-
 history_t *history_new(void)
 {
     history_t *h = calloc(1, sizeof *h);

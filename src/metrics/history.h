@@ -12,7 +12,7 @@
  * difference of two cumulative histograms (their buckets), so they are as
  * exact as the buckets (histogram.h).
  *
- * Memory is fixed when a series is made: HISTORY_BYTES each.
+ * Memory is fixed when a series is made: ~150 KiB each (one allocation).
  * Threads: one owner (the loop thread). Ownership: the caller owns each
  * series; history_json returns a new reference.
  */
@@ -54,6 +54,5 @@ void history_tick(history_t *h, int64_t now_ms, const history_input_t *in);
  * out of memory. */
 json_t *history_json(const history_t *h, int resolution_s, int64_t since_ms);
 
-size_t history_bytes(void);
 
 #endif

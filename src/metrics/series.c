@@ -1,7 +1,5 @@
 /* The registry's history series (history.h): one per queue, up to
  * METRICS_HISTORY_QUEUES, and one for all queues, fed once a second. */
-#include <string.h>
-
 #include "metrics/metrics_internal.h"
 
 /* Adds b's samples to a (same bounds). */
@@ -23,27 +21,16 @@ static void input_of(const mqueue_t *q, const metrics_queue_t *depth, history_in
                              .failed = q->events[JOB_EV_FAILED],
                              .cancelled = q->events[JOB_EV_CANCELLED],
                              .wait = &q->wait, .run = &q->exec };
-    if (depth) {
-        in->depth[HISTORY_QUEUED] = (uint32_t)depth->count[JOB_QUEUED];
-        in->depth[HISTORY_RUNNING] = (uint32_t)depth->count[JOB_RUNNING];
-        in->depth[HISTORY_RETRYING] = (uint32_t)depth->count[JOB_RETRYING];
-        in->depth[HISTORY_PENDING] = (uint32_t)depth->count[JOB_PENDING];
-    }
+    in->depth[HISTORY_QUEUED] = (uint32_t)depth->count[JOB_QUEUED];
+    in->depth[HISTORY_RUNNING] = (uint32_t)depth->count[JOB_RUNNING];
+    in->depth[HISTORY_RETRYING] = (uint32_t)depth->count[JOB_RETRYING];
+    in->depth[HISTORY_PENDING] = (uint32_t)depth->count[JOB_PENDING];
 }
 
-static const metrics_queue_t *depth_of(const metrics_queue_t *qs, size_t n, const char *name)
-{
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(qs[i].name, name) == 0)
-            return &qs[i];
-    return NULL;
-}
-
+/* The engine's queues are every queue there is (it never drops one, and
+ * every registry entry is one of them), so they drive the tick. */
 void metrics_history_tick(metrics_t *m, int64_t now_ms, const metrics_queue_t *qs, size_t n)
 {
-    for (size_t i = 0; i < n; i++) /* a queue with jobs but no event yet has a series too */
-        if (!hmap_get(&m->queues, qs[i].name))
-            metrics_queue_of(m, qs[i].name);
     if (!m->all && !(m->all = history_new()))
         return;
     history_input_t all = { 0 };
@@ -52,12 +39,12 @@ void metrics_history_tick(metrics_t *m, int64_t now_ms, const metrics_queue_t *q
     histogram_init(&run, histogram_seconds, histogram_seconds_n);
     all.wait = &wait;
     all.run = &run;
-    const char *name;
-    void *v;
-    for (size_t it = 0; hmap_next(&m->queues, &it, &name, &v);) {
-        mqueue_t *q = v;
+    for (size_t i = 0; i < n; i++) {
+        mqueue_t *q = metrics_queue_of(m, qs[i].name); /* one with jobs but no event yet */
+        if (!q)
+            continue;
         history_input_t in;
-        input_of(q, depth_of(qs, n, name), &in);
+        input_of(q, &qs[i], &in);
         for (int d = 0; d < HISTORY_DEPTHS; d++)
             all.depth[d] += in.depth[d];
         all.completed += in.completed;

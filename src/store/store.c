@@ -177,11 +177,7 @@ static int replay_record(void *ud, uint8_t kind, const uint8_t *p, size_t n)
         c->bad++;
         return 0;
     }
-    if (c->tail)
-        c->tail->next = op;
-    else
-        c->head = op;
-    c->tail = op;
+    store_ops_append(&c->head, &c->tail, op, op);
     c->n++;
     return 0;
 }
@@ -240,11 +236,7 @@ int store_load(store_t *s, const store_recovery_t *to, size_t *njobs, char *err,
 static void queue_read(store_t *s, op_t *op)
 {
     s->reads_queued++;
-    if (s->rtail)
-        s->rtail->next = op;
-    else
-        s->rhead = op;
-    s->rtail = op;
+    store_ops_append(&s->rhead, &s->rtail, op, op);
     pthread_cond_broadcast(&s->read_cv);
 }
 
@@ -451,11 +443,7 @@ static void flush(store_t *s, bool answer)
     }
     bool here = journal_here(s, batch, last);
     if (!here) {
-        if (s->tail)
-            s->tail->next = batch;
-        else
-            s->head = batch;
-        s->tail = last;
+        store_ops_append(&s->head, &s->tail, batch, last);
         pthread_cond_signal(&s->cv);
     }
     pthread_mutex_unlock(&s->mu);
@@ -477,11 +465,7 @@ static uint64_t submit(store_t *s, op_t *op)
     op->queued_ns = clock_mono_ns();
     op->seq = ++s->next_seq;
     bool first = !s->local;
-    if (s->local_tail)
-        s->local_tail->next = op;
-    else
-        s->local = op;
-    s->local_tail = op;
+    store_ops_append(&s->local, &s->local_tail, op, op);
     if (!s->kick)
         store_flush(s);
     else if (first)
@@ -525,7 +509,8 @@ uint64_t store_put_job(store_t *s, const job_t *job, job_event_t ev)
     size_t len = packed.len;
     op->doc = sbuf_take(&packed);
     op->ev = ev;
-    bloom_add(&s->ids_written, job->id);
+    if (!bloom_maybe(&s->ids_written, job->id)) /* a job writes its id many times */
+        bloom_add(&s->ids_written, job->id);
     op->row = (store_row_t){ .id = out[0], .queue = out[1], .type = out[2], .state = out[3],
                              .priority = job->priority, .created_at = job->created_at,
                              .updated_at = job->updated_at, .run_at = job->run_at,
@@ -656,11 +641,7 @@ void store_waiter_cancel(store_waiter_t *w)
 
 void store_done_append(store_t *s, op_t *first, op_t *last)
 {
-    if (s->done_tail)
-        s->done_tail->next = first;
-    else
-        s->done = first;
-    s->done_tail = last;
+    store_ops_append(&s->done, &s->done_tail, first, last);
 }
 
 void store_notify(store_t *s)

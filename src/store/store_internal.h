@@ -134,6 +134,17 @@ struct store {
     size_t nquarantine, quarantine_seen;
 };
 
+/* Links first..last (already linked to each other) after *tail. Every op
+ * list here (queued, pending, done, reads) is a head and a tail. */
+static inline void store_ops_append(op_t **head, op_t **tail, op_t *first, op_t *last)
+{
+    if (*tail)
+        (*tail)->next = first;
+    else
+        *head = first;
+    *tail = last;
+}
+
 void store_free_op(op_t *op);
 void store_free_ops(op_t *list); /* every op linked from list */
 /* The job a write is about (puts and deletes), else NULL. */

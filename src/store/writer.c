@@ -174,11 +174,7 @@ void store_add_pending(store_t *s, op_t *batch, op_t *last)
         s->npending++;
         s->pending_bytes += sizeof *op + (op->doc ? op->row.doc_len : 0);
     }
-    if (s->pending_tail)
-        s->pending_tail->next = batch;
-    else
-        s->pending = batch;
-    s->pending_tail = last;
+    store_ops_append(&s->pending, &s->pending_tail, batch, last);
 }
 
 /* The batch into the journal, retried until it is written: nothing in it
