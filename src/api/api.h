@@ -9,9 +9,10 @@
 #define JOBQ_API_H
 
 #include <stdbool.h>
-
-#include <stdbool.h>
 #include <stdint.h>
+
+#include "core/job.h"
+#include "engine/engine.h"
 
 /* What the api borrows from the server; each handler file includes the
  * headers of what it calls. */
@@ -25,6 +26,7 @@ typedef struct guard guard_t;
 typedef struct cache cache_t;
 typedef struct admit admit_t;
 typedef struct http_req http_req_t;
+typedef struct api_events api_events_t;
 
 typedef struct api {
     engine_t *engine;
@@ -36,6 +38,7 @@ typedef struct api {
     guard_t *guard;
     cache_t *cache; /* list and stats answers */
     admit_t *admit; /* connection figures, for /metrics */
+    api_events_t *events; /* the event streams (GET /v1/events), owned by the server */
     int64_t waiting; /* long-poll leases waiting now, bounded by JOBQ_MAX_WAITERS */
     bool draining; /* shutting down: no new work, finish the old */
 } api_t;
@@ -45,5 +48,18 @@ void api_route(void *ud, http_req_t *r);
 /* Once a second: a point of chart history from the engine's queues
  * (GET /v1/history). Loop thread. */
 void api_history_tick(api_t *a, int64_t now_ms);
+
+/* Event streams (events.c). api_events_free only once the HTTP server has
+ * stopped (it closes the streams). Once a second, after the history tick,
+ * api_events_tick sends every stream a tick; the engine's job and breaker
+ * events are kept for it (cheap, and nothing while no stream is open).
+ * api_events_end ends every stream (shutting down). Loop thread. */
+api_events_t *api_events_new(void);
+void api_events_free(api_events_t *ev);
+void api_events_tick(api_t *a, int64_t now_ms);
+void api_events_job(api_t *a, const job_t *job, job_event_t ev);
+void api_events_breaker(api_t *a, const char *key, engine_breaker_state_t from,
+                        engine_breaker_state_t to);
+void api_events_end(api_t *a);
 
 #endif

@@ -136,6 +136,7 @@ void api_health_ready(api_call_t *c);
 void api_health(api_call_t *c);
 void api_metrics(api_call_t *c);
 void api_history(api_call_t *c);
+void api_events(api_call_t *c);
 void api_workers(api_call_t *c);
 void api_worker_quiet(api_call_t *c);
 void api_worker_terminate(api_call_t *c);

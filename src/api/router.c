@@ -44,6 +44,7 @@ static const route_t routes[] = {
     { "POST", "/v1/workers/{id}/terminate", api_worker_terminate, A },
     { "GET", "/v1/perf", api_perf, R },
     { "GET", "/v1/history", api_history, R },
+    { "GET", "/v1/events", api_events, R },
     { "GET", "/v1/quarantine", api_quarantine, A },
     { "GET", "/health/live", api_health_live, ACCESS_PUBLIC },
     { "GET", "/health/ready", api_health_ready, ACCESS_PUBLIC },

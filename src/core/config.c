@@ -83,6 +83,7 @@ static const setting_t settings[] = {
     { "JOBQ_MAX_CONNECTIONS", T_INT, F(max_connections), 0, 4, 100000, "1024", "open connections at most (past it: 503 and close)", RELOAD },
     { "JOBQ_MAX_CONNECTIONS_PER_CLIENT", T_INT, F(max_connections_per_client), 0, 0, 100000, "256", "open connections from one address at most (0 = no limit)", RELOAD },
     { "JOBQ_MAX_WAITERS", T_INT, F(max_waiters), 0, 1, 100000, "512", "long-poll lease requests waiting at once at most", RELOAD },
+    { "JOBQ_MAX_STREAMS", T_INT, F(max_streams), 0, 0, 10000, "64", "event streams (GET /v1/events, the dashboard's live data) open at once at most (0 = none)", RELOAD },
     { "JOBQ_SHUTDOWN_GRACE", T_MS, F(shutdown_grace_ms), 0, 0, 3600000, "10s", "on SIGTERM, how long running jobs may finish", RELOAD },
     { "JOBQ_FAULT_COMMIT_DELAY_MS", T_INT, F(fault_commit_delay_ms), 0, 0, 60000, "0", "TESTING ONLY: delay every commit" },
     { "JOBQ_FAULT_COMMIT_FAIL_MS", T_INT, F(fault_commit_fail_ms), 0, 0, 600000, "0", "TESTING ONLY: refuse commits this long after the first" },

@@ -100,7 +100,7 @@ typedef struct config {
     int64_t retain_completed_ms, retain_failed_ms; /* 0: keep forever */
     int64_t memory_limit;  /* bytes; 0: no limit */
     int64_t cache_ttl_ms;  /* 0: no query cache */
-    int64_t max_connections, max_connections_per_client, max_waiters;
+    int64_t max_connections, max_connections_per_client, max_waiters, max_streams;
     int64_t shutdown_grace_ms;
 } config_t;
 

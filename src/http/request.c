@@ -157,6 +157,8 @@ void http_req_free(http_req_t *r)
 {
     free(r->body);
     free(r->resp);
+    if (r->stream)
+        http_stream_release(r->stream);
     if (r->hdata)
         r->hdata_detach(r->hdata);
     for (int i = 0; i < HTTP_MAX_PARAMS; i++)

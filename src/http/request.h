@@ -67,6 +67,18 @@ void http_add_header(http_req_t *r, const char *name, const char *value);
 /* The reply will come later, from a callback. */
 void http_defer(http_req_t *r);
 
+/* A streamed reply (server-sent events): http_stream_begin answers r with
+ * status, ctype and the headers added so far, and a body that stays open;
+ * http_stream_write queues a copy of bytes for it; http_stream_end closes
+ * the body once what is queued has left. Instead of a deadline the stream
+ * has a bound: a write that would hold more than max_queued unsent bytes
+ * (a client that stopped reading) ends the stream with an error and
+ * returns false. Either way r stays valid until its detach (http_attach)
+ * runs: client gone, stream ended, or server stopped. Loop thread. */
+bool http_stream_begin(http_req_t *r, int status, const char *ctype, size_t max_queued);
+bool http_stream_write(http_req_t *r, const char *data, size_t n);
+void http_stream_end(http_req_t *r);
+
 /* The server's %-decoding of paths and query strings (libmicrohttpd's),
  * in place, except that a NUL byte becomes DEL (0x7f): the rest of the
  * server sees C strings, where "victim%00x" would have acted on "victim".

@@ -14,6 +14,7 @@ typedef enum { REQ_NEW, REQ_HANDLING, REQ_DEFERRED, REQ_REPLIED } req_phase_t;
 struct http_server;
 struct http_conn;
 struct http_synthetic;
+struct http_stream;
 
 struct http_req {
     struct MHD_Connection *conn;
@@ -37,6 +38,7 @@ struct http_req {
     size_t reply_bytes;
     const char *ctype;
     char *resp;
+    struct http_stream *stream; /* a streamed reply's body (server.c), NULL otherwise */
     struct {
         char *name, *value;
     } headers[HTTP_MAX_HEADERS];
@@ -45,5 +47,7 @@ struct http_req {
 
 void http_req_free(http_req_t *r);
 void http_req_resume(http_req_t *r);
+/* The request lets go of its stream (server.c): the reply may outlive it. */
+void http_stream_release(struct http_stream *st);
 
 #endif

@@ -14,6 +14,7 @@
 #include <netinet/in.h>
 
 #include "http/request_internal.h"
+#include "http/stream_internal.h"
 #include "http/synthetic.h"
 #include "net/listen.h"
 #include "util/check.h"
@@ -115,15 +116,24 @@ static http_req_t *new_request(http_server_t *s, struct MHD_Connection *c, const
     return r;
 }
 
-static enum MHD_Result send_reply(http_req_t *r)
+static struct MHD_Response *reply_body(http_req_t *r)
 {
+    if (r->stream)
+        return http_stream_response(r->stream);
     const char *body = r->resp ? r->resp : "";
     r->reply_bytes = strlen(body);
     struct MHD_Response *resp = MHD_create_response_from_buffer(
         r->reply_bytes, (void *)body, r->resp ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    if (resp)
+        r->resp = NULL; /* MHD frees it now */
+    return resp;
+}
+
+static enum MHD_Result send_reply(http_req_t *r)
+{
+    struct MHD_Response *resp = reply_body(r);
     if (!resp)
         return MHD_NO;
-    r->resp = NULL; /* MHD frees it now */
     if (r->ctype)
         MHD_add_response_header(resp, "Content-Type", r->ctype);
     MHD_add_response_header(resp, "X-Request-Id", r->request_id);
@@ -320,7 +330,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (r->phase == REQ_NEW)
         dispatch(s, r);
     if (r->phase == REQ_REPLIED && !r->sent) {
-        set_deadline(r, s->body_ns); /* the reply must be read in time too */
+        /* The reply must be read in time too; a stream is bounded by what it queues. */
+        set_deadline(r, r->stream ? INT64_MAX : s->body_ns);
         return send_reply(r);
     }
     if (r->phase == REQ_DEFERRED && !r->suspended) {

@@ -155,3 +155,33 @@ json_t *history_json(const history_t *h, int resolution_s, int64_t since_ms)
     }
     return json_pack("{s:i, s:o}", "resolution_s", resolution_s >= 60 ? 60 : 1, "points", points);
 }
+
+json_t *history_latest_json(const history_t *h)
+{
+    const ring_t *r = &h->sec;
+    if (!r->n)
+        return json_null();
+    return point_json(&r->p[(r->head + r->cap - 1) % r->cap]);
+}
+
+static void add_outcomes(const ring_t *r, int64_t since_ms, uint64_t out[3])
+{
+    for (uint32_t i = 0; i < r->n; i++) {
+        const point_t *p = &r->p[(r->head + r->cap - 1 - i) % r->cap];
+        if (p->t_ms < since_ms)
+            break; /* newest first: the rest are older */
+        out[0] += p->completed;
+        out[1] += p->failed;
+        out[2] += p->cancelled;
+    }
+}
+
+void history_outcomes_since(const history_t *h, int64_t since_ms, uint64_t out[3])
+{
+    out[0] = out[1] = out[2] = 0;
+    if (!h->started)
+        return;
+    add_outcomes(&h->min, since_ms, out);
+    int64_t open = h->at_min.t_ms > since_ms ? h->at_min.t_ms : since_ms;
+    add_outcomes(&h->sec, open, out);
+}

@@ -53,6 +53,13 @@ void history_tick(history_t *h, int64_t now_ms, const history_input_t *in);
  * {"p50","p95","p99"} or null when nothing started or ended. NULL when
  * out of memory. */
 json_t *history_json(const history_t *h, int resolution_s, int64_t since_ms);
+/* The newest one-second point in that form, or JSON null before the first
+ * tick. NULL when out of memory. */
+json_t *history_latest_json(const history_t *h);
+/* Outcomes (completed, failed, cancelled) of the intervals that began at or
+ * after since_ms, to the minute: one-minute points, then the one-second
+ * points of the minute still open. */
+void history_outcomes_since(const history_t *h, int64_t since_ms, uint64_t out[3]);
 
 
 #endif

@@ -104,6 +104,12 @@ void metrics_history_tick(metrics_t *m, int64_t now_ms, const metrics_queue_t *q
  * NULL if that queue has none (never seen, or past the bound) or out of
  * memory. */
 json_t *metrics_history_json(metrics_t *m, const char *queue, int resolution_s, int64_t since_ms);
+/* The newest one-second point of a queue's series (NULL: all queues), as
+ * history_latest_json() gives it; JSON null if it has none. NULL when out
+ * of memory. */
+json_t *metrics_history_latest(metrics_t *m, const char *queue);
+/* Outcomes of all queues since since_ms (history_outcomes_since). */
+void metrics_outcomes_since(metrics_t *m, int64_t since_ms, uint64_t out[3]);
 
 /* Prometheus text exposition format 0.0.4. */
 char *metrics_render(metrics_t *m, const metrics_gauges_t *g);

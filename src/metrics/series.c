@@ -60,12 +60,31 @@ void metrics_history_tick(metrics_t *m, int64_t now_ms, const metrics_queue_t *q
     history_tick(m->all, now_ms, &all);
 }
 
+static const history_t *series_of(metrics_t *m, const char *queue);
+
 json_t *metrics_history_json(metrics_t *m, const char *queue, int resolution_s, int64_t since_ms)
 {
-    const history_t *h = m->all;
-    if (queue) {
-        const mqueue_t *q = hmap_get(&m->queues, queue);
-        h = q ? q->history : NULL;
-    }
+    const history_t *h = series_of(m, queue);
     return h ? history_json(h, resolution_s, since_ms) : NULL;
+}
+
+static const history_t *series_of(metrics_t *m, const char *queue)
+{
+    if (!queue)
+        return m->all;
+    const mqueue_t *q = hmap_get(&m->queues, queue);
+    return q ? q->history : NULL;
+}
+
+json_t *metrics_history_latest(metrics_t *m, const char *queue)
+{
+    const history_t *h = series_of(m, queue);
+    return h ? history_latest_json(h) : json_null();
+}
+
+void metrics_outcomes_since(metrics_t *m, int64_t since_ms, uint64_t out[3])
+{
+    out[0] = out[1] = out[2] = 0;
+    if (m->all)
+        history_outcomes_since(m->all, since_ms, out);
 }

@@ -254,6 +254,16 @@ size_t workers_processes(const workers_t *w, int64_t now)
     return n;
 }
 
+size_t workers_live(const workers_t *w, int64_t now)
+{
+    size_t n = 0;
+    const char *key;
+    void *v;
+    for (size_t i = 0; hmap_next(&w->byid, &i, &key, &v);)
+        n += now - ((const worker_t *)v)->last_seen <= w->gone_ms;
+    return n;
+}
+
 static void add_process(json_t *o, const worker_t *k)
 {
     if (!k->protocol)

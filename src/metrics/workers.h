@@ -54,6 +54,9 @@ int64_t workers_last_beat(const workers_t *w, const char *wid);
 err_t workers_signal(workers_t *w, const char *wid, workers_state_t to, problem_t *p);
 /* Registered processes heard from within gone_ms. */
 size_t workers_processes(const workers_t *w, int64_t now_ms);
+/* Workers of any kind (lessees over HTTP, processes, runners) heard from
+ * within gone_ms. */
+size_t workers_live(const workers_t *w, int64_t now_ms);
 
 /* {"workers":[...]} sorted by id; prunes forgotten workers first. */
 json_t *workers_json(workers_t *w, int64_t now_ms);

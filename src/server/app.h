@@ -53,6 +53,7 @@ typedef struct app {
     admit_t *admit; /* connection limits for every listener */
     ratelimit_t *ratelimit; /* per-client request budgets for every front end */
     api_t api;
+    api_events_t *events;
     guard_t *guard;
     cache_t *cache;
     retention_t retention;

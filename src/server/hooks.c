@@ -58,6 +58,7 @@ static void hook_persist(void *ud, const job_t *job, job_event_t ev)
     int64_t now = clock_now_ms();
     metrics_job(a->metrics, job, ev, now);
     workers_job(a->workers, job, ev, now);
+    api_events_job(&a->api, job, ev);
     log_job(job, ev);
 }
 
@@ -82,6 +83,7 @@ static void hook_breaker(void *ud, const char *key, engine_breaker_state_t from,
 {
     app_t *a = ud;
     metrics_breaker(a->metrics, to);
+    api_events_breaker(&a->api, key, from, to);
     log_emit(to == ENGINE_BREAKER_OPEN ? LOG_WARN : LOG_INFO, "breaker",
              (const log_field_t[]){ LOG_S("event", engine_breaker_state_name(to)),
                                     LOG_S("breaker_key", key),

@@ -60,7 +60,9 @@ static void on_perf_tick(evutil_socket_t fd, short what, void *arg)
         perf_tick(a->perf, a->perf_due_ns, now);
     if (++a->perf_ticks % (1000 / PERF_TICK_MS) == 0) {
         engine_freeze_idle(a->engine); /* a quiet second: nothing stays thawed */
-        api_history_tick(&a->api, clock_now_ms());
+        int64_t now_ms = clock_now_ms();
+        api_history_tick(&a->api, now_ms);
+        api_events_tick(&a->api, now_ms);
     }
     a->perf_due_ns = now + PERF_TICK_MS * 1000000LL;
     struct timeval tv = { 0, PERF_TICK_MS * 1000 };
@@ -156,6 +158,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     log_info("shutting down", LOG_I("signal", sig), LOG_I("inflight", http_server_inflight(a->http)),
              LOG_I("grace_ms", a->cfg.shutdown_grace_ms));
     a->api.draining = true;
+    api_events_end(&a->api);
     if (a->fwp)
         fwp_server_drain(a->fwp);
     runners_drain(a->runners);
@@ -286,12 +289,14 @@ static int start_loop(app_t *a, char *err, size_t len)
     if (!(a->admit = admit_new((unsigned)a->cfg.max_connections,
                                (unsigned)a->cfg.max_connections_per_client)) ||
         !(a->ratelimit = ratelimit_new()) || !(a->guard = guard_new(&a->cfg, a->ratelimit)) ||
-        !(a->cache = cache_new(a->cfg.cache_ttl_ms, app_cache_bytes(&a->cfg))))
+        !(a->cache = cache_new(a->cfg.cache_ttl_ms, app_cache_bytes(&a->cfg))) ||
+        !(a->events = api_events_new()))
         return snprintf(err, len, "out of memory"), -1;
     app_apply_settings(a);
     a->api = (api_t){ .engine = a->engine, .store = a->store, .cfg = &a->cfg,
                       .metrics = a->metrics, .workers = a->workers, .perf = a->perf,
-                      .guard = a->guard, .cache = a->cache, .admit = a->admit };
+                      .guard = a->guard, .cache = a->cache, .admit = a->admit,
+                      .events = a->events };
     http_options_t hopt = { .listen = a->cfg.listen,
                             .max_body_bytes = (size_t)a->cfg.max_body_bytes,
                             .idle_timeout_s = (unsigned)((a->cfg.idle_timeout_ms + 999) / 1000),
@@ -326,6 +331,7 @@ static void app_free(app_t *a)
     guard_free(a->guard);
     ratelimit_free(a->ratelimit);
     cache_free(a->cache);
+    api_events_free(a->events); /* after the HTTP server, which closed the streams */
     app_retention_stop(a);
     struct event *evs[] = { a->engine_timer, a->store_ev, a->store_flush, a->sigterm, a->sigint,
                             a->sighup, a->drain_timer, a->perf_timer, a->log_flush_ev };

@@ -1,0 +1,308 @@
+/* GET /v1/events: live figures as server-sent events, for the dashboard
+ * (docs/api.md, "Event stream").
+ *
+ * The server builds one tick a second from what it holds in memory (the
+ * engine's queues, the chart history, breakers, workers) and writes the
+ * same text to every stream: an open dashboard costs no store query and
+ * no per-client work beyond a copy. A new stream gets the last tick as its
+ * snapshot. Job and breaker events between ticks are kept up to a cap per
+ * tick and the rest only counted, so a flood of jobs costs the streams a
+ * bounded amount, and costs nothing at all while no stream is open. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api_internal.h"
+#include "engine/engine.h"
+#include "metrics/metrics.h"
+#include "metrics/workers.h"
+#include "util/check.h"
+#include "util/clock.h"
+#include "util/list.h"
+
+#define EVENTS_JOBS_PER_TICK 100
+#define EVENTS_BREAKERS_PER_TICK 50
+#define EVENTS_QUEUES_PER_TICK 200
+#define EVENTS_MAX_QUEUED (1u << 20) /* unsent bytes a stream may hold */
+
+typedef struct stream {
+    list_node_t link; /* api_events.streams */
+    api_call_t *call;
+} stream_t;
+
+struct api_events {
+    list_node_t streams;
+    size_t n;
+    json_t *jobs, *breakers;  /* since the last tick, up to the caps */
+    uint64_t jobs_dropped, breakers_dropped;
+    char *last;               /* the last tick's data line, owned */
+};
+
+api_events_t *api_events_new(void)
+{
+    api_events_t *ev = calloc(1, sizeof *ev);
+    if (!ev)
+        return NULL;
+    list_init(&ev->streams);
+    return ev;
+}
+
+void api_events_free(api_events_t *ev)
+{
+    if (!ev)
+        return;
+    CHECK(list_empty(&ev->streams)); /* the HTTP server, stopped first, closed them */
+    json_decref(ev->jobs);
+    json_decref(ev->breakers);
+    free(ev->last);
+    free(ev);
+}
+
+/* Appends o (stolen) to *arr unless it holds cap already. */
+static void keep(json_t **arr, size_t cap, uint64_t *dropped, json_t *o)
+{
+    if (!*arr)
+        *arr = json_array();
+    if (!o || !*arr || json_array_size(*arr) >= cap) {
+        json_decref(o);
+        ++*dropped;
+        return;
+    }
+    json_array_append_new(*arr, o);
+}
+
+void api_events_job(api_t *a, const job_t *job, job_event_t e)
+{
+    api_events_t *ev = a->events;
+    if (!ev || !ev->n || e == JOB_EV_UPDATED)
+        return;
+    keep(&ev->jobs, EVENTS_JOBS_PER_TICK, &ev->jobs_dropped,
+         json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "id", job->id, "queue", job->queue, "type",
+                   job->type, "event", job_event_name(e), "state", job_state_name(job->state),
+                   "priority", job_priority_name(job->priority)));
+}
+
+void api_events_breaker(api_t *a, const char *key, engine_breaker_state_t from,
+                        engine_breaker_state_t to)
+{
+    api_events_t *ev = a->events;
+    if (!ev || !ev->n)
+        return;
+    keep(&ev->breakers, EVENTS_BREAKERS_PER_TICK, &ev->breakers_dropped,
+         json_pack("{s:s, s:s, s:s}", "key", key, "from", engine_breaker_state_name(from), "to",
+                   engine_breaker_state_name(to)));
+}
+
+/* ---- the tick ---- */
+
+typedef struct tick {
+    api_t *api;
+    json_t *queues;
+    size_t totals[JOB_STATE_COUNT], nqueues, paused;
+    size_t breakers[3];
+} tick_t;
+
+static void add_queue(void *ud, const engine_queue_info_t *q)
+{
+    tick_t *t = ud;
+    t->nqueues++;
+    t->paused += q->paused;
+    for (int s = 0; s < JOB_STATE_COUNT; s++)
+        t->totals[s] += q->count[s];
+    if (json_array_size(t->queues) >= EVENTS_QUEUES_PER_TICK)
+        return;
+    json_array_append_new(
+        t->queues,
+        json_pack("{s:s, s:b, s:I, s:I, s:I, s:I, s:o}", "name", q->name, "paused", q->paused,
+                  "queued", (json_int_t)q->count[JOB_QUEUED], "running",
+                  (json_int_t)q->count[JOB_RUNNING], "retrying",
+                  (json_int_t)q->count[JOB_RETRYING], "pending",
+                  (json_int_t)q->count[JOB_PENDING],
+                  "point", metrics_history_latest(t->api->metrics, q->name)));
+}
+
+static void add_breaker(void *ud, const engine_breaker_info_t *b)
+{
+    tick_t *t = ud;
+    if ((unsigned)b->state < 3)
+        t->breakers[b->state]++;
+}
+
+static json_t *drained(json_t **arr)
+{
+    json_t *v = *arr ? *arr : json_array();
+    *arr = NULL;
+    return v;
+}
+
+static json_t *tick_json(api_t *a, int64_t now_ms)
+{
+    api_events_t *ev = a->events;
+    tick_t t = { .api = a, .queues = json_array() };
+    engine_queue_foreach(a->engine, add_queue, &t);
+    engine_breaker_foreach(a->engine, add_breaker, &t);
+    uint64_t hour[3];
+    metrics_outcomes_since(a->metrics, now_ms - 3600000, hour);
+    json_t *o = json_pack(
+        "{s:I, s:{s:I, s:I, s:I, s:I}, s:I, s:I, s:o, s:b, s:o, s:{s:I, s:I, s:I}, "
+        "s:{s:I, s:I}, s:I, s:o, s:I, s:o, s:I}",
+        "t", (json_int_t)now_ms, "totals", "queued", (json_int_t)t.totals[JOB_QUEUED],
+        "running", (json_int_t)t.totals[JOB_RUNNING], "retrying",
+        (json_int_t)t.totals[JOB_RETRYING], "pending", (json_int_t)t.totals[JOB_PENDING],
+        "paused", (json_int_t)t.paused, "queue_count", (json_int_t)t.nqueues, "queues",
+        t.queues ? t.queues : json_array(), "queues_truncated",
+        t.nqueues > EVENTS_QUEUES_PER_TICK, "point", metrics_history_latest(a->metrics, NULL),
+        "last_hour", "completed", (json_int_t)hour[0], "failed", (json_int_t)hour[1],
+        "cancelled", (json_int_t)hour[2], "breakers", "open",
+        (json_int_t)t.breakers[ENGINE_BREAKER_OPEN], "half_open",
+        (json_int_t)t.breakers[ENGINE_BREAKER_HALF_OPEN], "workers",
+        (json_int_t)workers_live(a->workers, now_ms), "jobs", drained(&ev->jobs),
+        "jobs_dropped", (json_int_t)ev->jobs_dropped, "breaker_events", drained(&ev->breakers),
+        "breaker_events_dropped", (json_int_t)ev->breakers_dropped);
+    ev->jobs_dropped = ev->breakers_dropped = 0;
+    return o;
+}
+
+/* "event: NAME\ndata: JSON\n\n", owned; NULL when out of memory. */
+static char *frame(const char *name, const char *data)
+{
+    char *out = NULL;
+    if (asprintf(&out, "event: %s\ndata: %s\n\n", name, data) < 0)
+        return NULL;
+    return out;
+}
+
+/* The tick's JSON without its events (they were news once), kept as the
+ * snapshot for streams that open before the next tick. */
+static void keep_snapshot(api_events_t *ev, json_t *tick)
+{
+    json_t *copy = json_copy(tick);
+    if (!copy)
+        return;
+    json_object_set_new(copy, "jobs", json_array());
+    json_object_set_new(copy, "breaker_events", json_array());
+    char *text = json_dumps(copy, JSON_COMPACT);
+    json_decref(copy);
+    if (text) {
+        free(ev->last);
+        ev->last = text;
+    }
+}
+
+static void send_all(api_events_t *ev, const char *text)
+{
+    size_t n = strlen(text);
+    for (list_node_t *l = ev->streams.next, *next; l != &ev->streams; l = next) {
+        next = l->next;
+        stream_t *s = LIST_ENTRY(l, stream_t, link);
+        if (!http_stream_write(s->call->r, text, n)) {
+            list_remove(&s->link); /* it ends; its detach finds it gone */
+            list_init(&s->link);
+            ev->n--;
+        }
+    }
+}
+
+static void tick(api_t *a, int64_t now_ms, bool force)
+{
+    api_events_t *ev = a->events;
+    if (!ev)
+        return;
+    if (!ev->n && !force) { /* no one watches: nothing to build */
+        free(ev->last);
+        ev->last = NULL;
+        return;
+    }
+    json_t *tick = tick_json(a, now_ms);
+    if (!tick)
+        return;
+    keep_snapshot(ev, tick);
+    char *data = ev->n ? json_dumps(tick, JSON_COMPACT) : NULL;
+    json_decref(tick);
+    char *text = data ? frame("tick", data) : NULL;
+    if (text)
+        send_all(ev, text);
+    free(text);
+    free(data);
+}
+
+void api_events_tick(api_t *a, int64_t now_ms) { tick(a, now_ms, false); }
+
+void api_events_end(api_t *a)
+{
+    api_events_t *ev = a->events;
+    if (!ev)
+        return;
+    while (!list_empty(&ev->streams)) {
+        stream_t *s = LIST_ENTRY(ev->streams.next, stream_t, link);
+        list_remove(&s->link);
+        list_init(&s->link);
+        ev->n--;
+        http_stream_write(s->call->r, "event: bye\ndata: {}\n\n", 21);
+        http_stream_end(s->call->r);
+    }
+}
+
+/* ---- one stream ---- */
+
+static void stream_detach(api_call_t *c)
+{
+    stream_t *s = c->ctx;
+    if (!list_empty(&s->link)) {
+        list_remove(&s->link);
+        list_init(&s->link);
+        c->api->events->n--;
+    }
+}
+
+static bool refuse(api_call_t *c)
+{
+    api_events_t *ev = c->api->events;
+    const char *why = NULL;
+    if (!ev || c->api->draining)
+        why = "the server is shutting down";
+    else if (ev->n >= (size_t)c->api->cfg->max_streams)
+        why = "too many event streams are open (JOBQ_MAX_STREAMS); retry shortly";
+    if (!why)
+        return false;
+    http_add_header(c->r, "Retry-After", "5");
+    api_reply_error(c, ERR_UNAVAILABLE, "", why);
+    return true;
+}
+
+void api_events(api_call_t *c)
+{
+    static const char *const known[] = { NULL };
+    const char *unknown = http_query_unknown(c->r, known);
+    if (unknown) {
+        api_reply_error(c, ERR_VALIDATION, unknown, "unknown query parameter");
+        return;
+    }
+    if (refuse(c))
+        return;
+    api_events_t *ev = c->api->events;
+    if (!ev->last)
+        tick(c->api, clock_now_ms(), true); /* the first stream since none was open */
+    stream_t *s = calloc(1, sizeof *s);
+    if (!s) {
+        api_reply_error(c, ERR_UNAVAILABLE, "", "out of memory");
+        return;
+    }
+    s->call = c;
+    list_init(&s->link);
+    api_set_ctx(c, s, stream_detach, free);
+    http_add_header(c->r, "Cache-Control", "no-store");
+    http_add_header(c->r, "X-Accel-Buffering", "no"); /* a proxy in front must not hold ticks */
+    char *snap = ev->last ? frame("snapshot", ev->last) : NULL;
+    if (!snap || !http_stream_begin(c->r, 200, "text/event-stream", EVENTS_MAX_QUEUED) ||
+        !http_stream_write(c->r, "retry: 2000\n\n", 13) ||
+        !http_stream_write(c->r, snap, strlen(snap))) {
+        free(snap);
+        if (http_status(c->r) == 0)
+            api_reply_error(c, ERR_UNAVAILABLE, "", "out of memory");
+        return;
+    }
+    free(snap);
+    list_push_back(&ev->streams, &s->link);
+    ev->n++;
+}
