@@ -12,7 +12,11 @@ LIBS     = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 SAN     := -DJOBQ_CHECKS -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 SRC      := $(shell find src -name '*.c' | sort)
-LIB_SRC  := $(filter-out src/main.c,$(SRC))
+# The dashboard's files, compiled in (src/ui/assets.h): generated from web/
+# and the chart library, which npm installs into build/web (pinned by
+# web/package-lock.json, never committed).
+UI_GEN   := build/gen/ui_assets.c
+LIB_SRC  := $(filter-out src/main.c,$(SRC)) $(UI_GEN)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 
 # Release build (build/) and sanitizer build for tests (build/san/).
@@ -26,8 +30,10 @@ all: build/jobq
 DEB_PKGS := build-essential pkg-config libmicrohttpd-dev libevent-dev libjansson-dev libyajl-dev libjemalloc-dev \
             libsqlite3-dev libcurl4-openssl-dev libssl-dev libcmocka-dev python3-pytest python3-requests \
             python3-prometheus-client clang libclang-rt-14-dev openssl
+# Only the tests need a browser: `make test` adds it.
+TEST_DEB_PKGS := chromium
 deps:
-	@missing=""; for p in $(DEB_PKGS); do \
+	@missing=""; for p in $(DEB_PKGS) $(EXTRA_DEB_PKGS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
 	done; \
 	command -v npm >/dev/null 2>&1 || missing="$$missing nodejs npm"; \
@@ -36,6 +42,19 @@ deps:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
+
+WEB_NODE  := build/web
+WEB_FILES := $(sort $(wildcard web/*.js web/*.css))
+UPLOT     := $(WEB_NODE)/node_modules/uplot/dist
+$(WEB_NODE)/.installed: web/package.json web/package-lock.json
+	@mkdir -p $(WEB_NODE)
+	cp $^ $(WEB_NODE)/
+	cd $(WEB_NODE) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(UI_GEN): tools/ui_embed.py web/index.html $(WEB_FILES) $(WEB_NODE)/.installed
+	@echo "GEN $@"; /usr/bin/python3 tools/ui_embed.py $@ web/index.html $(WEB_FILES) \
+	  $(UPLOT)/uPlot.iife.min.js $(UPLOT)/uPlot.min.css
 
 build/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -132,15 +151,26 @@ $(NODE_DIR)/.installed: tests/integration/faktory/package.json tests/integration
 	cd $(NODE_DIR) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-integration: build/san/jobq build/jobq $(NODE_DIR)/.installed
+# The same for the browser tests' driver (playwright-core, which drives
+# Debian's chromium: installed by deps, no browser download).
+BROWSER_NODE := build/browser
+$(BROWSER_NODE)/.installed: tests/browser/package.json tests/browser/package-lock.json
+	@mkdir -p $(BROWSER_NODE)
+	cp $^ $(BROWSER_NODE)/
+	cd $(BROWSER_NODE) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+integration: build/san/jobq build/jobq $(NODE_DIR)/.installed $(BROWSER_NODE)/.installed
 	JOBQ_BIN=$(CURDIR)/build/san/jobq JOBQ_NODE_PATH=$(CURDIR)/$(NODE_DIR)/node_modules \
+	  JOBQ_BROWSER_NODE_PATH=$(CURDIR)/$(BROWSER_NODE)/node_modules \
 	  /usr/bin/python3 -m pytest -q tests/integration
 
 # Which module may include which: the table in docs/architecture.md.
 layers:
 	/usr/bin/python3 tests/layers.py
 
-test: deps
+test:
+	$(MAKE) deps EXTRA_DEB_PKGS="$(TEST_DEB_PKGS)"
 	$(MAKE) layers
 	$(MAKE) -j$$(nproc) unit
 	$(MAKE) -j$$(nproc) fuzz-replay

@@ -213,6 +213,18 @@ void http_reply_text(http_req_t *r, int status, const char *ctype, char *body)
     http_req_resume(r);
 }
 
+void http_reply_static(http_req_t *r, int status, const char *ctype, const void *body, size_t n)
+{
+    if (r->phase == REQ_REPLIED)
+        return;
+    r->static_body = body;
+    r->static_len = n;
+    r->status = status;
+    r->ctype = ctype;
+    r->phase = REQ_REPLIED;
+    http_req_resume(r);
+}
+
 void http_reply_json(http_req_t *r, int status, json_t *body)
 {
     char *text = body ? jsonb_reply_text(body, 15) : NULL;

@@ -63,6 +63,9 @@ void http_attach(http_req_t *r, void *data, void (*detach)(void *data));
 void http_reply_json(http_req_t *r, int status, json_t *body); /* steals body; NULL: no body */
 void http_reply_text(http_req_t *r, int status, const char *ctype, char *body); /* takes body */
 void http_reply_problem(http_req_t *r, const problem_t *p);
+/* A body that outlives the request (compiled-in assets): not copied, not
+ * freed, any bytes; ctype static too. */
+void http_reply_static(http_req_t *r, int status, const char *ctype, const void *body, size_t n);
 void http_add_header(http_req_t *r, const char *name, const char *value);
 /* The reply will come later, from a callback. */
 void http_defer(http_req_t *r);

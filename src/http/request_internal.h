@@ -7,7 +7,7 @@
 
 #include "http/request.h"
 
-#define HTTP_MAX_HEADERS 8
+#define HTTP_MAX_HEADERS 12
 
 typedef enum { REQ_NEW, REQ_HANDLING, REQ_DEFERRED, REQ_REPLIED } req_phase_t;
 
@@ -38,6 +38,8 @@ struct http_req {
     size_t reply_bytes;
     const char *ctype;
     char *resp;
+    const void *static_body; /* http_reply_static's, borrowed */
+    size_t static_len;
     struct http_stream *stream; /* a streamed reply's body (server.c), NULL otherwise */
     struct {
         char *name, *value;

@@ -120,6 +120,11 @@ static struct MHD_Response *reply_body(http_req_t *r)
 {
     if (r->stream)
         return http_stream_response(r->stream);
+    if (r->static_body) {
+        r->reply_bytes = r->static_len;
+        return MHD_create_response_from_buffer(r->static_len, (void *)r->static_body,
+                                               MHD_RESPMEM_PERSISTENT);
+    }
     const char *body = r->resp ? r->resp : "";
     r->reply_bytes = strlen(body);
     struct MHD_Response *resp = MHD_create_response_from_buffer(

@@ -18,6 +18,7 @@
 #include "runners/runners.h"
 #include "server/spill.h"
 #include "store/store.h"
+#include "ui/ui.h"
 #include "util/check.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -177,6 +178,14 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
 
 /* ---- start-up ---- */
 
+/* The dashboard's files, else the API. */
+static void app_route(void *ud, http_req_t *r)
+{
+    app_t *a = ud;
+    if (!ui_route(r))
+        api_route(&a->api, r);
+}
+
 static int open_store(app_t *a, char *err, size_t len)
 {
     if (!(a->store = store_open(a->cfg.database_url, a->cfg.durability, err, len)))
@@ -303,7 +312,7 @@ static int start_loop(app_t *a, char *err, size_t len)
                             .header_timeout_ms = a->cfg.header_timeout_ms,
                             .body_timeout_ms = a->cfg.body_timeout_ms,
                             .admit = a->admit, .done = app_on_http_done, .done_ud = a };
-    if (!(a->http = http_server_start(a->base, &hopt, api_route, &a->api, err, len)) ||
+    if (!(a->http = http_server_start(a->base, &hopt, app_route, a, err, len)) ||
         start_faktory(a, err, len) != 0 || start_runners(a, err, len) != 0)
         return -1;
     if (app_retention_start(a) != 0)
