@@ -25,7 +25,10 @@ JQ.link = (href, text, attrs) => JQ.h('a', { href, 'data-link': true, ...attrs }
 
 // The API: JSON in and out; errors carry the problem+json body.
 JQ.api = async (method, path, body) => {
+  // X-Jobq-Csrf: a change made with the session cookie must carry it
+  // (no cross-site form can), guard.h.
   const opts = { method, headers: { Accept: 'application/json' }, credentials: 'same-origin' };
+  if (method !== 'GET') opts.headers['X-Jobq-Csrf'] = '1';
   if (body !== undefined) {
     opts.headers['Content-Type'] = 'application/json';
     opts.body = JSON.stringify(body);
@@ -33,6 +36,7 @@ JQ.api = async (method, path, body) => {
   const r = await fetch(path, opts);
   const text = await r.text();
   const data = text ? JSON.parse(text) : null;
+  if (r.status === 401 && JQ.signIn && path !== '/v1/session') JQ.signIn('Your session ended: sign in again.');
   if (!r.ok) {
     const e = new Error((data && data.detail) || `${r.status} ${r.statusText}`);
     e.status = r.status;

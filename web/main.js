@@ -46,7 +46,7 @@
     e.preventDefault();
     JQ.go(a.getAttribute('href'));
   });
-  window.addEventListener('popstate', show);
+  window.addEventListener('popstate', () => { if (JQ.live.source) show(); });
 
   const tz = document.getElementById('tz'), theme = document.getElementById('theme');
   tz.value = JQ.setting('tz') || 'utc';
@@ -54,6 +54,41 @@
   tz.addEventListener('change', () => { JQ.setting('tz', tz.value); show(); });
   theme.addEventListener('change', () => { JQ.setting('theme', theme.value); JQ.applyTheme(); show(); });
   JQ.applyTheme();
-  JQ.connect();
-  show();
+
+  // With API keys configured the page signs in once with a key; the
+  // server answers with an HttpOnly session cookie and the key is dropped.
+  const who = document.getElementById('who');
+  const started = (me) => {
+    JQ.role = me.role;
+    who.replaceChildren(...(me.keys ? [JQ.h('span', { class: 'muted' }, `${me.name} (${me.role})`), ' ',
+      JQ.h('button', { type: 'button', id: 'sign-out', onclick: async () => {
+        await JQ.api('DELETE', '/v1/session');
+        location.reload();
+      } }, 'Sign out')] : []));
+    if (!JQ.live.source) JQ.connect();
+    show();
+  };
+  JQ.signIn = (message) => {
+    if (JQ.live.source) { JQ.live.source.close(); JQ.live.source = null; }
+    if (cleanup) { cleanup(); cleanup = null; }
+    const key = JQ.h('input', { type: 'password', id: 'key', autocomplete: 'current-password', required: true, size: 40 });
+    const err = JQ.h('p', { class: 'error', role: 'alert' }, message || '');
+    const form = JQ.h('form', { class: 'panel', id: 'sign-in' }, JQ.h('h1', {}, 'Sign in'),
+      JQ.h('p', {}, 'This jobq has API keys. Sign in with one; its role decides what you may do here.'),
+      JQ.h('label', {}, 'API key ', key), ' ', JQ.h('button', { type: 'submit', class: 'primary' }, 'Sign in'), err);
+    form.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      try {
+        const me = await JQ.api('POST', '/v1/session', { key: key.value });
+        key.value = '';
+        started(me);
+      } catch (x) { err.textContent = x.message; }
+    });
+    document.getElementById('view').replaceChildren(form);
+    key.focus();
+  };
+  JQ.api('GET', '/v1/session').then((me) => {
+    if (me.keys && !me.signed_in) JQ.signIn();
+    else started(me);
+  }).catch((e) => JQ.flash(e.message, true));
 })();

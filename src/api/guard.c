@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-
+#include "api/session.h"
 
 typedef struct gkey {
     char name[64];
@@ -22,6 +22,7 @@ struct guard {
     int nkeys;
     double rate, burst;
     ratelimit_t *rl; /* borrowed: shared with the other front ends */
+    sessions_t *sessions;
 };
 
 void guard_reload(guard_t *g, const config_t *cfg)
@@ -46,6 +47,10 @@ guard_t *guard_new(const config_t *cfg, ratelimit_t *rl)
     if (!g)
         return NULL;
     g->rl = rl;
+    if (!(g->sessions = sessions_new())) {
+        free(g);
+        return NULL;
+    }
     guard_reload(g, cfg);
     return g;
 }
@@ -55,6 +60,7 @@ void guard_free(guard_t *g)
     if (!g)
         return;
     OPENSSL_cleanse(g->keys, sizeof g->keys);
+    sessions_free(g->sessions);
     free(g);
 }
 
@@ -80,6 +86,49 @@ static const gkey_t *find_key(const guard_t *g, const char *secret)
         if (CRYPTO_memcmp(d, g->keys[i].digest, sizeof d) == 0)
             found = &g->keys[i];
     return found;
+}
+
+static const gkey_t *key_named(const guard_t *g, const char *name)
+{
+    for (int i = 0; name && i < g->nkeys; i++)
+        if (strcmp(g->keys[i].name, name) == 0)
+            return &g->keys[i];
+    return NULL;
+}
+
+/* The session token in the Cookie header, into out; NULL if none. */
+static const char *cookie_token(const http_req_t *r, char out[SESSION_TOKEN_LEN + 1])
+{
+    const char *c = http_header(r, "Cookie");
+    const size_t n = sizeof SESSION_COOKIE - 1;
+    while (c && *c) {
+        c += strspn(c, " \t;");
+        if (strncmp(c, SESSION_COOKIE "=", n + 1) == 0) {
+            c += n + 1;
+            size_t len = strcspn(c, "; \t");
+            if (len != SESSION_TOKEN_LEN)
+                return NULL;
+            memcpy(out, c, len);
+            out[len] = '\0';
+            return out;
+        }
+        c += strcspn(c, ";");
+    }
+    return NULL;
+}
+
+static bool safe_method(const http_req_t *r)
+{
+    const char *m = http_method(r);
+    return strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0;
+}
+
+/* The key a session cookie stands for, or NULL. */
+static const gkey_t *session_key(const guard_t *g, const http_req_t *r, int64_t now)
+{
+    char token[SESSION_TOKEN_LEN + 1];
+    const char *t = cookie_token(r, token);
+    return t ? key_named(g, sessions_find(g->sessions, t, now)) : NULL;
 }
 
 static bool role_allows(config_role_t role, guard_access_t need)
@@ -136,8 +185,19 @@ guard_verdict_t guard_admit(guard_t *g, http_req_t *r, guard_access_t need, int6
         return limit(g, r, addr, g->rate, g->burst, now);
     }
     const char *secret = presented(r);
-    const gkey_t *k = secret ? find_key(g, secret) : NULL;
+    const gkey_t *k = secret ? find_key(g, secret) : session_key(g, r, now);
     problem_t p;
+    /* A cookie rides along on any request the browser makes to us, so a
+     * change made with one must also carry a header no cross-site form or
+     * simple request can set (SameSite=Strict already keeps other sites'
+     * requests from carrying the cookie; this holds without it too). */
+    if (k && !secret && !safe_method(r) && !http_header(r, "X-Jobq-Csrf")) {
+        problem_set(&p, ERR_UNAUTHORIZED, "X-Jobq-Csrf", "a change made with a session "
+                    "cookie must carry the header X-Jobq-Csrf: 1");
+        p.status = 403;
+        http_reply_problem(r, &p);
+        return GUARD_FORBIDDEN;
+    }
     if (!k) {
         problem_set(&p, ERR_UNAUTHORIZED, "Authorization", secret
                     ? "the API key is not valid" : "an API key is required: send "
@@ -156,4 +216,69 @@ guard_verdict_t guard_admit(guard_t *g, http_req_t *r, guard_access_t need, int6
         return GUARD_FORBIDDEN;
     }
     return limit(g, r, k->name, k->rate, k->burst, now);
+}
+
+static void identity_of(const guard_t *g, const gkey_t *k, guard_identity_t *who)
+{
+    /* No keys: everyone may do everything (loopback by default). */
+    *who = (guard_identity_t){ .keys = g->nkeys > 0,
+                               .role = g->nkeys > 0 ? ROLE_READER : ROLE_ADMIN };
+    if (k) {
+        who->name = k->name;
+        who->role = k->role;
+    }
+}
+
+bool guard_identify(guard_t *g, const http_req_t *r, int64_t now, guard_identity_t *who)
+{
+    identity_of(g, NULL, who);
+    if (g->nkeys == 0)
+        return true;
+    const char *secret = presented(r);
+    char token[SESSION_TOKEN_LEN + 1];
+    const char *t = secret ? NULL : cookie_token(r, token);
+    const gkey_t *k = secret ? find_key(g, secret)
+                      : t    ? key_named(g, sessions_find(g->sessions, t, now))
+                             : NULL;
+    identity_of(g, k, who);
+    if (k && t)
+        who->expires_ms = sessions_expiry(g->sessions, t, now);
+    return k != NULL;
+}
+
+guard_verdict_t guard_sign_in(guard_t *g, http_req_t *r, const char *secret, int64_t now,
+                              char token[SESSION_TOKEN_LEN + 1], guard_identity_t *who)
+{
+    char addr[64], id[80];
+    http_client(r, addr, sizeof addr);
+    snprintf(id, sizeof id, "sign-in:%s", addr);
+    /* Guessing keys costs a second a try from any one address. */
+    guard_verdict_t v = limit(g, r, id, GUARD_SIGN_IN_RATE, GUARD_SIGN_IN_BURST, now);
+    if (v != GUARD_OK)
+        return v;
+    const gkey_t *k = find_key(g, secret);
+    if (!k) {
+        problem_t p;
+        problem_set(&p, ERR_UNAUTHORIZED, "key", "the API key is not valid");
+        http_reply_problem(r, &p);
+        return GUARD_UNAUTHORIZED;
+    }
+    if (sessions_open(g->sessions, k->name, now, token) != 0) {
+        problem_t p;
+        problem_set(&p, ERR_UNAVAILABLE, "", "no randomness for a session token; retry");
+        http_reply_problem(r, &p);
+        return GUARD_UNAUTHORIZED;
+    }
+    identity_of(g, k, who);
+    who->expires_ms = now + SESSION_TTL_MS;
+    http_set_principal(r, k->name);
+    return GUARD_OK;
+}
+
+void guard_sign_out(guard_t *g, const http_req_t *r)
+{
+    char token[SESSION_TOKEN_LEN + 1];
+    const char *t = cookie_token(r, token);
+    if (t)
+        sessions_close(g->sessions, t);
 }

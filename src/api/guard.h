@@ -43,4 +43,27 @@ bool guard_keys_enabled(const guard_t *g);
  * (401, 403 or 429 problem+json). Sets the request's principal. */
 guard_verdict_t guard_admit(guard_t *g, http_req_t *r, guard_access_t need, int64_t now_ms);
 
+/* Dashboard sessions (session.h). A request may present a session cookie
+ * instead of a key; a change made so must also carry X-Jobq-Csrf, else
+ * 403. Who a request is: its key's name (NULL without one) and role (admin
+ * when no keys are configured), whether keys are configured, and when its
+ * session ends (0: none). False if keys are configured and it presents
+ * none that is valid. */
+typedef struct guard_identity {
+    const char *name; /* borrowed from the guard until its next reload */
+    config_role_t role;
+    bool keys;
+    int64_t expires_ms;
+} guard_identity_t;
+bool guard_identify(guard_t *g, const http_req_t *r, int64_t now_ms, guard_identity_t *who);
+/* Checks secret and opens a session for its key: GUARD_OK with the token;
+ * otherwise r has been answered (401, or 429: sign-in attempts from one
+ * address are limited to GUARD_SIGN_IN_RATE a second). */
+#define GUARD_SIGN_IN_RATE 1.0
+#define GUARD_SIGN_IN_BURST 10.0
+guard_verdict_t guard_sign_in(guard_t *g, http_req_t *r, const char *secret, int64_t now_ms,
+                              char token[65], guard_identity_t *who);
+/* Ends the session r's cookie names, if any. */
+void guard_sign_out(guard_t *g, const http_req_t *r);
+
 #endif

@@ -16,7 +16,8 @@ const base = seed.url;
 fs.mkdirSync(outDir, { recursive: true });
 
 const api = async (method, path, body) => {
-  const r = await fetch(base + path, { method, headers: { 'Content-Type': 'application/json' },
+  const r = await fetch(base + path, { method, headers: { 'Content-Type': 'application/json',
+    Authorization: 'Bearer ' + seed.keys.admin },
     body: body === undefined ? undefined : JSON.stringify(body) });
   const text = await r.text();
   return { status: r.status, body: text ? JSON.parse(text) : null };
@@ -44,6 +45,13 @@ context.on('request', (req) => {
 const page = await context.newPage();
 page.on('console', (m) => { if (m.type() === 'error') problems.push(`console error: ${m.text()}`); });
 page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+const signIn = async (p, key) => {
+  await p.goto(base + '/ui/');
+  await p.waitForSelector('#sign-in');
+  await p.fill('#key', key);
+  await p.click('#sign-in button[type="submit"]');
+  await p.waitForSelector('#sign-out');
+};
 const tile = async (id) => Number((await page.textContent(`[data-tile="${id}"] .v`)).replace(/,/g, ''));
 const shoot = async (name) => {
   for (const theme of ['light', 'dark']) {
@@ -56,6 +64,21 @@ const shoot = async (name) => {
   await page.screenshot({ path: `${outDir}/${name}-phone.png`, fullPage: true });
   await page.setViewportSize({ width: 1366, height: 768 });
 };
+
+await check('sign-in with a key holds an HttpOnly SameSite=Strict cookie, not the key', async () => {
+  await page.goto(base + '/ui/');
+  await page.waitForSelector('#sign-in');
+  await shoot('sign-in');
+  await page.fill('#key', 'not-a-key');
+  await page.click('#sign-in button[type="submit"]');
+  await page.waitForSelector('#sign-in .error:has-text("not valid")');
+  await signIn(page, seed.keys.admin);
+  const [c] = (await context.cookies()).filter((x) => x.name === 'jobq_session');
+  assert(c && c.httpOnly && c.sameSite === 'Strict', `cookie ${JSON.stringify(c)}`);
+  assert(!(await page.evaluate(() => document.cookie)).includes('jobq_session'), 'script can read the cookie');
+  assert(!(await page.evaluate(() => JSON.stringify(localStorage))).includes(seed.keys.admin), 'key kept in storage');
+  problems.length = 0; // the refused sign-in above was meant to fail
+});
 
 await check('overview tiles equal the API counts', async () => {
   await page.goto(base + '/ui/');
@@ -171,6 +194,26 @@ await check('settings: forced dark theme and local times', async () => {
   await page.selectOption('#theme', '');
   await page.selectOption('#tz', 'local');
   await page.selectOption('#tz', 'utc');
+});
+
+await check('a reader key sees actions disabled and the server refuses them', async () => {
+  const rc = await browser.newContext({ viewport: { width: 1366, height: 768 } });
+  const rp = await rc.newPage();
+  await signIn(rp, seed.keys.reader);
+  await rp.goto(base + '/ui/jobs/' + seed.ids.failed);
+  await rp.waitForSelector('#actions');
+  for (const label of ['Retry', 'Delete']) {
+    assert(await rp.locator(`#actions button:has-text("${label}")`).isDisabled(), `${label} is enabled for a reader`);
+  }
+  await rp.goto(base + '/ui/queues/' + seed.queues.web);
+  await rp.waitForSelector('#pause');
+  assert(await rp.locator('#pause').isDisabled(), 'pause is enabled for a reader');
+  const status = await rp.evaluate(async (id) => (await fetch(`/v1/jobs/${id}/retry`,
+    { method: 'POST', headers: { 'X-Jobq-Csrf': '1' } })).status, seed.ids.failed);
+  assert(status === 403, `the server let a reader retry: ${status}`);
+  const job = (await api('GET', '/v1/jobs/' + seed.ids.failed)).body;
+  assert(job.state === 'failed', `the job changed: ${job.state}`);
+  await rc.close();
 });
 
 await check('no console error and no request to another origin', async () => {

@@ -19,6 +19,8 @@ NODE_PATH = os.environ.get("JOBQ_BROWSER_NODE_PATH", str(ROOT / "build" / "brows
 SHOTS = ROOT / "build" / "test-output" / "dashboard"
 BREAKER_KEY = "payments.example"
 LIMITED_KEY = "limited.example"
+ADMIN_KEY = "adm-0123456789abcdef0123"
+READER_KEY = "rdr-0123456789abcdef0123"
 PRIORITIES = ["critical", "high", "normal", "low", "background"]
 
 
@@ -79,10 +81,14 @@ def seed(server):
 
 
 def test_the_dashboard_in_a_real_browser(make_server, tmp_path):
-    server = make_server(env={"JOBQ_LIMITS": f"key:{LIMITED_KEY} concurrency=1"})
+    server = make_server(env={"JOBQ_LIMITS": f"key:{LIMITED_KEY} concurrency=1",
+                              "JOBQ_BREAKER_COOLDOWN": "10m",
+                              "JOBQ_API_KEYS": f"ops:admin:{ADMIN_KEY},viewer:reader:{READER_KEY}"})
+    server.session.headers["Authorization"] = f"Bearer {ADMIN_KEY}"
     spec = seed(server)
-    worker = fwp.connect(server, wid="fk-worker-1", labels=["dashboard"])
-    spec.update(url=server.url, workers={"http": "http-w1", "faktory": "fk-worker-1"})
+    worker = fwp.connect(server, wid="fk-worker-1", labels=["dashboard"], password=ADMIN_KEY)
+    spec.update(url=server.url, workers={"http": "http-w1", "faktory": "fk-worker-1"},
+                keys={"admin": ADMIN_KEY, "reader": READER_KEY})
     (tmp_path / "seed.json").write_text(json.dumps(spec))
     p = subprocess.run(["node", str(DRIVER), str(tmp_path / "seed.json"), str(SHOTS)],
                        capture_output=True, text=True, timeout=180,
@@ -91,8 +97,8 @@ def test_the_dashboard_in_a_real_browser(make_server, tmp_path):
     print(p.stdout)
     assert p.returncode == 0, p.stdout + p.stderr
     assert "FAIL" not in p.stdout
-    assert p.stdout.count("\nok ") + p.stdout.startswith("ok ") >= 11, p.stdout
-    for page in ["overview", "jobs", "job", "queue", "workers", "breakers"]:
+    assert p.stdout.count("\nok ") + p.stdout.startswith("ok ") >= 13, p.stdout
+    for page in ["sign-in", "overview", "jobs", "job", "queue", "workers", "breakers"]:
         for variant in ["light", "dark", "phone"]:
             assert (SHOTS / f"{page}-{variant}.png").stat().st_size > 5000
 
