@@ -114,6 +114,10 @@ bool api_valid_id(api_call_t *c, const char *id);
  * Preference-Applied, and jobs in it take their short forms. */
 bool api_minimal(api_call_t *c);
 
+/* The job filters of GET /v1/jobs (and the bulk API) from the query
+ * string into q (strings borrowed from the request); 400 in p. */
+int api_parse_job_filter(api_call_t *c, store_query_t *q, problem_t *p);
+
 /* Handlers, by resource. */
 void api_enqueue(api_call_t *c);
 void api_enqueue_batch(api_call_t *c);

@@ -7,6 +7,7 @@
 #include "engine/engine.h"
 #include "core/fields.h"
 #include "util/clock.h"
+#include "util/utf8.h"
 #include "util/sbuf.h"
 
 #define BATCH_MAX 1000
@@ -310,27 +311,78 @@ static int parse_cursor(const char *s, store_query_t *q, problem_t *p)
     return 0;
 }
 
-static int parse_list_query(api_call_t *c, store_query_t *q, problem_t *p)
+static int parse_priority(const char *v, int *out, problem_t *p)
 {
-    const char *queue = http_query(c->r, "queue"), *state = http_query(c->r, "state"),
-               *type = http_query(c->r, "type"), *limit = http_query(c->r, "limit"),
-               *cursor = http_query(c->r, "cursor");
-    static const char *const known[] = { "queue", "state", "type", "limit", "cursor", NULL };
-    const char *unknown = http_query_unknown(c->r, known);
+    for (int i = 0; i < 5; i++) {
+        char digit[2] = { (char)('0' + i), 0 };
+        if (strcmp(v, job_priority_name(i)) == 0 || strcmp(v, digit) == 0) {
+            *out = i;
+            return 0;
+        }
+    }
+    return problem_set(p, ERR_VALIDATION, "priority",
+                       "priority must be critical, high, normal, low, background or 0-4"), -1;
+}
+
+/* An RFC 3339 time query parameter, into *ms (left 0 when absent). */
+static int parse_time(api_call_t *c, const char *name, int64_t *ms, problem_t *p)
+{
+    const char *v = http_query(c->r, name);
+    if (v && (clock_parse_rfc3339(v, ms) != 0 || *ms <= 0))
+        return problem_set(p, ERR_VALIDATION, name, "%s must be an RFC 3339 time", name), -1;
+    return 0;
+}
+
+static int parse_name(const char *v, const char *field, problem_t *p)
+{
+    if (v && !job_name_valid(v))
+        return problem_set(p, ERR_VALIDATION, field, "%s is not a valid name", field), -1;
+    return 0;
+}
+
+/* The filters GET /v1/jobs and POST /v1/jobs/bulk share (docs/api.md). */
+int api_parse_job_filter(api_call_t *c, store_query_t *q, problem_t *p)
+{
+    const char *state = http_query(c->r, "state"), *prio = http_query(c->r, "priority"),
+               *text = http_query(c->r, "text");
     job_state_t st;
-    *q = (store_query_t){ .queue = queue, .state = state, .type = type, .limit = LIST_DEFAULT };
-    if (unknown)
-        return problem_set(p, ERR_VALIDATION, job_name_valid(unknown) ? unknown : "query",
-                           "unknown query parameter (allowed: queue, state, type, limit, "
-                           "cursor)"), -1;
-    if (queue && !job_name_valid(queue))
-        return problem_set(p, ERR_VALIDATION, "queue", "queue is not a valid name"), -1;
-    if (type && !job_name_valid(type))
-        return problem_set(p, ERR_VALIDATION, "type", "type is not a valid name"), -1;
+    *q = (store_query_t){ .queue = http_query(c->r, "queue"), .state = state,
+                          .type = http_query(c->r, "type"), .priority = -1,
+                          .breaker_key = http_query(c->r, "breaker_key"),
+                          .worker = http_query(c->r, "worker"), .text = text,
+                          .limit = LIST_DEFAULT };
+    if (parse_name(q->queue, "queue", p) || parse_name(q->type, "type", p) ||
+        parse_name(q->breaker_key, "breaker_key", p) || parse_name(q->worker, "worker", p))
+        return -1;
     if (state && job_state_parse(state, &st) != 0)
         return problem_set(p, ERR_VALIDATION, "state",
                            "state must be pending, queued, running, retrying, completed, "
                            "failed or cancelled"), -1;
+    if (prio && parse_priority(prio, &q->priority, p) != 0)
+        return -1;
+    if (text && (!text[0] || strlen(text) > 200 || !utf8_valid(text, strlen(text))))
+        return problem_set(p, ERR_VALIDATION, "text", "text must be 1-200 bytes of UTF-8"), -1;
+    return parse_time(c, "created_after", &q->created_from, p) ||
+           parse_time(c, "created_before", &q->created_to, p) ||
+           parse_time(c, "finished_after", &q->finished_from, p) ||
+           parse_time(c, "finished_before", &q->finished_to, p);
+}
+
+static int parse_list_query(api_call_t *c, store_query_t *q, problem_t *p)
+{
+    static const char *const known[] = { "queue", "state", "type", "priority", "breaker_key",
+                                         "worker", "text", "created_after", "created_before",
+                                         "finished_after", "finished_before", "limit",
+                                         "cursor", NULL };
+    const char *unknown = http_query_unknown(c->r, known);
+    if (unknown)
+        return problem_set(p, ERR_VALIDATION, job_name_valid(unknown) ? unknown : "query",
+                           "unknown query parameter (allowed: queue, state, type, priority, "
+                           "breaker_key, worker, text, created_after, created_before, "
+                           "finished_after, finished_before, limit, cursor)"), -1;
+    if (api_parse_job_filter(c, q, p) != 0)
+        return -1;
+    const char *limit = http_query(c->r, "limit"), *cursor = http_query(c->r, "cursor");
     if (limit) {
         char *end;
         long n = strtol(limit, &end, 10);
@@ -349,10 +401,14 @@ void api_list_jobs(api_call_t *c)
         api_reply_problem(c, &p);
         return;
     }
-    char key[4 * JOB_NAME_MAX + 128];
-    snprintf(key, sizeof key, "list|%s|%s|%s|%d|%lld:%s", q.queue ? q.queue : "",
-             q.state ? q.state : "", q.type ? q.type : "", q.limit,
-             (long long)q.cursor_created_at, q.has_cursor ? q.cursor_id : "");
+    char key[7 * JOB_NAME_MAX + 256];
+    /* The free text goes last: the names cannot hold '|', it can. */
+    snprintf(key, sizeof key, "list|%s|%s|%s|%d|%s|%s|%lld|%lld|%lld|%lld|%d|%lld:%s|%s",
+             q.queue ? q.queue : "", q.state ? q.state : "", q.type ? q.type : "", q.priority,
+             q.breaker_key ? q.breaker_key : "", q.worker ? q.worker : "",
+             (long long)q.created_from, (long long)q.created_to, (long long)q.finished_from,
+             (long long)q.finished_to, q.limit, (long long)q.cursor_created_at,
+             q.has_cursor ? q.cursor_id : "", q.text ? q.text : "");
     const char *hit = api_cache_lookup(c, key, q.queue);
     if (hit) {
         api_reply_text(c, 200, strdup(hit));

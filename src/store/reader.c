@@ -22,24 +22,93 @@
 #include "util/log.h"
 
 typedef struct list_ctx {
+    const store_query_t *q;
     json_t *jobs;
-    int limit;
+    int limit, scanned;
     int64_t last_created;
     char last_id[JOB_NAME_MAX + 1];
-    bool more;
+    bool more, done;
 } list_ctx_t;
 
+bool store_query_scans(const store_query_t *q)
+{
+    return q->text || q->breaker_key || q->worker || q->finished_from || q->finished_to;
+}
+
+static bool has_text(json_t *v, const char *text)
+{
+    if (!v || json_is_null(v))
+        return false;
+    char *dump = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    bool found = dump && strcasestr(dump, text);
+    free(dump);
+    return found;
+}
+
+static bool text_matches(json_t *doc, const char *text)
+{
+    if (has_text(json_object_get(doc, "args"), text) ||
+        has_text(json_object_get(doc, "result"), text))
+        return true;
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(doc, "errors"), i, e) {
+        const char *m = json_string_value(json_object_get(e, "message"));
+        if (m && strcasestr(m, text))
+            return true;
+    }
+    return false;
+}
+
+static bool same_string(json_t *v, const char *want)
+{
+    const char *s = json_string_value(v);
+    return s && strcmp(s, want) == 0;
+}
+
+/* The filters a stored document alone can answer (store_query_scans). */
+static bool doc_matches(json_t *doc, const store_query_t *q)
+{
+    if (!doc)
+        return false;
+    if (q->breaker_key && !same_string(json_object_get(doc, "breaker_key"), q->breaker_key))
+        return false;
+    if (q->worker && !same_string(json_object_get(json_object_get(doc, "lease"), "worker"),
+                                  q->worker))
+        return false;
+    if (q->finished_from || q->finished_to) {
+        int64_t at = 0;
+        const char *t = json_string_value(json_object_get(doc, "finished_at"));
+        if (!t || clock_parse_rfc3339(t, &at) != 0 || (q->finished_from && at < q->finished_from) ||
+            (q->finished_to && at >= q->finished_to))
+            return false;
+    }
+    return !q->text || text_matches(doc, q->text);
+}
+
+/* Without scanning filters every row is a match and the query's limit + 1
+ * rows come (the extra one says whether there is a next page). With them,
+ * STORE_LIST_SCAN + 1 rows come; the page fills from the matches, and the
+ * cursor is the last row examined, so the next call resumes there. */
 static int list_doc(void *ud, const store_doc_t *d)
 {
     list_ctx_t *c = ud;
-    if ((int)json_array_size(c->jobs) == c->limit) {
-        c->more = true;
+    if (c->done)
+        return 0;
+    bool scans = store_query_scans(c->q);
+    if ((int)json_array_size(c->jobs) == c->limit || (scans && c->scanned == STORE_LIST_SCAN)) {
+        c->more = c->done = true;
         return 0;
     }
-    json_t *doc = store_doc_json(d);
-    json_array_append_new(c->jobs, doc ? doc : json_null());
+    c->scanned++;
     c->last_created = d->created_at;
     snprintf(c->last_id, sizeof c->last_id, "%s", d->id);
+    json_t *doc = store_doc_json(d);
+    if (scans && !doc_matches(doc, c->q)) {
+        json_decref(doc);
+        return 0;
+    }
+    json_array_append_new(c->jobs, doc ? doc : json_null());
     return 0;
 }
 
@@ -113,14 +182,17 @@ static void run_read(store_t *s, void *conn, op_t *op)
     } else if (op->kind == OP_IDS) {
         rc = scan_ids(s, conn, op);
     } else if (op->kind == OP_LIST) {
-        list_ctx_t c = { .jobs = json_array(), .limit = op->q.limit };
-        op->q.limit++; /* one extra row tells whether there is a next page */
+        list_ctx_t c = { .q = &op->q, .jobs = json_array(), .limit = op->q.limit };
+        int limit = op->q.limit;
+        op->q.limit = (store_query_scans(&op->q) ? STORE_LIST_SCAN : limit) + 1;
         rc = s->ops->list_jobs(conn, &op->q, list_doc, &c);
-        op->q.limit--;
+        op->q.limit = limit;
         char cursor[JOB_NAME_MAX + 32];
         snprintf(cursor, sizeof cursor, "%lld:%s", (long long)c.last_created, c.last_id);
         op->result = json_pack("{s:o, s:o}", "jobs", c.jobs, "next_cursor",
                                c.more ? json_string(cursor) : json_null());
+        if (op->result && store_query_scans(&op->q))
+            json_object_set_new(op->result, "scanned", json_integer(c.scanned));
     } else {
         json_t *queues = json_object(), *totals = json_object();
         rc = s->ops->count_states(conn, count_row, queues);

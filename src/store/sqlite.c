@@ -513,13 +513,19 @@ static int sq_purge(void *conn, const store_purge_t *p, backend_id_cb cb, void *
 static int sq_list_jobs(void *conn, const store_query_t *q, backend_doc_cb cb, void *ud)
 {
     sq_t *c = conn;
-    char sql[512] = "SELECT doc, created_at, id, queue, type FROM jobs WHERE 1=1";
+    char sql[640] = "SELECT doc, created_at, id, queue, type FROM jobs WHERE 1=1";
     if (q->queue)
         strcat(sql, " AND queue=?1");
     if (q->state)
         strcat(sql, " AND state=?2");
     if (q->type)
         strcat(sql, " AND type=?3");
+    if (q->priority >= 0)
+        strcat(sql, " AND priority=?7");
+    if (q->created_from)
+        strcat(sql, " AND created_at>=?8");
+    if (q->created_to)
+        strcat(sql, " AND created_at<?9");
     if (q->has_cursor)
         strcat(sql, " AND (created_at<?4 OR (created_at=?4 AND id<?5))");
     strcat(sql, " ORDER BY created_at DESC, id DESC LIMIT ?6");
@@ -532,6 +538,9 @@ static int sq_list_jobs(void *conn, const store_query_t *q, backend_doc_cb cb, v
     sqlite3_bind_int64(s, 4, q->cursor_created_at);
     sqlite3_bind_text(s, 5, q->cursor_id, -1, SQLITE_STATIC);
     sqlite3_bind_int(s, 6, q->limit);
+    sqlite3_bind_int(s, 7, q->priority);
+    sqlite3_bind_int64(s, 8, q->created_from);
+    sqlite3_bind_int64(s, 9, q->created_to);
     int r = each_doc(c, s, cb, ud);
     sqlite3_finalize(s);
     return r;

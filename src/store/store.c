@@ -360,17 +360,17 @@ static void run_waiters(store_t *s)
     s->dispatching = false;
 }
 
-op_t *store_new_op(op_kind_t kind, const char *in[4], const char *out[4])
+op_t *store_new_op_n(op_kind_t kind, const char *const *in, const char **out, int nstr)
 {
     size_t n = 0;
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < nstr; i++)
         n += in[i] ? strlen(in[i]) + 1 : 0;
     op_t *op = calloc(1, sizeof *op + n);
     if (!op)
         abort(); /* the write path cannot report it; see docs/architecture.md */
     op->kind = kind;
     char *p = op->str;
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < nstr; i++) {
         out[i] = NULL;
         if (!in[i])
             continue;
@@ -600,13 +600,17 @@ void store_get_jobs(store_t *s, const char *const *ids, size_t n, store_read_cb 
 
 void store_list_jobs(store_t *s, const store_query_t *q, store_read_cb cb, void *ud)
 {
-    const char *in[4] = { q->queue, q->state, q->type, q->cursor_id }, *out[4];
-    op_t *op = store_new_op(OP_LIST, in, out);
+    const char *in[7] = { q->queue, q->state, q->type, q->cursor_id, q->text, q->breaker_key,
+                          q->worker }, *out[7];
+    op_t *op = store_new_op_n(OP_LIST, in, out, 7);
     op->q = *q;
     op->q.queue = out[0];
     op->q.state = out[1];
     op->q.type = out[2];
     op->q.cursor_id = out[3];
+    op->q.text = out[4];
+    op->q.breaker_key = out[5];
+    op->q.worker = out[6];
     op->cb = cb;
     op->ud = ud;
     submit_read(s, op);

@@ -42,11 +42,23 @@ typedef struct store store_t;
 
 typedef struct store_query {
     const char *queue, *state, *type; /* NULL: any */
+    int priority;                     /* 0..4; -1: any */
+    int64_t created_from, created_to; /* created_at in [from, to); 0: open */
+    /* Filters read from each job itself, so the read examines at most
+     * STORE_LIST_SCAN rows a call and says where it stopped: text (a
+     * substring of the args, result or error messages, ASCII case
+     * ignored), breaker_key, worker (holding its lease), finished_at in
+     * [finished_from, finished_to). NULL / 0: any. */
+    const char *text, *breaker_key, *worker;
+    int64_t finished_from, finished_to;
     int limit;                        /* 1..1000 */
     bool has_cursor;                  /* continue after (created_at, id) */
     int64_t cursor_created_at;
     const char *cursor_id;
 } store_query_t;
+#define STORE_LIST_SCAN 5000
+/* Whether q has filters of the second kind. */
+bool store_query_scans(const store_query_t *q);
 
 /* Retention: one batch of a sweep over every job, oldest first. */
 typedef struct store_purge {
