@@ -27,6 +27,8 @@ typedef struct cache cache_t;
 typedef struct admit admit_t;
 typedef struct http_req http_req_t;
 typedef struct api_events api_events_t;
+typedef struct api_bulks api_bulks_t;
+struct event_base;
 
 typedef struct api {
     engine_t *engine;
@@ -39,6 +41,8 @@ typedef struct api {
     cache_t *cache; /* list and stats answers */
     admit_t *admit; /* connection figures, for /metrics */
     api_events_t *events; /* the event streams (GET /v1/events), owned by the server */
+    api_bulks_t *bulks;   /* bulk actions (POST /v1/jobs/bulk), owned by the server */
+    struct event_base *base; /* the loop, for work spread over its turns */
     int64_t waiting; /* long-poll leases waiting now, bounded by JOBQ_MAX_WAITERS */
     bool draining; /* shutting down: no new work, finish the old */
 } api_t;
@@ -61,5 +65,9 @@ void api_events_job(api_t *a, const job_t *job, job_event_t ev);
 void api_events_breaker(api_t *a, const char *key, engine_breaker_state_t from,
                         engine_breaker_state_t to);
 void api_events_end(api_t *a);
+
+/* Bulk actions' registry; free it only after the loop has stopped. */
+api_bulks_t *api_bulks_new(void);
+void api_bulks_free(api_bulks_t *b);
 
 #endif

@@ -114,9 +114,29 @@ bool api_valid_id(api_call_t *c, const char *id);
  * Preference-Applied, and jobs in it take their short forms. */
 bool api_minimal(api_call_t *c);
 
-/* The job filters of GET /v1/jobs (and the bulk API) from the query
- * string into q (strings borrowed from the request); 400 in p. */
-int api_parse_job_filter(api_call_t *c, store_query_t *q, problem_t *p);
+/* The job filters of GET /v1/jobs and the bulk API into q: get(ud, name)
+ * gives each named filter's text or NULL (strings borrowed); a 400 in p
+ * names the field, after prefix. */
+typedef const char *(*api_filter_get)(void *ud, const char *name);
+int api_parse_job_filter(api_filter_get get, void *ud, const char *prefix, store_query_t *q,
+                         problem_t *p);
+#define API_FILTER_NAMES                                                                       \
+    "queue", "state", "type", "priority", "breaker_key", "worker", "text", "created_after",   \
+        "created_before", "finished_after", "finished_before"
+
+/* Bulk actions (bulk.c): one runs on the loop, acting on every job that
+ * matched when it started. action: retry, cancel or delete. NULL with p
+ * filled when refused. The bulks are the api's (api_t.bulks). */
+typedef struct bulk bulk_t;
+bulk_t *api_bulk_start(api_t *a, const store_query_t *q, const char *action, bool dry_run,
+                       problem_t *p);
+bulk_t *api_bulk_find(api_t *a, const char *id);
+void api_bulk_cancel(bulk_t *b);
+const char *api_bulk_action(const bulk_t *b);
+json_t *api_bulk_json(const bulk_t *b); /* new reference */
+void api_bulk_foreach(api_t *a, void (*fn)(void *ud, const bulk_t *b), void *ud);
+/* Running, or finished within the last minute (the event stream shows those). */
+bool api_bulk_recent(const bulk_t *b, int64_t now_ms);
 
 /* Handlers, by resource. */
 void api_enqueue(api_call_t *c);
@@ -144,6 +164,10 @@ void api_events(api_call_t *c);
 void api_session_get(api_call_t *c);
 void api_session_post(api_call_t *c);
 void api_session_delete(api_call_t *c);
+void api_bulk_post(api_call_t *c);
+void api_bulk_get(api_call_t *c);
+void api_bulk_list(api_call_t *c);
+void api_bulk_cancel_post(api_call_t *c);
 void api_workers(api_call_t *c);
 void api_worker_quiet(api_call_t *c);
 void api_worker_terminate(api_call_t *c);

@@ -135,6 +135,18 @@ static json_t *drained(json_t **arr)
     return v;
 }
 
+typedef struct recent {
+    json_t *list;
+    int64_t now_ms;
+} recent_t;
+
+static void add_bulk(void *ud, const bulk_t *b)
+{
+    recent_t *r = ud;
+    if (api_bulk_recent(b, r->now_ms))
+        json_array_append_new(r->list, api_bulk_json(b));
+}
+
 static json_t *tick_json(api_t *a, int64_t now_ms)
 {
     api_events_t *ev = a->events;
@@ -160,6 +172,13 @@ static json_t *tick_json(api_t *a, int64_t now_ms)
         "jobs_dropped", (json_int_t)ev->jobs_dropped, "breaker_events", drained(&ev->breakers),
         "breaker_events_dropped", (json_int_t)ev->breakers_dropped);
     ev->jobs_dropped = ev->breakers_dropped = 0;
+    recent_t r = { json_array(), now_ms };
+    if (a->bulks && r.list)
+        api_bulk_foreach(a, add_bulk, &r);
+    if (o)
+        json_object_set_new(o, "bulk", r.list ? r.list : json_array());
+    else
+        json_decref(r.list);
     return o;
 }
 

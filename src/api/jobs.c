@@ -324,49 +324,70 @@ static int parse_priority(const char *v, int *out, problem_t *p)
                        "priority must be critical, high, normal, low, background or 0-4"), -1;
 }
 
-/* An RFC 3339 time query parameter, into *ms (left 0 when absent). */
-static int parse_time(api_call_t *c, const char *name, int64_t *ms, problem_t *p)
+/* One filter, by name, from wherever it came (query string or body). */
+typedef struct filter_src {
+    api_filter_get get;
+    void *ud;
+    const char *prefix; /* for field names in problems: "" or "filter." */
+} filter_src_t;
+
+static const char *fget(const filter_src_t *f, const char *name) { return f->get(f->ud, name); }
+
+static const char *field_name(const filter_src_t *f, const char *name, char *buf, size_t n)
 {
-    const char *v = http_query(c->r, name);
+    snprintf(buf, n, "%s%s", f->prefix, name);
+    return buf;
+}
+
+static int parse_time(const filter_src_t *f, const char *name, int64_t *ms, problem_t *p)
+{
+    char field[64];
+    const char *v = fget(f, name);
     if (v && (clock_parse_rfc3339(v, ms) != 0 || *ms <= 0))
-        return problem_set(p, ERR_VALIDATION, name, "%s must be an RFC 3339 time", name), -1;
+        return problem_set(p, ERR_VALIDATION, field_name(f, name, field, sizeof field),
+                           "%s must be an RFC 3339 time", name), -1;
     return 0;
 }
 
-static int parse_name(const char *v, const char *field, problem_t *p)
+static int parse_name(const filter_src_t *f, const char *name, const char **out, problem_t *p)
 {
-    if (v && !job_name_valid(v))
-        return problem_set(p, ERR_VALIDATION, field, "%s is not a valid name", field), -1;
+    char field[64];
+    *out = fget(f, name);
+    if (*out && !job_name_valid(*out))
+        return problem_set(p, ERR_VALIDATION, field_name(f, name, field, sizeof field),
+                           "%s is not a valid name", name), -1;
     return 0;
 }
 
 /* The filters GET /v1/jobs and POST /v1/jobs/bulk share (docs/api.md). */
-int api_parse_job_filter(api_call_t *c, store_query_t *q, problem_t *p)
+int api_parse_job_filter(api_filter_get get, void *ud, const char *prefix, store_query_t *q,
+                         problem_t *p)
 {
-    const char *state = http_query(c->r, "state"), *prio = http_query(c->r, "priority"),
-               *text = http_query(c->r, "text");
+    filter_src_t f = { get, ud, prefix };
+    char field[64];
+    const char *state = fget(&f, "state"), *prio = fget(&f, "priority"), *text = fget(&f, "text");
     job_state_t st;
-    *q = (store_query_t){ .queue = http_query(c->r, "queue"), .state = state,
-                          .type = http_query(c->r, "type"), .priority = -1,
-                          .breaker_key = http_query(c->r, "breaker_key"),
-                          .worker = http_query(c->r, "worker"), .text = text,
-                          .limit = LIST_DEFAULT };
-    if (parse_name(q->queue, "queue", p) || parse_name(q->type, "type", p) ||
-        parse_name(q->breaker_key, "breaker_key", p) || parse_name(q->worker, "worker", p))
+    *q = (store_query_t){ .state = state, .priority = -1, .text = text, .limit = LIST_DEFAULT };
+    if (parse_name(&f, "queue", &q->queue, p) || parse_name(&f, "type", &q->type, p) ||
+        parse_name(&f, "breaker_key", &q->breaker_key, p) ||
+        parse_name(&f, "worker", &q->worker, p))
         return -1;
     if (state && job_state_parse(state, &st) != 0)
-        return problem_set(p, ERR_VALIDATION, "state",
+        return problem_set(p, ERR_VALIDATION, field_name(&f, "state", field, sizeof field),
                            "state must be pending, queued, running, retrying, completed, "
                            "failed or cancelled"), -1;
     if (prio && parse_priority(prio, &q->priority, p) != 0)
-        return -1;
+        return snprintf(p->field, sizeof p->field, "%spriority", prefix), -1;
     if (text && (!text[0] || strlen(text) > 200 || !utf8_valid(text, strlen(text))))
-        return problem_set(p, ERR_VALIDATION, "text", "text must be 1-200 bytes of UTF-8"), -1;
-    return parse_time(c, "created_after", &q->created_from, p) ||
-           parse_time(c, "created_before", &q->created_to, p) ||
-           parse_time(c, "finished_after", &q->finished_from, p) ||
-           parse_time(c, "finished_before", &q->finished_to, p);
+        return problem_set(p, ERR_VALIDATION, field_name(&f, "text", field, sizeof field),
+                           "text must be 1-200 bytes of UTF-8"), -1;
+    return parse_time(&f, "created_after", &q->created_from, p) ||
+           parse_time(&f, "created_before", &q->created_to, p) ||
+           parse_time(&f, "finished_after", &q->finished_from, p) ||
+           parse_time(&f, "finished_before", &q->finished_to, p);
 }
+
+static const char *query_get(void *ud, const char *name) { return http_query(ud, name); }
 
 static int parse_list_query(api_call_t *c, store_query_t *q, problem_t *p)
 {
@@ -380,7 +401,7 @@ static int parse_list_query(api_call_t *c, store_query_t *q, problem_t *p)
                            "unknown query parameter (allowed: queue, state, type, priority, "
                            "breaker_key, worker, text, created_after, created_before, "
                            "finished_after, finished_before, limit, cursor)"), -1;
-    if (api_parse_job_filter(c, q, p) != 0)
+    if (api_parse_job_filter(query_get, c->r, "", q, p) != 0)
         return -1;
     const char *limit = http_query(c->r, "limit"), *cursor = http_query(c->r, "cursor");
     if (limit) {

@@ -21,6 +21,10 @@ typedef struct route {
 static const route_t routes[] = {
     { "POST", "/v1/jobs", api_enqueue, P },
     { "POST", "/v1/jobs/batch", api_enqueue_batch, P },
+    { "POST", "/v1/jobs/bulk", api_bulk_post, P },
+    { "GET", "/v1/bulk", api_bulk_list, R },
+    { "GET", "/v1/bulk/{id}", api_bulk_get, R },
+    { "POST", "/v1/bulk/{id}/cancel", api_bulk_cancel_post, P },
     { "GET", "/v1/jobs", api_list_jobs, R },
     { "GET", "/v1/jobs/{id}", api_get_job, R },
     { "DELETE", "/v1/jobs/{id}", api_delete, A },

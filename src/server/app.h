@@ -54,6 +54,7 @@ typedef struct app {
     ratelimit_t *ratelimit; /* per-client request budgets for every front end */
     api_t api;
     api_events_t *events;
+    api_bulks_t *bulks;
     guard_t *guard;
     cache_t *cache;
     retention_t retention;

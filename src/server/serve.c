@@ -299,13 +299,13 @@ static int start_loop(app_t *a, char *err, size_t len)
                                (unsigned)a->cfg.max_connections_per_client)) ||
         !(a->ratelimit = ratelimit_new()) || !(a->guard = guard_new(&a->cfg, a->ratelimit)) ||
         !(a->cache = cache_new(a->cfg.cache_ttl_ms, app_cache_bytes(&a->cfg))) ||
-        !(a->events = api_events_new()))
+        !(a->events = api_events_new()) || !(a->bulks = api_bulks_new()))
         return snprintf(err, len, "out of memory"), -1;
     app_apply_settings(a);
     a->api = (api_t){ .engine = a->engine, .store = a->store, .cfg = &a->cfg,
                       .metrics = a->metrics, .workers = a->workers, .perf = a->perf,
                       .guard = a->guard, .cache = a->cache, .admit = a->admit,
-                      .events = a->events };
+                      .events = a->events, .bulks = a->bulks, .base = a->base };
     http_options_t hopt = { .listen = a->cfg.listen,
                             .max_body_bytes = (size_t)a->cfg.max_body_bytes,
                             .idle_timeout_s = (unsigned)((a->cfg.idle_timeout_ms + 999) / 1000),
@@ -341,6 +341,7 @@ static void app_free(app_t *a)
     ratelimit_free(a->ratelimit);
     cache_free(a->cache);
     api_events_free(a->events); /* after the HTTP server, which closed the streams */
+    api_bulks_free(a->bulks);   /* the loop has stopped: no step will run */
     app_retention_stop(a);
     struct event *evs[] = { a->engine_timer, a->store_ev, a->store_flush, a->sigterm, a->sigint,
                             a->sighup, a->drain_timer, a->perf_timer, a->log_flush_ev };
