@@ -122,6 +122,31 @@ await check('filters in the URL find the seeded job', async () => {
   assert(!page.url().includes('state='), 'an empty filter stays out of the URL');
 });
 
+await check('text search finds the seeded job by its args', async () => {
+  await page.goto(base + '/ui/jobs');
+  await page.fill('input[name="text"]', seed.search.text);
+  await page.click('form.filters button[type="submit"]');
+  await page.waitForSelector(`#jobs tr[data-id="${seed.search.id}"]`, { timeout: 3000 });
+  const ids = await page.$$eval('#jobs tbody tr', (rows) => rows.map((r) => r.dataset.id));
+  assert(ids.length === 1, `rows: ${ids}`);
+  assert(page.url().includes('text='), 'the search is in the URL');
+});
+
+await check('retry all matching requeues every matching job and progress reaches 100%', async () => {
+  await page.goto(base + `/ui/jobs?queue=${seed.bulk.queue}&state=failed`);
+  await page.waitForSelector('#jobs tbody tr');
+  await page.click('#bulk button:has-text("Retry all matching")');
+  await page.waitForSelector('#confirm[open]');
+  const text = await page.textContent('#confirm-title');
+  assert(text.includes(String(seed.bulk.count)), `the dialog names the count: ${text}`);
+  await page.click('#confirm-yes');
+  await page.waitForSelector('[data-bulk][data-state="done"]', { timeout: 10000 });
+  assert((await page.textContent('[data-bulk] .pct')) === '100%', 'progress at 100%');
+  await shoot('bulk');
+  const c = (await api('GET', '/v1/stats')).body.queues[seed.bulk.queue].counts;
+  assert((c.failed || 0) === 0 && c.queued === seed.bulk.count, `counts after: ${JSON.stringify(c)}`);
+});
+
 await check('the timeline lists every attempt', async () => {
   await page.goto(base + '/ui/jobs/' + seed.ids.retried);
   await page.waitForSelector('#timeline li');

@@ -21,6 +21,7 @@ BREAKER_KEY = "payments.example"
 LIMITED_KEY = "limited.example"
 ADMIN_KEY = "adm-0123456789abcdef0123"
 READER_KEY = "rdr-0123456789abcdef0123"
+BULK = 30
 PRIORITIES = ["critical", "high", "normal", "low", "background"]
 
 
@@ -75,7 +76,15 @@ def seed(server):
     server.enqueue(queue="paused-q", type="t")
     assert server.post("/v1/queues/paused-q/pause").status_code == 200
     server.enqueue(queue="limits-q", type="fetch", breaker_key=LIMITED_KEY)
-    return {"ids": {"failed": "failed-web", "retried": "retried-1", "blocked": "blocked-1"},
+
+    # Something to search for, and failed jobs for "retry all matching".
+    server.enqueue(id="searched-1", queue="search-q", type="t", args={"order": "zebra-4417"})
+    server.post("/v1/jobs/batch", {"jobs": [{"queue": "bulk-q", "type": "t", "max_retries": 0}
+                                            for _ in range(BULK)]})
+    for job in server.lease(queues=["bulk-q"], max=BULK):
+        fail(server, job, "validation", "bulk")
+    return {"search": {"text": "ZEBRA-4417", "id": "searched-1"},
+            "bulk": {"queue": "bulk-q", "count": BULK},"ids": {"failed": "failed-web", "retried": "retried-1", "blocked": "blocked-1"},
             "queues": {"web": web}, "attempts_failed": 2, "breaker_key": BREAKER_KEY,
             "limited_key": LIMITED_KEY}
 
@@ -97,8 +106,8 @@ def test_the_dashboard_in_a_real_browser(make_server, tmp_path):
     print(p.stdout)
     assert p.returncode == 0, p.stdout + p.stderr
     assert "FAIL" not in p.stdout
-    assert p.stdout.count("\nok ") + p.stdout.startswith("ok ") >= 13, p.stdout
-    for page in ["sign-in", "overview", "jobs", "job", "queue", "workers", "breakers"]:
+    assert p.stdout.count("\nok ") + p.stdout.startswith("ok ") >= 15, p.stdout
+    for page in ["sign-in", "bulk", "overview", "jobs", "job", "queue", "workers", "breakers"]:
         for variant in ["light", "dark", "phone"]:
             assert (SHOTS / f"{page}-{variant}.png").stat().st_size > 5000
 
