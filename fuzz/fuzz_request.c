@@ -12,6 +12,7 @@
  */
 #include "fuzz.h"
 
+#include <event2/event.h>
 #include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -72,12 +73,18 @@ static void open_world(void)
     F.api.store = s;
     F.api.engine = engine_new(&h, &o);
     F.api.cache = cache_new(1000, 1 << 20);
+    /* Bulk actions go on over later inputs: their store reads land in
+     * store_dispatch, their steps in this loop, run after each input. */
+    F.api.base = event_base_new();
+    F.api.bulks = api_bulks_new();
 }
 
 static void close_world(void)
 {
     store_stop(F.api.store);
     store_close(F.api.store);
+    api_bulks_free(F.api.bulks); /* nothing calls back now: no store, no loop turns */
+    event_base_free(F.api.base);
     engine_free(F.api.engine);
     cache_free(F.api.cache);
     char path[600];
@@ -112,6 +119,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     F.api.workers = workers_new(F.cfg.worker_gone_ms);
     F.api.perf = perf_new();
     F.api.guard = guard_new(&F.cfg, ratelimit_new()); /* lives as long as the harness */
+    F.api.events = api_events_new();
     open_world();
     atexit(at_exit);
     return 0;
@@ -207,6 +215,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         settle(r);
         http_synthetic_free(r);
         store_dispatch(F.api.store); /* a read that outlived its request frees its call */
+        event_base_loop(F.api.base, EVLOOP_NONBLOCK);
     }
     free(text);
     if (++F.runs % RESET_EVERY == 0) {

@@ -99,9 +99,42 @@ static void test_rings_wrap_and_minutes_add_up(void **state)
     history_free(h);
 }
 
+/* The newest point, and outcomes over a span to the minute: whole minutes
+ * from the minute ring plus the seconds of the minute still open. */
+static void test_latest_point_and_outcomes_since(void **state)
+{
+    (void)state;
+    reset();
+    history_t *h = history_new();
+    json_t *none = history_latest_json(h);
+    assert_true(json_is_null(none));
+    json_decref(none);
+    uint64_t out[3];
+    history_outcomes_since(h, 0, out);
+    assert_true(out[0] == 0 && out[1] == 0 && out[2] == 0);
+    int64_t t = 600000; /* a minute boundary */
+    history_tick(h, t, &in);
+    for (int i = 1; i <= 150; i++) { /* two whole minutes and 30 s */
+        in.failed += 2;
+        in.completed++;
+        history_tick(h, t + i * 1000, &in);
+    }
+    json_t *last = history_latest_json(h);
+    assert_int_equal(field(last, "failed"), 2);
+    assert_string_equal(json_string_value(json_object_get(last, "t")), "1970-01-01T00:12:29.000Z");
+    json_decref(last);
+    history_outcomes_since(h, 0, out);
+    assert_int_equal(out[1], 300); /* every failure, none twice */
+    assert_int_equal(out[0], 150);
+    history_outcomes_since(h, t + 60000, out); /* from the second minute on */
+    assert_int_equal(out[1], 180);
+    history_free(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_latest_point_and_outcomes_since),
         cmocka_unit_test(test_a_point_is_what_changed_in_its_second),
         cmocka_unit_test(test_rings_wrap_and_minutes_add_up),
     };
