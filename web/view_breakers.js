@@ -1,15 +1,10 @@
 // Breakers and limits: every breaker key with its state, failure counts
-// and next probe, the state changes seen while this page is open, and
+// and next probe, the server's history of state changes, and
 // every execution and API limit with its tokens.
 'use strict';
 (() => {
   const { h } = JQ;
-  const changes = []; // breaker events from the stream, newest first, kept across views
-
-  JQ.onTick((tick) => {
-    for (const e of tick.breaker_events) changes.unshift({ ...e, t: tick.t });
-    changes.splice(100);
-  });
+  let changes = []; // the server's last 256 breaker state changes, newest first
 
   JQ.views.breakers = {
     title: 'Breakers & limits',
@@ -25,10 +20,12 @@
           ['Limit', 'Concurrency', 'Running', 'Rate/s', 'Burst', 'Tokens', 'Queued'].map((c) => h('th', {}, c)))), limits)),
         h('h2', {}, 'API and server limits'), h('div', { class: 'panel' }, api));
       const drawLog = () => log.replaceChildren(...(changes.length ? changes.map((c) =>
-        h('li', {}, JQ.time(c.t), ' ', h('code', {}, c.key), ': ', c.from, ' → ', JQ.state(c.to)))
-        : [h('li', { class: 'muted' }, 'None since this tab opened.')]));
+        h('li', {}, JQ.time(c.at), ' ', h('code', {}, c.key), ': ', c.from, ' → ', JQ.state(c.to)))
+        : [h('li', { class: 'muted' }, 'None since jobq started.')]));
       const load = async () => {
         const [b, l] = await Promise.all([JQ.api('GET', '/v1/breakers'), JQ.api('GET', '/v1/limits')]);
+        changes = b.changes;
+        drawLog();
         breakers.replaceChildren(...(b.breakers.length ? b.breakers.map((x) => h('tr', { 'data-key': x.key },
           h('td', {}, h('code', {}, x.key)), h('td', {}, JQ.state(x.state)),
           h('td', { class: 'num' }, x.consecutive_failures), h('td', { class: 'num' }, `${x.window.failures}/${x.window.total}`),
@@ -56,7 +53,6 @@
       load().catch((e) => JQ.flash(e.message, true));
       let n = 0;
       const off = JQ.onTick((tick) => {
-        drawLog();
         if ((tick.breaker_events.length || ++n % 2 === 0) && !document.getElementById('confirm').open)
           load().catch(() => {});
       });

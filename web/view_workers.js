@@ -21,7 +21,7 @@
       const load = () => JQ.api('GET', '/v1/workers').then((r) => {
         status.textContent = `${r.workers.length} workers seen; gone ones are forgotten after a while.`;
         tbody.replaceChildren(...r.workers.map((w) => h('tr', { 'data-worker': w.id },
-          h('td', {}, JQ.link('/ui/jobs?state=running', w.id, { title: 'running jobs' })),
+          h('td', {}, JQ.link('/ui/jobs?worker=' + encodeURIComponent(w.id), w.id, { title: 'the jobs it holds' })),
           h('td', {}, w.protocol || (w.id.startsWith('jobq-') ? 'runner' : 'http')),
           h('td', {}, w.gone ? JQ.state('gone') : JQ.state(w.state || 'active')),
           h('td', { class: 'num' }, JQ.num(w.active_leases)), h('td', { class: 'num' }, JQ.num(w.completed)),

@@ -161,6 +161,8 @@ void api_health(api_call_t *c);
 void api_metrics(api_call_t *c);
 void api_history(api_call_t *c);
 void api_events(api_call_t *c);
+/* Breaker state changes, newest first (events.c): [{"at","key","from","to"}]. */
+json_t *api_breaker_changes(api_t *a);
 void api_session_get(api_call_t *c);
 void api_session_post(api_call_t *c);
 void api_session_delete(api_call_t *c);

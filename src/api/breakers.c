@@ -57,7 +57,8 @@ void api_breakers(api_call_t *c)
             json_array_append_new(list, items[i]);
         free(items);
     }
-    api_reply_text(c, 200, api_dump(json_pack("{s:o}", "breakers", list)));
+    api_reply_text(c, 200, api_dump(json_pack("{s:o, s:o}", "breakers", list, "changes",
+                                              api_breaker_changes(c->api))));
 }
 
 typedef struct find {

@@ -30,7 +30,18 @@ typedef struct stream {
     api_call_t *call;
 } stream_t;
 
+/* Breaker state changes, the newest BREAKER_CHANGES, kept whether or not
+ * a stream is open: they are rare, and the breakers page shows them. */
+#define BREAKER_CHANGES 256
+typedef struct change {
+    int64_t at_ms;
+    char key[JOB_NAME_MAX + 1];
+    engine_breaker_state_t from, to;
+} change_t;
+
 struct api_events {
+    change_t changes[BREAKER_CHANGES];
+    size_t nchanges, next_change;
     list_node_t streams;
     size_t n;
     json_t *jobs, *breakers;  /* since the last tick, up to the caps */
@@ -86,11 +97,35 @@ void api_events_breaker(api_t *a, const char *key, engine_breaker_state_t from,
                         engine_breaker_state_t to)
 {
     api_events_t *ev = a->events;
-    if (!ev || !ev->n)
+    if (!ev)
+        return;
+    change_t *ch = &ev->changes[ev->next_change];
+    *ch = (change_t){ .at_ms = clock_now_ms(), .from = from, .to = to };
+    snprintf(ch->key, sizeof ch->key, "%s", key);
+    ev->next_change = (ev->next_change + 1) % BREAKER_CHANGES;
+    if (ev->nchanges < BREAKER_CHANGES)
+        ev->nchanges++;
+    if (!ev->n)
         return;
     keep(&ev->breakers, EVENTS_BREAKERS_PER_TICK, &ev->breakers_dropped,
          json_pack("{s:s, s:s, s:s}", "key", key, "from", engine_breaker_state_name(from), "to",
                    engine_breaker_state_name(to)));
+}
+
+json_t *api_breaker_changes(api_t *a)
+{
+    json_t *out = json_array();
+    api_events_t *ev = a->events;
+    for (size_t i = 0; ev && out && i < ev->nchanges; i++) {
+        const change_t *ch =
+            &ev->changes[(ev->next_change + BREAKER_CHANGES - 1 - i) % BREAKER_CHANGES];
+        char at[32];
+        clock_format_rfc3339(ch->at_ms, at, sizeof at);
+        json_array_append_new(out, json_pack("{s:s, s:s, s:s, s:s}", "at", at, "key", ch->key,
+                                             "from", engine_breaker_state_name(ch->from), "to",
+                                             engine_breaker_state_name(ch->to)));
+    }
+    return out;
 }
 
 /* ---- the tick ---- */

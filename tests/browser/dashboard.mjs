@@ -205,6 +205,8 @@ await check('breakers and limits show the tripped breaker and the limited key', 
   await page.waitForSelector(`#breakers tr[data-key="${seed.breaker_key}"]`);
   const st = await page.textContent(`#breakers tr[data-key="${seed.breaker_key}"] .state`);
   assert(st === 'open', `breaker state ${st}`);
+  const log = await page.textContent('#breaker-log');
+  assert(log.includes(seed.breaker_key) && log.includes('open'), `the change history: ${log}`);
   const limits = await page.textContent('#limits');
   assert(limits.includes(seed.limited_key), 'limited key listed');
   await shoot('breakers');

@@ -195,3 +195,21 @@ def test_shutdown_ends_every_stream_at_once(make_server):
     server.proc = None
     server.log_file.close()
     s.close()
+
+
+def test_breakers_keep_their_state_changes(server):
+    for i in range(5):
+        server.enqueue(queue="bq", type="charge", breaker_key="pay.example", max_retries=0)
+        (job,) = server.lease(queues=["bq"])
+        server.post(f"/v1/jobs/{job['id']}/fail", {"lease_id": job["lease_id"],
+                    "error": {"type": "unavailable", "message": "down"}})
+    s = Stream(server)  # opened after the change: the history has it anyway
+    body = server.get("/v1/breakers").json()
+    (change,) = body["changes"]
+    assert (change["key"], change["from"], change["to"]) == ("pay.example", "closed", "open")
+    assert change["at"].endswith("Z")
+    server.post("/v1/breakers/pay.example/reset")
+    _, tick = s.until(lambda n, d: n == "tick" and d["breaker_events"])
+    assert tick["breaker_events"] == [{"key": "pay.example", "from": "open", "to": "closed"}]
+    assert [c["to"] for c in server.get("/v1/breakers").json()["changes"]] == ["closed", "open"]
+    s.close()
