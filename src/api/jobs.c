@@ -367,7 +367,7 @@ int api_parse_job_filter(api_filter_get get, void *ud, const char *prefix, store
     char field[64];
     const char *state = fget(&f, "state"), *prio = fget(&f, "priority"), *text = fget(&f, "text");
     job_state_t st;
-    *q = (store_query_t){ .state = state, .priority = -1, .text = text, .limit = LIST_DEFAULT };
+    *q = (store_query_t){ .state = state, .text = text, .limit = LIST_DEFAULT };
     if (parse_name(&f, "queue", &q->queue, p) || parse_name(&f, "type", &q->type, p) ||
         parse_name(&f, "breaker_key", &q->breaker_key, p) ||
         parse_name(&f, "worker", &q->worker, p))
@@ -378,6 +378,7 @@ int api_parse_job_filter(api_filter_get get, void *ud, const char *prefix, store
                            "failed or cancelled"), -1;
     if (prio && parse_priority(prio, &q->priority, p) != 0)
         return snprintf(p->field, sizeof p->field, "%spriority", prefix), -1;
+    q->by_priority = prio != NULL;
     if (text && (!text[0] || strlen(text) > 200 || !utf8_valid(text, strlen(text))))
         return problem_set(p, ERR_VALIDATION, field_name(&f, "text", field, sizeof field),
                            "text must be 1-200 bytes of UTF-8"), -1;
@@ -425,7 +426,7 @@ void api_list_jobs(api_call_t *c)
     char key[7 * JOB_NAME_MAX + 256];
     /* The free text goes last: the names cannot hold '|', it can. */
     snprintf(key, sizeof key, "list|%s|%s|%s|%d|%s|%s|%lld|%lld|%lld|%lld|%d|%lld:%s|%s",
-             q.queue ? q.queue : "", q.state ? q.state : "", q.type ? q.type : "", q.priority,
+             q.queue ? q.queue : "", q.state ? q.state : "", q.type ? q.type : "", q.by_priority ? q.priority : -1,
              q.breaker_key ? q.breaker_key : "", q.worker ? q.worker : "",
              (long long)q.created_from, (long long)q.created_to, (long long)q.finished_from,
              (long long)q.finished_to, q.limit, (long long)q.cursor_created_at,

@@ -520,7 +520,7 @@ static int sq_list_jobs(void *conn, const store_query_t *q, backend_doc_cb cb, v
         strcat(sql, " AND state=?2");
     if (q->type)
         strcat(sql, " AND type=?3");
-    if (q->priority >= 0)
+    if (q->by_priority)
         strcat(sql, " AND priority=?7");
     if (q->created_from)
         strcat(sql, " AND created_at>=?8");

@@ -42,7 +42,8 @@ typedef struct store store_t;
 
 typedef struct store_query {
     const char *queue, *state, *type; /* NULL: any */
-    int priority;                     /* 0..4; -1: any */
+    bool by_priority;                 /* false: any priority (so a zeroed query has no filter) */
+    int priority;                     /* 0..4, with by_priority */
     int64_t created_from, created_to; /* created_at in [from, to); 0: open */
     /* Filters read from each job itself, so the read examines at most
      * STORE_LIST_SCAN rows a call and says where it stopped: text (a
