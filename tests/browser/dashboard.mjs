@@ -191,13 +191,17 @@ await check('pausing a queue from the UI pauses it', async () => {
   await page.waitForSelector('#pause:has-text("Pause")', { timeout: 3000 });
 });
 
-await check('workers lists HTTP and Faktory workers', async () => {
+await check('workers lists HTTP and Faktory workers; quiet is told to the process', async () => {
   await page.goto(base + '/ui/workers');
   await page.waitForSelector(`#workers tr[data-worker="${seed.workers.http}"]`);
   await page.waitForSelector(`#workers tr[data-worker="${seed.workers.faktory}"]`);
   const kind = await page.textContent(`#workers tr[data-worker="${seed.workers.faktory}"] td:nth-child(2)`);
   assert(kind === 'faktory', `kind ${kind}`);
   await shoot('workers');
+  await page.click(`#workers tr[data-worker="${seed.workers.faktory}"] button:has-text("quiet")`);
+  await page.waitForSelector(`#workers tr[data-worker="${seed.workers.faktory}"] .state.quiet`, { timeout: 4000 });
+  const w = (await api('GET', '/v1/workers')).body.workers.find((x) => x.id === seed.workers.faktory);
+  assert(w.state === 'quiet', `the API says ${w.state}`);
 });
 
 await check('breakers and limits show the tripped breaker and the limited key', async () => {
