@@ -10,12 +10,14 @@
     render(view, [name]) {
       const counts = h('div', { class: 'tiles' });
       const limits = h('div', { class: 'panel scroll' }, h('p', { class: 'muted' }, 'loading…'));
+      const prio = h('div', { class: 'panel scroll' }, h('p', { class: 'muted' }, 'loading…'));
       const bodies = [h('div'), h('div'), h('div')];
       const pause = h('span');
       view.replaceChildren(
         h('div', { class: 'row space' }, h('h1', {}, 'Queue ', h('code', {}, name)), pause),
         h('p', {}, JQ.link('/ui/jobs?queue=' + encodeURIComponent(name), 'Jobs in this queue →')),
         counts,
+        h('h2', {}, 'Unfinished jobs by state and priority'), prio,
         h('div', { class: 'charts' },
           h('section', { class: 'panel chart' }, h('h2', {}, 'Depth'), bodies[0]),
           h('section', { class: 'panel chart' }, h('h2', {}, 'Throughput (jobs/s)'), bodies[1]),
@@ -60,8 +62,22 @@
           : h('p', { class: 'muted' }, 'No execution limit on this queue (see JOBQ_LIMITS).'));
       }).catch((e) => JQ.flash(e.message, true));
 
+      const PRIOS = ['critical', 'high', 'normal', 'low', 'background'];
+      const drawPrio = () => JQ.api('GET', '/v1/queues').then((r) => {
+        const q = r.queues.find((x) => x.name === name);
+        const bp = q && q.by_priority;
+        prio.replaceChildren(bp ? h('table', { id: 'by-priority' },
+          h('thead', {}, h('tr', {}, h('th', {}, 'state'), PRIOS.map((p) => h('th', { class: 'num' }, p)))),
+          h('tbody', {}, Object.keys(bp).map((st) => h('tr', { 'data-state': st }, h('td', {}, JQ.state(st)),
+            PRIOS.map((p) => h('td', { class: 'num', 'data-priority': p }, JQ.num(bp[st][p])))))))
+          : h('p', { class: 'muted' }, 'No job of this queue is in memory.'));
+      }).catch((e) => JQ.flash(e.message, true));
+      drawPrio();
+      let ticks = 0;
+
       const liveOf = (tick) => tick && tick.queues.find((q) => q.name === name);
       const off = JQ.onTick((tick, type) => {
+        if (++ticks % 5 === 0) drawPrio();
         const q = liveOf(tick);
         if (!q) return;
         drawCounts(q);

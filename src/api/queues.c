@@ -37,9 +37,29 @@ static void note_queue(json_t *queues, const char *name, bool paused)
     json_object_set_new(q, "paused", json_boolean(paused));
 }
 
+/* The engine's exact counts of unfinished jobs, by state and priority
+ * (finished ones it holds only in part, so the store's counts stand). */
+static json_t *by_priority(const engine_queue_info_t *q)
+{
+    static const job_state_t unfinished[] = { JOB_PENDING, JOB_QUEUED, JOB_RUNNING,
+                                              JOB_RETRYING };
+    json_t *out = json_object();
+    for (size_t i = 0; out && i < sizeof unfinished / sizeof unfinished[0]; i++) {
+        json_t *row = json_object();
+        for (int p = 0; row && p < JOB_PRIORITIES; p++)
+            json_object_set_new(row, job_priority_name(p),
+                                json_integer((json_int_t)q->by_priority[unfinished[i]][p]));
+        json_object_set_new(out, job_state_name(unfinished[i]), row ? row : json_null());
+    }
+    return out;
+}
+
 static void note_engine_queue(void *ud, const engine_queue_info_t *q)
 {
     note_queue(ud, q->name, q->paused);
+    json_t *v = by_priority(q);
+    if (v)
+        json_object_set_new(json_object_get(ud, q->name), "by_priority", v);
 }
 
 /* The store's counts answer /v1/queues and /v1/stats alike: one cache

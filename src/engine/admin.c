@@ -23,7 +23,7 @@ void eng_discard(engine_t *e, ejob_t *ej)
     ENG_HOOK(e, e->h.persist_delete(e->h.ud, eng_id(ej)));
     eng_unlink(e, ej);
     pset_del(&e->jobs, eng_id(ej));
-    ej->queue->count[eng_state(ej)]--;
+    eng_count_out(ej, eng_state(ej));
     e->bytes -= (int64_t)ej->bytes;
     eng_unpark(e, ej);
     list_push_back(&e->graveyard, &ej->link);

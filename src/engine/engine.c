@@ -83,9 +83,9 @@ void eng_set_state(engine_t *e, ejob_t *ej, job_state_t s)
 {
     job_t *j = eng_thawed(ej);
     job_state_t was = j->state;
-    ej->queue->count[was]--;
+    eng_count_out(ej, was);
     j->state = s;
-    ej->queue->count[s]++;
+    eng_count_in(ej, s);
     if (was == JOB_RUNNING && s != JOB_RUNNING)
         eng_gates_running(e, ej, -1);
     else if (s == JOB_RUNNING && was != JOB_RUNNING)
@@ -114,7 +114,7 @@ void eng_drop(engine_t *e, ejob_t *ej)
 {
     eng_unlink(e, ej);
     pset_del(&e->jobs, eng_id(ej));
-    ej->queue->count[eng_state(ej)]--;
+    eng_count_out(ej, eng_state(ej));
     e->bytes -= (int64_t)ej->bytes;
     eng_unpark(e, ej);
     eng_free_rec(e, ej);
@@ -214,7 +214,7 @@ static ejob_t *adopt(engine_t *e, job_t *job)
         free(ej);
         return NULL;
     }
-    ej->queue->count[job->state]++;
+    eng_count_in(ej, job->state);
     if (job->state == JOB_RUNNING)
         eng_gates_running(e, ej, +1);
     return ej;

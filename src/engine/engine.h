@@ -202,6 +202,7 @@ typedef struct engine_queue_info {
     /* Jobs in memory by state: exact for unfinished states; finished ones
      * count only those still held in memory. */
     size_t count[JOB_STATE_COUNT];
+    size_t by_priority[JOB_STATE_COUNT][JOB_PRIORITIES]; /* the same, by priority too */
     int64_t oldest_ready_at; /* run_at of the longest-waiting queued job; 0 if none */
 } engine_queue_info_t;
 /* Calls fn for every queue the engine knows, in no particular order. */

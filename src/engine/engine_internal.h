@@ -79,6 +79,7 @@ typedef struct equeue {
     list_node_t active; /* lanes with ready jobs */
     egate_t gate;       /* the queue's limits */
     size_t count[JOB_STATE_COUNT]; /* jobs in memory, by state */
+    size_t by_priority[JOB_STATE_COUNT][JOB_PRIORITIES]; /* the same, by priority too */
 } equeue_t;
 
 struct engine {
@@ -117,6 +118,26 @@ static inline int64_t eng_now(engine_t *e) { return e->h.now_ms(e->h.ud); }
 
 /* ---- freeze.c: the two forms of a job ---- */
 static inline bool eng_frozen(const ejob_t *ej) { return ej->frozen_len != 0; }
+
+/* A job's priority, frozen or not: only waiting jobs freeze, and every
+ * unfinished job has its lane, whose priority is the job's (it never
+ * changes in the engine). */
+static inline int eng_priority(const ejob_t *ej)
+{
+    return eng_frozen(ej) ? ej->lane->priority : ej->rec.job->priority;
+}
+
+/* The queue's counts of a job in state s: one more, or one less. */
+static inline void eng_count_in(const ejob_t *ej, job_state_t s)
+{
+    ej->queue->count[s]++;
+    ej->queue->by_priority[s][eng_priority(ej)]++;
+}
+static inline void eng_count_out(const ejob_t *ej, job_state_t s)
+{
+    ej->queue->count[s]--;
+    ej->queue->by_priority[s][eng_priority(ej)]--;
+}
 #define ENG_SPILL_HEAD sizeof(int64_t) /* the offset before a spilled job's id */
 static inline const char *eng_id(const ejob_t *ej)
 {

@@ -268,6 +268,7 @@ void engine_queue_foreach(engine_t *e, void (*fn)(void *ud, const engine_queue_i
         equeue_t *q = v;
         engine_queue_info_t info = { .name = q->name, .paused = q->paused };
         memcpy(info.count, q->count, sizeof info.count);
+        memcpy(info.by_priority, q->by_priority, sizeof info.by_priority);
         for (list_node_t *n = q->active.next; n != &q->active; n = n->next) {
             elane_t *l = LIST_ENTRY(n, elane_t, active);
             int64_t t = eng_run_at(e, LIST_ENTRY(list_first(&l->ready), ejob_t, link));

@@ -182,6 +182,16 @@ await check('pausing a queue from the UI pauses it', async () => {
   await page.goto(base + '/ui/queues/' + seed.queues.web);
   await page.waitForSelector('#pause');
   assert((await page.textContent('#pause')).includes('Pause'), 'button says pause');
+  // Counts by state x priority equal the API's.
+  await page.waitForSelector('#by-priority');
+  const bp = (await api('GET', '/v1/queues')).body.queues.find((x) => x.name === seed.queues.web).by_priority;
+  for (const st of ['queued', 'running', 'pending']) {
+    for (const pr of ['critical', 'high', 'normal', 'low', 'background']) {
+      const shown = Number(await page.textContent(`#by-priority tr[data-state="${st}"] td[data-priority="${pr}"]`));
+      assert(shown === bp[st][pr], `${st} x ${pr}: page ${shown}, API ${bp[st][pr]}`);
+    }
+  }
+  assert(bp.queued.high + bp.queued.normal + bp.queued.low + bp.queued.background + bp.queued.critical > 0, 'some queued');
   await page.click('#pause');
   await page.waitForSelector('#pause:has-text("Resume")', { timeout: 3000 });
   const q = (await api('GET', '/v1/queues')).body.queues.find((x) => x.name === seed.queues.web);

@@ -399,6 +399,58 @@ static void test_remove_kill_and_run_now(void **state)
                                                           .nqueues = 1, .max = 1 }, 0, out), 0);
 }
 
+/* Counts by state and priority follow every transition, frozen jobs and
+ * dropped ones included, and always add up to the counts by state. */
+static void by_priority(void *ud, const engine_queue_info_t *q)
+{
+    if (strcmp(q->name, "default") == 0)
+        memcpy(ud, q, sizeof *q);
+}
+
+static engine_queue_info_t counts(engine_t *e)
+{
+    engine_queue_info_t q = { 0 };
+    engine_queue_foreach(e, by_priority, &q);
+    for (int s = 0; s < JOB_STATE_COUNT; s++) {
+        size_t sum = 0;
+        for (int p = 0; p < JOB_PRIORITIES; p++)
+            sum += q.by_priority[s][p];
+        assert_int_equal(sum, q.count[s]);
+    }
+    return q;
+}
+
+static void test_counts_by_state_and_priority(void **state)
+{
+    engine_t *e = *state;
+    put(e, "c1", "\"priority\":\"critical\",\"max_retries\":0");
+    put(e, "h1", "\"priority\":\"high\"");
+    put(e, "h2", "\"priority\":\"high\"");
+    put(e, "b1", "\"priority\":\"background\",\"run_at\":\"2099-01-01T00:00:00Z\"");
+    engine_freeze_idle(e); /* frozen ones count by their lane's priority */
+    engine_queue_info_t q = counts(e);
+    assert_int_equal(q.by_priority[JOB_QUEUED][0], 1);
+    assert_int_equal(q.by_priority[JOB_QUEUED][1], 2);
+    assert_int_equal(q.by_priority[JOB_PENDING][4], 1);
+    job_t *out[2];
+    assert_int_equal(lease(e, 2, out), 2); /* c1, h1 */
+    char lid[64];
+    strcpy(lid, out[0]->lease_id);
+    const job_t *j;
+    problem_t p;
+    assert_int_equal(engine_fail(e, "c1", lid, ERR_VALIDATION, "no", NULL, -1, &j, &p), ERR_OK);
+    q = counts(e);
+    assert_int_equal(q.by_priority[JOB_FAILED][0], 1);
+    assert_int_equal(q.by_priority[JOB_RUNNING][1], 1);
+    assert_int_equal(q.by_priority[JOB_QUEUED][1], 1);
+    assert_int_equal(engine_cancel(e, "b1", &j, &p), ERR_OK);
+    assert_int_equal(engine_delete(e, "b1", &p), ERR_OK);
+    assert_int_equal(engine_delete(e, "c1", &p), ERR_OK);
+    q = counts(e);
+    assert_int_equal(q.by_priority[JOB_PENDING][4] + q.by_priority[JOB_CANCELLED][4], 0);
+    assert_int_equal(q.by_priority[JOB_FAILED][0], 0);
+}
+
 /* A waiting job freezes once no caller can hold it (the next engine call)
  * and reads back the same: every field of a retrying job with its errors,
  * a pending one, and a queued one, in the order they were due. Memory
@@ -586,6 +638,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_priority_then_fifo, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_counts_by_state_and_priority, setup, teardown),
         cmocka_unit_test_setup_teardown(test_frozen_jobs_read_back_the_same, setup, teardown),
         cmocka_unit_test_setup_teardown(test_spilled_jobs_come_back_in_order, setup_spill, teardown_spill),
         cmocka_unit_test_setup_teardown(test_only_queued_jobs_spill, setup_spill, teardown_spill),
