@@ -374,7 +374,7 @@ static int cmd_stats(int argc, char **argv)
 }
 
 static const char *const commands[] = { "enqueue", "get", "list", "cancel", "retry", "stats",
-                                         "top", "wait", "download", "quiet", "terminate" };
+                                         "top", "wait", "download", "quiet", "terminate", "bulk" };
 
 bool cli_is_command(const char *cmd)
 {
@@ -406,6 +406,8 @@ int cli_main(const char *cmd, int argc, char **argv)
         rc = cli_top(argc, argv);
     else if (strcmp(cmd, "wait") == 0)
         rc = cli_wait(argc, argv);
+    else if (strcmp(cmd, "bulk") == 0)
+        rc = cli_bulk(argc, argv);
     else if (strcmp(cmd, "download") == 0)
         rc = cmd_download(argc, argv);
     else

@@ -206,3 +206,19 @@ def test_migration_2_backfills_state_counts(make_server):
     assert q["q2"]["queued"] == 0 and q["q2"]["cancelled"] == 1
     stats = srv.get("/v1/stats").json()
     assert stats["counts"]["queued"] == 2 and stats["counts"]["completed"] == 1
+
+
+def test_bulk_acts_on_every_matching_job_and_waits(server):
+    for i in range(5):
+        server.enqueue(id=f"bk{i}", queue="bk", priority="low" if i < 3 else "high")
+    r = jobq("bulk", "cancel", "--queue", "bk", "--priority", "low", "--dry-run", server=server)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "cancel: 3 matched, 0 changed, 0 skipped (done)"
+    assert server.job("bk0")["state"] == "queued"
+    r = jobq("bulk", "cancel", "--queue", "bk", "--priority", "low", server=server)
+    assert r.returncode == 0 and "3 changed" in r.stdout, r.stdout + r.stderr
+    assert [server.job(f"bk{i}")["state"] for i in range(5)] == ["cancelled"] * 3 + ["queued"] * 2
+    r = jobq("bulk", "explode", "--queue", "bk", server=server)
+    assert r.returncode == 1 and "action" in r.stderr
+    r = jobq("bulk", "--queue", "bk", server=server)
+    assert r.returncode == 2
