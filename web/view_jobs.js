@@ -37,6 +37,60 @@
       h('td', { class: 'upd' }, JQ.time(j.updated_at)));
   }
 
+  // Actions on the rows picked (one request each), or on every job
+  // matching the filters (one bulk action run by the server: a dry run
+  // counts them first, and the dialog names that count). Returns what
+  // a tick does to it: the running bulk's progress.
+  function bulkControls(bulkBar, progress, tbody, filter) {
+    const NEEDS = { retry: 'produce', cancel: 'produce', delete: 'admin' };
+    const picked = () => [...tbody.querySelectorAll('.pick:checked')].map((c) => c.value);
+    const onPicked = (action) => JQ.action(`${action[0].toUpperCase()}${action.slice(1)} selected`, async () => {
+      const ids = picked();
+      if (!ids.length) throw new Error('no row is selected');
+      if (action !== 'retry' && !(await JQ.confirm(`${action} ${ids.length} jobs?`, `This will ${action} ${ids.length} selected job${ids.length > 1 ? 's' : ''}.`, `${action} ${ids.length}`))) return;
+      let ok = 0;
+      for (const id of ids) {
+        const path = `/v1/jobs/${encodeURIComponent(id)}`;
+        try { await JQ.api(action === 'delete' ? 'DELETE' : 'POST', action === 'delete' ? path : `${path}/${action}`); ok++; } catch (e) { /* counted below */ }
+      }
+      JQ.flash(`${action}: ${ok} of ${ids.length} done`, ok < ids.length);
+    }, { 'data-requires': NEEDS[action] });
+    let watching = null;
+    const drawBulk = (b) => {
+      const pct = Math.round(b.progress * 100);
+      progress.replaceChildren(h('div', { class: 'panel row', 'data-bulk': b.id, 'data-state': b.state },
+        h('strong', {}, `${b.action} all matching`), ' ', JQ.state(b.state), ' ',
+        h('div', { class: 'progress', role: 'progressbar', 'aria-valuenow': pct, 'aria-valuemin': 0, 'aria-valuemax': 100 }, h('div')),
+        h('span', { class: 'pct' }, `${pct}%`), ' ',
+        h('span', { class: 'muted' }, `${JQ.num(b.processed)} of ${JQ.num(b.matched)}: ${JQ.num(b.changed)} changed, ${JQ.num(b.skipped)} skipped`),
+        b.error ? h('span', { class: 'error' }, b.error) : '',
+        ['scanning', 'applying'].includes(b.state) ? JQ.action('Stop', () => JQ.api('POST', `/v1/bulk/${b.id}/cancel`), { 'data-requires': 'produce' }) : ''));
+      progress.querySelector('.progress > div').style.width = `${pct}%`; // CSSOM: allowed by the CSP
+    };
+    const bulk = (action) => JQ.action(`${action[0].toUpperCase()}${action.slice(1)} all matching`, async () => {
+      const body = { filter, action, dry_run: true };
+      const dry = await JQ.api('POST', '/v1/jobs/bulk', body);
+      let b = dry;
+      for (let i = 0; i < 600 && !['done', 'failed', 'cancelled'].includes(b.state); i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        b = await JQ.api('GET', `/v1/bulk/${dry.id}`);
+      }
+      if (b.state !== 'done') throw new Error(b.error || `counting the matches ${b.state}`);
+      if (!b.matched) { JQ.flash('No job matches these filters.'); return; }
+      const what = `${action} ${JQ.num(b.matched)} job${b.matched > 1 ? 's' : ''}`;
+      if (!(await JQ.confirm(`${what}?`, `This will ${what} matching the filters now (jobs no longer in a state it applies to are skipped).${action === 'delete' ? ' Deleted jobs cannot be brought back.' : ''}`, what))) return;
+      const run = await JQ.api('POST', '/v1/jobs/bulk', { filter, action });
+      watching = run.id;
+      drawBulk(run);
+    }, { class: action === 'retry' ? 'primary' : 'danger', 'data-requires': NEEDS[action] });
+    bulkBar.replaceChildren(...['retry', 'cancel', 'delete'].map(onPicked), ' ', ...['retry', 'cancel', 'delete'].map(bulk));
+    JQ.applyRole(bulkBar);
+    return (tick) => {
+      const b = watching && (tick.bulk || []).find((x) => x.id === watching);
+      if (b) drawBulk(b);
+    };
+  }
+
   JQ.views.jobs = {
     title: 'Jobs',
     render(view) {
@@ -90,56 +144,10 @@
           }) : '');
       }).catch((e) => { status.textContent = e.message; status.className = 'error'; });
 
-      // Actions on the rows picked (one request each), or on every job
-      // matching the filters (one bulk action run by the server: a dry run
-      // counts them first, and the dialog names that count).
-      const NEEDS = { retry: 'produce', cancel: 'produce', delete: 'admin' };
-      const picked = () => [...tbody.querySelectorAll('.pick:checked')].map((c) => c.value);
-      const onPicked = (action) => JQ.action(`${action[0].toUpperCase()}${action.slice(1)} selected`, async () => {
-        const ids = picked();
-        if (!ids.length) throw new Error('no row is selected');
-        if (action !== 'retry' && !(await JQ.confirm(`${action} ${ids.length} jobs?`, `This will ${action} ${ids.length} selected job${ids.length > 1 ? 's' : ''}.`, `${action} ${ids.length}`))) return;
-        let ok = 0;
-        for (const id of ids) {
-          const path = `/v1/jobs/${encodeURIComponent(id)}`;
-          try { await JQ.api(action === 'delete' ? 'DELETE' : 'POST', action === 'delete' ? path : `${path}/${action}`); ok++; } catch (e) { /* counted below */ }
-        }
-        JQ.flash(`${action}: ${ok} of ${ids.length} done`, ok < ids.length);
-      }, { 'data-requires': NEEDS[action] });
-      let watching = null;
-      const drawBulk = (b) => {
-        const pct = Math.round(b.progress * 100);
-        progress.replaceChildren(h('div', { class: 'panel row', 'data-bulk': b.id, 'data-state': b.state },
-          h('strong', {}, `${b.action} all matching`), ' ', JQ.state(b.state), ' ',
-          h('div', { class: 'progress', role: 'progressbar', 'aria-valuenow': pct, 'aria-valuemin': 0, 'aria-valuemax': 100 }, h('div')),
-          h('span', { class: 'pct' }, `${pct}%`), ' ',
-          h('span', { class: 'muted' }, `${JQ.num(b.processed)} of ${JQ.num(b.matched)}: ${JQ.num(b.changed)} changed, ${JQ.num(b.skipped)} skipped`),
-          b.error ? h('span', { class: 'error' }, b.error) : '',
-          ['scanning', 'applying'].includes(b.state) ? JQ.action('Stop', () => JQ.api('POST', `/v1/bulk/${b.id}/cancel`), { 'data-requires': 'produce' }) : ''));
-        progress.querySelector('.progress > div').style.width = `${pct}%`; // CSSOM: allowed by the CSP
-      };
-      const bulk = (action) => JQ.action(`${action[0].toUpperCase()}${action.slice(1)} all matching`, async () => {
-        const body = { filter, action, dry_run: true };
-        const dry = await JQ.api('POST', '/v1/jobs/bulk', body);
-        let b = dry;
-        for (let i = 0; i < 600 && !['done', 'failed', 'cancelled'].includes(b.state); i++) {
-          await new Promise((r) => setTimeout(r, 100));
-          b = await JQ.api('GET', `/v1/bulk/${dry.id}`);
-        }
-        if (b.state !== 'done') throw new Error(b.error || `counting the matches ${b.state}`);
-        if (!b.matched) { JQ.flash('No job matches these filters.'); return; }
-        const what = `${action} ${JQ.num(b.matched)} job${b.matched > 1 ? 's' : ''}`;
-        if (!(await JQ.confirm(`${what}?`, `This will ${what} matching the filters now (jobs no longer in a state it applies to are skipped).${action === 'delete' ? ' Deleted jobs cannot be brought back.' : ''}`, what))) return;
-        const run = await JQ.api('POST', '/v1/jobs/bulk', { filter, action });
-        watching = run.id;
-        drawBulk(run);
-      }, { class: action === 'retry' ? 'primary' : 'danger', 'data-requires': NEEDS[action] });
-      bulkBar.replaceChildren(...['retry', 'cancel', 'delete'].map(onPicked), ' ', ...['retry', 'cancel', 'delete'].map(bulk));
-      JQ.applyRole(bulkBar);
+      const bulkTick = bulkControls(bulkBar, progress, tbody, filter);
 
       const off = JQ.onTick((tick) => {
-        const b = watching && (tick.bulk || []).find((x) => x.id === watching);
-        if (b) drawBulk(b);
+        bulkTick(tick);
         for (const ev of tick.jobs) {
           const tr = tbody.querySelector(`tr[data-id="${CSS.escape(ev.id)}"]`);
           if (tr) {

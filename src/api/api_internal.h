@@ -132,7 +132,6 @@ bulk_t *api_bulk_start(api_t *a, const store_query_t *q, const char *action, boo
                        problem_t *p);
 bulk_t *api_bulk_find(api_t *a, const char *id);
 void api_bulk_cancel(bulk_t *b);
-const char *api_bulk_action(const bulk_t *b);
 json_t *api_bulk_json(const bulk_t *b); /* new reference */
 void api_bulk_foreach(api_t *a, void (*fn)(void *ud, const bulk_t *b), void *ud);
 /* Running, or finished within the last minute (the event stream shows those). */

@@ -57,7 +57,6 @@ typedef struct bulk {
 
 struct api_bulks {
     list_node_t all;
-    size_t n;
 };
 
 api_bulks_t *api_bulks_new(void)
@@ -120,7 +119,6 @@ static void prune(api_bulks_t *bs)
         if (!finished(b) || b->busy || ++kept <= BULK_KEEP)
             continue;
         list_remove(&b->link);
-        bs->n--;
         bulk_free(b);
     }
 }
@@ -369,7 +367,6 @@ bulk_t *api_bulk_start(api_t *a, const store_query_t *q, const char *action, boo
     b->dry_run = dry_run;
     b->created_ms = clock_now_ms();
     list_push_back(&a->bulks->all, &b->link);
-    a->bulks->n++;
     scan(b);
     return b;
 }
@@ -385,8 +382,6 @@ bulk_t *api_bulk_find(api_t *a, const char *id)
 }
 
 void api_bulk_cancel(bulk_t *b) { b->cancel = !finished(b) || b->cancel; }
-
-const char *api_bulk_action(const bulk_t *b) { return action_names[b->action]; }
 
 void api_bulk_foreach(api_t *a, void (*fn)(void *ud, const bulk_t *b), void *ud)
 {

@@ -3,18 +3,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli/cli_internal.h"
 #include "cli/client.h"
 
 #define POLL_MS 200
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
-    nanosleep(&ts, NULL);
-}
 
 /* "--breaker-key" -> "breaker_key" */
 static json_t *filter_of(const cli_opts_t *o)
@@ -44,7 +37,7 @@ static int follow(const client_t *c, const cli_opts_t *o, json_t *b)
         const char *state = json_string_value(json_object_get(b, "state"));
         if (!state || over(state))
             break;
-        sleep_ms(POLL_MS);
+        cli_sleep_ms(POLL_MS);
         json_t *next;
         char err[512];
         int status = client_request(c, "GET", path, NULL, &next, err, sizeof err);

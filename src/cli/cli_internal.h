@@ -28,6 +28,8 @@ void cli_print_stats(json_t *stats);
 int cli_top(int argc, char **argv);
 int cli_wait(int argc, char **argv);
 int cli_bulk(int argc, char **argv);
+/* Polling commands wait between requests with this. */
+void cli_sleep_ms(long ms);
 /* One-line refusal on stderr; returns the exit code (1). */
 int cli_report(int status, json_t *body, const char *err);
 void cli_print_json(json_t *v);

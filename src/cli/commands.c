@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli/cli.h"
 #include "cli/cli_internal.h"
@@ -16,6 +17,12 @@ const char *cli_opt(const opts_t *o, const char *name)
         if (strcmp(o->names[i], name) == 0)
             return o->values[i];
     return NULL;
+}
+
+void cli_sleep_ms(long ms)
+{
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
+    nanosleep(&ts, NULL);
 }
 
 int cli_usage_error(const char *cmd, const char *msg)

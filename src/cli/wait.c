@@ -11,12 +11,6 @@
 
 #define POLL_MS 200
 
-static void sleep_ms(long ms)
-{
-    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
-    nanosleep(&ts, NULL);
-}
-
 /* "running, attempt 1, progress {"pct":40}" */
 static void describe(json_t *job, char *out, size_t len)
 {
@@ -85,6 +79,6 @@ int cli_wait(int argc, char **argv)
             return 1;
         }
         json_decref(job);
-        sleep_ms(POLL_MS);
+        cli_sleep_ms(POLL_MS);
     }
 }

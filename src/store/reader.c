@@ -25,6 +25,7 @@ typedef struct list_ctx {
     const store_query_t *q;
     json_t *jobs;
     int limit, scanned;
+    bool scans; /* store_query_scans(q) */
     int64_t last_created;
     char last_id[JOB_NAME_MAX + 1];
     bool more, done;
@@ -95,8 +96,7 @@ static int list_doc(void *ud, const store_doc_t *d)
     list_ctx_t *c = ud;
     if (c->done)
         return 0;
-    bool scans = store_query_scans(c->q);
-    if ((int)json_array_size(c->jobs) == c->limit || (scans && c->scanned == STORE_LIST_SCAN)) {
+    if ((int)json_array_size(c->jobs) == c->limit || (c->scans && c->scanned == STORE_LIST_SCAN)) {
         c->more = c->done = true;
         return 0;
     }
@@ -104,7 +104,7 @@ static int list_doc(void *ud, const store_doc_t *d)
     c->last_created = d->created_at;
     snprintf(c->last_id, sizeof c->last_id, "%s", d->id);
     json_t *doc = store_doc_json(d);
-    if (scans && !doc_matches(doc, c->q)) {
+    if (c->scans && !doc_matches(doc, c->q)) {
         json_decref(doc);
         return 0;
     }
@@ -182,16 +182,17 @@ static void run_read(store_t *s, void *conn, op_t *op)
     } else if (op->kind == OP_IDS) {
         rc = scan_ids(s, conn, op);
     } else if (op->kind == OP_LIST) {
-        list_ctx_t c = { .q = &op->q, .jobs = json_array(), .limit = op->q.limit };
+        list_ctx_t c = { .q = &op->q, .jobs = json_array(), .limit = op->q.limit,
+                         .scans = store_query_scans(&op->q) };
         int limit = op->q.limit;
-        op->q.limit = (store_query_scans(&op->q) ? STORE_LIST_SCAN : limit) + 1;
+        op->q.limit = (c.scans ? STORE_LIST_SCAN : limit) + 1;
         rc = s->ops->list_jobs(conn, &op->q, list_doc, &c);
         op->q.limit = limit;
         char cursor[JOB_NAME_MAX + 32];
         snprintf(cursor, sizeof cursor, "%lld:%s", (long long)c.last_created, c.last_id);
         op->result = json_pack("{s:o, s:o}", "jobs", c.jobs, "next_cursor",
                                c.more ? json_string(cursor) : json_null());
-        if (op->result && store_query_scans(&op->q))
+        if (op->result && c.scans)
             json_object_set_new(op->result, "scanned", json_integer(c.scanned));
     } else {
         json_t *queues = json_object(), *totals = json_object();
