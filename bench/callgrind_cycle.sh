@@ -6,12 +6,13 @@
 #   http100: HTTP in batches of 100 (loadgen --batch 100)
 #   per job = (summary of the run - summary of an idle run) / JOBS
 #   JOBQ_CG_BIN=PATH counts another build (default build/jobq)
+#   JOBQ_CG_ENV="K=V ..." adds settings to the server's environment
 # Needs build/jobq, build/bench/fwpgen, build/bench/loadgen and valgrind.
 set -u
 name=$1; mode=$2; jobs=$3
 d=${TMPDIR:-/tmp}/jobq-callgrind/$name; rm -rf "$d"; mkdir -p "$d"
 JOBQ_ENV_FILE=/nonexistent JOBQ_DATA_DIR=$d/data JOBQ_DURABILITY=os JOBQ_LOG_LEVEL=warn JOBQ_LISTEN=127.0.0.1:18720 JOBQ_FAKTORY_LISTEN=127.0.0.1:18719 \
-  valgrind --tool=callgrind --callgrind-out-file=$d/cg.out ${JOBQ_CG_BIN:-$(dirname "$0")/../build/jobq} serve 2>$d/vg.log &
+  env ${JOBQ_CG_ENV:-} valgrind --tool=callgrind --callgrind-out-file=$d/cg.out ${JOBQ_CG_BIN:-$(dirname "$0")/../build/jobq} serve 2>$d/vg.log &
 pid=$!
 for i in $(seq 300); do (exec 3<>/dev/tcp/127.0.0.1/18719) 2>/dev/null && break; sleep 0.1; done
 case $mode in

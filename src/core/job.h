@@ -114,6 +114,14 @@ typedef struct job {
     char *lease_worker;
     int64_t lease_expires_at;
     char lease_id[JOB_LEASE_ID_LEN + 1];
+    /* (Here, in the lease id's padding.) */
+    /* The state the store last received for this job (a job_state_t),
+     * when `stored`: set by job_unpack (the bytes came from the store, or
+     * were frozen from the job as it was persisted) and by the engine
+     * after each persist, so that a store can update the job's row
+     * without first reading which state it leaves. */
+    bool stored;
+    unsigned char stored_state;
 
     /* JSON text of the arbitrary values, dumped on first use and dropped by
      * the setters below: a job is written several times per life (store and

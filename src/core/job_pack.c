@@ -426,6 +426,8 @@ err_t job_unpack(const void *bytes, size_t n, const char *id, const char *queue,
         job_free(j);
         return ERR_INTERNAL;
     }
+    j->stored = true;
+    j->stored_state = (unsigned char)j->state;
     *out = j;
     return ERR_OK;
 }

@@ -94,7 +94,10 @@ void eng_set_state(engine_t *e, ejob_t *ej, job_state_t s)
 
 void eng_persist(engine_t *e, ejob_t *ej, job_event_t ev)
 {
-    ENG_HOOK(e, e->h.persist(e->h.ud, eng_thawed(ej), ev));
+    job_t *j = eng_thawed(ej);
+    ENG_HOOK(e, e->h.persist(e->h.ud, j, ev));
+    j->stored = true;
+    j->stored_state = (unsigned char)j->state;
     eng_account(e, ej); /* after the hook: writing it filled the text caches */
 }
 

@@ -56,12 +56,14 @@ static bool is_enqueue(const op_t *op) { return op->kind == OP_PUT && op->ev == 
  * in the batch turns this off (it reads rows the earlier puts would write);
  * so does running out of memory (every put then runs, as before). The
  * last put of a job whose first write in the batch is its enqueue is
- * marked fresh when the batch is live: no older row can exist. */
+ * marked fresh when the batch is live: no older row can exist. The row's
+ * state before the batch is what its first write found (op->was). */
 static void mark_superseded(op_t *batch, bool live)
 {
     bool purge = false;
     for (op_t *op = batch; op; op = op->next) {
         op->superseded = op->first_seen = op->row.fresh = false;
+        op->row.was = op->kind == OP_PUT ? op->was : NULL;
         purge = purge || op->kind == OP_PURGE;
     }
     if (batch && !batch->next)
@@ -85,6 +87,7 @@ static void mark_superseded(op_t *batch, bool live)
         if (!final->first_seen) {
             final->first_seen = true;
             final->row.fresh = live && is_enqueue(op);
+            final->row.was = op->kind == OP_PUT ? op->was : NULL;
         }
         if (op->kind == OP_PUT && final != op)
             op->superseded = true;

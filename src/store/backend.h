@@ -29,6 +29,11 @@ typedef struct store_row {
      * write of it in this transaction, so the backend need not look for
      * an old row (to uncount its state). False whenever unsure. */
     bool fresh;
+    /* Not fresh: the state the job's row has if there is one, known from
+     * the writes before (a static string), or NULL when unknown. With it
+     * the backend updates the row without reading it first; a row that
+     * is not there (deleted since) is inserted. */
+    const char *was;
 } store_row_t;
 
 /* A job as a backend hands it back: its bytes (packed, or the JSON document

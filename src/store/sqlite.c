@@ -341,6 +341,17 @@ static bool row_exists(sq_t *c, const char *id)
     sqlite3_clear_bindings(s);
     return found;
 }
+
+/* No row, or one in state `state`. */
+static bool row_state_is(sq_t *c, const char *id, const char *state)
+{
+    sqlite3_stmt *s = stmt(c, S_OLD_STATE);
+    sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+    bool ok = sqlite3_step(s) != SQLITE_ROW || (col(s, 1) && strcmp(col(s, 1), state) == 0);
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return ok;
+}
 #endif
 
 /* A job's later writes update the row they found (queue, type and
@@ -359,20 +370,45 @@ static int update_job(sq_t *c, const store_row_t *r)
     return step_done(c, S_UPDATE);
 }
 
+/* The row whose state the writes before said (r->was): updated without
+ * reading it first; *found says whether it was there (deleted since). */
+static int update_known(sq_t *c, const store_row_t *r, bool *found)
+{
+#ifdef JOBQ_CHECKS
+    CHECK(row_state_is(c, r->id, r->was));
+#endif
+    if (update_job(c, r) != 0)
+        return -1;
+    *found = sqlite3_changes(c->db) > 0;
+    if (*found && sqlite_counts_add(&c->counts, r->queue, r->was, -1) != 0) {
+        snprintf(c->err, sizeof c->err, "state counts: out of memory");
+        return -1;
+    }
+    return 0;
+}
+
 static int sq_put_job(void *conn, const store_row_t *r)
 {
     sq_t *c = conn;
     sqlite3_stmt *s = stmt(c, S_PUT);
     bool found = false;
-    if (!s || (!r->fresh && uncount_row(c, r->id, &found) != 0))
+    if (!s)
         return -1;
-#ifdef JOBQ_CHECKS
-    CHECK(!r->fresh || !row_exists(c, r->id));
-#endif
     if (sqlite_counts_add(&c->counts, r->queue, r->state, 1) != 0) {
         snprintf(c->err, sizeof c->err, "state counts: out of memory");
         return -1;
     }
+    if (!r->fresh && r->was) {
+        if (update_known(c, r, &found) != 0)
+            return -1;
+        if (found)
+            return 0;
+    } else if (!r->fresh && uncount_row(c, r->id, &found) != 0) {
+        return -1;
+    }
+#ifdef JOBQ_CHECKS
+    CHECK(!r->fresh || !row_exists(c, r->id));
+#endif
     if (found)
         return update_job(c, r);
     sqlite3_bind_text(s, 1, r->id, -1, SQLITE_STATIC);

@@ -509,6 +509,7 @@ uint64_t store_put_job(store_t *s, const job_t *job, job_event_t ev)
     size_t len = packed.len;
     op->doc = sbuf_take(&packed);
     op->ev = ev;
+    op->was = job->stored ? job_state_name((job_state_t)job->stored_state) : NULL;
     if (!bloom_maybe(&s->ids_written, job->id)) /* a job writes its id many times */
         bloom_add(&s->ids_written, job->id);
     op->row = (store_row_t){ .id = out[0], .queue = out[1], .type = out[2], .state = out[3],

@@ -33,6 +33,7 @@ typedef struct op {
     bool paused;
     bool superseded;   /* OP_PUT: a later put or delete of the job is in the same batch */
     bool first_seen;   /* the job's first write in the batch was looked at (apply.c) */
+    const char *was;   /* OP_PUT: the state its row has, if it exists and is known (static) */
     char *doc;         /* owned */
     store_read_cb cb;
     void *ud;
