@@ -57,7 +57,9 @@ static void row(sqlite3_stmt *s, sqlite3_stmt *q, int i)
 int main(int argc, char **argv)
 {
     if (argc != 4)
-        return fprintf(stderr, "usage: sqlite_row ROWS none|triggers|select DB\n"), 2;
+        return fprintf(stderr, "usage: sqlite_row ROWS none|nostats|triggers|select DB\n"), 2;
+    if (!strcmp(argv[2], "nostats")) /* as jobq opens it (store/sqlite.c) */
+        sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
     int n = atoi(argv[1]);
     remove(argv[3]);
     sqlite3 *db;
