@@ -4,15 +4,17 @@
 #include <stdio.h>
 #include <string.h>
 
+#define VERB(name, verb) { name, sizeof name - 1, verb }
 static const struct {
     const char *name;
+    size_t len;
     fwp_verb_t verb;
 } verbs[] = {
-    { "HELLO", FWP_HELLO }, { "PUSH", FWP_PUSH },     { "PUSHB", FWP_PUSHB },
-    { "FETCH", FWP_FETCH }, { "ACK", FWP_ACK },       { "FAIL", FWP_FAIL },
-    { "BEAT", FWP_BEAT },   { "INFO", FWP_INFO },     { "FLUSH", FWP_FLUSH },
-    { "MUTATE", FWP_MUTATE }, { "QUEUE", FWP_QUEUE }, { "END", FWP_END },
-    { "BATCH", FWP_BATCH }, { "TRACK", FWP_TRACK },
+    VERB("HELLO", FWP_HELLO),   VERB("PUSH", FWP_PUSH),   VERB("PUSHB", FWP_PUSHB),
+    VERB("FETCH", FWP_FETCH),   VERB("ACK", FWP_ACK),     VERB("FAIL", FWP_FAIL),
+    VERB("BEAT", FWP_BEAT),     VERB("INFO", FWP_INFO),   VERB("FLUSH", FWP_FLUSH),
+    VERB("MUTATE", FWP_MUTATE), VERB("QUEUE", FWP_QUEUE), VERB("END", FWP_END),
+    VERB("BATCH", FWP_BATCH),   VERB("TRACK", FWP_TRACK),
 };
 
 void fwp_parse(const char *line, size_t len, fwp_cmd_t *out)
@@ -29,8 +31,10 @@ void fwp_parse(const char *line, size_t len, fwp_cmd_t *out)
     out->args_len = sp ? len - vl - 1 : 0;
     out->verb = FWP_UNKNOWN;
     for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
-        if (strlen(verbs[i].name) == vl && memcmp(verbs[i].name, line, vl) == 0)
+        if (verbs[i].len == vl && memcmp(verbs[i].name, line, vl) == 0) {
             out->verb = verbs[i].verb;
+            break;
+        }
 }
 
 int fwp_words(const char *args, size_t len, char *buf, const char **words, int max)

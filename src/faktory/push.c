@@ -60,7 +60,9 @@ static void enqueue_all(fwp_conn_t *c)
             continue;
         c->batch[i] = NULL; /* the engine's from here, whatever happens */
         char jid[JOB_NAME_MAX + 1];
-        snprintf(jid, sizeof jid, "%s", job->id);
+        size_t n = strlen(job->id); /* a valid name: at most JOB_NAME_MAX */
+        memcpy(jid, job->id, n < JOB_NAME_MAX ? n + 1 : JOB_NAME_MAX + 1);
+        jid[JOB_NAME_MAX] = '\0';
         if (engine_enqueue(c->srv->d.engine, job, &created, &out, &p) != ERR_OK) {
             if (!c->rejected) {
                 fwp_send_err(c, "jid %s: %s", jid, p.detail);

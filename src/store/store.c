@@ -362,9 +362,11 @@ static void run_waiters(store_t *s)
 
 op_t *store_new_op_n(op_kind_t kind, const char *const *in, const char **out, int nstr)
 {
-    size_t n = 0;
+    size_t n = 0, lens[STORE_OP_STRS];
+    if (nstr > STORE_OP_STRS)
+        abort(); /* a caller's bug: every caller passes a constant */
     for (int i = 0; i < nstr; i++)
-        n += in[i] ? strlen(in[i]) + 1 : 0;
+        n += lens[i] = in[i] ? strlen(in[i]) + 1 : 0;
     op_t *op = calloc(1, sizeof *op + n);
     if (!op)
         abort(); /* the write path cannot report it; see docs/architecture.md */
@@ -374,10 +376,9 @@ op_t *store_new_op_n(op_kind_t kind, const char *const *in, const char **out, in
         out[i] = NULL;
         if (!in[i])
             continue;
-        size_t l = strlen(in[i]) + 1;
-        memcpy(p, in[i], l);
+        memcpy(p, in[i], lens[i]);
         out[i] = p;
-        p += l;
+        p += lens[i];
     }
     return op;
 }

@@ -153,7 +153,9 @@ static inline const char *store_op_id(const op_t *op)
 {
     return op->kind == OP_PUT ? op->row.id : op->kind == OP_DELETE ? op->name : NULL;
 }
-/* An op with copies of up to four strings (NULL stays NULL) in its str[]. */
+/* An op with copies of nstr (at most STORE_OP_STRS) strings (NULL stays
+ * NULL) in its str[]. */
+#define STORE_OP_STRS 8
 op_t *store_new_op_n(op_kind_t kind, const char *const *in, const char **out, int nstr);
 /* The usual four strings. */
 static inline op_t *store_new_op(op_kind_t kind, const char *in[4], const char *out[4])
