@@ -6,6 +6,7 @@
 
 #include "core/names.h"
 #include "util/clock.h"
+#include "util/jsonb.h"
 
 static const char *const state_names[JOB_STATE_COUNT] = {
     "pending", "queued", "running", "retrying", "completed", "failed", "cancelled",
@@ -107,6 +108,17 @@ static bool same_args(const job_t *a, const job_t *b)
     return (na == nb && memcmp(ta, tb, na) == 0) || json_equal(job_args(a), job_args(b));
 }
 
+/* Same text, or the same values. */
+static bool same_faktory(const job_t *a, const job_t *b)
+{
+    if (!job_has_faktory(a) || !job_has_faktory(b))
+        return !job_has_faktory(a) && !job_has_faktory(b);
+    if (a->cache_faktory && b->cache_faktory && strcmp(a->cache_faktory, b->cache_faktory) == 0)
+        return true;
+    json_t *fa = job_faktory(a), *fb = job_faktory(b);
+    return fa && fb && json_equal(fa, fb);
+}
+
 bool job_same_spec(const job_t *a, const job_t *b)
 {
     bool same_breaker = (!a->breaker_key && !b->breaker_key) ||
@@ -119,8 +131,7 @@ bool job_same_spec(const job_t *a, const job_t *b)
            a->backoff.multiplier == b->backoff.multiplier &&
            a->backoff.jitter == b->backoff.jitter && a->backoff.curve == b->backoff.curve &&
            a->discard_failed == b->discard_failed && same_args(a, b) &&
-           ((!a->faktory && !b->faktory) ||
-            (a->faktory && b->faktory && json_equal(a->faktory, b->faktory)));
+           same_faktory(a, b);
 }
 
 static int set_name(const char **field, bool *own, const char *name)
@@ -157,6 +168,18 @@ void job_set_faktory(job_t *j, json_t *v)
     json_decref(j->faktory);
     j->faktory = v ? json_incref(v) : NULL;
     drop(&j->cache_faktory);
+    j->faktory_plain = j->faktory_created = false;
+}
+
+json_t *job_faktory(const job_t *cj)
+{
+    job_t *j = (job_t *)cj; /* only the tree is filled in */
+    if (!j->faktory && j->cache_faktory) {
+        json_error_t e;
+        j->faktory = jsonb_loadb(j->cache_faktory, strlen(j->cache_faktory), 0,
+                                 JSONB_STORED_DEPTH, &e);
+    }
+    return j->faktory;
 }
 
 void job_set_progress(job_t *j, json_t *v)

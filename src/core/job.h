@@ -107,7 +107,9 @@ typedef struct job {
 
     /* Pushed over the Faktory protocol: the fields of its job that jobq has
      * no column for (custom, backtrace, retry, created_at as sent), kept
-     * and returned as given; NULL for other jobs. Part of the spec. */
+     * and returned as given; NULL for other jobs. Part of the spec. A job
+     * read back from the store holds only its text (cache_faktory) until
+     * someone needs the values: read it with job_faktory(). */
     json_t *faktory;
 
     /* Lease, valid while running. */
@@ -122,6 +124,10 @@ typedef struct job {
      * without first reading which state it leaves. */
     bool stored;
     unsigned char stored_state;
+    /* The Faktory extension holds just what a PUSH keeps (retry always,
+     * created_at when faktory_created), so a FETCH copies its text
+     * instead of reading its values. */
+    bool faktory_plain, faktory_created;
 
     /* JSON text of the arbitrary values, dumped on first use and dropped by
      * the setters below: a job is written several times per life (store and
@@ -205,8 +211,13 @@ const char *job_value_text(char **cache, json_t *v);
 void job_set_result(job_t *j, json_t *v);
 void job_set_progress(job_t *j, json_t *v);
 
-/* Sets the Faktory extension (borrows v; NULL clears). */
+/* Sets the Faktory extension (borrows v; NULL clears; not plain). */
 void job_set_faktory(job_t *j, json_t *v);
+/* Whether the job has one, and its tree (borrowed), parsed from its text
+ * on first use like the args; NULL when it has none (or the text does not
+ * parse: only a damaged store can hold such). Logically const. */
+static inline bool job_has_faktory(const job_t *j) { return j->faktory || j->cache_faktory; }
+json_t *job_faktory(const job_t *j);
 
 /* Reads a stored document; the inverse of job_write_json(JOB_JSON_STORED). */
 err_t job_from_doc(json_t *doc, job_t **out, problem_t *p);

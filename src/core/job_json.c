@@ -93,9 +93,9 @@ static void add_spec(sbuf_t *s, job_t *j)
     add_key(s, "breaker_key");
     sbuf_add_jstr(s, j->breaker_key);
     /* Only where set, so that other jobs read exactly as before. */
-    if (j->faktory) {
+    if (job_has_faktory(j)) {
         add_key(s, "faktory");
-        add_cached(s, &j->cache_faktory, j->faktory);
+        sbuf_adds(s, job_value_text(&j->cache_faktory, j->faktory));
     }
     if (j->discard_failed)
         sbuf_adds(s, ",\"discard_failed\":true");

@@ -6,7 +6,8 @@
  *
  * Layout, version 1 (integers are unsigned LEB128 varints, "z" zigzag):
  *
- *   u8 version (JOB_PACK_VERSION) | u8 state (+0x80: FAKTORY) | u8 priority | u8 flags
+ *   u8 version (JOB_PACK_VERSION) | u8 state (+0x80: FAKTORY, and with it +0x40 the
+ *   extension is plain, +0x20 it has created_at: job.h) | u8 priority | u8 flags
  *   | attempts | max_retries | timeout_ms | backoff initial_ms | max_ms
  *   | num multiplier | num jitter
  *   | z created_at | t updated_at | t started_at | t finished_at | t run_at
@@ -23,9 +24,10 @@
  * and the eight bytes of the double.
  *
  * Reading trusts nothing: every field is bounded as job_parse_spec bounds
- * it, the CRC must match, and the JSON parts other than args are parsed.
- * The args stay text (a queued job needs nothing else); the CRC is what
- * says they are the text jobq wrote.
+ * it, the CRC must match, and the JSON parts other than args and faktory
+ * are parsed. Those two stay text (a queued job needs nothing else, and a
+ * FETCH copies them); the CRC is what says they are the text jobq wrote.
+ * An older jobq refuses a state byte with 0x40 or 0x20 (docs/operations.md).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -51,6 +53,10 @@ enum {
  * rare field: "has a Faktory extension" is the top bit of the state byte
  * (states fit in 3 bits). */
 #define STATE_FAKTORY 0x80u
+/* With it, job_t's faktory_plain and faktory_created. */
+#define STATE_FK_PLAIN 0x40u
+#define STATE_FK_CREATED 0x20u
+#define STATE_FK_ALL (STATE_FAKTORY | STATE_FK_PLAIN | STATE_FK_CREATED)
 
 /* Years 0000 to 9999, what RFC 3339 can say (and clock_format_rfc3339). */
 #define TIME_MIN (-62167219200000LL)
@@ -129,7 +135,10 @@ void job_pack(const job_t *cj, sbuf_t *s)
     size_t start = s->len, alen;
     unsigned flags = flags_of(j);
     put_byte(s, JOB_PACK_VERSION);
-    put_byte(s, (unsigned)j->state | (j->faktory ? STATE_FAKTORY : 0));
+    unsigned fk = !job_has_faktory(j) ? 0
+                  : STATE_FAKTORY | (j->faktory_plain ? STATE_FK_PLAIN : 0) |
+                        (j->faktory_created ? STATE_FK_CREATED : 0);
+    put_byte(s, (unsigned)j->state | fk);
     put_byte(s, (unsigned)j->priority);
     put_byte(s, flags);
     put_uv(s, (uint64_t)j->attempts);
@@ -159,7 +168,7 @@ void job_pack(const job_t *cj, sbuf_t *s)
         put_cached(s, &j->cache_result, j->result);
     if (flags & F_ERRORS)
         put_cached(s, &j->cache_errors, j->errors);
-    if (j->faktory)
+    if (fk)
         put_cached(s, &j->cache_faktory, j->faktory);
     unsigned char crc[4];
     le_put32(crc, crc32c(0, s->p + start, s->len - start));
@@ -292,7 +301,11 @@ static void get_head(rd_t *r, job_t *j, unsigned *flags, bool *faktory)
     get_byte(r, "version");
     unsigned st = get_byte(r, "state");
     *faktory = st & STATE_FAKTORY;
-    st &= ~STATE_FAKTORY;
+    j->faktory_plain = st & STATE_FK_PLAIN;
+    j->faktory_created = st & STATE_FK_CREATED;
+    if (!*faktory && (j->faktory_plain || j->faktory_created))
+        fail(r, "state");
+    st &= ~STATE_FK_ALL;
     j->state = st < JOB_STATE_COUNT ? (job_state_t)st : JOB_PENDING;
     if (st >= JOB_STATE_COUNT)
         fail(r, "state");
@@ -323,7 +336,7 @@ static void get_head(rd_t *r, job_t *j, unsigned *flags, bool *faktory)
 
 job_state_t job_packed_state(const void *bytes)
 {
-    return (job_state_t)(((const unsigned char *)bytes)[1] & ~STATE_FAKTORY);
+    return (job_state_t)(((const unsigned char *)bytes)[1] & ~STATE_FK_ALL);
 }
 
 int64_t job_packed_run_at(const void *bytes, size_t n)
@@ -384,9 +397,9 @@ static void get_body(rd_t *r, job_t *j, unsigned flags, bool faktory)
         if (j->errors && !json_is_array(j->errors))
             fail(r, "errors");
     }
-    if (faktory) {
-        j->faktory = get_json(r, "faktory", &j->cache_faktory);
-        if (j->faktory && !json_is_object(j->faktory))
+    if (faktory) { /* text, as the args are: parsed when asked for */
+        const char *t = get_str(r, "faktory", TEXT_MAX, &n);
+        if (t && (n < 2 || t[0] != '{' || t[n - 1] != '}' || !(j->cache_faktory = strndup(t, n))))
             fail(r, "faktory");
     }
 }

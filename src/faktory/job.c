@@ -128,6 +128,8 @@ err_t fwp_job_parse(json_t *obj, const job_defaults_t *d, int64_t now, job_t **o
         j->backoff.curve = BACKOFF_FAKTORY;
     j->discard_failed = retry == 0;
     job_set_faktory(j, ext);
+    j->faktory_plain = true; /* extension() made it */
+    j->faktory_created = json_object_get(ext, "created_at") != NULL;
     json_decref(ext);
     *out = j;
     return ERR_OK;
@@ -196,9 +198,36 @@ static json_t *jobq_custom(const job_t *j, bool wrapped)
     return c;
 }
 
+/* The last failure, if any, and the job's end. */
+static void write_failure(sbuf_t *s, const job_t *j)
+{
+    json_t *f = fwp_job_failure(j);
+    if (f) {
+        add_json(s, "failure", f);
+        json_decref(f);
+    }
+    sbuf_addc(s, '}');
+}
+
+/* A plain extension's members, copied: retry, and custom, created_at,
+ * backtrace and priority where the PUSH had them. */
+static void add_plain(sbuf_t *s, const job_t *cj)
+{
+    job_t *j = (job_t *)cj; /* only the text cache fills */
+    const char *t = job_value_text(&j->cache_faktory, j->faktory);
+    size_t n = strlen(t);
+    if (n > 2) {
+        sbuf_addc(s, ',');
+        sbuf_add(s, t + 1, n - 2);
+    }
+    if (!j->faktory_created)
+        add_time(s, "created_at", j->created_at);
+}
+
 void fwp_job_write(const job_t *j, sbuf_t *s)
 {
-    json_t *ext = j->faktory, *v;
+    bool plain = j->faktory_plain && job_has_faktory(j);
+    json_t *ext = plain ? NULL : job_faktory(j), *v;
     size_t alen;
     const char *text = job_args_text(j, &alen);
     bool wrap = *text != '[';
@@ -216,13 +245,18 @@ void fwp_job_write(const job_t *j, sbuf_t *s)
         sbuf_adds(s, ",\"args\":");
         sbuf_add(s, text, alen);
     }
+    add_time(s, "enqueued_at", j->run_at > j->created_at ? j->run_at : j->created_at);
+    sbuf_adds(s, ",\"reserve_for\":");
+    sbuf_add_int(s, j->timeout_ms / 1000);
+    if (plain) {
+        add_plain(s, j);
+        write_failure(s, j);
+        return;
+    }
     if ((v = json_object_get(ext, "created_at")))
         add_json(s, "created_at", v);
     else
         add_time(s, "created_at", j->created_at);
-    add_time(s, "enqueued_at", j->run_at > j->created_at ? j->run_at : j->created_at);
-    sbuf_adds(s, ",\"reserve_for\":");
-    sbuf_add_int(s, j->timeout_ms / 1000);
     sbuf_adds(s, ",\"retry\":");
     v = json_object_get(ext, "retry");
     sbuf_add_int(s, v ? json_integer_value(v) : j->max_retries);
@@ -238,10 +272,5 @@ void fwp_job_write(const job_t *j, sbuf_t *s)
         add_json(s, "custom", c);
         json_decref(c);
     }
-    json_t *f = fwp_job_failure(j);
-    if (f) {
-        add_json(s, "failure", f);
-        json_decref(f);
-    }
-    sbuf_addc(s, '}');
+    write_failure(s, j);
 }

@@ -145,6 +145,59 @@ static void test_stored_form_keeps_the_faktory_fields(void **state)
     job_free(j);
 }
 
+static json_t *fetch_form(const job_t *j)
+{
+    sbuf_t s;
+    sbuf_init(&s, 256);
+    fwp_job_write(j, &s);
+    json_t *f = json_loadb(s.p, s.len, JSON_REJECT_DUPLICATES, NULL);
+    sbuf_free(&s);
+    assert_non_null(f);
+    return f;
+}
+
+/* A job read back from its packed form keeps its extension as text and a
+ * FETCH copies it: the same object as a FETCH built from the values. */
+static void test_fetch_copies_a_plain_extension(void **state)
+{
+    (void)state;
+    static const char *const pushes[] = {
+        "{\"jid\":\"abcdefgh\",\"jobtype\":\"T\",\"args\":[1]}",
+        "{\"jid\":\"abcdefgh\",\"jobtype\":\"T\",\"args\":[],\"retry\":0,\"priority\":9,"
+        "\"custom\":{\"k\":[1,{\"created_at\":2}]},\"backtrace\":7,\"created_at\":\"x\"}",
+        "{\"jid\":\"abcdefgh\",\"jobtype\":\"T\",\"args\":[\"a\"],\"custom\":{}}",
+    };
+    for (size_t i = 0; i < sizeof pushes / sizeof pushes[0]; i++) {
+        job_t *j = parse_ok(pushes[i]);
+        assert_true(j->faktory_plain);
+        j->attempts = 1;
+        if (i == 1)
+            job_add_error(j, ERR_TIMEOUT, ENGINE_LEASE_EXPIRED, NULL, "w", NOW);
+        sbuf_t packed;
+        sbuf_init(&packed, 256);
+        job_pack(j, &packed);
+        job_t *back;
+        problem_t p;
+        assert_int_equal(job_unpack(packed.p, packed.len, j->id, j->queue, j->type, &back, &p),
+                         ERR_OK);
+        assert_null(back->faktory); /* text only, until asked */
+        assert_true(back->faktory_plain);
+        json_t *copied = fetch_form(back);
+        j->faktory_plain = false; /* the values' way */
+        json_t *built = fetch_form(j);
+        if (!json_equal(copied, built))
+            fail_msg("push %zu: %s vs %s", i, json_dumps(copied, JSON_COMPACT | JSON_SORT_KEYS),
+                     json_dumps(built, JSON_COMPACT | JSON_SORT_KEYS));
+        assert_true(job_same_spec(j, back));
+        assert_true(json_equal(job_faktory(back), j->faktory));
+        json_decref(copied);
+        json_decref(built);
+        sbuf_free(&packed);
+        job_free(back);
+        job_free(j);
+    }
+}
+
 static void test_fetch_form_of_an_http_job(void **state)
 {
     (void)state;
@@ -225,6 +278,7 @@ int main(void)
         cmocka_unit_test(test_refusals_name_the_field),
         cmocka_unit_test(test_stored_form_keeps_the_faktory_fields),
         cmocka_unit_test(test_fetch_form_of_an_http_job),
+        cmocka_unit_test(test_fetch_copies_a_plain_extension),
         cmocka_unit_test(test_faktory_retry_curve),
         cmocka_unit_test(test_lines),
     };
