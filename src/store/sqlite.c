@@ -13,21 +13,18 @@
 #include "store/backend.h"
 #include "store/sqlite_counts.h"
 #include "store/sqlite_file.h"
+#include "store/sqlite_rows.h"
 #include "store/sqlite_schema.h"
 #include "util/check.h"
 #include "util/clock.h"
 
-enum { S_BEGIN, S_COMMIT, S_ROLLBACK, S_PUT, S_DELETE, S_QUEUE, S_COUNTER, S_GET, S_JOURNAL_GET,
+enum { S_BEGIN, S_COMMIT, S_ROLLBACK, S_DELETE, S_QUEUE, S_COUNTER, S_GET, S_JOURNAL_GET,
        S_JOURNAL_SET, S_OLD_STATE, S_STATE_COUNT, S_UPDATE, S_COUNT_ };
 
 static const char *const stmt_sql[S_COUNT_] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
     [S_COMMIT] = "COMMIT",
     [S_ROLLBACK] = "ROLLBACK",
-    [S_PUT] = "INSERT INTO jobs(id,queue,type,state,priority,created_at,updated_at,run_at,doc)"
-              " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9) ON CONFLICT(id) DO UPDATE SET"
-              " state=excluded.state, priority=excluded.priority,"
-              " updated_at=excluded.updated_at, run_at=excluded.run_at, doc=excluded.doc",
     [S_DELETE] = "DELETE FROM jobs WHERE id=?1",
     [S_QUEUE] = "INSERT INTO queues(name,paused) VALUES(?1,?2)"
                 " ON CONFLICT(name) DO UPDATE SET paused=excluded.paused",
@@ -39,7 +36,7 @@ static const char *const stmt_sql[S_COUNT_] = {
     [S_OLD_STATE] = "SELECT queue, state FROM jobs WHERE id=?1",
     [S_STATE_COUNT] = "INSERT INTO state_counts(queue,state,n) VALUES(?1,?2,?3)"
                       " ON CONFLICT(queue,state) DO UPDATE SET n=n+excluded.n",
-    /* S_PUT's update half, for a row known to be there: no insert attempt
+    /* The insert's update half (sqlite_rows.c), for a row known to be there: no insert attempt
      * that builds the row and its index entries only to conflict. */
     [S_UPDATE] = "UPDATE jobs SET state=?2, priority=?3, updated_at=?4, run_at=?5, doc=?6"
                  " WHERE id=?1",
@@ -50,6 +47,7 @@ typedef struct sq {
     sqlite_file_t file; /* the writer's: lock and identity (lock_fd -1 for readers) */
     sqlite3_stmt *st[S_COUNT_];
     sqlite_counts_t counts; /* the writer's, for the open transaction */
+    sqlite_rows_t rows;     /* the writer's new rows, not yet inserted */
     int last_rc;
     char err[512];
 } sq_t;
@@ -61,9 +59,18 @@ static int fail(sq_t *c, const char *what)
     return -1;
 }
 
+/* Writes the new rows that wait (sqlite_rows.h): before anything that
+ * reads or changes rows of jobs. */
+static int settle(sq_t *c)
+{
+    return c->rows.n && sqlite_rows_flush(&c->rows, c->db) != 0 ? fail(c, "insert jobs") : 0;
+}
+
 static int exec(sq_t *c, const char *sql)
 {
     char *msg = NULL;
+    if (settle(c) != 0)
+        return -1;
     if (sqlite3_exec(c->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
         c->last_rc = sqlite3_extended_errcode(c->db);
         snprintf(c->err, sizeof c->err, "%s", msg ? msg : sqlite3_errmsg(c->db));
@@ -125,6 +132,7 @@ static void sq_close(void *conn)
         return;
     for (int i = 0; i < S_COUNT_; i++)
         sqlite3_finalize(c->st[i]);
+    sqlite_rows_free(&c->rows); /* before the close, which refuses while statements live */
     sqlite3_close(c->db);
     sqlite_file_unlock(&c->file);
     sqlite_counts_free(&c->counts);
@@ -204,8 +212,17 @@ static int sq_open_reader(const char *url, void **out, char *err, size_t len)
 }
 
 /* Statements are prepared lazily: before migration the tables do not exist. */
+/* The statements that see rows of jobs, which the new rows must be in
+ * first (an update of a buffered row settles itself: update_job). */
+static const bool reads_jobs[S_COUNT_] = {
+    [S_COMMIT] = true, [S_DELETE] = true, [S_GET] = true, [S_OLD_STATE] = true,
+    [S_STATE_COUNT] = true,
+};
+
 static sqlite3_stmt *stmt(sq_t *c, int which)
 {
+    if (reads_jobs[which] && settle(c) != 0)
+        return NULL;
     if (!c->st[which] &&
         sqlite3_prepare_v3(c->db, stmt_sql[which], -1, SQLITE_PREPARE_PERSISTENT, &c->st[which],
                            NULL) != SQLITE_OK) {
@@ -287,6 +304,7 @@ static int sq_rollback(void *conn)
 {
     sq_t *c = conn;
     sqlite_counts_clear(&c->counts);
+    sqlite_rows_discard(&c->rows);
     return sqlite3_get_autocommit(c->db) ? 0 : run_simple(c, S_ROLLBACK);
 }
 
@@ -369,7 +387,7 @@ static bool row_state_is(sq_t *c, const char *id, const char *state)
 static int update_job(sq_t *c, const store_row_t *r)
 {
     sqlite3_stmt *s = stmt(c, S_UPDATE);
-    if (!s)
+    if (!s || (sqlite_rows_has(&c->rows, r->id) && settle(c) != 0))
         return -1;
     sqlite3_bind_text(s, 1, r->id, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, r->state, -1, SQLITE_STATIC);
@@ -400,10 +418,7 @@ static int update_known(sq_t *c, const store_row_t *r, bool *found)
 static int sq_put_job(void *conn, const store_row_t *r)
 {
     sq_t *c = conn;
-    sqlite3_stmt *s = stmt(c, S_PUT);
     bool found = false;
-    if (!s)
-        return -1;
     if (sqlite_counts_add(&c->counts, r->queue, r->state, 1) != 0) {
         snprintf(c->err, sizeof c->err, "state counts: out of memory");
         return -1;
@@ -421,16 +436,7 @@ static int sq_put_job(void *conn, const store_row_t *r)
 #endif
     if (found)
         return update_job(c, r);
-    sqlite3_bind_text(s, 1, r->id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, r->queue, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 3, r->type, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 4, r->state, -1, SQLITE_STATIC);
-    sqlite3_bind_int(s, 5, r->priority);
-    sqlite3_bind_int64(s, 6, r->created_at);
-    sqlite3_bind_int64(s, 7, r->updated_at);
-    sqlite3_bind_int64(s, 8, r->run_at);
-    sqlite3_bind_blob(s, 9, r->doc, (int)r->doc_len, SQLITE_STATIC);
-    return step_done(c, S_PUT);
+    return sqlite_rows_add(&c->rows, c->db, r) != 0 ? fail(c, "insert jobs") : 0;
 }
 
 static int sq_delete_job(void *conn, const char *id)
@@ -527,6 +533,8 @@ static int sq_purge(void *conn, const store_purge_t *p, backend_id_cb cb, void *
                           : "SELECT id, state, updated_at, created_at FROM jobs"
                             " WHERE created_at < ?1 ORDER BY created_at, id LIMIT ?5";
     sqlite3_stmt *s;
+    if (settle(c) != 0)
+        return -1;
     if (sqlite3_prepare_v2(c->db, sql, -1, &s, NULL) != SQLITE_OK)
         return fail(c, "purge scan");
     int64_t horizon = p->completed_before > p->failed_before ? p->completed_before
@@ -576,6 +584,8 @@ static int sq_list_jobs(void *conn, const store_query_t *q, backend_doc_cb cb, v
         strcat(sql, " AND (created_at<?4 OR (created_at=?4 AND id<?5))");
     strcat(sql, " ORDER BY created_at DESC, id DESC LIMIT ?6");
     sqlite3_stmt *s;
+    if (settle(c) != 0)
+        return -1;
     if (sqlite3_prepare_v2(c->db, sql, -1, &s, NULL) != SQLITE_OK)
         return fail(c, "list jobs");
     sqlite3_bind_text(s, 1, q->queue, -1, SQLITE_STATIC);
@@ -601,6 +611,8 @@ typedef int (*row_fn)(sqlite3_stmt *s, any_fn cb, void *ud);
 static int query(sq_t *c, const char *sql, row_fn fn, any_fn cb, void *ud)
 {
     sqlite3_stmt *s;
+    if (settle(c) != 0)
+        return -1;
     if (sqlite3_prepare_v2(c->db, sql, -1, &s, NULL) != SQLITE_OK)
         return fail(c, sql);
     int rc, r = 0;

@@ -349,6 +349,35 @@ static void test_counts_follow_known_states_and_purged_rows(void **state)
     store_close(g_store);
 }
 
+/* Seventy new jobs in one transaction go in as two INSERTs of 32 rows and
+ * six of one (sqlite_rows.h); a lookup between them sees them all. */
+static void test_new_rows_inserted_many_to_a_statement(void **state)
+{
+    (void)state;
+    char err[512];
+    g_store = store_open(url, DURABILITY_FSYNC, err, sizeof err);
+    assert_int_equal(store_migrate(g_store, err, sizeof err), 0);
+    assert_int_equal(store_start(g_store, err, sizeof err), 0);
+    engine_t *e = new_engine();
+    char id[32];
+    for (int i = 0; i < 70; i++) {
+        snprintf(id, sizeof id, "many-%02d", i);
+        enqueue(e, json_pack("{s:s, s:s}", "id", id, "type", "t"));
+    }
+    assert_int_equal(count_of("queued"), 70);
+    for (int i = 0; i < 70; i += 23) {
+        snprintf(id, sizeof id, "many-%02d", i);
+        store_get_job(g_store, id, on_read, NULL);
+        while (!read_result)
+            pump(g_store);
+        assert_string_equal(json_string_value(json_object_get(read_result, "id")), id);
+        json_decref(read_result);
+        read_result = NULL;
+    }
+    engine_free(e);
+    store_close(g_store);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -359,6 +388,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_writes_of_one_job_in_one_batch_write_one_row, setup, teardown),
         cmocka_unit_test_setup_teardown(test_the_id_filter_knows_what_was_stored, setup, teardown),
         cmocka_unit_test_setup_teardown(test_counts_follow_known_states_and_purged_rows, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_new_rows_inserted_many_to_a_statement, setup, teardown),
     };
     return cmocka_run_group_tests_name("store", tests, NULL, NULL);
 }
