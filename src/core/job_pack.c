@@ -71,18 +71,18 @@ static void put_byte(sbuf_t *s, unsigned v)
     sbuf_addc(s, (char)(unsigned char)v);
 }
 
+/* Straight into the buffer (room for the longest, ten bytes, made once):
+ * a job packs ~15 of them, 4 times in its life. */
 static void put_uv(sbuf_t *s, uint64_t v)
 {
-    char b[10];
-    size_t n = 0;
-    do {
-        b[n] = (char)(v & 0x7f);
-        v >>= 7;
-        if (v)
-            b[n] = (char)(b[n] | 0x80);
-        n++;
-    } while (v);
-    sbuf_add(s, b, n);
+    if (s->len + 11 > s->cap)
+        sbuf_grow(s, 10);
+    unsigned char *p = (unsigned char *)s->p + s->len;
+    for (; v >= 0x80; v >>= 7)
+        *p++ = (unsigned char)(v | 0x80);
+    *p++ = (unsigned char)v;
+    s->len = (size_t)(p - (unsigned char *)s->p);
+    s->p[s->len] = '\0';
 }
 
 static uint64_t zig(int64_t v) { return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63); }
