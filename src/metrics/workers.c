@@ -153,9 +153,11 @@ void workers_job(workers_t *w, const job_t *job, job_event_t ev, int64_t now)
         start(w, job, now);
         return;
     }
+    if (ev == JOB_EV_UPDATED || ev == JOB_EV_ENQUEUED)
+        return; /* not the end of an attempt */
     lease_rec_t *l = hmap_get(&w->leases, job->id);
-    if (!l || ev == JOB_EV_UPDATED || ev == JOB_EV_ENQUEUED)
-        return; /* not the end of an attempt we saw start */
+    if (!l)
+        return; /* the end of one we did not see start */
     worker_t *k = l->worker;
     if (k) {
         k->active--;
