@@ -44,11 +44,21 @@ const char *job_priority_name(int p)
     return (p >= 0 && p < JOB_PRIORITIES) ? priority_names[p] : "normal";
 }
 
-bool job_name_char(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '.' || c == '_' || c == ':' || c == '-';
-}
+/* [A-Za-z0-9._:-] as a table: every id, queue and type is checked
+ * character by character several times in a job's life. */
+static const unsigned char name_chars[256] = {
+    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1,
+    ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1,
+    ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
+    ['y'] = 1, ['z'] = 1, ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1,
+    ['G'] = 1, ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1,
+    ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1,
+    ['W'] = 1, ['X'] = 1, ['Y'] = 1, ['Z'] = 1, ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1,
+    ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1, ['.'] = 1, ['_'] = 1,
+    [':'] = 1, ['-'] = 1,
+};
+
+bool job_name_char(char c) { return name_chars[(unsigned char)c]; }
 
 bool job_lease_id_valid(const char *s)
 {
@@ -62,7 +72,7 @@ bool job_name_valid(const char *s)
 {
     size_t n = 0;
     for (; s[n]; n++)
-        if (!job_name_char(s[n]) || n >= JOB_NAME_MAX)
+        if (!name_chars[(unsigned char)s[n]] || n >= JOB_NAME_MAX)
             return false;
     return n > 0;
 }

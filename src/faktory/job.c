@@ -22,10 +22,45 @@ static int priority_from_faktory(json_int_t n)
     return 4;     /* background */
 }
 
-static err_t int_field(json_t *obj, const char *key, json_int_t lo, json_int_t hi,
+/* The fields a PUSH's job may have, found in one pass over its members
+ * (the parser has refused duplicate keys): a lookup by name for each was
+ * ~2 k instructions a job. Anything else it carries is ignored. */
+typedef struct push_fields {
+    json_t *jid, *jobtype, *queue, *retry, *reserve_for, *priority, *backtrace, *at, *args,
+        *created_at, *custom;
+} push_fields_t;
+
+static json_t **slot(push_fields_t *f, const char *k)
+{
+    json_t **one = NULL, **two = NULL;
+    const char *a = NULL, *b = NULL;
+    switch (k[0]) {
+    case 'j': one = &f->jid, a = "jid", two = &f->jobtype, b = "jobtype"; break;
+    case 'q': one = &f->queue, a = "queue"; break;
+    case 'r': one = &f->retry, a = "retry", two = &f->reserve_for, b = "reserve_for"; break;
+    case 'p': one = &f->priority, a = "priority"; break;
+    case 'b': one = &f->backtrace, a = "backtrace"; break;
+    case 'a': one = &f->at, a = "at", two = &f->args, b = "args"; break;
+    case 'c': one = &f->created_at, a = "created_at", two = &f->custom, b = "custom"; break;
+    default: return NULL;
+    }
+    return strcmp(k, a) == 0 ? one : b && strcmp(k, b) == 0 ? two : NULL;
+}
+
+static void collect(json_t *obj, push_fields_t *f)
+{
+    *f = (push_fields_t){ 0 };
+    const char *k;
+    json_t *v, **to;
+    json_object_foreach(obj, k, v) {
+        if ((to = slot(f, k)))
+            *to = v;
+    }
+}
+
+static err_t int_field(json_t *v, const char *key, json_int_t lo, json_int_t hi,
                        json_int_t def, json_int_t *out, problem_t *p)
 {
-    json_t *v = json_object_get(obj, key);
     *out = def;
     if (!v || json_is_null(v))
         return ERR_OK;
@@ -36,10 +71,9 @@ static err_t int_field(json_t *obj, const char *key, json_int_t lo, json_int_t h
     return ERR_OK;
 }
 
-static err_t name_field(json_t *obj, const char *key, size_t min, const char *def,
+static err_t name_field(json_t *v, const char *key, size_t min, const char *def,
                         const char **out, problem_t *p)
 {
-    json_t *v = json_object_get(obj, key);
     if (!v && def) {
         *out = def;
         return ERR_OK;
@@ -47,7 +81,7 @@ static err_t name_field(json_t *obj, const char *key, size_t min, const char *de
     const char *s = json_string_value(v);
     if (!s)
         return problem_set(p, ERR_VALIDATION, key, "%s is required and must be a string", key);
-    if (strlen(s) < min || !job_name_valid(s))
+    if (json_string_length(v) < min || !job_name_valid(s))
         return problem_set(p, ERR_VALIDATION, key, "%s must be %zu-%d characters of "
                            "[A-Za-z0-9._:-]", key, min, JOB_NAME_MAX);
     *out = s;
@@ -55,9 +89,8 @@ static err_t name_field(json_t *obj, const char *key, size_t min, const char *de
 }
 
 /* "at": absent, null or "" means now. */
-static err_t at_field(json_t *obj, int64_t now, int64_t *run_at, problem_t *p)
+static err_t at_field(json_t *v, int64_t now, int64_t *run_at, problem_t *p)
 {
-    json_t *v = json_object_get(obj, "at");
     *run_at = now;
     if (!v || json_is_null(v) || (json_is_string(v) && !json_string_length(v)))
         return ERR_OK;
@@ -68,23 +101,22 @@ static err_t at_field(json_t *obj, int64_t now, int64_t *run_at, problem_t *p)
 }
 
 /* What comes back unchanged: the fields jobq has no column for. */
-static json_t *extension(json_t *obj, json_int_t retry, problem_t *p)
+static json_t *extension(const push_fields_t *f, json_int_t retry, problem_t *p)
 {
     json_t *ext = json_pack("{s:I}", "retry", retry);
-    json_t *custom = json_object_get(obj, "custom"), *v;
-    if (custom && !json_is_null(custom)) {
-        if (!json_is_object(custom)) {
+    if (f->custom && !json_is_null(f->custom)) {
+        if (!json_is_object(f->custom)) {
             json_decref(ext);
             return problem_set(p, ERR_VALIDATION, "custom", "custom must be an object"), NULL;
         }
-        json_object_set(ext, "custom", custom);
+        json_object_set(ext, "custom", f->custom);
     }
-    if ((v = json_object_get(obj, "created_at")) && json_is_string(v))
-        json_object_set(ext, "created_at", v);
-    if ((v = json_object_get(obj, "backtrace")) && json_is_integer(v))
-        json_object_set(ext, "backtrace", v);
-    if ((v = json_object_get(obj, "priority")) && json_is_integer(v))
-        json_object_set(ext, "priority", v);
+    if (f->created_at && json_is_string(f->created_at))
+        json_object_set(ext, "created_at", f->created_at);
+    if (f->backtrace && json_is_integer(f->backtrace))
+        json_object_set(ext, "backtrace", f->backtrace);
+    if (f->priority && json_is_integer(f->priority))
+        json_object_set(ext, "priority", f->priority);
     return ext;
 }
 
@@ -95,36 +127,38 @@ err_t fwp_job_parse(json_t *obj, const job_defaults_t *d, int64_t now, job_t **o
     int64_t run_at;
     if (!json_is_object(obj))
         return problem_set(p, ERR_VALIDATION, "", "a job must be a JSON object");
-    if (name_field(obj, "jid", 8, NULL, &jid, p) || name_field(obj, "jobtype", 1, NULL, &type, p) ||
-        name_field(obj, "queue", 1, "default", &queue, p) ||
-        int_field(obj, "retry", -1, 1000, FWP_RETRY_DEFAULT, &retry, p) ||
-        int_field(obj, "reserve_for", 60, 86400, FWP_RESERVE_DEFAULT_S, &reserve, p) ||
-        int_field(obj, "priority", 1, 9, 5, &fprio, p) ||
-        int_field(obj, "backtrace", 0, 1000, 0, &(json_int_t){ 0 }, p) || at_field(obj, now, &run_at, p))
+    push_fields_t f;
+    collect(obj, &f);
+    if (name_field(f.jid, "jid", 8, NULL, &jid, p) ||
+        name_field(f.jobtype, "jobtype", 1, NULL, &type, p) ||
+        name_field(f.queue, "queue", 1, "default", &queue, p) ||
+        int_field(f.retry, "retry", -1, 1000, FWP_RETRY_DEFAULT, &retry, p) ||
+        int_field(f.reserve_for, "reserve_for", 60, 86400, FWP_RESERVE_DEFAULT_S, &reserve, p) ||
+        int_field(f.priority, "priority", 1, 9, 5, &fprio, p) ||
+        int_field(f.backtrace, "backtrace", 0, 1000, 0, &(json_int_t){ 0 }, p) ||
+        at_field(f.at, now, &run_at, p))
         return p->type;
-    if (!json_is_array(json_object_get(obj, "args")))
+    if (!json_is_array(f.args))
         return problem_set(p, ERR_VALIDATION, "args", "args is required and must be an array");
-    json_t *ct = json_object_get(obj, "created_at");
-    if (ct && !json_is_null(ct) && !json_is_string(ct))
+    if (f.created_at && !json_is_null(f.created_at) && !json_is_string(f.created_at))
         return problem_set(p, ERR_VALIDATION, "created_at", "created_at must be a string");
-    json_t *ext = extension(obj, retry, p);
+    json_t *ext = extension(&f, retry, p);
     if (!ext)
         return p->type;
     /* Only custom.* can still be refused (job_build), so its errors are
      * named under custom. */
-    job_parts_t parts = { .id = jid, .queue = queue, .type = type,
-                          .args = json_object_get(obj, "args"),
+    job_parts_t parts = { .id = jid, .queue = queue, .type = type, .args = f.args,
                           .priority = priority_from_faktory(fprio),
                           .max_retries = retry < 0 ? 0 : (int)retry,
                           .timeout_ms = reserve * 1000, .run_at = run_at };
     job_t *j = NULL;
-    err_t e = job_build(&parts, json_object_get(obj, "custom"), d, now, &j, p);
+    err_t e = job_build(&parts, f.custom, d, now, &j, p);
     if (e) {
         json_decref(ext);
         problem_prefix_field(p, "custom.");
         return e;
     }
-    if (!json_object_get(json_object_get(obj, "custom"), "backoff"))
+    if (!json_object_get(f.custom, "backoff"))
         j->backoff.curve = BACKOFF_FAKTORY;
     j->discard_failed = retry == 0;
     job_set_faktory(j, ext);

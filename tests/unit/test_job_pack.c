@@ -1,5 +1,6 @@
 /* The packed form of a job: it reads back as the same job, in every state
- * and with every optional part, and damaged or hostile bytes never do. */
+ * and with every optional part, and damaged or hostile bytes never do. And
+ * the names a job's id, queue and type may be, which reading checks. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -193,6 +194,29 @@ static void test_bad_fields_with_a_good_crc_are_named(void **state)
     job_free(j);
 }
 
+/* Exactly [A-Za-z0-9._:-], whatever the byte, and 1-200 of them. */
+static void test_name_characters(void **state)
+{
+    (void)state;
+    for (int b = 0; b < 256; b++) {
+        char c = (char)b;
+        bool want = (b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z') || (b >= '0' && b <= '9') ||
+                    b == '.' || b == '_' || b == ':' || b == '-';
+        if (job_name_char(c) != want)
+            fail_msg("byte %d", b);
+        char one[2] = { c, '\0' };
+        assert_int_equal(job_name_valid(one), want && b != 0);
+    }
+    char name[JOB_NAME_MAX + 2];
+    memset(name, 'a', sizeof name);
+    name[JOB_NAME_MAX] = '\0';
+    assert_true(job_name_valid(name));
+    name[JOB_NAME_MAX] = 'a';
+    name[JOB_NAME_MAX + 1] = '\0';
+    assert_false(job_name_valid(name));
+    assert_false(job_name_valid(""));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -201,6 +225,7 @@ int main(void)
         cmocka_unit_test(test_odd_numbers_read_back_exactly),
         cmocka_unit_test(test_damage_anywhere_is_refused),
         cmocka_unit_test(test_bad_fields_with_a_good_crc_are_named),
+        cmocka_unit_test(test_name_characters),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
