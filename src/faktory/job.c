@@ -103,7 +103,11 @@ static err_t at_field(json_t *v, int64_t now, int64_t *run_at, problem_t *p)
 /* What comes back unchanged: the fields jobq has no column for. */
 static json_t *extension(const push_fields_t *f, json_int_t retry, problem_t *p)
 {
-    json_t *ext = json_pack("{s:I}", "retry", retry);
+    json_t *ext = json_object(); /* not json_pack, which reads its format: ~1 k instructions */
+    if (!ext || json_object_set_new(ext, "retry", json_integer(retry)) != 0) {
+        json_decref(ext);
+        return problem_set(p, ERR_INTERNAL, "", "out of memory"), NULL;
+    }
     if (f->custom && !json_is_null(f->custom)) {
         if (!json_is_object(f->custom)) {
             json_decref(ext);

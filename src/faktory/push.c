@@ -202,7 +202,13 @@ void fwp_push(fwp_conn_t *c, const fwp_cmd_t *cmd, bool bulk)
         json_decref(arg);
         return;
     }
-    json_t *specs = bulk ? json_incref(arg) : json_pack("[O]", arg);
+    json_t *specs = bulk ? json_incref(arg) : json_array(); /* no json_pack: 500 instructions */
+    if (!specs || (!bulk && json_array_append(specs, arg) != 0)) {
+        json_decref(specs);
+        json_decref(arg);
+        fwp_send_err(c, "unavailable: out of memory");
+        return;
+    }
     if (bulk)
         c->rejected = json_object();
     if (parse_all(c, specs) == 0)
