@@ -128,8 +128,15 @@ void fwp_send_json(fwp_conn_t *c, json_t *v)
 
 void fwp_send_bulk(fwp_conn_t *c, const char *data, size_t len)
 {
-    char head[32];
-    send_bytes(c, head, (size_t)snprintf(head, sizeof head, "$%zu\r\n", len));
+    char head[32], *p = head + sizeof head; /* the length's digits, last first: no snprintf */
+    *--p = '\n';
+    *--p = '\r';
+    size_t n = len;
+    do
+        *--p = (char)('0' + n % 10);
+    while (n /= 10);
+    *--p = '$';
+    send_bytes(c, p, (size_t)(head + sizeof head - p));
     send_bytes(c, data, len);
     send_bytes(c, "\r\n", 2);
 }
