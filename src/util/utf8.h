@@ -7,6 +7,8 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 
 /* Length of the valid UTF-8 sequence at p (avail > 0 bytes there), or 0 if
  * it is not one. */
@@ -27,10 +29,16 @@ static inline size_t utf8_seq_len(const unsigned char *p, size_t avail)
     return n;
 }
 
+/* ASCII, the common case, eight bytes a step. */
 static inline bool utf8_valid(const char *s, size_t n)
 {
     const unsigned char *p = (const unsigned char *)s, *end = p + n;
     while (p < end) {
+        uint64_t w;
+        if (end - p >= 8 && (memcpy(&w, p, 8), (w & 0x8080808080808080ULL) == 0)) {
+            p += 8;
+            continue;
+        }
         if (*p < 0x80) {
             p++;
             continue;

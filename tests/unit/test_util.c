@@ -20,6 +20,7 @@
 #include "util/pset.h"
 #include "util/sbuf.h"
 #include "util/token_bucket.h"
+#include "util/utf8.h"
 
 static void test_heap_orders_and_removes(void **state)
 {
@@ -394,6 +395,44 @@ static void test_hmap_free_values_frees_each_value_once(void **state)
     assert_int_equal(hmap_len(&m), 0);
 }
 
+/* The byte-at-a-time check utf8_valid's eight-byte steps stand in for. */
+static bool utf8_reference(const unsigned char *p, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        size_t k = p[i] < 0x80 ? 1 : utf8_seq_len(p + i, n - i);
+        if (!k)
+            return false;
+        i += k;
+    }
+    return true;
+}
+
+/* Mostly ASCII with a multi-byte or bad byte anywhere, lengths 0-40: the
+ * fast path gives the reference's answer at every offset. */
+static void test_utf8_valid_matches_a_reference(void **state)
+{
+    (void)state;
+    static const unsigned char odd[] = { 0xc3, 0xa9, 0xe2, 0x82, 0xac, 0xf0, 0x9f, 0x98,
+                                         0x80, 0xc0, 0xed, 0xa0, 0xff, 0x80, 0xf4, 0x90 };
+    uint32_t x = 12345;
+    int valid = 0;
+    for (int round = 0; round < 200000; round++) {
+        unsigned char buf[40];
+        x = x * 1664525u + 1013904223u;
+        size_t n = (x >> 8) % sizeof buf;
+        for (size_t i = 0; i < n; i++) {
+            x = x * 1664525u + 1013904223u;
+            buf[i] = (x >> 24) < 240 ? (unsigned char)('a' + (x >> 16) % 26)
+                                     : odd[(x >> 16) % sizeof odd];
+        }
+        bool want = utf8_reference(buf, n);
+        valid += want;
+        if (utf8_valid((const char *)buf, n) != want)
+            fail_msg("round %d, %zu bytes", round, n);
+    }
+    assert_true(valid > 1000 && valid < 199000); /* both answers were tried */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -412,6 +451,7 @@ int main(void)
         cmocka_unit_test(test_hmap_free_values_frees_each_value_once),
         cmocka_unit_test(test_sbuf_doubles_read_back_exactly),
         cmocka_unit_test(test_crc32c),
+        cmocka_unit_test(test_utf8_valid_matches_a_reference),
     };
     return cmocka_run_group_tests_name("util", tests, NULL, NULL);
 }
