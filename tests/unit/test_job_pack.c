@@ -6,10 +6,12 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/job.h"
+#include "core/names.h"
 #include "util/crc32c.h"
 #include "util/le.h"
 #include "util/sbuf.h"
@@ -217,6 +219,28 @@ static void test_name_characters(void **state)
     assert_false(job_name_valid(""));
 }
 
+/* One shared copy per name, whether the thread's recent answers have it
+ * or the table does; different names never share. */
+static void test_names_share_one_copy(void **state)
+{
+    (void)state;
+    char a[32], b[32];
+    const char *first[10];
+    for (int i = 0; i < 10; i++) {
+        snprintf(a, sizeof a, "name-%d", i);
+        first[i] = names_intern(a);
+        assert_non_null(first[i]);
+        assert_string_equal(first[i], a);
+    }
+    for (int round = 0; round < 3; round++)
+        for (int i = 9; i >= 0; i--) {
+            snprintf(b, sizeof b, "name-%d", i);
+            assert_ptr_equal(names_intern(b), first[i]);
+        }
+    for (int i = 1; i < 10; i++)
+        assert_ptr_not_equal(first[i], first[i - 1]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -226,6 +250,7 @@ int main(void)
         cmocka_unit_test(test_damage_anywhere_is_refused),
         cmocka_unit_test(test_bad_fields_with_a_good_crc_are_named),
         cmocka_unit_test(test_name_characters),
+        cmocka_unit_test(test_names_share_one_copy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
