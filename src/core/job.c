@@ -181,6 +181,12 @@ void job_set_faktory(job_t *j, json_t *v)
     j->faktory_plain = j->faktory_created = false;
 }
 
+void job_set_faktory_text(job_t *j, char *text)
+{
+    job_set_faktory(j, NULL);
+    j->cache_faktory = text;
+}
+
 json_t *job_faktory(const job_t *cj)
 {
     job_t *j = (job_t *)cj; /* only the tree is filled in */

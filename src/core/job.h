@@ -213,6 +213,9 @@ void job_set_progress(job_t *j, json_t *v);
 
 /* Sets the Faktory extension (borrows v; NULL clears; not plain). */
 void job_set_faktory(job_t *j, json_t *v);
+/* Sets it as its compact JSON text, an object (taken: the job frees it;
+ * the tree is parsed when asked for; not plain). */
+void job_set_faktory_text(job_t *j, char *text);
 /* Whether the job has one, and its tree (borrowed), parsed from its text
  * on first use like the args; NULL when it has none (or the text does not
  * parse: only a damaged store can hold such). Logically const. */

@@ -135,7 +135,7 @@ static void test_stored_form_keeps_the_faktory_fields(void **state)
     assert_int_equal(json_integer_value(json_object_get(f, "retry")), 0);
     assert_int_equal(json_integer_value(json_object_get(f, "backtrace")), 7);
     assert_string_equal(json_string_value(json_object_get(f, "created_at")), "x");
-    assert_true(json_equal(json_object_get(f, "custom"), json_object_get(j->faktory, "custom")));
+    assert_true(json_equal(json_object_get(f, "custom"), json_object_get(job_faktory(j), "custom")));
     assert_null(json_object_get(f, "failure"));
     json_decref(f);
     sbuf_free(&s);
@@ -189,7 +189,7 @@ static void test_fetch_copies_a_plain_extension(void **state)
             fail_msg("push %zu: %s vs %s", i, json_dumps(copied, JSON_COMPACT | JSON_SORT_KEYS),
                      json_dumps(built, JSON_COMPACT | JSON_SORT_KEYS));
         assert_true(job_same_spec(j, back));
-        assert_true(json_equal(job_faktory(back), j->faktory));
+        assert_true(json_equal(job_faktory(back), job_faktory(j)));
         json_decref(copied);
         json_decref(built);
         sbuf_free(&packed);
