@@ -70,6 +70,16 @@ static void recover_queue(void *ud, const char *name, bool paused)
     engine_load_queue(ud, name, paused);
 }
 
+/* A migrated store, its writer started, as g_store. */
+static void open_started(void)
+{
+    char err[512];
+    g_store = store_open(url, DURABILITY_FSYNC, err, sizeof err);
+    assert_non_null(g_store);
+    assert_int_equal(store_migrate(g_store, err, sizeof err), 0);
+    assert_int_equal(store_start(g_store, err, sizeof err), 0);
+}
+
 static void test_migrates_empty_file(void **state)
 {
     (void)state;
@@ -319,10 +329,7 @@ static json_int_t count_of(const char *state)
 static void test_counts_follow_known_states_and_purged_rows(void **state)
 {
     (void)state;
-    char err[512];
-    g_store = store_open(url, DURABILITY_FSYNC, err, sizeof err);
-    assert_int_equal(store_migrate(g_store, err, sizeof err), 0);
-    assert_int_equal(store_start(g_store, err, sizeof err), 0);
+    open_started();
     engine_t *e = new_engine();
     enqueue(e, json_pack("{s:s, s:s}", "id", "k1", "type", "t"));
     assert_int_equal(count_of("queued"), 1);
@@ -354,10 +361,7 @@ static void test_counts_follow_known_states_and_purged_rows(void **state)
 static void test_new_rows_inserted_many_to_a_statement(void **state)
 {
     (void)state;
-    char err[512];
-    g_store = store_open(url, DURABILITY_FSYNC, err, sizeof err);
-    assert_int_equal(store_migrate(g_store, err, sizeof err), 0);
-    assert_int_equal(store_start(g_store, err, sizeof err), 0);
+    open_started();
     engine_t *e = new_engine();
     char id[32];
     for (int i = 0; i < 70; i++) {
