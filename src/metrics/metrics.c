@@ -80,9 +80,25 @@ void metrics_job(metrics_t *m, const job_t *job, job_event_t ev, int64_t now_ms)
         histogram_observe(&q->exec, (double)(now_ms - job->started_at) / 1e3);
 }
 
+static size_t recent_slot(const char *route, const char *method, int status)
+{
+    uintptr_t h = (uintptr_t)route >> 3;
+    h ^= (uintptr_t)status * 31u ^ (uintptr_t)(unsigned char)method[0] * 131u;
+    return (size_t)(h % (sizeof ((metrics_t *)0)->recent_routes /
+                         sizeof ((metrics_t *)0)->recent_routes[0]));
+}
+
 void metrics_http(metrics_t *m, const char *route, const char *method, int status,
                   double seconds)
 {
+    size_t at = recent_slot(route, method, status);
+    mroute_t *hit = m->recent_routes[at];
+    if (hit && hit->route == route && hit->status == status &&
+        strncmp(hit->method, method, sizeof hit->method - 1) == 0 &&
+        strlen(method) < sizeof hit->method) {
+        histogram_observe(&hit->h, seconds);
+        return;
+    }
     char key[160];
     snprintf(key, sizeof key, "%s %.10s %d", route, method, status);
     mroute_t *r = hmap_get(&m->routes, key);
@@ -99,6 +115,7 @@ void metrics_http(metrics_t *m, const char *route, const char *method, int statu
         r->status = status;
         histogram_init(&r->h, histogram_seconds, histogram_seconds_n);
     }
+    m->recent_routes[at] = r;
     histogram_observe(&r->h, seconds);
 }
 

@@ -26,6 +26,8 @@ typedef struct metrics metrics_t;
 metrics_t *metrics_new(const char *version);
 void metrics_free(metrics_t *m);
 
+/* One request answered. route lives as long as the process (the
+ * router's patterns), so its address names it. */
 void metrics_http(metrics_t *m, const char *route, const char *method, int status,
                   double seconds);
 /* A job changed (the engine's persist hook); now_ms is the engine's clock. */

@@ -43,6 +43,10 @@ struct metrics {
     uint64_t fwp_commands[METRICS_FWP_NVERBS], fwp_errors[METRICS_FWP_NVERBS];
     hmap_t queues; /* name -> mqueue_t */
     hmap_t routes; /* key -> mroute_t */
+    /* The entries requests found lately, by route address, method and
+     * status: the key's snprintf and hash were ~1.5 k instructions a
+     * request. Entries live as long as the registry. */
+    mroute_t *recent_routes[64];
     history_t *all; /* every queue together (series.c) */
     size_t nhistory; /* queues with a series of their own */
 };

@@ -7,8 +7,12 @@
 #include <cmocka.h>
 #include <jansson.h>
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "metrics/history.h"
+#include "metrics/metrics.h"
 #include "util/clock.h"
 
 static histogram_t wait, run;
@@ -131,12 +135,50 @@ static void test_latest_point_and_outcomes_since(void **state)
     history_free(h);
 }
 
+/* Requests counted by route, method and status, however they interleave:
+ * metrics_http remembers recent entries in 64 slots by route address,
+ * and 100 routes x 2 methods x 2 statuses share them. */
+static char route_names[100][24]; /* routes live as long as the process */
+
+static void test_requests_counted_by_route_method_and_status(void **state)
+{
+    (void)state;
+    static const char *const methods[] = { "GET", "POST" };
+    static const int statuses[] = { 200, 404 };
+    metrics_t *m = metrics_new("test");
+    assert_non_null(m);
+    static int want[100][2][2];
+    for (int r = 0; r < 100; r++)
+        snprintf(route_names[r], sizeof route_names[r], "/v1/r%d", r);
+    for (int i = 0; i < 40000; i++) {
+        int r = (i * 37) % 100, k = (i / 7) % 2, st = (i % 11) < 4;
+        metrics_http(m, route_names[r], methods[k], statuses[st], 0.001);
+        want[r][k][st]++;
+    }
+    metrics_gauges_t g = { 0 };
+    char *text = metrics_render(m, &g);
+    for (int r = 0; r < 100; r++)
+        for (int k = 0; k < 2; k++)
+            for (int st = 0; st < 2; st++) {
+                char line[200];
+                snprintf(line, sizeof line,
+                         "jobq_http_request_duration_seconds_count{route=\"%s\",method=\"%s\","
+                         "status=\"%d\"} %d\n", route_names[r], methods[k], statuses[st],
+                         want[r][k][st]);
+                if (want[r][k][st] && !strstr(text, line))
+                    fail_msg("missing: %s", line);
+            }
+    free(text);
+    metrics_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_latest_point_and_outcomes_since),
         cmocka_unit_test(test_a_point_is_what_changed_in_its_second),
         cmocka_unit_test(test_rings_wrap_and_minutes_add_up),
+        cmocka_unit_test(test_requests_counted_by_route_method_and_status),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
