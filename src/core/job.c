@@ -181,10 +181,12 @@ void job_set_faktory(job_t *j, json_t *v)
     j->faktory_plain = j->faktory_created = false;
 }
 
-void job_set_faktory_text(job_t *j, char *text)
+void job_set_faktory_plain(job_t *j, char *text, bool created)
 {
     job_set_faktory(j, NULL);
     j->cache_faktory = text;
+    j->faktory_plain = true;
+    j->faktory_created = created;
 }
 
 json_t *job_faktory(const job_t *cj)

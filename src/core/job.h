@@ -116,8 +116,8 @@ typedef struct job {
     char *lease_worker;
     int64_t lease_expires_at;
     char lease_id[JOB_LEASE_ID_LEN + 1];
-    /* (Here, in the lease id's padding.) */
-    /* The state the store last received for this job (a job_state_t),
+    /* These four sit in the lease id's padding: job_t stays 280 bytes.
+     * The state the store last received for this job (a job_state_t),
      * when `stored`: set by job_unpack (the bytes came from the store, or
      * were frozen from the job as it was persisted) and by the engine
      * after each persist, so that a store can update the job's row
@@ -213,9 +213,10 @@ void job_set_progress(job_t *j, json_t *v);
 
 /* Sets the Faktory extension (borrows v; NULL clears; not plain). */
 void job_set_faktory(job_t *j, json_t *v);
-/* Sets it as its compact JSON text, an object (taken: the job frees it;
- * the tree is parsed when asked for; not plain). */
-void job_set_faktory_text(job_t *j, char *text);
+/* Sets it as the compact JSON text of a plain extension, an object
+ * (taken: the job frees it; the tree is parsed when asked for); created:
+ * it holds created_at. */
+void job_set_faktory_plain(job_t *j, char *text, bool created);
 /* Whether the job has one, and its tree (borrowed), parsed from its text
  * on first use like the args; NULL when it has none (or the text does not
  * parse: only a damaged store can hold such). Logically const. */

@@ -173,9 +173,7 @@ err_t fwp_job_parse(json_t *obj, const job_defaults_t *d, int64_t now, job_t **o
     if (!json_object_get(f.custom, "backoff"))
         j->backoff.curve = BACKOFF_FAKTORY;
     j->discard_failed = retry == 0;
-    job_set_faktory_text(j, ext);
-    j->faktory_plain = true; /* extension_text() wrote it */
-    j->faktory_created = f.created_at && json_is_string(f.created_at);
+    job_set_faktory_plain(j, ext, f.created_at && json_is_string(f.created_at));
     *out = j;
     return ERR_OK;
 }
@@ -243,8 +241,8 @@ static json_t *jobq_custom(const job_t *j, bool wrapped)
     return c;
 }
 
-/* The last failure, if any, and the job's end. */
-static void write_failure(sbuf_t *s, const job_t *j)
+/* The last failure, if any, and the object's closing brace. */
+static void close_job(sbuf_t *s, const job_t *j)
 {
     json_t *f = fwp_job_failure(j);
     if (f) {
@@ -295,7 +293,7 @@ void fwp_job_write(const job_t *j, sbuf_t *s)
     sbuf_add_int(s, j->timeout_ms / 1000);
     if (plain) {
         add_plain(s, j);
-        write_failure(s, j);
+        close_job(s, j);
         return;
     }
     if ((v = json_object_get(ext, "created_at")))
@@ -317,5 +315,5 @@ void fwp_job_write(const job_t *j, sbuf_t *s)
         add_json(s, "custom", c);
         json_decref(c);
     }
-    write_failure(s, j);
+    close_job(s, j);
 }

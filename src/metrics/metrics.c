@@ -84,8 +84,7 @@ static size_t recent_slot(const char *route, const char *method, int status)
 {
     uintptr_t h = (uintptr_t)route >> 3;
     h ^= (uintptr_t)status * 31u ^ (uintptr_t)(unsigned char)method[0] * 131u;
-    return (size_t)(h % (sizeof ((metrics_t *)0)->recent_routes /
-                         sizeof ((metrics_t *)0)->recent_routes[0]));
+    return (size_t)(h % METRICS_RECENT_ROUTES);
 }
 
 void metrics_http(metrics_t *m, const char *route, const char *method, int status,

@@ -35,6 +35,8 @@ typedef struct mroute {
 
 #define METRICS_NREASONS 5
 
+#define METRICS_RECENT_ROUTES 64
+
 struct metrics {
     char version[64];
     uint64_t rejected[METRICS_NREASONS];
@@ -46,7 +48,7 @@ struct metrics {
     /* The entries requests found lately, by route address, method and
      * status: the key's snprintf and hash were ~1.5 k instructions a
      * request. Entries live as long as the registry. */
-    mroute_t *recent_routes[64];
+    mroute_t *recent_routes[METRICS_RECENT_ROUTES];
     history_t *all; /* every queue together (series.c) */
     size_t nhistory; /* queues with a series of their own */
 };

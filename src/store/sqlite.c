@@ -211,7 +211,6 @@ static int sq_open_reader(const char *url, void **out, char *err, size_t len)
     return 0;
 }
 
-/* Statements are prepared lazily: before migration the tables do not exist. */
 /* The statements that see rows of jobs, which the new rows must be in
  * first (an update of a buffered row settles itself: update_job). */
 static const bool reads_jobs[S_COUNT_] = {
@@ -219,6 +218,7 @@ static const bool reads_jobs[S_COUNT_] = {
     [S_STATE_COUNT] = true,
 };
 
+/* Statements are prepared lazily: before migration the tables do not exist. */
 static sqlite3_stmt *stmt(sq_t *c, int which)
 {
     if (reads_jobs[which] && settle(c) != 0)
@@ -230,6 +230,15 @@ static sqlite3_stmt *stmt(sq_t *c, int which)
         return NULL;
     }
     return c->st[which];
+}
+
+/* A one-off statement, after the new rows that wait: 0, or -1 with the
+ * error said as `what`. */
+static int prepare(sq_t *c, const char *sql, sqlite3_stmt **s, const char *what)
+{
+    if (settle(c) != 0)
+        return -1;
+    return sqlite3_prepare_v2(c->db, sql, -1, s, NULL) == SQLITE_OK ? 0 : fail(c, what);
 }
 
 static const char *sq_errmsg(void *conn) { return ((sq_t *)conn)->err; }
@@ -415,6 +424,9 @@ static int update_known(sq_t *c, const store_row_t *r, bool *found)
     return 0;
 }
 
+/* A new row (fresh), the row the writes before named (r->was), or one
+ * looked up first (its old state unknown): updated where it is there,
+ * else inserted with the next new rows. */
 static int sq_put_job(void *conn, const store_row_t *r)
 {
     sq_t *c = conn;
@@ -423,19 +435,16 @@ static int sq_put_job(void *conn, const store_row_t *r)
         snprintf(c->err, sizeof c->err, "state counts: out of memory");
         return -1;
     }
-    if (!r->fresh && r->was) {
-        if (update_known(c, r, &found) != 0)
-            return -1;
-        if (found)
-            return 0;
-    } else if (!r->fresh && uncount_row(c, r->id, &found) != 0) {
-        return -1;
-    }
 #ifdef JOBQ_CHECKS
     CHECK(!r->fresh || !row_exists(c, r->id));
 #endif
-    if (found)
-        return update_job(c, r);
+    int rc = 0;
+    if (!r->fresh && r->was)
+        rc = update_known(c, r, &found);
+    else if (!r->fresh && (rc = uncount_row(c, r->id, &found)) == 0 && found)
+        rc = update_job(c, r);
+    if (rc != 0 || found)
+        return rc;
     return sqlite_rows_add(&c->rows, c->db, r) != 0 ? fail(c, "insert jobs") : 0;
 }
 
@@ -533,10 +542,8 @@ static int sq_purge(void *conn, const store_purge_t *p, backend_id_cb cb, void *
                           : "SELECT id, state, updated_at, created_at FROM jobs"
                             " WHERE created_at < ?1 ORDER BY created_at, id LIMIT ?5";
     sqlite3_stmt *s;
-    if (settle(c) != 0)
+    if (prepare(c, sql, &s, "purge scan") != 0)
         return -1;
-    if (sqlite3_prepare_v2(c->db, sql, -1, &s, NULL) != SQLITE_OK)
-        return fail(c, "purge scan");
     int64_t horizon = p->completed_before > p->failed_before ? p->completed_before
                                                                : p->failed_before;
     sqlite3_bind_int64(s, 1, horizon); /* nothing created after it can be due */
@@ -584,10 +591,8 @@ static int sq_list_jobs(void *conn, const store_query_t *q, backend_doc_cb cb, v
         strcat(sql, " AND (created_at<?4 OR (created_at=?4 AND id<?5))");
     strcat(sql, " ORDER BY created_at DESC, id DESC LIMIT ?6");
     sqlite3_stmt *s;
-    if (settle(c) != 0)
+    if (prepare(c, sql, &s, "list jobs") != 0)
         return -1;
-    if (sqlite3_prepare_v2(c->db, sql, -1, &s, NULL) != SQLITE_OK)
-        return fail(c, "list jobs");
     sqlite3_bind_text(s, 1, q->queue, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, q->state, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 3, q->type, -1, SQLITE_STATIC);
@@ -611,10 +616,8 @@ typedef int (*row_fn)(sqlite3_stmt *s, any_fn cb, void *ud);
 static int query(sq_t *c, const char *sql, row_fn fn, any_fn cb, void *ud)
 {
     sqlite3_stmt *s;
-    if (settle(c) != 0)
+    if (prepare(c, sql, &s, sql) != 0)
         return -1;
-    if (sqlite3_prepare_v2(c->db, sql, -1, &s, NULL) != SQLITE_OK)
-        return fail(c, sql);
     int rc, r = 0;
     while (r == 0 && (rc = sqlite3_step(s)) == SQLITE_ROW)
         r = fn(s, cb, ud);
