@@ -8,6 +8,9 @@ one run; instructions are better counted with bench/callgrind_cycle.sh.
 
 Usage: bench/ab.py BINARY_A BINARY_B [fwp|http] [P] [JOBS]
        (default fwp 4 20000)
+   or: bench/ab.py BINARY_A BINARY_B SUITE SYSTEM [JOBS]
+       a suite of peers.py (cycle1, cycle4, enqueue32, batch100) for one of
+       its jobq systems, e.g. enqueue32 "jobq HTTP fsync" 60000
 Loopback only; every run is bounded by --max-seconds and its server is
 stopped by its own pid."""
 import os
@@ -19,21 +22,26 @@ import jobq_server  # noqa: E402
 import peers  # noqa: E402
 
 
-def run(binary, proto, p, jobs):
-    """One run of peers.py's jobq system for proto, on this binary."""
-    jobq_server.BIN = binary
-    return peers.run(f"jobq {proto.upper()} os", p, p, jobs)
+def scenario(args):
+    """(system, producers, consumers, batch, jobs) from the arguments."""
+    if args and args[0] in peers.SUITES:
+        _, _, producers, consumers, batch = peers.SUITES[args[0]]
+        jobs = int(args[2]) if len(args) > 2 else 20000
+        return args[1], producers, consumers, batch, jobs
+    proto = args[0] if args else "fwp"
+    p = int(args[1]) if len(args) > 1 else 4
+    jobs = int(args[2]) if len(args) > 2 else 20000
+    return f"jobq {proto.upper()} os", p, p, 1, jobs
 
 
 def main():
     a, b = sys.argv[1], sys.argv[2]
-    proto = sys.argv[3] if len(sys.argv) > 3 else "fwp"
-    p = int(sys.argv[4]) if len(sys.argv) > 4 else 4
-    jobs = int(sys.argv[5]) if len(sys.argv) > 5 else 20000
+    system, producers, consumers, batch, jobs = scenario(sys.argv[3:])
     results = {a: [], b: []}
     for _ in range(3):
         for binary in (a, b):
-            rate, cpu = run(binary, proto, p, jobs)
+            jobq_server.BIN = binary
+            rate, cpu = peers.run(system, producers, consumers, jobs, batch)
             results[binary].append((rate, cpu))
             print(f"{binary}: {rate:,.0f} jobs/s, {cpu:.1f} us/job", flush=True)
     for binary, rs in results.items():

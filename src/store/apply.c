@@ -119,28 +119,44 @@ bool store_injected_failure(store_t *s)
     return s->injected;
 }
 
-static int run_batch(store_t *s, op_t *batch, bool live, uint64_t gen)
+/* A transaction opens: flags of the batch set again (a retry starts over). */
+static int apply_begin(store_t *s, store_applying_t *a)
 {
-    int64_t totals[JOB_EV_COUNT] = { 0 };
     s->injected = false;
+    memset(a->totals, 0, sizeof a->totals);
+    a->next = a->batch;
     if (s->ops->begin(s->conn) != 0)
         return -1;
-    mark_superseded(batch, live);
-    for (op_t *op = batch; op; op = op->next) {
+    mark_superseded(a->batch, a->live);
+    a->open = true;
+    return 0;
+}
+
+/* Up to max writes of the batch, from where the last call stopped. */
+static int apply_writes(store_t *s, store_applying_t *a, size_t max)
+{
+    for (; a->next && max; a->next = a->next->next, max--) {
+        op_t *op = a->next;
         if (op->superseded) {
-            totals[op->ev]++; /* every event counts, written or not */
+            a->totals[op->ev]++; /* every event counts, written or not */
             continue;
         }
         int64_t t0 = clock_mono_ns();
-        if (run_write(s, op, totals) != 0)
+        if (run_write(s, op, a->totals) != 0)
             return -1;
         timed(s, (store_statement_t)op->kind, t0);
     }
+    return 0;
+}
+
+/* Counters, the generation applied, the file check, the commit. */
+static int apply_commit(store_t *s, store_applying_t *a)
+{
     for (int ev = 0; ev < JOB_EV_COUNT; ev++)
-        if (ev != JOB_EV_UPDATED && totals[ev] &&
-            s->ops->add_counter(s->conn, job_event_name(ev), totals[ev]) != 0)
+        if (ev != JOB_EV_UPDATED && a->totals[ev] &&
+            s->ops->add_counter(s->conn, job_event_name(ev), a->totals[ev]) != 0)
             return -1;
-    if (gen && s->ops->set_journal_applied(s->conn, gen) != 0)
+    if (a->gen && s->ops->set_journal_applied(s->conn, a->gen) != 0)
         return -1;
     store_fault_delay(s);
     if (store_injected_failure(s))
@@ -208,30 +224,60 @@ void store_file_lost(store_t *s, const char *why)
     pthread_mutex_unlock(&s->mu);
 }
 
+void store_apply_start(store_applying_t *a, op_t *batch, bool live, uint64_t gen)
+{
+    *a = (store_applying_t){ .batch = batch, .next = batch, .live = live, .gen = gen };
+}
+
+/* A failed attempt: rolled back, said, and waited for; the next step
+ * starts the batch over. */
+static void apply_failed(store_t *s, store_applying_t *a)
+{
+    store_set_health(s, false, NULL);
+    pthread_mutex_lock(&s->mu);
+    s->fig.failed_commits++;
+    pthread_mutex_unlock(&s->mu);
+    char why[512];
+    store_last_error(s, why, sizeof why);
+    log_error("store commit failed; will retry", LOG_S("error", why),
+              LOG_I("attempt", a->attempt + 1));
+    s->ops->rollback(s->conn);
+    a->open = false;
+    store_backoff(a->attempt++);
+}
+
+bool store_apply_step(store_t *s, store_applying_t *a, size_t max)
+{
+    if (s->faults.step_delay_ms > 0)
+        nanosleep(&(struct timespec){ s->faults.step_delay_ms / 1000,
+                                      (s->faults.step_delay_ms % 1000) * 1000000 }, NULL);
+    if ((!a->open && apply_begin(s, a) != 0) || apply_writes(s, a, max) != 0) {
+        apply_failed(s, a);
+        return false;
+    }
+    if (a->next)
+        return false;
+    if (apply_commit(s, a) != 0) {
+        apply_failed(s, a);
+        return false;
+    }
+    a->open = false;
+    if (!atomic_load(&s->healthy))
+        log_info("store recovered", LOG_I("attempts", a->attempt + 1));
+    store_set_health(s, true, NULL);
+    if (s->lost)
+        store_file_lost(s, s->lost_why);
+    return true;
+}
+
 /* Retries until the batch commits: nothing may be lost, whether it was
  * acknowledged from the journal already or is waiting for this commit. */
 void store_apply(store_t *s, op_t *batch, bool live, uint64_t gen)
 {
-    for (int attempt = 0;; attempt++) {
-        if (run_batch(s, batch, live, gen) == 0) {
-            if (!atomic_load(&s->healthy))
-                log_info("store recovered", LOG_I("attempts", attempt + 1));
-            store_set_health(s, true, NULL);
-            if (s->lost)
-                store_file_lost(s, s->lost_why);
-            return;
-        }
-        store_set_health(s, false, NULL);
-        pthread_mutex_lock(&s->mu);
-        s->fig.failed_commits++;
-        pthread_mutex_unlock(&s->mu);
-        char why[512];
-        store_last_error(s, why, sizeof why);
-        log_error("store commit failed; will retry", LOG_S("error", why),
-                  LOG_I("attempt", attempt + 1));
-        s->ops->rollback(s->conn);
-        store_backoff(attempt);
-    }
+    store_applying_t a;
+    store_apply_start(&a, batch, live, gen);
+    while (!store_apply_step(s, &a, SIZE_MAX))
+        ;
 }
 
 void store_backoff(int attempt)

@@ -102,6 +102,7 @@ typedef struct store_faults {
     int64_t commit_delay_ms;
     int64_t commit_fail_ms;
     int64_t read_delay_ms; /* list and stats reads take this much longer: a slow query */
+    int64_t step_delay_ms; /* each step of a compaction takes this much longer: a slow database */
 } store_faults_t;
 void store_set_faults(store_t *s, const store_faults_t *f);
 /* Commits slower than this are logged at warn (0: never). Before start. */

@@ -46,6 +46,15 @@ typedef struct op {
 #define STORE_READERS 2    /* read-only connections, one thread each */
 #define STORE_READS_MAX 256 /* reads queued or running at most; then "busy" */
 
+/* A transaction of store_apply in progress (apply.c). */
+typedef struct store_applying {
+    op_t *batch, *next; /* the writes, and the next one to run */
+    bool live, open;    /* open: the transaction has begun */
+    uint64_t gen;
+    int attempt;
+    int64_t totals[JOB_EV_COUNT];
+} store_applying_t;
+
 typedef struct store_reader {
     struct store *store;
     void *conn;
@@ -100,6 +109,11 @@ struct store {
     bool journal_ready; /* replayed and a generation started (store.c) */
     op_t *pending, *pending_tail;
     size_t npending, pending_bytes;
+    /* Store thread: the compaction under way, applied in steps between
+     * journal batches (writer.c); its writes left `pending` when it began. */
+    bool compacting;
+    store_applying_t compaction;
+    op_t *compaction_last;
     int64_t pending_since_ns;
     uint64_t applied;    /* guarded by mu: the last write in the database, which reads see */
     uint64_t read_wants; /* guarded by mu: a reader waits for the database to reach this */
@@ -187,6 +201,13 @@ json_t *store_doc_json(const store_doc_t *d);
  * write ever (row.fresh may be set); not for a replay, whose database may
  * already hold some of them (an operator's restore, a reset journal_state). */
 void store_apply(store_t *s, op_t *ops, bool live, uint64_t gen);
+/* The same transaction in steps, so that the store thread can journal
+ * batches between them (writer.c): a step runs up to max writes, and the
+ * last one commits (true). A failed attempt rolls back, waits (backoff)
+ * and starts over at the next step. Between steps the database is in the
+ * middle of a transaction: nothing else may use the writer's connection. */
+void store_apply_start(store_applying_t *a, op_t *ops, bool live, uint64_t gen);
+bool store_apply_step(store_t *s, store_applying_t *a, size_t max);
 /* apply.c, shared with the journal's commits in writer.c. why: the error,
  * or NULL for the database's own. */
 void store_set_health(store_t *s, bool ok, const char *why);

@@ -12,6 +12,10 @@
  * Compaction runs when pending grows past COMPACT_OPS or COMPACT_BYTES, is
  * compact_ms old (JOBQ_COMPACT_INTERVAL), a read waits for it (reads see the database), a purge
  * arrives (it reads rows), the journal file was lost, or the store stops.
+ * Its transaction runs in steps of COMPACT_STEP writes, and a batch that
+ * arrives meanwhile is journaled between two steps: in "fsync" durability
+ * this thread does both, and a whole compaction (tens of milliseconds)
+ * would otherwise hold every acknowledgement back.
  *
  * Without one, every batch is applied to the database directly.
  */
@@ -28,6 +32,7 @@
 #define IDLE_CHECK_MS 1000
 #define COMPACT_OPS 16384
 #define COMPACT_BYTES (32u << 20)
+#define COMPACT_STEP 32 /* writes of a compaction between looks for a batch to journal */
 
 void store_free_op(op_t *op)
 {
@@ -65,7 +70,7 @@ bool store_compaction_due(const store_t *s, int64_t now)
 static int wait_for_work(store_t *s)
 {
     int64_t now = clock_mono_ns(), idle = now + (int64_t)IDLE_CHECK_MS * 1000000;
-    while (!s->head && !s->stopping && !store_compaction_due(s, now)) {
+    while (!s->head && !s->stopping && !s->compacting && !store_compaction_due(s, now)) {
         int64_t until = idle;
         if (s->pending && s->pending_since_ns + s->compact_ms * 1000000 < until)
             until = s->pending_since_ns + s->compact_ms * 1000000;
@@ -109,11 +114,13 @@ static void hand_back(store_t *s, op_t *first, op_t *last)
 }
 
 /* Everything pending into the database. New writes go to the journal's
- * other file from here on (journal.h), so the loop may go on journaling
- * while this transaction runs; once it commits, the generation it closed
- * is applied and its file free. A lost database stops compactions, which
- * leaves that generation on disk to be replayed. */
-static void compact(store_t *s)
+ * other file from here on (journal.h), so that batches may go on being
+ * journaled while this transaction runs: by the loop (`os` durability),
+ * or by this thread between the compaction's steps (compaction_step).
+ * Once it commits, the generation it closed is applied and its file free.
+ * A lost database stops compactions, which leaves that generation on disk
+ * to be replayed. */
+static void compaction_start(store_t *s)
 {
     if (atomic_load(&s->dead))
         return;
@@ -125,14 +132,50 @@ static void compact(store_t *s)
     pthread_mutex_unlock(&s->mu);
     if (!first)
         return;
-    store_apply(s, first, true, gen);
+    store_apply_start(&s->compaction, first, true, gen);
+    s->compaction_last = last;
+    s->compacting = true;
+}
+
+/* Whether a batch waits to be journaled: a step of the compaction then
+ * ends, so that an acknowledgement never waits for a whole transaction. */
+static bool batch_waiting(store_t *s)
+{
     pthread_mutex_lock(&s->mu);
-    s->applied = last->seq;
-    publish_statements(s);
-    hand_back(s, first, last);
-    pthread_cond_broadcast(&s->read_cv); /* reads waiting for these writes */
+    bool waiting = s->head != NULL && !s->stopping;
     pthread_mutex_unlock(&s->mu);
-    store_notify(s);
+    return waiting;
+}
+
+/* Runs the compaction under way COMPACT_STEP writes at a time until it
+ * commits, or (yield) until a batch waits. */
+static void compaction_step(store_t *s, bool yield)
+{
+    while (s->compacting) {
+        if (!store_apply_step(s, &s->compaction, COMPACT_STEP)) {
+            if (yield && batch_waiting(s))
+                return;
+            continue;
+        }
+        s->compacting = false;
+        op_t *first = s->compaction.batch, *last = s->compaction_last;
+        pthread_mutex_lock(&s->mu);
+        s->applied = last->seq;
+        publish_statements(s);
+        hand_back(s, first, last);
+        pthread_cond_broadcast(&s->read_cv); /* reads waiting for these writes */
+        pthread_mutex_unlock(&s->mu);
+        store_notify(s);
+    }
+}
+
+/* Everything pending into the database, now: the compaction under way
+ * first, then what came since. */
+static void compact(store_t *s)
+{
+    compaction_step(s, false);
+    compaction_start(s);
+    compaction_step(s, false);
 }
 
 /* The bytes are copied under the lock and read outside it: the writer
@@ -324,8 +367,11 @@ void *store_writer_main(void *arg)
             else
                 hand_back_failed(s, batch, last);
         }
-        if (due || (stopping && !batch))
+        if (stopping && !batch)
             compact(s);
+        else if (due && !s->compacting)
+            compaction_start(s);
+        compaction_step(s, true);
         if (stopping && !batch && (!s->pending || atomic_load(&s->dead)))
             break; /* stopping, and everything is in the database (or cannot be) */
     }

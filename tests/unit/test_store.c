@@ -382,6 +382,47 @@ static void test_new_rows_inserted_many_to_a_statement(void **state)
     store_close(g_store);
 }
 
+/* A compaction runs in steps, and a write that arrives meanwhile is
+ * journaled (and acknowledged) between two of them: in fsync durability
+ * the store thread does both, and an acknowledgement must not wait for a
+ * whole transaction. The compaction here takes at least ten 50 ms steps;
+ * the write arrives after 100 ms and must be durable before it commits. */
+static void test_a_write_is_acknowledged_during_a_compaction(void **state)
+{
+    (void)state;
+    char err[512];
+    g_store = store_open(url, DURABILITY_FSYNC, err, sizeof err);
+    assert_int_equal(store_migrate(g_store, err, sizeof err), 0);
+    store_faults_t faults = { .step_delay_ms = 50 };
+    store_set_faults(g_store, &faults);
+    store_set_compact_interval_ms(g_store, 1);
+    assert_int_equal(store_start(g_store, err, sizeof err), 0);
+    engine_t *e = new_engine();
+    char id[32];
+    for (int i = 0; i < 320; i++) {
+        snprintf(id, sizeof id, "slow-%03d", i);
+        enqueue(e, json_pack("{s:s, s:s}", "id", id, "type", "t"));
+    }
+    store_waiter_t w = { .cb = on_durable };
+    fired = 0;
+    store_when_durable(g_store, &w, store_last_seq(g_store));
+    while (!fired)
+        pump(g_store);
+    nanosleep(&(struct timespec){ 0, 100000000 }, NULL); /* the compaction is under way */
+    enqueue(e, json_pack("{s:s, s:s}", "id", "during", "type", "t"));
+    store_when_durable(g_store, &w, store_last_seq(g_store));
+    while (fired < 2)
+        pump(g_store);
+    store_figures_t f;
+    store_figures(g_store, &f);
+    assert_int_equal(f.statement_seconds[STORE_ST_COMMIT].count, 0); /* not committed yet */
+    assert_int_equal(count_of("queued"), 321); /* once both compactions have */
+    store_figures(g_store, &f);
+    assert_true(f.statement_seconds[STORE_ST_COMMIT].count >= 1);
+    engine_free(e);
+    store_close(g_store);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -393,6 +434,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_the_id_filter_knows_what_was_stored, setup, teardown),
         cmocka_unit_test_setup_teardown(test_counts_follow_known_states_and_purged_rows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_new_rows_inserted_many_to_a_statement, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_write_is_acknowledged_during_a_compaction, setup, teardown),
     };
     return cmocka_run_group_tests_name("store", tests, NULL, NULL);
 }
