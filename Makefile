@@ -3,7 +3,7 @@
 
 CC      ?= cc
 VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.1.0-dev)
-PKGS    := libmicrohttpd libevent libevent_openssl jansson yajl sqlite3 libcurl libssl libcrypto
+PKGS    := libmicrohttpd libevent libevent_openssl jansson yajl sqlite3 libpq libcurl libssl libcrypto
 WARN    := -Wall -Wextra -Wformat=2 -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wno-missing-field-initializers -Werror
 BASE_CFLAGS = -std=c17 -D_GNU_SOURCE -Isrc $(WARN) -DJOBQ_VERSION='"$(VERSION)"' \
@@ -28,10 +28,10 @@ all: build/jobq
 
 # Debian packages; installed only when something is missing.
 DEB_PKGS := build-essential pkg-config libmicrohttpd-dev libevent-dev libjansson-dev libyajl-dev libjemalloc-dev \
-            libsqlite3-dev libcurl4-openssl-dev libssl-dev libcmocka-dev python3-pytest python3-requests \
+            libsqlite3-dev libpq-dev libcurl4-openssl-dev libssl-dev libcmocka-dev python3-pytest python3-requests \
             python3-prometheus-client clang libclang-rt-14-dev openssl
 # Only the tests need a browser: `make test` adds it.
-TEST_DEB_PKGS := chromium
+TEST_DEB_PKGS := chromium postgresql
 deps:
 	@missing=""; for p in $(DEB_PKGS) $(EXTRA_DEB_PKGS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
@@ -160,10 +160,21 @@ $(BROWSER_NODE)/.installed: tests/browser/package.json tests/browser/package-loc
 	cd $(BROWSER_NODE) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# The API suite runs twice: on SQLite (everything), then on PostgreSQL
+# (JOBQ_TEST_STORE=postgres: every server gets a new database of a cluster
+# the tests start, tests/integration/pg.py), skipping what is SQLite's own.
+PG_SUITE := $(addprefix tests/integration/,test_jobs_api.py test_lease_api.py test_bad_input.py \
+            test_protection.py test_search.py test_bulk.py test_restart.py test_retention.py \
+            test_faktory.py test_faktory_protocol.py test_events.py test_session.py \
+            test_commands.py test_metrics.py test_cli.py test_hardening.py test_memory_cache.py \
+            test_logs.py test_runners.py test_spill.py)
 integration: build/san/jobq build/jobq $(NODE_DIR)/.installed $(BROWSER_NODE)/.installed
 	JOBQ_BIN=$(CURDIR)/build/san/jobq JOBQ_NODE_PATH=$(CURDIR)/$(NODE_DIR)/node_modules \
 	  JOBQ_BROWSER_NODE_PATH=$(CURDIR)/$(BROWSER_NODE)/node_modules \
 	  /usr/bin/python3 -m pytest -q tests/integration
+	JOBQ_TEST_STORE=postgres JOBQ_BIN=$(CURDIR)/build/san/jobq \
+	  JOBQ_NODE_PATH=$(CURDIR)/$(NODE_DIR)/node_modules \
+	  /usr/bin/python3 -m pytest -q $(PG_SUITE)
 
 # Which module may include which: the table in docs/architecture.md.
 layers:

@@ -7,12 +7,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/url.h"
+
 /* T_INT is an int64_t unless the row's size says int; T_MS is a duration in
  * ms ("1500", "30s", "24h", "7d"); T_BYTES a size ("512M"); T_KEYS a string
  * printed without its secrets; T_SECRET a string printed as *** when set. */
 typedef enum {
     T_STR, T_INT, T_MS, T_BYTES, T_BOOL, T_DBL, T_DURABILITY, T_LOGLEVEL, T_LOGFORMAT, T_KEYS,
-    T_SECRET
+    T_SECRET,
+    T_URL /* a string printed without the password it may carry */
 } ctype_t;
 
 /* One row per setting: parsing, validation, printing and help all read it. */
@@ -35,7 +38,7 @@ typedef struct setting {
 static const setting_t settings[] = {
     { "JOBQ_LISTEN", T_STR, STR(listen), 0, 0, "127.0.0.1:7420", "HTTP address host:port (port 0 picks one)" },
     { "JOBQ_DATA_DIR", T_STR, STR(data_dir), 0, 0, "./data", "folder for the database" },
-    { "JOBQ_DATABASE_URL", T_STR, STR(database_url), 0, 0, "", "sqlite://PATH (default sqlite://<data dir>/jobq.db)" },
+    { "JOBQ_DATABASE_URL", T_URL, STR(database_url), 0, 0, "", "sqlite://PATH (default sqlite://<data dir>/jobq.db), or postgres://USER[:PASSWORD]@HOST[:PORT]/DB (one jobq per database for now)" },
     { "JOBQ_DURABILITY", T_DURABILITY, F(durability), 0, 0, 0, "fsync", "fsync | os | memory (tests only)" },
     { "JOBQ_LOG_LEVEL", T_LOGLEVEL, F(log_level), 0, 0, 0, "info", "debug | info | warn | error", RELOAD },
     { "JOBQ_LOG_FORMAT", T_LOGFORMAT, F(log_format), 0, 0, 0, "json", "json | text (for a terminal)" },
@@ -95,7 +98,7 @@ static const setting_t settings[] = {
 static size_t value_size(const setting_t *s)
 {
     switch (s->type) {
-    case T_STR: case T_KEYS: case T_SECRET: return s->size;
+    case T_STR: case T_KEYS: case T_SECRET: case T_URL: return s->size;
     case T_INT: return s->size == sizeof(int) ? sizeof(int) : sizeof(int64_t);
     case T_MS: case T_BYTES: return sizeof(int64_t);
     case T_BOOL: return sizeof(bool);
@@ -118,7 +121,7 @@ bool config_keep_fixed(config_t *fresh, const config_t *old, char *changed, size
             continue;
         char *dst = (char *)fresh + s->off;
         const char *src = (const char *)old + s->off;
-        bool differs = s->type == T_STR ? strcmp(dst, src) != 0
+        bool differs = s->type == T_STR || s->type == T_URL ? strcmp(dst, src) != 0
                                          : memcmp(dst, src, value_size(s)) != 0;
         if (differs && len) {
             size_t n = strlen(changed);
@@ -210,6 +213,7 @@ static int parse_value(const setting_t *s, const char *v, void *dst, char *err, 
         return parse_scaled(s, v, dst, err, len);
     case T_KEYS:
     case T_SECRET:
+    case T_URL:
     case T_STR:
         if (strlen(v) >= s->size && s->type != T_STR) /* never echo a secret */
             return snprintf(err, len, "%s is too long: at most %zu characters", s->key,
@@ -489,6 +493,11 @@ static void print_value(const setting_t *s, const config_t *cfg, FILE *out)
     switch (s->type) {
     case T_STR: fprintf(out, "%s", (const char *)p); break;
     case T_SECRET: fprintf(out, "%s", *(const char *)p ? "***" : ""); break;
+    case T_URL: {
+        char shown[sizeof ((config_t *)0)->database_url];
+        fprintf(out, "%s", url_redact(p, shown, sizeof shown));
+        break;
+    }
     case T_KEYS:
         for (int i = 0; i < cfg->nkeys; i++) /* never the secrets */
             fprintf(out, "%s%s:%s:***", i ? "," : "", cfg->keys[i].name,

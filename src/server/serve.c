@@ -22,6 +22,8 @@
 #include "util/check.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/mkdirs.h"
+#include "util/url.h"
 
 void app_arm_engine_timer(app_t *a, int64_t deadline)
 {
@@ -188,6 +190,10 @@ static void app_route(void *ud, http_req_t *r)
 
 static int open_store(app_t *a, char *err, size_t len)
 {
+    /* Whatever the database, the data folder holds the spill file, the
+     * commands' folder and the default downloads: made here, not by SQLite. */
+    if (mkdirs(a->cfg.data_dir, 0700, err, len) != 0)
+        return -1;
     if (!(a->store = store_open(a->cfg.database_url, a->cfg.durability, err, len)))
         return -1;
     store_faults_t f = { a->cfg.fault_commit_delay_ms, a->cfg.fault_commit_fail_ms,
@@ -367,8 +373,9 @@ static void log_started(const app_t *a)
         log_info("faktory protocol listening", LOG_S("listen", a->cfg.faktory_listen),
                  LOG_I("port", fwp_server_port(a->fwp)),
                  LOG_S("tls", a->cfg.faktory_tls_cert[0] ? "on" : "off"));
+    char db[sizeof a->cfg.database_url];
     log_info("listening", LOG_S("listen", a->cfg.listen), LOG_I("port", http_server_port(a->http)),
-             LOG_S("database", a->cfg.database_url),
+             LOG_S("database", url_redact(a->cfg.database_url, db, sizeof db)),
              LOG_S("durability", config_durability_name(a->cfg.durability)),
              LOG_I("pid", getpid()));
     if (a->cfg.durability == DURABILITY_MEMORY)
@@ -437,14 +444,16 @@ int migrate_main(int argc, char **argv)
     log_set_format(cfg.log_format);
     store_t *s = store_open(cfg.database_url, cfg.durability, err, sizeof err);
     int cur = 0, latest = 0, rc = 0;
+    char db[sizeof cfg.database_url];
+    url_redact(cfg.database_url, db, sizeof db);
     if (!s || store_schema_status(s, &cur, &latest, err, sizeof err) != 0)
         rc = 1;
     else if (status)
-        print_status(cfg.database_url, cur, latest);
+        print_status(db, cur, latest);
     else if (store_migrate(s, err, sizeof err) != 0)
         rc = 1;
     else
-        printf("database %s is at schema version %d\n", cfg.database_url, latest);
+        printf("database %s is at schema version %d\n", db, latest);
     if (rc)
         fprintf(stderr, "jobq: %s\n", err);
     store_close(s);

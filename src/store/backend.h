@@ -61,6 +61,7 @@ typedef enum { BACKEND_SYNC_FULL, BACKEND_SYNC_OS, BACKEND_SYNC_OFF } backend_sy
 
 typedef struct backend_ops {
     const char *scheme; /* the URL scheme it serves, e.g. "sqlite" */
+    const char *alias;  /* another name for it, or NULL */
     int (*open)(const char *url, backend_sync_t sync, void **conn, char *err, size_t errlen);
     /* A read-only connection to a database open() created and migrated. */
     int (*open_reader)(const char *url, void **conn, char *err, size_t errlen);
@@ -112,6 +113,15 @@ typedef struct backend_ops {
     int (*scan_ids)(void *conn, backend_id_cb cb, void *ud);
 } backend_ops_t;
 
+/* backend_sql.c, for both backends: the list's SELECT for q with
+ * parameters numbered as mark1..mark9 ('?' for SQLite, '$' for
+ * PostgreSQL; which number is which is written there), into sql; and
+ * whether retention takes a job in `state` last changed at updated_at. */
+#define BACKEND_LIST_SQL_MAX 640
+void backend_list_sql(const store_query_t *q, char mark, char *sql, size_t n);
+bool backend_purge_due(const char *state, int64_t updated_at, const store_purge_t *p);
+
 extern const backend_ops_t backend_sqlite;
+extern const backend_ops_t backend_postgres;
 
 #endif

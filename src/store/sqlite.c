@@ -17,6 +17,7 @@
 #include "store/sqlite_schema.h"
 #include "util/check.h"
 #include "util/clock.h"
+#include "util/mkdirs.h"
 
 enum { S_BEGIN, S_COMMIT, S_ROLLBACK, S_DELETE, S_QUEUE, S_COUNTER, S_GET, S_JOURNAL_GET,
        S_JOURNAL_SET, S_OLD_STATE, S_STATE_COUNT, S_UPDATE, S_COUNT_ };
@@ -92,6 +93,7 @@ static int step_done(sq_t *c, int which)
 
 static const char *col(sqlite3_stmt *s, int i) { return (const char *)sqlite3_column_text(s, i); }
 
+/* The folder the database file goes in, made if missing. */
 static int mkdir_for(const char *path, char *err, size_t len)
 {
     char dir[1024];
@@ -100,19 +102,7 @@ static int mkdir_for(const char *path, char *err, size_t len)
     if (!slash || slash == dir)
         return 0;
     *slash = '\0';
-    for (char *p = dir + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(dir, 0700) != 0 && errno != EEXIST)
-            break;
-        *p = '/';
-    }
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-        snprintf(err, len, "cannot create data folder %s: %s", dir, strerror(errno));
-        return -1;
-    }
-    return 0;
+    return mkdirs(dir, 0700, err, len);
 }
 
 static const char *pragmas(backend_sync_t sync)
@@ -517,15 +507,6 @@ static int sq_get_job(void *conn, const char *id, backend_doc_cb cb, void *ud)
     return r;
 }
 
-static bool expired(const char *state, int64_t updated_at, const store_purge_t *p)
-{
-    if (!strcmp(state, "failed"))
-        return p->failed_before && updated_at < p->failed_before;
-    if (!strcmp(state, "completed") || !strcmp(state, "cancelled"))
-        return p->completed_before && updated_at < p->completed_before;
-    return false;
-}
-
 /* Collects first and deletes after: deleting under an open SELECT would
  * make the scan's view of the index uncertain. */
 static int sq_purge(void *conn, const store_purge_t *p, backend_id_cb cb, void *ud,
@@ -557,7 +538,7 @@ static int sq_purge(void *conn, const store_purge_t *p, backend_id_cb cb, void *
         out->scanned++;
         snprintf(out->last_id, sizeof out->last_id, "%s", col(s, 0));
         out->last_created_at = sqlite3_column_int64(s, 3);
-        if (expired(col(s, 1), sqlite3_column_int64(s, 2), p))
+        if (backend_purge_due(col(s, 1), sqlite3_column_int64(s, 2), p))
             snprintf(doomed[n++], sizeof doomed[0], "%s", col(s, 0));
     }
     int r = (!doomed || rc != SQLITE_DONE) ? fail(c, "purge scan") : 0;
@@ -574,22 +555,8 @@ static int sq_purge(void *conn, const store_purge_t *p, backend_id_cb cb, void *
 static int sq_list_jobs(void *conn, const store_query_t *q, backend_doc_cb cb, void *ud)
 {
     sq_t *c = conn;
-    char sql[640] = "SELECT doc, created_at, id, queue, type FROM jobs WHERE 1=1";
-    if (q->queue)
-        strcat(sql, " AND queue=?1");
-    if (q->state)
-        strcat(sql, " AND state=?2");
-    if (q->type)
-        strcat(sql, " AND type=?3");
-    if (q->by_priority)
-        strcat(sql, " AND priority=?7");
-    if (q->created_from)
-        strcat(sql, " AND created_at>=?8");
-    if (q->created_to)
-        strcat(sql, " AND created_at<?9");
-    if (q->has_cursor)
-        strcat(sql, " AND (created_at<?4 OR (created_at=?4 AND id<?5))");
-    strcat(sql, " ORDER BY created_at DESC, id DESC LIMIT ?6");
+    char sql[BACKEND_LIST_SQL_MAX];
+    backend_list_sql(q, '?', sql, sizeof sql);
     sqlite3_stmt *s;
     if (prepare(c, sql, &s, "list jobs") != 0)
         return -1;

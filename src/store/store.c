@@ -18,15 +18,19 @@
 #include "util/jsonb.h"
 #include "util/log.h"
 #include "util/sbuf.h"
+#include "util/url.h"
 
 /* ---- opening, schema, recovery (before the thread starts) ---- */
 
 static const backend_ops_t *backend_for(const char *url)
 {
-    static const backend_ops_t *const all[] = { &backend_sqlite };
+    static const backend_ops_t *const all[] = { &backend_sqlite, &backend_postgres };
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         size_t n = strlen(all[i]->scheme);
         if (strncmp(url, all[i]->scheme, n) == 0 && strncmp(url + n, "://", 3) == 0)
+            return all[i];
+        if (all[i]->alias && strncmp(url, all[i]->alias, strlen(all[i]->alias)) == 0 &&
+            strncmp(url + strlen(all[i]->alias), "://", 3) == 0)
             return all[i];
     }
     return NULL;
@@ -36,7 +40,11 @@ store_t *store_open(const char *url, durability_t durability, char *err, size_t 
 {
     const backend_ops_t *ops = backend_for(url);
     if (!ops) {
-        snprintf(err, len, "JOBQ_DATABASE_URL=\"%s\" is not valid: expected sqlite://PATH", url);
+        char shown[1100];
+        snprintf(err, len,
+                 "JOBQ_DATABASE_URL=\"%s\" is not valid: expected sqlite://PATH or "
+                 "postgres://USER[:PASSWORD]@HOST[:PORT]/DB",
+                 url_redact(url, shown, sizeof shown));
         return NULL;
     }
     store_t *s = calloc(1, sizeof *s);

@@ -18,6 +18,19 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = os.environ.get("JOBQ_BIN", str(ROOT / "build" / "san" / "jobq"))
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "sqlite_only: looks at SQLite's files or at what only "
+                            "the SQLite store has; skipped under JOBQ_TEST_STORE=postgres")
+
+
+def pytest_collection_modifyitems(config, items):
+    if os.environ.get("JOBQ_TEST_STORE") != "postgres":
+        return
+    for item in items:
+        if "sqlite_only" in item.keywords:
+            item.add_marker(pytest.mark.skip(reason="SQLite store only"))
+
+
 def clean_env(extra=None):
     env = {k: v for k, v in os.environ.items() if not k.startswith("JOBQ_")}
     env["JOBQ_ENV_FILE"] = "/nonexistent/.env"
@@ -201,12 +214,18 @@ def assert_clean_log(server):
 
 
 @pytest.fixture
-def make_server(tmp_path):
+def make_server(tmp_path, request):
     servers = []
+    # JOBQ_TEST_STORE=postgres: every server without a database of its own
+    # gets a new PostgreSQL database (pg.py), so a suite runs on that store.
+    on_pg = os.environ.get("JOBQ_TEST_STORE") == "postgres"
 
     def make(env=None, args=(), subdir="srv", start=True):
         d = tmp_path / f"{subdir}{len(servers)}"
         d.mkdir()
+        if on_pg and "JOBQ_DATABASE_URL" not in (env or {}):
+            env = {**(env or {}),
+                   "JOBQ_DATABASE_URL": request.getfixturevalue("postgres").new_database()}
         s = Server(d, env=env, args=args)
         servers.append(s)
         return s.start() if start else s
@@ -243,3 +262,23 @@ def assert_problem(r, status, type_, field=None):
     if field is not None:
         assert body.get("field") == field, body
     return body
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """One throwaway PostgreSQL cluster for the session (pg.py); each test
+    takes a new database of it."""
+    from pg import Postgres
+    cluster = Postgres()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def pg_server(make_server, postgres):
+    """make_server on a new PostgreSQL database (or the one given as url)."""
+    def make(env=None, url=None, **kw):
+        env = dict(env or {})
+        env["JOBQ_DATABASE_URL"] = url or postgres.new_database()
+        return make_server(env=env, **kw)
+    return make

@@ -3,6 +3,8 @@ import json
 import sqlite3
 import subprocess
 
+import pytest
+
 from conftest import BIN, clean_env
 
 
@@ -176,6 +178,7 @@ def test_cli_sends_the_api_key_from_the_environment(make_server):
     assert r.returncode == 0 and "queued" in r.stdout
 
 
+@pytest.mark.sqlite_only
 def test_migration_2_backfills_state_counts(make_server):
     """A version-1 database with jobs in it: migration 2 counts them once,
     and the writer keeps the counts right from then on (the triggers that

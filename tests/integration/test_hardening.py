@@ -276,6 +276,7 @@ def test_a_worker_cannot_store_a_document_too_deep_to_read_back(make_server):
     assert s.job("deep")["errors"][-1]["context"] == _deep(60)
 
 
+@pytest.mark.sqlite_only
 def test_an_unreadable_stored_job_is_quarantined_not_a_reason_to_refuse_to_start(make_server):
     s = make_server()
     s.enqueue(id="good")
@@ -306,6 +307,7 @@ def test_an_unreadable_stored_job_is_quarantined_not_a_reason_to_refuse_to_start
     assert s.post("/v1/jobs", {"id": "bad", "type": "t"}).status_code == 201
 
 
+@pytest.mark.sqlite_only
 def test_a_second_server_on_the_same_database_exits_with_a_clear_message(make_server):
     first = make_server()
     first.enqueue(id="mine")
@@ -323,6 +325,7 @@ def test_a_second_server_on_the_same_database_exits_with_a_clear_message(make_se
     assert r.returncode != 0 and "in use by another jobq" in r.stderr
 
 
+@pytest.mark.sqlite_only
 @pytest.mark.parametrize("durability", ["fsync", "os"])
 @pytest.mark.parametrize("compact", ["250ms", "10m"])
 def test_deleting_the_database_while_running_loses_nothing_acknowledged(make_server, durability,

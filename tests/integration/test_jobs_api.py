@@ -2,6 +2,8 @@
 retry, delete."""
 import time
 
+import pytest
+
 from conftest import assert_problem
 
 
@@ -54,6 +56,7 @@ def wait_for_id_filter(server):
     raise AssertionError("the filter of stored ids never became ready")
 
 
+@pytest.mark.sqlite_only
 def test_the_id_filter_never_hides_a_stored_job(make_server):
     """An enqueue or read of an id the filter of stored ids says was never
     stored asks nothing of the database: every id it holds, from before the

@@ -2,6 +2,8 @@
 import sqlite3
 import time
 
+import pytest
+
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import assert_counts_match_rows
@@ -17,6 +19,7 @@ def finish_some(srv, n, prefix="c"):
             done += 1
 
 
+@pytest.mark.sqlite_only
 def test_finished_jobs_go_after_their_retention(make_server):
     # Few finished jobs in memory, so most reads and deletes go to the store.
     srv = make_server(env={"JOBQ_RETAIN_COMPLETED": "2s", "JOBQ_RETAIN_FAILED": "4s",

@@ -19,6 +19,7 @@
 #include "util/hmap.h"
 #include "util/pset.h"
 #include "util/sbuf.h"
+#include "util/url.h"
 #include "util/token_bucket.h"
 #include "util/utf8.h"
 
@@ -433,10 +434,30 @@ static void test_utf8_valid_matches_a_reference(void **state)
     assert_true(valid > 1000 && valid < 199000); /* both answers were tried */
 }
 
+/* A database URL's password never shows; everything else does. */
+static void test_url_redact_hides_only_the_password(void **state)
+{
+    (void)state;
+    static const char *const cases[][2] = {
+        { "postgres://jobq:s3cr:et@db.example:5432/jobs?sslmode=require",
+          "postgres://jobq:***@db.example:5432/jobs?sslmode=require" },
+        { "postgres://jobq@127.0.0.1/jobs", "postgres://jobq@127.0.0.1/jobs" },
+        { "postgres://db/jobs?user=a@b", "postgres://db/jobs?user=a@b" },
+        { "postgresql://u:p@h", "postgresql://u:***@h" },
+        { "sqlite:///var/lib/jobq/jobq.db", "sqlite:///var/lib/jobq/jobq.db" },
+        { "u:p@h", "u:***@h" },
+    };
+    char out[128];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        assert_string_equal(url_redact(cases[i][0], out, sizeof out), cases[i][1]);
+    assert_string_equal(url_redact("postgres://u:p@h", out, 8), "postgre");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_heap_orders_and_removes),
+        cmocka_unit_test(test_url_redact_hides_only_the_password),
         cmocka_unit_test(test_hmap_put_get_del),
         cmocka_unit_test(test_pset_matches_a_reference),
         cmocka_unit_test(test_bloom_never_forgets_and_rarely_guesses),

@@ -1,0 +1,602 @@
+/*
+ * The PostgreSQL backend, single node (backend.h): the writer's connection
+ * holds a session advisory lock that a second jobq on the same database
+ * cannot take, as the SQLite backend's lock file does, because each jobq
+ * keeps the live jobs in its own memory; several nodes on one database
+ * need leases kept in the database itself (docs/operations.md).
+ *
+ * No journal: every batch is one transaction, committed with
+ * synchronous_commit on ("fsync" and "os"; "memory" turns it off). Reads
+ * stream their rows (single-row mode), so loading a million jobs at start
+ * holds one row at a time. A broken connection is reset at the next
+ * transaction and the lock taken again; if another jobq took it meanwhile,
+ * check_file says so and the store stops acknowledging (store.h).
+ */
+#include <endian.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/backend.h"
+#include "store/postgres_schema.h"
+#include "util/clock.h"
+
+/* pg_try_advisory_lock's key: "jq" and 7420, the HTTP port */
+#define PG_LOCK_KEY "1785358188"
+#define PG_MIGRATE_KEY "1785358189"
+
+enum { P_PUT, P_DELETE, P_QUEUE, P_COUNTER, P_GET, P_COUNT_ };
+static const struct {
+    const char *name, *sql;
+    int n;
+    Oid types[9];
+} prepared[P_COUNT_] = {
+    [P_PUT] = { "put", "INSERT INTO jobs(id,queue,type,state,priority,created_at,updated_at,"
+                       "run_at,doc) VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9) ON CONFLICT (id) DO UPDATE"
+                       " SET state=excluded.state, priority=excluded.priority,"
+                       " updated_at=excluded.updated_at, run_at=excluded.run_at, doc=excluded.doc",
+                9, { 25, 25, 25, 25, 23, 20, 20, 20, 17 } },
+    [P_DELETE] = { "delete", "DELETE FROM jobs WHERE id=$1", 1, { 25 } },
+    [P_QUEUE] = { "queue", "INSERT INTO queues(name,paused) VALUES($1,$2)"
+                           " ON CONFLICT (name) DO UPDATE SET paused=excluded.paused",
+                  2, { 25, 16 } },
+    [P_COUNTER] = { "counter", "INSERT INTO counters(name,value) VALUES($1,$2)"
+                               " ON CONFLICT (name) DO UPDATE SET value=counters.value+excluded.value",
+                    2, { 25, 20 } },
+    [P_GET] = { "get", "SELECT doc, created_at, id, queue, type FROM jobs WHERE id=$1", 1, { 25 } },
+};
+
+typedef struct pg {
+    PGconn *db;
+    bool writer;    /* holds the lock, prepares the writes */
+    bool prepared;  /* the statements exist on this session */
+    bool lock_lost; /* another jobq holds the lock now */
+    bool in_tx;     /* begun and not yet ended: a broken session is not made again */
+    backend_sync_t sync;
+    char sqlstate[6];
+    char err[512];
+} pg_t;
+
+static int fail_msg(pg_t *c, const char *what, const PGresult *r)
+{
+    const char *st = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    snprintf(c->sqlstate, sizeof c->sqlstate, "%s", st ? st : "");
+    const char *msg = r && PQresultErrorMessage(r)[0] ? PQresultErrorMessage(r) : PQerrorMessage(c->db);
+    snprintf(c->err, sizeof c->err, "%s: %s", what, msg);
+    size_t n = strlen(c->err);
+    while (n && (c->err[n - 1] == '\n' || c->err[n - 1] == ' '))
+        c->err[--n] = '\0';
+    return -1;
+}
+
+/* A command's result: 0 if it is `want` (or any rows, for a command that
+ * returns some), else -1 with the error kept. */
+static int settle(pg_t *c, PGresult *r, ExecStatusType want, const char *what)
+{
+    ExecStatusType st = PQresultStatus(r);
+    int rc = st == want || st == PGRES_TUPLES_OK ? 0 : fail_msg(c, what, r);
+    PQclear(r);
+    return rc;
+}
+
+static int exec(pg_t *c, const char *sql)
+{
+    return settle(c, PQexec(c->db, sql), PGRES_COMMAND_OK, sql);
+}
+
+/* A one-row boolean answer ("SELECT pg_try_advisory_lock(...)"). */
+static int ask(pg_t *c, const char *sql, bool *yes)
+{
+    PGresult *r = PQexec(c->db, sql);
+    int rc = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 ? 0 : fail_msg(c, sql, r);
+    *yes = rc == 0 && PQgetvalue(r, 0, 0)[0] == 't';
+    PQclear(r);
+    return rc;
+}
+
+static int prepare_all(pg_t *c)
+{
+    for (int i = 0; c->writer && !c->prepared && i < P_COUNT_; i++)
+        if (settle(c, PQprepare(c->db, prepared[i].name, prepared[i].sql, prepared[i].n,
+                                prepared[i].types),
+                   PGRES_COMMAND_OK, prepared[i].sql) != 0)
+            return -1;
+    c->prepared = c->writer;
+    return 0;
+}
+
+/* The session's settings, and the writer's lock. */
+static int setup(pg_t *c, backend_sync_t sync)
+{
+    if (exec(c, sync == BACKEND_SYNC_OFF ? "SET synchronous_commit=off"
+                                         : "SET synchronous_commit=on") != 0)
+        return -1;
+    if (!c->writer)
+        return exec(c, "SET default_transaction_read_only=on");
+    bool got = false;
+    if (ask(c, "SELECT pg_try_advisory_lock(" PG_LOCK_KEY ")", &got) != 0)
+        return -1;
+    if (!got) {
+        snprintf(c->err, sizeof c->err,
+                 "another jobq is using this database (it holds its lock); one database serves "
+                 "one jobq until cluster mode exists");
+        return -1;
+    }
+    return 0;
+}
+
+/* Notices ("already exists, skipping") are not errors, and stderr is the
+ * log's: dropped. */
+static void no_notice(void *arg, const char *message) { (void)arg, (void)message; }
+
+static void pg_close(void *conn)
+{
+    pg_t *c = conn;
+    if (!c)
+        return;
+    PQfinish(c->db);
+    free(c);
+}
+
+static int connect_to(const char *url, bool writer, backend_sync_t sync, void **out, char *err,
+                      size_t len)
+{
+    pg_t *c = calloc(1, sizeof *c);
+    if (!c)
+        return snprintf(err, len, "out of memory"), -1;
+    c->writer = writer;
+    c->sync = sync;
+    /* The URL comes last, so what it says wins over these defaults. */
+    const char *keys[] = { "connect_timeout", "application_name", "keepalives_idle", "dbname",
+                           NULL };
+    const char *vals[] = { "10", "jobq", "30", url, NULL };
+    c->db = PQconnectdbParams(keys, vals, 1);
+    if (!c->db || PQstatus(c->db) != CONNECTION_OK) {
+        snprintf(err, len, "cannot connect to PostgreSQL: %s",
+                 c->db ? PQerrorMessage(c->db) : "out of memory");
+        pg_close(c);
+        return -1;
+    }
+    PQsetNoticeProcessor(c->db, no_notice, NULL);
+    if (setup(c, sync) != 0) {
+        snprintf(err, len, "%s", c->err);
+        pg_close(c);
+        return -1;
+    }
+    *out = c;
+    return 0;
+}
+
+static int pg_open(const char *url, backend_sync_t sync, void **out, char *err, size_t len)
+{
+    return connect_to(url, true, sync, out, err, len);
+}
+
+static int pg_open_reader(const char *url, void **out, char *err, size_t len)
+{
+    return connect_to(url, false, BACKEND_SYNC_FULL, out, err, len);
+}
+
+/* A connection that broke is made again (by the store's retries, which
+ * come here through begin), with its settings, lock and statements. */
+static int revive(pg_t *c)
+{
+    if (PQstatus(c->db) == CONNECTION_OK)
+        return 0;
+    if (c->in_tx) /* what the transaction did is gone: the caller must start over */
+        return fail_msg(c, "connection lost in a transaction", NULL);
+    PQreset(c->db);
+    c->prepared = false;
+    if (PQstatus(c->db) != CONNECTION_OK)
+        return fail_msg(c, "reconnect", NULL);
+    if (setup(c, c->sync) != 0) {
+        c->lock_lost = c->writer && strstr(c->err, "another jobq");
+        return -1;
+    }
+    return 0;
+}
+
+static const char *pg_errmsg(void *conn) { return ((pg_t *)conn)->err; }
+
+/* disk_full (53100) and the rest of class 53, insufficient resources. */
+static bool pg_err_is_full(void *conn) { return !strncmp(((pg_t *)conn)->sqlstate, "53", 2); }
+
+static int pg_check_file(void *conn, char *why, size_t len)
+{
+    pg_t *c = conn;
+    if (!c->lock_lost)
+        return 0;
+    snprintf(why, len, "the connection to PostgreSQL broke and another jobq took the database");
+    return -1;
+}
+
+static int pg_rescue(void *conn, char *where, size_t len)
+{
+    (void)conn;
+    snprintf(where, len, "nothing to write back: PostgreSQL holds everything committed");
+    return 0;
+}
+
+static int pg_schema_version(void *conn, int *current, int *latest)
+{
+    pg_t *c = conn;
+    *latest = postgres_schema_latest();
+    *current = 0;
+    if (revive(c) != 0 ||
+        exec(c, "CREATE TABLE IF NOT EXISTS schema_migrations("
+                "version integer PRIMARY KEY, applied_at bigint NOT NULL)") != 0)
+        return -1;
+    PGresult *r = PQexec(c->db, "SELECT COALESCE(MAX(version),0) FROM schema_migrations");
+    int rc = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1
+                 ? 0
+                 : fail_msg(c, "schema version", r);
+    if (rc == 0)
+        *current = atoi(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return rc;
+}
+
+/* Each migration in its own transaction, under a lock that makes a
+ * second migrator (on a session without the writer's lock: another
+ * tool) wait, then find the version applied and skip it. */
+static int pg_migrate(void *conn)
+{
+    pg_t *c = conn;
+    int cur, latest;
+    if (pg_schema_version(c, &cur, &latest) != 0)
+        return -1;
+    for (int v = cur + 1; v <= latest; v++) {
+        char mark[160];
+        snprintf(mark, sizeof mark,
+                 "INSERT INTO schema_migrations VALUES(%d,%lld) ON CONFLICT DO NOTHING", v,
+                 (long long)clock_now_ms());
+        char done_q[120];
+        snprintf(done_q, sizeof done_q,
+                 "SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version=%d)", v);
+        bool done = false;
+        if (exec(c, "BEGIN") || exec(c, "SELECT pg_advisory_xact_lock(" PG_MIGRATE_KEY ")") ||
+            ask(c, done_q, &done) ||
+            (!done && settle(c, PQexec(c->db, postgres_schema_migration(v)), PGRES_COMMAND_OK,
+                             "migration")) ||
+            exec(c, mark) || exec(c, "COMMIT")) {
+            char why[sizeof c->err - 64];
+            snprintf(why, sizeof why, "%.400s", c->err);
+            exec(c, "ROLLBACK");
+            snprintf(c->err, sizeof c->err, "migration %d failed: %s", v, why);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int pg_begin(void *conn)
+{
+    pg_t *c = conn;
+    c->in_tx = false;
+    if (revive(c) != 0 || prepare_all(c) != 0 || exec(c, "BEGIN") != 0)
+        return -1;
+    c->in_tx = true;
+    return 0;
+}
+
+/* COMMIT outside a transaction only warns: the session must still be
+ * the one that began it, in a transaction without an error. */
+static int pg_commit(void *conn)
+{
+    pg_t *c = conn;
+    if (PQstatus(c->db) != CONNECTION_OK || PQtransactionStatus(c->db) != PQTRANS_INTRANS)
+        return fail_msg(c, "commit: the transaction was lost", NULL);
+    int rc = exec(c, "COMMIT");
+    c->in_tx = false;
+    return rc;
+}
+
+static int pg_rollback(void *conn)
+{
+    pg_t *c = conn;
+    c->in_tx = false;
+    if (PQstatus(c->db) != CONNECTION_OK || PQtransactionStatus(c->db) == PQTRANS_IDLE)
+        return 0;
+    return exec(c, "ROLLBACK");
+}
+
+/* No journal: every batch goes to the database as one transaction. */
+static int pg_journal_path(void *conn, char *buf, size_t len)
+{
+    (void)conn, (void)buf, (void)len;
+    return -1;
+}
+static int pg_journal_applied(void *conn, uint64_t *gen)
+{
+    (void)conn;
+    *gen = 0;
+    return 0;
+}
+static int pg_set_journal_applied(void *conn, uint64_t gen)
+{
+    (void)conn, (void)gen;
+    return 0;
+}
+
+/* Runs a prepared write; params in text but for the bytea `bin` (-1: none). */
+static int run(pg_t *c, int which, const char *const *vals, const int *lens, int bin)
+{
+    int formats[9] = { 0 };
+    if (bin >= 0)
+        formats[bin] = 1;
+    return settle(c,
+                  PQexecPrepared(c->db, prepared[which].name, prepared[which].n, vals, lens,
+                                 formats, 0),
+                  PGRES_COMMAND_OK, prepared[which].sql);
+}
+
+static int pg_put_job(void *conn, const store_row_t *r)
+{
+    char prio[16], created[24], updated[24], run_at[24];
+    snprintf(prio, sizeof prio, "%d", r->priority);
+    snprintf(created, sizeof created, "%lld", (long long)r->created_at);
+    snprintf(updated, sizeof updated, "%lld", (long long)r->updated_at);
+    snprintf(run_at, sizeof run_at, "%lld", (long long)r->run_at);
+    const char *vals[9] = { r->id, r->queue, r->type, r->state, prio, created, updated, run_at,
+                            r->doc };
+    int lens[9] = { 0, 0, 0, 0, 0, 0, 0, 0, (int)r->doc_len };
+    return run(conn, P_PUT, vals, lens, 8);
+}
+
+static int pg_delete_job(void *conn, const char *id)
+{
+    const char *vals[1] = { id };
+    return run(conn, P_DELETE, vals, NULL, -1);
+}
+
+static int pg_put_queue(void *conn, const char *name, bool paused)
+{
+    const char *vals[2] = { name, paused ? "t" : "f" };
+    return run(conn, P_QUEUE, vals, NULL, -1);
+}
+
+static int pg_add_counter(void *conn, const char *name, int64_t delta)
+{
+    char d[24];
+    snprintf(d, sizeof d, "%lld", (long long)delta);
+    const char *vals[2] = { name, d };
+    return run(conn, P_COUNTER, vals, NULL, -1);
+}
+
+/* ---- reads: binary results, one row at a time ---- */
+
+static int64_t int8_at(const PGresult *r, int col)
+{
+    uint64_t v;
+    if (PQgetlength(r, 0, col) != 8)
+        return 0;
+    memcpy(&v, PQgetvalue(r, 0, col), 8);
+    return (int64_t)be64toh(v);
+}
+
+typedef int (*row_fn)(const PGresult *r, void *ud);
+
+/* Sends a query (or a prepared statement, when `name` is set) and hands
+ * each row to fn as it arrives; a nonzero return stops at that row (the
+ * rest is read and dropped). Parameters are text. *rows: how many went
+ * to fn. */
+static int send_each(pg_t *c, const char *name, const char *sql, int n, const Oid *types,
+                     const char *const *vals, row_fn fn, void *ud, int *rows)
+{
+    *rows = 0;
+    int sent = name ? PQsendQueryPrepared(c->db, name, n, vals, NULL, NULL, 1)
+                    : PQsendQueryParams(c->db, sql, n, types, vals, NULL, NULL, 1);
+    if (!sent || !PQsetSingleRowMode(c->db))
+        return fail_msg(c, name ? name : sql, NULL);
+    int rc = 0;
+    PGresult *r;
+    while ((r = PQgetResult(c->db))) {
+        ExecStatusType st = PQresultStatus(r);
+        if (st == PGRES_SINGLE_TUPLE && rc == 0) {
+            rc = fn(r, ud);
+            ++*rows;
+        } else if (st != PGRES_SINGLE_TUPLE && st != PGRES_TUPLES_OK && rc == 0) {
+            rc = fail_msg(c, name ? name : sql, r);
+        }
+        PQclear(r);
+    }
+    return rc;
+}
+
+/* The same, made again once on a connection found broken before any row
+ * arrived (a read outside a transaction: the server restarted, or ended
+ * the session). */
+static int each_row(pg_t *c, const char *name, const char *sql, int n, const Oid *types,
+                    const char *const *vals, row_fn fn, void *ud)
+{
+    int rows;
+    if (revive(c) != 0)
+        return -1;
+    int rc = send_each(c, name, sql, n, types, vals, fn, ud, &rows);
+    bool again = rc != 0 && rows == 0 && PQstatus(c->db) != CONNECTION_OK &&
+                 PQtransactionStatus(c->db) != PQTRANS_INERROR;
+    if (again && revive(c) == 0 && (!name || prepare_all(c) == 0))
+        rc = send_each(c, name, sql, n, types, vals, fn, ud, &rows);
+    return rc;
+}
+
+typedef struct doc_call {
+    backend_doc_cb cb;
+    void *ud;
+} doc_call_t;
+
+/* A row of doc, created_at, id, queue, type. */
+static int doc_row(const PGresult *r, void *ud)
+{
+    doc_call_t *d = ud;
+    store_doc_t doc = { .doc = PQgetvalue(r, 0, 0), .len = (size_t)PQgetlength(r, 0, 0),
+                        .created_at = int8_at(r, 1), .id = PQgetvalue(r, 0, 2),
+                        .queue = PQgetvalue(r, 0, 3), .type = PQgetvalue(r, 0, 4) };
+    return d->cb(d->ud, &doc);
+}
+
+static int pg_get_job(void *conn, const char *id, backend_doc_cb cb, void *ud)
+{
+    pg_t *c = conn;
+    doc_call_t d = { cb, ud };
+    const char *vals[1] = { id };
+    if (c->writer)
+        return each_row(c, prepared[P_GET].name, NULL, 1, NULL, vals, doc_row, &d);
+    return each_row(c, NULL, prepared[P_GET].sql, 1, prepared[P_GET].types, vals, doc_row, &d);
+}
+
+static int pg_list_jobs(void *conn, const store_query_t *q, backend_doc_cb cb, void *ud)
+{
+    char sql[BACKEND_LIST_SQL_MAX];
+    backend_list_sql(q, '$', sql, sizeof sql);
+    char cur[24], lim[16], prio[16], from[24], to[24];
+    snprintf(cur, sizeof cur, "%lld", (long long)q->cursor_created_at);
+    snprintf(lim, sizeof lim, "%d", q->limit);
+    snprintf(prio, sizeof prio, "%d", q->priority);
+    snprintf(from, sizeof from, "%lld", (long long)q->created_from);
+    snprintf(to, sizeof to, "%lld", (long long)q->created_to);
+    const char *vals[9] = { q->queue, q->state, q->type, cur, q->cursor_id ? q->cursor_id : "",
+                            lim, prio, from, to };
+    static const Oid types[9] = { 25, 25, 25, 20, 25, 23, 23, 20, 20 };
+    doc_call_t d = { cb, ud };
+    return each_row(conn, NULL, sql, 9, types, vals, doc_row, &d);
+}
+
+typedef struct purge_scan {
+    const store_purge_t *p;
+    store_purged_t *out;
+    char (*doomed)[201];
+    int n;
+} purge_scan_t;
+
+static int purge_row(const PGresult *r, void *ud)
+{
+    purge_scan_t *ps = ud;
+    ps->out->scanned++;
+    snprintf(ps->out->last_id, sizeof ps->out->last_id, "%s", PQgetvalue(r, 0, 0));
+    ps->out->last_created_at = int8_at(r, 3);
+    if (backend_purge_due(PQgetvalue(r, 0, 1), int8_at(r, 2), ps->p) && ps->n < ps->p->limit)
+        snprintf(ps->doomed[ps->n++], sizeof ps->doomed[0], "%s", PQgetvalue(r, 0, 0));
+    return 0;
+}
+
+/* Collects first and deletes after, as the SQLite backend does. */
+static int pg_purge(void *conn, const store_purge_t *p, backend_id_cb cb, void *ud,
+                    store_purged_t *out)
+{
+    pg_t *c = conn;
+    const char *sql = p->has_cursor
+                          ? "SELECT id, state, updated_at, created_at FROM jobs"
+                            " WHERE (created_at, id) > ($2, $3) AND created_at < $1"
+                            " ORDER BY created_at, id LIMIT $4"
+                          : "SELECT id, state, updated_at, created_at FROM jobs"
+                            " WHERE created_at < $1 ORDER BY created_at, id LIMIT $4";
+    char horizon[24], after[24], lim[16];
+    snprintf(horizon, sizeof horizon, "%lld",
+             (long long)(p->completed_before > p->failed_before ? p->completed_before
+                                                                : p->failed_before));
+    snprintf(after, sizeof after, "%lld", (long long)p->after_created_at);
+    snprintf(lim, sizeof lim, "%d", p->limit);
+    const char *vals[4] = { horizon, after, p->after_id ? p->after_id : "", lim };
+    static const Oid types[4] = { 20, 20, 25, 23 };
+    *out = (store_purged_t){ 0 };
+    purge_scan_t ps = { p, out, calloc((size_t)(p->limit > 0 ? p->limit : 1), 201), 0 };
+    if (!ps.doomed)
+        return snprintf(c->err, sizeof c->err, "out of memory"), -1;
+    int rc = each_row(c, NULL, sql, 4, types, vals, purge_row, &ps);
+    for (int i = 0; rc == 0 && i < ps.n; i++) {
+        rc = pg_delete_job(c, ps.doomed[i]);
+        if (rc == 0)
+            rc = cb(ud, ps.doomed[i]);
+    }
+    free(ps.doomed);
+    return rc;
+}
+
+static int pg_load_active(void *conn, backend_doc_cb cb, void *ud)
+{
+    doc_call_t d = { cb, ud };
+    return each_row(conn, NULL,
+                    "SELECT doc, created_at, id, queue, type FROM jobs WHERE state IN"
+                    " ('pending','queued','running','retrying') ORDER BY run_at, created_at, id",
+                    0, NULL, NULL, doc_row, &d);
+}
+
+typedef struct any_call {
+    void (*cb)(void);
+    void *ud;
+} any_call_t;
+
+static int queue_row(const PGresult *r, void *ud)
+{
+    any_call_t *a = ud;
+    return ((backend_queue_cb)a->cb)(a->ud, PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1)[0] != 0);
+}
+
+static int count_row(const PGresult *r, void *ud)
+{
+    any_call_t *a = ud;
+    return ((backend_count_cb)a->cb)(a->ud, PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1),
+                                     int8_at(r, 2));
+}
+
+static int counter_row(const PGresult *r, void *ud)
+{
+    any_call_t *a = ud;
+    return ((backend_counter_cb)a->cb)(a->ud, PQgetvalue(r, 0, 0), int8_at(r, 1));
+}
+
+static int pg_load_queues(void *conn, backend_queue_cb cb, void *ud)
+{
+    any_call_t a = { (void (*)(void))cb, ud };
+    return each_row(conn, NULL, "SELECT name, paused FROM queues", 0, NULL, NULL, queue_row, &a);
+}
+
+/* Counted from the (queue, state) index; no count table kept by the
+ * writer yet (statistics go through the query cache). */
+static int pg_count_states(void *conn, backend_count_cb cb, void *ud)
+{
+    any_call_t a = { (void (*)(void))cb, ud };
+    return each_row(conn, NULL, "SELECT queue, state, count(*)::bigint FROM jobs GROUP BY 1, 2",
+                    0, NULL, NULL, count_row, &a);
+}
+
+static int pg_counters(void *conn, backend_counter_cb cb, void *ud)
+{
+    any_call_t a = { (void (*)(void))cb, ud };
+    return each_row(conn, NULL, "SELECT name, value FROM counters", 0, NULL, NULL, counter_row,
+                    &a);
+}
+
+const backend_ops_t backend_postgres = {
+    .scheme = "postgres",
+    .alias = "postgresql",
+    .open = pg_open,
+    .open_reader = pg_open_reader,
+    .close = pg_close,
+    .check_file = pg_check_file,
+    .rescue = pg_rescue,
+    .errmsg = pg_errmsg,
+    .err_is_full = pg_err_is_full,
+    .schema_version = pg_schema_version,
+    .migrate = pg_migrate,
+    .begin = pg_begin,
+    .commit = pg_commit,
+    .rollback = pg_rollback,
+    .put_job = pg_put_job,
+    .delete_job = pg_delete_job,
+    .put_queue = pg_put_queue,
+    .add_counter = pg_add_counter,
+    .journal_path = pg_journal_path,
+    .journal_applied = pg_journal_applied,
+    .set_journal_applied = pg_set_journal_applied,
+    .purge = pg_purge,
+    .get_job = pg_get_job,
+    .list_jobs = pg_list_jobs,
+    .load_active = pg_load_active,
+    .load_queues = pg_load_queues,
+    .count_states = pg_count_states,
+    .counters = pg_counters,
+    .scan_ids = NULL, /* no filter: every lookup asks the database */
+};

@@ -1,0 +1,74 @@
+"""A throwaway PostgreSQL cluster for the tests: Debian's server binaries,
+a new cluster in a temporary folder, listening on a free loopback port
+(and a socket in that folder), trust authentication for the one user
+`jobq`, stopped and removed at the end. As root (CI) the server runs as
+the `postgres` user, which PostgreSQL requires."""
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+
+
+def _bin_dir():
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+                   key=lambda p: int(p.split("/")[4]))
+    if not found:
+        raise RuntimeError("PostgreSQL's server is not installed (make test installs it)")
+    return os.path.dirname(found[-1])
+
+
+def _free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Postgres:
+    def __init__(self):
+        self.bin = _bin_dir()
+        self.root = tempfile.mkdtemp(prefix="jobq-pg-")
+        self.data = os.path.join(self.root, "data")
+        self.log = os.path.join(self.root, "server.log")
+        self.as_user = []
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres", "postgres")
+            self.as_user = ["runuser", "-u", "postgres", "--"]
+        self.port = _free_port()
+        self._run("initdb", "-D", self.data, "-U", "jobq", "--auth=trust", "--encoding=UTF8",
+                  "--locale=C.UTF-8", "--no-sync")
+        self._run("pg_ctl", "-D", self.data, "-l", self.log, "-w", "-t", "60", "-o",
+                  f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
+                  "-c max_connections=200 -c shared_buffers=32MB", "start")
+        self.count = 0
+
+    def _run(self, tool, *args):
+        subprocess.run([*self.as_user, os.path.join(self.bin, tool), *args], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120)
+
+    def psql(self, sql, db="postgres"):
+        """Runs sql; returns the rows as lists of strings (unaligned, tab-separated)."""
+        out = subprocess.run([os.path.join(self.bin, "psql"), "-h", "127.0.0.1", "-p",
+                              str(self.port), "-U", "jobq", "-d", db, "-X", "-q", "-A", "-t",
+                              "-F", "\t", "-v", "ON_ERROR_STOP=1", "-c", sql],
+                             check=True, capture_output=True, text=True, timeout=60).stdout
+        return [line.split("\t") for line in out.splitlines() if line]
+
+    def new_database(self):
+        """A new empty database; returns its URL."""
+        self.count += 1
+        name = f"jobq_test_{self.count}"
+        self.psql(f"CREATE DATABASE {name}")
+        return self.url(name)
+
+    def url(self, db):
+        return f"postgres://jobq@127.0.0.1:{self.port}/{db}"
+
+    def stop(self):
+        try:
+            self._run("pg_ctl", "-D", self.data, "-m", "fast", "-w", "stop")
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
