@@ -95,14 +95,17 @@ static int ask(pg_t *c, const char *sql, bool *yes)
     return rc;
 }
 
+_Static_assert(P_GET == P_COUNT_ - 1, "a reader prepares from P_GET on");
+
+/* The writer's statements, or a reader's one (get). */
 static int prepare_all(pg_t *c)
 {
-    for (int i = 0; c->writer && !c->prepared && i < P_COUNT_; i++)
+    for (int i = c->writer ? 0 : P_GET; !c->prepared && i < P_COUNT_; i++)
         if (settle(c, PQprepare(c->db, prepared[i].name, prepared[i].sql, prepared[i].n,
                                 prepared[i].types),
                    PGRES_COMMAND_OK, prepared[i].sql) != 0)
             return -1;
-    c->prepared = c->writer;
+    c->prepared = true;
     return 0;
 }
 
@@ -148,9 +151,13 @@ static int connect_to(const char *url, bool writer, backend_sync_t sync, void **
     c->writer = writer;
     c->sync = sync;
     /* The URL comes last, so what it says wins over these defaults. */
-    const char *keys[] = { "connect_timeout", "application_name", "keepalives_idle", "dbname",
-                           NULL };
-    const char *vals[] = { "10", "jobq", "30", url, NULL };
+    /* Bounded waits: a server that stops answering (a partition, a dead
+     * host) fails the call within about half a minute instead of holding
+     * the store thread for good. */
+    const char *keys[] = { "connect_timeout", "application_name", "keepalives_idle",
+                           "keepalives_interval", "keepalives_count", "tcp_user_timeout",
+                           "dbname", NULL };
+    const char *vals[] = { "10", "jobq", "10", "5", "3", "30000", url, NULL };
     c->db = PQconnectdbParams(keys, vals, 1);
     if (!c->db || PQstatus(c->db) != CONNECTION_OK) {
         snprintf(err, len, "cannot connect to PostgreSQL: %s",
@@ -411,7 +418,7 @@ static int each_row(pg_t *c, const char *name, const char *sql, int n, const Oid
                     const char *const *vals, row_fn fn, void *ud)
 {
     int rows;
-    if (revive(c) != 0)
+    if (revive(c) != 0 || (name && prepare_all(c) != 0))
         return -1;
     int rc = send_each(c, name, sql, n, types, vals, fn, ud, &rows);
     bool again = rc != 0 && rows == 0 && PQstatus(c->db) != CONNECTION_OK &&
@@ -438,12 +445,9 @@ static int doc_row(const PGresult *r, void *ud)
 
 static int pg_get_job(void *conn, const char *id, backend_doc_cb cb, void *ud)
 {
-    pg_t *c = conn;
     doc_call_t d = { cb, ud };
     const char *vals[1] = { id };
-    if (c->writer)
-        return each_row(c, prepared[P_GET].name, NULL, 1, NULL, vals, doc_row, &d);
-    return each_row(c, NULL, prepared[P_GET].sql, 1, prepared[P_GET].types, vals, doc_row, &d);
+    return each_row(conn, prepared[P_GET].name, NULL, 1, NULL, vals, doc_row, &d);
 }
 
 static int pg_list_jobs(void *conn, const store_query_t *q, backend_doc_cb cb, void *ud)
