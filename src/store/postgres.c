@@ -53,6 +53,8 @@ typedef struct pg {
     bool prepared;  /* the statements exist on this session */
     bool lock_lost; /* another jobq holds the lock now */
     bool in_tx;     /* begun and not yet ended: a broken session is not made again */
+    bool piped;     /* in pipeline mode: writes are sent without waiting for their results */
+    int pending;    /* writes sent whose results are not read yet */
     backend_sync_t sync;
     char sqlstate[6];
     char err[512];
@@ -277,6 +279,54 @@ static int pg_migrate(void *conn)
     return 0;
 }
 
+/* Reads the results of every write sent since the last drain, up to the
+ * pipeline's sync: 0, or -1 with the first error (PostgreSQL skips what
+ * follows an error, and the transaction is then aborted). */
+static int drain(pg_t *c)
+{
+    if (!c->piped || !c->pending)
+        return 0;
+    int rc = PQpipelineSync(c->db) == 1 ? 0 : fail_msg(c, "pipeline sync", NULL);
+    for (int nulls = 0; rc == 0 || PQstatus(c->db) == CONNECTION_OK;) {
+        PGresult *r = PQgetResult(c->db);
+        if (!r) { /* the end of one write's results; more than one a write is a lost session */
+            if (++nulls > c->pending + 1 || PQstatus(c->db) != CONNECTION_OK)
+                break;
+            continue;
+        }
+        ExecStatusType st = PQresultStatus(r);
+        bool done = st == PGRES_PIPELINE_SYNC;
+        if (!done && st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && rc == 0)
+            rc = fail_msg(c, "pipelined write", r);
+        PQclear(r);
+        if (done) {
+            c->pending = 0;
+            return rc;
+        }
+    }
+    c->pending = 0;
+    return rc ? rc : fail_msg(c, "pipelined write: the connection broke", NULL);
+}
+
+/* Out of pipeline mode, every result read: before a read inside the
+ * transaction (retention's scan), the commit and a rollback. */
+static int unpipe(pg_t *c)
+{
+    if (!c->piped)
+        return 0;
+    int rc = drain(c);
+    c->piped = false;
+    if (PQstatus(c->db) == CONNECTION_OK && !PQexitPipelineMode(c->db) && rc == 0)
+        rc = fail_msg(c, "leaving pipeline mode", NULL);
+    return rc;
+}
+
+/* A transaction's writes go out in a pipeline: a batch of N writes costs
+ * one round trip to the server every PG_PIPE_DEPTH writes and one for the
+ * commit, not N + 2. The depth bounds what the server must answer before
+ * jobq reads (a blocking session that only writes could otherwise fill
+ * both sockets' buffers and wait on each other). */
+#define PG_PIPE_DEPTH 256
 static int pg_begin(void *conn)
 {
     pg_t *c = conn;
@@ -284,6 +334,8 @@ static int pg_begin(void *conn)
     if (revive(c) != 0 || prepare_all(c) != 0 || exec(c, "BEGIN") != 0)
         return -1;
     c->in_tx = true;
+    c->piped = PQenterPipelineMode(c->db) == 1;
+    c->pending = 0;
     return 0;
 }
 
@@ -292,6 +344,8 @@ static int pg_begin(void *conn)
 static int pg_commit(void *conn)
 {
     pg_t *c = conn;
+    if (unpipe(c) != 0)
+        return -1;
     if (PQstatus(c->db) != CONNECTION_OK || PQtransactionStatus(c->db) != PQTRANS_INTRANS)
         return fail_msg(c, "commit: the transaction was lost", NULL);
     int rc = exec(c, "COMMIT");
@@ -302,6 +356,7 @@ static int pg_commit(void *conn)
 static int pg_rollback(void *conn)
 {
     pg_t *c = conn;
+    (void)unpipe(c); /* the error that brought us here is already said */
     c->in_tx = false;
     if (PQstatus(c->db) != CONNECTION_OK || PQtransactionStatus(c->db) == PQTRANS_IDLE)
         return 0;
@@ -332,6 +387,12 @@ static int run(pg_t *c, int which, const char *const *vals, const int *lens, int
     int formats[9] = { 0 };
     if (bin >= 0)
         formats[bin] = 1;
+    if (c->piped) {
+        if (!PQsendQueryPrepared(c->db, prepared[which].name, prepared[which].n, vals, lens,
+                                 formats, 0))
+            return fail_msg(c, prepared[which].sql, NULL);
+        return ++c->pending >= PG_PIPE_DEPTH ? drain(c) : 0;
+    }
     return settle(c,
                   PQexecPrepared(c->db, prepared[which].name, prepared[which].n, vals, lens,
                                  formats, 0),
@@ -418,7 +479,7 @@ static int each_row(pg_t *c, const char *name, const char *sql, int n, const Oid
                     const char *const *vals, row_fn fn, void *ud)
 {
     int rows;
-    if (revive(c) != 0 || (name && prepare_all(c) != 0))
+    if (unpipe(c) != 0 || revive(c) != 0 || (name && prepare_all(c) != 0))
         return -1;
     int rc = send_each(c, name, sql, n, types, vals, fn, ud, &rows);
     bool again = rc != 0 && rows == 0 && PQstatus(c->db) != CONNECTION_OK &&
