@@ -90,13 +90,15 @@ SYSTEMS = {**JOBQ, **PEERS}
 FULL = [n for n in SYSTEMS if not n.endswith(" minimal")]  # the cycles: replies in full
 
 
-def run(name, producers, consumers, jobs, batch=1):
+def run(name, producers, consumers, jobs, batch=1, settings=None):
     """One run; batch: jobs per HTTP request for jobq, commands pipelined
-    per write for the peers. Returns (jobs/s, server CPU us per job)."""
+    per write for the peers; settings: more JOBQ_* for jobq. Returns
+    (jobs/s, server CPU us per job)."""
     kind, proto, how = SYSTEMS[name]
     if kind == "jobq":
         port = free_port()
-        srv = Jobq({"JOBQ_DURABILITY": how, "JOBQ_FAKTORY_LISTEN": f"127.0.0.1:{port}"})
+        srv = Jobq({"JOBQ_DURABILITY": how, "JOBQ_FAKTORY_LISTEN": f"127.0.0.1:{port}",
+                    **(settings or {})})
         if proto == "fwp":
             cmd = [os.path.join(GEN, "fwpgen"), "--port", str(port)]
         else:
