@@ -321,35 +321,52 @@ static int unpipe(pg_t *c)
     return rc;
 }
 
-/* A transaction's writes go out in a pipeline: a batch of N writes costs
- * one round trip to the server every PG_PIPE_DEPTH writes and one for the
- * commit, not N + 2. The depth bounds what the server must answer before
- * jobq reads (a blocking session that only writes could otherwise fill
- * both sockets' buffers and wait on each other). */
+/* A transaction goes out in a pipeline, BEGIN to COMMIT: a batch of N
+ * writes costs one round trip to the server every PG_PIPE_DEPTH writes
+ * and one for the rest with the commit, not N + 2. PostgreSQL skips what
+ * follows an error in a pipeline, the COMMIT too, so a commit cannot run
+ * outside the transaction it ends. The depth bounds what the server must
+ * answer before jobq reads (a blocking session that only writes could
+ * otherwise fill both sockets' buffers and wait on the other side). */
 #define PG_PIPE_DEPTH 256
+static int send_plain(pg_t *c, const char *sql)
+{
+    if (!PQsendQueryParams(c->db, sql, 0, NULL, NULL, NULL, NULL, 0))
+        return fail_msg(c, sql, NULL);
+    c->pending++;
+    return 0;
+}
+
 static int pg_begin(void *conn)
 {
     pg_t *c = conn;
     c->in_tx = false;
-    if (revive(c) != 0 || prepare_all(c) != 0 || exec(c, "BEGIN") != 0)
+    if (revive(c) != 0 || prepare_all(c) != 0)
+        return -1;
+    c->pending = 0;
+    c->piped = PQenterPipelineMode(c->db) == 1;
+    if (c->piped ? send_plain(c, "BEGIN") != 0 : exec(c, "BEGIN") != 0)
         return -1;
     c->in_tx = true;
-    c->piped = PQenterPipelineMode(c->db) == 1;
-    c->pending = 0;
     return 0;
 }
 
-/* COMMIT outside a transaction only warns: the session must still be
- * the one that began it, in a transaction without an error. */
+/* Outside a pipeline (retention's scan left it), COMMIT with no
+ * transaction open would only warn: the session must still be in the one
+ * that began, without an error. */
 static int pg_commit(void *conn)
 {
     pg_t *c = conn;
-    if (unpipe(c) != 0)
-        return -1;
-    if (PQstatus(c->db) != CONNECTION_OK || PQtransactionStatus(c->db) != PQTRANS_INTRANS)
+    int rc;
+    if (c->piped) {
+        rc = send_plain(c, "COMMIT") != 0 || unpipe(c) != 0 ? -1 : 0;
+    } else if (PQstatus(c->db) != CONNECTION_OK ||
+               PQtransactionStatus(c->db) != PQTRANS_INTRANS) {
         return fail_msg(c, "commit: the transaction was lost", NULL);
-    int rc = exec(c, "COMMIT");
-    c->in_tx = false;
+    } else {
+        rc = exec(c, "COMMIT");
+    }
+    c->in_tx = rc != 0; /* a failed commit is rolled back by the caller */
     return rc;
 }
 
