@@ -23,7 +23,7 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 REL_OBJ  := $(LIB_SRC:%.c=build/obj/%.o)
 SAN_OBJ  := $(LIB_SRC:%.c=build/san/obj/%.o)
 
-.PHONY: all run test unit integration bench bench-faktory bench-peers deps clean format-check fuzz fuzz-replay layers
+.PHONY: all run test unit integration bench bench-faktory bench-peers bench-postgres deps clean format-check fuzz fuzz-replay layers
 all: build/jobq
 
 # Debian packages; installed only when something is missing.
@@ -90,6 +90,10 @@ build/bench/pwdhash_cost: bench/pwdhash_cost.c src/faktory/auth.c
 	$(CC) $(BASE_CFLAGS) -O2 -o $@ $^ $(LIBS)
 
 build/bench/fwpgen: bench/fwpgen.c bench/gen.h
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) -O2 -g -o $@ $< $(LIBS)
+
+build/bench/pgqueue: bench/pgqueue.c
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) -O2 -g -o $@ $< $(LIBS)
 
@@ -195,6 +199,13 @@ bench: deps
 bench-faktory: deps
 	$(MAKE) build/jobq build/bench/loadgen build/bench/fwpgen
 	/usr/bin/python3 bench/faktory.py
+
+# jobq on a throwaway PostgreSQL cluster, beside a plain SKIP LOCKED queue
+# (docs/performance.md); postgresql is installed when missing.
+bench-postgres: deps
+	$(MAKE) deps EXTRA_DEB_PKGS=postgresql
+	$(MAKE) build/jobq build/bench/loadgen build/bench/fwpgen build/bench/pgqueue
+	/usr/bin/python3 bench/postgres.py
 
 # jobq against beanstalkd and Redis from Debian (installed when missing),
 # same client style, alternating, medians of 3 (docs/performance.md).
