@@ -37,7 +37,7 @@ typedef struct setting {
 #define I32(m) F(m), sizeof(int)
 static const setting_t settings[] = {
     { "JOBQ_LISTEN", T_STR, STR(listen), 0, 0, "127.0.0.1:7420", "HTTP address host:port (port 0 picks one)" },
-    { "JOBQ_DATA_DIR", T_STR, STR(data_dir), 0, 0, "./data", "folder for the database" },
+    { "JOBQ_DATA_DIR", T_STR, STR(data_dir), 0, 0, "./data", "folder for the SQLite database (by default), the spill file, commands and downloads" },
     { "JOBQ_DATABASE_URL", T_URL, STR(database_url), 0, 0, "", "sqlite://PATH (default sqlite://<data dir>/jobq.db), or postgres://USER[:PASSWORD]@HOST[:PORT]/DB (one jobq per database for now)" },
     { "JOBQ_DURABILITY", T_DURABILITY, F(durability), 0, 0, 0, "fsync", "fsync | os | memory (tests only)" },
     { "JOBQ_LOG_LEVEL", T_LOGLEVEL, F(log_level), 0, 0, 0, "info", "debug | info | warn | error", RELOAD },

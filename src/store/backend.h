@@ -113,12 +113,17 @@ typedef struct backend_ops {
     int (*scan_ids)(void *conn, backend_id_cb cb, void *ud);
 } backend_ops_t;
 
-/* backend_sql.c, for both backends: the list's SELECT for q with
- * parameters numbered as mark1..mark9 ('?' for SQLite, '$' for
- * PostgreSQL; which number is which is written there), into sql; and
- * whether retention takes a job in `state` last changed at updated_at. */
+/* backend_sql.c, for both backends. The list's SELECT for q, and
+ * retention's scan (rows of id, state, updated_at, created_at), with
+ * parameters numbered mark1..mark9 ('?' for SQLite, '$' for PostgreSQL;
+ * which number is which is written there), into sql. Retention scans
+ * only jobs created before the horizon (nothing newer can be due), and
+ * takes a job in `state` last changed at updated_at when it is due. */
 #define BACKEND_LIST_SQL_MAX 640
+#define BACKEND_PURGE_SQL_MAX 200
 void backend_list_sql(const store_query_t *q, char mark, char *sql, size_t n);
+void backend_purge_sql(bool has_cursor, char mark, char *sql, size_t n);
+int64_t backend_purge_horizon(const store_purge_t *p);
 bool backend_purge_due(const char *state, int64_t updated_at, const store_purge_t *p);
 
 extern const backend_ops_t backend_sqlite;

@@ -22,7 +22,8 @@
 #include "store/postgres_schema.h"
 #include "util/clock.h"
 
-/* pg_try_advisory_lock's key: "jq" and 7420, the HTTP port */
+/* jobq's advisory lock keys: fixed, arbitrary, one for the writer's
+ * session and one for a migration's transaction. */
 #define PG_LOCK_KEY "1785358188"
 #define PG_MIGRATE_KEY "1785358189"
 
@@ -31,20 +32,21 @@ static const struct {
     const char *name, *sql;
     int n;
     Oid types[9];
+    int bin; /* the parameter sent as bytes (bytea), else -1 */
 } prepared[P_COUNT_] = {
     [P_PUT] = { "put", "INSERT INTO jobs(id,queue,type,state,priority,created_at,updated_at,"
                        "run_at,doc) VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9) ON CONFLICT (id) DO UPDATE"
                        " SET state=excluded.state, priority=excluded.priority,"
                        " updated_at=excluded.updated_at, run_at=excluded.run_at, doc=excluded.doc",
-                9, { 25, 25, 25, 25, 23, 20, 20, 20, 17 } },
-    [P_DELETE] = { "delete", "DELETE FROM jobs WHERE id=$1", 1, { 25 } },
+                9, { 25, 25, 25, 25, 23, 20, 20, 20, 17 }, 8 },
+    [P_DELETE] = { "delete", "DELETE FROM jobs WHERE id=$1", 1, { 25 }, -1 },
     [P_QUEUE] = { "queue", "INSERT INTO queues(name,paused) VALUES($1,$2)"
                            " ON CONFLICT (name) DO UPDATE SET paused=excluded.paused",
-                  2, { 25, 16 } },
+                  2, { 25, 16 }, -1 },
     [P_COUNTER] = { "counter", "INSERT INTO counters(name,value) VALUES($1,$2)"
                                " ON CONFLICT (name) DO UPDATE SET value=counters.value+excluded.value",
-                    2, { 25, 20 } },
-    [P_GET] = { "get", "SELECT doc, created_at, id, queue, type FROM jobs WHERE id=$1", 1, { 25 } },
+                    2, { 25, 20 }, -1 },
+    [P_GET] = { "get", "SELECT doc, created_at, id, queue, type FROM jobs WHERE id=$1", 1, { 25 }, -1 },
 };
 
 typedef struct pg {
@@ -72,19 +74,19 @@ static int fail_msg(pg_t *c, const char *what, const PGresult *r)
     return -1;
 }
 
-/* A command's result: 0 if it is `want` (or any rows, for a command that
- * returns some), else -1 with the error kept. */
-static int settle(pg_t *c, PGresult *r, ExecStatusType want, const char *what)
+/* A command's result, freed: 0 if it succeeded (with rows or without),
+ * else -1 with the error kept. */
+static int settle(pg_t *c, PGresult *r, const char *what)
 {
     ExecStatusType st = PQresultStatus(r);
-    int rc = st == want || st == PGRES_TUPLES_OK ? 0 : fail_msg(c, what, r);
+    int rc = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ? 0 : fail_msg(c, what, r);
     PQclear(r);
     return rc;
 }
 
 static int exec(pg_t *c, const char *sql)
 {
-    return settle(c, PQexec(c->db, sql), PGRES_COMMAND_OK, sql);
+    return settle(c, PQexec(c->db, sql), sql);
 }
 
 /* A one-row boolean answer ("SELECT pg_try_advisory_lock(...)"). */
@@ -105,23 +107,25 @@ static int prepare_all(pg_t *c)
     for (int i = c->writer ? 0 : P_GET; !c->prepared && i < P_COUNT_; i++)
         if (settle(c, PQprepare(c->db, prepared[i].name, prepared[i].sql, prepared[i].n,
                                 prepared[i].types),
-                   PGRES_COMMAND_OK, prepared[i].sql) != 0)
+                   prepared[i].sql) != 0)
             return -1;
     c->prepared = true;
     return 0;
 }
 
-/* The session's settings, and the writer's lock. */
-static int setup(pg_t *c, backend_sync_t sync)
+/* The session's settings, and the writer's lock: lock_lost when another
+ * session holds it. */
+static int setup(pg_t *c)
 {
-    if (exec(c, sync == BACKEND_SYNC_OFF ? "SET synchronous_commit=off"
-                                         : "SET synchronous_commit=on") != 0)
+    if (exec(c, c->sync == BACKEND_SYNC_OFF ? "SET synchronous_commit=off"
+                                            : "SET synchronous_commit=on") != 0)
         return -1;
     if (!c->writer)
         return exec(c, "SET default_transaction_read_only=on");
     bool got = false;
     if (ask(c, "SELECT pg_try_advisory_lock(" PG_LOCK_KEY ")", &got) != 0)
         return -1;
+    c->lock_lost = c->lock_lost || !got; /* once taken, what this jobq holds is stale */
     if (!got) {
         snprintf(c->err, sizeof c->err,
                  "another jobq is using this database (it holds its lock); one database serves "
@@ -168,7 +172,7 @@ static int connect_to(const char *url, bool writer, backend_sync_t sync, void **
         return -1;
     }
     PQsetNoticeProcessor(c->db, no_notice, NULL);
-    if (setup(c, sync) != 0) {
+    if (setup(c) != 0) {
         snprintf(err, len, "%s", c->err);
         pg_close(c);
         return -1;
@@ -199,11 +203,7 @@ static int revive(pg_t *c)
     c->prepared = false;
     if (PQstatus(c->db) != CONNECTION_OK)
         return fail_msg(c, "reconnect", NULL);
-    if (setup(c, c->sync) != 0) {
-        c->lock_lost = c->writer && strstr(c->err, "another jobq");
-        return -1;
-    }
-    return 0;
+    return setup(c);
 }
 
 static const char *pg_errmsg(void *conn) { return ((pg_t *)conn)->err; }
@@ -266,8 +266,7 @@ static int pg_migrate(void *conn)
         bool done = false;
         if (exec(c, "BEGIN") || exec(c, "SELECT pg_advisory_xact_lock(" PG_MIGRATE_KEY ")") ||
             ask(c, done_q, &done) ||
-            (!done && settle(c, PQexec(c->db, postgres_schema_migration(v)), PGRES_COMMAND_OK,
-                             "migration")) ||
+            (!done && settle(c, PQexec(c->db, postgres_schema_migration(v)), "migration")) ||
             exec(c, mark) || exec(c, "COMMIT")) {
             char why[sizeof c->err - 64];
             snprintf(why, sizeof why, "%.400s", c->err);
@@ -398,12 +397,13 @@ static int pg_set_journal_applied(void *conn, uint64_t gen)
     return 0;
 }
 
-/* Runs a prepared write; params in text but for the bytea `bin` (-1: none). */
-static int run(pg_t *c, int which, const char *const *vals, const int *lens, int bin)
+/* Runs a prepared write (in the pipeline, when there is one); parameters
+ * in text but for the statement's bytea. */
+static int run(pg_t *c, int which, const char *const *vals, const int *lens)
 {
     int formats[9] = { 0 };
-    if (bin >= 0)
-        formats[bin] = 1;
+    if (prepared[which].bin >= 0)
+        formats[prepared[which].bin] = 1;
     if (c->piped) {
         if (!PQsendQueryPrepared(c->db, prepared[which].name, prepared[which].n, vals, lens,
                                  formats, 0))
@@ -413,7 +413,7 @@ static int run(pg_t *c, int which, const char *const *vals, const int *lens, int
     return settle(c,
                   PQexecPrepared(c->db, prepared[which].name, prepared[which].n, vals, lens,
                                  formats, 0),
-                  PGRES_COMMAND_OK, prepared[which].sql);
+                  prepared[which].sql);
 }
 
 static int pg_put_job(void *conn, const store_row_t *r)
@@ -426,19 +426,19 @@ static int pg_put_job(void *conn, const store_row_t *r)
     const char *vals[9] = { r->id, r->queue, r->type, r->state, prio, created, updated, run_at,
                             r->doc };
     int lens[9] = { 0, 0, 0, 0, 0, 0, 0, 0, (int)r->doc_len };
-    return run(conn, P_PUT, vals, lens, 8);
+    return run(conn, P_PUT, vals, lens);
 }
 
 static int pg_delete_job(void *conn, const char *id)
 {
     const char *vals[1] = { id };
-    return run(conn, P_DELETE, vals, NULL, -1);
+    return run(conn, P_DELETE, vals, NULL);
 }
 
 static int pg_put_queue(void *conn, const char *name, bool paused)
 {
     const char *vals[2] = { name, paused ? "t" : "f" };
-    return run(conn, P_QUEUE, vals, NULL, -1);
+    return run(conn, P_QUEUE, vals, NULL);
 }
 
 static int pg_add_counter(void *conn, const char *name, int64_t delta)
@@ -446,7 +446,7 @@ static int pg_add_counter(void *conn, const char *name, int64_t delta)
     char d[24];
     snprintf(d, sizeof d, "%lld", (long long)delta);
     const char *vals[2] = { name, d };
-    return run(conn, P_COUNTER, vals, NULL, -1);
+    return run(conn, P_COUNTER, vals, NULL);
 }
 
 /* ---- reads: binary results, one row at a time ---- */
@@ -568,25 +568,19 @@ static int pg_purge(void *conn, const store_purge_t *p, backend_id_cb cb, void *
                     store_purged_t *out)
 {
     pg_t *c = conn;
-    const char *sql = p->has_cursor
-                          ? "SELECT id, state, updated_at, created_at FROM jobs"
-                            " WHERE (created_at, id) > ($2, $3) AND created_at < $1"
-                            " ORDER BY created_at, id LIMIT $4"
-                          : "SELECT id, state, updated_at, created_at FROM jobs"
-                            " WHERE created_at < $1 ORDER BY created_at, id LIMIT $4";
+    char sql[BACKEND_PURGE_SQL_MAX];
+    backend_purge_sql(p->has_cursor, '$', sql, sizeof sql);
     char horizon[24], after[24], lim[16];
-    snprintf(horizon, sizeof horizon, "%lld",
-             (long long)(p->completed_before > p->failed_before ? p->completed_before
-                                                                : p->failed_before));
+    snprintf(horizon, sizeof horizon, "%lld", (long long)backend_purge_horizon(p));
     snprintf(after, sizeof after, "%lld", (long long)p->after_created_at);
     snprintf(lim, sizeof lim, "%d", p->limit);
-    const char *vals[4] = { horizon, after, p->after_id ? p->after_id : "", lim };
-    static const Oid types[4] = { 20, 20, 25, 23 };
+    const char *vals[5] = { horizon, NULL, after, p->after_id ? p->after_id : "", lim };
+    static const Oid types[5] = { 20, 20, 20, 25, 23 };
     *out = (store_purged_t){ 0 };
     purge_scan_t ps = { p, out, calloc((size_t)(p->limit > 0 ? p->limit : 1), 201), 0 };
     if (!ps.doomed)
         return snprintf(c->err, sizeof c->err, "out of memory"), -1;
-    int rc = each_row(c, NULL, sql, 4, types, vals, purge_row, &ps);
+    int rc = each_row(c, NULL, sql, 5, types, vals, purge_row, &ps);
     for (int i = 0; rc == 0 && i < ps.n; i++) {
         rc = pg_delete_job(c, ps.doomed[i]);
         if (rc == 0)

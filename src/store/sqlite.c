@@ -513,21 +513,12 @@ static int sq_purge(void *conn, const store_purge_t *p, backend_id_cb cb, void *
                     store_purged_t *out)
 {
     sq_t *c = conn;
-    /* The row value lets SQLite seek the (created_at, id) index to the
-     * cursor: with an OR instead, every batch rescanned from the start and
-     * a sweep over 200k jobs took 30x longer (bench/retention.sh). */
-    const char *sql = p->has_cursor
-                          ? "SELECT id, state, updated_at, created_at FROM jobs"
-                            " WHERE (created_at, id) > (?3, ?4) AND created_at < ?1"
-                            " ORDER BY created_at, id LIMIT ?5"
-                          : "SELECT id, state, updated_at, created_at FROM jobs"
-                            " WHERE created_at < ?1 ORDER BY created_at, id LIMIT ?5";
+    char sql[BACKEND_PURGE_SQL_MAX];
+    backend_purge_sql(p->has_cursor, '?', sql, sizeof sql);
     sqlite3_stmt *s;
     if (prepare(c, sql, &s, "purge scan") != 0)
         return -1;
-    int64_t horizon = p->completed_before > p->failed_before ? p->completed_before
-                                                               : p->failed_before;
-    sqlite3_bind_int64(s, 1, horizon); /* nothing created after it can be due */
+    sqlite3_bind_int64(s, 1, backend_purge_horizon(p));
     sqlite3_bind_int64(s, 3, p->after_created_at);
     sqlite3_bind_text(s, 4, p->after_id, -1, SQLITE_STATIC);
     sqlite3_bind_int(s, 5, p->limit);

@@ -22,17 +22,19 @@
 
 /* ---- opening, schema, recovery (before the thread starts) ---- */
 
+/* url begins "scheme://" (scheme may be NULL: no). */
+static bool has_scheme(const char *url, const char *scheme)
+{
+    size_t n = scheme ? strlen(scheme) : 0;
+    return n && strncmp(url, scheme, n) == 0 && strncmp(url + n, "://", 3) == 0;
+}
+
 static const backend_ops_t *backend_for(const char *url)
 {
     static const backend_ops_t *const all[] = { &backend_sqlite, &backend_postgres };
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
-        size_t n = strlen(all[i]->scheme);
-        if (strncmp(url, all[i]->scheme, n) == 0 && strncmp(url + n, "://", 3) == 0)
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        if (has_scheme(url, all[i]->scheme) || has_scheme(url, all[i]->alias))
             return all[i];
-        if (all[i]->alias && strncmp(url, all[i]->alias, strlen(all[i]->alias)) == 0 &&
-            strncmp(url + strlen(all[i]->alias), "://", 3) == 0)
-            return all[i];
-    }
     return NULL;
 }
 

@@ -2,8 +2,6 @@
 import sqlite3
 import time
 
-import pytest
-
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import assert_counts_match_rows
@@ -19,8 +17,7 @@ def finish_some(srv, n, prefix="c"):
             done += 1
 
 
-@pytest.mark.sqlite_only
-def test_finished_jobs_go_after_their_retention(make_server):
+def test_finished_jobs_go_after_their_retention(make_server, request):
     # Few finished jobs in memory, so most reads and deletes go to the store.
     srv = make_server(env={"JOBQ_RETAIN_COMPLETED": "2s", "JOBQ_RETAIN_FAILED": "4s",
                            "JOBQ_FINISHED_IN_MEMORY": "10"})
@@ -53,6 +50,12 @@ def test_finished_jobs_go_after_their_retention(make_server):
                if s.name == "jobq_retention_deleted_jobs_total"]
     assert deleted == [602]
     assert srv.stop() == 0
+    url = srv.env.get("JOBQ_DATABASE_URL", "")
+    if url.startswith("postgres://"):  # JOBQ_TEST_STORE=postgres
+        rows = request.getfixturevalue("postgres").psql("SELECT id FROM jobs",
+                                                       db=url.rsplit("/", 1)[1])
+        assert {r[0] for r in rows} == {"waiting", "later"}
+        return
     db = sqlite3.connect(srv.data / "jobq.db")
     ids = {r[0] for r in db.execute("SELECT id FROM jobs")}
     assert ids == {"waiting", "later"}
