@@ -382,11 +382,15 @@ static void test_new_rows_inserted_many_to_a_statement(void **state)
     store_close(g_store);
 }
 
+static void no_kick(void *ud) { (void)ud; }
+
 /* A compaction runs in steps, and a write that arrives meanwhile is
  * journaled (and acknowledged) between two of them: in fsync durability
  * the store thread does both, and an acknowledgement must not wait for a
- * whole transaction. The compaction here takes at least ten 50 ms steps;
- * the write arrives after 100 ms and must be durable before it commits. */
+ * whole transaction. The 320 writes travel in one hand-off (a kick, then
+ * one flush, as the loop does), so the first compaction holds all of them:
+ * at least ten 50 ms steps. The write arrives after 100 ms and must be
+ * durable before any compaction commits. */
 static void test_a_write_is_acknowledged_during_a_compaction(void **state)
 {
     (void)state;
@@ -396,6 +400,7 @@ static void test_a_write_is_acknowledged_during_a_compaction(void **state)
     store_faults_t faults = { .step_delay_ms = 50 };
     store_set_faults(g_store, &faults);
     store_set_compact_interval_ms(g_store, 1);
+    store_set_kick(g_store, no_kick, NULL);
     assert_int_equal(store_start(g_store, err, sizeof err), 0);
     engine_t *e = new_engine();
     char id[32];
@@ -403,6 +408,7 @@ static void test_a_write_is_acknowledged_during_a_compaction(void **state)
         snprintf(id, sizeof id, "slow-%03d", i);
         enqueue(e, json_pack("{s:s, s:s}", "id", id, "type", "t"));
     }
+    store_flush(g_store);
     store_waiter_t w = { .cb = on_durable };
     fired = 0;
     store_when_durable(g_store, &w, store_last_seq(g_store));
@@ -410,6 +416,7 @@ static void test_a_write_is_acknowledged_during_a_compaction(void **state)
         pump(g_store);
     nanosleep(&(struct timespec){ 0, 100000000 }, NULL); /* the compaction is under way */
     enqueue(e, json_pack("{s:s, s:s}", "id", "during", "type", "t"));
+    store_flush(g_store);
     store_when_durable(g_store, &w, store_last_seq(g_store));
     while (fired < 2)
         pump(g_store);
