@@ -193,17 +193,22 @@ static int pg_open_reader(const char *url, void **out, char *err, size_t len)
 
 /* A connection that broke is made again (by the store's retries, which
  * come here through begin), with its settings, lock and statements. */
+static int reconnect(pg_t *c)
+{
+    PQreset(c->db);
+    c->prepared = false;
+    if (PQstatus(c->db) != CONNECTION_OK)
+        return fail_msg(c, "reconnect", NULL);
+    return setup(c);
+}
+
 static int revive(pg_t *c)
 {
     if (PQstatus(c->db) == CONNECTION_OK)
         return 0;
     if (c->in_tx) /* what the transaction did is gone: the caller must start over */
         return fail_msg(c, "connection lost in a transaction", NULL);
-    PQreset(c->db);
-    c->prepared = false;
-    if (PQstatus(c->db) != CONNECTION_OK)
-        return fail_msg(c, "reconnect", NULL);
-    return setup(c);
+    return reconnect(c);
 }
 
 static const char *pg_errmsg(void *conn) { return ((pg_t *)conn)->err; }
@@ -489,19 +494,21 @@ static int send_each(pg_t *c, const char *name, const char *sql, int n, const Oi
     return rc;
 }
 
-/* The same, made again once on a connection found broken before any row
- * arrived (a read outside a transaction: the server restarted, or ended
- * the session). */
+/* The same; a read outside a transaction that failed before any row
+ * arrived (preparing its statement included) is made again once on a new
+ * session. libpq may still call a
+ * session whose server restarted "OK" after a send found it closed, so
+ * the failure itself, not the session's status, decides. */
 static int each_row(pg_t *c, const char *name, const char *sql, int n, const Oid *types,
                     const char *const *vals, row_fn fn, void *ud)
 {
-    int rows;
-    if (unpipe(c) != 0 || revive(c) != 0 || (name && prepare_all(c) != 0))
+    int rows = 0;
+    if (unpipe(c) != 0 || revive(c) != 0)
         return -1;
-    int rc = send_each(c, name, sql, n, types, vals, fn, ud, &rows);
-    bool again = rc != 0 && rows == 0 && PQstatus(c->db) != CONNECTION_OK &&
-                 PQtransactionStatus(c->db) != PQTRANS_INERROR;
-    if (again && revive(c) == 0 && (!name || prepare_all(c) == 0))
+    int rc = name && prepare_all(c) != 0 ? -1
+                                         : send_each(c, name, sql, n, types, vals, fn, ud, &rows);
+    if (rc != 0 && rows == 0 && !c->in_tx && reconnect(c) == 0 &&
+        (!name || prepare_all(c) == 0))
         rc = send_each(c, name, sql, n, types, vals, fn, ud, &rows);
     return rc;
 }
