@@ -115,6 +115,10 @@ static void on_durable(store_waiter_t *w)
         api_reply_error(c, ERR_UNAVAILABLE, "", detail);
         return;
     }
+    if (w->refused) { /* cluster mode: the database said this node may not */
+        api_reply_error(c, ERR_CONFLICT, "", API_REFUSED);
+        return;
+    }
     char *reply = c->reply;
     c->reply = NULL;
     api_reply_text(c, c->status, reply);

@@ -38,7 +38,10 @@ typedef struct setting {
 static const setting_t settings[] = {
     { "JOBQ_LISTEN", T_STR, STR(listen), 0, 0, "127.0.0.1:7420", "HTTP address host:port (port 0 picks one)" },
     { "JOBQ_DATA_DIR", T_STR, STR(data_dir), 0, 0, "./data", "folder for the SQLite database (by default), the spill file, commands and downloads" },
-    { "JOBQ_DATABASE_URL", T_URL, STR(database_url), 0, 0, "", "sqlite://PATH (default sqlite://<data dir>/jobq.db), or postgres://USER[:PASSWORD]@HOST[:PORT]/DB (one jobq per database for now)" },
+    { "JOBQ_DATABASE_URL", T_URL, STR(database_url), 0, 0, "", "sqlite://PATH (default sqlite://<data dir>/jobq.db), or postgres://USER[:PASSWORD]@HOST[:PORT]/DB (one jobq per database unless JOBQ_CLUSTER)" },
+    { "JOBQ_CLUSTER", T_BOOL, F(cluster), 0, 0, 0, "false", "several jobq nodes on one PostgreSQL database (every node sets it)" },
+    { "JOBQ_NODE_TTL", T_MS, F(node_ttl_ms), 0, 1000, 600000, "10s", "cluster mode: a node that has not renewed its row this long is dead, and its running jobs are retried" },
+    { "JOBQ_CLAIM_POLL", T_MS, F(claim_poll_ms), 0, 10, 60000, "500ms", "cluster mode: how often waiting workers' claims are asked again while none is due (jittered)" },
     { "JOBQ_DURABILITY", T_DURABILITY, F(durability), 0, 0, 0, "fsync", "fsync | os | memory (tests only)" },
     { "JOBQ_LOG_LEVEL", T_LOGLEVEL, F(log_level), 0, 0, 0, "info", "debug | info | warn | error", RELOAD },
     { "JOBQ_LOG_FORMAT", T_LOGFORMAT, F(log_format), 0, 0, 0, "json", "json | text (for a terminal)" },

@@ -53,6 +53,8 @@ typedef struct config {
     char data_dir[1024];
     char database_url[1100];
     durability_t durability;
+    bool cluster;                 /* several nodes on one PostgreSQL database */
+    int64_t node_ttl_ms, claim_poll_ms;
     log_level_t log_level;
     log_format_t log_format;
     int64_t slow_request_ms, slow_commit_ms; /* logged at warn above these */

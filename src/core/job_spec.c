@@ -361,6 +361,8 @@ err_t job_from_doc(json_t *doc, job_t **out, problem_t *p)
         job_free(j);
         return e;
     }
+    j->stored = true; /* read from the store: its row exists, in this state */
+    j->stored_state = (unsigned char)j->state;
     *out = j;
     return ERR_OK;
 }

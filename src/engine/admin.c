@@ -21,6 +21,7 @@ void eng_discard(engine_t *e, ejob_t *ej)
 {
     e->deletes++;
     ENG_HOOK(e, e->h.persist_delete(e->h.ud, eng_id(ej)));
+    eng_release_cancel(e, ej);
     eng_unlink(e, ej);
     pset_del(&e->jobs, eng_id(ej));
     eng_count_out(ej, eng_state(ej));

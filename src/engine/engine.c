@@ -44,6 +44,7 @@ void engine_free(engine_t *e)
     if (!e)
         return;
     ENG_ENTER(e); /* reaps the graveyard */
+    eng_shared_free(e);
     ejob_t *ej;
     for (size_t i = 0; (ej = pset_next(&e->jobs, &i));) {
         eng_free_rec(e, ej);
@@ -99,6 +100,8 @@ void eng_persist(engine_t *e, ejob_t *ej, job_event_t ev)
     j->stored = true;
     j->stored_state = (unsigned char)j->state;
     eng_account(e, ej); /* after the hook: writing it filled the text caches */
+    if (eng_shared(e) && j->state != JOB_RUNNING)
+        eng_release_later(e, ej, 0); /* given back to the database */
 }
 
 void eng_account(engine_t *e, ejob_t *ej)
@@ -108,13 +111,14 @@ void eng_account(engine_t *e, ejob_t *ej)
     size_t est = !eng_frozen(ej) ? job_memory_estimate(ej->rec.job)
                  : sizeof *ej + 48 + strlen(eng_id(ej)) + 1 +
                        (ej->spilled ? ENG_SPILL_HEAD : ej->frozen_len);
-    uint32_t cap = (1u << 30) - 1, now = est > cap ? cap : (uint32_t)est;
+    uint32_t cap = (1u << 28) - 1, now = est > cap ? cap : (uint32_t)est;
     e->bytes += (int64_t)now - (int64_t)ej->bytes;
     ej->bytes = now;
 }
 
 void eng_drop(engine_t *e, ejob_t *ej)
 {
+    eng_release_cancel(e, ej);
     eng_unlink(e, ej);
     pset_del(&e->jobs, eng_id(ej));
     eng_count_out(ej, eng_state(ej));
@@ -200,7 +204,7 @@ void eng_finish(engine_t *e, ejob_t *ej, job_state_t state, job_event_t ev)
     eng_persist(e, ej, ev);
 }
 
-static ejob_t *adopt(engine_t *e, job_t *job)
+ejob_t *eng_adopt(engine_t *e, job_t *job)
 {
     ejob_t *ej = calloc(1, sizeof *ej);
     if (!ej)
@@ -244,12 +248,18 @@ static void place_loaded(engine_t *e, ejob_t *ej)
 void engine_load(engine_t *e, job_t *job)
 {
     ENG_ENTER(e);
-    ejob_t *ej = pset_get(&e->jobs, job->id) ? NULL : adopt(e, job);
+    ejob_t *ej = pset_get(&e->jobs, job->id) ? NULL : eng_adopt(e, job);
     if (!ej) {
         job_free(job);
         return;
     }
-    place_loaded(e, ej);
+    /* Shared mode: a job read from the database that this node does not
+     * run is there to be read or acted on by the next call, never leased
+     * (that takes a claim): it sits in no lane, no timer. */
+    if (eng_shared(e) && job->state != JOB_RUNNING)
+        eng_release_later(e, ej, 1);
+    else
+        place_loaded(e, ej);
     eng_account(e, ej);
     eng_park(e, ej);
     eng_settle(e);
@@ -320,7 +330,7 @@ err_t engine_enqueue(engine_t *e, job_t *job, bool *created, const job_t **out, 
         job_free(job);
         return err;
     }
-    ejob_t *ej = adopt(e, job);
+    ejob_t *ej = eng_adopt(e, job);
     if (!ej) {
         job_free(job);
         return problem_set(p, ERR_UNAVAILABLE, "", "out of memory");
@@ -330,6 +340,8 @@ err_t engine_enqueue(engine_t *e, job_t *job, bool *created, const job_t **out, 
     else
         eng_make_ready(e, ej);
     eng_persist(e, ej, JOB_EV_ENQUEUED);
+    if (eng_shared(e))
+        e->claim_at = eng_now(e); /* news for this node's waiting lessees too */
     *created = true;
     *out = job;
     eng_park(e, ej);
@@ -454,6 +466,8 @@ int64_t engine_next_deadline(const engine_t *e)
     int64_t t = a ? a->key : INT64_MAX;
     if (b && b->key < t)
         t = b->key;
+    if (e->opt.shared && !list_empty(&e->waiters) && !e->claims_in_flight && e->claim_at < t)
+        t = e->claim_at; /* the next claim for the workers waiting */
     /* Only worth waking for while someone waits for work. */
     return (!list_empty(&e->waiters) && e->gate_wake < t) ? e->gate_wake : t;
 }
@@ -480,6 +494,8 @@ void engine_release_eviction(engine_t *e)
 
 void eng_settle(engine_t *e)
 {
+    if (eng_shared(e))
+        eng_shared_settle(e);
     eng_dispatch(e);
     evict_finished(e);
     int64_t d = engine_next_deadline(e);

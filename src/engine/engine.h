@@ -40,6 +40,14 @@ typedef enum {
     ENGINE_BREAKER_HALF_OPEN,
 } engine_breaker_state_t;
 
+/* What a claim asks the database for: borrowed for the hook's call. */
+typedef struct engine_claim {
+    const char *const *queues;
+    int nqueues;
+    bool queue_order; /* engine_waiter_t.queue_order */
+    int max;
+} engine_claim_t;
+
 typedef struct engine_hooks {
     void *ud;
     int64_t (*now_ms)(void *ud);
@@ -60,6 +68,11 @@ typedef struct engine_hooks {
      * back (0, or -1 on failure); spill_free says they are no longer
      * needed. The store still holds every such job durably: the tier is a
      * cache of it. */
+    /* Shared mode (engine_options_t.shared): waiting lessees need jobs
+     * that only the database can give. The owner claims up to c->max free
+     * jobs of c's queues for this node and hands them to engine_claimed(),
+     * even when none came (with n = 0): one call each. */
+    void (*claim)(void *ud, const struct engine_claim *c);
     int64_t (*spill_write)(void *ud, const void *bytes, size_t n);
     int (*spill_read)(void *ud, int64_t off, void *buf, size_t n);
     void (*spill_free)(void *ud, int64_t off, size_t n);
@@ -101,6 +114,18 @@ typedef struct engine_options {
      * to this many, before the oldest is frozen: most are leased or read
      * again soon, and freezing costs a pack and an unpack. 0: 256. */
     int thawed_max;
+    /* Shared mode: the jobs are a database's, shared with other nodes
+     * (cluster mode, docs/architecture.md). The engine keeps only the jobs
+     * this node runs: an enqueued job, or one whose attempt ends, is
+     * persisted and leaves memory at the end of the call; a job loaded
+     * for a read leaves after the next call and is never leased. A lessee
+     * finding nothing waits (with wait_ms 0, until the claim it started is
+     * answered) while hooks.claim asks the database; claims go out again
+     * after claim_poll_ms (jittered) while lessees wait and the last
+     * claims came back short, at once when they came back full or a job
+     * was enqueued here. */
+    bool shared;
+    int64_t claim_poll_ms;
 } engine_options_t;
 
 /* A lessee. The caller fills the public part and keeps the waiter alive
@@ -123,6 +148,7 @@ struct engine_waiter {
     void *ud;
     list_node_t link_; /* engine-private */
     heap_node_t deadline_;
+    bool once_; /* shared mode, wait_ms 0: answered when the claims out are */
 };
 #define ENGINE_LEASE_MAX 100
 
@@ -161,6 +187,16 @@ void engine_forget(engine_t *e, const char *id);
 int engine_lease(engine_t *e, engine_waiter_t *w, int64_t wait_ms, job_t **out);
 void engine_waiter_cancel(engine_t *e, engine_waiter_t *w);
 bool engine_waiter_waiting(const engine_waiter_t *w);
+/* Shared mode: jobs the owner claimed for this node (ownership passes),
+ * in the order they should be leased; `asked`: the claim's max. They go to
+ * waiting lessees; those none takes are persisted (given back) at once. */
+void engine_claimed(engine_t *e, job_t **jobs, int n, int asked);
+/* Shared mode: forgets a job without persisting anything (the database
+ * refused a write of it: another node holds it now), or every job (this
+ * node's claims are void). Lessees holding them learn of it when they
+ * report (ERR_NOT_FOUND). */
+void engine_drop(engine_t *e, const char *id);
+void engine_drop_all(engine_t *e);
 /* Answers every waiting lessee with no jobs (shutdown). */
 void engine_release_waiters(engine_t *e);
 

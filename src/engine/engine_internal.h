@@ -63,7 +63,8 @@ typedef struct ejob {
     struct equeue *queue;
     elane_t *lane;         /* while unfinished */
     uint64_t seq;          /* order of becoming ready, for FIFO across lanes */
-    uint32_t bytes : 29;   /* accounted in engine.bytes (a job is far below 512 MiB) */
+    uint32_t bytes : 28;   /* accounted in engine.bytes (a job is far below 256 MiB) */
+    uint32_t releasing : 1; /* shared mode: in engine.releasing (shared.c) */
     uint32_t probe : 1;    /* leased while its breaker was half-open */
     uint32_t parked : 1;   /* in engine.parked (freeze.c) */
     /* Frozen into the spill hooks: rec.frozen then holds the int64 offset
@@ -112,6 +113,16 @@ struct engine {
     int64_t resident_bytes; /* packed bytes of frozen jobs kept in memory */
     size_t nspilled;
     struct sbuf pack; /* scratch for freezing */
+    /* Shared mode (shared.c): jobs the database holds again, left at the
+     * end of this call (age 0) or, loaded for a read, of the next one; and
+     * the claims asked for and not yet answered. */
+    struct eng_release {
+        ejob_t *ej;
+        int age;
+    } *releasing;
+    size_t nreleasing, releasing_cap;
+    int claims_in_flight;
+    int64_t claim_at;
 };
 
 static inline int64_t eng_now(engine_t *e) { return e->h.now_ms(e->h.ud); }
@@ -194,10 +205,26 @@ void eng_dispatch(engine_t *e);
 void eng_expire_lease(engine_t *e, ejob_t *ej);
 void eng_expire_waiter(engine_t *e, engine_waiter_t *w);
 ejob_t *eng_find(engine_t *e, const char *id, problem_t *p);
+/* A job into the table, its queue and lane (not placed in any list or
+ * timer); NULL when out of memory. */
+ejob_t *eng_adopt(engine_t *e, job_t *job);
 /* admin.c: a failed job with discard_failed leaves at once; its record is
  * freed by eng_reap() at the start of the next call. */
 void eng_discard(engine_t *e, ejob_t *ej);
 void eng_reap(engine_t *e);
+
+/* shared.c: shared mode (engine_options_t.shared). */
+static inline bool eng_shared(const engine_t *e) { return e->opt.shared; }
+/* A job the database holds again (persisted in a state other than
+ * running, or loaded for a read): it leaves memory at the end of the call
+ * (age 0) or of the next one (1). */
+void eng_release_later(engine_t *e, ejob_t *ej, int age);
+/* Before dispatch in eng_settle: what is due leaves; claims go out. */
+void eng_shared_settle(engine_t *e);
+void eng_shared_free(engine_t *e);
+/* Before a job's record is freed or buried: it leaves engine.releasing. */
+void eng_release_cancel(engine_t *e, ejob_t *ej);
+#define ENG_ONCE_WAIT_MS 10000 /* a wait_ms 0 lessee whose claim never comes back */
 
 /* gate.c */
 typedef enum {

@@ -62,9 +62,20 @@ typedef struct app {
     struct event *sighup;
     int64_t drain_started, drain_deadline;
     int signals;
+    /* Cluster mode (cluster.c): the node's beat and its row's id. */
+    struct event *beat_timer;
+    bool beat_busy;
+    int64_t node_id;
     int argc; /* the flags given, for a reload */
     char **argv;
 } app_t;
+
+/* cluster.c: cluster mode (JOBQ_CLUSTER). Open: the store, as a node;
+ * start (a no-op without cluster mode): once the loop runs. The claim hook
+ * is the engine's (engine_hooks_t.claim). */
+store_t *app_cluster_open(app_t *a, char *err, size_t len);
+int app_cluster_start(app_t *a);
+void app_cluster_claim(void *ud, const engine_claim_t *c);
 
 /* Loads the configuration from argv less `own_flag`, which may stand
  * anywhere; *has_own says whether it was there. */

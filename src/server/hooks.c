@@ -119,7 +119,8 @@ void app_engine_hooks(app_t *a, engine_hooks_t *h)
                            .persist = hook_persist, .persist_delete = hook_delete,
                            .persist_queue = hook_queue, .deadline_changed = hook_deadline,
                            .breaker_changed = hook_breaker, .spill_write = hook_spill_write,
-                           .spill_read = hook_spill_read, .spill_free = hook_spill_free };
+                           .spill_read = hook_spill_read, .spill_free = hook_spill_free,
+                           .claim = a->cfg.cluster ? app_cluster_claim : NULL };
 }
 
 void app_on_http_done(void *ud, const http_req_t *r, double seconds)

@@ -194,7 +194,9 @@ static int open_store(app_t *a, char *err, size_t len)
      * commands' folder and the default downloads: made here, not by SQLite. */
     if (mkdirs(a->cfg.data_dir, 0700, err, len) != 0)
         return -1;
-    if (!(a->store = store_open(a->cfg.database_url, a->cfg.durability, err, len)))
+    a->store = a->cfg.cluster ? app_cluster_open(a, err, len)
+                              : store_open(a->cfg.database_url, a->cfg.durability, err, len);
+    if (!a->store)
         return -1;
     store_faults_t f = { a->cfg.fault_commit_delay_ms, a->cfg.fault_commit_fail_ms,
                          a->cfg.fault_read_delay_ms };
@@ -221,7 +223,8 @@ static int start_engine(app_t *a, char *err, size_t len)
     engine_hooks_t hooks;
     app_engine_hooks(a, &hooks);
     engine_options_t opt = { .finished_in_memory = a->cfg.finished_in_memory,
-                             .resident_budget_bytes = a->cfg.queued_in_memory };
+                             .resident_budget_bytes = a->cfg.queued_in_memory,
+                             .shared = a->cfg.cluster, .claim_poll_ms = a->cfg.claim_poll_ms };
     char why[512];
     if (!(a->spill = spill_open(a->cfg.data_dir, why, sizeof why)))
         log_warn("queued jobs all stay in memory", LOG_S("reason", why));
@@ -321,7 +324,7 @@ static int start_loop(app_t *a, char *err, size_t len)
     if (!(a->http = http_server_start(a->base, &hopt, app_route, a, err, len)) ||
         start_faktory(a, err, len) != 0 || start_runners(a, err, len) != 0)
         return -1;
-    if (app_retention_start(a) != 0)
+    if (app_retention_start(a) != 0 || app_cluster_start(a) != 0)
         return snprintf(err, len, "out of memory"), -1;
     return store_start(a->store, err, len);
 }
@@ -350,7 +353,8 @@ static void app_free(app_t *a)
     api_bulks_free(a->bulks);   /* the loop has stopped: no step will run */
     app_retention_stop(a);
     struct event *evs[] = { a->engine_timer, a->store_ev, a->store_flush, a->sigterm, a->sigint,
-                            a->sighup, a->drain_timer, a->perf_timer, a->log_flush_ev };
+                            a->sighup, a->drain_timer, a->perf_timer, a->log_flush_ev,
+                            a->beat_timer };
     for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
         if (evs[i])
             event_free(evs[i]);

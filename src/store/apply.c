@@ -62,7 +62,7 @@ static void mark_superseded(op_t *batch, bool live)
 {
     bool purge = false;
     for (op_t *op = batch; op; op = op->next) {
-        op->superseded = op->first_seen = op->row.fresh = false;
+        op->superseded = op->first_seen = op->row.fresh = op->refused = false;
         op->row.was = op->kind == OP_PUT ? op->was : NULL;
         purge = purge || op->kind == OP_PURGE;
     }
@@ -104,6 +104,8 @@ static int run_write(store_t *s, op_t *op, int64_t *totals)
     case OP_DELETE: return s->ops->delete_job(s->conn, op->name);
     case OP_QUEUE: return s->ops->put_queue(s->conn, op->name, op->paused);
     case OP_PURGE: return run_purge(s, op);
+    case OP_CLAIM: return store_run_claim(s, op);
+    case OP_BEAT: return store_run_beat(s, op);
     default: return 0; /* reads go to the readers (reader.c) */
     }
 }
@@ -144,7 +146,8 @@ static int apply_writes(store_t *s, store_applying_t *a, size_t max)
         int64_t t0 = clock_mono_ns();
         if (run_write(s, op, a->totals) != 0)
             return -1;
-        timed(s, (store_statement_t)op->kind, t0);
+        if (op->kind <= OP_PURGE)
+            timed(s, (store_statement_t)op->kind, t0);
     }
     return 0;
 }

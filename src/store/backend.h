@@ -34,6 +34,12 @@ typedef struct store_row {
      * the backend updates the row without reading it first; a row that
      * is not there (deleted since) is inserted. */
     const char *was;
+    /* Cluster mode (cluster() below): the token of the claim this node
+     * holds the job under (0: none), and where to say that the database
+     * refused the write because the job is not this node's to change (it
+     * was claimed since, or another node created it first). */
+    int64_t token;
+    bool *refused;
 } store_row_t;
 
 /* A job as a backend hands it back: its bytes (packed, or the JSON document
@@ -43,7 +49,17 @@ typedef struct store_doc {
     size_t len;
     const char *id, *queue, *type;
     int64_t created_at;
+    int64_t token; /* claims and adoptions (cluster mode): the claim's token */
 } store_doc_t;
+
+/* A claim (cluster mode): up to max free jobs of the queues that are due,
+ * in the order a lease takes them (engine.h: queue_order). */
+typedef struct backend_claim {
+    const char *const *queues;
+    int nqueues;
+    bool queue_order;
+    int max;
+} backend_claim_t;
 
 typedef struct store_purged {
     int scanned;         /* jobs looked at; < limit means the sweep is over */
@@ -59,10 +75,22 @@ typedef int (*backend_counter_cb)(void *ud, const char *name, int64_t value);
 
 typedef enum { BACKEND_SYNC_FULL, BACKEND_SYNC_OS, BACKEND_SYNC_OFF } backend_sync_t;
 
+/* Cluster mode: several jobq nodes on one database, which holds every
+ * job's owner and claim token (docs/architecture.md). */
+typedef struct backend_node {
+    const char *name; /* for operators: host:pid */
+    int64_t ttl_ms;   /* a node row not renewed this long is dead */
+} backend_node_t;
+
 typedef struct backend_ops {
     const char *scheme; /* the URL scheme it serves, e.g. "sqlite" */
     const char *alias;  /* another name for it, or NULL */
-    int (*open)(const char *url, backend_sync_t sync, void **conn, char *err, size_t errlen);
+    /* node: cluster mode (NULL: one jobq alone), which a backend without
+     * node_beat and claim refuses. In cluster mode the writer's puts are
+     * conditioned on the tokens in their rows, and deletes touch only free
+     * jobs. */
+    int (*open)(const char *url, backend_sync_t sync, const backend_node_t *node, void **conn,
+                char *err, size_t errlen);
     /* A read-only connection to a database open() created and migrated. */
     int (*open_reader)(const char *url, void **conn, char *err, size_t errlen);
     void (*close)(void *conn);
@@ -111,6 +139,17 @@ typedef struct backend_ops {
      * ids it did not see written may appear at any time, so it has no
      * filter and every lookup asks the database. */
     int (*scan_ids)(void *conn, backend_id_cb cb, void *ud);
+
+    /* Cluster mode (open with a node); NULL where the backend has none.
+     * Registers the node or renews its row; *lost: its row had expired
+     * (every claim it held is void) and it registered anew. Then adopts
+     * the running jobs of nodes whose rows expired (cb with each, now this
+     * node's under a new token) and frees their other claims. *node: the
+     * node's id now. In the batch's transaction. */
+    int (*node_beat)(void *conn, bool *lost, int64_t *node, backend_doc_cb adopted, void *ud);
+    /* Claims for this node up to q->max free jobs that are due, calling cb
+     * with each (token set), in the order they should be leased. */
+    int (*claim)(void *conn, const backend_claim_t *q, backend_doc_cb cb, void *ud);
 } backend_ops_t;
 
 /* backend_sql.c, for both backends. The list's SELECT for q, and

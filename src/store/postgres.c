@@ -1,9 +1,11 @@
 /*
- * The PostgreSQL backend, single node (backend.h): the writer's connection
- * holds a session advisory lock that a second jobq on the same database
- * cannot take, as the SQLite backend's lock file does, because each jobq
- * keeps the live jobs in its own memory; several nodes on one database
- * need leases kept in the database itself (docs/operations.md).
+ * The PostgreSQL backend (backend.h). Alone, the writer's connection holds
+ * a session advisory lock that a second jobq on the same database cannot
+ * take, as the SQLite backend's lock file does, because that jobq keeps the
+ * live jobs in its own memory. In cluster mode (opened with a node) every
+ * node takes the same lock shared, the database holds each job's owner and
+ * claim token, and the writes of a job are conditioned on them
+ * (cluster_put; the nodes' rows and claims are postgres_cluster.c's).
  *
  * No journal: every batch is one transaction, committed with
  * synchronous_commit on ("fsync" and "os"; "memory" turns it off). Reads
@@ -19,6 +21,7 @@
 #include <string.h>
 
 #include "store/backend.h"
+#include "store/postgres_internal.h"
 #include "store/postgres_schema.h"
 #include "util/clock.h"
 
@@ -27,7 +30,8 @@
 #define PG_LOCK_KEY "1785358188"
 #define PG_MIGRATE_KEY "1785358189"
 
-enum { P_PUT, P_DELETE, P_QUEUE, P_COUNTER, P_GET, P_COUNT_ };
+enum { P_PUT, P_DELETE, P_QUEUE, P_COUNTER, P_INSERT, P_FENCED, P_FREE_PUT, P_FREE_DELETE,
+       P_GET, P_COUNT_ };
 static const struct {
     const char *name, *sql;
     int n;
@@ -46,21 +50,28 @@ static const struct {
     [P_COUNTER] = { "counter", "INSERT INTO counters(name,value) VALUES($1,$2)"
                                " ON CONFLICT (name) DO UPDATE SET value=counters.value+excluded.value",
                     2, { 25, 20 }, -1 },
+    /* Cluster mode (cluster_put()): an enqueue creates its job or finds
+     * it there; the holder of a claim changes its job only under the
+     * claim's token while its node's row lives, and gives the job back
+     * (owner NULL) when it stops running; a job no node holds changes only
+     * while none does. */
+    [P_INSERT] = { "insert", "INSERT INTO jobs(id,queue,type,state,priority,created_at,updated_at,"
+                             "run_at,doc) VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9) ON CONFLICT (id) DO"
+                             " NOTHING",
+                   9, { 25, 25, 25, 25, 23, 20, 20, 20, 17 }, 8 },
+    [P_FENCED] = { "fenced", "UPDATE jobs SET state=$2, priority=$3, updated_at=$4, run_at=$5,"
+                             " doc=$6, owner=CASE WHEN $2='running' THEN owner END"
+                             " WHERE id=$1 AND token=$7 AND owner=$8 AND EXISTS (SELECT 1 FROM"
+                             " nodes WHERE id=$8 AND expires_at > now())",
+                   8, { 25, 25, 23, 20, 20, 17, 20, 20 }, 5 },
+    [P_FREE_PUT] = { "free_put", "UPDATE jobs SET state=$2, priority=$3, updated_at=$4,"
+                                 " run_at=$5, doc=$6 WHERE id=$1 AND owner IS NULL",
+                     6, { 25, 25, 23, 20, 20, 17 }, 5 },
+    [P_FREE_DELETE] = { "free_delete", "DELETE FROM jobs WHERE id=$1 AND owner IS NULL", 1,
+                        { 25 }, -1 },
     [P_GET] = { "get", "SELECT doc, created_at, id, queue, type FROM jobs WHERE id=$1", 1, { 25 }, -1 },
 };
 
-typedef struct pg {
-    PGconn *db;
-    bool writer;    /* holds the lock, prepares the writes */
-    bool prepared;  /* the statements exist on this session */
-    bool lock_lost; /* another jobq holds the lock now */
-    bool in_tx;     /* begun and not yet ended: a broken session is not made again */
-    bool piped;     /* in pipeline mode: writes are sent without waiting for their results */
-    int pending;    /* writes sent whose results are not read yet */
-    backend_sync_t sync;
-    char sqlstate[6];
-    char err[512];
-} pg_t;
 
 static int fail_msg(pg_t *c, const char *what, const PGresult *r)
 {
@@ -84,7 +95,7 @@ static int settle(pg_t *c, PGresult *r, const char *what)
     return rc;
 }
 
-static int exec(pg_t *c, const char *sql)
+int pg_exec(pg_t *c, const char *sql)
 {
     return settle(c, PQexec(c->db, sql), sql);
 }
@@ -117,19 +128,23 @@ static int prepare_all(pg_t *c)
  * session holds it. */
 static int setup(pg_t *c)
 {
-    if (exec(c, c->sync == BACKEND_SYNC_OFF ? "SET synchronous_commit=off"
+    if (pg_exec(c, c->sync == BACKEND_SYNC_OFF ? "SET synchronous_commit=off"
                                             : "SET synchronous_commit=on") != 0)
         return -1;
     if (!c->writer)
-        return exec(c, "SET default_transaction_read_only=on");
+        return pg_exec(c, "SET default_transaction_read_only=on");
     bool got = false;
-    if (ask(c, "SELECT pg_try_advisory_lock(" PG_LOCK_KEY ")", &got) != 0)
+    /* Cluster nodes share the lock, so that a jobq that keeps the jobs in
+     * its own memory (not in cluster mode) cannot join them, nor they it. */
+    if (ask(c, c->cluster ? "SELECT pg_try_advisory_lock_shared(" PG_LOCK_KEY ")"
+                          : "SELECT pg_try_advisory_lock(" PG_LOCK_KEY ")", &got) != 0)
         return -1;
     c->lock_lost = c->lock_lost || !got; /* once taken, what this jobq holds is stale */
     if (!got) {
-        snprintf(c->err, sizeof c->err,
-                 "another jobq is using this database (it holds its lock); one database serves "
-                 "one jobq until cluster mode exists");
+        snprintf(c->err, sizeof c->err, "%s",
+                 c->cluster ? "a jobq that is not in cluster mode is using this database"
+                            : "another jobq is using this database (it holds its lock); "
+                              "several need cluster mode (JOBQ_CLUSTER=on) on every one");
         return -1;
     }
     return 0;
@@ -148,14 +163,19 @@ static void pg_close(void *conn)
     free(c);
 }
 
-static int connect_to(const char *url, bool writer, backend_sync_t sync, void **out, char *err,
-                      size_t len)
+static int connect_to(const char *url, bool writer, backend_sync_t sync,
+                      const backend_node_t *node, void **out, char *err, size_t len)
 {
     pg_t *c = calloc(1, sizeof *c);
     if (!c)
         return snprintf(err, len, "out of memory"), -1;
     c->writer = writer;
     c->sync = sync;
+    if (node) {
+        c->cluster = true;
+        c->ttl_ms = node->ttl_ms;
+        snprintf(c->node_name, sizeof c->node_name, "%s", node->name);
+    }
     /* The URL comes last, so what it says wins over these defaults. */
     /* Bounded waits: a server that stops answering (a partition, a dead
      * host) fails the call within about half a minute instead of holding
@@ -181,14 +201,15 @@ static int connect_to(const char *url, bool writer, backend_sync_t sync, void **
     return 0;
 }
 
-static int pg_open(const char *url, backend_sync_t sync, void **out, char *err, size_t len)
+static int pg_open(const char *url, backend_sync_t sync, const backend_node_t *node, void **out,
+                   char *err, size_t len)
 {
-    return connect_to(url, true, sync, out, err, len);
+    return connect_to(url, true, sync, node, out, err, len);
 }
 
 static int pg_open_reader(const char *url, void **out, char *err, size_t len)
 {
-    return connect_to(url, false, BACKEND_SYNC_FULL, out, err, len);
+    return connect_to(url, false, BACKEND_SYNC_FULL, NULL, out, err, len);
 }
 
 /* A connection that broke is made again (by the store's retries, which
@@ -238,7 +259,7 @@ static int pg_schema_version(void *conn, int *current, int *latest)
     *latest = postgres_schema_latest();
     *current = 0;
     if (revive(c) != 0 ||
-        exec(c, "CREATE TABLE IF NOT EXISTS schema_migrations("
+        pg_exec(c, "CREATE TABLE IF NOT EXISTS schema_migrations("
                 "version integer PRIMARY KEY, applied_at bigint NOT NULL)") != 0)
         return -1;
     PGresult *r = PQexec(c->db, "SELECT COALESCE(MAX(version),0) FROM schema_migrations");
@@ -269,18 +290,27 @@ static int pg_migrate(void *conn)
         snprintf(done_q, sizeof done_q,
                  "SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version=%d)", v);
         bool done = false;
-        if (exec(c, "BEGIN") || exec(c, "SELECT pg_advisory_xact_lock(" PG_MIGRATE_KEY ")") ||
+        if (pg_exec(c, "BEGIN") || pg_exec(c, "SELECT pg_advisory_xact_lock(" PG_MIGRATE_KEY ")") ||
             ask(c, done_q, &done) ||
             (!done && settle(c, PQexec(c->db, postgres_schema_migration(v)), "migration")) ||
-            exec(c, mark) || exec(c, "COMMIT")) {
+            pg_exec(c, mark) || pg_exec(c, "COMMIT")) {
             char why[sizeof c->err - 64];
             snprintf(why, sizeof why, "%.400s", c->err);
-            exec(c, "ROLLBACK");
+            pg_exec(c, "ROLLBACK");
             snprintf(c->err, sizeof c->err, "migration %d failed: %s", v, why);
             return -1;
         }
     }
     return 0;
+}
+
+/* A write conditioned on its claim (cluster mode) that changed no row was
+ * refused: said where its row asked. */
+static void no_rows(pg_t *c, const PGresult *r, int i)
+{
+    if (c->refused[i] && !strcmp(PQcmdTuples((PGresult *)r), "0"))
+        *c->refused[i] = true;
+    c->refused[i] = NULL;
 }
 
 /* Reads the results of every write sent since the last drain, up to the
@@ -302,6 +332,8 @@ static int drain(pg_t *c)
         bool done = st == PGRES_PIPELINE_SYNC;
         if (!done && st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && rc == 0)
             rc = fail_msg(c, "pipelined write", r);
+        else if (!done && nulls < PG_PIPE_SLOTS)
+            no_rows(c, r, nulls);
         PQclear(r);
         if (done) {
             c->pending = 0;
@@ -332,12 +364,11 @@ static int unpipe(pg_t *c)
  * outside the transaction it ends. The depth bounds what the server must
  * answer before jobq reads (a blocking session that only writes could
  * otherwise fill both sockets' buffers and wait on the other side). */
-#define PG_PIPE_DEPTH 256
 static int send_plain(pg_t *c, const char *sql)
 {
     if (!PQsendQueryParams(c->db, sql, 0, NULL, NULL, NULL, NULL, 0))
         return fail_msg(c, sql, NULL);
-    c->pending++;
+    c->refused[c->pending++] = NULL;
     return 0;
 }
 
@@ -349,7 +380,7 @@ static int pg_begin(void *conn)
         return -1;
     c->pending = 0;
     c->piped = PQenterPipelineMode(c->db) == 1;
-    if (c->piped ? send_plain(c, "BEGIN") != 0 : exec(c, "BEGIN") != 0)
+    if (c->piped ? send_plain(c, "BEGIN") != 0 : pg_exec(c, "BEGIN") != 0)
         return -1;
     c->in_tx = true;
     return 0;
@@ -368,7 +399,7 @@ static int pg_commit(void *conn)
                PQtransactionStatus(c->db) != PQTRANS_INTRANS) {
         return fail_msg(c, "commit: the transaction was lost", NULL);
     } else {
-        rc = exec(c, "COMMIT");
+        rc = pg_exec(c, "COMMIT");
     }
     c->in_tx = rc != 0; /* a failed commit is rolled back by the caller */
     return rc;
@@ -381,7 +412,7 @@ static int pg_rollback(void *conn)
     c->in_tx = false;
     if (PQstatus(c->db) != CONNECTION_OK || PQtransactionStatus(c->db) == PQTRANS_IDLE)
         return 0;
-    return exec(c, "ROLLBACK");
+    return pg_exec(c, "ROLLBACK");
 }
 
 /* No journal: every batch goes to the database as one transaction. */
@@ -404,7 +435,8 @@ static int pg_set_journal_applied(void *conn, uint64_t gen)
 
 /* Runs a prepared write (in the pipeline, when there is one); parameters
  * in text but for the statement's bytea. */
-static int run(pg_t *c, int which, const char *const *vals, const int *lens)
+static int run_checked(pg_t *c, int which, const char *const *vals, const int *lens,
+                       bool *refused)
 {
     int formats[9] = { 0 };
     if (prepared[which].bin >= 0)
@@ -413,31 +445,56 @@ static int run(pg_t *c, int which, const char *const *vals, const int *lens)
         if (!PQsendQueryPrepared(c->db, prepared[which].name, prepared[which].n, vals, lens,
                                  formats, 0))
             return fail_msg(c, prepared[which].sql, NULL);
-        return ++c->pending >= PG_PIPE_DEPTH ? drain(c) : 0;
+        c->refused[c->pending++] = refused;
+        return c->pending >= PG_PIPE_DEPTH ? drain(c) : 0;
     }
-    return settle(c,
-                  PQexecPrepared(c->db, prepared[which].name, prepared[which].n, vals, lens,
-                                 formats, 0),
-                  prepared[which].sql);
+    PGresult *r = PQexecPrepared(c->db, prepared[which].name, prepared[which].n, vals, lens,
+                                 formats, 0);
+    if (PQresultStatus(r) == PGRES_COMMAND_OK) {
+        c->refused[0] = refused;
+        no_rows(c, r, 0);
+    }
+    return settle(c, r, prepared[which].sql);
+}
+
+static int run(pg_t *c, int which, const char *const *vals, const int *lens)
+{
+    return run_checked(c, which, vals, lens, NULL);
+}
+
+/* Cluster mode: a change of a job this node holds (under its token), or
+ * of a job no node holds (an operator's). */
+static int cluster_put(pg_t *c, const store_row_t *r, const char *prio, const char *updated,
+                       const char *run_at)
+{
+    char token[24], node[24];
+    snprintf(token, sizeof token, "%lld", (long long)r->token);
+    snprintf(node, sizeof node, "%lld", (long long)c->node);
+    const char *vals[8] = { r->id, r->state, prio, updated, run_at, r->doc, token, node };
+    int lens[8] = { 0, 0, 0, 0, 0, (int)r->doc_len, 0, 0 };
+    return run_checked(c, r->token ? P_FENCED : P_FREE_PUT, vals, lens, r->refused);
 }
 
 static int pg_put_job(void *conn, const store_row_t *r)
 {
+    pg_t *c = conn;
     char prio[16], created[24], updated[24], run_at[24];
     snprintf(prio, sizeof prio, "%d", r->priority);
     snprintf(created, sizeof created, "%lld", (long long)r->created_at);
     snprintf(updated, sizeof updated, "%lld", (long long)r->updated_at);
     snprintf(run_at, sizeof run_at, "%lld", (long long)r->run_at);
+    if (c->cluster && (r->token || r->was)) /* else an enqueue: its first write */
+        return cluster_put(c, r, prio, updated, run_at);
     const char *vals[9] = { r->id, r->queue, r->type, r->state, prio, created, updated, run_at,
                             r->doc };
     int lens[9] = { 0, 0, 0, 0, 0, 0, 0, 0, (int)r->doc_len };
-    return run(conn, P_PUT, vals, lens);
+    return run_checked(c, c->cluster ? P_INSERT : P_PUT, vals, lens, r->refused);
 }
 
 static int pg_delete_job(void *conn, const char *id)
 {
     const char *vals[1] = { id };
-    return run(conn, P_DELETE, vals, NULL);
+    return run(conn, ((pg_t *)conn)->cluster ? P_FREE_DELETE : P_DELETE, vals, NULL);
 }
 
 static int pg_put_queue(void *conn, const char *name, bool paused)
@@ -456,7 +513,7 @@ static int pg_add_counter(void *conn, const char *name, int64_t delta)
 
 /* ---- reads: binary results, one row at a time ---- */
 
-static int64_t int8_at(const PGresult *r, int col)
+int64_t pg_int8_at(const PGresult *r, int col)
 {
     uint64_t v;
     if (PQgetlength(r, 0, col) != 8)
@@ -465,7 +522,6 @@ static int64_t int8_at(const PGresult *r, int col)
     return (int64_t)be64toh(v);
 }
 
-typedef int (*row_fn)(const PGresult *r, void *ud);
 
 /* Sends a query (or a prepared statement, when `name` is set) and hands
  * each row to fn as it arrives; a nonzero return stops at that row (the
@@ -499,7 +555,7 @@ static int send_each(pg_t *c, const char *name, const char *sql, int n, const Oi
  * session. libpq may still call a
  * session whose server restarted "OK" after a send found it closed, so
  * the failure itself, not the session's status, decides. */
-static int each_row(pg_t *c, const char *name, const char *sql, int n, const Oid *types,
+int pg_each_row(pg_t *c, const char *name, const char *sql, int n, const Oid *types,
                     const char *const *vals, row_fn fn, void *ud)
 {
     int rows = 0;
@@ -513,17 +569,13 @@ static int each_row(pg_t *c, const char *name, const char *sql, int n, const Oid
     return rc;
 }
 
-typedef struct doc_call {
-    backend_doc_cb cb;
-    void *ud;
-} doc_call_t;
 
 /* A row of doc, created_at, id, queue, type. */
 static int doc_row(const PGresult *r, void *ud)
 {
     doc_call_t *d = ud;
     store_doc_t doc = { .doc = PQgetvalue(r, 0, 0), .len = (size_t)PQgetlength(r, 0, 0),
-                        .created_at = int8_at(r, 1), .id = PQgetvalue(r, 0, 2),
+                        .created_at = pg_int8_at(r, 1), .id = PQgetvalue(r, 0, 2),
                         .queue = PQgetvalue(r, 0, 3), .type = PQgetvalue(r, 0, 4) };
     return d->cb(d->ud, &doc);
 }
@@ -532,7 +584,7 @@ static int pg_get_job(void *conn, const char *id, backend_doc_cb cb, void *ud)
 {
     doc_call_t d = { cb, ud };
     const char *vals[1] = { id };
-    return each_row(conn, prepared[P_GET].name, NULL, 1, NULL, vals, doc_row, &d);
+    return pg_each_row(conn, prepared[P_GET].name, NULL, 1, NULL, vals, doc_row, &d);
 }
 
 static int pg_list_jobs(void *conn, const store_query_t *q, backend_doc_cb cb, void *ud)
@@ -549,7 +601,7 @@ static int pg_list_jobs(void *conn, const store_query_t *q, backend_doc_cb cb, v
                             lim, prio, from, to };
     static const Oid types[9] = { 25, 25, 25, 20, 25, 23, 23, 20, 20 };
     doc_call_t d = { cb, ud };
-    return each_row(conn, NULL, sql, 9, types, vals, doc_row, &d);
+    return pg_each_row(conn, NULL, sql, 9, types, vals, doc_row, &d);
 }
 
 typedef struct purge_scan {
@@ -564,8 +616,8 @@ static int purge_row(const PGresult *r, void *ud)
     purge_scan_t *ps = ud;
     ps->out->scanned++;
     snprintf(ps->out->last_id, sizeof ps->out->last_id, "%s", PQgetvalue(r, 0, 0));
-    ps->out->last_created_at = int8_at(r, 3);
-    if (backend_purge_due(PQgetvalue(r, 0, 1), int8_at(r, 2), ps->p) && ps->n < ps->p->limit)
+    ps->out->last_created_at = pg_int8_at(r, 3);
+    if (backend_purge_due(PQgetvalue(r, 0, 1), pg_int8_at(r, 2), ps->p) && ps->n < ps->p->limit)
         snprintf(ps->doomed[ps->n++], sizeof ps->doomed[0], "%s", PQgetvalue(r, 0, 0));
     return 0;
 }
@@ -587,7 +639,7 @@ static int pg_purge(void *conn, const store_purge_t *p, backend_id_cb cb, void *
     purge_scan_t ps = { p, out, calloc((size_t)(p->limit > 0 ? p->limit : 1), 201), 0 };
     if (!ps.doomed)
         return snprintf(c->err, sizeof c->err, "out of memory"), -1;
-    int rc = each_row(c, NULL, sql, 5, types, vals, purge_row, &ps);
+    int rc = pg_each_row(c, NULL, sql, 5, types, vals, purge_row, &ps);
     for (int i = 0; rc == 0 && i < ps.n; i++) {
         rc = pg_delete_job(c, ps.doomed[i]);
         if (rc == 0)
@@ -600,7 +652,7 @@ static int pg_purge(void *conn, const store_purge_t *p, backend_id_cb cb, void *
 static int pg_load_active(void *conn, backend_doc_cb cb, void *ud)
 {
     doc_call_t d = { cb, ud };
-    return each_row(conn, NULL,
+    return pg_each_row(conn, NULL,
                     "SELECT doc, created_at, id, queue, type FROM jobs WHERE state IN"
                     " ('pending','queued','running','retrying') ORDER BY run_at, created_at, id",
                     0, NULL, NULL, doc_row, &d);
@@ -621,19 +673,19 @@ static int count_row(const PGresult *r, void *ud)
 {
     any_call_t *a = ud;
     return ((backend_count_cb)a->cb)(a->ud, PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1),
-                                     int8_at(r, 2));
+                                     pg_int8_at(r, 2));
 }
 
 static int counter_row(const PGresult *r, void *ud)
 {
     any_call_t *a = ud;
-    return ((backend_counter_cb)a->cb)(a->ud, PQgetvalue(r, 0, 0), int8_at(r, 1));
+    return ((backend_counter_cb)a->cb)(a->ud, PQgetvalue(r, 0, 0), pg_int8_at(r, 1));
 }
 
 static int pg_load_queues(void *conn, backend_queue_cb cb, void *ud)
 {
     any_call_t a = { (void (*)(void))cb, ud };
-    return each_row(conn, NULL, "SELECT name, paused FROM queues", 0, NULL, NULL, queue_row, &a);
+    return pg_each_row(conn, NULL, "SELECT name, paused FROM queues", 0, NULL, NULL, queue_row, &a);
 }
 
 /* Counted from the (queue, state) index; no count table kept by the
@@ -641,14 +693,14 @@ static int pg_load_queues(void *conn, backend_queue_cb cb, void *ud)
 static int pg_count_states(void *conn, backend_count_cb cb, void *ud)
 {
     any_call_t a = { (void (*)(void))cb, ud };
-    return each_row(conn, NULL, "SELECT queue, state, count(*)::bigint FROM jobs GROUP BY 1, 2",
+    return pg_each_row(conn, NULL, "SELECT queue, state, count(*)::bigint FROM jobs GROUP BY 1, 2",
                     0, NULL, NULL, count_row, &a);
 }
 
 static int pg_counters(void *conn, backend_counter_cb cb, void *ud)
 {
     any_call_t a = { (void (*)(void))cb, ud };
-    return each_row(conn, NULL, "SELECT name, value FROM counters", 0, NULL, NULL, counter_row,
+    return pg_each_row(conn, NULL, "SELECT name, value FROM counters", 0, NULL, NULL, counter_row,
                     &a);
 }
 
@@ -682,4 +734,6 @@ const backend_ops_t backend_postgres = {
     .count_states = pg_count_states,
     .counters = pg_counters,
     .scan_ids = NULL, /* no filter: every lookup asks the database */
+    .node_beat = pg_node_beat,
+    .claim = pg_claim,
 };

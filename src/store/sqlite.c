@@ -137,8 +137,12 @@ static void sq_close(void *conn)
 static pthread_once_t tuned = PTHREAD_ONCE_INIT;
 static void tune(void) { (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); }
 
-static int sq_open(const char *url, backend_sync_t sync, void **out, char *err, size_t len)
+static int sq_open(const char *url, backend_sync_t sync, const backend_node_t *node, void **out,
+                   char *err, size_t len)
 {
+    if (node)
+        return snprintf(err, len, "cluster mode needs a PostgreSQL database "
+                        "(JOBQ_DATABASE_URL=postgres://...)"), -1;
     pthread_once(&tuned, tune);
     const char *path = url + strlen("sqlite://");
     if (!*path) {

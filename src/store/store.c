@@ -38,7 +38,8 @@ static const backend_ops_t *backend_for(const char *url)
     return NULL;
 }
 
-store_t *store_open(const char *url, durability_t durability, char *err, size_t len)
+static store_t *open_as(const char *url, durability_t durability, const backend_node_t *node,
+                        char *err, size_t len)
 {
     const backend_ops_t *ops = backend_for(url);
     if (!ops) {
@@ -60,7 +61,7 @@ store_t *store_open(const char *url, durability_t durability, char *err, size_t 
     s->ops = ops;
     s->durability = durability;
     s->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (s->efd < 0 || ops->open(url, sync, &s->conn, err, len) != 0) {
+    if (s->efd < 0 || ops->open(url, sync, node, &s->conn, err, len) != 0) {
         if (s->efd >= 0)
             close(s->efd);
         free(s);
@@ -92,6 +93,21 @@ store_t *store_open(const char *url, durability_t durability, char *err, size_t 
         store_close(s);
         return NULL;
     }
+    return s;
+}
+
+store_t *store_open(const char *url, durability_t durability, char *err, size_t len)
+{
+    return open_as(url, durability, NULL, err, len);
+}
+
+store_t *store_open_cluster(const char *url, durability_t durability, const char *node_name,
+                            int64_t ttl_ms, char *err, size_t len)
+{
+    backend_node_t node = { node_name, ttl_ms };
+    store_t *s = open_as(url, durability, &node, err, len);
+    if (s)
+        store_cluster_init(s, ttl_ms);
     return s;
 }
 
@@ -232,8 +248,10 @@ int store_load(store_t *s, const store_recovery_t *to, size_t *njobs, char *err,
     err[0] = '\0';
     if (recover_journal(s, err, len) != 0)
         return -1;
+    /* In cluster mode the jobs are the cluster's: a node holds only what
+     * it claims. */
     if (s->ops->load_queues(s->conn, load_queue, &c) != 0 ||
-        s->ops->load_active(s->conn, load_doc, &c) != 0) {
+        (!s->cluster && s->ops->load_active(s->conn, load_doc, &c) != 0)) {
         if (!err[0])
             snprintf(err, len, "cannot load jobs: %s", s->ops->errmsg(s->conn));
         return -1;
@@ -333,6 +351,7 @@ void store_close(store_t *s)
     store_free_ops(s->pending); /* the database was lost: they stay journaled */
     journal_close(s->journal);
     hmap_free(&s->pending_ids);
+    store_cluster_free(s);
     bloom_free(&s->ids_written);
     if (s->ids_stored) {
         bloom_free(s->ids_stored);
@@ -365,8 +384,11 @@ static void run_waiters(store_t *s)
             break;
         list_remove(&w->link);
         w->failed = w->seq > s->committed_seen;
+        w->refused = s->nrefused && store_cluster_refused(s, w->seq);
         w->cb(w);
     }
+    if (s->nrefused)
+        store_cluster_prune(s);
     s->dispatching = false;
 }
 
@@ -470,11 +492,11 @@ static void flush(store_t *s, bool answer)
 
 void store_flush(store_t *s) { flush(s, true); }
 
-static uint64_t submit(store_t *s, op_t *op)
+static uint64_t submit_as(store_t *s, op_t *op, uint64_t seq)
 {
     CHECK_LOOP_THREAD();
     op->queued_ns = clock_mono_ns();
-    op->seq = ++s->next_seq;
+    op->seq = seq;
     bool first = !s->local;
     store_ops_append(&s->local, &s->local_tail, op, op);
     if (!s->kick)
@@ -483,6 +505,10 @@ static uint64_t submit(store_t *s, op_t *op)
         s->kick(s->kick_ud);
     return op->seq;
 }
+
+static uint64_t submit(store_t *s, op_t *op) { return submit_as(s, op, ++s->next_seq); }
+
+void store_submit_unnumbered(store_t *s, op_t *op) { submit_as(s, op, s->next_seq); }
 
 /* Reads skip the write stream: straight to the readers' queue, or, past
  * the bound, straight back with an error. */
@@ -527,6 +553,8 @@ uint64_t store_put_job(store_t *s, const job_t *job, job_event_t ev)
                              .priority = job->priority, .created_at = job->created_at,
                              .updated_at = job->updated_at, .run_at = job->run_at,
                              .doc = op->doc, .doc_len = len };
+    if (s->cluster)
+        store_cluster_row(s, op, job);
     return submit(s, op);
 }
 
@@ -554,6 +582,7 @@ void store_when_durable(store_t *s, store_waiter_t *w, uint64_t seq)
     CHECK_LOOP_THREAD();
     w->seq = seq;
     w->failed = false;
+    w->refused = s->nrefused && store_cluster_refused(s, seq);
     if (seq <= s->committed_seen || s->durability == DURABILITY_MEMORY) {
         list_init(&w->link);
         w->cb(w);
@@ -694,6 +723,8 @@ void store_dispatch(store_t *s)
     s->committed_seen = s->committed;
     pthread_mutex_unlock(&s->mu);
     int64_t now = clock_mono_ns();
+    if (s->cluster)
+        store_cluster_done(s, done);
     while (done) {
         op_t *next = done->next;
         histogram_observe(&s->roundtrip, (double)(now - done->queued_ns) / 1e9);
@@ -755,7 +786,12 @@ void store_quarantine_foreach(const store_t *s, store_quarantine_fn fn, void *ud
 
 size_t store_quarantine_count(const store_t *s) { return s->quarantine_seen; }
 
-bool store_healthy(const store_t *s) { return atomic_load(&s->healthy); }
+/* In cluster mode, a node whose row may have expired (its last renewal
+ * was asked for a TTL ago, by its own clock) acknowledges nothing more. */
+bool store_healthy(const store_t *s)
+{
+    return atomic_load(&s->healthy) && (!s->cluster || clock_mono_ns() < s->node_ok_until_ns);
+}
 bool store_disk_full(const store_t *s) { return atomic_load(&s->disk_full); }
 
 void store_last_error(store_t *s, char *buf, size_t len)
@@ -763,4 +799,6 @@ void store_last_error(store_t *s, char *buf, size_t len)
     pthread_mutex_lock(&s->mu);
     snprintf(buf, len, "%s", s->last_error);
     pthread_mutex_unlock(&s->mu);
+    if (!buf[0] && s->cluster && clock_mono_ns() >= s->node_ok_until_ns)
+        snprintf(buf, len, "this cluster node's row is not renewed (JOBQ_NODE_TTL)");
 }

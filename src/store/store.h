@@ -126,6 +126,10 @@ struct store_waiter {
     list_node_t link;
     uint64_t seq;
     bool failed; /* set before cb: seq will never be durable (the database was lost) */
+    /* Set before cb, in cluster mode: the database refused the write seq
+     * (its job is another node's now, or another node created it first);
+     * nothing of it was stored. */
+    bool refused;
     void (*cb)(store_waiter_t *w);
 };
 /* Calls w->cb once seq is durable: at once (before returning) if it is.
@@ -225,6 +229,40 @@ typedef void (*store_quarantine_fn)(void *ud, const char *id, const char *why, i
 void store_quarantine_foreach(const store_t *s, store_quarantine_fn fn, void *ud);
 size_t store_quarantine_count(const store_t *s);
 void store_quarantine_forget(store_t *s, const char *id);
+
+/* ---- Cluster mode (PostgreSQL): several jobq nodes on one database, which
+ * holds every job's owner and claim token (docs/architecture.md). The
+ * store keeps the token of each job this node holds and conditions every
+ * write of it on that token; a write the database refuses is reported to
+ * its waiter (refused) and to the refused callback, never retried. ---- */
+
+/* store_open for a node of a cluster: its recovery (store_load) loads no
+ * jobs (they are the cluster's); a backend without cluster mode refuses. */
+store_t *store_open_cluster(const char *url, durability_t durability, const char *node_name,
+                            int64_t ttl_ms, char *err, size_t len);
+bool store_clustered(const store_t *s);
+/* cb(ud, id): a write of job id was refused; the owner forgets the job. */
+void store_set_refused(store_t *s, void (*cb)(void *ud, const char *id), void *ud);
+/* Jobs handed over (ownership passes: free what is not kept), the claim's
+ * max, and an error or NULL. */
+typedef void (*store_jobs_cb)(void *ud, job_t **jobs, int n, int asked, const char *error);
+/* Claims up to max free due jobs of the queues for this node, in the order
+ * they should be leased; cb runs exactly once, from store_dispatch. Claims
+ * travel with the writes (after every write queued before them) but have
+ * no sequence number of their own. */
+void store_claim(store_t *s, const char *const *queues, int nqueues, bool queue_order, int max,
+                 store_jobs_cb cb, void *ud);
+/* Registers or renews the node, then takes over the running jobs of dead
+ * nodes (handed to cb as running jobs whose attempts the owner ends).
+ * lost: the node's row had expired, every claim it held is void (its
+ * tokens are forgotten here), and it registered anew as `node`. */
+typedef struct store_beat {
+    int64_t node;
+    bool lost;
+} store_beat_t;
+typedef void (*store_beat_cb)(void *ud, const store_beat_t *b, job_t **adopted, int n,
+                              const char *error);
+void store_node_beat(store_t *s, store_beat_cb cb, void *ud);
 
 bool store_healthy(const store_t *s);
 /* Why the last commit failed; "" when healthy. Copies into buf. */

@@ -16,7 +16,10 @@
 #include "util/hmap.h"
 
 /* Same order as store_statement_t, which times them. */
-typedef enum { OP_PUT, OP_DELETE, OP_QUEUE, OP_GET, OP_LIST, OP_STATS, OP_PURGE, OP_IDS } op_kind_t;
+typedef enum {
+    OP_PUT, OP_DELETE, OP_QUEUE, OP_GET, OP_LIST, OP_STATS, OP_PURGE, OP_IDS,
+    OP_CLAIM, OP_BEAT /* cluster mode: writes with jobs as their result */
+} op_kind_t;
 
 typedef struct op {
     struct op *next;
@@ -40,6 +43,17 @@ typedef struct op {
     json_t *result;
     char *error;
     bloom_t *ids;      /* OP_IDS: what the scan found, owned */
+    bool refused;      /* OP_PUT in cluster mode: the database refused it (row.refused) */
+    /* OP_CLAIM, OP_BEAT (cluster mode): what to claim, and what came back,
+     * owned until handed to the callback. */
+    backend_claim_t claim;
+    char **queues;
+    job_t **jobs;
+    int64_t *tokens;
+    int njobs, jobs_cap;
+    store_beat_t beat;
+    store_jobs_cb jobs_cb;
+    store_beat_cb beat_cb;
     char str[];
 } op_t;
 
@@ -147,6 +161,17 @@ struct store {
         int64_t at_ms;
     } *quarantine;            /* loop thread; up to STORE_QUARANTINE_MAX */
     size_t nquarantine, quarantine_seen;
+    /* Cluster mode (cluster.c), loop thread: the claim token of every job
+     * this node holds (id -> token), writes refused and not yet answered
+     * (their seqs, ascending), and who hears of a refusal. */
+    bool cluster;
+    int64_t node_ttl_ns;
+    int64_t node_ok_until_ns; /* the row's renewal asked for then, plus the TTL */
+    hmap_t tokens;
+    uint64_t *refused;
+    size_t nrefused, refused_cap;
+    void (*refused_cb)(void *ud, const char *id);
+    void *refused_ud;
 };
 
 /* Links first..last (already linked to each other) after *tail. Every op
@@ -219,6 +244,20 @@ void store_backoff(int attempt);          /* sleeps before retry number attempt+
  * then wakes the loop (after unlocking) to run store_dispatch. */
 void store_done_append(store_t *s, op_t *first, op_t *last);
 void store_notify(store_t *s);
+/* store.c: queues op with the writes, numbered as the last write before it
+ * (a claim or a beat: nobody waits for it as for a write). */
+void store_submit_unnumbered(store_t *s, op_t *op);
+/* cluster.c: the loop thread's side of cluster mode. */
+void store_cluster_init(store_t *s, int64_t ttl_ms); /* store_open_cluster */
+void store_cluster_row(store_t *s, op_t *op, const job_t *job);   /* a put's token */
+void store_cluster_done(store_t *s, op_t *done);   /* ops handed back, before callbacks */
+bool store_cluster_refused(store_t *s, uint64_t seq); /* a waiter's write was refused */
+void store_cluster_prune(store_t *s);              /* refusals all waiters have seen */
+void store_cluster_free(store_t *s);
+/* apply.c: claims and beats, run in the batch's transaction. */
+int store_run_claim(store_t *s, op_t *op);
+int store_run_beat(store_t *s, op_t *op);
+void store_free_claimed(op_t *op);
 /* writer.c: batch..last join the pending writes (caller holds mu). */
 void store_add_pending(store_t *s, op_t *batch, op_t *last);
 /* writer.c: pending writes should be compacted now (caller holds mu). */

@@ -43,6 +43,7 @@ void store_free_op(op_t *op)
     free(op->doc);
     free(op->error);
     json_decref(op->result);
+    store_free_claimed(op);
     free(op);
 }
 

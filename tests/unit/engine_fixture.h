@@ -41,7 +41,7 @@ static void breaker_fn(void *ud, const char *key, engine_breaker_state_t from,
 
 static const job_defaults_t defaults = { 3, 60000, { 1000, 3600000, 2.0, 0.2 } };
 
-static int setup(void **state)
+static inline int setup(void **state)
 {
     fake_now = 1700000000000;
     fake_rand = 0.5;
@@ -55,14 +55,14 @@ static int setup(void **state)
     return *state ? 0 : -1;
 }
 
-static int teardown(void **state)
+static inline int teardown(void **state)
 {
     engine_free(*state);
     return 0;
 }
 
 /* Enqueues {"id":id, "type":"t", ...extra}; asserts success. */
-static const job_t *put(engine_t *e, const char *id, const char *extra_json)
+static inline const job_t *put(engine_t *e, const char *id, const char *extra_json)
 {
     char text[512];
     snprintf(text, sizeof text, "{\"id\":\"%s\",\"type\":\"t\"%s%s}", id,
@@ -81,7 +81,7 @@ static const job_t *put(engine_t *e, const char *id, const char *extra_json)
 
 static const char *const default_queue[] = { "default" };
 
-static int lease(engine_t *e, int max, job_t **out)
+static inline int lease(engine_t *e, int max, job_t **out)
 {
     engine_waiter_t w = { .worker = "w", .queues = default_queue, .nqueues = 1, .max = max };
     return engine_lease(e, &w, 0, out);

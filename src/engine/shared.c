@@ -1,0 +1,177 @@
+/* Shared mode (engine.h: engine_options_t.shared): the database holds the
+ * jobs, this engine only those its node runs. Jobs given back leave memory
+ * at the end of the call; waiting lessees turn into claims, and what the
+ * claims bring goes to them or straight back. */
+#include <stdlib.h>
+
+#include "engine/engine_internal.h"
+
+#define CLAIMS_PER_ROUND 64 /* lessees asked for at once; the rest wait a round */
+
+void eng_release_later(engine_t *e, ejob_t *ej, int age)
+{
+    if (ej->releasing)
+        return;
+    if (e->nreleasing == e->releasing_cap) {
+        size_t cap = e->releasing_cap ? e->releasing_cap * 2 : 16;
+        struct eng_release *v = realloc(e->releasing, cap * sizeof *v);
+        if (!v)
+            return; /* it stays in memory, as in single mode: a cache of the database */
+        e->releasing = v;
+        e->releasing_cap = cap;
+    }
+    ej->releasing = 1;
+    e->releasing[e->nreleasing++] = (struct eng_release){ ej, age };
+}
+
+void eng_release_cancel(engine_t *e, ejob_t *ej)
+{
+    if (!ej->releasing)
+        return;
+    ej->releasing = 0;
+    for (size_t i = 0; i < e->nreleasing; i++)
+        if (e->releasing[i].ej == ej) {
+            e->releasing[i] = e->releasing[--e->nreleasing];
+            return;
+        }
+}
+
+/* Out of every structure and the table; the record lives in the graveyard
+ * until the next call, for the pointers this one handed out. */
+static void release(engine_t *e, ejob_t *ej)
+{
+    job_state_t s = eng_state(ej);
+    eng_count_out(ej, s); /* reads the lane's priority: before the lane goes */
+    eng_unlink(e, ej);
+    if (s == JOB_RUNNING)
+        eng_gates_running(e, ej, -1);
+    if (!job_state_terminal(s))
+        eng_lane_detach(e, ej);
+    pset_del(&e->jobs, eng_id(ej));
+    e->bytes -= (int64_t)ej->bytes;
+    eng_unpark(e, ej);
+    eng_release_cancel(e, ej);
+    list_push_back(&e->graveyard, &ej->link);
+}
+
+static void release_due(engine_t *e)
+{
+    size_t keep = 0;
+    for (size_t i = 0; i < e->nreleasing; i++) {
+        struct eng_release r = e->releasing[i];
+        if (pset_get(&e->jobs, eng_id(r.ej)) != r.ej) /* discarded meanwhile (graveyard) */
+            continue;
+        if (eng_state(r.ej) == JOB_RUNNING) { /* claimed again and leased: ours */
+            r.ej->releasing = 0;
+        } else if (r.age > 0 && e->eviction_holds) {
+            e->releasing[keep++] = r; /* a batch still needs what it loaded */
+        } else if (r.age > 0) {
+            e->releasing[keep++] = (struct eng_release){ r.ej, r.age - 1 };
+        } else {
+            r.ej->releasing = 0; /* so release() leaves this array alone */
+            release(e, r.ej);
+        }
+    }
+    e->nreleasing = keep;
+}
+
+static void ask_round(engine_t *e)
+{
+    int asked = 0;
+    for (list_node_t *n = e->waiters.next; n != &e->waiters && asked < CLAIMS_PER_ROUND;
+         n = n->next, asked++) {
+        engine_waiter_t *w = LIST_ENTRY(n, engine_waiter_t, link_);
+        engine_claim_t c = { w->queues, w->nqueues, w->queue_order, w->max };
+        e->claims_in_flight++;
+        ENG_HOOK(e, e->h.claim(e->h.ud, &c));
+    }
+}
+
+void eng_shared_settle(engine_t *e)
+{
+    release_due(e);
+    if (e->h.claim && !e->claims_in_flight && !list_empty(&e->waiters) &&
+        eng_now(e) >= e->claim_at)
+        ask_round(e);
+}
+
+void eng_shared_free(engine_t *e) { free(e->releasing); }
+
+static int64_t poll_delay(engine_t *e)
+{
+    int64_t poll = e->opt.claim_poll_ms > 0 ? e->opt.claim_poll_ms : 500;
+    return poll / 2 + (int64_t)(e->h.rand_unit(e->h.ud) * (double)poll); /* jitter: 0.5-1.5x */
+}
+
+/* Lessees that asked once are answered when the round they started is. */
+static void answer_once(engine_t *e)
+{
+    list_node_t *n = e->waiters.next;
+    while (n != &e->waiters) {
+        engine_waiter_t *w = LIST_ENTRY(n, engine_waiter_t, link_);
+        n = n->next;
+        if (w->once_) {
+            eng_expire_waiter(e, w);
+            n = e->waiters.next; /* the callback may have changed the list */
+        }
+    }
+}
+
+void engine_claimed(engine_t *e, job_t **jobs, int n, int asked)
+{
+    ENG_ENTER(e);
+    CHECK(e->claims_in_flight > 0);
+    e->claims_in_flight--;
+    ejob_t *got[ENGINE_LEASE_MAX];
+    int ngot = 0;
+    for (int i = 0; i < n; i++) {
+        job_t *job = jobs[i];
+        ejob_t *ej = ngot < ENGINE_LEASE_MAX && !job_state_terminal(job->state) &&
+                             job->state != JOB_RUNNING && !pset_get(&e->jobs, job->id)
+                         ? eng_adopt(e, job)
+                         : NULL;
+        if (!ej) { /* not for a lessee (out of memory, or a bug): its claim lapses */
+            job_free(job);
+            continue;
+        }
+        job->updated_at = eng_now(e);
+        eng_make_ready(e, ej); /* due by the database's clock, whatever ours says */
+        got[ngot++] = ej;
+    }
+    eng_dispatch(e);
+    int back = 0;
+    for (int i = 0; i < ngot; i++)
+        if (eng_state(got[i]) == JOB_QUEUED) { /* no lessee took it: the database's again */
+            eng_persist(e, got[i], JOB_EV_UPDATED);
+            back++;
+        }
+    int64_t now = eng_now(e);
+    if (n < asked || back > 0)
+        e->claim_at = now + poll_delay(e);
+    else if (e->claim_at > now)
+        e->claim_at = now;
+    if (!e->claims_in_flight)
+        answer_once(e);
+    eng_settle(e);
+}
+
+void engine_drop(engine_t *e, const char *id)
+{
+    ENG_ENTER(e);
+    ejob_t *ej = pset_get(&e->jobs, id);
+    if (ej)
+        release(e, ej);
+    eng_settle(e);
+}
+
+void engine_drop_all(engine_t *e)
+{
+    ENG_ENTER(e);
+    ejob_t *ej;
+    for (size_t i = 0; (ej = pset_next(&e->jobs, &i));) {
+        release(e, ej);
+        i = 0; /* the set changed under the cursor */
+    }
+    e->nreleasing = 0;
+    eng_settle(e);
+}

@@ -1,0 +1,246 @@
+/* Cluster mode (store.h): the claim tokens of the jobs this node holds,
+ * the claims and node beats that travel with the writes, and the writes
+ * the database refused. The loop thread's side keeps the tokens; the store
+ * thread runs claims and beats in the batch's transaction (store_run_*). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/store_internal.h"
+#include "util/check.h"
+#include "util/log.h"
+
+void store_cluster_init(store_t *s, int64_t ttl_ms)
+{
+    s->cluster = true;
+    s->node_ttl_ns = ttl_ms * 1000000;
+    hmap_init(&s->tokens);
+}
+
+bool store_clustered(const store_t *s) { return s->cluster; }
+
+void store_set_refused(store_t *s, void (*cb)(void *ud, const char *id), void *ud)
+{
+    s->refused_cb = cb;
+    s->refused_ud = ud;
+}
+
+/* Tokens live in the map as the pointer's bits: a token is never 0. */
+static int64_t token_of(store_t *s, const char *id)
+{
+    return (int64_t)(intptr_t)hmap_get(&s->tokens, id);
+}
+
+static void token_set(store_t *s, const char *id, int64_t token)
+{
+    if (hmap_put(&s->tokens, id, (void *)(intptr_t)token) != 0)
+        log_error("out of memory: a claimed job's writes will be refused", LOG_S("id", id));
+}
+
+/* A job this node holds is written under its token, and given back (its
+ * token forgotten) once it stops running. A running job without one (its
+ * claim was lost) gets a token no claim has, so the database refuses it;
+ * other jobs without one are an operator's change of a free job. */
+void store_cluster_row(store_t *s, op_t *op, const job_t *job)
+{
+    CHECK_LOOP_THREAD();
+    int64_t token = token_of(s, job->id);
+    bool ran = job->state == JOB_RUNNING ||
+               (job->stored && job->stored_state == JOB_RUNNING);
+    op->row.token = token ? token : ran ? -1 : 0;
+    op->row.refused = &op->refused;
+    if (token && job->state != JOB_RUNNING)
+        hmap_del(&s->tokens, job->id);
+}
+
+static void refused_add(store_t *s, uint64_t seq)
+{
+    if (s->nrefused == s->refused_cap) {
+        size_t cap = s->refused_cap ? s->refused_cap * 2 : 16;
+        uint64_t *v = realloc(s->refused, cap * sizeof *v);
+        if (!v)
+            return; /* its waiter is answered as stored: the engine forgot the job anyway */
+        s->refused = v;
+        s->refused_cap = cap;
+    }
+    s->refused[s->nrefused++] = seq;
+}
+
+bool store_cluster_refused(store_t *s, uint64_t seq)
+{
+    for (size_t i = 0; i < s->nrefused; i++)
+        if (s->refused[i] == seq)
+            return true;
+    return false;
+}
+
+void store_cluster_prune(store_t *s)
+{
+    size_t keep = 0;
+    for (size_t i = 0; i < s->nrefused; i++)
+        if (s->refused[i] > s->committed_seen)
+            s->refused[keep++] = s->refused[i];
+    s->nrefused = keep;
+}
+
+/* Jobs handed back to the callback: this node holds each under its token. */
+static void hand_over(store_t *s, op_t *op)
+{
+    for (int i = 0; i < op->njobs; i++)
+        token_set(s, op->jobs[i]->id, op->tokens[i]);
+    const char *err = op->error;
+    if (op->kind == OP_CLAIM && op->jobs_cb)
+        op->jobs_cb(op->ud, op->jobs, op->njobs, op->claim.max, err);
+    else if (op->kind == OP_BEAT && op->beat_cb)
+        op->beat_cb(op->ud, &op->beat, op->jobs, op->njobs, err);
+    else
+        for (int i = 0; i < op->njobs; i++)
+            job_free(op->jobs[i]);
+    op->njobs = 0; /* the callback owns them now */
+}
+
+/* A write merged into a later one of the same job (apply.c) shares its fate. */
+static void spread_refusals(op_t *done)
+{
+    for (op_t *op = done; op; op = op->next) {
+        if (op->kind != OP_PUT || op->refused)
+            continue;
+        for (op_t *later = op->next; later; later = later->next)
+            if (later->kind == OP_PUT && later->refused && !strcmp(later->row.id, op->row.id)) {
+                op->refused = true;
+                break;
+            }
+    }
+}
+
+void store_cluster_done(store_t *s, op_t *done)
+{
+    CHECK_LOOP_THREAD();
+    bool any = false;
+    for (op_t *op = done; op && !any; op = op->next)
+        any = op->refused;
+    if (any)
+        spread_refusals(done);
+    for (op_t *op = done; op; op = op->next) {
+        if (op->kind == OP_PUT && op->refused) {
+            hmap_del(&s->tokens, op->row.id);
+            refused_add(s, op->seq);
+            if (s->refused_cb)
+                s->refused_cb(s->refused_ud, op->row.id);
+        } else if (op->kind == OP_BEAT && !op->error) {
+            /* The database counts the TTL from its now(), later than this. */
+            s->node_ok_until_ns = op->queued_ns + s->node_ttl_ns;
+            if (op->beat.lost) {
+                hmap_free(&s->tokens); /* every claim of the old row is void */
+                hmap_init(&s->tokens);
+            }
+        }
+        if (op->kind == OP_CLAIM || op->kind == OP_BEAT)
+            hand_over(s, op);
+    }
+}
+
+void store_cluster_free(store_t *s)
+{
+    if (s->cluster)
+        hmap_free(&s->tokens);
+    free(s->refused);
+}
+
+/* ---- the loop's requests ---- */
+
+void store_claim(store_t *s, const char *const *queues, int nqueues, bool queue_order, int max,
+                 store_jobs_cb cb, void *ud)
+{
+    const char *in[4] = { NULL }, *out[4];
+    op_t *op = store_new_op(OP_CLAIM, in, out);
+    op->queues = calloc((size_t)(nqueues > 0 ? nqueues : 1), sizeof *op->queues);
+    for (int i = 0; op->queues && i < nqueues; i++)
+        if (!(op->queues[i] = strdup(queues[i])))
+            abort(); /* as store_new_op: the write path cannot report it */
+    if (!op->queues)
+        abort();
+    op->claim = (backend_claim_t){ .queues = (const char *const *)op->queues,
+                                   .nqueues = nqueues, .queue_order = queue_order, .max = max };
+    op->jobs_cb = cb;
+    op->ud = ud;
+    store_submit_unnumbered(s, op);
+}
+
+void store_node_beat(store_t *s, store_beat_cb cb, void *ud)
+{
+    const char *in[4] = { NULL }, *out[4];
+    op_t *op = store_new_op(OP_BEAT, in, out);
+    op->beat_cb = cb;
+    op->ud = ud;
+    store_submit_unnumbered(s, op);
+}
+
+/* ---- the store thread's side ---- */
+
+void store_free_claimed(op_t *op)
+{
+    for (int i = 0; i < op->njobs; i++)
+        job_free(op->jobs[i]);
+    free(op->jobs);
+    free(op->tokens);
+    op->jobs = NULL;
+    op->tokens = NULL;
+    op->njobs = op->jobs_cap = 0;
+    if (op->queues)
+        for (int i = 0; i < op->claim.nqueues; i++)
+            free(op->queues[i]);
+    free(op->queues);
+    op->queues = NULL;
+}
+
+/* A row claimed or adopted: decoded here, off the loop. One that does not
+ * decode stays claimed by this node until it dies (its sweep frees it):
+ * it is reported, never handed to a worker. */
+static int claimed(void *ud, const store_doc_t *d)
+{
+    op_t *op = ud;
+    job_t *job;
+    problem_t p;
+    if (store_doc_job(d, &job, &p) != ERR_OK) {
+        log_error("a claimed job cannot be read; it is skipped", LOG_S("id", d->id),
+                  LOG_S("error", p.detail));
+        return 0;
+    }
+    if (op->njobs == op->jobs_cap) {
+        int cap = op->jobs_cap ? op->jobs_cap * 2 : 8;
+        job_t **jobs = realloc(op->jobs, (size_t)cap * sizeof *jobs);
+        int64_t *tokens = jobs ? realloc(op->tokens, (size_t)cap * sizeof *tokens) : NULL;
+        if (jobs)
+            op->jobs = jobs;
+        if (!tokens) {
+            job_free(job);
+            return -1;
+        }
+        op->tokens = tokens;
+        op->jobs_cap = cap;
+    }
+    op->jobs[op->njobs] = job;
+    op->tokens[op->njobs++] = d->token;
+    return 0;
+}
+
+/* A retried transaction runs them again from scratch. */
+static void reset_result(op_t *op)
+{
+    for (int i = 0; i < op->njobs; i++)
+        job_free(op->jobs[i]);
+    op->njobs = 0;
+}
+
+int store_run_claim(store_t *s, op_t *op)
+{
+    reset_result(op);
+    return s->ops->claim(s->conn, &op->claim, claimed, op);
+}
+
+int store_run_beat(store_t *s, op_t *op)
+{
+    reset_result(op);
+    op->beat = (store_beat_t){ 0 };
+    return s->ops->node_beat(s->conn, &op->beat.lost, &op->beat.node, claimed, op);
+}

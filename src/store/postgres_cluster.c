@@ -1,0 +1,117 @@
+/* Cluster mode's statements for the PostgreSQL backend (backend.h: node_beat
+ * and claim): the nodes' rows, the sweep of the dead, and claims. Every
+ * expiry is judged by the database's clock: nodes' clocks may differ. */
+#include <stdio.h>
+#include <string.h>
+
+#include "store/postgres_internal.h"
+
+static int id_row(const PGresult *r, void *ud)
+{
+    *(int64_t *)ud = pg_int8_at(r, 0);
+    return 0;
+}
+
+/* A row of doc, created_at, id, queue, type, token. */
+static int claimed_row(const PGresult *r, void *ud)
+{
+    doc_call_t *d = ud;
+    store_doc_t doc = { .doc = PQgetvalue(r, 0, 0), .len = (size_t)PQgetlength(r, 0, 0),
+                        .created_at = pg_int8_at(r, 1), .id = PQgetvalue(r, 0, 2),
+                        .queue = PQgetvalue(r, 0, 3), .type = PQgetvalue(r, 0, 4),
+                        .token = pg_int8_at(r, 5) };
+    return d->cb(d->ud, &doc);
+}
+
+#define PG_DEAD "SELECT id FROM nodes WHERE expires_at < now()"
+
+int pg_node_beat(void *conn, bool *lost, int64_t *node, backend_doc_cb adopted, void *ud)
+{
+    pg_t *c = conn;
+    char ttl[24], me[24];
+    snprintf(ttl, sizeof ttl, "%lld", (long long)c->ttl_ms);
+    snprintf(me, sizeof me, "%lld", (long long)c->node);
+    const char *renew[2] = { me, ttl }, *reg[2] = { c->node_name, ttl };
+    static const Oid t_renew[2] = { 20, 20 }, t_reg[2] = { 25, 20 };
+    int64_t got = 0;
+    *lost = false;
+    if (c->node && pg_each_row(c, NULL, "UPDATE nodes SET expires_at = now() + $2 * interval '1 ms'"
+                            " WHERE id=$1 AND expires_at > now() RETURNING id",
+                            2, t_renew, renew, id_row, &got) != 0)
+        return -1;
+    if (!got) {
+        *lost = c->node != 0;
+        if (pg_each_row(c, NULL, "INSERT INTO nodes(name, expires_at) VALUES($1, now() + $2 *"
+                     " interval '1 ms') RETURNING id", 2, t_reg, reg, id_row, &got) != 0)
+            return -1;
+        c->node = got;
+        snprintf(me, sizeof me, "%lld", (long long)c->node);
+    }
+    *node = c->node;
+    /* The dead: claims not yet leased go back to the queue; running jobs
+     * come here under new tokens, and this node's engine ends their
+     * attempts at once; then their rows go (a node that comes back finds
+     * its row gone: lost). Two nodes sweeping at once wait on the rows'
+     * locks, and the second finds nothing left to take. */
+    const char *mine[1] = { me };
+    static const Oid t_me[1] = { 20 };
+    doc_call_t d = { adopted, ud };
+    if (pg_exec(c, "UPDATE jobs SET owner = NULL WHERE owner IN (" PG_DEAD ") AND state <> 'running'")
+        || pg_each_row(c, NULL, "UPDATE jobs SET owner = $1, token = nextval('job_tokens')"
+                    " WHERE owner IN (" PG_DEAD ") AND state = 'running'"
+                    " RETURNING doc, created_at, id, queue, type, token",
+                    1, t_me, mine, claimed_row, &d) != 0)
+        return -1;
+    return pg_exec(c, "DELETE FROM nodes WHERE expires_at < now() AND NOT EXISTS"
+                   " (SELECT 1 FROM jobs WHERE owner = nodes.id)");
+}
+
+/* "{a,b}": queue names are [A-Za-z0-9._:-] (names.h), nothing to quote. */
+static int queue_array(const backend_claim_t *q, char *buf, size_t len)
+{
+    size_t n = 0;
+    buf[n++] = '{';
+    for (int i = 0; i < q->nqueues; i++) {
+        int w = snprintf(buf + n, len - n, "%s%s", i ? "," : "", q->queues[i]);
+        if (w < 0 || (size_t)w >= len - n - 1)
+            return -1;
+        n += (size_t)w;
+    }
+    buf[n++] = '}';
+    buf[n] = '\0';
+    return 0;
+}
+
+int pg_claim(void *conn, const backend_claim_t *q, backend_doc_cb cb, void *ud)
+{
+    pg_t *c = conn;
+    char queues[8192], max[16], me[24];
+    if (queue_array(q, queues, sizeof queues) != 0)
+        return snprintf(c->err, sizeof c->err, "claim: too many queues"), -1;
+    snprintf(max, sizeof max, "%d", q->max);
+    snprintf(me, sizeof me, "%lld", (long long)c->node);
+    /* HTTP: priority first, ties to the queue listed first; FWP: the
+     * queues in order. Then readiness, then arrival. */
+    char sql[1200];
+    snprintf(sql, sizeof sql,
+             "WITH c AS (SELECT id FROM jobs WHERE owner IS NULL AND state IN"
+             " ('queued','pending','retrying') AND queue = ANY($1::text[])"
+             " AND run_at <= (extract(epoch FROM now()) * 1000)::bigint"
+             " AND NOT EXISTS (SELECT 1 FROM queues WHERE name = jobs.queue AND paused)"
+             " ORDER BY %s, run_at, seq LIMIT $2 FOR UPDATE SKIP LOCKED),"
+             " u AS (UPDATE jobs j SET owner = $3, token = nextval('job_tokens') FROM c"
+             " WHERE j.id = c.id AND EXISTS (SELECT 1 FROM nodes WHERE id = $3 AND"
+             " expires_at > now())"
+             " RETURNING j.doc, j.created_at, j.id, j.queue, j.type, j.token, j.priority,"
+             " j.run_at, j.seq)"
+             " SELECT doc, created_at, id, queue, type, token FROM u ORDER BY %s, run_at, seq",
+             q->queue_order ? "array_position($1::text[], queue::text), priority"
+                            : "priority, array_position($1::text[], queue::text)",
+             q->queue_order ? "array_position($1::text[], queue::text), priority"
+                            : "priority, array_position($1::text[], queue::text)");
+    const char *vals[3] = { queues, max, me };
+    static const Oid types[3] = { 25, 23, 20 };
+    doc_call_t d = { cb, ud };
+    return pg_each_row(c, NULL, sql, 3, types, vals, claimed_row, &d);
+}
+

@@ -1,0 +1,59 @@
+/*
+ * postgres_internal: what the PostgreSQL backend's files share: a
+ * connection's state and the helpers that run statements on it
+ * (postgres.c), used by cluster mode's statements (postgres_cluster.c).
+ * Nothing outside these two files includes it. Threads: a connection
+ * belongs to one thread at a time (backend.h).
+ */
+#ifndef JOBQ_STORE_POSTGRES_INTERNAL_H
+#define JOBQ_STORE_POSTGRES_INTERNAL_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "store/backend.h"
+
+#define PG_PIPE_DEPTH 256 /* see send_plain() */
+#define PG_PIPE_SLOTS (PG_PIPE_DEPTH + 2) /* the writes, BEGIN and COMMIT */
+
+typedef struct pg {
+    PGconn *db;
+    bool writer;    /* holds the lock, prepares the writes */
+    bool prepared;  /* the statements exist on this session */
+    bool lock_lost; /* another jobq holds the lock now */
+    bool in_tx;     /* begun and not yet ended: a broken session is not made again */
+    bool piped;     /* in pipeline mode: writes are sent without waiting for their results */
+    int pending;    /* writes sent whose results are not read yet */
+    bool *refused[PG_PIPE_SLOTS]; /* per write pending: where to say it changed no row */
+    /* Cluster mode (opened with a node): its name, its row, the TTL. */
+    bool cluster;
+    char node_name[64];
+    int64_t node, ttl_ms;
+    backend_sync_t sync;
+    char sqlstate[6];
+    char err[512];
+} pg_t;
+
+/* A statement with no result wanted: 0, or -1 with the error kept. */
+int pg_exec(pg_t *c, const char *sql);
+/* Column col of a single-row binary result as a bigint (0 if not one). */
+int64_t pg_int8_at(const PGresult *r, int col);
+/* Runs a query (or the prepared statement `name`) with text parameters and
+ * hands each row to fn as it arrives; a nonzero return stops there. A
+ * read outside a transaction that failed before its first row is made
+ * again once on a new session. */
+typedef int (*row_fn)(const PGresult *r, void *ud);
+int pg_each_row(pg_t *c, const char *name, const char *sql, int n, const Oid *types,
+                const char *const *vals, row_fn fn, void *ud);
+/* A backend_doc_cb and its ud, as row functions take them. */
+typedef struct doc_call {
+    backend_doc_cb cb;
+    void *ud;
+} doc_call_t;
+
+/* postgres_cluster.c */
+int pg_node_beat(void *conn, bool *lost, int64_t *node, backend_doc_cb adopted, void *ud);
+int pg_claim(void *conn, const backend_claim_t *q, backend_doc_cb cb, void *ud);
+
+#endif

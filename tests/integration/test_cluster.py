@@ -1,0 +1,334 @@
+"""Cluster mode: several jobq nodes on one PostgreSQL database (issue 13).
+Real nodes (separate processes) on a real throwaway cluster (pg.py), over
+real sockets; what each test asserts is read back from the database with
+psql as well as through the API."""
+import signal
+import threading
+import time
+
+import json
+
+import pytest
+
+from conftest import assert_problem
+from fwp import connect
+
+TTL_MS = 1500
+
+
+def rows(postgres, url, sql):
+    return postgres.psql(sql, db=url.rsplit("/", 1)[1])
+
+
+@pytest.fixture
+def cluster(pg_server, postgres):
+    """make(n): n nodes on one new database."""
+    def make(n=3, env=None):
+        url = postgres.new_database()
+        base = {"JOBQ_CLUSTER": "true", "JOBQ_NODE_TTL": f"{TTL_MS}ms",
+                "JOBQ_CLAIM_POLL": "100ms", **(env or {})}
+        nodes = [pg_server(env=base, url=url) for _ in range(n)]
+        for node in nodes:
+            wait_ready(node)
+        return nodes, url
+    return make
+
+
+def wait_ready(node, timeout=10):
+    end = time.time() + timeout
+    while time.time() < end:
+        if node.get("/health/ready").status_code == 200:
+            return
+        time.sleep(0.05)
+    raise AssertionError("node never ready:\n" + node.log_text()[-3000:])
+
+
+def test_a_job_enqueued_on_one_node_is_leased_on_another(cluster, postgres):
+    (a, b, c), url = cluster(3)
+    a.enqueue(id="j1", queue="q", args={"n": 1})
+    got = b.lease(queues=["q"], wait_ms=2000)
+    assert [j["id"] for j in got] == ["j1"]
+    assert c.lease(queues=["q"], wait_ms=0) == []  # one live lease in the whole cluster
+    r = b.post("/v1/jobs/j1/complete", {"lease_id": got[0]["lease_id"], "result": {"ok": True}})
+    assert r.status_code == 200, r.text
+    done = c.job("j1")
+    assert done["state"] == "completed" and done["result"] == {"ok": True}
+    assert rows(postgres, url, "SELECT state, owner IS NULL FROM jobs") == [["completed", "t"]]
+
+
+def test_a_long_poll_on_one_node_is_answered_by_an_enqueue_on_another(cluster):
+    (a, b), _ = cluster(2)
+    got = {}
+    t = threading.Thread(target=lambda: got.update(jobs=b.lease(queues=["q"], wait_ms=5000)))
+    t.start()
+    time.sleep(0.3)
+    a.enqueue(id="late", queue="q")
+    t.join(10)
+    assert [j["id"] for j in got["jobs"]] == ["late"]
+
+
+def test_the_faktory_protocol_works_across_nodes(cluster, postgres):
+    (a, b), url = cluster(2)
+    pa, pb = connect(a, wid="wa"), connect(b, wid="wb")
+    for jid, queue in (("fq1job01", "q1"), ("fq2job01", "q2")):
+        job = {"jid": jid, "jobtype": "t", "queue": queue, "args": [1]}
+        assert pa.cmd("PUSH " + json.dumps(job)) == "OK"
+    assert pb.cmd("PUSH " + json.dumps({"jid": "fq1job01", "jobtype": "t", "queue": "q1",
+                                        "args": [1]})) == "OK"  # the same job: one
+    got = json.loads(pb.cmd("FETCH q2 q1"))  # the queues in the order listed
+    assert got["jid"] == "fq2job01"
+    assert pb.cmd('ACK {"jid":"fq2job01"}') == "OK"
+    assert json.loads(pb.cmd("FETCH q2 q1"))["jid"] == "fq1job01"
+    assert pb.cmd('ACK {"jid":"fq1job01"}') == "OK"
+    assert dict(rows(postgres, url, "SELECT id, state FROM jobs")) == \
+        {"fq1job01": "completed", "fq2job01": "completed"}
+
+
+def test_priority_order_holds_across_nodes(cluster):
+    (a, b, c), _ = cluster(3)
+    a.enqueue(id="low1", queue="q", priority="low")
+    b.enqueue(id="norm1", queue="q")
+    c.enqueue(id="high1", queue="q", priority="high")
+    a.enqueue(id="norm2", queue="q")
+    order = []
+    for node in (b, c, a, b):
+        got = node.lease(queues=["q"], wait_ms=1000)
+        assert len(got) == 1
+        order.append(got[0]["id"])
+    assert order == ["high1", "norm1", "norm2", "low1"]
+
+
+def test_an_idempotent_id_sent_to_two_nodes_makes_one_job(cluster, postgres):
+    (a, b), url = cluster(2)
+    first = a.post("/v1/jobs", {"id": "same", "type": "t", "queue": "q", "args": {"x": 1}})
+    again = b.post("/v1/jobs", {"id": "same", "type": "t", "queue": "q", "args": {"x": 1}})
+    assert first.status_code == 201, first.text
+    assert again.status_code == 200, again.text
+    other = b.post("/v1/jobs", {"id": "same", "type": "t", "queue": "q", "args": {"x": 2}})
+    assert_problem(other, 409, "conflict")
+    # At the same moment, through both: one job, and neither answer loses it.
+    results = []
+    def send(node):
+        results.append(node.post("/v1/jobs", {"id": "race", "type": "t", "queue": "q"}))
+    ts = [threading.Thread(target=send, args=(n,)) for n in (a, b)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert sorted(r.status_code for r in results) in ([200, 201], [201, 409]), \
+        [r.text for r in results]
+    assert rows(postgres, url, "SELECT count(*) FROM jobs WHERE id='race'") == [["1"]]
+
+
+def test_a_killed_nodes_leases_come_back(cluster, postgres):
+    (a, b, c), url = cluster(3)
+    for i in range(5):
+        a.enqueue(id=f"k{i}", queue="q")
+    got = b.lease(queues=["q"], max=5, wait_ms=2000)
+    assert len(got) == 5
+    b.kill()
+    t0 = time.time()
+    back = []
+    while len(back) < 5 and time.time() - t0 < 10:
+        back += c.lease(queues=["q"], max=5, wait_ms=500)
+    took = time.time() - t0
+    assert sorted(j["id"] for j in back) == [f"k{i}" for i in range(5)]
+    assert took < TTL_MS / 1000 + TTL_MS / 3000 + 2, took  # the TTL plus a sweep
+    for j in back:
+        assert j["attempts"] == 2
+        r = c.post(f"/v1/jobs/{j['id']}/complete", {"lease_id": j["lease_id"]})
+        assert r.status_code == 200, r.text
+    assert rows(postgres, url, "SELECT count(*) FROM jobs WHERE state='completed'") == [["5"]]
+
+
+def test_a_paused_node_cannot_complete_what_it_lost(cluster, postgres):
+    (a, b), url = cluster(2)
+    a.enqueue(id="p1", queue="q")
+    got = b.lease(queues=["q"], wait_ms=2000)
+    assert [j["id"] for j in got] == ["p1"]
+    b.proc.send_signal(signal.SIGSTOP)
+    try:
+        time.sleep(TTL_MS / 1000 + 1.0)
+        back = []
+        end = time.time() + 5
+        while not back and time.time() < end:
+            back = a.lease(queues=["q"], wait_ms=500)
+        assert [j["id"] for j in back] == ["p1"]
+    finally:
+        b.proc.send_signal(signal.SIGCONT)
+    stale = b.post("/v1/jobs/p1/complete", {"lease_id": got[0]["lease_id"], "result": 1})
+    assert stale.status_code in (404, 409, 503), stale.text
+    r = a.post("/v1/jobs/p1/complete", {"lease_id": back[0]["lease_id"], "result": 2})
+    assert r.status_code == 200, r.text
+    assert a.job("p1")["result"] == 2
+    wait_ready(b)  # it registered again
+    a.enqueue(id="p2", queue="q")
+    assert [j["id"] for j in b.lease(queues=["q"], wait_ms=2000)] == ["p2"]
+
+
+class Workload:
+    """Producers and workers over HTTP, one worker per node, recording what
+    each node acknowledged: enqueues, and every lease as an interval from
+    its grant to the last call its node answered for it (a completion, or
+    nothing when the node died)."""
+
+    def __init__(self, nodes):
+        self.nodes = nodes
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.enqueued = set()
+        self.completed = {}   # id -> lease_id whose completion was accepted
+        self.intervals = []   # (id, lease_id, node index, start, end)
+        self.threads = []
+        self.n = 0
+
+    def producer(self):
+        i = 0
+        while not self.stop.is_set() and i < 400:
+            node = self.nodes[i % len(self.nodes)]
+            jid = f"m{i}"
+            i += 1
+            try:
+                r = node.post("/v1/jobs", {"id": jid, "type": "t", "queue": "q"}, timeout=5)
+            except Exception:
+                continue
+            if r.status_code in (200, 201):
+                with self.lock:
+                    self.enqueued.add(jid)
+            time.sleep(0.005)
+
+    def worker(self, k):
+        node = self.nodes[k]
+        while not self.stop.is_set():
+            try:
+                got = node.lease(worker=f"w{k}", queues=["q"], max=5, wait_ms=200)
+            except Exception:
+                if node.proc is None or node.proc.poll() is not None:
+                    return  # the node is gone; its leases end where its answers did
+                continue
+            start = time.time()
+            for j in got:
+                end = start
+                try:
+                    r = node.post(f"/v1/jobs/{j['id']}/complete", {"lease_id": j["lease_id"]},
+                                  timeout=5)
+                    if r.status_code == 200:
+                        end = time.time()
+                        with self.lock:
+                            assert j["id"] not in self.completed, "completed twice"
+                            self.completed[j["id"]] = j["lease_id"]
+                except Exception:
+                    pass
+                with self.lock:
+                    self.intervals.append((j["id"], j["lease_id"], k, start, end))
+
+    def start(self):
+        self.threads = [threading.Thread(target=self.producer)]
+        self.threads += [threading.Thread(target=self.worker, args=(k,))
+                         for k in range(len(self.nodes))]
+        for t in self.threads:
+            t.start()
+
+    def finish(self):
+        self.stop.set()
+        for t in self.threads:
+            t.join(30)
+
+    def drain(self, nodes, timeout=30):
+        """Completes what is left through the nodes still up."""
+        end = time.time() + timeout
+        while set(self.completed) < self.enqueued and time.time() < end:
+            for node in nodes:
+                for j in node.lease(worker="drain", queues=["q"], max=50, wait_ms=100):
+                    r = node.post(f"/v1/jobs/{j['id']}/complete", {"lease_id": j["lease_id"]})
+                    if r.status_code == 200:
+                        self.completed[j["id"]] = j["lease_id"]
+                    self.intervals.append((j["id"], j["lease_id"], -1, time.time(), time.time()))
+
+    def check(self, postgres, url):
+        assert self.enqueued and set(self.completed) == self.enqueued, \
+            sorted(self.enqueued - set(self.completed))[:20]
+        stored = dict(rows(postgres, url, "SELECT id, state FROM jobs"))
+        for jid in self.enqueued:
+            assert stored.get(jid) == "completed", (jid, stored.get(jid))
+        by_job = {}
+        for jid, lease, k, s, e in self.intervals:
+            by_job.setdefault(jid, []).append((s, e, lease, k))
+        for jid, spans in by_job.items():
+            spans.sort()
+            for (s1, e1, l1, k1), (s2, e2, l2, k2) in zip(spans, spans[1:]):
+                assert e1 <= s2, f"{jid}: lease {l1} on node {k1} overlaps {l2} on node {k2}"
+
+
+def test_sigkill_of_a_node_under_load_loses_nothing(cluster, postgres):
+    nodes, url = cluster(3)
+    w = Workload(nodes)
+    w.start()
+    time.sleep(2.0)
+    nodes[1].kill()
+    time.sleep(3.0)
+    w.finish()
+    w.drain([nodes[0], nodes[2]])
+    w.check(postgres, url)
+
+
+def test_terminated_database_connections_lose_nothing(cluster, postgres):
+    nodes, url = cluster(3)
+    w = Workload(nodes)
+    w.start()
+    time.sleep(1.0)
+    db = url.rsplit("/", 1)[1]
+    for _ in range(3):
+        postgres.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+                      f"datname = '{db}' AND pid <> pg_backend_pid()")
+        time.sleep(0.7)
+    w.finish()
+    w.drain(nodes)
+    w.check(postgres, url)
+    for node in nodes:
+        wait_ready(node)
+
+
+def test_an_immediate_postgres_restart_loses_nothing(make_server):
+    """PostgreSQL stopped with -m immediate (a crash: no checkpoint) under
+    load and started again: every node comes back by itself, and every
+    acknowledged enqueue and completion is there. A cluster of its own."""
+    from pg import Postgres
+    pgc = Postgres()
+    try:
+        url = pgc.new_database()
+        env = {"JOBQ_DATABASE_URL": url, "JOBQ_CLUSTER": "true", "JOBQ_NODE_TTL": f"{TTL_MS}ms",
+               "JOBQ_CLAIM_POLL": "100ms"}
+        nodes = [make_server(env=env) for _ in range(3)]
+        for node in nodes:
+            wait_ready(node)
+        w = Workload(nodes)
+        w.start()
+        time.sleep(1.0)
+        pgc._run("pg_ctl", "-D", pgc.data, "-m", "immediate", "-w", "stop")
+        time.sleep(0.5)
+        pgc._run("pg_ctl", "-D", pgc.data, "-l", pgc.log, "-w", "-t", "60", "-o",
+                 f"-p {pgc.port} -k {pgc.root} -c listen_addresses=127.0.0.1", "start")
+        time.sleep(1.5)
+        w.finish()
+        for node in nodes:
+            wait_ready(node, timeout=30)
+        w.drain(nodes, timeout=40)
+        w.check(pgc, url)
+        for node in nodes:  # while their database is still there to commit to
+            assert node.stop() == 0, node.log_text()[-3000:]
+    finally:
+        pgc.stop()
+
+
+def test_cluster_mode_is_refused_where_it_cannot_hold(make_server, cluster):
+    lone = make_server(env={"JOBQ_CLUSTER": "true",
+                            "JOBQ_DATABASE_URL": "sqlite://jobq.db"}, start=False)
+    with pytest.raises(RuntimeError, match="cluster mode needs a PostgreSQL database"):
+        lone.start()
+    lone.proc = None
+    (a,), url = cluster(1)
+    single = make_server(env={"JOBQ_DATABASE_URL": url}, start=False)
+    with pytest.raises(RuntimeError, match="several need cluster mode"):
+        single.start()
+    single.proc = None

@@ -1,0 +1,220 @@
+/* Engine in shared mode (cluster mode): only jobs this node runs stay in
+ * memory; lessees turn into claims; what no lessee takes goes back. */
+#include "engine_fixture.h"
+
+static int claims, claim_max, claim_nqueues;
+static bool claim_order;
+static int waited; /* lessee callbacks: jobs handed over, or -1 for none */
+static const char *handed[8];
+
+static void claim_fn(void *ud, const engine_claim_t *c)
+{
+    (void)ud;
+    claims++;
+    claim_max = c->max;
+    claim_nqueues = c->nqueues;
+    claim_order = c->queue_order;
+}
+
+static int setup_shared(void **state)
+{
+    fake_now = 1700000000000;
+    fake_rand = 0.5;
+    memset(persisted, 0, sizeof persisted);
+    claims = claim_max = claim_nqueues = 0;
+    waited = 0;
+    engine_hooks_t h = { .now_ms = now_fn, .rand_unit = rand_fn, .persist = persist_fn,
+                         .persist_delete = delete_fn, .persist_queue = queue_fn,
+                         .claim = claim_fn };
+    engine_options_t o = { .finished_in_memory = 100, .shared = true, .claim_poll_ms = 400 };
+    *state = engine_new(&h, &o);
+    return *state ? 0 : -1;
+}
+
+/* A job as a claim brings it back: queued, stored. */
+static job_t *stored(const char *id, const char *extra_json)
+{
+    char text[256];
+    snprintf(text, sizeof text, "{\"id\":\"%s\",\"type\":\"t\"%s%s}", id,
+             extra_json ? "," : "", extra_json ? extra_json : "");
+    json_t *spec = json_loads(text, 0, NULL);
+    job_t *job;
+    problem_t p;
+    assert_int_equal(job_parse_spec(spec, &defaults, fake_now, &job, &p), ERR_OK);
+    json_decref(spec);
+    job->stored = true;
+    job->stored_state = JOB_QUEUED;
+    return job;
+}
+
+/* The claim comes back with these jobs (at most 8). */
+static void claimed(engine_t *e, const char *const *ids, int n, int asked)
+{
+    job_t *got[8];
+    for (int i = 0; i < n; i++)
+        got[i] = stored(ids[i], NULL);
+    engine_claimed(e, got, n, asked);
+}
+#define CLAIMED(e, asked, ...)                                                              \
+    claimed((e), (const char *const[]){ __VA_ARGS__ },                                     \
+            (int)(sizeof((const char *const[]){ __VA_ARGS__ }) / sizeof(const char *)), (asked))
+
+static void on_jobs(engine_waiter_t *w, job_t **jobs, int n)
+{
+    (void)w;
+    waited = n ? n : -1;
+    for (int i = 0; i < n && i < 8; i++)
+        handed[i] = jobs[i]->id;
+}
+
+static engine_waiter_t waiter(int max)
+{
+    return (engine_waiter_t){ .worker = "w", .queues = default_queue, .nqueues = 1,
+                              .max = max, .cb = on_jobs };
+}
+
+static void test_an_enqueued_job_is_written_and_not_kept(void **state)
+{
+    engine_t *e = *state;
+    const job_t *j = put(e, "a", NULL);
+    assert_string_equal(j->id, "a"); /* alive until the next call */
+    assert_int_equal(persisted[JOB_EV_ENQUEUED], 1);
+    assert_int_equal(engine_job_count(e), 0);
+    assert_null(engine_get(e, "a"));
+}
+
+static void test_a_lessee_waits_for_its_claim_even_without_wait(void **state)
+{
+    engine_t *e = *state;
+    engine_waiter_t w = waiter(2);
+    job_t *out[2];
+    assert_int_equal(engine_lease(e, &w, 0, out), 0);
+    assert_true(engine_waiter_waiting(&w));
+    assert_int_equal(claims, 1);
+    assert_int_equal(claim_max, 2);
+    assert_int_equal(claim_nqueues, 1);
+    assert_false(claim_order);
+    CLAIMED(e, 2, "x", "y");
+    assert_int_equal(waited, 2);
+    assert_string_equal(handed[0], "x");
+    assert_int_equal(persisted[JOB_EV_LEASED], 2);
+    assert_int_equal(engine_get(e, "x")->state, JOB_RUNNING);
+}
+
+static void test_an_empty_claim_answers_a_lessee_that_would_not_wait(void **state)
+{
+    engine_t *e = *state;
+    engine_waiter_t w = waiter(1);
+    job_t *out[1];
+    engine_lease(e, &w, 0, out);
+    engine_claimed(e, NULL, 0, 1);
+    assert_int_equal(waited, -1);
+    assert_false(engine_waiter_waiting(&w));
+}
+
+static void test_what_no_lessee_takes_goes_back_and_claims_wait_a_poll(void **state)
+{
+    engine_t *e = *state;
+    engine_waiter_t w = waiter(1);
+    job_t *out[1];
+    engine_lease(e, &w, 5000, out);
+    CLAIMED(e, 1, "p", "q", "r");
+    assert_int_equal(waited, 1);
+    assert_int_equal(persisted[JOB_EV_LEASED], 1);
+    assert_int_equal(persisted[JOB_EV_UPDATED], 2); /* given back */
+    assert_int_equal(engine_job_count(e), 1);
+    /* Another lessee waits: its claim goes out at once (new demand)... */
+    engine_waiter_t w2 = waiter(1);
+    engine_lease(e, &w2, 5000, out);
+    assert_int_equal(claims, 2);
+    /* ...and comes back empty: the next waits 0.5-1.5x the poll. */
+    engine_claimed(e, NULL, 0, 1);
+    assert_int_equal(claims, 2);
+    int64_t next = engine_next_deadline(e);
+    assert_true(next >= fake_now + 200 && next <= fake_now + 600);
+    fake_now = next;
+    engine_tick(e);
+    assert_int_equal(claims, 3);
+    engine_waiter_cancel(e, &w2);
+}
+
+static void test_a_job_leaves_when_its_attempt_ends(void **state)
+{
+    engine_t *e = *state;
+    engine_waiter_t w = waiter(2);
+    job_t *out[2];
+    engine_lease(e, &w, 0, out);
+    CLAIMED(e, 2, "ok", "bad");
+    char l1[64], l2[64];
+    strcpy(l1, engine_get(e, "ok")->lease_id);
+    strcpy(l2, engine_get(e, "bad")->lease_id);
+    const job_t *j;
+    problem_t p;
+    assert_int_equal(engine_complete(e, "ok", l1, NULL, &j, &p), ERR_OK);
+    assert_int_equal(j->state, JOB_COMPLETED);
+    assert_int_equal(engine_fail(e, "bad", l2, ERR_INTERNAL, "x", NULL, -1, &j, &p), ERR_OK);
+    assert_int_equal(j->state, JOB_RETRYING);
+    assert_int_equal(engine_job_count(e), 0);
+    assert_int_equal(engine_next_deadline(e), INT64_MAX); /* no timer for a job given back */
+}
+
+static void test_a_dropped_job_is_forgotten(void **state)
+{
+    engine_t *e = *state;
+    engine_waiter_t w = waiter(1);
+    job_t *out[1];
+    engine_lease(e, &w, 0, out);
+    CLAIMED(e, 1, "d");
+    char lid[64];
+    strcpy(lid, engine_get(e, "d")->lease_id);
+    int writes = persisted[JOB_EV_LEASED] + persisted[JOB_EV_COMPLETED];
+    engine_drop(e, "d");
+    const job_t *j;
+    problem_t p;
+    assert_int_equal(engine_complete(e, "d", lid, NULL, &j, &p), ERR_NOT_FOUND);
+    assert_int_equal(persisted[JOB_EV_LEASED] + persisted[JOB_EV_COMPLETED], writes);
+    assert_int_equal(engine_job_count(e), 0);
+}
+
+static void test_a_job_read_from_the_database_is_never_leased(void **state)
+{
+    engine_t *e = *state;
+    engine_waiter_t w = waiter(1);
+    job_t *out[1];
+    engine_lease(e, &w, 5000, out);
+    engine_load(e, stored("read", NULL));
+    assert_int_equal(waited, 0); /* not handed to the lessee: no claim holds it */
+    assert_non_null(engine_get(e, "read")); /* the next call may act on it */
+    engine_get(e, "read");
+    engine_tick(e);
+    assert_null(engine_get(e, "read")); /* and then it is gone */
+    assert_int_equal(persisted[JOB_EV_LEASED], 0);
+    engine_waiter_cancel(e, &w);
+}
+
+static void test_drop_all_forgets_every_job(void **state)
+{
+    engine_t *e = *state;
+    engine_waiter_t w = waiter(3);
+    job_t *out[3];
+    engine_lease(e, &w, 0, out);
+    CLAIMED(e, 3, "a1", "a2", "a3");
+    assert_int_equal(engine_job_count(e), 3);
+    engine_drop_all(e);
+    assert_int_equal(engine_job_count(e), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_an_enqueued_job_is_written_and_not_kept, setup_shared, teardown),
+        cmocka_unit_test_setup_teardown(test_a_lessee_waits_for_its_claim_even_without_wait, setup_shared, teardown),
+        cmocka_unit_test_setup_teardown(test_an_empty_claim_answers_a_lessee_that_would_not_wait, setup_shared, teardown),
+        cmocka_unit_test_setup_teardown(test_what_no_lessee_takes_goes_back_and_claims_wait_a_poll, setup_shared, teardown),
+        cmocka_unit_test_setup_teardown(test_a_job_leaves_when_its_attempt_ends, setup_shared, teardown),
+        cmocka_unit_test_setup_teardown(test_a_dropped_job_is_forgotten, setup_shared, teardown),
+        cmocka_unit_test_setup_teardown(test_a_job_read_from_the_database_is_never_leased, setup_shared, teardown),
+        cmocka_unit_test_setup_teardown(test_drop_all_forgets_every_job, setup_shared, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
