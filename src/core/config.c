@@ -93,6 +93,7 @@ static const setting_t settings[] = {
     { "JOBQ_SHUTDOWN_GRACE", T_MS, F(shutdown_grace_ms), 0, 0, 3600000, "10s", "on SIGTERM, how long running jobs may finish", RELOAD },
     { "JOBQ_FAULT_COMMIT_DELAY_MS", T_INT, F(fault_commit_delay_ms), 0, 0, 60000, "0", "TESTING ONLY: delay every commit" },
     { "JOBQ_FAULT_COMMIT_FAIL_MS", T_INT, F(fault_commit_fail_ms), 0, 0, 600000, "0", "TESTING ONLY: refuse commits this long after the first" },
+    { "JOBQ_FAULT_COMMIT_LOST_EVERY", T_INT, F(fault_commit_lost_every), 0, 0, 1000000, "0", "TESTING ONLY (PostgreSQL): every Nth commit is reported failed after it committed, as when the session breaks in COMMIT" },
     { "JOBQ_FAULT_READ_DELAY_MS", T_INT, F(fault_read_delay_ms), 0, 0, 60000, "0", "TESTING ONLY: delay every list and stats read (a slow query)" },
 };
 #define NSETTINGS (sizeof settings / sizeof settings[0])

@@ -69,6 +69,7 @@ typedef struct config {
     job_defaults_t job;
     int64_t fault_commit_delay_ms; /* testing seams, see store_faults_t */
     int64_t fault_commit_fail_ms;
+    int64_t fault_commit_lost_every;
     int64_t fault_read_delay_ms;
     char runners[256]; /* "webhook=16" */
     /* JOBQ_COMMAND_<type>="program {arg} ...": operator-declared command job types. */

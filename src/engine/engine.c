@@ -253,10 +253,10 @@ void engine_load(engine_t *e, job_t *job)
         job_free(job);
         return;
     }
-    /* Shared mode: a job read from the database that this node does not
-     * run is there to be read or acted on by the next call, never leased
-     * (that takes a claim): it sits in no lane, no timer. */
-    if (eng_shared(e) && job->state != JOB_RUNNING)
+    /* Shared mode: a job read from the database is there to be read or
+     * acted on by the next call, never leased or timed (that takes a claim:
+     * engine_claimed, engine_take_over): it sits in no lane, no timer. */
+    if (eng_shared(e))
         eng_release_later(e, ej, 1);
     else
         place_loaded(e, ej);

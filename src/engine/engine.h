@@ -156,7 +156,9 @@ engine_t *engine_new(const engine_hooks_t *hooks, const engine_options_t *opt);
 void engine_free(engine_t *e); /* frees every job; waiters are dropped silently */
 
 /* Recovery and reads from the store: takes a job in any state as stored,
- * without persisting. A job already present is kept and the new one freed. */
+ * without persisting. A job already present is kept and the new one freed.
+ * Shared mode: the job is a copy to read or act on in the next call; it
+ * leaves memory after that call. */
 void engine_load(engine_t *e, job_t *job);
 /* While held, no finished job is evicted from memory: a caller that loads
  * several jobs from the store and then acts on all of them (a batch replay)
@@ -191,6 +193,9 @@ bool engine_waiter_waiting(const engine_waiter_t *w);
  * in the order they should be leased; `asked`: the claim's max. They go to
  * waiting lessees; those none takes are persisted (given back) at once. */
 void engine_claimed(engine_t *e, job_t **jobs, int n, int asked);
+/* Shared mode: a running job of a dead node, now this node's (ownership
+ * passes): its attempt ends at once, as an expired lease's would. */
+void engine_take_over(engine_t *e, job_t *job);
 /* Shared mode: forgets a job without persisting anything (the database
  * refused a write of it: another node holds it now), or every job (this
  * node's claims are void). Lessees holding them learn of it when they

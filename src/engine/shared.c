@@ -117,6 +117,27 @@ static void answer_once(engine_t *e)
     }
 }
 
+/* A job this node now holds, in place of any copy read before. */
+static ejob_t *replace(engine_t *e, job_t *job)
+{
+    ejob_t *old = pset_get(&e->jobs, job->id);
+    if (old)
+        release(e, old);
+    return eng_adopt(e, job);
+}
+
+void engine_take_over(engine_t *e, job_t *job)
+{
+    ENG_ENTER(e);
+    ejob_t *ej = job->state == JOB_RUNNING ? replace(e, job) : NULL;
+    if (!ej) {
+        job_free(job);
+        return;
+    }
+    eng_expire_lease(e, ej);
+    eng_settle(e);
+}
+
 void engine_claimed(engine_t *e, job_t **jobs, int n, int asked)
 {
     ENG_ENTER(e);
@@ -127,10 +148,10 @@ void engine_claimed(engine_t *e, job_t **jobs, int n, int asked)
     for (int i = 0; i < n; i++) {
         job_t *job = jobs[i];
         ejob_t *ej = ngot < ENGINE_LEASE_MAX && !job_state_terminal(job->state) &&
-                             job->state != JOB_RUNNING && !pset_get(&e->jobs, job->id)
-                         ? eng_adopt(e, job)
+                             job->state != JOB_RUNNING
+                         ? replace(e, job)
                          : NULL;
-        if (!ej) { /* not for a lessee (out of memory, or a bug): its claim lapses */
+        if (!ej) { /* out of memory, or a bug: it stays claimed until this node's row goes */
             job_free(job);
             continue;
         }

@@ -75,6 +75,7 @@ typedef struct app {
  * is the engine's (engine_hooks_t.claim). */
 store_t *app_cluster_open(app_t *a, char *err, size_t len);
 int app_cluster_start(app_t *a);
+void app_cluster_leave(app_t *a); /* before the store stops */
 void app_cluster_claim(void *ud, const engine_claim_t *c);
 
 /* Loads the configuration from argv less `own_flag`, which may stand

@@ -37,11 +37,8 @@ static void adopt(app_t *a, job_t **jobs, int n)
     for (int i = 0; i < n; i++) {
         log_info("job of a dead node taken over", LOG_S("job_id", jobs[i]->id),
                  LOG_S("worker", jobs[i]->lease_worker));
-        jobs[i]->lease_expires_at = 0;
-        engine_load(a->engine, jobs[i]);
+        engine_take_over(a->engine, jobs[i]);
     }
-    if (n)
-        engine_tick(a->engine);
 }
 
 static void arm_beat(app_t *a)
@@ -82,6 +79,12 @@ static void beat(evutil_socket_t fd, short what, void *arg)
         return;
     a->beat_busy = true;
     store_node_beat(a->store, on_beat, a);
+}
+
+void app_cluster_leave(app_t *a)
+{
+    if (a->cfg.cluster && a->store)
+        store_node_leave(a->store);
 }
 
 store_t *app_cluster_open(app_t *a, char *err, size_t len)

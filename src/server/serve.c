@@ -198,12 +198,16 @@ static int open_store(app_t *a, char *err, size_t len)
                               : store_open(a->cfg.database_url, a->cfg.durability, err, len);
     if (!a->store)
         return -1;
-    store_faults_t f = { a->cfg.fault_commit_delay_ms, a->cfg.fault_commit_fail_ms,
-                         a->cfg.fault_read_delay_ms };
-    if (f.commit_delay_ms > 0 || f.commit_fail_ms > 0 || f.read_delay_ms > 0) {
+    store_faults_t f = { .commit_delay_ms = a->cfg.fault_commit_delay_ms,
+                         .commit_fail_ms = a->cfg.fault_commit_fail_ms,
+                         .read_delay_ms = a->cfg.fault_read_delay_ms,
+                         .commit_lost_every = a->cfg.fault_commit_lost_every };
+    if (f.commit_delay_ms > 0 || f.commit_fail_ms > 0 || f.read_delay_ms > 0 ||
+        f.commit_lost_every > 0) {
         log_warn("JOBQ_FAULT_* is set: commits or reads are slowed or refused on purpose "
                  "(testing only)", LOG_I("commit_delay_ms", f.commit_delay_ms),
                  LOG_I("commit_fail_ms", f.commit_fail_ms),
+                 LOG_I("commit_lost_every", f.commit_lost_every),
                  LOG_I("read_delay_ms", f.read_delay_ms));
         store_set_faults(a->store, &f);
     }
@@ -335,6 +339,7 @@ static void app_free(app_t *a)
     runners_stop(a->runners); /* before the engine, which holds its lessees */
     /* The store first: its last callbacks may answer requests still open
      * (a read that outlived the grace), which must not be freed yet. */
+    app_cluster_leave(a); /* other nodes take over what still runs here */
     if (a->store)
         store_stop(a->store); /* commits whatever is still queued */
     http_server_stop(a->http);

@@ -106,6 +106,7 @@ static int run_write(store_t *s, op_t *op, int64_t *totals)
     case OP_PURGE: return run_purge(s, op);
     case OP_CLAIM: return store_run_claim(s, op);
     case OP_BEAT: return store_run_beat(s, op);
+    case OP_LEAVE: return store_run_leave(s);
     default: return 0; /* reads go to the readers (reader.c) */
     }
 }
@@ -118,6 +119,7 @@ bool store_injected_failure(store_t *s)
     if (!s->fail_started_ns)
         s->fail_started_ns = now;
     s->injected = now - s->fail_started_ns < s->faults.commit_fail_ms * 1000000;
+    s->injected_why = "injected fault: commit refused (JOBQ_FAULT_COMMIT_FAIL_MS)";
     return s->injected;
 }
 
@@ -171,6 +173,13 @@ static int apply_commit(store_t *s, store_applying_t *a)
     int rc = s->ops->commit(s->conn);
     timed(s, STORE_ST_COMMIT, t0);
     s->last_commit_s = (double)(clock_mono_ns() - t0) / 1e9;
+    if (rc == 0 && !s->journal && s->faults.commit_lost_every > 0 &&
+        ++s->commits % (uint64_t)s->faults.commit_lost_every == 0) {
+        s->injected = true; /* committed, but this process is told otherwise */
+        s->injected_why = "injected fault: a commit's outcome was lost "
+                          "(JOBQ_FAULT_COMMIT_LOST_EVERY)";
+        return -1;
+    }
     return rc;
 }
 
@@ -196,7 +205,7 @@ void store_set_health(store_t *s, bool ok, const char *why)
     if (ok)
         why = "";
     else if (s->injected)
-        why = "injected fault: commit refused (JOBQ_FAULT_COMMIT_FAIL_MS)";
+        why = s->injected_why;
     pthread_mutex_lock(&s->mu);
     snprintf(s->last_error, sizeof s->last_error, "%s", why);
     pthread_cond_broadcast(&s->read_cv); /* reads waiting for a commit answer now (reader.c) */

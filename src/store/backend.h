@@ -40,6 +40,7 @@ typedef struct store_row {
      * was claimed since, or another node created it first). */
     int64_t token;
     bool *refused;
+    int64_t origin; /* cluster mode, an enqueue: tells its own insert from another node's */
 } store_row_t;
 
 /* A job as a backend hands it back: its bytes (packed, or the JSON document
@@ -147,9 +148,17 @@ typedef struct backend_ops {
      * node's under a new token) and frees their other claims. *node: the
      * node's id now. In the batch's transaction. */
     int (*node_beat)(void *conn, bool *lost, int64_t *node, backend_doc_cb adopted, void *ud);
+    /* The node stops: its row expires now, so that the next beat of
+     * another node takes over its running jobs without waiting a TTL. */
+    int (*node_leave)(void *conn);
     /* Claims for this node up to q->max free jobs that are due, calling cb
      * with each (token set), in the order they should be leased. */
     int (*claim)(void *conn, const backend_claim_t *q, backend_doc_cb cb, void *ud);
+    /* The jobs this node still holds under these tokens, to cb. A claim or
+     * beat retried after a commit whose outcome was unknown (the session
+     * broke in COMMIT) takes back first what its first attempt may have
+     * taken: otherwise those jobs would stay this node's, in no memory. */
+    int (*held)(void *conn, const int64_t *tokens, int n, backend_doc_cb cb, void *ud);
 } backend_ops_t;
 
 /* backend_sql.c, for both backends. The list's SELECT for q, and

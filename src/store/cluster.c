@@ -8,9 +8,12 @@
 #include "store/store_internal.h"
 #include "util/check.h"
 #include "util/log.h"
+#include "util/randid.h"
 
 void store_cluster_init(store_t *s, int64_t ttl_ms)
 {
+    /* Origins: 31 random bits of this process, then a count. */
+    s->origin_base = (uint64_t)(randid_unit() * 2147483648.0) << 32;
     s->cluster = true;
     s->node_ttl_ns = ttl_ms * 1000000;
     hmap_init(&s->tokens);
@@ -48,6 +51,7 @@ void store_cluster_row(store_t *s, op_t *op, const job_t *job)
                (job->stored && job->stored_state == JOB_RUNNING);
     op->row.token = token ? token : ran ? -1 : 0;
     op->row.refused = &op->refused;
+    op->row.origin = (int64_t)(s->origin_base | (++s->origin_next & 0xffffffffu));
     if (token && job->state != JOB_RUNNING)
         hmap_del(&s->tokens, job->id);
 }
@@ -175,6 +179,12 @@ void store_node_beat(store_t *s, store_beat_cb cb, void *ud)
     store_submit_unnumbered(s, op);
 }
 
+void store_node_leave(store_t *s)
+{
+    const char *in[4] = { NULL }, *out[4];
+    store_submit_unnumbered(s, store_new_op(OP_LEAVE, in, out));
+}
+
 /* ---- the store thread's side ---- */
 
 void store_free_claimed(op_t *op)
@@ -224,23 +234,41 @@ static int claimed(void *ud, const store_doc_t *d)
     return 0;
 }
 
-/* A retried transaction runs them again from scratch. */
-static void reset_result(op_t *op)
+/* A retried transaction runs them again from scratch, taking back first
+ * what the last attempt took, in case it committed after all (backend.h:
+ * held). The tokens stay in op->tokens, past njobs, until read. */
+static int retake(store_t *s, op_t *op)
 {
-    for (int i = 0; i < op->njobs; i++)
+    int n = op->njobs;
+    for (int i = 0; i < n; i++)
         job_free(op->jobs[i]);
     op->njobs = 0;
+    if (!n)
+        return 0;
+    int64_t *prev = malloc((size_t)n * sizeof *prev);
+    if (!prev)
+        return -1;
+    memcpy(prev, op->tokens, (size_t)n * sizeof *prev);
+    int rc = s->ops->held(s->conn, prev, n, claimed, op);
+    free(prev);
+    return rc;
 }
 
 int store_run_claim(store_t *s, op_t *op)
 {
-    reset_result(op);
-    return s->ops->claim(s->conn, &op->claim, claimed, op);
+    if (retake(s, op) != 0)
+        return -1;
+    backend_claim_t q = op->claim;
+    q.max -= op->njobs;
+    return q.max > 0 ? s->ops->claim(s->conn, &q, claimed, op) : 0;
 }
+
+int store_run_leave(store_t *s) { return s->ops->node_leave(s->conn); }
 
 int store_run_beat(store_t *s, op_t *op)
 {
-    reset_result(op);
     op->beat = (store_beat_t){ 0 };
+    if (retake(s, op) != 0)
+        return -1;
     return s->ops->node_beat(s->conn, &op->beat.lost, &op->beat.node, claimed, op);
 }

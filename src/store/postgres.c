@@ -35,7 +35,7 @@ enum { P_PUT, P_DELETE, P_QUEUE, P_COUNTER, P_INSERT, P_FENCED, P_FREE_PUT, P_FR
 static const struct {
     const char *name, *sql;
     int n;
-    Oid types[9];
+    Oid types[10];
     int bin; /* the parameter sent as bytes (bytea), else -1 */
 } prepared[P_COUNT_] = {
     [P_PUT] = { "put", "INSERT INTO jobs(id,queue,type,state,priority,created_at,updated_at,"
@@ -54,15 +54,19 @@ static const struct {
      * it there; the holder of a claim changes its job only under the
      * claim's token while its node's row lives, and gives the job back
      * (owner NULL) when it stops running; a job no node holds changes only
-     * while none does. */
+     * while none does. A transaction retried after a COMMIT whose outcome
+     * was lost with its session must find its own writes acceptable
+     * again: the same insert (its origin, drawn per insert), or a
+     * holder's write after its give-back (owner NULL, but the token still
+     * its claim's, since every claim draws a new one). */
     [P_INSERT] = { "insert", "INSERT INTO jobs(id,queue,type,state,priority,created_at,updated_at,"
-                             "run_at,doc) VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9) ON CONFLICT (id) DO"
-                             " NOTHING",
-                   9, { 25, 25, 25, 25, 23, 20, 20, 20, 17 }, 8 },
+                             "run_at,doc,origin) VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) ON CONFLICT"
+                             " (id) DO UPDATE SET id=excluded.id WHERE jobs.origin=excluded.origin",
+                   10, { 25, 25, 25, 25, 23, 20, 20, 20, 17, 20 }, 8 },
     [P_FENCED] = { "fenced", "UPDATE jobs SET state=$2, priority=$3, updated_at=$4, run_at=$5,"
                              " doc=$6, owner=CASE WHEN $2='running' THEN owner END"
-                             " WHERE id=$1 AND token=$7 AND owner=$8 AND EXISTS (SELECT 1 FROM"
-                             " nodes WHERE id=$8 AND expires_at > now())",
+                             " WHERE id=$1 AND token=$7 AND (owner=$8 OR owner IS NULL) AND"
+                             " EXISTS (SELECT 1 FROM nodes WHERE id=$8 AND expires_at > now())",
                    8, { 25, 25, 23, 20, 20, 17, 20, 20 }, 5 },
     [P_FREE_PUT] = { "free_put", "UPDATE jobs SET state=$2, priority=$3, updated_at=$4,"
                                  " run_at=$5, doc=$6 WHERE id=$1 AND owner IS NULL",
@@ -438,9 +442,13 @@ static int pg_set_journal_applied(void *conn, uint64_t gen)
 static int run_checked(pg_t *c, int which, const char *const *vals, const int *lens,
                        bool *refused)
 {
-    int formats[9] = { 0 };
+    int formats[10] = { 0 };
     if (prepared[which].bin >= 0)
         formats[prepared[which].bin] = 1;
+    /* A read inside the transaction (a claim, retention's scan) left the
+     * pipeline to read its rows; the writes after it go back into one. */
+    if (!c->piped && c->in_tx && PQtransactionStatus(c->db) == PQTRANS_INTRANS)
+        c->piped = PQenterPipelineMode(c->db) == 1;
     if (c->piped) {
         if (!PQsendQueryPrepared(c->db, prepared[which].name, prepared[which].n, vals, lens,
                                  formats, 0))
@@ -485,9 +493,11 @@ static int pg_put_job(void *conn, const store_row_t *r)
     snprintf(run_at, sizeof run_at, "%lld", (long long)r->run_at);
     if (c->cluster && (r->token || r->was)) /* else an enqueue: its first write */
         return cluster_put(c, r, prio, updated, run_at);
-    const char *vals[9] = { r->id, r->queue, r->type, r->state, prio, created, updated, run_at,
-                            r->doc };
-    int lens[9] = { 0, 0, 0, 0, 0, 0, 0, 0, (int)r->doc_len };
+    char origin[24];
+    snprintf(origin, sizeof origin, "%lld", (long long)r->origin);
+    const char *vals[10] = { r->id, r->queue, r->type, r->state, prio, created, updated, run_at,
+                             r->doc, origin };
+    int lens[10] = { 0, 0, 0, 0, 0, 0, 0, 0, (int)r->doc_len, 0 };
     return run_checked(c, c->cluster ? P_INSERT : P_PUT, vals, lens, r->refused);
 }
 
@@ -735,5 +745,7 @@ const backend_ops_t backend_postgres = {
     .counters = pg_counters,
     .scan_ids = NULL, /* no filter: every lookup asks the database */
     .node_beat = pg_node_beat,
+    .node_leave = pg_node_leave,
+    .held = pg_held,
     .claim = pg_claim,
 };

@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <stdlib.h>
+
 #include "store/postgres_internal.h"
 
 static int id_row(const PGresult *r, void *ud)
@@ -64,6 +66,43 @@ int pg_node_beat(void *conn, bool *lost, int64_t *node, backend_doc_cb adopted, 
         return -1;
     return pg_exec(c, "DELETE FROM nodes WHERE expires_at < now() AND NOT EXISTS"
                    " (SELECT 1 FROM jobs WHERE owner = nodes.id)");
+}
+
+int pg_node_leave(void *conn)
+{
+    pg_t *c = conn;
+    if (!c->node)
+        return 0;
+    char me[24];
+    snprintf(me, sizeof me, "%lld", (long long)c->node);
+    const char *vals[1] = { me };
+    static const Oid types[1] = { 20 };
+    c->node = 0;
+    return pg_each_row(c, NULL, "UPDATE nodes SET expires_at = now() - interval '1 ms'"
+                       " WHERE id=$1 RETURNING id", 1, types, vals, id_row, &(int64_t){ 0 });
+}
+
+int pg_held(void *conn, const int64_t *tokens, int n, backend_doc_cb cb, void *ud)
+{
+    pg_t *c = conn;
+    size_t cap = (size_t)n * 21 + 3, len = 0;
+    char *arr = malloc(cap), me[24];
+    if (!arr)
+        return snprintf(c->err, sizeof c->err, "out of memory"), -1;
+    arr[len++] = '{';
+    for (int i = 0; i < n; i++)
+        len += (size_t)snprintf(arr + len, cap - len, "%s%lld", i ? "," : "",
+                                (long long)tokens[i]);
+    snprintf(arr + len, cap - len, "}");
+    snprintf(me, sizeof me, "%lld", (long long)c->node);
+    const char *vals[2] = { me, arr };
+    static const Oid types[2] = { 20, 25 };
+    doc_call_t d = { cb, ud };
+    int rc = pg_each_row(c, NULL, "SELECT doc, created_at, id, queue, type, token FROM jobs"
+                         " WHERE owner = $1 AND token = ANY($2::bigint[])"
+                         " ORDER BY priority, run_at, seq", 2, types, vals, claimed_row, &d);
+    free(arr);
+    return rc;
 }
 
 /* "{a,b}": queue names are [A-Za-z0-9._:-] (names.h), nothing to quote. */

@@ -103,6 +103,10 @@ typedef struct store_faults {
     int64_t commit_fail_ms;
     int64_t read_delay_ms; /* list and stats reads take this much longer: a slow query */
     int64_t step_delay_ms; /* each step of a compaction takes this much longer: a slow database */
+    /* A backend without a journal (PostgreSQL): every Nth commit that
+     * succeeded is reported failed, as when the session breaks in COMMIT
+     * and its outcome is unknown; the batch is then run again. 0: never. */
+    int64_t commit_lost_every;
 } store_faults_t;
 void store_set_faults(store_t *s, const store_faults_t *f);
 /* Commits slower than this are logged at warn (0: never). Before start. */
@@ -263,6 +267,9 @@ typedef struct store_beat {
 typedef void (*store_beat_cb)(void *ud, const store_beat_t *b, job_t **adopted, int n,
                               const char *error);
 void store_node_beat(store_t *s, store_beat_cb cb, void *ud);
+/* The node stops (queue it before store_stop): its row expires at once, so
+ * that other nodes take over its running jobs at their next beat. */
+void store_node_leave(store_t *s);
 
 bool store_healthy(const store_t *s);
 /* Why the last commit failed; "" when healthy. Copies into buf. */

@@ -18,7 +18,8 @@
 /* Same order as store_statement_t, which times them. */
 typedef enum {
     OP_PUT, OP_DELETE, OP_QUEUE, OP_GET, OP_LIST, OP_STATS, OP_PURGE, OP_IDS,
-    OP_CLAIM, OP_BEAT /* cluster mode: writes with jobs as their result */
+    OP_CLAIM, OP_BEAT, /* cluster mode: writes with jobs as their result */
+    OP_LEAVE           /* cluster mode: the node stops */
 } op_kind_t;
 
 typedef struct op {
@@ -109,7 +110,9 @@ struct store {
     int64_t compact_ms;      /* pending writes this old are compacted (writer.c) */
     double last_commit_s; /* store thread: the COMMIT statement alone, last batch */
     int64_t fail_started_ns; /* store thread: first commit under commit_fail_ms */
-    bool injected;           /* store thread: the last failure was a fault seam's */
+    bool injected;           /* store thread: the last failure was a fault seam's ... */
+    const char *injected_why; /* ... which says this (static) */
+    uint64_t commits;        /* store thread: for commit_lost_every */
     bool lost;               /* store thread: the file check before this commit failed */
     char lost_why[400];
 
@@ -167,6 +170,7 @@ struct store {
     bool cluster;
     int64_t node_ttl_ns;
     int64_t node_ok_until_ns; /* the row's renewal asked for then, plus the TTL */
+    uint64_t origin_base, origin_next; /* store_row_t.origin */
     hmap_t tokens;
     uint64_t *refused;
     size_t nrefused, refused_cap;
@@ -257,6 +261,7 @@ void store_cluster_free(store_t *s);
 /* apply.c: claims and beats, run in the batch's transaction. */
 int store_run_claim(store_t *s, op_t *op);
 int store_run_beat(store_t *s, op_t *op);
+int store_run_leave(store_t *s);
 void store_free_claimed(op_t *op);
 /* writer.c: batch..last join the pending writes (caller holds mu). */
 void store_add_pending(store_t *s, op_t *batch, op_t *last);

@@ -20,11 +20,11 @@ BIN = os.environ.get("JOBQ_BIN", str(ROOT / "build" / "san" / "jobq"))
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "sqlite_only: looks at SQLite's files or at what only "
-                            "the SQLite store has; skipped under JOBQ_TEST_STORE=postgres")
+                            "the SQLite store has; skipped under JOBQ_TEST_STORE=postgres[-cluster]")
 
 
 def pytest_collection_modifyitems(config, items):
-    if os.environ.get("JOBQ_TEST_STORE") != "postgres":
+    if not os.environ.get("JOBQ_TEST_STORE", "").startswith("postgres"):
         return
     for item in items:
         if "sqlite_only" in item.keywords:
@@ -217,8 +217,10 @@ def assert_clean_log(server):
 def make_server(tmp_path, request):
     servers = []
     # JOBQ_TEST_STORE=postgres: every server without a database of its own
-    # gets a new PostgreSQL database (pg.py), so a suite runs on that store.
-    on_pg = os.environ.get("JOBQ_TEST_STORE") == "postgres"
+    # gets a new PostgreSQL database (pg.py), so a suite runs on that store;
+    # postgres-cluster: the same, as a node in cluster mode.
+    store = os.environ.get("JOBQ_TEST_STORE", "")
+    on_pg = store.startswith("postgres")
 
     def make(env=None, args=(), subdir="srv", start=True):
         d = tmp_path / f"{subdir}{len(servers)}"
@@ -226,6 +228,8 @@ def make_server(tmp_path, request):
         if on_pg and "JOBQ_DATABASE_URL" not in (env or {}):
             env = {**(env or {}),
                    "JOBQ_DATABASE_URL": request.getfixturevalue("postgres").new_database()}
+            if store == "postgres-cluster":
+                env = {"JOBQ_CLUSTER": "true", "JOBQ_CLAIM_POLL": "50ms", **env}
         s = Server(d, env=env, args=args)
         servers.append(s)
         return s.start() if start else s

@@ -28,7 +28,8 @@ def _free_port():
 
 
 class Postgres:
-    def __init__(self):
+    def __init__(self, options=""):
+        """options: more server settings (-c name=value ...), for benchmarks."""
         self.bin = _bin_dir()
         self.root = tempfile.mkdtemp(prefix="jobq-pg-")
         self.data = os.path.join(self.root, "data")
@@ -42,7 +43,7 @@ class Postgres:
                   "--locale=C.UTF-8", "--no-sync")
         self._run("pg_ctl", "-D", self.data, "-l", self.log, "-w", "-t", "60", "-o",
                   f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
-                  "-c max_connections=200 -c shared_buffers=32MB", "start")
+                  f"-c max_connections=200 -c shared_buffers=32MB {options}", "start")
         self.count = 0
 
     def _run(self, tool, *args):

@@ -204,6 +204,32 @@ static void test_drop_all_forgets_every_job(void **state)
     assert_int_equal(engine_job_count(e), 0);
 }
 
+static void test_a_claimed_job_replaces_a_copy_read_before(void **state)
+{
+    engine_t *e = *state;
+    engine_waiter_t w = waiter(1);
+    job_t *out[1];
+    engine_lease(e, &w, 5000, out);
+    engine_load(e, stored("c", NULL)); /* read, say, for a GET */
+    CLAIMED(e, 1, "c");
+    assert_int_equal(waited, 1);
+    assert_string_equal(handed[0], "c");
+    assert_int_equal(engine_get(e, "c")->state, JOB_RUNNING);
+}
+
+static void test_a_dead_nodes_job_is_retried_at_once(void **state)
+{
+    engine_t *e = *state;
+    job_t *j = stored("orphan", NULL);
+    j->state = j->stored_state = JOB_RUNNING;
+    j->attempts = 1;
+    j->lease_expires_at = fake_now + 60000; /* its lease had a minute to go */
+    strcpy(j->lease_id, "00112233445566778899aabbccddeeff");
+    engine_take_over(e, j);
+    assert_int_equal(persisted[JOB_EV_RETRIED], 1);
+    assert_int_equal(engine_job_count(e), 0); /* given back, due after its backoff */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -215,6 +241,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_dropped_job_is_forgotten, setup_shared, teardown),
         cmocka_unit_test_setup_teardown(test_a_job_read_from_the_database_is_never_leased, setup_shared, teardown),
         cmocka_unit_test_setup_teardown(test_drop_all_forgets_every_job, setup_shared, teardown),
+        cmocka_unit_test_setup_teardown(test_a_claimed_job_replaces_a_copy_read_before, setup_shared, teardown),
+        cmocka_unit_test_setup_teardown(test_a_dead_nodes_job_is_retried_at_once, setup_shared, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,190 @@
+#!/usr/bin/python3
+"""jobq's cluster mode on PostgreSQL (issue 13): the full cycle over HTTP
+and FWP and enqueue alone, `fsync`, each run on a new database of one
+throwaway PostgreSQL started here (tests/integration/pg.py, with
+pg_stat_statements loaded), for three set-ups side by side, alternating,
+medians of 3:
+
+  alone    one jobq in its default mode (the jobs in its memory)
+  1 node   one jobq in cluster mode
+  3 nodes  three jobqs in cluster mode on the database, the clients split
+           across them (4 + 4 runs as 2 + 2, 1 + 1, 1 + 1)
+
+and, where it applies, the issue's yardstick: a plain SKIP LOCKED queue
+with a transaction per operation (bench/pgqueue.c). Besides jobs/s, per job:
+jobq's CPU (every node), PostgreSQL's CPU (the postmaster and its
+children), statements (pg_stat_statements' calls), transactions committed
+and WAL bytes.
+
+Usage: bench/cluster.py [JOBS] [ROUNDS]     (defaults 20000, 3)
+Needs build/jobq, build/bench/{loadgen,fwpgen,pgqueue} and postgresql.
+Every client is bounded by --max-seconds; servers are stopped by their own
+pids; the PostgreSQL cluster is stopped at the end."""
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
+import jobq_server  # noqa: E402
+from pg import Postgres  # noqa: E402
+
+GEN = os.path.join(HERE, "..", "build", "bench")
+TICK = os.sysconf("SC_CLK_TCK")
+
+# (title, protocol, producers, consumers)
+SCENARIOS = [
+    ("HTTP cycle 4 + 4", "http", 4, 4),
+    ("FWP cycle 4 + 4", "fwp", 4, 4),
+    ("HTTP enqueue, 4 connections", "http", 4, 0),
+]
+SETUPS = ["alone", "1 node", "3 nodes"]
+
+
+def split(total, parts):
+    """4 over 3 nodes: 2, 1, 1."""
+    return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
+
+
+def cpu_ticks(pids):
+    t = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            t += int(fields[11]) + int(fields[12])
+        except OSError:
+            pass
+    return t
+
+
+def pg_pids(pgc):
+    with open(os.path.join(pgc.data, "postmaster.pid")) as f:
+        master = int(f.readline())
+    pids = [master]
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == master:
+                        pids.append(int(d))
+            except OSError:
+                pass
+    return pids
+
+
+def pg_counters(pgc):
+    (calls, xacts, lsn), = pgc.psql(
+        "SELECT (SELECT coalesce(sum(calls),0) FROM pg_stat_statements),"
+        " (SELECT sum(xact_commit) FROM pg_stat_database),"
+        " pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')")
+    return float(calls), float(xacts), float(lsn)
+
+
+def client(proto, node, producers, consumers, jobs):
+    if proto == "fwp":
+        cmd = [os.path.join(GEN, "fwpgen"), "--port", str(node.fwp_port)]
+    else:
+        cmd = [os.path.join(GEN, "loadgen"), "--url", node.url, "--payload", "90"]
+    cmd += ["--producers", str(producers), "--consumers", str(consumers), "--jobs", str(jobs),
+            "--max-seconds", "120"]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+
+
+def done_count(out):
+    m = re.search(r"(\d+) jobs in", out) or re.search(r"completed=(\d+)", out)
+    if not m:
+        raise RuntimeError(f"no figures from the client:\n{out}")
+    return int(m.group(1))
+
+
+def one_run(pgc, setup, proto, producers, consumers, jobs):
+    url = pgc.new_database()
+    n = 3 if setup == "3 nodes" else 1
+    env = {"JOBQ_DATABASE_URL": url, "JOBQ_DURABILITY": "fsync"}
+    if setup != "alone":
+        env.update({"JOBQ_CLUSTER": "true"})
+    nodes = []
+    try:
+        for _ in range(n):
+            port = jobq_server.free_port()
+            node = jobq_server.Jobq({**env, "JOBQ_FAKTORY_LISTEN": f"127.0.0.1:{port}"})
+            node.fwp_port = port
+            nodes.append(node)
+        pids = pg_pids(pgc)
+        c0, pg0 = pg_counters(pgc), cpu_ticks(pids)
+        j0 = cpu_ticks([x.proc.pid for x in nodes])
+        ps, cs = split(producers, n), split(consumers, n)
+        shares = [jobs * p // producers for p in ps]
+        shares[0] += jobs - sum(shares)
+        t0 = time.monotonic()
+        procs = [client(proto, nodes[i], ps[i], cs[i], shares[i]) for i in range(n)]
+        outs = [p.communicate(timeout=180)[0] for p in procs]
+        secs = time.monotonic() - t0
+        done = sum(done_count(o) for o in outs)
+        pids = pg_pids(pgc)
+        jq = (cpu_ticks([x.proc.pid for x in nodes]) - j0) / TICK
+        pgcpu = (cpu_ticks(pids) - pg0) / TICK
+        c1 = pg_counters(pgc)
+    finally:
+        for x in nodes:
+            x.stop()
+    per = max(1, done)
+    return {"jobs/s": done / secs, "jobq us": jq / per * 1e6, "pg us": pgcpu / per * 1e6,
+            "stmts": (c1[0] - c0[0]) / per, "xacts": (c1[1] - c0[1]) / per,
+            "wal": (c1[2] - c0[2]) / per}
+
+
+def yardstick(pgc, producers, consumers, jobs):
+    url = pgc.new_database()
+    pids0 = pg_pids(pgc)
+    c0, pg0 = pg_counters(pgc), cpu_ticks(pids0)
+    out = subprocess.run([os.path.join(GEN, "pgqueue"), "--url", url, "--producers",
+                          str(producers), "--consumers", str(consumers), "--jobs", str(jobs),
+                          "--max-seconds", "120"], capture_output=True, text=True,
+                         timeout=180).stdout
+    m = re.search(r"full_cycle_jobs_per_s=([\d.]+)", out)
+    if not m:
+        raise RuntimeError(f"no figures from pgqueue:\n{out}")
+    c1 = pg_counters(pgc)
+    return {"jobs/s": float(m.group(1)), "stmts": (c1[0] - c0[0]) / jobs,
+            "xacts": (c1[1] - c0[1]) / jobs, "wal": (c1[2] - c0[2]) / jobs}
+
+
+def main():
+    jobs = int(sys.argv[1]) if len(sys.argv) > 1 else 20000
+    rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+    pgc = Postgres("-c shared_preload_libraries=pg_stat_statements")
+    try:
+        pgc.psql("CREATE EXTENSION pg_stat_statements")
+        print(f"jobq cluster mode on PostgreSQL, fsync, {jobs} jobs per run, median of "
+              f"{rounds}\n")
+        print("| scenario | set-up | jobs/s | jobq CPU us/job | PostgreSQL CPU us/job | "
+              "statements/job | commits/job | WAL bytes/job |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+        for title, proto, producers, consumers in SCENARIOS:
+            res = {s: [] for s in SETUPS}
+            plain = []
+            for _ in range(rounds):
+                for s in SETUPS:
+                    res[s].append(one_run(pgc, s, proto, producers, consumers, jobs))
+                if proto == "http":
+                    plain.append(yardstick(pgc, producers, consumers, jobs))
+            rows = list(res.items()) + ([("SKIP LOCKED queue", plain)] if plain else [])
+            for s, rs in rows:
+                med = lambda k: statistics.median(r[k] for r in rs) if k in rs[0] else None
+                cells = [f"{med('jobs/s'):,.0f}"]
+                cells += [f"{med(k):.1f}" if med(k) is not None else "" for k in
+                          ("jobq us", "pg us", "stmts", "xacts")]
+                cells.append(f"{med('wal'):,.0f}")
+                print(f"| {title} | {s} | " + " | ".join(cells) + " |", flush=True)
+    finally:
+        pgc.stop()
+
+
+if __name__ == "__main__":
+    main()
