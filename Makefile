@@ -23,7 +23,7 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 REL_OBJ  := $(LIB_SRC:%.c=build/obj/%.o)
 SAN_OBJ  := $(LIB_SRC:%.c=build/san/obj/%.o)
 
-.PHONY: all run test unit integration bench bench-faktory bench-peers bench-postgres deps clean format-check fuzz fuzz-replay layers
+.PHONY: all run test unit integration bench bench-faktory bench-peers bench-postgres bench-cluster deps clean format-check fuzz fuzz-replay layers
 all: build/jobq
 
 # Debian packages; installed only when something is missing.
@@ -206,6 +206,13 @@ bench-postgres: deps
 	$(MAKE) deps EXTRA_DEB_PKGS=postgresql
 	$(MAKE) build/jobq build/bench/loadgen build/bench/fwpgen build/bench/pgqueue
 	/usr/bin/python3 bench/postgres.py
+
+# Cluster mode: one node alone, one and three in cluster mode, the SKIP
+# LOCKED yardstick, with PostgreSQL's statements, WAL and CPU per job.
+bench-cluster: deps
+	$(MAKE) deps EXTRA_DEB_PKGS=postgresql
+	$(MAKE) build/jobq build/bench/loadgen build/bench/fwpgen build/bench/pgqueue
+	/usr/bin/python3 bench/cluster.py
 
 # jobq against beanstalkd and Redis from Debian (installed when missing),
 # same client style, alternating, medians of 3 (docs/performance.md).

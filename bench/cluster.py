@@ -31,6 +31,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
 import jobq_server  # noqa: E402
+import postgres as postgres_bench  # noqa: E402  (bench/postgres.py: the yardstick)
 from pg import Postgres  # noqa: E402
 
 GEN = os.path.join(HERE, "..", "build", "bench")
@@ -129,10 +130,11 @@ def one_run(pgc, setup, proto, producers, consumers, jobs):
         pids = pg_pids(pgc)
         jq = (cpu_ticks([x.proc.pid for x in nodes]) - j0) / TICK
         pgcpu = (cpu_ticks(pids) - pg0) / TICK
-        c1 = pg_counters(pgc)
     finally:
         for x in nodes:
             x.stop()
+    time.sleep(0.6)  # sessions flush their statistics (commits) as they end
+    c1 = pg_counters(pgc)
     per = max(1, done)
     return {"jobs/s": done / secs, "jobq us": jq / per * 1e6, "pg us": pgcpu / per * 1e6,
             "stmts": (c1[0] - c0[0]) / per, "xacts": (c1[1] - c0[1]) / per,
@@ -141,17 +143,10 @@ def one_run(pgc, setup, proto, producers, consumers, jobs):
 
 def yardstick(pgc, producers, consumers, jobs):
     url = pgc.new_database()
-    pids0 = pg_pids(pgc)
-    c0, pg0 = pg_counters(pgc), cpu_ticks(pids0)
-    out = subprocess.run([os.path.join(GEN, "pgqueue"), "--url", url, "--producers",
-                          str(producers), "--consumers", str(consumers), "--jobs", str(jobs),
-                          "--max-seconds", "120"], capture_output=True, text=True,
-                         timeout=180).stdout
-    m = re.search(r"full_cycle_jobs_per_s=([\d.]+)", out)
-    if not m:
-        raise RuntimeError(f"no figures from pgqueue:\n{out}")
+    c0 = pg_counters(pgc)
+    rate = postgres_bench.yardstick(url, producers, consumers, jobs)
     c1 = pg_counters(pgc)
-    return {"jobs/s": float(m.group(1)), "stmts": (c1[0] - c0[0]) / jobs,
+    return {"jobs/s": rate, "stmts": (c1[0] - c0[0]) / jobs,
             "xacts": (c1[1] - c0[1]) / jobs, "wal": (c1[2] - c0[2]) / jobs}
 
 

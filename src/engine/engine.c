@@ -341,7 +341,7 @@ err_t engine_enqueue(engine_t *e, job_t *job, bool *created, const job_t **out, 
         eng_make_ready(e, ej);
     eng_persist(e, ej, JOB_EV_ENQUEUED);
     if (eng_shared(e))
-        e->claim_at = eng_now(e); /* news for this node's waiting lessees too */
+        e->news = true; /* for this node's waiting lessees too (shared.c) */
     *created = true;
     *out = job;
     eng_park(e, ej);
@@ -466,7 +466,7 @@ int64_t engine_next_deadline(const engine_t *e)
     int64_t t = a ? a->key : INT64_MAX;
     if (b && b->key < t)
         t = b->key;
-    if (e->opt.shared && !list_empty(&e->waiters) && !e->claims_in_flight && e->claim_at < t)
+    if (e->opt.shared && e->demand && !list_empty(&e->waiters) && e->claim_at < t)
         t = e->claim_at; /* the next claim for the workers waiting */
     /* Only worth waking for while someone waits for work. */
     return (!list_empty(&e->waiters) && e->gate_wake < t) ? e->gate_wake : t;

@@ -148,7 +148,8 @@ struct engine_waiter {
     void *ud;
     list_node_t link_; /* engine-private */
     heap_node_t deadline_;
-    bool once_; /* shared mode, wait_ms 0: answered when the claims out are */
+    bool once_;  /* shared mode, wait_ms 0: answered when the claims out are */
+    bool asked_; /* shared mode: a claim went out for it this round */
 };
 #define ENGINE_LEASE_MAX 100
 

@@ -123,6 +123,8 @@ struct engine {
     size_t nreleasing, releasing_cap;
     int claims_in_flight;
     int64_t claim_at;
+    bool demand; /* a lessee may wait with no claim out for it */
+    bool news;   /* a job was enqueued here since a claim came back short */
 };
 
 static inline int64_t eng_now(engine_t *e) { return e->h.now_ms(e->h.ud); }

@@ -45,6 +45,7 @@ int engine_lease(engine_t *e, engine_waiter_t *w, int64_t wait_ms, job_t **out)
     int n = take(e, w, out);
     /* Shared mode: nothing here is news only once the database says so. */
     w->once_ = eng_shared(e) && e->h.claim && wait_ms <= 0;
+    w->asked_ = false;
     if (w->once_)
         wait_ms = ENG_ONCE_WAIT_MS;
     if (n == 0 && wait_ms > 0) {
@@ -52,7 +53,7 @@ int engine_lease(engine_t *e, engine_waiter_t *w, int64_t wait_ms, job_t **out)
         if (heap_push(&e->waiter_deadlines, &w->deadline_, eng_now(e) + wait_ms) != 0)
             list_remove(&w->link_); /* out of memory: answer empty now */
         else if (eng_shared(e))
-            e->claim_at = eng_now(e); /* new demand: ask at once */
+            e->claim_at = eng_now(e), e->demand = true; /* new demand: ask at once */
     }
     eng_settle(e);
     return n;

@@ -75,13 +75,22 @@ static void release_due(engine_t *e)
     e->nreleasing = keep;
 }
 
-static void ask_round(engine_t *e)
+/* A claim for every lessee waiting without one, even while others are
+ * out: demand that builds meanwhile joins the store's next transaction
+ * (its group commit) instead of waiting for the last round to end. */
+static void ask(engine_t *e)
 {
-    int asked = 0;
-    for (list_node_t *n = e->waiters.next; n != &e->waiters && asked < CLAIMS_PER_ROUND;
-         n = n->next, asked++) {
+    e->demand = false;
+    for (list_node_t *n = e->waiters.next; n != &e->waiters; n = n->next) {
         engine_waiter_t *w = LIST_ENTRY(n, engine_waiter_t, link_);
+        if (w->asked_)
+            continue;
+        if (e->claims_in_flight >= CLAIMS_PER_ROUND) {
+            e->demand = true; /* the rest when some come back */
+            return;
+        }
         engine_claim_t c = { w->queues, w->nqueues, w->queue_order, w->max };
+        w->asked_ = true;
         e->claims_in_flight++;
         ENG_HOOK(e, e->h.claim(e->h.ud, &c));
     }
@@ -90,9 +99,17 @@ static void ask_round(engine_t *e)
 void eng_shared_settle(engine_t *e)
 {
     release_due(e);
-    if (e->h.claim && !e->claims_in_flight && !list_empty(&e->waiters) &&
-        eng_now(e) >= e->claim_at)
-        ask_round(e);
+    if (e->h.claim && e->demand && !list_empty(&e->waiters) && eng_now(e) >= e->claim_at)
+        ask(e);
+}
+
+/* A round is over when no claim is out: every lessee still waiting may
+ * be asked for again (at claim_at). */
+static void round_over(engine_t *e)
+{
+    for (list_node_t *n = e->waiters.next; n != &e->waiters; n = n->next)
+        LIST_ENTRY(n, engine_waiter_t, link_)->asked_ = false;
+    e->demand = true;
 }
 
 void eng_shared_free(engine_t *e) { free(e->releasing); }
@@ -166,13 +183,20 @@ void engine_claimed(engine_t *e, job_t **jobs, int n, int asked)
             eng_persist(e, got[i], JOB_EV_UPDATED);
             back++;
         }
+    /* Short: nothing more is due, so the next round waits a poll, unless
+     * a job was enqueued here since (a claim after its insert finds it). */
     int64_t now = eng_now(e);
-    if (n < asked || back > 0)
+    if ((n < asked || back > 0) && !e->news)
         e->claim_at = now + poll_delay(e);
-    else if (e->claim_at > now)
+    else
         e->claim_at = now;
-    if (!e->claims_in_flight)
+    e->news = false;
+    if (!e->claims_in_flight) {
         answer_once(e);
+        round_over(e);
+    } else if (e->claims_in_flight < CLAIMS_PER_ROUND) {
+        e->demand = true; /* room for a lessee the cap held back */
+    }
     eng_settle(e);
 }
 

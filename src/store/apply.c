@@ -136,11 +136,29 @@ static int apply_begin(store_t *s, store_applying_t *a)
     return 0;
 }
 
+/* Claims and beats (cluster mode) only ask for something: a batch that
+ * keeps failing goes on without them, so that a statement of theirs that
+ * cannot succeed never holds the writes back; their callbacks hear why.
+ * One whose earlier run took jobs stays: it must take them back (held). */
+static void drop_asks(store_t *s, store_applying_t *a)
+{
+    for (op_t *op = a->batch; op; op = op->next)
+        if ((op->kind == OP_CLAIM || op->kind == OP_BEAT) && !op->dropped && !op->njobs) {
+            op->dropped = true;
+            char why[600];
+            store_last_error(s, why, sizeof why);
+            free(op->error);
+            op->error = strdup(why);
+        }
+}
+
 /* Up to max writes of the batch, from where the last call stopped. */
 static int apply_writes(store_t *s, store_applying_t *a, size_t max)
 {
     for (; a->next && max; a->next = a->next->next, max--) {
         op_t *op = a->next;
+        if (op->dropped)
+            continue;
         if (op->superseded) {
             a->totals[op->ev]++; /* every event counts, written or not */
             continue;
@@ -256,6 +274,8 @@ static void apply_failed(store_t *s, store_applying_t *a)
     s->ops->rollback(s->conn);
     a->open = false;
     store_backoff(a->attempt++);
+    if (a->attempt >= 2)
+        drop_asks(s, a);
 }
 
 bool store_apply_step(store_t *s, store_applying_t *a, size_t max)

@@ -82,7 +82,9 @@ static int fail_msg(pg_t *c, const char *what, const PGresult *r)
     const char *st = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
     snprintf(c->sqlstate, sizeof c->sqlstate, "%s", st ? st : "");
     const char *msg = r && PQresultErrorMessage(r)[0] ? PQresultErrorMessage(r) : PQerrorMessage(c->db);
-    snprintf(c->err, sizeof c->err, "%s: %s", what, msg);
+    /* The statement, cut short: a claim's runs to kilobytes, and the
+     * server's reason must fit after it. */
+    snprintf(c->err, sizeof c->err, "%.80s%s: %s", what, strlen(what) > 80 ? "..." : "", msg);
     size_t n = strlen(c->err);
     while (n && (c->err[n - 1] == '\n' || c->err[n - 1] == ' '))
         c->err[--n] = '\0';
@@ -132,8 +134,12 @@ static int prepare_all(pg_t *c)
  * session holds it. */
 static int setup(pg_t *c)
 {
+    /* Prepared statements keep one generic plan: every one jobq sends is
+     * an index lookup or range whatever its parameters, and planning a
+     * claim again at each call cost more than running it. */
     if (pg_exec(c, c->sync == BACKEND_SYNC_OFF ? "SET synchronous_commit=off"
-                                            : "SET synchronous_commit=on") != 0)
+                                            : "SET synchronous_commit=on") != 0 ||
+        pg_exec(c, "SET plan_cache_mode=force_generic_plan") != 0)
         return -1;
     if (!c->writer)
         return pg_exec(c, "SET default_transaction_read_only=on");
@@ -222,6 +228,7 @@ static int reconnect(pg_t *c)
 {
     PQreset(c->db);
     c->prepared = false;
+    c->nextra = 0;
     if (PQstatus(c->db) != CONNECTION_OK)
         return fail_msg(c, "reconnect", NULL);
     return setup(c);
@@ -579,6 +586,23 @@ int pg_each_row(pg_t *c, const char *name, const char *sql, int n, const Oid *ty
     return rc;
 }
 
+
+int pg_each_prepared(pg_t *c, const char *name, const char *sql, int n, const Oid *types,
+                     const char *const *vals, row_fn fn, void *ud)
+{
+    int known = 0;
+    while (known < c->nextra && strcmp(c->extra[known], name) != 0)
+        known++;
+    if (known == c->nextra && c->nextra < PG_EXTRA_MAX) {
+        if (unpipe(c) != 0 || revive(c) != 0 ||
+            settle(c, PQprepare(c->db, name, sql, n, types), name) != 0)
+            return -1;
+        snprintf(c->extra[c->nextra++], sizeof c->extra[0], "%s", name);
+    } else if (known == c->nextra) {
+        return pg_each_row(c, NULL, sql, n, types, vals, fn, ud);
+    }
+    return pg_each_row(c, name, NULL, n, types, vals, fn, ud);
+}
 
 /* A row of doc, created_at, id, queue, type. */
 static int doc_row(const PGresult *r, void *ud)

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include "store/postgres_internal.h"
+#include "util/sbuf.h"
 
 static int id_row(const PGresult *r, void *ud)
 {
@@ -121,6 +122,31 @@ static int queue_array(const backend_claim_t *q, char *buf, size_t len)
     return 0;
 }
 
+/* One (queue, priority) slice of a claim, as a CTE s<qi>_<priority>: a
+ * range of jobs_ready, due jobs only, at most max, locked as they are read
+ * (FOR UPDATE, which a UNION does not allow, hence one CTE each). */
+static void claim_slice(sbuf_t *sql, int qi, int priority)
+{
+    char part[640];
+    snprintf(part, sizeof part,
+             "%ss%d_%d AS (SELECT id, %d AS priority, %d AS qi, run_at, seq FROM jobs"
+             " WHERE queue = ($1::text[])[%d] AND priority = %d AND owner IS NULL"
+             " AND state IN ('queued','pending','retrying')"
+             " AND run_at <= (extract(epoch FROM now()) * 1000)::bigint"
+             " AND NOT EXISTS (SELECT 1 FROM queues WHERE name = ($1::text[])[%d] AND paused)"
+             " ORDER BY run_at, seq LIMIT $2 FOR UPDATE SKIP LOCKED)",
+             qi == 1 && priority == 0 ? "WITH " : ", ", qi, priority, priority, qi, qi,
+             priority, qi);
+    sbuf_adds(sql, part);
+}
+
+/* HTTP: priority first, ties to the queue listed first; FWP: the queues in
+ * order, priority within each. Then readiness, then arrival. Every slice
+ * is an index range (jobs_ready is (queue, priority, run_at, seq) over
+ * free waiting jobs), so a claim reads at most max rows a slice however
+ * many jobs wait, and never scans scheduled ones not yet due. A slice's
+ * rows not taken stay locked until the transaction ends (moments): other
+ * nodes' claims skip them meanwhile. */
 int pg_claim(void *conn, const backend_claim_t *q, backend_doc_cb cb, void *ud)
 {
     pg_t *c = conn;
@@ -129,28 +155,37 @@ int pg_claim(void *conn, const backend_claim_t *q, backend_doc_cb cb, void *ud)
         return snprintf(c->err, sizeof c->err, "claim: too many queues"), -1;
     snprintf(max, sizeof max, "%d", q->max);
     snprintf(me, sizeof me, "%lld", (long long)c->node);
-    /* HTTP: priority first, ties to the queue listed first; FWP: the
-     * queues in order. Then readiness, then arrival. */
-    char sql[1200];
-    snprintf(sql, sizeof sql,
-             "WITH c AS (SELECT id FROM jobs WHERE owner IS NULL AND state IN"
-             " ('queued','pending','retrying') AND queue = ANY($1::text[])"
-             " AND run_at <= (extract(epoch FROM now()) * 1000)::bigint"
-             " AND NOT EXISTS (SELECT 1 FROM queues WHERE name = jobs.queue AND paused)"
-             " ORDER BY %s, run_at, seq LIMIT $2 FOR UPDATE SKIP LOCKED),"
+    const char *order = q->queue_order ? "qi, priority" : "priority, qi";
+    sbuf_t sql;
+    sbuf_init(&sql, 4096);
+    for (int i = 1; i <= q->nqueues; i++)
+        for (int p = 0; p < JOB_PRIORITIES; p++)
+            claim_slice(&sql, i, p);
+    sbuf_adds(&sql, ", c AS (SELECT * FROM (");
+    for (int i = 1; i <= q->nqueues; i++)
+        for (int p = 0; p < JOB_PRIORITIES; p++) {
+            char one[48];
+            snprintf(one, sizeof one, "%sSELECT * FROM s%d_%d", i == 1 && p == 0 ? "" :
+                     " UNION ALL ", i, p);
+            sbuf_adds(&sql, one);
+        }
+    char tail[700];
+    snprintf(tail, sizeof tail,
+             ") x ORDER BY %s, run_at, seq LIMIT $2),"
              " u AS (UPDATE jobs j SET owner = $3, token = nextval('job_tokens') FROM c"
              " WHERE j.id = c.id AND EXISTS (SELECT 1 FROM nodes WHERE id = $3 AND"
              " expires_at > now())"
-             " RETURNING j.doc, j.created_at, j.id, j.queue, j.type, j.token, j.priority,"
-             " j.run_at, j.seq)"
+             " RETURNING j.doc, j.created_at, j.id, j.queue, j.type, j.token, c.priority, c.qi,"
+             " c.run_at, c.seq)"
              " SELECT doc, created_at, id, queue, type, token FROM u ORDER BY %s, run_at, seq",
-             q->queue_order ? "array_position($1::text[], queue::text), priority"
-                            : "priority, array_position($1::text[], queue::text)",
-             q->queue_order ? "array_position($1::text[], queue::text), priority"
-                            : "priority, array_position($1::text[], queue::text)");
+             order, order);
+    sbuf_adds(&sql, tail);
     const char *vals[3] = { queues, max, me };
     static const Oid types[3] = { 25, 23, 20 };
     doc_call_t d = { cb, ud };
-    return pg_each_row(c, NULL, sql, 3, types, vals, claimed_row, &d);
+    char name[24];
+    snprintf(name, sizeof name, "claim_%d_%c", q->nqueues, q->queue_order ? 'q' : 'p');
+    int rc = pg_each_prepared(c, name, sql.p, 3, types, vals, claimed_row, &d);
+    sbuf_free(&sql);
+    return rc;
 }
-

@@ -45,6 +45,7 @@ typedef struct op {
     char *error;
     bloom_t *ids;      /* OP_IDS: what the scan found, owned */
     bool refused;      /* OP_PUT in cluster mode: the database refused it (row.refused) */
+    bool dropped;      /* OP_CLAIM, OP_BEAT: left out of a batch that kept failing (apply.c) */
     /* OP_CLAIM, OP_BEAT (cluster mode): what to claim, and what came back,
      * owned until handed to the callback. */
     backend_claim_t claim;

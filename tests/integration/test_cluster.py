@@ -135,7 +135,10 @@ def test_a_killed_nodes_leases_come_back(cluster, postgres):
     assert sorted(j["id"] for j in back) == [f"k{i}" for i in range(5)]
     assert took < TTL_MS / 1000 + TTL_MS / 3000 + 2, took  # the TTL plus a sweep
     for j in back:
-        assert j["attempts"] == 2
+        # 2: its first attempt ended as an expired lease's; 1: the kill came
+        # before that lease was written (leases are not waited for), so
+        # the claim was simply given back.
+        assert j["attempts"] in (1, 2)
         r = c.post(f"/v1/jobs/{j['id']}/complete", {"lease_id": j["lease_id"]})
         assert r.status_code == 200, r.text
     assert rows(postgres, url, "SELECT count(*) FROM jobs WHERE state='completed'") == [["5"]]
