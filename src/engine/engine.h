@@ -71,7 +71,9 @@ typedef struct engine_hooks {
     /* Shared mode (engine_options_t.shared): waiting lessees need jobs
      * that only the database can give. The owner claims up to c->max free
      * jobs of c's queues for this node and hands them to engine_claimed(),
-     * even when none came (with n = 0): one call each. */
+     * even when none came (with n = 0): one call each. One claim asks for
+     * every lessee waiting on the same queues (c->max is their sum, at
+     * most 1000). */
     void (*claim)(void *ud, const struct engine_claim *c);
     int64_t (*spill_write)(void *ud, const void *bytes, size_t n);
     int (*spill_read)(void *ud, int64_t off, void *buf, size_t n);

@@ -3,10 +3,12 @@
  * at the end of the call; waiting lessees turn into claims, and what the
  * claims bring goes to them or straight back. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "engine/engine_internal.h"
 
-#define CLAIMS_PER_ROUND 64 /* lessees asked for at once; the rest wait a round */
+#define CLAIMS_PER_ROUND 64 /* claims out at once; the rest wait for some to come back */
+#define CLAIM_MAX 1000     /* jobs one claim asks for, lessees of the same queues together */
 
 void eng_release_later(engine_t *e, ejob_t *ej, int age)
 {
@@ -75,6 +77,32 @@ static void release_due(engine_t *e)
     e->nreleasing = keep;
 }
 
+static bool same_queues(const engine_waiter_t *a, const engine_waiter_t *b)
+{
+    if (a->nqueues != b->nqueues || a->queue_order != b->queue_order)
+        return false;
+    for (int i = 0; i < a->nqueues; i++)
+        if (strcmp(a->queues[i], b->queues[i]) != 0)
+            return false;
+    return true;
+}
+
+/* w's claim, for every lessee waiting without one on the same queues: one
+ * statement for all of them (up to CLAIM_MAX jobs), not one each. */
+static int coalesce(engine_t *e, engine_waiter_t *w)
+{
+    int max = w->max;
+    w->asked_ = true;
+    for (list_node_t *n = w->link_.next; n != &e->waiters && max < CLAIM_MAX; n = n->next) {
+        engine_waiter_t *o = LIST_ENTRY(n, engine_waiter_t, link_);
+        if (!o->asked_ && same_queues(w, o) && max + o->max <= CLAIM_MAX) {
+            o->asked_ = true;
+            max += o->max;
+        }
+    }
+    return max;
+}
+
 /* A claim for every lessee waiting without one, even while others are
  * out: demand that builds meanwhile joins the store's next transaction
  * (its group commit) instead of waiting for the last round to end. */
@@ -89,8 +117,7 @@ static void ask(engine_t *e)
             e->demand = true; /* the rest when some come back */
             return;
         }
-        engine_claim_t c = { w->queues, w->nqueues, w->queue_order, w->max };
-        w->asked_ = true;
+        engine_claim_t c = { w->queues, w->nqueues, w->queue_order, coalesce(e, w) };
         e->claims_in_flight++;
         ENG_HOOK(e, e->h.claim(e->h.ud, &c));
     }
@@ -160,11 +187,11 @@ void engine_claimed(engine_t *e, job_t **jobs, int n, int asked)
     ENG_ENTER(e);
     CHECK(e->claims_in_flight > 0);
     e->claims_in_flight--;
-    ejob_t *got[ENGINE_LEASE_MAX];
+    ejob_t *got[CLAIM_MAX]; /* 8 KB: the loop thread's stack has room */
     int ngot = 0;
     for (int i = 0; i < n; i++) {
         job_t *job = jobs[i];
-        ejob_t *ej = ngot < ENGINE_LEASE_MAX && !job_state_terminal(job->state) &&
+        ejob_t *ej = ngot < CLAIM_MAX && !job_state_terminal(job->state) &&
                              job->state != JOB_RUNNING
                          ? replace(e, job)
                          : NULL;

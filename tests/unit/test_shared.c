@@ -3,6 +3,7 @@
 #include "engine_fixture.h"
 
 static int claims, claim_max, claim_nqueues;
+static int claim_maxes[16]; /* every claim's max, in order */
 static bool claim_order;
 static int waited; /* lessee callbacks: jobs handed over, or -1 for none */
 static const char *handed[8];
@@ -10,6 +11,8 @@ static const char *handed[8];
 static void claim_fn(void *ud, const engine_claim_t *c)
 {
     (void)ud;
+    if (claims < 16)
+        claim_maxes[claims] = c->max;
     claims++;
     claim_max = c->max;
     claim_nqueues = c->nqueues;
@@ -230,6 +233,31 @@ static void test_a_dead_nodes_job_is_retried_at_once(void **state)
     assert_int_equal(engine_job_count(e), 0); /* given back, due after its backoff */
 }
 
+static void test_lessees_of_the_same_queues_share_one_claim(void **state)
+{
+    engine_t *e = *state;
+    static const char *const other[] = { "other" };
+    engine_waiter_t a = waiter(2), b = waiter(3);
+    engine_waiter_t c = { .worker = "w", .queues = other, .nqueues = 1, .max = 1, .cb = on_jobs };
+    job_t *out[3];
+    engine_lease(e, &a, 5000, out); /* each asked for on arrival... */
+    engine_lease(e, &b, 5000, out);
+    engine_lease(e, &c, 5000, out);
+    assert_int_equal(claims, 3);
+    engine_claimed(e, NULL, 0, 2); /* ...and all come back empty */
+    engine_claimed(e, NULL, 0, 3);
+    engine_claimed(e, NULL, 0, 1);
+    assert_int_equal(claims, 3);
+    fake_now = engine_next_deadline(e); /* a poll later: one claim for a and b */
+    engine_tick(e);
+    assert_int_equal(claims, 5);
+    assert_int_equal(claim_maxes[3], 5);
+    assert_int_equal(claim_maxes[4], 1); /* c's, on its own queue */
+    engine_waiter_cancel(e, &a);
+    engine_waiter_cancel(e, &b);
+    engine_waiter_cancel(e, &c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -243,6 +271,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_drop_all_forgets_every_job, setup_shared, teardown),
         cmocka_unit_test_setup_teardown(test_a_claimed_job_replaces_a_copy_read_before, setup_shared, teardown),
         cmocka_unit_test_setup_teardown(test_a_dead_nodes_job_is_retried_at_once, setup_shared, teardown),
+        cmocka_unit_test_setup_teardown(test_lessees_of_the_same_queues_share_one_claim, setup_shared, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
