@@ -100,8 +100,13 @@ void eng_persist(engine_t *e, ejob_t *ej, job_event_t ev)
     j->stored = true;
     j->stored_state = (unsigned char)j->state;
     eng_account(e, ej); /* after the hook: writing it filled the text caches */
-    if (eng_shared(e) && j->state != JOB_RUNNING)
-        eng_release_later(e, ej, 0); /* given back to the database */
+    if (eng_shared(e) && j->state != JOB_RUNNING) {
+        /* Given back to the database: no timer of it may fire and no
+         * lessee take it in what is left of this call (a retry due at
+         * once would otherwise be leased here with no claim). */
+        eng_release_later(e, ej, 0);
+        eng_unlink(e, ej);
+    }
 }
 
 void eng_account(engine_t *e, ejob_t *ej)
@@ -294,7 +299,8 @@ const job_t *engine_get(engine_t *e, const char *id)
     if (!ej || !eng_job(e, ej))
         return NULL;
     eng_park(e, ej);
-    if (job_state_terminal(ej->rec.job->state)) { /* recently read: evicted last */
+    /* Recently read: evicted last (a copy read in shared mode is on no list). */
+    if (job_state_terminal(ej->rec.job->state) && list_linked(&ej->link)) {
         list_remove(&ej->link);
         list_push_back(&e->finished, &ej->link);
     }

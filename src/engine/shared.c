@@ -12,8 +12,12 @@
 
 void eng_release_later(engine_t *e, ejob_t *ej, int age)
 {
-    if (ej->releasing)
+    if (ej->releasing) { /* a copy read before, now written: it goes sooner */
+        for (size_t i = 0; i < e->nreleasing; i++)
+            if (e->releasing[i].ej == ej && e->releasing[i].age > age)
+                e->releasing[i].age = age;
         return;
+    }
     if (e->nreleasing == e->releasing_cap) {
         size_t cap = e->releasing_cap ? e->releasing_cap * 2 : 16;
         struct eng_release *v = realloc(e->releasing, cap * sizeof *v);

@@ -71,10 +71,11 @@ typedef struct app {
 } app_t;
 
 /* cluster.c: cluster mode (JOBQ_CLUSTER). Open: the store, as a node;
- * start (a no-op without cluster mode): once the loop runs. The claim hook
- * is the engine's (engine_hooks_t.claim). */
+ * start (a no-op without cluster mode): the node's first beat, after
+ * recovery and before the store starts, then its timer. The claim hook is
+ * the engine's (engine_hooks_t.claim). */
 store_t *app_cluster_open(app_t *a, char *err, size_t len);
-int app_cluster_start(app_t *a);
+int app_cluster_start(app_t *a, char *err, size_t len);
 void app_cluster_leave(app_t *a); /* before the store stops */
 void app_cluster_claim(void *ud, const engine_claim_t *c);
 

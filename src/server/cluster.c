@@ -99,14 +99,14 @@ store_t *app_cluster_open(app_t *a, char *err, size_t len)
     return s;
 }
 
-/* The first beat goes with the store's first batch: until it lands the
- * node holds no row, and its claims and writes are refused. */
-int app_cluster_start(app_t *a)
+/* The first beat before the store starts, and the next ones from the
+ * timer (on_beat arms it). */
+int app_cluster_start(app_t *a, char *err, size_t len)
 {
     if (!a->cfg.cluster)
         return 0;
     if (!(a->beat_timer = evtimer_new(a->base, beat, a)))
-        return -1;
-    beat(-1, 0, a);
-    return 0;
+        return snprintf(err, len, "out of memory"), -1;
+    a->beat_busy = true;
+    return store_cluster_join(a->store, on_beat, a, err, len);
 }

@@ -328,8 +328,10 @@ static int start_loop(app_t *a, char *err, size_t len)
     if (!(a->http = http_server_start(a->base, &hopt, app_route, a, err, len)) ||
         start_faktory(a, err, len) != 0 || start_runners(a, err, len) != 0)
         return -1;
-    if (app_retention_start(a) != 0 || app_cluster_start(a) != 0)
+    if (app_retention_start(a) != 0)
         return snprintf(err, len, "out of memory"), -1;
+    if (app_cluster_start(a, err, len) != 0)
+        return -1;
     return store_start(a->store, err, len);
 }
 

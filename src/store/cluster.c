@@ -7,6 +7,7 @@
 
 #include "store/store_internal.h"
 #include "util/check.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "util/randid.h"
 
@@ -177,6 +178,26 @@ void store_node_beat(store_t *s, store_beat_cb cb, void *ud)
     op->beat_cb = cb;
     op->ud = ud;
     store_submit_unnumbered(s, op);
+}
+
+int store_cluster_join(store_t *s, store_beat_cb cb, void *ud, char *err, size_t len)
+{
+    CHECK(!s->running);
+    const char *in[4] = { NULL }, *out[4];
+    op_t *op = store_new_op(OP_BEAT, in, out);
+    op->beat_cb = cb;
+    op->ud = ud;
+    op->queued_ns = clock_mono_ns();
+    int rc = s->ops->begin(s->conn) != 0 || store_run_beat(s, op) != 0 ||
+             s->ops->commit(s->conn) != 0 ? -1 : 0;
+    if (rc != 0) {
+        snprintf(err, len, "cannot register this node: %s", s->ops->errmsg(s->conn));
+        s->ops->rollback(s->conn);
+    } else {
+        store_cluster_done(s, op);
+    }
+    store_free_op(op);
+    return rc;
 }
 
 void store_node_leave(store_t *s)

@@ -267,6 +267,10 @@ typedef struct store_beat {
 typedef void (*store_beat_cb)(void *ud, const store_beat_t *b, job_t **adopted, int n,
                               const char *error);
 void store_node_beat(store_t *s, store_beat_cb cb, void *ud);
+/* The first beat, run here and now (before store_start, after migration
+ * and recovery): the node has its row before it takes any request, so it
+ * never answers 503 for want of one. cb runs before this returns. */
+int store_cluster_join(store_t *s, store_beat_cb cb, void *ud, char *err, size_t len);
 /* The node stops (queue it before store_stop): its row expires at once, so
  * that other nodes take over its running jobs at their next beat. */
 void store_node_leave(store_t *s);

@@ -258,6 +258,28 @@ static void test_lessees_of_the_same_queues_share_one_claim(void **state)
     engine_waiter_cancel(e, &c);
 }
 
+static void test_a_retry_due_at_once_is_not_leased_without_a_claim(void **state)
+{
+    engine_t *e = *state;
+    engine_waiter_t w = waiter(1);
+    job_t *out[1];
+    engine_lease(e, &w, 0, out);
+    job_t *got[1] = { stored("r0", "\"timeout_ms\":1000,\"backoff\":{\"initial_ms\":0,\"jitter\":0}") };
+    engine_claimed(e, got, 1, 1);
+    assert_int_equal(waited, 1);
+    engine_waiter_t late = waiter(1);
+    engine_lease(e, &late, 5000, out); /* waits, and its claim goes out */
+    int asked = claims;
+    fake_now += 1000; /* the lease runs out; its retry is due at once */
+    engine_tick(e);
+    assert_int_equal(persisted[JOB_EV_RETRIED], 1);
+    assert_int_equal(persisted[JOB_EV_LEASED], 1); /* not leased again here */
+    assert_int_equal(engine_job_count(e), 0);
+    assert_true(engine_waiter_waiting(&late));
+    assert_int_equal(claims, asked); /* it waits for its claim, which sees the retry */
+    engine_waiter_cancel(e, &late);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -272,6 +294,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_claimed_job_replaces_a_copy_read_before, setup_shared, teardown),
         cmocka_unit_test_setup_teardown(test_a_dead_nodes_job_is_retried_at_once, setup_shared, teardown),
         cmocka_unit_test_setup_teardown(test_lessees_of_the_same_queues_share_one_claim, setup_shared, teardown),
+        cmocka_unit_test_setup_teardown(test_a_retry_due_at_once_is_not_leased_without_a_claim, setup_shared, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
