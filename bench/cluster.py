@@ -22,6 +22,7 @@ Every client is bounded by --max-seconds; servers are stopped by their own
 pids; the PostgreSQL cluster is stopped at the end."""
 import os
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -151,6 +152,9 @@ def yardstick(pgc, producers, consumers, jobs):
 
 
 def main():
+    # A timeout's SIGTERM must still stop the servers and the cluster (the
+    # finally blocks): as an exception, not Python's default exit.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     jobs = int(sys.argv[1]) if len(sys.argv) > 1 else 20000
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 3
     pgc = Postgres("-c shared_preload_libraries=pg_stat_statements")
