@@ -604,13 +604,13 @@ int pg_each_prepared(pg_t *c, const char *name, const char *sql, int n, const Oi
     return pg_each_row(c, name, NULL, n, types, vals, fn, ud);
 }
 
-/* A row of doc, created_at, id, queue, type. */
-static int doc_row(const PGresult *r, void *ud)
+int pg_doc_row(const PGresult *r, void *ud)
 {
     doc_call_t *d = ud;
     store_doc_t doc = { .doc = PQgetvalue(r, 0, 0), .len = (size_t)PQgetlength(r, 0, 0),
                         .created_at = pg_int8_at(r, 1), .id = PQgetvalue(r, 0, 2),
-                        .queue = PQgetvalue(r, 0, 3), .type = PQgetvalue(r, 0, 4) };
+                        .queue = PQgetvalue(r, 0, 3), .type = PQgetvalue(r, 0, 4),
+                        .token = PQnfields(r) > 5 ? pg_int8_at(r, 5) : 0 };
     return d->cb(d->ud, &doc);
 }
 
@@ -618,7 +618,7 @@ static int pg_get_job(void *conn, const char *id, backend_doc_cb cb, void *ud)
 {
     doc_call_t d = { cb, ud };
     const char *vals[1] = { id };
-    return pg_each_row(conn, prepared[P_GET].name, NULL, 1, NULL, vals, doc_row, &d);
+    return pg_each_row(conn, prepared[P_GET].name, NULL, 1, NULL, vals, pg_doc_row, &d);
 }
 
 static int pg_list_jobs(void *conn, const store_query_t *q, backend_doc_cb cb, void *ud)
@@ -635,7 +635,7 @@ static int pg_list_jobs(void *conn, const store_query_t *q, backend_doc_cb cb, v
                             lim, prio, from, to };
     static const Oid types[9] = { 25, 25, 25, 20, 25, 23, 23, 20, 20 };
     doc_call_t d = { cb, ud };
-    return pg_each_row(conn, NULL, sql, 9, types, vals, doc_row, &d);
+    return pg_each_row(conn, NULL, sql, 9, types, vals, pg_doc_row, &d);
 }
 
 typedef struct purge_scan {
@@ -689,7 +689,7 @@ static int pg_load_active(void *conn, backend_doc_cb cb, void *ud)
     return pg_each_row(conn, NULL,
                     "SELECT doc, created_at, id, queue, type FROM jobs WHERE state IN"
                     " ('pending','queued','running','retrying') ORDER BY run_at, created_at, id",
-                    0, NULL, NULL, doc_row, &d);
+                    0, NULL, NULL, pg_doc_row, &d);
 }
 
 typedef struct any_call {

@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <stdlib.h>
 
 #include "store/postgres_internal.h"
 #include "util/sbuf.h"
@@ -13,17 +12,6 @@ static int id_row(const PGresult *r, void *ud)
 {
     *(int64_t *)ud = pg_int8_at(r, 0);
     return 0;
-}
-
-/* A row of doc, created_at, id, queue, type, token. */
-static int claimed_row(const PGresult *r, void *ud)
-{
-    doc_call_t *d = ud;
-    store_doc_t doc = { .doc = PQgetvalue(r, 0, 0), .len = (size_t)PQgetlength(r, 0, 0),
-                        .created_at = pg_int8_at(r, 1), .id = PQgetvalue(r, 0, 2),
-                        .queue = PQgetvalue(r, 0, 3), .type = PQgetvalue(r, 0, 4),
-                        .token = pg_int8_at(r, 5) };
-    return d->cb(d->ud, &doc);
 }
 
 #define PG_DEAD "SELECT id FROM nodes WHERE expires_at < now()"
@@ -63,7 +51,7 @@ int pg_node_beat(void *conn, bool *lost, int64_t *node, backend_doc_cb adopted, 
         || pg_each_row(c, NULL, "UPDATE jobs SET owner = $1, token = nextval('job_tokens')"
                     " WHERE owner IN (" PG_DEAD ") AND state = 'running'"
                     " RETURNING doc, created_at, id, queue, type, token",
-                    1, t_me, mine, claimed_row, &d) != 0)
+                    1, t_me, mine, pg_doc_row, &d) != 0)
         return -1;
     return pg_exec(c, "DELETE FROM nodes WHERE expires_at < now() AND NOT EXISTS"
                    " (SELECT 1 FROM jobs WHERE owner = nodes.id)");
@@ -86,40 +74,37 @@ int pg_node_leave(void *conn)
 int pg_held(void *conn, const int64_t *tokens, int n, backend_doc_cb cb, void *ud)
 {
     pg_t *c = conn;
-    size_t cap = (size_t)n * 21 + 3, len = 0;
-    char *arr = malloc(cap), me[24];
-    if (!arr)
-        return snprintf(c->err, sizeof c->err, "out of memory"), -1;
-    arr[len++] = '{';
-    for (int i = 0; i < n; i++)
-        len += (size_t)snprintf(arr + len, cap - len, "%s%lld", i ? "," : "",
-                                (long long)tokens[i]);
-    snprintf(arr + len, cap - len, "}");
+    char me[24];
     snprintf(me, sizeof me, "%lld", (long long)c->node);
-    const char *vals[2] = { me, arr };
+    sbuf_t arr;
+    sbuf_init(&arr, (size_t)n * 12 + 8);
+    sbuf_addc(&arr, '{');
+    for (int i = 0; i < n; i++) {
+        if (i)
+            sbuf_addc(&arr, ',');
+        sbuf_add_int(&arr, tokens[i]);
+    }
+    sbuf_addc(&arr, '}');
+    const char *vals[2] = { me, arr.p };
     static const Oid types[2] = { 20, 25 };
     doc_call_t d = { cb, ud };
     int rc = pg_each_row(c, NULL, "SELECT doc, created_at, id, queue, type, token FROM jobs"
                          " WHERE owner = $1 AND token = ANY($2::bigint[])"
-                         " ORDER BY priority, run_at, seq", 2, types, vals, claimed_row, &d);
-    free(arr);
+                         " ORDER BY priority, run_at, seq", 2, types, vals, pg_doc_row, &d);
+    sbuf_free(&arr);
     return rc;
 }
 
 /* "{a,b}": queue names are [A-Za-z0-9._:-] (names.h), nothing to quote. */
-static int queue_array(const backend_claim_t *q, char *buf, size_t len)
+static void queue_array(const backend_claim_t *q, sbuf_t *out)
 {
-    size_t n = 0;
-    buf[n++] = '{';
+    sbuf_addc(out, '{');
     for (int i = 0; i < q->nqueues; i++) {
-        int w = snprintf(buf + n, len - n, "%s%s", i ? "," : "", q->queues[i]);
-        if (w < 0 || (size_t)w >= len - n - 1)
-            return -1;
-        n += (size_t)w;
+        if (i)
+            sbuf_addc(out, ',');
+        sbuf_adds(out, q->queues[i]);
     }
-    buf[n++] = '}';
-    buf[n] = '\0';
-    return 0;
+    sbuf_addc(out, '}');
 }
 
 /* One (queue, priority) slice of a claim, as a CTE s<qi>_<priority>: a
@@ -150,9 +135,10 @@ static void claim_slice(sbuf_t *sql, int qi, int priority)
 int pg_claim(void *conn, const backend_claim_t *q, backend_doc_cb cb, void *ud)
 {
     pg_t *c = conn;
-    char queues[8192], max[16], me[24];
-    if (queue_array(q, queues, sizeof queues) != 0)
-        return snprintf(c->err, sizeof c->err, "claim: too many queues"), -1;
+    char max[16], me[24];
+    sbuf_t queues;
+    sbuf_init(&queues, 256);
+    queue_array(q, &queues);
     snprintf(max, sizeof max, "%d", q->max);
     snprintf(me, sizeof me, "%lld", (long long)c->node);
     const char *order = q->queue_order ? "qi, priority" : "priority, qi";
@@ -180,12 +166,13 @@ int pg_claim(void *conn, const backend_claim_t *q, backend_doc_cb cb, void *ud)
              " SELECT doc, created_at, id, queue, type, token FROM u ORDER BY %s, run_at, seq",
              order, order);
     sbuf_adds(&sql, tail);
-    const char *vals[3] = { queues, max, me };
+    const char *vals[3] = { queues.p, max, me };
     static const Oid types[3] = { 25, 23, 20 };
     doc_call_t d = { cb, ud };
     char name[24];
     snprintf(name, sizeof name, "claim_%d_%c", q->nqueues, q->queue_order ? 'q' : 'p');
-    int rc = pg_each_prepared(c, name, sql.p, 3, types, vals, claimed_row, &d);
+    int rc = pg_each_prepared(c, name, sql.p, 3, types, vals, pg_doc_row, &d);
     sbuf_free(&sql);
+    sbuf_free(&queues);
     return rc;
 }

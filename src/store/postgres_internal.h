@@ -62,6 +62,8 @@ typedef struct doc_call {
     backend_doc_cb cb;
     void *ud;
 } doc_call_t;
+/* A row of doc, created_at, id, queue, type [, token] to a doc_call_t. */
+int pg_doc_row(const PGresult *r, void *ud);
 
 /* postgres_cluster.c */
 int pg_node_beat(void *conn, bool *lost, int64_t *node, backend_doc_cb adopted, void *ud);
