@@ -5,11 +5,6 @@
 #ifndef JOBQ_API_INTERNAL_H
 #define JOBQ_API_INTERNAL_H
 
-/* A write refused in cluster mode (store_waiter_t.refused). */
-#define API_REFUSED                                                                     \
-    "refused by the database: another jobq node holds this job now (this node lost its " \
-    "claim), or created it first; nothing was stored"
-
 #include "api/api.h"
 #include "core/config.h"
 #include "core/errors.h"

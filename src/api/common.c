@@ -116,7 +116,7 @@ static void on_durable(store_waiter_t *w)
         return;
     }
     if (w->refused) { /* cluster mode: the database said this node may not */
-        api_reply_error(c, ERR_CONFLICT, "", API_REFUSED);
+        api_reply_error(c, ERR_CONFLICT, "", STORE_REFUSED);
         return;
     }
     char *reply = c->reply;

@@ -193,8 +193,7 @@ static void on_durable(store_waiter_t *w)
         fwp_reply_err(&c->reply, "unavailable: the database was lost before this was durable");
     } else if (w->refused) {
         c->reply.len = 0;
-        fwp_reply_err(&c->reply, "conflict: refused by the database: another jobq node holds "
-                                 "this job now, or created it first; nothing was stored");
+        fwp_reply_err(&c->reply, "conflict: " STORE_REFUSED);
     }
     fwp_send(c, &c->reply);
     fwp_finish(c);

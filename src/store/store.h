@@ -132,7 +132,7 @@ struct store_waiter {
     bool failed; /* set before cb: seq will never be durable (the database was lost) */
     /* Set before cb, in cluster mode: the database refused the write seq
      * (its job is another node's now, or another node created it first);
-     * nothing of it was stored. */
+     * nothing of it was stored. Front ends answer with STORE_REFUSED. */
     bool refused;
     void (*cb)(store_waiter_t *w);
 };
@@ -168,6 +168,9 @@ void store_waiter_cancel(store_waiter_t *w);
  * owner that goes away first keeps ud alive and lets cb free it (the API's
  * calls do: api_internal.h). */
 #define STORE_BUSY "busy: too many reads are waiting"
+#define STORE_REFUSED                                                                    \
+    "refused by the database: another jobq node holds this job now (this node lost its " \
+    "claim), or created it first; nothing was stored"
 typedef void (*store_read_cb)(void *ud, json_t *result, const char *error);
 void store_get_job(store_t *s, const char *id, store_read_cb cb, void *ud);
 /* false: the store certainly holds no job with this id (nor a write of
