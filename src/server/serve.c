@@ -342,8 +342,11 @@ static void app_free(app_t *a)
     /* The store first: its last callbacks may answer requests still open
      * (a read that outlived the grace), which must not be freed yet. */
     app_cluster_leave(a); /* other nodes take over what still runs here */
-    if (a->store)
-        store_stop(a->store); /* commits whatever is still queued */
+    /* Commits whatever is still queued; a database gone for a whole grace
+     * ends the process here instead of a stop that never ends. */
+    if (a->store && store_stop(a->store, a->cfg.shutdown_grace_ms > 0 ? a->cfg.shutdown_grace_ms
+                                                                      : 1) != 0)
+        _exit(1);
     http_server_stop(a->http);
     fwp_server_stop(a->fwp);
     admit_free(a->admit);

@@ -314,15 +314,42 @@ void store_set_faults(store_t *s, const store_faults_t *f) { s->faults = *f; }
 void store_set_slow_commit_ms(store_t *s, int64_t ms) { s->slow_commit_ms = ms; }
 void store_set_compact_interval_ms(store_t *s, int64_t ms) { s->compact_ms = ms > 0 ? ms : 250; }
 
-void store_stop(store_t *s)
+/* The writer's end, or false once its commits have failed for give_up_ms
+ * without a break: it retries for ever (nothing may be dropped while jobq
+ * runs), so a stop must not wait on it for ever. */
+static bool writer_ends(store_t *s, int64_t give_up_ms)
+{
+    int64_t failing_since = 0;
+    while (give_up_ms > 0 && !atomic_load(&s->writer_exited)) {
+        int64_t now = clock_mono_ns();
+        if (atomic_load(&s->healthy))
+            failing_since = 0;
+        else if (!failing_since)
+            failing_since = now;
+        else if (now - failing_since > give_up_ms * 1000000)
+            return false;
+        nanosleep(&(struct timespec){ 0, 50 * 1000000 }, NULL);
+    }
+    return true;
+}
+
+int store_stop(store_t *s, int64_t give_up_ms)
 {
     if (!s->running)
-        return;
+        return 0;
     store_flush(s);
     pthread_mutex_lock(&s->mu);
     s->stopping = true;
     pthread_cond_signal(&s->cv);
     pthread_mutex_unlock(&s->mu);
+    if (!writer_ends(s, give_up_ms)) {
+        char why[512];
+        store_last_error(s, why, sizeof why);
+        log_error("the store kept failing while stopping; giving up on what it had not "
+                  "committed (nothing of it was acknowledged but what its journal holds)",
+                  LOG_S("error", why), LOG_I("waited_ms", give_up_ms));
+        return -1;
+    }
     pthread_join(s->thread, NULL);
     store_readers_stop(s);
     s->running = false;
@@ -338,13 +365,14 @@ void store_stop(store_t *s)
                                                   (double)f.roundtrip_seconds.count
                                             : 0));
     store_dispatch(s);
+    return 0;
 }
 
 void store_close(store_t *s)
 {
     if (!s)
         return;
-    store_stop(s);
+    (void)store_stop(s, 0); /* without a give-up it always stops */
     store_flush(s); /* never started: free what was queued */
     store_free_ops(s->head);
     store_free_ops(s->rhead);

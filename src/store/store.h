@@ -114,8 +114,12 @@ void store_set_slow_commit_ms(store_t *s, int64_t ms);
 /* How long acknowledged writes may wait in the journal before they are
  * applied to the database (writer.c; default 250). Before start. */
 void store_set_compact_interval_ms(store_t *s, int64_t ms);
-/* Commits everything queued, then stops the thread. */
-void store_stop(store_t *s);
+/* Commits everything queued, then stops the thread: 0. With give_up_ms >
+ * 0, a writer whose commits keep failing for that long (the database is
+ * gone) is left behind: -1, and the store must then be neither used nor
+ * freed (the caller exits; nothing it held was acknowledged unless the
+ * journal holds it, and a restart replays that). */
+int store_stop(store_t *s, int64_t give_up_ms);
 
 /* Writes: return the write's sequence number. */
 uint64_t store_put_job(store_t *s, const job_t *job, job_event_t ev);

@@ -144,6 +144,7 @@ struct store {
     uint64_t index_gap_seq;
 
     _Atomic bool healthy;
+    _Atomic bool writer_exited; /* store_writer_main returned (store_stop's timed wait) */
     _Atomic bool dead;        /* the database file was lost: nothing commits any more */
     _Atomic bool disk_full;
     uint64_t next_seq;        /* loop thread */

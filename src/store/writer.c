@@ -376,5 +376,6 @@ void *store_writer_main(void *arg)
         if (stopping && !batch && (!s->pending || atomic_load(&s->dead)))
             break; /* stopping, and everything is in the database (or cannot be) */
     }
+    atomic_store(&s->writer_exited, true);
     return NULL;
 }

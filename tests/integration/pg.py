@@ -39,12 +39,21 @@ class Postgres:
             shutil.chown(self.root, "postgres", "postgres")
             self.as_user = ["runuser", "-u", "postgres", "--"]
         self.port = _free_port()
+        self.options = options
         self._run("initdb", "-D", self.data, "-U", "jobq", "--auth=trust", "--encoding=UTF8",
                   "--locale=C.UTF-8", "--no-sync")
+        self.start()
+        self.count = 0
+
+    def start(self):
+        """Starts the server (again, after halt()), on the same port."""
         self._run("pg_ctl", "-D", self.data, "-l", self.log, "-w", "-t", "60", "-o",
                   f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
-                  f"-c max_connections=200 -c shared_buffers=32MB {options}", "start")
-        self.count = 0
+                  f"-c max_connections=200 -c shared_buffers=32MB {self.options}", "start")
+
+    def halt(self, mode="fast"):
+        """Stops the server, keeping its data for start()."""
+        self._run("pg_ctl", "-D", self.data, "-m", mode, "-w", "stop")
 
     def _run(self, tool, *args):
         subprocess.run([*self.as_user, os.path.join(self.bin, tool), *args], check=True,

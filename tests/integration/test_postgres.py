@@ -107,6 +107,26 @@ def test_migrate_shows_no_password(postgres, tmp_path):
     assert "hunter2" not in bad.stderr
 
 
+def enqueue_in_outage(srv):
+    """With the database stopped: enqueues "during" from a thread (it waits
+    on the store, or is refused), and waits until readiness fails. Returns
+    the thread and where its answer ("r") or exception ("e") lands."""
+    answer = {}
+
+    def enqueue_during():
+        try:
+            answer["r"] = requests.post(srv.url + "/v1/jobs", json={"id": "during", "type": "t"},
+                                        timeout=60)
+        except requests.RequestException as e:
+            answer["e"] = e
+    t = threading.Thread(target=enqueue_during)
+    t.start()
+    end = time.time() + 20
+    while time.time() < end and srv.get("/health/ready").status_code == 200:
+        time.sleep(0.1)
+    return t, answer
+
+
 def test_a_database_outage_answers_503_and_loses_nothing(make_server):
     """PostgreSQL stops under a running jobq: readiness fails, writes are
     refused with 503 or wait, nothing acknowledged is lost, and once the
@@ -116,25 +136,11 @@ def test_a_database_outage_answers_503_and_loses_nothing(make_server):
         url = cluster.new_database()
         srv = make_server(env={"JOBQ_DATABASE_URL": url})
         srv.enqueue(id="before")
-        cluster._run("pg_ctl", "-D", cluster.data, "-m", "fast", "-w", "stop")
-        waiting = {}
-
-        def enqueue_during():
-            try:
-                waiting["r"] = requests.post(srv.url + "/v1/jobs", json={"id": "during", "type": "t"},
-                                             timeout=60)
-            except requests.RequestException as e:
-                waiting["e"] = e
-        t = threading.Thread(target=enqueue_during)
-        t.start()
-        end = time.time() + 20
-        while time.time() < end and srv.get("/health/ready").status_code == 200:
-            time.sleep(0.1)
+        cluster.halt()
+        t, waiting = enqueue_in_outage(srv)
         assert_problem(srv.get("/health/ready"), 503, "unavailable", "store")
         assert_problem(srv.post("/v1/jobs", {"type": "t"}), 503, "unavailable")
-        cluster._run("pg_ctl", "-D", cluster.data, "-l", cluster.log, "-w", "-t", "60", "-o",
-                     f"-p {cluster.port} -k {cluster.root} -c listen_addresses=127.0.0.1",
-                     "start")
+        cluster.start()
         t.join(60)
         assert not t.is_alive()
         if "r" in waiting:  # acknowledged: it must be there
@@ -150,5 +156,33 @@ def test_a_database_outage_answers_503_and_loses_nothing(make_server):
         assert srv.job("after")["state"] == "queued"
         if "r" in waiting and waiting["r"].status_code == 201:
             assert srv.job("during")["state"] == "queued"
+    finally:
+        cluster.stop()
+
+
+def test_a_stop_while_the_database_is_gone_ends(make_server):
+    """SIGTERM while PostgreSQL is down: the writer would retry its batch
+    for ever, so the stop gives up once the store has failed for a whole
+    JOBQ_SHUTDOWN_GRACE, says so, and exits with status 1. The write it
+    held was never acknowledged, and is not there after a restart."""
+    cluster = Postgres()
+    try:
+        url = cluster.new_database()
+        srv = make_server(env={"JOBQ_DATABASE_URL": url, "JOBQ_SHUTDOWN_GRACE": "1s"})
+        srv.enqueue(id="before")
+        cluster.halt()
+        t, answer = enqueue_in_outage(srv)
+        assert srv.get("/health/ready").status_code == 503
+        t0 = time.time()
+        code = srv.stop(timeout=30)
+        assert code == 1, srv.log_text()[-2000:]
+        assert time.time() - t0 < 15
+        assert "kept failing while stopping" in srv.log_text()
+        t.join(10)
+        assert "r" not in answer or answer["r"].status_code != 201, answer["r"].text
+        cluster.start()
+        srv.start()
+        assert srv.job("before")["state"] == "queued"
+        assert srv.get("/v1/jobs/during").status_code == 404
     finally:
         cluster.stop()

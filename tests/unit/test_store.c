@@ -147,7 +147,7 @@ static void test_round_trip_through_recovery(void **state)
     json_t *result = json_integer(7);
     assert_int_equal(engine_complete(e, got[1]->id, lid, result, &j, &p), ERR_OK);
     json_decref(result);
-    store_stop(g_store); /* commits everything */
+    assert_int_equal(store_stop(g_store, 0), 0); /* commits everything */
     engine_free(e);
     store_close(g_store);
 
@@ -229,7 +229,7 @@ static void test_the_id_filter_knows_what_was_stored(void **state)
         snprintf(id, sizeof id, "old-%d", i);
         enqueue(e, json_pack("{s:s, s:s}", "id", id, "type", "t"));
     }
-    store_stop(g_store);
+    assert_int_equal(store_stop(g_store, 0), 0);
     engine_free(e);
     store_close(g_store);
 
