@@ -324,6 +324,16 @@ static void no_rows(pg_t *c, const PGresult *r, int i)
     c->refused[i] = NULL;
 }
 
+/* A pipelined query's rows (pg_pipe_docs) to its reader. */
+static int read_rows(pg_t *c, const PGresult *r, int i)
+{
+    doc_call_t call = c->rows[i]; /* set (or cleared) as each statement is sent */
+    for (int row = 0; call.cb && row < PQntuples(r); row++)
+        if (pg_doc_row(r, row, &call) != 0)
+            return fail_msg(c, "a claimed row could not be kept", NULL);
+    return 0;
+}
+
 /* Reads the results of every write sent since the last drain, up to the
  * pipeline's sync: 0, or -1 with the first error (PostgreSQL skips what
  * follows an error, and the transaction is then aborted). */
@@ -339,12 +349,19 @@ static int drain(pg_t *c)
                 break;
             continue;
         }
+        /* Rows may come one result each: libpq keeps the single-row mode
+         * of a read made outside the pipeline (pg_each_row) for the first
+         * query of the next one. */
         ExecStatusType st = PQresultStatus(r);
         bool done = st == PGRES_PIPELINE_SYNC;
-        if (!done && st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && rc == 0)
-            rc = fail_msg(c, "pipelined write", r);
-        else if (!done && nulls < PG_PIPE_SLOTS)
+        bool rows = st == PGRES_TUPLES_OK || st == PGRES_SINGLE_TUPLE;
+        if (!done && st != PGRES_COMMAND_OK && !rows && rc == 0)
+            rc = fail_msg(c, PQresStatus(st), r); /* the status says it when the server did not */
+        else if (!done && nulls < PG_PIPE_SLOTS) {
             no_rows(c, r, nulls);
+            if (rc == 0 && rows)
+                rc = read_rows(c, r, nulls);
+        }
         PQclear(r);
         if (done) {
             c->pending = 0;
@@ -379,6 +396,7 @@ static int send_plain(pg_t *c, const char *sql)
 {
     if (!PQsendQueryParams(c->db, sql, 0, NULL, NULL, NULL, NULL, 0))
         return fail_msg(c, sql, NULL);
+    c->rows[c->pending] = (doc_call_t){ 0 };
     c->refused[c->pending++] = NULL;
     return 0;
 }
@@ -460,6 +478,7 @@ static int run_checked(pg_t *c, int which, const char *const *vals, const int *l
         if (!PQsendQueryPrepared(c->db, prepared[which].name, prepared[which].n, vals, lens,
                                  formats, 0))
             return fail_msg(c, prepared[which].sql, NULL);
+        c->rows[c->pending] = (doc_call_t){ 0 };
         c->refused[c->pending++] = refused;
         return c->pending >= PG_PIPE_DEPTH ? drain(c) : 0;
     }
@@ -530,12 +549,12 @@ static int pg_add_counter(void *conn, const char *name, int64_t delta)
 
 /* ---- reads: binary results, one row at a time ---- */
 
-int64_t pg_int8_at(const PGresult *r, int col)
+int64_t pg_int8_at(const PGresult *r, int row, int col)
 {
     uint64_t v;
-    if (PQgetlength(r, 0, col) != 8)
+    if (PQgetlength(r, row, col) != 8)
         return 0;
-    memcpy(&v, PQgetvalue(r, 0, col), 8);
+    memcpy(&v, PQgetvalue(r, row, col), 8);
     return (int64_t)be64toh(v);
 }
 
@@ -557,7 +576,7 @@ static int send_each(pg_t *c, const char *name, const char *sql, int n, const Oi
     while ((r = PQgetResult(c->db))) {
         ExecStatusType st = PQresultStatus(r);
         if (st == PGRES_SINGLE_TUPLE && rc == 0) {
-            rc = fn(r, ud);
+            rc = fn(r, 0, ud);
             ++*rows;
         } else if (st != PGRES_SINGLE_TUPLE && st != PGRES_TUPLES_OK && rc == 0) {
             rc = fail_msg(c, name ? name : sql, r);
@@ -587,30 +606,48 @@ int pg_each_row(pg_t *c, const char *name, const char *sql, int n, const Oid *ty
 }
 
 
-int pg_each_prepared(pg_t *c, const char *name, const char *sql, int n, const Oid *types,
-                     const char *const *vals, row_fn fn, void *ud)
+/* Prepares `name` on this session if it is new: 1 if it exists now, 0 if
+ * there is no room for it (run it unprepared), -1 on an error. */
+static int prepare_extra(pg_t *c, const char *name, const char *sql, int n, const Oid *types)
 {
-    int known = 0;
-    while (known < c->nextra && strcmp(c->extra[known], name) != 0)
-        known++;
-    if (known == c->nextra && c->nextra < PG_EXTRA_MAX) {
-        if (unpipe(c) != 0 || revive(c) != 0 ||
-            settle(c, PQprepare(c->db, name, sql, n, types), name) != 0)
-            return -1;
-        snprintf(c->extra[c->nextra++], sizeof c->extra[0], "%s", name);
-    } else if (known == c->nextra) {
-        return pg_each_row(c, NULL, sql, n, types, vals, fn, ud);
-    }
-    return pg_each_row(c, name, NULL, n, types, vals, fn, ud);
+    for (int i = 0; i < c->nextra; i++)
+        if (!strcmp(c->extra[i], name))
+            return 1;
+    if (c->nextra == PG_EXTRA_MAX)
+        return 0;
+    if (unpipe(c) != 0 || revive(c) != 0 ||
+        settle(c, PQprepare(c->db, name, sql, n, types), name) != 0)
+        return -1;
+    snprintf(c->extra[c->nextra++], sizeof c->extra[0], "%s", name);
+    return 1;
 }
 
-int pg_doc_row(const PGresult *r, void *ud)
+int pg_pipe_docs(pg_t *c, const char *name, const char *sql, int n, const Oid *types,
+                 const char *const *vals, doc_call_t call)
+{
+    int known = prepare_extra(c, name, sql, n, types);
+    if (known < 0)
+        return -1;
+    if (!known)
+        return pg_each_row(c, NULL, sql, n, types, vals, pg_doc_row, &call);
+    if (!c->piped && c->in_tx && PQtransactionStatus(c->db) == PQTRANS_INTRANS)
+        c->piped = PQenterPipelineMode(c->db) == 1;
+    if (!c->piped)
+        return pg_each_row(c, name, NULL, n, types, vals, pg_doc_row, &call);
+    if (!PQsendQueryPrepared(c->db, name, n, vals, NULL, NULL, 1))
+        return fail_msg(c, name, NULL);
+    c->rows[c->pending] = call;
+    c->refused[c->pending++] = NULL;
+    return c->pending >= PG_PIPE_DEPTH ? drain(c) : 0;
+}
+
+int pg_doc_row(const PGresult *r, int row, void *ud)
 {
     doc_call_t *d = ud;
-    store_doc_t doc = { .doc = PQgetvalue(r, 0, 0), .len = (size_t)PQgetlength(r, 0, 0),
-                        .created_at = pg_int8_at(r, 1), .id = PQgetvalue(r, 0, 2),
-                        .queue = PQgetvalue(r, 0, 3), .type = PQgetvalue(r, 0, 4),
-                        .token = PQnfields(r) > 5 ? pg_int8_at(r, 5) : 0 };
+    store_doc_t doc = { .doc = PQgetvalue(r, row, 0), .len = (size_t)PQgetlength(r, row, 0),
+                        .created_at = pg_int8_at(r, row, 1), .id = PQgetvalue(r, row, 2),
+                        .queue = PQgetvalue(r, row, 3), .type = PQgetvalue(r, row, 4),
+                        .token = PQnfields(r) > 5 ? pg_int8_at(r, row, 5) : 0 };
     return d->cb(d->ud, &doc);
 }
 
@@ -645,14 +682,14 @@ typedef struct purge_scan {
     int n;
 } purge_scan_t;
 
-static int purge_row(const PGresult *r, void *ud)
+static int purge_row(const PGresult *r, int row, void *ud)
 {
     purge_scan_t *ps = ud;
     ps->out->scanned++;
-    snprintf(ps->out->last_id, sizeof ps->out->last_id, "%s", PQgetvalue(r, 0, 0));
-    ps->out->last_created_at = pg_int8_at(r, 3);
-    if (backend_purge_due(PQgetvalue(r, 0, 1), pg_int8_at(r, 2), ps->p) && ps->n < ps->p->limit)
-        snprintf(ps->doomed[ps->n++], sizeof ps->doomed[0], "%s", PQgetvalue(r, 0, 0));
+    snprintf(ps->out->last_id, sizeof ps->out->last_id, "%s", PQgetvalue(r, row, 0));
+    ps->out->last_created_at = pg_int8_at(r, row, 3);
+    if (backend_purge_due(PQgetvalue(r, row, 1), pg_int8_at(r, row, 2), ps->p) && ps->n < ps->p->limit)
+        snprintf(ps->doomed[ps->n++], sizeof ps->doomed[0], "%s", PQgetvalue(r, row, 0));
     return 0;
 }
 
@@ -697,23 +734,23 @@ typedef struct any_call {
     void *ud;
 } any_call_t;
 
-static int queue_row(const PGresult *r, void *ud)
+static int queue_row(const PGresult *r, int row, void *ud)
 {
     any_call_t *a = ud;
-    return ((backend_queue_cb)a->cb)(a->ud, PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1)[0] != 0);
+    return ((backend_queue_cb)a->cb)(a->ud, PQgetvalue(r, row, 0), PQgetvalue(r, row, 1)[0] != 0);
 }
 
-static int count_row(const PGresult *r, void *ud)
+static int count_row(const PGresult *r, int row, void *ud)
 {
     any_call_t *a = ud;
-    return ((backend_count_cb)a->cb)(a->ud, PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1),
-                                     pg_int8_at(r, 2));
+    return ((backend_count_cb)a->cb)(a->ud, PQgetvalue(r, row, 0), PQgetvalue(r, row, 1),
+                                     pg_int8_at(r, row, 2));
 }
 
-static int counter_row(const PGresult *r, void *ud)
+static int counter_row(const PGresult *r, int row, void *ud)
 {
     any_call_t *a = ud;
-    return ((backend_counter_cb)a->cb)(a->ud, PQgetvalue(r, 0, 0), pg_int8_at(r, 1));
+    return ((backend_counter_cb)a->cb)(a->ud, PQgetvalue(r, row, 0), pg_int8_at(r, row, 1));
 }
 
 static int pg_load_queues(void *conn, backend_queue_cb cb, void *ud)

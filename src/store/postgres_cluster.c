@@ -8,9 +8,9 @@
 #include "store/postgres_internal.h"
 #include "util/sbuf.h"
 
-static int id_row(const PGresult *r, void *ud)
+static int id_row(const PGresult *r, int row, void *ud)
 {
-    *(int64_t *)ud = pg_int8_at(r, 0);
+    *(int64_t *)ud = pg_int8_at(r, row, 0);
     return 0;
 }
 
@@ -168,10 +168,9 @@ int pg_claim(void *conn, const backend_claim_t *q, backend_doc_cb cb, void *ud)
     sbuf_adds(&sql, tail);
     const char *vals[3] = { queues.p, max, me };
     static const Oid types[3] = { 25, 23, 20 };
-    doc_call_t d = { cb, ud };
     char name[24];
     snprintf(name, sizeof name, "claim_%d_%c", q->nqueues, q->queue_order ? 'q' : 'p');
-    int rc = pg_each_prepared(c, name, sql.p, 3, types, vals, pg_doc_row, &d);
+    int rc = pg_pipe_docs(c, name, sql.p, 3, types, vals, (doc_call_t){ cb, ud });
     sbuf_free(&sql);
     sbuf_free(&queues);
     return rc;

@@ -18,6 +18,14 @@
 #define PG_PIPE_SLOTS (PG_PIPE_DEPTH + 2) /* the writes, BEGIN and COMMIT */
 #define PG_EXTRA_MAX 16
 
+/* Row i of a result to a reader; a nonzero return stops there. */
+typedef int (*row_fn)(const PGresult *r, int row, void *ud);
+/* A backend_doc_cb and its ud, as row functions take them. */
+typedef struct doc_call {
+    backend_doc_cb cb;
+    void *ud;
+} doc_call_t;
+
 typedef struct pg {
     PGconn *db;
     bool writer;    /* holds the lock, prepares the writes */
@@ -27,6 +35,7 @@ typedef struct pg {
     bool piped;     /* in pipeline mode: writes are sent without waiting for their results */
     int pending;    /* writes sent whose results are not read yet */
     bool *refused[PG_PIPE_SLOTS]; /* per write pending: where to say it changed no row */
+    doc_call_t rows[PG_PIPE_SLOTS]; /* per query pending (a claim): who reads its rows */
     /* Statements prepared on this session beyond the fixed ones (claims,
      * by shape): their names; forgotten with the session. */
     char extra[PG_EXTRA_MAX][24];
@@ -42,28 +51,27 @@ typedef struct pg {
 
 /* A statement with no result wanted: 0, or -1 with the error kept. */
 int pg_exec(pg_t *c, const char *sql);
-/* Column col of a single-row binary result as a bigint (0 if not one). */
-int64_t pg_int8_at(const PGresult *r, int col);
+/* Column col of row `row` of a binary result as a bigint (0 if not one). */
+int64_t pg_int8_at(const PGresult *r, int row, int col);
 /* Runs a query (or the prepared statement `name`) with text parameters and
  * hands each row to fn as it arrives; a nonzero return stops there. A
  * read outside a transaction that failed before its first row is made
  * again once on a new session. */
-typedef int (*row_fn)(const PGresult *r, void *ud);
 int pg_each_row(pg_t *c, const char *name, const char *sql, int n, const Oid *types,
                 const char *const *vals, row_fn fn, void *ud);
-/* The same for a statement of a shape that recurs (a claim): prepared on
- * this session as `name` the first time, so that PostgreSQL plans it
- * once, not at every call (a claim's plan cost ~1 ms of the server's CPU).
- * Past PG_EXTRA_MAX shapes, it runs unprepared. */
-int pg_each_prepared(pg_t *c, const char *name, const char *sql, int n, const Oid *types,
-                     const char *const *vals, row_fn fn, void *ud);
-/* A backend_doc_cb and its ud, as row functions take them. */
-typedef struct doc_call {
-    backend_doc_cb cb;
-    void *ud;
-} doc_call_t;
+/* A statement of a shape that recurs (a claim), prepared on this session
+ * as `name` the first time, so that PostgreSQL plans it once, not at every
+ * call (a claim's plan cost ~1 ms of the server's CPU); past PG_EXTRA_MAX
+ * shapes it runs unprepared. Inside a transaction it goes into the
+ * pipeline with the writes, and its rows reach call's callback when the
+ * pipeline's results are read (at the latest, at the commit): one round
+ * trip for a whole batch, claims included. Rows of a transaction that then
+ * fails reach the callback too (a retry takes back what it took: backend.h,
+ * held). Outside a transaction, as pg_each_row. */
+int pg_pipe_docs(pg_t *c, const char *name, const char *sql, int n, const Oid *types,
+                 const char *const *vals, doc_call_t call);
 /* A row of doc, created_at, id, queue, type [, token] to a doc_call_t. */
-int pg_doc_row(const PGresult *r, void *ud);
+int pg_doc_row(const PGresult *r, int row, void *ud);
 
 /* postgres_cluster.c */
 int pg_node_beat(void *conn, bool *lost, int64_t *node, backend_doc_cb adopted, void *ud);
