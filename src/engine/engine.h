@@ -205,6 +205,10 @@ void engine_take_over(engine_t *e, job_t *job);
  * report (ERR_NOT_FOUND). */
 void engine_drop(engine_t *e, const char *id);
 void engine_drop_all(engine_t *e);
+/* Shared mode: another node made jobs of these queues free to claim (n 0:
+ * of any queue). Lessees waiting on one of them are asked for now, not at
+ * the next poll; without such a lessee it changes nothing. */
+void engine_woken(engine_t *e, const char *const *queues, int n);
 /* Answers every waiting lessee with no jobs (shutdown). */
 void engine_release_waiters(engine_t *e);
 

@@ -251,3 +251,25 @@ void engine_drop_all(engine_t *e)
     e->nreleasing = 0;
     eng_settle(e);
 }
+
+static bool waits_on(const engine_waiter_t *w, const char *const *queues, int n)
+{
+    for (int i = 0; i < w->nqueues; i++)
+        for (int j = 0; j < n; j++)
+            if (!strcmp(w->queues[i], queues[j]))
+                return true;
+    return n == 0;
+}
+
+void engine_woken(engine_t *e, const char *const *queues, int n)
+{
+    ENG_ENTER(e);
+    for (list_node_t *l = e->waiters.next; e->h.claim && l != &e->waiters; l = l->next)
+        if (waits_on(LIST_ENTRY(l, engine_waiter_t, link_), queues, n)) {
+            e->claim_at = eng_now(e);
+            e->demand = true;
+            e->news = true; /* a claim out now may have read before the job was there */
+            break;
+        }
+    eng_settle(e);
+}

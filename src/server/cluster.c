@@ -30,6 +30,12 @@ static void on_refused(void *ud, const char *id)
     engine_drop(a->engine, id);
 }
 
+static void on_woken(void *ud, const char *const *queues, int n)
+{
+    app_t *a = ud;
+    engine_woken(a->engine, queues, n);
+}
+
 /* The running jobs of a dead node: their attempts end now, as an expired
  * lease's would (retried or failed by the usual rules). */
 static void adopt(app_t *a, job_t **jobs, int n)
@@ -94,8 +100,10 @@ store_t *app_cluster_open(app_t *a, char *err, size_t len)
     snprintf(name, sizeof name, "%s:%d", host, (int)getpid());
     store_t *s = store_open_cluster(a->cfg.database_url, a->cfg.durability, name,
                                     a->cfg.node_ttl_ms, err, len);
-    if (s)
+    if (s) {
         store_set_refused(s, on_refused, a);
+        store_set_woken(s, on_woken, a);
+    }
     return s;
 }
 

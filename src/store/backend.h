@@ -159,6 +159,19 @@ typedef struct backend_ops {
      * broke in COMMIT) takes back first what its first attempt may have
      * taken: otherwise those jobs would stay this node's, in no memory. */
     int (*held)(void *conn, const int64_t *tokens, int n, backend_doc_cb cb, void *ud);
+
+    /* Wake-ups between nodes (cluster mode; NULL where the backend has
+     * none), on a session of their own that no data transaction uses, for
+     * the store's wake thread only (wake.c). wake_open connects and
+     * listens (NULL with err on failure); wake_fd is the session's socket,
+     * to poll for input; wake_read hands each payload another session
+     * announced to cb (-1: the session broke); wake_send announces one.
+     * Blocking calls with short timeouts (wake_open's connect: 2 s). */
+    void *(*wake_open)(const char *url, char *err, size_t len);
+    int (*wake_fd)(void *w);
+    int (*wake_read)(void *w, void (*cb)(void *ud, const char *payload), void *ud);
+    int (*wake_send)(void *w, const char *payload);
+    void (*wake_close)(void *w);
 } backend_ops_t;
 
 /* backend_sql.c, for both backends. The list's SELECT for q, and

@@ -28,6 +28,14 @@ void store_set_refused(store_t *s, void (*cb)(void *ud, const char *id), void *u
     s->refused_ud = ud;
 }
 
+void store_set_woken(store_t *s, void (*cb)(void *ud, const char *const *queues, int n),
+                     void *ud)
+{
+    CHECK(!s->running);
+    s->woken_cb = cb;
+    s->woken_ud = ud;
+}
+
 /* Tokens live in the map as the pointer's bits: a token is never 0. */
 static int64_t token_of(store_t *s, const char *id)
 {
@@ -131,6 +139,9 @@ void store_cluster_done(store_t *s, op_t *done)
             refused_add(s, op->seq);
             if (s->refused_cb)
                 s->refused_cb(s->refused_ud, op->row.id);
+        } else if (op->kind == OP_PUT && !op->superseded && !op->error &&
+                   !strcmp(op->row.state, "queued")) {
+            store_wake_announce(s, op->row.queue); /* free to claim now: enqueued, given back */
         } else if (op->kind == OP_BEAT && !op->error) {
             /* The database counts the TTL from its now(), later than this. */
             s->node_ok_until_ns = op->queued_ns + s->node_ttl_ns;

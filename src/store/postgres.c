@@ -173,6 +173,28 @@ static void pg_close(void *conn)
     free(c);
 }
 
+PGconn *pg_connect(const char *url, bool brief, char *err, size_t len)
+{
+    /* The URL comes last, so what it says wins over these defaults. */
+    /* Bounded waits: a server that stops answering (a partition, a dead
+     * host) fails the call within about half a minute instead of holding
+     * the store thread for good. */
+    const char *keys[] = { "connect_timeout", "application_name", "keepalives_idle",
+                           "keepalives_interval", "keepalives_count", "tcp_user_timeout",
+                           "dbname", NULL };
+    const char *vals[] = { brief ? "2" : "10", "jobq", "10", "5", "3", brief ? "5000" : "30000",
+                           url, NULL };
+    PGconn *db = PQconnectdbParams(keys, vals, 1);
+    if (!db || PQstatus(db) != CONNECTION_OK) {
+        snprintf(err, len, "cannot connect to PostgreSQL: %s",
+                 db ? PQerrorMessage(db) : "out of memory");
+        PQfinish(db);
+        return NULL;
+    }
+    PQsetNoticeProcessor(db, no_notice, NULL);
+    return db;
+}
+
 static int connect_to(const char *url, bool writer, backend_sync_t sync,
                       const backend_node_t *node, void **out, char *err, size_t len)
 {
@@ -186,22 +208,10 @@ static int connect_to(const char *url, bool writer, backend_sync_t sync,
         c->ttl_ms = node->ttl_ms;
         snprintf(c->node_name, sizeof c->node_name, "%s", node->name);
     }
-    /* The URL comes last, so what it says wins over these defaults. */
-    /* Bounded waits: a server that stops answering (a partition, a dead
-     * host) fails the call within about half a minute instead of holding
-     * the store thread for good. */
-    const char *keys[] = { "connect_timeout", "application_name", "keepalives_idle",
-                           "keepalives_interval", "keepalives_count", "tcp_user_timeout",
-                           "dbname", NULL };
-    const char *vals[] = { "10", "jobq", "10", "5", "3", "30000", url, NULL };
-    c->db = PQconnectdbParams(keys, vals, 1);
-    if (!c->db || PQstatus(c->db) != CONNECTION_OK) {
-        snprintf(err, len, "cannot connect to PostgreSQL: %s",
-                 c->db ? PQerrorMessage(c->db) : "out of memory");
+    if (!(c->db = pg_connect(url, false, err, len))) {
         pg_close(c);
         return -1;
     }
-    PQsetNoticeProcessor(c->db, no_notice, NULL);
     if (setup(c) != 0) {
         snprintf(err, len, "%s", c->err);
         pg_close(c);
@@ -814,6 +824,11 @@ const backend_ops_t backend_postgres = {
     .load_queues = pg_load_queues,
     .count_states = pg_count_states,
     .counters = pg_counters,
+    .wake_open = pg_wake_open,
+    .wake_fd = pg_wake_fd,
+    .wake_read = pg_wake_read,
+    .wake_send = pg_wake_send,
+    .wake_close = pg_wake_close,
     .scan_ids = NULL, /* no filter: every lookup asks the database */
     .node_beat = pg_node_beat,
     .node_leave = pg_node_leave,

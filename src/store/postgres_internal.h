@@ -49,6 +49,10 @@ typedef struct pg {
     char err[512];
 } pg_t;
 
+/* A new session with jobq's settings and bounded waits (brief: a 2 s
+ * connect and a 5 s TCP timeout, for the wake-ups' session), or NULL with
+ * err. */
+PGconn *pg_connect(const char *url, bool brief, char *err, size_t len);
 /* A statement with no result wanted: 0, or -1 with the error kept. */
 int pg_exec(pg_t *c, const char *sql);
 /* Column col of row `row` of a binary result as a bigint (0 if not one). */
@@ -78,5 +82,12 @@ int pg_node_beat(void *conn, bool *lost, int64_t *node, backend_doc_cb adopted, 
 int pg_node_leave(void *conn);
 int pg_held(void *conn, const int64_t *tokens, int n, backend_doc_cb cb, void *ud);
 int pg_claim(void *conn, const backend_claim_t *q, backend_doc_cb cb, void *ud);
+
+/* postgres_wake.c: backend.h's wake_* */
+void *pg_wake_open(const char *url, char *err, size_t len);
+int pg_wake_fd(void *w);
+int pg_wake_read(void *w, void (*cb)(void *ud, const char *payload), void *ud);
+int pg_wake_send(void *w, const char *payload);
+void pg_wake_close(void *w);
 
 #endif

@@ -304,7 +304,7 @@ int store_start(store_t *s, char *err, size_t len)
         return -1;
     }
     s->running = true;
-    if (store_readers_start(s, err, len) != 0)
+    if (store_readers_start(s, err, len) != 0 || store_wake_start(s, err, len) != 0)
         return -1;
     scan_ids(s);
     return 0;
@@ -337,6 +337,7 @@ int store_stop(store_t *s, int64_t give_up_ms)
 {
     if (!s->running)
         return 0;
+    store_wake_stop(s);
     store_flush(s);
     pthread_mutex_lock(&s->mu);
     s->stopping = true;
@@ -751,8 +752,10 @@ void store_dispatch(store_t *s)
     s->committed_seen = s->committed;
     pthread_mutex_unlock(&s->mu);
     int64_t now = clock_mono_ns();
-    if (s->cluster)
+    if (s->cluster) {
         store_cluster_done(s, done);
+        store_wake_dispatch(s);
+    }
     while (done) {
         op_t *next = done->next;
         histogram_observe(&s->roundtrip, (double)(now - done->queued_ns) / 1e9);

@@ -254,6 +254,11 @@ store_t *store_open_cluster(const char *url, durability_t durability, const char
 bool store_clustered(const store_t *s);
 /* cb(ud, id): a write of job id was refused; the owner forgets the job. */
 void store_set_refused(store_t *s, void (*cb)(void *ud, const char *id), void *ud);
+/* cb(ud, queues, n): another node made jobs of these queues free to claim
+ * (n 0: of any queue). Loop thread, from store_dispatch. Set before
+ * store_start; without it the node neither listens nor announces. */
+void store_set_woken(store_t *s, void (*cb)(void *ud, const char *const *queues, int n),
+                     void *ud);
 /* Jobs handed over (ownership passes: free what is not kept), the claim's
  * max, and an error or NULL. */
 typedef void (*store_jobs_cb)(void *ud, job_t **jobs, int n, int asked, const char *error);

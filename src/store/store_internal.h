@@ -71,6 +71,14 @@ typedef struct store_applying {
     int64_t totals[JOB_EV_COUNT];
 } store_applying_t;
 
+/* Queue names for the wake-ups (wake.c), or `any` once they overflow. */
+#define STORE_WAKE_NAMES 32
+typedef struct store_wake_set {
+    char names[STORE_WAKE_NAMES][JOB_NAME_MAX + 1];
+    int n;
+    bool any;
+} store_wake_set_t;
+
 typedef struct store_reader {
     struct store *store;
     void *conn;
@@ -178,7 +186,23 @@ struct store {
     size_t nrefused, refused_cap;
     void (*refused_cb)(void *ud, const char *id);
     void *refused_ud;
+    /* Cluster mode's wake-ups (wake.c): the thread, its eventfd (an
+     * announcement to make, or stop), and under mu the queues to announce
+     * and those other nodes announced; who hears of those (loop thread). */
+    pthread_t wake_thread;
+    bool wake_running, wake_stop;
+    int wake_efd;
+    store_wake_set_t announce, heard;
+    void (*woken_cb)(void *ud, const char *const *queues, int n);
+    void *woken_ud;
 };
+
+/* wake.c: the wake-ups' thread, started and stopped with the store's in
+ * cluster mode; announce from the loop thread. */
+int store_wake_start(store_t *s, char *err, size_t len);
+void store_wake_stop(store_t *s);
+void store_wake_announce(store_t *s, const char *queue);
+void store_wake_dispatch(store_t *s); /* store_dispatch: tells woken_cb what was heard */
 
 /* Links first..last (already linked to each other) after *tail. Every op
  * list here (queued, pending, done, reads) is a head and a tail. */

@@ -67,6 +67,24 @@ def test_a_long_poll_on_one_node_is_answered_by_an_enqueue_on_another(cluster):
     assert [j["id"] for j in got["jobs"]] == ["late"]
 
 
+def test_a_wake_up_from_another_node_ends_a_long_poll_before_its_poll(cluster):
+    """With claims polled once a minute, only the enqueuing node's wake-up
+    (LISTEN/NOTIFY) can answer a worker waiting on another node within its
+    wait: without it the lease comes back empty after 20 s. A wake-up for a
+    queue nobody waits on changes nothing (the wait goes on)."""
+    (a, b), _ = cluster(2, env={"JOBQ_CLAIM_POLL": "60s"})
+    got = {}
+    t = threading.Thread(target=lambda: got.update(jobs=b.lease(queues=["q"], wait_ms=20000)))
+    t.start()
+    time.sleep(1.0)  # b's first claim has come back empty: b now waits for its poll
+    a.enqueue(id="other", queue="elsewhere")
+    time.sleep(0.5)
+    assert t.is_alive()
+    a.enqueue(id="woken", queue="q")
+    t.join(30)
+    assert [j["id"] for j in got["jobs"]] == ["woken"], b.log_text()[-2000:]
+
+
 def test_the_faktory_protocol_works_across_nodes(cluster, postgres):
     (a, b), url = cluster(2)
     pa, pb = connect(a, wid="wa"), connect(b, wid="wb")

@@ -141,6 +141,29 @@ static void test_what_no_lessee_takes_goes_back_and_claims_wait_a_poll(void **st
     engine_waiter_cancel(e, &w2);
 }
 
+static void test_a_wake_up_for_a_waited_queue_claims_before_the_poll(void **state)
+{
+    engine_t *e = *state;
+    engine_waiter_t w = waiter(1);
+    job_t *out[1];
+    engine_lease(e, &w, 5000, out);
+    engine_claimed(e, NULL, 0, 1); /* empty: the next claim waits a poll */
+    assert_int_equal(claims, 1);
+    engine_woken(e, (const char *const[]){ "elsewhere" }, 1);
+    assert_int_equal(claims, 1); /* nobody here waits on it */
+    engine_woken(e, (const char *const[]){ "elsewhere", "default" }, 2);
+    assert_int_equal(claims, 2);
+    /* It may come back empty (the claim read before the job was there):
+     * the wake-up is news, so the next one does not wait a poll either. */
+    engine_claimed(e, NULL, 0, 1);
+    assert_int_equal(claims, 3);
+    engine_claimed(e, NULL, 0, 1);
+    assert_int_equal(claims, 3);
+    engine_woken(e, NULL, 0); /* any queue */
+    assert_int_equal(claims, 4);
+    engine_waiter_cancel(e, &w);
+}
+
 static void test_a_job_leaves_when_its_attempt_ends(void **state)
 {
     engine_t *e = *state;
@@ -287,6 +310,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_lessee_waits_for_its_claim_even_without_wait, setup_shared, teardown),
         cmocka_unit_test_setup_teardown(test_an_empty_claim_answers_a_lessee_that_would_not_wait, setup_shared, teardown),
         cmocka_unit_test_setup_teardown(test_what_no_lessee_takes_goes_back_and_claims_wait_a_poll, setup_shared, teardown),
+        cmocka_unit_test_setup_teardown(test_a_wake_up_for_a_waited_queue_claims_before_the_poll, setup_shared, teardown),
         cmocka_unit_test_setup_teardown(test_a_job_leaves_when_its_attempt_ends, setup_shared, teardown),
         cmocka_unit_test_setup_teardown(test_a_dropped_job_is_forgotten, setup_shared, teardown),
         cmocka_unit_test_setup_teardown(test_a_job_read_from_the_database_is_never_leased, setup_shared, teardown),
