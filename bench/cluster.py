@@ -16,7 +16,13 @@ jobq's CPU (every node), PostgreSQL's CPU (the postmaster and its
 children), statements (pg_stat_statements' calls), transactions committed
 and WAL bytes.
 
-Usage: bench/cluster.py [JOBS] [ROUNDS]     (defaults 20000, 3)
+With --sweep, instead: the batch-size sweep, HTTP 4 + 4 on one node alone
+and one cluster node with loadgen --batch B (producers enqueue B jobs a
+request, consumers lease up to B a call and acknowledge them with
+/v1/ack), B = 1, 10, 100: how the per-job cost on PostgreSQL falls as
+claims and transactions carry more jobs.
+
+Usage: bench/cluster.py [--sweep] [JOBS] [ROUNDS]     (defaults 20000, 3)
 Needs build/jobq, build/bench/{loadgen,fwpgen,pgqueue} and postgresql.
 Every client is bounded by --max-seconds; servers are stopped by their own
 pids; the PostgreSQL cluster is stopped at the end."""
@@ -87,11 +93,12 @@ def pg_counters(pgc):
     return float(calls), float(xacts), float(lsn)
 
 
-def client(proto, node, producers, consumers, jobs):
+def client(proto, node, producers, consumers, jobs, batch=1):
     if proto == "fwp":
         cmd = [os.path.join(GEN, "fwpgen"), "--port", str(node.fwp_port)]
     else:
-        cmd = [os.path.join(GEN, "loadgen"), "--url", node.url, "--payload", "90"]
+        cmd = [os.path.join(GEN, "loadgen"), "--url", node.url, "--payload", "90",
+               "--batch", str(batch)]
     cmd += ["--producers", str(producers), "--consumers", str(consumers), "--jobs", str(jobs),
             "--max-seconds", "120"]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
@@ -104,7 +111,7 @@ def done_count(out):
     return int(m.group(1))
 
 
-def one_run(pgc, setup, proto, producers, consumers, jobs):
+def one_run(pgc, setup, proto, producers, consumers, jobs, batch=1):
     url = pgc.new_database()
     n = 3 if setup == "3 nodes" else 1
     env = {"JOBQ_DATABASE_URL": url, "JOBQ_DURABILITY": "fsync"}
@@ -124,7 +131,7 @@ def one_run(pgc, setup, proto, producers, consumers, jobs):
         shares = [jobs * p // producers for p in ps]
         shares[0] += jobs - sum(shares)
         t0 = time.monotonic()
-        procs = [client(proto, nodes[i], ps[i], cs[i], shares[i]) for i in range(n)]
+        procs = [client(proto, nodes[i], ps[i], cs[i], shares[i], batch) for i in range(n)]
         outs = [p.communicate(timeout=180)[0] for p in procs]
         secs = time.monotonic() - t0
         done = sum(done_count(o) for o in outs)
@@ -151,15 +158,34 @@ def yardstick(pgc, producers, consumers, jobs):
             "xacts": (c1[1] - c0[1]) / jobs, "wal": (c1[2] - c0[2]) / jobs}
 
 
+def sweep(pgc, jobs, rounds):
+    print(f"batch-size sweep, HTTP 4 + 4, fsync, {jobs} jobs per run, median of {rounds}\n")
+    print("| batch | set-up | jobs/s | jobq CPU us/job | PostgreSQL CPU us/job | "
+          "statements/job | commits/job |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for batch in (1, 10, 100):
+        res = {s: [] for s in ("alone", "1 node")}
+        for _ in range(rounds):
+            for s in res:
+                res[s].append(one_run(pgc, s, "http", 4, 4, jobs, batch))
+        for s, rs in res.items():
+            med = lambda k: statistics.median(r[k] for r in rs)
+            print(f"| {batch} | {s} | {med('jobs/s'):,.0f} | {med('jobq us'):.1f} | "
+                  f"{med('pg us'):.1f} | {med('stmts'):.2f} | {med('xacts'):.2f} |", flush=True)
+
+
 def main():
     # A timeout's SIGTERM must still stop the servers and the cluster (the
     # finally blocks): as an exception, not Python's default exit.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
-    jobs = int(sys.argv[1]) if len(sys.argv) > 1 else 20000
-    rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+    args = [a for a in sys.argv[1:] if a != "--sweep"]
+    jobs = int(args[0]) if args else 20000
+    rounds = int(args[1]) if len(args) > 1 else 3
     pgc = Postgres("-c shared_preload_libraries=pg_stat_statements")
     try:
         pgc.psql("CREATE EXTENSION pg_stat_statements")
+        if "--sweep" in sys.argv:
+            return sweep(pgc, jobs, rounds)
         print(f"jobq cluster mode on PostgreSQL, fsync, {jobs} jobs per run, median of "
               f"{rounds}\n")
         print("| scenario | set-up | jobs/s | jobq CPU us/job | PostgreSQL CPU us/job | "
