@@ -43,6 +43,7 @@ typedef enum {
 /* What a claim asks the database for: borrowed for the hook's call. */
 typedef struct engine_claim {
     const char *const *queues;
+    const int *caps; /* per queue: its concurrency limit, held cluster-wide (0: none) */
     int nqueues;
     bool queue_order; /* engine_waiter_t.queue_order */
     int max;

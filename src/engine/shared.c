@@ -121,7 +121,13 @@ static void ask(engine_t *e)
             e->demand = true; /* the rest when some come back */
             return;
         }
-        engine_claim_t c = { w->queues, w->nqueues, w->queue_order, coalesce(e, w) };
+        int caps[ENGINE_LEASE_MAX];
+        CHECK(w->nqueues <= ENGINE_LEASE_MAX); /* both front ends refuse more */
+        for (int i = 0; i < w->nqueues; i++) {
+            const equeue_t *q = hmap_get(&e->queues, w->queues[i]);
+            caps[i] = q ? q->gate.limit.concurrency : 0;
+        }
+        engine_claim_t c = { w->queues, caps, w->nqueues, w->queue_order, coalesce(e, w) };
         e->claims_in_flight++;
         ENG_HOOK(e, e->h.claim(e->h.ud, &c));
     }

@@ -19,7 +19,7 @@ static void on_claimed(void *ud, job_t **jobs, int n, int asked, const char *err
 void app_cluster_claim(void *ud, const engine_claim_t *c)
 {
     app_t *a = ud;
-    store_claim(a->store, c->queues, c->nqueues, c->queue_order, c->max, on_claimed, a);
+    store_claim(a->store, c->queues, c->caps, c->nqueues, c->queue_order, c->max, on_claimed, a);
 }
 
 static void on_refused(void *ud, const char *id)

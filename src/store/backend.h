@@ -55,8 +55,10 @@ typedef struct store_doc {
 
 /* A claim (cluster mode): up to max free jobs of the queues that are due,
  * in the order a lease takes them (engine.h: queue_order). */
+#define BACKEND_CLAIM_QUEUES 100 /* queues of one claim at most (the engine's ENGINE_LEASE_MAX) */
 typedef struct backend_claim {
     const char *const *queues;
+    const int *caps; /* per queue, NULL for none: jobs held cluster-wide at most (0: no limit) */
     int nqueues;
     bool queue_order;
     int max;

@@ -164,9 +164,10 @@ void store_cluster_free(store_t *s)
 
 /* ---- the loop's requests ---- */
 
-void store_claim(store_t *s, const char *const *queues, int nqueues, bool queue_order, int max,
-                 store_jobs_cb cb, void *ud)
+void store_claim(store_t *s, const char *const *queues, const int *caps, int nqueues,
+                 bool queue_order, int max, store_jobs_cb cb, void *ud)
 {
+    CHECK(nqueues <= BACKEND_CLAIM_QUEUES);
     const char *in[4] = { NULL }, *out[4];
     op_t *op = store_new_op(OP_CLAIM, in, out);
     op->queues = calloc((size_t)(nqueues > 0 ? nqueues : 1), sizeof *op->queues);
@@ -175,7 +176,15 @@ void store_claim(store_t *s, const char *const *queues, int nqueues, bool queue_
             abort(); /* as store_new_op: the write path cannot report it */
     if (!op->queues)
         abort();
-    op->claim = (backend_claim_t){ .queues = (const char *const *)op->queues,
+    bool capped = false;
+    for (int i = 0; caps && i < nqueues; i++)
+        capped = capped || caps[i] > 0;
+    if (capped) {
+        if (!(op->caps = malloc((size_t)nqueues * sizeof *op->caps)))
+            abort();
+        memcpy(op->caps, caps, (size_t)nqueues * sizeof *op->caps);
+    }
+    op->claim = (backend_claim_t){ .queues = (const char *const *)op->queues, .caps = op->caps,
                                    .nqueues = nqueues, .queue_order = queue_order, .max = max };
     op->jobs_cb = cb;
     op->ud = ud;
@@ -233,6 +242,8 @@ void store_free_claimed(op_t *op)
             free(op->queues[i]);
     free(op->queues);
     op->queues = NULL;
+    free(op->caps);
+    op->caps = NULL;
 }
 
 /* A row claimed or adopted: decoded here, off the loop. One that does not

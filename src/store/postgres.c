@@ -143,6 +143,16 @@ static int setup(pg_t *c)
         return -1;
     if (!c->writer)
         return pg_exec(c, "SET default_transaction_read_only=on");
+    /* A node stopped in a transaction (SIGSTOP, a hung host) holds its
+     * row and advisory locks, and another node's batch would wait on them
+     * for as long: its session ends once idle in it past the node's TTL,
+     * when it is dead to the cluster anyway. jobq's own transactions are
+     * never idle for more than moments. */
+    char idle[96];
+    snprintf(idle, sizeof idle, "SET idle_in_transaction_session_timeout=%lld",
+             (long long)(c->cluster && c->ttl_ms > 0 ? c->ttl_ms : 60000));
+    if (pg_exec(c, idle) != 0)
+        return -1;
     bool got = false;
     /* Cluster nodes share the lock, so that a jobq that keeps the jobs in
      * its own memory (not in cluster mode) cannot join them, nor they it. */
@@ -640,6 +650,21 @@ static int prepare_extra(pg_t *c, const char *name, const char *sql, int n, cons
         return -1;
     snprintf(c->extra[c->nextra++], sizeof c->extra[0], "%s", name);
     return 1;
+}
+
+static int no_row(const PGresult *r, int row, void *ud) { return (void)r, (void)row, (void)ud, 0; }
+
+int pg_pipe_exec(pg_t *c, const char *sql, int n, const Oid *types, const char *const *vals)
+{
+    if (!c->piped && c->in_tx && PQtransactionStatus(c->db) == PQTRANS_INTRANS)
+        c->piped = PQenterPipelineMode(c->db) == 1;
+    if (!c->piped)
+        return pg_each_row(c, NULL, sql, n, types, vals, no_row, NULL);
+    if (!PQsendQueryParams(c->db, sql, n, types, vals, NULL, NULL, 1))
+        return fail_msg(c, sql, NULL);
+    c->rows[c->pending] = (doc_call_t){ 0 };
+    c->refused[c->pending++] = NULL;
+    return c->pending >= PG_PIPE_DEPTH ? drain(c) : 0;
 }
 
 int pg_pipe_docs(pg_t *c, const char *name, const char *sql, int n, const Oid *types,

@@ -132,13 +132,60 @@ static void claim_slice(sbuf_t *sql, int qi, int priority)
  * many jobs wait, and never scans scheduled ones not yet due. A slice's
  * rows not taken stay locked until the transaction ends (moments): other
  * nodes' claims skip them meanwhile. */
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* A limited queue's claims take its advisory lock first, each in a
+ * statement of its own: the claim's snapshot, taken after, then sees
+ * every claim the lock's last holder committed (one taken inside the
+ * claim would count from a snapshot older than the lock). In name order,
+ * so that two claims of the same queues cannot deadlock; a holder stopped
+ * mid-transaction is ended by idle_in_transaction_session_timeout. */
+static int lock_capped(pg_t *c, const backend_claim_t *q, sbuf_t *caps)
+{
+    const char *names[BACKEND_CLAIM_QUEUES];
+    int n = 0;
+    sbuf_addc(caps, '{');
+    for (int i = 0; i < q->nqueues; i++) {
+        if (i)
+            sbuf_addc(caps, ',');
+        sbuf_add_int(caps, q->caps[i] > 0 ? q->caps[i] : 0);
+        if (q->caps[i] > 0 && n < BACKEND_CLAIM_QUEUES)
+            names[n++] = q->queues[i];
+    }
+    sbuf_addc(caps, '}');
+    qsort(names, (size_t)n, sizeof names[0], by_name);
+    static const Oid types[1] = { 25 };
+    for (int i = 0; i < n; i++)
+        if (pg_pipe_exec(c, "SELECT pg_advisory_xact_lock(hashtextextended('jobq.cap:' || $1, 0))",
+                         1, types, &names[i]) != 0)
+            return -1;
+    return 0;
+}
+
+/* Of each limited queue, only as many as the cluster may still hold: its
+ * cap less the jobs any node holds now (jobs_held). */
+#define CAPPED_C                                                                              \
+    ", c AS (SELECT * FROM (SELECT x.*, row_number() OVER (PARTITION BY qi ORDER BY priority," \
+    " run_at, seq) AS rn FROM (%s) x) y WHERE ($4::int[])[qi] <= 0 OR rn <= ($4::int[])[qi] -" \
+    " (SELECT count(*) FROM jobs h WHERE h.queue = ($1::text[])[y.qi] AND h.owner IS NOT NULL)" \
+    " ORDER BY %s, run_at, seq LIMIT $2),"
+
 int pg_claim(void *conn, const backend_claim_t *q, backend_doc_cb cb, void *ud)
 {
     pg_t *c = conn;
     char max[16], me[24];
-    sbuf_t queues;
+    sbuf_t queues, caps;
     sbuf_init(&queues, 256);
+    sbuf_init(&caps, 64);
     queue_array(q, &queues);
+    if (q->caps && lock_capped(c, q, &caps) != 0) {
+        sbuf_free(&queues);
+        sbuf_free(&caps);
+        return -1;
+    }
     snprintf(max, sizeof max, "%d", q->max);
     snprintf(me, sizeof me, "%lld", (long long)c->node);
     const char *order = q->queue_order ? "qi, priority" : "priority, qi";
@@ -147,31 +194,48 @@ int pg_claim(void *conn, const backend_claim_t *q, backend_doc_cb cb, void *ud)
     for (int i = 1; i <= q->nqueues; i++)
         for (int p = 0; p < JOB_PRIORITIES; p++)
             claim_slice(&sql, i, p);
-    sbuf_adds(&sql, ", c AS (SELECT * FROM (");
+    sbuf_t all;
+    sbuf_init(&all, 2048);
     for (int i = 1; i <= q->nqueues; i++)
         for (int p = 0; p < JOB_PRIORITIES; p++) {
             char one[48];
             snprintf(one, sizeof one, "%sSELECT * FROM s%d_%d", i == 1 && p == 0 ? "" :
                      " UNION ALL ", i, p);
-            sbuf_adds(&sql, one);
+            sbuf_adds(&all, one);
         }
+    if (q->caps) {
+        char *capped = malloc(strlen(CAPPED_C) + all.len + 32);
+        if (!capped)
+            abort(); /* as store_new_op: the write path cannot report it */
+        sprintf(capped, CAPPED_C, all.p, order);
+        sbuf_adds(&sql, capped);
+        free(capped);
+    } else {
+        sbuf_adds(&sql, ", c AS (SELECT * FROM (");
+        sbuf_adds(&sql, all.p);
+        char plain[80];
+        snprintf(plain, sizeof plain, ") x ORDER BY %s, run_at, seq LIMIT $2),", order);
+        sbuf_adds(&sql, plain);
+    }
+    sbuf_free(&all);
     char tail[700];
     snprintf(tail, sizeof tail,
-             ") x ORDER BY %s, run_at, seq LIMIT $2),"
              " u AS (UPDATE jobs j SET owner = $3, token = nextval('job_tokens') FROM c"
              " WHERE j.id = c.id AND EXISTS (SELECT 1 FROM nodes WHERE id = $3 AND"
              " expires_at > now())"
              " RETURNING j.doc, j.created_at, j.id, j.queue, j.type, j.token, c.priority, c.qi,"
              " c.run_at, c.seq)"
              " SELECT doc, created_at, id, queue, type, token FROM u ORDER BY %s, run_at, seq",
-             order, order);
+             order);
     sbuf_adds(&sql, tail);
-    const char *vals[3] = { queues.p, max, me };
-    static const Oid types[3] = { 25, 23, 20 };
+    const char *vals[4] = { queues.p, max, me, caps.p };
+    static const Oid types[4] = { 25, 23, 20, 25 };
     char name[24];
-    snprintf(name, sizeof name, "claim_%d_%c", q->nqueues, q->queue_order ? 'q' : 'p');
-    int rc = pg_pipe_docs(c, name, sql.p, 3, types, vals, (doc_call_t){ cb, ud });
+    snprintf(name, sizeof name, "claim_%d_%c%s", q->nqueues, q->queue_order ? 'q' : 'p',
+             q->caps ? "c" : "");
+    int rc = pg_pipe_docs(c, name, sql.p, q->caps ? 4 : 3, types, vals, (doc_call_t){ cb, ud });
     sbuf_free(&sql);
     sbuf_free(&queues);
+    sbuf_free(&caps);
     return rc;
 }

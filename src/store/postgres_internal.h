@@ -74,6 +74,9 @@ int pg_each_row(pg_t *c, const char *name, const char *sql, int n, const Oid *ty
  * held). Outside a transaction, as pg_each_row. */
 int pg_pipe_docs(pg_t *c, const char *name, const char *sql, int n, const Oid *types,
                  const char *const *vals, doc_call_t call);
+/* A statement whose rows do not matter, in the pipeline inside a
+ * transaction (its error fails the transaction at the drain), else run. */
+int pg_pipe_exec(pg_t *c, const char *sql, int n, const Oid *types, const char *const *vals);
 /* A row of doc, created_at, id, queue, type [, token] to a doc_call_t. */
 int pg_doc_row(const PGresult *r, int row, void *ud);
 

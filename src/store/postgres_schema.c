@@ -45,7 +45,8 @@ static const char *const migrations[] = {
     "CREATE INDEX jobs_ready ON jobs(queue, priority, run_at, seq)"
     "  WHERE owner IS NULL AND state IN ('queued','pending','retrying');"
     "CREATE INDEX jobs_owned ON jobs(owner) WHERE owner IS NOT NULL;",
-    /* 3: storage settings (docs/operations.md, "Autovacuum"). jobs: room
+    /* 3: storage settings (docs/operations.md, "Autovacuum"), and an index
+     * for limits (below). jobs: room
      * in each page for a heartbeat's new row version beside the old one
      * (no indexed column changes, so it is a HOT update: no index entry,
      * pruned on the page), and vacuum at 2% dead rows instead of 20%, so
@@ -54,7 +55,10 @@ static const char *const migrations[] = {
      * rows each updated by every batch, HOT with half of each page free. */
     "ALTER TABLE jobs SET (fillfactor = 80, autovacuum_vacuum_scale_factor = 0.02,"
     "  autovacuum_analyze_scale_factor = 0.05, autovacuum_vacuum_insert_scale_factor = 0.05);"
-    "ALTER TABLE counters SET (fillfactor = 50);",
+    "ALTER TABLE counters SET (fillfactor = 50);"
+    /* and the jobs each queue has held by a node, for its cluster-wide
+     * concurrency limit (a claim of a limited queue counts them) */
+    "CREATE INDEX jobs_held ON jobs(queue) WHERE owner IS NOT NULL;",
 };
 
 int postgres_schema_latest(void) { return (int)(sizeof migrations / sizeof migrations[0]); }

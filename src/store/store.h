@@ -265,9 +265,10 @@ typedef void (*store_jobs_cb)(void *ud, job_t **jobs, int n, int asked, const ch
 /* Claims up to max free due jobs of the queues for this node, in the order
  * they should be leased; cb runs exactly once, from store_dispatch. Claims
  * travel with the writes (after every write queued before them) but have
- * no sequence number of their own. */
-void store_claim(store_t *s, const char *const *queues, int nqueues, bool queue_order, int max,
-                 store_jobs_cb cb, void *ud);
+ * no sequence number of their own. caps (NULL: none): per queue, how many
+ * of its jobs the whole cluster may hold at once (0: no limit). */
+void store_claim(store_t *s, const char *const *queues, const int *caps, int nqueues,
+                 bool queue_order, int max, store_jobs_cb cb, void *ud);
 /* Registers or renews the node, then takes over the running jobs of dead
  * nodes (handed to cb as running jobs whose attempts the owner ends).
  * lost: the node's row had expired, every claim it held is void (its

@@ -50,6 +50,7 @@ typedef struct op {
      * owned until handed to the callback. */
     backend_claim_t claim;
     char **queues;
+    int *caps;
     job_t **jobs;
     int64_t *tokens;
     int njobs, jobs_cap;

@@ -85,6 +85,41 @@ def test_a_wake_up_from_another_node_ends_a_long_poll_before_its_poll(cluster):
     assert [j["id"] for j in got["jobs"]] == ["woken"], b.log_text()[-2000:]
 
 
+def test_a_queues_concurrency_limit_holds_across_nodes(cluster):
+    """JOBQ_LIMITS' queue concurrency is the whole cluster's: three nodes
+    with workers asking for 5 each hold at most 2 jobs of the queue at
+    once (per node, they could hold 6); once one completes, another node
+    may take the freed slot. Another queue is not held back."""
+    nodes, _ = cluster(3, env={"JOBQ_LIMITS": "queue:lim concurrency=2"})
+    for i in range(6):
+        nodes[i % 3].enqueue(id=f"lim{i}", queue="lim")
+    nodes[0].enqueue(id="free1", queue="free")
+    held = []
+
+    def ask(node):  # all three at once: their claims race for the slots
+        got = node.lease(queues=["lim"], max=5, wait_ms=300)
+        with lock:
+            held.extend((node, j) for j in got)
+    lock = threading.Lock()
+    for _ in range(2):  # twice round the nodes: every one has asked
+        ts = [threading.Thread(target=ask, args=(node,)) for node in nodes]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(10)
+    assert len(held) == 2, [j["id"] for _, j in held]
+    assert [j["id"] for j in nodes[1].lease(queues=["free"], wait_ms=2000)] == ["free1"]
+    node, j = held.pop()
+    r = node.post(f"/v1/jobs/{j['id']}/complete", {"lease_id": j["lease_id"]})
+    assert r.status_code == 200, r.text
+    got = []
+    end = time.time() + 10
+    while not got and time.time() < end:
+        for other in nodes:
+            got += other.lease(queues=["lim"], max=5, wait_ms=200)
+    assert len(got) == 1, [x["id"] for x in got]
+
+
 def test_the_faktory_protocol_works_across_nodes(cluster, postgres):
     (a, b), url = cluster(2)
     pa, pb = connect(a, wid="wa"), connect(b, wid="wb")
