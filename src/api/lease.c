@@ -137,13 +137,18 @@ void api_lease(api_call_t *c)
     job_t *jobs[ENGINE_LEASE_MAX];
     bool full = c->api->waiting >= c->api->cfg->max_waiters;
     int n = engine_lease(c->api->engine, &l->w, full ? 0 : wait_ms, jobs);
+    /* In cluster mode a lessee waits for a claim even without wait_ms:
+     * past the bound, one that asked to wait is refused all the same. */
+    bool refuse = n == 0 && full && wait_ms > 0;
+    if (refuse && engine_waiter_waiting(&l->w))
+        engine_waiter_cancel(c->api->engine, &l->w);
     if (n > 0) {
         api_reply_text(c, 200, lease_reply(c, jobs, n));
     } else if (engine_waiter_waiting(&l->w)) {
         l->counted = true;
         c->api->waiting++;
         http_defer(c->r); /* on_leased answers */
-    } else if (full && wait_ms > 0) {
+    } else if (refuse) {
         /* Nothing to hand out and no room to wait: say so rather than hang. */
         http_add_header(c->r, "Retry-After", "1");
         metrics_rejected(c->api->metrics, "busy");

@@ -335,6 +335,11 @@ static int start_loop(app_t *a, char *err, size_t len)
     return store_start(a->store, err, len);
 }
 
+/* A store that fails for this long while stopping is given up on, even
+ * with a shorter grace (0 included): a fault of a moment (a session
+ * broken once) must not cost a clean stop. */
+#define STOP_GIVE_UP_MIN_MS 5000
+
 static void app_free(app_t *a)
 {
     log_unbuffer_this_thread(); /* the loop is over: nothing will flush again */
@@ -344,8 +349,9 @@ static void app_free(app_t *a)
     app_cluster_leave(a); /* other nodes take over what still runs here */
     /* Commits whatever is still queued; a database gone for a whole grace
      * ends the process here instead of a stop that never ends. */
-    if (a->store && store_stop(a->store, a->cfg.shutdown_grace_ms > 0 ? a->cfg.shutdown_grace_ms
-                                                                      : 1) != 0)
+    if (a->store && store_stop(a->store, a->cfg.shutdown_grace_ms > STOP_GIVE_UP_MIN_MS
+                                             ? a->cfg.shutdown_grace_ms
+                                             : STOP_GIVE_UP_MIN_MS) != 0)
         _exit(1);
     http_server_stop(a->http);
     fwp_server_stop(a->fwp);

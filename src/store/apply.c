@@ -57,8 +57,10 @@ static bool is_enqueue(const op_t *op) { return op->kind == OP_PUT && op->ev == 
  * so does running out of memory (every put then runs, as before). The
  * last put of a job whose first write in the batch is its enqueue is
  * marked fresh when the batch is live: no older row can exist. The row's
- * state before the batch is what its first write found (op->was). */
-static void mark_superseded(op_t *batch, bool live)
+ * state before the batch is what its first write found (op->was). In
+ * cluster mode a delete supersedes nothing: the put before it is a
+ * holder's give-back, and the delete of a free row needs it done. */
+static void mark_superseded(op_t *batch, bool live, bool cluster)
 {
     bool purge = false;
     for (op_t *op = batch; op; op = op->next) {
@@ -89,7 +91,7 @@ static void mark_superseded(op_t *batch, bool live)
             final->row.fresh = live && is_enqueue(op);
             final->row.was = op->kind == OP_PUT ? op->was : NULL;
         }
-        if (op->kind == OP_PUT && final != op)
+        if (op->kind == OP_PUT && final != op && !(cluster && final->kind == OP_DELETE))
             op->superseded = true;
     }
     hmap_free(&last);
@@ -101,7 +103,9 @@ static int run_write(store_t *s, op_t *op, int64_t *totals)
     case OP_PUT:
         totals[op->ev]++;
         return s->ops->put_job(s->conn, &op->row);
-    case OP_DELETE: return s->ops->delete_job(s->conn, op->name);
+    case OP_DELETE:
+        return s->cluster ? s->ops->delete_fenced(s->conn, op->name, op->row.token, &op->refused)
+                          : s->ops->delete_job(s->conn, op->name);
     case OP_QUEUE: return s->ops->put_queue(s->conn, op->name, op->paused);
     case OP_PURGE: return run_purge(s, op);
     case OP_CLAIM: return store_run_claim(s, op);
@@ -131,7 +135,7 @@ static int apply_begin(store_t *s, store_applying_t *a)
     a->next = a->batch;
     if (s->ops->begin(s->conn) != 0)
         return -1;
-    mark_superseded(a->batch, a->live);
+    mark_superseded(a->batch, a->live, s->cluster);
     a->open = true;
     return 0;
 }

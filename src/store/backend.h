@@ -161,6 +161,10 @@ typedef struct backend_ops {
      * broke in COMMIT) takes back first what its first attempt may have
      * taken: otherwise those jobs would stay this node's, in no memory. */
     int (*held)(void *conn, const int64_t *tokens, int n, backend_doc_cb cb, void *ud);
+    /* Deletes a job this node holds under token (0: a job no node holds),
+     * setting *refused when the job is there and not this node's to
+     * delete; one already gone is not refused. */
+    int (*delete_fenced)(void *conn, const char *id, int64_t token, bool *refused);
 
     /* Wake-ups between nodes (cluster mode; NULL where the backend has
      * none), on a session of their own that no data transaction uses, for

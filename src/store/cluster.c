@@ -65,6 +65,15 @@ void store_cluster_row(store_t *s, op_t *op, const job_t *job)
         hmap_del(&s->tokens, job->id);
 }
 
+/* A job this node holds is deleted under its token, which is forgotten. */
+void store_cluster_delete(store_t *s, op_t *op)
+{
+    CHECK_LOOP_THREAD();
+    op->row.token = token_of(s, op->name);
+    if (op->row.token)
+        hmap_del(&s->tokens, op->name);
+}
+
 static void refused_add(store_t *s, uint64_t seq)
 {
     if (s->nrefused == s->refused_cap) {
@@ -134,11 +143,12 @@ void store_cluster_done(store_t *s, op_t *done)
     if (any)
         spread_refusals(done);
     for (op_t *op = done; op; op = op->next) {
-        if (op->kind == OP_PUT && op->refused) {
-            hmap_del(&s->tokens, op->row.id);
+        if ((op->kind == OP_PUT || op->kind == OP_DELETE) && op->refused) {
+            const char *id = op->kind == OP_PUT ? op->row.id : op->name;
+            hmap_del(&s->tokens, id);
             refused_add(s, op->seq);
             if (s->refused_cb)
-                s->refused_cb(s->refused_ud, op->row.id);
+                s->refused_cb(s->refused_ud, id);
         } else if (op->kind == OP_PUT && !op->superseded && !op->error &&
                    !strcmp(op->row.state, "queued")) {
             store_wake_announce(s, op->row.queue); /* free to claim now: enqueued, given back */

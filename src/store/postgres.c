@@ -31,7 +31,7 @@
 #define PG_MIGRATE_KEY "1785358189"
 
 enum { P_PUT, P_DELETE, P_QUEUE, P_COUNTER, P_INSERT, P_FENCED, P_FREE_PUT, P_FREE_DELETE,
-       P_GET, P_COUNT_ };
+       P_HELD_DELETE, P_GET, P_COUNT_ };
 static const struct {
     const char *name, *sql;
     int n;
@@ -73,6 +73,17 @@ static const struct {
                      6, { 25, 25, 23, 20, 20, 17 }, 5 },
     [P_FREE_DELETE] = { "free_delete", "DELETE FROM jobs WHERE id=$1 AND owner IS NULL", 1,
                         { 25 }, -1 },
+    /* A delete that reports a refusal as a fenced write does, by a row
+     * count of 0: one row when the job was deleted here, or is not there
+     * at all (gone already: a retried batch's own delete, or another's);
+     * none when it is there and held by a claim this one is not. */
+    [P_HELD_DELETE] = { "held_delete", "WITH d AS (DELETE FROM jobs WHERE id=$1 AND"
+                                       " (($2 = 0 AND owner IS NULL) OR ($2 <> 0 AND token=$2"
+                                       " AND (owner=$3 OR owner IS NULL) AND EXISTS (SELECT 1"
+                                       " FROM nodes WHERE id=$3 AND expires_at > now())))"
+                                       " RETURNING id) SELECT 1 WHERE EXISTS (SELECT 1 FROM d)"
+                                       " OR NOT EXISTS (SELECT 1 FROM jobs WHERE id=$1)",
+                        3, { 25, 20, 20 }, -1 },
     [P_GET] = { "get", "SELECT doc, created_at, id, queue, type FROM jobs WHERE id=$1", 1, { 25 }, -1 },
 };
 
@@ -553,6 +564,16 @@ static int pg_delete_job(void *conn, const char *id)
     return run(conn, ((pg_t *)conn)->cluster ? P_FREE_DELETE : P_DELETE, vals, NULL);
 }
 
+static int pg_delete_fenced(void *conn, const char *id, int64_t token, bool *refused)
+{
+    pg_t *c = conn;
+    char tok[24], node[24];
+    snprintf(tok, sizeof tok, "%lld", (long long)token);
+    snprintf(node, sizeof node, "%lld", (long long)c->node);
+    const char *vals[3] = { id, tok, node };
+    return run_checked(c, P_HELD_DELETE, vals, NULL, refused);
+}
+
 static int pg_put_queue(void *conn, const char *name, bool paused)
 {
     const char *vals[2] = { name, paused ? "t" : "f" };
@@ -858,5 +879,6 @@ const backend_ops_t backend_postgres = {
     .node_beat = pg_node_beat,
     .node_leave = pg_node_leave,
     .held = pg_held,
+    .delete_fenced = pg_delete_fenced,
     .claim = pg_claim,
 };

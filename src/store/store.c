@@ -592,6 +592,8 @@ uint64_t store_delete_job(store_t *s, const char *id)
     const char *in[4] = { id }, *out[4];
     op_t *op = store_new_op(OP_DELETE, in, out);
     op->name = out[0];
+    if (s->cluster)
+        store_cluster_delete(s, op);
     return submit(s, op);
 }
 

@@ -281,6 +281,7 @@ void store_submit_unnumbered(store_t *s, op_t *op);
 /* cluster.c: the loop thread's side of cluster mode. */
 void store_cluster_init(store_t *s, int64_t ttl_ms); /* store_open_cluster */
 void store_cluster_row(store_t *s, op_t *op, const job_t *job);   /* a put's token */
+void store_cluster_delete(store_t *s, op_t *op);                   /* a delete's token */
 void store_cluster_done(store_t *s, op_t *done);   /* ops handed back, before callbacks */
 bool store_cluster_refused(store_t *s, uint64_t seq); /* a waiter's write was refused */
 void store_cluster_prune(store_t *s);              /* refusals all waiters have seen */

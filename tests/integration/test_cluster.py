@@ -120,6 +120,28 @@ def test_a_queues_concurrency_limit_holds_across_nodes(cluster):
     assert len(got) == 1, [x["id"] for x in got]
 
 
+def test_deletes_are_fenced_like_every_holders_write(cluster, postgres):
+    """A Faktory job pushed with retry 0 that fails is deleted by the node
+    that held it (under its claim), and a delete of a job another node
+    runs is refused with 409 and changes nothing."""
+    (a, b), url = cluster(2)
+    pa, pb = connect(a, wid="wa"), connect(b, wid="wb")
+    assert pa.cmd("PUSH " + json.dumps({"jid": "once0001", "jobtype": "t", "queue": "q",
+                                        "args": [], "retry": 0})) == "OK"
+    assert json.loads(pb.cmd("FETCH q"))["jid"] == "once0001"
+    assert pb.cmd('FAIL {"jid":"once0001","errtype":"E","message":"boom"}') == "OK"
+    assert rows(postgres, url, "SELECT id FROM jobs WHERE id = 'once0001'") == []
+    a.enqueue(id="busy", queue="q")
+    got = b.lease(queues=["q"], wait_ms=2000)
+    assert [j["id"] for j in got] == ["busy"]
+    r = a.req("DELETE", "/v1/jobs/busy")
+    assert r.status_code == 409, r.text
+    assert rows(postgres, url, "SELECT state, owner IS NOT NULL FROM jobs WHERE id = 'busy'") == \
+        [["running", "t"]]
+    r = b.post("/v1/jobs/busy/complete", {"lease_id": got[0]["lease_id"]})
+    assert r.status_code == 200, r.text
+
+
 def test_the_faktory_protocol_works_across_nodes(cluster, postgres):
     (a, b), url = cluster(2)
     pa, pb = connect(a, wid="wa"), connect(b, wid="wb")
