@@ -182,10 +182,10 @@ static void *wake_main(void *arg)
             if (down)
                 log_info("listening for other nodes' wake-ups again");
             down = false;
-            store_notify(s); /* a wake-up may have been missed while down: claim now */
             pthread_mutex_lock(&s->mu);
-            s->heard.any = true;
+            s->heard.any = true; /* a wake-up may have been missed while down: claim now */
             pthread_mutex_unlock(&s->mu);
+            store_notify(s);
         }
         if (!turn(s, w, &last_sent)) {
             s->ops->wake_close(w);
