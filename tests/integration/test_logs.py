@@ -48,7 +48,9 @@ def test_slow_requests_are_warned(make_server):
     server.get("/health/live", headers={"X-Request-Id": "quick"})
     assert server.stop() == 0
     slow = [l for l in lines(server, "slow request") if l["route"] == "/v1/lease"]
-    assert len(slow) == 1 and slow[0]["level"] == "warn" and slow[0]["duration_ms"] >= 400
+    # The engine's clock counts whole milliseconds: a 400 ms wait may end up
+    # to 1 ms short of the request's own microsecond measure (CI saw 399.6).
+    assert len(slow) == 1 and slow[0]["level"] == "warn" and slow[0]["duration_ms"] >= 399
     # A quick request stays an ordinary access line (250 ms of slack for a slow machine).
     assert [l["request_id"] for l in lines(server, "request")] == ["quick"]
 
