@@ -63,10 +63,16 @@ static const struct {
                              "run_at,doc,origin) VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) ON CONFLICT"
                              " (id) DO UPDATE SET id=excluded.id WHERE jobs.origin=excluded.origin",
                    10, { 25, 25, 25, 25, 23, 20, 20, 20, 17, 20 }, 8 },
+    /* The last clause: the row is already this very write, given back
+     * (a retried batch whose first COMMIT landed): accepted even if the
+     * node's row expired meanwhile (an outage longer than the TTL), since
+     * it overwrites nothing; refusing it would answer 409 to a completion
+     * that took effect. */
     [P_FENCED] = { "fenced", "UPDATE jobs SET state=$2, priority=$3, updated_at=$4, run_at=$5,"
                              " doc=$6, owner=CASE WHEN $2='running' THEN owner END"
-                             " WHERE id=$1 AND token=$7 AND (owner=$8 OR owner IS NULL) AND"
-                             " EXISTS (SELECT 1 FROM nodes WHERE id=$8 AND expires_at > now())",
+                             " WHERE id=$1 AND token=$7 AND ((owner=$8 OR owner IS NULL) AND"
+                             " EXISTS (SELECT 1 FROM nodes WHERE id=$8 AND expires_at > now())"
+                             " OR (owner IS NULL AND state=$2 AND doc=$6))",
                    8, { 25, 25, 23, 20, 20, 17, 20, 20 }, 5 },
     [P_FREE_PUT] = { "free_put", "UPDATE jobs SET state=$2, priority=$3, updated_at=$4,"
                                  " run_at=$5, doc=$6 WHERE id=$1 AND owner IS NULL",
