@@ -235,10 +235,18 @@ def make_server(tmp_path, request):
         return s.start() if start else s
 
     yield make
+    # Every server stops before any is judged: a failed assertion must not
+    # leave the others running (a CI run left two behind that way).
+    codes = []
     for s in servers:
         if s.proc is not None:
-            code = s.stop()
-            assert code == 0, f"unclean shutdown ({code}):\n" + s.log_text()[-4000:]
+            try:
+                codes.append((s, s.stop()))
+            except subprocess.TimeoutExpired:  # killed by stop() itself
+                codes.append((s, "no exit within the stop's timeout"))
+    for s, code in codes:
+        assert code == 0, f"unclean shutdown ({code}):\n" + s.log_text()[-4000:]
+    for s in servers:
         if s.log_path.exists():
             assert_clean_log(s)
 
