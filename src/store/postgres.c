@@ -5,7 +5,8 @@
  * live jobs in its own memory. In cluster mode (opened with a node) every
  * node takes the same lock shared, the database holds each job's owner and
  * claim token, and the writes of a job are conditioned on them
- * (cluster_put; the nodes' rows and claims are postgres_cluster.c's).
+ * (cluster_put; the nodes' rows and claims are postgres_cluster.c's, the
+ * reads postgres_read.c's, the wake-ups' session postgres_wake.c's).
  *
  * No journal: every batch is one transaction, committed with
  * synchronous_commit on ("fsync" and "os"; "memory" turns it off). Reads
@@ -90,7 +91,7 @@ static const struct {
                                        " RETURNING id) SELECT 1 WHERE EXISTS (SELECT 1 FROM d)"
                                        " OR NOT EXISTS (SELECT 1 FROM jobs WHERE id=$1)",
                         3, { 25, 20, 20 }, -1 },
-    [P_GET] = { "get", "SELECT doc, created_at, id, queue, type FROM jobs WHERE id=$1", 1, { 25 }, -1 },
+    [P_GET] = { PG_GET, "SELECT doc, created_at, id, queue, type FROM jobs WHERE id=$1", 1, { 25 }, -1 },
 };
 
 
@@ -564,7 +565,7 @@ static int pg_put_job(void *conn, const store_row_t *r)
     return run_checked(c, c->cluster ? P_INSERT : P_PUT, vals, lens, r->refused);
 }
 
-static int pg_delete_job(void *conn, const char *id)
+int pg_delete_job(void *conn, const char *id)
 {
     const char *vals[1] = { id };
     return run(conn, ((pg_t *)conn)->cluster ? P_FREE_DELETE : P_DELETE, vals, NULL);
@@ -711,140 +712,6 @@ int pg_pipe_docs(pg_t *c, const char *name, const char *sql, int n, const Oid *t
     c->rows[c->pending] = call;
     c->refused[c->pending++] = NULL;
     return c->pending >= PG_PIPE_DEPTH ? drain(c) : 0;
-}
-
-int pg_doc_row(const PGresult *r, int row, void *ud)
-{
-    doc_call_t *d = ud;
-    store_doc_t doc = { .doc = PQgetvalue(r, row, 0), .len = (size_t)PQgetlength(r, row, 0),
-                        .created_at = pg_int8_at(r, row, 1), .id = PQgetvalue(r, row, 2),
-                        .queue = PQgetvalue(r, row, 3), .type = PQgetvalue(r, row, 4),
-                        .token = PQnfields(r) > 5 ? pg_int8_at(r, row, 5) : 0 };
-    return d->cb(d->ud, &doc);
-}
-
-static int pg_get_job(void *conn, const char *id, backend_doc_cb cb, void *ud)
-{
-    doc_call_t d = { cb, ud };
-    const char *vals[1] = { id };
-    return pg_each_row(conn, prepared[P_GET].name, NULL, 1, NULL, vals, pg_doc_row, &d);
-}
-
-static int pg_list_jobs(void *conn, const store_query_t *q, backend_doc_cb cb, void *ud)
-{
-    char sql[BACKEND_LIST_SQL_MAX];
-    backend_list_sql(q, '$', sql, sizeof sql);
-    char cur[24], lim[16], prio[16], from[24], to[24];
-    snprintf(cur, sizeof cur, "%lld", (long long)q->cursor_created_at);
-    snprintf(lim, sizeof lim, "%d", q->limit);
-    snprintf(prio, sizeof prio, "%d", q->priority);
-    snprintf(from, sizeof from, "%lld", (long long)q->created_from);
-    snprintf(to, sizeof to, "%lld", (long long)q->created_to);
-    const char *vals[9] = { q->queue, q->state, q->type, cur, q->cursor_id ? q->cursor_id : "",
-                            lim, prio, from, to };
-    static const Oid types[9] = { 25, 25, 25, 20, 25, 23, 23, 20, 20 };
-    doc_call_t d = { cb, ud };
-    return pg_each_row(conn, NULL, sql, 9, types, vals, pg_doc_row, &d);
-}
-
-typedef struct purge_scan {
-    const store_purge_t *p;
-    store_purged_t *out;
-    char (*doomed)[201];
-    int n;
-} purge_scan_t;
-
-static int purge_row(const PGresult *r, int row, void *ud)
-{
-    purge_scan_t *ps = ud;
-    ps->out->scanned++;
-    snprintf(ps->out->last_id, sizeof ps->out->last_id, "%s", PQgetvalue(r, row, 0));
-    ps->out->last_created_at = pg_int8_at(r, row, 3);
-    if (backend_purge_due(PQgetvalue(r, row, 1), pg_int8_at(r, row, 2), ps->p) && ps->n < ps->p->limit)
-        snprintf(ps->doomed[ps->n++], sizeof ps->doomed[0], "%s", PQgetvalue(r, row, 0));
-    return 0;
-}
-
-/* Collects first and deletes after, as the SQLite backend does. */
-static int pg_purge(void *conn, const store_purge_t *p, backend_id_cb cb, void *ud,
-                    store_purged_t *out)
-{
-    pg_t *c = conn;
-    char sql[BACKEND_PURGE_SQL_MAX];
-    backend_purge_sql(p->has_cursor, '$', sql, sizeof sql);
-    char horizon[24], after[24], lim[16];
-    snprintf(horizon, sizeof horizon, "%lld", (long long)backend_purge_horizon(p));
-    snprintf(after, sizeof after, "%lld", (long long)p->after_created_at);
-    snprintf(lim, sizeof lim, "%d", p->limit);
-    const char *vals[5] = { horizon, NULL, after, p->after_id ? p->after_id : "", lim };
-    static const Oid types[5] = { 20, 20, 20, 25, 23 };
-    *out = (store_purged_t){ 0 };
-    purge_scan_t ps = { p, out, calloc((size_t)(p->limit > 0 ? p->limit : 1), 201), 0 };
-    if (!ps.doomed)
-        return snprintf(c->err, sizeof c->err, "out of memory"), -1;
-    int rc = pg_each_row(c, NULL, sql, 5, types, vals, purge_row, &ps);
-    for (int i = 0; rc == 0 && i < ps.n; i++) {
-        rc = pg_delete_job(c, ps.doomed[i]);
-        if (rc == 0)
-            rc = cb(ud, ps.doomed[i]);
-    }
-    free(ps.doomed);
-    return rc;
-}
-
-static int pg_load_active(void *conn, backend_doc_cb cb, void *ud)
-{
-    doc_call_t d = { cb, ud };
-    return pg_each_row(conn, NULL,
-                    "SELECT doc, created_at, id, queue, type FROM jobs WHERE state IN"
-                    " ('pending','queued','running','retrying') ORDER BY run_at, created_at, id",
-                    0, NULL, NULL, pg_doc_row, &d);
-}
-
-typedef struct any_call {
-    void (*cb)(void);
-    void *ud;
-} any_call_t;
-
-static int queue_row(const PGresult *r, int row, void *ud)
-{
-    any_call_t *a = ud;
-    return ((backend_queue_cb)a->cb)(a->ud, PQgetvalue(r, row, 0), PQgetvalue(r, row, 1)[0] != 0);
-}
-
-static int count_row(const PGresult *r, int row, void *ud)
-{
-    any_call_t *a = ud;
-    return ((backend_count_cb)a->cb)(a->ud, PQgetvalue(r, row, 0), PQgetvalue(r, row, 1),
-                                     pg_int8_at(r, row, 2));
-}
-
-static int counter_row(const PGresult *r, int row, void *ud)
-{
-    any_call_t *a = ud;
-    return ((backend_counter_cb)a->cb)(a->ud, PQgetvalue(r, row, 0), pg_int8_at(r, row, 1));
-}
-
-static int pg_load_queues(void *conn, backend_queue_cb cb, void *ud)
-{
-    any_call_t a = { (void (*)(void))cb, ud };
-    return pg_each_row(conn, NULL, "SELECT name, paused FROM queues", 0, NULL, NULL, queue_row, &a);
-}
-
-/* Counted from the (queue, state) index; no count table kept by the
- * writer yet (statistics go through the query cache). */
-static int pg_count_states(void *conn, backend_count_cb cb, void *ud)
-{
-    any_call_t a = { (void (*)(void))cb, ud };
-    return pg_each_row(conn, NULL, "SELECT queue, state, count(*)::bigint FROM jobs GROUP BY 1, 2",
-                    0, NULL, NULL, count_row, &a);
-}
-
-static int pg_counters(void *conn, backend_counter_cb cb, void *ud)
-{
-    any_call_t a = { (void (*)(void))cb, ud };
-    return pg_each_row(conn, NULL, "SELECT split_part(name, '#', 1), sum(value)::bigint"
-                       " FROM counters GROUP BY 1", 0, NULL, NULL, counter_row, &a);
 }
 
 const backend_ops_t backend_postgres = {

@@ -80,6 +80,20 @@ int pg_pipe_exec(pg_t *c, const char *sql, int n, const Oid *types, const char *
 /* A row of doc, created_at, id, queue, type [, token] to a doc_call_t. */
 int pg_doc_row(const PGresult *r, int row, void *ud);
 
+/* postgres.c: the writer's delete; the name the lookup by id is prepared
+ * under on every session. */
+int pg_delete_job(void *conn, const char *id);
+#define PG_GET "get"
+
+/* postgres_read.c: backend.h's reads */
+int pg_get_job(void *conn, const char *id, backend_doc_cb cb, void *ud);
+int pg_list_jobs(void *conn, const store_query_t *q, backend_doc_cb cb, void *ud);
+int pg_purge(void *conn, const store_purge_t *p, backend_id_cb cb, void *ud, store_purged_t *out);
+int pg_load_active(void *conn, backend_doc_cb cb, void *ud);
+int pg_load_queues(void *conn, backend_queue_cb cb, void *ud);
+int pg_count_states(void *conn, backend_count_cb cb, void *ud);
+int pg_counters(void *conn, backend_counter_cb cb, void *ud);
+
 /* postgres_cluster.c */
 int pg_node_beat(void *conn, bool *lost, int64_t *node, backend_doc_cb adopted, void *ud);
 int pg_node_leave(void *conn);

@@ -198,6 +198,10 @@ struct store {
     void *woken_ud;
 };
 
+/* store.c: the first scan of the ids stored, for the id filter (queued
+ * to a reader by store_start). */
+void store_scan_ids(store_t *s);
+
 /* wake.c: the wake-ups' thread, started and stopped with the store's in
  * cluster mode; announce from the loop thread. */
 int store_wake_start(store_t *s, char *err, size_t len);
