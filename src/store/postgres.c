@@ -502,23 +502,36 @@ static int pg_set_journal_applied(void *conn, uint64_t gen)
 
 /* Runs a prepared write (in the pipeline, when there is one); parameters
  * in text but for the statement's bytea. */
+/* Inside a transaction, whether statements can go into a pipeline: a
+ * read (held, retention's scan) left it to read its rows, and what comes
+ * after goes back into one. */
+static bool piped_in_tx(pg_t *c)
+{
+    if (!c->piped && c->in_tx && PQtransactionStatus(c->db) == PQTRANS_INTRANS)
+        c->piped = PQenterPipelineMode(c->db) == 1;
+    return c->piped;
+}
+
+/* A statement just sent into the pipeline: who hears of its row count and
+ * who reads its rows, when the results are drained. */
+static int sent(pg_t *c, bool *refused, doc_call_t rows)
+{
+    c->rows[c->pending] = rows;
+    c->refused[c->pending++] = refused;
+    return c->pending >= PG_PIPE_DEPTH ? drain(c) : 0;
+}
+
 static int run_checked(pg_t *c, int which, const char *const *vals, const int *lens,
                        bool *refused)
 {
     int formats[10] = { 0 };
     if (prepared[which].bin >= 0)
         formats[prepared[which].bin] = 1;
-    /* A read inside the transaction (a claim, retention's scan) left the
-     * pipeline to read its rows; the writes after it go back into one. */
-    if (!c->piped && c->in_tx && PQtransactionStatus(c->db) == PQTRANS_INTRANS)
-        c->piped = PQenterPipelineMode(c->db) == 1;
-    if (c->piped) {
+    if (piped_in_tx(c)) {
         if (!PQsendQueryPrepared(c->db, prepared[which].name, prepared[which].n, vals, lens,
                                  formats, 0))
             return fail_msg(c, prepared[which].sql, NULL);
-        c->rows[c->pending] = (doc_call_t){ 0 };
-        c->refused[c->pending++] = refused;
-        return c->pending >= PG_PIPE_DEPTH ? drain(c) : 0;
+        return sent(c, refused, (doc_call_t){ 0 });
     }
     PGresult *r = PQexecPrepared(c->db, prepared[which].name, prepared[which].n, vals, lens,
                                  formats, 0);
@@ -684,15 +697,11 @@ static int no_row(const PGresult *r, int row, void *ud) { return (void)r, (void)
 
 int pg_pipe_exec(pg_t *c, const char *sql, int n, const Oid *types, const char *const *vals)
 {
-    if (!c->piped && c->in_tx && PQtransactionStatus(c->db) == PQTRANS_INTRANS)
-        c->piped = PQenterPipelineMode(c->db) == 1;
-    if (!c->piped)
+    if (!piped_in_tx(c))
         return pg_each_row(c, NULL, sql, n, types, vals, no_row, NULL);
     if (!PQsendQueryParams(c->db, sql, n, types, vals, NULL, NULL, 1))
         return fail_msg(c, sql, NULL);
-    c->rows[c->pending] = (doc_call_t){ 0 };
-    c->refused[c->pending++] = NULL;
-    return c->pending >= PG_PIPE_DEPTH ? drain(c) : 0;
+    return sent(c, NULL, (doc_call_t){ 0 });
 }
 
 int pg_pipe_docs(pg_t *c, const char *name, const char *sql, int n, const Oid *types,
@@ -703,15 +712,11 @@ int pg_pipe_docs(pg_t *c, const char *name, const char *sql, int n, const Oid *t
         return -1;
     if (!known)
         return pg_each_row(c, NULL, sql, n, types, vals, pg_doc_row, &call);
-    if (!c->piped && c->in_tx && PQtransactionStatus(c->db) == PQTRANS_INTRANS)
-        c->piped = PQenterPipelineMode(c->db) == 1;
-    if (!c->piped)
+    if (!piped_in_tx(c))
         return pg_each_row(c, name, NULL, n, types, vals, pg_doc_row, &call);
     if (!PQsendQueryPrepared(c->db, name, n, vals, NULL, NULL, 1))
         return fail_msg(c, name, NULL);
-    c->rows[c->pending] = call;
-    c->refused[c->pending++] = NULL;
-    return c->pending >= PG_PIPE_DEPTH ? drain(c) : 0;
+    return sent(c, NULL, call);
 }
 
 const backend_ops_t backend_postgres = {
