@@ -408,6 +408,8 @@ static void step(fwp_conn_t *c)
     bool drained = pending_out(c) == 0;
     if (drained)
         c->write_deadline = 0;
+    if (!c->broken && c->phase == FWP_CLOSING && drained) /* the reply is out: no reset after it */
+        net_linger_closing(c->srv->linger, (int)bufferevent_getfd(c->bev));
     if (c->broken || (c->phase == FWP_CLOSING && drained))
         fwp_close(c);
 }
@@ -591,6 +593,7 @@ fwp_server_t *fwp_server_start(struct event_base *base, const fwp_deps_t *d, cha
         !(s->auth = offload_new(base, FWP_AUTH_PENDING_MAX)) ||
         !(s->sweep = event_new(base, -1, EV_PERSIST, on_sweep, s)) ||
         !(s->resume_ev = event_new(base, -1, 0, on_resume, s)) ||
+        !(s->linger = net_linger_new(base)) ||
         event_add(s->sweep, &tv) != 0 ||
         net_listen(&s->listener, base, d->cfg->faktory_listen, "JOBQ_FAKTORY_LISTEN", on_accept,
                    s, err, len) != 0) {
@@ -612,6 +615,7 @@ void fwp_server_stop(fwp_server_t *s)
     while (!list_empty(&s->conns))
         fwp_close(LIST_ENTRY(list_first(&s->conns), fwp_conn_t, link));
     offload_free(s->auth); /* checks in flight end cancelled, freeing their connections */
+    net_linger_free(s->linger);
     if (s->sweep)
         event_free(s->sweep);
     if (s->resume_ev)

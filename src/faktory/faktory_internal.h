@@ -23,6 +23,7 @@
 
 #include "faktory/faktory.h"
 #include "faktory/proto.h"
+#include "net/linger.h"
 #include "net/listen.h"
 #include "net/offload.h"
 #include "util/list.h"
@@ -88,6 +89,7 @@ struct fwp_server {
     offload_t *auth; /* password checks, off the loop thread */
     struct event *sweep;
     struct event *resume_ev; /* runs the connections in resume */
+    net_linger_t *linger;    /* closed sockets still draining the client's bytes */
     list_node_t conns;
     list_node_t resume;
     /* INFO's store figures: one read serves every INFO that waits for it,

@@ -13,7 +13,7 @@
 #include <event2/listener.h>
 #include <netinet/in.h>
 
-#include "http/linger.h"
+#include "net/linger.h"
 #include "http/request_internal.h"
 #include "http/stream_internal.h"
 #include "http/synthetic.h"
@@ -52,7 +52,7 @@ struct http_server {
     int64_t idle_ns, header_ns, body_ns;
     list_node_t conns;         /* http_conn_t, every connection libmicrohttpd holds */
     http_conn_t *adding;       /* the one inside MHD_add_connection */
-    http_linger_t *linger;     /* closed sockets still draining the client's bytes */
+    net_linger_t *linger;     /* closed sockets still draining the client's bytes */
 };
 
 #define SWEEP_MS 250
@@ -365,7 +365,7 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
     if (!hc)
         return;
     if (!hc->shut) /* one we shut past its deadline has had its time */
-        http_linger_closing(s->linger, hc->fd);
+        net_linger_closing(s->linger, hc->fd);
     list_remove(&hc->link);
     admit_leave(s->admit, &hc->slot);
     free(hc);
@@ -503,7 +503,7 @@ http_server_t *http_server_start(struct event_base *base, const http_options_t *
     s->io = event_new(base, info->epoll_fd, EV_READ | EV_PERSIST, on_io, s);
     s->timer = evtimer_new(base, on_io, s);
     s->sweep = event_new(base, -1, EV_PERSIST, on_sweep, s);
-    s->linger = http_linger_new(base);
+    s->linger = net_linger_new(base);
     if (!s->linger || !s->io || !s->timer || !s->sweep || net_listen(&s->listener, base, opt->listen, "JOBQ_LISTEN", on_accept, s, err, len)) {
         http_server_stop(s);
         return NULL;
@@ -531,7 +531,7 @@ void http_server_stop(http_server_t *s)
         event_free(s->sweep);
     MHD_stop_daemon(s->d); /* closes every connection: on_connection frees each */
     CHECK(list_empty(&s->conns));
-    http_linger_free(s->linger);
+    net_linger_free(s->linger);
     free(s);
 }
 

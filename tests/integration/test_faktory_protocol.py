@@ -133,6 +133,18 @@ def test_a_huge_line_is_refused_and_the_connection_closed(make_server):
     assert c.cmd("PUSH " + job(args=["y" * 3000])) == "OK"
 
 
+def test_the_error_reaches_a_client_still_sending_its_line(make_server):
+    """The refusal is followed by our FIN, not a reset: the client may go on
+    sending what it had started (src/net/linger.h)."""
+    s = make_server(env={"JOBQ_MAX_BODY_BYTES": "4096"})
+    c = connect(s)
+    c.send("PUSH " + "x" * 10000)
+    time.sleep(0.3)  # refused and closed by now
+    c.send("x" * 65536 + "\r\n")
+    assert "line too long" in err(c.reply())
+    assert c.closed()
+
+
 def test_binary_garbage_gets_errors_not_a_crash(server):
     c = connect(server)
     c.send(bytes(range(256)).replace(b"\n", b"") + b"\r\n")

@@ -1,4 +1,4 @@
-/* The HTTP server's own pieces that need no libmicrohttpd: lingering close. */
+/* Network pieces: lingering close. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,7 +11,7 @@
 
 #include <event2/event.h>
 
-#include "http/linger.h"
+#include "net/linger.h"
 
 static void pair(int sv[2])
 {
@@ -25,24 +25,24 @@ static void test_linger_reads_until_the_clients_end(void **state)
 {
     (void)state;
     struct event_base *base = event_base_new();
-    http_linger_t *l = http_linger_new(base);
+    net_linger_t *l = net_linger_new(base);
     int sv[2];
     pair(sv);
     assert_int_equal(write(sv[0], "the rest of a body", 18), 18);
     assert_int_equal(write(sv[1], "431", 3), 3);
-    http_linger_closing(l, sv[1]);
+    net_linger_closing(l, sv[1]);
     close(sv[1]); /* what libmicrohttpd does next */
-    assert_int_equal(http_linger_count(l), 1);
+    assert_int_equal(net_linger_count(l), 1);
     char buf[8];
     assert_int_equal(read(sv[0], buf, sizeof buf), 3);
     assert_int_equal(read(sv[0], buf, sizeof buf), 0); /* our FIN */
     assert_int_equal(write(sv[0], "more", 4), 4);      /* still read, not refused */
     event_base_loop(base, EVLOOP_NONBLOCK);
-    assert_int_equal(http_linger_count(l), 1);
+    assert_int_equal(net_linger_count(l), 1);
     close(sv[0]);
     event_base_loop(base, EVLOOP_NONBLOCK);
-    assert_int_equal(http_linger_count(l), 0);
-    http_linger_free(l);
+    assert_int_equal(net_linger_count(l), 0);
+    net_linger_free(l);
     event_base_free(base);
 }
 
@@ -50,14 +50,14 @@ static void test_linger_leaves_a_drained_socket_alone(void **state)
 {
     (void)state;
     struct event_base *base = event_base_new();
-    http_linger_t *l = http_linger_new(base);
+    net_linger_t *l = net_linger_new(base);
     int sv[2];
     pair(sv);
-    http_linger_closing(l, sv[1]);
-    assert_int_equal(http_linger_count(l), 0);
+    net_linger_closing(l, sv[1]);
+    assert_int_equal(net_linger_count(l), 0);
     close(sv[1]);
     close(sv[0]);
-    http_linger_free(l);
+    net_linger_free(l);
     event_base_free(base);
 }
 
@@ -66,14 +66,14 @@ static void test_linger_free_closes_what_still_lingers(void **state)
 {
     (void)state;
     struct event_base *base = event_base_new();
-    http_linger_t *l = http_linger_new(base);
+    net_linger_t *l = net_linger_new(base);
     int sv[2];
     pair(sv);
     assert_int_equal(write(sv[0], "x", 1), 1);
-    http_linger_closing(l, sv[1]);
+    net_linger_closing(l, sv[1]);
     close(sv[1]);
-    assert_int_equal(http_linger_count(l), 1);
-    http_linger_free(l);
+    assert_int_equal(net_linger_count(l), 1);
+    net_linger_free(l);
     char buf[4]; /* closed with "x" unread: the end, or a reset */
     assert_true(read(sv[0], buf, sizeof buf) <= 0);
     close(sv[0]);

@@ -1,6 +1,6 @@
 /*
  * linger: close a connection without resetting it (nginx's "lingering
- * close"), private to the HTTP server.
+ * close"), for every listener (HTTP, the Faktory protocol).
  *
  * A socket closed while the client's bytes are still unread (a 431 for a
  * head past the pool, a 413 with its body still coming) makes the kernel
@@ -14,10 +14,10 @@
  * Bounds: at most LINGER_MAX sockets linger at once (past it a socket is
  * closed as before); each costs one descriptor and one event.
  * Threads: the loop thread of the event_base given.
- * Ownership: the set owns its duplicates; http_linger_free closes them.
+ * Ownership: the set owns its duplicates; net_linger_free closes them.
  */
-#ifndef JOBQ_HTTP_LINGER_H
-#define JOBQ_HTTP_LINGER_H
+#ifndef JOBQ_NET_LINGER_H
+#define JOBQ_NET_LINGER_H
 
 #include <event2/event.h>
 
@@ -25,17 +25,17 @@
 #define LINGER_MS 2000
 #define LINGER_BYTES (1024 * 1024)
 
-typedef struct http_linger http_linger_t;
+typedef struct net_linger net_linger_t;
 
 /* NULL if out of memory. */
-http_linger_t *http_linger_new(struct event_base *base);
+net_linger_t *net_linger_new(struct event_base *base);
 /* Called just before fd is closed by its owner: if bytes are waiting to
  * be read on it, shut its writing side and keep reading a duplicate. The
  * caller still closes fd. */
-void http_linger_closing(http_linger_t *l, int fd);
+void net_linger_closing(net_linger_t *l, int fd);
 /* Sockets lingering now (for tests and metrics). */
-unsigned http_linger_count(const http_linger_t *l);
+unsigned net_linger_count(const net_linger_t *l);
 /* Closes every lingering socket. NULL is a no-op. */
-void http_linger_free(http_linger_t *l);
+void net_linger_free(net_linger_t *l);
 
 #endif

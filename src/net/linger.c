@@ -1,5 +1,5 @@
 /* Lingering close; see linger.h. */
-#include "http/linger.h"
+#include "net/linger.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -13,23 +13,23 @@
 #include "util/list.h"
 
 typedef struct lingerer {
-    list_node_t link; /* http_linger.socks */
-    http_linger_t *owner;
+    list_node_t link; /* net_linger.socks */
+    net_linger_t *owner;
     struct event *ev;
     int fd;            /* our duplicate */
     size_t left;       /* bytes we still read before giving up */
     int64_t until_ns;  /* and the time */
 } lingerer_t;
 
-struct http_linger {
+struct net_linger {
     struct event_base *base;
     list_node_t socks;
     unsigned n;
 };
 
-http_linger_t *http_linger_new(struct event_base *base)
+net_linger_t *net_linger_new(struct event_base *base)
 {
-    http_linger_t *l = calloc(1, sizeof *l);
+    net_linger_t *l = calloc(1, sizeof *l);
     if (!l)
         return NULL;
     l->base = base;
@@ -70,7 +70,7 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
         finish(g);
 }
 
-void http_linger_closing(http_linger_t *l, int fd)
+void net_linger_closing(net_linger_t *l, int fd)
 {
     int unread = 0;
     if (!l || ioctl(fd, FIONREAD, &unread) != 0 || unread <= 0 || l->n >= LINGER_MAX)
@@ -99,9 +99,9 @@ void http_linger_closing(http_linger_t *l, int fd)
     l->n++;
 }
 
-unsigned http_linger_count(const http_linger_t *l) { return l ? l->n : 0; }
+unsigned net_linger_count(const net_linger_t *l) { return l ? l->n : 0; }
 
-void http_linger_free(http_linger_t *l)
+void net_linger_free(net_linger_t *l)
 {
     if (!l)
         return;
