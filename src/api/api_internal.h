@@ -67,6 +67,7 @@ void api_read_job(api_call_t *c, const char *id, api_read_fn fn);
 void api_read_jobs(api_call_t *c, const char *const *ids, size_t n, api_read_fn fn);
 void api_read_list(api_call_t *c, const store_query_t *q, api_read_fn fn);
 void api_read_stats(api_call_t *c, api_read_fn fn);
+void api_read_breakers(api_call_t *c, api_read_fn fn); /* cluster mode */
 
 /* Sends body (JSON text, taken; NULL for none) once every write queued so
  * far is durable. */

@@ -36,16 +36,8 @@ static int by_state_then_key(const void *a, const void *b)
                   json_string_value(json_object_get(y, "key")));
 }
 
-void api_breakers(api_call_t *c)
+static void sort_list(json_t *list)
 {
-    static const char *const allowed[] = { NULL };
-    if (http_query_unknown(c->r, allowed)) {
-        api_reply_error(c, ERR_VALIDATION, http_query_unknown(c->r, allowed),
-                        "unknown query parameter");
-        return;
-    }
-    json_t *list = json_array();
-    engine_breaker_foreach(c->api->engine, add_breaker, list);
     size_t n = json_array_size(list);
     json_t **items = n ? malloc(n * sizeof *items) : NULL;
     for (size_t i = 0; items && i < n; i++)
@@ -57,8 +49,66 @@ void api_breakers(api_call_t *c)
             json_array_append_new(list, items[i]);
         free(items);
     }
+}
+
+static void reply_list(api_call_t *c, json_t *list)
+{
+    sort_list(list);
     api_reply_text(c, 200, api_dump(json_pack("{s:o, s:o}", "breakers", list, "changes",
                                               api_breaker_changes(c->api))));
+}
+
+static json_t *find_key(json_t *list, const char *key)
+{
+    size_t i;
+    json_t *b;
+    json_array_foreach(list, i, b)
+        if (!strcmp(json_string_value(json_object_get(b, "key")), key))
+            return b;
+    return NULL;
+}
+
+/* Cluster mode: the state is the cluster's (the database's row of each
+ * breaker not closed); the counts are what this node saw. */
+static void with_shared(api_call_t *c, json_t *result, const char *error)
+{
+    if (error) {
+        api_reply_error(c, ERR_UNAVAILABLE, "", error);
+        return;
+    }
+    json_t *list = json_array();
+    engine_breaker_foreach(c->api->engine, add_breaker, list);
+    size_t i;
+    json_t *row;
+    json_array_foreach(json_object_get(result, "breakers"), i, row) {
+        const char *key = json_string_value(json_object_get(row, "key"));
+        json_t *b = find_key(list, key);
+        if (!b) {
+            engine_breaker_info_t none = { .key = key, .state = ENGINE_BREAKER_CLOSED };
+            b = breaker_json(&none);
+            json_array_append_new(list, b);
+        }
+        json_object_update_existing(b, row);
+        json_object_set(b, "probe_node", json_object_get(row, "probe_node"));
+    }
+    reply_list(c, list);
+}
+
+void api_breakers(api_call_t *c)
+{
+    static const char *const allowed[] = { NULL };
+    if (http_query_unknown(c->r, allowed)) {
+        api_reply_error(c, ERR_VALIDATION, http_query_unknown(c->r, allowed),
+                        "unknown query parameter");
+        return;
+    }
+    if (store_clustered(c->api->store)) {
+        api_read_breakers(c, with_shared);
+        return;
+    }
+    json_t *list = json_array();
+    engine_breaker_foreach(c->api->engine, add_breaker, list);
+    reply_list(c, list);
 }
 
 typedef struct find {
@@ -89,5 +139,8 @@ void api_breaker_reset(api_call_t *c)
     engine_breaker_foreach(c->api->engine, find_breaker, &f);
     if (!f.found) /* nothing left to remember: it is closed and idle */
         f.found = json_pack("{s:s, s:s}", "key", key, "state", "closed");
-    api_reply_text(c, 200, api_dump(f.found));
+    if (store_clustered(c->api->store)) /* closed once the cluster's row is gone */
+        api_reply_durable(c, 200, api_dump(f.found));
+    else
+        api_reply_text(c, 200, api_dump(f.found));
 }

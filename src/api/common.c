@@ -104,6 +104,12 @@ void api_read_stats(api_call_t *c, api_read_fn fn)
     store_stats(c->api->store, on_read, c);
 }
 
+void api_read_breakers(api_call_t *c, api_read_fn fn)
+{
+    begin_read(c, fn);
+    store_breakers(c->api->store, on_read, c);
+}
+
 static void on_durable(store_waiter_t *w)
 {
     api_call_t *c = LIST_ENTRY(w, api_call_t, durable);

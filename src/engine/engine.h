@@ -40,6 +40,18 @@ typedef enum {
     ENGINE_BREAKER_HALF_OPEN,
 } engine_breaker_state_t;
 
+/* Shared mode: a breaker's change the whole cluster must see (the owner
+ * writes it to the database, whose claims then pass over the breaker's
+ * jobs while it is open). Each node counts the failures it sees; the
+ * breaker it opens is open everywhere; a half-open breaker's one probe
+ * is claimed by one node, whose verdict closes or reopens it for all. */
+typedef enum {
+    ENGINE_SHARED_OPEN,   /* it opened here (another node's opening wins if first) */
+    ENGINE_SHARED_REOPEN, /* this node's probe failed */
+    ENGINE_SHARED_CLOSE,  /* this node's probe succeeded */
+    ENGINE_SHARED_RESET,  /* an operator closed it */
+} engine_shared_change_t;
+
 /* What a claim asks the database for: borrowed for the hook's call. */
 typedef struct engine_claim {
     const char *const *queues;
@@ -62,6 +74,8 @@ typedef struct engine_hooks {
     /* Optional: a breaker changed state (for logs and metrics). */
     void (*breaker_changed)(void *ud, const char *key, engine_breaker_state_t from,
                             engine_breaker_state_t to);
+    /* Shared mode: a breaker's change for the whole cluster (above). */
+    void (*breaker_shared)(void *ud, const char *key, engine_shared_change_t change);
     /* Optional: a cold tier for queued jobs (the server's spill file). Once
      * the waiting jobs kept in memory pass engine_options_t.resident_budget_bytes,
      * a queued job is frozen into it instead: spill_write returns where
@@ -195,8 +209,11 @@ void engine_waiter_cancel(engine_t *e, engine_waiter_t *w);
 bool engine_waiter_waiting(const engine_waiter_t *w);
 /* Shared mode: jobs the owner claimed for this node (ownership passes),
  * in the order they should be leased; `asked`: the claim's max. They go to
- * waiting lessees; those none takes are persisted (given back) at once. */
-void engine_claimed(engine_t *e, job_t **jobs, int n, int asked);
+ * waiting lessees; those none takes are persisted (given back) at once.
+ * probe (NULL: none): probe[i], jobs[i] is the probe of its breaker,
+ * half-open, which the database gave this node: the breaker is half-open
+ * here too, and that job's outcome decides for the cluster. */
+void engine_claimed(engine_t *e, job_t **jobs, const bool *probe, int n, int asked);
 /* Shared mode: a running job of a dead node, now this node's (ownership
  * passes): its attempt ends at once, as an expired lease's would. */
 void engine_take_over(engine_t *e, job_t *job);

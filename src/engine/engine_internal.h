@@ -248,6 +248,11 @@ typedef enum { ENG_OUTCOME_NONE, ENG_OUTCOME_OK, ENG_OUTCOME_FAILED } eng_outcom
 void eng_gates_outcome(engine_t *e, ejob_t *ej, eng_outcome_t o);
 /* A worker said the key's dependency is rate limiting: hold its lanes. */
 void eng_gates_hold(engine_t *e, ejob_t *ej, int64_t until);
+/* Shared mode: ej is its breaker's probe, claimed for this node: the
+ * breaker turns half-open here (probe); no lessee took it, so the breaker
+ * is closed here again and the database's probe lapses (probe_unused). */
+void eng_gates_probe(engine_t *e, ejob_t *ej);
+void eng_gates_probe_unused(engine_t *e, ejob_t *ej);
 void eng_gates_free(engine_t *e);
 
 /* lane.c */

@@ -94,10 +94,55 @@ eng_hold_t eng_gate_limits(egate_t *g, int64_t now, int64_t *wake)
     return ENG_HOLD_NONE;
 }
 
+static void shared(engine_t *e, const char *key, engine_shared_change_t change)
+{
+    if (e->h.breaker_shared)
+        ENG_HOOK(e, e->h.breaker_shared(e->h.ud, key, change));
+}
+
+/* In shared mode the database holds an open breaker for the cluster (its
+ * claims pass over the breaker's jobs): this node's breaker only counts
+ * the failures it sees, so it is closed again here at once, or it would
+ * keep holding jobs back after another node's probe closed it. */
 static void report(engine_t *e, egate_t *g, engine_breaker_state_t was)
 {
-    if (was != g->breaker.state && e->h.breaker_changed)
-        ENG_HOOK(e, e->h.breaker_changed(e->h.ud, g->name, was, g->breaker.state));
+    engine_breaker_state_t now = g->breaker.state;
+    if (was == now)
+        return;
+    if (e->h.breaker_changed)
+        ENG_HOOK(e, e->h.breaker_changed(e->h.ud, g->name, was, now));
+    if (!e->opt.shared)
+        return;
+    if (now == ENGINE_BREAKER_OPEN) {
+        shared(e, g->name, was == ENGINE_BREAKER_HALF_OPEN ? ENGINE_SHARED_REOPEN
+                                                           : ENGINE_SHARED_OPEN);
+        breaker_reset(&g->breaker);
+    } else if (now == ENGINE_BREAKER_CLOSED && was == ENGINE_BREAKER_HALF_OPEN) {
+        shared(e, g->name, ENGINE_SHARED_CLOSE);
+    }
+}
+
+void eng_gates_probe(engine_t *e, ejob_t *ej)
+{
+    egate_t *k = ej->lane ? ej->lane->key : NULL;
+    if (!k || k->breaker.state == ENGINE_BREAKER_HALF_OPEN)
+        return;
+    engine_breaker_state_t was = k->breaker.state;
+    k->breaker.state = ENGINE_BREAKER_HALF_OPEN;
+    k->breaker.probes_out = 0;
+    if (e->h.breaker_changed)
+        ENG_HOOK(e, e->h.breaker_changed(e->h.ud, k->name, was, ENGINE_BREAKER_HALF_OPEN));
+}
+
+void eng_gates_probe_unused(engine_t *e, ejob_t *ej)
+{
+    egate_t *k = ej->lane ? ej->lane->key : NULL;
+    if (!k || k->breaker.state != ENGINE_BREAKER_HALF_OPEN || k->breaker.probes_out > 0)
+        return;
+    breaker_reset(&k->breaker); /* the probe lapses in the database; another claim takes it */
+    if (e->h.breaker_changed)
+        ENG_HOOK(e, e->h.breaker_changed(e->h.ud, k->name, ENGINE_BREAKER_HALF_OPEN,
+                                         ENGINE_BREAKER_CLOSED));
 }
 
 static eng_hold_t key_holds(engine_t *e, egate_t *g, int64_t now, int64_t *wake)
@@ -314,6 +359,10 @@ err_t engine_breaker_reset(engine_t *e, const char *key, problem_t *p)
 {
     ENG_ENTER(e);
     egate_t *g = hmap_get(&e->keys, key);
+    if (e->opt.shared) /* the cluster's breaker, whatever this node remembers */
+        shared(e, key, ENGINE_SHARED_RESET);
+    if (!g && e->opt.shared)
+        return ERR_OK;
     if (!g)
         return problem_set(p, ERR_NOT_FOUND, "key", "no breaker with key %s", key);
     engine_breaker_state_t was = g->breaker.state;

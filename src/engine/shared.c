@@ -192,12 +192,13 @@ void engine_take_over(engine_t *e, job_t *job)
     eng_settle(e);
 }
 
-void engine_claimed(engine_t *e, job_t **jobs, int n, int asked)
+void engine_claimed(engine_t *e, job_t **jobs, const bool *probe, int n, int asked)
 {
     ENG_ENTER(e);
     CHECK(e->claims_in_flight > 0);
     e->claims_in_flight--;
     ejob_t *got[CLAIM_MAX]; /* 8 KB: the loop thread's stack has room */
+    bool probes[CLAIM_MAX];
     int ngot = 0;
     for (int i = 0; i < n; i++) {
         job_t *job = jobs[i];
@@ -211,12 +212,17 @@ void engine_claimed(engine_t *e, job_t **jobs, int n, int asked)
         }
         job->updated_at = eng_now(e);
         eng_make_ready(e, ej); /* due by the database's clock, whatever ours says */
+        probes[ngot] = probe && probe[i];
+        if (probes[ngot])
+            eng_gates_probe(e, ej);
         got[ngot++] = ej;
     }
     eng_dispatch(e);
     int back = 0;
     for (int i = 0; i < ngot; i++)
         if (eng_state(got[i]) == JOB_QUEUED) { /* no lessee took it: the database's again */
+            if (probes[i])
+                eng_gates_probe_unused(e, got[i]);
             eng_persist(e, got[i], JOB_EV_UPDATED);
             back++;
         }

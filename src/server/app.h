@@ -78,6 +78,8 @@ store_t *app_cluster_open(app_t *a, char *err, size_t len);
 int app_cluster_start(app_t *a, char *err, size_t len);
 void app_cluster_leave(app_t *a); /* before the store stops */
 void app_cluster_claim(void *ud, const engine_claim_t *c);
+/* engine_hooks_t.breaker_shared: the change, written for the cluster. */
+void app_cluster_breaker(void *ud, const char *key, engine_shared_change_t change);
 
 /* Loads the configuration from argv less `own_flag`, which may stand
  * anywhere; *has_own says whether it was there. */

@@ -8,12 +8,24 @@
 #include "util/clock.h"
 #include "util/log.h"
 
-static void on_claimed(void *ud, job_t **jobs, int n, int asked, const char *error)
+static void on_claimed(void *ud, job_t **jobs, const bool *probe, int n, int asked,
+                       const char *error)
 {
     app_t *a = ud;
     if (error)
         log_warn("claim failed; waiting workers ask again", LOG_S("error", error));
-    engine_claimed(a->engine, jobs, n, asked);
+    engine_claimed(a->engine, jobs, probe, n, asked);
+}
+
+void app_cluster_breaker(void *ud, const char *key, engine_shared_change_t change)
+{
+    static const store_breaker_change_t as[] = {
+        [ENGINE_SHARED_OPEN] = STORE_BREAKER_OPEN, [ENGINE_SHARED_REOPEN] = STORE_BREAKER_REOPEN,
+        [ENGINE_SHARED_CLOSE] = STORE_BREAKER_CLOSE, [ENGINE_SHARED_RESET] = STORE_BREAKER_RESET,
+    };
+    app_t *a = ud;
+    store_put_breaker(a->store, key, as[change], a->cfg.breaker_cooldown_ms,
+                      a->cfg.breaker_cooldown_max_ms);
 }
 
 void app_cluster_claim(void *ud, const engine_claim_t *c)

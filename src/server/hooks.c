@@ -120,7 +120,8 @@ void app_engine_hooks(app_t *a, engine_hooks_t *h)
                            .persist_queue = hook_queue, .deadline_changed = hook_deadline,
                            .breaker_changed = hook_breaker, .spill_write = hook_spill_write,
                            .spill_read = hook_spill_read, .spill_free = hook_spill_free,
-                           .claim = a->cfg.cluster ? app_cluster_claim : NULL };
+                           .claim = a->cfg.cluster ? app_cluster_claim : NULL,
+                           .breaker_shared = a->cfg.cluster ? app_cluster_breaker : NULL };
 }
 
 void app_on_http_done(void *ud, const http_req_t *r, double seconds)

@@ -111,6 +111,10 @@ static int run_write(store_t *s, op_t *op, int64_t *totals)
     case OP_CLAIM: return store_run_claim(s, op);
     case OP_BEAT: return store_run_beat(s, op);
     case OP_LEAVE: return store_run_leave(s);
+    case OP_BREAKER:
+        return s->ops->put_breaker ? s->ops->put_breaker(s->conn, op->name, op->change,
+                                                         op->cooldown_ms, op->cooldown_max_ms)
+                                   : 0;
     default: return 0; /* reads go to the readers (reader.c) */
     }
 }

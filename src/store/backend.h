@@ -41,6 +41,7 @@ typedef struct store_row {
     int64_t token;
     bool *refused;
     int64_t origin; /* cluster mode, an enqueue: tells its own insert from another node's */
+    const char *bkey; /* the job's breaker key if it names one, else NULL (its type is) */
 } store_row_t;
 
 /* A job as a backend hands it back: its bytes (packed, or the JSON document
@@ -51,6 +52,7 @@ typedef struct store_doc {
     const char *id, *queue, *type;
     int64_t created_at;
     int64_t token; /* claims and adoptions (cluster mode): the claim's token */
+    bool probe;    /* claims: the probe of its breaker, half-open, is this node's */
 } store_doc_t;
 
 /* A claim (cluster mode): up to max free jobs of the queues that are due,
@@ -75,6 +77,16 @@ typedef int (*backend_doc_cb)(void *ud, const store_doc_t *d);
 typedef int (*backend_queue_cb)(void *ud, const char *name, bool paused);
 typedef int (*backend_count_cb)(void *ud, const char *queue, const char *state, int64_t n);
 typedef int (*backend_counter_cb)(void *ud, const char *name, int64_t value);
+/* A breaker that is not closed (cluster mode); times in ms since the epoch,
+ * by the database's clock. */
+typedef struct backend_breaker {
+    const char *key;
+    int64_t opened_at, probe_at, cooldown_ms;
+    int64_t probe_node;  /* 0: no probe out */
+    int64_t probe_until;
+    int64_t now;         /* the database's clock when read */
+} backend_breaker_t;
+typedef int (*backend_breaker_cb)(void *ud, const backend_breaker_t *b);
 
 typedef enum { BACKEND_SYNC_FULL, BACKEND_SYNC_OS, BACKEND_SYNC_OFF } backend_sync_t;
 
@@ -165,6 +177,11 @@ typedef struct backend_ops {
      * setting *refused when the job is there and not this node's to
      * delete; one already gone is not refused. */
     int (*delete_fenced)(void *conn, const char *id, int64_t token, bool *refused);
+    /* A breaker's change for the whole cluster (store.h: store_put_breaker),
+     * in the batch's transaction; and the breakers not closed, to cb. */
+    int (*put_breaker)(void *conn, const char *key, store_breaker_change_t change,
+                       int64_t cooldown_ms, int64_t cooldown_max_ms);
+    int (*breakers)(void *conn, backend_breaker_cb cb, void *ud);
 
     /* Wake-ups between nodes (cluster mode; NULL where the backend has
      * none), on a session of their own that no data transaction uses, for

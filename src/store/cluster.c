@@ -110,8 +110,12 @@ static void hand_over(store_t *s, op_t *op)
     for (int i = 0; i < op->njobs; i++)
         token_set(s, op->jobs[i]->id, op->tokens[i]);
     const char *err = op->error;
+    bool any_probe = false;
+    for (int i = 0; op->probes && i < op->njobs; i++)
+        any_probe = any_probe || op->probes[i];
     if (op->kind == OP_CLAIM && op->jobs_cb)
-        op->jobs_cb(op->ud, op->jobs, op->njobs, op->claim.max, err);
+        op->jobs_cb(op->ud, op->jobs, any_probe ? op->probes : NULL, op->njobs, op->claim.max,
+                    err);
     else if (op->kind == OP_BEAT && op->beat_cb)
         op->beat_cb(op->ud, &op->beat, op->jobs, op->njobs, err);
     else
@@ -244,8 +248,10 @@ void store_free_claimed(op_t *op)
         job_free(op->jobs[i]);
     free(op->jobs);
     free(op->tokens);
+    free(op->probes);
     op->jobs = NULL;
     op->tokens = NULL;
+    op->probes = NULL;
     op->njobs = op->jobs_cap = 0;
     if (op->queues)
         for (int i = 0; i < op->claim.nqueues; i++)
@@ -275,13 +281,17 @@ static int claimed(void *ud, const store_doc_t *d)
         int64_t *tokens = jobs ? realloc(op->tokens, (size_t)cap * sizeof *tokens) : NULL;
         if (jobs)
             op->jobs = jobs;
-        if (!tokens) {
+        if (tokens)
+            op->tokens = tokens;
+        bool *probes = tokens ? realloc(op->probes, (size_t)cap * sizeof *probes) : NULL;
+        if (!probes) {
             job_free(job);
             return -1;
         }
-        op->tokens = tokens;
+        op->probes = probes;
         op->jobs_cap = cap;
     }
+    op->probes[op->njobs] = d->probe;
     op->jobs[op->njobs] = job;
     op->tokens[op->njobs++] = d->token;
     return 0;

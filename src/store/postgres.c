@@ -32,18 +32,19 @@
 #define PG_MIGRATE_KEY "1785358189"
 
 enum { P_PUT, P_DELETE, P_QUEUE, P_COUNTER, P_INSERT, P_FENCED, P_FREE_PUT, P_FREE_DELETE,
-       P_HELD_DELETE, P_GET, P_COUNT_ };
+       P_HELD_DELETE, P_BREAKER_OPEN, P_BREAKER_REOPEN, P_BREAKER_CLOSE, P_BREAKER_RESET, P_GET,
+       P_COUNT_ };
 static const struct {
     const char *name, *sql;
     int n;
-    Oid types[10];
+    Oid types[11];
     int bin; /* the parameter sent as bytes (bytea), else -1 */
 } prepared[P_COUNT_] = {
     [P_PUT] = { "put", "INSERT INTO jobs(id,queue,type,state,priority,created_at,updated_at,"
-                       "run_at,doc) VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9) ON CONFLICT (id) DO UPDATE"
-                       " SET state=excluded.state, priority=excluded.priority,"
+                       "run_at,doc,bkey) VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) ON CONFLICT (id)"
+                       " DO UPDATE SET state=excluded.state, priority=excluded.priority,"
                        " updated_at=excluded.updated_at, run_at=excluded.run_at, doc=excluded.doc",
-                9, { 25, 25, 25, 25, 23, 20, 20, 20, 17 }, 8 },
+                10, { 25, 25, 25, 25, 23, 20, 20, 20, 17, 25 }, 8 },
     [P_DELETE] = { "delete", "DELETE FROM jobs WHERE id=$1", 1, { 25 }, -1 },
     [P_QUEUE] = { "queue", "INSERT INTO queues(name,paused) VALUES($1,$2)"
                            " ON CONFLICT (name) DO UPDATE SET paused=excluded.paused",
@@ -61,9 +62,10 @@ static const struct {
      * holder's write after its give-back (owner NULL, but the token still
      * its claim's, since every claim draws a new one). */
     [P_INSERT] = { "insert", "INSERT INTO jobs(id,queue,type,state,priority,created_at,updated_at,"
-                             "run_at,doc,origin) VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) ON CONFLICT"
-                             " (id) DO UPDATE SET id=excluded.id WHERE jobs.origin=excluded.origin",
-                   10, { 25, 25, 25, 25, 23, 20, 20, 20, 17, 20 }, 8 },
+                             "run_at,doc,bkey,origin) VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)"
+                             " ON CONFLICT (id) DO UPDATE SET id=excluded.id"
+                             " WHERE jobs.origin=excluded.origin",
+                   11, { 25, 25, 25, 25, 23, 20, 20, 20, 17, 25, 20 }, 8 },
     /* The last clause: the row is already this very write, given back
      * (a retried batch whose first COMMIT landed): accepted even if the
      * node's row expired meanwhile (an outage longer than the TTL), since
@@ -92,6 +94,25 @@ static const struct {
                                        " OR NOT EXISTS (SELECT 1 FROM jobs WHERE id=$1)",
                         3, { 25, 20, 20 }, -1 },
     [P_GET] = { PG_GET, "SELECT doc, created_at, id, queue, type FROM jobs WHERE id=$1", 1, { 25 }, -1 },
+    /* Breakers shared by the cluster (store.h: store_put_breaker), by the
+     * database's clock. Opening keeps a breaker another node opened first;
+     * the probe's verdict counts only from the node that holds the probe,
+     * and a SET reads the row as it was (the doubled cool-down is both the
+     * new cooldown_ms and the wait). */
+    [P_BREAKER_OPEN] = { "breaker_open", "INSERT INTO breakers(key, opened_at, probe_at,"
+                                         " cooldown_ms) VALUES($1, now(), now() + $2 *"
+                                         " interval '1 ms', $2) ON CONFLICT (key) DO NOTHING",
+                         2, { 25, 20 }, -1 },
+    [P_BREAKER_REOPEN] = { "breaker_reopen", "UPDATE breakers SET opened_at = now(),"
+                                             " cooldown_ms = least(cooldown_ms * 2, $2),"
+                                             " probe_at = now() + least(cooldown_ms * 2, $2) *"
+                                             " interval '1 ms', probe_node = NULL,"
+                                             " probe_job = NULL, probe_until = NULL"
+                                             " WHERE key = $1 AND probe_node = $3",
+                           3, { 25, 20, 20 }, -1 },
+    [P_BREAKER_CLOSE] = { "breaker_close", "DELETE FROM breakers WHERE key = $1 AND"
+                                           " probe_node = $2", 2, { 25, 20 }, -1 },
+    [P_BREAKER_RESET] = { "breaker_reset", "DELETE FROM breakers WHERE key = $1", 1, { 25 }, -1 },
 };
 
 
@@ -524,7 +545,7 @@ static int sent(pg_t *c, bool *refused, doc_call_t rows)
 static int run_checked(pg_t *c, int which, const char *const *vals, const int *lens,
                        bool *refused)
 {
-    int formats[10] = { 0 };
+    int formats[11] = { 0 };
     if (prepared[which].bin >= 0)
         formats[prepared[which].bin] = 1;
     if (piped_in_tx(c)) {
@@ -572,9 +593,9 @@ static int pg_put_job(void *conn, const store_row_t *r)
         return cluster_put(c, r, prio, updated, run_at);
     char origin[24];
     snprintf(origin, sizeof origin, "%lld", (long long)r->origin);
-    const char *vals[10] = { r->id, r->queue, r->type, r->state, prio, created, updated, run_at,
-                             r->doc, origin };
-    int lens[10] = { 0, 0, 0, 0, 0, 0, 0, 0, (int)r->doc_len, 0 };
+    const char *vals[11] = { r->id, r->queue, r->type, r->state, prio, created, updated, run_at,
+                             r->doc, r->bkey, origin };
+    int lens[11] = { 0, 0, 0, 0, 0, 0, 0, 0, (int)r->doc_len, 0, 0 };
     return run_checked(c, c->cluster ? P_INSERT : P_PUT, vals, lens, r->refused);
 }
 
@@ -592,6 +613,25 @@ static int pg_delete_fenced(void *conn, const char *id, int64_t token, bool *ref
     snprintf(node, sizeof node, "%lld", (long long)c->node);
     const char *vals[3] = { id, tok, node };
     return run_checked(c, P_HELD_DELETE, vals, NULL, refused);
+}
+
+static int pg_put_breaker(void *conn, const char *key, store_breaker_change_t change,
+                          int64_t cooldown_ms, int64_t cooldown_max_ms)
+{
+    pg_t *c = conn;
+    char cool[24], node[24];
+    int64_t ms = change == STORE_BREAKER_REOPEN ? cooldown_max_ms : cooldown_ms;
+    snprintf(cool, sizeof cool, "%lld", (long long)(ms > 0 ? ms : 1));
+    snprintf(node, sizeof node, "%lld", (long long)c->node);
+    const char *open[2] = { key, cool }, *reopen[3] = { key, cool, node }, *close[2] = { key, node },
+               *reset[1] = { key };
+    switch (change) {
+    case STORE_BREAKER_OPEN: return run(c, P_BREAKER_OPEN, open, NULL);
+    case STORE_BREAKER_REOPEN: return run(c, P_BREAKER_REOPEN, reopen, NULL);
+    case STORE_BREAKER_CLOSE: return run(c, P_BREAKER_CLOSE, close, NULL);
+    case STORE_BREAKER_RESET: return run(c, P_BREAKER_RESET, reset, NULL);
+    }
+    return 0;
 }
 
 static int pg_put_queue(void *conn, const char *name, bool paused)
@@ -737,6 +777,8 @@ const backend_ops_t backend_postgres = {
     .put_job = pg_put_job,
     .delete_job = pg_delete_job,
     .put_queue = pg_put_queue,
+    .put_breaker = pg_put_breaker,
+    .breakers = pg_breakers,
     .add_counter = pg_add_counter,
     .journal_path = pg_journal_path,
     .journal_applied = pg_journal_applied,

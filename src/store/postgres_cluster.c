@@ -39,6 +39,13 @@ int pg_node_beat(void *conn, bool *lost, int64_t *node, backend_doc_cb adopted, 
         snprintf(me, sizeof me, "%lld", (long long)c->node);
     }
     *node = c->node;
+    /* The probes of half-open breakers this node still holds the job of
+     * live on; one whose job it gave back lapses at its probe_until. */
+    if (pg_each_row(c, NULL, "UPDATE breakers SET probe_until = now() + $2 * interval '1 ms'"
+                    " WHERE probe_node = $1 AND EXISTS (SELECT 1 FROM jobs WHERE"
+                    " id = breakers.probe_job AND owner = $1) RETURNING probe_node",
+                    2, t_renew, renew, id_row, &(int64_t){ 0 }) != 0)
+        return -1;
     /* The dead: claims not yet leased go back to the queue; running jobs
      * come here under new tokens, and this node's engine ends their
      * attempts at once; then their rows go (a node that comes back finds
@@ -88,8 +95,9 @@ int pg_held(void *conn, const int64_t *tokens, int n, backend_doc_cb cb, void *u
     const char *vals[2] = { me, arr.p };
     static const Oid types[2] = { 20, 25 };
     doc_call_t d = { cb, ud };
-    int rc = pg_each_row(c, NULL, "SELECT doc, created_at, id, queue, type, token FROM jobs"
-                         " WHERE owner = $1 AND token = ANY($2::bigint[])"
+    int rc = pg_each_row(c, NULL, "SELECT doc, created_at, id, queue, type, token, EXISTS"
+                         " (SELECT 1 FROM breakers WHERE probe_job = jobs.id AND probe_node = $1)"
+                         " FROM jobs WHERE owner = $1 AND token = ANY($2::bigint[])"
                          " ORDER BY priority, run_at, seq", 2, types, vals, pg_doc_row, &d);
     sbuf_free(&arr);
     return rc;
@@ -112,13 +120,16 @@ static void queue_array(const backend_claim_t *q, sbuf_t *out)
  * (FOR UPDATE, which a UNION does not allow, hence one CTE each). */
 static void claim_slice(sbuf_t *sql, int qi, int priority)
 {
-    char part[640];
+    char part[900];
     snprintf(part, sizeof part,
-             "%ss%d_%d AS (SELECT id, %d AS priority, %d AS qi, run_at, seq FROM jobs"
+             "%ss%d_%d AS (SELECT id, %d AS priority, %d AS qi, run_at, seq,"
+             " coalesce(bkey, type) AS bk FROM jobs"
              " WHERE queue = ($1::text[])[%d] AND priority = %d AND owner IS NULL"
              " AND state IN ('queued','pending','retrying')"
              " AND run_at <= (extract(epoch FROM now()) * 1000)::bigint"
              " AND NOT EXISTS (SELECT 1 FROM queues WHERE name = ($1::text[])[%d] AND paused)"
+             " AND NOT EXISTS (SELECT 1 FROM breakers b WHERE b.key = coalesce(jobs.bkey,"
+             " jobs.type) AND (b.probe_at > now() OR b.probe_until > now()))"
              " ORDER BY run_at, seq LIMIT $2 FOR UPDATE SKIP LOCKED)",
              qi == 1 && priority == 0 ? "WITH " : ", ", qi, priority, priority, qi, qi,
              priority, qi);
@@ -126,7 +137,12 @@ static void claim_slice(sbuf_t *sql, int qi, int priority)
 }
 
 /* HTTP: priority first, ties to the queue listed first; FWP: the queues in
- * order, priority within each. Then readiness, then arrival. Every slice
+ * order, priority within each. Then readiness, then arrival. A slice passes
+ * over the jobs of a breaker that is open, or half-open with its probe
+ * out; of one half-open with none out, the first job is the probe, which
+ * the claim takes only if it also takes the probe (the breaker row's lock
+ * decides between two claims at once: the second sees the first's
+ * probe_until when it rechecks the row). Every slice
  * is an index range (jobs_ready is (queue, priority, run_at, seq) over
  * free waiting jobs), so a claim reads at most max rows a slice however
  * many jobs wait, and never scans scheduled ones not yet due. A slice's
@@ -218,15 +234,22 @@ int pg_claim(void *conn, const backend_claim_t *q, backend_doc_cb cb, void *ud)
         sbuf_adds(&sql, plain);
     }
     sbuf_free(&all);
-    char tail[700];
+    char tail[1400];
     snprintf(tail, sizeof tail,
+             " pc AS (SELECT DISTINCT ON (bk) id, bk FROM c WHERE EXISTS (SELECT 1 FROM breakers"
+             " b WHERE b.key = c.bk) ORDER BY bk, %s, run_at, seq),"
+             " p AS (UPDATE breakers b SET probe_node = $3, probe_job = pc.id, probe_until ="
+             " now() + interval '%lld ms' FROM pc WHERE b.key = pc.bk AND b.probe_at <= now()"
+             " AND (b.probe_until IS NULL OR b.probe_until <= now()) RETURNING pc.id),"
              " u AS (UPDATE jobs j SET owner = $3, token = nextval('job_tokens') FROM c"
              " WHERE j.id = c.id AND EXISTS (SELECT 1 FROM nodes WHERE id = $3 AND"
-             " expires_at > now())"
+             " expires_at > now()) AND (c.id IN (SELECT id FROM p) OR NOT EXISTS (SELECT 1"
+             " FROM breakers b WHERE b.key = c.bk))"
              " RETURNING j.doc, j.created_at, j.id, j.queue, j.type, j.token, c.priority, c.qi,"
              " c.run_at, c.seq)"
-             " SELECT doc, created_at, id, queue, type, token FROM u ORDER BY %s, run_at, seq",
-             order);
+             " SELECT u.doc, u.created_at, u.id, u.queue, u.type, u.token, p.id IS NOT NULL"
+             " FROM u LEFT JOIN p ON p.id = u.id ORDER BY %s, run_at, seq",
+             order, (long long)c->ttl_ms, order);
     sbuf_adds(&sql, tail);
     const char *vals[4] = { queues.p, max, me, caps.p };
     static const Oid types[4] = { 25, 23, 20, 25 };

@@ -93,6 +93,7 @@ int pg_load_active(void *conn, backend_doc_cb cb, void *ud);
 int pg_load_queues(void *conn, backend_queue_cb cb, void *ud);
 int pg_count_states(void *conn, backend_count_cb cb, void *ud);
 int pg_counters(void *conn, backend_counter_cb cb, void *ud);
+int pg_breakers(void *conn, backend_breaker_cb cb, void *ud);
 
 /* postgres_cluster.c */
 int pg_node_beat(void *conn, bool *lost, int64_t *node, backend_doc_cb adopted, void *ud);

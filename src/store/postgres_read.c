@@ -12,7 +12,8 @@ int pg_doc_row(const PGresult *r, int row, void *ud)
     store_doc_t doc = { .doc = PQgetvalue(r, row, 0), .len = (size_t)PQgetlength(r, row, 0),
                         .created_at = pg_int8_at(r, row, 1), .id = PQgetvalue(r, row, 2),
                         .queue = PQgetvalue(r, row, 3), .type = PQgetvalue(r, row, 4),
-                        .token = PQnfields(r) > 5 ? pg_int8_at(r, row, 5) : 0 };
+                        .token = PQnfields(r) > 5 ? pg_int8_at(r, row, 5) : 0,
+                        .probe = PQnfields(r) > 6 && PQgetvalue(r, row, 6)[0] != 0 };
     return d->cb(d->ud, &doc);
 }
 
@@ -139,4 +140,25 @@ int pg_counters(void *conn, backend_counter_cb cb, void *ud)
     any_call_t a = { (void (*)(void))cb, ud };
     return pg_each_row(conn, NULL, "SELECT split_part(name, '#', 1), sum(value)::bigint"
                        " FROM counters GROUP BY 1", 0, NULL, NULL, counter_row, &a);
+}
+
+#define PG_MS(col) "(extract(epoch FROM " col ") * 1000)::bigint"
+
+static int breaker_row(const PGresult *r, int row, void *ud)
+{
+    const struct { backend_breaker_cb cb; void *ud; } *call = ud;
+    backend_breaker_t b = { .key = PQgetvalue(r, row, 0), .opened_at = pg_int8_at(r, row, 1),
+                            .probe_at = pg_int8_at(r, row, 2), .cooldown_ms = pg_int8_at(r, row, 3),
+                            .probe_node = pg_int8_at(r, row, 4),
+                            .probe_until = pg_int8_at(r, row, 5), .now = pg_int8_at(r, row, 6) };
+    return call->cb(call->ud, &b);
+}
+
+int pg_breakers(void *conn, backend_breaker_cb cb, void *ud)
+{
+    struct { backend_breaker_cb cb; void *ud; } call = { cb, ud };
+    return pg_each_row(conn, NULL, "SELECT key, " PG_MS("opened_at") ", " PG_MS("probe_at")
+                       ", cooldown_ms, coalesce(probe_node, 0), coalesce(" PG_MS("probe_until")
+                       ", 0), " PG_MS("now()") " FROM breakers ORDER BY key LIMIT 10000",
+                       0, NULL, NULL, breaker_row, &call);
 }

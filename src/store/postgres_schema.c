@@ -59,6 +59,20 @@ static const char *const migrations[] = {
     /* and the jobs each queue has held by a node, for its cluster-wide
      * concurrency limit (a claim of a limited queue counts them) */
     "CREATE INDEX jobs_held ON jobs(queue) WHERE owner IS NOT NULL;",
+    /* 4: circuit breakers for the whole cluster (docs/architecture.md).
+     * A job's breaker key when it names one (NULL: its type is its key),
+     * for claims to pass over the jobs of an open breaker. A row per
+     * breaker that is not closed: open until probe_at, then half-open;
+     * the node that claimed its probe job holds the probe until
+     * probe_until (renewed by its beats while it holds the job), so one
+     * probe runs at a time in the whole cluster. A closed breaker has no
+     * row: nothing of it needs sharing (each node counts the failures it
+     * sees). */
+    "ALTER TABLE jobs ADD COLUMN bkey text COLLATE \"C\";"
+    "CREATE TABLE breakers (key text COLLATE \"C\" PRIMARY KEY,"
+    "  opened_at timestamptz NOT NULL, probe_at timestamptz NOT NULL,"
+    "  cooldown_ms bigint NOT NULL, probe_node bigint, probe_job text COLLATE \"C\","
+    "  probe_until timestamptz);",
 };
 
 int postgres_schema_latest(void) { return (int)(sizeof migrations / sizeof migrations[0]); }

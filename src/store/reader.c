@@ -157,6 +157,19 @@ static int scan_ids(store_t *s, void *conn, op_t *op)
     return rc;
 }
 
+static int breaker_row(void *ud, const backend_breaker_t *b)
+{
+    bool half_open = b->probe_at <= b->now;
+    json_t *row = json_pack("{s:s, s:s, s:o, s:o, s:I, s:o}", "key", b->key, "state",
+                            half_open ? "half_open" : "open", "opened_at",
+                            clock_json(b->opened_at), "next_probe_at",
+                            half_open ? json_null() : clock_json(b->probe_at), "cooldown_ms",
+                            (json_int_t)b->cooldown_ms, "probe_node",
+                            b->probe_node && b->probe_until > b->now
+                                ? json_integer(b->probe_node) : json_null());
+    return row && json_array_append_new(ud, row) == 0 ? 0 : -1;
+}
+
 static void run_read(store_t *s, void *conn, op_t *op)
 {
     json_decref(op->result);
@@ -181,6 +194,10 @@ static void run_read(store_t *s, void *conn, op_t *op)
             json_decref(docs);
     } else if (op->kind == OP_IDS) {
         rc = scan_ids(s, conn, op);
+    } else if (op->kind == OP_BREAKERS) {
+        json_t *list = json_array();
+        rc = s->ops->breakers ? s->ops->breakers(conn, breaker_row, list) : 0;
+        op->result = json_pack("{s:o}", "breakers", list);
     } else if (op->kind == OP_LIST) {
         list_ctx_t c = { .q = &op->q, .jobs = json_array(), .limit = op->q.limit,
                          .scans = store_query_scans(&op->q) };

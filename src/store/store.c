@@ -227,8 +227,9 @@ static void submit_read(store_t *s, op_t *op)
 
 uint64_t store_put_job(store_t *s, const job_t *job, job_event_t ev)
 {
-    const char *in[4] = { job->id, job->queue, job->type, job_state_name(job->state) }, *out[4];
-    op_t *op = store_new_op(OP_PUT, in, out);
+    const char *in[5] = { job->id, job->queue, job->type, job_state_name(job->state),
+                          job->breaker_key }, *out[5];
+    op_t *op = store_new_op_n(OP_PUT, in, out, 5);
     sbuf_t packed;
     sbuf_init(&packed, 192);
     job_pack(job, &packed);
@@ -241,7 +242,7 @@ uint64_t store_put_job(store_t *s, const job_t *job, job_event_t ev)
     op->row = (store_row_t){ .id = out[0], .queue = out[1], .type = out[2], .state = out[3],
                              .priority = job->priority, .created_at = job->created_at,
                              .updated_at = job->updated_at, .run_at = job->run_at,
-                             .doc = op->doc, .doc_len = len };
+                             .doc = op->doc, .doc_len = len, .bkey = out[4] };
     if (s->cluster)
         store_cluster_row(s, op, job);
     return submit(s, op);
@@ -263,6 +264,20 @@ uint64_t store_put_queue(store_t *s, const char *name, bool paused)
     op_t *op = store_new_op(OP_QUEUE, in, out);
     op->name = out[0];
     op->paused = paused;
+    return submit(s, op);
+}
+
+uint64_t store_put_breaker(store_t *s, const char *key, store_breaker_change_t change,
+                           int64_t cooldown_ms, int64_t cooldown_max_ms)
+{
+    if (!s->cluster) /* a single node's breakers live in its memory alone */
+        return s->next_seq;
+    const char *in[4] = { key }, *out[4];
+    op_t *op = store_new_op(OP_BREAKER, in, out);
+    op->name = out[0];
+    op->change = change;
+    op->cooldown_ms = cooldown_ms;
+    op->cooldown_max_ms = cooldown_max_ms;
     return submit(s, op);
 }
 
@@ -352,6 +367,15 @@ void store_stats(store_t *s, store_read_cb cb, void *ud)
 {
     const char *in[4] = { 0 }, *out[4];
     op_t *op = store_new_op(OP_STATS, in, out);
+    op->cb = cb;
+    op->ud = ud;
+    submit_read(s, op);
+}
+
+void store_breakers(store_t *s, store_read_cb cb, void *ud)
+{
+    const char *in[4] = { 0 }, *out[4];
+    op_t *op = store_new_op(OP_BREAKERS, in, out);
     op->cb = cb;
     op->ud = ud;
     submit_read(s, op);

@@ -261,7 +261,10 @@ void store_set_woken(store_t *s, void (*cb)(void *ud, const char *const *queues,
                      void *ud);
 /* Jobs handed over (ownership passes: free what is not kept), the claim's
  * max, and an error or NULL. */
-typedef void (*store_jobs_cb)(void *ud, job_t **jobs, int n, int asked, const char *error);
+/* probe[i]: jobs[i] is its breaker's probe, half-open, claimed for this
+ * node (NULL: none is). */
+typedef void (*store_jobs_cb)(void *ud, job_t **jobs, const bool *probe, int n, int asked,
+                              const char *error);
 /* Claims up to max free due jobs of the queues for this node, in the order
  * they should be leased; cb runs exactly once, from store_dispatch. Claims
  * travel with the writes (after every write queued before them) but have
@@ -269,6 +272,20 @@ typedef void (*store_jobs_cb)(void *ud, job_t **jobs, int n, int asked, const ch
  * of its jobs the whole cluster may hold at once (0: no limit). */
 void store_claim(store_t *s, const char *const *queues, const int *caps, int nqueues,
                  bool queue_order, int max, store_jobs_cb cb, void *ud);
+/* A circuit breaker's change for the whole cluster, a write like the others
+ * (engine.h: breaker_shared says which). OPEN: it opens for cooldown_ms
+ * unless another node opened it first; REOPEN: this node's probe failed,
+ * it opens again for twice its last cool-down (at most cooldown_max_ms);
+ * CLOSE: this node's probe succeeded; RESET: an operator closed it. */
+typedef enum {
+    STORE_BREAKER_OPEN, STORE_BREAKER_REOPEN, STORE_BREAKER_CLOSE, STORE_BREAKER_RESET
+} store_breaker_change_t;
+uint64_t store_put_breaker(store_t *s, const char *key, store_breaker_change_t change,
+                           int64_t cooldown_ms, int64_t cooldown_max_ms);
+/* The breakers not closed, cluster-wide, as {"breakers": [{"key",
+ * "state" ("open" or "half_open"), "opened_at", "next_probe_at",
+ * "cooldown_ms", "probe_node"}]} (times RFC 3339, by the database's clock). */
+void store_breakers(store_t *s, store_read_cb cb, void *ud);
 /* Registers or renews the node, then takes over the running jobs of dead
  * nodes (handed to cb as running jobs whose attempts the owner ends).
  * lost: the node's row had expired, every claim it held is void (its

@@ -19,7 +19,9 @@
 typedef enum {
     OP_PUT, OP_DELETE, OP_QUEUE, OP_GET, OP_LIST, OP_STATS, OP_PURGE, OP_IDS,
     OP_CLAIM, OP_BEAT, /* cluster mode: writes with jobs as their result */
-    OP_LEAVE           /* cluster mode: the node stops */
+    OP_LEAVE,          /* cluster mode: the node stops */
+    OP_BREAKER,        /* cluster mode: a breaker's change */
+    OP_BREAKERS        /* cluster mode: read the breakers */
 } op_kind_t;
 
 typedef struct op {
@@ -53,7 +55,10 @@ typedef struct op {
     int *caps;
     job_t **jobs;
     int64_t *tokens;
+    bool *probes;      /* OP_CLAIM: probes[i], jobs[i] is its breaker's probe */
     int njobs, jobs_cap;
+    store_breaker_change_t change; /* OP_BREAKER, with name (the key) and: */
+    int64_t cooldown_ms, cooldown_max_ms;
     store_beat_t beat;
     store_jobs_cb jobs_cb;
     store_beat_cb beat_cb;

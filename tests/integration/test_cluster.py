@@ -120,6 +120,86 @@ def test_a_queues_concurrency_limit_holds_across_nodes(cluster):
     assert len(got) == 1, [x["id"] for x in got]
 
 
+def fail_unavailable(node, job):
+    r = node.post(f"/v1/jobs/{job['id']}/fail", {"lease_id": job["lease_id"],
+                  "error": {"type": "unavailable", "message": "down"}})
+    assert r.status_code == 200, r.text
+
+
+def lease_all(nodes, queues, wait_ms=300):
+    """Every node asks at once (their claims race); what each got."""
+    got, lock = [], threading.Lock()
+
+    def ask(node):
+        jobs = node.lease(queues=queues, max=5, wait_ms=wait_ms)
+        with lock:
+            got.extend((node, j) for j in jobs)
+    ts = [threading.Thread(target=ask, args=(n,)) for n in nodes]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(10)
+    return got
+
+
+def test_a_breaker_is_the_whole_clusters(cluster, postgres):
+    """Failures one node sees open the key's breaker for every node: no node
+    hands out its jobs (other keys' go on); after the cool-down one probe
+    in the whole cluster, however many workers ask; a failed probe opens
+    it again for twice as long; a probe that succeeds closes it for all."""
+    env = {"JOBQ_BREAKER_FAILURES": "2", "JOBQ_BREAKER_RATIO": "0",
+           "JOBQ_BREAKER_COOLDOWN": "1500ms", "JOBQ_BREAKER_COOLDOWN_MAX": "60s"}
+    (a, b, c), url = cluster(3, env=env)
+    for i in range(2):
+        a.enqueue(id=f"f{i}", queue="q", breaker_key="api.example", max_retries=0)
+        (job,) = a.lease(queues=["q"], wait_ms=2000)
+        fail_unavailable(a, job)
+    for i in range(4):
+        b.enqueue(id=f"held{i}", queue="q", breaker_key="api.example")
+    c.enqueue(id="other", queue="q", breaker_key="elsewhere")
+    (brk,) = b.get("/v1/breakers").json()["breakers"]
+    assert (brk["key"], brk["state"], brk["cooldown_ms"]) == ("api.example", "open", 1500)
+    got = lease_all([a, b, c], ["q"])
+    assert [j["id"] for _, j in got] == ["other"]
+    time.sleep(1.6)  # half-open now
+    probes = lease_all([a, b, c], ["q"], wait_ms=500)
+    assert len(probes) == 1, [j["id"] for _, j in probes]
+    node, probe = probes[0]
+    assert rows(postgres, url, "SELECT probe_job FROM breakers") == [[probe["id"]]]
+    assert lease_all([a, b, c], ["q"]) == []  # the probe is out
+    fail_unavailable(node, probe)
+    (brk,) = c.get("/v1/breakers").json()["breakers"]
+    assert (brk["state"], brk["cooldown_ms"]) == ("open", 3000)
+    time.sleep(1.6)
+    assert lease_all([a, b, c], ["q"]) == []  # still open: twice the cool-down
+    time.sleep(1.6)
+    probes = lease_all([a, b, c], ["q"], wait_ms=500)
+    assert len(probes) == 1, [j["id"] for _, j in probes]
+    node, probe = probes[0]
+    r = node.post(f"/v1/jobs/{probe['id']}/complete", {"lease_id": probe["lease_id"]})
+    assert r.status_code == 200, r.text
+    assert rows(postgres, url, "SELECT count(*) FROM breakers") == [["0"]]
+    assert b.get("/v1/breakers").json()["breakers"] == [] or all(
+        x["state"] == "closed" for x in b.get("/v1/breakers").json()["breakers"])
+    left = lease_all([a, b, c], ["q"], wait_ms=1000)
+    assert len(left) == 3, [j["id"] for _, j in left]  # 4, less the probe that completed
+
+
+def test_an_operator_reset_closes_the_clusters_breaker(cluster, postgres):
+    env = {"JOBQ_BREAKER_FAILURES": "1", "JOBQ_BREAKER_RATIO": "0",
+           "JOBQ_BREAKER_COOLDOWN": "60s"}
+    (a, b), url = cluster(2, env=env)
+    a.enqueue(id="f", queue="q", breaker_key="k", max_retries=0)
+    (job,) = a.lease(queues=["q"], wait_ms=2000)
+    fail_unavailable(a, job)
+    b.enqueue(id="held", queue="q", breaker_key="k")
+    assert b.lease(queues=["q"], wait_ms=300) == []
+    r = b.post("/v1/breakers/k/reset")
+    assert r.status_code == 200 and r.json()["state"] == "closed", r.text
+    assert rows(postgres, url, "SELECT count(*) FROM breakers") == [["0"]]
+    assert [j["id"] for j in a.lease(queues=["q"], wait_ms=2000)] == ["held"]
+
+
 def test_deletes_are_fenced_like_every_holders_write(cluster, postgres):
     """A Faktory job pushed with retry 0 that fails is deleted by the node
     that held it (under its claim), and a delete of a job another node

@@ -56,7 +56,7 @@ static void claimed(engine_t *e, const char *const *ids, int n, int asked)
     job_t *got[8];
     for (int i = 0; i < n; i++)
         got[i] = stored(ids[i], NULL);
-    engine_claimed(e, got, n, asked);
+    engine_claimed(e, got, NULL, n, asked);
 }
 #define CLAIMED(e, asked, ...)                                                              \
     claimed((e), (const char *const[]){ __VA_ARGS__ },                                     \
@@ -110,7 +110,7 @@ static void test_an_empty_claim_answers_a_lessee_that_would_not_wait(void **stat
     engine_waiter_t w = waiter(1);
     job_t *out[1];
     engine_lease(e, &w, 0, out);
-    engine_claimed(e, NULL, 0, 1);
+    engine_claimed(e, NULL, NULL, 0, 1);
     assert_int_equal(waited, -1);
     assert_false(engine_waiter_waiting(&w));
 }
@@ -131,7 +131,7 @@ static void test_what_no_lessee_takes_goes_back_and_claims_wait_a_poll(void **st
     engine_lease(e, &w2, 5000, out);
     assert_int_equal(claims, 2);
     /* ...and comes back empty: the next waits 0.5-1.5x the poll. */
-    engine_claimed(e, NULL, 0, 1);
+    engine_claimed(e, NULL, NULL, 0, 1);
     assert_int_equal(claims, 2);
     int64_t next = engine_next_deadline(e);
     assert_true(next >= fake_now + 200 && next <= fake_now + 600);
@@ -147,7 +147,7 @@ static void test_a_wake_up_for_a_waited_queue_claims_before_the_poll(void **stat
     engine_waiter_t w = waiter(1);
     job_t *out[1];
     engine_lease(e, &w, 5000, out);
-    engine_claimed(e, NULL, 0, 1); /* empty: the next claim waits a poll */
+    engine_claimed(e, NULL, NULL, 0, 1); /* empty: the next claim waits a poll */
     assert_int_equal(claims, 1);
     engine_woken(e, (const char *const[]){ "elsewhere" }, 1);
     assert_int_equal(claims, 1); /* nobody here waits on it */
@@ -155,9 +155,9 @@ static void test_a_wake_up_for_a_waited_queue_claims_before_the_poll(void **stat
     assert_int_equal(claims, 2);
     /* It may come back empty (the claim read before the job was there):
      * the wake-up is news, so the next one does not wait a poll either. */
-    engine_claimed(e, NULL, 0, 1);
+    engine_claimed(e, NULL, NULL, 0, 1);
     assert_int_equal(claims, 3);
-    engine_claimed(e, NULL, 0, 1);
+    engine_claimed(e, NULL, NULL, 0, 1);
     assert_int_equal(claims, 3);
     engine_woken(e, NULL, 0); /* any queue */
     assert_int_equal(claims, 4);
@@ -267,9 +267,9 @@ static void test_lessees_of_the_same_queues_share_one_claim(void **state)
     engine_lease(e, &b, 5000, out);
     engine_lease(e, &c, 5000, out);
     assert_int_equal(claims, 3);
-    engine_claimed(e, NULL, 0, 2); /* ...and all come back empty */
-    engine_claimed(e, NULL, 0, 3);
-    engine_claimed(e, NULL, 0, 1);
+    engine_claimed(e, NULL, NULL, 0, 2); /* ...and all come back empty */
+    engine_claimed(e, NULL, NULL, 0, 3);
+    engine_claimed(e, NULL, NULL, 0, 1);
     assert_int_equal(claims, 3);
     fake_now = engine_next_deadline(e); /* a poll later: one claim for a and b */
     engine_tick(e);
@@ -288,7 +288,7 @@ static void test_a_retry_due_at_once_is_not_leased_without_a_claim(void **state)
     job_t *out[1];
     engine_lease(e, &w, 0, out);
     job_t *got[1] = { stored("r0", "\"timeout_ms\":1000,\"backoff\":{\"initial_ms\":0,\"jitter\":0}") };
-    engine_claimed(e, got, 1, 1);
+    engine_claimed(e, got, NULL, 1, 1);
     assert_int_equal(waited, 1);
     engine_waiter_t late = waiter(1);
     engine_lease(e, &late, 5000, out); /* waits, and its claim goes out */
@@ -301,6 +301,144 @@ static void test_a_retry_due_at_once_is_not_leased_without_a_claim(void **state)
     assert_true(engine_waiter_waiting(&late));
     assert_int_equal(claims, asked); /* it waits for its claim, which sees the retry */
     engine_waiter_cancel(e, &late);
+}
+
+/* ---- breakers shared by the cluster ---- */
+
+static engine_shared_change_t shared_changes[8];
+static int nshared;
+
+static void shared_fn(void *ud, const char *key, engine_shared_change_t change)
+{
+    (void)ud;
+    assert_string_equal(key, "t");
+    if (nshared < 8)
+        shared_changes[nshared] = change;
+    nshared++;
+}
+
+static int setup_breakers(void **state)
+{
+    setup_shared(state);
+    engine_free(*state);
+    nshared = 0;
+    transitions = 0;
+    engine_hooks_t h = { .now_ms = now_fn, .rand_unit = rand_fn, .persist = persist_fn,
+                         .persist_delete = delete_fn, .persist_queue = queue_fn,
+                         .claim = claim_fn, .breaker_changed = breaker_fn,
+                         .breaker_shared = shared_fn };
+    engine_options_t o = { .finished_in_memory = 100, .shared = true, .claim_poll_ms = 400,
+                           .breaker = { .failures = 2, .window_ms = 10000, .cooldown_ms = 1000,
+                                        .cooldown_max_ms = 8000, .probes = 1 } };
+    *state = engine_new(&h, &o);
+    return *state ? 0 : -1;
+}
+
+/* One lessee, one claim that brings these jobs (probe: the first is its
+ * breaker's probe); returns the lease id of the first job handed over, or
+ * NULL if none was. */
+static const char *lease_claimed(engine_t *e, const char *id, bool probe)
+{
+    static char lease[64];
+    engine_waiter_t w = waiter(1);
+    job_t *out[1];
+    waited = 0;
+    engine_lease(e, &w, 0, out);
+    job_t *got[1] = { stored(id, "\"timeout_ms\":60000") };
+    bool probes[1] = { probe };
+    engine_claimed(e, got, probe ? probes : NULL, 1, 1);
+    if (waited != 1)
+        return NULL;
+    const job_t *j = engine_get(e, id);
+    snprintf(lease, sizeof lease, "%s", j->lease_id);
+    return lease;
+}
+
+static void fail_it(engine_t *e, const char *id, const char *lease)
+{
+    const job_t *j;
+    problem_t p;
+    assert_int_equal(engine_fail(e, id, lease, ERR_UNAVAILABLE, "down", NULL, -1, &j, &p),
+                     ERR_OK);
+}
+
+static void state_of_t(void *ud, const engine_breaker_info_t *b)
+{
+    if (!strcmp(b->key, "t"))
+        *(engine_breaker_state_t *)ud = b->state;
+}
+
+static engine_breaker_state_t local_state(engine_t *e)
+{
+    engine_breaker_state_t s = ENGINE_BREAKER_CLOSED;
+    engine_breaker_foreach(e, state_of_t, &s);
+    return s;
+}
+
+/* It opens for the cluster (the database's claims pass over its jobs);
+ * here it only counts, or it would hold jobs back after another node's
+ * probe closed it. */
+static void test_a_breaker_opening_here_opens_for_the_cluster(void **state)
+{
+    engine_t *e = *state;
+    fail_it(e, "f1", lease_claimed(e, "f1", false));
+    assert_int_equal(nshared, 0);
+    fail_it(e, "f2", lease_claimed(e, "f2", false));
+    assert_int_equal(nshared, 1);
+    assert_int_equal(shared_changes[0], ENGINE_SHARED_OPEN);
+    assert_int_equal(last_breaker_state, ENGINE_BREAKER_OPEN); /* logged, counted */
+    assert_int_equal(local_state(e), ENGINE_BREAKER_CLOSED);
+    assert_non_null(lease_claimed(e, "next", false)); /* what a claim brings is leased */
+}
+
+static void test_the_probe_claimed_here_closes_it_for_the_cluster(void **state)
+{
+    engine_t *e = *state;
+    const char *lease = lease_claimed(e, "p", true);
+    assert_non_null(lease);
+    assert_int_equal(local_state(e), ENGINE_BREAKER_HALF_OPEN);
+    assert_int_equal(nshared, 0);
+    const job_t *j;
+    problem_t p;
+    assert_int_equal(engine_complete(e, "p", lease, NULL, &j, &p), ERR_OK);
+    assert_int_equal(nshared, 1);
+    assert_int_equal(shared_changes[0], ENGINE_SHARED_CLOSE);
+    assert_int_equal(local_state(e), ENGINE_BREAKER_CLOSED);
+}
+
+static void test_a_failed_probe_reopens_it_for_the_cluster(void **state)
+{
+    engine_t *e = *state;
+    fail_it(e, "p", lease_claimed(e, "p", true));
+    assert_int_equal(nshared, 1);
+    assert_int_equal(shared_changes[0], ENGINE_SHARED_REOPEN);
+    assert_int_equal(local_state(e), ENGINE_BREAKER_CLOSED); /* the database holds it open */
+}
+
+/* A probe no lessee took goes back; the database's probe lapses, and no
+ * verdict is written. */
+static void test_a_probe_no_lessee_took_decides_nothing(void **state)
+{
+    engine_t *e = *state;
+    engine_waiter_t w = waiter(1);
+    job_t *out[1];
+    engine_lease(e, &w, 5000, out);
+    engine_waiter_cancel(e, &w); /* gone before its claim came back */
+    job_t *got[1] = { stored("p", NULL) };
+    bool probes[1] = { true };
+    engine_claimed(e, got, probes, 1, 1);
+    assert_int_equal(persisted[JOB_EV_UPDATED], 1);
+    assert_int_equal(local_state(e), ENGINE_BREAKER_CLOSED);
+    assert_int_equal(nshared, 0);
+}
+
+static void test_a_reset_closes_the_clusters_breaker_unknown_here(void **state)
+{
+    engine_t *e = *state;
+    problem_t p;
+    assert_int_equal(engine_breaker_reset(e, "t", &p), ERR_OK);
+    assert_int_equal(nshared, 1);
+    assert_int_equal(shared_changes[0], ENGINE_SHARED_RESET);
 }
 
 int main(void)
@@ -319,6 +457,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_dead_nodes_job_is_retried_at_once, setup_shared, teardown),
         cmocka_unit_test_setup_teardown(test_lessees_of_the_same_queues_share_one_claim, setup_shared, teardown),
         cmocka_unit_test_setup_teardown(test_a_retry_due_at_once_is_not_leased_without_a_claim, setup_shared, teardown),
+        cmocka_unit_test_setup_teardown(test_a_breaker_opening_here_opens_for_the_cluster, setup_breakers, teardown),
+        cmocka_unit_test_setup_teardown(test_the_probe_claimed_here_closes_it_for_the_cluster, setup_breakers, teardown),
+        cmocka_unit_test_setup_teardown(test_a_failed_probe_reopens_it_for_the_cluster, setup_breakers, teardown),
+        cmocka_unit_test_setup_teardown(test_a_probe_no_lessee_took_decides_nothing, setup_breakers, teardown),
+        cmocka_unit_test_setup_teardown(test_a_reset_closes_the_clusters_breaker_unknown_here, setup_breakers, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
