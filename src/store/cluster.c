@@ -156,7 +156,11 @@ void store_cluster_done(store_t *s, op_t *done)
         } else if (op->kind == OP_PUT && !op->superseded && !op->error &&
                    !strcmp(op->row.state, "queued")) {
             store_wake_announce(s, op->row.queue); /* free to claim now: enqueued, given back */
+        } else if (op->kind == OP_BREAKER && !op->error && op->change == STORE_BREAKER_OPEN) {
+            store_wake_announce(s, STORE_WAKE_BREAKER);
         } else if (op->kind == OP_BEAT && !op->error) {
+            if (op->beat_breakers || op->beat_gen == s->breakers_gen)
+                s->breakers_open = op->beat_breakers;
             /* The database counts the TTL from its now(), later than this. */
             s->node_ok_until_ns = op->queued_ns + s->node_ttl_ns;
             if (op->beat.lost) {
@@ -199,7 +203,8 @@ void store_claim(store_t *s, const char *const *queues, const int *caps, int nqu
         memcpy(op->caps, caps, (size_t)nqueues * sizeof *op->caps);
     }
     op->claim = (backend_claim_t){ .queues = (const char *const *)op->queues, .caps = op->caps,
-                                   .nqueues = nqueues, .queue_order = queue_order, .max = max };
+                                   .nqueues = nqueues, .queue_order = queue_order, .max = max,
+                                   .breakers = s->breakers_open };
     op->jobs_cb = cb;
     op->ud = ud;
     store_submit_unnumbered(s, op);
@@ -209,6 +214,7 @@ void store_node_beat(store_t *s, store_beat_cb cb, void *ud)
 {
     const char *in[4] = { NULL }, *out[4];
     op_t *op = store_new_op(OP_BEAT, in, out);
+    op->beat_gen = s->breakers_gen;
     op->beat_cb = cb;
     op->ud = ud;
     store_submit_unnumbered(s, op);
@@ -333,5 +339,6 @@ int store_run_beat(store_t *s, op_t *op)
     op->beat = (store_beat_t){ 0 };
     if (retake(s, op) != 0)
         return -1;
-    return s->ops->node_beat(s->conn, &op->beat.lost, &op->beat.node, claimed, op);
+    return s->ops->node_beat(s->conn, &op->beat.lost, &op->beat.node, &op->beat_breakers,
+                             claimed, op);
 }

@@ -16,7 +16,14 @@ static int id_row(const PGresult *r, int row, void *ud)
 
 #define PG_DEAD "SELECT id FROM nodes WHERE expires_at < now()"
 
-int pg_node_beat(void *conn, bool *lost, int64_t *node, backend_doc_cb adopted, void *ud)
+static int bool_row(const PGresult *r, int row, void *ud)
+{
+    *(bool *)ud = PQgetvalue(r, row, 0)[0] != 0;
+    return 0;
+}
+
+int pg_node_beat(void *conn, bool *lost, int64_t *node, bool *breakers, backend_doc_cb adopted,
+                 void *ud)
 {
     pg_t *c = conn;
     char ttl[24], me[24];
@@ -39,6 +46,10 @@ int pg_node_beat(void *conn, bool *lost, int64_t *node, backend_doc_cb adopted, 
         snprintf(me, sizeof me, "%lld", (long long)c->node);
     }
     *node = c->node;
+    *breakers = false;
+    if (pg_each_row(c, NULL, "SELECT EXISTS (SELECT 1 FROM breakers)", 0, NULL, NULL, bool_row,
+                    breakers) != 0)
+        return -1;
     /* The probes of half-open breakers this node still holds the job of
      * live on; one whose job it gave back lapses at its probe_until. */
     if (pg_each_row(c, NULL, "UPDATE breakers SET probe_until = now() + $2 * interval '1 ms'"
@@ -115,10 +126,15 @@ static void queue_array(const backend_claim_t *q, sbuf_t *out)
     sbuf_addc(out, '}');
 }
 
+/* Of a breaker that is open, or half-open with its probe out. */
+#define PASS_OPEN                                                                        \
+    " AND NOT EXISTS (SELECT 1 FROM breakers b WHERE b.key = coalesce(jobs.bkey, jobs.type)" \
+    " AND (b.probe_at > now() OR b.probe_until > now()))"
+
 /* One (queue, priority) slice of a claim, as a CTE s<qi>_<priority>: a
  * range of jobs_ready, due jobs only, at most max, locked as they are read
  * (FOR UPDATE, which a UNION does not allow, hence one CTE each). */
-static void claim_slice(sbuf_t *sql, int qi, int priority)
+static void claim_slice(sbuf_t *sql, int qi, int priority, bool breakers)
 {
     char part[900];
     snprintf(part, sizeof part,
@@ -128,11 +144,9 @@ static void claim_slice(sbuf_t *sql, int qi, int priority)
              " AND state IN ('queued','pending','retrying')"
              " AND run_at <= (extract(epoch FROM now()) * 1000)::bigint"
              " AND NOT EXISTS (SELECT 1 FROM queues WHERE name = ($1::text[])[%d] AND paused)"
-             " AND NOT EXISTS (SELECT 1 FROM breakers b WHERE b.key = coalesce(jobs.bkey,"
-             " jobs.type) AND (b.probe_at > now() OR b.probe_until > now()))"
-             " ORDER BY run_at, seq LIMIT $2 FOR UPDATE SKIP LOCKED)",
+             "%s ORDER BY run_at, seq LIMIT $2 FOR UPDATE SKIP LOCKED)",
              qi == 1 && priority == 0 ? "WITH " : ", ", qi, priority, priority, qi, qi,
-             priority, qi);
+             priority, qi, breakers ? PASS_OPEN : "");
     sbuf_adds(sql, part);
 }
 
@@ -189,6 +203,40 @@ static int lock_capped(pg_t *c, const backend_claim_t *q, sbuf_t *caps)
     " (SELECT count(*) FROM jobs h WHERE h.queue = ($1::text[])[y.qi] AND h.owner IS NOT NULL)" \
     " ORDER BY %s, run_at, seq LIMIT $2),"
 
+/* The claim's writes: the jobs become this node's (while its row lives)
+ * and, where a breaker is half-open, its probe with the one job of it the
+ * claim may take (the rest of c's jobs of a breaker not closed stay). */
+static void claim_tail(sbuf_t *sql, const char *order, bool breakers, int64_t ttl_ms)
+{
+    char tail[1400];
+    if (!breakers) /* no breaker is open: no probe to take either */
+        snprintf(tail, sizeof tail,
+                 " u AS (UPDATE jobs j SET owner = $3, token = nextval('job_tokens') FROM c"
+                 " WHERE j.id = c.id AND EXISTS (SELECT 1 FROM nodes WHERE id = $3 AND"
+                 " expires_at > now())"
+                 " RETURNING j.doc, j.created_at, j.id, j.queue, j.type, j.token, c.priority,"
+                 " c.qi, c.run_at, c.seq)"
+                 " SELECT doc, created_at, id, queue, type, token FROM u ORDER BY %s, run_at, seq",
+                 order);
+    else
+        snprintf(tail, sizeof tail,
+                 " pc AS (SELECT DISTINCT ON (bk) id, bk FROM c WHERE EXISTS (SELECT 1 FROM"
+                 " breakers b WHERE b.key = c.bk) ORDER BY bk, %s, run_at, seq),"
+                 " p AS (UPDATE breakers b SET probe_node = $3, probe_job = pc.id, probe_until ="
+                 " now() + interval '%lld ms' FROM pc WHERE b.key = pc.bk AND b.probe_at <= now()"
+                 " AND (b.probe_until IS NULL OR b.probe_until <= now()) RETURNING pc.id),"
+                 " u AS (UPDATE jobs j SET owner = $3, token = nextval('job_tokens') FROM c"
+                 " WHERE j.id = c.id AND EXISTS (SELECT 1 FROM nodes WHERE id = $3 AND"
+                 " expires_at > now()) AND (c.id IN (SELECT id FROM p) OR NOT EXISTS (SELECT 1"
+                 " FROM breakers b WHERE b.key = c.bk))"
+                 " RETURNING j.doc, j.created_at, j.id, j.queue, j.type, j.token, c.priority,"
+                 " c.qi, c.run_at, c.seq)"
+                 " SELECT u.doc, u.created_at, u.id, u.queue, u.type, u.token, p.id IS NOT NULL"
+                 " FROM u LEFT JOIN p ON p.id = u.id ORDER BY %s, run_at, seq",
+                 order, (long long)ttl_ms, order);
+    sbuf_adds(sql, tail);
+}
+
 int pg_claim(void *conn, const backend_claim_t *q, backend_doc_cb cb, void *ud)
 {
     pg_t *c = conn;
@@ -209,7 +257,7 @@ int pg_claim(void *conn, const backend_claim_t *q, backend_doc_cb cb, void *ud)
     sbuf_init(&sql, 4096);
     for (int i = 1; i <= q->nqueues; i++)
         for (int p = 0; p < JOB_PRIORITIES; p++)
-            claim_slice(&sql, i, p);
+            claim_slice(&sql, i, p, q->breakers);
     sbuf_t all;
     sbuf_init(&all, 2048);
     for (int i = 1; i <= q->nqueues; i++)
@@ -234,28 +282,12 @@ int pg_claim(void *conn, const backend_claim_t *q, backend_doc_cb cb, void *ud)
         sbuf_adds(&sql, plain);
     }
     sbuf_free(&all);
-    char tail[1400];
-    snprintf(tail, sizeof tail,
-             " pc AS (SELECT DISTINCT ON (bk) id, bk FROM c WHERE EXISTS (SELECT 1 FROM breakers"
-             " b WHERE b.key = c.bk) ORDER BY bk, %s, run_at, seq),"
-             " p AS (UPDATE breakers b SET probe_node = $3, probe_job = pc.id, probe_until ="
-             " now() + interval '%lld ms' FROM pc WHERE b.key = pc.bk AND b.probe_at <= now()"
-             " AND (b.probe_until IS NULL OR b.probe_until <= now()) RETURNING pc.id),"
-             " u AS (UPDATE jobs j SET owner = $3, token = nextval('job_tokens') FROM c"
-             " WHERE j.id = c.id AND EXISTS (SELECT 1 FROM nodes WHERE id = $3 AND"
-             " expires_at > now()) AND (c.id IN (SELECT id FROM p) OR NOT EXISTS (SELECT 1"
-             " FROM breakers b WHERE b.key = c.bk))"
-             " RETURNING j.doc, j.created_at, j.id, j.queue, j.type, j.token, c.priority, c.qi,"
-             " c.run_at, c.seq)"
-             " SELECT u.doc, u.created_at, u.id, u.queue, u.type, u.token, p.id IS NOT NULL"
-             " FROM u LEFT JOIN p ON p.id = u.id ORDER BY %s, run_at, seq",
-             order, (long long)c->ttl_ms, order);
-    sbuf_adds(&sql, tail);
+    claim_tail(&sql, order, q->breakers, c->ttl_ms);
     const char *vals[4] = { queues.p, max, me, caps.p };
     static const Oid types[4] = { 25, 23, 20, 25 };
     char name[24];
-    snprintf(name, sizeof name, "claim_%d_%c%s", q->nqueues, q->queue_order ? 'q' : 'p',
-             q->caps ? "c" : "");
+    snprintf(name, sizeof name, "claim_%d_%c%s%s", q->nqueues, q->queue_order ? 'q' : 'p',
+             q->caps ? "c" : "", q->breakers ? "b" : "");
     int rc = pg_pipe_docs(c, name, sql.p, q->caps ? 4 : 3, types, vals, (doc_call_t){ cb, ud });
     sbuf_free(&sql);
     sbuf_free(&queues);

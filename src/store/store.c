@@ -278,6 +278,10 @@ uint64_t store_put_breaker(store_t *s, const char *key, store_breaker_change_t c
     op->change = change;
     op->cooldown_ms = cooldown_ms;
     op->cooldown_max_ms = cooldown_max_ms;
+    if (change == STORE_BREAKER_OPEN || change == STORE_BREAKER_REOPEN) {
+        s->breakers_open = true;
+        s->breakers_gen++;
+    }
     return submit(s, op);
 }
 

@@ -60,6 +60,8 @@ typedef struct op {
     store_breaker_change_t change; /* OP_BREAKER, with name (the key) and: */
     int64_t cooldown_ms, cooldown_max_ms;
     store_beat_t beat;
+    bool beat_breakers;    /* OP_BEAT: the beat found a breaker not closed */
+    uint64_t beat_gen;     /* OP_BEAT: breakers_gen when it was queued */
     store_jobs_cb jobs_cb;
     store_beat_cb beat_cb;
     char str[];
@@ -199,9 +201,22 @@ struct store {
     bool wake_running, wake_stop;
     int wake_efd;
     store_wake_set_t announce, heard;
+    bool heard_breaker;    /* under mu: a node announced a breaker it opened */
+    bool announce_breaker; /* under mu: this node opened one, to announce */
     void (*woken_cb)(void *ud, const char *const *queues, int n);
     void *woken_ud;
+    /* Whether some breaker is not closed in the cluster, as far as this
+     * node knows (loop thread): claims pass over their jobs only then, the
+     * rest of the time with the cheaper statement. Set by this node's own
+     * opening, another's announcement (STORE_WAKE_BREAKER) or a beat that
+     * found one; cleared by a beat that found none and began after the
+     * last of those (breakers_gen). */
+    bool breakers_open;
+    uint64_t breakers_gen;
 };
+
+/* The announcement of a breaker that opened, beside the queue names. */
+#define STORE_WAKE_BREAKER "!breaker"
 
 /* store.c: the first scan of the ids stored, for the id filter (queued
  * to a reader by store_start). */

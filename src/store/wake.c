@@ -52,8 +52,11 @@ void store_wake_announce(store_t *s, const char *queue)
     if (!s->wake_running)
         return;
     pthread_mutex_lock(&s->mu);
-    bool first = !s->announce.n && !s->announce.any;
-    set_add(&s->announce, queue, strlen(queue));
+    bool first = !s->announce.n && !s->announce.any && !s->announce_breaker;
+    if (!strcmp(queue, STORE_WAKE_BREAKER))
+        s->announce_breaker = true; /* never lost in a "*" */
+    else
+        set_add(&s->announce, queue, strlen(queue));
     pthread_mutex_unlock(&s->mu);
     if (first)
         signal_thread(s);
@@ -66,8 +69,15 @@ static void heard(void *ud, const char *payload)
 {
     store_t *s = ud;
     pthread_mutex_lock(&s->mu);
-    for (const char *p = payload; !s->heard.any;) {
+    for (const char *p = payload; !s->heard.any || !s->heard_breaker;) {
         size_t len = strcspn(p, ",");
+        if (len == strlen(STORE_WAKE_BREAKER) && !memcmp(p, STORE_WAKE_BREAKER, len)) {
+            s->heard_breaker = true;
+            if (!p[len])
+                break;
+            p += len + 1;
+            continue;
+        }
         bool ok = len > 0 && len <= JOB_NAME_MAX;
         for (size_t i = 0; ok && i < len; i++)
             ok = job_name_char(p[i]);
@@ -93,6 +103,11 @@ void store_wake_dispatch(store_t *s)
     got = s->heard;
     s->heard.n = 0;
     s->heard.any = false;
+    if (s->heard_breaker) {
+        s->breakers_open = true;
+        s->breakers_gen++;
+    }
+    s->heard_breaker = false;
     pthread_mutex_unlock(&s->mu);
     if (!got.n && !got.any)
         return;
@@ -107,7 +122,7 @@ void store_wake_dispatch(store_t *s)
 static bool take_payload(store_t *s, sbuf_t *out)
 {
     pthread_mutex_lock(&s->mu);
-    bool any = s->announce.any, some = any || s->announce.n;
+    bool any = s->announce.any, some = any || s->announce.n || s->announce_breaker;
     for (int i = 0; !any && i < s->announce.n; i++) {
         if (i)
             sbuf_addc(out, ',');
@@ -115,8 +130,11 @@ static bool take_payload(store_t *s, sbuf_t *out)
     }
     if (any)
         sbuf_adds(out, "*");
+    if (s->announce_breaker)
+        sbuf_adds(out, out->len ? "," STORE_WAKE_BREAKER : STORE_WAKE_BREAKER);
     s->announce.n = 0;
     s->announce.any = false;
+    s->announce_breaker = false;
     pthread_mutex_unlock(&s->mu);
     return some;
 }
@@ -144,10 +162,11 @@ static bool stopping(store_t *s)
 static bool turn(store_t *s, void *w, int64_t *last_sent)
 {
     pthread_mutex_lock(&s->mu);
-    bool want = s->announce.n || s->announce.any;
+    bool want = s->announce.n || s->announce.any || s->announce_breaker;
+    bool urgent = s->announce_breaker; /* rare, and every node's claims should know at once */
     pthread_mutex_unlock(&s->mu);
     int64_t now = clock_mono_ns() / 1000000, due = *last_sent + WAKE_GAP_MS;
-    if (want && now >= due) {
+    if (want && (now >= due || urgent)) {
         sbuf_t payload;
         sbuf_init(&payload, 256);
         bool some = take_payload(s, &payload);

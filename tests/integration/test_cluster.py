@@ -154,6 +154,7 @@ def test_a_breaker_is_the_whole_clusters(cluster, postgres):
         a.enqueue(id=f"f{i}", queue="q", breaker_key="api.example", max_retries=0)
         (job,) = a.lease(queues=["q"], wait_ms=2000)
         fail_unavailable(a, job)
+    time.sleep(0.3)  # the others hear of it at once (a notification); a claim out may not
     for i in range(4):
         b.enqueue(id=f"held{i}", queue="q", breaker_key="api.example")
     c.enqueue(id="other", queue="q", breaker_key="elsewhere")
