@@ -22,7 +22,12 @@ request, consumers lease up to B a call and acknowledge them with
 /v1/ack), B = 1, 10, 100: how the per-job cost on PostgreSQL falls as
 claims and transactions carry more jobs.
 
-Usage: bench/cluster.py [--sweep] [JOBS] [ROUNDS]     (defaults 20000, 3)
+With --ab OTHER_JOBQ, instead: this build against another jobq binary
+(built from another commit), HTTP 4 + 4 on one cluster node, alternating,
+medians of ROUNDS: how a change moves throughput and the CPU PostgreSQL
+spends a job.
+
+Usage: bench/cluster.py [--sweep | --ab OTHER_JOBQ] [JOBS] [ROUNDS]   (defaults 20000, 3)
 Needs build/jobq, build/bench/{loadgen,fwpgen,pgqueue} and postgresql.
 Every client is bounded by --max-seconds; servers are stopped by their own
 pids; the PostgreSQL cluster is stopped at the end."""
@@ -174,11 +179,32 @@ def sweep(pgc, jobs, rounds):
                   f"{med('pg us'):.1f} | {med('stmts'):.2f} | {med('xacts'):.2f} |", flush=True)
 
 
+def ab(pgc, other, jobs, rounds):
+    bins = {"this build": jobq_server.BIN, other: other}
+    res = {k: [] for k in bins}
+    for r in range(rounds):
+        for k in (list(bins) if r % 2 == 0 else list(reversed(list(bins)))):
+            jobq_server.BIN = bins[k]
+            res[k].append(one_run(pgc, "1 node", "http", 4, 4, jobs))
+    print(f"HTTP 4 + 4, one cluster node, fsync, {jobs} jobs per run, median of {rounds}\n")
+    print("| jobq | jobs/s | jobq CPU us/job | PostgreSQL CPU us/job |")
+    print("| --- | --- | --- | --- |")
+    for k, rs in res.items():
+        med = lambda key: statistics.median(x[key] for x in rs)  # noqa: E731
+        print(f"| {k} | {med('jobs/s'):,.0f} | {med('jobq us'):.0f} | {med('pg us'):.0f} |")
+
+
 def main():
     # A timeout's SIGTERM must still stop the servers and the cluster (the
     # finally blocks): as an exception, not Python's default exit.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
-    args = [a for a in sys.argv[1:] if a != "--sweep"]
+    argv = sys.argv[1:]
+    other = None
+    if "--ab" in argv:
+        i = argv.index("--ab")
+        other = argv[i + 1]
+        del argv[i:i + 2]
+    args = [a for a in argv if a != "--sweep"]
     jobs = int(args[0]) if args else 20000
     rounds = int(args[1]) if len(args) > 1 else 3
     pgc = Postgres("-c shared_preload_libraries=pg_stat_statements")
@@ -186,6 +212,8 @@ def main():
         pgc.psql("CREATE EXTENSION pg_stat_statements")
         if "--sweep" in sys.argv:
             return sweep(pgc, jobs, rounds)
+        if other:
+            return ab(pgc, other, jobs, rounds)
         print(f"jobq cluster mode on PostgreSQL, fsync, {jobs} jobs per run, median of "
               f"{rounds}\n")
         print("| scenario | set-up | jobs/s | jobq CPU us/job | PostgreSQL CPU us/job | "
