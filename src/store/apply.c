@@ -104,7 +104,8 @@ static int run_write(store_t *s, op_t *op, int64_t *totals)
         totals[op->ev]++;
         return s->ops->put_job(s->conn, &op->row);
     case OP_DELETE:
-        return s->cluster ? s->ops->delete_fenced(s->conn, op->name, op->row.token, &op->refused)
+        return s->cluster ? s->ops->delete_fenced(s->conn, op->name, op->row.token,
+                                                  op->row.free_token, &op->refused)
                           : s->ops->delete_job(s->conn, op->name);
     case OP_QUEUE: return s->ops->put_queue(s->conn, op->name, op->paused);
     case OP_PURGE: return run_purge(s, op);

@@ -19,6 +19,8 @@
 
 #include "store/store.h" /* store_query_t, store_purge_t */
 
+#define BACKEND_TOKEN_UNKNOWN (-2) /* store_row_t.free_token: no condition on it */
+
 typedef struct store_row {
     const char *id, *queue, *type, *state;
     int priority;
@@ -40,6 +42,13 @@ typedef struct store_row {
      * was claimed since, or another node created it first). */
     int64_t token;
     bool *refused;
+    /* Cluster mode, a job no node holds: the token its row had when this
+     * node last saw it (read, or given back; BACKEND_TOKEN_UNKNOWN; -1: it
+     * was held then). An operator's change is refused if a claim came
+     * between (the job was claimed, run and given back since: the change
+     * would overwrite that attempt), or if a node held it when it was read.
+     * Tokens start at 0 (a job never claimed). */
+    int64_t free_token;
     int64_t origin; /* cluster mode, an enqueue: tells its own insert from another node's */
     const char *bkey; /* the job's breaker key if it names one, else NULL (its type is) */
 } store_row_t;
@@ -175,10 +184,12 @@ typedef struct backend_ops {
      * broke in COMMIT) takes back first what its first attempt may have
      * taken: otherwise those jobs would stay this node's, in no memory. */
     int (*held)(void *conn, const int64_t *tokens, int n, backend_doc_cb cb, void *ud);
-    /* Deletes a job this node holds under token (0: a job no node holds),
+    /* Deletes a job this node holds under token (0: a job no node holds,
+     * whose row's token must still be free_token unless that is 0),
      * setting *refused when the job is there and not this node's to
      * delete; one already gone is not refused. */
-    int (*delete_fenced)(void *conn, const char *id, int64_t token, bool *refused);
+    int (*delete_fenced)(void *conn, const char *id, int64_t token, int64_t free_token,
+                         bool *refused);
     /* A breaker's change for the whole cluster (store.h: store_put_breaker),
      * in the batch's transaction; and the breakers not closed, to cb. */
     int (*put_breaker)(void *conn, const char *key, store_breaker_change_t change,

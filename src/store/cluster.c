@@ -18,6 +18,7 @@ void store_cluster_init(store_t *s, int64_t ttl_ms)
     s->cluster = true;
     s->node_ttl_ns = ttl_ms * 1000000;
     hmap_init(&s->tokens);
+    hmap_init(&s->free_tokens);
 }
 
 bool store_clustered(const store_t *s) { return s->cluster; }
@@ -42,10 +43,59 @@ static int64_t token_of(store_t *s, const char *id)
     return (int64_t)(intptr_t)hmap_get(&s->tokens, id);
 }
 
+static void free_token_forget(store_t *s, const char *id);
+
 static void token_set(store_t *s, const char *id, int64_t token)
 {
+    free_token_forget(s, id);
     if (hmap_put(&s->tokens, id, (void *)(intptr_t)token) != 0)
         log_error("out of memory: a claimed job's writes will be refused", LOG_S("id", id));
+}
+
+/* An entry of free_tokens, which owns it (and the key, its id). */
+typedef struct free_token {
+    int64_t token;
+    char id[];
+} free_token_t;
+
+static int64_t free_token_of(store_t *s, const char *id)
+{
+    const free_token_t *f = hmap_get(&s->free_tokens, id);
+    return f ? f->token : BACKEND_TOKEN_UNKNOWN;
+}
+
+static void free_token_forget(store_t *s, const char *id)
+{
+    free(hmap_del(&s->free_tokens, id));
+}
+
+static void free_tokens_clear(store_t *s)
+{
+    hmap_free_values(&s->free_tokens, free);
+    hmap_init(&s->free_tokens);
+}
+
+/* Out of memory, the change goes unconditioned on the token: as before.
+ * A token of -1 (read while a node held the job) refuses every change
+ * until the job is read again. */
+static void free_token_set(store_t *s, const char *id, int64_t token)
+{
+    if (token < -1 || token_of(s, id))
+        return;
+    free_token_t *f = hmap_get(&s->free_tokens, id);
+    if (f) {
+        f->token = token;
+        return;
+    }
+    if (hmap_len(&s->free_tokens) >= STORE_FREE_TOKENS)
+        free_tokens_clear(s);
+    size_t n = strlen(id) + 1;
+    if (!(f = malloc(sizeof *f + n)))
+        return;
+    f->token = token;
+    memcpy(f->id, id, n);
+    if (hmap_put(&s->free_tokens, f->id, f) != 0)
+        free(f);
 }
 
 /* A job this node holds is written under its token, and given back (its
@@ -59,10 +109,13 @@ void store_cluster_row(store_t *s, op_t *op, const job_t *job)
     bool ran = job->state == JOB_RUNNING ||
                (job->stored && job->stored_state == JOB_RUNNING);
     op->row.token = token ? token : ran ? -1 : 0;
+    op->row.free_token = token ? BACKEND_TOKEN_UNKNOWN : free_token_of(s, job->id);
     op->row.refused = &op->refused;
     op->row.origin = (int64_t)(s->origin_base | (++s->origin_next & 0xffffffffu));
-    if (token && job->state != JOB_RUNNING)
+    if (token && job->state != JOB_RUNNING) { /* given back: free, its row's token this one */
         hmap_del(&s->tokens, job->id);
+        free_token_set(s, job->id, token);
+    }
 }
 
 /* A job this node holds is deleted under its token, which is forgotten. */
@@ -70,8 +123,10 @@ void store_cluster_delete(store_t *s, op_t *op)
 {
     CHECK_LOOP_THREAD();
     op->row.token = token_of(s, op->name);
+    op->row.free_token = op->row.token ? BACKEND_TOKEN_UNKNOWN : free_token_of(s, op->name);
     if (op->row.token)
         hmap_del(&s->tokens, op->name);
+    free_token_forget(s, op->name);
 }
 
 static void refused_add(store_t *s, uint64_t seq)
@@ -124,6 +179,15 @@ static void hand_over(store_t *s, op_t *op)
     op->njobs = 0; /* the callback owns them now */
 }
 
+/* What a point read saw: the tokens of rows no node held then. A job in
+ * the pending writes' index was read from there (token 0): unchanged. */
+static void read_tokens(store_t *s, op_t *op)
+{
+    const char *id = op->name;
+    for (size_t i = 0; i < op->nids; i++, id += strlen(id) + 1)
+        free_token_set(s, id, op->tokens[i]);
+}
+
 /* A write merged into a later one of the same job (apply.c) shares its fate. */
 static void spread_refusals(op_t *done)
 {
@@ -150,6 +214,7 @@ void store_cluster_done(store_t *s, op_t *done)
         if ((op->kind == OP_PUT || op->kind == OP_DELETE) && op->refused) {
             const char *id = op->kind == OP_PUT ? op->row.id : op->name;
             hmap_del(&s->tokens, id);
+            free_token_forget(s, id); /* the next read learns the token anew */
             refused_add(s, op->seq);
             if (s->refused_cb)
                 s->refused_cb(s->refused_ud, id);
@@ -170,13 +235,17 @@ void store_cluster_done(store_t *s, op_t *done)
         }
         if (op->kind == OP_CLAIM || op->kind == OP_BEAT)
             hand_over(s, op);
+        else if (op->kind == OP_GET && op->tokens && !op->error)
+            read_tokens(s, op);
     }
 }
 
 void store_cluster_free(store_t *s)
 {
-    if (s->cluster)
+    if (s->cluster) {
         hmap_free(&s->tokens);
+        hmap_free_values(&s->free_tokens, free);
+    }
     free(s->refused);
 }
 

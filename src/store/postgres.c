@@ -78,8 +78,9 @@ static const struct {
                              " OR (owner IS NULL AND state=$2 AND doc=$6))",
                    8, { 25, 25, 23, 20, 20, 17, 20, 20 }, 5 },
     [P_FREE_PUT] = { "free_put", "UPDATE jobs SET state=$2, priority=$3, updated_at=$4,"
-                                 " run_at=$5, doc=$6 WHERE id=$1 AND owner IS NULL",
-                     6, { 25, 25, 23, 20, 20, 17 }, 5 },
+                                 " run_at=$5, doc=$6 WHERE id=$1 AND owner IS NULL"
+                                 " AND ($7 = -2 OR token = $7)",
+                     7, { 25, 25, 23, 20, 20, 17, 20 }, 5 },
     [P_FREE_DELETE] = { "free_delete", "DELETE FROM jobs WHERE id=$1 AND owner IS NULL", 1,
                         { 25 }, -1 },
     /* A delete that reports a refusal as a fenced write does, by a row
@@ -87,13 +88,17 @@ static const struct {
      * at all (gone already: a retried batch's own delete, or another's);
      * none when it is there and held by a claim this one is not. */
     [P_HELD_DELETE] = { "held_delete", "WITH d AS (DELETE FROM jobs WHERE id=$1 AND"
-                                       " (($2 = 0 AND owner IS NULL) OR ($2 <> 0 AND token=$2"
+                                       " (($2 = 0 AND owner IS NULL AND ($4 = -2 OR token=$4))"
+                                       " OR ($2 <> 0 AND token=$2"
                                        " AND (owner=$3 OR owner IS NULL) AND EXISTS (SELECT 1"
                                        " FROM nodes WHERE id=$3 AND expires_at > now())))"
                                        " RETURNING id) SELECT 1 WHERE EXISTS (SELECT 1 FROM d)"
                                        " OR NOT EXISTS (SELECT 1 FROM jobs WHERE id=$1)",
-                        3, { 25, 20, 20 }, -1 },
-    [P_GET] = { PG_GET, "SELECT doc, created_at, id, queue, type FROM jobs WHERE id=$1", 1, { 25 }, -1 },
+                        4, { 25, 20, 20, 20 }, -1 },
+    /* The token (cluster mode) of a row no node holds; -1 for a held one: a
+     * change read from it would be refused even once it is given back. */
+    [P_GET] = { PG_GET, "SELECT doc, created_at, id, queue, type, CASE WHEN owner IS NULL"
+                        " THEN token ELSE -1 END FROM jobs WHERE id=$1", 1, { 25 }, -1 },
     /* Breakers shared by the cluster (store.h: store_put_breaker), by the
      * database's clock. Opening keeps a breaker another node opened first;
      * the probe's verdict counts only from the node that holds the probe,
@@ -574,7 +579,7 @@ static int cluster_put(pg_t *c, const store_row_t *r, const char *prio, const ch
                        const char *run_at)
 {
     char token[24], node[24];
-    snprintf(token, sizeof token, "%lld", (long long)r->token);
+    snprintf(token, sizeof token, "%lld", (long long)(r->token ? r->token : r->free_token));
     snprintf(node, sizeof node, "%lld", (long long)c->node);
     const char *vals[8] = { r->id, r->state, prio, updated, run_at, r->doc, token, node };
     int lens[8] = { 0, 0, 0, 0, 0, (int)r->doc_len, 0, 0 };
@@ -605,13 +610,15 @@ int pg_delete_job(void *conn, const char *id)
     return run(conn, ((pg_t *)conn)->cluster ? P_FREE_DELETE : P_DELETE, vals, NULL);
 }
 
-static int pg_delete_fenced(void *conn, const char *id, int64_t token, bool *refused)
+static int pg_delete_fenced(void *conn, const char *id, int64_t token, int64_t free_token,
+                            bool *refused)
 {
     pg_t *c = conn;
-    char tok[24], node[24];
+    char tok[24], node[24], free_tok[24];
     snprintf(tok, sizeof tok, "%lld", (long long)token);
     snprintf(node, sizeof node, "%lld", (long long)c->node);
-    const char *vals[3] = { id, tok, node };
+    snprintf(free_tok, sizeof free_tok, "%lld", (long long)free_token);
+    const char *vals[4] = { id, tok, node, free_tok };
     return run_checked(c, P_HELD_DELETE, vals, NULL, refused);
 }
 

@@ -112,10 +112,16 @@ static int list_doc(void *ud, const store_doc_t *d)
     return 0;
 }
 
+typedef struct got_doc {
+    json_t *doc;
+    int64_t token; /* cluster mode: the row's claim token, for store_cluster_done */
+} got_doc_t;
+
 static int get_doc(void *ud, const store_doc_t *d)
 {
-    json_t **out = ud;
-    *out = store_doc_json(d);
+    got_doc_t *out = ud;
+    out->doc = store_doc_json(d);
+    out->token = d->token;
     return 0;
 }
 
@@ -180,14 +186,18 @@ static void run_read(store_t *s, void *conn, op_t *op)
         json_t *docs = json_array();
         const char *id = op->name;
         rc = 0;
+        free(op->tokens);
+        op->tokens = s->cluster ? calloc(op->nids, sizeof *op->tokens) : NULL;
         for (size_t i = 0; i < op->nids && rc == 0; i++, id += strlen(id) + 1) {
-            json_t *doc = NULL;
-            int found = store_pending_doc(s, id, &doc);
+            got_doc_t got = { NULL, BACKEND_TOKEN_UNKNOWN };
+            int found = store_pending_doc(s, id, &got.doc);
             if (found == 0)
-                rc = s->ops->get_job(conn, id, get_doc, &doc);
+                rc = s->ops->get_job(conn, id, get_doc, &got);
             oom = oom || found < 0;
             rc = oom ? -1 : rc;
-            json_array_append_new(docs, doc ? doc : json_null());
+            if (op->tokens)
+                op->tokens[i] = got.token;
+            json_array_append_new(docs, got.doc ? got.doc : json_null());
         }
         op->result = op->many ? docs : json_incref(json_array_get(docs, 0));
         if (!op->many)

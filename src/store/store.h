@@ -172,9 +172,10 @@ void store_waiter_cancel(store_waiter_t *w);
  * owner that goes away first keeps ud alive and lets cb free it (the API's
  * calls do: api_internal.h). */
 #define STORE_BUSY "busy: too many reads are waiting"
-#define STORE_REFUSED                                                                    \
+#define STORE_REFUSED                                                                  \
     "refused by the database: another jobq node holds this job now (this node lost its " \
-    "claim), or created it first; nothing was stored"
+    "claim), claimed it since it was read here, or created it first; nothing was "      \
+    "stored (read the job again)"
 typedef void (*store_read_cb)(void *ud, json_t *result, const char *error);
 void store_get_job(store_t *s, const char *id, store_read_cb cb, void *ud);
 /* false: the store certainly holds no job with this id (nor a write of

@@ -190,6 +190,12 @@ struct store {
     int64_t node_ok_until_ns; /* the row's renewal asked for then, plus the TTL */
     uint64_t origin_base, origin_next; /* store_row_t.origin */
     hmap_t tokens;
+    /* Jobs no node held when this node last saw them (read, or given
+     * back), and their rows' tokens then: an operator's change of one is
+     * conditioned on it (store_row_t.free_token). Bounded: past
+     * STORE_FREE_TOKENS it starts again empty (changes then unconditioned
+     * on the token, as before a read). */
+    hmap_t free_tokens;
     uint64_t *refused;
     size_t nrefused, refused_cap;
     void (*refused_cb)(void *ud, const char *id);
@@ -214,6 +220,8 @@ struct store {
     bool breakers_open;
     uint64_t breakers_gen;
 };
+
+#define STORE_FREE_TOKENS 4096
 
 /* The announcement of a breaker that opened, beside the queue names. */
 #define STORE_WAKE_BREAKER "!breaker"

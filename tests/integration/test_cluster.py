@@ -201,6 +201,37 @@ def test_an_operator_reset_closes_the_clusters_breaker(cluster, postgres):
     assert [j["id"] for j in a.lease(queues=["q"], wait_ms=2000)] == ["held"]
 
 
+def test_an_operators_change_is_refused_if_a_claim_came_between(pg_server, postgres):
+    """An operator's cancel reads the job, then writes it. If another node
+    claims, runs and gives the job back in between, the write would wipe
+    out that attempt: it is refused (409) and the attempt stays. Node a's
+    commits are slowed (a longer TTL, so that its beats keep up), so its
+    write lands after node b's attempt; read again, the cancel goes."""
+    url = postgres.new_database()
+    base = {"JOBQ_CLUSTER": "true", "JOBQ_NODE_TTL": "10s", "JOBQ_CLAIM_POLL": "100ms"}
+    a = pg_server(env={**base, "JOBQ_FAULT_COMMIT_DELAY_MS": "1000"}, url=url)
+    b = pg_server(env=base, url=url)
+    for node in (a, b):
+        wait_ready(node)
+    b.enqueue(id="j", queue="q", max_retries=3)
+    slow = threading.Thread(target=lambda: a.enqueue(id="slow", queue="other"))
+    slow.start()  # a's writer sleeps in this commit
+    time.sleep(0.2)
+    got = {}
+    cancel = threading.Thread(target=lambda: got.update(r=a.post("/v1/jobs/j/cancel")))
+    cancel.start()  # read now, written after the slow commit
+    time.sleep(0.3)
+    (job,) = b.lease(queues=["q"], wait_ms=2000)
+    fail_unavailable(b, job)
+    cancel.join(15)
+    slow.join(15)
+    assert_problem(got["r"], 409, "conflict")
+    assert rows(postgres, url, "SELECT state FROM jobs WHERE id = 'j'") == [["retrying"]]
+    assert b.job("j")["attempts"] == 1
+    r = a.post("/v1/jobs/j/cancel")
+    assert r.status_code == 200 and r.json()["state"] == "cancelled", r.text
+
+
 def test_deletes_are_fenced_like_every_holders_write(cluster, postgres):
     """A Faktory job pushed with retry 0 that fails is deleted by the node
     that held it (under its claim), and a delete of a job another node
