@@ -53,12 +53,18 @@ typedef enum {
 } engine_shared_change_t;
 
 /* What a claim asks the database for: borrowed for the hook's call. */
+#define ENGINE_CLAIM_LIMITS 100 /* type and key limits a claim carries, of each kind */
 typedef struct engine_claim {
     const char *const *queues;
     const int *caps; /* per queue: its concurrency limit, held cluster-wide (0: none) */
     int nqueues;
     bool queue_order; /* engine_waiter_t.queue_order */
     int max;
+    /* The concurrency limits of types, then of breaker keys (at most
+     * ENGINE_CLAIM_LIMITS of each), held cluster-wide: names and caps. */
+    const char *const *limited;
+    const int *limits;
+    int ntypes, nkeys;
 } engine_claim_t;
 
 typedef struct engine_hooks {

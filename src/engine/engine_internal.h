@@ -90,6 +90,13 @@ struct engine {
     hmap_t queues; /* name -> equeue_t */
     hmap_t types;  /* type -> egate_t */
     hmap_t keys;   /* breaker key -> egate_t */
+    /* Shared mode: the concurrency limits of types and keys that claims
+     * carry (engine_claim_t.limited), rebuilt after a limit changes;
+     * names borrowed from their gates, which a limit keeps alive. */
+    const char *claim_limited[2 * ENGINE_CLAIM_LIMITS];
+    int claim_limits[2 * ENGINE_CLAIM_LIMITS];
+    int claim_ntypes, claim_nkeys;
+    bool claim_limits_stale;
     size_t keys_swept; /* how many keys the last sweep left */
     uint64_t ready_seq;
     int64_t gate_wake; /* a held lane may open by itself then; INT64_MAX: none */

@@ -270,6 +270,7 @@ int engine_set_limit(engine_t *e, engine_limit_kind_t kind, const char *name,
     if (!g)
         return -1;
     apply_limit(g, limit, eng_now(e));
+    e->claim_limits_stale = true;
     if (kind != ENGINE_LIMIT_QUEUE)
         eng_gate_release(e, kind == ENGINE_LIMIT_TYPE ? &e->types : &e->keys, g);
     e->ready_added = true;
@@ -292,6 +293,7 @@ void engine_clear_limits(engine_t *e)
             apply_limit(v, &none, now);
         sweep(e, maps[mi]);
     }
+    e->claim_limits_stale = true;
     e->ready_added = true;
     eng_settle(e);
 }

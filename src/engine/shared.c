@@ -107,12 +107,38 @@ static int coalesce(engine_t *e, engine_waiter_t *w)
     return max;
 }
 
+/* The concurrency limits of types, then keys, for claims to carry. */
+static int collect_limits(engine_t *e, const hmap_t *gates, int at)
+{
+    const char *k;
+    void *v;
+    int n = 0;
+    for (size_t i = 0; hmap_next(gates, &i, &k, &v) && n < ENGINE_CLAIM_LIMITS;) {
+        const egate_t *g = v;
+        if (g->limit.concurrency > 0) {
+            e->claim_limited[at + n] = g->name;
+            e->claim_limits[at + n++] = g->limit.concurrency;
+        }
+    }
+    return n;
+}
+
+static void refresh_limits(engine_t *e)
+{
+    if (!e->claim_limits_stale)
+        return;
+    e->claim_ntypes = collect_limits(e, &e->types, 0);
+    e->claim_nkeys = collect_limits(e, &e->keys, e->claim_ntypes);
+    e->claim_limits_stale = false;
+}
+
 /* A claim for every lessee waiting without one, even while others are
  * out: demand that builds meanwhile joins the store's next transaction
  * (its group commit) instead of waiting for the last round to end. */
 static void ask(engine_t *e)
 {
     e->demand = false;
+    refresh_limits(e);
     for (list_node_t *n = e->waiters.next; n != &e->waiters; n = n->next) {
         engine_waiter_t *w = LIST_ENTRY(n, engine_waiter_t, link_);
         if (w->asked_)
@@ -127,7 +153,9 @@ static void ask(engine_t *e)
             const equeue_t *q = hmap_get(&e->queues, w->queues[i]);
             caps[i] = q ? q->gate.limit.concurrency : 0;
         }
-        engine_claim_t c = { w->queues, caps, w->nqueues, w->queue_order, coalesce(e, w) };
+        engine_claim_t c = { w->queues, caps, w->nqueues, w->queue_order, coalesce(e, w),
+                             e->claim_limited, e->claim_limits, e->claim_ntypes,
+                             e->claim_nkeys };
         e->claims_in_flight++;
         ENG_HOOK(e, e->h.claim(e->h.ud, &c));
     }

@@ -31,7 +31,9 @@ void app_cluster_breaker(void *ud, const char *key, engine_shared_change_t chang
 void app_cluster_claim(void *ud, const engine_claim_t *c)
 {
     app_t *a = ud;
-    store_claim(a->store, c->queues, c->caps, c->nqueues, c->queue_order, c->max, on_claimed, a);
+    store_limits_t limits = { c->limited, c->limits, c->ntypes, c->nkeys };
+    store_claim(a->store, c->queues, c->caps, c->nqueues, c->queue_order, c->max, &limits,
+                on_claimed, a);
 }
 
 static void on_refused(void *ud, const char *id)

@@ -74,7 +74,9 @@ typedef struct backend_claim {
     bool queue_order;
     int max;
     bool breakers; /* some breaker may be open: pass over its jobs (else a cheaper claim) */
+    store_limits_t limits; /* of types and keys (ntypes + nkeys 0: none) */
 } backend_claim_t;
+#define BACKEND_CLAIM_LIMITS 100 /* of each kind (the engine's ENGINE_CLAIM_LIMITS) */
 
 typedef struct store_purged {
     int scanned;         /* jobs looked at; < limit means the sweep is over */

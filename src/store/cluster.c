@@ -251,8 +251,27 @@ void store_cluster_free(store_t *s)
 
 /* ---- the loop's requests ---- */
 
+/* Copies of the limits into op (the caller's are borrowed). */
+static void copy_limits(op_t *op, const store_limits_t *l)
+{
+    int n = l ? l->ntypes + l->nkeys : 0;
+    if (!n)
+        return;
+    CHECK(l->ntypes <= BACKEND_CLAIM_LIMITS && l->nkeys <= BACKEND_CLAIM_LIMITS);
+    if (!(op->limited = calloc((size_t)n, sizeof *op->limited)) ||
+        !(op->limit_caps = malloc((size_t)n * sizeof *op->limit_caps)))
+        abort(); /* as store_new_op: the write path cannot report it */
+    for (int i = 0; i < n; i++)
+        if (!(op->limited[i] = strdup(l->names[i])))
+            abort();
+    memcpy(op->limit_caps, l->caps, (size_t)n * sizeof *op->limit_caps);
+    op->claim.limits = (store_limits_t){ (const char *const *)op->limited, op->limit_caps,
+                                         l->ntypes, l->nkeys };
+}
+
 void store_claim(store_t *s, const char *const *queues, const int *caps, int nqueues,
-                 bool queue_order, int max, store_jobs_cb cb, void *ud)
+                 bool queue_order, int max, const store_limits_t *limits, store_jobs_cb cb,
+                 void *ud)
 {
     CHECK(nqueues <= BACKEND_CLAIM_QUEUES);
     const char *in[4] = { NULL }, *out[4];
@@ -274,6 +293,7 @@ void store_claim(store_t *s, const char *const *queues, const int *caps, int nqu
     op->claim = (backend_claim_t){ .queues = (const char *const *)op->queues, .caps = op->caps,
                                    .nqueues = nqueues, .queue_order = queue_order, .max = max,
                                    .breakers = s->breakers_open };
+    copy_limits(op, limits);
     op->jobs_cb = cb;
     op->ud = ud;
     store_submit_unnumbered(s, op);
@@ -335,6 +355,13 @@ void store_free_claimed(op_t *op)
     op->queues = NULL;
     free(op->caps);
     op->caps = NULL;
+    int nl = op->claim.limits.ntypes + op->claim.limits.nkeys;
+    for (int i = 0; op->limited && i < nl; i++)
+        free(op->limited[i]);
+    free(op->limited);
+    free(op->limit_caps);
+    op->limited = NULL;
+    op->limit_caps = NULL;
 }
 
 /* A row claimed or adopted: decoded here, off the loop. One that does not

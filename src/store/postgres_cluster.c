@@ -131,22 +131,39 @@ static void queue_array(const backend_claim_t *q, sbuf_t *out)
     " AND NOT EXISTS (SELECT 1 FROM breakers b WHERE b.key = coalesce(jobs.bkey, jobs.type)" \
     " AND (b.probe_at > now() OR b.probe_until > now()))"
 
+/* Type and key concurrency limits (q->limits): the room each has left in
+ * the cluster, counted once a claim from the jobs every node holds
+ * (jobs_owned). A slice passes over the jobs of a type or key with none
+ * left, so that they do not hide other jobs behind them. */
+#define LIMITS_CTE                                                                             \
+    "WITH lim AS MATERIALIZED (SELECT true AS t, n, c - (SELECT count(*) FROM jobs h WHERE"    \
+    " h.owner IS NOT NULL AND h.type = l.n) AS room FROM unnest($5::text[], $6::int[]) AS"     \
+    " l(n, c) UNION ALL SELECT false, n, c - (SELECT count(*) FROM jobs h WHERE h.owner IS"    \
+    " NOT NULL AND coalesce(h.bkey, h.type) = l.n) FROM unnest($7::text[], $8::int[]) AS"      \
+    " l(n, c))"
+#define PASS_FULL                                                                             \
+    " AND NOT EXISTS (SELECT 1 FROM lim WHERE room <= 0 AND n = CASE WHEN t THEN jobs.type"    \
+    " ELSE coalesce(jobs.bkey, jobs.type) END)"
+
+static bool limited(const backend_claim_t *q) { return q->limits.ntypes + q->limits.nkeys > 0; }
+
 /* One (queue, priority) slice of a claim, as a CTE s<qi>_<priority>: a
  * range of jobs_ready, due jobs only, at most max, locked as they are read
  * (FOR UPDATE, which a UNION does not allow, hence one CTE each). */
-static void claim_slice(sbuf_t *sql, int qi, int priority, bool breakers)
+static void claim_slice(sbuf_t *sql, int qi, int priority, const backend_claim_t *q)
 {
-    char part[900];
+    bool first = qi == 1 && priority == 0 && !limited(q);
+    char part[1000];
     snprintf(part, sizeof part,
-             "%ss%d_%d AS (SELECT id, %d AS priority, %d AS qi, run_at, seq,"
+             "%ss%d_%d AS (SELECT id, %d AS priority, %d AS qi, run_at, seq, type,"
              " coalesce(bkey, type) AS bk FROM jobs"
              " WHERE queue = ($1::text[])[%d] AND priority = %d AND owner IS NULL"
              " AND state IN ('queued','pending','retrying')"
              " AND run_at <= (extract(epoch FROM now()) * 1000)::bigint"
              " AND NOT EXISTS (SELECT 1 FROM queues WHERE name = ($1::text[])[%d] AND paused)"
-             "%s ORDER BY run_at, seq LIMIT $2 FOR UPDATE SKIP LOCKED)",
-             qi == 1 && priority == 0 ? "WITH " : ", ", qi, priority, priority, qi, qi,
-             priority, qi, breakers ? PASS_OPEN : "");
+             "%s%s ORDER BY run_at, seq LIMIT $2 FOR UPDATE SKIP LOCKED)",
+             first ? "WITH " : ", ", qi, priority, priority, qi, qi, priority, qi,
+             q->breakers ? PASS_OPEN : "", limited(q) ? PASS_FULL : "");
     sbuf_adds(sql, part);
 }
 
@@ -193,6 +210,63 @@ static int lock_capped(pg_t *c, const backend_claim_t *q, sbuf_t *caps)
                          1, types, &names[i]) != 0)
             return -1;
     return 0;
+}
+
+/* The advisory locks of limited types and keys, after the queues' (every
+ * claim takes them in the same order: no deadlock), each kind sorted. */
+static int lock_limits(pg_t *c, const store_limits_t *l)
+{
+    const char *names[BACKEND_CLAIM_LIMITS];
+    static const Oid types[1] = { 25 };
+    for (int kind = 0; kind < 2; kind++) {
+        int n = kind ? l->nkeys : l->ntypes, at = kind ? l->ntypes : 0;
+        memcpy(names, l->names + at, (size_t)n * sizeof names[0]);
+        qsort(names, (size_t)n, sizeof names[0], by_name);
+        for (int i = 0; i < n; i++)
+            if (pg_pipe_exec(c, kind ? "SELECT pg_advisory_xact_lock(hashtextextended("
+                                       "'jobq.kcap:' || $1, 0))"
+                                     : "SELECT pg_advisory_xact_lock(hashtextextended("
+                                       "'jobq.tcap:' || $1, 0))",
+                             1, types, &names[i]) != 0)
+                return -1;
+    }
+    return 0;
+}
+
+/* "{a,b}" and "{1,2}": n of the names and caps from at. */
+static void limit_arrays(const store_limits_t *l, int at, int n, sbuf_t *names, sbuf_t *caps)
+{
+    sbuf_addc(names, '{');
+    sbuf_addc(caps, '{');
+    for (int i = 0; i < n; i++) {
+        if (i) {
+            sbuf_addc(names, ',');
+            sbuf_addc(caps, ',');
+        }
+        sbuf_adds(names, l->names[at + i]);
+        sbuf_add_int(caps, l->caps[at + i]);
+    }
+    sbuf_addc(names, '}');
+    sbuf_addc(caps, '}');
+}
+
+/* Of each limited type and key, only as many as it has room for. */
+static void limits_filter(sbuf_t *all, const char *order)
+{
+    char head[400];
+    snprintf(head, sizeof head,
+             "SELECT * FROM (SELECT x.*, row_number() OVER (PARTITION BY x.type ORDER BY %s,"
+             " run_at, seq) AS rt, row_number() OVER (PARTITION BY x.bk ORDER BY %s, run_at,"
+             " seq) AS rk FROM (", order, order);
+    sbuf_t out;
+    sbuf_init(&out, all->len + 700);
+    sbuf_adds(&out, head);
+    sbuf_adds(&out, all->p);
+    sbuf_adds(&out, ") x) z WHERE rt <= coalesce((SELECT room FROM lim WHERE t AND n = z.type),"
+                    " 2147483647) AND rk <= coalesce((SELECT room FROM lim WHERE NOT t AND"
+                    " n = z.bk), 2147483647)");
+    sbuf_free(all);
+    *all = out;
 }
 
 /* Of each limited queue, only as many as the cluster may still hold: its
@@ -245,19 +319,24 @@ int pg_claim(void *conn, const backend_claim_t *q, backend_doc_cb cb, void *ud)
     sbuf_init(&queues, 256);
     sbuf_init(&caps, 64);
     queue_array(q, &queues);
-    if (q->caps && lock_capped(c, q, &caps) != 0) {
+    if ((q->caps && lock_capped(c, q, &caps) != 0) ||
+        (limited(q) && lock_limits(c, &q->limits) != 0)) {
         sbuf_free(&queues);
         sbuf_free(&caps);
         return -1;
     }
+    if (!q->caps)
+        sbuf_adds(&caps, "{}");
     snprintf(max, sizeof max, "%d", q->max);
     snprintf(me, sizeof me, "%lld", (long long)c->node);
     const char *order = q->queue_order ? "qi, priority" : "priority, qi";
     sbuf_t sql;
     sbuf_init(&sql, 4096);
+    if (limited(q))
+        sbuf_adds(&sql, LIMITS_CTE);
     for (int i = 1; i <= q->nqueues; i++)
         for (int p = 0; p < JOB_PRIORITIES; p++)
-            claim_slice(&sql, i, p, q->breakers);
+            claim_slice(&sql, i, p, q);
     sbuf_t all;
     sbuf_init(&all, 2048);
     for (int i = 1; i <= q->nqueues; i++)
@@ -267,6 +346,8 @@ int pg_claim(void *conn, const backend_claim_t *q, backend_doc_cb cb, void *ud)
                      " UNION ALL ", i, p);
             sbuf_adds(&all, one);
         }
+    if (limited(q))
+        limits_filter(&all, order);
     if (q->caps) {
         char *capped = malloc(strlen(CAPPED_C) + all.len + 32);
         if (!capped)
@@ -283,14 +364,26 @@ int pg_claim(void *conn, const backend_claim_t *q, backend_doc_cb cb, void *ud)
     }
     sbuf_free(&all);
     claim_tail(&sql, order, q->breakers, c->ttl_ms);
-    const char *vals[4] = { queues.p, max, me, caps.p };
-    static const Oid types[4] = { 25, 23, 20, 25 };
-    char name[24];
-    snprintf(name, sizeof name, "claim_%d_%c%s%s", q->nqueues, q->queue_order ? 'q' : 'p',
-             q->caps ? "c" : "", q->breakers ? "b" : "");
-    int rc = pg_pipe_docs(c, name, sql.p, q->caps ? 4 : 3, types, vals, (doc_call_t){ cb, ud });
+    sbuf_t tn, tc, kn, kc;
+    sbuf_init(&tn, 256);
+    sbuf_init(&tc, 64);
+    sbuf_init(&kn, 256);
+    sbuf_init(&kc, 64);
+    limit_arrays(&q->limits, 0, q->limits.ntypes, &tn, &tc);
+    limit_arrays(&q->limits, q->limits.ntypes, q->limits.nkeys, &kn, &kc);
+    const char *vals[8] = { queues.p, max, me, caps.p, tn.p, tc.p, kn.p, kc.p };
+    static const Oid types[8] = { 25, 23, 20, 25, 25, 25, 25, 25 };
+    char name[32];
+    snprintf(name, sizeof name, "claim_%d_%c%s%s%s", q->nqueues, q->queue_order ? 'q' : 'p',
+             q->caps ? "c" : "", q->breakers ? "b" : "", limited(q) ? "l" : "");
+    int n = limited(q) ? 8 : q->caps ? 4 : 3;
+    int rc = pg_pipe_docs(c, name, sql.p, n, types, vals, (doc_call_t){ cb, ud });
     sbuf_free(&sql);
     sbuf_free(&queues);
     sbuf_free(&caps);
+    sbuf_free(&tn);
+    sbuf_free(&tc);
+    sbuf_free(&kn);
+    sbuf_free(&kc);
     return rc;
 }

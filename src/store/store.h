@@ -271,8 +271,16 @@ typedef void (*store_jobs_cb)(void *ud, job_t **jobs, const bool *probe, int n, 
  * travel with the writes (after every write queued before them) but have
  * no sequence number of their own. caps (NULL: none): per queue, how many
  * of its jobs the whole cluster may hold at once (0: no limit). */
+typedef struct store_limits {
+    const char *const *names; /* types, then breaker keys */
+    const int *caps;          /* how many of their jobs the cluster may hold at once */
+    int ntypes, nkeys;        /* at most BACKEND_CLAIM_LIMITS each */
+} store_limits_t;
+/* limits (NULL: none): concurrency limits of types and breaker keys, held
+ * cluster-wide like the queues' caps. */
 void store_claim(store_t *s, const char *const *queues, const int *caps, int nqueues,
-                 bool queue_order, int max, store_jobs_cb cb, void *ud);
+                 bool queue_order, int max, const store_limits_t *limits, store_jobs_cb cb,
+                 void *ud);
 /* A circuit breaker's change for the whole cluster, a write like the others
  * (engine.h: breaker_shared says which). OPEN: it opens for cooldown_ms
  * unless another node opened it first; REOPEN: this node's probe failed,

@@ -53,6 +53,8 @@ typedef struct op {
     backend_claim_t claim;
     char **queues;
     int *caps;
+    char **limited;    /* OP_CLAIM: claim.limits' names and caps, owned */
+    int *limit_caps;
     job_t **jobs;
     int64_t *tokens;
     bool *probes;      /* OP_CLAIM: probes[i], jobs[i] is its breaker's probe */

@@ -232,6 +232,36 @@ def test_an_operators_change_is_refused_if_a_claim_came_between(pg_server, postg
     assert r.status_code == 200 and r.json()["state"] == "cancelled", r.text
 
 
+def test_type_and_key_concurrency_limits_hold_across_nodes(cluster):
+    """JOBQ_LIMITS' concurrency of a type and of a breaker key is the whole
+    cluster's, like a queue's: three nodes whose workers ask for 5 each
+    (at once, twice round) hold at most 2 `video` jobs and 1 job of key
+    `api.example`; the other jobs of the same queue, behind them, are
+    not held back; a completion frees a slot for any node."""
+    nodes, _ = cluster(3, env={"JOBQ_LIMITS": "type:video concurrency=2; key:api.example concurrency=1"})
+    for i in range(6):
+        nodes[i % 3].enqueue(id=f"v{i}", queue="q", type="video")
+    for i in range(3):
+        nodes[i % 3].enqueue(id=f"k{i}", queue="q", type="fetch", breaker_key="api.example")
+    for i in range(3):
+        nodes[i % 3].enqueue(id=f"free{i}", queue="q", type="mail")
+    held = []
+    for _ in range(2):
+        held += lease_all(nodes, ["q"])
+    ids = sorted(j["id"] for _, j in held)
+    assert len([i for i in ids if i.startswith("v")]) == 2, ids
+    assert len([i for i in ids if i.startswith("k")]) == 1, ids
+    assert [i for i in ids if i.startswith("free")] == ["free0", "free1", "free2"], ids
+    node, j = next((n, j) for n, j in held if j["id"].startswith("v"))
+    r = node.post(f"/v1/jobs/{j['id']}/complete", {"lease_id": j["lease_id"]})
+    assert r.status_code == 200, r.text
+    got = []
+    end = time.time() + 10
+    while not got and time.time() < end:
+        got = lease_all(nodes, ["q"], wait_ms=200)
+    assert [x["id"][0] for _, x in got] == ["v"], [x["id"] for _, x in got]
+
+
 def test_deletes_are_fenced_like_every_holders_write(cluster, postgres):
     """A Faktory job pushed with retry 0 that fails is deleted by the node
     that held it (under its claim), and a delete of a job another node
