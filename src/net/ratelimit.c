@@ -16,13 +16,16 @@ struct ratelimit {
     hmap_t clients;
     client_t overflow; /* shared by new clients while the table is full */
     bool overflow_init;
+    double share; /* of every rate: ratelimit_set_share */
 };
 
 ratelimit_t *ratelimit_new(void)
 {
     ratelimit_t *rl = calloc(1, sizeof *rl);
-    if (rl)
+    if (rl) {
+        rl->share = 1.0;
         hmap_init(&rl->clients);
+    }
     return rl;
 }
 
@@ -83,6 +86,12 @@ static client_t *client(ratelimit_t *rl, const char *id, double rate, double dep
     return c;
 }
 
+void ratelimit_set_share(ratelimit_t *rl, double share)
+{
+    CHECK_LOOP_THREAD();
+    rl->share = share > 0 && share <= 1 ? share : 1.0;
+}
+
 void ratelimit_take(ratelimit_t *rl, const char *who, double rate, double burst, int64_t now,
                     ratelimit_verdict_t *v)
 {
@@ -90,7 +99,8 @@ void ratelimit_take(ratelimit_t *rl, const char *who, double rate, double burst,
     *v = (ratelimit_verdict_t){ .ok = true };
     if (rate <= 0)
         return;
-    double depth = tb_default_depth(rate, burst);
+    rate *= rl->share;
+    double depth = tb_default_depth(rate, burst >= 1 ? tb_share_burst(burst, rl->share) : 0);
     client_t *c = client(rl, who, rate, depth, now);
     v->ok = tb_take(&c->bucket, rate, depth, now);
     v->depth = depth;

@@ -27,8 +27,13 @@ typedef struct ratelimit_verdict {
 
 ratelimit_t *ratelimit_new(void);
 void ratelimit_free(ratelimit_t *rl);
+/* This process's share of every rate (cluster mode: 1 / the nodes alive,
+ * so that the cluster as a whole admits about the rate configured); 1 by
+ * default. A burst keeps at least one token. */
+void ratelimit_set_share(ratelimit_t *rl, double share);
 /* Takes one token from who's bucket, rate per second with burst depth (0:
- * max(1, rate)). rate <= 0 means no limit: ok, and no bucket is kept. */
+ * max(1, rate)), both times the share. rate <= 0 means no limit: ok, and
+ * no bucket is kept. */
 void ratelimit_take(ratelimit_t *rl, const char *who, double rate, double burst, int64_t now_ms,
                     ratelimit_verdict_t *v);
 

@@ -66,6 +66,7 @@ typedef struct app {
     struct event *beat_timer;
     bool beat_busy;
     int64_t node_id;
+    int live_nodes; /* cluster mode: nodes alive at the last beat (rates are shared among them) */
     int argc; /* the flags given, for a reload */
     char **argv;
 } app_t;
@@ -78,6 +79,9 @@ store_t *app_cluster_open(app_t *a, char *err, size_t len);
 int app_cluster_start(app_t *a, char *err, size_t len);
 void app_cluster_leave(app_t *a); /* before the store stops */
 void app_cluster_claim(void *ud, const engine_claim_t *c);
+/* Cluster mode: n nodes are alive; every rate limit of this node becomes
+ * its share, 1/n of the rate configured (settings.c). */
+void app_set_live_nodes(app_t *a, int n);
 /* engine_hooks_t.breaker_shared: the change, written for the cluster. */
 void app_cluster_breaker(void *ud, const char *key, engine_shared_change_t change);
 

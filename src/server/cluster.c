@@ -85,6 +85,7 @@ static void on_beat(void *ud, const store_beat_t *b, job_t **adopted, int n, con
             log_info("node registered", LOG_I("node", b->node));
         }
         a->node_id = b->node;
+        app_set_live_nodes(a, b->nodes);
         adopt(a, adopted, n);
     }
     if (!a->api.draining)

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "server/app.h"
+#include "util/token_bucket.h"
 #include "util/log.h"
 
 int app_load_config(config_t *cfg, int argc, char **argv, const char *own_flag, bool *has_own,
@@ -33,17 +34,43 @@ size_t app_cache_bytes(const config_t *c)
     return (size_t)(bytes > (256LL << 20) ? 256LL << 20 : bytes);
 }
 
+/* Cluster mode: each node admits its share of every rate, so that the
+ * cluster admits about the rate configured (docs/operations.md). */
+static double rate_share(const app_t *a)
+{
+    return a->cfg.cluster && a->live_nodes > 1 ? 1.0 / a->live_nodes : 1.0;
+}
+
+static void set_limit(app_t *a, const config_limit_t *l)
+{
+    double share = rate_share(a);
+    engine_limit_t el = { .concurrency = l->concurrency, .rate = l->rate * share,
+                          .burst = l->burst >= 1 ? tb_share_burst(l->burst, share) : l->burst };
+    static const engine_limit_kind_t kinds[] = { ENGINE_LIMIT_QUEUE, ENGINE_LIMIT_TYPE,
+                                                 ENGINE_LIMIT_KEY };
+    if (engine_set_limit(a->engine, kinds[l->target], l->name, &el) != 0)
+        log_error("cannot set a limit: out of memory", LOG_S("name", l->name));
+}
+
 static void apply_limits(app_t *a)
 {
     engine_clear_limits(a->engine);
-    for (int i = 0; i < a->cfg.nlimits; i++) {
-        const config_limit_t *l = &a->cfg.limits[i];
-        engine_limit_t el = { .concurrency = l->concurrency, .rate = l->rate, .burst = l->burst };
-        static const engine_limit_kind_t kinds[] = { ENGINE_LIMIT_QUEUE, ENGINE_LIMIT_TYPE,
-                                                     ENGINE_LIMIT_KEY };
-        if (engine_set_limit(a->engine, kinds[l->target], l->name, &el) != 0)
-            log_error("cannot set a limit: out of memory", LOG_S("name", l->name));
-    }
+    for (int i = 0; i < a->cfg.nlimits; i++)
+        set_limit(a, &a->cfg.limits[i]);
+    ratelimit_set_share(a->ratelimit, rate_share(a));
+}
+
+void app_set_live_nodes(app_t *a, int n)
+{
+    if (n == a->live_nodes)
+        return;
+    a->live_nodes = n;
+    for (int i = 0; i < a->cfg.nlimits; i++)
+        if (a->cfg.limits[i].rate > 0) /* set again: their buckets keep their tokens */
+            set_limit(a, &a->cfg.limits[i]);
+    ratelimit_set_share(a->ratelimit, rate_share(a));
+    log_info("rate limits shared among the nodes alive", LOG_I("nodes", n),
+             LOG_D("share", rate_share(a)));
 }
 
 void app_apply_settings(app_t *a)

@@ -173,8 +173,8 @@ typedef struct backend_ops {
      * the running jobs of nodes whose rows expired (cb with each, now this
      * node's under a new token) and frees their other claims. *node: the
      * node's id now. In the batch's transaction. */
-    int (*node_beat)(void *conn, bool *lost, int64_t *node, bool *breakers,
-                     backend_doc_cb adopted, void *ud);
+    int (*node_beat)(void *conn, store_beat_t *beat, bool *breakers, backend_doc_cb adopted,
+                     void *ud);
     /* The node stops: its row expires now, so that the next beat of
      * another node takes over its running jobs without waiting a TTL. */
     int (*node_leave)(void *conn);

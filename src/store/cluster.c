@@ -435,6 +435,5 @@ int store_run_beat(store_t *s, op_t *op)
     op->beat = (store_beat_t){ 0 };
     if (retake(s, op) != 0)
         return -1;
-    return s->ops->node_beat(s->conn, &op->beat.lost, &op->beat.node, &op->beat_breakers,
-                             claimed, op);
+    return s->ops->node_beat(s->conn, &op->beat, &op->beat_breakers, claimed, op);
 }

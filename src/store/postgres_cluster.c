@@ -16,15 +16,25 @@ static int id_row(const PGresult *r, int row, void *ud)
 
 #define PG_DEAD "SELECT id FROM nodes WHERE expires_at < now()"
 
-static int bool_row(const PGresult *r, int row, void *ud)
+typedef struct beat_row {
+    bool *breakers;
+    store_beat_t *beat;
+} beat_row_t;
+
+static int beat_row(const PGresult *r, int row, void *ud)
 {
-    *(bool *)ud = PQgetvalue(r, row, 0)[0] != 0;
+    beat_row_t *b = ud;
+    *b->breakers = PQgetvalue(r, row, 0)[0] != 0;
+    int64_t n = pg_int8_at(r, row, 1);
+    b->beat->nodes = n > 0 && n < INT32_MAX ? (int)n : 1;
     return 0;
 }
 
-int pg_node_beat(void *conn, bool *lost, int64_t *node, bool *breakers, backend_doc_cb adopted,
+int pg_node_beat(void *conn, store_beat_t *beat, bool *breakers, backend_doc_cb adopted,
                  void *ud)
 {
+    bool *lost = &beat->lost;
+    int64_t *node = &beat->node;
     pg_t *c = conn;
     char ttl[24], me[24];
     snprintf(ttl, sizeof ttl, "%lld", (long long)c->ttl_ms);
@@ -47,8 +57,10 @@ int pg_node_beat(void *conn, bool *lost, int64_t *node, bool *breakers, backend_
     }
     *node = c->node;
     *breakers = false;
-    if (pg_each_row(c, NULL, "SELECT EXISTS (SELECT 1 FROM breakers)", 0, NULL, NULL, bool_row,
-                    breakers) != 0)
+    beat->nodes = 1;
+    beat_row_t br = { breakers, beat };
+    if (pg_each_row(c, NULL, "SELECT EXISTS (SELECT 1 FROM breakers), (SELECT count(*) FROM"
+                    " nodes WHERE expires_at > now())", 0, NULL, NULL, beat_row, &br) != 0)
         return -1;
     /* The probes of half-open breakers this node still holds the job of
      * live on; one whose job it gave back lapses at its probe_until. */

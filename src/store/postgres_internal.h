@@ -96,7 +96,7 @@ int pg_counters(void *conn, backend_counter_cb cb, void *ud);
 int pg_breakers(void *conn, backend_breaker_cb cb, void *ud);
 
 /* postgres_cluster.c */
-int pg_node_beat(void *conn, bool *lost, int64_t *node, bool *breakers, backend_doc_cb adopted,
+int pg_node_beat(void *conn, store_beat_t *beat, bool *breakers, backend_doc_cb adopted,
                  void *ud);
 int pg_node_leave(void *conn);
 int pg_held(void *conn, const int64_t *tokens, int n, backend_doc_cb cb, void *ud);

@@ -302,6 +302,7 @@ void store_breakers(store_t *s, store_read_cb cb, void *ud);
 typedef struct store_beat {
     int64_t node;
     bool lost;
+    int nodes; /* nodes alive now, this one included */
 } store_beat_t;
 typedef void (*store_beat_cb)(void *ud, const store_beat_t *b, job_t **adopted, int n,
                               const char *error);

@@ -8,6 +8,12 @@ void tb_init(token_bucket_t *b, double depth, int64_t now_ms)
     b->at_ms = now_ms;
 }
 
+double tb_share_burst(double burst, double share)
+{
+    double b = burst * share;
+    return b >= 1 ? b : 1;
+}
+
 double tb_default_depth(double rate, double burst)
 {
     return burst >= 1 ? burst : (rate > 1 ? rate : 1);

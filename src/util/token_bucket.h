@@ -20,6 +20,9 @@ typedef struct token_bucket {
 void tb_init(token_bucket_t *b, double depth, int64_t now_ms);
 /* The depth to use for a rate when none is configured: max(1, rate). */
 double tb_default_depth(double rate, double burst);
+/* A burst of B split into shares (cluster mode's nodes): B * share, but
+ * never under one token, or the bucket would never fill. */
+double tb_share_burst(double burst, double share);
 /* Refills, then takes one token if there is one. */
 bool tb_take(token_bucket_t *b, double rate, double depth, int64_t now_ms);
 /* Refills, then says whether a token is there without taking it. */

@@ -126,6 +126,13 @@ def fail_unavailable(node, job):
     assert r.status_code == 200, r.text
 
 
+def breaker(node, key):
+    """The breaker of key as node lists it (others it lists: keys of jobs it
+    runs), or None."""
+    found = [x for x in node.get("/v1/breakers").json()["breakers"] if x["key"] == key]
+    return found[0] if found else None
+
+
 def lease_all(nodes, queues, wait_ms=300):
     """Every node asks at once (their claims race); what each got."""
     got, lock = [], threading.Lock()
@@ -158,8 +165,8 @@ def test_a_breaker_is_the_whole_clusters(cluster, postgres):
     for i in range(4):
         b.enqueue(id=f"held{i}", queue="q", breaker_key="api.example")
     c.enqueue(id="other", queue="q", breaker_key="elsewhere")
-    (brk,) = b.get("/v1/breakers").json()["breakers"]
-    assert (brk["key"], brk["state"], brk["cooldown_ms"]) == ("api.example", "open", 1500)
+    brk = breaker(b, "api.example")
+    assert (brk["state"], brk["cooldown_ms"]) == ("open", 1500)
     got = lease_all([a, b, c], ["q"])
     assert [j["id"] for _, j in got] == ["other"]
     time.sleep(1.6)  # half-open now
@@ -169,7 +176,7 @@ def test_a_breaker_is_the_whole_clusters(cluster, postgres):
     assert rows(postgres, url, "SELECT probe_job FROM breakers") == [[probe["id"]]]
     assert lease_all([a, b, c], ["q"]) == []  # the probe is out
     fail_unavailable(node, probe)
-    (brk,) = c.get("/v1/breakers").json()["breakers"]
+    brk = breaker(c, "api.example")
     assert (brk["state"], brk["cooldown_ms"]) == ("open", 3000)
     time.sleep(1.6)
     assert lease_all([a, b, c], ["q"]) == []  # still open: twice the cool-down
@@ -180,8 +187,8 @@ def test_a_breaker_is_the_whole_clusters(cluster, postgres):
     r = node.post(f"/v1/jobs/{probe['id']}/complete", {"lease_id": probe["lease_id"]})
     assert r.status_code == 200, r.text
     assert rows(postgres, url, "SELECT count(*) FROM breakers") == [["0"]]
-    assert b.get("/v1/breakers").json()["breakers"] == [] or all(
-        x["state"] == "closed" for x in b.get("/v1/breakers").json()["breakers"])
+    brk = breaker(b, "api.example")
+    assert brk is None or brk["state"] == "closed", brk
     left = lease_all([a, b, c], ["q"], wait_ms=1000)
     assert len(left) == 3, [j["id"] for _, j in left]  # 4, less the probe that completed
 
@@ -260,6 +267,30 @@ def test_type_and_key_concurrency_limits_hold_across_nodes(cluster):
     while not got and time.time() < end:
         got = lease_all(nodes, ["q"], wait_ms=200)
     assert [x["id"][0] for _, x in got] == ["v"], [x["id"] for _, x in got]
+
+
+def test_rate_limits_are_shared_among_the_nodes_alive(cluster):
+    """Rates hold per node, each node's share of the rate configured: with
+    two nodes alive each admits half (execution and API rates alike), so
+    the cluster admits about the rate configured; once one stops, the
+    other admits the whole rate again."""
+    env = {"JOBQ_LIMITS": "queue:r rate=4 burst=4", "JOBQ_RATE_LIMIT": "100",
+           "JOBQ_RATE_BURST": "100"}
+    (a, b), _ = cluster(2, env=env)
+
+    def shares(node, want):
+        end = time.time() + 10
+        while time.time() < end:
+            r = node.get("/v1/limits")
+            (lim,) = r.json()["execution"]
+            if (lim["rate"], lim["burst"], r.headers["RateLimit-Limit"]) == want:
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"{(lim['rate'], lim['burst'], r.headers['RateLimit-Limit'])}")
+    shares(a, (2.0, 2.0, "50"))
+    shares(b, (2.0, 2.0, "50"))
+    b.stop()
+    shares(a, (4.0, 4.0, "100"))
 
 
 def test_deletes_are_fenced_like_every_holders_write(cluster, postgres):
