@@ -164,9 +164,12 @@ $(BROWSER_NODE)/.installed: tests/browser/package.json tests/browser/package-loc
 	cd $(BROWSER_NODE) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-# The API suite runs twice: on SQLite (everything), then on PostgreSQL
-# (JOBQ_TEST_STORE=postgres: every server gets a new database of a cluster
-# the tests start, tests/integration/pg.py), skipping what is SQLite's own.
+# The API suite runs three times: on SQLite (everything), then on
+# PostgreSQL (JOBQ_TEST_STORE=postgres: every server gets a new database of
+# a cluster the tests start, tests/integration/pg.py), skipping what is
+# SQLite's own, then with every server a node in cluster mode on its own
+# database (postgres-cluster), skipping what a node does differently by
+# design (marked cluster_differs, each with why).
 PG_SUITE := $(addprefix tests/integration/,test_jobs_api.py test_lease_api.py test_bad_input.py \
             test_protection.py test_search.py test_bulk.py test_restart.py test_retention.py \
             test_faktory.py test_faktory_protocol.py test_events.py test_session.py \
@@ -177,6 +180,9 @@ integration: build/san/jobq build/jobq $(NODE_DIR)/.installed $(BROWSER_NODE)/.i
 	  JOBQ_BROWSER_NODE_PATH=$(CURDIR)/$(BROWSER_NODE)/node_modules \
 	  /usr/bin/python3 -m pytest -q tests/integration
 	JOBQ_TEST_STORE=postgres JOBQ_BIN=$(CURDIR)/build/san/jobq \
+	  JOBQ_NODE_PATH=$(CURDIR)/$(NODE_DIR)/node_modules \
+	  /usr/bin/python3 -m pytest -q $(PG_SUITE)
+	JOBQ_TEST_STORE=postgres-cluster JOBQ_BIN=$(CURDIR)/build/san/jobq \
 	  JOBQ_NODE_PATH=$(CURDIR)/$(NODE_DIR)/node_modules \
 	  /usr/bin/python3 -m pytest -q $(PG_SUITE)
 

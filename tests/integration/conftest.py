@@ -21,14 +21,21 @@ BIN = os.environ.get("JOBQ_BIN", str(ROOT / "build" / "san" / "jobq"))
 def pytest_configure(config):
     config.addinivalue_line("markers", "sqlite_only: looks at SQLite's files or at what only "
                             "the SQLite store has; skipped under JOBQ_TEST_STORE=postgres[-cluster]")
+    config.addinivalue_line("markers", "cluster_differs(why): asserts what a cluster node does "
+                            "differently, by design (docs/architecture.md, cluster mode); skipped "
+                            "under JOBQ_TEST_STORE=postgres-cluster")
 
 
 def pytest_collection_modifyitems(config, items):
-    if not os.environ.get("JOBQ_TEST_STORE", "").startswith("postgres"):
+    store = os.environ.get("JOBQ_TEST_STORE", "")
+    if not store.startswith("postgres"):
         return
     for item in items:
         if "sqlite_only" in item.keywords:
             item.add_marker(pytest.mark.skip(reason="SQLite store only"))
+        differs = item.get_closest_marker("cluster_differs")
+        if store == "postgres-cluster" and differs:
+            item.add_marker(pytest.mark.skip(reason="cluster mode: " + differs.args[0]))
 
 
 def clean_env(extra=None):

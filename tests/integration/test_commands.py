@@ -151,6 +151,7 @@ def test_progress_pattern_and_non_retried_exit_codes(cmd_server):
     assert j["state"] == "failed" and j["attempts"] == 1 and j["errors"][0]["message"] == "exit code 7"
 
 
+@pytest.mark.cluster_differs("a stopping node hands its running jobs over (retried)")
 def test_stopping_jobq_stops_running_commands(cmd_server):
     run(cmd_server, "orphan", "nap", {"secs": 31}, timeout_ms=60000)
     end = time.time() + 5

@@ -4,6 +4,8 @@ import json
 import socket
 import time
 
+import pytest
+
 from conftest import assert_problem
 
 
@@ -77,6 +79,7 @@ class Stream:
         self.sock.close()
 
 
+@pytest.mark.cluster_differs("the stream's gauges count the node's memory")
 def test_a_stream_starts_with_a_snapshot_then_ticks_each_second(server):
     server.enqueue(id="e1", queue="eq")
     s = Stream(server)
@@ -97,6 +100,7 @@ def test_a_stream_starts_with_a_snapshot_then_ticks_each_second(server):
     s.close()
 
 
+@pytest.mark.cluster_differs("the stream's gauges count the node's memory")
 def test_job_events_and_totals_arrive_without_polling(server):
     s = Stream(server)
     s.event()  # snapshot
@@ -197,6 +201,7 @@ def test_shutdown_ends_every_stream_at_once(make_server):
     s.close()
 
 
+@pytest.mark.cluster_differs("a node's breaker changes are its own")
 def test_breakers_keep_their_state_changes(server):
     for i in range(5):
         server.enqueue(queue="bq", type="charge", breaker_key="pay.example", max_retries=0)

@@ -2,6 +2,7 @@
 parser), with figures that match the work the test did."""
 import time
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import assert_problem
@@ -23,6 +24,7 @@ def value(samples, name, **labels):
     return samples[(name, tuple(sorted(labels.items())))]
 
 
+@pytest.mark.cluster_differs("/metrics gauges count the node's memory")
 def test_metrics_match_the_work_done(server):
     for i in range(3):
         server.enqueue(id=f"m{i}", queue="mq")
@@ -96,6 +98,7 @@ def test_workers_are_tracked(make_server):
     assert workers["w2"]["gone"] is True and workers["w3"]["gone"] is False
 
 
+@pytest.mark.cluster_differs("rates and ages are computed from the node's memory")
 def test_stats_rates_and_ages_match_the_work(server):
     import time
     for i in range(4):
@@ -145,6 +148,7 @@ def test_perf_reports_where_time_goes(server):
     assert sysinfo["disk"]["total_bytes"] >= sysinfo["disk"]["free_bytes"] > 0
 
 
+@pytest.mark.cluster_differs("history points count the node's memory")
 def test_history_keeps_a_point_a_second_per_queue(server):
     """GET /v1/history: the chart points come from the registry's rings, a
     point a second with the depth at its end and what happened in it."""

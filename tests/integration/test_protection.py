@@ -3,6 +3,7 @@ execution limits, reload on SIGHUP and the graceful stop."""
 import signal
 import time
 
+import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -104,6 +105,7 @@ def fail(srv, job, error_type="unavailable", **extra):
     return r.json()
 
 
+@pytest.mark.cluster_differs("a node's breaker counts and blocked_by are its own (the state is the cluster's)")
 def test_breaker_opens_holds_its_key_and_resets(make_server):
     srv = make_server(env={"JOBQ_BREAKER_FAILURES": "3", "JOBQ_BREAKER_COOLDOWN": "60s"})
     for i in range(3):
@@ -132,6 +134,7 @@ def test_breaker_opens_holds_its_key_and_resets(make_server):
     assert {j["id"] for j in srv.lease(max=10)} == {"a0", "a1", "a2", "held"}
 
 
+@pytest.mark.cluster_differs("a key's hold and blocked_by are the node's")
 def test_worker_rate_limited_with_retry_after_spends_no_attempt(server):
     server.enqueue(id="r1", breaker_key="api", max_retries=0)
     server.enqueue(id="r2", breaker_key="api")
@@ -149,6 +152,7 @@ def test_worker_rate_limited_with_retry_after_spends_no_attempt(server):
     assert_problem(r, 400, "validation", "retry_after_ms")
 
 
+@pytest.mark.cluster_differs("blocked_by is computed from the node's memory")
 def test_execution_limits_from_config(make_server):
     # A token every 2 s: slow enough that none refills between the checks.
     srv = make_server(env={"JOBQ_LIMITS": "type:video concurrency=1; queue:mail rate=0.5 burst=2"})

@@ -28,6 +28,7 @@ def build_every_state(server):
     return before, leased["running"]["lease_id"]
 
 
+@pytest.mark.cluster_differs("a restarted node is a new node: its leases are void")
 @pytest.mark.parametrize("how", ["graceful", "sigkill"])
 def test_every_state_survives_restart(make_server, how):
     server = make_server()
@@ -46,6 +47,7 @@ def test_every_state_survives_restart(make_server, how):
     assert [j["id"] for j in server.lease(max=5)] == ["queued"]
 
 
+@pytest.mark.cluster_differs("a restarted node is a new node: its running jobs are retried at once")
 def test_running_job_requeued_after_its_lease_deadline(make_server):
     server = make_server()
     server.enqueue(id="r", timeout_ms=2000, backoff={"initial_ms": 0, "jitter": 0})
@@ -77,6 +79,7 @@ def test_scheduled_job_fires_after_restart(make_server):
     assert [j["id"] for j in server.lease(wait_ms=5000)] == ["soon"]
 
 
+@pytest.mark.cluster_differs("a stopping node hands its running jobs over (retried)")
 def test_sigterm_answers_long_polls_and_exits_cleanly(make_server):
     import threading
     server = make_server()

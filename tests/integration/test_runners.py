@@ -165,6 +165,7 @@ def test_redirects_are_followed_and_retry_after_is_honoured(runner_server, hook_
     assert (run_at - at).total_seconds() >= 1.9  # backoff is 0: the wait is Retry-After's
 
 
+@pytest.mark.cluster_differs("blocked_by is computed from the node's memory")
 def test_dead_host_opens_its_breaker_while_other_hosts_continue(make_server, hook_server):
     srv = make_server(env={"JOBQ_RUNNERS": "webhook=2", "JOBQ_BREAKER_FAILURES": "3",
                            "JOBQ_BREAKER_COOLDOWN": "60s"})

@@ -6,6 +6,8 @@ spilled loses none of them (the file is a cache of the store)."""
 import os
 import time
 
+import pytest
+
 N = 600
 
 
@@ -53,6 +55,7 @@ def _order(ids):
     return [f"deep-{i:04d}" for i in high + [i for i in ids if i % 10]]
 
 
+@pytest.mark.cluster_differs("a node keeps only the jobs it runs: nothing to spill")
 def test_spilled_jobs_read_back_cancel_and_lease_in_order(make_server):
     s = make_server(env={"JOBQ_QUEUED_IN_MEMORY": "16K"})
     _enqueue_all(s)
@@ -69,6 +72,7 @@ def test_spilled_jobs_read_back_cancel_and_lease_in_order(make_server):
     assert _spilled(s) == 0
 
 
+@pytest.mark.cluster_differs("a node keeps only the jobs it runs: nothing to spill")
 def test_a_kill_with_most_jobs_spilled_loses_none(make_server):
     s = make_server(env={"JOBQ_QUEUED_IN_MEMORY": "16K", "JOBQ_DURABILITY": "os"})
     _enqueue_all(s)
