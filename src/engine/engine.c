@@ -253,7 +253,10 @@ static void place_loaded(engine_t *e, ejob_t *ej)
 void engine_load(engine_t *e, job_t *job)
 {
     ENG_ENTER(e);
-    ejob_t *ej = pset_get(&e->jobs, job->id) ? NULL : eng_adopt(e, job);
+    ejob_t *had = pset_get(&e->jobs, job->id);
+    if (had && eng_shared(e) && had->releasing) /* read again: it serves the next call too */
+        eng_release_keep(e, had, 1);
+    ejob_t *ej = had ? NULL : eng_adopt(e, job);
     if (!ej) {
         job_free(job);
         return;

@@ -182,7 +182,8 @@ void engine_free(engine_t *e); /* frees every job; waiters are dropped silently 
 /* Recovery and reads from the store: takes a job in any state as stored,
  * without persisting. A job already present is kept and the new one freed.
  * Shared mode: the job is a copy to read or act on in the next call; it
- * leaves memory after that call. */
+ * leaves memory after that call (one already present on its way out
+ * stays as long). */
 void engine_load(engine_t *e, job_t *job);
 /* While held, no finished job is evicted from memory: a caller that loads
  * several jobs from the store and then acts on all of them (a batch replay)

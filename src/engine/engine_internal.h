@@ -228,6 +228,9 @@ static inline bool eng_shared(const engine_t *e) { return e->opt.shared; }
  * running, or loaded for a read): it leaves memory at the end of the call
  * (age 0) or of the next one (1). */
 void eng_release_later(engine_t *e, ejob_t *ej, int age);
+/* A job leaving memory read again: it stays at least until the end of the
+ * call `age` calls from now (a MUTATE page loads, then acts on, each). */
+void eng_release_keep(engine_t *e, ejob_t *ej, int age);
 /* Before dispatch in eng_settle: what is due leaves; claims go out. */
 void eng_shared_settle(engine_t *e);
 void eng_shared_free(engine_t *e);

@@ -30,6 +30,13 @@ void eng_release_later(engine_t *e, ejob_t *ej, int age)
     e->releasing[e->nreleasing++] = (struct eng_release){ ej, age };
 }
 
+void eng_release_keep(engine_t *e, ejob_t *ej, int age)
+{
+    for (size_t i = 0; i < e->nreleasing; i++)
+        if (e->releasing[i].ej == ej && e->releasing[i].age < age)
+            e->releasing[i].age = age;
+}
+
 void eng_release_cancel(engine_t *e, ejob_t *ej)
 {
     if (!ej->releasing)

@@ -117,7 +117,10 @@ static void on_purged(fwp_conn_t *c, json_t *r, const char *error)
 static void purge_next(fwp_conn_t *c)
 {
     struct fwp_admin *a = c->admin;
+    /* A cluster node holds only the jobs it runs: the waiting ones are the
+     * database's to delete (those no node holds: the rest stay). */
     store_purge_t p = { .completed_before = INT64_MAX, .failed_before = INT64_MAX,
+                        .waiting = store_clustered(c->srv->d.store),
                         .has_cursor = a->has_cursor, .after_created_at = a->cursor_created_at,
                         .after_id = a->cursor_id, .limit = PAGE };
     fwp_purge(c, &p, on_purged);
@@ -206,7 +209,9 @@ static void on_page(fwp_conn_t *c, json_t *r, const char *error)
         const char *id = json_string_value(json_object_get(doc, "id"));
         if (!id || json_object_get(doc, "unreadable") || !ids_push(&ids, id))
             continue;
-        if (!engine_get(e, id) && job_from_doc(doc, &job, &p) == ERR_OK)
+        /* Loaded even if in memory: in cluster mode a copy there may be on
+         * its way out, and loading keeps it for this page (engine.h). */
+        if (job_from_doc(doc, &job, &p) == ERR_OK)
             engine_load(e, job);
     }
     for (i = 0; i < ids.n; i++) {

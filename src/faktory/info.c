@@ -1,6 +1,7 @@
 /* INFO: Faktory's server summary, from the engine's exact counts of what
- * is unfinished and the store's figures for what only it knows (failed jobs
- * no longer held in memory, lifetime totals). Those come from one read that
+ * is unfinished (in cluster mode, the database's) and the store's figures
+ * for what only it knows (failed jobs no longer held in memory, lifetime
+ * totals). Those come from one read that
  * every INFO waiting at the time shares, and serve FWP_INFO_FRESH_MS: a
  * crowd of clients asking at once costs one read, not a read each. */
 #include <stdio.h>
@@ -24,6 +25,23 @@ static void add_queue(void *ud, const engine_queue_info_t *q)
     json_object_set_new(k->queues, q->name, json_integer((json_int_t)q->count[JOB_QUEUED]));
     for (int s = 0; s < JOB_STATE_COUNT; s++)
         k->n[s] += q->count[s];
+}
+
+/* Cluster mode: a node's engine holds only the jobs it runs, so the
+ * queues and sets are the database's counts (the same read's). */
+static void add_stored(counts_t *k, json_t *stats)
+{
+    const char *q, *state;
+    json_t *states, *n;
+    json_object_foreach(json_object_get(stats, "queues"), q, states) {
+        json_object_set_new(k->queues, q, json_integer(json_integer_value(
+                                              json_object_get(states, "queued"))));
+        json_object_foreach(states, state, n) {
+            job_state_t s;
+            if (job_state_parse(state, &s) == 0)
+                k->n[s] += (size_t)json_integer_value(n);
+        }
+    }
 }
 
 static json_int_t total(json_t *stats, const char *name)
@@ -57,7 +75,10 @@ static json_t *server_part(fwp_conn_t *c)
 static json_t *faktory_part(fwp_conn_t *c, json_t *stats)
 {
     counts_t k = { .queues = json_object() };
-    engine_queue_foreach(c->srv->d.engine, add_queue, &k);
+    if (store_clustered(c->srv->d.store))
+        add_stored(&k, stats);
+    else
+        engine_queue_foreach(c->srv->d.engine, add_queue, &k);
     json_int_t dead = stored_failed(stats), workers = (json_int_t)workers_processes(
                                                 c->srv->d.workers, clock_now_ms());
     json_int_t failures = total(stats, "failed") + total(stats, "retried");

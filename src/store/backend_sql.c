@@ -58,6 +58,9 @@ int64_t backend_purge_horizon(const store_purge_t *p)
 
 bool backend_purge_due(const char *state, int64_t updated_at, const store_purge_t *p)
 {
+    if (p->waiting && (!strcmp(state, "queued") || !strcmp(state, "pending") ||
+                       !strcmp(state, "retrying")))
+        return true;
     if (!strcmp(state, "failed"))
         return p->failed_before && updated_at < p->failed_before;
     if (!strcmp(state, "completed") || !strcmp(state, "cancelled"))

@@ -72,7 +72,6 @@ def test_retry_minus_one_goes_straight_to_dead(server):
     assert done["state"] == "failed" and done["attempts"] == 1
 
 
-@pytest.mark.cluster_differs("INFO's sets count the node's memory")
 def test_at_in_the_future_is_scheduled(server):
     j = jid()
     at = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() + 4)) + ".000Z"
@@ -153,7 +152,6 @@ def _wait_worker(server, wid, timeout=10):
         time.sleep(0.05)
 
 
-@pytest.mark.cluster_differs("INFO's sets count the node's memory")
 def test_info_has_the_fields_clients_read(server):
     node(server, "push", jobs=[{"jid": jid(), "jobtype": "T", "args": [], "queue": "q1"}])
     i = info(server)
@@ -178,7 +176,6 @@ def _states(server, ids):
     return out
 
 
-@pytest.mark.cluster_differs("MUTATE acts on the node's memory")
 def test_mutate_on_each_target(server):
     slow = {"backoff": {"initial_ms": 3600000, "max_ms": 3600000, "jitter": 0}}
     later = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))

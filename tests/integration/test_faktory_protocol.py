@@ -275,7 +275,6 @@ def test_roles_limit_the_commands(make_server):
         assert "forbidden" in err(c.cmd(line)), line
 
 
-@pytest.mark.cluster_differs("FLUSH clears what the node holds")
 def test_flush_deletes_every_job_but_the_running(server):
     c = connect(server, wid="wfl")
     for n in range(5):

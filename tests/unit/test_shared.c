@@ -441,6 +441,22 @@ static void test_a_reset_closes_the_clusters_breaker_unknown_here(void **state)
     assert_int_equal(shared_changes[0], ENGINE_SHARED_RESET);
 }
 
+/* Regression (Faktory MUTATE on a cluster node skipped jobs): a page of
+ * jobs is loaded, then acted on one by one under an eviction hold; a job
+ * still in memory from an earlier read, on its way out, was kept as it was
+ * and left at the first action's end, before its own turn. */
+static void test_a_copy_on_its_way_out_read_again_stays_for_the_next_call(void **state)
+{
+    engine_t *e = *state;
+    engine_load(e, stored("a", NULL)); /* it leaves at the end of the next call */
+    assert_non_null(engine_get(e, "a"));
+    engine_hold_eviction(e);
+    engine_load(e, stored("a", NULL)); /* the page's read of it */
+    engine_load(e, stored("c", NULL)); /* the page's next read, or an action */
+    assert_non_null(engine_get(e, "a"));
+    engine_release_eviction(e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -457,6 +473,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_dead_nodes_job_is_retried_at_once, setup_shared, teardown),
         cmocka_unit_test_setup_teardown(test_lessees_of_the_same_queues_share_one_claim, setup_shared, teardown),
         cmocka_unit_test_setup_teardown(test_a_retry_due_at_once_is_not_leased_without_a_claim, setup_shared, teardown),
+        cmocka_unit_test_setup_teardown(test_a_copy_on_its_way_out_read_again_stays_for_the_next_call, setup_shared, teardown),
         cmocka_unit_test_setup_teardown(test_a_breaker_opening_here_opens_for_the_cluster, setup_breakers, teardown),
         cmocka_unit_test_setup_teardown(test_the_probe_claimed_here_closes_it_for_the_cluster, setup_breakers, teardown),
         cmocka_unit_test_setup_teardown(test_a_failed_probe_reopens_it_for_the_cluster, setup_breakers, teardown),
