@@ -179,18 +179,6 @@ static void claim_slice(sbuf_t *sql, int qi, int priority, const backend_claim_t
     sbuf_adds(sql, part);
 }
 
-/* HTTP: priority first, ties to the queue listed first; FWP: the queues in
- * order, priority within each. Then readiness, then arrival. A slice passes
- * over the jobs of a breaker that is open, or half-open with its probe
- * out; of one half-open with none out, the first job is the probe, which
- * the claim takes only if it also takes the probe (the breaker row's lock
- * decides between two claims at once: the second sees the first's
- * probe_until when it rechecks the row). Every slice
- * is an index range (jobs_ready is (queue, priority, run_at, seq) over
- * free waiting jobs), so a claim reads at most max rows a slice however
- * many jobs wait, and never scans scheduled ones not yet due. A slice's
- * rows not taken stay locked until the transaction ends (moments): other
- * nodes' claims skip them meanwhile. */
 static int by_name(const void *a, const void *b)
 {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
@@ -323,6 +311,18 @@ static void claim_tail(sbuf_t *sql, const char *order, bool breakers, int64_t tt
     sbuf_adds(sql, tail);
 }
 
+/* HTTP: priority first, ties to the queue listed first; FWP: the queues in
+ * order, priority within each. Then readiness, then arrival. A slice passes
+ * over the jobs of a breaker that is open, or half-open with its probe
+ * out; of one half-open with none out, the first job is the probe, which
+ * the claim takes only if it also takes the probe (the breaker row's lock
+ * decides between two claims at once: the second sees the first's
+ * probe_until when it rechecks the row). Every slice
+ * is an index range (jobs_ready is (queue, priority, run_at, seq) over
+ * free waiting jobs), so a claim reads at most max rows a slice however
+ * many jobs wait, and never scans scheduled ones not yet due. A slice's
+ * rows not taken stay locked until the transaction ends (moments): other
+ * nodes' claims skip them meanwhile. */
 int pg_claim(void *conn, const backend_claim_t *q, backend_doc_cb cb, void *ud)
 {
     pg_t *c = conn;
