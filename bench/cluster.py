@@ -22,12 +22,18 @@ request, consumers lease up to B a call and acknowledge them with
 /v1/ack), B = 1, 10, 100: how the per-job cost on PostgreSQL falls as
 claims and transactions carry more jobs.
 
+With --limits, instead: HTTP 4 + 4 on one and three cluster nodes, with
+and without a type's concurrency limit set (on a type the load does not
+use): what carrying limits costs a claim (their advisory locks, the count
+of the jobs held).
+
 With --ab OTHER_JOBQ, instead: this build against another jobq binary
 (built from another commit), HTTP 4 + 4 on one cluster node, alternating,
 medians of ROUNDS: how a change moves throughput and the CPU PostgreSQL
 spends a job.
 
-Usage: bench/cluster.py [--sweep | --ab OTHER_JOBQ] [JOBS] [ROUNDS]   (defaults 20000, 3)
+Usage: bench/cluster.py [--sweep | --limits | --ab OTHER_JOBQ] [JOBS] [ROUNDS]
+       (defaults 20000, 3)
 Needs build/jobq, build/bench/{loadgen,fwpgen,pgqueue} and postgresql.
 Every client is bounded by --max-seconds; servers are stopped by their own
 pids; the PostgreSQL cluster is stopped at the end."""
@@ -116,10 +122,10 @@ def done_count(out):
     return int(m.group(1))
 
 
-def one_run(pgc, setup, proto, producers, consumers, jobs, batch=1):
+def one_run(pgc, setup, proto, producers, consumers, jobs, batch=1, extra=None):
     url = pgc.new_database()
     n = 3 if setup == "3 nodes" else 1
-    env = {"JOBQ_DATABASE_URL": url, "JOBQ_DURABILITY": "fsync"}
+    env = {"JOBQ_DATABASE_URL": url, "JOBQ_DURABILITY": "fsync", **(extra or {})}
     if setup != "alone":
         env.update({"JOBQ_CLUSTER": "true"})
     nodes = []
@@ -179,6 +185,22 @@ def sweep(pgc, jobs, rounds):
                   f"{med('pg us'):.1f} | {med('stmts'):.2f} | {med('xacts'):.2f} |", flush=True)
 
 
+def limits(pgc, jobs, rounds):
+    variants = {"no limits": {}, "a type limit": {"JOBQ_LIMITS": "type:unused concurrency=100"}}
+    print(f"HTTP 4 + 4, cluster mode, fsync, {jobs} jobs per run, median of {rounds}\n")
+    print("| set-up | limits | jobs/s | jobq CPU us/job | PostgreSQL CPU us/job |")
+    print("| --- | --- | --- | --- | --- |")
+    for setup in ("1 node", "3 nodes"):
+        res = {k: [] for k in variants}
+        for r in range(rounds):
+            for k in (list(variants) if r % 2 == 0 else list(reversed(list(variants)))):
+                res[k].append(one_run(pgc, setup, "http", 4, 4, jobs, extra=variants[k]))
+        for k, rs in res.items():
+            med = lambda key: statistics.median(x[key] for x in rs)  # noqa: E731
+            print(f"| {setup} | {k} | {med('jobs/s'):,.0f} | {med('jobq us'):.0f} | "
+                  f"{med('pg us'):.0f} |", flush=True)
+
+
 def ab(pgc, other, jobs, rounds):
     bins = {"this build": jobq_server.BIN, other: other}
     res = {k: [] for k in bins}
@@ -204,7 +226,7 @@ def main():
         i = argv.index("--ab")
         other = argv[i + 1]
         del argv[i:i + 2]
-    args = [a for a in argv if a != "--sweep"]
+    args = [a for a in argv if a not in ("--sweep", "--limits")]
     jobs = int(args[0]) if args else 20000
     rounds = int(args[1]) if len(args) > 1 else 3
     pgc = Postgres("-c shared_preload_libraries=pg_stat_statements")
@@ -214,6 +236,8 @@ def main():
             return sweep(pgc, jobs, rounds)
         if other:
             return ab(pgc, other, jobs, rounds)
+        if "--limits" in sys.argv:
+            return limits(pgc, jobs, rounds)
         print(f"jobq cluster mode on PostgreSQL, fsync, {jobs} jobs per run, median of "
               f"{rounds}\n")
         print("| scenario | set-up | jobs/s | jobq CPU us/job | PostgreSQL CPU us/job | "
