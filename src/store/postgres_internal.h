@@ -16,7 +16,7 @@
 
 #define PG_PIPE_DEPTH 256 /* see send_plain() */
 #define PG_PIPE_SLOTS (PG_PIPE_DEPTH + 2) /* the writes, BEGIN and COMMIT */
-#define PG_EXTRA_MAX 16
+#define PG_EXTRA_MAX 48 /* claim shapes: queues x order x (caps, breakers, limits) */
 
 /* Row i of a result to a reader; a nonzero return stops there. */
 typedef int (*row_fn)(const PGresult *r, int row, void *ud);
