@@ -219,8 +219,12 @@ void store_cluster_done(store_t *s, op_t *done)
             if (s->refused_cb)
                 s->refused_cb(s->refused_ud, id);
         } else if (op->kind == OP_PUT && !op->superseded && !op->error &&
-                   !strcmp(op->row.state, "queued")) {
-            store_wake_announce(s, op->row.queue); /* free to claim now: enqueued, given back */
+                   (!strcmp(op->row.state, "queued") ||
+                    (op->row.token > 0 && strcmp(op->row.state, "running") != 0))) {
+            /* Free to claim now (enqueued, given back), or a slot freed: a
+             * lessee elsewhere held back by a concurrency limit claims at
+             * once, not at its next poll. */
+            store_wake_announce(s, op->row.queue);
         } else if (op->kind == OP_BREAKER && !op->error && op->change == STORE_BREAKER_OPEN) {
             store_wake_announce(s, STORE_WAKE_BREAKER);
         } else if (op->kind == OP_BEAT && !op->error) {

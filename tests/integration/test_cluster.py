@@ -293,6 +293,27 @@ def test_rate_limits_are_shared_among_the_nodes_alive(cluster):
     shares(a, (4.0, 4.0, "100"))
 
 
+def test_a_slot_freed_on_one_node_wakes_a_lessee_on_another(cluster):
+    """A queue limited to one job cluster-wide: a worker on node b waits
+    while node a holds it; a's completion announces the freed slot, so b's
+    claim goes at once (claims poll only once a minute here: without the
+    wake-up, b's lease would come back empty after its 5 s wait)."""
+    (a, b), _ = cluster(2, env={"JOBQ_LIMITS": "queue:one concurrency=1", "JOBQ_CLAIM_POLL": "60s"})
+    a.enqueue(id="first", queue="one")
+    a.enqueue(id="second", queue="one")
+    (j,) = a.lease(queues=["one"], wait_ms=2000)
+    got = {}
+    t = threading.Thread(target=lambda: got.update(jobs=b.lease(queues=["one"], wait_ms=5000)))
+    t.start()
+    time.sleep(1.0)  # b's claim came back empty: the slot is taken
+    r = a.post(f"/v1/jobs/{j['id']}/complete", {"lease_id": j["lease_id"]})
+    assert r.status_code == 200, r.text
+    t0 = time.time()
+    t.join(10)
+    assert [x["id"] for x in got["jobs"]] == ["second"]
+    assert time.time() - t0 < 3
+
+
 def test_deletes_are_fenced_like_every_holders_write(cluster, postgres):
     """A Faktory job pushed with retry 0 that fails is deleted by the node
     that held it (under its claim), and a delete of a job another node
