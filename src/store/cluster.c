@@ -179,8 +179,9 @@ static void hand_over(store_t *s, op_t *op)
     op->njobs = 0; /* the callback owns them now */
 }
 
-/* What a point read saw: the tokens of rows no node held then. A job in
- * the pending writes' index was read from there (token 0): unchanged. */
+/* What a point read saw: the tokens of rows no node held then (-1 for a
+ * held one). A job read from the pending writes' index has no token
+ * (BACKEND_TOKEN_UNKNOWN): what was known of it stays. */
 static void read_tokens(store_t *s, op_t *op)
 {
     const char *id = op->name;

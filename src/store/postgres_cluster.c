@@ -188,6 +188,18 @@ static int by_name(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+/* The advisory transaction locks of n names (sorted here, in place), each
+ * in a statement of its own in the pipeline. */
+static int lock_names(pg_t *c, const char *sql, const char **names, int n)
+{
+    static const Oid types[1] = { 25 };
+    qsort(names, (size_t)n, sizeof names[0], by_name);
+    for (int i = 0; i < n; i++)
+        if (pg_pipe_exec(c, sql, 1, types, &names[i]) != 0)
+            return -1;
+    return 0;
+}
+
 /* A limited queue's claims take its advisory lock first, each in a
  * statement of its own: the claim's snapshot, taken after, then sees
  * every claim the lock's last holder committed (one taken inside the
@@ -207,13 +219,8 @@ static int lock_capped(pg_t *c, const backend_claim_t *q, sbuf_t *caps)
             names[n++] = q->queues[i];
     }
     sbuf_addc(caps, '}');
-    qsort(names, (size_t)n, sizeof names[0], by_name);
-    static const Oid types[1] = { 25 };
-    for (int i = 0; i < n; i++)
-        if (pg_pipe_exec(c, "SELECT pg_advisory_xact_lock(hashtextextended('jobq.cap:' || $1, 0))",
-                         1, types, &names[i]) != 0)
-            return -1;
-    return 0;
+    return lock_names(c, "SELECT pg_advisory_xact_lock(hashtextextended('jobq.cap:' || $1, 0))",
+                      names, n);
 }
 
 /* The advisory locks of limited types and keys, after the queues' (every
@@ -221,20 +228,13 @@ static int lock_capped(pg_t *c, const backend_claim_t *q, sbuf_t *caps)
 static int lock_limits(pg_t *c, const store_limits_t *l)
 {
     const char *names[BACKEND_CLAIM_LIMITS];
-    static const Oid types[1] = { 25 };
-    for (int kind = 0; kind < 2; kind++) {
-        int n = kind ? l->nkeys : l->ntypes, at = kind ? l->ntypes : 0;
-        memcpy(names, l->names + at, (size_t)n * sizeof names[0]);
-        qsort(names, (size_t)n, sizeof names[0], by_name);
-        for (int i = 0; i < n; i++)
-            if (pg_pipe_exec(c, kind ? "SELECT pg_advisory_xact_lock(hashtextextended("
-                                       "'jobq.kcap:' || $1, 0))"
-                                     : "SELECT pg_advisory_xact_lock(hashtextextended("
-                                       "'jobq.tcap:' || $1, 0))",
-                             1, types, &names[i]) != 0)
-                return -1;
-    }
-    return 0;
+    memcpy(names, l->names, (size_t)l->ntypes * sizeof names[0]);
+    if (lock_names(c, "SELECT pg_advisory_xact_lock(hashtextextended('jobq.tcap:' || $1, 0))",
+                   names, l->ntypes) != 0)
+        return -1;
+    memcpy(names, l->names + l->ntypes, (size_t)l->nkeys * sizeof names[0]);
+    return lock_names(c, "SELECT pg_advisory_xact_lock(hashtextextended('jobq.kcap:' || $1, 0))",
+                      names, l->nkeys);
 }
 
 /* "{a,b}" and "{1,2}": n of the names and caps from at. */
