@@ -104,7 +104,10 @@ int app_retention_start(app_t *a)
     if (!(a->retention.timer = evtimer_new(a->base, on_timer, a)))
         return -1;
     a->retention.batch = RETENTION_BATCH;
-    arm(a, rest_ms(&a->cfg)); /* nothing is due in the first moments */
+    /* Nothing is due in the first moments; but a cluster node's first
+     * sweep also makes history's partitions ahead (postgres_history.c),
+     * before jobs finish into its default one. */
+    arm(a, a->cfg.cluster ? 0 : rest_ms(&a->cfg));
     return 0;
 }
 

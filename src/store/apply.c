@@ -141,6 +141,8 @@ static int apply_begin(store_t *s, store_applying_t *a)
     if (s->ops->begin(s->conn) != 0)
         return -1;
     mark_superseded(a->batch, a->live, s->cluster);
+    for (op_t *op = a->batch; op; op = op->next)
+        op->row.again = a->attempt > 0;
     a->open = true;
     return 0;
 }

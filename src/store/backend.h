@@ -50,6 +50,7 @@ typedef struct store_row {
      * Tokens start at 0 (a job never claimed). */
     int64_t free_token;
     int64_t origin; /* cluster mode, an enqueue: tells its own insert from another node's */
+    bool again;     /* the transaction runs again (its first run may have committed) */
     const char *bkey; /* the job's breaker key if it names one, else NULL (its type is) */
 } store_row_t;
 
@@ -212,7 +213,8 @@ typedef struct backend_ops {
     void (*wake_close)(void *w);
 } backend_ops_t;
 
-/* backend_sql.c, for both backends. The list's SELECT for q, and
+/* backend_sql.c, for both backends. The list's SELECT for q from table
+ * (jobs; PostgreSQL's jobs_all, with history), and
  * retention's scan (rows of id, state, updated_at, created_at), with
  * parameters numbered mark1..mark9 ('?' for SQLite, '$' for PostgreSQL;
  * which number is which is written there), into sql. Retention scans
@@ -220,7 +222,8 @@ typedef struct backend_ops {
  * takes a job in `state` last changed at updated_at when it is due. */
 #define BACKEND_LIST_SQL_MAX 640
 #define BACKEND_PURGE_SQL_MAX 200
-void backend_list_sql(const store_query_t *q, char mark, char *sql, size_t n);
+void backend_list_sql(const store_query_t *q, const char *table, char mark, char *sql,
+                      size_t n);
 void backend_purge_sql(bool has_cursor, char mark, char *sql, size_t n);
 int64_t backend_purge_horizon(const store_purge_t *p);
 bool backend_purge_due(const char *state, int64_t updated_at, const store_purge_t *p);

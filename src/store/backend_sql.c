@@ -7,7 +7,7 @@
 
 /* Parameter numbers: 1 queue, 2 state, 3 type, 4 and 5 the cursor's
  * created_at and id, 6 the limit, 7 priority, 8 and 9 the created range. */
-void backend_list_sql(const store_query_t *q, char mark, char *sql, size_t n)
+void backend_list_sql(const store_query_t *q, const char *table, char mark, char *sql, size_t n)
 {
     const struct {
         bool on;
@@ -18,8 +18,8 @@ void backend_list_sql(const store_query_t *q, char mark, char *sql, size_t n)
         { q->type != NULL, "type=", '3' },           { q->by_priority, "priority=", '7' },
         { q->created_from != 0, "created_at>=", '8' }, { q->created_to != 0, "created_at<", '9' },
     };
-    size_t used = (size_t)snprintf(sql, n, "SELECT doc, created_at, id, queue, type FROM jobs"
-                                           " WHERE 1=1");
+    size_t used = (size_t)snprintf(sql, n, "SELECT doc, created_at, id, queue, type FROM %s"
+                                           " WHERE 1=1", table);
     for (size_t i = 0; i < sizeof parts / sizeof parts[0] && used < n; i++)
         if (parts[i].on)
             used += (size_t)snprintf(sql + used, n - used, " AND %s%c%c", parts[i].cond, mark,

@@ -31,9 +31,25 @@
 #define PG_LOCK_KEY "1785358188"
 #define PG_MIGRATE_KEY "1785358189"
 
-enum { P_PUT, P_DELETE, P_QUEUE, P_COUNTER, P_INSERT, P_FENCED, P_FREE_PUT, P_FREE_DELETE,
-       P_HELD_DELETE, P_BREAKER_OPEN, P_BREAKER_REOPEN, P_BREAKER_CLOSE, P_BREAKER_RESET, P_GET,
-       P_COUNT_ };
+enum { P_PUT, P_PUT_ANY, P_DELETE, P_DELETE_ANY, P_QUEUE, P_COUNTER, P_INSERT, P_FENCED,
+       P_INSERT_AGAIN, P_FENCED_DONE, P_FREE_PUT, P_FREE_ANY, P_FREE_DELETE, P_HELD_DELETE, P_BREAKER_OPEN,
+       P_BREAKER_REOPEN, P_BREAKER_CLOSE, P_BREAKER_RESET, P_GET, P_COUNT_ };
+
+/* A row moved to history (schema version 5) from a deleted one, `d`,
+ * with the write's state ($2), priority, times and doc ($3-$6). */
+#define PG_TO_HISTORY(d)                                                                    \
+    "INSERT INTO history(id,queue,type,state,priority,created_at,updated_at,run_at,doc,bkey,"  \
+    "token,origin,failed) SELECT id,queue,type,$2,$3,created_at,$4,$5,$6,bkey,token,origin,"  \
+    "$2='failed'"                                                                             \
+    " FROM " d " RETURNING 1"
+/* ... and back to jobs (an operator's retry of a finished job): a new
+ * arrival (seq), free; a row there already (an enqueue of the same id
+ * that slipped in) keeps it, and the write is refused. */
+#define PG_FROM_HISTORY(d)                                                                   \
+    "INSERT INTO jobs(id,queue,type,state,priority,created_at,updated_at,run_at,doc,bkey,token," \
+    "origin) SELECT id,queue,type,$2,$3,created_at,$4,$5,$6,bkey,token,origin FROM " d          \
+    " ON CONFLICT (id) DO NOTHING RETURNING 1"
+#define PG_MOVED "RETURNING id,queue,type,created_at,bkey,token,origin"
 static const struct {
     const char *name, *sql;
     int n;
@@ -45,7 +61,23 @@ static const struct {
                        " DO UPDATE SET state=excluded.state, priority=excluded.priority,"
                        " updated_at=excluded.updated_at, run_at=excluded.run_at, doc=excluded.doc",
                 10, { 25, 25, 25, 25, 23, 20, 20, 20, 17, 25 }, 8 },
+    /* A job alone's write whose row may be in history (its last known
+     * state finished, or unknown): its row there goes. A node alone keeps
+     * finished jobs in jobs (its engine holds the live ones; no claim walks
+     * the table); history rows are a cluster's, left when a node took its
+     * database over. */
+    [P_PUT_ANY] = { "put_any", "WITH h AS (DELETE FROM history WHERE id=$1) INSERT INTO jobs(id,"
+                               "queue,type,state,priority,created_at,updated_at,run_at,doc,bkey)"
+                               " VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) ON CONFLICT (id) DO UPDATE"
+                               " SET state=excluded.state, priority=excluded.priority,"
+                               " updated_at=excluded.updated_at, run_at=excluded.run_at,"
+                               " doc=excluded.doc",
+                    10, { 25, 25, 25, 25, 23, 20, 20, 20, 17, 25 }, 8 },
+    /* Retention's, of a row of jobs it read; an operator's (any) finds
+     * the job where it is. */
     [P_DELETE] = { "delete", "DELETE FROM jobs WHERE id=$1", 1, { 25 }, -1 },
+    [P_DELETE_ANY] = { "delete_any", "WITH h AS (DELETE FROM history WHERE id=$1)"
+                                     " DELETE FROM jobs WHERE id=$1", 1, { 25 }, -1 },
     [P_QUEUE] = { "queue", "INSERT INTO queues(name,paused) VALUES($1,$2)"
                            " ON CONFLICT (name) DO UPDATE SET paused=excluded.paused",
                   2, { 25, 16 }, -1 },
@@ -66,6 +98,18 @@ static const struct {
                              " ON CONFLICT (id) DO UPDATE SET id=excluded.id"
                              " WHERE jobs.origin=excluded.origin",
                    11, { 25, 25, 25, 25, 23, 20, 20, 20, 17, 25, 20 }, 8 },
+    /* The same, in a transaction run again: its first run may have
+     * committed, and the job finished since (moved to history, where the
+     * insert must not make it anew). */
+    [P_INSERT_AGAIN] = { "insert_again", "WITH i AS (INSERT INTO jobs(id,queue,type,state,"
+                                         "priority,created_at,updated_at,run_at,doc,bkey,origin)"
+                                         " SELECT $1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11 WHERE NOT"
+                                         " EXISTS (SELECT 1 FROM history WHERE id=$1)"
+                                         " ON CONFLICT (id) DO UPDATE SET id=excluded.id"
+                                         " WHERE jobs.origin=excluded.origin RETURNING 1)"
+                                         " SELECT 1 FROM i UNION ALL SELECT 1 FROM history"
+                                         " WHERE id=$1 AND origin=$11",
+                         11, { 25, 25, 25, 25, 23, 20, 20, 20, 17, 25, 20 }, 8 },
     /* The last clause: the row is already this very write, given back
      * (a retried batch whose first COMMIT landed): accepted even if the
      * node's row expired meanwhile (an outage longer than the TTL), since
@@ -77,10 +121,40 @@ static const struct {
                              " EXISTS (SELECT 1 FROM nodes WHERE id=$8 AND expires_at > now())"
                              " OR (owner IS NULL AND state=$2 AND doc=$6))",
                    8, { 25, 25, 23, 20, 20, 17, 20, 20 }, 5 },
+    /* The holder's last write, as a job finishes: moved to history under
+     * the same conditions; run again after its COMMIT landed, it finds its
+     * row there as it wrote it. */
+    [P_FENCED_DONE] = { "fenced_done", "WITH d AS (DELETE FROM jobs WHERE id=$1 AND token=$7 AND"
+                                       " ((owner=$8 OR owner IS NULL) AND EXISTS (SELECT 1 FROM"
+                                       " nodes WHERE id=$8 AND expires_at > now()) OR (owner IS"
+                                       " NULL AND state=$2 AND doc=$6)) " PG_MOVED "),"
+                                       " i AS (" PG_TO_HISTORY("d") ") SELECT 1 FROM i UNION ALL"
+                                       " SELECT 1 FROM history WHERE id=$1 AND token=$7 AND"
+                                       " state=$2 AND doc=$6 AND NOT EXISTS (SELECT 1 FROM d)",
+                        8, { 25, 25, 23, 20, 20, 17, 20, 20 }, 5 },
     [P_FREE_PUT] = { "free_put", "UPDATE jobs SET state=$2, priority=$3, updated_at=$4,"
                                  " run_at=$5, doc=$6 WHERE id=$1 AND owner IS NULL"
                                  " AND ($7 = -2 OR token = $7)",
                      7, { 25, 25, 23, 20, 20, 17, 20 }, 5 },
+    /* An operator's change of a free job that finished or finishes
+     * ($8: the new state is a finished one): updated in the table it
+     * belongs in, or moved there, under the same token condition. One row
+     * at most: a job is in one table. */
+    [P_FREE_ANY] = { "free_any", "WITH uj AS (UPDATE jobs SET state=$2, priority=$3,"
+                                 " updated_at=$4, run_at=$5, doc=$6 WHERE id=$1 AND owner IS NULL"
+                                 " AND ($7 = -2 OR token = $7) AND NOT $8 RETURNING 1),"
+                                 " mj AS (DELETE FROM jobs WHERE id=$1 AND owner IS NULL AND"
+                                 " ($7 = -2 OR token = $7) AND $8 " PG_MOVED "),"
+                                 " ih AS (" PG_TO_HISTORY("mj") "),"
+                                 " uh AS (UPDATE history SET state=$2, priority=$3, updated_at=$4,"
+                                 " run_at=$5, doc=$6, failed = $2='failed' WHERE id=$1 AND"
+                                 " ($7 = -2 OR token = $7) AND $8 RETURNING 1),"
+                                 " mh AS (DELETE FROM history WHERE id=$1 AND"
+                                 " ($7 = -2 OR token = $7) AND NOT $8 " PG_MOVED "),"
+                                 " ij AS (" PG_FROM_HISTORY("mh") ")"
+                                 " SELECT 1 FROM uj UNION ALL SELECT 1 FROM ih UNION ALL"
+                                 " SELECT 1 FROM uh UNION ALL SELECT 1 FROM ij",
+                     8, { 25, 25, 23, 20, 20, 17, 20, 16 }, 5 },
     [P_FREE_DELETE] = { "free_delete", "DELETE FROM jobs WHERE id=$1 AND owner IS NULL", 1,
                         { 25 }, -1 },
     /* A delete that reports a refusal as a fenced write does, by a row
@@ -92,13 +166,17 @@ static const struct {
                                        " OR ($2 <> 0 AND token=$2"
                                        " AND (owner=$3 OR owner IS NULL) AND EXISTS (SELECT 1"
                                        " FROM nodes WHERE id=$3 AND expires_at > now())))"
-                                       " RETURNING id) SELECT 1 WHERE EXISTS (SELECT 1 FROM d)"
-                                       " OR NOT EXISTS (SELECT 1 FROM jobs WHERE id=$1)",
+                                       " RETURNING id), h AS (DELETE FROM history WHERE id=$1"
+                                       " AND $2 = 0 AND ($4 = -2 OR token=$4) RETURNING id)"
+                                       " SELECT 1 WHERE EXISTS (SELECT 1 FROM d) OR EXISTS"
+                                       " (SELECT 1 FROM h) OR NOT EXISTS (SELECT 1 FROM jobs_all"
+                                       " WHERE id=$1)",
                         4, { 25, 20, 20, 20 }, -1 },
     /* The token (cluster mode) of a row no node holds; -1 for a held one: a
      * change read from it would be refused even once it is given back. */
     [P_GET] = { PG_GET, "SELECT doc, created_at, id, queue, type, CASE WHEN owner IS NULL"
-                        " THEN token ELSE -1 END FROM jobs WHERE id=$1", 1, { 25 }, -1 },
+                        " THEN token ELSE -1 END FROM jobs_all WHERE id=$1 LIMIT 1", 1, { 25 },
+                -1 },
     /* Breakers shared by the cluster (store.h: store_put_breaker), by the
      * database's clock. Opening keeps a breaker another node opened first;
      * the probe's verdict counts only from the node that holds the probe,
@@ -145,8 +223,13 @@ static int settle(pg_t *c, PGresult *r, const char *what)
     return rc;
 }
 
+static int unpipe(pg_t *c);
+
+/* Out of the pipeline first: PQexec has no place in it. */
 int pg_exec(pg_t *c, const char *sql)
 {
+    if (unpipe(c) != 0)
+        return -1;
     return settle(c, PQexec(c->db, sql), sql);
 }
 
@@ -586,17 +669,29 @@ static int run(pg_t *c, int which, const char *const *vals, const int *lens)
     return run_checked(c, which, vals, lens, NULL);
 }
 
+/* The states whose rows belong in history (cluster mode). */
+static bool finished(const char *state)
+{
+    return state && (!strcmp(state, "completed") || !strcmp(state, "failed") ||
+                     !strcmp(state, "cancelled"));
+}
+
 /* Cluster mode: a change of a job this node holds (under its token), or
- * of a job no node holds (an operator's). */
+ * of a job no node holds (an operator's). The holder's rows are in jobs;
+ * a free one that finished, or finishes now, may be in either table. */
 static int cluster_put(pg_t *c, const store_row_t *r, const char *prio, const char *updated,
                        const char *run_at)
 {
     char token[24], node[24];
     snprintf(token, sizeof token, "%lld", (long long)(r->token ? r->token : r->free_token));
     snprintf(node, sizeof node, "%lld", (long long)c->node);
-    const char *vals[8] = { r->id, r->state, prio, updated, run_at, r->doc, token, node };
+    bool done = finished(r->state), live = r->was && !finished(r->was);
+    int which = r->token ? (done ? P_FENCED_DONE : P_FENCED)
+                         : (!done && live ? P_FREE_PUT : P_FREE_ANY);
+    const char *vals[8] = { r->id, r->state, prio, updated, run_at, r->doc, token,
+                            which == P_FREE_ANY ? (done ? "t" : "f") : node };
     int lens[8] = { 0, 0, 0, 0, 0, (int)r->doc_len, 0, 0 };
-    return run_checked(c, r->token ? P_FENCED : P_FREE_PUT, vals, lens, r->refused);
+    return run_checked(c, which, vals, lens, r->refused);
 }
 
 static int pg_put_job(void *conn, const store_row_t *r)
@@ -614,13 +709,22 @@ static int pg_put_job(void *conn, const store_row_t *r)
     const char *vals[11] = { r->id, r->queue, r->type, r->state, prio, created, updated, run_at,
                              r->doc, r->bkey, origin };
     int lens[11] = { 0, 0, 0, 0, 0, 0, 0, 0, (int)r->doc_len, 0, 0 };
-    return run_checked(c, c->cluster ? P_INSERT : P_PUT, vals, lens, r->refused);
+    bool in_jobs = r->fresh || (r->was && !finished(r->was));
+    int which = c->cluster ? (r->again ? P_INSERT_AGAIN : P_INSERT) : in_jobs ? P_PUT : P_PUT_ANY;
+    return run_checked(c, which, vals, lens, r->refused);
 }
 
 int pg_delete_job(void *conn, const char *id)
 {
     const char *vals[1] = { id };
     return run(conn, ((pg_t *)conn)->cluster ? P_FREE_DELETE : P_DELETE, vals, NULL);
+}
+
+/* An operator's delete (a node alone): the job may be in history. */
+static int pg_delete_any(void *conn, const char *id)
+{
+    const char *vals[1] = { id };
+    return run(conn, P_DELETE_ANY, vals, NULL);
 }
 
 static int pg_delete_fenced(void *conn, const char *id, int64_t token, int64_t free_token,
@@ -795,7 +899,7 @@ const backend_ops_t backend_postgres = {
     .commit = pg_commit,
     .rollback = pg_rollback,
     .put_job = pg_put_job,
-    .delete_job = pg_delete_job,
+    .delete_job = pg_delete_any,
     .put_queue = pg_put_queue,
     .put_breaker = pg_put_breaker,
     .breakers = pg_breakers,

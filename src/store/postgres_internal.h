@@ -1,8 +1,10 @@
 /*
  * postgres_internal: what the PostgreSQL backend's files share: a
  * connection's state and the helpers that run statements on it
- * (postgres.c), used by cluster mode's statements (postgres_cluster.c).
- * Nothing outside these two files includes it. Threads: a connection
+ * (postgres.c), used by its reads (postgres_read.c), cluster mode's
+ * statements (postgres_cluster.c), history's partitions
+ * (postgres_history.c) and the wake-ups' session (postgres_wake.c).
+ * Nothing outside the backend's files includes it. Threads: a connection
  * belongs to one thread at a time (backend.h).
  */
 #ifndef JOBQ_STORE_POSTGRES_INTERNAL_H
@@ -80,8 +82,8 @@ int pg_pipe_exec(pg_t *c, const char *sql, int n, const Oid *types, const char *
 /* A row of doc, created_at, id, queue, type [, token] to a doc_call_t. */
 int pg_doc_row(const PGresult *r, int row, void *ud);
 
-/* postgres.c: the writer's delete; the name the lookup by id is prepared
- * under on every session. */
+/* postgres.c: retention's delete of a row of jobs; the name the lookup
+ * by id is prepared under on every session. */
 int pg_delete_job(void *conn, const char *id);
 #define PG_GET "get"
 
@@ -94,6 +96,12 @@ int pg_load_queues(void *conn, backend_queue_cb cb, void *ud);
 int pg_count_states(void *conn, backend_count_cb cb, void *ud);
 int pg_counters(void *conn, backend_counter_cb cb, void *ud);
 int pg_breakers(void *conn, backend_breaker_cb cb, void *ud);
+
+/* postgres_history.c: history's partitions made ahead and dropped past
+ * retention (0 also when it gave up for now); the due rows of its default
+ * partition deleted, each id to cb. Inside the writer's transaction. */
+int pg_history_upkeep(pg_t *c, const store_purge_t *p);
+int pg_history_purge_default(pg_t *c, const store_purge_t *p, backend_id_cb cb, void *ud);
 
 /* postgres_cluster.c */
 int pg_node_beat(void *conn, store_beat_t *beat, bool *breakers, backend_doc_cb adopted,

@@ -27,7 +27,7 @@ int pg_get_job(void *conn, const char *id, backend_doc_cb cb, void *ud)
 int pg_list_jobs(void *conn, const store_query_t *q, backend_doc_cb cb, void *ud)
 {
     char sql[BACKEND_LIST_SQL_MAX];
-    backend_list_sql(q, '$', sql, sizeof sql);
+    backend_list_sql(q, "jobs_all", '$', sql, sizeof sql);
     char cur[24], lim[16], prio[16], from[24], to[24];
     snprintf(cur, sizeof cur, "%lld", (long long)q->cursor_created_at);
     snprintf(lim, sizeof lim, "%d", q->limit);
@@ -59,7 +59,9 @@ static int purge_row(const PGresult *r, int row, void *ud)
     return 0;
 }
 
-/* Collects first and deletes after, as the SQLite backend does. */
+/* Collects first and deletes after, as the SQLite backend does; the
+ * scan reads jobs (finished rows there: written by a node alone, or
+ * before history), and history goes by partitions. */
 int pg_purge(void *conn, const store_purge_t *p, backend_id_cb cb, void *ud,
                     store_purged_t *out)
 {
@@ -83,7 +85,11 @@ int pg_purge(void *conn, const store_purge_t *p, backend_id_cb cb, void *ud,
             rc = cb(ud, ps.doomed[i]);
     }
     free(ps.doomed);
-    return rc;
+    /* History: its partitions past retention dropped, ahead of it made,
+     * and what its default partition holds deleted when due. */
+    if (rc == 0)
+        rc = pg_history_upkeep(c, p);
+    return rc == 0 ? pg_history_purge_default(c, p, cb, ud) : rc;
 }
 
 int pg_load_active(void *conn, backend_doc_cb cb, void *ud)
@@ -125,12 +131,12 @@ int pg_load_queues(void *conn, backend_queue_cb cb, void *ud)
     return pg_each_row(conn, NULL, "SELECT name, paused FROM queues", 0, NULL, NULL, queue_row, &a);
 }
 
-/* Counted from the (queue, state) index; no count table kept by the
- * writer yet (statistics go through the query cache). */
+/* Counted over both tables; no count table kept by the writer yet
+ * (statistics go through the query cache). */
 int pg_count_states(void *conn, backend_count_cb cb, void *ud)
 {
     any_call_t a = { (void (*)(void))cb, ud };
-    return pg_each_row(conn, NULL, "SELECT queue, state, count(*)::bigint FROM jobs GROUP BY 1, 2",
+    return pg_each_row(conn, NULL, "SELECT queue, state, count(*)::bigint FROM jobs_all GROUP BY 1, 2",
                     0, NULL, NULL, count_row, &a);
 }
 

@@ -73,6 +73,33 @@ static const char *const migrations[] = {
     "  opened_at timestamptz NOT NULL, probe_at timestamptz NOT NULL,"
     "  cooldown_ms bigint NOT NULL, probe_node bigint, probe_job text COLLATE \"C\","
     "  probe_until timestamptz);",
+    /* 5: finished jobs (completed, cancelled, failed) leave the hot table
+     * for history, partitioned by kind (failed or not: each has its own
+     * retention) and finishing time, so that retention drops whole
+     * partitions (no dead rows to vacuum) and jobs holds only what claims
+     * walk. Cluster mode moves a job there as it finishes; jobs may still
+     * hold finished rows (written before this version, or by a node alone),
+     * which retention deletes one by one as before. A job is in one table
+     * or the other, never both; jobs_all reads them as one. The default
+     * partition takes what no partition covers (a kind with no retention,
+     * a node's clock far ahead); its index serves retention's deletes
+     * there and the choice of a new partition's start. */
+    "CREATE TABLE history (id text COLLATE \"C\" NOT NULL, queue text COLLATE \"C\" NOT NULL,"
+    "  type text COLLATE \"C\" NOT NULL, state text COLLATE \"C\" NOT NULL,"
+    "  priority integer NOT NULL, created_at bigint NOT NULL, updated_at bigint NOT NULL,"
+    "  run_at bigint NOT NULL, doc bytea NOT NULL, bkey text COLLATE \"C\","
+    "  token bigint NOT NULL, origin bigint, failed boolean NOT NULL)"
+    "  PARTITION BY RANGE (failed, updated_at);"
+    "CREATE INDEX history_id ON history(id);"
+    "CREATE INDEX history_by_created ON history(created_at, id);"
+    "CREATE INDEX history_by_queue ON history(queue, created_at, id);"
+    "CREATE TABLE history_default PARTITION OF history DEFAULT;"
+    "CREATE INDEX history_default_due ON history_default(failed, updated_at);"
+    "CREATE VIEW jobs_all AS"
+    "  SELECT id, queue, type, state, priority, created_at, updated_at, run_at, doc, bkey,"
+    "    owner, token FROM jobs"
+    "  UNION ALL SELECT id, queue, type, state, priority, created_at, updated_at, run_at, doc,"
+    "    bkey, NULL::bigint, token FROM history;",
 };
 
 int postgres_schema_latest(void) { return (int)(sizeof migrations / sizeof migrations[0]); }

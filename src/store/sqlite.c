@@ -551,7 +551,7 @@ static int sq_list_jobs(void *conn, const store_query_t *q, backend_doc_cb cb, v
 {
     sq_t *c = conn;
     char sql[BACKEND_LIST_SQL_MAX];
-    backend_list_sql(q, '?', sql, sizeof sql);
+    backend_list_sql(q, "jobs", '?', sql, sizeof sql);
     sqlite3_stmt *s;
     if (prepare(c, sql, &s, "list jobs") != 0)
         return -1;

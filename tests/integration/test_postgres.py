@@ -42,7 +42,7 @@ def test_the_full_cycle_lands_in_postgres(pg_server, postgres):
     counts = srv.get("/v1/stats").json()["counts"]
     assert (counts["completed"], counts["retrying"], counts["pending"]) == (1, 1, 1)
     url = srv.env["JOBQ_DATABASE_URL"]
-    stored = dict(rows(postgres, url, "SELECT id, state FROM jobs"))
+    stored = dict(rows(postgres, url, "SELECT id, state FROM jobs_all"))
     assert stored == {"high": "completed", "low": "retrying", "later": "pending"}
 
 

@@ -52,7 +52,7 @@ def test_finished_jobs_go_after_their_retention(make_server, request):
     assert srv.stop() == 0
     url = srv.env.get("JOBQ_DATABASE_URL", "")
     if url.startswith("postgres://"):  # JOBQ_TEST_STORE=postgres
-        rows = request.getfixturevalue("postgres").psql("SELECT id FROM jobs",
+        rows = request.getfixturevalue("postgres").psql("SELECT id FROM jobs_all",
                                                        db=url.rsplit("/", 1)[1])
         assert {r[0] for r in rows} == {"waiting", "later"}
         return

@@ -1,0 +1,193 @@
+/*
+ * History's partitions (schema version 5): made ahead of the jobs that
+ * will finish into them, dropped whole once retention has passed their
+ * end; and the rows of the default partition, deleted one by one when due.
+ *
+ * Each kind (completed and cancelled; failed) has its own retention, so
+ * its own partitions, named history_<c|f>_<from>_<to> (milliseconds of
+ * updated_at, the finishing time): the name is all the state there is, so
+ * any node can take over. A partition spans an eighth of its kind's
+ * retention (at least a second, at most a day): a job is kept at least its
+ * retention and at most an eighth longer, and a kind has about ten
+ * partitions, which a lookup by id walks.
+ *
+ * Run by retention's batches (pg_purge) on every node, inside their
+ * transaction. The DDL waits for the parent table's lock behind every
+ * transaction writing history, and every writer after it waits behind
+ * it: in a savepoint with a short lock_timeout, it gives up instead of
+ * stalling the cluster (or deadlocking with a batch that waits on this
+ * one), and the next sweep tries again. Two nodes making the same
+ * partition: the second fails the same way.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "store/postgres_internal.h"
+#include "util/clock.h"
+
+#define PARTS_MAX 512
+#define CREATE_MAX 16             /* per batch: a long outage is caught up over several */
+#define WIDTH_MIN_MS 1000LL
+#define WIDTH_MAX_MS 86400000LL
+#define AHEAD_MIN_MS 10000LL      /* made this far ahead at least: past retention's rest */
+
+typedef struct part {
+    bool failed;
+    int64_t from, to;
+} part_t;
+
+typedef struct parts {
+    part_t v[PARTS_MAX];
+    int n;
+} parts_t;
+
+/* A partition of ours, by its name; anything else is left alone. */
+static int part_row(const PGresult *r, int row, void *ud)
+{
+    parts_t *ps = ud;
+    const char *name = PQgetvalue(r, row, 0);
+    char kind = 0;
+    long long from = 0, to = 0;
+    int end = 0;
+    if (ps->n < PARTS_MAX &&
+        sscanf(name, "history_%c_%lld_%lld%n", &kind, &from, &to, &end) == 3 && !name[end] &&
+        (kind == 'c' || kind == 'f') && from < to)
+        ps->v[ps->n++] = (part_t){ kind == 'f', from, to };
+    return 0;
+}
+
+static void part_name(char *buf, size_t len, bool failed, int64_t from, int64_t to)
+{
+    snprintf(buf, len, "history_%c_%lld_%lld", failed ? 'f' : 'c', (long long)from,
+             (long long)to);
+}
+
+static int int8_row(const PGresult *r, int row, void *ud)
+{
+    *(int64_t *)ud = pg_int8_at(r, row, 0);
+    return 0;
+}
+
+static int drop_due(pg_t *c, const parts_t *ps, bool failed, int64_t before)
+{
+    for (int i = 0; i < ps->n; i++) {
+        if (ps->v[i].failed != failed || ps->v[i].to > before)
+            continue;
+        char sql[128], name[64];
+        part_name(name, sizeof name, failed, ps->v[i].from, ps->v[i].to);
+        snprintf(sql, sizeof sql, "DROP TABLE IF EXISTS %s", name);
+        if (pg_exec(c, sql) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Partitions of one kind from just before now to AHEAD past it,
+ * contiguous with the last one, and starting after anything the default
+ * partition holds in their range (PostgreSQL refuses a partition whose
+ * rows are in the default one). */
+static int make_ahead(pg_t *c, const parts_t *ps, bool failed, int64_t retention, int64_t now)
+{
+    int64_t width = retention / 8;
+    width = width < WIDTH_MIN_MS ? WIDTH_MIN_MS : width > WIDTH_MAX_MS ? WIDTH_MAX_MS : width;
+    int64_t ahead = now + (2 * width > AHEAD_MIN_MS ? 2 * width : AHEAD_MIN_MS);
+    int64_t start = (now - width) / width * width, last = 0;
+    for (int i = 0; i < ps->n; i++)
+        if (ps->v[i].failed == failed && ps->v[i].to > last)
+            last = ps->v[i].to;
+    if (last > start)
+        start = last;
+    if (start >= ahead)
+        return 0;
+    int64_t stray = 0;
+    const char *kind[1] = { failed ? "t" : "f" };
+    static const Oid t_kind[1] = { 16 };
+    if (pg_each_row(c, NULL, "SELECT coalesce(max(updated_at), 0) FROM history_default"
+                    " WHERE failed = $1", 1, t_kind, kind, int8_row, &stray) != 0)
+        return -1;
+    if (stray >= start)
+        start = stray + 1;
+    for (int made = 0; start < ahead && made < CREATE_MAX; made++) {
+        int64_t end = (start / width + 1) * width;
+        char sql[256], name[64];
+        part_name(name, sizeof name, failed, start, end);
+        snprintf(sql, sizeof sql, "CREATE TABLE %s PARTITION OF history FOR VALUES FROM"
+                 " (%s, %lld) TO (%s, %lld)", name, failed ? "true" : "false",
+                 (long long)start, failed ? "true" : "false", (long long)end);
+        if (pg_exec(c, sql) != 0)
+            return -1;
+        start = end;
+    }
+    return 0;
+}
+
+static int upkeep(pg_t *c, const store_purge_t *p, int64_t now)
+{
+    parts_t ps = { .n = 0 };
+    if (pg_each_row(c, NULL, "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c"
+                    " ON c.oid = i.inhrelid WHERE i.inhparent = 'history'::regclass",
+                    0, NULL, NULL, part_row, &ps) != 0)
+        return -1;
+    const struct {
+        bool failed;
+        int64_t before;
+    } kinds[2] = { { false, p->completed_before }, { true, p->failed_before } };
+    for (int k = 0; k < 2; k++) {
+        if (kinds[k].before <= 0)
+            continue; /* kept for good: in the default partition */
+        if (drop_due(c, &ps, kinds[k].failed, kinds[k].before) != 0)
+            return -1;
+        /* Only nodes of a cluster move jobs there; FLUSH (a horizon past
+         * now) says nothing of a retention. */
+        if (c->cluster && kinds[k].before <= now &&
+            make_ahead(c, &ps, kinds[k].failed, now - kinds[k].before, now) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+int pg_history_upkeep(pg_t *c, const store_purge_t *p)
+{
+    if (pg_exec(c, "SAVEPOINT history_upkeep") != 0 ||
+        pg_exec(c, "SET LOCAL lock_timeout = '100ms'") != 0)
+        return -1;
+    if (upkeep(c, p, clock_now_ms()) != 0) {
+        /* Given up: the next sweep tries again (c->err keeps why). */
+        return pg_exec(c, "ROLLBACK TO SAVEPOINT history_upkeep") != 0 ||
+                       pg_exec(c, "RELEASE SAVEPOINT history_upkeep") != 0
+                   ? -1
+                   : 0;
+    }
+    return pg_exec(c, "SET LOCAL lock_timeout TO DEFAULT") != 0 ||
+                   pg_exec(c, "RELEASE SAVEPOINT history_upkeep") != 0
+               ? -1
+               : 0;
+}
+
+typedef struct id_call {
+    backend_id_cb cb;
+    void *ud;
+    int n;
+} id_call_t;
+
+static int id_row(const PGresult *r, int row, void *ud)
+{
+    id_call_t *call = ud;
+    call->n++;
+    return call->cb(call->ud, PQgetvalue(r, row, 0));
+}
+
+int pg_history_purge_default(pg_t *c, const store_purge_t *p, backend_id_cb cb, void *ud)
+{
+    char done[24], failed[24], lim[16];
+    snprintf(done, sizeof done, "%lld", (long long)p->completed_before);
+    snprintf(failed, sizeof failed, "%lld", (long long)p->failed_before);
+    snprintf(lim, sizeof lim, "%d", p->limit > 0 ? p->limit : 1);
+    const char *vals[3] = { done, failed, lim };
+    static const Oid types[3] = { 20, 20, 23 };
+    id_call_t call = { cb, ud, 0 };
+    return pg_each_row(c, NULL, "DELETE FROM history_default WHERE ctid = ANY (ARRAY(SELECT ctid"
+                       " FROM history_default WHERE ($1 > 0 AND NOT failed AND updated_at < $1)"
+                       " OR ($2 > 0 AND failed AND updated_at < $2) LIMIT $3)) RETURNING id",
+                       3, types, vals, id_row, &call);
+}
