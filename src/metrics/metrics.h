@@ -39,7 +39,9 @@ void metrics_job(metrics_t *m, const job_t *job, job_event_t ev, int64_t now_ms)
 void metrics_rejected(metrics_t *m, const char *reason);
 #define METRICS_BREAKER_STATES 3 /* closed, open, half_open: the engine's order */
 void metrics_breaker(metrics_t *m, unsigned to);
-void metrics_retention(metrics_t *m, uint64_t deleted);
+/* Retention's batch: jobs deleted one by one (listed), and PostgreSQL's
+ * history partitions dropped whole (their jobs not counted one by one). */
+void metrics_retention(metrics_t *m, uint64_t deleted, int64_t dropped);
 
 /* The Faktory protocol (faktory.c): a command received, an -ERR sent for
  * one. verb is one of METRICS_FWP_VERBS; anything else counts as "other". */

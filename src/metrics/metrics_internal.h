@@ -42,6 +42,7 @@ struct metrics {
     uint64_t rejected[METRICS_NREASONS];
     uint64_t breaker_to[3]; /* transitions, by the state entered */
     uint64_t retention_deleted;
+    uint64_t retention_dropped;
     uint64_t fwp_commands[METRICS_FWP_NVERBS], fwp_errors[METRICS_FWP_NVERBS];
     hmap_t queues; /* name -> mqueue_t */
     hmap_t routes; /* key -> mroute_t */

@@ -18,7 +18,11 @@ void metrics_breaker(metrics_t *m, unsigned to)
         m->breaker_to[to]++;
 }
 
-void metrics_retention(metrics_t *m, uint64_t deleted) { m->retention_deleted += deleted; }
+void metrics_retention(metrics_t *m, uint64_t deleted, int64_t dropped)
+{
+    m->retention_deleted += deleted;
+    m->retention_dropped += dropped > 0 ? (uint64_t)dropped : 0;
+}
 
 static void one_label(sbuf_t *s, const char *name, const char *key, const char *value, double v)
 {
@@ -79,6 +83,10 @@ void metrics_render_protection(sbuf_t *s, metrics_t *m, const metrics_gauges_t *
     metrics_family(s, "jobq_retention_deleted_jobs_total", "counter",
                    "Finished jobs deleted because they outlived JOBQ_RETAIN_*.");
     metrics_sample(s, "jobq_retention_deleted_jobs_total", NULL, (double)m->retention_deleted);
+    metrics_family(s, "jobq_retention_dropped_partitions_total", "counter",
+                   "PostgreSQL history partitions dropped whole because retention passed them.");
+    metrics_sample(s, "jobq_retention_dropped_partitions_total", NULL,
+                   (double)m->retention_dropped);
     if (!g->breaker_state_names)
         return;
     metrics_family(s, "jobq_breakers", "gauge", "Circuit breakers by state (per key: GET /v1/breakers).");

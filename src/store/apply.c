@@ -41,8 +41,14 @@ static int run_purge(store_t *s, op_t *op)
     store_purged_t out = { 0 };
     json_t *ids = json_array();
     int rc = s->ops->purge(s->conn, &op->purge, purged_id, ids, &out);
-    op->result = json_pack("{s:o, s:i, s:{s:I, s:s}}", "deleted", ids, "scanned", out.scanned,
-                           "cursor", "created_at", (json_int_t)out.last_created_at, "id",
+    if (rc == 0 && s->ops->history_upkeep) {
+        s->upkeep_due = true;
+        s->upkeep = (store_purge_t){ .completed_before = op->purge.completed_before,
+                                     .failed_before = op->purge.failed_before };
+    }
+    out.dropped = s->upkeep_dropped;
+    op->result = json_pack("{s:o, s:i, s:i, s:{s:I, s:s}}", "deleted", ids, "scanned",
+                           out.scanned, "dropped", out.dropped, "cursor", "created_at", (json_int_t)out.last_created_at, "id",
                            out.last_id);
     return rc;
 }

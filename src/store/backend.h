@@ -83,6 +83,7 @@ typedef struct store_purged {
     int scanned;         /* jobs looked at; < limit means the sweep is over */
     int64_t last_created_at;
     char last_id[201];   /* JOB_NAME_MAX + 1 */
+    int dropped;         /* history's partitions dropped whole since the store opened */
 } store_purged_t;
 typedef int (*backend_id_cb)(void *ud, const char *id);
 
@@ -153,6 +154,11 @@ typedef struct backend_ops {
      * retention, calling cb with each deleted id. */
     int (*purge)(void *conn, const store_purge_t *p, backend_id_cb cb, void *ud,
                  store_purged_t *out);
+    /* Optional (PostgreSQL): the DDL a purge asks for (history's partitions
+     * made ahead, and dropped past p's horizons: *dropped of them), run
+     * between batches, outside any transaction, so that no batch holds
+     * the tables' locks it takes; 0 also when it gave up for now. */
+    int (*history_upkeep)(void *conn, const store_purge_t *p, int *dropped);
 
     /* Returns 0 and calls cb once if found, 0 without calling it if not. */
     int (*get_job)(void *conn, const char *id, backend_doc_cb cb, void *ud);

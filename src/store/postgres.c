@@ -908,6 +908,7 @@ const backend_ops_t backend_postgres = {
     .journal_applied = pg_journal_applied,
     .set_journal_applied = pg_set_journal_applied,
     .purge = pg_purge,
+    .history_upkeep = pg_history_upkeep,
     .get_job = pg_get_job,
     .list_jobs = pg_list_jobs,
     .load_active = pg_load_active,

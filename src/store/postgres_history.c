@@ -11,13 +11,15 @@
  * retention and at most an eighth longer, and a kind has about ten
  * partitions, which a lookup by id walks.
  *
- * Run by retention's batches (pg_purge) on every node, inside their
- * transaction. The DDL waits for the parent table's lock behind every
- * transaction writing history, and every writer after it waits behind
- * it: in a savepoint with a short lock_timeout, it gives up instead of
- * stalling the cluster (or deadlocking with a batch that waits on this
- * one), and the next sweep tries again. Two nodes making the same
- * partition: the second fails the same way.
+ * Asked for by retention's batches on every node, run after them, each
+ * statement its own transaction (backend.h: history_upkeep): inside a
+ * batch, the parent table's lock would be held to its commit, and every
+ * read and move of history in the cluster would wait that long. A DDL
+ * statement waits for the lock behind every transaction using history,
+ * and all that comes after waits behind it: with a short lock_timeout it
+ * gives up instead of stalling the cluster, and the next sweep tries
+ * again. Two nodes making the same partition: the second fails likewise.
+ * The default partition's due rows go by DML, in the purge's batch.
  */
 #include <stdio.h>
 #include <string.h>
@@ -68,7 +70,7 @@ static int int8_row(const PGresult *r, int row, void *ud)
     return 0;
 }
 
-static int drop_due(pg_t *c, const parts_t *ps, bool failed, int64_t before)
+static int drop_due(pg_t *c, const parts_t *ps, bool failed, int64_t before, int *dropped)
 {
     for (int i = 0; i < ps->n; i++) {
         if (ps->v[i].failed != failed || ps->v[i].to > before)
@@ -78,6 +80,7 @@ static int drop_due(pg_t *c, const parts_t *ps, bool failed, int64_t before)
         snprintf(sql, sizeof sql, "DROP TABLE IF EXISTS %s", name);
         if (pg_exec(c, sql) != 0)
             return -1;
+        ++*dropped;
     }
     return 0;
 }
@@ -121,7 +124,7 @@ static int make_ahead(pg_t *c, const parts_t *ps, bool failed, int64_t retention
     return 0;
 }
 
-static int upkeep(pg_t *c, const store_purge_t *p, int64_t now)
+static int upkeep(pg_t *c, const store_purge_t *p, int64_t now, int *dropped)
 {
     parts_t ps = { .n = 0 };
     if (pg_each_row(c, NULL, "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c"
@@ -135,7 +138,7 @@ static int upkeep(pg_t *c, const store_purge_t *p, int64_t now)
     for (int k = 0; k < 2; k++) {
         if (kinds[k].before <= 0)
             continue; /* kept for good: in the default partition */
-        if (drop_due(c, &ps, kinds[k].failed, kinds[k].before) != 0)
+        if (drop_due(c, &ps, kinds[k].failed, kinds[k].before, dropped) != 0)
             return -1;
         /* Only nodes of a cluster move jobs there; FLUSH (a horizon past
          * now) says nothing of a retention. */
@@ -146,22 +149,20 @@ static int upkeep(pg_t *c, const store_purge_t *p, int64_t now)
     return 0;
 }
 
-int pg_history_upkeep(pg_t *c, const store_purge_t *p)
+/* A lock not granted at once (55P03) is for the next sweep; any other
+ * failure is said. */
+int pg_history_upkeep(void *conn, const store_purge_t *p, int *dropped)
 {
-    if (pg_exec(c, "SAVEPOINT history_upkeep") != 0 ||
-        pg_exec(c, "SET LOCAL lock_timeout = '100ms'") != 0)
+    pg_t *c = conn;
+    if (PQstatus(c->db) != CONNECTION_OK || c->in_tx)
+        return 0; /* the next batch makes the session again */
+    if (pg_exec(c, "SET lock_timeout = '100ms'") != 0)
         return -1;
-    if (upkeep(c, p, clock_now_ms()) != 0) {
-        /* Given up: the next sweep tries again (c->err keeps why). */
-        return pg_exec(c, "ROLLBACK TO SAVEPOINT history_upkeep") != 0 ||
-                       pg_exec(c, "RELEASE SAVEPOINT history_upkeep") != 0
-                   ? -1
-                   : 0;
-    }
-    return pg_exec(c, "SET LOCAL lock_timeout TO DEFAULT") != 0 ||
-                   pg_exec(c, "RELEASE SAVEPOINT history_upkeep") != 0
-               ? -1
-               : 0;
+    int rc = upkeep(c, p, clock_now_ms(), dropped);
+    bool busy = rc != 0 && !strcmp(c->sqlstate, "55P03");
+    if (pg_exec(c, "SET lock_timeout = 0") != 0)
+        rc = -1;
+    return busy ? 0 : rc;
 }
 
 typedef struct id_call {

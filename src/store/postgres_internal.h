@@ -97,10 +97,9 @@ int pg_count_states(void *conn, backend_count_cb cb, void *ud);
 int pg_counters(void *conn, backend_counter_cb cb, void *ud);
 int pg_breakers(void *conn, backend_breaker_cb cb, void *ud);
 
-/* postgres_history.c: history's partitions made ahead and dropped past
- * retention (0 also when it gave up for now); the due rows of its default
- * partition deleted, each id to cb. Inside the writer's transaction. */
-int pg_history_upkeep(pg_t *c, const store_purge_t *p);
+/* postgres_history.c: backend.h's history_upkeep; the due rows of the
+ * default partition deleted, each id to cb (in the purge's batch). */
+int pg_history_upkeep(void *conn, const store_purge_t *p, int *dropped);
 int pg_history_purge_default(pg_t *c, const store_purge_t *p, backend_id_cb cb, void *ud);
 
 /* postgres_cluster.c */

@@ -85,10 +85,8 @@ int pg_purge(void *conn, const store_purge_t *p, backend_id_cb cb, void *ud,
             rc = cb(ud, ps.doomed[i]);
     }
     free(ps.doomed);
-    /* History: its partitions past retention dropped, ahead of it made,
-     * and what its default partition holds deleted when due. */
-    if (rc == 0)
-        rc = pg_history_upkeep(c, p);
+    /* History: what its default partition holds, deleted when due (its
+     * partitions: history_upkeep, after the batch). */
     return rc == 0 ? pg_history_purge_default(c, p, cb, ud) : rc;
 }
 

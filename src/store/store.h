@@ -195,7 +195,10 @@ void store_get_jobs(store_t *s, const char *const *ids, size_t n, store_read_cb 
 void store_list_jobs(store_t *s, const store_query_t *q, store_read_cb cb, void *ud);
 void store_stats(store_t *s, store_read_cb cb, void *ud);
 /* Retention, one batch: a write, ordered with the others. Result:
- * {"deleted":[ids], "scanned":n, "cursor":{"created_at":ms,"id":id}}. */
+ * {"deleted":[ids], "scanned":n, "dropped":partitions,
+ * "cursor":{"created_at":ms,"id":id}}; "dropped": PostgreSQL's history
+ * partitions dropped since the store opened (after their purges' batches),
+ * whose jobs went without being listed. */
 void store_purge(store_t *s, const store_purge_t *p, store_read_cb cb, void *ud);
 
 /* Hand-off coalescing. Without a kick, every operation is handed to the

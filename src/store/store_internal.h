@@ -148,6 +148,11 @@ struct store {
     /* Store thread: the compaction under way, applied in steps between
      * journal batches (writer.c); its writes left `pending` when it began. */
     bool compacting;
+    /* Store thread: a purge asked for history's upkeep (backend.h), to run
+     * after its batch, with its horizons; partitions dropped so far. */
+    bool upkeep_due;
+    store_purge_t upkeep;
+    int upkeep_dropped;
     store_applying_t compaction;
     op_t *compaction_last;
     int64_t pending_since_ns;

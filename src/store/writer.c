@@ -341,6 +341,21 @@ static void hand_back_failed(store_t *s, op_t *batch, op_t *last)
     store_notify(s);
 }
 
+/* Between batches: no transaction of this node holds a lock the DDL
+ * waits for. */
+static void upkeep(store_t *s)
+{
+    s->upkeep_due = false;
+    int dropped = 0;
+    if (s->ops->history_upkeep(s->conn, &s->upkeep, &dropped) != 0) {
+        char why[512];
+        store_last_error(s, why, sizeof why);
+        log_warn("history's partitions: upkeep failed; the next sweep tries again",
+                 LOG_S("error", why));
+    }
+    s->upkeep_dropped += dropped;
+}
+
 void *store_writer_main(void *arg)
 {
     store_t *s = arg;
@@ -368,6 +383,8 @@ void *store_writer_main(void *arg)
             else
                 hand_back_failed(s, batch, last);
         }
+        if (s->upkeep_due)
+            upkeep(s);
         if (stopping && !batch)
             compact(s);
         else if (due && !s->compacting)

@@ -338,6 +338,85 @@ def test_deletes_are_fenced_like_every_holders_write(cluster, postgres):
     assert r.status_code == 200, r.text
 
 
+def history_parts(postgres, url):
+    return sorted(r[0] for r in rows(postgres, url, "SELECT c.relname FROM pg_inherits i JOIN"
+                                     " pg_class c ON c.oid = i.inhrelid"
+                                     " WHERE i.inhparent = 'history'::regclass"))
+
+
+def lease_one(node, queue="q"):
+    got = node.lease(queues=[queue], wait_ms=2000)
+    assert len(got) == 1, got
+    return got[0]
+
+
+def test_finished_jobs_leave_for_history_whose_partitions_retention_drops(cluster, postgres):
+    """Schema version 5: a job leaves the hot table as it finishes, for the
+    partition of history of its kind and finishing time, made ahead by the
+    nodes' retention sweeps (not the default one); once retention is past
+    a partition, it is dropped whole and its jobs are gone. A failed job
+    keeps its own, longer retention. A row the default partition holds
+    (no partition covered its time) is deleted by rows when due."""
+    (a, b), url = cluster(2, env={"JOBQ_RETAIN_COMPLETED": "2s", "JOBQ_RETAIN_FAILED": "1h"})
+    end = time.time() + 10
+    while not all(any(p.startswith(k) for p in history_parts(postgres, url))
+                  for k in ("history_c_", "history_f_")) and time.time() < end:
+        time.sleep(0.1)
+    a.enqueue(id="done1", queue="q")
+    a.enqueue(id="dead1", queue="q")
+    j = lease_one(b)
+    assert b.post("/v1/jobs/done1/complete", {"lease_id": j["lease_id"]}).status_code == 200
+    j = lease_one(b)
+    r = b.post("/v1/jobs/dead1/fail", {"lease_id": j["lease_id"],
+                                       "error": {"type": "validation", "message": "bad"}})
+    assert r.status_code == 200, r.text
+    assert rows(postgres, url, "SELECT count(*) FROM jobs") == [["0"]]
+    where = dict(rows(postgres, url, "SELECT id, tableoid::regclass::text FROM history"))
+    assert where["done1"].startswith("history_c_") and where["dead1"].startswith("history_f_"), \
+        where
+    assert a.job("done1")["state"] == "completed" and a.job("dead1")["state"] == "failed"
+    rows(postgres, url, "INSERT INTO history SELECT 'stray', queue, type, state, priority,"
+         " created_at, 1, run_at, doc, bkey, token, origin, failed FROM history"
+         " WHERE id = 'done1'")
+    assert rows(postgres, url, "SELECT tableoid::regclass::text FROM history"
+                " WHERE id = 'stray'") == [["history_default"]]
+    end = time.time() + 15
+    while where["done1"] in history_parts(postgres, url) and time.time() < end:
+        time.sleep(0.2)
+    assert where["done1"] not in history_parts(postgres, url)
+    assert a.get("/v1/jobs/done1").status_code == 404
+    assert b.job("dead1")["state"] == "failed"
+    end = time.time() + 10
+    while rows(postgres, url, "SELECT count(*) FROM history_default") != [["0"]] \
+            and time.time() < end:
+        time.sleep(0.2)
+    assert rows(postgres, url, "SELECT count(*) FROM history_default") == [["0"]]
+
+
+def test_a_finished_job_retried_comes_back_from_history(cluster, postgres):
+    """An operator's retry of a failed job moves it back to the hot table,
+    where any node can claim it; a delete of a finished job takes it from
+    history; both conditioned on the token they read, as in jobs."""
+    (a, b), url = cluster(2)
+    a.enqueue(id="dead2", queue="q")
+    j = lease_one(b)
+    r = b.post("/v1/jobs/dead2/fail", {"lease_id": j["lease_id"],
+                                       "error": {"type": "validation", "message": "bad"}})
+    assert r.status_code == 200, r.text
+    assert rows(postgres, url, "SELECT state FROM history") == [["failed"]]
+    r = a.post("/v1/jobs/dead2/retry", {})
+    assert r.status_code == 200, r.text
+    assert rows(postgres, url, "SELECT state, owner IS NULL FROM jobs") == [["queued", "t"]]
+    assert rows(postgres, url, "SELECT count(*) FROM history") == [["0"]]
+    j = lease_one(b)
+    assert j["id"] == "dead2"
+    assert b.post("/v1/jobs/dead2/complete", {"lease_id": j["lease_id"]}).status_code == 200
+    assert rows(postgres, url, "SELECT id, state FROM history") == [["dead2", "completed"]]
+    assert a.job("dead2")["errors"][0]["type"] == "validation"  # its history came along
+    assert a.req("DELETE", "/v1/jobs/dead2").status_code == 204
+    assert rows(postgres, url, "SELECT count(*) FROM jobs_all") == [["0"]]
+
+
 def test_the_faktory_protocol_works_across_nodes(cluster, postgres):
     (a, b), url = cluster(2)
     pa, pb = connect(a, wid="wa"), connect(b, wid="wb")
