@@ -156,8 +156,9 @@ typedef struct backend_ops {
                  store_purged_t *out);
     /* Optional (PostgreSQL): the DDL a purge asks for (history's partitions
      * made ahead, and dropped past p's horizons: *dropped of them), run
-     * between batches, outside any transaction, so that no batch holds
-     * the tables' locks it takes; 0 also when it gave up for now. */
+     * once the purge's batch committed, outside any transaction, so that
+     * no batch holds the tables' locks it takes; 0 also when it gave up
+     * for now. */
     int (*history_upkeep)(void *conn, const store_purge_t *p, int *dropped);
 
     /* Returns 0 and calls cb once if found, 0 without calling it if not. */

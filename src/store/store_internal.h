@@ -149,7 +149,8 @@ struct store {
      * journal batches (writer.c); its writes left `pending` when it began. */
     bool compacting;
     /* Store thread: a purge asked for history's upkeep (backend.h), to run
-     * after its batch, with its horizons; partitions dropped so far. */
+     * once its batch committed (writer.c), with its horizons; partitions
+     * dropped so far. */
     bool upkeep_due;
     store_purge_t upkeep;
     int upkeep_dropped;

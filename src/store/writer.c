@@ -148,6 +148,27 @@ static bool batch_waiting(store_t *s)
     return waiting;
 }
 
+/* What a purge of the batch just committed asked for (backend.h:
+ * history_upkeep): after the commit, so that no transaction of this node
+ * holds a lock its DDL waits for; before the batch is handed back, so that
+ * a FLUSH answered finds its jobs gone. Its purges' results learn the
+ * count. */
+static void upkeep(store_t *s, op_t *batch)
+{
+    s->upkeep_due = false;
+    int dropped = 0;
+    if (s->ops->history_upkeep(s->conn, &s->upkeep, &dropped) != 0) {
+        char why[512];
+        store_last_error(s, why, sizeof why);
+        log_warn("history's partitions: upkeep failed; the next sweep tries again",
+                 LOG_S("error", why));
+    }
+    s->upkeep_dropped += dropped;
+    for (op_t *op = batch; op; op = op->next)
+        if (op->kind == OP_PURGE && op->result)
+            json_object_set_new(op->result, "dropped", json_integer(s->upkeep_dropped));
+}
+
 /* Runs the compaction under way COMPACT_STEP writes at a time until it
  * commits, or (yield) until a batch waits. */
 static void compaction_step(store_t *s, bool yield)
@@ -160,6 +181,8 @@ static void compaction_step(store_t *s, bool yield)
         }
         s->compacting = false;
         op_t *first = s->compaction.batch, *last = s->compaction_last;
+        if (s->upkeep_due)
+            upkeep(s, first);
         pthread_mutex_lock(&s->mu);
         s->applied = last->seq;
         publish_statements(s);
@@ -341,21 +364,6 @@ static void hand_back_failed(store_t *s, op_t *batch, op_t *last)
     store_notify(s);
 }
 
-/* Between batches: no transaction of this node holds a lock the DDL
- * waits for. */
-static void upkeep(store_t *s)
-{
-    s->upkeep_due = false;
-    int dropped = 0;
-    if (s->ops->history_upkeep(s->conn, &s->upkeep, &dropped) != 0) {
-        char why[512];
-        store_last_error(s, why, sizeof why);
-        log_warn("history's partitions: upkeep failed; the next sweep tries again",
-                 LOG_S("error", why));
-    }
-    s->upkeep_dropped += dropped;
-}
-
 void *store_writer_main(void *arg)
 {
     store_t *s = arg;
@@ -383,8 +391,6 @@ void *store_writer_main(void *arg)
             else
                 hand_back_failed(s, batch, last);
         }
-        if (s->upkeep_due)
-            upkeep(s);
         if (stopping && !batch)
             compact(s);
         else if (due && !s->compacting)
