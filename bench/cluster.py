@@ -28,11 +28,13 @@ use): what carrying limits costs a claim (their advisory locks, the count
 of the jobs held).
 
 With --ab OTHER_JOBQ, instead: this build against another jobq binary
-(built from another commit), HTTP 4 + 4 on one cluster node, alternating,
-medians of ROUNDS: how a change moves throughput and the CPU PostgreSQL
-spends a job.
+(built from another commit), HTTP 4 + 4 on one cluster node (FWP with
+--fwp), alternating, medians of ROUNDS: how a change moves throughput and
+the CPU PostgreSQL spends a job. --retain D sets JOBQ_RETAIN_COMPLETED to
+D: retention at work during the run (steady state), not a day later.
 
-Usage: bench/cluster.py [--sweep | --limits | --ab OTHER_JOBQ] [JOBS] [ROUNDS]
+Usage: bench/cluster.py [--sweep | --limits | --ab OTHER_JOBQ [--fwp] [--retain D]]
+                        [JOBS] [ROUNDS]
        (defaults 20000, 3)
 Needs build/jobq, build/bench/{loadgen,fwpgen,pgqueue} and postgresql.
 Every client is bounded by --max-seconds; servers are stopped by their own
@@ -201,14 +203,16 @@ def limits(pgc, jobs, rounds):
                   f"{med('pg us'):.0f} |", flush=True)
 
 
-def ab(pgc, other, jobs, rounds):
+def ab(pgc, other, jobs, rounds, proto="http", retain=None):
     bins = {"this build": jobq_server.BIN, other: other}
     res = {k: [] for k in bins}
     for r in range(rounds):
         for k in (list(bins) if r % 2 == 0 else list(reversed(list(bins)))):
             jobq_server.BIN = bins[k]
-            res[k].append(one_run(pgc, "1 node", "http", 4, 4, jobs))
-    print(f"HTTP 4 + 4, one cluster node, fsync, {jobs} jobs per run, median of {rounds}\n")
+            extra = {"JOBQ_RETAIN_COMPLETED": retain} if retain else None
+            res[k].append(one_run(pgc, "1 node", proto, 4, 4, jobs, extra=extra))
+    print(f"{proto.upper()} 4 + 4, one cluster node, fsync, {jobs} jobs per run, median of "
+          f"{rounds}" + (f", JOBQ_RETAIN_COMPLETED={retain}" if retain else "") + "\n")
     print("| jobq | jobs/s | jobq CPU us/job | PostgreSQL CPU us/job |")
     print("| --- | --- | --- | --- |")
     for k, rs in res.items():
@@ -221,12 +225,16 @@ def main():
     # finally blocks): as an exception, not Python's default exit.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     argv = sys.argv[1:]
-    other = None
+    other, retain = None, None
+    if "--retain" in argv:
+        i = argv.index("--retain")
+        retain = argv[i + 1]
+        del argv[i:i + 2]
     if "--ab" in argv:
         i = argv.index("--ab")
         other = argv[i + 1]
         del argv[i:i + 2]
-    args = [a for a in argv if a not in ("--sweep", "--limits")]
+    args = [a for a in argv if a not in ("--sweep", "--limits", "--fwp")]
     jobs = int(args[0]) if args else 20000
     rounds = int(args[1]) if len(args) > 1 else 3
     pgc = Postgres("-c shared_preload_libraries=pg_stat_statements")
@@ -235,7 +243,7 @@ def main():
         if "--sweep" in sys.argv:
             return sweep(pgc, jobs, rounds)
         if other:
-            return ab(pgc, other, jobs, rounds)
+            return ab(pgc, other, jobs, rounds, "fwp" if "--fwp" in argv else "http", retain)
         if "--limits" in sys.argv:
             return limits(pgc, jobs, rounds)
         print(f"jobq cluster mode on PostgreSQL, fsync, {jobs} jobs per run, median of "

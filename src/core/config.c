@@ -84,6 +84,7 @@ static const setting_t settings[] = {
     { "JOBQ_PRIORITY_AGING", T_MS, F(priority_aging_ms), 0, 0, 604800000, "0", "a queued job gains one priority level per this much waiting (0 = off)", RELOAD },
     { "JOBQ_RETAIN_COMPLETED", T_MS, F(retain_completed_ms), 0, 0, 3650LL * 86400000, "24h", "completed and cancelled jobs are deleted after this (0 = keep)", RELOAD },
     { "JOBQ_RETAIN_FAILED", T_MS, F(retain_failed_ms), 0, 0, 3650LL * 86400000, "7d", "failed jobs are deleted after this (0 = keep)", RELOAD },
+    { "JOBQ_HISTORY_PARTITION_MIN", T_MS, F(history_partition_min_ms), 0, 1000, 86400000, "1m", "cluster mode: narrowest partition of finished jobs (a retention under 8x this deletes jobs one by one)", RELOAD },
     { "JOBQ_MEMORY_LIMIT", T_BYTES, F(memory_limit), 0, 0, 1e15, "1G", "bytes of jobs and caches held; above 80% low priorities are shed (0 = no limit)", RELOAD },
     { "JOBQ_CACHE_TTL_MS", T_INT, F(cache_ttl_ms), 0, 0, 3600000, "1000", "list and stats query cache lifetime (0 = no cache)", RELOAD },
     { "JOBQ_MAX_CONNECTIONS", T_INT, F(max_connections), 0, 4, 100000, "1024", "open connections at most (past it: 503 and close)", RELOAD },

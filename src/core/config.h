@@ -101,6 +101,7 @@ typedef struct config {
     int breaker_probes;
     int64_t priority_aging_ms;
     int64_t retain_completed_ms, retain_failed_ms; /* 0: keep forever */
+    int64_t history_partition_min_ms; /* PostgreSQL cluster mode (postgres_history.c) */
     int64_t memory_limit;  /* bytes; 0: no limit */
     int64_t cache_ttl_ms;  /* 0: no query cache */
     int64_t max_connections, max_connections_per_client, max_waiters, max_streams;

@@ -96,6 +96,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     store_purge_t p = {
         .completed_before = c->retain_completed_ms ? now - c->retain_completed_ms : 0,
         .failed_before = c->retain_failed_ms ? now - c->retain_failed_ms : 0,
+        .partition_min_ms = c->history_partition_min_ms,
         .has_cursor = r->has_cursor,
         .after_created_at = r->cursor_created_at,
         .after_id = r->cursor_id,

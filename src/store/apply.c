@@ -44,7 +44,8 @@ static int run_purge(store_t *s, op_t *op)
     if (rc == 0 && s->ops->history_upkeep) {
         s->upkeep_due = true;
         s->upkeep = (store_purge_t){ .completed_before = op->purge.completed_before,
-                                     .failed_before = op->purge.failed_before };
+                                     .failed_before = op->purge.failed_before,
+                                     .partition_min_ms = op->purge.partition_min_ms };
     }
     out.dropped = s->upkeep_dropped;
     op->result = json_pack("{s:o, s:i, s:i, s:{s:I, s:s}}", "deleted", ids, "scanned",

@@ -7,9 +7,14 @@
  * its own partitions, named history_<c|f>_<from>_<to> (milliseconds of
  * updated_at, the finishing time): the name is all the state there is, so
  * any node can take over. A partition spans an eighth of its kind's
- * retention (at least a second, at most a day): a job is kept at least its
- * retention and at most an eighth longer, and a kind has about ten
- * partitions, which a lookup by id walks.
+ * retention (at most a day): a job is kept at least its retention and at
+ * most an eighth longer, and a kind has about ten partitions, which a
+ * lookup by id walks. Narrower than JOBQ_HISTORY_PARTITION_MIN (a short
+ * retention), the kind gets none: its jobs stay in the default partition,
+ * deleted one by one. A partition made and one dropped every second cost
+ * more than the deletes (bench/cluster.py --ab --retain 3s: 626 against
+ * 380 us of PostgreSQL CPU a job): each DDL statement waits for the
+ * table's lock, and makes every session plan its statements again.
  *
  * Asked for by retention's batches on every node, run after them, each
  * statement its own transaction (backend.h: history_upkeep): inside a
@@ -29,7 +34,6 @@
 
 #define PARTS_MAX 512
 #define CREATE_MAX 16             /* per batch: a long outage is caught up over several */
-#define WIDTH_MIN_MS 1000LL
 #define WIDTH_MAX_MS 86400000LL
 #define AHEAD_MIN_MS 10000LL      /* made this far ahead at least: past retention's rest */
 
@@ -89,10 +93,8 @@ static int drop_due(pg_t *c, const parts_t *ps, bool failed, int64_t before, int
  * contiguous with the last one, and starting after anything the default
  * partition holds in their range (PostgreSQL refuses a partition whose
  * rows are in the default one). */
-static int make_ahead(pg_t *c, const parts_t *ps, bool failed, int64_t retention, int64_t now)
+static int make_ahead(pg_t *c, const parts_t *ps, bool failed, int64_t width, int64_t now)
 {
-    int64_t width = retention / 8;
-    width = width < WIDTH_MIN_MS ? WIDTH_MIN_MS : width > WIDTH_MAX_MS ? WIDTH_MAX_MS : width;
     int64_t ahead = now + (2 * width > AHEAD_MIN_MS ? 2 * width : AHEAD_MIN_MS);
     int64_t start = (now - width) / width * width, last = 0;
     for (int i = 0; i < ps->n; i++)
@@ -142,8 +144,11 @@ static int upkeep(pg_t *c, const store_purge_t *p, int64_t now, int *dropped)
             return -1;
         /* Only nodes of a cluster move jobs there; FLUSH (a horizon past
          * now) says nothing of a retention. */
+        int64_t width = (now - kinds[k].before) / 8;
+        width = width > WIDTH_MAX_MS ? WIDTH_MAX_MS : width;
         if (c->cluster && kinds[k].before <= now &&
-            make_ahead(c, &ps, kinds[k].failed, now - kinds[k].before, now) != 0)
+            width >= (p->partition_min_ms > 1000 ? p->partition_min_ms : 1000) &&
+            make_ahead(c, &ps, kinds[k].failed, width, now) != 0)
             return -1;
     }
     return 0;
@@ -178,7 +183,10 @@ static int id_row(const PGresult *r, int row, void *ud)
     return call->cb(call->ud, PQgetvalue(r, row, 0));
 }
 
-int pg_history_purge_default(pg_t *c, const store_purge_t *p, backend_id_cb cb, void *ud)
+/* Each kind a range of the (failed, updated_at) index; an OR of the two
+ * read the whole partition. */
+int pg_history_purge_default(pg_t *c, const store_purge_t *p, backend_id_cb cb, void *ud,
+                             int *deleted)
 {
     char done[24], failed[24], lim[16];
     snprintf(done, sizeof done, "%lld", (long long)p->completed_before);
@@ -187,8 +195,11 @@ int pg_history_purge_default(pg_t *c, const store_purge_t *p, backend_id_cb cb, 
     const char *vals[3] = { done, failed, lim };
     static const Oid types[3] = { 20, 20, 23 };
     id_call_t call = { cb, ud, 0 };
-    return pg_each_row(c, NULL, "DELETE FROM history_default WHERE ctid = ANY (ARRAY(SELECT ctid"
-                       " FROM history_default WHERE ($1 > 0 AND NOT failed AND updated_at < $1)"
-                       " OR ($2 > 0 AND failed AND updated_at < $2) LIMIT $3)) RETURNING id",
-                       3, types, vals, id_row, &call);
+    int rc = pg_each_row(c, NULL, "DELETE FROM history_default WHERE ctid = ANY (ARRAY("
+                         "(SELECT ctid FROM history_default WHERE $1 > 0 AND NOT failed AND"
+                         " updated_at < $1 LIMIT $3) UNION ALL (SELECT ctid FROM history_default"
+                         " WHERE $2 > 0 AND failed AND updated_at < $2 LIMIT $3) LIMIT $3))"
+                         " RETURNING id", 3, types, vals, id_row, &call);
+    *deleted = call.n;
+    return rc;
 }

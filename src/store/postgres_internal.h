@@ -100,7 +100,8 @@ int pg_breakers(void *conn, backend_breaker_cb cb, void *ud);
 /* postgres_history.c: backend.h's history_upkeep; the due rows of the
  * default partition deleted, each id to cb (in the purge's batch). */
 int pg_history_upkeep(void *conn, const store_purge_t *p, int *dropped);
-int pg_history_purge_default(pg_t *c, const store_purge_t *p, backend_id_cb cb, void *ud);
+int pg_history_purge_default(pg_t *c, const store_purge_t *p, backend_id_cb cb, void *ud,
+                             int *deleted);
 
 /* postgres_cluster.c */
 int pg_node_beat(void *conn, store_beat_t *beat, bool *breakers, backend_doc_cb adopted,

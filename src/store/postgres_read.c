@@ -86,8 +86,15 @@ int pg_purge(void *conn, const store_purge_t *p, backend_id_cb cb, void *ud,
     }
     free(ps.doomed);
     /* History: what its default partition holds, deleted when due (its
-     * partitions: history_upkeep, after the batch). */
-    return rc == 0 ? pg_history_purge_default(c, p, cb, ud) : rc;
+     * partitions: history_upkeep, after the batch). A full batch of them
+     * says the sweep is not over, as a full scan does: under a short
+     * retention, jobs finish into it faster than a batch a rest takes. */
+    int deleted = 0;
+    if (rc == 0)
+        rc = pg_history_purge_default(c, p, cb, ud, &deleted);
+    if (deleted >= p->limit && out->scanned < p->limit)
+        out->scanned = p->limit;
+    return rc;
 }
 
 int pg_load_active(void *conn, backend_doc_cb cb, void *ud)

@@ -65,6 +65,7 @@ bool store_query_scans(const store_query_t *q);
 typedef struct store_purge {
     int64_t completed_before; /* completed/cancelled jobs finished before this go; 0: keep */
     int64_t failed_before;    /* failed jobs finished before this go; 0: keep */
+    int64_t partition_min_ms; /* PostgreSQL: history's narrowest partition (0: 1 s) */
     bool waiting;             /* waiting jobs (queued, pending, retrying) go too (FLUSH) */
     bool has_cursor;          /* continue after (after_created_at, after_id) */
     int64_t after_created_at;

@@ -357,7 +357,8 @@ def test_finished_jobs_leave_for_history_whose_partitions_retention_drops(cluste
     a partition, it is dropped whole and its jobs are gone. A failed job
     keeps its own, longer retention. A row the default partition holds
     (no partition covered its time) is deleted by rows when due."""
-    (a, b), url = cluster(2, env={"JOBQ_RETAIN_COMPLETED": "2s", "JOBQ_RETAIN_FAILED": "1h"})
+    (a, b), url = cluster(2, env={"JOBQ_RETAIN_COMPLETED": "8s", "JOBQ_RETAIN_FAILED": "1h",
+                                  "JOBQ_HISTORY_PARTITION_MIN": "1s"})
     end = time.time() + 10
     while not all(any(p.startswith(k) for p in history_parts(postgres, url))
                   for k in ("history_c_", "history_f_")) and time.time() < end:
@@ -380,7 +381,7 @@ def test_finished_jobs_leave_for_history_whose_partitions_retention_drops(cluste
          " WHERE id = 'done1'")
     assert rows(postgres, url, "SELECT tableoid::regclass::text FROM history"
                 " WHERE id = 'stray'") == [["history_default"]]
-    end = time.time() + 15
+    end = time.time() + 20
     while where["done1"] in history_parts(postgres, url) and time.time() < end:
         time.sleep(0.2)
     assert where["done1"] not in history_parts(postgres, url)
@@ -391,6 +392,30 @@ def test_finished_jobs_leave_for_history_whose_partitions_retention_drops(cluste
             and time.time() < end:
         time.sleep(0.2)
     assert rows(postgres, url, "SELECT count(*) FROM history_default") == [["0"]]
+    dropped = [x for x in a.get("/metrics").text.splitlines() + b.get("/metrics").text.splitlines()
+               if x.startswith("jobq_retention_dropped_partitions_total ")]
+    assert sum(float(x.split()[1]) for x in dropped) >= 1, dropped
+
+
+def test_a_short_retention_makes_no_partitions(cluster, postgres):
+    """A kind whose eighth of retention is under JOBQ_HISTORY_PARTITION_MIN
+    gets no partitions (DDL every second cost more than the deletes): its
+    jobs wait in the default partition, deleted one by one."""
+    (a, b), url = cluster(2, env={"JOBQ_RETAIN_COMPLETED": "2s", "JOBQ_RETAIN_FAILED": "1h"})
+    end = time.time() + 10
+    while not any(p.startswith("history_f_") for p in history_parts(postgres, url)) \
+            and time.time() < end:
+        time.sleep(0.1)
+    assert not any(p.startswith("history_c_") for p in history_parts(postgres, url))
+    a.enqueue(id="done2", queue="q")
+    j = lease_one(b)
+    assert b.post("/v1/jobs/done2/complete", {"lease_id": j["lease_id"]}).status_code == 200
+    assert rows(postgres, url, "SELECT tableoid::regclass::text FROM history") == \
+        [["history_default"]]
+    end = time.time() + 10
+    while a.get("/v1/jobs/done2").status_code != 404 and time.time() < end:
+        time.sleep(0.2)
+    assert rows(postgres, url, "SELECT count(*) FROM jobs_all") == [["0"]]
 
 
 def test_a_finished_job_retried_comes_back_from_history(cluster, postgres):
