@@ -32,9 +32,11 @@ With --ab OTHER_JOBQ, instead: this build against another jobq binary
 --fwp), alternating, medians of ROUNDS: how a change moves throughput and
 the CPU PostgreSQL spends a job. --retain D sets JOBQ_RETAIN_COMPLETED to
 D: retention at work during the run (steady state), not a day later.
+--statements also prints each build's costliest statements in its last
+round (pg_stat_statements: calls, total and mean execution time).
 
-Usage: bench/cluster.py [--sweep | --limits | --ab OTHER_JOBQ [--fwp] [--retain D]]
-                        [JOBS] [ROUNDS]
+Usage: bench/cluster.py [--sweep | --limits | --ab OTHER_JOBQ [--fwp] [--retain D]
+                        [--statements]] [JOBS] [ROUNDS]
        (defaults 20000, 3)
 Needs build/jobq, build/bench/{loadgen,fwpgen,pgqueue} and postgresql.
 Every client is bounded by --max-seconds; servers are stopped by their own
@@ -203,14 +205,24 @@ def limits(pgc, jobs, rounds):
                   f"{med('pg us'):.0f} |", flush=True)
 
 
-def ab(pgc, other, jobs, rounds, proto="http", retain=None):
+def top_statements(pgc, n=8):
+    return pgc.psql("SELECT calls, round(total_exec_time::numeric, 0),"
+                    " round((total_exec_time / greatest(calls, 1) * 1000)::numeric, 1),"
+                    " left(regexp_replace(query, '\\s+', ' ', 'g'), 100)"
+                    " FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT %d" % n)
+
+
+def ab(pgc, other, jobs, rounds, proto="http", retain=None, statements=False):
     bins = {"this build": jobq_server.BIN, other: other}
     res = {k: [] for k in bins}
+    top = {}
     for r in range(rounds):
         for k in (list(bins) if r % 2 == 0 else list(reversed(list(bins)))):
             jobq_server.BIN = bins[k]
             extra = {"JOBQ_RETAIN_COMPLETED": retain} if retain else None
+            pgc.psql("SELECT pg_stat_statements_reset()")
             res[k].append(one_run(pgc, "1 node", proto, 4, 4, jobs, extra=extra))
+            top[k] = top_statements(pgc) if statements else []
     print(f"{proto.upper()} 4 + 4, one cluster node, fsync, {jobs} jobs per run, median of "
           f"{rounds}" + (f", JOBQ_RETAIN_COMPLETED={retain}" if retain else "") + "\n")
     print("| jobq | jobs/s | jobq CPU us/job | PostgreSQL CPU us/job |")
@@ -218,6 +230,11 @@ def ab(pgc, other, jobs, rounds, proto="http", retain=None):
     for k, rs in res.items():
         med = lambda key: statistics.median(x[key] for x in rs)  # noqa: E731
         print(f"| {k} | {med('jobs/s'):,.0f} | {med('jobq us'):.0f} | {med('pg us'):.0f} |")
+    for k, rows in top.items():
+        if rows:
+            print(f"\n{k}, last round: calls | total ms | mean us | statement")
+            for row in rows:
+                print(" | ".join(row))
 
 
 def main():
@@ -234,7 +251,7 @@ def main():
         i = argv.index("--ab")
         other = argv[i + 1]
         del argv[i:i + 2]
-    args = [a for a in argv if a not in ("--sweep", "--limits", "--fwp")]
+    args = [a for a in argv if a not in ("--sweep", "--limits", "--fwp", "--statements")]
     jobs = int(args[0]) if args else 20000
     rounds = int(args[1]) if len(args) > 1 else 3
     pgc = Postgres("-c shared_preload_libraries=pg_stat_statements")
@@ -243,7 +260,8 @@ def main():
         if "--sweep" in sys.argv:
             return sweep(pgc, jobs, rounds)
         if other:
-            return ab(pgc, other, jobs, rounds, "fwp" if "--fwp" in argv else "http", retain)
+            return ab(pgc, other, jobs, rounds, "fwp" if "--fwp" in argv else "http", retain,
+                      "--statements" in argv)
         if "--limits" in sys.argv:
             return limits(pgc, jobs, rounds)
         print(f"jobq cluster mode on PostgreSQL, fsync, {jobs} jobs per run, median of "
