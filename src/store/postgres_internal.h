@@ -1,8 +1,9 @@
 /*
  * postgres_internal: what the PostgreSQL backend's files share: a
  * connection's state and the helpers that run statements on it
- * (postgres.c), used by its reads (postgres_read.c), cluster mode's
- * statements (postgres_cluster.c), history's partitions
+ * (postgres.c) and the statements they prepare (postgres_statements.c),
+ * used by its reads (postgres_read.c), cluster mode's statements
+ * (postgres_cluster.c), history's partitions
  * (postgres_history.c) and the wake-ups' session (postgres_wake.c).
  * Nothing outside the backend's files includes it. Threads: a connection
  * belongs to one thread at a time (backend.h).
@@ -19,6 +20,18 @@
 #define PG_PIPE_DEPTH 256 /* see send_plain() */
 #define PG_PIPE_SLOTS (PG_PIPE_DEPTH + 2) /* the writes, BEGIN and COMMIT */
 #define PG_EXTRA_MAX 48 /* claim shapes: queues x order x (caps, breakers, limits) */
+
+/* The prepared statements, by index into pg_statements (postgres_statements.c). */
+enum { P_PUT, P_PUT_ANY, P_DELETE, P_DELETE_ANY, P_QUEUE, P_COUNTER, P_INSERT, P_FENCED,
+       P_INSERT_AGAIN, P_FENCED_DONE, P_FENCED_DONE_AGAIN, P_FREE_PUT, P_FREE_ANY, P_FREE_DELETE, P_HELD_DELETE, P_BREAKER_OPEN,
+       P_BREAKER_REOPEN, P_BREAKER_CLOSE, P_BREAKER_RESET, P_GET, P_COUNT_ };
+typedef struct pg_statement {
+    const char *name, *sql;
+    int n;
+    Oid types[11];
+    int bin; /* the parameter sent as bytes (bytea), else -1 */
+} pg_statement_t;
+extern const pg_statement_t pg_statements[P_COUNT_];
 
 /* Row i of a result to a reader; a nonzero return stops there. */
 typedef int (*row_fn)(const PGresult *r, int row, void *ud);

@@ -1,0 +1,178 @@
+/*
+ * The PostgreSQL backend's prepared statements (postgres_internal.h:
+ * pg_statements): the writer's, and the lookup by id every session
+ * prepares. Alone, a jobq writes a job's row as it is (put); in cluster
+ * mode every write is conditioned on the node's claim or on the token an
+ * operator's read saw (postgres.c: cluster_put), and a finished job moves
+ * between the hot table and history (migration 5).
+ */
+#include "store/postgres_internal.h"
+/* A row moved to history (schema version 5) from a deleted one, `d`,
+ * with the write's state ($2), priority, times and doc ($3-$6). */
+#define PG_TO_HISTORY(d)                                                                    \
+    "INSERT INTO history(id,queue,type,state,priority,created_at,updated_at,run_at,doc,bkey,"  \
+    "token,origin,failed) SELECT id,queue,type,$2,$3,created_at,$4,$5,$6,bkey,token,origin,"  \
+    "$2='failed'"                                                                             \
+    " FROM " d " RETURNING 1"
+/* ... and back to jobs (an operator's retry of a finished job): a new
+ * arrival (seq), free; a row there already (an enqueue of the same id
+ * that slipped in) keeps it, and the write is refused. */
+#define PG_FROM_HISTORY(d)                                                                   \
+    "INSERT INTO jobs(id,queue,type,state,priority,created_at,updated_at,run_at,doc,bkey,token," \
+    "origin) SELECT id,queue,type,$2,$3,created_at,$4,$5,$6,bkey,token,origin FROM " d          \
+    " ON CONFLICT (id) DO NOTHING RETURNING 1"
+#define PG_MOVED "RETURNING id,queue,type,created_at,bkey,token,origin"
+const pg_statement_t pg_statements[P_COUNT_] = {
+    [P_PUT] = { "put", "INSERT INTO jobs(id,queue,type,state,priority,created_at,updated_at,"
+                       "run_at,doc,bkey) VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) ON CONFLICT (id)"
+                       " DO UPDATE SET state=excluded.state, priority=excluded.priority,"
+                       " updated_at=excluded.updated_at, run_at=excluded.run_at, doc=excluded.doc",
+                10, { 25, 25, 25, 25, 23, 20, 20, 20, 17, 25 }, 8 },
+    /* A job alone's write whose row may be in history (its last known
+     * state finished, or unknown): its row there goes. A node alone keeps
+     * finished jobs in jobs (its engine holds the live ones; no claim walks
+     * the table); history rows are a cluster's, left when a node took its
+     * database over. */
+    [P_PUT_ANY] = { "put_any", "WITH h AS (DELETE FROM history WHERE id=$1) INSERT INTO jobs(id,"
+                               "queue,type,state,priority,created_at,updated_at,run_at,doc,bkey)"
+                               " VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) ON CONFLICT (id) DO UPDATE"
+                               " SET state=excluded.state, priority=excluded.priority,"
+                               " updated_at=excluded.updated_at, run_at=excluded.run_at,"
+                               " doc=excluded.doc",
+                    10, { 25, 25, 25, 25, 23, 20, 20, 20, 17, 25 }, 8 },
+    /* Retention's, of a row of jobs it read; an operator's (any) finds
+     * the job where it is. */
+    [P_DELETE] = { "delete", "DELETE FROM jobs WHERE id=$1", 1, { 25 }, -1 },
+    [P_DELETE_ANY] = { "delete_any", "WITH h AS (DELETE FROM history WHERE id=$1)"
+                                     " DELETE FROM jobs WHERE id=$1", 1, { 25 }, -1 },
+    [P_QUEUE] = { "queue", "INSERT INTO queues(name,paused) VALUES($1,$2)"
+                           " ON CONFLICT (name) DO UPDATE SET paused=excluded.paused",
+                  2, { 25, 16 }, -1 },
+    [P_COUNTER] = { "counter", "INSERT INTO counters(name,value) VALUES($1,$2)"
+                               " ON CONFLICT (name) DO UPDATE SET value=counters.value+excluded.value",
+                    2, { 25, 20 }, -1 },
+    /* Cluster mode (cluster_put()): an enqueue creates its job or finds
+     * it there; the holder of a claim changes its job only under the
+     * claim's token while its node's row lives, and gives the job back
+     * (owner NULL) when it stops running; a job no node holds changes only
+     * while none does. A transaction retried after a COMMIT whose outcome
+     * was lost with its session must find its own writes acceptable
+     * again: the same insert (its origin, drawn per insert), or a
+     * holder's write after its give-back (owner NULL, but the token still
+     * its claim's, since every claim draws a new one). */
+    [P_INSERT] = { "insert", "INSERT INTO jobs(id,queue,type,state,priority,created_at,updated_at,"
+                             "run_at,doc,bkey,origin) VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)"
+                             " ON CONFLICT (id) DO UPDATE SET id=excluded.id"
+                             " WHERE jobs.origin=excluded.origin",
+                   11, { 25, 25, 25, 25, 23, 20, 20, 20, 17, 25, 20 }, 8 },
+    /* The same, in a transaction run again: its first run may have
+     * committed, and the job finished since (moved to history, where a
+     * plain insert would not look, and would make it anew). The insert's
+     * own row, found in either table by its origin, says so: one
+     * statement's snapshot sees a job's move to history whole, before or
+     * after. A check that history has no row would not do: a move in
+     * flight is not in it yet, and the insert, waiting for the moving
+     * delete, then goes ahead (the lost-commit cluster test ran a job
+     * twice in one run of ten). */
+    [P_INSERT_AGAIN] = { "insert_again", "WITH mine AS (SELECT 1 FROM jobs WHERE id=$1 AND"
+                                         " origin=$11 UNION ALL SELECT 1 FROM history WHERE"
+                                         " id=$1 AND origin=$11), i AS (INSERT INTO jobs(id,"
+                                         "queue,type,state,priority,created_at,updated_at,run_at,"
+                                         "doc,bkey,origin) SELECT $1,$2,$3,$4,$5,$6,$7,$8,$9,$10,"
+                                         "$11 WHERE NOT EXISTS (SELECT 1 FROM mine)"
+                                         " ON CONFLICT (id) DO UPDATE SET id=excluded.id"
+                                         " WHERE jobs.origin=excluded.origin RETURNING 1)"
+                                         " SELECT 1 FROM i UNION ALL SELECT 1 FROM mine LIMIT 1",
+                         11, { 25, 25, 25, 25, 23, 20, 20, 20, 17, 25, 20 }, 8 },
+    /* The last clause: the row is already this very write, given back
+     * (a retried batch whose first COMMIT landed): accepted even if the
+     * node's row expired meanwhile (an outage longer than the TTL), since
+     * it overwrites nothing; refusing it would answer 409 to a completion
+     * that took effect. */
+    [P_FENCED] = { "fenced", "UPDATE jobs SET state=$2, priority=$3, updated_at=$4, run_at=$5,"
+                             " doc=$6, owner=CASE WHEN $2='running' THEN owner END"
+                             " WHERE id=$1 AND token=$7 AND ((owner=$8 OR owner IS NULL) AND"
+                             " EXISTS (SELECT 1 FROM nodes WHERE id=$8 AND expires_at > now())"
+                             " OR (owner IS NULL AND state=$2 AND doc=$6))",
+                   8, { 25, 25, 23, 20, 20, 17, 20, 20 }, 5 },
+    /* The holder's last write, as a job finishes: moved to history under
+     * the same conditions; run again (its first run may have committed),
+     * it finds its row there as it wrote it. Only then does it look in
+     * history: a statement that reads a partitioned table locks every
+     * partition at each run (a generic plan), which the first runs,
+     * nearly all of them, do without. */
+#define PG_FENCED_DONE                                                                          \
+    "WITH d AS (DELETE FROM jobs WHERE id=$1 AND token=$7 AND ((owner=$8 OR owner IS NULL) AND" \
+    " EXISTS (SELECT 1 FROM nodes WHERE id=$8 AND expires_at > now()) OR (owner IS NULL AND"    \
+    " state=$2 AND doc=$6)) " PG_MOVED "), i AS (" PG_TO_HISTORY("d") ") SELECT 1 FROM i"
+    [P_FENCED_DONE] = { "fenced_done", PG_FENCED_DONE, 8, { 25, 25, 23, 20, 20, 17, 20, 20 }, 5 },
+    [P_FENCED_DONE_AGAIN] = { "fenced_done_again", PG_FENCED_DONE " UNION ALL SELECT 1 FROM"
+                                                   " history WHERE id=$1 AND token=$7 AND"
+                                                   " state=$2 AND doc=$6 AND NOT EXISTS"
+                                                   " (SELECT 1 FROM d)",
+                              8, { 25, 25, 23, 20, 20, 17, 20, 20 }, 5 },
+    [P_FREE_PUT] = { "free_put", "UPDATE jobs SET state=$2, priority=$3, updated_at=$4,"
+                                 " run_at=$5, doc=$6 WHERE id=$1 AND owner IS NULL"
+                                 " AND ($7 = -2 OR token = $7)",
+                     7, { 25, 25, 23, 20, 20, 17, 20 }, 5 },
+    /* An operator's change of a free job that finished or finishes
+     * ($8: the new state is a finished one): updated in the table it
+     * belongs in, or moved there, under the same token condition. One row
+     * at most: a job is in one table. */
+    [P_FREE_ANY] = { "free_any", "WITH uj AS (UPDATE jobs SET state=$2, priority=$3,"
+                                 " updated_at=$4, run_at=$5, doc=$6 WHERE id=$1 AND owner IS NULL"
+                                 " AND ($7 = -2 OR token = $7) AND NOT $8 RETURNING 1),"
+                                 " mj AS (DELETE FROM jobs WHERE id=$1 AND owner IS NULL AND"
+                                 " ($7 = -2 OR token = $7) AND $8 " PG_MOVED "),"
+                                 " ih AS (" PG_TO_HISTORY("mj") "),"
+                                 " uh AS (UPDATE history SET state=$2, priority=$3, updated_at=$4,"
+                                 " run_at=$5, doc=$6, failed = $2='failed' WHERE id=$1 AND"
+                                 " ($7 = -2 OR token = $7) AND $8 RETURNING 1),"
+                                 " mh AS (DELETE FROM history WHERE id=$1 AND"
+                                 " ($7 = -2 OR token = $7) AND NOT $8 " PG_MOVED "),"
+                                 " ij AS (" PG_FROM_HISTORY("mh") ")"
+                                 " SELECT 1 FROM uj UNION ALL SELECT 1 FROM ih UNION ALL"
+                                 " SELECT 1 FROM uh UNION ALL SELECT 1 FROM ij",
+                     8, { 25, 25, 23, 20, 20, 17, 20, 16 }, 5 },
+    [P_FREE_DELETE] = { "free_delete", "DELETE FROM jobs WHERE id=$1 AND owner IS NULL", 1,
+                        { 25 }, -1 },
+    /* A delete that reports a refusal as a fenced write does, by a row
+     * count of 0: one row when the job was deleted here, or is not there
+     * at all (gone already: a retried batch's own delete, or another's);
+     * none when it is there and held by a claim this one is not. */
+    [P_HELD_DELETE] = { "held_delete", "WITH d AS (DELETE FROM jobs WHERE id=$1 AND"
+                                       " (($2 = 0 AND owner IS NULL AND ($4 = -2 OR token=$4))"
+                                       " OR ($2 <> 0 AND token=$2"
+                                       " AND (owner=$3 OR owner IS NULL) AND EXISTS (SELECT 1"
+                                       " FROM nodes WHERE id=$3 AND expires_at > now())))"
+                                       " RETURNING id), h AS (DELETE FROM history WHERE id=$1"
+                                       " AND $2 = 0 AND ($4 = -2 OR token=$4) RETURNING id)"
+                                       " SELECT 1 WHERE EXISTS (SELECT 1 FROM d) OR EXISTS"
+                                       " (SELECT 1 FROM h) OR NOT EXISTS (SELECT 1 FROM jobs_all"
+                                       " WHERE id=$1)",
+                        4, { 25, 20, 20, 20 }, -1 },
+    /* The token (cluster mode) of a row no node holds; -1 for a held one: a
+     * change read from it would be refused even once it is given back. */
+    [P_GET] = { PG_GET, "SELECT doc, created_at, id, queue, type, CASE WHEN owner IS NULL"
+                        " THEN token ELSE -1 END FROM jobs_all WHERE id=$1 LIMIT 1", 1, { 25 },
+                -1 },
+    /* Breakers shared by the cluster (store.h: store_put_breaker), by the
+     * database's clock. Opening keeps a breaker another node opened first;
+     * the probe's verdict counts only from the node that holds the probe,
+     * and a SET reads the row as it was (the doubled cool-down is both the
+     * new cooldown_ms and the wait). */
+    [P_BREAKER_OPEN] = { "breaker_open", "INSERT INTO breakers(key, opened_at, probe_at,"
+                                         " cooldown_ms) VALUES($1, now(), now() + $2 *"
+                                         " interval '1 ms', $2) ON CONFLICT (key) DO NOTHING",
+                         2, { 25, 20 }, -1 },
+    [P_BREAKER_REOPEN] = { "breaker_reopen", "UPDATE breakers SET opened_at = now(),"
+                                             " cooldown_ms = least(cooldown_ms * 2, $2),"
+                                             " probe_at = now() + least(cooldown_ms * 2, $2) *"
+                                             " interval '1 ms', probe_node = NULL,"
+                                             " probe_job = NULL, probe_until = NULL"
+                                             " WHERE key = $1 AND probe_node = $3",
+                           3, { 25, 20, 20 }, -1 },
+    [P_BREAKER_CLOSE] = { "breaker_close", "DELETE FROM breakers WHERE key = $1 AND"
+                                           " probe_node = $2", 2, { 25, 20 }, -1 },
+    [P_BREAKER_RESET] = { "breaker_reset", "DELETE FROM breakers WHERE key = $1", 1, { 25 }, -1 },
+};
