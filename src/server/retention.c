@@ -111,10 +111,12 @@ int app_retention_start(app_t *a)
     if (!(a->retention.timer = evtimer_new(a->base, on_timer, a)))
         return -1;
     a->retention.batch = RETENTION_BATCH;
-    /* Nothing is due in the first moments; but a cluster node's first
-     * sweep also makes history's partitions ahead (postgres_history.c),
-     * before jobs finish into its default one. */
-    arm(a, a->cfg.cluster ? 0 : rest_ms(&a->cfg));
+    /* Nothing is due in the first moments. (A cluster's first node also
+     * makes history's partitions then: what finishes before goes to the
+     * default one, deleted by rows. A sweep at once made the store's first
+     * commit a purge, whose failure refused the writes and reads that
+     * came next, before any of theirs was tried.) */
+    arm(a, rest_ms(&a->cfg));
     return 0;
 }
 

@@ -60,11 +60,13 @@ const pg_statement_t pg_statements[P_COUNT_] = {
      * again: the same insert (its origin, drawn per insert), or a
      * holder's write after its give-back (owner NULL, but the token still
      * its claim's, since every claim draws a new one). */
-    [P_INSERT] = { "insert", "INSERT INTO jobs(id,queue,type,state,priority,created_at,updated_at,"
-                             "run_at,doc,bkey,origin) VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)"
-                             " ON CONFLICT (id) DO UPDATE SET id=excluded.id"
-                             " WHERE jobs.origin=excluded.origin",
-                   11, { 25, 25, 25, 25, 23, 20, 20, 20, 17, 25, 20 }, 8 },
+#define PG_ENQUEUE(values)                                                                 \
+    "INSERT INTO jobs(id,queue,type,state,priority,created_at,updated_at,run_at,doc,bkey,"  \
+    "origin) " values " ON CONFLICT (id) DO UPDATE SET id=excluded.id"                      \
+    " WHERE jobs.origin=excluded.origin"
+#define PG_ENQUEUE_TYPES { 25, 25, 25, 25, 23, 20, 20, 20, 17, 25, 20 }
+    [P_INSERT] = { "insert", PG_ENQUEUE("VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)"), 11,
+                   PG_ENQUEUE_TYPES, 8 },
     /* The same, in a transaction run again: its first run may have
      * committed, and the job finished since (moved to history, where a
      * plain insert would not look, and would make it anew). The insert's
@@ -76,14 +78,12 @@ const pg_statement_t pg_statements[P_COUNT_] = {
      * twice in one run of ten). */
     [P_INSERT_AGAIN] = { "insert_again", "WITH mine AS (SELECT 1 FROM jobs WHERE id=$1 AND"
                                          " origin=$11 UNION ALL SELECT 1 FROM history WHERE"
-                                         " id=$1 AND origin=$11), i AS (INSERT INTO jobs(id,"
-                                         "queue,type,state,priority,created_at,updated_at,run_at,"
-                                         "doc,bkey,origin) SELECT $1,$2,$3,$4,$5,$6,$7,$8,$9,$10,"
-                                         "$11 WHERE NOT EXISTS (SELECT 1 FROM mine)"
-                                         " ON CONFLICT (id) DO UPDATE SET id=excluded.id"
-                                         " WHERE jobs.origin=excluded.origin RETURNING 1)"
-                                         " SELECT 1 FROM i UNION ALL SELECT 1 FROM mine LIMIT 1",
-                         11, { 25, 25, 25, 25, 23, 20, 20, 20, 17, 25, 20 }, 8 },
+                                         " id=$1 AND origin=$11), i AS ("
+                                         PG_ENQUEUE("SELECT $1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11"
+                                                    " WHERE NOT EXISTS (SELECT 1 FROM mine)")
+                                         " RETURNING 1) SELECT 1 FROM i UNION ALL"
+                                         " SELECT 1 FROM mine LIMIT 1",
+                         11, PG_ENQUEUE_TYPES, 8 },
     /* The last clause: the row is already this very write, given back
      * (a retried batch whose first COMMIT landed): accepted even if the
      * node's row expired meanwhile (an outage longer than the TTL), since
