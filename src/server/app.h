@@ -33,7 +33,6 @@ typedef struct retention {
     int batch;       /* jobs per batch, adapting to how much is due */
     int64_t cursor_created_at;
     char cursor_id[JOB_NAME_MAX + 1];
-    int64_t dropped_seen; /* the store's count of history partitions dropped, last seen */
 } retention_t;
 
 typedef struct app {

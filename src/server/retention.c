@@ -52,13 +52,8 @@ static void on_batch(void *ud, json_t *result, const char *error)
     size_t i;
     json_array_foreach(ids, i, id)
         engine_forget(a->engine, json_string_value(id));
-    /* "dropped" counts from the store's opening (partitions go after a
-     * batch's commit): the metric takes what is new. */
-    int64_t dropped = (int64_t)json_integer_value(json_object_get(result, "dropped"));
     metrics_retention(a->metrics, json_array_size(ids),
-                      dropped > r->dropped_seen ? dropped - r->dropped_seen : 0);
-    if (dropped > r->dropped_seen)
-        r->dropped_seen = dropped;
+                      (int64_t)json_integer_value(json_object_get(result, "dropped")));
     if (json_array_size(ids) && a->cache)
         cache_touch(a->cache, NULL);
     int scanned = (int)json_integer_value(json_object_get(result, "scanned"));

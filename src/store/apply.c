@@ -47,10 +47,10 @@ static int run_purge(store_t *s, op_t *op)
                                      .failed_before = op->purge.failed_before,
                                      .partition_min_ms = op->purge.partition_min_ms };
     }
-    out.dropped = s->upkeep_dropped;
+    /* "dropped": set by the upkeep after the commit (writer.c) */
     op->result = json_pack("{s:o, s:i, s:i, s:{s:I, s:s}}", "deleted", ids, "scanned",
-                           out.scanned, "dropped", out.dropped, "cursor", "created_at", (json_int_t)out.last_created_at, "id",
-                           out.last_id);
+                           out.scanned, "dropped", 0, "cursor", "created_at",
+                           (json_int_t)out.last_created_at, "id", out.last_id);
     return rc;
 }
 

@@ -83,7 +83,6 @@ typedef struct store_purged {
     int scanned;         /* jobs looked at; < limit means the sweep is over */
     int64_t last_created_at;
     char last_id[201];   /* JOB_NAME_MAX + 1 */
-    int dropped;         /* history's partitions dropped whole since the store opened */
 } store_purged_t;
 typedef int (*backend_id_cb)(void *ud, const char *id);
 

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/job.h"
 #include "store/backend.h"
 #include "store/postgres_internal.h"
 #include "store/postgres_schema.h"
@@ -83,8 +84,8 @@ _Static_assert(P_GET == P_COUNT_ - 1, "a reader prepares from P_GET on");
 static int prepare_all(pg_t *c)
 {
     for (int i = c->writer ? 0 : P_GET; !c->prepared && i < P_COUNT_; i++)
-        if (settle(c, PQprepare(c->db, pg_statements[i].name, pg_statements[i].sql, pg_statements[i].n,
-                                pg_statements[i].types),
+        if (settle(c, PQprepare(c->db, pg_statements[i].name, pg_statements[i].sql,
+                                pg_statements[i].n, pg_statements[i].types),
                    pg_statements[i].sql) != 0)
             return -1;
     c->prepared = true;
@@ -503,11 +504,12 @@ static int run(pg_t *c, int which, const char *const *vals, const int *lens)
     return run_checked(c, which, vals, lens, NULL);
 }
 
-/* The states whose rows belong in history (cluster mode). */
+/* The states whose rows belong in history (cluster mode): the terminal
+ * ones (core/job.h). */
 static bool finished(const char *state)
 {
-    return state && (!strcmp(state, "completed") || !strcmp(state, "failed") ||
-                     !strcmp(state, "cancelled"));
+    job_state_t st;
+    return state && job_state_parse(state, &st) == 0 && job_state_terminal(st);
 }
 
 /* Cluster mode: a change of a job this node holds (under its token), or

@@ -141,8 +141,8 @@ int pg_load_queues(void *conn, backend_queue_cb cb, void *ud)
 int pg_count_states(void *conn, backend_count_cb cb, void *ud)
 {
     any_call_t a = { (void (*)(void))cb, ud };
-    return pg_each_row(conn, NULL, "SELECT queue, state, count(*)::bigint FROM jobs_all GROUP BY 1, 2",
-                    0, NULL, NULL, count_row, &a);
+    return pg_each_row(conn, NULL, "SELECT queue, state, count(*)::bigint FROM jobs_all"
+                       " GROUP BY 1, 2", 0, NULL, NULL, count_row, &a);
 }
 
 /* Summed over the nodes' shards ("name#k": pg_add_counter). */

@@ -198,8 +198,8 @@ void store_stats(store_t *s, store_read_cb cb, void *ud);
 /* Retention, one batch: a write, ordered with the others. Result:
  * {"deleted":[ids], "scanned":n, "dropped":partitions,
  * "cursor":{"created_at":ms,"id":id}}; "dropped": PostgreSQL's history
- * partitions dropped since the store opened (after their purges' batches),
- * whose jobs went without being listed. */
+ * partitions dropped after the batch committed, whose jobs went without
+ * being listed. */
 void store_purge(store_t *s, const store_purge_t *p, store_read_cb cb, void *ud);
 
 /* Hand-off coalescing. Without a kick, every operation is handed to the

@@ -149,11 +149,9 @@ struct store {
      * journal batches (writer.c); its writes left `pending` when it began. */
     bool compacting;
     /* Store thread: a purge asked for history's upkeep (backend.h), to run
-     * once its batch committed (writer.c), with its horizons; partitions
-     * dropped so far. */
+     * once its batch committed (writer.c), with its horizons. */
     bool upkeep_due;
     store_purge_t upkeep;
-    int upkeep_dropped;
     store_applying_t compaction;
     op_t *compaction_last;
     int64_t pending_since_ns;

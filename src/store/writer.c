@@ -151,8 +151,8 @@ static bool batch_waiting(store_t *s)
 /* What a purge of the batch just committed asked for (backend.h:
  * history_upkeep): after the commit, so that no transaction of this node
  * holds a lock its DDL waits for; before the batch is handed back, so that
- * a FLUSH answered finds its jobs gone. Its purges' results learn the
- * count. */
+ * a FLUSH answered finds its jobs gone. Its first purge's result says how
+ * many partitions went. */
 static void upkeep(store_t *s, op_t *batch)
 {
     s->upkeep_due = false;
@@ -163,10 +163,11 @@ static void upkeep(store_t *s, op_t *batch)
         log_warn("history's partitions: upkeep failed; the next sweep tries again",
                  LOG_S("error", why));
     }
-    s->upkeep_dropped += dropped;
     for (op_t *op = batch; op; op = op->next)
-        if (op->kind == OP_PURGE && op->result)
-            json_object_set_new(op->result, "dropped", json_integer(s->upkeep_dropped));
+        if (op->kind == OP_PURGE && op->result) {
+            json_object_set_new(op->result, "dropped", json_integer(dropped));
+            break; /* counted once, on the batch's first purge */
+        }
 }
 
 /* Runs the compaction under way COMPACT_STEP writes at a time until it
