@@ -92,6 +92,46 @@ static int prepare_all(pg_t *c)
     return 0;
 }
 
+/* How long a statement of jobq's waits for a lock another session holds
+ * (an operator's transaction left open on a job's row, a LOCK TABLE, DDL)
+ * before it fails: the batch is then retried, readiness fails and new
+ * writes answer 503 meanwhile, instead of every write waiting behind it
+ * unseen. A cluster node's writer waits out a node paused in a
+ * transaction (whose session ends once idle in it for the TTL) first. */
+#define PG_LOCK_WAIT_MS 5000
+
+/* lock_timeout, unless the URL's options, the role or the database set
+ * one: what the session has then is kept (and is what upkeep restores). */
+static int bound_lock_waits(pg_t *c)
+{
+    int64_t ms = PG_LOCK_WAIT_MS + (c->writer && c->cluster ? c->ttl_ms : 0);
+    char sql[160];
+    snprintf(sql, sizeof sql, "SELECT set_config('lock_timeout', '%lld', false) WHERE"
+             " current_setting('lock_timeout') = '0'", (long long)ms);
+    PGresult *r = PQexec(c->db, sql);
+    if (settle(c, r, "lock_timeout") != 0)
+        return -1;
+    r = PQexec(c->db, "SELECT current_setting('lock_timeout')");
+    int rc = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
+                     PQgetlength(r, 0, 0) < (int)sizeof c->lock_wait
+                 ? 0
+                 : fail_msg(c, "lock_timeout", r);
+    if (rc == 0)
+        memcpy(c->lock_wait, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0) + 1);
+    PQclear(r);
+    return rc;
+}
+
+int pg_restore_lock_wait(pg_t *c)
+{
+    const char *vals[1] = { c->lock_wait };
+    if (unpipe(c) != 0)
+        return -1;
+    return settle(c, PQexecParams(c->db, "SELECT set_config('lock_timeout', $1, false)", 1, NULL,
+                                  vals, NULL, NULL, 0),
+                  "lock_timeout");
+}
+
 /* The session's settings, and the writer's lock: lock_lost when another
  * session holds it. */
 static int setup(pg_t *c)
@@ -101,7 +141,7 @@ static int setup(pg_t *c)
      * claim again at each call cost more than running it. */
     if (pg_exec(c, c->sync == BACKEND_SYNC_OFF ? "SET synchronous_commit=off"
                                             : "SET synchronous_commit=on") != 0 ||
-        pg_exec(c, "SET plan_cache_mode=force_generic_plan") != 0)
+        pg_exec(c, "SET plan_cache_mode=force_generic_plan") != 0 || bound_lock_waits(c) != 0)
         return -1;
     if (!c->writer)
         return pg_exec(c, "SET default_transaction_read_only=on");
@@ -280,7 +320,9 @@ static int pg_schema_version(void *conn, int *current, int *latest)
 
 /* Each migration in its own transaction, under a lock that makes a
  * second migrator (on a session without the writer's lock: another
- * tool) wait, then find the version applied and skip it. */
+ * tool, a node starting beside another) wait, then find the version
+ * applied and skip it. Its waits are bounded longer than a batch's: a
+ * migration of a large table may hold that lock for a while. */
 static int pg_migrate(void *conn)
 {
     pg_t *c = conn;
@@ -296,7 +338,8 @@ static int pg_migrate(void *conn)
         snprintf(done_q, sizeof done_q,
                  "SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version=%d)", v);
         bool done = false;
-        if (pg_exec(c, "BEGIN") || pg_exec(c, "SELECT pg_advisory_xact_lock(" PG_MIGRATE_KEY ")") ||
+        if (pg_exec(c, "BEGIN") || pg_exec(c, "SET LOCAL lock_timeout = '60s'") ||
+            pg_exec(c, "SELECT pg_advisory_xact_lock(" PG_MIGRATE_KEY ")") ||
             ask(c, done_q, &done) ||
             (!done && settle(c, PQexec(c->db, postgres_schema_migration(v)), "migration")) ||
             pg_exec(c, mark) || pg_exec(c, "COMMIT")) {

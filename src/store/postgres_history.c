@@ -165,7 +165,7 @@ int pg_history_upkeep(void *conn, const store_purge_t *p, int *dropped)
         return -1;
     int rc = upkeep(c, p, clock_now_ms(), dropped);
     bool busy = rc != 0 && !strcmp(c->sqlstate, "55P03");
-    if (pg_exec(c, "SET lock_timeout = 0") != 0)
+    if (pg_restore_lock_wait(c) != 0)
         rc = -1;
     return busy ? 0 : rc;
 }

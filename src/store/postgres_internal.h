@@ -60,6 +60,7 @@ typedef struct pg {
     char node_name[64];
     int64_t node, ttl_ms;
     backend_sync_t sync;
+    char lock_wait[32]; /* the session's lock_timeout, as PostgreSQL shows it */
     char sqlstate[6];
     char err[512];
 } pg_t;
@@ -70,6 +71,9 @@ typedef struct pg {
 PGconn *pg_connect(const char *url, bool brief, char *err, size_t len);
 /* A statement with no result wanted: 0, or -1 with the error kept. */
 int pg_exec(pg_t *c, const char *sql);
+/* lock_timeout back to the session's own (postgres.c: bound_lock_waits)
+ * after a statement that wanted a shorter one. */
+int pg_restore_lock_wait(pg_t *c);
 /* Column col of row `row` of a binary result as a bigint (0 if not one). */
 int64_t pg_int8_at(const PGresult *r, int row, int col);
 /* Runs a query (or the prepared statement `name`) with text parameters and

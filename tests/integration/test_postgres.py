@@ -6,6 +6,7 @@ import subprocess
 import threading
 import time
 
+import pytest
 import requests
 
 from conftest import BIN, assert_problem, clean_env
@@ -186,3 +187,79 @@ def test_a_stop_while_the_database_is_gone_ends(make_server):
         assert srv.get("/v1/jobs/during").status_code == 404
     finally:
         cluster.stop()
+
+
+class HeldSession:
+    """A psql session of its own that stays open: an operator's transaction
+    left holding locks."""
+    def __init__(self, postgres, url):
+        self.p = subprocess.Popen([postgres.bin + "/psql", "-h", "127.0.0.1", "-p",
+                                   str(postgres.port), "-U", "jobq", "-d",
+                                   url.rsplit("/", 1)[1], "-X", "-q", "-A", "-t"],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def run(self, sql):
+        """Sends sql and waits for the marker after it: the statement ran."""
+        self.p.stdin.write(sql + "\nSELECT 'done-marker';\n")
+        self.p.stdin.flush()
+        for line in self.p.stdout:
+            if line.strip() == "done-marker":
+                return
+        raise AssertionError("psql ended")
+
+    def close(self):
+        self.p.stdin.close()
+        self.p.wait(10)
+
+
+@pytest.mark.parametrize("mode", ["alone", "cluster"])
+def test_an_operators_lock_left_held_does_not_wedge_jobq(pg_server, postgres, mode):
+    """An operator's transaction left open on a job's row: the completion
+    that needs the row waits a bounded time (lock_timeout), then readiness
+    fails and new writes answer 503 instead of queueing unseen behind it;
+    once the lock goes, the completion lands and answers. A LOCK TABLE
+    fails a list within the bound too (twice the bound: a read that failed
+    before its first row is tried once more on a new session). The cluster
+    node's bound is the one its URL sets (jobq's own would be its TTL plus
+    5 s): a session's lock_timeout is kept."""
+    url = postgres.new_database()
+    env = {}
+    if mode == "cluster":
+        env = {"JOBQ_CLUSTER": "true", "JOBQ_NODE_TTL": "10s", "JOBQ_CLAIM_POLL": "100ms"}
+    srv = pg_server(url=url + ("?options=-c%20lock_timeout%3D2s" if env else ""), env=env)
+    srv.enqueue(id="held")
+    got = srv.lease(max=1)
+    op = HeldSession(postgres, url)
+    try:
+        op.run("BEGIN; SELECT 1 FROM jobs WHERE id='held' FOR UPDATE;")
+        answer = {}
+        t = threading.Thread(target=lambda: answer.setdefault("r", srv.post(
+            "/v1/jobs/held/complete", {"lease_id": got[0]["lease_id"]}, timeout=60)))
+        t.start()
+        # Within the bound and well before the other one (2 s against 15 s
+        # for the cluster node, 5 s alone).
+        end = time.time() + (10 if env else 30)
+        while time.time() < end and srv.get("/health/ready").status_code == 200:
+            time.sleep(0.1)
+        assert_problem(srv.get("/health/ready"), 503, "unavailable", "store")
+        assert_problem(srv.post("/v1/jobs", {"type": "t"}), 503, "unavailable")
+        assert "lock timeout" in srv.log_text()
+        assert "r" not in answer
+        op.run("ROLLBACK;")
+        t.join(30)
+        assert answer["r"].status_code == 200, answer["r"].text
+        end = time.time() + 20
+        while time.time() < end and srv.get("/health/ready").status_code != 200:
+            time.sleep(0.1)
+        assert srv.job("held")["state"] == "completed"
+        op.run("BEGIN; LOCK TABLE jobs;")
+        t0 = time.time()
+        r = srv.get("/v1/jobs?queue=nowhere", timeout=60)
+        assert r.status_code == 503 and time.time() - t0 < 20, r.text
+        op.run("ROLLBACK;")
+        end = time.time() + 20
+        while time.time() < end and srv.get("/health/ready").status_code != 200:
+            time.sleep(0.1)
+        assert srv.get("/v1/jobs?queue=elsewhere").status_code == 200
+    finally:
+        op.close()
