@@ -234,6 +234,13 @@ err_t job_from_doc(json_t *doc, job_t **out, problem_t *p);
  * with, so a store may hold both forms. The format is in job_pack.c. */
 #define JOB_PACK_VERSION 0x01
 void job_pack(const job_t *j, struct sbuf *out);
+/* The same, and where in it the args' text is (offset from the form's
+ * first byte, length): a store may keep a large payload apart from the
+ * rest, which changes at every step of the job while the args never do. */
+typedef struct job_pack_args {
+    size_t at, len;
+} job_pack_args_t;
+void job_pack_at(const job_t *j, struct sbuf *out, job_pack_args_t *at);
 static inline bool job_is_packed(const void *p, size_t n)
 {
     return n > 0 && *(const unsigned char *)p == JOB_PACK_VERSION;

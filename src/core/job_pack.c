@@ -129,7 +129,9 @@ static unsigned flags_of(const job_t *j)
            (j->errors ? F_ERRORS : 0);
 }
 
-void job_pack(const job_t *cj, sbuf_t *s)
+void job_pack(const job_t *j, sbuf_t *s) { job_pack_at(j, s, NULL); }
+
+void job_pack_at(const job_t *cj, sbuf_t *s, job_pack_args_t *at)
 {
     job_t *j = (job_t *)cj; /* only the text caches change */
     size_t start = s->len, alen;
@@ -162,6 +164,8 @@ void job_pack(const job_t *cj, sbuf_t *s)
         put_str(s, j->breaker_key, strlen(j->breaker_key));
     const char *args = job_args_text(j, &alen);
     put_str(s, args, alen);
+    if (at)
+        *at = (job_pack_args_t){ .at = s->len - start - alen, .len = alen };
     if (flags & F_PROGRESS)
         put_cached(s, &j->cache_progress, j->progress);
     if (flags & F_RESULT)

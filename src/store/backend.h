@@ -27,6 +27,7 @@ typedef struct store_row {
     int64_t created_at, updated_at, run_at;
     const void *doc; /* the job's packed form (job_pack()), doc_len bytes */
     size_t doc_len;
+    job_pack_args_t args; /* where in doc its args are (zero: unknown) */
     /* No row with this id can exist yet: the job's enqueue is the first
      * write of it in this transaction, so the backend need not look for
      * an old row (to uncount its state). False whenever unsure. */

@@ -524,9 +524,9 @@ static int sent(pg_t *c, bool *refused, doc_call_t rows)
 static int run_checked(pg_t *c, int which, const char *const *vals, const int *lens,
                        bool *refused)
 {
-    int formats[11] = { 0 };
-    if (pg_statements[which].bin >= 0)
-        formats[pg_statements[which].bin] = 1;
+    int formats[PG_PARAMS_MAX] = { 0 };
+    for (int i = 0; i < pg_statements[which].n; i++)
+        formats[i] = (pg_statements[which].bin >> i) & 1u;
     if (piped_in_tx(c)) {
         if (!PQsendQueryPrepared(c->db, pg_statements[which].name, pg_statements[which].n, vals, lens,
                                  formats, 0))
@@ -555,6 +555,42 @@ static bool finished(const char *state)
     return state && job_state_parse(state, &st) == 0 && job_state_terminal(st);
 }
 
+/* A row's packed form as written: whole, or (large args) without its
+ * args, which go apart (PG_ARGS_APART). */
+typedef struct split {
+    char *rest; /* the form without its args, or NULL: doc is written whole */
+    int rest_len, args_len;
+    char at[16];
+} split_t;
+
+static int split_doc(const store_row_t *r, split_t *sp)
+{
+    *sp = (split_t){ 0 };
+    const job_pack_args_t *a = &r->args;
+    if (a->len < PG_ARGS_APART || a->at + a->len > r->doc_len || r->doc_len > INT32_MAX)
+        return 0;
+    if (!(sp->rest = malloc(r->doc_len - a->len)))
+        return -1;
+    const char *doc = r->doc;
+    memcpy(sp->rest, doc, a->at);
+    memcpy(sp->rest + a->at, doc + a->at + a->len, r->doc_len - a->at - a->len);
+    sp->rest_len = (int)(r->doc_len - a->len);
+    sp->args_len = (int)a->len;
+    snprintf(sp->at, sizeof sp->at, "%zu", a->at);
+    return 0;
+}
+
+/* The doc, args and args_at parameters (at vals[d], vals[g], vals[g + 1]). */
+static void split_params(const store_row_t *r, const split_t *sp, const char **vals, int *lens,
+                         int d, int g)
+{
+    vals[d] = sp->rest ? sp->rest : r->doc;
+    lens[d] = sp->rest ? sp->rest_len : (int)r->doc_len;
+    vals[g] = sp->rest ? (const char *)r->doc + r->args.at : NULL;
+    lens[g] = sp->rest ? sp->args_len : 0;
+    vals[g + 1] = sp->rest ? sp->at : NULL;
+}
+
 /* Cluster mode: a change of a job this node holds (under its token), or
  * of a job no node holds (an operator's). The holder's rows are in jobs;
  * a free one that finished, or finishes now, may be in either table. */
@@ -567,10 +603,16 @@ static int cluster_put(pg_t *c, const store_row_t *r, const char *prio, const ch
     bool done = finished(r->state), live = r->was && !finished(r->was);
     int which = r->token ? (done ? (r->again ? P_FENCED_DONE_AGAIN : P_FENCED_DONE) : P_FENCED)
                          : (!done && live ? P_FREE_PUT : P_FREE_ANY);
-    const char *vals[8] = { r->id, r->state, prio, updated, run_at, r->doc, token,
-                            which == P_FREE_ANY ? (done ? "t" : "f") : node };
-    int lens[8] = { 0, 0, 0, 0, 0, (int)r->doc_len, 0, 0 };
-    return run_checked(c, which, vals, lens, r->refused);
+    const char *vals[10] = { r->id, r->state, prio, updated, run_at, NULL, token,
+                             which == P_FREE_ANY ? (done ? "t" : "f") : node };
+    int lens[10] = { 0 };
+    split_t sp;
+    if (split_doc(r, &sp) != 0)
+        return fail_msg(c, "out of memory", NULL);
+    split_params(r, &sp, vals, lens, 5, 8);
+    int rc = run_checked(c, which, vals, lens, r->refused);
+    free(sp.rest);
+    return rc;
 }
 
 static int pg_put_job(void *conn, const store_row_t *r)
@@ -585,12 +627,19 @@ static int pg_put_job(void *conn, const store_row_t *r)
         return cluster_put(c, r, prio, updated, run_at);
     char origin[24];
     snprintf(origin, sizeof origin, "%lld", (long long)r->origin);
-    const char *vals[11] = { r->id, r->queue, r->type, r->state, prio, created, updated, run_at,
-                             r->doc, r->bkey, origin };
-    int lens[11] = { 0, 0, 0, 0, 0, 0, 0, 0, (int)r->doc_len, 0, 0 };
+    const char *vals[13] = { r->id, r->queue, r->type, r->state, prio, created, updated, run_at,
+                             NULL, r->bkey, origin };
+    int lens[13] = { 0 };
     bool in_jobs = r->fresh || (r->was && !finished(r->was));
     int which = c->cluster ? (r->again ? P_INSERT_AGAIN : P_INSERT) : in_jobs ? P_PUT : P_PUT_ANY;
-    return run_checked(c, which, vals, lens, r->refused);
+    split_t sp;
+    if (split_doc(r, &sp) != 0)
+        return fail_msg(c, "out of memory", NULL);
+    /* An enqueue's origin is $11, its args $12 and $13; a put has none. */
+    split_params(r, &sp, vals, lens, 8, c->cluster ? 11 : 10);
+    int rc = run_checked(c, which, vals, lens, r->refused);
+    free(sp.rest);
+    return rc;
 }
 
 int pg_delete_job(void *conn, const char *id)

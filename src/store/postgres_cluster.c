@@ -80,7 +80,7 @@ int pg_node_beat(void *conn, store_beat_t *beat, bool *breakers, backend_doc_cb 
     if (pg_exec(c, "UPDATE jobs SET owner = NULL WHERE owner IN (" PG_DEAD ") AND state <> 'running'")
         || pg_each_row(c, NULL, "UPDATE jobs SET owner = $1, token = nextval('job_tokens')"
                     " WHERE owner IN (" PG_DEAD ") AND state = 'running'"
-                    " RETURNING doc, created_at, id, queue, type, token",
+                    " RETURNING " PG_DOC("") ", created_at, id, queue, type, token",
                     1, t_me, mine, pg_doc_row, &d) != 0)
         return -1;
     return pg_exec(c, "DELETE FROM nodes WHERE expires_at < now() AND NOT EXISTS"
@@ -118,7 +118,8 @@ int pg_held(void *conn, const int64_t *tokens, int n, backend_doc_cb cb, void *u
     const char *vals[2] = { me, arr.p };
     static const Oid types[2] = { 20, 25 };
     doc_call_t d = { cb, ud };
-    int rc = pg_each_row(c, NULL, "SELECT doc, created_at, id, queue, type, token, EXISTS"
+    int rc = pg_each_row(c, NULL, "SELECT " PG_DOC("") ", created_at, id, queue, type, token,"
+                         " EXISTS"
                          " (SELECT 1 FROM breakers WHERE probe_job = jobs.id AND probe_node = $1)"
                          " FROM jobs WHERE owner = $1 AND token = ANY($2::bigint[])"
                          " ORDER BY priority, run_at, seq", 2, types, vals, pg_doc_row, &d);
@@ -286,13 +287,14 @@ static void limits_filter(sbuf_t *all, const char *order)
  * claim may take (the rest of c's jobs of a breaker not closed stay). */
 static void claim_tail(sbuf_t *sql, const char *order, bool breakers, int64_t ttl_ms)
 {
-    char tail[1400];
+    char tail[1800];
     if (!breakers) /* no breaker is open: no probe to take either */
         snprintf(tail, sizeof tail,
                  " u AS (UPDATE jobs j SET owner = $3, token = nextval('job_tokens') FROM c"
                  " WHERE j.id = c.id AND EXISTS (SELECT 1 FROM nodes WHERE id = $3 AND"
                  " expires_at > now())"
-                 " RETURNING j.doc, j.created_at, j.id, j.queue, j.type, j.token, c.priority,"
+                 " RETURNING " PG_DOC("j.") " AS doc, j.created_at, j.id, j.queue, j.type,"
+                 " j.token, c.priority,"
                  " c.qi, c.run_at, c.seq)"
                  " SELECT doc, created_at, id, queue, type, token FROM u ORDER BY %s, run_at, seq",
                  order);
@@ -307,7 +309,8 @@ static void claim_tail(sbuf_t *sql, const char *order, bool breakers, int64_t tt
                  " WHERE j.id = c.id AND EXISTS (SELECT 1 FROM nodes WHERE id = $3 AND"
                  " expires_at > now()) AND (c.id IN (SELECT id FROM p) OR NOT EXISTS (SELECT 1"
                  " FROM breakers b WHERE b.key = c.bk))"
-                 " RETURNING j.doc, j.created_at, j.id, j.queue, j.type, j.token, c.priority,"
+                 " RETURNING " PG_DOC("j.") " AS doc, j.created_at, j.id, j.queue, j.type,"
+                 " j.token, c.priority,"
                  " c.qi, c.run_at, c.seq)"
                  " SELECT u.doc, u.created_at, u.id, u.queue, u.type, u.token, p.id IS NOT NULL"
                  " FROM u LEFT JOIN p ON p.id = u.id ORDER BY %s, run_at, seq",

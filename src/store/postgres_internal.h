@@ -25,12 +25,29 @@
 enum { P_PUT, P_PUT_ANY, P_DELETE, P_DELETE_ANY, P_QUEUE, P_COUNTER, P_INSERT, P_FENCED,
        P_INSERT_AGAIN, P_FENCED_DONE, P_FENCED_DONE_AGAIN, P_FREE_PUT, P_FREE_ANY, P_FREE_DELETE, P_HELD_DELETE, P_BREAKER_OPEN,
        P_BREAKER_REOPEN, P_BREAKER_CLOSE, P_BREAKER_RESET, P_GET, P_COUNT_ };
+#define PG_PARAMS_MAX 13
 typedef struct pg_statement {
     const char *name, *sql;
     int n;
-    Oid types[11];
-    int bin; /* the parameter sent as bytes (bytea), else -1 */
+    Oid types[PG_PARAMS_MAX];
+    unsigned bin; /* the parameters sent as bytes (bytea), a bit each */
 } pg_statement_t;
+
+/* A large payload is written once (migration 6): args at least this long
+ * are kept apart from the rest of the packed form, in the row's `args`
+ * (and `args_at`: where they go back), so that the job's changes (a lease,
+ * a heartbeat, its outcome) rewrite the rest and leave them alone, stored
+ * out of line (TOAST) by PostgreSQL. Shorter args stay inside `doc` (NULL
+ * `args`): the row is rewritten whole at every change anyway. */
+#define PG_ARGS_APART 1024
+/* The packed form whole again, from a row whose columns are named
+ * t "doc" and so on (t: "" or an alias and a dot). */
+#define PG_DOC(t)                                                                           \
+    "CASE WHEN " t "args IS NULL THEN " t "doc ELSE overlay(" t "doc PLACING " t "args FROM " \
+    t "args_at + 1 FOR 0) END"
+/* The args a write keeps apart (v, or NULL), kept as the row has them when
+ * they are the same (their stored value, not a new copy of it). */
+#define PG_ARGS_KEPT(col, v) "CASE WHEN " col " = " v " THEN " col " ELSE " v " END"
 extern const pg_statement_t pg_statements[P_COUNT_];
 
 /* Row i of a result to a reader; a nonzero return stops there. */

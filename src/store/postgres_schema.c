@@ -7,6 +7,7 @@
  * keyset cursors then order the same whatever the database's locale, and
  * comparisons skip the locale's rules.
  */
+#include "store/postgres_internal.h" /* PG_DOC */
 #include "store/postgres_schema.h"
 
 #include <stddef.h>
@@ -100,6 +101,18 @@ static const char *const migrations[] = {
     "    owner, token FROM jobs"
     "  UNION ALL SELECT id, queue, type, state, priority, created_at, updated_at, run_at, doc,"
     "    bkey, NULL::bigint, token FROM history;",
+    /* 6: a large payload written once (postgres_internal.h: PG_ARGS_APART):
+     * args kept apart from the rest of the packed form, which every change
+     * of the job rewrites; args_at says where they go back. NULL args: the
+     * doc is whole (short args, and every row written before). jobs_all
+     * reads doc whole either way. */
+    "ALTER TABLE jobs ADD COLUMN args bytea, ADD COLUMN args_at integer;"
+    "ALTER TABLE history ADD COLUMN args bytea, ADD COLUMN args_at integer;"
+    "CREATE OR REPLACE VIEW jobs_all AS"
+    "  SELECT id, queue, type, state, priority, created_at, updated_at, run_at, " PG_DOC("")
+    "    AS doc, bkey, owner, token FROM jobs"
+    "  UNION ALL SELECT id, queue, type, state, priority, created_at, updated_at, run_at,"
+    "    " PG_DOC("") " AS doc, bkey, NULL::bigint, token FROM history;",
 };
 
 int postgres_schema_latest(void) { return (int)(sizeof migrations / sizeof migrations[0]); }

@@ -11,46 +11,52 @@
  * with the write's state ($2), priority, times and doc ($3-$6). */
 #define PG_TO_HISTORY(d)                                                                    \
     "INSERT INTO history(id,queue,type,state,priority,created_at,updated_at,run_at,doc,bkey,"  \
-    "token,origin,failed) SELECT id,queue,type,$2,$3,created_at,$4,$5,$6,bkey,token,origin,"  \
-    "$2='failed'"                                                                             \
+    "token,origin,failed,args,args_at) SELECT id,queue,type,$2,$3,created_at,$4,$5,$6,bkey,"   \
+    "token,origin,$2='failed'," PG_ARGS_KEPT("args", "$9") ",$10"                              \
     " FROM " d " RETURNING 1"
 /* ... and back to jobs (an operator's retry of a finished job): a new
  * arrival (seq), free; a row there already (an enqueue of the same id
  * that slipped in) keeps it, and the write is refused. */
 #define PG_FROM_HISTORY(d)                                                                   \
     "INSERT INTO jobs(id,queue,type,state,priority,created_at,updated_at,run_at,doc,bkey,token," \
-    "origin) SELECT id,queue,type,$2,$3,created_at,$4,$5,$6,bkey,token,origin FROM " d          \
-    " ON CONFLICT (id) DO NOTHING RETURNING 1"
-#define PG_MOVED "RETURNING id,queue,type,created_at,bkey,token,origin"
+    "origin,args,args_at) SELECT id,queue,type,$2,$3,created_at,$4,$5,$6,bkey,token,origin,"     \
+    PG_ARGS_KEPT("args", "$9") ",$10 FROM " d " ON CONFLICT (id) DO NOTHING RETURNING 1"
+#define PG_MOVED "RETURNING id,queue,type,created_at,bkey,token,origin,args"
+/* A change's args kept apart ($9, $10 after its eight parameters). */
+#define PG_SET_ARGS(t) ", args=" PG_ARGS_KEPT(t ".args", "$9") ", args_at=$10"
+#define PG_CHANGE_TYPES { 25, 25, 23, 20, 20, 17, 20, 20, 17, 23 }
+#define PG_CHANGE_BIN (1u << 5 | 1u << 8)
 const pg_statement_t pg_statements[P_COUNT_] = {
+#define PG_PUT_SET                                                                          \
+    " DO UPDATE SET state=excluded.state, priority=excluded.priority,"                      \
+    " updated_at=excluded.updated_at, run_at=excluded.run_at, doc=excluded.doc,"            \
+    " args=" PG_ARGS_KEPT("jobs.args", "excluded.args") ", args_at=excluded.args_at"
+#define PG_PUT_TYPES { 25, 25, 25, 25, 23, 20, 20, 20, 17, 25, 17, 23 }
     [P_PUT] = { "put", "INSERT INTO jobs(id,queue,type,state,priority,created_at,updated_at,"
-                       "run_at,doc,bkey) VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) ON CONFLICT (id)"
-                       " DO UPDATE SET state=excluded.state, priority=excluded.priority,"
-                       " updated_at=excluded.updated_at, run_at=excluded.run_at, doc=excluded.doc",
-                10, { 25, 25, 25, 25, 23, 20, 20, 20, 17, 25 }, 8 },
+                       "run_at,doc,bkey,args,args_at) VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,"
+                       "$12) ON CONFLICT (id)" PG_PUT_SET,
+                12, PG_PUT_TYPES, 1u << 8 | 1u << 10 },
     /* A job alone's write whose row may be in history (its last known
      * state finished, or unknown): its row there goes. A node alone keeps
      * finished jobs in jobs (its engine holds the live ones; no claim walks
      * the table); history rows are a cluster's, left when a node took its
      * database over. */
     [P_PUT_ANY] = { "put_any", "WITH h AS (DELETE FROM history WHERE id=$1) INSERT INTO jobs(id,"
-                               "queue,type,state,priority,created_at,updated_at,run_at,doc,bkey)"
-                               " VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) ON CONFLICT (id) DO UPDATE"
-                               " SET state=excluded.state, priority=excluded.priority,"
-                               " updated_at=excluded.updated_at, run_at=excluded.run_at,"
-                               " doc=excluded.doc",
-                    10, { 25, 25, 25, 25, 23, 20, 20, 20, 17, 25 }, 8 },
+                               "queue,type,state,priority,created_at,updated_at,run_at,doc,bkey,"
+                               "args,args_at) VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)"
+                               " ON CONFLICT (id)" PG_PUT_SET,
+                    12, PG_PUT_TYPES, 1u << 8 | 1u << 10 },
     /* Retention's, of a row of jobs it read; an operator's (any) finds
      * the job where it is. */
-    [P_DELETE] = { "delete", "DELETE FROM jobs WHERE id=$1", 1, { 25 }, -1 },
+    [P_DELETE] = { "delete", "DELETE FROM jobs WHERE id=$1", 1, { 25 }, 0 },
     [P_DELETE_ANY] = { "delete_any", "WITH h AS (DELETE FROM history WHERE id=$1)"
-                                     " DELETE FROM jobs WHERE id=$1", 1, { 25 }, -1 },
+                                     " DELETE FROM jobs WHERE id=$1", 1, { 25 }, 0 },
     [P_QUEUE] = { "queue", "INSERT INTO queues(name,paused) VALUES($1,$2)"
                            " ON CONFLICT (name) DO UPDATE SET paused=excluded.paused",
-                  2, { 25, 16 }, -1 },
+                  2, { 25, 16 }, 0 },
     [P_COUNTER] = { "counter", "INSERT INTO counters(name,value) VALUES($1,$2)"
                                " ON CONFLICT (name) DO UPDATE SET value=counters.value+excluded.value",
-                    2, { 25, 20 }, -1 },
+                    2, { 25, 20 }, 0 },
     /* Cluster mode (cluster_put()): an enqueue creates its job or finds
      * it there; the holder of a claim changes its job only under the
      * claim's token while its node's row lives, and gives the job back
@@ -62,11 +68,12 @@ const pg_statement_t pg_statements[P_COUNT_] = {
      * its claim's, since every claim draws a new one). */
 #define PG_ENQUEUE(values)                                                                 \
     "INSERT INTO jobs(id,queue,type,state,priority,created_at,updated_at,run_at,doc,bkey,"  \
-    "origin) " values " ON CONFLICT (id) DO UPDATE SET id=excluded.id"                      \
+    "origin,args,args_at) " values " ON CONFLICT (id) DO UPDATE SET id=excluded.id"         \
     " WHERE jobs.origin=excluded.origin"
-#define PG_ENQUEUE_TYPES { 25, 25, 25, 25, 23, 20, 20, 20, 17, 25, 20 }
-    [P_INSERT] = { "insert", PG_ENQUEUE("VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)"), 11,
-                   PG_ENQUEUE_TYPES, 8 },
+#define PG_ENQUEUE_TYPES { 25, 25, 25, 25, 23, 20, 20, 20, 17, 25, 20, 17, 23 }
+#define PG_ENQUEUE_BIN (1u << 8 | 1u << 11)
+    [P_INSERT] = { "insert", PG_ENQUEUE("VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)"),
+                   13, PG_ENQUEUE_TYPES, PG_ENQUEUE_BIN },
     /* The same, in a transaction run again: its first run may have
      * committed, and the job finished since (moved to history, where a
      * plain insert would not look, and would make it anew). The insert's
@@ -79,11 +86,12 @@ const pg_statement_t pg_statements[P_COUNT_] = {
     [P_INSERT_AGAIN] = { "insert_again", "WITH mine AS (SELECT 1 FROM jobs WHERE id=$1 AND"
                                          " origin=$11 UNION ALL SELECT 1 FROM history WHERE"
                                          " id=$1 AND origin=$11), i AS ("
-                                         PG_ENQUEUE("SELECT $1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11"
-                                                    " WHERE NOT EXISTS (SELECT 1 FROM mine)")
+                                         PG_ENQUEUE("SELECT $1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,"
+                                                    "$12,$13 WHERE NOT EXISTS (SELECT 1 FROM"
+                                                    " mine)")
                                          " RETURNING 1) SELECT 1 FROM i UNION ALL"
                                          " SELECT 1 FROM mine LIMIT 1",
-                         11, PG_ENQUEUE_TYPES, 8 },
+                         13, PG_ENQUEUE_TYPES, PG_ENQUEUE_BIN },
     /* The last clause: the row is already this very write, given back
      * (a retried batch whose first COMMIT landed): accepted even if the
      * node's row expired meanwhile (an outage longer than the TTL), since
@@ -91,10 +99,11 @@ const pg_statement_t pg_statements[P_COUNT_] = {
      * that took effect. */
     [P_FENCED] = { "fenced", "UPDATE jobs SET state=$2, priority=$3, updated_at=$4, run_at=$5,"
                              " doc=$6, owner=CASE WHEN $2='running' THEN owner END"
+                             PG_SET_ARGS("jobs")
                              " WHERE id=$1 AND token=$7 AND ((owner=$8 OR owner IS NULL) AND"
                              " EXISTS (SELECT 1 FROM nodes WHERE id=$8 AND expires_at > now())"
                              " OR (owner IS NULL AND state=$2 AND doc=$6))",
-                   8, { 25, 25, 23, 20, 20, 17, 20, 20 }, 5 },
+                   10, PG_CHANGE_TYPES, PG_CHANGE_BIN },
     /* The holder's last write, as a job finishes: moved to history under
      * the same conditions; run again (its first run may have committed),
      * it finds its row there as it wrote it. Only then does it look in
@@ -105,37 +114,39 @@ const pg_statement_t pg_statements[P_COUNT_] = {
     "WITH d AS (DELETE FROM jobs WHERE id=$1 AND token=$7 AND ((owner=$8 OR owner IS NULL) AND" \
     " EXISTS (SELECT 1 FROM nodes WHERE id=$8 AND expires_at > now()) OR (owner IS NULL AND"    \
     " state=$2 AND doc=$6)) " PG_MOVED "), i AS (" PG_TO_HISTORY("d") ") SELECT 1 FROM i"
-    [P_FENCED_DONE] = { "fenced_done", PG_FENCED_DONE, 8, { 25, 25, 23, 20, 20, 17, 20, 20 }, 5 },
+    [P_FENCED_DONE] = { "fenced_done", PG_FENCED_DONE, 10, PG_CHANGE_TYPES, PG_CHANGE_BIN },
     [P_FENCED_DONE_AGAIN] = { "fenced_done_again", PG_FENCED_DONE " UNION ALL SELECT 1 FROM"
                                                    " history WHERE id=$1 AND token=$7 AND"
                                                    " state=$2 AND doc=$6 AND NOT EXISTS"
                                                    " (SELECT 1 FROM d)",
-                              8, { 25, 25, 23, 20, 20, 17, 20, 20 }, 5 },
+                              10, PG_CHANGE_TYPES, PG_CHANGE_BIN },
     [P_FREE_PUT] = { "free_put", "UPDATE jobs SET state=$2, priority=$3, updated_at=$4,"
-                                 " run_at=$5, doc=$6 WHERE id=$1 AND owner IS NULL"
-                                 " AND ($7 = -2 OR token = $7)",
-                     7, { 25, 25, 23, 20, 20, 17, 20 }, 5 },
+                                 " run_at=$5, doc=$6" PG_SET_ARGS("jobs") " WHERE id=$1 AND"
+                                 " owner IS NULL AND ($7 = -2 OR token = $7)",
+                     10, PG_CHANGE_TYPES, PG_CHANGE_BIN },
     /* An operator's change of a free job that finished or finishes
      * ($8: the new state is a finished one): updated in the table it
      * belongs in, or moved there, under the same token condition. One row
      * at most: a job is in one table. */
     [P_FREE_ANY] = { "free_any", "WITH uj AS (UPDATE jobs SET state=$2, priority=$3,"
-                                 " updated_at=$4, run_at=$5, doc=$6 WHERE id=$1 AND owner IS NULL"
+                                 " updated_at=$4, run_at=$5, doc=$6" PG_SET_ARGS("jobs")
+                                 " WHERE id=$1 AND owner IS NULL"
                                  " AND ($7 = -2 OR token = $7) AND NOT $8 RETURNING 1),"
                                  " mj AS (DELETE FROM jobs WHERE id=$1 AND owner IS NULL AND"
                                  " ($7 = -2 OR token = $7) AND $8 " PG_MOVED "),"
                                  " ih AS (" PG_TO_HISTORY("mj") "),"
                                  " uh AS (UPDATE history SET state=$2, priority=$3, updated_at=$4,"
-                                 " run_at=$5, doc=$6, failed = $2='failed' WHERE id=$1 AND"
+                                 " run_at=$5, doc=$6, failed = $2='failed'"
+                                 PG_SET_ARGS("history") " WHERE id=$1 AND"
                                  " ($7 = -2 OR token = $7) AND $8 RETURNING 1),"
                                  " mh AS (DELETE FROM history WHERE id=$1 AND"
                                  " ($7 = -2 OR token = $7) AND NOT $8 " PG_MOVED "),"
                                  " ij AS (" PG_FROM_HISTORY("mh") ")"
                                  " SELECT 1 FROM uj UNION ALL SELECT 1 FROM ih UNION ALL"
                                  " SELECT 1 FROM uh UNION ALL SELECT 1 FROM ij",
-                     8, { 25, 25, 23, 20, 20, 17, 20, 16 }, 5 },
+                     10, { 25, 25, 23, 20, 20, 17, 20, 16, 17, 23 }, PG_CHANGE_BIN },
     [P_FREE_DELETE] = { "free_delete", "DELETE FROM jobs WHERE id=$1 AND owner IS NULL", 1,
-                        { 25 }, -1 },
+                        { 25 }, 0 },
     /* A delete that reports a refusal as a fenced write does, by a row
      * count of 0: one row when the job was deleted here, or is not there
      * at all (gone already: a retried batch's own delete, or another's);
@@ -150,12 +161,12 @@ const pg_statement_t pg_statements[P_COUNT_] = {
                                        " SELECT 1 WHERE EXISTS (SELECT 1 FROM d) OR EXISTS"
                                        " (SELECT 1 FROM h) OR NOT EXISTS (SELECT 1 FROM jobs_all"
                                        " WHERE id=$1)",
-                        4, { 25, 20, 20, 20 }, -1 },
+                        4, { 25, 20, 20, 20 }, 0 },
     /* The token (cluster mode) of a row no node holds; -1 for a held one: a
      * change read from it would be refused even once it is given back. */
     [P_GET] = { PG_GET, "SELECT doc, created_at, id, queue, type, CASE WHEN owner IS NULL"
                         " THEN token ELSE -1 END FROM jobs_all WHERE id=$1 LIMIT 1", 1, { 25 },
-                -1 },
+                 0 },
     /* Breakers shared by the cluster (store.h: store_put_breaker), by the
      * database's clock. Opening keeps a breaker another node opened first;
      * the probe's verdict counts only from the node that holds the probe,
@@ -164,15 +175,15 @@ const pg_statement_t pg_statements[P_COUNT_] = {
     [P_BREAKER_OPEN] = { "breaker_open", "INSERT INTO breakers(key, opened_at, probe_at,"
                                          " cooldown_ms) VALUES($1, now(), now() + $2 *"
                                          " interval '1 ms', $2) ON CONFLICT (key) DO NOTHING",
-                         2, { 25, 20 }, -1 },
+                         2, { 25, 20 }, 0 },
     [P_BREAKER_REOPEN] = { "breaker_reopen", "UPDATE breakers SET opened_at = now(),"
                                              " cooldown_ms = least(cooldown_ms * 2, $2),"
                                              " probe_at = now() + least(cooldown_ms * 2, $2) *"
                                              " interval '1 ms', probe_node = NULL,"
                                              " probe_job = NULL, probe_until = NULL"
                                              " WHERE key = $1 AND probe_node = $3",
-                           3, { 25, 20, 20 }, -1 },
+                           3, { 25, 20, 20 }, 0 },
     [P_BREAKER_CLOSE] = { "breaker_close", "DELETE FROM breakers WHERE key = $1 AND"
-                                           " probe_node = $2", 2, { 25, 20 }, -1 },
-    [P_BREAKER_RESET] = { "breaker_reset", "DELETE FROM breakers WHERE key = $1", 1, { 25 }, -1 },
+                                           " probe_node = $2", 2, { 25, 20 }, 0 },
+    [P_BREAKER_RESET] = { "breaker_reset", "DELETE FROM breakers WHERE key = $1", 1, { 25 }, 0 },
 };

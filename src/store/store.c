@@ -232,7 +232,8 @@ uint64_t store_put_job(store_t *s, const job_t *job, job_event_t ev)
     op_t *op = store_new_op_n(OP_PUT, in, out, 5);
     sbuf_t packed;
     sbuf_init(&packed, 192);
-    job_pack(job, &packed);
+    job_pack_args_t args;
+    job_pack_at(job, &packed, &args);
     size_t len = packed.len;
     op->doc = sbuf_take(&packed);
     op->ev = ev;
@@ -242,7 +243,7 @@ uint64_t store_put_job(store_t *s, const job_t *job, job_event_t ev)
     op->row = (store_row_t){ .id = out[0], .queue = out[1], .type = out[2], .state = out[3],
                              .priority = job->priority, .created_at = job->created_at,
                              .updated_at = job->updated_at, .run_at = job->run_at,
-                             .doc = op->doc, .doc_len = len, .bkey = out[4] };
+                             .doc = op->doc, .doc_len = len, .args = args, .bkey = out[4] };
     if (s->cluster)
         store_cluster_row(s, op, job);
     return submit(s, op);

@@ -110,6 +110,35 @@ static void test_every_optional_part_reads_back(void **state)
     job_free(j);
 }
 
+/* job_pack_at: the same bytes as job_pack, and where the args' text is
+ * in them, whatever comes before it (a lease, a breaker key) or after. */
+static void test_the_args_are_found_where_they_were_packed(void **state)
+{
+    (void)state;
+    job_t *j = parse("{\"type\":\"t\",\"args\":{\"pad\":\"xxxxxxxxxxxxxxxx\"},"
+                     "\"breaker_key\":\"host:1\"}");
+    for (int running = 0; running < 2; running++) {
+        j->state = running ? JOB_RUNNING : JOB_QUEUED;
+        memset(j->lease_id, 'a', JOB_LEASE_ID_LEN);
+        sbuf_t whole, split;
+        pack(j, &whole);
+        sbuf_init(&split, 64);
+        sbuf_adds(&split, "prefix"); /* offsets count from the form's first byte */
+        job_pack_args_t at = { 0, 0 };
+        job_pack_at(j, &split, &at);
+        size_t alen;
+        const char *args = job_args_text(j, &alen);
+        assert_int_equal(split.len - 6, whole.len);
+        assert_memory_equal(split.p + 6, whole.p, whole.len);
+        assert_int_equal(at.len, alen);
+        assert_true(at.at + at.len < whole.len);
+        assert_memory_equal(whole.p + at.at, args, alen);
+        sbuf_free(&whole);
+        sbuf_free(&split);
+    }
+    job_free(j);
+}
+
 /* Numbers a client may send that the short form cannot hold go raw. */
 static void test_odd_numbers_read_back_exactly(void **state)
 {
@@ -246,6 +275,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_a_queued_job_reads_back_whole_and_small),
         cmocka_unit_test(test_every_optional_part_reads_back),
+        cmocka_unit_test(test_the_args_are_found_where_they_were_packed),
         cmocka_unit_test(test_odd_numbers_read_back_exactly),
         cmocka_unit_test(test_damage_anywhere_is_refused),
         cmocka_unit_test(test_bad_fields_with_a_good_crc_are_named),
