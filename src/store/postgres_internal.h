@@ -41,10 +41,13 @@ typedef struct pg_statement {
  * `args`): the row is rewritten whole at every change anyway. */
 #define PG_ARGS_APART 1024
 /* The packed form whole again, from a row whose columns are named
- * t "doc" and so on (t: "" or an alias and a dot). */
+ * t "doc" and so on (t: "" or an alias and a dot). The row is the disk's:
+ * an args_at out of doc's range must not fail the statement (a claim's
+ * would fail its whole batch, for ever), so such a row reads as its doc
+ * alone, whose CRC then says it is damaged. */
 #define PG_DOC(t)                                                                           \
-    "CASE WHEN " t "args IS NULL THEN " t "doc ELSE overlay(" t "doc PLACING " t "args FROM " \
-    t "args_at + 1 FOR 0) END"
+    "CASE WHEN " t "args IS NOT NULL AND " t "args_at BETWEEN 0 AND length(" t "doc) THEN"   \
+    " overlay(" t "doc PLACING " t "args FROM " t "args_at + 1 FOR 0) ELSE " t "doc END"
 /* The args a write keeps apart (v, or NULL), kept as the row has them when
  * they are the same (their stored value, not a new copy of it). */
 #define PG_ARGS_KEPT(col, v) "CASE WHEN " col " = " v " THEN " col " ELSE " v " END"
