@@ -5,7 +5,8 @@ and one cluster node, each on a new database of one throwaway PostgreSQL
 (tests/integration/pg.py): JOBS jobs enqueued, each leased, given
 HEARTBEATS heartbeats and completed, one at a time over HTTP. Reported per
 job: WAL bytes of the whole life, WAL bytes a heartbeat, and the bytes the
-tables (with their TOAST) hold at the end. Args are random base64 text,
+tables (with their TOAST) hold at the end; and of all the updates of
+`jobs`, how many were HOT (no index touched: every heartbeat should be). Args are random base64 text,
 which compresses little, as real payloads often do.
 
 With --ab OTHER_JOBQ, the same for another jobq binary (built from another
@@ -20,6 +21,7 @@ import base64
 import json
 import os
 import sys
+import time
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -71,9 +73,25 @@ def run(pgc, binary, setup, size, jobs, beats):
             beat_wal += wal(pgc, db) - b0
             call(srv.url, f"/v1/jobs/j{i}/complete", {"lease_id": lease})
         total = wal(pgc, db) - t0
-        return total / jobs, beat_wal / (jobs * max(beats, 1)), table_bytes(pgc, db) / jobs
+        size_end = table_bytes(pgc, db)
     finally:
         srv.stop()
+    return total / jobs, beat_wal / (jobs * max(beats, 1)), size_end / jobs, hot_updates(pgc, db)
+
+
+def hot_updates(pgc, db):
+    """'HOT/all' updates of jobs: a HOT one adds no index entry (no indexed
+    column changed). Read once jobq's sessions ended, which is when a
+    backend's statistics are surely flushed."""
+    last = None
+    for _ in range(20):
+        now = pgc.psql("SELECT n_tup_hot_upd, n_tup_upd FROM pg_stat_user_tables"
+                       " WHERE relname = 'jobs'", db=db)[0]
+        if now == last:
+            break
+        last = now
+        time.sleep(0.25)
+    return f"{last[0]}/{last[1]}"
 
 
 def main():
@@ -87,14 +105,15 @@ def main():
     pgc = Postgres()
     try:
         print(f"{jobs} jobs, {beats} heartbeats each, fsync; WAL and table bytes per job\n")
-        print("| args | set-up | build | WAL a job | WAL a heartbeat | table bytes a job |")
-        print("| --- | --- | --- | --- | --- | --- |")
+        print("| args | set-up | build | WAL a job | WAL a heartbeat | table bytes a job"
+              " | HOT updates of jobs |")
+        print("| --- | --- | --- | --- | --- | --- | --- |")
         for size in SIZES:
             for setup in SETUPS:
                 for name, binary in builds:
-                    w, b, t = run(pgc, binary, setup, size, jobs, beats)
-                    print(f"| {size:,} | {setup} | {name} | {w:,.0f} | {b:,.0f} | {t:,.0f} |",
-                          flush=True)
+                    w, b, t, hot = run(pgc, binary, setup, size, jobs, beats)
+                    print(f"| {size:,} | {setup} | {name} | {w:,.0f} | {b:,.0f} | {t:,.0f}"
+                          f" | {hot} |", flush=True)
     finally:
         pgc.stop()
 

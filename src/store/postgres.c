@@ -138,10 +138,15 @@ static int setup(pg_t *c)
 {
     /* Prepared statements keep one generic plan: every one jobq sends is
      * an index lookup or range whatever its parameters, and planning a
-     * claim again at each call cost more than running it. */
+     * claim again at each call cost more than running it. No JIT: it
+     * compiles at every execution, and pays only for long analytic
+     * queries; a seq scan of a few rows that enable_seqscan=off prices at
+     * 1e10 (a cluster node's beat counting `nodes`) took 35-55 ms of
+     * compiling each time, inside the batch's transaction. */
     if (pg_exec(c, c->sync == BACKEND_SYNC_OFF ? "SET synchronous_commit=off"
                                             : "SET synchronous_commit=on") != 0 ||
-        pg_exec(c, "SET plan_cache_mode=force_generic_plan") != 0 || bound_lock_waits(c) != 0)
+        pg_exec(c, "SET plan_cache_mode=force_generic_plan") != 0 ||
+        pg_exec(c, "SET jit=off") != 0 || bound_lock_waits(c) != 0)
         return -1;
     if (!c->writer)
         return pg_exec(c, "SET default_transaction_read_only=on");
