@@ -67,6 +67,10 @@ void api_read_job(api_call_t *c, const char *id, api_read_fn fn);
 void api_read_jobs(api_call_t *c, const char *const *ids, size_t n, api_read_fn fn);
 void api_read_list(api_call_t *c, const store_query_t *q, api_read_fn fn);
 void api_read_stats(api_call_t *c, api_read_fn fn);
+/* queues.c: the store's counts by queue and state (the query cache's
+ * "stats" entry, else a read that fills it), then cont(c, stats); a read
+ * that fails is answered here. */
+void api_with_counts(api_call_t *c, void (*cont)(api_call_t *c, json_t *stats));
 void api_read_breakers(api_call_t *c, api_read_fn fn); /* cluster mode */
 
 /* Sends body (JSON text, taken; NULL for none) once every write queued so

@@ -2,6 +2,7 @@
  * the listeners hold, rendered by the metrics module (which knows none of
  * them). */
 #include <stdlib.h>
+#include <string.h>
 
 #include "api/api_internal.h"
 #include "api/cache.h"
@@ -32,6 +33,35 @@ static void add_queue(void *ud, const engine_queue_info_t *q)
         m->count[s] = q->count[s];
 }
 
+static metrics_queue_t *queue_named(queues_t *l, const char *name)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (!strcmp(l->v[i].name, name))
+            return &l->v[i];
+    engine_queue_info_t none = { .name = name };
+    size_t n = l->n;
+    add_queue(l, &none);
+    return l->n > n ? &l->v[n] : NULL;
+}
+
+/* Cluster mode: a node's memory holds only the jobs it runs, so the jobs
+ * gauges are the database's counts, the ones /v1/stats shows (and the
+ * query cache keeps). A queue only the database knows is added (its name
+ * lives in stats, which outlives the render). */
+static void stored_counts(queues_t *l, json_t *stats)
+{
+    for (size_t i = 0; i < l->n; i++)
+        memset(l->v[i].count, 0, sizeof l->v[i].count);
+    const char *name;
+    json_t *qc;
+    json_object_foreach(json_object_get(stats, "queues"), name, qc) {
+        metrics_queue_t *m = queue_named(l, name);
+        for (int s = 0; m && s < JOB_STATE_COUNT; s++)
+            m->count[s] = (size_t)json_integer_value(
+                json_object_get(qc, job_state_name((job_state_t)s)));
+    }
+}
+
 static void add_breaker(void *ud, const engine_breaker_info_t *b)
 {
     if ((unsigned)b->state < METRICS_BREAKER_STATES)
@@ -60,7 +90,7 @@ void api_history_tick(api_t *a, int64_t now_ms)
     free(q.v);
 }
 
-void api_metrics(api_call_t *c)
+static void metrics_reply(api_call_t *c, json_t *stats)
 {
     api_t *a = c->api;
     cache_stats_t cs = { 0 };
@@ -79,6 +109,8 @@ void api_metrics(api_call_t *c)
         admit_figures(a->admit, &g.connections);
     queues_t q = { 0 };
     engine_queue_foreach(a->engine, add_queue, &q);
+    if (stats)
+        stored_counts(&q, stats);
     g.queues = q.v;
     g.nqueues = q.n;
     engine_breaker_foreach(a->engine, add_breaker, g.breakers);
@@ -88,4 +120,12 @@ void api_metrics(api_call_t *c)
     char *text = metrics_render(a->metrics, &g);
     free(q.v);
     http_reply_text(c->r, 200, "text/plain; version=0.0.4; charset=utf-8", text);
+}
+
+void api_metrics(api_call_t *c)
+{
+    if (store_clustered(c->api->store))
+        api_with_counts(c, metrics_reply);
+    else
+        metrics_reply(c, NULL);
 }

@@ -459,6 +459,27 @@ def test_the_faktory_protocol_works_across_nodes(cluster, postgres):
         {"fq1job01": "completed", "fq2job01": "completed"}
 
 
+def test_the_jobs_gauges_of_metrics_count_the_whole_cluster(cluster):
+    """A node's memory holds only the jobs it runs; /metrics' jobs gauges
+    (unfinished states) are the database's counts, on every node alike,
+    as /v1/stats shows them."""
+    from test_metrics import scrape, value
+    (a, b), _ = cluster(2)
+    for i in range(3):
+        a.enqueue(id=f"g{i}", queue="gq")
+    got = b.lease(queues=["gq"], max=2)
+    assert len(got) == 2
+    r = b.post(f"/v1/jobs/{got[0]['id']}/complete", {"lease_id": got[0]["lease_id"]})
+    assert r.status_code == 200, r.text
+    time.sleep(1.2)  # past the query cache's second
+    for node in (a, b):
+        _, s = scrape(node)
+        assert value(s, "jobq_jobs", queue="gq", state="queued") == 1
+        assert value(s, "jobq_jobs", queue="gq", state="running") == 1
+    counts = a.get("/v1/stats").json()["queues"]["gq"]["counts"]
+    assert (counts["queued"], counts["running"], counts["completed"]) == (1, 1, 1)
+
+
 def test_priority_order_holds_across_nodes(cluster):
     (a, b, c), _ = cluster(3)
     a.enqueue(id="low1", queue="q", priority="low")
