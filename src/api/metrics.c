@@ -45,13 +45,16 @@ static metrics_queue_t *queue_named(queues_t *l, const char *name)
 }
 
 /* Cluster mode: a node's memory holds only the jobs it runs, so the jobs
- * gauges are the database's counts, the ones /v1/stats shows (and the
- * query cache keeps). A queue only the database knows is added (its name
- * lives in stats, which outlives the render). */
+ * gauges and the oldest job's age are the database's, the ones /v1/stats
+ * shows (and the query cache keeps). A queue only the database knows is
+ * added (its name lives in stats, which outlives the render). */
 static void stored_counts(queues_t *l, json_t *stats)
 {
-    for (size_t i = 0; i < l->n; i++)
+    json_t *oldest = json_object_get(stats, "oldest_ready_at");
+    for (size_t i = 0; i < l->n; i++) {
         memset(l->v[i].count, 0, sizeof l->v[i].count);
+        l->v[i].oldest_ready_at = 0;
+    }
     const char *name;
     json_t *qc;
     json_object_foreach(json_object_get(stats, "queues"), name, qc) {
@@ -59,6 +62,11 @@ static void stored_counts(queues_t *l, json_t *stats)
         for (int s = 0; m && s < JOB_STATE_COUNT; s++)
             m->count[s] = (size_t)json_integer_value(
                 json_object_get(qc, job_state_name((job_state_t)s)));
+    }
+    json_object_foreach(oldest, name, qc) {
+        metrics_queue_t *m = queue_named(l, name);
+        if (m)
+            m->oldest_ready_at = json_integer_value(qc);
     }
 }
 

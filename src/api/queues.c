@@ -167,6 +167,22 @@ static void engine_side(void *ud, const engine_queue_info_t *q)
     json_object_set_new(o, "paused", json_boolean(q->paused));
 }
 
+/* Every queue's oldest_queued_age_s from the run_at the database gives
+ * (none: 0), and the largest of them. */
+static void stored_ages(stats_ctx_t *x, json_t *oldest)
+{
+    const char *name;
+    json_t *q;
+    x->oldest_s = 0;
+    json_object_foreach(x->queues, name, q) {
+        int64_t at = json_integer_value(json_object_get(oldest, name));
+        double age = at && x->now > at ? (double)(x->now - at) / 1e3 : 0;
+        if (age > x->oldest_s)
+            x->oldest_s = age;
+        json_object_set_new(q, "oldest_queued_age_s", json_real(age));
+    }
+}
+
 /* Merges the stored counts (possibly cached) with the live figures. */
 static void stats_reply(api_call_t *c, json_t *stats)
 {
@@ -180,7 +196,9 @@ static void stats_reply(api_call_t *c, json_t *stats)
         json_object_set_new(x.queues, name, json_pack("{s:o}", "counts", qcounts));
     }
     engine_queue_foreach(c->api->engine, engine_side, &x);
-    json_t *q;
+    json_t *stored_oldest = json_object_get(stats, "oldest_ready_at"), *q;
+    if (stored_oldest) /* cluster mode: the database's, not this node's memory */
+        stored_ages(&x, stored_oldest);
     json_object_foreach(x.queues, name, q) {
         json_t *qcounts = json_object_get(q, "counts");
         json_object_set_new(q, "success_rate",

@@ -169,6 +169,10 @@ typedef struct backend_ops {
     int (*load_queues)(void *conn, backend_queue_cb cb, void *ud);
     int (*count_states)(void *conn, backend_count_cb cb, void *ud);
     int (*counters)(void *conn, backend_counter_cb cb, void *ud);
+    /* Cluster mode: per queue, the run_at of its longest-waiting job that
+     * is due and free to claim (a queue with none is not listed). NULL
+     * where a jobq alone knows it from its own memory. */
+    int (*oldest_ready)(void *conn, int64_t now_ms, backend_counter_cb cb, void *ud);
     /* Every job id stored, in any order, for the store's filter of ids
      * (store_may_hold). NULL for a backend that other processes write to:
      * ids it did not see written may appear at any time, so it has no

@@ -847,6 +847,7 @@ const backend_ops_t backend_postgres = {
     .load_active = pg_load_active,
     .load_queues = pg_load_queues,
     .count_states = pg_count_states,
+    .oldest_ready = pg_oldest_ready,
     .counters = pg_counters,
     .wake_open = pg_wake_open,
     .wake_fd = pg_wake_fd,

@@ -132,6 +132,7 @@ int pg_load_active(void *conn, backend_doc_cb cb, void *ud);
 int pg_load_queues(void *conn, backend_queue_cb cb, void *ud);
 int pg_count_states(void *conn, backend_count_cb cb, void *ud);
 int pg_counters(void *conn, backend_counter_cb cb, void *ud);
+int pg_oldest_ready(void *conn, int64_t now_ms, backend_counter_cb cb, void *ud);
 int pg_breakers(void *conn, backend_breaker_cb cb, void *ud);
 
 /* postgres_history.c: backend.h's history_upkeep; the due rows of the

@@ -145,6 +145,20 @@ int pg_count_states(void *conn, backend_count_cb cb, void *ud)
                        " GROUP BY 1, 2", 0, NULL, NULL, count_row, &a);
 }
 
+/* Due and free to claim, as a claim's ready index has them (jobs_ready:
+ * its entries, read whole; the counts beside it read every row). */
+int pg_oldest_ready(void *conn, int64_t now_ms, backend_counter_cb cb, void *ud)
+{
+    char now[24];
+    snprintf(now, sizeof now, "%lld", (long long)now_ms);
+    const char *vals[1] = { now };
+    static const Oid types[1] = { 20 };
+    any_call_t a = { (void (*)(void))cb, ud };
+    return pg_each_row(conn, NULL, "SELECT queue, min(run_at) FROM jobs WHERE owner IS NULL"
+                       " AND state IN ('queued','pending','retrying') AND run_at <= $1"
+                       " GROUP BY 1", 1, types, vals, counter_row, &a);
+}
+
 /* Summed over the nodes' shards ("name#k": pg_add_counter). */
 int pg_counters(void *conn, backend_counter_cb cb, void *ud)
 {

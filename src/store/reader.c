@@ -227,6 +227,11 @@ static void run_read(store_t *s, void *conn, op_t *op)
         if (rc == 0)
             rc = s->ops->counters(conn, counter_row, totals);
         op->result = json_pack("{s:o, s:o}", "queues", queues, "totals", totals);
+        if (rc == 0 && s->cluster && s->ops->oldest_ready && op->result) {
+            json_t *oldest = json_object();
+            rc = s->ops->oldest_ready(conn, clock_now_ms(), counter_row, oldest);
+            json_object_set_new(op->result, "oldest_ready_at", oldest);
+        }
     }
     free(op->error);
     op->error = rc == 0 ? NULL : strdup(oom ? "out of memory" : s->ops->errmsg(conn));

@@ -194,6 +194,9 @@ size_t store_id_filter_bytes(const store_t *s);
 /* n >= 1 ids in one read: result is an array, a document or null per id. */
 void store_get_jobs(store_t *s, const char *const *ids, size_t n, store_read_cb cb, void *ud);
 void store_list_jobs(store_t *s, const store_query_t *q, store_read_cb cb, void *ud);
+/* Result: {"queues":{name:{state:n}}, "totals":{event:n}}, and in cluster
+ * mode "oldest_ready_at":{queue:run_at ms} for the queues with a job due
+ * and free to claim (a node's memory holds none of those). */
 void store_stats(store_t *s, store_read_cb cb, void *ud);
 /* Retention, one batch: a write, ordered with the others. Result:
  * {"deleted":[ids], "scanned":n, "dropped":partitions,

@@ -461,8 +461,8 @@ def test_the_faktory_protocol_works_across_nodes(cluster, postgres):
 
 def test_the_jobs_gauges_of_metrics_count_the_whole_cluster(cluster):
     """A node's memory holds only the jobs it runs; /metrics' jobs gauges
-    (unfinished states) are the database's counts, on every node alike,
-    as /v1/stats shows them."""
+    (unfinished states) and the oldest job's age are the database's, on
+    every node alike, as /v1/stats shows them."""
     from test_metrics import scrape, value
     (a, b), _ = cluster(2)
     for i in range(3):
@@ -476,8 +476,11 @@ def test_the_jobs_gauges_of_metrics_count_the_whole_cluster(cluster):
         _, s = scrape(node)
         assert value(s, "jobq_jobs", queue="gq", state="queued") == 1
         assert value(s, "jobq_jobs", queue="gq", state="running") == 1
-    counts = a.get("/v1/stats").json()["queues"]["gq"]["counts"]
+        assert value(s, "jobq_queue_oldest_job_age_seconds", queue="gq") >= 1
+    stats = a.get("/v1/stats").json()
+    counts = stats["queues"]["gq"]["counts"]
     assert (counts["queued"], counts["running"], counts["completed"]) == (1, 1, 1)
+    assert stats["queues"]["gq"]["oldest_queued_age_s"] >= 1 and stats["oldest_queued_age_s"] >= 1
 
 
 def test_priority_order_holds_across_nodes(cluster):

@@ -24,7 +24,6 @@ def value(samples, name, **labels):
     return samples[(name, tuple(sorted(labels.items())))]
 
 
-@pytest.mark.cluster_differs("the oldest job's age on /metrics is the node's (its jobs gauges are the database's: test_cluster.py)")
 def test_metrics_match_the_work_done(server):
     for i in range(3):
         server.enqueue(id=f"m{i}", queue="mq")
