@@ -47,6 +47,12 @@ struct api_events {
     json_t *jobs, *breakers;  /* since the last tick, up to the caps */
     uint64_t jobs_dropped, breakers_dropped;
     char *last;               /* the last tick's data line, owned */
+    /* Cluster mode: the store's statistics the ticks show (a node's memory
+     * holds only the jobs it runs). While streams are open each tick reads
+     * them and goes out when they land (with the last ones if the read
+     * failed); a tick due while a read is out is skipped. */
+    json_t *stored;
+    bool stored_reading;
 };
 
 api_events_t *api_events_new(void)
@@ -65,6 +71,7 @@ void api_events_free(api_events_t *ev)
     CHECK(list_empty(&ev->streams)); /* the HTTP server, stopped first, closed them */
     json_decref(ev->jobs);
     json_decref(ev->breakers);
+    json_decref(ev->stored);
     free(ev->last);
     free(ev);
 }
@@ -156,6 +163,25 @@ static void add_queue(void *ud, const engine_queue_info_t *q)
                   "point", metrics_history_latest(t->api->metrics, q->name)));
 }
 
+/* The queues and totals of the database's counts instead of memory's. */
+static void stored_queues(tick_t *t, json_t *stored)
+{
+    json_decref(t->queues);
+    t->queues = json_array();
+    memset(t->totals, 0, sizeof t->totals);
+    t->nqueues = t->paused = 0;
+    const char *name;
+    json_t *qc;
+    json_object_foreach(json_object_get(stored, "queues"), name, qc) {
+        engine_queue_info_t q = { .name = name,
+                                  .paused = engine_queue_paused(t->api->engine, name) };
+        for (int st = 0; st < JOB_STATE_COUNT; st++)
+            q.count[st] = (size_t)json_integer_value(
+                json_object_get(qc, job_state_name((job_state_t)st)));
+        add_queue(t, &q);
+    }
+}
+
 static void add_breaker(void *ud, const engine_breaker_info_t *b)
 {
     tick_t *t = ud;
@@ -186,7 +212,10 @@ static json_t *tick_json(api_t *a, int64_t now_ms)
 {
     api_events_t *ev = a->events;
     tick_t t = { .api = a, .queues = json_array() };
-    engine_queue_foreach(a->engine, add_queue, &t);
+    if (ev->stored)
+        stored_queues(&t, ev->stored);
+    else
+        engine_queue_foreach(a->engine, add_queue, &t);
     engine_breaker_foreach(a->engine, add_breaker, &t);
     uint64_t hour[3];
     metrics_outcomes_since(a->metrics, now_ms - 3600000, hour);
@@ -257,6 +286,23 @@ static void send_all(api_events_t *ev, const char *text)
     }
 }
 
+static void tick_now(api_t *a, int64_t now_ms);
+
+static void on_stored(void *ud, json_t *stats, const char *error)
+{
+    api_t *a = ud;
+    api_events_t *ev = a->events;
+    ev->stored_reading = false;
+    if (!error && stats) {
+        json_decref(ev->stored);
+        ev->stored = json_incref(stats);
+    }
+    if (ev->n)
+        tick_now(a, clock_now_ms());
+}
+
+/* force: a snapshot for a stream that opens, built now (in cluster mode
+ * from the counts its opening just read). */
 static void tick(api_t *a, int64_t now_ms, bool force)
 {
     api_events_t *ev = a->events;
@@ -267,6 +313,19 @@ static void tick(api_t *a, int64_t now_ms, bool force)
         ev->last = NULL;
         return;
     }
+    if (!force && store_clustered(a->store)) {
+        if (!ev->stored_reading) {
+            ev->stored_reading = true;
+            store_stats(a->store, on_stored, a); /* a outlives the store's reads (app_free) */
+        }
+        return;
+    }
+    tick_now(a, now_ms);
+}
+
+static void tick_now(api_t *a, int64_t now_ms)
+{
+    api_events_t *ev = a->events;
     json_t *tick = tick_json(a, now_ms);
     if (!tick)
         return;
@@ -324,6 +383,20 @@ static bool refuse(api_call_t *c)
     return true;
 }
 
+static void open_stream(api_call_t *c);
+
+/* Cluster mode: the snapshot shows the database's counts (the query
+ * cache's, else read now), not those of the ticks before streams opened. */
+static void open_with_counts(api_call_t *c, json_t *stats)
+{
+    api_events_t *ev = c->api->events;
+    if (refuse(c)) /* shutting down meanwhile */
+        return;
+    json_decref(ev->stored);
+    ev->stored = json_incref(stats);
+    open_stream(c);
+}
+
 void api_events(api_call_t *c)
 {
     static const char *const known[] = { NULL };
@@ -334,6 +407,14 @@ void api_events(api_call_t *c)
     }
     if (refuse(c))
         return;
+    if (store_clustered(c->api->store) && !c->api->events->n)
+        api_with_counts(c, open_with_counts);
+    else
+        open_stream(c);
+}
+
+static void open_stream(api_call_t *c)
+{
     api_events_t *ev = c->api->events;
     if (!ev->last)
         tick(c->api, clock_now_ms(), true); /* the first stream since none was open */

@@ -1,5 +1,6 @@
 /* Admin commands: FLUSH, MUTATE and QUEUE. FLUSH and MUTATE page through
- * the store (failed jobs may live only there), 1000 jobs per read. */
+ * the store (failed jobs may live only there), 1000 jobs per read; so does
+ * QUEUE REMOVE on a cluster node. */
 #include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,8 @@ struct fwp_admin {
     op_t op;
     job_state_t state;
     json_t *filter; /* owned; may be NULL */
+    json_t *queues; /* owned: QUEUE REMOVE's names, one after the other; NULL: any queue */
+    size_t qi;
     bool has_cursor;
     int64_t cursor_created_at;
     char cursor_id[JOB_NAME_MAX + 1];
@@ -27,6 +30,7 @@ void fwp_admin_free(struct fwp_admin *a)
     if (!a)
         return;
     json_decref(a->filter);
+    json_decref(a->queues);
     free(a);
 }
 
@@ -222,6 +226,11 @@ static void on_page(fwp_conn_t *c, json_t *r, const char *error)
     engine_release_eviction(e);
     const char *next = json_string_value(json_object_get(r, "next_cursor"));
     char *colon = next ? strchr(next, ':') : NULL;
+    if (!colon && c->admin->queues && ++c->admin->qi < json_array_size(c->admin->queues)) {
+        c->admin->has_cursor = false; /* the next queue, from its start */
+        mutate_next(c);
+        return;
+    }
     if (!colon) {
         done(c);
         return;
@@ -236,6 +245,7 @@ static void mutate_next(fwp_conn_t *c)
 {
     struct fwp_admin *a = c->admin;
     store_query_t q = { .state = job_state_name(a->state), .limit = PAGE,
+                        .queue = json_string_value(json_array_get(a->queues, a->qi)),
                         .has_cursor = a->has_cursor, .cursor_created_at = a->cursor_created_at,
                         .cursor_id = a->cursor_id };
     fwp_read_list(c, &q, on_page);
@@ -349,24 +359,80 @@ static void pause_all(fwp_conn_t *c, names_t *names, bool paused)
     free(q.v);
 }
 
+static double age_s(int64_t at, int64_t now) { return at && at < now ? (double)(now - at) / 1e3 : 0; }
+
 static void add_latency(void *ud, const engine_queue_info_t *q)
 {
     names_t *n = ud;
     if (named(n, q->name))
-        json_object_set_new(n->latency, q->name,
-                            json_real(q->oldest_ready_at && q->oldest_ready_at < n->now
-                                          ? (double)(n->now - q->oldest_ready_at) / 1000.0
-                                          : 0.0));
+        json_object_set_new(n->latency, q->name, json_real(age_s(q->oldest_ready_at, n->now)));
+}
+
+/* Cluster mode: the jobs waiting are the database's (store_stats'
+ * oldest_ready_at), not in this node's memory. c->stats_arg: the names
+ * asked for ("*": every queue the database counts). */
+static void stored_latency(fwp_conn_t *c, json_t *stats)
+{
+    json_t *out = json_object(), *oldest = json_object_get(stats, "oldest_ready_at"), *name;
+    int64_t now = clock_now_ms();
+    size_t i;
+    json_array_foreach(c->stats_arg, i, name) {
+        const char *q = json_string_value(name);
+        if (strcmp(q, "*") != 0) {
+            json_object_set_new(out, q, json_real(age_s(json_integer_value(
+                                                            json_object_get(oldest, q)), now)));
+            continue;
+        }
+        const char *k;
+        json_t *v;
+        json_object_foreach(json_object_get(stats, "queues"), k, v)
+            json_object_set_new(out, k, json_real(age_s(json_integer_value(
+                                                            json_object_get(oldest, k)), now)));
+    }
+    fwp_send_json(c, out);
 }
 
 static void latency(fwp_conn_t *c, names_t *names)
 {
+    if (store_clustered(c->srv->d.store)) {
+        json_t *asked = json_array();
+        for (int i = 0; i < names->n; i++)
+            json_array_append_new(asked, json_string(names->v[i]));
+        fwp_with_stats(c, stored_latency, asked);
+        return;
+    }
     names->latency = json_object();
     names->now = clock_now_ms();
     for (int i = 0; i < names->n; i++)
         json_object_set_new(names->latency, names->v[i], json_real(0));
     engine_queue_foreach(c->srv->d.engine, add_latency, names);
     fwp_send_json(c, names->latency);
+}
+
+/* A node alone holds every queued job; a cluster node none it does not
+ * run, so it pages through the database's, queue by queue, as MUTATE
+ * does (running jobs are kept either way). */
+static void remove_queued(fwp_conn_t *c, names_t *names)
+{
+    if (!store_clustered(c->srv->d.store)) {
+        remove_picked(c, queued_in, names);
+        done(c);
+        return;
+    }
+    struct fwp_admin *a = calloc(1, sizeof *a);
+    json_t *queues = names->all ? NULL : json_array();
+    for (int i = 0; queues && i < names->n; i++)
+        json_array_append_new(queues, json_string(names->v[i]));
+    if (!a || (!names->all && !queues)) {
+        free(a);
+        json_decref(queues);
+        fwp_send_err(c, "unavailable: out of memory");
+        return;
+    }
+    *a = (struct fwp_admin){ .op = OP_CLEAR, .state = JOB_QUEUED, .queues = queues };
+    fwp_admin_free(c->admin);
+    c->admin = a;
+    mutate_next(c);
 }
 
 void fwp_queue(fwp_conn_t *c, const fwp_cmd_t *cmd)
@@ -390,8 +456,7 @@ void fwp_queue(fwp_conn_t *c, const fwp_cmd_t *cmd)
         pause_all(c, &names, strcmp(w[0], "PAUSE") == 0);
         done(c);
     } else if (strcmp(w[0], "REMOVE") == 0) {
-        remove_picked(c, queued_in, &names);
-        done(c);
+        remove_queued(c, &names);
     } else if (strcmp(w[0], "LATENCY") == 0)
         latency(c, &names);
     else

@@ -45,6 +45,10 @@ struct fwp_conn {
     list_node_t link; /* fwp_server.conns */
     list_node_t resume_link; /* fwp_server.resume while it needs the loop */
     list_node_t info_link;   /* fwp_server.info_waiters while its INFO waits */
+    /* What answers once the store's statistics are in (INFO, and QUEUE
+     * LATENCY in cluster mode), and what it needs (owned). */
+    void (*stats_cont)(struct fwp_conn *c, json_t *stats);
+    json_t *stats_arg;
     bool broken;        /* the peer closed, or the socket failed: close at the next step */
     fwp_server_t *srv;
     struct bufferevent *bev;
@@ -141,6 +145,10 @@ void fwp_cancel_fetch(fwp_conn_t *c);
 /* info.c */
 void fwp_info(fwp_conn_t *c);
 void fwp_info_forget(fwp_conn_t *c); /* c closes while its INFO waits */
+/* cont(c, stats) with the store's statistics (fresh ones kept a moment,
+ * else read); arg (owned) is c->stats_arg meanwhile. An error is answered
+ * here. */
+void fwp_with_stats(fwp_conn_t *c, void (*cont)(fwp_conn_t *c, json_t *stats), json_t *arg);
 
 /* admin.c */
 void fwp_flush(fwp_conn_t *c);

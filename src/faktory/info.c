@@ -125,18 +125,24 @@ static void on_stats(void *ud, json_t *stats, const char *error)
         if (error)
             fwp_send_err(c, "unavailable: the store could not be read: %s", error);
         else
-            answer(c, stats);
+            c->stats_cont(c, stats);
+        json_decref(c->stats_arg);
+        c->stats_arg = NULL;
         fwp_finish(c);
     }
 }
 
-void fwp_info(fwp_conn_t *c)
+void fwp_with_stats(fwp_conn_t *c, void (*cont)(fwp_conn_t *c, json_t *stats), json_t *arg)
 {
     fwp_server_t *s = c->srv;
+    c->stats_arg = arg;
     if (s->stats && mono_ms() - s->stats_at < FWP_INFO_FRESH_MS) {
-        answer(c, s->stats);
+        cont(c, s->stats);
+        json_decref(c->stats_arg);
+        c->stats_arg = NULL;
         return;
     }
+    c->stats_cont = cont;
     c->busy = true;
     s->busy++;
     list_push_back(&s->info_waiters, &c->info_link);
@@ -146,8 +152,12 @@ void fwp_info(fwp_conn_t *c)
     }
 }
 
+void fwp_info(fwp_conn_t *c) { fwp_with_stats(c, answer, NULL); }
+
 void fwp_info_forget(fwp_conn_t *c)
 {
     if (list_linked(&c->info_link))
         list_remove(&c->info_link);
+    json_decref(c->stats_arg);
+    c->stats_arg = NULL;
 }

@@ -483,6 +483,22 @@ def test_the_jobs_gauges_of_metrics_count_the_whole_cluster(cluster):
     assert stats["queues"]["gq"]["oldest_queued_age_s"] >= 1 and stats["oldest_queued_age_s"] >= 1
 
 
+def test_the_event_streams_counts_are_the_clusters(cluster):
+    """The dashboard's live stream shows the database's counts: jobs
+    enqueued on one node appear in another node's snapshot and ticks."""
+    from test_events import Stream
+    (a, b), _ = cluster(2)
+    a.enqueue(id="s1", queue="sq")
+    s = Stream(b)
+    name, snap = s.event()
+    assert name == "snapshot" and snap["totals"]["queued"] == 1, snap
+    assert [q["name"] for q in snap["queues"]] == ["sq"]
+    a.enqueue(id="s2", queue="sq")
+    _, tick = s.until(lambda n, d: n == "tick" and d["totals"]["queued"] == 2)
+    assert tick["queues"][0]["queued"] == 2
+    s.close()
+
+
 def test_priority_order_holds_across_nodes(cluster):
     (a, b, c), _ = cluster(3)
     a.enqueue(id="low1", queue="q", priority="low")

@@ -79,7 +79,6 @@ class Stream:
         self.sock.close()
 
 
-@pytest.mark.cluster_differs("the stream's gauges count the node's memory")
 def test_a_stream_starts_with_a_snapshot_then_ticks_each_second(server):
     server.enqueue(id="e1", queue="eq")
     s = Stream(server)
@@ -100,7 +99,6 @@ def test_a_stream_starts_with_a_snapshot_then_ticks_each_second(server):
     s.close()
 
 
-@pytest.mark.cluster_differs("the stream's gauges count the node's memory")
 def test_job_events_and_totals_arrive_without_polling(server):
     s = Stream(server)
     s.event()  # snapshot

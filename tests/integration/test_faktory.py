@@ -209,7 +209,6 @@ def test_mutate_on_each_target(server):
     assert "cmd" in r.get("error", ""), r
 
 
-@pytest.mark.cluster_differs("queue latency is computed from the node's memory")
 def test_queue_pause_resume_remove_latency(server):
     a, b = jid("a"), jid("b")
     node(server, "push", jobs=[{"jid": a, "jobtype": "T", "args": [], "queue": "qa"},
