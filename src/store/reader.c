@@ -25,6 +25,7 @@ typedef struct list_ctx {
     const store_query_t *q;
     json_t *jobs;
     int limit, scanned;
+    size_t bytes; /* of the stored forms of the jobs in the page */
     bool scans; /* store_query_scans(q) */
     int64_t last_created;
     char last_id[JOB_NAME_MAX + 1];
@@ -96,7 +97,9 @@ static int list_doc(void *ud, const store_doc_t *d)
     list_ctx_t *c = ud;
     if (c->done)
         return 0;
-    if ((int)json_array_size(c->jobs) == c->limit || (c->scans && c->scanned == STORE_LIST_SCAN)) {
+    size_t n = json_array_size(c->jobs);
+    if ((int)n == c->limit || (c->scans && c->scanned == STORE_LIST_SCAN) ||
+        (n && c->bytes + d->len > STORE_LIST_BYTES)) {
         c->more = c->done = true;
         return 0;
     }
@@ -108,6 +111,7 @@ static int list_doc(void *ud, const store_doc_t *d)
         json_decref(doc);
         return 0;
     }
+    c->bytes += d->len;
     json_array_append_new(c->jobs, doc ? doc : json_null());
     return 0;
 }

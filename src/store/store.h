@@ -58,6 +58,11 @@ typedef struct store_query {
     const char *cursor_id;
 } store_query_t;
 #define STORE_LIST_SCAN 5000
+/* A page of a list ends before the job that would take its jobs' stored
+ * forms past this (one job at least): a thousand jobs of a megabyte each
+ * would otherwise be built in memory, several times over, for one reply.
+ * Its next_cursor resumes there. */
+#define STORE_LIST_BYTES (16u << 20)
 /* Whether q has filters of the second kind. */
 bool store_query_scans(const store_query_t *q);
 

@@ -138,6 +138,23 @@ def test_list_newest_first_with_filters_and_cursor(server):
     assert_problem(server.get("/v1/jobs?cursor=xyz"), 400, "validation", "cursor")
 
 
+def test_a_page_of_large_jobs_ends_at_its_byte_bound(server):
+    """40 jobs of ~900 KB: a page of 1000 stops at 16 MiB of stored jobs
+    (at least one job) with a cursor, and the pages hold them all once."""
+    blob = "".join(f"{i:07d}" for i in range(128 * 1024))[:900_000]
+    for i in range(40):
+        server.enqueue(id=f"big{i:02d}", queue="bq", args={"b": blob})
+    page = server.get("/v1/jobs?queue=bq&limit=1000", timeout=60).json()
+    assert 1 <= len(page["jobs"]) <= 18 and page["next_cursor"], len(page["jobs"])
+    assert page["jobs"][0]["args"] == {"b": blob}
+    seen = [j["id"] for j in page["jobs"]]
+    while page["next_cursor"]:
+        page = server.get(f"/v1/jobs?queue=bq&limit=1000&cursor={page['next_cursor']}",
+                          timeout=60).json()
+        seen += [j["id"] for j in page["jobs"]]
+    assert seen == [f"big{i:02d}" for i in range(39, -1, -1)]
+
+
 def test_cancel_each_state(server):
     queued = server.enqueue()
     pending = server.enqueue(delay_ms=60000)
