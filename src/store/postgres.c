@@ -141,7 +141,7 @@ static int setup(pg_t *c)
      * claim again at each call cost more than running it. No JIT: it
      * compiles at every execution, and pays only for long analytic
      * queries; a seq scan of a few rows that enable_seqscan=off prices at
-     * 1e10 (a cluster node's beat counting `nodes`) took 35-55 ms of
+     * 1e10 (a cluster node's beat counting `nodes`) took 21-55 ms of
      * compiling each time, inside the batch's transaction. */
     if (pg_exec(c, c->sync == BACKEND_SYNC_OFF ? "SET synchronous_commit=off"
                                             : "SET synchronous_commit=on") != 0 ||
