@@ -71,6 +71,8 @@ void api_read_stats(api_call_t *c, api_read_fn fn);
  * "stats" entry, else a read that fills it), then cont(c, stats); a read
  * that fails is answered here. */
 void api_with_counts(api_call_t *c, void (*cont)(api_call_t *c, json_t *stats));
+/* One queue's counts of those stats ({state: n}), by state; 0 where absent. */
+void api_counts_of(json_t *qc, size_t count[JOB_STATE_COUNT]);
 void api_read_breakers(api_call_t *c, api_read_fn fn); /* cluster mode */
 
 /* Sends body (JSON text, taken; NULL for none) once every write queued so

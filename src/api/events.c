@@ -175,9 +175,7 @@ static void stored_queues(tick_t *t, json_t *stored)
     json_object_foreach(json_object_get(stored, "queues"), name, qc) {
         engine_queue_info_t q = { .name = name,
                                   .paused = engine_queue_paused(t->api->engine, name) };
-        for (int st = 0; st < JOB_STATE_COUNT; st++)
-            q.count[st] = (size_t)json_integer_value(
-                json_object_get(qc, job_state_name((job_state_t)st)));
+        api_counts_of(qc, q.count);
         add_queue(t, &q);
     }
 }

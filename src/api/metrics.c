@@ -59,9 +59,8 @@ static void stored_counts(queues_t *l, json_t *stats)
     json_t *qc;
     json_object_foreach(json_object_get(stats, "queues"), name, qc) {
         metrics_queue_t *m = queue_named(l, name);
-        for (int s = 0; m && s < JOB_STATE_COUNT; s++)
-            m->count[s] = (size_t)json_integer_value(
-                json_object_get(qc, job_state_name((job_state_t)s)));
+        if (m)
+            api_counts_of(qc, m->count);
     }
     json_object_foreach(oldest, name, qc) {
         metrics_queue_t *m = queue_named(l, name);

@@ -17,6 +17,12 @@ static json_t *zero_counts(void)
     return o;
 }
 
+void api_counts_of(json_t *qc, size_t count[JOB_STATE_COUNT])
+{
+    for (int s = 0; s < JOB_STATE_COUNT; s++)
+        count[s] = (size_t)json_integer_value(json_object_get(qc, job_state_name((job_state_t)s)));
+}
+
 static void add_counts(json_t *into, json_t *from)
 {
     const char *state;
