@@ -4,9 +4,10 @@
  * take, as the SQLite backend's lock file does, because that jobq keeps the
  * live jobs in its own memory. In cluster mode (opened with a node) every
  * node takes the same lock shared, the database holds each job's owner and
- * claim token, and the writes of a job are conditioned on them
- * (cluster_put; the statements are postgres_statements.c's, the nodes'
- * rows and claims postgres_cluster.c's, the reads postgres_read.c's,
+ * claim token, and the writes of a job are conditioned on them (the
+ * writes are postgres_write.c's, their statements postgres_statements.c's,
+ * the nodes' rows and claims postgres_cluster.c's, the reads
+ * postgres_read.c's,
  * history's partitions postgres_history.c's, the wake-ups' session
  * postgres_wake.c's).
  *
@@ -23,7 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/job.h"
 #include "store/backend.h"
 #include "store/postgres_internal.h"
 #include "store/postgres_schema.h"
@@ -34,7 +34,7 @@
 #define PG_LOCK_KEY "1785358188"
 #define PG_MIGRATE_KEY "1785358189"
 
-static int fail_msg(pg_t *c, const char *what, const PGresult *r)
+int pg_fail(pg_t *c, const char *what, const PGresult *r)
 {
     const char *st = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
     snprintf(c->sqlstate, sizeof c->sqlstate, "%s", st ? st : "");
@@ -53,7 +53,7 @@ static int fail_msg(pg_t *c, const char *what, const PGresult *r)
 static int settle(pg_t *c, PGresult *r, const char *what)
 {
     ExecStatusType st = PQresultStatus(r);
-    int rc = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ? 0 : fail_msg(c, what, r);
+    int rc = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ? 0 : pg_fail(c, what, r);
     PQclear(r);
     return rc;
 }
@@ -72,7 +72,7 @@ int pg_exec(pg_t *c, const char *sql)
 static int ask(pg_t *c, const char *sql, bool *yes)
 {
     PGresult *r = PQexec(c->db, sql);
-    int rc = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 ? 0 : fail_msg(c, sql, r);
+    int rc = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 ? 0 : pg_fail(c, sql, r);
     *yes = rc == 0 && PQgetvalue(r, 0, 0)[0] == 't';
     PQclear(r);
     return rc;
@@ -115,7 +115,7 @@ static int bound_lock_waits(pg_t *c)
     int rc = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
                      PQgetlength(r, 0, 0) < (int)sizeof c->lock_wait
                  ? 0
-                 : fail_msg(c, "lock_timeout", r);
+                 : pg_fail(c, "lock_timeout", r);
     if (rc == 0)
         memcpy(c->lock_wait, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0) + 1);
     PQclear(r);
@@ -270,7 +270,7 @@ static int reconnect(pg_t *c)
     c->prepared = false;
     c->nextra = 0;
     if (PQstatus(c->db) != CONNECTION_OK)
-        return fail_msg(c, "reconnect", NULL);
+        return pg_fail(c, "reconnect", NULL);
     return setup(c);
 }
 
@@ -279,7 +279,7 @@ static int revive(pg_t *c)
     if (PQstatus(c->db) == CONNECTION_OK)
         return 0;
     if (c->in_tx) /* what the transaction did is gone: the caller must start over */
-        return fail_msg(c, "connection lost in a transaction", NULL);
+        return pg_fail(c, "connection lost in a transaction", NULL);
     return reconnect(c);
 }
 
@@ -316,7 +316,7 @@ static int pg_schema_version(void *conn, int *current, int *latest)
     PGresult *r = PQexec(c->db, "SELECT COALESCE(MAX(version),0) FROM schema_migrations");
     int rc = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1
                  ? 0
-                 : fail_msg(c, "schema version", r);
+                 : pg_fail(c, "schema version", r);
     if (rc == 0)
         *current = atoi(PQgetvalue(r, 0, 0));
     PQclear(r);
@@ -373,7 +373,7 @@ static int read_rows(pg_t *c, const PGresult *r, int i)
     doc_call_t call = c->rows[i]; /* set (or cleared) as each statement is sent */
     for (int row = 0; call.cb && row < PQntuples(r); row++)
         if (pg_doc_row(r, row, &call) != 0)
-            return fail_msg(c, "a claimed row could not be kept", NULL);
+            return pg_fail(c, "a claimed row could not be kept", NULL);
     return 0;
 }
 
@@ -384,7 +384,7 @@ static int drain(pg_t *c)
 {
     if (!c->piped || !c->pending)
         return 0;
-    int rc = PQpipelineSync(c->db) == 1 ? 0 : fail_msg(c, "pipeline sync", NULL);
+    int rc = PQpipelineSync(c->db) == 1 ? 0 : pg_fail(c, "pipeline sync", NULL);
     for (int nulls = 0; rc == 0 || PQstatus(c->db) == CONNECTION_OK;) {
         PGresult *r = PQgetResult(c->db);
         if (!r) { /* the end of one write's results; more than one a write is a lost session */
@@ -399,7 +399,7 @@ static int drain(pg_t *c)
         bool done = st == PGRES_PIPELINE_SYNC;
         bool rows = st == PGRES_TUPLES_OK || st == PGRES_SINGLE_TUPLE;
         if (!done && st != PGRES_COMMAND_OK && !rows && rc == 0)
-            rc = fail_msg(c, PQresStatus(st), r); /* the status says it when the server did not */
+            rc = pg_fail(c, PQresStatus(st), r); /* the status says it when the server did not */
         else if (!done && nulls < PG_PIPE_SLOTS) {
             no_rows(c, r, nulls);
             if (rc == 0 && rows)
@@ -412,7 +412,7 @@ static int drain(pg_t *c)
         }
     }
     c->pending = 0;
-    return rc ? rc : fail_msg(c, "pipelined write: the connection broke", NULL);
+    return rc ? rc : pg_fail(c, "pipelined write: the connection broke", NULL);
 }
 
 /* Out of pipeline mode, every result read: before a read inside the
@@ -424,7 +424,7 @@ static int unpipe(pg_t *c)
     int rc = drain(c);
     c->piped = false;
     if (PQstatus(c->db) == CONNECTION_OK && !PQexitPipelineMode(c->db) && rc == 0)
-        rc = fail_msg(c, "leaving pipeline mode", NULL);
+        rc = pg_fail(c, "leaving pipeline mode", NULL);
     return rc;
 }
 
@@ -438,7 +438,7 @@ static int unpipe(pg_t *c)
 static int send_plain(pg_t *c, const char *sql)
 {
     if (!PQsendQueryParams(c->db, sql, 0, NULL, NULL, NULL, NULL, 0))
-        return fail_msg(c, sql, NULL);
+        return pg_fail(c, sql, NULL);
     c->rows[c->pending] = (doc_call_t){ 0 };
     c->refused[c->pending++] = NULL;
     return 0;
@@ -469,7 +469,7 @@ static int pg_commit(void *conn)
         rc = send_plain(c, "COMMIT") != 0 || unpipe(c) != 0 ? -1 : 0;
     } else if (PQstatus(c->db) != CONNECTION_OK ||
                PQtransactionStatus(c->db) != PQTRANS_INTRANS) {
-        return fail_msg(c, "commit: the transaction was lost", NULL);
+        return pg_fail(c, "commit: the transaction was lost", NULL);
     } else {
         rc = pg_exec(c, "COMMIT");
     }
@@ -505,8 +505,6 @@ static int pg_set_journal_applied(void *conn, uint64_t gen)
     return 0;
 }
 
-/* Runs a prepared write (in the pipeline, when there is one); parameters
- * in text but for the statement's bytea. */
 /* Inside a transaction, whether statements can go into a pipeline: a
  * read (held, retention's scan) left it to read its rows, and what comes
  * after goes back into one. */
@@ -526,8 +524,7 @@ static int sent(pg_t *c, bool *refused, doc_call_t rows)
     return c->pending >= PG_PIPE_DEPTH ? drain(c) : 0;
 }
 
-static int run_checked(pg_t *c, int which, const char *const *vals, const int *lens,
-                       bool *refused)
+int pg_run(pg_t *c, int which, const char *const *vals, const int *lens, bool *refused)
 {
     int formats[PG_PARAMS_MAX] = { 0 };
     for (int i = 0; i < pg_statements[which].n; i++)
@@ -535,7 +532,7 @@ static int run_checked(pg_t *c, int which, const char *const *vals, const int *l
     if (piped_in_tx(c)) {
         if (!PQsendQueryPrepared(c->db, pg_statements[which].name, pg_statements[which].n, vals, lens,
                                  formats, 0))
-            return fail_msg(c, pg_statements[which].sql, NULL);
+            return pg_fail(c, pg_statements[which].sql, NULL);
         return sent(c, refused, (doc_call_t){ 0 });
     }
     PGresult *r = PQexecPrepared(c->db, pg_statements[which].name, pg_statements[which].n, vals, lens,
@@ -545,174 +542,6 @@ static int run_checked(pg_t *c, int which, const char *const *vals, const int *l
         no_rows(c, r, 0);
     }
     return settle(c, r, pg_statements[which].sql);
-}
-
-static int run(pg_t *c, int which, const char *const *vals, const int *lens)
-{
-    return run_checked(c, which, vals, lens, NULL);
-}
-
-/* The states whose rows belong in history (cluster mode): the terminal
- * ones (core/job.h). */
-static bool finished(const char *state)
-{
-    job_state_t st;
-    return state && job_state_parse(state, &st) == 0 && job_state_terminal(st);
-}
-
-/* A row's packed form as written: whole, or (large args) without its
- * args, which go apart (PG_ARGS_APART). */
-typedef struct split {
-    char *rest; /* the form without its args, or NULL: doc is written whole */
-    int rest_len, args_len;
-    char at[16];
-} split_t;
-
-static int split_doc(const store_row_t *r, split_t *sp)
-{
-    *sp = (split_t){ 0 };
-    const job_pack_args_t *a = &r->args;
-    if (a->len < PG_ARGS_APART || a->at + a->len > r->doc_len || r->doc_len > INT32_MAX)
-        return 0;
-    if (!(sp->rest = malloc(r->doc_len - a->len)))
-        return -1;
-    const char *doc = r->doc;
-    memcpy(sp->rest, doc, a->at);
-    memcpy(sp->rest + a->at, doc + a->at + a->len, r->doc_len - a->at - a->len);
-    sp->rest_len = (int)(r->doc_len - a->len);
-    sp->args_len = (int)a->len;
-    snprintf(sp->at, sizeof sp->at, "%zu", a->at);
-    return 0;
-}
-
-/* The doc, args and args_at parameters (at vals[d], vals[g], vals[g + 1]). */
-static void split_params(const store_row_t *r, const split_t *sp, const char **vals, int *lens,
-                         int d, int g)
-{
-    vals[d] = sp->rest ? sp->rest : r->doc;
-    lens[d] = sp->rest ? sp->rest_len : (int)r->doc_len;
-    vals[g] = sp->rest ? (const char *)r->doc + r->args.at : NULL;
-    lens[g] = sp->rest ? sp->args_len : 0;
-    vals[g + 1] = sp->rest ? sp->at : NULL;
-}
-
-/* Cluster mode: a change of a job this node holds (under its token), or
- * of a job no node holds (an operator's). The holder's rows are in jobs;
- * a free one that finished, or finishes now, may be in either table. */
-static int cluster_put(pg_t *c, const store_row_t *r, const char *prio, const char *updated,
-                       const char *run_at)
-{
-    char token[24], node[24];
-    snprintf(token, sizeof token, "%lld", (long long)(r->token ? r->token : r->free_token));
-    snprintf(node, sizeof node, "%lld", (long long)c->node);
-    bool done = finished(r->state), live = r->was && !finished(r->was);
-    int which = r->token ? (done ? (r->again ? P_FENCED_DONE_AGAIN : P_FENCED_DONE) : P_FENCED)
-                         : (!done && live ? P_FREE_PUT : P_FREE_ANY);
-    const char *vals[10] = { r->id, r->state, prio, updated, run_at, NULL, token,
-                             which == P_FREE_ANY ? (done ? "t" : "f") : node };
-    int lens[10] = { 0 };
-    split_t sp;
-    if (split_doc(r, &sp) != 0)
-        return fail_msg(c, "out of memory", NULL);
-    split_params(r, &sp, vals, lens, 5, 8);
-    int rc = run_checked(c, which, vals, lens, r->refused);
-    free(sp.rest);
-    return rc;
-}
-
-static int pg_put_job(void *conn, const store_row_t *r)
-{
-    pg_t *c = conn;
-    char prio[16], created[24], updated[24], run_at[24];
-    snprintf(prio, sizeof prio, "%d", r->priority);
-    snprintf(created, sizeof created, "%lld", (long long)r->created_at);
-    snprintf(updated, sizeof updated, "%lld", (long long)r->updated_at);
-    snprintf(run_at, sizeof run_at, "%lld", (long long)r->run_at);
-    if (c->cluster && (r->token || r->was)) /* else an enqueue: its first write */
-        return cluster_put(c, r, prio, updated, run_at);
-    char origin[24];
-    snprintf(origin, sizeof origin, "%lld", (long long)r->origin);
-    const char *vals[13] = { r->id, r->queue, r->type, r->state, prio, created, updated, run_at,
-                             NULL, r->bkey, origin };
-    int lens[13] = { 0 };
-    bool in_jobs = r->fresh || (r->was && !finished(r->was));
-    int which = c->cluster ? (r->again ? P_INSERT_AGAIN : P_INSERT) : in_jobs ? P_PUT : P_PUT_ANY;
-    split_t sp;
-    if (split_doc(r, &sp) != 0)
-        return fail_msg(c, "out of memory", NULL);
-    /* An enqueue's origin is $11, its args $12 and $13; a put has none. */
-    split_params(r, &sp, vals, lens, 8, c->cluster ? 11 : 10);
-    int rc = run_checked(c, which, vals, lens, r->refused);
-    free(sp.rest);
-    return rc;
-}
-
-int pg_delete_job(void *conn, const char *id)
-{
-    const char *vals[1] = { id };
-    return run(conn, ((pg_t *)conn)->cluster ? P_FREE_DELETE : P_DELETE, vals, NULL);
-}
-
-/* An operator's delete (a node alone): the job may be in history. */
-static int pg_delete_any(void *conn, const char *id)
-{
-    const char *vals[1] = { id };
-    return run(conn, P_DELETE_ANY, vals, NULL);
-}
-
-static int pg_delete_fenced(void *conn, const char *id, int64_t token, int64_t free_token,
-                            bool *refused)
-{
-    pg_t *c = conn;
-    char tok[24], node[24], free_tok[24];
-    snprintf(tok, sizeof tok, "%lld", (long long)token);
-    snprintf(node, sizeof node, "%lld", (long long)c->node);
-    snprintf(free_tok, sizeof free_tok, "%lld", (long long)free_token);
-    const char *vals[4] = { id, tok, node, free_tok };
-    return run_checked(c, P_HELD_DELETE, vals, NULL, refused);
-}
-
-static int pg_put_breaker(void *conn, const char *key, store_breaker_change_t change,
-                          int64_t cooldown_ms, int64_t cooldown_max_ms)
-{
-    pg_t *c = conn;
-    char cool[24], node[24];
-    int64_t ms = change == STORE_BREAKER_REOPEN ? cooldown_max_ms : cooldown_ms;
-    snprintf(cool, sizeof cool, "%lld", (long long)(ms > 0 ? ms : 1));
-    snprintf(node, sizeof node, "%lld", (long long)c->node);
-    const char *open[2] = { key, cool }, *reopen[3] = { key, cool, node }, *close[2] = { key, node },
-               *reset[1] = { key };
-    switch (change) {
-    case STORE_BREAKER_OPEN: return run(c, P_BREAKER_OPEN, open, NULL);
-    case STORE_BREAKER_REOPEN: return run(c, P_BREAKER_REOPEN, reopen, NULL);
-    case STORE_BREAKER_CLOSE: return run(c, P_BREAKER_CLOSE, close, NULL);
-    case STORE_BREAKER_RESET: return run(c, P_BREAKER_RESET, reset, NULL);
-    }
-    return 0;
-}
-
-static int pg_put_queue(void *conn, const char *name, bool paused)
-{
-    const char *vals[2] = { name, paused ? "t" : "f" };
-    return run(conn, P_QUEUE, vals, NULL);
-}
-
-/* A counter's row is locked from its update to the commit (the fsync
- * included): in cluster mode every node's every batch would queue on the
- * same few rows. Each node adds to its own shard, "name#k" (k the node's
- * id modulo PG_COUNTER_SHARDS: a bounded set of rows whatever the nodes
- * that come and go), and a read sums the shards. */
-#define PG_COUNTER_SHARDS 16
-
-static int pg_add_counter(void *conn, const char *name, int64_t delta)
-{
-    pg_t *c = conn;
-    char d[24], sharded[80];
-    snprintf(d, sizeof d, "%lld", (long long)delta);
-    if (c->cluster && c->node)
-        snprintf(sharded, sizeof sharded, "%.60s#%d", name, (int)(c->node % PG_COUNTER_SHARDS));
-    const char *vals[2] = { c->cluster && c->node ? sharded : name, d };
-    return run(conn, P_COUNTER, vals, NULL);
 }
 
 /* ---- reads: binary results, one row at a time ---- */
@@ -738,7 +567,7 @@ static int send_each(pg_t *c, const char *name, const char *sql, int n, const Oi
     int sent = name ? PQsendQueryPrepared(c->db, name, n, vals, NULL, NULL, 1)
                     : PQsendQueryParams(c->db, sql, n, types, vals, NULL, NULL, 1);
     if (!sent || !PQsetSingleRowMode(c->db))
-        return fail_msg(c, name ? name : sql, NULL);
+        return pg_fail(c, name ? name : sql, NULL);
     int rc = 0;
     PGresult *r;
     while ((r = PQgetResult(c->db))) {
@@ -747,7 +576,7 @@ static int send_each(pg_t *c, const char *name, const char *sql, int n, const Oi
             rc = fn(r, 0, ud);
             ++*rows;
         } else if (st != PGRES_SINGLE_TUPLE && st != PGRES_TUPLES_OK && rc == 0) {
-            rc = fail_msg(c, name ? name : sql, r);
+            rc = pg_fail(c, name ? name : sql, r);
         }
         PQclear(r);
     }
@@ -797,7 +626,7 @@ int pg_pipe_exec(pg_t *c, const char *sql, int n, const Oid *types, const char *
     if (!piped_in_tx(c))
         return pg_each_row(c, NULL, sql, n, types, vals, no_row, NULL);
     if (!PQsendQueryParams(c->db, sql, n, types, vals, NULL, NULL, 1))
-        return fail_msg(c, sql, NULL);
+        return pg_fail(c, sql, NULL);
     return sent(c, NULL, (doc_call_t){ 0 });
 }
 
@@ -812,7 +641,7 @@ int pg_pipe_docs(pg_t *c, const char *name, const char *sql, int n, const Oid *t
     if (!piped_in_tx(c))
         return pg_each_row(c, name, NULL, n, types, vals, pg_doc_row, &call);
     if (!PQsendQueryPrepared(c->db, name, n, vals, NULL, NULL, 1))
-        return fail_msg(c, name, NULL);
+        return pg_fail(c, name, NULL);
     return sent(c, NULL, call);
 }
 

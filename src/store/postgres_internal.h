@@ -2,8 +2,8 @@
  * postgres_internal: what the PostgreSQL backend's files share: a
  * connection's state and the helpers that run statements on it
  * (postgres.c) and the statements they prepare (postgres_statements.c),
- * used by its reads (postgres_read.c), cluster mode's statements
- * (postgres_cluster.c), history's partitions
+ * used by its writes (postgres_write.c), its reads (postgres_read.c),
+ * cluster mode's statements (postgres_cluster.c), history's partitions
  * (postgres_history.c) and the wake-ups' session (postgres_wake.c).
  * Nothing outside the backend's files includes it. Threads: a connection
  * belongs to one thread at a time (backend.h).
@@ -89,6 +89,9 @@ typedef struct pg {
  * connect and a 5 s TCP timeout, for the wake-ups' session), or NULL with
  * err. */
 PGconn *pg_connect(const char *url, bool brief, char *err, size_t len);
+/* Keeps the error of `what` (r's, else the session's) and its SQLSTATE;
+ * returns -1. */
+int pg_fail(pg_t *c, const char *what, const PGresult *r);
 /* A statement with no result wanted: 0, or -1 with the error kept. */
 int pg_exec(pg_t *c, const char *sql);
 /* lock_timeout back to the session's own (postgres.c: bound_lock_waits)
@@ -119,10 +122,25 @@ int pg_pipe_exec(pg_t *c, const char *sql, int n, const Oid *types, const char *
 /* A row of doc, created_at, id, queue, type [, token] to a doc_call_t. */
 int pg_doc_row(const PGresult *r, int row, void *ud);
 
-/* postgres.c: retention's delete of a row of jobs; the name the lookup
- * by id is prepared under on every session. */
-int pg_delete_job(void *conn, const char *id);
+/* Runs prepared statement `which` (in the batch's pipeline inside a
+ * transaction, else at once), its parameters text but for the bytea ones
+ * (pg_statement_t.bin); where refused asks, says whether it changed no
+ * row (at the drain, for a pipelined one). */
+int pg_run(pg_t *c, int which, const char *const *vals, const int *lens, bool *refused);
+/* The name the lookup by id is prepared under on every session. */
 #define PG_GET "get"
+
+/* postgres_write.c: backend.h's writes; pg_delete_job is also
+ * retention's delete of a row of jobs. */
+int pg_put_job(void *conn, const store_row_t *r);
+int pg_delete_job(void *conn, const char *id);
+int pg_delete_any(void *conn, const char *id);
+int pg_delete_fenced(void *conn, const char *id, int64_t token, int64_t free_token,
+                     bool *refused);
+int pg_put_breaker(void *conn, const char *key, store_breaker_change_t change,
+                   int64_t cooldown_ms, int64_t cooldown_max_ms);
+int pg_put_queue(void *conn, const char *name, bool paused);
+int pg_add_counter(void *conn, const char *name, int64_t delta);
 
 /* postgres_read.c: backend.h's reads */
 int pg_get_job(void *conn, const char *id, backend_doc_cb cb, void *ud);

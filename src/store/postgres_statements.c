@@ -3,7 +3,7 @@
  * pg_statements): the writer's, and the lookup by id every session
  * prepares. Alone, a jobq writes a job's row as it is (put); in cluster
  * mode every write is conditioned on the node's claim or on the token an
- * operator's read saw (postgres.c: cluster_put), and a finished job moves
+ * operator's read saw (postgres_write.c: cluster_put), and a finished job moves
  * between the hot table and history (migration 5).
  */
 #include "store/postgres_internal.h"
