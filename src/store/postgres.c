@@ -38,7 +38,12 @@ int pg_fail(pg_t *c, const char *what, const PGresult *r)
 {
     const char *st = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
     snprintf(c->sqlstate, sizeof c->sqlstate, "%s", st ? st : "");
-    const char *msg = r && PQresultErrorMessage(r)[0] ? PQresultErrorMessage(r) : PQerrorMessage(c->db);
+    char silent[96];
+    snprintf(silent, sizeof silent, "PostgreSQL did not answer for %lld ms; the session was closed",
+             (long long)c->wait_ms);
+    const char *msg = c->cut                                     ? silent
+                      : r && PQresultErrorMessage(r)[0] ? PQresultErrorMessage(r)
+                                                        : PQerrorMessage(c->db);
     /* The statement, cut short: a claim's runs to kilobytes, and the
      * server's reason must fit after it. */
     snprintf(c->err, sizeof c->err, "%.80s%s: %s", what, strlen(what) > 80 ? "..." : "", msg);
@@ -60,18 +65,21 @@ static int settle(pg_t *c, PGresult *r, const char *what)
 
 static int unpipe(pg_t *c);
 
-/* Out of the pipeline first: PQexec has no place in it. */
+/* A command just sent (sent: what the PQsend call returned), its result. */
+static PGresult *answer(pg_t *c, int sent) { return pgio_last(c->db, sent, c->wait_ms, &c->cut); }
+
+/* Out of the pipeline first: a command alone has no place in it. */
 int pg_exec(pg_t *c, const char *sql)
 {
     if (unpipe(c) != 0)
         return -1;
-    return settle(c, PQexec(c->db, sql), sql);
+    return settle(c, answer(c, PQsendQuery(c->db, sql)), sql);
 }
 
 /* A one-row boolean answer ("SELECT pg_try_advisory_lock(...)"). */
 static int ask(pg_t *c, const char *sql, bool *yes)
 {
-    PGresult *r = PQexec(c->db, sql);
+    PGresult *r = answer(c, PQsendQuery(c->db, sql));
     int rc = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 ? 0 : pg_fail(c, sql, r);
     *yes = rc == 0 && PQgetvalue(r, 0, 0)[0] == 't';
     PQclear(r);
@@ -84,8 +92,8 @@ _Static_assert(P_GET == P_COUNT_ - 1, "a reader prepares from P_GET on");
 static int prepare_all(pg_t *c)
 {
     for (int i = c->writer ? 0 : P_GET; !c->prepared && i < P_COUNT_; i++)
-        if (settle(c, PQprepare(c->db, pg_statements[i].name, pg_statements[i].sql,
-                                pg_statements[i].n, pg_statements[i].types),
+        if (settle(c, answer(c, PQsendPrepare(c->db, pg_statements[i].name, pg_statements[i].sql,
+                                              pg_statements[i].n, pg_statements[i].types)),
                    pg_statements[i].sql) != 0)
             return -1;
     c->prepared = true;
@@ -99,6 +107,13 @@ static int prepare_all(pg_t *c)
  * unseen. A cluster node's writer waits out a node paused in a
  * transaction (whose session ends once idle in it for the TTL) first. */
 #define PG_LOCK_WAIT_MS 5000
+/* Beyond its lock wait, how long a wait for the server may go without a
+ * byte from it (postgres_io.c): jobq's statements are index lookups and
+ * ranges, which answer in milliseconds; a read that scans (a list with a
+ * filter no index serves) gets this long. A lock_timeout of the session's
+ * own longer than PG_WAIT_MAX_MS counts as jobq's. */
+#define PG_ANSWER_MS 25000
+#define PG_WAIT_MAX_MS (10 * 60 * 1000)
 
 /* lock_timeout, unless the URL's options, the role or the database set
  * one: what the session has then is kept (and is what upkeep restores). */
@@ -108,16 +123,23 @@ static int bound_lock_waits(pg_t *c)
     char sql[160];
     snprintf(sql, sizeof sql, "SELECT set_config('lock_timeout', '%lld', false) WHERE"
              " current_setting('lock_timeout') = '0'", (long long)ms);
-    PGresult *r = PQexec(c->db, sql);
+    PGresult *r = answer(c, PQsendQuery(c->db, sql));
     if (settle(c, r, "lock_timeout") != 0)
         return -1;
-    r = PQexec(c->db, "SELECT current_setting('lock_timeout')");
+    r = answer(c, PQsendQuery(c->db, "SELECT current_setting('lock_timeout'),"
+                                     " (SELECT setting FROM pg_settings WHERE name = 'lock_timeout')"));
     int rc = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
                      PQgetlength(r, 0, 0) < (int)sizeof c->lock_wait
                  ? 0
                  : pg_fail(c, "lock_timeout", r);
-    if (rc == 0)
+    if (rc == 0) {
         memcpy(c->lock_wait, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0) + 1);
+        /* A lock wait within the bound fails cleanly (lock_timeout) before
+         * the session is cut. */
+        long long lock_ms = atoll(PQgetvalue(r, 0, 1));
+        c->wait_ms = (lock_ms > 0 && lock_ms < PG_WAIT_MAX_MS ? lock_ms : PG_LOCK_WAIT_MS) +
+                     PG_ANSWER_MS;
+    }
     PQclear(r);
     return rc;
 }
@@ -127,8 +149,8 @@ int pg_restore_lock_wait(pg_t *c)
     const char *vals[1] = { c->lock_wait };
     if (unpipe(c) != 0)
         return -1;
-    return settle(c, PQexecParams(c->db, "SELECT set_config('lock_timeout', $1, false)", 1, NULL,
-                                  vals, NULL, NULL, 0),
+    return settle(c, answer(c, PQsendQueryParams(c->db, "SELECT set_config('lock_timeout', $1, false)",
+                                                 1, NULL, vals, NULL, NULL, 0)),
                   "lock_timeout");
 }
 
@@ -200,28 +222,24 @@ static void pg_close(void *conn)
     if (!c)
         return;
     PQfinish(c->db);
+    free(c->url);
     free(c);
 }
 
 PGconn *pg_connect(const char *url, bool brief, char *err, size_t len)
 {
     /* The URL comes last, so what it says wins over these defaults. */
-    /* Bounded waits: a server that stops answering (a partition, a dead
-     * host) fails the call within about half a minute instead of holding
-     * the store thread for good. */
+    /* Bounded waits: a peer whose host is gone (a partition, a dead host)
+     * is given up within about half a minute by TCP, a server that is
+     * there but silent by postgres_io.c. */
     const char *keys[] = { "connect_timeout", "application_name", "keepalives_idle",
                            "keepalives_interval", "keepalives_count", "tcp_user_timeout",
                            "dbname", NULL };
     const char *vals[] = { brief ? "2" : "10", "jobq", "10", "5", "3", brief ? "5000" : "30000",
                            url, NULL };
-    PGconn *db = PQconnectdbParams(keys, vals, 1);
-    if (!db || PQstatus(db) != CONNECTION_OK) {
-        snprintf(err, len, "cannot connect to PostgreSQL: %s",
-                 db ? PQerrorMessage(db) : "out of memory");
-        PQfinish(db);
-        return NULL;
-    }
-    PQsetNoticeProcessor(db, no_notice, NULL);
+    PGconn *db = pgio_connect(keys, vals, brief ? 2000 : 10000, err, len);
+    if (db)
+        PQsetNoticeProcessor(db, no_notice, NULL);
     return db;
 }
 
@@ -233,6 +251,11 @@ static int connect_to(const char *url, bool writer, backend_sync_t sync,
         return snprintf(err, len, "out of memory"), -1;
     c->writer = writer;
     c->sync = sync;
+    c->wait_ms = PG_LOCK_WAIT_MS + PG_ANSWER_MS; /* until the session says its own */
+    if (!(c->url = strdup(url))) {
+        pg_close(c);
+        return snprintf(err, len, "out of memory"), -1;
+    }
     if (node) {
         c->cluster = true;
         c->ttl_ms = node->ttl_ms;
@@ -266,11 +289,20 @@ static int pg_open_reader(const char *url, void **out, char *err, size_t len)
  * come here through begin), with its settings, lock and statements. */
 static int reconnect(pg_t *c)
 {
-    PQreset(c->db);
+    char err[sizeof c->err - 16];
+    PGconn *db = pg_connect(c->url, false, err, sizeof err);
     c->prepared = false;
     c->nextra = 0;
-    if (PQstatus(c->db) != CONNECTION_OK)
-        return pg_fail(c, "reconnect", NULL);
+    c->cut = false;
+    if (!db) {
+        c->sqlstate[0] = '\0';
+        snprintf(c->err, sizeof c->err, "reconnect: %s", err);
+        return -1;
+    }
+    PQfinish(c->db);
+    c->db = db;
+    c->piped = false;
+    c->pending = 0;
     return setup(c);
 }
 
@@ -313,7 +345,7 @@ static int pg_schema_version(void *conn, int *current, int *latest)
         pg_exec(c, "CREATE TABLE IF NOT EXISTS schema_migrations("
                 "version integer PRIMARY KEY, applied_at bigint NOT NULL)") != 0)
         return -1;
-    PGresult *r = PQexec(c->db, "SELECT COALESCE(MAX(version),0) FROM schema_migrations");
+    PGresult *r = answer(c, PQsendQuery(c->db, "SELECT COALESCE(MAX(version),0) FROM schema_migrations"));
     int rc = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1
                  ? 0
                  : pg_fail(c, "schema version", r);
@@ -328,12 +360,8 @@ static int pg_schema_version(void *conn, int *current, int *latest)
  * tool, a node starting beside another) wait, then find the version
  * applied and skip it. Its waits are bounded longer than a batch's: a
  * migration of a large table may hold that lock for a while. */
-static int pg_migrate(void *conn)
+static int migrate_from(pg_t *c, int cur, int latest)
 {
-    pg_t *c = conn;
-    int cur, latest;
-    if (pg_schema_version(c, &cur, &latest) != 0)
-        return -1;
     for (int v = cur + 1; v <= latest; v++) {
         char mark[160];
         snprintf(mark, sizeof mark,
@@ -346,7 +374,8 @@ static int pg_migrate(void *conn)
         if (pg_exec(c, "BEGIN") || pg_exec(c, "SET LOCAL lock_timeout = '60s'") ||
             pg_exec(c, "SELECT pg_advisory_xact_lock(" PG_MIGRATE_KEY ")") ||
             ask(c, done_q, &done) ||
-            (!done && settle(c, PQexec(c->db, postgres_schema_migration(v)), "migration")) ||
+            (!done && settle(c, answer(c, PQsendQuery(c->db, postgres_schema_migration(v))),
+                             "migration")) ||
             pg_exec(c, mark) || pg_exec(c, "COMMIT")) {
             char why[sizeof c->err - 64];
             snprintf(why, sizeof why, "%.400s", c->err);
@@ -356,6 +385,19 @@ static int pg_migrate(void *conn)
         }
     }
     return 0;
+}
+
+static int pg_migrate(void *conn)
+{
+    pg_t *c = conn;
+    int cur, latest;
+    if (pg_schema_version(c, &cur, &latest) != 0)
+        return -1;
+    int64_t wait_ms = c->wait_ms;
+    c->wait_ms = PG_WAIT_MAX_MS; /* a migration may rewrite a large table, silently */
+    int rc = migrate_from(c, cur, latest);
+    c->wait_ms = wait_ms;
+    return rc;
 }
 
 /* A write conditioned on its claim (cluster mode) that changed no row was
@@ -386,7 +428,7 @@ static int drain(pg_t *c)
         return 0;
     int rc = PQpipelineSync(c->db) == 1 ? 0 : pg_fail(c, "pipeline sync", NULL);
     for (int nulls = 0; rc == 0 || PQstatus(c->db) == CONNECTION_OK;) {
-        PGresult *r = PQgetResult(c->db);
+        PGresult *r = pgio_result(c->db, c->wait_ms, &c->cut);
         if (!r) { /* the end of one write's results; more than one a write is a lost session */
             if (++nulls > c->pending + 1 || PQstatus(c->db) != CONNECTION_OK)
                 break;
@@ -399,7 +441,7 @@ static int drain(pg_t *c)
         bool done = st == PGRES_PIPELINE_SYNC;
         bool rows = st == PGRES_TUPLES_OK || st == PGRES_SINGLE_TUPLE;
         if (!done && st != PGRES_COMMAND_OK && !rows && rc == 0)
-            rc = pg_fail(c, PQresStatus(st), r); /* the status says it when the server did not */
+            rc = pg_fail(c, c->cut ? "pipelined write" : PQresStatus(st), r); /* the status says it when the server did not */
         else if (!done && nulls < PG_PIPE_SLOTS) {
             no_rows(c, r, nulls);
             if (rc == 0 && rows)
@@ -535,8 +577,8 @@ int pg_run(pg_t *c, int which, const char *const *vals, const int *lens, bool *r
             return pg_fail(c, pg_statements[which].sql, NULL);
         return sent(c, refused, (doc_call_t){ 0 });
     }
-    PGresult *r = PQexecPrepared(c->db, pg_statements[which].name, pg_statements[which].n, vals, lens,
-                                 formats, 0);
+    PGresult *r = answer(c, PQsendQueryPrepared(c->db, pg_statements[which].name,
+                                                pg_statements[which].n, vals, lens, formats, 0));
     if (PQresultStatus(r) == PGRES_COMMAND_OK) {
         c->refused[0] = refused;
         no_rows(c, r, 0);
@@ -570,7 +612,7 @@ static int send_each(pg_t *c, const char *name, const char *sql, int n, const Oi
         return pg_fail(c, name ? name : sql, NULL);
     int rc = 0;
     PGresult *r;
-    while ((r = PQgetResult(c->db))) {
+    while ((r = pgio_result(c->db, c->wait_ms, &c->cut))) {
         ExecStatusType st = PQresultStatus(r);
         if (st == PGRES_SINGLE_TUPLE && rc == 0) {
             rc = fn(r, 0, ud);
@@ -613,7 +655,7 @@ static int prepare_extra(pg_t *c, const char *name, const char *sql, int n, cons
     if (c->nextra == PG_EXTRA_MAX)
         return 0;
     if (unpipe(c) != 0 || revive(c) != 0 ||
-        settle(c, PQprepare(c->db, name, sql, n, types), name) != 0)
+        settle(c, answer(c, PQsendPrepare(c->db, name, sql, n, types)), name) != 0)
         return -1;
     snprintf(c->extra[c->nextra++], sizeof c->extra[0], "%s", name);
     return 1;

@@ -1,7 +1,8 @@
 /*
  * postgres_internal: what the PostgreSQL backend's files share: a
  * connection's state and the helpers that run statements on it
- * (postgres.c) and the statements they prepare (postgres_statements.c),
+ * (postgres.c; every wait on the server is postgres_io.c's, bounded) and
+ * the statements they prepare (postgres_statements.c),
  * used by its writes (postgres_write.c), its reads (postgres_read.c),
  * cluster mode's statements (postgres_cluster.c), history's partitions
  * (postgres_history.c) and the wake-ups' session (postgres_wake.c).
@@ -81,9 +82,26 @@ typedef struct pg {
     int64_t node, ttl_ms;
     backend_sync_t sync;
     char lock_wait[32]; /* the session's lock_timeout, as PostgreSQL shows it */
+    /* How long a wait for the server may go without it answering before
+     * the session is cut (postgres_io.c): its lock wait and then some. */
+    int64_t wait_ms;
+    bool cut;  /* the last wait was cut: said so by pg_fail */
+    char *url; /* to connect again */
     char sqlstate[6];
     char err[512];
 } pg_t;
+
+/* postgres_io.c: libpq's asynchronous API under a bound of silence (see
+ * there). A non-blocking session, connected within ms, or NULL with err. */
+PGconn *pgio_connect(const char *const *keys, const char *const *vals, int64_t ms, char *err,
+                     size_t len);
+/* PQgetResult, waiting at most ms while the server says nothing; past
+ * that the session is cut (*cut set) and its error result returned. */
+PGresult *pgio_result(PGconn *db, int64_t ms, bool *cut);
+/* What PQexec would return for a command just sent (sent: what the
+ * PQsend call returned; 0 gives NULL): every result read, the first error
+ * kept, else the last result. */
+PGresult *pgio_last(PGconn *db, int sent, int64_t ms, bool *cut);
 
 /* A new session with jobq's settings and bounded waits (brief: a 2 s
  * connect and a 5 s TCP timeout, for the wake-ups' session), or NULL with

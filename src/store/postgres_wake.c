@@ -8,6 +8,7 @@
 #include "store/postgres_internal.h"
 
 #define WAKE_CHANNEL "jobq_ready"
+#define WAKE_WAIT_MS 5000 /* a silent server is given up this soon (postgres_io.c) */
 
 typedef struct pg_wake {
     PGconn *db;
@@ -34,10 +35,12 @@ void *pg_wake_open(const char *url, char *err, size_t len)
         free(k);
         return NULL;
     }
-    PGresult *r = PQexec(k->db, "LISTEN " WAKE_CHANNEL);
+    bool cut = false;
+    PGresult *r = pgio_last(k->db, PQsendQuery(k->db, "LISTEN " WAKE_CHANNEL), WAKE_WAIT_MS, &cut);
     bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
     if (!ok)
-        snprintf(err, len, "LISTEN: %s", PQresultErrorMessage(r));
+        snprintf(err, len, "LISTEN: %s", cut ? "no answer" : r ? PQresultErrorMessage(r)
+                                                                : PQerrorMessage(k->db));
     PQclear(r);
     if (!ok) {
         pg_wake_close(k);
@@ -67,8 +70,11 @@ int pg_wake_send(void *w, const char *payload)
 {
     pg_wake_t *k = w;
     const char *vals[1] = { payload };
-    PGresult *r = PQexecParams(k->db, "SELECT pg_notify('" WAKE_CHANNEL "', $1)", 1, NULL, vals,
-                               NULL, NULL, 0);
+    bool cut = false;
+    PGresult *r = pgio_last(k->db,
+                            PQsendQueryParams(k->db, "SELECT pg_notify('" WAKE_CHANNEL "', $1)", 1,
+                                              NULL, vals, NULL, NULL, 0),
+                            WAKE_WAIT_MS, &cut);
     int rc = PQresultStatus(r) == PGRES_TUPLES_OK ? 0 : -1;
     PQclear(r);
     return rc;

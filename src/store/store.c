@@ -508,11 +508,20 @@ void store_quarantine_foreach(const store_t *s, store_quarantine_fn fn, void *ud
 
 size_t store_quarantine_count(const store_t *s) { return s->quarantine_seen; }
 
+/* How long the store thread has been in its batch, 0 if within bounds. */
+static int64_t stalled_ns(const store_t *s)
+{
+    int64_t since = atomic_load(&s->batch_since_ns);
+    int64_t held = since ? clock_mono_ns() - since : 0;
+    return held > STORE_STALL_NS ? held : 0;
+}
+
 /* In cluster mode, a node whose row may have expired (its last renewal
  * was asked for a TTL ago, by its own clock) acknowledges nothing more. */
 bool store_healthy(const store_t *s)
 {
-    return atomic_load(&s->healthy) && (!s->cluster || clock_mono_ns() < s->node_ok_until_ns);
+    return atomic_load(&s->healthy) && !stalled_ns(s) &&
+           (!s->cluster || clock_mono_ns() < s->node_ok_until_ns);
 }
 bool store_disk_full(const store_t *s) { return atomic_load(&s->disk_full); }
 
@@ -521,6 +530,10 @@ void store_last_error(store_t *s, char *buf, size_t len)
     pthread_mutex_lock(&s->mu);
     snprintf(buf, len, "%s", s->last_error);
     pthread_mutex_unlock(&s->mu);
+    int64_t stalled = stalled_ns(s);
+    if (!buf[0] && stalled)
+        snprintf(buf, len, "the store has been committing one batch for %lld s",
+                 (long long)(stalled / 1000000000));
     if (!buf[0] && s->cluster && clock_mono_ns() >= s->node_ok_until_ns)
         snprintf(buf, len, "this cluster node's row is not renewed (JOBQ_NODE_TTL)");
 }

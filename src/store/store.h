@@ -328,8 +328,11 @@ int store_cluster_join(store_t *s, store_beat_cb cb, void *ud, char *err, size_t
  * that other nodes take over its running jobs at their next beat. */
 void store_node_leave(store_t *s);
 
+/* False while commits fail, while the store thread has held one batch
+ * for more than 10 s (a database or disk that stopped answering), and on
+ * a cluster node whose row may have expired. Any thread. */
 bool store_healthy(const store_t *s);
-/* Why the last commit failed; "" when healthy. Copies into buf. */
+/* Why it is not healthy; "" when healthy. Copies into buf. */
 void store_last_error(store_t *s, char *buf, size_t len);
 bool store_disk_full(const store_t *s);
 

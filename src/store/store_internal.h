@@ -71,6 +71,10 @@ typedef struct op {
 
 #define STORE_READERS 2    /* read-only connections, one thread each */
 #define STORE_READS_MAX 256 /* reads queued or running at most; then "busy" */
+/* A batch the store thread has held this long makes it unhealthy: longer
+ * than PostgreSQL's lock waits alone (5 s), which fail cleanly first, and
+ * than any commit of a disk that works. */
+#define STORE_STALL_NS (10 * 1000000000LL)
 
 /* A transaction of store_apply in progress (apply.c). */
 typedef struct store_applying {
@@ -166,6 +170,11 @@ struct store {
     uint64_t index_gap_seq;
 
     _Atomic bool healthy;
+    /* When the store thread took the batch it is making durable (0: none).
+     * A store held in one longer than STORE_STALL_NS (a database that
+     * stopped answering, a disk that hangs) is unhealthy meanwhile, as a
+     * failing one is, though no call has failed yet. */
+    _Atomic int64_t batch_since_ns;
     _Atomic bool writer_exited; /* store_writer_main returned (store_stop's timed wait) */
     _Atomic bool dead;        /* the database file was lost: nothing commits any more */
     _Atomic bool disk_full;

@@ -387,7 +387,10 @@ void *store_writer_main(void *arg)
             for (op_t *op = batch; op; op = op->next)
                 n++;
             int64_t t0 = clock_mono_ns();
-            if (durable(s, batch, last))
+            atomic_store(&s->batch_since_ns, t0);
+            bool done = durable(s, batch, last);
+            atomic_store(&s->batch_since_ns, 0);
+            if (done)
                 record_figures(s, n, last_seq, (double)(clock_mono_ns() - t0) / 1e9);
             else
                 hand_back_failed(s, batch, last);

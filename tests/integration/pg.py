@@ -6,6 +6,7 @@ the `postgres` user, which PostgreSQL requires."""
 import glob
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -55,6 +56,27 @@ class Postgres:
         """Stops the server, keeping its data for start()."""
         self._run("pg_ctl", "-D", self.data, "-m", mode, "-w", "stop")
 
+    def _processes(self):
+        """The postmaster and every process it started (sessions included)."""
+        with open(os.path.join(self.data, "postmaster.pid")) as f:
+            main = int(f.readline())
+        kids = subprocess.run(["pgrep", "-P", str(main)], capture_output=True, text=True,
+                              timeout=10).stdout.split()
+        return [main, *map(int, kids)]
+
+    def freeze(self):
+        """Stops every process of the server (SIGSTOP): it still holds its
+        sockets, and the kernel acknowledges what clients send, but nothing
+        answers, as with a hung host or disk. thaw() ends it."""
+        self.frozen = self._processes()
+        for pid in self.frozen:
+            os.kill(pid, signal.SIGSTOP)
+
+    def thaw(self):
+        for pid in getattr(self, "frozen", []):
+            os.kill(pid, signal.SIGCONT)
+        self.frozen = []
+
     def _run(self, tool, *args):
         subprocess.run([*self.as_user, os.path.join(self.bin, tool), *args], check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120)
@@ -78,6 +100,7 @@ class Postgres:
         return f"postgres://jobq@127.0.0.1:{self.port}/{db}"
 
     def stop(self):
+        self.thaw()
         try:
             self._run("pg_ctl", "-D", self.data, "-m", "fast", "-w", "stop")
         finally:

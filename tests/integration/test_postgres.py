@@ -191,6 +191,60 @@ def test_a_stop_while_the_database_is_gone_ends(make_server):
         cluster.stop()
 
 
+def test_a_database_that_stops_answering_does_not_wedge_jobq(make_server):
+    """PostgreSQL frozen (SIGSTOP): its sockets stay open and the kernel
+    acknowledges what jobq sends, so no TCP timeout fires; a blocking
+    libpq call waited for good, readiness stayed 200 and a stop hung.
+    Now readiness fails once a batch has been held 10 s, new writes
+    answer 503 at once, the held batch is given up after the session's
+    bound of silence (its lock wait, 1 s from the URL here, plus 25 s)
+    and retried; once the server answers again everything acknowledged is
+    there. Frozen again, a stop ends within its bounds. A cluster of its
+    own."""
+    cluster = Postgres()
+    try:
+        url = cluster.new_database() + "?options=-c%20lock_timeout%3D1s"
+        srv = make_server(env={"JOBQ_DATABASE_URL": url, "JOBQ_SHUTDOWN_GRACE": "1s"})
+        srv.enqueue(id="before")
+        cluster.freeze()
+        t0 = time.time()
+        t, waiting = enqueue_in_outage(srv)
+        assert time.time() - t0 < 25
+        r = srv.get("/health/ready")
+        assert_problem(r, 503, "unavailable", "store")
+        assert "committing one batch" in r.text, r.text
+        t1 = time.time()
+        assert_problem(srv.post("/v1/jobs", {"type": "t"}), 503, "unavailable")
+        assert time.time() - t1 < 5
+        end = time.time() + 60
+        while time.time() < end and "did not answer for 26000 ms" not in srv.log_text():
+            time.sleep(0.2)
+        assert "did not answer for 26000 ms" in srv.log_text()
+        cluster.thaw()
+        t.join(70)
+        assert not t.is_alive()
+        end = time.time() + 30
+        while time.time() < end and srv.get("/health/ready").status_code != 200:
+            time.sleep(0.1)
+        assert srv.get("/health/ready").status_code == 200
+        srv.enqueue(id="after")
+        if "r" in waiting and waiting["r"].status_code == 201:
+            assert srv.job("during")["state"] == "queued"
+        cluster.freeze()
+        t, _ = enqueue_in_outage(srv)
+        t0 = time.time()
+        code = srv.stop(timeout=90)
+        assert time.time() - t0 < 60, time.time() - t0
+        assert code in (0, 1), srv.log_text()[-2000:]
+        cluster.thaw()
+        t.join(70)
+        srv.start()
+        assert srv.job("before")["state"] == "queued"
+        assert srv.job("after")["state"] == "queued"
+    finally:
+        cluster.stop()
+
+
 class HeldSession:
     """A psql session of its own that stays open: an operator's transaction
     left holding locks."""
