@@ -404,3 +404,34 @@ def test_small_findings(make_server):
     time.sleep(1.1)
     assert s.post(f"/v1/jobs/{lease['id']}/retry").status_code == 200
     assert not [l for l in s.log_lines() if l.get("event") == "requeued"]
+
+
+@pytest.mark.cluster_differs("a cluster node's row is not renewed while its batch is held: "
+                             "readiness fails for that after its TTL (JOBQ_NODE_TTL)")
+def test_a_store_held_in_one_commit_fails_readiness_until_it_lands(make_server):
+    """A disk or database that hangs (here every commit takes 12 s): the
+    batch in hand has failed nothing yet, yet no write can be acknowledged.
+    Once the store has held it 10 s, readiness answers 503 naming the store
+    and new writes are refused at once, so a load balancer moves on; the
+    held write lands and is answered, and readiness comes back."""
+    srv = make_server(env={"JOBQ_FAULT_COMMIT_DELAY_MS": "12000"})
+    answer = {}
+    t = threading.Thread(target=lambda: answer.setdefault("r", srv.post(
+        "/v1/jobs", {"id": "slow", "type": "t"}, timeout=60)))
+    t0 = time.time()
+    t.start()
+    end = t0 + 30
+    while time.time() < end and srv.get("/health/ready").status_code == 200:
+        time.sleep(0.1)
+    held = time.time() - t0
+    r = srv.get("/health/ready")
+    assert_problem(r, 503, "unavailable", "store")
+    assert "committing one batch" in r.text, r.text
+    assert 9 < held < 12, held
+    t1 = time.time()
+    assert_problem(srv.post("/v1/jobs", {"type": "t"}), 503, "unavailable")
+    assert time.time() - t1 < 2
+    t.join(40)
+    assert answer["r"].status_code == 201, answer["r"].text
+    assert srv.get("/health/ready").status_code == 200
+    assert srv.job("slow")["state"] == "queued"
