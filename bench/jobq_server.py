@@ -14,6 +14,17 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "build", "jobq")
 
 
+def builds(args):
+    """The builds an A/B bench compares, from its arguments: this build,
+    and with `--ab OTHER_JOBQ` first that binary too. Returns them as
+    (name, path) pairs and the arguments left."""
+    found = [("this build", BIN)]
+    if args[:1] == ["--ab"]:
+        found.append((args[1], os.path.abspath(args[1])))
+        args = args[2:]
+    return found, args
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))

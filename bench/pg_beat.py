@@ -62,11 +62,7 @@ def run(pgc, binary, seconds):
 
 
 def main():
-    args = sys.argv[1:]
-    builds = [("this build", jobq_server.BIN)]
-    if args[:1] == ["--ab"]:
-        builds.append((args[1], os.path.abspath(args[1])))
-        args = args[2:]
+    builds, args = jobq_server.builds(sys.argv[1:])
     seconds = float(args[0]) if args else 20
     rounds = int(args[1]) if len(args) > 1 else 2
     pgc = Postgres("-c shared_preload_libraries=pg_stat_statements")

@@ -164,23 +164,26 @@ static void queue_array(const backend_claim_t *q, sbuf_t *out)
 
 static bool limited(const backend_claim_t *q) { return q->limits.ntypes + q->limits.nkeys > 0; }
 
-/* One (queue, priority) slice of a claim, as a CTE s<qi>_<priority>: a
- * range of jobs_ready, due jobs only, at most max, locked as they are read
- * (FOR UPDATE, which a UNION does not allow, hence one CTE each). */
-static void claim_slice(sbuf_t *sql, int qi, int priority, const backend_claim_t *q)
+/* Every (queue, priority) slice of a claim, in one statement whatever
+ * the number of queues: a LATERAL subquery run once per pair, each a range
+ * of jobs_ready, due jobs only, at most max, locked as they are read
+ * (FOR UPDATE, which a UNION does not allow). One CTE a slice, as before,
+ * made a claim of 100 queues 500 of them: 12 ms a claim for the executor
+ * to start and end, 250 ms to prepare, where the slices ran in 0.2 ms. */
+static void claim_slices(sbuf_t *sql, const backend_claim_t *q)
 {
-    bool first = qi == 1 && priority == 0 && !limited(q);
-    char part[1000];
+    char part[1200];
     snprintf(part, sizeof part,
-             "%ss%d_%d AS (SELECT id, %d AS priority, %d AS qi, run_at, seq, type,"
-             " coalesce(bkey, type) AS bk FROM jobs"
-             " WHERE queue = ($1::text[])[%d] AND priority = %d AND owner IS NULL"
+             "SELECT s.* FROM unnest($1::text[]) WITH ORDINALITY AS q(name, n)"
+             " CROSS JOIN generate_series(0, %d) AS p(pr)"
+             " CROSS JOIN LATERAL (SELECT id, p.pr AS priority, q.n::int AS qi, run_at, seq,"
+             " type, coalesce(bkey, type) AS bk FROM jobs"
+             " WHERE queue = q.name AND priority = p.pr AND owner IS NULL"
              " AND state IN ('queued','pending','retrying')"
              " AND run_at <= (extract(epoch FROM now()) * 1000)::bigint"
-             " AND NOT EXISTS (SELECT 1 FROM queues WHERE name = ($1::text[])[%d] AND paused)"
-             "%s%s ORDER BY run_at, seq LIMIT $2 FOR UPDATE SKIP LOCKED)",
-             first ? "WITH " : ", ", qi, priority, priority, qi, qi, priority, qi,
-             q->breakers ? PASS_OPEN : "", limited(q) ? PASS_FULL : "");
+             " AND NOT EXISTS (SELECT 1 FROM queues WHERE name = q.name AND paused)"
+             "%s%s ORDER BY run_at, seq LIMIT $2 FOR UPDATE OF jobs SKIP LOCKED) s",
+             JOB_PRIORITIES - 1, q->breakers ? PASS_OPEN : "", limited(q) ? PASS_FULL : "");
     sbuf_adds(sql, part);
 }
 
@@ -277,7 +280,7 @@ static void limits_filter(sbuf_t *all, const char *order)
 /* Of each limited queue, only as many as the cluster may still hold: its
  * cap less the jobs any node holds now (jobs_held). */
 #define CAPPED_C                                                                              \
-    ", c AS (SELECT * FROM (SELECT x.*, row_number() OVER (PARTITION BY qi ORDER BY priority," \
+    "c AS (SELECT * FROM (SELECT x.*, row_number() OVER (PARTITION BY qi ORDER BY priority," \
     " run_at, seq) AS rn FROM (%s) x) y WHERE ($4::int[])[qi] <= 0 OR rn <= ($4::int[])[qi] -" \
     " (SELECT count(*) FROM jobs h WHERE h.queue = ($1::text[])[y.qi] AND h.owner IS NOT NULL)" \
     " ORDER BY %s, run_at, seq LIMIT $2),"
@@ -324,7 +327,7 @@ static void claim_tail(sbuf_t *sql, const char *order, bool breakers, int64_t tt
  * out; of one half-open with none out, the first job is the probe, which
  * the claim takes only if it also takes the probe (the breaker row's lock
  * decides between two claims at once: the second sees the first's
- * probe_until when it rechecks the row). Every slice
+ * probe_until when it rechecks the row). Every slice (claim_slices)
  * is an index range (jobs_ready is (queue, priority, run_at, seq) over
  * free waiting jobs), so a claim reads at most max rows a slice however
  * many jobs wait, and never scans scheduled ones not yet due. A slice's
@@ -351,20 +354,10 @@ int pg_claim(void *conn, const backend_claim_t *q, backend_doc_cb cb, void *ud)
     const char *order = q->queue_order ? "qi, priority" : "priority, qi";
     sbuf_t sql;
     sbuf_init(&sql, 4096);
-    if (limited(q))
-        sbuf_adds(&sql, LIMITS_CTE);
-    for (int i = 1; i <= q->nqueues; i++)
-        for (int p = 0; p < JOB_PRIORITIES; p++)
-            claim_slice(&sql, i, p, q);
+    sbuf_adds(&sql, limited(q) ? LIMITS_CTE ", " : "WITH ");
     sbuf_t all;
     sbuf_init(&all, 2048);
-    for (int i = 1; i <= q->nqueues; i++)
-        for (int p = 0; p < JOB_PRIORITIES; p++) {
-            char one[48];
-            snprintf(one, sizeof one, "%sSELECT * FROM s%d_%d", i == 1 && p == 0 ? "" :
-                     " UNION ALL ", i, p);
-            sbuf_adds(&all, one);
-        }
+    claim_slices(&all, q);
     if (limited(q))
         limits_filter(&all, order);
     if (q->caps) {
@@ -375,7 +368,7 @@ int pg_claim(void *conn, const backend_claim_t *q, backend_doc_cb cb, void *ud)
         sbuf_adds(&sql, capped);
         free(capped);
     } else {
-        sbuf_adds(&sql, ", c AS (SELECT * FROM (");
+        sbuf_adds(&sql, "c AS (SELECT * FROM (");
         sbuf_adds(&sql, all.p);
         char plain[80];
         snprintf(plain, sizeof plain, ") x ORDER BY %s, run_at, seq LIMIT $2),", order);
@@ -393,7 +386,7 @@ int pg_claim(void *conn, const backend_claim_t *q, backend_doc_cb cb, void *ud)
     const char *vals[8] = { queues.p, max, me, caps.p, tn.p, tc.p, kn.p, kc.p };
     static const Oid types[8] = { 25, 23, 20, 25, 25, 25, 25, 25 };
     char name[32];
-    snprintf(name, sizeof name, "claim_%d_%c%s%s%s", q->nqueues, q->queue_order ? 'q' : 'p',
+    snprintf(name, sizeof name, "claim_%c%s%s%s", q->queue_order ? 'q' : 'p',
              q->caps ? "c" : "", q->breakers ? "b" : "", limited(q) ? "l" : "");
     int n = limited(q) ? 8 : q->caps ? 4 : 3;
     int rc = pg_pipe_docs(c, name, sql.p, n, types, vals, (doc_call_t){ cb, ud });

@@ -20,7 +20,7 @@
 
 #define PG_PIPE_DEPTH 256 /* see send_plain() */
 #define PG_PIPE_SLOTS (PG_PIPE_DEPTH + 2) /* the writes, BEGIN and COMMIT */
-#define PG_EXTRA_MAX 48 /* claim shapes: queues x order x (caps, breakers, limits) */
+#define PG_EXTRA_MAX 48 /* claim shapes: order x (caps, breakers, limits), 16 */
 
 /* The prepared statements, by index into pg_statements (postgres_statements.c). */
 enum { P_PUT, P_PUT_ANY, P_DELETE, P_DELETE_ANY, P_QUEUE, P_COUNTER, P_INSERT, P_FENCED,
