@@ -371,23 +371,24 @@ static void add_latency(void *ud, const engine_queue_info_t *q)
 /* Cluster mode: the jobs waiting are the database's (store_stats'
  * oldest_ready_at), not in this node's memory. c->stats_arg: the names
  * asked for ("*": every queue the database counts). */
+static void stored_age(json_t *out, const char *q, json_t *oldest, int64_t now)
+{
+    json_object_set_new(out, q, json_real(age_s(json_integer_value(json_object_get(oldest, q)), now)));
+}
+
 static void stored_latency(fwp_conn_t *c, json_t *stats)
 {
-    json_t *out = json_object(), *oldest = json_object_get(stats, "oldest_ready_at"), *name;
+    json_t *out = json_object(), *oldest = json_object_get(stats, "oldest_ready_at"), *name, *v;
     int64_t now = clock_now_ms();
     size_t i;
+    const char *k;
     json_array_foreach(c->stats_arg, i, name) {
         const char *q = json_string_value(name);
-        if (strcmp(q, "*") != 0) {
-            json_object_set_new(out, q, json_real(age_s(json_integer_value(
-                                                            json_object_get(oldest, q)), now)));
-            continue;
-        }
-        const char *k;
-        json_t *v;
-        json_object_foreach(json_object_get(stats, "queues"), k, v)
-            json_object_set_new(out, k, json_real(age_s(json_integer_value(
-                                                            json_object_get(oldest, k)), now)));
+        if (strcmp(q, "*") != 0)
+            stored_age(out, q, oldest, now);
+        else
+            json_object_foreach(json_object_get(stats, "queues"), k, v)
+                stored_age(out, k, oldest, now);
     }
     fwp_send_json(c, out);
 }
