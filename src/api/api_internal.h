@@ -64,7 +64,10 @@ api_call_t *api_call(http_req_t *r, api_t *api);
 /* Store reads on behalf of a call (see the lifetime rule above): fn runs
  * with the request still open, or not at all. The caller defers the reply. */
 void api_read_job(api_call_t *c, const char *id, api_read_fn fn);
+/* result may be shorter than n: the read stops at api_read_budget(c) bytes
+ * of stored jobs (store_get_jobs). */
 void api_read_jobs(api_call_t *c, const char *const *ids, size_t n, api_read_fn fn);
+size_t api_read_budget(const api_call_t *c);
 void api_read_list(api_call_t *c, const store_query_t *q, api_read_fn fn);
 void api_read_stats(api_call_t *c, api_read_fn fn);
 /* queues.c: the store's counts by queue and state (the query cache's

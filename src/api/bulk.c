@@ -52,6 +52,8 @@ typedef struct bulk {
     int64_t created_ms, finished_ms;
     char error[256];
     char cursor_id[JOB_NAME_MAX + 1]; /* where the scan goes on */
+    size_t missing_at[BULK_CHUNK]; /* the chunk's ids being read, by index in ids */
+    size_t nmissing;
     store_waiter_t durable;
 } bulk_t;
 
@@ -196,6 +198,22 @@ static void after_chunk(bulk_t *b)
     store_when_durable(b->api->store, &b->durable, store_last_seq(b->api->store));
 }
 
+/* Where the chunk ends once its read landed (read of its ids came back):
+ * before the first id the read did not reach (STORE_GET_BYTES), or that
+ * the engine held at the step but let go of while the read was out (it
+ * would be skipped as gone). The next step reads from there. */
+static size_t loaded_end(const bulk_t *b, size_t read)
+{
+    size_t end = read < b->nmissing ? b->missing_at[read] : chunk_end(b), k = 0;
+    for (size_t i = b->next; i < end; i++) {
+        bool was_read = k < read && b->missing_at[k] == i;
+        k += was_read;
+        if (!was_read && !engine_get(b->api->engine, b->ids[i]))
+            return i;
+    }
+    return end;
+}
+
 static void on_loaded(void *ud, json_t *result, const char *error)
 {
     bulk_t *b = ud;
@@ -212,7 +230,7 @@ static void on_loaded(void *ud, json_t *result, const char *error)
     json_array_foreach(result, i, doc)
         if (json_is_object(doc) && job_from_doc(doc, &job, &p) == ERR_OK)
             engine_load(b->api->engine, job);
-    apply_chunk(b, chunk_end(b));
+    apply_chunk(b, loaded_end(b, json_array_size(result)));
     engine_release_eviction(b->api->engine);
     after_chunk(b);
 }
@@ -227,14 +245,17 @@ static void step(evutil_socket_t fd, short what, void *arg)
         after_chunk(b);
         return;
     }
-    size_t end = chunk_end(b), nmissing = 0;
+    size_t end = chunk_end(b);
     const char *missing[BULK_CHUNK];
+    b->nmissing = 0;
     for (size_t i = b->next; i < end; i++)
-        if (!engine_get(b->api->engine, b->ids[i]))
-            missing[nmissing++] = b->ids[i];
-    if (nmissing) { /* finished jobs the engine let go of */
+        if (!engine_get(b->api->engine, b->ids[i])) {
+            b->missing_at[b->nmissing] = i;
+            missing[b->nmissing++] = b->ids[i];
+        }
+    if (b->nmissing) { /* finished jobs the engine let go of */
         b->busy = true;
-        store_get_jobs(b->api->store, missing, nmissing, on_loaded, b);
+        store_get_jobs(b->api->store, missing, b->nmissing, STORE_GET_BYTES, on_loaded, b);
         return;
     }
     apply_chunk(b, end);

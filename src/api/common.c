@@ -89,7 +89,12 @@ void api_read_job(api_call_t *c, const char *id, api_read_fn fn)
 void api_read_jobs(api_call_t *c, const char *const *ids, size_t n, api_read_fn fn)
 {
     begin_read(c, fn);
-    store_get_jobs(c->api->store, ids, n, on_read, c);
+    store_get_jobs(c->api->store, ids, n, api_read_budget(c), on_read, c);
+}
+
+size_t api_read_budget(const api_call_t *c)
+{
+    return store_get_budget((size_t)c->api->cfg->max_body_bytes);
 }
 
 void api_read_list(api_call_t *c, const store_query_t *q, api_read_fn fn)

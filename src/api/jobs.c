@@ -58,6 +58,7 @@ void api_enqueue(api_call_t *c)
 typedef struct batch {
     job_t **jobs;
     size_t n;
+    size_t nread; /* ids asked of the store */
 } batch_t;
 
 static batch_t *batch_of(api_call_t *c) { return c->ctx; }
@@ -128,6 +129,13 @@ static void on_batch_loaded(api_call_t *c, json_t *docs, const char *error)
         api_reply_read_error(c, error);
         return;
     }
+    if (json_array_size(docs) < batch_of(c)->nread) { /* the read's bound (api_read_jobs) */
+        problem_t p;
+        problem_set(&p, ERR_VALIDATION, "jobs", STORE_GET_TOO_MUCH, api_read_budget(c));
+        p.status = 413;
+        http_reply_problem(c->r, &p);
+        return;
+    }
     if (engine_deletes(c->api->engine) != c->deletes_seen) {
         read_batch_ids(c); /* as api_with_job: never resurrect a deleted job */
         return;
@@ -169,6 +177,7 @@ static void read_batch_ids(api_call_t *c)
             store_may_hold(c->api->store, batch_of(c)->jobs[i]->id))
             ids[n++] = batch_of(c)->jobs[i]->id;
     c->deletes_seen = engine_deletes(c->api->engine);
+    batch_of(c)->nread = n;
     if (n)
         api_read_jobs(c, ids, n, on_batch_loaded); /* copies the ids */
     else

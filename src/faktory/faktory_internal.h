@@ -81,6 +81,7 @@ struct fwp_conn {
     const char *queues[ENGINE_LEASE_MAX];
     job_t **batch;      /* PUSH / PUSHB: parsed, owned until enqueued */
     size_t nbatch;
+    size_t nread;       /* PUSH / PUSHB: stored jobs asked of the store */
     json_t *rejected;   /* PUSHB: jid -> reason */
     struct fwp_admin *admin; /* FLUSH / MUTATE across store pages, owned */
 };
@@ -121,6 +122,8 @@ void fwp_finish(fwp_conn_t *c);
 /* Marks c busy and sends c->reply once every write so far is durable. */
 void fwp_reply_durable(fwp_conn_t *c);
 /* A store read for c (see the lifetime rule above). */
+/* docs may be shorter than n: the read stops at the bound of
+ * store_get_budget for a line (store_get_jobs). */
 void fwp_read_jobs(fwp_conn_t *c, const char *const *ids, size_t n, fwp_read_fn fn);
 void fwp_read_list(fwp_conn_t *c, const store_query_t *q, fwp_read_fn fn);
 void fwp_purge(fwp_conn_t *c, const store_purge_t *p, fwp_read_fn fn);

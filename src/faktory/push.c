@@ -93,6 +93,11 @@ static void on_loaded(fwp_conn_t *c, json_t *docs, const char *error)
         fwp_send_err(c, "unavailable: the store could not be read: %s", error);
         return;
     }
+    if (json_array_size(docs) < c->nread) {
+        fwp_send_err(c, STORE_GET_TOO_MUCH,
+                     store_get_budget((size_t)c->srv->d.cfg->max_body_bytes));
+        return;
+    }
     if (engine_deletes(c->srv->d.engine) != c->deletes_seen) {
         read_ids(c); /* a delete meanwhile: never bring a deleted job back */
         return;
@@ -138,6 +143,7 @@ static void read_ids(fwp_conn_t *c)
         if (c->batch[i] && !engine_get(c->srv->d.engine, c->batch[i]->id) &&
             store_may_hold(c->srv->d.store, c->batch[i]->id))
             ids[n++] = c->batch[i]->id;
+    c->nread = n;
     if (n)
         fwp_read_jobs(c, ids, n, on_loaded); /* copies the ids */
     else

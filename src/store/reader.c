@@ -118,6 +118,7 @@ static int list_doc(void *ud, const store_doc_t *d)
 
 typedef struct got_doc {
     json_t *doc;
+    size_t len; /* its stored form's */
     int64_t token; /* cluster mode: the row's claim token, for store_cluster_done */
 } got_doc_t;
 
@@ -125,6 +126,7 @@ static int get_doc(void *ud, const store_doc_t *d)
 {
     got_doc_t *out = ud;
     out->doc = store_doc_json(d);
+    out->len = d->len;
     out->token = d->token;
     return 0;
 }
@@ -180,6 +182,37 @@ static int breaker_row(void *ud, const backend_breaker_t *b)
     return row && json_array_append_new(ud, row) == 0 ? 0 : -1;
 }
 
+/* OP_GET: each id's document or null, in order, until max_bytes of
+ * stored forms were read (store_get_jobs). */
+static int get_docs(store_t *s, void *conn, op_t *op, bool *oom)
+{
+    json_t *docs = json_array();
+    const char *id = op->name;
+    size_t bytes = 0;
+    int rc = 0;
+    free(op->tokens);
+    op->tokens = s->cluster ? malloc(op->nids * sizeof *op->tokens) : NULL;
+    for (size_t i = 0; op->tokens && i < op->nids; i++)
+        op->tokens[i] = BACKEND_TOKEN_UNKNOWN; /* ids not read stay so */
+    for (size_t i = 0; i < op->nids && rc == 0 && (i == 0 || bytes < op->max_bytes);
+         i++, id += strlen(id) + 1) {
+        got_doc_t got = { NULL, 0, BACKEND_TOKEN_UNKNOWN };
+        int found = store_pending_doc(s, id, &got.doc, &got.len);
+        if (found == 0)
+            rc = s->ops->get_job(conn, id, get_doc, &got);
+        *oom = *oom || found < 0;
+        rc = *oom ? -1 : rc;
+        if (op->tokens)
+            op->tokens[i] = got.token;
+        json_array_append_new(docs, got.doc ? got.doc : json_null());
+        bytes += got.len;
+    }
+    op->result = op->many ? docs : json_incref(json_array_get(docs, 0));
+    if (!op->many)
+        json_decref(docs);
+    return rc;
+}
+
 static void run_read(store_t *s, void *conn, op_t *op)
 {
     json_decref(op->result);
@@ -187,25 +220,7 @@ static void run_read(store_t *s, void *conn, op_t *op)
     int rc = -1;
     bool oom = false;
     if (op->kind == OP_GET) {
-        json_t *docs = json_array();
-        const char *id = op->name;
-        rc = 0;
-        free(op->tokens);
-        op->tokens = s->cluster ? calloc(op->nids, sizeof *op->tokens) : NULL;
-        for (size_t i = 0; i < op->nids && rc == 0; i++, id += strlen(id) + 1) {
-            got_doc_t got = { NULL, BACKEND_TOKEN_UNKNOWN };
-            int found = store_pending_doc(s, id, &got.doc);
-            if (found == 0)
-                rc = s->ops->get_job(conn, id, get_doc, &got);
-            oom = oom || found < 0;
-            rc = oom ? -1 : rc;
-            if (op->tokens)
-                op->tokens[i] = got.token;
-            json_array_append_new(docs, got.doc ? got.doc : json_null());
-        }
-        op->result = op->many ? docs : json_incref(json_array_get(docs, 0));
-        if (!op->many)
-            json_decref(docs);
+        rc = get_docs(s, conn, op, &oom);
     } else if (op->kind == OP_IDS) {
         rc = scan_ids(s, conn, op);
     } else if (op->kind == OP_BREAKERS) {

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -314,8 +315,8 @@ void store_when_durable_now(store_t *s, store_waiter_t *w, uint64_t seq)
 
 /* One read for n ids: a batch of explicit ids costs one slot of the read
  * bound, not n, and is answered all at once or not at all. */
-static void get_op(store_t *s, const char *const *ids, size_t n, bool many, store_read_cb cb,
-                   void *ud)
+static void get_op(store_t *s, const char *const *ids, size_t n, bool many, size_t max_bytes,
+                   store_read_cb cb, void *ud)
 {
     CHECK_LOOP_THREAD();
     CHECK(n > 0);
@@ -335,6 +336,7 @@ static void get_op(store_t *s, const char *const *ids, size_t n, bool many, stor
     op->name = op->str;
     op->nids = n;
     op->many = many;
+    op->max_bytes = max_bytes;
     op->cb = cb;
     op->ud = ud;
     submit_read(s, op);
@@ -342,12 +344,13 @@ static void get_op(store_t *s, const char *const *ids, size_t n, bool many, stor
 
 void store_get_job(store_t *s, const char *id, store_read_cb cb, void *ud)
 {
-    get_op(s, &id, 1, false, cb, ud);
+    get_op(s, &id, 1, false, SIZE_MAX, cb, ud);
 }
 
-void store_get_jobs(store_t *s, const char *const *ids, size_t n, store_read_cb cb, void *ud)
+void store_get_jobs(store_t *s, const char *const *ids, size_t n, size_t max_bytes,
+                    store_read_cb cb, void *ud)
 {
-    get_op(s, ids, n, true, cb, ud);
+    get_op(s, ids, n, true, max_bytes, cb, ud);
 }
 
 void store_list_jobs(store_t *s, const store_query_t *q, store_read_cb cb, void *ud)

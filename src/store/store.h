@@ -196,8 +196,28 @@ bool store_may_hold(const store_t *s, const char *id);
  * filter's memory. */
 bool store_id_filter_ready(const store_t *s);
 size_t store_id_filter_bytes(const store_t *s);
-/* n >= 1 ids in one read: result is an array, a document or null per id. */
-void store_get_jobs(store_t *s, const char *const *ids, size_t n, store_read_cb cb, void *ud);
+/* n >= 1 ids in one read: result is an array, a document or null per id,
+ * in order. The read stops before the id that would be read once the
+ * stored forms read so far reach max_bytes (it reads one at least), so
+ * the array may be shorter than n: the caller reads the rest later or
+ * refuses. Ids are client-chosen and each may name a job of a megabyte;
+ * unbounded, a thousand of them would be built in memory for one request. */
+#define STORE_GET_BYTES (16u << 20)
+/* The bound for the ids one request named, when requests carry at most
+ * request_max bytes: STORE_GET_BYTES, or twice request_max if larger, so
+ * that a request sent again (its jobs stored as it sent them) is always
+ * read whole. */
+static inline size_t store_get_budget(size_t request_max)
+{
+    return request_max > STORE_GET_BYTES / 2 ? 2 * request_max : STORE_GET_BYTES;
+}
+/* What a front end answers when the read was cut (the same words on every
+ * protocol). */
+#define STORE_GET_TOO_MUCH                                                                 \
+    "the stored jobs these ids name come to more than %zu bytes, more than one request " \
+    "may read: nothing was changed; send them in smaller batches"
+void store_get_jobs(store_t *s, const char *const *ids, size_t n, size_t max_bytes,
+                    store_read_cb cb, void *ud);
 void store_list_jobs(store_t *s, const store_query_t *q, store_read_cb cb, void *ud);
 /* Result: {"queues":{name:{state:n}}, "totals":{event:n}}, and in cluster
  * mode "oldest_ready_at":{queue:run_at ms} for the queues with a job due

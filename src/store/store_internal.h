@@ -36,6 +36,7 @@ typedef struct op {
     const char *name;  /* OP_DELETE id, OP_QUEUE name, OP_GET the first id */
     size_t nids;       /* OP_GET: ids, NUL-separated from name on */
     bool many;         /* OP_GET: answer an array (store_get_jobs) */
+    size_t max_bytes;  /* OP_GET: stop before the next id past this many stored bytes */
     bool paused;
     bool superseded;   /* OP_PUT: a later put or delete of the job is in the same batch */
     bool first_seen;   /* the job's first write in the batch was looked at (apply.c) */
@@ -289,7 +290,7 @@ op_t *store_record_read(uint8_t kind, const unsigned char *p, size_t n);
  * document in *doc (a new reference; NULL if the write deletes it), 0 if
  * there is none (the database has its last write), -1 when out of memory.
  * Any thread; takes mu. */
-int store_pending_doc(store_t *s, const char *id, json_t **doc);
+int store_pending_doc(store_t *s, const char *id, json_t **doc, size_t *len);
 /* docs.c: a stored job's bytes, packed or JSON, as a job (fills p if they
  * do not read), or as its stored JSON document: for bytes that do not read,
  * a stand-in {"id":..., "unreadable": why}, so that readers never drop a

@@ -205,9 +205,10 @@ static void compact(store_t *s)
 
 /* The bytes are copied under the lock and read outside it: the writer
  * may free the op as soon as the lock is let go. */
-int store_pending_doc(store_t *s, const char *id, json_t **doc)
+int store_pending_doc(store_t *s, const char *id, json_t **doc, size_t *len)
 {
     *doc = NULL;
+    *len = 0;
     pthread_mutex_lock(&s->mu);
     const op_t *op = hmap_get(&s->pending_ids, id);
     int rc = op ? 1 : 0;
@@ -230,6 +231,7 @@ int store_pending_doc(store_t *s, const char *id, json_t **doc)
     pthread_mutex_unlock(&s->mu);
     if (copy && !(*doc = store_doc_json(&d)))
         rc = -1;
+    *len = d.len;
     free(copy);
     return rc;
 }

@@ -13,6 +13,7 @@ import pytest
 import requests
 
 from conftest import BIN, Producers, assert_clean_log, assert_problem
+import fwp
 
 
 def _batch(prefix, n):
@@ -49,6 +50,51 @@ def test_batch_replay_after_restart_reads_finished_jobs_from_the_store(make_serv
     r = s.post("/v1/jobs/batch", _batch("old", 500), timeout=30)
     assert r.status_code == 201, r.text
     assert {j["state"] for j in r.json()["jobs"]} == {"cancelled"}
+
+
+def test_ids_naming_more_stored_bytes_than_one_read_may_hold_are_refused(make_server):
+    """Ids are the client's to choose, and each may name a stored job of a
+    megabyte: a batch of twenty small specs naming twenty such finished jobs
+    made the server build all of them in memory (a thousand would be a
+    gigabyte for one request). Past STORE_GET_BYTES (16 MiB) the batch and
+    the PUSHB are refused, changing nothing; half as many are read; a bulk
+    action over all twenty still reaches every one, a read at a time."""
+    s = make_server(env={"JOBQ_FINISHED_IN_MEMORY": "0"})
+    big = "x" * (1000 * 1024)  # ~1 MB stored; 17 of them pass 16 MiB
+    ids = [f"bigjob-{i:03d}" for i in range(20)]
+    for i in ids:
+        assert s.post("/v1/jobs", {"id": i, "type": "t", "args": [big]},
+                      timeout=30).status_code == 201
+        assert s.post(f"/v1/jobs/{i}/cancel").status_code == 200
+    s.restart()
+    enqueued = s.get("/v1/stats").json()["totals"].get("enqueued", 0)
+
+    r = s.post("/v1/jobs/batch", {"jobs": [{"id": i, "type": "t"} for i in ids]}, timeout=30)
+    body = assert_problem(r, 413, "validation", "jobs")
+    assert "smaller batches" in body["detail"], body
+    c = fwp.connect(s)
+    try:
+        reply = c.cmd("PUSHB " + json.dumps([{"jid": i, "jobtype": "t", "args": []}
+                                             for i in ids]))
+        assert reply[0] == "ERR" and "smaller batches" in reply[1], reply
+    finally:
+        c.close()
+    r = s.post("/v1/jobs/batch", {"jobs": [{"id": i, "type": "t"} for i in ids[:10]]},
+               timeout=30)
+    # Read, and so told apart from the stored jobs (other args: a clash).
+    assert_problem(r, 409, "conflict", "jobs[0].id")
+    assert s.get("/v1/stats").json()["totals"].get("enqueued", 0) == enqueued
+
+    r = s.post("/v1/jobs/bulk", {"filter": {"state": "cancelled"}, "action": "delete"})
+    assert r.status_code == 202, r.text
+    deadline = time.time() + 60
+    while (b := s.get(r.headers["Location"]).json())["state"] == "applying" or \
+            b["state"] == "scanning":
+        assert time.time() < deadline, b
+        time.sleep(0.1)
+    assert (b["state"], b["changed"]) == ("done", 20), b
+    assert all(s.get(f"/v1/jobs/{i}").status_code == 404 for i in ids)
+    assert_clean_log(s)
 
 
 def _host_port(server):
