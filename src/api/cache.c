@@ -17,6 +17,12 @@ typedef struct entry {
     list_node_t lru; /* most recently used last */
 } entry_t;
 
+/* Queues whose generation is kept apart; the rest share unseen_generation,
+ * so a change to any of them goes stale every read of an untracked queue.
+ * Queue names are the clients' to invent: kept for each, they grew the
+ * server for good. */
+#define CACHE_QUEUES_MAX 4096
+
 typedef struct qgen {
     char *name; /* owned; the hmap key */
     uint64_t generation;
@@ -115,12 +121,12 @@ void cache_touch(cache_t *c, const char *queue)
     }
     qgen_t *g = hmap_get(&c->queues, queue);
     if (!g) {
-        if (!(g = calloc(1, sizeof *g)) || !(g->name = strdup(queue)) ||
-            hmap_put(&c->queues, g->name, g) != 0) {
+        if (hmap_len(&c->queues) >= CACHE_QUEUES_MAX || !(g = calloc(1, sizeof *g)) ||
+            !(g->name = strdup(queue)) || hmap_put(&c->queues, g->name, g) != 0) {
             if (g)
                 free(g->name);
             free(g);
-            c->global++; /* cannot track it: fall back to everything */
+            c->unseen_generation = c->global; /* cannot track it: every untracked queue */
             return;
         }
     }

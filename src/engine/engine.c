@@ -60,11 +60,31 @@ void engine_free(engine_t *e)
     free(e);
 }
 
+/* Collect, then free: hmap cannot delete while iterating. */
+static void sweep_queues(engine_t *e)
+{
+    size_t n = hmap_len(&e->queues), m = 0;
+    equeue_t **unused = n ? calloc(n, sizeof *unused) : NULL;
+    const char *k;
+    void *v;
+    for (size_t i = 0; unused && hmap_next(&e->queues, &i, &k, &v);)
+        if (eng_queue_unused(e, v))
+            unused[m++] = v;
+    for (size_t i = 0; i < m; i++) {
+        hmap_del(&e->queues, unused[i]->name);
+        eng_queue_free(unused[i]);
+    }
+    free(unused);
+    e->queues_swept = hmap_len(&e->queues);
+}
+
 equeue_t *eng_queue(engine_t *e, const char *name)
 {
     equeue_t *q = hmap_get(&e->queues, name);
     if (q)
         return q;
+    if (hmap_len(&e->queues) >= 2 * e->queues_swept + 64)
+        sweep_queues(e);
     q = calloc(1, sizeof *q);
     if (!q || !(q->name = strdup(name))) {
         free(q);

@@ -98,6 +98,7 @@ struct engine {
     int claim_ntypes, claim_nkeys;
     bool claim_limits_stale;
     size_t keys_swept; /* how many keys the last sweep left */
+    size_t queues_swept; /* how many queues the last sweep left (eng_queue) */
     uint64_t ready_seq;
     int64_t gate_wake; /* a held lane may open by itself then; INT64_MAX: none */
     heap_t timers; /* ejob_t.timer */
@@ -194,7 +195,13 @@ void eng_unpark(engine_t *e, ejob_t *ej);
 /* Frees the record in whichever form it is. */
 void eng_free_rec(engine_t *e, ejob_t *ej);
 
-equeue_t *eng_queue(engine_t *e, const char *name); /* NULL only if out of memory */
+/* The queue, made if new (NULL only if out of memory). Making one first
+ * frees, whenever the map has doubled, the queues nothing needs: no job in
+ * memory, no lane, not paused, no limit (gate.c: eng_queue_unused); so a
+ * pointer from here lasts until the next call only while its queue is in
+ * one of those uses. Queue names are the clients' to invent. */
+equeue_t *eng_queue(engine_t *e, const char *name);
+bool eng_queue_unused(engine_t *e, const equeue_t *q);
 /* Every state change goes through here so per-queue counts and running
  * counts stay exact. */
 void eng_set_state(engine_t *e, ejob_t *ej, job_state_t s);

@@ -35,6 +35,15 @@ static bool gate_unused(const egate_t *g, const engine_breaker_options_t *o, int
            breaker_idle(&g->breaker, o, now);
 }
 
+bool eng_queue_unused(engine_t *e, const equeue_t *q)
+{
+    for (int s = 0; s < JOB_STATE_COUNT; s++)
+        if (q->count[s])
+            return false;
+    return !q->paused && !hmap_len(&q->lanes) && list_empty(&q->active) &&
+           gate_unused(&q->gate, &e->opt.breaker, eng_now(e));
+}
+
 static void gate_free(hmap_t *map, egate_t *g)
 {
     hmap_del(map, g->name);

@@ -123,10 +123,36 @@ static void render_jobs(sbuf_t *s, metrics_t *m)
     }
 }
 
-static void render_queues(sbuf_t *s, const metrics_gauges_t *g)
+/* The engine's queues with a registry entry of their own, then the
+ * others summed as one (METRICS_QUEUES_MAX): *n of them, a new array. */
+static metrics_queue_t *bounded_queues(metrics_t *m, const metrics_gauges_t *g, size_t *n)
 {
-    const metrics_queue_t *q = g->queues;
-    size_t n = g->nqueues;
+    metrics_queue_t *out = calloc(g->nqueues + 1, sizeof *out), other = {
+        .name = METRICS_OTHER_QUEUES };
+    bool others = false;
+    *n = 0;
+    for (size_t i = 0; out && i < g->nqueues; i++) {
+        const metrics_queue_t *q = &g->queues[i];
+        mqueue_t *r = metrics_queue_of(m, q->name);
+        if (r && strcmp(r->name, METRICS_OTHER_QUEUES) != 0) {
+            out[(*n)++] = *q;
+            continue;
+        }
+        others = true;
+        for (int st = 0; st < JOB_STATE_COUNT; st++)
+            other.count[st] += q->count[st];
+        if (q->oldest_ready_at && (!other.oldest_ready_at || q->oldest_ready_at < other.oldest_ready_at))
+            other.oldest_ready_at = q->oldest_ready_at;
+    }
+    if (out && others)
+        out[(*n)++] = other;
+    return out;
+}
+
+static void render_queues(sbuf_t *s, metrics_t *m, const metrics_gauges_t *g)
+{
+    size_t n;
+    metrics_queue_t *q = bounded_queues(m, g, &n);
     static const job_state_t live[] = { JOB_PENDING, JOB_QUEUED, JOB_RUNNING, JOB_RETRYING };
     metrics_family(s, "jobq_jobs", "gauge", "Unfinished jobs by queue and state.");
     for (size_t i = 0; i < n; i++) {
@@ -153,6 +179,7 @@ static void render_queues(sbuf_t *s, const metrics_gauges_t *g)
         metrics_sample(s, "jobq_queue_paused", lab, q[i].paused);
         free(lab);
     }
+    free(q);
 }
 
 static void render_http(sbuf_t *s, metrics_t *m)
@@ -230,7 +257,7 @@ char *metrics_render(metrics_t *m, const metrics_gauges_t *g)
     sbuf_t s;
     sbuf_init(&s, 16384);
     render_jobs(&s, m);
-    render_queues(&s, g);
+    render_queues(&s, m, g);
     render_http(&s, m);
     render_store(&s, &g->store);
     metrics_render_protection(&s, m, g);

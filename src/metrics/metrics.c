@@ -39,12 +39,9 @@ void metrics_free(metrics_t *m)
     free(m);
 }
 
-mqueue_t *metrics_queue_of(metrics_t *m, const char *name)
+static mqueue_t *queue_new(metrics_t *m, const char *name)
 {
-    mqueue_t *q = hmap_get(&m->queues, name);
-    if (q)
-        return q;
-    q = calloc(1, sizeof *q);
+    mqueue_t *q = calloc(1, sizeof *q);
     if (!q || !(q->name = strdup(name)) || hmap_put(&m->queues, q->name, q) != 0) {
         if (q)
             free(q->name);
@@ -54,6 +51,17 @@ mqueue_t *metrics_queue_of(metrics_t *m, const char *name)
     histogram_init(&q->exec, histogram_seconds, histogram_seconds_n);
     histogram_init(&q->wait, histogram_seconds, histogram_seconds_n);
     return q;
+}
+
+mqueue_t *metrics_queue_of(metrics_t *m, const char *name)
+{
+    mqueue_t *q = hmap_get(&m->queues, name);
+    if (q)
+        return q;
+    if (hmap_len(&m->queues) < METRICS_QUEUES_MAX)
+        return queue_new(m, name);
+    q = hmap_get(&m->queues, METRICS_OTHER_QUEUES); /* the table holds one more at most */
+    return q ? q : queue_new(m, METRICS_OTHER_QUEUES);
 }
 
 void metrics_job(metrics_t *m, const job_t *job, job_event_t ev, int64_t now_ms)

@@ -99,6 +99,17 @@ typedef struct metrics_gauges {
     metrics_store_t store;
 } metrics_gauges_t;
 
+/* Queue names are the clients' to invent, and each queue's counters,
+ * histograms and ring of recent outcomes take ~9 KB: the first
+ * METRICS_QUEUES_MAX queues seen since start have series of their own;
+ * every later one counts under the queue label METRICS_OTHER_QUEUES
+ * (which no queue can be named: names are [A-Za-z0-9._:-]), in /metrics
+ * and in the all-queues figures, and metrics_window() knows nothing of it
+ * by name. Without the bound, a client enqueueing to a new queue each
+ * time grew the server by ~10 KB and /metrics by ~3 KB a queue for good. */
+#define METRICS_QUEUES_MAX 1000
+#define METRICS_OTHER_QUEUES "(other)"
+
 /* Chart history (history.h, series.c): once a second, with the engine's
  * queues as they are now. Queues past METRICS_HISTORY_QUEUES count only
  * in the series of all queues. */

@@ -23,6 +23,7 @@ typedef struct mqueue {
     histogram_t exec, wait;
     msecond_t ring[WINDOW_SECONDS];
     history_t *history; /* owned; NULL past METRICS_HISTORY_QUEUES (series.c) */
+    uint32_t depth[HISTORY_DEPTHS]; /* the tick's sum of its engine queues (series.c) */
 } mqueue_t;
 
 typedef struct mroute {
@@ -54,7 +55,8 @@ struct metrics {
     size_t nhistory; /* queues with a series of their own */
 };
 
-/* metrics.c: the queue's registry entry, made if new (NULL: no memory). */
+/* metrics.c: the queue's registry entry, made if new; past
+ * METRICS_QUEUES_MAX, the entry of METRICS_OTHER_QUEUES (NULL: no memory). */
 mqueue_t *metrics_queue_of(metrics_t *m, const char *name);
 
 /* faktory.c */

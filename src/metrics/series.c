@@ -2,6 +2,8 @@
  * METRICS_HISTORY_QUEUES, and one for all queues, fed once a second. */
 #include "metrics/metrics_internal.h"
 
+#include <string.h>
+
 /* Adds b's samples to a (same bounds). */
 static void histogram_merge(histogram_t *a, const histogram_t *b)
 {
@@ -15,36 +17,50 @@ static void histogram_merge(histogram_t *a, const histogram_t *b)
     a->sum += b->sum;
 }
 
-static void input_of(const mqueue_t *q, const metrics_queue_t *depth, history_input_t *in)
+static void input_of(const mqueue_t *q, history_input_t *in)
 {
     *in = (history_input_t){ .completed = q->events[JOB_EV_COMPLETED],
                              .failed = q->events[JOB_EV_FAILED],
                              .cancelled = q->events[JOB_EV_CANCELLED],
                              .wait = &q->wait, .run = &q->exec };
-    in->depth[HISTORY_QUEUED] = (uint32_t)depth->count[JOB_QUEUED];
-    in->depth[HISTORY_RUNNING] = (uint32_t)depth->count[JOB_RUNNING];
-    in->depth[HISTORY_RETRYING] = (uint32_t)depth->count[JOB_RETRYING];
-    in->depth[HISTORY_PENDING] = (uint32_t)depth->count[JOB_PENDING];
+    memcpy(in->depth, q->depth, sizeof in->depth);
 }
 
-/* The engine's queues are every queue there is (it never drops one, and
- * every registry entry is one of them), so they drive the tick. */
+/* Each engine queue's depths into its registry entry (made for one with
+ * jobs but no event yet; past the bound, the entry of the others). */
+static void add_depths(metrics_t *m, const metrics_queue_t *qs, size_t n)
+{
+    static const job_state_t of[HISTORY_DEPTHS] = {
+        [HISTORY_QUEUED] = JOB_QUEUED, [HISTORY_RUNNING] = JOB_RUNNING,
+        [HISTORY_RETRYING] = JOB_RETRYING, [HISTORY_PENDING] = JOB_PENDING };
+    for (size_t i = 0; i < n; i++) {
+        mqueue_t *q = metrics_queue_of(m, qs[i].name);
+        for (int d = 0; q && d < HISTORY_DEPTHS; d++)
+            q->depth[d] += (uint32_t)qs[i].count[of[d]];
+    }
+}
+
+/* The outcomes come from the registry, every queue seen since start
+ * (the engine drops a queue it holds no job of); the depths from the
+ * engine's queues as they are now. */
 void metrics_history_tick(metrics_t *m, int64_t now_ms, const metrics_queue_t *qs, size_t n)
 {
     if (!m->all && !(m->all = history_new()))
         return;
+    add_depths(m, qs, n);
     history_input_t all = { 0 };
     histogram_t wait, run;
     histogram_init(&wait, histogram_seconds, histogram_seconds_n);
     histogram_init(&run, histogram_seconds, histogram_seconds_n);
     all.wait = &wait;
     all.run = &run;
-    for (size_t i = 0; i < n; i++) {
-        mqueue_t *q = metrics_queue_of(m, qs[i].name); /* one with jobs but no event yet */
-        if (!q)
-            continue;
+    const char *k;
+    void *v;
+    for (size_t i = 0; hmap_next(&m->queues, &i, &k, &v);) {
+        mqueue_t *q = v;
         history_input_t in;
-        input_of(q, &qs[i], &in);
+        input_of(q, &in);
+        memset(q->depth, 0, sizeof q->depth);
         for (int d = 0; d < HISTORY_DEPTHS; d++)
             all.depth[d] += in.depth[d];
         all.completed += in.completed;

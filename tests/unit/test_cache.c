@@ -45,6 +45,30 @@ static void test_late_answer_is_not_kept(void **state)
     cache_free(c);
 }
 
+/* Past the queues it tracks one by one (4096: names are the clients'),
+ * a change to a queue it cannot track still goes stale every answer of
+ * it, and of the other untracked ones, and none of a tracked queue. */
+static void test_untracked_queues_still_go_stale(void **state)
+{
+    (void)state;
+    cache_t *c = cache_new(1000, 1 << 20);
+    cache_put(c, "t", "q0", cache_generation(c, "q0"), "tracked", 0);
+    for (int i = 0; i < 5000; i++) {
+        char q[16];
+        snprintf(q, sizeof q, "q%d", i);
+        cache_touch(c, q);
+    }
+    cache_put(c, "t", "q0", cache_generation(c, "q0"), "tracked", 0);
+    cache_put(c, "a", "late-a", cache_generation(c, "late-a"), "a", 0);
+    cache_put(c, "b", "late-b", cache_generation(c, "late-b"), "b", 0);
+    assert_string_equal(cache_get(c, "a", "late-a", 0), "a");
+    cache_touch(c, "late-b");
+    assert_null(cache_get(c, "b", "late-b", 0));
+    assert_null(cache_get(c, "a", "late-a", 0));
+    assert_string_equal(cache_get(c, "t", "q0", 0), "tracked");
+    cache_free(c);
+}
+
 static void test_ttl_and_lru(void **state)
 {
     (void)state;
@@ -78,6 +102,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hit_then_invalidated_by_its_queue_only),
         cmocka_unit_test(test_late_answer_is_not_kept),
+        cmocka_unit_test(test_untracked_queues_still_go_stale),
         cmocka_unit_test(test_ttl_and_lru),
     };
     return cmocka_run_group_tests_name("cache", tests, NULL, NULL);

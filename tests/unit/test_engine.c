@@ -296,6 +296,58 @@ static void test_paused_queue(void **state)
     assert_int_equal(queue_writes, 2);
 }
 
+static void count_queue(void *ud, const engine_queue_info_t *q)
+{
+    (void)q;
+    ++*(size_t *)ud;
+}
+
+static void note_limited(void *ud, const engine_limit_info_t *l)
+{
+    if (l->kind == ENGINE_LIMIT_QUEUE && strcmp(l->name, "kept-limited") == 0)
+        *(bool *)ud = true;
+}
+
+static size_t queues_held(engine_t *e)
+{
+    size_t n = 0;
+    engine_queue_foreach(e, count_queue, &n);
+    return n;
+}
+
+/* Queue names are the clients' to invent: a queue the engine holds no job
+ * of, not paused and not limited, goes (when new queues have doubled the
+ * map), so a client naming a new queue for every job cannot grow it for
+ * good. */
+static void test_queues_without_jobs_go(void **state)
+{
+    engine_t *e = *state;
+    const job_t *j;
+    problem_t p;
+    engine_pause(e, "kept-paused", true);
+    engine_limit_t one = { .concurrency = 1 };
+    assert_int_equal(engine_set_limit(e, ENGINE_LIMIT_QUEUE, "kept-limited", &one), 0);
+    put(e, "live", "\"queue\":\"kept-live\"");
+    for (int i = 0; i < 1000; i++) {
+        char id[32], extra[64];
+        snprintf(id, sizeof id, "gone-%d", i);
+        snprintf(extra, sizeof extra, "\"queue\":\"q%d\"", i);
+        put(e, id, extra);
+        assert_int_equal(engine_cancel(e, id, &j, &p), ERR_OK);
+        assert_int_equal(engine_delete(e, id, &p), ERR_OK);
+    }
+    assert_true(queues_held(e) < 200);
+    assert_true(engine_queue_paused(e, "kept-paused"));
+    job_t *out[1];
+    const char *live[] = { "kept-live" };
+    engine_waiter_t w = { .worker = "w", .queues = live, .nqueues = 1, .max = 1 };
+    assert_int_equal(engine_lease(e, &w, 0, out), 1); /* the live job's queue is whole */
+    assert_string_equal(out[0]->id, "live");
+    bool limited = false;
+    engine_limit_foreach(e, note_limited, &limited);
+    assert_true(limited);
+}
+
 static void test_parse_spec_refusals(void **state)
 {
     (void)state;
@@ -656,6 +708,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_waiter_gets_new_job_and_times_out, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gone_waiter_is_skipped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_paused_queue, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queues_without_jobs_go, setup, teardown),
         cmocka_unit_test_setup_teardown(test_parse_spec_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_doc_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_discard_failed_leaves_at_once, setup, teardown),
