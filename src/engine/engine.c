@@ -72,6 +72,7 @@ static void sweep_queues(engine_t *e)
             unused[m++] = v;
     for (size_t i = 0; i < m; i++) {
         hmap_del(&e->queues, unused[i]->name);
+        e->bytes -= ENG_QUEUE_BYTES(unused[i]->name);
         eng_queue_free(unused[i]);
     }
     free(unused);
@@ -97,6 +98,7 @@ equeue_t *eng_queue(engine_t *e, const char *name)
         eng_queue_free(q);
         return NULL;
     }
+    e->bytes += ENG_QUEUE_BYTES(q->name);
     return q;
 }
 

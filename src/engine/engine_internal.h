@@ -201,6 +201,12 @@ void eng_free_rec(engine_t *e, ejob_t *ej);
  * pointer from here lasts until the next call only while its queue is in
  * one of those uses. Queue names are the clients' to invent. */
 equeue_t *eng_queue(engine_t *e, const char *name);
+/* What a queue or a lane named name holds besides its jobs (its table slot
+ * and malloc's headers included), in engine.bytes: a client naming a new
+ * queue or type for every job would otherwise hold several times the
+ * memory the limit counts. */
+#define ENG_QUEUE_BYTES(name) ((int64_t)(sizeof(equeue_t) + strlen(name) + 1 + 64))
+#define ENG_LANE_BYTES(name) ((int64_t)(sizeof(elane_t) + strlen(name) + 1 + 48))
 bool eng_queue_unused(engine_t *e, const equeue_t *q);
 /* Every state change goes through here so per-queue counts and running
  * counts stay exact. */

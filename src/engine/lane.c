@@ -15,6 +15,7 @@ static const char *key_of(const job_t *j) { return j->breaker_key ? j->breaker_k
 static void lane_free(engine_t *e, elane_t *l)
 {
     hmap_del(&l->queue->lanes, l->name);
+    e->bytes -= ENG_LANE_BYTES(l->name);
     l->type->refs--;
     l->key->refs--;
     eng_gate_release(e, &e->types, l->type);
@@ -38,6 +39,7 @@ static elane_t *lane_new(engine_t *e, equeue_t *q, const job_t *j, char *name)
             eng_gate_release(e, &e->keys, k);
         return NULL;
     }
+    e->bytes += ENG_LANE_BYTES(l->name);
     l->queue = q;
     l->type = t;
     l->key = k;

@@ -348,6 +348,33 @@ static void test_queues_without_jobs_go(void **state)
     assert_true(limited);
 }
 
+/* What a queue and a lane hold counts toward the memory limit, and comes
+ * back when they go: the same job costs more in a queue of its own. */
+static void test_queues_and_lanes_count_in_memory(void **state)
+{
+    engine_t *e = *state;
+    const job_t *j;
+    problem_t p;
+    put(e, "first", "\"queue\":\"qa\"");
+    int64_t one = engine_memory_bytes(e);
+    put(e, "other", "\"queue\":\"qa\""); /* same sizes, queue and lane there */
+    int64_t shared = engine_memory_bytes(e) - one;
+    put(e, "third", "\"queue\":\"qb\"");
+    int64_t own = engine_memory_bytes(e) - one - shared;
+    assert_true(own > shared + (int64_t)(200));
+    for (int i = 0; i < 200; i++) { /* new queues until a sweep has run */
+        char id[32], extra[64];
+        snprintf(id, sizeof id, "x-%d", i);
+        snprintf(extra, sizeof extra, "\"queue\":\"x%d\"", i);
+        put(e, id, extra);
+        assert_int_equal(engine_cancel(e, id, &j, &p), ERR_OK);
+        assert_int_equal(engine_delete(e, id, &p), ERR_OK);
+    }
+    /* What is left over is the empty queues not yet swept, no more. */
+    int64_t left = engine_memory_bytes(e) - one - shared - own;
+    assert_true(left >= 0 && left <= (int64_t)(queues_held(e) - 2) * (own - shared));
+}
+
 static void test_parse_spec_refusals(void **state)
 {
     (void)state;
@@ -709,6 +736,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_gone_waiter_is_skipped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_paused_queue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queues_without_jobs_go, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queues_and_lanes_count_in_memory, setup, teardown),
         cmocka_unit_test_setup_teardown(test_parse_spec_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_doc_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_discard_failed_leaves_at_once, setup, teardown),
