@@ -219,15 +219,16 @@ static void add_json(sbuf_t *s, const char *key, json_t *v)
     jsonb_write(s, v);
 }
 
-static void add_time(sbuf_t *s, const char *key, int64_t ms)
+/* key_colon: `,"key":"`, a literal. Neither it nor the time needs escaping:
+ * written as they are (~0.4 k instructions each through the escaper). */
+static void add_time(sbuf_t *s, const char *key_colon, int64_t ms)
 {
     char buf[32];
     if (clock_format_rfc3339(ms, buf, sizeof buf) != 0)
         return;
-    sbuf_addc(s, ',');
-    sbuf_add_jstr(s, key);
-    sbuf_addc(s, ':');
-    sbuf_add_jstr(s, buf);
+    sbuf_adds(s, key_colon);
+    sbuf_adds(s, buf);
+    sbuf_addc(s, '"');
 }
 
 /* A job enqueued over HTTP: what Faktory has no field for goes in custom. */
@@ -264,7 +265,7 @@ static void add_plain(sbuf_t *s, const job_t *cj)
         sbuf_add(s, t + 1, n - 2);
     }
     if (!j->faktory_created)
-        add_time(s, "created_at", j->created_at);
+        add_time(s, ",\"created_at\":\"", j->created_at);
 }
 
 void fwp_job_write(const job_t *j, sbuf_t *s)
@@ -288,7 +289,7 @@ void fwp_job_write(const job_t *j, sbuf_t *s)
         sbuf_adds(s, ",\"args\":");
         sbuf_add(s, text, alen);
     }
-    add_time(s, "enqueued_at", j->run_at > j->created_at ? j->run_at : j->created_at);
+    add_time(s, ",\"enqueued_at\":\"", j->run_at > j->created_at ? j->run_at : j->created_at);
     sbuf_adds(s, ",\"reserve_for\":");
     sbuf_add_int(s, j->timeout_ms / 1000);
     if (plain) {
@@ -299,7 +300,7 @@ void fwp_job_write(const job_t *j, sbuf_t *s)
     if ((v = json_object_get(ext, "created_at")))
         add_json(s, "created_at", v);
     else
-        add_time(s, "created_at", j->created_at);
+        add_time(s, ",\"created_at\":\"", j->created_at);
     sbuf_adds(s, ",\"retry\":");
     v = json_object_get(ext, "retry");
     sbuf_add_int(s, v ? json_integer_value(v) : j->max_retries);
