@@ -12,6 +12,8 @@
 #ifndef JOBQ_ENGINE_INTERNAL_H
 #define JOBQ_ENGINE_INTERNAL_H
 
+#include <string.h>
+
 #include "engine/engine.h"
 #include "engine/breaker.h"
 #include "util/check.h"

@@ -239,8 +239,10 @@ void fwp_read_jobs(fwp_conn_t *c, const char *const *ids, size_t n, fwp_read_fn 
 {
     start_read(c, fn);
     c->deletes_seen = engine_deletes(c->srv->d.engine);
-    store_get_jobs(c->srv->d.store, ids, n, store_get_budget(max_line(c)), on_read, c);
+    store_get_jobs(c->srv->d.store, ids, n, fwp_read_budget(c), on_read, c);
 }
+
+size_t fwp_read_budget(const fwp_conn_t *c) { return store_get_budget(max_line(c)); }
 
 void fwp_read_list(fwp_conn_t *c, const store_query_t *q, fwp_read_fn fn)
 {

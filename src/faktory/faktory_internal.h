@@ -121,10 +121,11 @@ void fwp_close_after_reply(fwp_conn_t *c);
 void fwp_finish(fwp_conn_t *c);
 /* Marks c busy and sends c->reply once every write so far is durable. */
 void fwp_reply_durable(fwp_conn_t *c);
-/* A store read for c (see the lifetime rule above). */
-/* docs may be shorter than n: the read stops at the bound of
- * store_get_budget for a line (store_get_jobs). */
+/* A store read for c (see the lifetime rule above). fwp_read_jobs' docs
+ * may be shorter than n: the read stops at fwp_read_budget(c) bytes of
+ * stored jobs (store_get_jobs). */
 void fwp_read_jobs(fwp_conn_t *c, const char *const *ids, size_t n, fwp_read_fn fn);
+size_t fwp_read_budget(const fwp_conn_t *c);
 void fwp_read_list(fwp_conn_t *c, const store_query_t *q, fwp_read_fn fn);
 void fwp_purge(fwp_conn_t *c, const store_purge_t *p, fwp_read_fn fn);
 

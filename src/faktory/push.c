@@ -94,8 +94,7 @@ static void on_loaded(fwp_conn_t *c, json_t *docs, const char *error)
         return;
     }
     if (json_array_size(docs) < c->nread) {
-        fwp_send_err(c, STORE_GET_TOO_MUCH,
-                     store_get_budget((size_t)c->srv->d.cfg->max_body_bytes));
+        fwp_send_err(c, STORE_GET_TOO_MUCH, fwp_read_budget(c));
         return;
     }
     if (engine_deletes(c->srv->d.engine) != c->deletes_seen) {
