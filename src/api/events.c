@@ -178,6 +178,8 @@ static void stored_queues(tick_t *t, json_t *stored)
         api_counts_of(qc, q.count);
         add_queue(t, &q);
     }
+    /* Every queue's, also those past the ones the read lists (store_stats). */
+    api_counts_of(json_object_get(stored, "states"), t->totals);
 }
 
 static void add_breaker(void *ud, const engine_breaker_info_t *b)

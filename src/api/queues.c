@@ -60,12 +60,31 @@ static json_t *by_priority(const engine_queue_info_t *q)
     return out;
 }
 
+/* The queues a reply lists: the store's (at most STORE_STATS_QUEUES of
+ * them), then the engine's while there is room. */
+typedef struct listed {
+    json_t *byname;
+    bool truncated;
+} listed_t;
+
+/* Whether the engine's queue name is listed, or may be added. */
+static bool room_for(listed_t *l, const char *name)
+{
+    if (json_object_get(l->byname, name) || json_object_size(l->byname) < STORE_STATS_QUEUES)
+        return true;
+    l->truncated = true;
+    return false;
+}
+
 static void note_engine_queue(void *ud, const engine_queue_info_t *q)
 {
-    note_queue(ud, q->name, q->paused);
+    listed_t *l = ud;
+    if (!room_for(l, q->name))
+        return;
+    note_queue(l->byname, q->name, q->paused);
     json_t *v = by_priority(q);
     if (v)
-        json_object_set_new(json_object_get(ud, q->name), "by_priority", v);
+        json_object_set_new(json_object_get(l->byname, q->name), "by_priority", v);
 }
 
 /* The store's counts answer /v1/queues and /v1/stats alike: one cache
@@ -98,18 +117,21 @@ void api_with_counts(api_call_t *c, void (*cont)(api_call_t *c, json_t *stats))
 
 static void queues_reply(api_call_t *c, json_t *stats)
 {
-    json_t *byname = json_object(), *counts;
+    listed_t l = { .byname = json_object(),
+                   .truncated = json_is_true(json_object_get(stats, "queues_truncated")) };
+    json_t *counts;
     const char *name;
     json_object_foreach(json_object_get(stats, "queues"), name, counts) {
-        note_queue(byname, name, engine_queue_paused(c->api->engine, name));
-        add_counts(json_object_get(json_object_get(byname, name), "counts"), counts);
+        note_queue(l.byname, name, engine_queue_paused(c->api->engine, name));
+        add_counts(json_object_get(json_object_get(l.byname, name), "counts"), counts);
     }
-    engine_queue_foreach(c->api->engine, note_engine_queue, byname);
+    engine_queue_foreach(c->api->engine, note_engine_queue, &l);
     json_t *list = json_array(), *q;
-    json_object_foreach(byname, name, q)
+    json_object_foreach(l.byname, name, q)
         json_array_append(list, q);
-    json_decref(byname);
-    http_reply_json(c->r, 200, json_pack("{s:o}", "queues", list));
+    json_decref(l.byname);
+    http_reply_json(c->r, 200, json_pack("{s:o, s:b}", "queues", list, "queues_truncated",
+                                         l.truncated));
 }
 
 void api_queues(api_call_t *c) { api_with_counts(c, queues_reply); }
@@ -151,7 +173,7 @@ static void add_live(json_t *o, metrics_t *m, const char *queue, int64_t now)
 }
 
 typedef struct stats_ctx {
-    json_t *queues;
+    listed_t l; /* byname: the queues' figures */
     int64_t now;
     double oldest_s;
 } stats_ctx_t;
@@ -159,10 +181,12 @@ typedef struct stats_ctx {
 static void engine_side(void *ud, const engine_queue_info_t *q)
 {
     stats_ctx_t *x = ud;
-    json_t *o = json_object_get(x->queues, q->name);
+    if (!room_for(&x->l, q->name))
+        return;
+    json_t *o = json_object_get(x->l.byname, q->name);
     if (!o) {
         o = json_pack("{s:o}", "counts", zero_counts());
-        json_object_set_new(x->queues, q->name, o);
+        json_object_set_new(x->l.byname, q->name, o);
     }
     double age = q->oldest_ready_at && x->now > q->oldest_ready_at
                      ? (double)(x->now - q->oldest_ready_at) / 1e3
@@ -180,7 +204,7 @@ static void stored_ages(stats_ctx_t *x, json_t *oldest)
     const char *name;
     json_t *q;
     x->oldest_s = 0;
-    json_object_foreach(x->queues, name, q) {
+    json_object_foreach(x->l.byname, name, q) {
         int64_t at = json_integer_value(json_object_get(oldest, name));
         double age = at && x->now > at ? (double)(x->now - at) / 1e3 : 0;
         if (age > x->oldest_s)
@@ -192,20 +216,22 @@ static void stored_ages(stats_ctx_t *x, json_t *oldest)
 /* Merges the stored counts (possibly cached) with the live figures. */
 static void stats_reply(api_call_t *c, json_t *stats)
 {
-    stats_ctx_t x = { .queues = json_object(), .now = clock_now_ms() };
+    stats_ctx_t x = { .l = { .byname = json_object(), .truncated = json_is_true(json_object_get(
+                                     stats, "queues_truncated")) },
+                      .now = clock_now_ms() };
     json_t *counts = zero_counts(), *qc;
     const char *name;
+    add_counts(counts, json_object_get(stats, "states")); /* every queue's, listed or not */
     json_object_foreach(json_object_get(stats, "queues"), name, qc) {
         json_t *qcounts = zero_counts();
         add_counts(qcounts, qc);
-        add_counts(counts, qc);
-        json_object_set_new(x.queues, name, json_pack("{s:o}", "counts", qcounts));
+        json_object_set_new(x.l.byname, name, json_pack("{s:o}", "counts", qcounts));
     }
     engine_queue_foreach(c->api->engine, engine_side, &x);
     json_t *stored_oldest = json_object_get(stats, "oldest_ready_at"), *q;
     if (stored_oldest) /* cluster mode: the database's, not this node's memory */
         stored_ages(&x, stored_oldest);
-    json_object_foreach(x.queues, name, q) {
+    json_object_foreach(x.l.byname, name, q) {
         json_t *qcounts = json_object_get(q, "counts");
         json_object_set_new(q, "success_rate",
                             rate((uint64_t)json_integer_value(json_object_get(qcounts, "completed")),
@@ -218,11 +244,12 @@ static void stats_reply(api_call_t *c, json_t *stats)
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         json_object_set_new(totals, names[i],
                             json_integer(json_integer_value(json_object_get(stored, names[i]))));
-    json_t *out = json_pack("{s:o, s:o, s:o, s:f, s:o}", "counts", counts, "totals", totals,
+    json_t *out = json_pack("{s:o, s:o, s:o, s:f, s:o, s:b}", "counts", counts, "totals", totals,
                             "success_rate",
                             rate((uint64_t)json_integer_value(json_object_get(totals, "completed")),
                                  (uint64_t)json_integer_value(json_object_get(totals, "failed"))),
-                            "oldest_queued_age_s", x.oldest_s, "queues", x.queues);
+                            "oldest_queued_age_s", x.oldest_s, "queues", x.l.byname,
+                            "queues_truncated", x.l.truncated);
     add_live(out, c->api->metrics, NULL, x.now);
     api_reply_text(c, 200, api_dump(out));
 }

@@ -33,14 +33,14 @@ static void add_stored(counts_t *k, json_t *stats)
 {
     const char *q, *state;
     json_t *states, *n;
-    json_object_foreach(json_object_get(stats, "queues"), q, states) {
+    json_object_foreach(json_object_get(stats, "queues"), q, states)
         json_object_set_new(k->queues, q, json_integer(json_integer_value(
                                               json_object_get(states, "queued"))));
-        json_object_foreach(states, state, n) {
-            job_state_t s;
-            if (job_state_parse(state, &s) == 0)
-                k->n[s] += (size_t)json_integer_value(n);
-        }
+    /* Every queue's, also those past the ones the read lists (store_stats). */
+    json_object_foreach(json_object_get(stats, "states"), state, n) {
+        job_state_t s;
+        if (job_state_parse(state, &s) == 0)
+            k->n[s] += (size_t)json_integer_value(n);
     }
 }
 
@@ -51,12 +51,7 @@ static json_int_t total(json_t *stats, const char *name)
 
 static json_int_t stored_failed(json_t *stats)
 {
-    json_int_t n = 0;
-    const char *q;
-    json_t *states;
-    json_object_foreach(json_object_get(stats, "queues"), q, states)
-        n += json_integer_value(json_object_get(states, "failed"));
-    return n;
+    return json_integer_value(json_object_get(json_object_get(stats, "states"), "failed"));
 }
 
 static json_t *server_part(fwp_conn_t *c)

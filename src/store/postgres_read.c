@@ -142,7 +142,7 @@ int pg_count_states(void *conn, backend_count_cb cb, void *ud)
 {
     any_call_t a = { (void (*)(void))cb, ud };
     return pg_each_row(conn, NULL, "SELECT queue, state, count(*)::bigint FROM jobs_all"
-                       " GROUP BY 1, 2", 0, NULL, NULL, count_row, &a);
+                       " GROUP BY 1, 2 ORDER BY queue COLLATE \"C\"", 0, NULL, NULL, count_row, &a);
 }
 
 /* Due and free to claim, as a claim's ready index has them (jobs_ready:

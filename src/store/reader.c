@@ -131,15 +131,40 @@ static int get_doc(void *ud, const store_doc_t *d)
     return 0;
 }
 
+/* OP_STATS: the counts of the first STORE_STATS_QUEUES queues (rows come
+ * in queue order), and of every queue by state. */
+typedef struct counts_ctx {
+    json_t *queues, *states, *oldest;
+    size_t nqueues;
+    bool truncated;
+} counts_ctx_t;
+
 static int count_row(void *ud, const char *queue, const char *state, int64_t n)
 {
-    json_t *queues = ud, *q = json_object_get(queues, queue);
-    if (!q) {
-        q = json_object();
-        json_object_set_new(queues, queue, q);
+    counts_ctx_t *x = ud;
+    json_t *q = json_object_get(x->queues, queue);
+    json_int_t had = json_integer_value(json_object_get(x->states, state));
+    if (json_object_set_new(x->states, state, json_integer(had + n)) != 0)
+        return -1;
+    if (!q && x->nqueues == STORE_STATS_QUEUES) {
+        x->truncated = true;
+        return 0;
     }
-    json_object_set_new(q, state, json_integer(n));
-    return 0;
+    if (!q) {
+        if (!(q = json_object()) || json_object_set_new(x->queues, queue, q) != 0)
+            return -1;
+        x->nqueues++;
+    }
+    return json_object_set_new(q, state, json_integer(n));
+}
+
+/* Cluster mode's oldest due job of each queue listed. */
+static int oldest_row(void *ud, const char *name, int64_t value)
+{
+    const counts_ctx_t *x = ud;
+    if (!json_object_get(x->queues, name))
+        return 0;
+    return json_object_set_new(x->oldest, name, json_integer(value));
 }
 
 static int counter_row(void *ud, const char *name, int64_t value)
@@ -180,6 +205,23 @@ static int breaker_row(void *ud, const backend_breaker_t *b)
                             b->probe_node && b->probe_until > b->now
                                 ? json_integer(b->probe_node) : json_null());
     return row && json_array_append_new(ud, row) == 0 ? 0 : -1;
+}
+
+static int read_stats(store_t *s, void *conn, op_t *op)
+{
+    counts_ctx_t x = { .queues = json_object(), .states = json_object() };
+    json_t *totals = json_object();
+    int rc = s->ops->count_states(conn, count_row, &x);
+    if (rc == 0)
+        rc = s->ops->counters(conn, counter_row, totals);
+    op->result = json_pack("{s:o, s:o, s:o, s:b}", "queues", x.queues, "states", x.states,
+                           "totals", totals, "queues_truncated", x.truncated);
+    if (rc == 0 && s->cluster && s->ops->oldest_ready && op->result) {
+        x.oldest = json_object();
+        rc = s->ops->oldest_ready(conn, clock_now_ms(), oldest_row, &x);
+        json_object_set_new(op->result, "oldest_ready_at", x.oldest);
+    }
+    return rc;
 }
 
 /* OP_GET: each id's document or null, in order, until max_bytes of
@@ -241,16 +283,7 @@ static void run_read(store_t *s, void *conn, op_t *op)
         if (op->result && c.scans)
             json_object_set_new(op->result, "scanned", json_integer(c.scanned));
     } else {
-        json_t *queues = json_object(), *totals = json_object();
-        rc = s->ops->count_states(conn, count_row, queues);
-        if (rc == 0)
-            rc = s->ops->counters(conn, counter_row, totals);
-        op->result = json_pack("{s:o, s:o}", "queues", queues, "totals", totals);
-        if (rc == 0 && s->cluster && s->ops->oldest_ready && op->result) {
-            json_t *oldest = json_object();
-            rc = s->ops->oldest_ready(conn, clock_now_ms(), counter_row, oldest);
-            json_object_set_new(op->result, "oldest_ready_at", oldest);
-        }
+        rc = read_stats(s, conn, op);
     }
     free(op->error);
     op->error = rc == 0 ? NULL : strdup(oom ? "out of memory" : s->ops->errmsg(conn));

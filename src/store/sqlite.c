@@ -626,8 +626,8 @@ static int sq_load_queues(void *conn, backend_queue_cb cb, void *ud)
 static int sq_count_states(void *conn, backend_count_cb cb, void *ud)
 {
     /* Kept by triggers (schema version 2): no scan of the jobs. */
-    return query(conn, "SELECT queue, state, n FROM state_counts WHERE n <> 0", count_row,
-                 (any_fn)cb, ud);
+    return query(conn, "SELECT queue, state, n FROM state_counts WHERE n <> 0 ORDER BY queue",
+                 count_row, (any_fn)cb, ud);
 }
 
 static int sq_counters(void *conn, backend_counter_cb cb, void *ud)

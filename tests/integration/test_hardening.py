@@ -97,6 +97,26 @@ def test_ids_naming_more_stored_bytes_than_one_read_may_hold_are_refused(make_se
     assert_clean_log(s)
 
 
+def test_queue_names_past_ten_thousand_are_counted_but_not_listed(server):
+    """Queue names are the clients': /v1/queues and /v1/stats listed every
+    queue the store counts, built on the loop at each call, so with 100,000
+    queues a call took 300 ms of it (a liveness probe waited as long). They
+    list the first 10,000 names now, say so, and count every job."""
+    for b in range(11):
+        jobs = [{"type": "t", "queue": f"n{b:02d}-{i:04d}"} for i in range(1000)]
+        assert server.post("/v1/jobs/batch", {"jobs": jobs}, timeout=60).status_code == 201
+    first = sorted(f"n{b:02d}-{i:04d}" for b in range(11) for i in range(1000))[:10000]
+    q = server.get("/v1/queues", timeout=60).json()
+    assert q.get("queues_truncated") is True, {k: v for k, v in q.items() if k != "queues"}
+    assert sorted(x["name"] for x in q["queues"]) == first
+    s = server.get("/v1/stats", timeout=60).json()
+    assert s["queues_truncated"] is True and len(s["queues"]) == 10000
+    assert s["counts"]["queued"] == 11000
+    r = server.get("/v1/queues?x=1", timeout=60)  # its own cache entry: built again
+    assert r.status_code == 200 and len(r.json()["queues"]) == 10000
+    assert_clean_log(server)
+
+
 def _host_port(server):
     host, port = server.url.rsplit("//", 1)[1].split(":")
     return host, int(port)
