@@ -278,7 +278,9 @@ typedef struct engine_queue_info {
     size_t by_priority[JOB_STATE_COUNT][JOB_PRIORITIES]; /* the same, by priority too */
     int64_t oldest_ready_at; /* run_at of the longest-waiting queued job; 0 if none */
 } engine_queue_info_t;
-/* Calls fn for every queue the engine knows, in no particular order. */
+/* Calls fn for every queue the engine holds, in no particular order: those
+ * with a job in memory, paused or limited (it lets go of the others, since
+ * queue names are the clients' to invent). */
 void engine_queue_foreach(engine_t *e, void (*fn)(void *ud, const engine_queue_info_t *q),
                           void *ud);
 

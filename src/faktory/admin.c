@@ -337,7 +337,8 @@ static bool queued_in(const job_t *j, void *arg)
     return j->state == JOB_QUEUED && named(arg, j->queue);
 }
 
-/* Names of every queue the engine knows (QUEUE PAUSE|RESUME *). */
+/* Names of every queue the engine holds (QUEUE PAUSE|RESUME *): with jobs in
+ * memory, paused or limited (it lets go of the others). */
 static void add_known(void *ud, const engine_queue_info_t *q) { ids_push(ud, q->name); }
 
 /* Named queues are paused even if the engine has none of their jobs yet,
