@@ -14,15 +14,19 @@
 #include "metrics/process.h"
 #include "util/clock.h"
 
+/* The queues listed (at most STORE_STATS_QUEUES, as /v1/queues: each is
+ * the loop's work at every INFO) and counted. */
 typedef struct counts {
     json_t *queues;
-    size_t n[JOB_STATE_COUNT];
+    size_t n[JOB_STATE_COUNT], nqueues;
 } counts_t;
 
 static void add_queue(void *ud, const engine_queue_info_t *q)
 {
     counts_t *k = ud;
-    json_object_set_new(k->queues, q->name, json_integer((json_int_t)q->count[JOB_QUEUED]));
+    k->nqueues++;
+    if (json_object_size(k->queues) < STORE_STATS_QUEUES)
+        json_object_set_new(k->queues, q->name, json_integer((json_int_t)q->count[JOB_QUEUED]));
     for (int s = 0; s < JOB_STATE_COUNT; s++)
         k->n[s] += q->count[s];
 }
@@ -36,6 +40,7 @@ static void add_stored(counts_t *k, json_t *stats)
     json_object_foreach(json_object_get(stats, "queues"), q, states)
         json_object_set_new(k->queues, q, json_integer(json_integer_value(
                                               json_object_get(states, "queued"))));
+    k->nqueues = (size_t)json_integer_value(json_object_get(stats, "queue_count"));
     /* Every queue's, also those past the ones the read lists (store_stats). */
     json_object_foreach(json_object_get(stats, "states"), state, n) {
         job_state_t s;
@@ -82,7 +87,7 @@ static json_t *faktory_part(fwp_conn_t *c, json_t *stats)
         "s:{s:I}, s:{s:I}}}",
         "total_failures", failures, "total_processed", total(stats, "completed") + failures,
         "total_enqueued", total(stats, "enqueued"), "total_queues",
-        (json_int_t)json_object_size(k.queues), "queues", k.queues, "sets", "dead", dead,
+        (json_int_t)k.nqueues, "queues", k.queues, "sets", "dead", dead,
         "retries", (json_int_t)k.n[JOB_RETRYING], "scheduled", (json_int_t)k.n[JOB_PENDING],
         "working", (json_int_t)k.n[JOB_RUNNING], "tasks", "Busy", "size",
         (json_int_t)k.n[JOB_RUNNING], "Dead", "size", dead, "Retries", "size",

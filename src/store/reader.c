@@ -135,7 +135,8 @@ static int get_doc(void *ud, const store_doc_t *d)
  * in queue order), and of every queue by state. */
 typedef struct counts_ctx {
     json_t *queues, *states, *oldest;
-    size_t nqueues;
+    size_t nqueues, nall; /* listed; every queue counted */
+    char last[JOB_NAME_MAX + 1]; /* the queue of the row before (rows come by queue) */
     bool truncated;
 } counts_ctx_t;
 
@@ -146,6 +147,10 @@ static int count_row(void *ud, const char *queue, const char *state, int64_t n)
     json_int_t had = json_integer_value(json_object_get(x->states, state));
     if (json_object_set_new(x->states, state, json_integer(had + n)) != 0)
         return -1;
+    if (!x->nall || strncmp(x->last, queue, sizeof x->last) != 0) {
+        x->nall++;
+        snprintf(x->last, sizeof x->last, "%s", queue);
+    }
     if (!q && x->nqueues == STORE_STATS_QUEUES) {
         x->truncated = true;
         return 0;
@@ -214,8 +219,9 @@ static int read_stats(store_t *s, void *conn, op_t *op)
     int rc = s->ops->count_states(conn, count_row, &x);
     if (rc == 0)
         rc = s->ops->counters(conn, counter_row, totals);
-    op->result = json_pack("{s:o, s:o, s:o, s:b}", "queues", x.queues, "states", x.states,
-                           "totals", totals, "queues_truncated", x.truncated);
+    op->result = json_pack("{s:o, s:o, s:o, s:b, s:I}", "queues", x.queues, "states",
+                           x.states, "totals", totals, "queues_truncated", x.truncated,
+                           "queue_count", (json_int_t)x.nall);
     if (rc == 0 && s->cluster && s->ops->oldest_ready && op->result) {
         x.oldest = json_object();
         rc = s->ops->oldest_ready(conn, clock_now_ms(), oldest_row, &x);

@@ -220,7 +220,7 @@ void store_get_jobs(store_t *s, const char *const *ids, size_t n, size_t max_byt
                     store_read_cb cb, void *ud);
 void store_list_jobs(store_t *s, const store_query_t *q, store_read_cb cb, void *ud);
 /* Result: {"queues":{name:{state:n}}, "states":{state:n}, "totals":
- * {event:n}, "queues_truncated":bool}, and in cluster mode
+ * {event:n}, "queues_truncated":bool, "queue_count":n}, and in cluster mode
  * "oldest_ready_at":{queue:run_at ms} for the queues listed with a job due
  * and free to claim (a node's memory holds none of those). "queues" holds
  * the first STORE_STATS_QUEUES queue names in byte order; "states" counts

@@ -421,3 +421,21 @@ def test_rate_limits_apply_and_share_the_budget_with_http(make_server):
     # the same client (its address, without keys) over HTTP: the same bucket, empty now
     r = s.get("/v1/stats")
     assert r.status_code == 429, r.text
+
+
+def test_info_lists_ten_thousand_queues_and_counts_them_all(server):
+    """INFO listed every queue, built on the loop at each call (queue names
+    are the clients'); it lists 10,000 now, as /v1/queues, and total_queues
+    still counts every one."""
+    c = connect(server)
+    try:
+        for b in range(11):
+            jobs = [{"jid": f"infoq-{b:02d}-{i:04d}", "jobtype": "t", "args": [],
+                     "queue": f"iq{b:02d}-{i:04d}"} for i in range(1000)]
+            assert c.cmd("PUSHB " + json.dumps(jobs)) == "{}"
+        info = json.loads(c.cmd("INFO"))["faktory"]
+    finally:
+        c.close()
+    assert info["total_queues"] == 11000, info["total_queues"]
+    assert len(info["queues"]) == 10000
+    assert info["total_enqueued"] == 11000
