@@ -315,6 +315,22 @@ static size_t queues_held(engine_t *e)
     return n;
 }
 
+/* n jobs, each in a queue of its own (prefix0, prefix1, ...), each
+ * cancelled and deleted at once: queues left with no job. */
+static void churn_queues(engine_t *e, const char *prefix, int n)
+{
+    const job_t *j;
+    problem_t p;
+    for (int i = 0; i < n; i++) {
+        char id[48], extra[80];
+        snprintf(id, sizeof id, "%s-%d", prefix, i);
+        snprintf(extra, sizeof extra, "\"queue\":\"%s%d\"", prefix, i);
+        put(e, id, extra);
+        assert_int_equal(engine_cancel(e, id, &j, &p), ERR_OK);
+        assert_int_equal(engine_delete(e, id, &p), ERR_OK);
+    }
+}
+
 /* Queue names are the clients' to invent: a queue the engine holds no job
  * of, not paused and not limited, goes (when new queues have doubled the
  * map), so a client naming a new queue for every job cannot grow it for
@@ -322,20 +338,11 @@ static size_t queues_held(engine_t *e)
 static void test_queues_without_jobs_go(void **state)
 {
     engine_t *e = *state;
-    const job_t *j;
-    problem_t p;
     engine_pause(e, "kept-paused", true);
     engine_limit_t one = { .concurrency = 1 };
     assert_int_equal(engine_set_limit(e, ENGINE_LIMIT_QUEUE, "kept-limited", &one), 0);
     put(e, "live", "\"queue\":\"kept-live\"");
-    for (int i = 0; i < 1000; i++) {
-        char id[32], extra[64];
-        snprintf(id, sizeof id, "gone-%d", i);
-        snprintf(extra, sizeof extra, "\"queue\":\"q%d\"", i);
-        put(e, id, extra);
-        assert_int_equal(engine_cancel(e, id, &j, &p), ERR_OK);
-        assert_int_equal(engine_delete(e, id, &p), ERR_OK);
-    }
+    churn_queues(e, "gone", 1000);
     assert_true(queues_held(e) < 200);
     assert_true(engine_queue_paused(e, "kept-paused"));
     job_t *out[1];
@@ -353,8 +360,6 @@ static void test_queues_without_jobs_go(void **state)
 static void test_queues_and_lanes_count_in_memory(void **state)
 {
     engine_t *e = *state;
-    const job_t *j;
-    problem_t p;
     put(e, "first", "\"queue\":\"qa\"");
     int64_t one = engine_memory_bytes(e);
     put(e, "other", "\"queue\":\"qa\""); /* same sizes, queue and lane there */
@@ -362,14 +367,7 @@ static void test_queues_and_lanes_count_in_memory(void **state)
     put(e, "third", "\"queue\":\"qb\"");
     int64_t own = engine_memory_bytes(e) - one - shared;
     assert_true(own > shared + (int64_t)(200));
-    for (int i = 0; i < 200; i++) { /* new queues until a sweep has run */
-        char id[32], extra[64];
-        snprintf(id, sizeof id, "x-%d", i);
-        snprintf(extra, sizeof extra, "\"queue\":\"x%d\"", i);
-        put(e, id, extra);
-        assert_int_equal(engine_cancel(e, id, &j, &p), ERR_OK);
-        assert_int_equal(engine_delete(e, id, &p), ERR_OK);
-    }
+    churn_queues(e, "x", 200); /* new queues until a sweep has run */
     /* What is left over is the empty queues not yet swept, no more. */
     int64_t left = engine_memory_bytes(e) - one - shared - own;
     assert_true(left >= 0 && left <= (int64_t)(queues_held(e) - 2) * (own - shared));
