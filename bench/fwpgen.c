@@ -6,7 +6,9 @@
  * one libevent loop (the client should cost little of the shared CPU).
  * Producers PUSH jobs with ~100-byte args; consumers FETCH and ACK them.
  * Bounded: stops after --jobs jobs are acknowledged or --max-seconds have
- * passed. Prints jobs/s for the full cycle and PUSH latency percentiles.
+ * passed. --rate R paces the pushes to R a second in all (a queue that
+ * does not build up), instead of as fast as they are answered; --work-ms
+ * M makes each consumer hold a job M ms before its ACK, as a worker would. Prints jobs/s for the full cycle and PUSH latency percentiles.
  * No password support: run it against a server without one (loopback).
  */
 #include <event2/buffer.h>
@@ -39,6 +41,8 @@ static double *lat;
 static long nlat;
 static int open_conns;
 static int run_id; /* jids differ from run to run against one server */
+static double work_ms; /* --work-ms: a consumer holds each job this long before its ACK */
+static double rate; /* --rate: pushes a second at most, all producers (0: as fast as answered) */
 static const char pad[] = "0123456789012345678901234567890123456789012345678901234567890123456789"
                           "012345678901234567";
 
@@ -52,12 +56,40 @@ static void finish(conn_t *c)
 
 static bool over(void) { return acked >= want || gen_now_s() - t0 > max_seconds; }
 
+static bool next(conn_t *c);
+
+static void send_ack(conn_t *c)
+{
+    c->st = S_ACK;
+    evbuffer_add_printf(bufferevent_get_output(c->bev), "ACK {\"jid\":\"%s\"}\r\n", c->jid);
+}
+
+static void on_worked(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    send_ack(arg);
+}
+
+static void on_due(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    next(arg);
+}
+
 /* Sends the connection's next command; false if it is done (and freed). */
 static bool next(conn_t *c)
 {
     if (over() || (c->producer && pushed >= want)) {
         finish(c);
         return false;
+    }
+    double due = rate > 0 ? t0 + (double)pushed / rate : 0, now = gen_now_s();
+    if (c->producer && due > now) { /* ahead of --rate: push when due */
+        struct timeval tv = { (time_t)(due - now), (suseconds_t)((due - now - (double)(time_t)(due - now)) * 1e6) };
+        event_base_once(base, -1, EV_TIMEOUT, on_due, c, &tv);
+        return true;
     }
     if (c->producer) {
         long n = pushed++;
@@ -122,8 +154,12 @@ static bool on_reply(conn_t *c, char *r)
         if (!j) /* $-1: nothing yet */
             return next(c);
         snprintf(c->jid, sizeof c->jid, "%.*s", (int)strcspn(j + 7, "\""), j + 7);
-        c->st = S_ACK;
-        evbuffer_add_printf(bufferevent_get_output(c->bev), "ACK {\"jid\":\"%s\"}\r\n", c->jid);
+        if (work_ms > 0) {
+            struct timeval tv = { (time_t)(work_ms / 1e3), (suseconds_t)(work_ms * 1e3) % 1000000 };
+            event_base_once(base, -1, EV_TIMEOUT, on_worked, c, &tv);
+        } else {
+            send_ack(c);
+        }
         return true;
     }
     case S_ACK:
@@ -166,11 +202,22 @@ static int cmp(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+static int extra_opt(const char *name, const char *value)
+{
+    if (!strcmp(name, "--rate"))
+        rate = atof(value);
+    else if (!strcmp(name, "--work-ms"))
+        work_ms = atof(value);
+    else
+        return -1;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     gen_opts_t o = { .port = 7419, .producers = 1, .consumers = 1, .jobs = 10000,
                      .max_seconds = 60 };
-    int rc = gen_parse(argc, argv, &o, NULL);
+    int rc = gen_parse(argc, argv, &o, extra_opt);
     if (rc)
         return rc;
     want = o.jobs;

@@ -85,6 +85,7 @@ static void store_part(store_t *st, store_figures_t *f, const char **names, metr
                               .statement_seconds = f->statement_seconds,
                               .statement_names = names, .nstatements = STORE_ST_COUNT,
                               .failed_commits = f->failed_commits,
+                              .carried = f->carried,
                               .healthy = store_healthy(st),
                               .quarantined = store_quarantine_count(st) };
 }

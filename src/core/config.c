@@ -47,7 +47,7 @@ static const setting_t settings[] = {
     { "JOBQ_LOG_FORMAT", T_LOGFORMAT, F(log_format), 0, 0, 0, "json", "json | text (for a terminal)" },
     { "JOBQ_SLOW_REQUEST_MS", T_INT, F(slow_request_ms), 0, 1, 3600000, "1000", "requests slower than this are logged at warn" },
     { "JOBQ_SLOW_COMMIT_MS", T_INT, F(slow_commit_ms), 0, 1, 3600000, "500", "group commits slower than this are logged at warn" },
-    { "JOBQ_COMPACT_INTERVAL", T_MS, F(compact_interval_ms), 0, 1, 600000, "250ms", "journaled writes reach the database at most this late (a read of them compacts at once)" },
+    { "JOBQ_COMPACT_INTERVAL", T_MS, F(compact_interval_ms), 0, 1, 600000, "250ms", "journaled writes reach the database at most this late, a running job's at most 3 times (a read of them compacts at once)" },
     { "JOBQ_MAX_BODY_BYTES", T_INT, F(max_body_bytes), 0, 1024, 64 << 20, "1048576", "largest request body" },
     { "JOBQ_IDLE_TIMEOUT", T_MS, F(idle_timeout_ms), 0, 1000, 3600000, "30s", "an HTTP connection with nothing to say this long is closed" },
     { "JOBQ_HEADER_TIMEOUT", T_MS, F(header_timeout_ms), 0, 100, 600000, "10s", "request headers must be complete this long after the request line" },

@@ -220,6 +220,8 @@ static void render_store(sbuf_t *s, const metrics_store_t *f)
     hist(s, "jobq_store_roundtrip_seconds", "", &f->roundtrip_seconds);
     metrics_family(s, "jobq_store_failed_commits_total", "counter", "Commits that failed and were retried.");
     metrics_sample(s, "jobq_store_failed_commits_total", "", (double)f->failed_commits);
+    metrics_family(s, "jobq_store_carried_jobs_total", "counter", "Running jobs a timed compaction left for the next one.");
+    metrics_sample(s, "jobq_store_carried_jobs_total", "", (double)f->carried);
     metrics_family(s, "jobq_store_healthy", "gauge", "1 while the store commits.");
     metrics_sample(s, "jobq_store_healthy", "", f->healthy);
     metrics_family(s, "jobq_quarantined_jobs", "gauge", "Stored jobs that cannot be read, kept aside (GET /v1/quarantine).");

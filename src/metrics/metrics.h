@@ -81,6 +81,7 @@ typedef struct metrics_store {
     const char *const *statement_names;
     int nstatements;
     uint64_t failed_commits;
+    uint64_t carried;
     bool healthy;
     size_t quarantined;
 } metrics_store_t;

@@ -266,6 +266,7 @@ typedef struct store_figures {
     histogram_t batch_size;     /* operations per batch */
     histogram_t roundtrip_seconds; /* queued -> handed back, per operation */
     uint64_t failed_commits;
+    uint64_t carried; /* running jobs a timed compaction left for the next (carry) */
 } store_figures_t;
 void store_figures(store_t *s, store_figures_t *out);
 

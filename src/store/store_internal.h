@@ -40,6 +40,8 @@ typedef struct op {
     bool paused;
     bool superseded;   /* OP_PUT: a later put or delete of the job is in the same batch */
     bool first_seen;   /* the job's first write in the batch was looked at (apply.c) */
+    bool carry;        /* OP_PUT: its job is carried past this compaction (carry.c) */
+    uint8_t carries;   /* an enqueue: compactions its job was carried past (carry.c) */
     const char *was;   /* OP_PUT: the state its row has, if it exists and is known (static) */
     char *doc;         /* owned */
     store_read_cb cb;
@@ -159,6 +161,7 @@ struct store {
     store_purge_t upkeep;
     store_applying_t compaction;
     op_t *compaction_last;
+    uint64_t compaction_upto; /* the last write before which all are in it (carry.c) */
     int64_t pending_since_ns;
     uint64_t applied;    /* guarded by mu: the last write in the database, which reads see */
     uint64_t read_wants; /* guarded by mu: a reader waits for the database to reach this */
@@ -339,6 +342,14 @@ int store_run_claim(store_t *s, op_t *op);
 int store_run_beat(store_t *s, op_t *op);
 int store_run_leave(store_t *s);
 void store_free_claimed(op_t *op);
+/* carry.c: at a timed compaction, with mu held and the journal just
+ * rotated, takes the writes of new unfinished jobs out of first..last
+ * into carried..carried_last and adds each such job's last write to the
+ * journal's batch; the caller must commit that batch before the
+ * compaction commits. Returns how many jobs it carries (0: nothing moved,
+ * and the journal's batch is as it was). */
+#define CARRY_MAX 2 /* compactions a new job may be carried past */
+size_t store_carry(store_t *s, op_t **first, op_t **last, op_t **carried, op_t **carried_last);
 /* writer.c: batch..last join the pending writes (caller holds mu). */
 void store_add_pending(store_t *s, op_t *batch, op_t *last);
 /* writer.c: pending writes should be compacted now (caller holds mu). */

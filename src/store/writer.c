@@ -15,7 +15,9 @@
  * Its transaction runs in steps of COMPACT_STEP writes, and a batch that
  * arrives meanwhile is journaled between two steps: in "fsync" durability
  * this thread does both, and a whole compaction (tens of milliseconds)
- * would otherwise hold every acknowledgement back.
+ * would otherwise hold every acknowledgement back. A compaction that ran
+ * only because pending writes grew old may carry running jobs past it
+ * (carry.c).
  *
  * Without one, every batch is applied to the database directly.
  */
@@ -26,6 +28,7 @@
 #include <time.h>
 
 #include "store/store_internal.h"
+#include "util/check.h"
 #include "util/clock.h"
 #include "util/log.h"
 
@@ -114,27 +117,88 @@ static void hand_back(store_t *s, op_t *first, op_t *last)
     store_done_append(s, first, last);
 }
 
-/* Everything pending into the database. New writes go to the journal's
- * other file from here on (journal.h), so that batches may go on being
- * journaled while this transaction runs: by the loop (`os` durability),
- * or by this thread between the compaction's steps (compaction_step).
- * Once it commits, the generation it closed is applied and its file free.
- * A lost database stops compactions, which leaves that generation on disk
- * to be replayed. */
-static void compaction_start(store_t *s)
+/* The journal's batch written, retried until it is: nothing in it has
+ * been acknowledged, and nothing after it may be. */
+static void commit_retrying(store_t *s)
+{
+    for (int attempt = 0;; attempt++) {
+        char why[256];
+        s->injected = false;
+        store_fault_delay(s);
+        int rc = store_injected_failure(s) ? -1 : journal_commit(s->journal, why, sizeof why);
+        if (rc == 0) {
+            if (!atomic_load(&s->healthy))
+                log_info("store recovered", LOG_I("attempts", attempt + 1));
+            store_set_health(s, true, NULL);
+            return;
+        }
+        store_set_health(s, false, why);
+        pthread_mutex_lock(&s->mu);
+        s->fig.failed_commits++;
+        pthread_mutex_unlock(&s->mu);
+        log_error("journal commit failed; will retry", LOG_S("error", why),
+                  LOG_I("attempt", attempt + 1));
+        store_backoff(attempt);
+    }
+}
+
+/* Whether a timed compaction may carry new jobs past it (carry.c):
+ * nothing waits for the database, the store is well, no fault seam is on.
+ * Called with mu. */
+static bool may_carry(const store_t *s)
+{
+    return s->journal && !s->stopping && s->read_wants <= s->applied &&
+           s->npending < COMPACT_OPS && s->pending_bytes < COMPACT_BYTES &&
+           atomic_load(&s->healthy) && s->faults.commit_fail_ms <= 0;
+}
+
+/* The carried jobs' copies are journaled (carry.c) before the compaction
+ * can commit the generation that held them; they stay pending. Meanwhile
+ * the loop journals nothing (writer_owns), so no later write of theirs
+ * lands before them. */
+static void journal_carried(store_t *s, op_t *carried, op_t *carried_last)
+{
+    commit_retrying(s);
+    pthread_mutex_lock(&s->mu);
+    store_add_pending(s, carried, carried_last);
+    s->writer_owns = false;
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* Everything pending into the database (timed: but new jobs may be
+ * carried past it, carry.c). New writes go to the journal's other file
+ * from here on (journal.h), so that batches may go on being journaled
+ * while this transaction runs: by the loop (`os` durability), or by this
+ * thread between the compaction's steps (compaction_step). Once it
+ * commits, the generation it closed is applied and its file free, even if
+ * every write in it was carried. A lost database stops compactions, which
+ * leaves that generation on disk to be replayed. */
+static void compaction_start(store_t *s, bool timed)
 {
     if (atomic_load(&s->dead))
         return;
     pthread_mutex_lock(&s->mu);
-    op_t *first = s->pending, *last = s->pending_tail;
+    CHECK(!timed || !s->writer_owns);
+    timed = timed && may_carry(s);
+    op_t *first = s->pending, *last = s->pending_tail, *carried = NULL, *carried_last = NULL;
     s->pending = s->pending_tail = NULL;
     s->npending = s->pending_bytes = 0;
     uint64_t gen = first && s->journal ? journal_rotate(s->journal) : 0;
+    uint64_t upto = last ? last->seq : 0;
+    size_t ncarried = timed ? store_carry(s, &first, &last, &carried, &carried_last) : 0;
+    if (ncarried) {
+        upto = carried->seq - 1; /* the database lacks it and what follows it (reads) */
+        s->writer_owns = true;
+        s->fig.carried += ncarried;
+    }
     pthread_mutex_unlock(&s->mu);
-    if (!first)
+    if (carried)
+        journal_carried(s, carried, carried_last);
+    if (!gen && !first)
         return;
     store_apply_start(&s->compaction, first, true, gen);
     s->compaction_last = last;
+    s->compaction_upto = upto;
     s->compacting = true;
 }
 
@@ -185,9 +249,11 @@ static void compaction_step(store_t *s, bool yield)
         if (s->upkeep_due)
             upkeep(s, first);
         pthread_mutex_lock(&s->mu);
-        s->applied = last->seq;
+        if (s->compaction_upto > s->applied)
+            s->applied = s->compaction_upto;
         publish_statements(s);
-        hand_back(s, first, last);
+        if (first)
+            hand_back(s, first, last);
         pthread_cond_broadcast(&s->read_cv); /* reads waiting for these writes */
         pthread_mutex_unlock(&s->mu);
         store_notify(s);
@@ -199,7 +265,7 @@ static void compaction_step(store_t *s, bool yield)
 static void compact(store_t *s)
 {
     compaction_step(s, false);
-    compaction_start(s);
+    compaction_start(s, false);
     compaction_step(s, false);
 }
 
@@ -257,25 +323,8 @@ static int journal_batch(store_t *s, op_t *batch)
             journal_discard(s->journal);
             return -1;
         }
-    for (int attempt = 0;; attempt++) {
-        char why[256];
-        s->injected = false;
-        store_fault_delay(s);
-        int rc = store_injected_failure(s) ? -1 : journal_commit(s->journal, why, sizeof why);
-        if (rc == 0) {
-            if (!atomic_load(&s->healthy))
-                log_info("store recovered", LOG_I("attempts", attempt + 1));
-            store_set_health(s, true, NULL);
-            return 0;
-        }
-        store_set_health(s, false, why);
-        pthread_mutex_lock(&s->mu);
-        s->fig.failed_commits++;
-        pthread_mutex_unlock(&s->mu);
-        log_error("journal commit failed; will retry", LOG_S("error", why),
-                  LOG_I("attempt", attempt + 1));
-        store_backoff(attempt);
-    }
+    commit_retrying(s);
+    return 0;
 }
 
 static void pending_locked(store_t *s, op_t *batch, op_t *last)
@@ -400,7 +449,7 @@ void *store_writer_main(void *arg)
         if (stopping && !batch)
             compact(s);
         else if (due && !s->compacting)
-            compaction_start(s);
+            compaction_start(s, true);
         compaction_step(s, true);
         if (stopping && !batch && (!s->pending || atomic_load(&s->dead)))
             break; /* stopping, and everything is in the database (or cannot be) */

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 #include <poll.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "engine/engine.h"
@@ -186,6 +187,17 @@ static void pump(store_t *s)
     store_dispatch(s);
 }
 
+/* A point read of a stored job finds this string in its field. */
+static void assert_stored(const char *id, const char *field, const char *want)
+{
+    store_get_job(g_store, id, on_read, NULL);
+    while (!read_result)
+        pump(g_store);
+    assert_string_equal(json_string_value(json_object_get(read_result, field)), want);
+    json_decref(read_result);
+    read_result = NULL;
+}
+
 static void test_group_commit_acknowledges_after_commit_in_order(void **state)
 {
     (void)state;
@@ -294,12 +306,7 @@ static void test_writes_of_one_job_in_one_batch_write_one_row(void **state)
     assert_int_equal(json_integer_value(json_object_get(totals, "completed")), 1);
     json_decref(read_result);
     read_result = NULL;
-    store_get_job(g_store, "c1", on_read, NULL);
-    while (!read_result)
-        pump(g_store);
-    assert_string_equal(json_string_value(json_object_get(read_result, "state")), "completed");
-    json_decref(read_result);
-    read_result = NULL;
+    assert_stored("c1", "state", "completed");
     store_figures_t f;
     store_figures(g_store, &f);
     /* first, then one row for c1 and one for first's lease: not 1 + 3 + 1
@@ -371,12 +378,7 @@ static void test_new_rows_inserted_many_to_a_statement(void **state)
     assert_int_equal(count_of("queued"), 70);
     for (int i = 0; i < 70; i += 23) {
         snprintf(id, sizeof id, "many-%02d", i);
-        store_get_job(g_store, id, on_read, NULL);
-        while (!read_result)
-            pump(g_store);
-        assert_string_equal(json_string_value(json_object_get(read_result, "id")), id);
-        json_decref(read_result);
-        read_result = NULL;
+        assert_stored(id, "id", id);
     }
     engine_free(e);
     store_close(g_store);
@@ -430,6 +432,106 @@ static void test_a_write_is_acknowledged_during_a_compaction(void **state)
     store_close(g_store);
 }
 
+/* Enqueues a job and leases it: running, as a worker's job is. */
+static void enqueue_running(engine_t *e, const char *id)
+{
+    enqueue(e, json_pack("{s:s, s:s, s:s}", "id", id, "type", "t", "queue", id));
+    const char *q[] = { id };
+    engine_waiter_t w = { .worker = "w", .queues = q, .nqueues = 1, .max = 1 };
+    job_t *got[1];
+    assert_int_equal(engine_lease(e, &w, 0, got), 1);
+}
+
+/* Waits until the store has committed n compactions. */
+static void wait_commits(uint64_t n)
+{
+    store_figures_t f;
+    for (int i = 0; i < 5000; i++) {
+        store_figures(g_store, &f);
+        if (f.statement_seconds[STORE_ST_COMMIT].count >= n)
+            return;
+        nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+    }
+    fail_msg("no compaction committed");
+}
+
+static uint64_t puts_so_far(void)
+{
+    store_figures_t f;
+    store_figures(g_store, &f);
+    return f.statement_seconds[STORE_ST_PUT].count;
+}
+
+/* A job running at a timed compaction is carried past it (carry.c): its
+ * row is written once, when it has finished; a job still waiting is
+ * written at once. A read that needs the database takes everything. */
+static void test_a_running_job_is_written_once_it_has_finished(void **state)
+{
+    (void)state;
+    char err[512];
+    g_store = store_open(url, DURABILITY_OS, err, sizeof err);
+    assert_int_equal(store_migrate(g_store, err, sizeof err), 0);
+    store_set_compact_interval_ms(g_store, 100);
+    assert_int_equal(store_start(g_store, err, sizeof err), 0);
+    engine_t *e = new_engine();
+    enqueue_running(e, "runs");
+    enqueue(e, json_pack("{s:s, s:s}", "id", "waits", "type", "t"));
+    store_flush(g_store);
+    wait_commits(1);
+    assert_int_equal(puts_so_far(), 1); /* "waits" alone */
+    const job_t *j = engine_get(e, "runs");
+    char lid[64];
+    strcpy(lid, j->lease_id);
+    problem_t p;
+    assert_int_equal(engine_complete(e, "runs", lid, NULL, &j, &p), ERR_OK);
+    store_flush(g_store);
+    assert_int_equal(count_of("completed"), 0); /* "runs" has a queue of its own */
+    assert_int_equal(puts_so_far(), 2);         /* "runs", completed, in one row */
+    assert_stored("runs", "state", "completed");
+    engine_free(e);
+    store_close(g_store);
+}
+
+/* What a carried job's copy is for: the compaction that carried it marks
+ * its generation applied, so replay no longer reads the job's writes
+ * there. A process that dies right after it (here a child's _exit, as a
+ * kill -9 leaves the files) must still find the job at the next start. */
+static void test_a_carried_job_survives_a_crash_after_the_compaction(void **state)
+{
+    (void)state;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char err[512];
+        g_store = store_open(url, DURABILITY_OS, err, sizeof err);
+        if (!g_store || store_migrate(g_store, err, sizeof err) != 0)
+            _exit(2);
+        store_set_compact_interval_ms(g_store, 300); /* one compaction before _exit */
+        if (store_start(g_store, err, sizeof err) != 0)
+            _exit(3);
+        engine_t *e = new_engine();
+        enqueue_running(e, "carried");
+        store_flush(g_store);
+        wait_commits(1);
+        _exit(puts_so_far() == 0 ? 0 : 4); /* carried, not written */
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    char err[512];
+    g_store = store_open(url, DURABILITY_OS, err, sizeof err);
+    assert_non_null(g_store);
+    engine_t *e = new_engine();
+    size_t n;
+    store_recovery_t to = { .ud = e, .job = recover_job, .queue = recover_queue };
+    assert_int_equal(store_load(g_store, &to, &n, err, sizeof err), 0);
+    assert_int_equal(n, 1);
+    assert_non_null(engine_get(e, "carried"));
+    engine_free(e);
+    store_close(g_store);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -442,6 +544,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_counts_follow_known_states_and_purged_rows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_new_rows_inserted_many_to_a_statement, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_write_is_acknowledged_during_a_compaction, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_running_job_is_written_once_it_has_finished, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_carried_job_survives_a_crash_after_the_compaction, setup, teardown),
     };
     return cmocka_run_group_tests_name("store", tests, NULL, NULL);
 }
