@@ -96,6 +96,7 @@ static const setting_t settings[] = {
     { "JOBQ_FAULT_COMMIT_FAIL_MS", T_INT, F(fault_commit_fail_ms), 0, 0, 600000, "0", "TESTING ONLY: refuse commits this long after the first" },
     { "JOBQ_FAULT_COMMIT_LOST_EVERY", T_INT, F(fault_commit_lost_every), 0, 0, 1000000, "0", "TESTING ONLY (PostgreSQL): every Nth commit is reported failed after it committed, as when the session breaks in COMMIT" },
     { "JOBQ_FAULT_READ_DELAY_MS", T_INT, F(fault_read_delay_ms), 0, 0, 60000, "0", "TESTING ONLY: delay every list and stats read (a slow query)" },
+    { "JOBQ_FAULT_STEP_DELAY_MS", T_INT, F(fault_step_delay_ms), 0, 0, 60000, "0", "TESTING ONLY: delay each step of a transaction, its first statement included (a slow database)" },
 };
 #define NSETTINGS (sizeof settings / sizeof settings[0])
 

@@ -71,6 +71,7 @@ typedef struct config {
     int64_t fault_commit_fail_ms;
     int64_t fault_commit_lost_every;
     int64_t fault_read_delay_ms;
+    int64_t fault_step_delay_ms;
     char runners[256]; /* "webhook=16" */
     /* JOBQ_COMMAND_<type>="program {arg} ...": operator-declared command job types. */
     struct {

@@ -201,14 +201,16 @@ static int open_store(app_t *a, char *err, size_t len)
     store_faults_t f = { .commit_delay_ms = a->cfg.fault_commit_delay_ms,
                          .commit_fail_ms = a->cfg.fault_commit_fail_ms,
                          .read_delay_ms = a->cfg.fault_read_delay_ms,
-                         .commit_lost_every = a->cfg.fault_commit_lost_every };
+                         .commit_lost_every = a->cfg.fault_commit_lost_every,
+                         .step_delay_ms = a->cfg.fault_step_delay_ms };
     if (f.commit_delay_ms > 0 || f.commit_fail_ms > 0 || f.read_delay_ms > 0 ||
-        f.commit_lost_every > 0) {
+        f.commit_lost_every > 0 || f.step_delay_ms > 0) {
         log_warn("JOBQ_FAULT_* is set: commits or reads are slowed or refused on purpose "
                  "(testing only)", LOG_I("commit_delay_ms", f.commit_delay_ms),
                  LOG_I("commit_fail_ms", f.commit_fail_ms),
                  LOG_I("commit_lost_every", f.commit_lost_every),
-                 LOG_I("read_delay_ms", f.read_delay_ms));
+                 LOG_I("read_delay_ms", f.read_delay_ms),
+                 LOG_I("step_delay_ms", f.step_delay_ms));
         store_set_faults(a->store, &f);
     }
     if (a->cfg.auto_migrate)

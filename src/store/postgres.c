@@ -222,6 +222,7 @@ static void pg_close(void *conn)
     if (!c)
         return;
     PQfinish(c->db);
+    pg_dupes_free(&c->dupes);
     free(c->url);
     free(c);
 }
@@ -413,8 +414,8 @@ static void no_rows(pg_t *c, const PGresult *r, int i)
 static int read_rows(pg_t *c, const PGresult *r, int i)
 {
     doc_call_t call = c->rows[i]; /* set (or cleared) as each statement is sent */
-    for (int row = 0; call.cb && row < PQntuples(r); row++)
-        if (pg_doc_row(r, row, &call) != 0)
+    for (int row = 0; (call.cb || call.fn) && row < PQntuples(r); row++)
+        if ((call.fn ? call.fn(r, row, call.ud) : pg_doc_row(r, row, &call)) != 0)
             return pg_fail(c, "a claimed row could not be kept", NULL);
     return 0;
 }
@@ -493,6 +494,7 @@ static int pg_begin(void *conn)
     if (revive(c) != 0 || prepare_all(c) != 0)
         return -1;
     c->pending = 0;
+    pg_dupes_reset(&c->dupes);
     c->piped = PQenterPipelineMode(c->db) == 1;
     if (c->piped ? send_plain(c, "BEGIN") != 0 : pg_exec(c, "BEGIN") != 0)
         return -1;
@@ -507,6 +509,8 @@ static int pg_commit(void *conn)
 {
     pg_t *c = conn;
     int rc;
+    if (c->cluster && pg_dupes_check(c) != 0)
+        return -1;
     if (c->piped) {
         rc = send_plain(c, "COMMIT") != 0 || unpipe(c) != 0 ? -1 : 0;
     } else if (PQstatus(c->db) != CONNECTION_OK ||
@@ -670,6 +674,16 @@ int pg_pipe_exec(pg_t *c, const char *sql, int n, const Oid *types, const char *
     if (!PQsendQueryParams(c->db, sql, n, types, vals, NULL, NULL, 1))
         return pg_fail(c, sql, NULL);
     return sent(c, NULL, (doc_call_t){ 0 });
+}
+
+int pg_pipe_rows(pg_t *c, const char *sql, int n, const Oid *types, const char *const *vals,
+                 row_fn fn, void *ud)
+{
+    if (!piped_in_tx(c))
+        return pg_each_row(c, NULL, sql, n, types, vals, fn, ud);
+    if (!PQsendQueryParams(c->db, sql, n, types, vals, NULL, NULL, 1))
+        return pg_fail(c, sql, NULL);
+    return sent(c, NULL, (doc_call_t){ .ud = ud, .fn = fn });
 }
 
 int pg_pipe_docs(pg_t *c, const char *name, const char *sql, int n, const Oid *types,

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "store/backend.h"
+#include "util/sbuf.h"
 
 #define PG_PIPE_DEPTH 256 /* see send_plain() */
 #define PG_PIPE_SLOTS (PG_PIPE_DEPTH + 2) /* the writes, BEGIN and COMMIT */
@@ -56,11 +57,22 @@ extern const pg_statement_t pg_statements[P_COUNT_];
 
 /* Row i of a result to a reader; a nonzero return stops there. */
 typedef int (*row_fn)(const PGresult *r, int row, void *ud);
-/* A backend_doc_cb and its ud, as row functions take them. */
+/* A backend_doc_cb and its ud, as row functions take them; or (fn set)
+ * a row function of its own for ud. */
 typedef struct doc_call {
     backend_doc_cb cb;
     void *ud;
+    row_fn fn;
 } doc_call_t;
+
+/* Cluster mode: the enqueues of the transaction under way, to be checked
+ * against history before it commits (postgres_dupes.c). */
+typedef struct pg_dupes {
+    sbuf_t ids, origins; /* array literals being built */
+    bool **refused;      /* per insert: where to say it was undone */
+    size_t n, cap;
+    int64_t oldest;      /* the oldest insert's created_at */
+} pg_dupes_t;
 
 typedef struct pg {
     PGconn *db;
@@ -78,6 +90,7 @@ typedef struct pg {
     int nextra;
     /* Cluster mode (opened with a node): its name, its row, the TTL. */
     bool cluster;
+    pg_dupes_t dupes; /* the writer's: this transaction's enqueues */
     char node_name[64];
     int64_t node, ttl_ms;
     backend_sync_t sync;
@@ -137,6 +150,18 @@ int pg_pipe_docs(pg_t *c, const char *name, const char *sql, int n, const Oid *t
 /* A statement whose rows do not matter, in the pipeline inside a
  * transaction (its error fails the transaction at the drain), else run. */
 int pg_pipe_exec(pg_t *c, const char *sql, int n, const Oid *types, const char *const *vals);
+/* A statement whose rows go to fn, in the pipeline inside a transaction
+ * (read at the drain), else run at once. */
+int pg_pipe_rows(pg_t *c, const char *sql, int n, const Oid *types, const char *const *vals,
+                 row_fn fn, void *ud);
+/* postgres_dupes.c: each enqueue of a transaction noted (-1: out of
+ * memory), then checked in one statement before its COMMIT; an insert of
+ * an id another node's job has in history meanwhile is undone there and
+ * its write refused (store_row_t.refused). */
+void pg_dupes_reset(pg_dupes_t *d);
+void pg_dupes_free(pg_dupes_t *d);
+int pg_dupes_note(pg_dupes_t *d, const store_row_t *r);
+int pg_dupes_check(pg_t *c);
 /* A row of doc, created_at, id, queue, type [, token] to a doc_call_t. */
 int pg_doc_row(const PGresult *r, int row, void *ud);
 

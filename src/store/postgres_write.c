@@ -106,6 +106,8 @@ int pg_put_job(void *conn, const store_row_t *r)
     split_params(r, &sp, vals, lens, 8, c->cluster ? 11 : 10);
     int rc = pg_run(c, which, vals, lens, r->refused);
     free(sp.rest);
+    if (rc == 0 && c->cluster && pg_dupes_note(&c->dupes, r) != 0)
+        return pg_fail(c, "out of memory", NULL);
     return rc;
 }
 

@@ -109,7 +109,7 @@ typedef struct store_faults {
     int64_t commit_delay_ms;
     int64_t commit_fail_ms;
     int64_t read_delay_ms; /* list and stats reads take this much longer: a slow query */
-    int64_t step_delay_ms; /* each step of a compaction takes this much longer: a slow database */
+    int64_t step_delay_ms; /* each step of a transaction (a compaction's, a batch's) starts this much later: a slow database */
     /* A backend without a journal (PostgreSQL): every Nth commit that
      * succeeded is reported failed, as when the session breaks in COMMIT
      * and its outcome is unknown; the batch is then run again. 0: never. */

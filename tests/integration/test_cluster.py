@@ -535,6 +535,33 @@ def test_an_idempotent_id_sent_to_two_nodes_makes_one_job(cluster, postgres):
     assert rows(postgres, url, "SELECT count(*) FROM jobs_all WHERE id='race'") == [["1"]]
 
 
+def test_an_idempotent_id_run_on_another_node_during_an_enqueue_stays_one_job(
+        pg_server, postgres):
+    """b looks the id up (nothing there) and is slow to insert it; a
+    meanwhile enqueues, runs and finishes the same id, whose row leaves
+    jobs for history: b's insert then finds no conflict in jobs, and its
+    check of history before the commit must undo it (one job, b answers
+    409 as for any id another node's enqueue took first)."""
+    url = postgres.new_database()
+    base = {"JOBQ_CLUSTER": "true", "JOBQ_NODE_TTL": "10s", "JOBQ_CLAIM_POLL": "100ms"}
+    a = pg_server(env=base, url=url)
+    b = pg_server(env={**base, "JOBQ_FAULT_STEP_DELAY_MS": "1500"}, url=url)
+    for node in (a, b):
+        wait_ready(node)
+    spec = {"id": "twice", "type": "t", "queue": "q"}
+    late = []
+    t = threading.Thread(target=lambda: late.append(b.post("/v1/jobs", spec)))
+    t.start()
+    time.sleep(0.3)  # b has read the id and waits to begin its batch
+    assert a.post("/v1/jobs", spec).status_code == 201
+    j = lease_one(a)
+    assert a.post("/v1/jobs/twice/complete", {"lease_id": j["lease_id"]}).status_code == 200
+    assert rows(postgres, url, "SELECT id, state FROM history") == [["twice", "completed"]]
+    t.join()
+    assert_problem(late[0], 409, "conflict")
+    assert rows(postgres, url, "SELECT count(*) FROM jobs_all WHERE id='twice'") == [["1"]]
+
+
 def test_a_killed_nodes_leases_come_back(cluster, postgres):
     (a, b, c), url = cluster(3)
     for i in range(5):

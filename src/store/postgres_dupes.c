@@ -1,0 +1,105 @@
+/*
+ * Cluster mode: an enqueue checked against history before its commit.
+ * A node looks an id up before it enqueues (an idempotent replay is
+ * answered from what it finds), then inserts into jobs, whose key refuses
+ * a second live row. Between that read and the insert another node may
+ * have enqueued, run and finished the same id: its row has left jobs for
+ * history, so the insert finds no conflict and would make the job again.
+ * The transaction's last statement before COMMIT looks, for every insert
+ * it made, for a row of that id in history that another insert made (its
+ * origin), and deletes its own: that enqueue is refused as a conflicting
+ * one is. A statement of its own, after the inserts, because it needs a
+ * snapshot taken after them: an insert that waited for another node's
+ * move to commit saw history without it. One statement for the whole
+ * batch, its ids as an array, in the pipeline with the rest.
+ *
+ * History is partitioned by finishing time; the row looked for finished
+ * after the read, which came just before the job's creation on this node,
+ * so the lookup reads only partitions from PG_DUPES_SKEW_MS before the
+ * oldest insert's creation on (nodes' clocks may differ that much).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/postgres_internal.h"
+
+#define PG_DUPES_SKEW_MS (3600 * 1000LL)
+
+static const char dupes_sql[] =
+    "DELETE FROM jobs j USING unnest($1::text[], $2::int8[]) WITH ORDINALITY AS n(id, origin, k)"
+    " WHERE j.id = n.id COLLATE \"C\" AND j.origin = n.origin AND EXISTS (SELECT 1 FROM history h"
+    " WHERE h.id = n.id COLLATE \"C\" AND h.updated_at >= $3"
+    " AND h.origin IS DISTINCT FROM n.origin) RETURNING n.k";
+
+void pg_dupes_reset(pg_dupes_t *d)
+{
+    d->n = 0;
+    d->ids.len = d->origins.len = 0;
+    d->oldest = INT64_MAX;
+}
+
+void pg_dupes_free(pg_dupes_t *d)
+{
+    sbuf_free(&d->ids);
+    sbuf_free(&d->origins);
+    free(d->refused);
+    *d = (pg_dupes_t){ 0 };
+}
+
+/* An array literal's element: quoted, with its quotes and backslashes
+ * escaped (ids may hold any character but NUL). */
+static void add_quoted(sbuf_t *s, const char *str)
+{
+    sbuf_addc(s, '"');
+    for (const char *p = str; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            sbuf_addc(s, '\\');
+        sbuf_addc(s, *p);
+    }
+    sbuf_addc(s, '"');
+}
+
+int pg_dupes_note(pg_dupes_t *d, const store_row_t *r)
+{
+    if (d->n == d->cap) {
+        size_t cap = d->cap ? d->cap * 2 : 64;
+        bool **v = realloc(d->refused, cap * sizeof *v);
+        if (!v)
+            return -1;
+        d->refused = v;
+        d->cap = cap;
+    }
+    sbuf_addc(&d->ids, d->n ? ',' : '{');
+    add_quoted(&d->ids, r->id);
+    sbuf_addc(&d->origins, d->n ? ',' : '{');
+    sbuf_add_int(&d->origins, r->origin);
+    d->refused[d->n++] = r->refused;
+    if (r->created_at < d->oldest)
+        d->oldest = r->created_at;
+    return 0;
+}
+
+/* A row of the check: the ordinal of an insert it undid. */
+static int undone(const PGresult *r, int row, void *ud)
+{
+    pg_dupes_t *d = ud;
+    int64_t k = pg_int8_at(r, row, 0);
+    if (k >= 1 && (size_t)k <= d->n && d->refused[k - 1])
+        *d->refused[k - 1] = true;
+    return 0;
+}
+
+int pg_dupes_check(pg_t *c)
+{
+    pg_dupes_t *d = &c->dupes;
+    if (!d->n)
+        return 0;
+    sbuf_addc(&d->ids, '}');
+    sbuf_addc(&d->origins, '}');
+    char since[24];
+    snprintf(since, sizeof since, "%lld", (long long)(d->oldest - PG_DUPES_SKEW_MS));
+    const char *vals[3] = { d->ids.p, d->origins.p, since };
+    static const Oid types[3] = { 1009, 1016, 20 }; /* text[], int8[], int8 */
+    return pg_pipe_rows(c, dupes_sql, 3, types, vals, undone, d);
+}
