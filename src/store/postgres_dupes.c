@@ -26,11 +26,15 @@
 
 #define PG_DUPES_SKEW_MS (3600 * 1000LL)
 
+/* A kind each (failed or not): partitions are pruned only by a condition
+ * on both of their key's columns. */
+#define PG_DUPE_IN(kind)                                                                    \
+    "SELECT 1 FROM history h WHERE " kind " AND h.updated_at >= $3"                         \
+    " AND h.id = n.id COLLATE \"C\" AND h.origin IS DISTINCT FROM n.origin"
 static const char dupes_sql[] =
     "DELETE FROM jobs j USING unnest($1::text[], $2::int8[]) WITH ORDINALITY AS n(id, origin, k)"
-    " WHERE j.id = n.id COLLATE \"C\" AND j.origin = n.origin AND EXISTS (SELECT 1 FROM history h"
-    " WHERE h.id = n.id COLLATE \"C\" AND h.updated_at >= $3"
-    " AND h.origin IS DISTINCT FROM n.origin) RETURNING n.k";
+    " WHERE j.id = n.id COLLATE \"C\" AND j.origin = n.origin AND EXISTS ("
+    PG_DUPE_IN("NOT h.failed") " UNION ALL " PG_DUPE_IN("h.failed") ") RETURNING n.k";
 
 void pg_dupes_reset(pg_dupes_t *d)
 {
