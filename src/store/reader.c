@@ -340,6 +340,7 @@ static op_t *next_read(store_t *s, bool points_only)
         op_t **at = eligible(s, points_only);
         if (at) {
             op_t *op = *at;
+            op->taken = true;
             *at = op->next;
             if (s->rtail == op) {
                 s->rtail = NULL;

@@ -371,13 +371,54 @@ void store_list_jobs(store_t *s, const store_query_t *q, store_read_cb cb, void 
     submit_read(s, op);
 }
 
+/* A stats read already queued serves a caller that comes before it is
+ * answered, if it will see every write queued before that caller: none
+ * was queued since it was, or no reader has taken it yet (it then waits
+ * for them too). Statistics on PostgreSQL count every row (a scan), and a
+ * dashboard, a scrape and a flood of /v1/stats would each run their own. */
+static bool join_stats(store_t *s, op_t *op, store_read_cb cb, void *ud)
+{
+    if (op->njoined == op->joined_cap) {
+        size_t cap = op->joined_cap ? op->joined_cap * 2 : 4;
+        struct store_joined *v = realloc(op->joined, cap * sizeof *v);
+        if (!v)
+            return false;
+        op->joined = v;
+        op->joined_cap = cap;
+    }
+    pthread_mutex_lock(&s->mu);
+    bool ok = op->seq == s->next_seq || !op->taken;
+    if (ok)
+        op->seq = s->next_seq;
+    pthread_mutex_unlock(&s->mu);
+    if (ok)
+        op->joined[op->njoined++] = (struct store_joined){ cb, ud };
+    return ok;
+}
+
 void store_stats(store_t *s, store_read_cb cb, void *ud)
 {
+    CHECK_LOOP_THREAD();
+    if (s->stats_read && join_stats(s, s->stats_read, cb, ud))
+        return;
     const char *in[4] = { 0 }, *out[4];
     op_t *op = store_new_op(OP_STATS, in, out);
     op->cb = cb;
     op->ud = ud;
+    s->stats_read = op;
     submit_read(s, op);
+}
+
+/* The callers that joined a stats read, each with a copy of its result
+ * (a caller may keep or change what it is given). */
+static void answer_joined(const op_t *op)
+{
+    for (size_t i = 0; i < op->njoined; i++) {
+        json_t *copy = op->result ? json_deep_copy(op->result) : NULL;
+        const char *error = op->result && !copy ? "out of memory" : op->error;
+        op->joined[i].cb(op->joined[i].ud, copy, error);
+        json_decref(copy);
+    }
 }
 
 void store_breakers(store_t *s, store_read_cb cb, void *ud)
@@ -455,8 +496,11 @@ void store_dispatch(store_t *s)
         histogram_observe(&s->roundtrip, (double)(now - done->queued_ns) / 1e9);
         if (done->kind == OP_IDS)
             ids_scanned(s, done);
+        if (done == s->stats_read)
+            s->stats_read = NULL; /* a caller answered here may read again */
         if (done->cb)
             done->cb(done->ud, done->result, done->error);
+        answer_joined(done);
         store_free_op(done);
         done = next;
     }

@@ -227,7 +227,10 @@ void store_list_jobs(store_t *s, const store_query_t *q, store_read_cb cb, void 
  * every queue's jobs. Queue names are the clients' to invent, and every
  * reader of these figures (/v1/queues, /v1/stats, /metrics on a cluster
  * node) works through "queues" on the loop thread: with 100,000 queues a
- * /v1/queues took 300 ms of it and held a liveness probe as long. */
+ * /v1/queues took 300 ms of it and held a liveness probe as long.
+ * Callers while a stats read is under way join it when it will see every
+ * write queued before them (store.c: join_stats): one count serves them
+ * all, each answered with its own copy. */
 #define STORE_STATS_QUEUES 10000
 void store_stats(store_t *s, store_read_cb cb, void *ud);
 /* Retention, one batch: a write, ordered with the others. Result:

@@ -46,6 +46,14 @@ typedef struct op {
     char *doc;         /* owned */
     store_read_cb cb;
     void *ud;
+    /* OP_STATS: callers that joined this read (store_stats; loop thread),
+     * each answered with a copy of its result. */
+    struct store_joined {
+        store_read_cb cb;
+        void *ud;
+    } *joined;
+    size_t njoined, joined_cap;
+    bool taken;        /* reads: a reader has it (under mu) */
     json_t *result;
     char *error;
     bloom_t *ids;      /* OP_IDS: what the scan found, owned */
@@ -183,6 +191,7 @@ struct store {
     _Atomic bool dead;        /* the database file was lost: nothing commits any more */
     _Atomic bool disk_full;
     uint64_t next_seq;        /* loop thread */
+    op_t *stats_read;         /* loop thread: the last stats read queued, until answered */
     op_t *local, *local_tail; /* loop thread: not yet handed to the store thread */
     void (*kick)(void *ud);
     void *kick_ud;

@@ -44,6 +44,7 @@ void store_free_op(op_t *op)
         free(op->ids);
     }
     free(op->doc);
+    free(op->joined);
     free(op->error);
     json_decref(op->result);
     store_free_claimed(op);

@@ -11,6 +11,7 @@ import subprocess
 
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import BIN, Producers, assert_clean_log, assert_problem
 import fwp
@@ -501,3 +502,35 @@ def test_a_store_held_in_one_commit_fails_readiness_until_it_lands(make_server):
     assert answer["r"].status_code == 201, answer["r"].text
     assert srv.get("/health/ready").status_code == 200
     assert srv.job("slow")["state"] == "queued"
+
+
+def test_concurrent_statistics_share_one_count(make_server):
+    """Statistics count every job (on PostgreSQL a scan of every row), and
+    each caller ran its own count: a dashboard, a scrape and a flood of
+    /v1/stats added up. Callers that come while a count is under way, with
+    no write queued since, join it (store.c: join_stats)."""
+    srv = make_server(env={"JOBQ_FAULT_READ_DELAY_MS": "1000", "JOBQ_CACHE_TTL_MS": "0"})
+    assert srv.post("/v1/jobs", {"type": "t"}).status_code == 201
+
+    def stats_reads():
+        text = srv.get("/metrics", timeout=30).text
+        for fam in text_string_to_metric_families(text):
+            for s in fam.samples:
+                if (s.name == "jobq_store_statement_duration_seconds_count"
+                        and s.labels.get("statement") == "stats"):
+                    return s.value
+        raise AssertionError("no stats statement count")
+
+    before = stats_reads()
+    answers = []
+    ts = [threading.Thread(target=lambda: answers.append(srv.get("/v1/stats", timeout=30)))
+          for _ in range(8)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert [r.status_code for r in answers] == [200] * 8
+    assert all(r.json()["counts"]["queued"] == 1 for r in answers), [r.text for r in answers]
+    # one count for the eight (and on a cluster node one for each scrape)
+    assert stats_reads() - before <= 3
+    assert_clean_log(srv)
