@@ -83,14 +83,14 @@ static void mark_superseded(op_t *batch, bool live, bool cluster)
     hmap_init(&last);
     for (op_t *op = batch; op; op = op->next) {
         const char *id = store_op_id(op);
-        if (id && hmap_put(&last, id, op) != 0) {
+        if (id && hmap_put_h(&last, id, store_op_hash(op, id), op) != 0) {
             hmap_free(&last);
             return;
         }
     }
     for (op_t *op = batch; op; op = op->next) {
         const char *id = store_op_id(op);
-        op_t *final = id ? hmap_get(&last, id) : NULL;
+        op_t *final = id ? hmap_get_h(&last, id, store_op_hash(op, id)) : NULL;
         if (!final)
             continue;
         if (!final->first_seen) {

@@ -18,9 +18,9 @@
 
 /* The job's last write handed over, if it is in first..upto: no later
  * write of it waits to be journaled. NULL otherwise. Called with mu. */
-static op_t *last_write(store_t *s, const char *id, uint64_t upto)
+static op_t *last_write(store_t *s, op_t *of, const char *id, uint64_t upto)
 {
-    op_t *op = hmap_get(&s->pending_ids, id);
+    op_t *op = hmap_get_h(&s->pending_ids, id, store_op_hash(of, id));
     return op && op->seq <= upto ? op : NULL;
 }
 
@@ -37,7 +37,7 @@ static size_t mark(store_t *s, op_t *first, uint64_t upto)
     for (op_t *op = first; op; op = op->next) {
         if (op->kind != OP_PUT || op->ev != JOB_EV_ENQUEUED || op->carries >= CARRY_MAX)
             continue;
-        op_t *last = last_write(s, op->row.id, upto);
+        op_t *last = last_write(s, op, op->row.id, upto);
         if (!last || !running(last) || last->carry)
             continue;
         last->carry = true;
@@ -53,7 +53,7 @@ static void unmark(store_t *s, op_t *first, uint64_t upto)
     for (op_t *op = first; op; op = op->next) {
         if (op->kind != OP_PUT || op->ev != JOB_EV_ENQUEUED)
             continue;
-        op_t *last = last_write(s, op->row.id, upto);
+        op_t *last = last_write(s, op, op->row.id, upto);
         if (last && last->carry) { /* mark() counted it on this, the job's first enqueue */
             last->carry = false;
             op->carries--;
@@ -83,7 +83,7 @@ static void split(store_t *s, op_t **first, op_t **last, op_t **carried, op_t **
         next = op->next;
         op->next = NULL;
         const char *id = store_op_id(op);
-        op_t *lw = id ? last_write(s, id, upto) : NULL;
+        op_t *lw = id ? last_write(s, op, id, upto) : NULL;
         bool carry = lw && lw->carry;
         if (carry)
             store_ops_append(carried, carried_last, op, op);

@@ -161,7 +161,7 @@ static void flush(store_t *s, bool answer)
     pthread_mutex_lock(&s->mu);
     for (op_t *op = batch; op; op = op->next) {
         const char *id = store_op_id(op);
-        if (id && hmap_put(&s->pending_ids, id, op) != 0)
+        if (id && hmap_put_h(&s->pending_ids, id, store_op_hash(op, id), op) != 0)
             s->index_gap_seq = op->seq;
     }
     bool here = journal_here(s, batch, last);

@@ -29,6 +29,7 @@ typedef struct op {
     op_kind_t kind;
     int64_t queued_ns; /* when the loop queued it, for the round-trip figure */
     uint64_t seq; /* writes: their number; reads: the last write before them */
+    uint64_t idhash; /* puts and deletes: hmap_hash of their job's id, from their hand-off (0: not yet) */
     job_event_t ev;
     store_row_t row;   /* OP_PUT; strings point into str[] and doc */
     store_query_t q;   /* OP_LIST; strings point into str[] */
@@ -282,6 +283,13 @@ void store_free_ops(op_t *list); /* every op linked from list */
 static inline const char *store_op_id(const op_t *op)
 {
     return op->kind == OP_PUT ? op->row.id : op->kind == OP_DELETE ? op->name : NULL;
+}
+/* The hash of the job id a write is about (store_op_id), computed once. */
+static inline uint64_t store_op_hash(op_t *op, const char *id)
+{
+    if (!op->idhash)
+        op->idhash = hmap_hash(id);
+    return op->idhash;
 }
 /* An op with copies of nstr (at most STORE_OP_STRS) strings (NULL stays
  * NULL) in its str[]. */

@@ -112,8 +112,9 @@ static void hand_back(store_t *s, op_t *first, op_t *last)
 {
     for (op_t *op = first; op; op = op->next) {
         const char *id = store_op_id(op);
-        if (id && hmap_get(&s->pending_ids, id) == op)
-            hmap_del(&s->pending_ids, id);
+        uint64_t h = id ? store_op_hash(op, id) : 0;
+        if (id && hmap_get_h(&s->pending_ids, id, h) == op)
+            hmap_del_h(&s->pending_ids, id, h);
     }
     store_done_append(s, first, last);
 }

@@ -96,19 +96,28 @@ static int grow(hmap_t *m)
     return 0;
 }
 
-void *hmap_get(const hmap_t *m, const char *key)
+void *hmap_get_h(const hmap_t *m, const char *key, uint64_t h)
 {
     if (!m->len)
         return NULL;
-    const hmap_slot_t *s = &m->slots[find(m, key, hmap_hash(key))];
+    const hmap_slot_t *s = &m->slots[find(m, key, h)];
     return s->hash ? s->value : NULL;
+}
+
+void *hmap_get(const hmap_t *m, const char *key)
+{
+    return m->len ? hmap_get_h(m, key, hmap_hash(key)) : NULL;
 }
 
 int hmap_put(hmap_t *m, const char *key, void *value)
 {
+    return hmap_put_h(m, key, hmap_hash(key), value);
+}
+
+int hmap_put_h(hmap_t *m, const char *key, uint64_t h, void *value)
+{
     if ((m->len + 1) * 4 > m->cap * 3 && grow(m) != 0)
         return -1;
-    uint64_t h = hmap_hash(key);
     hmap_slot_t *s = &m->slots[find(m, key, h)];
     if (!s->hash)
         m->len++;
@@ -118,10 +127,15 @@ int hmap_put(hmap_t *m, const char *key, void *value)
 
 void *hmap_del(hmap_t *m, const char *key)
 {
+    return m->len ? hmap_del_h(m, key, hmap_hash(key)) : NULL;
+}
+
+void *hmap_del_h(hmap_t *m, const char *key, uint64_t h)
+{
     if (!m->len)
         return NULL;
     size_t mask = m->cap - 1;
-    size_t i = find(m, key, hmap_hash(key));
+    size_t i = find(m, key, h);
     if (!m->slots[i].hash)
         return NULL;
     void *value = m->slots[i].value;

@@ -37,6 +37,11 @@ static inline size_t hmap_len(const hmap_t *m) { return m->len; }
 
 /* The map's hash of a string (never 0), for pset, which shares it. */
 uint64_t hmap_hash(const char *s);
+/* The same three with the key's hmap_hash() given: a key looked up in
+ * several maps, or several times, is hashed once. */
+void *hmap_get_h(const hmap_t *m, const char *key, uint64_t h);
+int hmap_put_h(hmap_t *m, const char *key, uint64_t h, void *value);
+void *hmap_del_h(hmap_t *m, const char *key, uint64_t h);
 
 /* Iteration: for (size_t i = 0; hmap_next(m, &i, &k, &v);) ... ; no mutation meanwhile. */
 int hmap_next(const hmap_t *m, size_t *iter, const char **key, void **value);
