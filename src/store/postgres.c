@@ -651,11 +651,18 @@ int pg_each_row(pg_t *c, const char *name, const char *sql, int n, const Oid *ty
 
 /* Prepares `name` on this session if it is new: 1 if it exists now, 0 if
  * there is no room for it (run it unprepared), -1 on an error. */
-static int prepare_extra(pg_t *c, const char *name, const char *sql, int n, const Oid *types)
+bool pg_extra_known(const pg_t *c, const char *name)
 {
     for (int i = 0; i < c->nextra; i++)
         if (!strcmp(c->extra[i], name))
-            return 1;
+            return true;
+    return false;
+}
+
+static int prepare_extra(pg_t *c, const char *name, const char *sql, int n, const Oid *types)
+{
+    if (pg_extra_known(c, name))
+        return 1;
     if (c->nextra == PG_EXTRA_MAX)
         return 0;
     if (unpipe(c) != 0 || revive(c) != 0 ||

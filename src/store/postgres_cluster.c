@@ -333,25 +333,10 @@ static void claim_tail(sbuf_t *sql, const char *order, bool breakers, int64_t tt
  * many jobs wait, and never scans scheduled ones not yet due. A slice's
  * rows not taken stay locked until the transaction ends (moments): other
  * nodes' claims skip them meanwhile. */
-int pg_claim(void *conn, const backend_claim_t *q, backend_doc_cb cb, void *ud)
+/* A claim's statement text, for its shape's first run on a session (it is
+ * prepared then, and known by its name after that). */
+static char *claim_sql(const pg_t *c, const backend_claim_t *q, const char *order)
 {
-    pg_t *c = conn;
-    char max[16], me[24];
-    sbuf_t queues, caps;
-    sbuf_init(&queues, 256);
-    sbuf_init(&caps, 64);
-    queue_array(q, &queues);
-    if ((q->caps && lock_capped(c, q, &caps) != 0) ||
-        (limited(q) && lock_limits(c, &q->limits) != 0)) {
-        sbuf_free(&queues);
-        sbuf_free(&caps);
-        return -1;
-    }
-    if (!q->caps)
-        sbuf_adds(&caps, "{}");
-    snprintf(max, sizeof max, "%d", q->max);
-    snprintf(me, sizeof me, "%lld", (long long)c->node);
-    const char *order = q->queue_order ? "qi, priority" : "priority, qi";
     sbuf_t sql;
     sbuf_init(&sql, 4096);
     sbuf_adds(&sql, limited(q) ? LIMITS_CTE ", " : "WITH ");
@@ -376,6 +361,32 @@ int pg_claim(void *conn, const backend_claim_t *q, backend_doc_cb cb, void *ud)
     }
     sbuf_free(&all);
     claim_tail(&sql, order, q->breakers, c->ttl_ms);
+    return sbuf_take(&sql);
+}
+
+int pg_claim(void *conn, const backend_claim_t *q, backend_doc_cb cb, void *ud)
+{
+    pg_t *c = conn;
+    char max[16], me[24];
+    sbuf_t queues, caps;
+    sbuf_init(&queues, 256);
+    sbuf_init(&caps, 64);
+    queue_array(q, &queues);
+    if ((q->caps && lock_capped(c, q, &caps) != 0) ||
+        (limited(q) && lock_limits(c, &q->limits) != 0)) {
+        sbuf_free(&queues);
+        sbuf_free(&caps);
+        return -1;
+    }
+    if (!q->caps)
+        sbuf_adds(&caps, "{}");
+    snprintf(max, sizeof max, "%d", q->max);
+    snprintf(me, sizeof me, "%lld", (long long)c->node);
+    const char *order = q->queue_order ? "qi, priority" : "priority, qi";
+    char name[32];
+    snprintf(name, sizeof name, "claim_%c%s%s%s", q->queue_order ? 'q' : 'p',
+             q->caps ? "c" : "", q->breakers ? "b" : "", limited(q) ? "l" : "");
+    char *sql = pg_extra_known(c, name) ? NULL : claim_sql(c, q, order);
     sbuf_t tn, tc, kn, kc;
     sbuf_init(&tn, 256);
     sbuf_init(&tc, 64);
@@ -385,12 +396,9 @@ int pg_claim(void *conn, const backend_claim_t *q, backend_doc_cb cb, void *ud)
     limit_arrays(&q->limits, q->limits.ntypes, q->limits.nkeys, &kn, &kc);
     const char *vals[8] = { queues.p, max, me, caps.p, tn.p, tc.p, kn.p, kc.p };
     static const Oid types[8] = { 25, 23, 20, 25, 25, 25, 25, 25 };
-    char name[32];
-    snprintf(name, sizeof name, "claim_%c%s%s%s", q->queue_order ? 'q' : 'p',
-             q->caps ? "c" : "", q->breakers ? "b" : "", limited(q) ? "l" : "");
     int n = limited(q) ? 8 : q->caps ? 4 : 3;
-    int rc = pg_pipe_docs(c, name, sql.p, n, types, vals, (doc_call_t){ cb, ud });
-    sbuf_free(&sql);
+    int rc = pg_pipe_docs(c, name, sql, n, types, vals, (doc_call_t){ cb, ud });
+    free(sql);
     sbuf_free(&queues);
     sbuf_free(&caps);
     sbuf_free(&tn);

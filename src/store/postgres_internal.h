@@ -147,6 +147,9 @@ int pg_each_row(pg_t *c, const char *name, const char *sql, int n, const Oid *ty
  * held). Outside a transaction, as pg_each_row. */
 int pg_pipe_docs(pg_t *c, const char *name, const char *sql, int n, const Oid *types,
                  const char *const *vals, doc_call_t call);
+/* Whether statement `name` is prepared on this session (pg_pipe_docs):
+ * its text is then not needed (NULL will do). */
+bool pg_extra_known(const pg_t *c, const char *name);
 /* A statement whose rows do not matter, in the pipeline inside a
  * transaction (its error fails the transaction at the drain), else run. */
 int pg_pipe_exec(pg_t *c, const char *sql, int n, const Oid *types, const char *const *vals);
