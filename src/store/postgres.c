@@ -683,26 +683,18 @@ int pg_pipe_exec(pg_t *c, const char *sql, int n, const Oid *types, const char *
     return sent(c, NULL, (doc_call_t){ 0 });
 }
 
-int pg_pipe_rows(pg_t *c, const char *sql, int n, const Oid *types, const char *const *vals,
-                 row_fn fn, void *ud)
-{
-    if (!piped_in_tx(c))
-        return pg_each_row(c, NULL, sql, n, types, vals, fn, ud);
-    if (!PQsendQueryParams(c->db, sql, n, types, vals, NULL, NULL, 1))
-        return pg_fail(c, sql, NULL);
-    return sent(c, NULL, (doc_call_t){ .ud = ud, .fn = fn });
-}
-
 int pg_pipe_docs(pg_t *c, const char *name, const char *sql, int n, const Oid *types,
                  const char *const *vals, doc_call_t call)
 {
     int known = prepare_extra(c, name, sql, n, types);
     if (known < 0)
         return -1;
+    row_fn fn = call.fn ? call.fn : pg_doc_row;
+    void *ud = call.fn ? call.ud : &call;
     if (!known)
-        return pg_each_row(c, NULL, sql, n, types, vals, pg_doc_row, &call);
+        return pg_each_row(c, NULL, sql, n, types, vals, fn, ud);
     if (!piped_in_tx(c))
-        return pg_each_row(c, name, NULL, n, types, vals, pg_doc_row, &call);
+        return pg_each_row(c, name, NULL, n, types, vals, fn, ud);
     if (!PQsendQueryPrepared(c->db, name, n, vals, NULL, NULL, 1))
         return pg_fail(c, name, NULL);
     return sent(c, NULL, call);

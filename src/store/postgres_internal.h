@@ -21,7 +21,7 @@
 
 #define PG_PIPE_DEPTH 256 /* see send_plain() */
 #define PG_PIPE_SLOTS (PG_PIPE_DEPTH + 2) /* the writes, BEGIN and COMMIT */
-#define PG_EXTRA_MAX 48 /* claim shapes: order x (caps, breakers, limits), 16 */
+#define PG_EXTRA_MAX 48 /* claim shapes: order x (caps, breakers, limits), 16; the dupes check */
 
 /* The prepared statements, by index into pg_statements (postgres_statements.c). */
 enum { P_PUT, P_PUT_ANY, P_DELETE, P_DELETE_ANY, P_QUEUE, P_COUNTER, P_INSERT, P_FENCED,
@@ -153,10 +153,6 @@ bool pg_extra_known(const pg_t *c, const char *name);
 /* A statement whose rows do not matter, in the pipeline inside a
  * transaction (its error fails the transaction at the drain), else run. */
 int pg_pipe_exec(pg_t *c, const char *sql, int n, const Oid *types, const char *const *vals);
-/* A statement whose rows go to fn, in the pipeline inside a transaction
- * (read at the drain), else run at once. */
-int pg_pipe_rows(pg_t *c, const char *sql, int n, const Oid *types, const char *const *vals,
-                 row_fn fn, void *ud);
 /* postgres_dupes.c: each enqueue of a transaction noted (-1: out of
  * memory), then checked in one statement before its COMMIT; an insert of
  * an id another node's job has in history meanwhile is undone there and
