@@ -367,6 +367,8 @@ static char *claim_sql(const pg_t *c, const backend_claim_t *q, const char *orde
 int pg_claim(void *conn, const backend_claim_t *q, backend_doc_cb cb, void *ud)
 {
     pg_t *c = conn;
+    if (pg_dupes_check(c) != 0) /* before this claim can take a job it must undo */
+        return -1;
     char max[16], me[24];
     sbuf_t queues, caps;
     sbuf_init(&queues, 256);

@@ -36,11 +36,11 @@
 static const char dupes_sql[] =
     "DELETE FROM jobs j USING unnest($1::text[], $2::int8[]) WITH ORDINALITY AS n(id, origin, k)"
     " WHERE j.id = n.id COLLATE \"C\" AND j.origin = n.origin AND EXISTS ("
-    PG_DUPE_IN("NOT h.failed") " UNION ALL " PG_DUPE_IN("h.failed") ") RETURNING n.k";
+    PG_DUPE_IN("NOT h.failed") " UNION ALL " PG_DUPE_IN("h.failed") ") RETURNING n.k + $4";
 
 void pg_dupes_reset(pg_dupes_t *d)
 {
-    d->n = 0;
+    d->n = d->from = 0;
     d->ids.len = d->origins.len = 0;
     d->oldest = INT64_MAX;
 }
@@ -76,9 +76,10 @@ int pg_dupes_note(pg_dupes_t *d, const store_row_t *r)
         d->refused = v;
         d->cap = cap;
     }
-    sbuf_addc(&d->ids, d->n ? ',' : '{');
+    bool first = d->n == d->from;
+    sbuf_addc(&d->ids, first ? '{' : ',');
     add_quoted(&d->ids, r->id);
-    sbuf_addc(&d->origins, d->n ? ',' : '{');
+    sbuf_addc(&d->origins, first ? '{' : ',');
     sbuf_add_int(&d->origins, r->origin);
     d->refused[d->n++] = r->refused;
     if (r->created_at < d->oldest)
@@ -86,7 +87,8 @@ int pg_dupes_note(pg_dupes_t *d, const store_row_t *r)
     return 0;
 }
 
-/* A row of the check: the ordinal of an insert it undid. */
+/* A row of the check: the ordinal of an insert it undid, among all the
+ * transaction's (the arrays' ordinal plus their first's index). */
 static int undone(const PGresult *r, int row, void *ud)
 {
     pg_dupes_t *d = ud;
@@ -99,14 +101,19 @@ static int undone(const PGresult *r, int row, void *ud)
 int pg_dupes_check(pg_t *c)
 {
     pg_dupes_t *d = &c->dupes;
-    if (!d->n)
+    if (d->n == d->from)
         return 0;
     sbuf_addc(&d->ids, '}');
     sbuf_addc(&d->origins, '}');
-    char since[24];
+    char since[24], from[24];
     snprintf(since, sizeof since, "%lld", (long long)(d->oldest - PG_DUPES_SKEW_MS));
-    const char *vals[3] = { d->ids.p, d->origins.p, since };
-    static const Oid types[3] = { 1009, 1016, 20 }; /* text[], int8[], int8 */
-    return pg_pipe_docs(c, "dupes", dupes_sql, 3, types, vals,
-                        (doc_call_t){ .ud = d, .fn = undone });
+    snprintf(from, sizeof from, "%zu", d->from);
+    const char *vals[4] = { d->ids.p, d->origins.p, since, from };
+    static const Oid types[4] = { 1009, 1016, 20, 20 }; /* text[], int8[], int8, int8 */
+    int rc = pg_pipe_docs(c, "dupes", dupes_sql, 4, types, vals,
+                          (doc_call_t){ .ud = d, .fn = undone });
+    d->from = d->n; /* libpq has copied the arrays: the next check starts new ones */
+    d->ids.len = d->origins.len = 0;
+    d->oldest = INT64_MAX;
+    return rc;
 }

@@ -71,6 +71,7 @@ typedef struct pg_dupes {
     sbuf_t ids, origins; /* array literals being built */
     bool **refused;      /* per insert: where to say it was undone */
     size_t n, cap;
+    size_t from;         /* the first insert not yet checked (the arrays hold from..n) */
     int64_t oldest;      /* the oldest insert's created_at */
 } pg_dupes_t;
 
@@ -154,9 +155,10 @@ bool pg_extra_known(const pg_t *c, const char *name);
  * transaction (its error fails the transaction at the drain), else run. */
 int pg_pipe_exec(pg_t *c, const char *sql, int n, const Oid *types, const char *const *vals);
 /* postgres_dupes.c: each enqueue of a transaction noted (-1: out of
- * memory), then checked in one statement before its COMMIT; an insert of
- * an id another node's job has in history meanwhile is undone there and
- * its write refused (store_row_t.refused). */
+ * memory), then checked in one statement before its COMMIT, and before
+ * any claim that could take what they inserted; an insert of an id
+ * another node's job has in history meanwhile is undone there and its
+ * write refused (store_row_t.refused). */
 void pg_dupes_reset(pg_dupes_t *d);
 void pg_dupes_free(pg_dupes_t *d);
 int pg_dupes_note(pg_dupes_t *d, const store_row_t *r);
