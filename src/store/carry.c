@@ -1,15 +1,17 @@
 /*
- * Carrying new jobs past a compaction (writer.c). A job enqueued shortly
- * before a timed compaction is usually leased and finished shortly after
+ * Carrying running jobs past a compaction (writer.c). A job enqueued and
+ * leased shortly before a timed compaction usually finishes shortly after
  * it; applied now, it costs a row insert now and a row update at the next
  * compaction, where waiting would cost the one insert of its final state.
  * So a timed compaction leaves out the writes of each job whose enqueue
- * is among them and that is not finished, up to CARRY_MAX times, and
- * journals the job's last write again in the generation that follows:
- * once the database records the closed generation as applied, replay no
- * longer reads it, and the copy is what keeps the job. Any other
- * compaction (a read waiting for the database, a size bound, a purge, a
- * stop) applies everything.
+ * is among them and that is running, up to CARRY_MAX times, and journals
+ * the job's last write again in the generation that follows: once the
+ * database records the closed generation as applied, replay no longer
+ * reads it, and the copy is what keeps the job. A job still waiting is
+ * not carried: in a backlog it may wait long, and a copy at every
+ * compaction would cost more than its row. Any other compaction (a read
+ * waiting for the database, a size bound, a purge, a stop) applies
+ * everything.
  */
 #include "store/store_internal.h"
 

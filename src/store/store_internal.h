@@ -360,7 +360,7 @@ int store_run_beat(store_t *s, op_t *op);
 int store_run_leave(store_t *s);
 void store_free_claimed(op_t *op);
 /* carry.c: at a timed compaction, with mu held and the journal just
- * rotated, takes the writes of new unfinished jobs out of first..last
+ * rotated, takes the writes of new running jobs out of first..last
  * into carried..carried_last and adds each such job's last write to the
  * journal's batch; the caller must commit that batch before the
  * compaction commits. Returns how many jobs it carries (0: nothing moved,
