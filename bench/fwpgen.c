@@ -8,7 +8,8 @@
  * Bounded: stops after --jobs jobs are acknowledged or --max-seconds have
  * passed. --rate R paces the pushes to R a second in all (a queue that
  * does not build up), instead of as fast as they are answered; --work-ms
- * M makes each consumer hold a job M ms before its ACK, as a worker would. Prints jobs/s for the full cycle and PUSH latency percentiles.
+ * M makes each consumer hold a job M ms before its ACK, as a worker
+ * would. Prints jobs/s for the full cycle and PUSH latency percentiles.
  * No password support: run it against a server without one (loopback).
  */
 #include <event2/buffer.h>
@@ -32,6 +33,7 @@ typedef struct conn {
     state_t st;
     double sent_at;
     char jid[64];
+    struct event *timer; /* --rate and --work-ms waits; freed with the connection */
 } conn_t;
 
 static struct event_base *base;
@@ -48,6 +50,8 @@ static const char pad[] = "01234567890123456789012345678901234567890123456789012
 
 static void finish(conn_t *c)
 {
+    if (c->timer)
+        event_free(c->timer);
     bufferevent_free(c->bev);
     free(c);
     if (--open_conns == 0)
@@ -64,18 +68,25 @@ static void send_ack(conn_t *c)
     evbuffer_add_printf(bufferevent_get_output(c->bev), "ACK {\"jid\":\"%s\"}\r\n", c->jid);
 }
 
-static void on_worked(evutil_socket_t fd, short what, void *arg)
+/* The connection's one wait: when it ends, an ACK if it holds a job,
+ * else its next PUSH. */
+static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    send_ack(arg);
+    conn_t *c = arg;
+    if (c->st == S_FETCH)
+        send_ack(c);
+    else
+        next(c);
 }
 
-static void on_due(evutil_socket_t fd, short what, void *arg)
+static void wait_for(conn_t *c, double seconds)
 {
-    (void)fd;
-    (void)what;
-    next(arg);
+    if (!c->timer)
+        c->timer = evtimer_new(base, on_timer, c);
+    struct timeval tv = { (time_t)seconds, (suseconds_t)((seconds - (double)(time_t)seconds) * 1e6) };
+    evtimer_add(c->timer, &tv);
 }
 
 /* Sends the connection's next command; false if it is done (and freed). */
@@ -87,8 +98,7 @@ static bool next(conn_t *c)
     }
     double due = rate > 0 ? t0 + (double)pushed / rate : 0, now = gen_now_s();
     if (c->producer && due > now) { /* ahead of --rate: push when due */
-        struct timeval tv = { (time_t)(due - now), (suseconds_t)((due - now - (double)(time_t)(due - now)) * 1e6) };
-        event_base_once(base, -1, EV_TIMEOUT, on_due, c, &tv);
+        wait_for(c, due - now);
         return true;
     }
     if (c->producer) {
@@ -154,12 +164,10 @@ static bool on_reply(conn_t *c, char *r)
         if (!j) /* $-1: nothing yet */
             return next(c);
         snprintf(c->jid, sizeof c->jid, "%.*s", (int)strcspn(j + 7, "\""), j + 7);
-        if (work_ms > 0) {
-            struct timeval tv = { (time_t)(work_ms / 1e3), (suseconds_t)(work_ms * 1e3) % 1000000 };
-            event_base_once(base, -1, EV_TIMEOUT, on_worked, c, &tv);
-        } else {
+        if (work_ms > 0)
+            wait_for(c, work_ms / 1e3); /* c->st stays S_FETCH until its ACK goes */
+        else
             send_ack(c);
-        }
         return true;
     }
     case S_ACK:
