@@ -23,6 +23,7 @@
 #include "engine/engine.h"
 #include "util/check.h"
 #include "util/clock.h"
+#include "util/grow.h"
 #include "util/list.h"
 #include "util/randid.h"
 
@@ -268,14 +269,10 @@ static void scan(bulk_t *b);
 
 static int keep_id(bulk_t *b, const char *id)
 {
-    if (b->n == b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 1024;
-        char **v = realloc(b->ids, cap * sizeof *v);
-        if (!v)
-            return -1;
-        b->ids = v;
-        b->cap = cap;
-    }
+    char **v = grow_array(b->ids, &b->cap, b->n, sizeof *v, 1024);
+    if (!v)
+        return -1;
+    b->ids = v;
     if (!(b->ids[b->n] = strdup(id)))
         return -1;
     b->n++;

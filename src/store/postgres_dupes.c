@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "store/postgres_internal.h"
+#include "util/grow.h"
 
 #define PG_DUPES_SKEW_MS (3600 * 1000LL)
 
@@ -68,14 +69,10 @@ static void add_quoted(sbuf_t *s, const char *str)
 
 int pg_dupes_note(pg_dupes_t *d, const store_row_t *r)
 {
-    if (d->n == d->cap) {
-        size_t cap = d->cap ? d->cap * 2 : 64;
-        bool **v = realloc(d->refused, cap * sizeof *v);
-        if (!v)
-            return -1;
-        d->refused = v;
-        d->cap = cap;
-    }
+    bool **v = grow_array(d->refused, &d->cap, d->n, sizeof *v, 64);
+    if (!v)
+        return -1;
+    d->refused = v;
     bool first = d->n == d->from;
     sbuf_addc(&d->ids, first ? '{' : ',');
     add_quoted(&d->ids, r->id);

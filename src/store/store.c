@@ -17,6 +17,7 @@
 
 #include "util/check.h"
 #include "util/clock.h"
+#include "util/grow.h"
 #include "util/jsonb.h"
 #include "util/log.h"
 #include "util/sbuf.h"
@@ -378,14 +379,10 @@ void store_list_jobs(store_t *s, const store_query_t *q, store_read_cb cb, void 
  * dashboard, a scrape and a flood of /v1/stats would each run their own. */
 static bool join_stats(store_t *s, op_t *op, store_read_cb cb, void *ud)
 {
-    if (op->njoined == op->joined_cap) {
-        size_t cap = op->joined_cap ? op->joined_cap * 2 : 4;
-        struct store_joined *v = realloc(op->joined, cap * sizeof *v);
-        if (!v)
-            return false;
-        op->joined = v;
-        op->joined_cap = cap;
-    }
+    struct store_joined *v = grow_array(op->joined, &op->joined_cap, op->njoined, sizeof *v, 4);
+    if (!v)
+        return false;
+    op->joined = v;
     pthread_mutex_lock(&s->mu);
     bool ok = op->seq == s->next_seq || !op->taken;
     if (ok)

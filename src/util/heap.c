@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "util/check.h"
+#include "util/grow.h"
 
 void heap_init(heap_t *h) { *h = (heap_t){ 0 }; }
 
@@ -64,14 +65,10 @@ int heap_push(heap_t *h, heap_node_t *n, int64_t key)
 {
     if (n->idx)
         heap_remove(h, n);
-    if (h->len == h->cap) {
-        size_t cap = h->cap ? h->cap * 2 : 64;
-        heap_node_t **items = realloc(h->items, cap * sizeof *items);
-        if (!items)
-            return -1;
-        h->items = items;
-        h->cap = cap;
-    }
+    heap_node_t **items = grow_array(h->items, &h->cap, h->len, sizeof *items, 64);
+    if (!items)
+        return -1;
+    h->items = items;
     n->key = key;
     place(h, h->len++, n);
     sift_up(h, h->len - 1);

@@ -13,6 +13,7 @@
 #include "util/bloom.h"
 #include "util/clock.h"
 #include "util/crc32c.h"
+#include "util/grow.h"
 #include "util/heap.h"
 #include "util/histogram.h"
 #include "util/jsonb.h"
@@ -453,6 +454,30 @@ static void test_url_redact_hides_only_the_password(void **state)
     assert_string_equal(url_redact("postgres://u:p@h", out, 8), "postgre");
 }
 
+/* Room for one more: the same array while there is room, doubled from
+ * the first size when full, and a size that would overflow refused with
+ * the old array and capacity kept. */
+static void test_grow_array_doubles_only_when_full(void **state)
+{
+    (void)state;
+    size_t cap = 0;
+    int *v = grow_array(NULL, &cap, 0, sizeof *v, 2);
+    assert_non_null(v);
+    assert_int_equal(cap, 2);
+    v[0] = 7;
+    assert_ptr_equal(grow_array(v, &cap, 1, sizeof *v, 2), v);
+    assert_int_equal(cap, 2);
+    v[1] = 8;
+    v = grow_array(v, &cap, 2, sizeof *v, 2);
+    assert_non_null(v);
+    assert_int_equal(cap, 4);
+    assert_int_equal(v[0] + v[1], 15);
+    size_t huge = SIZE_MAX / 2 + 1;
+    assert_null(grow_array(v, &huge, huge, sizeof *v, 2));
+    assert_int_equal(huge, SIZE_MAX / 2 + 1);
+    free(v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -472,6 +497,7 @@ int main(void)
         cmocka_unit_test(test_hmap_free_values_frees_each_value_once),
         cmocka_unit_test(test_sbuf_doubles_read_back_exactly),
         cmocka_unit_test(test_crc32c),
+        cmocka_unit_test(test_grow_array_doubles_only_when_full),
         cmocka_unit_test(test_utf8_valid_matches_a_reference),
     };
     return cmocka_run_group_tests_name("util", tests, NULL, NULL);
