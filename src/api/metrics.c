@@ -9,6 +9,7 @@
 #include "engine/engine.h"
 #include "metrics/metrics.h"
 #include "net/admit.h"
+#include "util/grow.h"
 
 typedef struct queues {
     metrics_queue_t *v;
@@ -18,14 +19,10 @@ typedef struct queues {
 static void add_queue(void *ud, const engine_queue_info_t *q)
 {
     queues_t *l = ud;
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 16;
-        metrics_queue_t *v = realloc(l->v, cap * sizeof *v);
-        if (!v)
-            return; /* a scrape short of some queues, rather than none */
-        l->v = v;
-        l->cap = cap;
-    }
+    metrics_queue_t *v = grow_array(l->v, &l->cap, l->n, sizeof *v, 16);
+    if (!v)
+        return; /* a scrape short of some queues, rather than none */
+    l->v = v;
     metrics_queue_t *m = &l->v[l->n++];
     *m = (metrics_queue_t){ .name = q->name, .paused = q->paused,
                             .oldest_ready_at = q->oldest_ready_at };

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "engine/engine_internal.h"
+#include "util/grow.h"
 
 #define CLAIMS_PER_ROUND 64 /* claims out at once; the rest wait for some to come back */
 #define CLAIM_MAX 1000     /* jobs one claim asks for, lessees of the same queues together */
@@ -18,14 +19,11 @@ void eng_release_later(engine_t *e, ejob_t *ej, int age)
                 e->releasing[i].age = age;
         return;
     }
-    if (e->nreleasing == e->releasing_cap) {
-        size_t cap = e->releasing_cap ? e->releasing_cap * 2 : 16;
-        struct eng_release *v = realloc(e->releasing, cap * sizeof *v);
-        if (!v)
-            return; /* it stays in memory, as in single mode: a cache of the database */
-        e->releasing = v;
-        e->releasing_cap = cap;
-    }
+    struct eng_release *v =
+        grow_array(e->releasing, &e->releasing_cap, e->nreleasing, sizeof *v, 16);
+    if (!v)
+        return; /* it stays in memory, as in single mode: a cache of the database */
+    e->releasing = v;
     ej->releasing = 1;
     e->releasing[e->nreleasing++] = (struct eng_release){ ej, age };
 }

@@ -9,6 +9,7 @@
 #include "faktory/faktory_internal.h"
 #include "faktory/job.h"
 #include "util/clock.h"
+#include "util/grow.h"
 
 #define PAGE 1000
 
@@ -52,14 +53,10 @@ typedef struct ids {
 
 static bool ids_push(ids_t *ids, const char *id)
 {
-    if (ids->n == ids->cap) {
-        size_t cap = ids->cap ? ids->cap * 2 : 64;
-        char **v = realloc(ids->v, cap * sizeof *v);
-        if (!v)
-            return false;
-        ids->v = v;
-        ids->cap = cap;
-    }
+    char **v = grow_array(ids->v, &ids->cap, ids->n, sizeof *v, 64);
+    if (!v)
+        return false;
+    ids->v = v;
     return (ids->v[ids->n] = strdup(id)) ? (ids->n++, true) : false;
 }
 

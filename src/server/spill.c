@@ -9,6 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "util/grow.h"
+
 #define NCLASS 38 /* 32 steps of 32 bytes, then 2 KiB .. 64 KiB */
 #define BATCH (1 << 20) /* new slots gathered before one write */
 
@@ -188,14 +190,10 @@ void spill_free(spill_t *s, int64_t off, size_t n)
         return;
     }
     offs_t *f = &s->free_[class_of(n)];
-    if (f->n == f->cap) {
-        size_t cap = f->cap ? f->cap * 2 : 64;
-        int64_t *v = realloc(f->v, cap * sizeof *v);
-        if (!v)
-            return; /* the slot is lost to reuse until the next reset */
-        f->v = v;
-        f->cap = cap;
-    }
+    int64_t *v = grow_array(f->v, &f->cap, f->n, sizeof *v, 64);
+    if (!v)
+        return; /* the slot is lost to reuse until the next reset */
+    f->v = v;
     f->v[f->n++] = off;
 }
 

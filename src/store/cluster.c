@@ -8,6 +8,7 @@
 #include "store/store_internal.h"
 #include "util/check.h"
 #include "util/clock.h"
+#include "util/grow.h"
 #include "util/log.h"
 #include "util/randid.h"
 
@@ -131,14 +132,10 @@ void store_cluster_delete(store_t *s, op_t *op)
 
 static void refused_add(store_t *s, uint64_t seq)
 {
-    if (s->nrefused == s->refused_cap) {
-        size_t cap = s->refused_cap ? s->refused_cap * 2 : 16;
-        uint64_t *v = realloc(s->refused, cap * sizeof *v);
-        if (!v)
-            return; /* its waiter is answered as stored: the engine forgot the job anyway */
-        s->refused = v;
-        s->refused_cap = cap;
-    }
+    uint64_t *v = grow_array(s->refused, &s->refused_cap, s->nrefused, sizeof *v, 16);
+    if (!v)
+        return; /* its waiter is answered as stored: the engine forgot the job anyway */
+    s->refused = v;
     s->refused[s->nrefused++] = seq;
 }
 

@@ -180,7 +180,8 @@ static int setup(pg_t *c)
     char idle[96];
     snprintf(idle, sizeof idle, "SET idle_in_transaction_session_timeout=%lld",
              (long long)(c->cluster && c->ttl_ms > 0 ? c->ttl_ms : 60000));
-    if (pg_exec(c, idle) != 0)
+    /* The writer counts its inserts into history itself (migration 7). */
+    if (pg_exec(c, idle) != 0 || pg_exec(c, "SET jobq.counted = on") != 0)
         return -1;
     /* Cluster mode's writer reads the jobs nodes hold through partial
      * indexes (jobs_owned, jobs_held) whose entries die as fast as claims

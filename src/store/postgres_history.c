@@ -89,6 +89,15 @@ static int drop_due(pg_t *c, const parts_t *ps, bool failed, int64_t before, int
     return 0;
 }
 
+/* The counts of partitions no longer there (migration 7): dropped here,
+ * by another node or by an operator. Statistics pass over them already;
+ * this keeps the table small. In a statement of its own, after the
+ * drops: a DDL statement's transaction holds history's lock to its end. */
+static int forget_counts(pg_t *c)
+{
+    return pg_exec(c, "DELETE FROM history_counts WHERE part NOT IN (" PG_HISTORY_PARTS ")");
+}
+
 /* Partitions of one kind from just before now to AHEAD past it,
  * contiguous with the last one, and starting after anything the default
  * partition holds in their range (PostgreSQL refuses a partition whose
@@ -142,16 +151,15 @@ static int upkeep(pg_t *c, const store_purge_t *p, int64_t now, int *dropped)
             continue; /* kept for good: in the default partition */
         if (drop_due(c, &ps, kinds[k].failed, kinds[k].before, dropped) != 0)
             return -1;
-        /* Only nodes of a cluster move jobs there; FLUSH (a horizon past
-         * now) says nothing of a retention. */
+        /* FLUSH (a horizon past now) says nothing of a retention. */
         int64_t width = (now - kinds[k].before) / 8;
         width = width > WIDTH_MAX_MS ? WIDTH_MAX_MS : width;
-        if (c->cluster && kinds[k].before <= now &&
+        if (kinds[k].before <= now &&
             width >= (p->partition_min_ms > 1000 ? p->partition_min_ms : 1000) &&
             make_ahead(c, &ps, kinds[k].failed, width, now) != 0)
             return -1;
     }
-    return 0;
+    return forget_counts(c);
 }
 
 /* A lock not granted at once (55P03) is for the next sweep; any other
@@ -195,11 +203,13 @@ int pg_history_purge_default(pg_t *c, const store_purge_t *p, backend_id_cb cb, 
     const char *vals[3] = { done, failed, lim };
     static const Oid types[3] = { 20, 20, 23 };
     id_call_t call = { cb, ud, 0 };
-    int rc = pg_each_row(c, NULL, "DELETE FROM history_default WHERE ctid = ANY (ARRAY("
-                         "(SELECT ctid FROM history_default WHERE $1 > 0 AND NOT failed AND"
-                         " updated_at < $1 LIMIT $3) UNION ALL (SELECT ctid FROM history_default"
-                         " WHERE $2 > 0 AND failed AND updated_at < $2 LIMIT $3) LIMIT $3))"
-                         " RETURNING id", 3, types, vals, id_row, &call);
+    int rc = pg_each_row(c, NULL, "WITH d AS (DELETE FROM history_default WHERE ctid = ANY"
+                         " (ARRAY((SELECT ctid FROM history_default WHERE $1 > 0 AND NOT failed"
+                         " AND updated_at < $1 LIMIT $3) UNION ALL (SELECT ctid FROM"
+                         " history_default WHERE $2 > 0 AND failed AND updated_at < $2 LIMIT"
+                         " $3) LIMIT $3)) RETURNING id, tableoid, queue, state),"
+                         " k AS (" PG_COUNT(PG_OUT("d")) ") SELECT id FROM d",
+                         3, types, vals, id_row, &call);
     *deleted = call.n;
     return rc;
 }

@@ -24,7 +24,7 @@
 #define PG_EXTRA_MAX 48 /* claim shapes: order x (caps, breakers, limits), 16; the dupes check */
 
 /* The prepared statements, by index into pg_statements (postgres_statements.c). */
-enum { P_PUT, P_PUT_ANY, P_DELETE, P_DELETE_ANY, P_QUEUE, P_COUNTER, P_INSERT, P_FENCED,
+enum { P_PUT, P_PUT_ANY, P_PUT_DONE, P_PUT_DONE_ANY, P_DELETE, P_DELETE_ANY, P_QUEUE, P_COUNTER, P_INSERT, P_FENCED,
        P_INSERT_AGAIN, P_FENCED_DONE, P_FENCED_DONE_AGAIN, P_FREE_PUT, P_FREE_ANY, P_FREE_DELETE, P_HELD_DELETE, P_BREAKER_OPEN,
        P_BREAKER_REOPEN, P_BREAKER_CLOSE, P_BREAKER_RESET, P_GET, P_COUNT_ };
 #define PG_PARAMS_MAX 13
@@ -50,6 +50,25 @@ typedef struct pg_statement {
 #define PG_DOC(t)                                                                           \
     "CASE WHEN " t "args IS NOT NULL AND " t "args_at BETWEEN 0 AND length(" t "doc) THEN"   \
     " overlay(" t "doc PLACING " t "args FROM " t "args_at + 1 FOR 0) ELSE " t "doc END"
+/* history's partitions now (the default one too), by oid, as
+ * history_counts keys them (migration 7). */
+#define PG_HISTORY_PARTS "SELECT inhrelid FROM pg_inherits WHERE inhparent = 'history'::regclass"
+/* Counted (migration 7): the writer's session says it counts its own
+ * changes of history (jobq.counted), and the triggers pass over them. A
+ * move's one row, as a plain upsert; ... */
+#define PG_COUNTED(i)                                                                       \
+    "INSERT INTO history_counts AS h SELECT tableoid,queue,state,pg_backend_pid()%32,1"     \
+    " FROM " i " ON CONFLICT (part,queue,state,shard) DO UPDATE SET n=h.n+1"
+/* ... and rows in (+1) and out (-1) of any number, summed first (an
+ * upsert may not reach one row twice in a statement): src gives
+ * (partition oid, queue, state, +1 or -1) rows. */
+#define PG_COUNT(src)                                                                       \
+    "INSERT INTO history_counts AS h SELECT p,q,s,pg_backend_pid()%32,sum(d) FROM (" src    \
+    ") x(p,q,s,d) GROUP BY 1,2,3 HAVING sum(d)<>0 ON CONFLICT (part,queue,state,shard)"      \
+    " DO UPDATE SET n=h.n+excluded.n"
+#define PG_OUT(d) "SELECT tableoid,queue,state,-1 FROM " d
+#define PG_IN(i) "SELECT tableoid,queue,state,1 FROM " i
+#define PG_GONE "RETURNING tableoid,queue,state"
 /* The args a write keeps apart (v, or NULL), kept as the row has them when
  * they are the same (their stored value, not a new copy of it). */
 #define PG_ARGS_KEPT(col, v) "CASE WHEN " col " = " v " THEN " col " ELSE " v " END"

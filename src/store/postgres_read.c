@@ -136,13 +136,20 @@ int pg_load_queues(void *conn, backend_queue_cb cb, void *ud)
     return pg_each_row(conn, NULL, "SELECT name, paused FROM queues", 0, NULL, NULL, queue_row, &a);
 }
 
-/* Counted over both tables; no count table kept by the writer yet
- * (statistics go through the query cache). */
+/* The rows of jobs counted, and history's counts (migration 7) of the
+ * partitions it has: a partition dropped leaves its counts behind until
+ * the next upkeep deletes them (postgres_history.c). One statement, so
+ * one snapshot: a job moving between the tables is counted once. jobs
+ * holds the live jobs of a cluster (a node alone keeps its finished ones
+ * there too, and counts them here row by row). */
 int pg_count_states(void *conn, backend_count_cb cb, void *ud)
 {
     any_call_t a = { (void (*)(void))cb, ud };
-    return pg_each_row(conn, NULL, "SELECT queue, state, count(*)::bigint FROM jobs_all"
-                       " GROUP BY 1, 2 ORDER BY queue COLLATE \"C\"", 0, NULL, NULL, count_row, &a);
+    return pg_each_row(conn, NULL, "SELECT queue, state, sum(n)::bigint FROM (SELECT queue,"
+                       " state, count(*) AS n FROM jobs GROUP BY 1, 2 UNION ALL SELECT queue,"
+                       " state, n FROM history_counts WHERE part IN (" PG_HISTORY_PARTS "))"
+                       " x GROUP BY 1, 2 HAVING sum(n) <> 0 ORDER BY queue COLLATE \"C\"",
+                       0, NULL, NULL, count_row, &a);
 }
 
 /* Due and free to claim, as a claim's ready index has them (jobs_ready:

@@ -13,7 +13,7 @@
     "INSERT INTO history(id,queue,type,state,priority,created_at,updated_at,run_at,doc,bkey,"  \
     "token,origin,failed,args,args_at) SELECT id,queue,type,$2,$3,created_at,$4,$5,$6,bkey,"   \
     "token,origin,$2='failed'," PG_ARGS_KEPT("args", "$9") ",$10"                              \
-    " FROM " d " RETURNING 1"
+    " FROM " d " RETURNING tableoid,queue,state"
 /* ... and back to jobs (an operator's retry of a finished job): a new
  * arrival (seq), free; a row there already (an enqueue of the same id
  * that slipped in) keeps it, and the write is refused. */
@@ -21,7 +21,7 @@
     "INSERT INTO jobs(id,queue,type,state,priority,created_at,updated_at,run_at,doc,bkey,token," \
     "origin,args,args_at) SELECT id,queue,type,$2,$3,created_at,$4,$5,$6,bkey,token,origin,"     \
     PG_ARGS_KEPT("args", "$9") ",$10 FROM " d " ON CONFLICT (id) DO NOTHING RETURNING 1"
-#define PG_MOVED "RETURNING id,queue,type,created_at,bkey,token,origin,args"
+#define PG_MOVED "RETURNING id,queue,type,created_at,bkey,token,origin,args,tableoid,state"
 /* A change's args kept apart ($9, $10 after its eight parameters). */
 #define PG_SET_ARGS(t) ", args=" PG_ARGS_KEPT(t ".args", "$9") ", args_at=$10"
 #define PG_CHANGE_TYPES { 25, 25, 23, 20, 20, 17, 20, 20, 17, 23 }
@@ -37,19 +37,37 @@ const pg_statement_t pg_statements[P_COUNT_] = {
                        "$12) ON CONFLICT (id)" PG_PUT_SET,
                 12, PG_PUT_TYPES, 1u << 8 | 1u << 10 },
     /* A job alone's write whose row may be in history (its last known
-     * state finished, or unknown): its row there goes. A node alone keeps
-     * finished jobs in jobs (its engine holds the live ones; no claim walks
-     * the table); history rows are a cluster's, left when a node took its
-     * database over. */
-    [P_PUT_ANY] = { "put_any", "WITH h AS (DELETE FROM history WHERE id=$1) INSERT INTO jobs(id,"
+     * state finished, or unknown): its row there goes. */
+    [P_PUT_ANY] = { "put_any", "WITH h AS (DELETE FROM history WHERE id=$1 " PG_GONE "), k AS ("
+                               PG_COUNT(PG_OUT("h")) ") INSERT INTO jobs(id,"
                                "queue,type,state,priority,created_at,updated_at,run_at,doc,bkey,"
                                "args,args_at) VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)"
                                " ON CONFLICT (id)" PG_PUT_SET,
                     12, PG_PUT_TYPES, 1u << 8 | 1u << 10 },
+    /* A job alone that finishes moves to history, as in a cluster (so
+     * jobs holds the live jobs, history's partitions go whole and
+     * statistics count the live rows, migration 7). Its row is in jobs or
+     * nowhere yet (enqueued and finished in one batch); run again, or
+     * with its last known state finished or unknown, its own row may
+     * already be in history, which goes first: history has no key to
+     * conflict on. */
+#define PG_INTO_HISTORY                                                                       \
+    "i AS (INSERT INTO history(id,queue,type,state,priority,created_at,updated_at,run_at,doc,"  \
+    "bkey,token,failed,args,args_at) VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,0,$4='failed',$11,"  \
+    "$12) RETURNING tableoid,queue,state)"
+    [P_PUT_DONE] = { "put_done", "WITH d AS (DELETE FROM jobs WHERE id=$1), " PG_INTO_HISTORY
+                                 ", k AS (" PG_COUNTED("i") ") SELECT 1 FROM i",
+                     12, PG_PUT_TYPES, 1u << 8 | 1u << 10 },
+    [P_PUT_DONE_ANY] = { "put_done_any", "WITH h AS (DELETE FROM history WHERE id=$1 " PG_GONE
+                                         "), d AS (DELETE FROM jobs WHERE id=$1), "
+                                         PG_INTO_HISTORY ", k AS (" PG_COUNT(PG_OUT("h")
+                                         " UNION ALL " PG_IN("i")) ") SELECT 1 FROM i",
+                         12, PG_PUT_TYPES, 1u << 8 | 1u << 10 },
     /* Retention's, of a row of jobs it read; an operator's (any) finds
      * the job where it is. */
     [P_DELETE] = { "delete", "DELETE FROM jobs WHERE id=$1", 1, { 25 }, 0 },
-    [P_DELETE_ANY] = { "delete_any", "WITH h AS (DELETE FROM history WHERE id=$1)"
+    [P_DELETE_ANY] = { "delete_any", "WITH h AS (DELETE FROM history WHERE id=$1 " PG_GONE
+                                     "), k AS (" PG_COUNT(PG_OUT("h")) ")"
                                      " DELETE FROM jobs WHERE id=$1", 1, { 25 }, 0 },
     [P_QUEUE] = { "queue", "INSERT INTO queues(name,paused) VALUES($1,$2)"
                            " ON CONFLICT (name) DO UPDATE SET paused=excluded.paused",
@@ -113,7 +131,8 @@ const pg_statement_t pg_statements[P_COUNT_] = {
 #define PG_FENCED_DONE                                                                          \
     "WITH d AS (DELETE FROM jobs WHERE id=$1 AND token=$7 AND ((owner=$8 OR owner IS NULL) AND" \
     " EXISTS (SELECT 1 FROM nodes WHERE id=$8 AND expires_at > now()) OR (owner IS NULL AND"    \
-    " state=$2 AND doc=$6)) " PG_MOVED "), i AS (" PG_TO_HISTORY("d") ") SELECT 1 FROM i"
+    " state=$2 AND doc=$6)) " PG_MOVED "), i AS (" PG_TO_HISTORY("d") "),"                    \
+    " k AS (" PG_COUNTED("i") ") SELECT 1 FROM i"
     [P_FENCED_DONE] = { "fenced_done", PG_FENCED_DONE, 10, PG_CHANGE_TYPES, PG_CHANGE_BIN },
     [P_FENCED_DONE_AGAIN] = { "fenced_done_again", PG_FENCED_DONE " UNION ALL SELECT 1 FROM"
                                                    " history WHERE id=$1 AND token=$7 AND"
@@ -127,7 +146,10 @@ const pg_statement_t pg_statements[P_COUNT_] = {
     /* An operator's change of a free job that finished or finishes
      * ($8: the new state is a finished one): updated in the table it
      * belongs in, or moved there, under the same token condition. One row
-     * at most: a job is in one table. */
+     * at most: a job is in one table. A finished one changed is moved
+     * within history (deleted and inserted, as PostgreSQL moves a row
+     * whose updated_at puts it in another partition), so that the insert
+     * is counted as the writer's others are. */
     [P_FREE_ANY] = { "free_any", "WITH uj AS (UPDATE jobs SET state=$2, priority=$3,"
                                  " updated_at=$4, run_at=$5, doc=$6" PG_SET_ARGS("jobs")
                                  " WHERE id=$1 AND owner IS NULL"
@@ -135,13 +157,14 @@ const pg_statement_t pg_statements[P_COUNT_] = {
                                  " mj AS (DELETE FROM jobs WHERE id=$1 AND owner IS NULL AND"
                                  " ($7 = -2 OR token = $7) AND $8 " PG_MOVED "),"
                                  " ih AS (" PG_TO_HISTORY("mj") "),"
-                                 " uh AS (UPDATE history SET state=$2, priority=$3, updated_at=$4,"
-                                 " run_at=$5, doc=$6, failed = $2='failed'"
-                                 PG_SET_ARGS("history") " WHERE id=$1 AND"
-                                 " ($7 = -2 OR token = $7) AND $8 RETURNING 1),"
+                                 " dh AS (DELETE FROM history WHERE id=$1 AND"
+                                 " ($7 = -2 OR token = $7) AND $8 " PG_MOVED "),"
+                                 " uh AS (" PG_TO_HISTORY("dh") "),"
                                  " mh AS (DELETE FROM history WHERE id=$1 AND"
                                  " ($7 = -2 OR token = $7) AND NOT $8 " PG_MOVED "),"
-                                 " ij AS (" PG_FROM_HISTORY("mh") ")"
+                                 " ij AS (" PG_FROM_HISTORY("mh") "),"
+                                 " k AS (" PG_COUNT(PG_IN("ih") " UNION ALL " PG_IN("uh")
+                                 " UNION ALL " PG_OUT("dh") " UNION ALL " PG_OUT("mh")) ")"
                                  " SELECT 1 FROM uj UNION ALL SELECT 1 FROM ih UNION ALL"
                                  " SELECT 1 FROM uh UNION ALL SELECT 1 FROM ij",
                      10, { 25, 25, 23, 20, 20, 17, 20, 16, 17, 23 }, PG_CHANGE_BIN },
@@ -157,7 +180,8 @@ const pg_statement_t pg_statements[P_COUNT_] = {
                                        " AND (owner=$3 OR owner IS NULL) AND EXISTS (SELECT 1"
                                        " FROM nodes WHERE id=$3 AND expires_at > now())))"
                                        " RETURNING id), h AS (DELETE FROM history WHERE id=$1"
-                                       " AND $2 = 0 AND ($4 = -2 OR token=$4) RETURNING id)"
+                                       " AND $2 = 0 AND ($4 = -2 OR token=$4) " PG_GONE "),"
+                                       " k AS (" PG_COUNT(PG_OUT("h")) ")"
                                        " SELECT 1 WHERE EXISTS (SELECT 1 FROM d) OR EXISTS"
                                        " (SELECT 1 FROM h) OR NOT EXISTS (SELECT 1 FROM jobs_all"
                                        " WHERE id=$1)",

@@ -4,7 +4,7 @@
  * statement of postgres_statements.c, run by pg_run (in the batch's
  * pipeline). Alone, a job's row is written as it is; in cluster mode
  * under the node's claim or the token an operator's read saw
- * (cluster_put), a finished job moving to history. Large args go apart
+ * (cluster_put). Either way a finished job moves to history. Large args go apart
  * from the rest of the packed form (split_doc: migration 6).
  */
 #include <stdio.h>
@@ -14,8 +14,8 @@
 #include "core/job.h"
 #include "store/postgres_internal.h"
 
-/* The states whose rows belong in history (cluster mode): the terminal
- * ones (core/job.h). */
+/* The states whose rows belong in history: the terminal ones
+ * (core/job.h). */
 static bool finished(const char *state)
 {
     job_state_t st;
@@ -98,7 +98,10 @@ int pg_put_job(void *conn, const store_row_t *r)
                              NULL, r->bkey, origin };
     int lens[13] = { 0 };
     bool in_jobs = r->fresh || (r->was && !finished(r->was));
-    int which = c->cluster ? (r->again ? P_INSERT_AGAIN : P_INSERT) : in_jobs ? P_PUT : P_PUT_ANY;
+    int which = c->cluster             ? (r->again ? P_INSERT_AGAIN : P_INSERT)
+                : !finished(r->state)  ? (in_jobs ? P_PUT : P_PUT_ANY)
+                : in_jobs && !r->again ? P_PUT_DONE
+                                       : P_PUT_DONE_ANY;
     split_t sp;
     if (split_doc(r, &sp) != 0)
         return pg_fail(c, "out of memory", NULL);

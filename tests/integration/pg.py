@@ -105,3 +105,34 @@ class Postgres:
             self._run("pg_ctl", "-D", self.data, "-m", "fast", "-w", "stop")
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
+
+
+class HeldSession:
+    """A psql session of its own that stays open: an operator's transaction
+    left holding locks."""
+    def __init__(self, postgres, url):
+        self.p = subprocess.Popen([postgres.bin + "/psql", "-h", "127.0.0.1", "-p",
+                                   str(postgres.port), "-U", "jobq", "-d",
+                                   url.rsplit("/", 1)[1], "-X", "-q", "-A", "-t"],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def run(self, sql):
+        """Sends sql and waits for the marker after it: the statement ran."""
+        self.p.stdin.write(sql + "\nSELECT 'done-marker';\n")
+        self.p.stdin.flush()
+        for line in self.p.stdout:
+            if line.strip() == "done-marker":
+                return
+        raise AssertionError("psql ended")
+
+    def close(self):
+        self.p.stdin.close()
+        self.p.wait(10)
+
+
+def history_parts(postgres, url):
+    """The names of the partitions of history in the database at url."""
+    return sorted(r[0] for r in postgres.psql("SELECT c.relname FROM pg_inherits i JOIN"
+                                              " pg_class c ON c.oid = i.inhrelid WHERE"
+                                              " i.inhparent = 'history'::regclass",
+                                              db=url.rsplit("/", 1)[1]))

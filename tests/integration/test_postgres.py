@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from conftest import BIN, assert_problem, clean_env
-from pg import Postgres
+from pg import HeldSession, Postgres, history_parts
 
 
 def rows(postgres, url, sql):
@@ -252,29 +252,6 @@ def test_a_database_that_stops_answering_does_not_wedge_jobq(make_server, mode):
         cluster.stop()
 
 
-class HeldSession:
-    """A psql session of its own that stays open: an operator's transaction
-    left holding locks."""
-    def __init__(self, postgres, url):
-        self.p = subprocess.Popen([postgres.bin + "/psql", "-h", "127.0.0.1", "-p",
-                                   str(postgres.port), "-U", "jobq", "-d",
-                                   url.rsplit("/", 1)[1], "-X", "-q", "-A", "-t"],
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-
-    def run(self, sql):
-        """Sends sql and waits for the marker after it: the statement ran."""
-        self.p.stdin.write(sql + "\nSELECT 'done-marker';\n")
-        self.p.stdin.flush()
-        for line in self.p.stdout:
-            if line.strip() == "done-marker":
-                return
-        raise AssertionError("psql ended")
-
-    def close(self):
-        self.p.stdin.close()
-        self.p.wait(10)
-
-
 @pytest.mark.parametrize("mode", ["alone", "cluster"])
 def test_an_operators_lock_left_held_does_not_wedge_jobq(pg_server, postgres, mode):
     """An operator's transaction left open on a job's row: the completion
@@ -381,3 +358,80 @@ def test_a_large_payload_is_written_once(pg_server, postgres, mode):
     assert srv.lease(queues=["o"]) == []
     assert srv.job("big")["args"] == {"blob": blob}
     assert srv.get("/health/ready").status_code == 200
+
+
+def test_a_finished_job_alone_moves_to_history(pg_server, postgres):
+    """A node alone keeps only its live jobs in `jobs`, as a cluster does: a
+    job that finishes moves to the partition of history of its kind and
+    finishing time, which retention drops whole; statistics count the
+    live rows and history's counts (schema 7), and both hold after a
+    kill -9 and an operator's retry back."""
+    url = postgres.new_database()
+    srv = pg_server(url=url, env={"JOBQ_RETAIN_COMPLETED": "8s", "JOBQ_RETAIN_FAILED": "1h",
+                                  "JOBQ_HISTORY_PARTITION_MIN": "1s", "JOBQ_CACHE_TTL_MS": "0"})
+    end = time.time() + 10
+    while not all(any(p.startswith(k) for p in history_parts(postgres, url))
+                  for k in ("history_c_", "history_f_")) and time.time() < end:
+        time.sleep(0.1)
+    for jid in ("done4", "dead4", "wait4"):
+        srv.enqueue(id=jid, queue="q")
+    for jid, outcome in (("done4", "complete"), ("dead4", "fail")):
+        got = srv.lease(queues=["q"], max=1)
+        assert got[0]["id"] == jid
+        body = {"lease_id": got[0]["lease_id"]}
+        if outcome == "fail":
+            body["error"] = {"type": "validation", "message": "bad"}
+        assert srv.post(f"/v1/jobs/{jid}/{outcome}", body).status_code == 200
+
+    def counts():
+        c = srv.get("/v1/stats").json()["counts"]
+        return c["completed"], c["failed"], c["queued"]
+    assert rows(postgres, url, "SELECT id FROM jobs") == [["wait4"]]
+    where = dict(rows(postgres, url, "SELECT id, tableoid::regclass::text FROM history"))
+    assert where["done4"].startswith("history_c_") and where["dead4"].startswith("history_f_")
+    assert counts() == (1, 1, 1)
+    srv.kill()
+    srv.start()
+    assert counts() == (1, 1, 1)
+    assert srv.job("done4")["state"] == "completed"
+    assert srv.post("/v1/jobs/dead4/retry", {}).status_code == 200
+    assert counts() == (1, 0, 2)
+    assert sorted(rows(postgres, url, "SELECT id FROM jobs")) == [["dead4"], ["wait4"]]
+    end = time.time() + 20
+    while where["done4"] in history_parts(postgres, url) and time.time() < end:
+        time.sleep(0.2)
+    assert srv.get("/v1/jobs/done4").status_code == 404
+    assert counts() == (0, 0, 2)
+
+
+def test_a_lost_commit_alone_moves_a_job_to_history_once(pg_server, postgres):
+    """Every 3rd commit is reported failed after it committed
+    (JOBQ_FAULT_COMMIT_LOST_EVERY): the batch runs again, and a finished
+    job's move must find its own row in history instead of adding another
+    (history has no key to conflict on), and count it once."""
+    url = postgres.new_database()
+    srv = pg_server(url=url, env={"JOBQ_FAULT_COMMIT_LOST_EVERY": "3", "JOBQ_CACHE_TTL_MS": "0"})
+
+    def until_ok(call):  # a write in the batch whose outcome was lost answers 503
+        end = time.time() + 30
+        while (r := call()).status_code == 503 and time.time() < end:
+            time.sleep(0.1)
+        return r
+    for i in range(30):
+        assert until_ok(lambda: srv.post("/v1/jobs", {"id": f"lost{i}", "type": "t",
+                                                      "queue": "q"})).status_code in (200, 201)
+    done = set()
+    end = time.time() + 60
+    while len(done) < 30 and time.time() < end:
+        for j in until_ok(lambda: srv.post("/v1/lease", {"worker": "w", "queues": ["q"],
+                                                         "max": 10})).json()["jobs"]:
+            r = until_ok(lambda: srv.post(f"/v1/jobs/{j['id']}/complete",
+                                          {"lease_id": j["lease_id"]}))
+            if r.status_code == 200 or srv.job(j["id"])["state"] == "completed":
+                done.add(j["id"])
+    assert len(done) == 30
+    assert "outcome was lost" in srv.log_text()
+    assert rows(postgres, url, "SELECT count(*), count(DISTINCT id) FROM history") == \
+        [["30", "30"]]
+    assert rows(postgres, url, "SELECT sum(n) FROM history_counts") == [["30"]]
+    assert srv.get("/v1/stats").json()["counts"]["completed"] == 30
