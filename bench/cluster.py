@@ -33,10 +33,11 @@ With --ab OTHER_JOBQ, instead: this build against another jobq binary
 the CPU PostgreSQL spends a job. --retain D sets JOBQ_RETAIN_COMPLETED to
 D: retention at work during the run (steady state), not a day later.
 --statements also prints each build's costliest statements in its last
-round (pg_stat_statements: calls, total and mean execution time).
+round (pg_stat_statements: calls, total and mean execution time). --alone
+runs one jobq alone (not in cluster mode) instead of a cluster node.
 
 Usage: bench/cluster.py [--sweep | --limits | --ab OTHER_JOBQ [--fwp] [--retain D]
-                        [--statements]] [JOBS] [ROUNDS]
+                        [--statements] [--alone]] [JOBS] [ROUNDS]
        (defaults 20000, 3)
 Needs build/jobq, build/bench/{loadgen,fwpgen,pgqueue} and postgresql.
 Every client is bounded by --max-seconds; servers are stopped by their own
@@ -212,7 +213,7 @@ def top_statements(pgc, n=8):
                     " FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT %d" % n)
 
 
-def ab(pgc, other, jobs, rounds, proto="http", retain=None, statements=False):
+def ab(pgc, other, jobs, rounds, proto="http", retain=None, statements=False, setup="1 node"):
     bins = {"this build": jobq_server.BIN, other: other}
     res = {k: [] for k in bins}
     top = {}
@@ -221,9 +222,10 @@ def ab(pgc, other, jobs, rounds, proto="http", retain=None, statements=False):
             jobq_server.BIN = bins[k]
             extra = {"JOBQ_RETAIN_COMPLETED": retain} if retain else None
             pgc.psql("SELECT pg_stat_statements_reset()")
-            res[k].append(one_run(pgc, "1 node", proto, 4, 4, jobs, extra=extra))
+            res[k].append(one_run(pgc, setup, proto, 4, 4, jobs, extra=extra))
             top[k] = top_statements(pgc) if statements else []
-    print(f"{proto.upper()} 4 + 4, one cluster node, fsync, {jobs} jobs per run, median of "
+    who = "one cluster node" if setup == "1 node" else "one jobq alone"
+    print(f"{proto.upper()} 4 + 4, {who}, fsync, {jobs} jobs per run, median of "
           f"{rounds}" + (f", JOBQ_RETAIN_COMPLETED={retain}" if retain else "") + "\n")
     print("| jobq | jobs/s | jobq CPU us/job | PostgreSQL CPU us/job |")
     print("| --- | --- | --- | --- |")
@@ -251,7 +253,8 @@ def main():
         i = argv.index("--ab")
         other = argv[i + 1]
         del argv[i:i + 2]
-    args = [a for a in argv if a not in ("--sweep", "--limits", "--fwp", "--statements")]
+    args = [a for a in argv if a not in ("--sweep", "--limits", "--fwp", "--statements",
+                                         "--alone")]
     jobs = int(args[0]) if args else 20000
     rounds = int(args[1]) if len(args) > 1 else 3
     pgc = Postgres("-c shared_preload_libraries=pg_stat_statements")
@@ -261,7 +264,7 @@ def main():
             return sweep(pgc, jobs, rounds)
         if other:
             return ab(pgc, other, jobs, rounds, "fwp" if "--fwp" in argv else "http", retain,
-                      "--statements" in argv)
+                      "--statements" in argv, "alone" if "--alone" in argv else "1 node")
         if "--limits" in sys.argv:
             return limits(pgc, jobs, rounds)
         print(f"jobq cluster mode on PostgreSQL, fsync, {jobs} jobs per run, median of "
