@@ -122,7 +122,9 @@ static const char *const migrations[] = {
      * move 36 us more, the statement's count 11) and says so in its
      * session (jobq.counted); row triggers, cloned onto each partition,
      * count everything else: an operator's inserts, deletes and changes
-     * of state, a row moved between partitions (a DELETE and an INSERT).
+     * of state, a row moved between partitions (a DELETE and an INSERT),
+     * a TRUNCATE of the whole table (not of one partition: statement
+     * triggers are not cloned onto partitions).
      * A partition dropped whole leaves its counts, which statistics pass
      * over and upkeep deletes (postgres_history.c). Each counting row is
      * sharded by the session's process (32 ways): it stays locked from
@@ -154,6 +156,10 @@ static const char *const migrations[] = {
     "  WHEN (OLD.state IS DISTINCT FROM NEW.state"
     "   AND current_setting('jobq.counted', true) IS DISTINCT FROM 'on')"
     "  EXECUTE FUNCTION history_count();"
+    "CREATE FUNCTION history_count_none() RETURNS trigger LANGUAGE plpgsql AS $f$"
+    " BEGIN DELETE FROM history_counts; RETURN NULL; END $f$;"
+    "CREATE TRIGGER history_count_truncate AFTER TRUNCATE ON history"
+    "  FOR EACH STATEMENT EXECUTE FUNCTION history_count_none();"
     "INSERT INTO history_counts SELECT tableoid, queue, state, 0, count(*) FROM history"
     "  GROUP BY 1, 2, 3;",
 };

@@ -435,3 +435,35 @@ def test_a_lost_commit_alone_moves_a_job_to_history_once(pg_server, postgres):
         [["30", "30"]]
     assert rows(postgres, url, "SELECT sum(n) FROM history_counts") == [["30"]]
     assert srv.get("/v1/stats").json()["counts"]["completed"] == 30
+
+
+def test_schema_7_counts_the_history_already_there(pg_server, postgres):
+    """Migration 7 starts history_counts from a count of what history holds
+    (a database upgraded with finished jobs in it), and an operator's
+    TRUNCATE of history takes the counts with it."""
+    url = postgres.new_database()
+    srv = pg_server(url=url, env={"JOBQ_CACHE_TTL_MS": "0"})
+    for jid in ("old1", "old2", "old3"):
+        srv.enqueue(id=jid, queue="q")
+    for jid, outcome in (("old1", "complete"), ("old2", "complete"), ("old3", "fail")):
+        got = srv.lease(queues=["q"], max=1)
+        body = {"lease_id": got[0]["lease_id"]}
+        if outcome == "fail":
+            body["error"] = {"type": "validation", "message": "bad"}
+        assert srv.post(f"/v1/jobs/{jid}/{outcome}", body).status_code == 200
+    assert srv.stop() == 0
+    # The database as schema 6 left it, finished jobs in history.
+    rows(postgres, url, "DROP TABLE history_counts; DROP TRIGGER history_count_rows ON history;"
+         " DROP TRIGGER history_count_change ON history;"
+         " DROP TRIGGER history_count_truncate ON history;"
+         " DROP FUNCTION history_count(); DROP FUNCTION history_count_none();"
+         " DELETE FROM schema_migrations WHERE version >= 7")
+    srv.start()
+
+    def counts():
+        c = srv.get("/v1/stats").json()["counts"]
+        return c["completed"], c["failed"]
+    assert counts() == (2, 1)
+    rows(postgres, url, "TRUNCATE history")
+    assert counts() == (0, 0)
+    assert rows(postgres, url, "SELECT count(*) FROM history_counts") == [["0"]]
