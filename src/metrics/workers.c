@@ -21,11 +21,12 @@ typedef struct worker {
     int64_t rss_kb;    /* -1: not reported */
 } worker_t;
 
-/* A running attempt: which worker holds it and since when. */
+/* A running attempt: which worker holds it and since when. One
+ * allocation with its key: a lease comes and goes with every job. */
 typedef struct lease_rec {
-    char *job_id; /* owned; the hmap key */
     worker_t *worker;
     int64_t since;
+    char job_id[]; /* the hmap key */
 } lease_rec_t;
 
 struct workers {
@@ -45,17 +46,11 @@ workers_t *workers_new(int64_t gone_ms)
     return w;
 }
 
-static void drop_lease(workers_t *w, lease_rec_t *l)
+/* h: hmap_hash(l->job_id), as the caller found it. */
+static void drop_lease(workers_t *w, lease_rec_t *l, uint64_t h)
 {
-    hmap_del(&w->leases, l->job_id);
-    free(l->job_id);
+    hmap_del_h(&w->leases, l->job_id, h);
     free(l);
-}
-
-static void free_lease(void *v)
-{
-    free(((lease_rec_t *)v)->job_id);
-    free(v);
 }
 
 static void free_worker(void *v)
@@ -85,7 +80,7 @@ void workers_free(workers_t *w)
     if (!w)
         return;
     hmap_free_values(&w->byid, free_worker);
-    hmap_free_values(&w->leases, free_lease);
+    hmap_free_values(&w->leases, free);
     free(w);
 }
 
@@ -128,16 +123,18 @@ void workers_seen(workers_t *w, const char *worker, int64_t now)
 static void start(workers_t *w, const job_t *job, int64_t now)
 {
     worker_t *k = job->lease_worker ? get(w, job->lease_worker, now) : NULL;
-    lease_rec_t *l = hmap_get(&w->leases, job->id);
+    uint64_t h = hmap_hash(job->id);
+    lease_rec_t *l = hmap_get_h(&w->leases, job->id, h);
     if (l) { /* a lease that expired unseen: the new one replaces it */
         if (l->worker)
             l->worker->active--;
-        drop_lease(w, l);
+        drop_lease(w, l, h);
     }
-    if (!k || !(l = calloc(1, sizeof *l)) || !(l->job_id = strdup(job->id)) ||
-        hmap_put(&w->leases, l->job_id, l) != 0) {
-        if (l)
-            free(l->job_id);
+    size_t len = strlen(job->id) + 1;
+    if (!k || !(l = calloc(1, sizeof *l + len)))
+        return;
+    memcpy(l->job_id, job->id, len);
+    if (hmap_put_h(&w->leases, l->job_id, h, l) != 0) {
         free(l);
         return;
     }
@@ -155,7 +152,8 @@ void workers_job(workers_t *w, const job_t *job, job_event_t ev, int64_t now)
     }
     if (ev == JOB_EV_UPDATED || ev == JOB_EV_ENQUEUED)
         return; /* not the end of an attempt */
-    lease_rec_t *l = hmap_get(&w->leases, job->id);
+    uint64_t h = hmap_hash(job->id);
+    lease_rec_t *l = hmap_get_h(&w->leases, job->id, h);
     if (!l)
         return; /* the end of one we did not see start */
     worker_t *k = l->worker;
@@ -169,7 +167,7 @@ void workers_job(workers_t *w, const job_t *job, job_event_t ev, int64_t now)
         k->exec_ms_sum += (double)(now - l->since);
         k->exec_count++;
     }
-    drop_lease(w, l);
+    drop_lease(w, l, h);
 }
 
 const char *workers_state_name(workers_state_t s)

@@ -11,32 +11,49 @@ typedef struct qcounts {
     char name[]; /* the hmap key */
 } qcounts_t;
 
-void sqlite_counts_init(sqlite_counts_t *c) { hmap_init(&c->queues); }
+void sqlite_counts_init(sqlite_counts_t *c)
+{
+    hmap_init(&c->queues);
+    c->last = NULL;
+}
 
 void sqlite_counts_clear(sqlite_counts_t *c)
 {
     hmap_free_values(&c->queues, free);
-    hmap_init(&c->queues);
+    sqlite_counts_init(c);
 }
 
 void sqlite_counts_free(sqlite_counts_t *c) { hmap_free_values(&c->queues, free); }
+
+/* queue's entry, made when new: the last one's without a lookup when it
+ * is the same queue (a row's old and new state, a run of one queue's
+ * jobs). */
+static qcounts_t *entry(sqlite_counts_t *c, const char *queue)
+{
+    if (c->last && !strcmp(c->last->name, queue))
+        return c->last;
+    qcounts_t *q = hmap_get(&c->queues, queue);
+    if (!q) {
+        size_t len = strlen(queue) + 1;
+        if (!(q = calloc(1, sizeof *q + len)))
+            return NULL;
+        memcpy(q->name, queue, len);
+        if (hmap_put(&c->queues, q->name, q) != 0) {
+            free(q);
+            return NULL;
+        }
+    }
+    return c->last = q;
+}
 
 int sqlite_counts_add(sqlite_counts_t *c, const char *queue, const char *state, int64_t d)
 {
     job_state_t st;
     if (job_state_parse(state, &st) != 0)
         return 0;
-    qcounts_t *q = hmap_get(&c->queues, queue);
-    if (!q) {
-        size_t len = strlen(queue) + 1;
-        if (!(q = calloc(1, sizeof *q + len)))
-            return -1;
-        memcpy(q->name, queue, len);
-        if (hmap_put(&c->queues, q->name, q) != 0) {
-            free(q);
-            return -1;
-        }
-    }
+    qcounts_t *q = entry(c, queue);
+    if (!q)
+        return -1;
     q->n[st] += d;
     return 0;
 }

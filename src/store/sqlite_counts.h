@@ -18,7 +18,8 @@
 #include "util/hmap.h"
 
 typedef struct sqlite_counts {
-    hmap_t queues; /* queue name -> its changes by state */
+    hmap_t queues;        /* queue name -> its changes by state */
+    struct qcounts *last; /* the entry added to last: writes come by queue in runs */
 } sqlite_counts_t;
 
 void sqlite_counts_init(sqlite_counts_t *c);
