@@ -34,6 +34,7 @@ struct cache {
     hmap_t entries;
     list_node_t lru;
     hmap_t queues;      /* name -> qgen_t */
+    qgen_t *last;       /* the entry touched last (entries stay until cache_free) */
     uint64_t global;    /* bumped by every change */
     uint64_t unseen_generation; /* of queues not yet tracked: last change to all */
     cache_stats_t st;
@@ -119,7 +120,7 @@ void cache_touch(cache_t *c, const char *queue)
         c->unseen_generation = c->global;
         return;
     }
-    qgen_t *g = hmap_get(&c->queues, queue);
+    qgen_t *g = c->last && !strcmp(c->last->name, queue) ? c->last : hmap_get(&c->queues, queue);
     if (!g) {
         if (hmap_len(&c->queues) >= CACHE_QUEUES_MAX || !(g = calloc(1, sizeof *g)) ||
             !(g->name = strdup(queue)) || hmap_put(&c->queues, g->name, g) != 0) {
@@ -130,6 +131,7 @@ void cache_touch(cache_t *c, const char *queue)
             return;
         }
     }
+    c->last = g;
     g->generation = c->global; /* distinct from any generation read before */
 }
 

@@ -53,7 +53,7 @@ static mqueue_t *queue_new(metrics_t *m, const char *name)
     return q;
 }
 
-mqueue_t *metrics_queue_of(metrics_t *m, const char *name)
+static mqueue_t *queue_find(metrics_t *m, const char *name)
 {
     mqueue_t *q = hmap_get(&m->queues, name);
     if (q)
@@ -62,6 +62,16 @@ mqueue_t *metrics_queue_of(metrics_t *m, const char *name)
         return queue_new(m, name);
     q = hmap_get(&m->queues, METRICS_OTHER_QUEUES); /* the table holds one more at most */
     return q ? q : queue_new(m, METRICS_OTHER_QUEUES);
+}
+
+mqueue_t *metrics_queue_of(metrics_t *m, const char *name)
+{
+    if (m->last_queue && !strcmp(m->last_queue->name, name))
+        return m->last_queue;
+    mqueue_t *q = queue_find(m, name);
+    if (q)
+        m->last_queue = q;
+    return q;
 }
 
 void metrics_job(metrics_t *m, const job_t *job, job_event_t ev, int64_t now_ms)

@@ -46,6 +46,9 @@ struct metrics {
     uint64_t retention_dropped;
     uint64_t fwp_commands[METRICS_FWP_NVERBS], fwp_errors[METRICS_FWP_NVERBS];
     hmap_t queues; /* name -> mqueue_t */
+    /* The entry found last: a job's events come one queue at a time. The
+     * table never loses an entry before the registry goes. */
+    mqueue_t *last_queue;
     hmap_t routes; /* key -> mroute_t */
     /* The entries requests found lately, by route address, method and
      * status: the key's snprintf and hash were ~1.5 k instructions a
