@@ -301,3 +301,36 @@ def pg_server(make_server, postgres):
         env["JOBQ_DATABASE_URL"] = url or postgres.new_database()
         return make_server(env=env, **kw)
     return make
+
+
+# Cluster mode (test_cluster*.py): a node's TTL short enough for tests.
+TTL_MS = 1500
+
+
+@pytest.fixture
+def cluster(pg_server, postgres):
+    """make(n): n nodes on one new database."""
+    def make(n=3, env=None):
+        url = postgres.new_database()
+        base = {"JOBQ_CLUSTER": "true", "JOBQ_NODE_TTL": f"{TTL_MS}ms",
+                "JOBQ_CLAIM_POLL": "100ms", **(env or {})}
+        nodes = [pg_server(env=base, url=url) for _ in range(n)]
+        for node in nodes:
+            wait_ready(node)
+        return nodes, url
+    return make
+
+
+def wait_ready(node, timeout=10):
+    end = time.time() + timeout
+    while time.time() < end:
+        if node.get("/health/ready").status_code == 200:
+            return
+        time.sleep(0.05)
+    raise AssertionError("node never ready:\n" + node.log_text()[-3000:])
+
+
+def lease_one(node, queue="q"):
+    got = node.lease(queues=[queue], wait_ms=2000)
+    assert len(got) == 1, got
+    return got[0]

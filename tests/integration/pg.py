@@ -136,3 +136,8 @@ def history_parts(postgres, url):
                                               " pg_class c ON c.oid = i.inhrelid WHERE"
                                               " i.inhparent = 'history'::regclass",
                                               db=url.rsplit("/", 1)[1]))
+
+
+def rows(postgres, url, sql):
+    """sql's rows in the database at url (Postgres.psql)."""
+    return postgres.psql(sql, db=url.rsplit("/", 1)[1])

@@ -12,11 +12,7 @@ import pytest
 import requests
 
 from conftest import BIN, assert_problem, clean_env
-from pg import HeldSession, Postgres, history_parts
-
-
-def rows(postgres, url, sql):
-    return postgres.psql(sql, db=url.rsplit("/", 1)[1])
+from pg import HeldSession, Postgres, history_parts, rows
 
 
 def test_the_full_cycle_lands_in_postgres(pg_server, postgres):
@@ -314,7 +310,6 @@ def test_a_large_payload_is_written_once(pg_server, postgres, mode):
     a lease (a claim in cluster mode), a read by id, a list, a restart's
     load; short args stay inside the row."""
     url = postgres.new_database()
-    db = url.rsplit("/", 1)[1]
     env = {"JOBQ_CLUSTER": "true", "JOBQ_CLAIM_POLL": "100ms"} if mode == "cluster" else {}
     srv = pg_server(url=url, env=env)
     blob = base64.b64encode(os.urandom(48 * 1024)).decode()  # 64 KiB that barely compress
