@@ -5,7 +5,7 @@ and one cluster node, each on a new database of one throwaway PostgreSQL
 (tests/integration/pg.py): JOBS jobs enqueued, each leased, given
 HEARTBEATS heartbeats and completed, one at a time over HTTP. Reported per
 job: WAL bytes of the whole life, WAL bytes a heartbeat, and the bytes the
-tables (with their TOAST) hold at the end; and of all the updates of
+tables (`jobs`, `history`, `payloads`, with their TOAST) hold at the end; and of all the updates of
 `jobs`, how many were HOT (no index touched: every heartbeat should be). Args are random base64 text,
 which compresses little, as real payloads often do.
 
@@ -47,7 +47,7 @@ def wal(pgc, db):
 
 def table_bytes(pgc, db):
     return int(pgc.psql("SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c"
-                        " WHERE c.relkind = 'r' AND (c.relname = 'jobs'"
+                        " WHERE c.relkind = 'r' AND (c.relname IN ('jobs', 'payloads')"
                         " OR c.relname LIKE 'history%')", db=db)[0][0])
 
 

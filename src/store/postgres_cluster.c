@@ -80,7 +80,7 @@ int pg_node_beat(void *conn, store_beat_t *beat, bool *breakers, backend_doc_cb 
     if (pg_exec(c, "UPDATE jobs SET owner = NULL WHERE owner IN (" PG_DEAD ") AND state <> 'running'")
         || pg_each_row(c, NULL, "UPDATE jobs SET owner = $1, token = nextval('job_tokens')"
                     " WHERE owner IN (" PG_DEAD ") AND state = 'running'"
-                    " RETURNING " PG_DOC("") ", created_at, id, queue, type, token",
+                    " RETURNING " PG_DOC("jobs.") ", created_at, id, queue, type, token",
                     1, t_me, mine, pg_doc_row, &d) != 0)
         return -1;
     return pg_exec(c, "DELETE FROM nodes WHERE expires_at < now() AND NOT EXISTS"
@@ -118,7 +118,7 @@ int pg_held(void *conn, const int64_t *tokens, int n, backend_doc_cb cb, void *u
     const char *vals[2] = { me, arr.p };
     static const Oid types[2] = { 20, 25 };
     doc_call_t d = { cb, ud };
-    int rc = pg_each_row(c, NULL, "SELECT " PG_DOC("") ", created_at, id, queue, type, token,"
+    int rc = pg_each_row(c, NULL, "SELECT " PG_DOC("jobs.") ", created_at, id, queue, type, token,"
                          " EXISTS"
                          " (SELECT 1 FROM breakers WHERE probe_job = jobs.id AND probe_node = $1)"
                          " FROM jobs WHERE owner = $1 AND token = ANY($2::bigint[])"

@@ -34,10 +34,14 @@
 #define PG_DUPE_IN(kind)                                                                    \
     "SELECT 1 FROM history h WHERE " kind " AND h.updated_at >= $3"                         \
     " AND h.id = n.id COLLATE \"C\" AND h.origin IS DISTINCT FROM n.origin"
+/* An insert undone takes its payload along (the other job's, of another
+ * origin, stays). */
 static const char dupes_sql[] =
-    "DELETE FROM jobs j USING unnest($1::text[], $2::int8[]) WITH ORDINALITY AS n(id, origin, k)"
-    " WHERE j.id = n.id COLLATE \"C\" AND j.origin = n.origin AND EXISTS ("
-    PG_DUPE_IN("NOT h.failed") " UNION ALL " PG_DUPE_IN("h.failed") ") RETURNING n.k + $4";
+    "WITH d AS (DELETE FROM jobs j USING unnest($1::text[], $2::int8[]) WITH ORDINALITY AS"
+    " n(id, origin, k) WHERE j.id = n.id COLLATE \"C\" AND j.origin = n.origin AND EXISTS ("
+    PG_DUPE_IN("NOT h.failed") " UNION ALL " PG_DUPE_IN("h.failed") ") RETURNING n.k + $4 AS k,"
+    " j.id, j.origin, j.args_at), g AS (" PG_PAYLOADS_GONE("SELECT id, origin, args_at FROM d")
+    ") SELECT k FROM d";
 
 void pg_dupes_reset(pg_dupes_t *d)
 {

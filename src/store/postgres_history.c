@@ -1,7 +1,8 @@
 /*
  * History's partitions (schema version 5): made ahead of the jobs that
  * will finish into them, dropped whole once retention has passed their
- * end; and the rows of the default partition, deleted one by one when due.
+ * end, their jobs' payloads with them (version 8: drop_part); and the rows
+ * of the default partition, deleted one by one when due.
  *
  * Each kind (completed and cancelled; failed) has its own retention, so
  * its own partitions, named history_<c|f>_<from>_<to> (milliseconds of
@@ -74,17 +75,55 @@ static int int8_row(const PGresult *r, int row, void *ud)
     return 0;
 }
 
+/* A partition detached from history, its jobs' payloads deleted
+ * (migration 8), and the table dropped: each step its own transaction.
+ * Once detached, no statement reaches its rows through history (a retry
+ * could otherwise move a job out between the deletes and the drop, its
+ * payload gone), and a sweep stopped midway finds the table detached
+ * (drop_detached) and ends the work. */
+static int drop_part(pg_t *c, const char *name, bool attached)
+{
+    char sql[512];
+    if (attached) {
+        snprintf(sql, sizeof sql, "ALTER TABLE history DETACH PARTITION %s", name);
+        if (pg_exec(c, sql) != 0)
+            return -1;
+    }
+    snprintf(sql, sizeof sql, PG_PAYLOADS_GONE("SELECT id, origin, args_at FROM %s"), name);
+    if (pg_exec(c, sql) != 0)
+        return -1;
+    snprintf(sql, sizeof sql, "DROP TABLE IF EXISTS %s", name);
+    return pg_exec(c, sql);
+}
+
 static int drop_due(pg_t *c, const parts_t *ps, bool failed, int64_t before, int *dropped)
 {
     for (int i = 0; i < ps->n; i++) {
         if (ps->v[i].failed != failed || ps->v[i].to > before)
             continue;
-        char sql[128], name[64];
+        char name[64];
         part_name(name, sizeof name, failed, ps->v[i].from, ps->v[i].to);
-        snprintf(sql, sizeof sql, "DROP TABLE IF EXISTS %s", name);
-        if (pg_exec(c, sql) != 0)
+        if (drop_part(c, name, true) != 0)
             return -1;
         ++*dropped;
+    }
+    return 0;
+}
+
+/* Partitions of ours detached and not yet dropped (drop_part stopped
+ * midway, on this node or another). */
+static int drop_detached(pg_t *c)
+{
+    parts_t ps = { .n = 0 };
+    if (pg_each_row(c, NULL, "SELECT relname::text FROM pg_class WHERE relkind = 'r' AND"
+                    " NOT relispartition AND relnamespace = current_schema()::regnamespace"
+                    " AND relname LIKE 'history\\_%'", 0, NULL, NULL, part_row, &ps) != 0)
+        return -1;
+    for (int i = 0; i < ps.n; i++) {
+        char name[64];
+        part_name(name, sizeof name, ps.v[i].failed, ps.v[i].from, ps.v[i].to);
+        if (drop_part(c, name, false) != 0)
+            return -1;
     }
     return 0;
 }
@@ -140,7 +179,7 @@ static int upkeep(pg_t *c, const store_purge_t *p, int64_t now, int *dropped)
     parts_t ps = { .n = 0 };
     if (pg_each_row(c, NULL, "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c"
                     " ON c.oid = i.inhrelid WHERE i.inhparent = 'history'::regclass",
-                    0, NULL, NULL, part_row, &ps) != 0)
+                    0, NULL, NULL, part_row, &ps) != 0 || drop_detached(c) != 0)
         return -1;
     const struct {
         bool failed;
@@ -207,8 +246,9 @@ int pg_history_purge_default(pg_t *c, const store_purge_t *p, backend_id_cb cb, 
                          " (ARRAY((SELECT ctid FROM history_default WHERE $1 > 0 AND NOT failed"
                          " AND updated_at < $1 LIMIT $3) UNION ALL (SELECT ctid FROM"
                          " history_default WHERE $2 > 0 AND failed AND updated_at < $2 LIMIT"
-                         " $3) LIMIT $3)) RETURNING id, tableoid, queue, state),"
-                         " k AS (" PG_COUNT(PG_OUT("d")) ") SELECT id FROM d",
+                         " $3) LIMIT $3)) RETURNING id, tableoid, queue, state, origin, args_at),"
+                         " k AS (" PG_COUNT(PG_OUT("d")) "), g AS (" PG_PAYLOADS_GONE(
+                         "SELECT id, origin, args_at FROM d") ") SELECT id FROM d",
                          3, types, vals, id_row, &call);
     *deleted = call.n;
     return rc;

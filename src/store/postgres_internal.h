@@ -26,7 +26,8 @@
 /* The prepared statements, by index into pg_statements (postgres_statements.c). */
 enum { P_PUT, P_PUT_ANY, P_PUT_DONE, P_PUT_DONE_ANY, P_DELETE, P_DELETE_ANY, P_QUEUE, P_COUNTER, P_INSERT, P_FENCED,
        P_INSERT_AGAIN, P_FENCED_DONE, P_FENCED_DONE_AGAIN, P_FREE_PUT, P_FREE_ANY, P_FREE_DELETE, P_HELD_DELETE, P_BREAKER_OPEN,
-       P_BREAKER_REOPEN, P_BREAKER_CLOSE, P_BREAKER_RESET, P_GET, P_COUNT_ };
+       P_BREAKER_REOPEN, P_BREAKER_CLOSE, P_BREAKER_RESET, P_PAYLOAD, P_PAYLOAD_KEEP,
+       P_PAYLOAD_MINE, P_GET, P_COUNT_ };
 #define PG_PARAMS_MAX 13
 typedef struct pg_statement {
     const char *name, *sql;
@@ -35,21 +36,32 @@ typedef struct pg_statement {
     unsigned bin; /* the parameters sent as bytes (bytea), a bit each */
 } pg_statement_t;
 
-/* A large payload is written once (migration 6): args at least this long
- * are kept apart from the rest of the packed form, in the row's `args`
- * (and `args_at`: where they go back), so that the job's changes (a lease,
- * a heartbeat, its outcome) rewrite the rest and leave them alone, stored
- * out of line (TOAST) by PostgreSQL. Shorter args stay inside `doc` (NULL
- * `args`): the row is rewritten whole at every change anyway. */
+/* A large payload is written once (migrations 6 and 8): args at least
+ * this long are kept apart from the rest of the packed form, in
+ * `payloads`, one row per insert of a job (its id and origin; 0 for a
+ * node alone's), written as the job is enqueued and deleted with the job;
+ * its rows in jobs and history hold the rest and `args_at`, where they go
+ * back. So the job's changes (a lease, a heartbeat, its outcome) and its
+ * move to history rewrite the rest and leave the args alone. Shorter args
+ * stay inside `doc` (NULL `args_at`): the row is rewritten whole at every
+ * change anyway. */
 #define PG_ARGS_APART 1024
 /* The packed form whole again, from a row whose columns are named
- * t "doc" and so on (t: "" or an alias and a dot). The row is the disk's:
- * an args_at out of doc's range must not fail the statement (a claim's
+ * t "doc" and so on (t: a table's name or alias and a dot; the lookup
+ * of its payload needs the row's own id). The row is the disk's: an
+ * args_at out of doc's range must not fail the statement (a claim's
  * would fail its whole batch, for ever), so such a row reads as its doc
- * alone, whose CRC then says it is damaged. */
+ * alone, as does one whose payload is missing; its CRC then says it is
+ * damaged. */
 #define PG_DOC(t)                                                                           \
-    "CASE WHEN " t "args IS NOT NULL AND " t "args_at BETWEEN 0 AND length(" t "doc) THEN"   \
-    " overlay(" t "doc PLACING " t "args FROM " t "args_at + 1 FOR 0) ELSE " t "doc END"
+    "CASE WHEN " t "args_at BETWEEN 0 AND length(" t "doc) THEN overlay(" t "doc PLACING"   \
+    " coalesce((SELECT pay.args FROM payloads pay WHERE pay.id = " t "id AND pay.origin ="  \
+    " coalesce(" t "origin, 0)), ''::bytea) FROM " t "args_at + 1 FOR 0) ELSE " t "doc END"
+/* The payloads of the rows a statement deleted for good (not moved):
+ * src gives (id, origin, args_at) rows. */
+#define PG_PAYLOADS_GONE(src)                                                               \
+    "DELETE FROM payloads pay USING (" src ") g(id, origin, at) WHERE g.at IS NOT NULL"     \
+    " AND pay.id = g.id AND pay.origin = coalesce(g.origin, 0)"
 /* history's partitions now (the default one too), by oid, as
  * history_counts keys them (migration 7). */
 #define PG_HISTORY_PARTS "SELECT inhrelid FROM pg_inherits WHERE inhparent = 'history'::regclass"
@@ -68,10 +80,7 @@ typedef struct pg_statement {
     " DO UPDATE SET n=h.n+excluded.n"
 #define PG_OUT(d) "SELECT tableoid,queue,state,-1 FROM " d
 #define PG_IN(i) "SELECT tableoid,queue,state,1 FROM " i
-#define PG_GONE "RETURNING tableoid,queue,state"
-/* The args a write keeps apart (v, or NULL), kept as the row has them when
- * they are the same (their stored value, not a new copy of it). */
-#define PG_ARGS_KEPT(col, v) "CASE WHEN " col " = " v " THEN " col " ELSE " v " END"
+#define PG_GONE "RETURNING tableoid,queue,state,id,origin,args_at"
 extern const pg_statement_t pg_statements[P_COUNT_];
 
 /* Row i of a result to a reader; a nonzero return stops there. */

@@ -101,7 +101,7 @@ int pg_load_active(void *conn, backend_doc_cb cb, void *ud)
 {
     doc_call_t d = { cb, ud };
     return pg_each_row(conn, NULL,
-                    "SELECT " PG_DOC("") ", created_at, id, queue, type FROM jobs WHERE state IN"
+                    "SELECT " PG_DOC("jobs.") ", created_at, id, queue, type FROM jobs WHERE state IN"
                     " ('pending','queued','running','retrying') ORDER BY run_at, created_at, id",
                     0, NULL, NULL, pg_doc_row, &d);
 }

@@ -8,6 +8,12 @@
  * comparisons skip the locale's rules.
  */
 #include "store/postgres_internal.h" /* PG_DOC */
+
+/* Migration 6's reading of a row's args apart, as it was: a migration's
+ * text never changes (8 moved the args to payloads, and PG_DOC with them). */
+#define PG_DOC_6(t)                                                                         \
+    "CASE WHEN " t "args IS NOT NULL AND " t "args_at BETWEEN 0 AND length(" t "doc) THEN"   \
+    " overlay(" t "doc PLACING " t "args FROM " t "args_at + 1 FOR 0) ELSE " t "doc END"
 #include "store/postgres_schema.h"
 
 #include <stddef.h>
@@ -110,10 +116,10 @@ static const char *const migrations[] = {
     "ALTER TABLE jobs ADD COLUMN args bytea, ADD COLUMN args_at integer;"
     "ALTER TABLE history ADD COLUMN args bytea, ADD COLUMN args_at integer;"
     "CREATE OR REPLACE VIEW jobs_all AS"
-    "  SELECT id, queue, type, state, priority, created_at, updated_at, run_at, " PG_DOC("")
+    "  SELECT id, queue, type, state, priority, created_at, updated_at, run_at, " PG_DOC_6("")
     "    AS doc, bkey, owner, token FROM jobs"
     "  UNION ALL SELECT id, queue, type, state, priority, created_at, updated_at, run_at,"
-    "    " PG_DOC("") " AS doc, bkey, NULL::bigint, token FROM history;",
+    "    " PG_DOC_6("") " AS doc, bkey, NULL::bigint, token FROM history;",
     /* 7: history's rows counted as they come and go, per partition (by
      * its oid), so that statistics read the counts, not every finished
      * job (a full count read a day of history at every /v1/stats). The
@@ -162,6 +168,30 @@ static const char *const migrations[] = {
     "  FOR EACH STATEMENT EXECUTE FUNCTION history_count_none();"
     "INSERT INTO history_counts SELECT tableoid, queue, state, 0, count(*) FROM history"
     "  GROUP BY 1, 2, 3;",
+    /* 8: a large payload written once, not twice (postgres_internal.h:
+     * PG_ARGS_APART): a row of history is another table's, and the args
+     * apart in a row of jobs were copied into it as the job moved. Now
+     * they are a row of payloads, one per insert of a job (its id and
+     * origin; 0 for a node alone's, whose rows have none), written with
+     * the enqueue and deleted with the job, which its rows in either
+     * table read by its key. The args already apart move there, and the
+     * column goes (dropping it rewrites nothing). Deletes of large rows
+     * leave dead tuples, so the table is vacuumed as jobs is. */
+    "CREATE TABLE payloads (id text COLLATE \"C\" NOT NULL, origin bigint NOT NULL,"
+    "  args bytea NOT NULL, PRIMARY KEY (id, origin))"
+    "  WITH (autovacuum_vacuum_scale_factor = 0.02, autovacuum_analyze_scale_factor = 0.05,"
+    "  autovacuum_vacuum_insert_scale_factor = 0.05);"
+    "INSERT INTO payloads SELECT id, coalesce(origin, 0), args FROM jobs WHERE args IS NOT NULL"
+    "  ON CONFLICT DO NOTHING;"
+    "INSERT INTO payloads SELECT id, coalesce(origin, 0), args FROM history"
+    "  WHERE args IS NOT NULL ON CONFLICT DO NOTHING;"
+    "CREATE OR REPLACE VIEW jobs_all AS"
+    "  SELECT id, queue, type, state, priority, created_at, updated_at, run_at, "
+    PG_DOC("jobs.") " AS doc, bkey, owner, token FROM jobs"
+    "  UNION ALL SELECT id, queue, type, state, priority, created_at, updated_at, run_at, "
+    PG_DOC("history.") " AS doc, bkey, NULL::bigint, token FROM history;"
+    "ALTER TABLE jobs DROP COLUMN args;"
+    "ALTER TABLE history DROP COLUMN args;",
 };
 
 int postgres_schema_latest(void) { return (int)(sizeof migrations / sizeof migrations[0]); }

@@ -5,7 +5,8 @@
  * pipeline). Alone, a job's row is written as it is; in cluster mode
  * under the node's claim or the token an operator's read saw
  * (cluster_put). Either way a finished job moves to history. Large args go apart
- * from the rest of the packed form (split_doc: migration 6).
+ * from the rest of the packed form, into payloads (split_doc: migrations 6
+ * and 8).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,15 +48,23 @@ static int split_doc(const store_row_t *r, split_t *sp)
     return 0;
 }
 
-/* The doc, args and args_at parameters (at vals[d], vals[g], vals[g + 1]). */
+/* The doc and args_at parameters (at vals[d] and vals[g]). */
 static void split_params(const store_row_t *r, const split_t *sp, const char **vals, int *lens,
                          int d, int g)
 {
     vals[d] = sp->rest ? sp->rest : r->doc;
     lens[d] = sp->rest ? sp->rest_len : (int)r->doc_len;
-    vals[g] = sp->rest ? (const char *)r->doc + r->args.at : NULL;
-    lens[g] = sp->rest ? sp->args_len : 0;
-    vals[g + 1] = sp->rest ? sp->at : NULL;
+    vals[g] = sp->rest ? sp->at : NULL;
+}
+
+/* The payload apart (sp->rest set) of a write, by statement `which`
+ * (P_PAYLOAD, _KEEP or _MINE: postgres_statements.c) under its origin. */
+static int put_payload(pg_t *c, const store_row_t *r, const split_t *sp, int which,
+                       const char *origin)
+{
+    const char *vals[3] = { r->id, origin, (const char *)r->doc + r->args.at };
+    int lens[3] = { 0, 0, sp->args_len };
+    return pg_run(c, which, vals, lens, NULL);
 }
 
 /* Cluster mode: a change of a job this node holds (under its token), or
@@ -70,9 +79,9 @@ static int cluster_put(pg_t *c, const store_row_t *r, const char *prio, const ch
     bool done = finished(r->state), live = r->was && !finished(r->was);
     int which = r->token ? (done ? (r->again ? P_FENCED_DONE_AGAIN : P_FENCED_DONE) : P_FENCED)
                          : (!done && live ? P_FREE_PUT : P_FREE_ANY);
-    const char *vals[10] = { r->id, r->state, prio, updated, run_at, NULL, token,
-                             which == P_FREE_ANY ? (done ? "t" : "f") : node };
-    int lens[10] = { 0 };
+    const char *vals[9] = { r->id, r->state, prio, updated, run_at, NULL, token,
+                            which == P_FREE_ANY ? (done ? "t" : "f") : node };
+    int lens[9] = { 0 };
     split_t sp;
     if (split_doc(r, &sp) != 0)
         return pg_fail(c, "out of memory", NULL);
@@ -94,9 +103,9 @@ int pg_put_job(void *conn, const store_row_t *r)
         return cluster_put(c, r, prio, updated, run_at);
     char origin[24];
     snprintf(origin, sizeof origin, "%lld", (long long)r->origin);
-    const char *vals[13] = { r->id, r->queue, r->type, r->state, prio, created, updated, run_at,
+    const char *vals[12] = { r->id, r->queue, r->type, r->state, prio, created, updated, run_at,
                              NULL, r->bkey, origin };
-    int lens[13] = { 0 };
+    int lens[12] = { 0 };
     bool in_jobs = r->fresh || (r->was && !finished(r->was));
     int which = c->cluster             ? (r->again ? P_INSERT_AGAIN : P_INSERT)
                 : !finished(r->state)  ? (in_jobs ? P_PUT : P_PUT_ANY)
@@ -105,9 +114,14 @@ int pg_put_job(void *conn, const store_row_t *r)
     split_t sp;
     if (split_doc(r, &sp) != 0)
         return pg_fail(c, "out of memory", NULL);
-    /* An enqueue's origin is $11, its args $12 and $13; a put has none. */
+    /* An enqueue's origin is $11, its args_at $12; a put has no origin. */
     split_params(r, &sp, vals, lens, 8, c->cluster ? 11 : 10);
-    int rc = pg_run(c, which, vals, lens, r->refused);
+    int rc = sp.rest && !c->cluster
+                 ? put_payload(c, r, &sp, r->was ? P_PAYLOAD_KEEP : P_PAYLOAD, "0") : 0;
+    if (rc == 0)
+        rc = pg_run(c, which, vals, lens, r->refused);
+    if (rc == 0 && sp.rest && c->cluster)
+        rc = put_payload(c, r, &sp, P_PAYLOAD_MINE, origin);
     free(sp.rest);
     if (rc == 0 && c->cluster && pg_dupes_note(&c->dupes, r) != 0)
         return pg_fail(c, "out of memory", NULL);

@@ -141,3 +141,24 @@ def history_parts(postgres, url):
 def rows(postgres, url, sql):
     """sql's rows in the database at url (Postgres.psql)."""
     return postgres.psql(sql, db=url.rsplit("/", 1)[1])
+
+
+def _doc_6(t):
+    """Schema 6's reading of a row's args apart (postgres_schema.c)."""
+    return (f"CASE WHEN {t}args IS NOT NULL AND {t}args_at BETWEEN 0 AND length({t}doc) THEN"
+            f" overlay({t}doc PLACING {t}args FROM {t}args_at + 1 FOR 0) ELSE {t}doc END")
+
+
+def undo_schema_8(postgres, url):
+    """The database at url as schema 7 left it: each job's args apart in
+    its own row (a column, args), no payloads table."""
+    back = " ".join(f"UPDATE {t} j SET args = p.args FROM payloads p WHERE p.id = j.id AND"
+                    f" p.origin = coalesce(j.origin, 0);" for t in ("jobs", "history"))
+    rows(postgres, url,
+         "DROP VIEW jobs_all; ALTER TABLE jobs ADD COLUMN args bytea;"
+         " ALTER TABLE history ADD COLUMN args bytea; " + back +
+         " CREATE VIEW jobs_all AS SELECT id, queue, type, state, priority, created_at,"
+         f" updated_at, run_at, {_doc_6('')} AS doc, bkey, owner, token FROM jobs"
+         " UNION ALL SELECT id, queue, type, state, priority, created_at, updated_at, run_at,"
+         f" {_doc_6('')} AS doc, bkey, NULL::bigint, token FROM history;"
+         " DROP TABLE payloads; DELETE FROM schema_migrations WHERE version >= 8")

@@ -408,16 +408,18 @@ def test_an_idempotent_id_run_on_another_node_during_an_enqueue_stays_one_job(
     meanwhile enqueues, runs and finishes the same id, whose row leaves
     jobs for history: b's insert then finds no conflict in jobs, and its
     check of history before the commit must undo it (one job, b answers
-    409 as for any id another node's enqueue took first)."""
+    409 as for any id another node's enqueue took first). Its payload
+    goes with it: the job keeps a's."""
     url = postgres.new_database()
     base = {"JOBQ_CLUSTER": "true", "JOBQ_NODE_TTL": "10s", "JOBQ_CLAIM_POLL": "100ms"}
     a = pg_server(env=base, url=url)
     b = pg_server(env={**base, "JOBQ_FAULT_STEP_DELAY_MS": "1500"}, url=url)
     for node in (a, b):
         wait_ready(node)
-    spec = {"id": "twice", "type": "t", "queue": "q"}
+    spec = {"id": "twice", "type": "t", "queue": "q", "args": {"from": "a" * 2000}}
     late = []
-    t = threading.Thread(target=lambda: late.append(b.post("/v1/jobs", spec)))
+    t = threading.Thread(target=lambda: late.append(
+        b.post("/v1/jobs", {**spec, "args": {"from": "b" * 2000}})))
     t.start()
     time.sleep(0.3)  # b has read the id and waits to begin its batch
     assert a.post("/v1/jobs", spec).status_code == 201
@@ -427,6 +429,8 @@ def test_an_idempotent_id_run_on_another_node_during_an_enqueue_stays_one_job(
     t.join()
     assert_problem(late[0], 409, "conflict")
     assert rows(postgres, url, "SELECT count(*) FROM jobs_all WHERE id='twice'") == [["1"]]
+    assert rows(postgres, url, "SELECT count(*) FROM payloads") == [["1"]]
+    assert b.job("twice")["args"] == spec["args"]
 
 
 def test_a_killed_nodes_leases_come_back(cluster, postgres):

@@ -66,7 +66,8 @@ def test_finished_jobs_leave_for_history_whose_partitions_retention_drops(cluste
 def test_a_short_retention_makes_no_partitions(cluster, postgres):
     """A kind whose eighth of retention is under JOBQ_HISTORY_PARTITION_MIN
     gets no partitions (DDL every second cost more than the deletes): its
-    jobs wait in the default partition, deleted one by one."""
+    jobs wait in the default partition, deleted one by one, their
+    payloads with them."""
     (a, b), url = cluster(2, env={"JOBQ_RETAIN_COMPLETED": "2s", "JOBQ_RETAIN_FAILED": "1h",
                                   "JOBQ_CACHE_TTL_MS": "0"})
     end = time.time() + 10
@@ -74,29 +75,33 @@ def test_a_short_retention_makes_no_partitions(cluster, postgres):
             and time.time() < end:
         time.sleep(0.1)
     assert not any(p.startswith("history_c_") for p in history_parts(postgres, url))
-    a.enqueue(id="done2", queue="q")
+    a.enqueue(id="done2", queue="q", args={"big": "x" * 2000})
     j = lease_one(b)
     assert b.post("/v1/jobs/done2/complete", {"lease_id": j["lease_id"]}).status_code == 200
     assert rows(postgres, url, "SELECT tableoid::regclass::text FROM history") == \
         [["history_default"]]
+    assert rows(postgres, url, "SELECT id FROM payloads") == [["done2"]]
     assert a.get("/v1/stats").json()["counts"]["completed"] == 1
     end = time.time() + 10
     while a.get("/v1/jobs/done2").status_code != 404 and time.time() < end:
         time.sleep(0.2)
     assert rows(postgres, url, "SELECT count(*) FROM jobs_all") == [["0"]]
+    assert rows(postgres, url, "SELECT count(*) FROM payloads") == [["0"]]
     assert a.get("/v1/stats").json()["counts"]["completed"] == 0  # counted out as deleted
 
 
 def test_a_finished_job_retried_comes_back_from_history(cluster, postgres):
     """An operator's retry of a failed job moves it back to the hot table,
     where any node can claim it; a delete of a finished job takes it from
-    history; both conditioned on the token they read, as in jobs."""
+    history; both conditioned on the token they read, as in jobs. Its
+    args apart stay in one row of payloads throughout, and go with it."""
     (a, b), url = cluster(2, env={"JOBQ_CACHE_TTL_MS": "0"})
 
     def counts():
         c = a.get("/v1/stats").json()["counts"]
         return c["queued"], c["failed"], c["completed"]
-    a.enqueue(id="dead2", queue="q")
+    big = {"big": "y" * 2000}
+    a.enqueue(id="dead2", queue="q", args=big)
     j = lease_one(b)
     r = b.post("/v1/jobs/dead2/fail", {"lease_id": j["lease_id"],
                                        "error": {"type": "validation", "message": "bad"}})
@@ -109,13 +114,16 @@ def test_a_finished_job_retried_comes_back_from_history(cluster, postgres):
     assert rows(postgres, url, "SELECT count(*) FROM history") == [["0"]]
     assert counts() == (1, 0, 0)
     j = lease_one(b)
-    assert j["id"] == "dead2"
+    assert j["id"] == "dead2" and j["args"] == big
     assert b.post("/v1/jobs/dead2/complete", {"lease_id": j["lease_id"]}).status_code == 200
     assert rows(postgres, url, "SELECT id, state FROM history") == [["dead2", "completed"]]
     assert a.job("dead2")["errors"][0]["type"] == "validation"  # its history came along
+    assert a.job("dead2")["args"] == big
+    assert rows(postgres, url, "SELECT id FROM payloads") == [["dead2"]]
     assert counts() == (0, 0, 1)
     assert a.req("DELETE", "/v1/jobs/dead2").status_code == 204
     assert rows(postgres, url, "SELECT count(*) FROM jobs_all") == [["0"]]
+    assert rows(postgres, url, "SELECT count(*) FROM payloads") == [["0"]]
     assert counts() == (0, 0, 0)
 
 
