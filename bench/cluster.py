@@ -227,11 +227,13 @@ def ab(pgc, other, jobs, rounds, proto="http", retain=None, statements=False, se
     who = "one cluster node" if setup == "1 node" else "one jobq alone"
     print(f"{proto.upper()} 4 + 4, {who}, fsync, {jobs} jobs per run, median of "
           f"{rounds}" + (f", JOBQ_RETAIN_COMPLETED={retain}" if retain else "") + "\n")
-    print("| jobq | jobs/s | jobq CPU us/job | PostgreSQL CPU us/job |")
-    print("| --- | --- | --- | --- |")
+    print("| jobq | jobs/s | jobq CPU us/job | PostgreSQL CPU us/job | runs (jobs/s) |")
+    print("| --- | --- | --- | --- | --- |")
     for k, rs in res.items():
         med = lambda key: statistics.median(x[key] for x in rs)  # noqa: E731
-        print(f"| {k} | {med('jobs/s'):,.0f} | {med('jobq us'):.0f} | {med('pg us'):.0f} |")
+        runs = " / ".join(f"{x['jobs/s']:,.0f}" for x in rs)
+        print(f"| {k} | {med('jobs/s'):,.0f} | {med('jobq us'):.0f} | {med('pg us'):.0f}"
+              f" | {runs} |")
     for k, rows in top.items():
         if rows:
             print(f"\n{k}, last round: calls | total ms | mean us | statement")
