@@ -1,6 +1,7 @@
 """A fresh jobq for a benchmark: build/jobq on a free loopback port with its
 own data folder, none of the caller's JOBQ_* settings, logging at warn.
 Shared by the Python benchmarks in bench/ (import jobq_server)."""
+import json
 import os
 import shutil
 import signal
@@ -23,6 +24,16 @@ def builds(args):
         found.append((args[1], os.path.abspath(args[1])))
         args = args[2:]
     return found, args
+
+
+def call(url, path, body=None, timeout=60):
+    """An HTTP call to jobq: POST body as JSON (GET without one); the
+    reply's JSON, or None when it has no body. A 4xx or 5xx raises."""
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url + path, data=data, method="POST" if data else "GET",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        return json.loads(r.read() or b"null")
 
 
 def free_port():

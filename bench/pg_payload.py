@@ -5,9 +5,10 @@ and one cluster node, each on a new database of one throwaway PostgreSQL
 (tests/integration/pg.py): JOBS jobs enqueued, each leased, given
 HEARTBEATS heartbeats and completed, one at a time over HTTP. Reported per
 job: WAL bytes of the whole life, WAL bytes a heartbeat, and the bytes the
-tables (`jobs`, `history`, `payloads`, with their TOAST) hold at the end; and of all the updates of
-`jobs`, how many were HOT (no index touched: every heartbeat should be). Args are random base64 text,
-which compresses little, as real payloads often do.
+tables (`jobs`, `history`, `payloads`, with their TOAST) hold at the end;
+and of all the updates of `jobs`, how many were HOT (no index touched:
+every heartbeat should be). Args are random base64 text, which compresses
+little, as real payloads often do.
 
 With --ab OTHER_JOBQ, the same for another jobq binary (built from another
 commit), alternating build by build; WAL bytes repeat closely run to run
@@ -18,27 +19,19 @@ Usage: bench/pg_payload.py [--ab OTHER_JOBQ] [JOBS] [HEARTBEATS]
 Needs build/jobq and postgresql. Each server is stopped by its own pid;
 the PostgreSQL cluster is stopped at the end."""
 import base64
-import json
 import os
 import sys
 import time
-import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
 import jobq_server  # noqa: E402
+from jobq_server import call  # noqa: E402
 from pg import Postgres  # noqa: E402
 
 SIZES = [100, 2 * 1024, 64 * 1024, 512 * 1024]
 SETUPS = {"alone": {}, "1 node": {"JOBQ_CLUSTER": "true", "JOBQ_CLAIM_POLL": "100ms"}}
-
-
-def call(url, path, body):
-    req = urllib.request.Request(url + path, data=json.dumps(body).encode(), method="POST",
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=60) as r:
-        return json.loads(r.read() or b"null")
 
 
 def wal(pgc, db):

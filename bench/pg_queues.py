@@ -12,25 +12,17 @@ With --ab OTHER_JOBQ, the same for another jobq binary, alternating.
 Usage: bench/pg_queues.py [--ab OTHER_JOBQ] [LEASES]   (default 200)
 Needs build/jobq and postgresql. Each server is stopped by its own pid;
 the PostgreSQL cluster is stopped at the end."""
-import json
 import os
 import statistics
 import sys
 import time
-import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
 import jobq_server  # noqa: E402
+from jobq_server import call  # noqa: E402
 from pg import Postgres  # noqa: E402
-
-
-def call(url, path, body):
-    req = urllib.request.Request(url + path, method="POST", data=json.dumps(body).encode(),
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=60) as r:
-        return json.loads(r.read() or b"null")
 
 
 def run(pgc, binary, nqueues, leases):

@@ -17,12 +17,10 @@ other.
 Usage: bench/pg_stats.py [--ab OTHER_JOBQ] [ROWS]   (default 500000)
 Needs build/jobq and postgresql. Each server is stopped by its own pid;
 the PostgreSQL cluster is stopped at the end."""
-import json
 import os
 import statistics
 import sys
 import time
-import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -32,11 +30,7 @@ from pg import Postgres  # noqa: E402
 
 
 def call(url, path, body=None):
-    req = urllib.request.Request(url + path, method="POST" if body is not None else "GET",
-                                 data=json.dumps(body).encode() if body is not None else None,
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=300) as r:
-        return json.loads(r.read() or b"null")
+    return jobq_server.call(url, path, body, timeout=300)  # a batch into a deep history
 
 
 def run(pgc, binary, rows):

@@ -399,7 +399,7 @@ int pg_claim(void *conn, const backend_claim_t *q, backend_doc_cb cb, void *ud)
     const char *vals[8] = { queues.p, max, me, caps.p, tn.p, tc.p, kn.p, kc.p };
     static const Oid types[8] = { 25, 23, 20, 25, 25, 25, 25, 25 };
     int n = limited(q) ? 8 : q->caps ? 4 : 3;
-    int rc = pg_pipe_docs(c, name, sql, n, types, vals, (doc_call_t){ cb, ud });
+    int rc = pg_pipe_rows(c, name, sql, n, types, vals, (doc_call_t){ cb, ud });
     free(sql);
     sbuf_free(&queues);
     sbuf_free(&caps);

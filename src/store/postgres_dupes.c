@@ -111,7 +111,7 @@ int pg_dupes_check(pg_t *c)
     snprintf(from, sizeof from, "%zu", d->from);
     const char *vals[4] = { d->ids.p, d->origins.p, since, from };
     static const Oid types[4] = { 1009, 1016, 20, 20 }; /* text[], int8[], int8, int8 */
-    int rc = pg_pipe_docs(c, "dupes", dupes_sql, 4, types, vals,
+    int rc = pg_pipe_rows(c, "dupes", dupes_sql, 4, types, vals,
                           (doc_call_t){ .ud = d, .fn = undone });
     d->from = d->n; /* libpq has copied the arrays: the next check starts new ones */
     d->ids.len = d->origins.len = 0;

@@ -1,7 +1,8 @@
 /*
  * postgres_internal: what the PostgreSQL backend's files share: a
- * connection's state and the helpers that run statements on it
- * (postgres.c; every wait on the server is postgres_io.c's, bounded) and
+ * connection's state (postgres.c) and the helpers that run statements on
+ * it (postgres_pipe.c; every wait on the server is postgres_io.c's,
+ * bounded) and
  * the statements they prepare (postgres_statements.c),
  * used by its writes (postgres_write.c), its reads (postgres_read.c),
  * cluster mode's statements (postgres_cluster.c), history's partitions
@@ -145,6 +146,24 @@ PGresult *pgio_result(PGconn *db, int64_t ms, bool *cut);
  * kept, else the last result. */
 PGresult *pgio_last(PGconn *db, int sent, int64_t ms, bool *cut);
 
+/* postgres.c: a session's lifecycle. A command's result, freed: 0 if it
+ * succeeded (with rows or without), else -1 with the error kept. */
+int pg_settle(pg_t *c, PGresult *r, const char *what);
+/* The session's prepared statements (the writer's, or a reader's one),
+ * once a session. */
+int pg_prepare_all(pg_t *c);
+/* The session made again, with its settings, lock and statements; or,
+ * pg_revive, only if it broke (and not inside a transaction, whose work
+ * is gone: -1, the caller starts over). */
+int pg_reconnect(pg_t *c);
+int pg_revive(pg_t *c);
+
+/* postgres_pipe.c: out of pipeline mode, every result read (before a
+ * read inside a transaction, a commit, a rollback); and a command with no
+ * parameters sent into the pipeline (BEGIN, COMMIT). */
+int pg_unpipe(pg_t *c);
+int pg_send_plain(pg_t *c, const char *sql);
+
 /* A new session with jobq's settings and bounded waits (brief: a 2 s
  * connect and a 5 s TCP timeout, for the wake-ups' session), or NULL with
  * err. */
@@ -174,9 +193,9 @@ int pg_each_row(pg_t *c, const char *name, const char *sql, int n, const Oid *ty
  * trip for a whole batch, claims included. Rows of a transaction that then
  * fails reach the callback too (a retry takes back what it took: backend.h,
  * held). Outside a transaction, as pg_each_row. */
-int pg_pipe_docs(pg_t *c, const char *name, const char *sql, int n, const Oid *types,
+int pg_pipe_rows(pg_t *c, const char *name, const char *sql, int n, const Oid *types,
                  const char *const *vals, doc_call_t call);
-/* Whether statement `name` is prepared on this session (pg_pipe_docs):
+/* Whether statement `name` is prepared on this session (pg_pipe_rows):
  * its text is then not needed (NULL will do). */
 bool pg_extra_known(const pg_t *c, const char *name);
 /* A statement whose rows do not matter, in the pipeline inside a
