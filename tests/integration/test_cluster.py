@@ -433,6 +433,39 @@ def test_an_idempotent_id_run_on_another_node_during_an_enqueue_stays_one_job(
     assert b.job("twice")["args"] == spec["args"]
 
 
+def test_a_claim_never_takes_an_insert_its_batch_undoes(pg_server, postgres):
+    """As above, with a worker waiting on b for the queue: b's batch (the
+    one after a slow one) holds its insert of the id and the worker's
+    claim, queued after it. A claim must come after the check of
+    the batch's inserts against history, or it would hand the worker a job
+    the check then undoes (a job that is not there)."""
+    url = postgres.new_database()
+    base = {"JOBQ_CLUSTER": "true", "JOBQ_NODE_TTL": "10s", "JOBQ_CLAIM_POLL": "100ms"}
+    a = pg_server(env=base, url=url)
+    b = pg_server(env={**base, "JOBQ_FAULT_STEP_DELAY_MS": "1500"}, url=url)
+    for node in (a, b):
+        wait_ready(node)
+    spec = {"id": "undone", "type": "t", "queue": "u"}
+    late, waited = [], []
+    slow = threading.Thread(target=lambda: b.post("/v1/jobs", {"type": "t", "queue": "w"}))
+    slow.start()
+    time.sleep(0.3)  # b's batch of the other job is under way
+    t = threading.Thread(target=lambda: late.append(b.post("/v1/jobs", spec)))
+    t.start()
+    time.sleep(0.3)  # b has read the id and queued its insert for the next batch
+    worker = threading.Thread(target=lambda: waited.append(b.lease(queues=["u"], wait_ms=9000)))
+    worker.start()  # its claim queued after the insert
+    assert a.post("/v1/jobs", spec).status_code == 201
+    j = a.lease(queues=["u"], wait_ms=2000)[0]
+    assert a.post("/v1/jobs/undone/complete", {"lease_id": j["lease_id"]}).status_code == 200
+    for th in (slow, t, worker):
+        th.join()
+    assert_problem(late[0], 409, "conflict")
+    assert waited == [[]], waited
+    assert rows(postgres, url, "SELECT id, state FROM jobs_all WHERE queue = 'u'") == \
+        [["undone", "completed"]]
+
+
 def test_a_killed_nodes_leases_come_back(cluster, postgres):
     (a, b, c), url = cluster(3)
     for i in range(5):
