@@ -36,8 +36,12 @@ D: retention at work during the run (steady state), not a day later.
 round (pg_stat_statements: calls, total and mean execution time). --alone
 runs one jobq alone (not in cluster mode) instead of a cluster node.
 
-Usage: bench/cluster.py [--sweep | --limits | --ab OTHER_JOBQ [--fwp] [--retain D]
-                        [--statements] [--alone]] [JOBS] [ROUNDS]
+With --commit-wait, instead: HTTP 4 + 4 on one cluster node with its
+commits synchronous (fsync) and not (memory), beside the yardstick: how
+much of one job a call is the wait for the commit's flush.
+
+Usage: bench/cluster.py [--sweep | --limits | --commit-wait | --ab OTHER_JOBQ [--fwp]
+                        [--retain D] [--statements] [--alone]] [JOBS] [ROUNDS]
        (defaults 20000, 3)
 Needs build/jobq, build/bench/{loadgen,fwpgen,pgqueue} and postgresql.
 Every client is bounded by --max-seconds; servers are stopped by their own
@@ -213,6 +217,27 @@ def top_statements(pgc, n=8):
                     " FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT %d" % n)
 
 
+def commit_wait(pgc, jobs, rounds):
+    """What one job a call waits on: HTTP 4 + 4 on one cluster node with
+    its commits synchronous (fsync) and not (memory: PostgreSQL's
+    synchronous_commit off), alternating, beside the yardstick."""
+    print(f"HTTP 4 + 4, one cluster node, {jobs} jobs per run, median of {rounds}\n")
+    print("| commits | jobs/s | jobq CPU us/job | PostgreSQL CPU us/job | commits/job |"
+          " runs (jobs/s) |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    res = {"fsync": [], "memory": [], "SKIP LOCKED queue": []}
+    for _ in range(rounds):
+        for d in ("fsync", "memory"):
+            res[d].append(one_run(pgc, "1 node", "http", 4, 4, jobs,
+                                  extra={"JOBQ_DURABILITY": d}))
+        res["SKIP LOCKED queue"].append(yardstick(pgc, 4, 4, jobs))
+    for k, rs in res.items():
+        med = lambda key: statistics.median(x[key] for x in rs) if key in rs[0] else 0  # noqa
+        runs = " / ".join(f"{x['jobs/s']:,.0f}" for x in rs)
+        print(f"| {k} | {med('jobs/s'):,.0f} | {med('jobq us'):.0f} | {med('pg us'):.0f} |"
+              f" {med('xacts'):.2f} | {runs} |")
+
+
 def ab(pgc, other, jobs, rounds, proto="http", retain=None, statements=False, setup="1 node"):
     bins = {"this build": jobq_server.BIN, other: other}
     res = {k: [] for k in bins}
@@ -256,7 +281,7 @@ def main():
         other = argv[i + 1]
         del argv[i:i + 2]
     args = [a for a in argv if a not in ("--sweep", "--limits", "--fwp", "--statements",
-                                         "--alone")]
+                                         "--alone", "--commit-wait")]
     jobs = int(args[0]) if args else 20000
     rounds = int(args[1]) if len(args) > 1 else 3
     pgc = Postgres("-c shared_preload_libraries=pg_stat_statements")
@@ -269,6 +294,8 @@ def main():
                       "--statements" in argv, "alone" if "--alone" in argv else "1 node")
         if "--limits" in sys.argv:
             return limits(pgc, jobs, rounds)
+        if "--commit-wait" in sys.argv:
+            return commit_wait(pgc, jobs, rounds)
         print(f"jobq cluster mode on PostgreSQL, fsync, {jobs} jobs per run, median of "
               f"{rounds}\n")
         print("| scenario | set-up | jobs/s | jobq CPU us/job | PostgreSQL CPU us/job | "
