@@ -519,7 +519,8 @@ class Workload:
     """Producers and workers over HTTP, one worker per node, recording what
     each node acknowledged: enqueues, and every lease as an interval from
     its grant to the last call its node answered for it (a completion, or
-    nothing when the node died)."""
+    nothing when the node died). Every 4th job's args are kept apart (a
+    payload, schema 8)."""
 
     def __init__(self, nodes):
         self.nodes = nodes
@@ -537,12 +538,14 @@ class Workload:
         while not self.stop.is_set() and i < 400:
             node = self.nodes[i % len(self.nodes)]
             jid = f"m{i}"
+            spec = {"id": jid, "type": "t", "queue": "q", "timeout_ms": 5000}
+            if i % 4 == 0:
+                spec["args"] = {"big": jid * (1500 // len(jid))}
             i += 1
             try:
                 # A lease a worker walked away from (its call failed) runs out
                 # in 5 s, so the drain finds the job again.
-                r = node.post("/v1/jobs", {"id": jid, "type": "t", "queue": "q",
-                                           "timeout_ms": 5000}, timeout=5)
+                r = node.post("/v1/jobs", spec, timeout=5)
             except Exception:
                 continue
             if r.status_code in (200, 201):
@@ -623,6 +626,17 @@ class Workload:
         assert set(self.completed) <= set(stored)
         for jid in self.enqueued:
             assert stored.get(jid) == "completed", (jid, stored.get(jid))
+        # Every row with args apart has its payload, under its own insert,
+        # and no payload is left without its job (a retried or undone
+        # insert, a moved job).
+        apart = rows(postgres, url, "SELECT j.id, p.id IS NOT NULL FROM (SELECT id, origin,"
+                     " args_at FROM jobs UNION ALL SELECT id, origin, args_at FROM history) j"
+                     " LEFT JOIN payloads p ON p.id = j.id AND p.origin = coalesce(j.origin, 0)"
+                     " WHERE j.args_at IS NOT NULL")
+        assert all(has == "t" for _, has in apart), apart
+        assert {jid for jid, _ in apart} == {j for j in stored if int(j[1:]) % 4 == 0}
+        assert rows(postgres, url, "SELECT count(*) FROM payloads p WHERE NOT EXISTS"
+                    " (SELECT 1 FROM jobs_all j WHERE j.id = p.id)") == [["0"]]
         by_job = {}
         for jid, lease, k, s, e in self.intervals:
             by_job.setdefault(jid, []).append((s, e, lease, k))
