@@ -88,11 +88,7 @@ def hot_updates(pgc, db):
 
 
 def main():
-    args = sys.argv[1:]
-    builds = [("this", jobq_server.BIN)]
-    if args[:1] == ["--ab"]:
-        builds.append(("other", os.path.abspath(args[1])))
-        args = args[2:]
+    builds, args = jobq_server.builds(sys.argv[1:])
     jobs = int(args[0]) if args else 20
     beats = int(args[1]) if len(args) > 1 else 10
     pgc = Postgres()

@@ -60,8 +60,8 @@ static int purge_row(const PGresult *r, int row, void *ud)
 }
 
 /* Collects first and deletes after, as the SQLite backend does; the
- * scan reads jobs (finished rows there: written by a node alone, or
- * before history), and history goes by partitions. */
+ * scan reads jobs (finished rows there: written before history, or by
+ * a node alone before schema 7), and history goes by partitions. */
 int pg_purge(void *conn, const store_purge_t *p, backend_id_cb cb, void *ud,
                     store_purged_t *out)
 {
@@ -101,8 +101,9 @@ int pg_load_active(void *conn, backend_doc_cb cb, void *ud)
 {
     doc_call_t d = { cb, ud };
     return pg_each_row(conn, NULL,
-                    "SELECT " PG_DOC("jobs.") ", created_at, id, queue, type FROM jobs WHERE state IN"
-                    " ('pending','queued','running','retrying') ORDER BY run_at, created_at, id",
+                    "SELECT " PG_DOC("jobs.") ", created_at, id, queue, type FROM jobs"
+                    " WHERE state IN ('pending','queued','running','retrying')"
+                    " ORDER BY run_at, created_at, id",
                     0, NULL, NULL, pg_doc_row, &d);
 }
 
@@ -140,8 +141,8 @@ int pg_load_queues(void *conn, backend_queue_cb cb, void *ud)
  * partitions it has: a partition dropped leaves its counts behind until
  * the next upkeep deletes them (postgres_history.c). One statement, so
  * one snapshot: a job moving between the tables is counted once. jobs
- * holds the live jobs of a cluster (a node alone keeps its finished ones
- * there too, and counts them here row by row). */
+ * holds the live jobs (and finished ones written before schema 7 by a
+ * node alone, counted here row by row until retention deletes them). */
 int pg_count_states(void *conn, backend_count_cb cb, void *ud)
 {
     any_call_t a = { (void (*)(void))cb, ud };

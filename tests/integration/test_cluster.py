@@ -402,6 +402,19 @@ def test_an_idempotent_id_sent_to_two_nodes_makes_one_job(cluster, postgres):
     assert rows(postgres, url, "SELECT count(*) FROM jobs_all WHERE id='race'") == [["1"]]
 
 
+def slowed_pair(pg_server, postgres):
+    """Two nodes on a new database, the second's every transaction step
+    delayed 1.5 s (JOBQ_FAULT_STEP_DELAY_MS): a window the first can act in
+    between the second's read of an id and its batch."""
+    url = postgres.new_database()
+    base = {"JOBQ_CLUSTER": "true", "JOBQ_NODE_TTL": "10s", "JOBQ_CLAIM_POLL": "100ms"}
+    a = pg_server(env=base, url=url)
+    b = pg_server(env={**base, "JOBQ_FAULT_STEP_DELAY_MS": "1500"}, url=url)
+    for node in (a, b):
+        wait_ready(node)
+    return (a, b), url
+
+
 def test_an_idempotent_id_run_on_another_node_during_an_enqueue_stays_one_job(
         pg_server, postgres):
     """b looks the id up (nothing there) and is slow to insert it; a
@@ -410,12 +423,7 @@ def test_an_idempotent_id_run_on_another_node_during_an_enqueue_stays_one_job(
     check of history before the commit must undo it (one job, b answers
     409 as for any id another node's enqueue took first). Its payload
     goes with it: the job keeps a's."""
-    url = postgres.new_database()
-    base = {"JOBQ_CLUSTER": "true", "JOBQ_NODE_TTL": "10s", "JOBQ_CLAIM_POLL": "100ms"}
-    a = pg_server(env=base, url=url)
-    b = pg_server(env={**base, "JOBQ_FAULT_STEP_DELAY_MS": "1500"}, url=url)
-    for node in (a, b):
-        wait_ready(node)
+    (a, b), url = slowed_pair(pg_server, postgres)
     spec = {"id": "twice", "type": "t", "queue": "q", "args": {"from": "a" * 2000}}
     late = []
     t = threading.Thread(target=lambda: late.append(
@@ -439,12 +447,7 @@ def test_a_claim_never_takes_an_insert_its_batch_undoes(pg_server, postgres):
     claim, queued after it. A claim must come after the check of
     the batch's inserts against history, or it would hand the worker a job
     the check then undoes (a job that is not there)."""
-    url = postgres.new_database()
-    base = {"JOBQ_CLUSTER": "true", "JOBQ_NODE_TTL": "10s", "JOBQ_CLAIM_POLL": "100ms"}
-    a = pg_server(env=base, url=url)
-    b = pg_server(env={**base, "JOBQ_FAULT_STEP_DELAY_MS": "1500"}, url=url)
-    for node in (a, b):
-        wait_ready(node)
+    (a, b), url = slowed_pair(pg_server, postgres)
     spec = {"id": "undone", "type": "t", "queue": "u"}
     late, waited = [], []
     slow = threading.Thread(target=lambda: b.post("/v1/jobs", {"type": "t", "queue": "w"}))
